@@ -1,0 +1,99 @@
+"""What a program is, apart from any device it is loaded on: ``ProgramSpec``.
+
+A spec holds the instructions as the object file defines them, with ``lddw`` map references
+left symbolic (``MapReference`` records name the map); a device resolves them to its own map
+handles at load time, and a snapshot stores the spec unchanged so it can be re-resolved on
+another device. Program types follow ``enum bpf_prog_type`` of the Linux uAPI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from .isa.instruction import Instruction
+from .isa.opcodes import PseudoSrc
+
+
+class ProgType(IntEnum):
+    """``enum bpf_prog_type`` (the ones an object file commonly names)."""
+
+    UNSPEC = 0
+    SOCKET_FILTER = 1
+    KPROBE = 2
+    SCHED_CLS = 3
+    SCHED_ACT = 4
+    TRACEPOINT = 5
+    XDP = 6
+    PERF_EVENT = 7
+    CGROUP_SKB = 8
+    CGROUP_SOCK = 9
+    LWT_IN = 10
+    LWT_OUT = 11
+    LWT_XMIT = 12
+    SOCK_OPS = 13
+    SK_SKB = 14
+    CGROUP_DEVICE = 15
+    SK_MSG = 16
+    RAW_TRACEPOINT = 17
+    CGROUP_SOCK_ADDR = 18
+    LWT_SEG6LOCAL = 19
+    LIRC_MODE2 = 20
+    SK_REUSEPORT = 21
+    FLOW_DISSECTOR = 22
+    CGROUP_SYSCTL = 23
+    RAW_TRACEPOINT_WRITABLE = 24
+    CGROUP_SOCKOPT = 25
+    TRACING = 26
+    STRUCT_OPS = 27
+    EXT = 28
+    LSM = 29
+    SK_LOOKUP = 30
+    SYSCALL = 31
+    NETFILTER = 32
+
+
+class ProgFlags(IntEnum):
+    """``prog_flags`` of BPF_PROG_LOAD that matter here."""
+
+    NONE = 0
+    XDP_HAS_FRAGS = 1 << 5
+
+
+@dataclass(frozen=True, slots=True)
+class MapReference:
+    """An ``lddw`` at slot ``slot`` that refers to the map ``map_name``.
+
+    ``kind`` is MAP_FD (the map itself) or MAP_VALUE (an address inside the value of a
+    single-entry array, global data), ``offset`` the byte offset for MAP_VALUE.
+    """
+
+    slot: int
+    map_name: str
+    kind: PseudoSrc = PseudoSrc.MAP_FD
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LineInfo:
+    """Source position of the instruction at ``slot`` (from ``.BTF.ext``)."""
+
+    slot: int
+    file: str
+    line: int
+    column: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramSpec:
+    """A program ready to be loaded on any device: instructions plus symbolic references."""
+
+    name: str
+    type: ProgType
+    instructions: tuple[Instruction, ...]
+    license: str = ""
+    section: str = ""
+    flags: int = 0
+    map_refs: tuple[MapReference, ...] = field(default=())
+    line_info: tuple[LineInfo, ...] = field(default=())
