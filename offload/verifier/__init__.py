@@ -1,0 +1,6 @@
+"""The verifier: decides, before anything runs, whether a program is safe on a device.
+
+Abstract interpretation over register and stack state (tnums plus signed and unsigned 32- and
+64-bit ranges), following the Linux verifier's rules for unprivileged loaders and speaking its
+vocabulary in errors and logs.
+"""

@@ -1,0 +1,219 @@
+"""What the verifier knows about a number: a tnum plus signed and unsigned 64- and 32-bit bounds.
+
+The five views constrain the same value and feed each other (the kernel's ``reg_bounds_sync``):
+known bits bound the ranges, a range with a fixed sign bounds the other signedness, a 64-bit
+range whose upper word is fixed bounds the 32-bit one and back, and ranges give known high bits.
+The set a ``Scalar`` stands for is the intersection of all views, so each deduction below only
+removes values no view allows; when the intersection is empty ``sync`` says so (``None``), which
+the branch logic reads as "this path cannot happen".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .tnum import U32, U64, UNKNOWN, Tnum
+
+S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
+S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def s64(x: int) -> int:
+    x &= U64
+    return x - (1 << 64) if x >> 63 else x
+
+
+def s32(x: int) -> int:
+    x &= U32
+    return x - (1 << 32) if x >> 31 else x
+
+
+def signed(x: int, bits: int) -> int:
+    return s64(x) if bits == 64 else s32(x)
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    """A set of 64-bit values, described five ways at once."""
+
+    var: Tnum
+    umin: int
+    umax: int
+    smin: int
+    smax: int
+    u32min: int
+    u32max: int
+    s32min: int
+    s32max: int
+
+    # ------------------------------------------------------------ constructors
+    @staticmethod
+    def const(value: int) -> Scalar:
+        v = value & U64
+        lo = v & U32
+        return Scalar(Tnum(v, 0), v, v, s64(v), s64(v), lo, lo, s32(lo), s32(lo))
+
+    @staticmethod
+    def unknown() -> Scalar:
+        return UNKNOWN_SCALAR
+
+    @staticmethod
+    def urange(lo: int, hi: int) -> Scalar:
+        """Every value in the unsigned range [lo, hi]."""
+        s = Scalar(UNKNOWN, lo, hi, S64_MIN, S64_MAX, 0, U32, S32_MIN, S32_MAX).sync()
+        assert s is not None
+        return s
+
+    @staticmethod
+    def srange(lo: int, hi: int) -> Scalar:
+        s = Scalar(UNKNOWN, 0, U64, lo, hi, 0, U32, S32_MIN, S32_MAX).sync()
+        assert s is not None
+        return s
+
+    @staticmethod
+    def from_tnum(t: Tnum) -> Scalar:
+        s = Scalar(t, 0, U64, S64_MIN, S64_MAX, 0, U32, S32_MIN, S32_MAX).sync()
+        assert s is not None
+        return s
+
+    @staticmethod
+    def from32(t: Tnum, umin: int, umax: int, smin: int, smax: int) -> Scalar | None:
+        """A zero-extended 32-bit result (what every ALU32 operation writes)."""
+        return Scalar(t.subreg(), 0, U32, 0, U32, umin, umax, smin, smax).sync()
+
+    # ------------------------------------------------------------ queries
+    @property
+    def is_const(self) -> bool:
+        return self.var.mask == 0
+
+    @property
+    def value(self) -> int:
+        return self.var.value
+
+    @property
+    def is_const32(self) -> bool:
+        return self.var.mask & U32 == 0
+
+    def contains(self, x: int) -> bool:
+        x &= U64
+        lo = x & U32
+        return (self.var.contains(x) and self.umin <= x <= self.umax
+                and self.smin <= s64(x) <= self.smax and self.u32min <= lo <= self.u32max
+                and self.s32min <= s32(lo) <= self.s32max)
+
+    def includes(self, o: Scalar) -> bool:
+        """Every value of ``o`` is a value of ``self`` (range inclusion for state pruning)."""
+        return (self.umin <= o.umin and o.umax <= self.umax and self.smin <= o.smin
+                and o.smax <= self.smax and self.u32min <= o.u32min and o.u32max <= self.u32max
+                and self.s32min <= o.s32min and o.s32max <= self.s32max
+                and self.var.includes(o.var))
+
+    def view(self, bits: int) -> tuple[Tnum, int, int, int, int]:
+        """(tnum, umin, umax, smin, smax) of the low ``bits`` bits."""
+        if bits == 64:
+            return self.var, self.umin, self.umax, self.smin, self.smax
+        return self.var.subreg(), self.u32min, self.u32max, self.s32min, self.s32max
+
+    def with_view(self, bits: int, t: Tnum, umin: int, umax: int, smin: int,
+                  smax: int) -> Scalar | None:
+        """Replace one width's view (narrowing by a branch), then resynchronise."""
+        if bits == 64:
+            var = self.var.intersect(t) if not self.var.conflicts(t) else None
+            if var is None:
+                return None
+            return Scalar(var, max(umin, self.umin), min(umax, self.umax),
+                          max(smin, self.smin), min(smax, self.smax), self.u32min,
+                          self.u32max, self.s32min, self.s32max).sync()
+        low = self.var.subreg()
+        if low.conflicts(t):
+            return None
+        var = self.var.with_subreg(low.intersect(t.subreg()))
+        return Scalar(var, self.umin, self.umax, self.smin, self.smax,
+                      max(umin, self.u32min), min(umax, self.u32max), max(smin, self.s32min),
+                      min(smax, self.s32max)).sync()
+
+    # ------------------------------------------------------------ synchronisation
+    def sync(self) -> Scalar | None:
+        """Make every view as tight as the others allow; None if no value remains."""
+        t = self.var
+        umin, umax, smin, smax = self.umin, self.umax, self.smin, self.smax
+        u32min, u32max, s32min, s32max = self.u32min, self.u32max, self.s32min, self.s32max
+        for _ in range(3):
+            # known bits bound the ranges
+            umin = max(umin, t.value)
+            umax = min(umax, t.value | t.mask)
+            smin = max(smin, s64(t.value | (t.mask & (1 << 63))))
+            smax = min(smax, s64(t.value | (t.mask & ((1 << 63) - 1))))
+            lv, lm = t.value & U32, t.mask & U32
+            u32min = max(u32min, lv)
+            u32max = min(u32max, lv | lm)
+            s32min = max(s32min, s32(lv | (lm & (1 << 31))))
+            s32max = min(s32max, s32(lv | (lm & ((1 << 31) - 1))))
+            # signed and unsigned bound each other when the sign is fixed
+            if s64(umin) <= s64(umax):
+                smin = max(smin, s64(umin))
+                smax = min(smax, s64(umax))
+            if smin >= 0 or smax < 0:
+                umin = max(umin, smin & U64)
+                umax = min(umax, smax & U64)
+            if s32(u32min) <= s32(u32max):
+                s32min = max(s32min, s32(u32min))
+                s32max = min(s32max, s32(u32max))
+            if s32min >= 0 or s32max < 0:
+                u32min = max(u32min, s32min & U32)
+                u32max = min(u32max, s32max & U32)
+            if umin > umax or smin > smax or u32min > u32max or s32min > s32max:
+                return None
+            # a fixed upper word ties the 64-bit and the 32-bit ranges together
+            if umin >> 32 == umax >> 32:
+                u32min = max(u32min, umin & U32)
+                u32max = min(u32max, umax & U32)
+                high = umin & ~U32
+                umin = max(umin, high | u32min)
+                umax = min(umax, high | u32max)
+            if smin >> 32 == smax >> 32:
+                u32min = max(u32min, smin & U32)
+                u32max = min(u32max, smax & U32)
+                high = (smin >> 32) << 32
+                smin = max(smin, high + u32min)
+                smax = min(smax, high + u32max)
+            if umin > umax or smin > smax or u32min > u32max or s32min > s32max:
+                return None
+            # ranges give known bits
+            rng = Tnum.range(umin, umax)
+            if t.conflicts(rng):
+                return None
+            t = t.intersect(rng)
+            low = Tnum.range(u32min, u32max)
+            if t.subreg().conflicts(low):
+                return None
+            t = t.with_subreg(t.subreg().intersect(low))
+        return Scalar(t, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
+
+    # ------------------------------------------------------------ text
+    def __str__(self) -> str:
+        if self.is_const:
+            return str(s64(self.var.value))
+        parts = []
+        if self.smin != S64_MIN:
+            parts.append(f"smin={self.smin}")
+        if self.smax != S64_MAX:
+            parts.append(f"smax={self.smax}")
+        if self.umin:
+            parts.append(f"umin={self.umin}")
+        if self.umax != U64:
+            parts.append(f"umax={self.umax}")
+        if self.s32min != S32_MIN and (self.s32min, self.s32max) != (self.smin, self.smax):
+            parts.append(f"smin32={self.s32min}")
+        if self.s32max != S32_MAX and (self.s32min, self.s32max) != (self.smin, self.smax):
+            parts.append(f"smax32={self.s32max}")
+        if self.u32min and (self.u32min, self.u32max) != (self.umin, self.umax):
+            parts.append(f"umin32={self.u32min}")
+        if self.u32max != U32 and (self.u32min, self.u32max) != (self.umin, self.umax):
+            parts.append(f"umax32={self.u32max}")
+        if not self.var.is_unknown:
+            parts.append(f"var_off={self.var}")
+        return ",".join(parts) if parts else ""
+
+
+UNKNOWN_SCALAR = Scalar(UNKNOWN, 0, U64, S64_MIN, S64_MAX, 0, U32, S32_MIN, S32_MAX)
