@@ -1,0 +1,18 @@
+"""Engines that run eBPF programs, over one memory model of typed, bounds-checked regions."""
+
+from .interpreter import (
+    DEFAULT_MAX_STEPS,
+    Execution,
+    ExecutionError,
+    ExecResult,
+    Helper,
+    Interpreter,
+    LoadError,
+    TailCall,
+)
+from .memory import Memory, MemoryFault, Region, RegionKind
+
+__all__ = [
+    "DEFAULT_MAX_STEPS", "ExecResult", "Execution", "ExecutionError", "Helper", "Interpreter",
+    "LoadError", "Memory", "MemoryFault", "Region", "RegionKind", "TailCall",
+]

@@ -1,0 +1,441 @@
+"""The reference interpreter for the whole eBPF ISA through v4 (RFC 9669).
+
+It is the oracle every other engine is compared with, so it favours plain definitions: each
+instruction is prepared once into a small step function over the register file, and the run
+loop calls them one by one. Every memory access goes through :class:`~.memory.Memory`; every
+failure is an :class:`ExecutionError` (or :class:`~.memory.MemoryFault`) carrying the
+instruction index - never an IndexError, struct.error or a hang (an instruction budget bounds
+every run).
+
+Calls: ``call local`` pushes a frame with a fresh, zeroed 512-byte stack, saves r6-r9 and
+r10, and ``exit`` restores them (at most ``max_call_frames`` frames, 8 as in the kernel).
+Helpers are looked up in a table; ``callx`` takes the helper id from its register (the
+convention of the conformance suites). A helper may end the run (:meth:`Execution.finish`) or
+replace the program with another (:class:`TailCall`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import OffloadError
+from ..isa.instruction import Instruction
+from ..isa.opcodes import (
+    ATOMIC_FETCH,
+    CALLX,
+    LDDW,
+    AluOp,
+    AtomicOp,
+    CallSrc,
+    Endian,
+    InsnClass,
+    JmpOp,
+    Mode,
+    PseudoSrc,
+    Source,
+)
+from ..isa.structure import Layout, StructureError, build_layout
+from .alu import ALU32_OPS, ALU64_OPS, M32, M64, bswap, jump_taken, sign_extend, to_little_endian
+from .memory import Memory, MemoryFault, Region, RegionKind
+
+Helper = Callable[..., int]
+"""A helper: ``fn(execution, r1, r2, r3, r4, r5) -> r0``."""
+
+DEFAULT_MAX_STEPS = 10_000_000
+STACK_SIZE = 512
+MAX_CALL_FRAMES = 8
+MAX_TAIL_CALLS = 33
+
+
+class ExecutionError(OffloadError):
+    """A run that cannot go on: bad helper, budget or call depth exceeded, unsupported
+    instruction. ``insn_index`` is the slot of the instruction at fault."""
+
+    def __init__(self, reason: str, *, insn_index: int) -> None:
+        super().__init__(f"{reason} at insn {insn_index}")
+        self.reason = reason
+        self.insn_index = insn_index
+
+
+class LoadError(ExecutionError):
+    """A program this engine refuses before running it (unknown helper, unsupported form)."""
+
+
+class TailCall(Exception):
+    """Raised by a tail-call helper: continue with ``target`` from its first instruction."""
+
+    def __init__(self, target: Interpreter) -> None:
+        super().__init__("tail call")
+        self.target = target
+
+
+class _Finish(Exception):
+    def __init__(self, value: int) -> None:
+        super().__init__("finish")
+        self.value = value
+
+
+@dataclass(slots=True)
+class _Frame:
+    return_pc: int
+    saved: tuple[int, int, int, int, int]  # r6-r9 and r10 of the caller
+
+
+@dataclass(slots=True)
+class Execution:
+    """The state of one run, handed to helpers as their first argument.
+
+    ``env`` is whatever the host passed to :meth:`Interpreter.run` (a device puts its packet
+    context there); helpers read and write program memory through ``memory``.
+    """
+
+    memory: Memory
+    env: Any
+    program: Interpreter
+    max_steps: int
+    steps: int = 0
+    tail_calls: int = 0
+    frames: list[_Frame] = field(default_factory=list)
+    stacks: list[Region] = field(default_factory=list)
+
+    def finish(self, value: int) -> None:
+        """End the run now with r0 = value (an unwinding helper)."""
+        raise _Finish(value & M64)
+
+    def stack_for(self, depth: int) -> Region:
+        """The zeroed stack frame for call depth ``depth`` (0 is the main program)."""
+        while len(self.stacks) <= depth:
+            self.stacks.append(self.memory.add_region(
+                RegionKind.STACK, bytearray(STACK_SIZE), name=f"stack frame {len(self.stacks)}"))
+        region = self.stacks[depth]
+        region.buffer[:] = bytes(STACK_SIZE)
+        return region
+
+    def release(self) -> None:
+        for region in self.stacks:
+            self.memory.remove_region(region)
+        self.stacks.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    r0: int
+    steps: int
+
+
+Step = Callable[[list[int], Execution], int]
+EXIT_PC = -1
+
+
+class Interpreter:
+    """A prepared program. ``run``/``execute`` may be called any number of times.
+
+    ``resolve_lddw`` turns a pseudo ``lddw`` (map fd, map value, ...) into its 64-bit value;
+    without it such instructions are refused at load time.
+    """
+
+    def __init__(self, insns: Sequence[Instruction], helpers: Mapping[int, Helper] | None = None,
+                 *, resolve_lddw: Callable[[Instruction], int] | None = None,
+                 max_steps: int = DEFAULT_MAX_STEPS, max_call_frames: int = MAX_CALL_FRAMES,
+                 max_insns: int = 1_000_000, layout: Layout | None = None) -> None:
+        self.helpers = dict(helpers or {})
+        self.max_steps = max_steps
+        self.max_call_frames = max_call_frames
+        self._resolve_lddw = resolve_lddw
+        # Each instruction on its own first (fields, then what this engine supports), in
+        # program order as the kernel resolves them; then the program's shape as a whole.
+        steps: list[Step | None] = []
+        for insn in insns:
+            problem = insn.field_problem()
+            if problem is not None:
+                raise StructureError(problem, insn_index=len(steps))
+            steps.append(self._prepare(insn, len(steps)))
+            if insn.width == 2:
+                steps.append(None)
+        self.layout = layout if layout is not None else build_layout(insns, max_insns=max_insns)
+        self._steps = steps
+
+    # ------------------------------------------------------------------ running
+    def run(self, memory: Memory, *args: int, env: Any = None) -> int:
+        """Run with r1.. = args and return r0."""
+        return self.execute(memory, *args, env=env).r0
+
+    def execute(self, memory: Memory, *args: int, env: Any = None) -> ExecResult:
+        if len(args) > 5:
+            raise ValueError("a program takes at most five arguments (r1-r5)")
+        run = Execution(memory, env, self, self.max_steps)
+        regs = [0] * 11
+        for number, value in enumerate(args, start=1):
+            regs[number] = value & M64
+        try:
+            regs[10] = run.stack_for(0).end_address
+            r0 = _loop(self, regs, run)
+        finally:
+            run.release()
+        return ExecResult(r0, run.steps)
+
+    # ------------------------------------------------------------------ preparation
+    def _prepare(self, insn: Instruction, slot: int) -> Step:
+        cls = insn.cls
+        if cls in (InsnClass.ALU, InsnClass.ALU64):
+            return _alu_step(insn, slot)
+        if cls in (InsnClass.JMP, InsnClass.JMP32):
+            return self._jump_step(insn, slot)
+        if insn.opcode == LDDW:
+            return self._lddw_step(insn, slot)
+        if cls == InsnClass.LD:
+            raise LoadError("legacy packet access (BPF_LD_ABS/BPF_LD_IND) is not supported",
+                            insn_index=slot)
+        return _memory_step(insn, slot)
+
+    def _lddw_step(self, insn: Instruction, slot: int) -> Step:
+        d, nxt = insn.dst, slot + 2
+        if insn.src == PseudoSrc.IMM64:
+            value = insn.imm64
+        elif self._resolve_lddw is None:
+            raise LoadError(f"lddw {PseudoSrc(insn.src).name.lower()} needs a device to resolve "
+                            "it; this engine has none", insn_index=slot)
+        else:
+            value = self._resolve_lddw(insn) & M64
+
+        def step(r: list[int], ex: Execution) -> int:
+            r[d] = value
+            return nxt
+        return step
+
+    def _jump_step(self, insn: Instruction, slot: int) -> Step:
+        op = insn.jmp_op
+        nxt = slot + 1
+        if op == JmpOp.EXIT:
+            return _exit_step
+        if op == JmpOp.CALL:
+            return self._call_step(insn, slot)
+        target = slot + 1 + insn.jump_offset
+        if op == JmpOp.JA:
+            return lambda r, ex: target
+        d, s = insn.dst, insn.src
+        wide = insn.cls == InsnClass.JMP
+        if insn.source == Source.X:
+            def step(r: list[int], ex: Execution) -> int:
+                return target if jump_taken(op, r[d], r[s], wide=wide) else nxt
+            return step
+        imm = insn.imm & M64
+
+        def step_imm(r: list[int], ex: Execution) -> int:
+            return target if jump_taken(op, r[d], imm, wide=wide) else nxt
+        return step_imm
+
+    def _call_step(self, insn: Instruction, slot: int) -> Step:
+        nxt = slot + 1
+        if insn.opcode == CALLX:
+            d = insn.dst
+
+            def callx(r: list[int], ex: Execution) -> int:
+                fn = ex.program.helpers.get(r[d])
+                if fn is None:
+                    raise ExecutionError(f"callx to unknown helper #{r[d]}", insn_index=slot)
+                r[0] = fn(ex, r[1], r[2], r[3], r[4], r[5]) & M64
+                r[1] = r[2] = r[3] = r[4] = r[5] = 0
+                return nxt
+            return callx
+        if insn.src == CallSrc.LOCAL:
+            target = slot + 1 + insn.imm
+            limit = self.max_call_frames
+
+            def call_local(r: list[int], ex: Execution) -> int:
+                if len(ex.frames) + 1 >= limit:
+                    raise ExecutionError(
+                        f"the call stack is too deep: more than {limit} frames", insn_index=slot)
+                ex.frames.append(_Frame(nxt, (r[6], r[7], r[8], r[9], r[10])))
+                r[10] = ex.stack_for(len(ex.frames)).end_address
+                return target
+            return call_local
+        if insn.src == CallSrc.KFUNC:
+            raise LoadError(f"calls to kernel functions (kfunc #{insn.imm}) are not supported",
+                            insn_index=slot)
+        fn = self.helpers.get(insn.imm)
+        if fn is None:
+            raise LoadError(f"invalid func unknown#{insn.imm}", insn_index=slot)
+        helper: Helper = fn
+
+        def call(r: list[int], ex: Execution) -> int:
+            r[0] = helper(ex, r[1], r[2], r[3], r[4], r[5]) & M64
+            r[1] = r[2] = r[3] = r[4] = r[5] = 0
+            return nxt
+        return call
+
+
+def _exit_step(r: list[int], ex: Execution) -> int:
+    if not ex.frames:
+        return EXIT_PC
+    frame = ex.frames.pop()
+    r[6], r[7], r[8], r[9], r[10] = frame.saved
+    return frame.return_pc
+
+
+def _loop(program: Interpreter, regs: list[int], run: Execution) -> int:
+    """Run until the main program exits; a tail call swaps the program and starts over."""
+    while True:
+        target, r0 = _run_program(program, regs, run)
+        if target is None:
+            return r0
+        if run.tail_calls >= MAX_TAIL_CALLS:
+            raise ExecutionError(f"more than {MAX_TAIL_CALLS} tail calls", insn_index=r0)
+        run.tail_calls += 1
+        run.frames.clear()
+        run.program = program = target
+        ctx = regs[1]
+        regs[:] = [0] * 11
+        regs[1] = ctx
+        regs[10] = run.stack_for(0).end_address
+
+
+def _run_program(program: Interpreter, regs: list[int],
+                 run: Execution) -> tuple[Interpreter | None, int]:
+    """Execute ``program`` from slot 0: (None, r0) at exit, (target, slot) on a tail call."""
+    steps = program._steps
+    pc = current = 0
+    budget = run.max_steps - run.steps
+    count = 0
+    try:
+        while pc >= 0:
+            count += 1
+            if count > budget:
+                raise ExecutionError(
+                    f"instruction budget of {run.max_steps} exhausted (the program may not "
+                    "terminate)", insn_index=pc)
+            current = pc
+            pc = steps[current](regs, run)  # type: ignore[misc]
+        return None, regs[0]
+    except MemoryFault as fault:
+        raise fault.at(current) from None
+    except _Finish as finish:
+        return None, finish.value
+    except TailCall as call:
+        return call.target, current
+    finally:
+        run.steps += count
+
+
+def _alu_step(insn: Instruction, slot: int) -> Step:
+    d, s = insn.dst, insn.src
+    nxt = slot + 1
+    op = insn.alu_op
+    wide = insn.cls == InsnClass.ALU64
+    if op == AluOp.END:
+        width = insn.imm
+        if wide or insn.source == Endian.TO_BE:
+            return _end_step(d, nxt, lambda v: bswap(v, width))
+        return _end_step(d, nxt, lambda v: to_little_endian(v, width))
+    fn = (ALU64_OPS if wide else ALU32_OPS)[(op, insn.off)]
+    if insn.source == Source.X:
+        if wide:
+            def step_reg(r: list[int], ex: Execution) -> int:
+                r[d] = fn(r[d], r[s])
+                return nxt
+            return step_reg
+
+        def step_reg32(r: list[int], ex: Execution) -> int:
+            r[d] = fn(r[d] & M32, r[s] & M32)
+            return nxt
+        return step_reg32
+    imm = insn.imm & (M64 if wide else M32)
+    if wide:
+        def step_imm(r: list[int], ex: Execution) -> int:
+            r[d] = fn(r[d], imm)
+            return nxt
+        return step_imm
+
+    def step_imm32(r: list[int], ex: Execution) -> int:
+        r[d] = fn(r[d] & M32, imm)
+        return nxt
+    return step_imm32
+
+
+def _end_step(d: int, nxt: int, convert: Callable[[int], int]) -> Step:
+    def step(r: list[int], ex: Execution) -> int:
+        r[d] = convert(r[d])
+        return nxt
+    return step
+
+
+def _memory_step(insn: Instruction, slot: int) -> Step:
+    d, s, off = insn.dst, insn.src, insn.off
+    nxt = slot + 1
+    size = insn.size.nbytes
+    cls, mode = insn.cls, insn.mode
+    if cls == InsnClass.LDX:
+        if mode == Mode.MEMSX:
+            bits = size * 8
+
+            def load_sx(r: list[int], ex: Execution) -> int:
+                r[d] = sign_extend(ex.memory.load((r[s] + off) & M64, size), bits)
+                return nxt
+            return load_sx
+
+        def load(r: list[int], ex: Execution) -> int:
+            r[d] = ex.memory.load((r[s] + off) & M64, size)
+            return nxt
+        return load
+    if cls == InsnClass.ST:
+        value = insn.imm & M64
+
+        def store_imm(r: list[int], ex: Execution) -> int:
+            ex.memory.store((r[d] + off) & M64, size, value)
+            return nxt
+        return store_imm
+    if mode == Mode.ATOMIC:
+        return _atomic_step(insn, slot)
+
+    def store(r: list[int], ex: Execution) -> int:
+        ex.memory.store((r[d] + off) & M64, size, r[s])
+        return nxt
+    return store
+
+
+_ATOMIC_ARITH: dict[int, Callable[[int, int], int]] = {
+    AtomicOp.ADD: lambda a, b: a + b,
+    AtomicOp.OR: lambda a, b: a | b,
+    AtomicOp.AND: lambda a, b: a & b,
+    AtomicOp.XOR: lambda a, b: a ^ b,
+}
+
+
+def _atomic_step(insn: Instruction, slot: int) -> Step:
+    """Atomic read-modify-write (RFC 9669 section 5.3); runs are single-threaded, so the
+    read and the write simply happen in one step."""
+    d, s, off = insn.dst, insn.src, insn.off
+    nxt = slot + 1
+    size = insn.size.nbytes
+    mask = (1 << (size * 8)) - 1
+    imm = insn.imm
+    if imm == AtomicOp.CMPXCHG:
+        def cmpxchg(r: list[int], ex: Execution) -> int:
+            address = (r[d] + off) & M64
+            old = ex.memory.load(address, size)
+            if old == r[0] & mask:
+                ex.memory.store(address, size, r[s])
+            r[0] = old
+            return nxt
+        return cmpxchg
+    if imm == AtomicOp.XCHG:
+        def xchg(r: list[int], ex: Execution) -> int:
+            address = (r[d] + off) & M64
+            old = ex.memory.load(address, size)
+            ex.memory.store(address, size, r[s])
+            r[s] = old
+            return nxt
+        return xchg
+    combine = _ATOMIC_ARITH[imm & ~ATOMIC_FETCH]
+    fetch = bool(imm & ATOMIC_FETCH)
+
+    def rmw(r: list[int], ex: Execution) -> int:
+        address = (r[d] + off) & M64
+        old = ex.memory.load(address, size)
+        ex.memory.store(address, size, combine(old, r[s]) & mask)
+        if fetch:
+            r[s] = old
+        return nxt
+    return rmw

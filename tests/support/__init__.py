@@ -1,0 +1,1 @@
+"""Shared support for the test suite (data-file parsers, locations of external suites)."""
