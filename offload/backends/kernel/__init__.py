@@ -1,0 +1,23 @@
+"""The host-kernel backend: maps, programs and XDP test runs through the ``bpf(2)`` syscall.
+
+Objects live in the Linux kernel of the machine running this process; everything goes through
+ctypes (no compiled extension). :func:`kernel_available` says whether that is possible here
+and why not; :func:`host_capabilities` probes the kernel into the ``host-kernel`` profile.
+"""
+
+from .availability import kernel_available
+from .handle import KernelHandle
+from .info import MapInfo, ProgInfo
+from .maps import KernelMap, possible_cpus
+from .probe import KernelProbe, host_capabilities, host_probe, probe
+from .programs import KernelProgram, KernelVerifierError, load_program, load_program_spec
+from .relocation import patch_map_references
+from .syscall import BpfCmd, BpfSyscallError, SyscallUnavailable
+from .xdp_run import XdpRunResult, run_xdp
+
+__all__ = [
+    "BpfCmd", "BpfSyscallError", "KernelHandle", "KernelMap", "KernelProbe", "KernelProgram",
+    "KernelVerifierError", "MapInfo", "ProgInfo", "SyscallUnavailable", "XdpRunResult",
+    "host_capabilities", "host_probe", "kernel_available", "load_program", "load_program_spec",
+    "patch_map_references", "possible_cpus", "probe", "run_xdp",
+]

@@ -248,7 +248,9 @@ class KernelMap(KernelHandle):
                 if exc.errno != errno.ENOENT:
                     if first and exc.errno in _NO_BATCH:
                         raise BpfSyscallError(ENOTSUPP, f"BPF_MAP_LOOKUP_BATCH is not available "
-                                                        f"for {self.describe()} on this kernel",
+                                                        f"for {self.describe()}: its type "
+                                                        f"{self.spec.type.name} has no batch "
+                                                        f"operations on this kernel",
                                               command=BpfCmd.MAP_LOOKUP_BATCH) from None
                     raise
                 done = True
@@ -281,8 +283,12 @@ class KernelMap(KernelHandle):
                      flags: UpdateFlags | int = UpdateFlags.ANY) -> int:
         """Write many elements with one BPF_MAP_UPDATE_BATCH; returns how many were written.
 
-        On failure the error says how many elements the kernel applied before stopping.
+        The kernel takes only BPF_F_LOCK as element flag here (no NOEXIST/EXIST). On failure
+        the error says how many elements the kernel applied before stopping.
         """
+        if int(flags) not in (UpdateFlags.ANY, UpdateFlags.F_LOCK):
+            raise ErrnoError(errno.EINVAL, f"BPF_MAP_UPDATE_BATCH of {self.describe()} accepts "
+                                           f"only BPF_ANY or BPF_F_LOCK, not flags {int(flags)}")
         pairs = [(self._key(k), self._value(v)) for k, v in items]
         if not pairs:
             return 0

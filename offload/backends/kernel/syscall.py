@@ -112,7 +112,11 @@ _HINTS: dict[tuple[BpfCmd | None, int], str] = {
     (BpfCmd.MAP_UPDATE_ELEM, errno.E2BIG): "the map is full (max_entries reached) or the "
                                            "index is out of range",
     (BpfCmd.MAP_UPDATE_ELEM, errno.EPERM): "the map is frozen or read-only for the syscall side",
-    (BpfCmd.MAP_FREEZE, errno.EBUSY): "the map is already frozen or mapped writable",
+    (BpfCmd.MAP_DELETE_ELEM, errno.EPERM): "the map is frozen or read-only for the syscall side",
+    (BpfCmd.MAP_FREEZE, errno.EPERM): "the map is already frozen or read-only for the syscall "
+                                      "side",
+    (BpfCmd.MAP_FREEZE, errno.EBUSY): "the map is mapped writable into memory",
+    (BpfCmd.MAP_UPDATE_BATCH, errno.E2BIG): "the map is full (max_entries reached)",
     (BpfCmd.PROG_LOAD, errno.EACCES): "the kernel verifier rejected the program",
     (BpfCmd.PROG_LOAD, errno.EINVAL): "the kernel refused the program attributes or "
                                       "instructions",
