@@ -73,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help exits 0, a usage error 2
+        return 0 if not exit_.code else 2
     try:
         memory = parse_hex(args.memory, "input memory")
         code = parse_hex(sys.stdin.read(), "program")

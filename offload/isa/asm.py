@@ -80,9 +80,9 @@ def _imm32(text: str, *, line: int) -> int:
 
 
 def _off16(value: int, *, line: int) -> int:
-    if not -(1 << 15) <= value < (1 << 16):
-        raise AsmError(f"offset {value} does not fit in 16 bits", line=line)
-    return value - (1 << 16) if value >= (1 << 15) else value
+    if not -(1 << 15) <= value < (1 << 15):
+        raise AsmError(f"offset {value} does not fit in 16 bits (signed)", line=line)
+    return value
 
 
 def _reg(text: str, *, line: int) -> int:

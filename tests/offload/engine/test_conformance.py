@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from offload.engine import Interpreter
-from offload.engine.harness import run_on_memory
+from cli.conformance import (
+    EXCEPTIONS,
+    all_cases,
+    case_program,
+    conformance_root,
+    judge,
+    outcome,
+    parse_case,
+)
 from offload.errors import OffloadError
-from offload.helpers.conformance import CONFORMANCE_HELPERS
-from offload.isa import assemble, decode, encode, encode_words, to_asm, words_to_bytes
-from tests.support.conformance import all_cases, conformance_root, parse_case
-
-#: Cases where this engine deliberately differs from the suite; each is listed in README.md.
-EXCEPTIONS = {
-    "ubpf/tests/errors/err-unknown-opcode.data":
-        "0x06 is gotol (JMP32 | JA), defined by ISA v4 (RFC 9669) and run by bpf_conformance's "
-        "ja32 tests; uBPF predates it",
-    "ubpf/tests/errors/err-too-many-instructions.data":
-        "the program limit is the kernel's 1,000,000 slots, not uBPF's 65,536",
-    "ubpf/tests/reload.data":
-        "tests uBPF's VM object API (loading twice into one VM), which has no counterpart here",
-}
+from offload.isa import assemble, decode, encode, encode_words, to_asm
 
 CASES = all_cases()
 pytestmark = pytest.mark.skipif(
@@ -30,50 +24,33 @@ pytestmark = pytest.mark.skipif(
            "../shared/conformance)")
 
 
-def _program(case):
-    if case.asm is not None:
-        return assemble(case.asm)
-    return decode(words_to_bytes(case.raw or []))
-
-
-def _outcome(case):
-    """('result', r0) or ('error', message)."""
-    try:
-        program = Interpreter(_program(case), CONFORMANCE_HELPERS)
-        result, _ = run_on_memory(program, case.memory)
-    except OffloadError as err:
-        return "error", str(err)
-    return "result", result.r0
-
-
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.name)
 def test_conformance_case(path):
     case = parse_case(path)
-    if case.name in EXCEPTIONS:
-        pytest.xfail(EXCEPTIONS[case.name])
-    if case.result is None and case.error is None:
-        # An assembler test: the text must produce exactly the given words.
-        assert encode_words(assemble(case.asm)) == case.raw
-        return
-    kind, value = _outcome(case)
-    if case.error is not None:
-        assert kind == "error", f"expected a refusal ({case.error}), got r0={value:#x}"
-    else:
-        assert kind == "result", f"expected r0={case.result:#x}, got error: {value}"
-        assert value == case.result, f"r0={value:#x}, expected {case.result:#x}"
+    verdict = judge(case)
+    if verdict.status == "exception":
+        pytest.xfail(verdict.detail)
+    assert verdict.status == "pass", verdict.detail
 
 
-@pytest.mark.parametrize("path", CASES, ids=lambda p: p.name)
-def test_exceptions_still_differ(path):
+@pytest.mark.parametrize("name", sorted(EXCEPTIONS))
+def test_exceptions_still_differ(name):
     """An exception stays listed only while the engine really differs on it."""
-    case = parse_case(path)
-    if case.name not in EXCEPTIONS:
-        pytest.skip("not an exception")
-    kind, value = _outcome(case)
+    root = conformance_root()
+    case = parse_case(root.joinpath(*name.split("/")[0:1], *name.split("/")[1:]))
+    kind, value = outcome(case)
     if case.error is not None:
         assert kind == "result"
     else:
         assert (kind, value) != ("result", case.result)
+
+
+def test_every_case_is_judged():
+    """The suites are all there: 313 bpf_conformance files and 78 uBPF tests."""
+    names = [parse_case(path).name for path in CASES]
+    assert sum(name.startswith("bpf_conformance") for name in names) == 313
+    assert sum(name.startswith("ubpf") for name in names) == 78
+    assert set(EXCEPTIONS) <= set(names)
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.name)
@@ -82,7 +59,7 @@ def test_round_trip(path):
     and matches the suite's ``raw`` words where a file gives both."""
     case = parse_case(path)
     try:
-        program = _program(case)
+        program = case_program(case)
     except OffloadError:
         assert case.error is not None, "only negative tests may fail to assemble or decode"
         return

@@ -1,0 +1,52 @@
+"""Reading, writing and running bare programs for the ``asm``, ``disasm`` and ``run`` commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from migrate.atomic_write import write_atomic
+from offload.engine import Interpreter
+from offload.engine.harness import run_on_memory
+from offload.helpers.conformance import CONFORMANCE_HELPERS
+from offload.isa import Instruction, assemble, decode, encode, encode_words, listing
+
+from .bpf_plugin import parse_hex
+
+BYTECODE_SUFFIXES = {".bin", ".bpf"}
+HEX_SUFFIXES = {".hex"}
+
+
+def read_program(path: Path) -> list[Instruction]:
+    """Bytecode by suffix (.bin/.bpf raw bytes, .hex hex text), assembler text otherwise."""
+    if path.suffix in BYTECODE_SUFFIXES:
+        return decode(path.read_bytes())
+    if path.suffix in HEX_SUFFIXES:
+        return decode(parse_hex(path.read_text(), "program"))
+    return assemble(path.read_text())
+
+
+def assemble_file(source: Path, output: Path) -> int:
+    data = encode(assemble(source.read_text()))
+    write_atomic(output, data)
+    return len(data)
+
+
+def listing_text(insns: list[Instruction], *, raw: bool) -> str:
+    return listing(insns, raw=raw)
+
+
+def instructions_json(insns: list[Instruction]) -> list[dict[str, Any]]:
+    out = []
+    slot = 0
+    for insn in insns:
+        out.append({"slot": slot, "text": str(insn),
+                    "words": [f"{word:#018x}" for word in encode_words([insn])]})
+        slot += insn.width
+    return out
+
+
+def run_program(insns: list[Instruction], memory_hex: str) -> dict[str, Any]:
+    memory = parse_hex(memory_hex, "input memory")
+    result, after = run_on_memory(Interpreter(insns, CONFORMANCE_HELPERS), memory)
+    return {"r0": result.r0, "steps": result.steps, "memory": after.hex()}
