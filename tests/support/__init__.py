@@ -1,1 +1,0 @@
-"""Shared support for the test suite (data-file parsers, locations of external suites)."""
