@@ -86,6 +86,14 @@ class LineInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class FuncInfo:
+    """A function of the linked program (the entry or a subprogram) starting at ``slot``."""
+
+    slot: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProgramSpec:
     """A program ready to be loaded on any device: instructions plus symbolic references."""
 
@@ -97,3 +105,4 @@ class ProgramSpec:
     flags: int = 0
     map_refs: tuple[MapReference, ...] = field(default=())
     line_info: tuple[LineInfo, ...] = field(default=())
+    functions: tuple[FuncInfo, ...] = field(default=())
