@@ -9,7 +9,7 @@ from .availability import kernel_available
 from .handle import KernelHandle
 from .info import MapInfo, ProgInfo
 from .maps import KernelMap, possible_cpus
-from .probe import KernelProbe, host_capabilities, host_probe, probe
+from .probe import KernelProbe, host_capabilities, host_probe, probe_kernel
 from .programs import KernelProgram, KernelVerifierError, load_program, load_program_spec
 from .relocation import patch_map_references
 from .syscall import BpfCmd, BpfSyscallError, SyscallUnavailable
@@ -19,5 +19,5 @@ __all__ = [
     "BpfCmd", "BpfSyscallError", "KernelHandle", "KernelMap", "KernelProbe", "KernelProgram",
     "KernelVerifierError", "MapInfo", "ProgInfo", "SyscallUnavailable", "XdpRunResult",
     "host_capabilities", "host_probe", "kernel_available", "load_program", "load_program_spec",
-    "patch_map_references", "possible_cpus", "probe", "run_xdp",
+    "patch_map_references", "possible_cpus", "probe_kernel", "run_xdp",
 ]

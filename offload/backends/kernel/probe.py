@@ -243,7 +243,7 @@ def probe_prog_type(prog_type: ProgType) -> str | None:
         return str(exc)
 
 
-def probe(progress: Callable[[str], None] | None = None) -> KernelProbe:
+def probe_kernel(progress: Callable[[str], None] | None = None) -> KernelProbe:
     """Probe now (uncached; about a few hundred loads). ``progress`` gets a word per phase."""
     usable, reason = kernel_available()
     if not usable:
@@ -291,7 +291,7 @@ def probe(progress: Callable[[str], None] | None = None) -> KernelProbe:
 @functools.cache
 def host_probe() -> KernelProbe:
     """The probe, run once per process."""
-    return probe()
+    return probe_kernel()
 
 
 def host_capabilities() -> Capabilities:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import re
 from collections.abc import Mapping, Sequence
 
 from ...errors import ErrnoError
@@ -27,6 +28,7 @@ from .syscall import BpfCmd, BpfSyscallError, bpf, hint
 LOG_SIZE = 1 << 16
 MAX_LOG_SIZE = 1 << 26  # 64 MiB, far above what 1M processed instructions print at level 1
 #: Log lines that are statistics, not the reason for a rejection.
+_INSN_LINE = re.compile(r"^\d+: \([0-9a-f]{2}\) ")
 _STAT_PREFIXES = ("processed ", "verification time", "stack depth", "mark_read",
                   "-- END PROG LOAD LOG --")
 
@@ -46,12 +48,18 @@ class KernelVerifierError(BpfSyscallError):
 
 
 def rejection_reason(log: str) -> str:
-    """The last line of a verifier log that is not a statistics line (a pure helper)."""
-    for line in reversed(log.splitlines()):
-        line = line.strip()
-        if line and not line.startswith(_STAT_PREFIXES):
-            return line
-    return ""
+    """The line of a verifier log that says why (a pure helper).
+
+    The verifier stops at the failing instruction, so the reason is the first line after the
+    last instruction it printed (``12: (61) r0 = ...``); a log without instructions (checks
+    before simulation, such as "jump out of range") has it first. Statistics never count.
+    """
+    lines = [line.strip() for line in log.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(_STAT_PREFIXES)]
+    last_insn = max((i for i, line in enumerate(lines) if _INSN_LINE.match(line)), default=-1)
+    if last_insn + 1 < len(lines):
+        return lines[last_insn + 1]
+    return lines[-1] if lines else ""
 
 
 class KernelProgram(KernelHandle):

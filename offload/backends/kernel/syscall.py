@@ -122,6 +122,10 @@ _HINTS: dict[tuple[BpfCmd | None, int], str] = {
                                       "instructions",
     (BpfCmd.PROG_LOAD, errno.E2BIG): "the program has too many instructions",
     (BpfCmd.PROG_LOAD, errno.ENOSPC): "the verifier log did not fit in the log buffer",
+    (BpfCmd.PROG_TEST_RUN, errno.EINVAL): "the kernel refused the test input (packet size, "
+                                          "context fields such as an rx_queue_index the "
+                                          "device lacks, or flags)",
+    (BpfCmd.PROG_TEST_RUN, errno.ENODEV): "no network device has that ingress_ifindex",
     (BpfCmd.PROG_TEST_RUN, errno.ENOSPC): "the output packet is larger than the output buffer",
     (BpfCmd.PROG_TEST_RUN, ENOTSUPP): "this program type has no test run",
     (BpfCmd.MAP_LOOKUP_BATCH, errno.ENOENT): "no elements are left",
