@@ -14,7 +14,9 @@ import errno
 from collections.abc import Iterable
 from enum import IntEnum
 
+from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
+from ..program import ProgType
 
 
 class Feature(IntEnum):
@@ -89,3 +91,21 @@ def require_offload(negotiated: int) -> None:
         if not has(negotiated, feature):
             raise ErrnoError(errno.EOPNOTSUPP, f"the device cannot offload BPF: "
                              f"{feature.name} was not negotiated")
+
+
+DEFAULT_DEVICE_FEATURES = feature_set((
+    Feature.VIRTIO_F_VERSION_1, Feature.VIRTIO_F_INDIRECT_DESC, Feature.VIRTIO_F_EVENT_IDX,
+    Feature.VIRTIO_NET_F_CTRL_VQ, Feature.VIRTIO_NET_F_MAC, Feature.VIRTIO_NET_F_BPF_OFFLOAD))
+
+
+def device_offer(caps: Capabilities) -> int:
+    """The feature set a device with ``caps`` offers.
+
+    ``caps.features`` (0 means :data:`DEFAULT_DEVICE_FEATURES`) plus VIRTIO_F_VERSION_1, which
+    every 1.x device offers (6.2); the offload bit only when the device runs XDP programs; and
+    never a feature whose dependency is not offered (2.2.2).
+    """
+    offer = (caps.features or DEFAULT_DEVICE_FEATURES) | bit(Feature.VIRTIO_F_VERSION_1)
+    if ProgType.XDP not in caps.prog_types:
+        offer &= ~bit(Feature.VIRTIO_NET_F_BPF_OFFLOAD)
+    return negotiate(offer, offer)
