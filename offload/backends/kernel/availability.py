@@ -22,6 +22,9 @@ from .maps import KernelMap
 from .programs import load_program
 from .xdp_run import run_xdp
 
+_CAP_SYS_ADMIN = 21
+_CAP_BPF = 39
+
 #: ``mov r0, XDP_PASS; exit``
 PASS_PROGRAM = (
     Instruction(InsnClass.ALU64 | Source.K | AluOp.MOV, dst=0, imm=XdpAction.PASS),
@@ -37,13 +40,25 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _seccomp_mode() -> str | None:
-    status = _read("/proc/self/status") or ""
-    for line in status.splitlines():
-        if line.startswith("Seccomp:"):
-            mode = line.split(":", 1)[1].strip()
-            return {"0": None, "1": "strict", "2": "filter"}.get(mode, mode)
+def _status_field(name: str) -> str | None:
+    for line in (_read("/proc/self/status") or "").splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
     return None
+
+
+def _seccomp_mode() -> str | None:
+    mode = _status_field("Seccomp")
+    return {None: None, "0": None, "1": "strict", "2": "filter"}.get(mode, mode)
+
+
+def _lacks_bpf_capabilities() -> bool:
+    """Neither CAP_BPF nor CAP_SYS_ADMIN is effective (capabilities(7) bit numbers)."""
+    try:
+        effective = int(_status_field("CapEff") or "", 16)
+    except ValueError:
+        return False
+    return not effective & ((1 << _CAP_BPF) | (1 << _CAP_SYS_ADMIN))
 
 
 def explain_refusal(code: int) -> str:
@@ -53,6 +68,9 @@ def explain_refusal(code: int) -> str:
         euid = os.geteuid()
         if euid != 0:
             causes.append(f"the process is not root (euid {euid}) and lacks CAP_BPF")
+        elif _lacks_bpf_capabilities():
+            causes.append("the process runs as root but without CAP_BPF and CAP_SYS_ADMIN "
+                          "among its effective capabilities")
         disabled = _read("/proc/sys/kernel/unprivileged_bpf_disabled")
         if disabled not in (None, "0") and euid != 0:
             causes.append(f"kernel.unprivileged_bpf_disabled is {disabled}")

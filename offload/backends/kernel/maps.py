@@ -242,7 +242,8 @@ class KernelMap(KernelHandle):
             try:
                 bpf(BpfCmd.MAP_LOOKUP_BATCH, attr, what=self.describe())
             except BpfSyscallError as exc:
-                if exc.errno == errno.ENOSPC and attr.count == 0:
+                if exc.errno == errno.ENOSPC and attr.count == 0 and \
+                        chunk <= self.spec.max_entries:
                     chunk *= 2  # one hash bucket holds more than ``chunk`` elements
                     continue
                 if exc.errno != errno.ENOENT:

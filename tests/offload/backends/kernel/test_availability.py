@@ -62,5 +62,10 @@ def test_refusals_are_explained_from_the_process_state(monkeypatch: pytest.Monke
     assert "not root (euid 1000)" in why
     assert "unprivileged_bpf_disabled is 2" in why
     assert "seccomp filter" in why
+    monkeypatch.setattr(availability.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(availability, "_read", lambda path: "CapEff:\t00000000a80425fb\n")
+    assert "root but without CAP_BPF" in availability.explain_refusal(errno.EPERM)
+    monkeypatch.setattr(availability, "_read", lambda path: "CapEff:\t000001ffffffffff\n")
+    assert "security module" in availability.explain_refusal(errno.EPERM)
     monkeypatch.setattr(availability, "_read", lambda path: None)
     assert "CONFIG_BPF_SYSCALL" in availability.explain_refusal(errno.ENOSYS)

@@ -11,6 +11,8 @@ from offload.errors import ErrnoError
 from offload.isa import assemble
 from offload.xdp import XdpAction
 
+from .skipping import require_kernel
+
 pytestmark = pytest.mark.usefixtures("kernel")
 
 # Drops frames whose first byte is 0xff, else writes 0x42 into byte 13 and passes them.
@@ -33,6 +35,7 @@ drop:
 
 @pytest.fixture(scope="module")
 def filter_program():
+    require_kernel()  # module fixtures run before the function-scoped "kernel" fixture
     with load_program(assemble(FILTER), name="filter") as prog:
         yield prog
 
