@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Self
 
+from ..maps.spec import MapType  # before caps: offload.maps imports offload.caps itself
 from ..caps.capabilities import Capabilities, Limits
 from ..isa.opcodes import PseudoSrc
-from ..maps.spec import MapType
 from ..program import ProgType
 from .ctrl import BpfCommand, Request, Response
 from .wire import MAX_DEVICE_NAME, MAX_HELPERS, MAX_INSNS, MAX_LICENSE_SIZE, CtrlEncodeError, \

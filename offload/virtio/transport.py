@@ -214,6 +214,10 @@ class Transport:
         slot = self._slot(index)
         return slot.device_queue if self.live else None
 
+    def device_queue(self, index: int) -> DeviceQueue | None:
+        """Queue ``index`` whether or not the device is live (to inspect a broken queue)."""
+        return self._slot(index).device_queue
+
     def pop(self, index: int) -> Chain | None:
         """Pop a validated chain; a malformed one sets DEVICE_NEEDS_RESET and returns None.
 
