@@ -1,5 +1,23 @@
 """BPF maps: specs (what to create) and the live map types a device holds."""
 
+from .array import ArrayMap, PercpuArrayMap
+from .base import ENOTSUPP, BatchError, LookupBatch, Map, MapError
+from .create import SUPPORTED_MAP_TYPES, check_spec, create_map
+from .devmap import BPF_XDP_DEVMAP, DevMap, DevMapHash, DevmapTarget
+from .hash import HashMap, PercpuHashMap
+from .lpm import LpmTrieMap
+from .lru import LruHashMap, LruPercpuHashMap
+from .map_in_map import ArrayOfMaps, HashOfMaps
+from .prog_array import ProgArrayMap
+from .resolver import NO_OBJECTS, MapHandle, NoObjects, ProgramHandle, Resolver
 from .spec import MapFlags, MapSpec, MapType, Pinning, UpdateFlags
+from .values import join_percpu, round8, split_percpu
 
-__all__ = ["MapFlags", "MapSpec", "MapType", "Pinning", "UpdateFlags"]
+__all__ = [
+    "BPF_XDP_DEVMAP", "ENOTSUPP", "NO_OBJECTS", "SUPPORTED_MAP_TYPES",
+    "ArrayMap", "ArrayOfMaps", "BatchError", "DevMap", "DevMapHash", "DevmapTarget", "HashMap",
+    "HashOfMaps", "LookupBatch", "LpmTrieMap", "LruHashMap", "LruPercpuHashMap", "Map",
+    "MapError", "MapFlags", "MapHandle", "MapSpec", "MapType", "NoObjects", "Pinning",
+    "PercpuArrayMap", "PercpuHashMap", "ProgArrayMap", "ProgramHandle", "Resolver",
+    "UpdateFlags", "check_spec", "create_map", "join_percpu", "round8", "split_percpu",
+]

@@ -1,0 +1,456 @@
+"""The live map every family derives from: uAPI checks, program access, batches, dirty keys.
+
+A ``Map`` is what a device holds for one BPF_MAP_CREATE. Three audiences use it:
+
+* the uAPI (``lookup``/``update``/``delete``/``get_next_key``/batches/``freeze``), checked the
+  way kernel/bpf/syscall.c checks them: permissions first (``map_get_sys_perms()``: a frozen
+  or BPF_F_RDONLY map refuses writes with EPERM, a BPF_F_WRONLY map refuses reads), then
+  flags, then the family's own rules;
+* programs (``value_ref``, ``program_update``, ``program_delete``), which see only their own
+  CPU's copy of a per-CPU value and may still write a frozen map (Documentation/bpf/
+  map_freeze: freezing only affects syscalls; BPF_F_RDONLY_PROG is what makes a map read-only
+  to programs);
+* migration (``track_dirty``/``take_dirty``, ``export_entries``/``export_entry``/
+  ``import_entries``), which bypasses uAPI permissions because it moves device state, not
+  user requests.
+
+Families implement a handful of ``_hooks`` on exact-size ``bytes``; everything user-supplied is
+checked here first so hostile input only ever raises :class:`ErrnoError`.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..errors import ErrnoError, OffloadError
+from .resolver import NO_OBJECTS, Resolver
+from .spec import MapFlags, MapSpec, UpdateFlags
+from .values import value_layout
+
+ENOTSUPP = 524  # the kernel-internal errno BPF_MAP_CREATE and batch commands leak to users
+U32_MAX = (1 << 32) - 1
+BytesLike = bytes | bytearray | memoryview
+
+
+def enotsupp(message: str) -> ErrnoError:
+    """An ErrnoError for ENOTSUPP (524), which Python's errno module has no name for."""
+    error = ErrnoError(ENOTSUPP, message)
+    error.name = "ENOTSUPP"
+    error.args = (f"ENOTSUPP: {message}",)
+    return error
+
+
+class MapError(OffloadError):
+    """Misuse of the device-side map API that no bpf(2) call could cause."""
+
+
+class BatchError(ErrnoError):
+    """A batch command stopped at an element: ``count`` elements before it were applied,
+    as the kernel reports in ``attr->batch.count`` alongside the errno."""
+
+    def __init__(self, code: int, message: str, *, count: int) -> None:
+        super().__init__(code, message)
+        self.count = count
+        if code == ENOTSUPP:
+            self.name = "ENOTSUPP"
+            self.args = (f"ENOTSUPP: {message}",)
+
+
+@dataclass(frozen=True, slots=True)
+class LookupBatch:
+    """One BPF_MAP_LOOKUP_BATCH answer.
+
+    ``cursor`` is ``out_batch`` (pass it as the next call's cursor; None when nothing was
+    returned); ``done`` is the kernel's ENOENT: no element follows these.
+    """
+
+    entries: tuple[tuple[bytes, bytes], ...]
+    cursor: bytes | None
+    done: bool
+
+
+def as_bytes(data: object, size: int, what: str) -> bytes:
+    """``data`` as bytes of exactly ``size``, or EINVAL (what BPF_MAP_*_ELEM would copy)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ErrnoError(errno.EINVAL, f"The {what} must be bytes, not {type(data).__name__}.")
+    try:
+        raw = bytes(data)
+    except (TypeError, ValueError, BufferError) as exc:
+        raise ErrnoError(errno.EINVAL, f"The {what} is not a readable byte buffer: {exc}.") from None
+    if len(raw) != size:
+        raise ErrnoError(errno.EINVAL,
+                         f"The {what} must be exactly {size} bytes for this map, got {len(raw)}.")
+    return raw
+
+
+def as_u32(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U32_MAX:
+        raise ErrnoError(errno.EINVAL, f"The {what} must be an unsigned 32-bit integer, "
+                                       f"got {value!r}.")
+    return value
+
+
+class Map:
+    """Base of every live map. Subclasses set the ClassVars and implement the hooks."""
+
+    batch_lookup: ClassVar[bool] = True  # generic_map_lookup_batch or the htab one
+    batch_update: ClassVar[bool] = True
+    batch_delete: ClassVar[bool] = True
+    program_writes: ClassVar[bool] = True  # bpf_map_update/delete_elem helpers accepted
+
+    def __init__(self, spec: MapSpec, *, ncpus: int = 1, resolver: Resolver = NO_OBJECTS,
+                 max_entries: int | None = None, flags: int | None = None) -> None:
+        self.spec = spec
+        self.ncpus = ncpus
+        self.key_size = spec.key_size
+        self.value_size = spec.value_size
+        self.max_entries = spec.max_entries if max_entries is None else max_entries
+        self.flags = MapFlags(spec.flags if flags is None else flags)
+        self.frozen = False
+        self.values = value_layout(spec.type.is_percpu, spec.value_size, ncpus)
+        self.resolver = resolver
+        self._dirty: set[bytes] | None = None
+
+    @classmethod
+    def check_spec(cls, spec: MapSpec, ncpus: int) -> None:
+        """Refuse a spec the way the family's ``map_alloc_check`` does (raise ErrnoError)."""
+
+    @classmethod
+    def created_flags(cls, flags: int) -> int:
+        """The map_flags the live map reports (devmaps add BPF_F_RDONLY_PROG, as the kernel)."""
+        return flags
+
+    # -- what it is --------------------------------------------------------------------------
+
+    @property
+    def type(self):  # noqa: ANN201 - MapType, kept short
+        return self.spec.type
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def uapi_value_size(self) -> int:
+        """Bytes of a value through the uAPI (all CPUs' copies for per-CPU maps)."""
+        return self.values.uapi_size
+
+    @property
+    def program_writable(self) -> bool:
+        """Whether program writes through ``value_ref`` are allowed (no BPF_F_RDONLY_PROG)."""
+        return not self.flags & MapFlags.RDONLY_PROG
+
+    @property
+    def batch_cursor_size(self) -> int:
+        """Size of ``in_batch``/``out_batch``: a key for generic batches."""
+        return self.key_size
+
+    def __len__(self) -> int:
+        return self._count()
+
+    def __repr__(self) -> str:
+        return (f"<{type(self).__name__} {self.spec.name!r} key_size={self.key_size} "
+                f"value_size={self.value_size} max_entries={self.max_entries} "
+                f"entries={self._count()}{' frozen' if self.frozen else ''}>")
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def _check_readable(self) -> None:
+        if self.flags & MapFlags.WRONLY:
+            raise ErrnoError(errno.EPERM, "The map was created with BPF_F_WRONLY: user space "
+                                          "may not read it.")
+
+    def _check_writable(self) -> None:
+        if self.frozen:
+            raise ErrnoError(errno.EPERM, "The map is frozen: user space may no longer change it.")
+        if self.flags & MapFlags.RDONLY:
+            raise ErrnoError(errno.EPERM, "The map was created with BPF_F_RDONLY: user space "
+                                          "may not change it.")
+
+    def _update_flags(self, flags: object) -> int:
+        if isinstance(flags, bool) or not isinstance(flags, int) or flags < 0:
+            raise ErrnoError(errno.EINVAL, f"Update flags must be BPF_ANY, BPF_NOEXIST or "
+                                           f"BPF_EXIST, got {flags!r}.")
+        if flags & UpdateFlags.F_LOCK:
+            raise ErrnoError(errno.EINVAL, "BPF_F_LOCK needs a bpf_spin_lock in the map value, "
+                                           "which this map does not have.")
+        if flags > UpdateFlags.EXIST:
+            raise ErrnoError(errno.EINVAL, f"Unknown update flags {flags:#x}: use BPF_ANY, "
+                                           "BPF_NOEXIST or BPF_EXIST.")
+        return flags
+
+    def _key(self, key: object) -> bytes:
+        return as_bytes(key, self.key_size, "key")
+
+    def _cpu(self, cpu: object) -> int:
+        if isinstance(cpu, bool) or not isinstance(cpu, int) or not 0 <= cpu < self.ncpus:
+            raise ErrnoError(errno.EINVAL, f"CPU {cpu!r} does not exist: the device has "
+                                           f"{self.ncpus} CPU(s).")
+        return cpu
+
+    def _touch(self, key: bytes) -> None:
+        if self._dirty is not None:
+            self._dirty.add(key)
+
+    # -- uAPI --------------------------------------------------------------------------------
+
+    def lookup(self, key: BytesLike) -> bytes:
+        """BPF_MAP_LOOKUP_ELEM: the value (all CPUs' copies for per-CPU maps) or ENOENT."""
+        self._check_readable()
+        value = self._lookup(self._key(key))
+        if value is None:
+            raise ErrnoError(errno.ENOENT, "No element with this key.")
+        return value
+
+    def update(self, key: BytesLike, value: BytesLike, flags: int = UpdateFlags.ANY) -> None:
+        """BPF_MAP_UPDATE_ELEM with BPF_ANY, BPF_NOEXIST (EEXIST) or BPF_EXIST (ENOENT)."""
+        self._check_writable()
+        flags = self._update_flags(flags)
+        raw_key = self._key(key)
+        self._update(raw_key, as_bytes(value, self.uapi_value_size, "value"), flags)
+
+    def delete(self, key: BytesLike) -> None:
+        """BPF_MAP_DELETE_ELEM."""
+        self._check_writable()
+        self._delete(self._key(key))
+
+    def get_next_key(self, key: BytesLike | None = None) -> bytes:
+        """BPF_MAP_GET_NEXT_KEY: the first key for None or a missing key, ENOENT after the last."""
+        self._check_readable()
+        following = self._next_key(None if key is None else self._key(key))
+        if following is None:
+            raise ErrnoError(errno.ENOENT, "No key follows: the iteration is complete.")
+        return following
+
+    def freeze(self) -> None:
+        """BPF_MAP_FREEZE: user space can no longer change the map (programs still can)."""
+        if self.frozen:
+            raise ErrnoError(errno.EPERM, "The map is already frozen.")
+        self._check_writable()
+        self.frozen = True
+
+    def items(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, value) in uAPI form, in get_next_key order."""
+        self._check_readable()
+        return self._iter_entries()
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def _batch_flags(self, elem_flags: object) -> None:
+        if isinstance(elem_flags, bool) or not isinstance(elem_flags, int) or elem_flags < 0 \
+                or elem_flags & ~UpdateFlags.F_LOCK:
+            raise ErrnoError(errno.EINVAL, f"Batch elem_flags may only hold BPF_F_LOCK, got "
+                                           f"{elem_flags!r}.")
+        if elem_flags:
+            raise ErrnoError(errno.EINVAL, "BPF_F_LOCK needs a bpf_spin_lock in the map value, "
+                                           "which this map does not have.")
+
+    def _unsupported_batch(self, command: str) -> ErrnoError:
+        return enotsupp(f"{self.spec.type.name} maps do not implement {command}.")
+
+    def lookup_batch(self, cursor: BytesLike | None, count: int,
+                     elem_flags: int = 0) -> LookupBatch:
+        """BPF_MAP_LOOKUP_BATCH: up to ``count`` entries after ``cursor`` (None: from the start)."""
+        self._check_readable()
+        if not self.batch_lookup:
+            raise self._unsupported_batch("BPF_MAP_LOOKUP_BATCH")
+        self._batch_flags(elem_flags)
+        count = as_u32(count, "batch count")
+        raw = None if cursor is None else as_bytes(cursor, self.batch_cursor_size, "batch cursor")
+        if count == 0:
+            return LookupBatch((), None, False)
+        return self._lookup_batch(raw, count)
+
+    def _lookup_batch(self, cursor: bytes | None, count: int) -> LookupBatch:
+        """``generic_map_lookup_batch()``: walk get_next_key from the cursor key."""
+        entries: list[tuple[bytes, bytes]] = []
+        previous = cursor
+        done = False
+        while len(entries) < count:
+            key = self._next_key(previous)
+            if key is None:
+                done = True
+                break
+            value = self._lookup(key)
+            if value is not None:
+                entries.append((key, value))
+            previous = key
+        return LookupBatch(tuple(entries), previous if entries else None, done)
+
+    def update_batch(self, entries: Iterable[tuple[BytesLike, BytesLike]],
+                     elem_flags: int = 0) -> int:
+        """BPF_MAP_UPDATE_BATCH (always BPF_ANY): the count applied, or BatchError with it."""
+        self._check_writable()
+        if not self.batch_update:
+            raise self._unsupported_batch("BPF_MAP_UPDATE_BATCH")
+        self._batch_flags(elem_flags)
+        done = 0
+        for pair in self._batch_items(entries):
+            try:
+                if not isinstance(pair, tuple) or len(pair) != 2:
+                    raise ErrnoError(errno.EINVAL, "Each batch entry must be a (key, value) pair.")
+                self._update(self._key(pair[0]),
+                             as_bytes(pair[1], self.uapi_value_size, "value"), UpdateFlags.ANY)
+            except ErrnoError as exc:
+                raise BatchError(exc.errno, f"entry {done}: {exc.detail}", count=done) from None
+            done += 1
+        return done
+
+    def delete_batch(self, keys: Iterable[BytesLike], elem_flags: int = 0) -> int:
+        """BPF_MAP_DELETE_BATCH: the count deleted, or BatchError at the first failure."""
+        self._check_writable()
+        if not self.batch_delete:
+            raise self._unsupported_batch("BPF_MAP_DELETE_BATCH")
+        self._batch_flags(elem_flags)
+        done = 0
+        for key in self._batch_items(keys):
+            try:
+                self._delete(self._key(key))
+            except ErrnoError as exc:
+                raise BatchError(exc.errno, f"entry {done}: {exc.detail}", count=done) from None
+            done += 1
+        return done
+
+    @staticmethod
+    def _batch_items(items: object) -> list:
+        if isinstance(items, (bytes, bytearray, memoryview, str)):
+            raise ErrnoError(errno.EINVAL, "A batch must be a sequence of entries, not one buffer.")
+        try:
+            return list(items)  # type: ignore[call-overload]
+        except TypeError:
+            raise ErrnoError(errno.EINVAL, "A batch must be an iterable of entries.") from None
+
+    # -- programs ----------------------------------------------------------------------------
+
+    def value_ref(self, key: BytesLike, cpu: int = 0) -> bytearray | None:
+        """The live value buffer a program's bpf_map_lookup_elem() points into, or None.
+
+        The buffer stays the same object while the element exists, so program stores through
+        the pointer land in the map. Handing it out counts as dirtying the element unless
+        programs cannot write the map.
+        """
+        found = self._ref(self._key(key), self._cpu(cpu))
+        if found is None:
+            return None
+        element_key, buffer = found
+        if self.program_writable:
+            self._touch(element_key)
+        return buffer
+
+    def _program_write_check(self, helper: str) -> None:
+        if not self.program_writes:
+            raise ErrnoError(errno.EINVAL, f"cannot pass map_type {int(self.spec.type)} into "
+                                           f"func {helper}")
+        if not self.program_writable:
+            raise ErrnoError(errno.EPERM, "write into map forbidden: the map has "
+                                          "BPF_F_RDONLY_PROG.")
+
+    def program_update(self, key: BytesLike, value: BytesLike, flags: int = UpdateFlags.ANY,
+                       cpu: int = 0) -> None:
+        """bpf_map_update_elem() from a program on ``cpu``: ``value`` is that CPU's copy only."""
+        self._program_write_check("bpf_map_update_elem")
+        flags = self._update_flags(flags)
+        raw_key = self._key(key)
+        self._program_update(raw_key, as_bytes(value, self.value_size, "value"), flags,
+                             self._cpu(cpu))
+
+    def program_delete(self, key: BytesLike, cpu: int = 0) -> None:
+        """bpf_map_delete_elem() from a program."""
+        self._program_write_check("bpf_map_delete_elem")
+        self._program_delete(self._key(key), self._cpu(cpu))
+
+    # -- migration ---------------------------------------------------------------------------
+
+    def track_dirty(self, enabled: bool = True) -> None:
+        """Start (or stop) recording which keys change; starting twice keeps the record."""
+        if not enabled:
+            self._dirty = None
+        elif self._dirty is None:
+            self._dirty = set()
+
+    @property
+    def tracking_dirty(self) -> bool:
+        return self._dirty is not None
+
+    def take_dirty(self) -> set[bytes]:
+        """Keys updated, deleted or handed to a program since the last take; starts a new round."""
+        if self._dirty is None:
+            raise MapError("Dirty tracking is off for this map: call track_dirty(True) first.")
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    def export_entries(self) -> Iterator[tuple[bytes, bytes]]:
+        """Stream every (key, value) in uAPI form, one at a time.
+
+        The walk survives concurrent changes: an element present for the whole walk is seen
+        exactly once; an element added or deleted meanwhile may or may not be, and dirty
+        tracking reports it.
+        """
+        return self._iter_entries()
+
+    def export_entry(self, key: BytesLike) -> tuple[bytes, bytes] | None:
+        """The element ``key`` names exactly, as (stored key, value), or None if it is gone.
+
+        This is what a dirty key is resent as: for an LPM trie the exact prefix, not the
+        longest match.
+        """
+        return self._exact(self._key(key))
+
+    def import_entries(self, entries: Iterable[tuple[BytesLike, BytesLike | None]]) -> int:
+        """Apply (key, value) pairs as BPF_ANY updates; a None value deletes the key if present.
+
+        Device-internal restore: it ignores frozen and BPF_F_RDONLY, which guard user space.
+        Returns the number of pairs applied; the first bad pair raises ErrnoError.
+        """
+        applied = 0
+        for pair in self._batch_items(entries):
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise ErrnoError(errno.EINVAL, f"Entry {applied} is not a (key, value) pair.")
+            key = self._key(pair[0])
+            if pair[1] is None:
+                if self._exact(key) is not None:
+                    self._delete(key)
+            else:
+                self._update(key, as_bytes(pair[1], self.uapi_value_size, "value"),
+                             UpdateFlags.ANY)
+            applied += 1
+        return applied
+
+    def release(self) -> None:
+        """The map is being freed: drop references it holds on other objects."""
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def _count(self) -> int:
+        raise NotImplementedError
+
+    def _lookup(self, key: bytes) -> bytes | None:
+        raise NotImplementedError
+
+    def _update(self, key: bytes, value: bytes, flags: int) -> None:
+        raise NotImplementedError
+
+    def _delete(self, key: bytes) -> None:
+        raise NotImplementedError
+
+    def _next_key(self, key: bytes | None) -> bytes | None:
+        raise NotImplementedError
+
+    def _iter_entries(self) -> Iterator[tuple[bytes, bytes]]:
+        raise NotImplementedError
+
+    def _ref(self, key: bytes, cpu: int) -> tuple[bytes, bytearray] | None:
+        raise NotImplementedError
+
+    def _program_update(self, key: bytes, value: bytes, flags: int, cpu: int) -> None:
+        raise NotImplementedError
+
+    def _program_delete(self, key: bytes, cpu: int) -> None:
+        self._delete(key)
+
+    def _exact(self, key: bytes) -> tuple[bytes, bytes] | None:
+        value = self._lookup(key)
+        return None if value is None else (key, value)

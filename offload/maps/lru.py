@@ -1,0 +1,73 @@
+"""BPF_MAP_TYPE_LRU_HASH and BPF_MAP_TYPE_LRU_PERCPU_HASH (kernel/bpf/bpf_lru_list.c).
+
+A full LRU map never refuses a new key: it evicts the least recently used element instead.
+Recency follows the kernel's notion of use: inserting or updating an element, and a program's
+lookup, make it the most recent; a lookup through the uAPI does not (``lookup_elem_sys``).
+With BPF_F_NO_COMMON_LRU every CPU keeps its own list of ``max_entries / ncpus`` elements
+and evicts only from the list of the CPU that inserts; ``max_entries`` is rounded to a multiple
+of the CPU count so every list has the same size, as ``htab_map_alloc()`` does.
+
+The kernel's lists are an approximation (per-CPU free batches, a second-chance reference bit)
+that may evict before the map is full; this implementation is exact LRU, which is what those
+approximations aim at and what tests can state.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from .hash import HashMap
+from .spec import MapFlags, MapSpec
+
+U32_MAX = (1 << 32) - 1
+
+
+def lru_max_entries(max_entries: int, ncpus: int, flags: int) -> int:
+    """``max_entries`` after the per-CPU-list rounding of ``htab_map_alloc()``."""
+    if not flags & MapFlags.NO_COMMON_LRU:
+        return max_entries
+    rounded = -(-max_entries // ncpus) * ncpus
+    if rounded > U32_MAX:
+        rounded = max_entries // ncpus * ncpus
+    return rounded
+
+
+class LruHashMap(HashMap):
+    """A hash map that evicts its least recently used element when full."""
+
+    def __init__(self, spec: MapSpec, **kwargs) -> None:
+        super().__init__(spec, **kwargs)
+        lists = self.ncpus if self.flags & MapFlags.NO_COMMON_LRU else 1
+        self._lists: list[OrderedDict[bytes, None]] = [OrderedDict() for _ in range(lists)]
+        self._list_size = self.max_entries // lists
+        self._owner: dict[bytes, int] = {}
+
+    def _list_of(self, cpu: int) -> int:
+        return cpu if len(self._lists) > 1 else 0
+
+    def _make_room(self, key: bytes, cpu: int) -> None:
+        recent = self._lists[self._list_of(cpu)]
+        while recent and (len(recent) >= self._list_size or len(self._index) >= self.max_entries):
+            victim = next(iter(recent))
+            self._remove(victim)
+
+    def _insert(self, key: bytes, stored, cpu: int) -> None:  # noqa: ANN001
+        super()._insert(key, stored, cpu)
+        owner = self._list_of(cpu)
+        self._lists[owner][key] = None
+        self._owner[key] = owner
+
+    def _remove(self, key: bytes) -> None:
+        super()._remove(key)
+        del self._lists[self._owner.pop(key)][key]
+
+    def _used(self, key: bytes, cpu: int) -> None:
+        self._lists[self._owner[key]].move_to_end(key)
+
+    def lru_order(self, cpu: int = 0) -> list[bytes]:
+        """Keys of ``cpu``'s LRU list (the only list without BPF_F_NO_COMMON_LRU), oldest first."""
+        return list(self._lists[self._list_of(self._cpu(cpu))])
+
+
+class LruPercpuHashMap(LruHashMap):
+    """BPF_MAP_TYPE_LRU_PERCPU_HASH: LRU eviction, one copy of the value per CPU."""
