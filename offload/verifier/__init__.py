@@ -4,3 +4,9 @@ Abstract interpretation over register and stack state (tnums plus signed and uns
 64-bit ranges), following the Linux verifier's rules for unprivileged loaders and speaking its
 vocabulary in errors and logs.
 """
+
+from .errors import VerifierError
+from .log import LogLine, VerifierLog
+from .verifier import VerifierStats, verify
+
+__all__ = ["LogLine", "VerifierError", "VerifierLog", "VerifierStats", "verify"]

@@ -1,0 +1,214 @@
+"""Helper prototypes: what each ``call N`` takes and returns, shared by verifier and engine.
+
+Ids and names are those of ``enum bpf_func_id`` (include/uapi/linux/bpf.h); argument and return
+kinds are the kernel's ``enum bpf_arg_type`` / ``enum bpf_return_type`` (include/linux/bpf.h),
+so a rejection reads like the Linux verifier's ("R2 type=scalar expected=fp, pkt, map_value").
+``map_types`` lists the maps a helper's ``CONST_MAP_PTR`` argument accepts, and
+``MAP_TYPE_HELPERS`` the reverse rule of the kernel's ``check_map_func_compatibility``: some map
+types may only be passed to a few helpers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from ..maps.spec import MapType
+from ..program import ProgType
+
+
+class HelperId(IntEnum):
+    """``enum bpf_func_id`` for the helpers an XDP device offers."""
+
+    MAP_LOOKUP_ELEM = 1
+    MAP_UPDATE_ELEM = 2
+    MAP_DELETE_ELEM = 3
+    KTIME_GET_NS = 5
+    TRACE_PRINTK = 6
+    GET_PRANDOM_U32 = 7
+    GET_SMP_PROCESSOR_ID = 8
+    TAIL_CALL = 12
+    REDIRECT = 23
+    PERF_EVENT_OUTPUT = 25
+    CSUM_DIFF = 28
+    GET_NUMA_NODE_ID = 42
+    XDP_ADJUST_HEAD = 44
+    REDIRECT_MAP = 51
+    XDP_ADJUST_META = 54
+    XDP_ADJUST_TAIL = 65
+    FIB_LOOKUP = 69
+    MAP_PUSH_ELEM = 87
+    MAP_POP_ELEM = 88
+    MAP_PEEK_ELEM = 89
+    JIFFIES64 = 118
+    KTIME_GET_BOOT_NS = 125
+    RINGBUF_OUTPUT = 130
+    KTIME_GET_COARSE_NS = 160
+    CHECK_MTU = 163
+    XDP_GET_BUFF_LEN = 188
+    XDP_LOAD_BYTES = 189
+    XDP_STORE_BYTES = 190
+    MAP_LOOKUP_PERCPU_ELEM = 195
+    KTIME_GET_TAI_NS = 208
+
+
+class ArgType(IntEnum):
+    """``enum bpf_arg_type`` (the subset these helpers use)."""
+
+    DONTCARE = 0
+    CONST_MAP_PTR = 1
+    PTR_TO_MAP_KEY = 2
+    PTR_TO_MAP_VALUE = 3
+    PTR_TO_UNINIT_MAP_VALUE = 4  # the helper fills value_size bytes
+    PTR_TO_MEM = 5  # followed by a CONST_SIZE(_OR_ZERO) argument
+    PTR_TO_UNINIT_MEM = 6  # the helper fills the memory
+    CONST_SIZE = 7
+    CONST_SIZE_OR_ZERO = 8
+    PTR_TO_CTX = 9
+    ANYTHING = 10
+
+
+class RetType(IntEnum):
+    """``enum bpf_return_type`` (the subset these helpers use)."""
+
+    INTEGER = 0
+    VOID = 1
+    PTR_TO_MAP_VALUE_OR_NULL = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One argument: its kind, whether NULL is allowed, whether the helper only reads it."""
+
+    type: ArgType
+    maybe_null: bool = False
+    rdonly: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HelperProto:
+    """A helper's prototype (the kernel's ``struct bpf_func_proto``)."""
+
+    id: int
+    name: str
+    ret: RetType
+    args: tuple[Arg, ...] = ()
+    map_types: frozenset[MapType] = field(default=frozenset())
+    prog_types: frozenset[ProgType] | None = None  # None: every program type
+    changes_pkt_data: bool = False
+    gpl_only: bool = False
+
+    @property
+    def kernel_name(self) -> str:
+        return f"bpf_{self.name}"
+
+
+_MAP = Arg(ArgType.CONST_MAP_PTR)
+_KEY = Arg(ArgType.PTR_TO_MAP_KEY)
+_VALUE = Arg(ArgType.PTR_TO_MAP_VALUE)
+_ANY = Arg(ArgType.ANYTHING)
+_CTX = Arg(ArgType.PTR_TO_CTX)
+_RO_MEM = Arg(ArgType.PTR_TO_MEM, rdonly=True)
+_XDP = frozenset({ProgType.XDP})
+_NET = frozenset({ProgType.XDP, ProgType.SCHED_CLS, ProgType.SCHED_ACT})
+
+#: Maps whose values a program reads and writes through lookup/update/delete.
+DATA_MAPS = frozenset({
+    MapType.HASH, MapType.ARRAY, MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_HASH,
+    MapType.LRU_PERCPU_HASH, MapType.LPM_TRIE,
+})
+_PERCPU_MAPS = frozenset({MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH})
+_REDIRECT_MAPS = frozenset({MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP})
+_QUEUE_MAPS = frozenset({MapType.QUEUE, MapType.STACK})
+
+
+def _time(hid: HelperId, name: str) -> HelperProto:
+    return HelperProto(hid, name, RetType.INTEGER)
+
+
+PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
+    HelperProto(HelperId.MAP_LOOKUP_ELEM, "map_lookup_elem", RetType.PTR_TO_MAP_VALUE_OR_NULL,
+                (_MAP, _KEY), DATA_MAPS | {MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.XSKMAP}),
+    HelperProto(HelperId.MAP_UPDATE_ELEM, "map_update_elem", RetType.INTEGER,
+                (_MAP, _KEY, _VALUE, _ANY), DATA_MAPS),
+    HelperProto(HelperId.MAP_DELETE_ELEM, "map_delete_elem", RetType.INTEGER, (_MAP, _KEY),
+                DATA_MAPS),
+    _time(HelperId.KTIME_GET_NS, "ktime_get_ns"),
+    HelperProto(HelperId.TRACE_PRINTK, "trace_printk", RetType.INTEGER,
+                (_RO_MEM, Arg(ArgType.CONST_SIZE), _ANY, _ANY, _ANY), gpl_only=True),
+    _time(HelperId.GET_PRANDOM_U32, "get_prandom_u32"),
+    _time(HelperId.GET_SMP_PROCESSOR_ID, "get_smp_processor_id"),
+    HelperProto(HelperId.TAIL_CALL, "tail_call", RetType.VOID, (_CTX, _MAP, _ANY),
+                frozenset({MapType.PROG_ARRAY})),
+    HelperProto(HelperId.REDIRECT, "redirect", RetType.INTEGER, (_ANY, _ANY),
+                prog_types=_NET),
+    HelperProto(HelperId.PERF_EVENT_OUTPUT, "perf_event_output", RetType.INTEGER,
+                (_CTX, _MAP, _ANY, _RO_MEM, Arg(ArgType.CONST_SIZE_OR_ZERO)),
+                frozenset({MapType.PERF_EVENT_ARRAY}), gpl_only=True),
+    HelperProto(HelperId.CSUM_DIFF, "csum_diff", RetType.INTEGER,
+                (Arg(ArgType.PTR_TO_MEM, maybe_null=True, rdonly=True),
+                 Arg(ArgType.CONST_SIZE_OR_ZERO),
+                 Arg(ArgType.PTR_TO_MEM, maybe_null=True, rdonly=True),
+                 Arg(ArgType.CONST_SIZE_OR_ZERO), _ANY), prog_types=_NET),
+    _time(HelperId.GET_NUMA_NODE_ID, "get_numa_node_id"),
+    HelperProto(HelperId.XDP_ADJUST_HEAD, "xdp_adjust_head", RetType.INTEGER, (_CTX, _ANY),
+                prog_types=_XDP, changes_pkt_data=True),
+    HelperProto(HelperId.REDIRECT_MAP, "redirect_map", RetType.INTEGER, (_MAP, _ANY, _ANY),
+                _REDIRECT_MAPS, prog_types=_XDP),
+    HelperProto(HelperId.XDP_ADJUST_META, "xdp_adjust_meta", RetType.INTEGER, (_CTX, _ANY),
+                prog_types=_XDP, changes_pkt_data=True),
+    HelperProto(HelperId.XDP_ADJUST_TAIL, "xdp_adjust_tail", RetType.INTEGER, (_CTX, _ANY),
+                prog_types=_XDP, changes_pkt_data=True),
+    HelperProto(HelperId.FIB_LOOKUP, "fib_lookup", RetType.INTEGER,
+                (_CTX, Arg(ArgType.PTR_TO_MEM), Arg(ArgType.CONST_SIZE), _ANY),
+                prog_types=_NET),
+    HelperProto(HelperId.MAP_PUSH_ELEM, "map_push_elem", RetType.INTEGER, (_MAP, _VALUE, _ANY),
+                _QUEUE_MAPS),
+    HelperProto(HelperId.MAP_POP_ELEM, "map_pop_elem", RetType.INTEGER,
+                (_MAP, Arg(ArgType.PTR_TO_UNINIT_MAP_VALUE)), _QUEUE_MAPS),
+    HelperProto(HelperId.MAP_PEEK_ELEM, "map_peek_elem", RetType.INTEGER,
+                (_MAP, Arg(ArgType.PTR_TO_UNINIT_MAP_VALUE)), _QUEUE_MAPS),
+    _time(HelperId.JIFFIES64, "jiffies64"),
+    _time(HelperId.KTIME_GET_BOOT_NS, "ktime_get_boot_ns"),
+    HelperProto(HelperId.RINGBUF_OUTPUT, "ringbuf_output", RetType.INTEGER,
+                (_MAP, _RO_MEM, Arg(ArgType.CONST_SIZE_OR_ZERO), _ANY),
+                frozenset({MapType.RINGBUF})),
+    _time(HelperId.KTIME_GET_COARSE_NS, "ktime_get_coarse_ns"),
+    HelperProto(HelperId.CHECK_MTU, "check_mtu", RetType.INTEGER,
+                (_CTX, _ANY, Arg(ArgType.PTR_TO_MEM), _ANY, _ANY), prog_types=_NET),
+    HelperProto(HelperId.XDP_GET_BUFF_LEN, "xdp_get_buff_len", RetType.INTEGER, (_CTX,),
+                prog_types=_XDP),
+    HelperProto(HelperId.XDP_LOAD_BYTES, "xdp_load_bytes", RetType.INTEGER,
+                (_CTX, _ANY, Arg(ArgType.PTR_TO_UNINIT_MEM), Arg(ArgType.CONST_SIZE)),
+                prog_types=_XDP),
+    HelperProto(HelperId.XDP_STORE_BYTES, "xdp_store_bytes", RetType.INTEGER,
+                (_CTX, _ANY, _RO_MEM, Arg(ArgType.CONST_SIZE)), prog_types=_XDP),
+    HelperProto(HelperId.MAP_LOOKUP_PERCPU_ELEM, "map_lookup_percpu_elem",
+                RetType.PTR_TO_MAP_VALUE_OR_NULL, (_MAP, _KEY, _ANY), _PERCPU_MAPS),
+    _time(HelperId.KTIME_GET_TAI_NS, "ktime_get_tai_ns"),
+)}
+
+#: Map types that may only be passed to these helpers (kernel check_map_func_compatibility).
+MAP_TYPE_HELPERS: dict[MapType, frozenset[int]] = {
+    MapType.PROG_ARRAY: frozenset({HelperId.TAIL_CALL}),
+    MapType.PERF_EVENT_ARRAY: frozenset({HelperId.PERF_EVENT_OUTPUT}),
+    MapType.RINGBUF: frozenset({HelperId.RINGBUF_OUTPUT}),
+    MapType.DEVMAP: frozenset({HelperId.REDIRECT_MAP, HelperId.MAP_LOOKUP_ELEM}),
+    MapType.DEVMAP_HASH: frozenset({HelperId.REDIRECT_MAP, HelperId.MAP_LOOKUP_ELEM}),
+    MapType.XSKMAP: frozenset({HelperId.REDIRECT_MAP, HelperId.MAP_LOOKUP_ELEM}),
+    MapType.CPUMAP: frozenset({HelperId.REDIRECT_MAP}),
+    MapType.QUEUE: frozenset({HelperId.MAP_PUSH_ELEM, HelperId.MAP_POP_ELEM,
+                              HelperId.MAP_PEEK_ELEM}),
+    MapType.STACK: frozenset({HelperId.MAP_PUSH_ELEM, HelperId.MAP_POP_ELEM,
+                              HelperId.MAP_PEEK_ELEM}),
+}
+
+
+def prototype(helper_id: int) -> HelperProto | None:
+    return PROTOTYPES.get(helper_id)
+
+
+def helper_name(helper_id: int) -> str:
+    """``bpf_map_lookup_elem`` for 1; ``bpf_unknown`` for ids without a prototype here."""
+    proto = PROTOTYPES.get(helper_id)
+    return proto.kernel_name if proto else "bpf_unknown"

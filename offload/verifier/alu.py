@@ -1,0 +1,167 @@
+"""ALU instructions on the abstract state: scalar arithmetic and the pointer arithmetic rules.
+
+Pointer rules follow the kernel's ``adjust_ptr_min_max_vals`` for an unprivileged loader: only
+64-bit add/sub of a scalar, never on ``pkt_end``, map pointers or unchecked
+``map_value_or_null``; no pointer-pointer arithmetic except subtracting packet pointers
+(a length, which leaks no address); no 32-bit or bitwise operations that would turn an address
+into a number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..isa.instruction import Instruction
+from ..isa.opcodes import AluOp, Endian, InsnClass, Source
+from .arith import alu, byte_swap, sign_extend, zext32
+from .env import Env
+from .errors import Reject
+from .scalar import Scalar
+from .state import NOT_INIT, TYPE_NAMES, UNKNOWN, Reg, RegType, State
+
+#: Variable offsets beyond this make a pointer meaningless (kernel BPF_MAX_VAR_OFF).
+MAX_VAR_OFF = 1 << 29
+
+_OP_NAMES = {AluOp.ADD: "+=", AluOp.SUB: "-=", AluOp.MUL: "*=", AluOp.DIV: "/=",
+             AluOp.OR: "|=", AluOp.AND: "&=", AluOp.LSH: "<<=", AluOp.RSH: ">>=",
+             AluOp.NEG: "neg", AluOp.MOD: "%=", AluOp.XOR: "^=", AluOp.MOV: "=",
+             AluOp.ARSH: "s>>=", AluOp.END: "endian"}
+_NO_ARITH = (RegType.PTR_TO_PACKET_END, RegType.CONST_PTR_TO_MAP,
+             RegType.PTR_TO_MAP_VALUE_OR_NULL)
+
+
+def read_reg(state: State, regno: int) -> Reg:
+    reg = state.frame.regs[regno]
+    if reg.type == RegType.NOT_INIT:
+        raise Reject(f"R{regno} !read_ok")
+    return reg
+
+
+def write_reg(state: State, regno: int, reg: Reg) -> None:
+    if regno == 10:
+        raise Reject("frame pointer is read only")
+    state.frame.regs[regno] = reg
+
+
+def check_alu(env: Env, state: State, insn: Instruction) -> None:
+    bits = 64 if insn.cls == InsnClass.ALU64 else 32
+    op = insn.alu_op
+    dst = insn.dst
+    if dst == 10:
+        raise Reject("frame pointer is read only")
+    if op == AluOp.MOV:
+        _mov(env, state, insn, bits)
+        return
+    dreg = read_reg(state, dst)
+    if op == AluOp.END:
+        if dreg.type != RegType.SCALAR:
+            raise Reject(f"R{dst} byte swap of pointer prohibited")
+        swap = bits == 64 or insn.source == Endian.TO_BE  # the device is little-endian
+        write_reg(state, dst, Reg.scalar(byte_swap(dreg.var, insn.imm, swap)))
+        return
+    if op == AluOp.NEG:
+        if dreg.type != RegType.SCALAR:
+            raise Reject(f"R{dst} pointer arithmetic with neg operator prohibited")
+        write_reg(state, dst, Reg.scalar(alu(AluOp.NEG, dreg.var, dreg.var, bits=bits)))
+        return
+    if insn.source == Source.X:
+        sreg = read_reg(state, insn.src)
+    else:
+        if op in (AluOp.DIV, AluOp.MOD) and insn.imm == 0:
+            raise Reject("div by zero")
+        if op in (AluOp.LSH, AluOp.RSH, AluOp.ARSH) and not 0 <= insn.imm < bits:
+            raise Reject(f"invalid shift {insn.imm}")
+        sreg = Reg.const(insn.imm if bits == 64 else insn.imm & 0xFFFFFFFF)
+    if dreg.type == RegType.SCALAR and sreg.type == RegType.SCALAR:
+        result = alu(op, dreg.var, sreg.var, bits=bits, signed_div=insn.off == 1)
+        write_reg(state, dst, Reg.scalar(result))
+        return
+    write_reg(state, dst, _pointer_alu(env, insn, op, bits, dreg, sreg))
+
+
+def _mov(env: Env, state: State, insn: Instruction, bits: int) -> None:
+    if insn.source == Source.K:
+        value = insn.imm if bits == 64 else insn.imm & 0xFFFFFFFF
+        write_reg(state, insn.dst, Reg.const(value))
+        return
+    src = read_reg(state, insn.src)
+    if insn.off:  # movsx
+        if src.type != RegType.SCALAR:
+            raise Reject(f"R{insn.src} sign-extension part of pointer")
+        write_reg(state, insn.dst, Reg.scalar(sign_extend(src.var, insn.off, bits)))
+        return
+    if bits == 32:
+        if src.type != RegType.SCALAR:
+            raise Reject(f"R{insn.src} partial copy of pointer")
+        write_reg(state, insn.dst, Reg.scalar(zext32(src.var)))
+        return
+    if src.type == RegType.SCALAR and not src.var.is_const and insn.src != insn.dst:
+        # link both copies so a later comparison of one narrows the other
+        if not src.id:
+            src = replace(src, id=env.next_id())
+            state.frame.regs[insn.src] = src
+    write_reg(state, insn.dst, src)
+
+
+def _pointer_alu(env: Env, insn: Instruction, op: AluOp, bits: int, dreg: Reg,
+                 sreg: Reg) -> Reg:
+    dst, src = insn.dst, insn.src
+    if bits == 32:
+        regno = dst if dreg.type.is_pointer else src
+        raise Reject(f"R{regno} 32-bit pointer arithmetic prohibited")
+    if dreg.type.is_pointer and sreg.type.is_pointer:
+        if op == AluOp.SUB and _is_pkt_kind(dreg) and _is_pkt_kind(sreg):
+            return _packet_difference(dreg, sreg)
+        raise Reject(f"R{dst} pointer {_OP_NAMES[op]} pointer prohibited")
+    if op not in (AluOp.ADD, AluOp.SUB):
+        regno = dst if dreg.type.is_pointer else src
+        kind = "bitwise operator" if op in (AluOp.AND, AluOp.OR, AluOp.XOR) else \
+            "pointer arithmetic with operator"
+        raise Reject(f"R{regno} {kind} {_OP_NAMES[op]} on pointer prohibited")
+    if not dreg.type.is_pointer:
+        if op == AluOp.SUB:
+            raise Reject(f"R{dst} tried to subtract pointer from scalar")
+        ptr, scalar, ptr_regno = sreg, dreg, src
+    else:
+        ptr, scalar, ptr_regno = dreg, sreg, dst
+    if ptr.type in _NO_ARITH:
+        extra = ", null-check it first" if ptr.type == RegType.PTR_TO_MAP_VALUE_OR_NULL else ""
+        raise Reject(f"R{ptr_regno} pointer arithmetic on {TYPE_NAMES[ptr.type]} "
+                     f"prohibited{extra}")
+    return add_offset(env, ptr, scalar.var, negate=op == AluOp.SUB, regno=dst)
+
+
+def add_offset(env: Env, ptr: Reg, value: Scalar, *, negate: bool, regno: int) -> Reg:
+    """``ptr +/- value``: constants move the fixed offset, anything else the variable part."""
+    name = TYPE_NAMES[ptr.type]
+    if value.is_const:
+        delta = value.smin if not negate else -value.smin
+        off = ptr.off + delta
+        if not -MAX_VAR_OFF < off < MAX_VAR_OFF:
+            raise Reject(f"value {delta} makes {name} pointer be out of bounds")
+        return replace(ptr, off=off)
+    if value.smin <= -MAX_VAR_OFF or value.smax >= MAX_VAR_OFF:
+        if ptr.type in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
+            raise Reject(f"R{regno} unbounded variable offset makes {name} pointer be out of "
+                         "bounds; bound it with 'if (var < const)' first")
+    var = alu(AluOp.SUB if negate else AluOp.ADD, ptr.var, value, bits=64)
+    if ptr.type.is_packet:
+        # a new variable part: ranges proven for the old one do not carry over
+        return replace(ptr, var=var, id=env.next_id(), range=0)
+    return replace(ptr, var=var)
+
+
+def _is_pkt_kind(reg: Reg) -> bool:
+    return reg.type in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META,
+                        RegType.PTR_TO_PACKET_END)
+
+
+def _packet_difference(a: Reg, b: Reg) -> Reg:
+    """Two packet pointers subtracted: a length, exact when both share the same base."""
+    if a.type == b.type and a.type != RegType.PTR_TO_PACKET_END and a.var.is_const \
+            and b.var.is_const:
+        return Reg.const(a.off + a.var.value - b.off - b.var.value)
+    return UNKNOWN
+
+
+__all__ = ["NOT_INIT", "add_offset", "check_alu", "read_reg", "write_reg"]

@@ -1,0 +1,241 @@
+"""Conditional jumps: narrow both successor states, and drop the ones that cannot happen.
+
+Scalars are narrowed on both branches in the width of the jump (kernel ``reg_set_min_max``),
+and the narrowing reaches every register linked to them by a plain copy. A successor whose
+narrowed ranges are empty is dead, which subsumes the kernel's ``is_branch_taken``. Pointer
+comparisons follow ``try_match_pkt_pointers`` (packet against ``data_end``, metadata against
+``data``) and ``mark_ptr_or_null_regs`` (null checks of ``map_value_or_null``); any other
+pointer comparison would leak address bits, which an unprivileged program may not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..isa.instruction import Instruction
+from ..isa.opcodes import InsnClass, JmpOp, Source
+from .alu import read_reg
+from .errors import Reject
+from .memory import MAX_PACKET_OFF
+from .scalar import Scalar
+from .state import Reg, RegType, State
+from .tnum import U32, U64, Tnum
+
+_NEGATE = {JmpOp.JEQ: JmpOp.JNE, JmpOp.JNE: JmpOp.JEQ, JmpOp.JGT: JmpOp.JLE,
+           JmpOp.JLE: JmpOp.JGT, JmpOp.JGE: JmpOp.JLT, JmpOp.JLT: JmpOp.JGE,
+           JmpOp.JSGT: JmpOp.JSLE, JmpOp.JSLE: JmpOp.JSGT, JmpOp.JSGE: JmpOp.JSLT,
+           JmpOp.JSLT: JmpOp.JSGE}
+_SWAP = {JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE, JmpOp.JGT: JmpOp.JLT,
+         JmpOp.JLT: JmpOp.JGT, JmpOp.JGE: JmpOp.JLE, JmpOp.JLE: JmpOp.JGE,
+         JmpOp.JSGT: JmpOp.JSLT, JmpOp.JSLT: JmpOp.JSGT, JmpOp.JSGE: JmpOp.JSLE,
+         JmpOp.JSLE: JmpOp.JSGE}
+_NOT_JSET = -1  # pseudo operation: (a & b) == 0
+
+
+def branch(state: State, insn: Instruction, slot: int,
+           id_gen) -> tuple[State | None, State | None]:
+    """(taken, fall-through) successor states; None for a successor that cannot happen."""
+    op = insn.jmp_op
+    bits = 32 if insn.cls == InsnClass.JMP32 else 64
+    dst = read_reg(state, insn.dst)
+    if insn.source == Source.X:
+        src = read_reg(state, insn.src)
+        src_regno = insn.src
+    else:
+        imm = insn.imm & U32 if bits == 32 else insn.imm
+        src = Reg.const(imm)
+        src_regno = -1
+    if dst.type == RegType.SCALAR and src.type == RegType.SCALAR:
+        taken = _scalar_branch(state, op, insn.dst, dst, src_regno, src, bits)
+        other = _scalar_branch(state, _negated(op), insn.dst, dst, src_regno, src, bits)
+        return taken, other
+    return _pointer_branch(state, insn, op, bits, dst, src, src_regno)
+
+
+def _negated(op: int) -> int:
+    if op == JmpOp.JSET:
+        return _NOT_JSET
+    return _NEGATE[JmpOp(op)]
+
+
+# ---------------------------------------------------------------- scalars
+def narrow(op: int, a: Scalar, b: Scalar, bits: int) -> tuple[Scalar, Scalar] | None:
+    """Both operands restricted to the values for which ``a op b`` holds; None if none."""
+    ta, ua0, ua1, sa0, sa1 = a.view(bits)
+    tb, ub0, ub1, sb0, sb1 = b.view(bits)
+    full = U64 if bits == 64 else U32
+    if op == JmpOp.JEQ:
+        if ta.conflicts(tb):
+            return None
+        t = ta.intersect(tb)
+        view = (t, max(ua0, ub0), min(ua1, ub1), max(sa0, sb0), min(sa1, sb1))
+        na, nb = a.with_view(bits, *view), b.with_view(bits, *view)
+    elif op == JmpOp.JNE:
+        na, nb = _not_equal(a, b, bits), _not_equal(b, a, bits)
+    elif op in (JmpOp.JGT, JmpOp.JGE, JmpOp.JLT, JmpOp.JLE):
+        if op in (JmpOp.JLT, JmpOp.JLE):
+            swapped = narrow(_SWAP[JmpOp(op)], b, a, bits)
+            return None if swapped is None else (swapped[1], swapped[0])
+        strict = 1 if op == JmpOp.JGT else 0
+        na = a.with_view(bits, ta, max(ua0, ub0 + strict), ua1, sa0, sa1)
+        nb = b.with_view(bits, tb, ub0, min(ub1, ua1 - strict), sb0, sb1)
+    elif op in (JmpOp.JSGT, JmpOp.JSGE, JmpOp.JSLT, JmpOp.JSLE):
+        if op in (JmpOp.JSLT, JmpOp.JSLE):
+            swapped = narrow(_SWAP[JmpOp(op)], b, a, bits)
+            return None if swapped is None else (swapped[1], swapped[0])
+        strict = 1 if op == JmpOp.JSGT else 0
+        na = a.with_view(bits, ta, ua0, ua1, max(sa0, sb0 + strict), sa1)
+        nb = b.with_view(bits, tb, ub0, ub1, sb0, min(sb1, sa1 - strict))
+    elif op == JmpOp.JSET:
+        if ta.umax & tb.umax == 0:
+            return None
+        na, nb = a, b
+        if tb.is_const and tb.value & (tb.value - 1) == 0:  # one bit: it must be set
+            na = a.with_view(bits, Tnum(ta.value | tb.value, ta.mask & ~tb.value & full),
+                             ua0, ua1, sa0, sa1)
+    else:  # not JSET
+        if ta.value & tb.value:
+            return None
+        na, nb = a, b
+        if tb.is_const:
+            na = a.with_view(bits, Tnum(ta.value, ta.mask & ~tb.value & full), ua0, ua1, sa0,
+                             sa1)
+    if na is None or nb is None:
+        return None
+    return na, nb
+
+
+def _not_equal(a: Scalar, b: Scalar, bits: int) -> Scalar | None:
+    """``a != b``: only a constant ``b`` at an end of ``a``'s range removes anything."""
+    tb = b.view(bits)[0]
+    ta, ua0, ua1, sa0, sa1 = a.view(bits)
+    if not tb.is_const:
+        return a
+    c = tb.value
+    if ta.is_const:
+        return None if ta.value == c else a
+    sc = c - (1 << bits) if c >> (bits - 1) else c
+    if ua0 == c:
+        ua0 += 1
+    if ua1 == c:
+        ua1 -= 1
+    if sa0 == sc:
+        sa0 += 1
+    if sa1 == sc:
+        sa1 -= 1
+    return a.with_view(bits, ta, ua0, ua1, sa0, sa1)
+
+
+def _scalar_branch(state: State, op: int, dst_regno: int, dst: Reg, src_regno: int, src: Reg,
+                   bits: int) -> State | None:
+    result = narrow(op, dst.var, src.var, bits)
+    if result is None:
+        return None
+    new = state.copy()
+    _set_scalar(new, dst_regno, dst, result[0])
+    if src_regno >= 0:
+        _set_scalar(new, src_regno, src, result[1])
+    return new
+
+
+def _set_scalar(state: State, regno: int, old: Reg, var: Scalar) -> None:
+    """Narrow this register and every register linked to it by a copy."""
+    if var == old.var:
+        return
+    state.frame.regs[regno] = old.with_var(var)
+    if old.id:
+        ident = old.id
+        state.map_regs(lambda r: r.with_var(var) if r.type == RegType.SCALAR and r.id == ident
+                       else r)
+
+
+# ---------------------------------------------------------------- pointers
+def _pointer_branch(state: State, insn: Instruction, op: JmpOp, bits: int, dst: Reg, src: Reg,
+                    src_regno: int) -> tuple[State | None, State | None]:
+    is_zero = src.type == RegType.SCALAR and src.var.is_const and src.var.value == 0
+    if is_zero and dst.type.is_pointer and op in (JmpOp.JEQ, JmpOp.JNE):
+        if dst.type == RegType.PTR_TO_MAP_VALUE_OR_NULL:
+            if bits == 32:
+                raise Reject(f"R{insn.dst} pointer comparison prohibited: null checks use "
+                             "64-bit jumps")
+            null, not_null = state.copy(), state.copy()
+            _mark_null(null, dst, is_null=True)
+            _mark_null(not_null, dst, is_null=False)
+            return (null, not_null) if op == JmpOp.JEQ else (not_null, null)
+        # any other pointer is valid, hence never NULL
+        return (None, state.copy()) if op == JmpOp.JEQ else (state.copy(), None)
+    pkt = _packet_compare(state, op, bits, dst, src)
+    if pkt is not None:
+        return pkt
+    regno = insn.dst if dst.type.is_pointer else src_regno
+    raise Reject(f"R{regno} pointer comparison prohibited")
+
+
+def _mark_null(state: State, reg: Reg, *, is_null: bool) -> None:
+    ident = reg.id
+
+    def mark(r: Reg) -> Reg:
+        if r.type != RegType.PTR_TO_MAP_VALUE_OR_NULL or r.id != ident:
+            return r
+        if is_null:
+            return Reg.const(0)
+        return replace(r, type=RegType.PTR_TO_MAP_VALUE, id=0)
+
+    state.map_regs(mark)
+
+
+def _packet_compare(state: State, op: JmpOp, bits: int, dst: Reg,
+                    src: Reg) -> tuple[State | None, State | None] | None:
+    """``pkt <op> pkt_end`` or ``pkt_meta <op> pkt``: which successor proves a range."""
+    if bits == 32 or op not in (JmpOp.JGT, JmpOp.JGE, JmpOp.JLT, JmpOp.JLE):
+        return None
+    pairs = ((RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_END),
+             (RegType.PTR_TO_PACKET_META, RegType.PTR_TO_PACKET))
+    if (dst.type, src.type) in pairs:
+        ptr, end, op_ptr_first = dst, src, op
+    elif (src.type, dst.type) in pairs:
+        ptr, end, op_ptr_first = src, dst, _SWAP[op]
+    else:
+        return None
+    if end.type == RegType.PTR_TO_PACKET and (end.off or not end.var.is_const or end.var.value):
+        return None  # metadata is only compared against data itself
+    # with the pointer on the left: "ptr > end" / "ptr >= end" fail, "<"/"<=" succeed
+    if op_ptr_first in (JmpOp.JLE, JmpOp.JLT):
+        strict = op_ptr_first == JmpOp.JLT
+        good_is_taken = True
+    else:
+        strict = op_ptr_first == JmpOp.JGE
+        good_is_taken = False
+    extra = 1 if strict else 0
+    var = ptr.var
+    proven_len = state.pkt_len if ptr.type == RegType.PTR_TO_PACKET else state.meta_len
+    usable = var.smin >= 0 and var.umax + ptr.off <= MAX_PACKET_OFF and ptr.off >= 0
+    good = state.copy()
+    bad: State | None = state.copy()
+    if usable:
+        if var.umax + ptr.off + extra <= proven_len:
+            bad = None  # already proven: the failing side cannot happen
+        _prove(good, ptr, ptr.off + extra, var.umin + ptr.off + extra)
+    return (good, bad) if good_is_taken else (bad, good)
+
+
+def _prove(state: State, ptr: Reg, new_range: int, length: int) -> None:
+    """``ptr.base + new_range <= end`` holds: raise the range of every pointer sharing its id."""
+    kind = ptr.type
+    if kind == RegType.PTR_TO_PACKET:
+        state.pkt_len = max(state.pkt_len, length)
+    else:
+        state.meta_len = max(state.meta_len, length)
+    ident = ptr.id
+    total = state.pkt_len if kind == RegType.PTR_TO_PACKET else state.meta_len
+
+    def mark(r: Reg) -> Reg:
+        if r.type != kind:
+            return r
+        if r.id == ident and new_range > r.range:
+            return replace(r, range=new_range)
+        if r.id == 0 and total > r.range:
+            return replace(r, range=total)
+        return r
+
+    state.map_regs(mark)

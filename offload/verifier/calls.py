@@ -1,0 +1,195 @@
+"""Calls and returns: helper prototypes, bpf-to-bpf frames, and the rules at ``exit``.
+
+Helper arguments are checked against ``offload.helpers.prototypes`` the way the kernel's
+``check_func_arg`` does (map pointer first, then key/value memory of the map's sizes, memory
+plus a bounded size argument, context); afterwards R1-R5 are unreadable and R0 holds what the
+prototype returns. A local call gets a fresh frame with R1-R5 passed in and its own stack;
+``exit`` from it restores the caller with R6-R9 preserved.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..helpers.prototypes import (
+    MAP_TYPE_HELPERS,
+    Arg,
+    ArgType,
+    HelperProto,
+    RetType,
+    helper_name,
+    prototype,
+)
+from ..isa.instruction import Instruction
+from ..maps.spec import MapSpec
+from ..xdp import XdpAction
+from .alu import read_reg
+from .env import Env
+from .errors import Reject
+from .memory import check_helper_mem
+from .state import NOT_INIT, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
+
+_MEM_TYPES = "fp, pkt, pkt_meta, map_value"
+_PKT_TYPES = (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META, RegType.PTR_TO_PACKET_END)
+
+
+def check_helper_call(env: Env, state: State, insn: Instruction) -> None:
+    hid = insn.imm
+    proto = prototype(hid)
+    if proto is None or hid not in env.caps.helpers:
+        why = "" if proto is None else ": the device does not offer it"
+        raise Reject(f"unknown func {helper_name(hid)}#{hid}{why}")
+    if proto.prog_types is not None and env.prog_type not in proto.prog_types:
+        raise Reject(f"unknown func {proto.kernel_name}#{hid}: not available to "
+                     f"{env.prog_type.name} programs")
+    map_reg = _check_args(env, state, proto)
+    frame = state.frame
+    for r in range(1, 6):
+        frame.regs[r] = NOT_INIT
+    if proto.ret == RetType.INTEGER:
+        frame.regs[0] = UNKNOWN
+    elif proto.ret == RetType.VOID:
+        frame.regs[0] = NOT_INIT
+    else:
+        assert map_reg is not None
+        frame.regs[0] = Reg(RegType.PTR_TO_MAP_VALUE_OR_NULL, map=map_reg.map,
+                            map_handle=map_reg.map_handle, id=env.next_id())
+    if proto.changes_pkt_data:
+        _clear_packet_pointers(state)
+
+
+def _clear_packet_pointers(state: State) -> None:
+    """The packet moved: every pointer into it is gone (unprivileged: unreadable)."""
+    state.pkt_len = 0
+    state.meta_len = 0
+    state.map_regs(lambda r: NOT_INIT if r.type in _PKT_TYPES else r)
+
+
+def _check_args(env: Env, state: State, proto: HelperProto) -> Reg | None:
+    """Check R1-R5 against the prototype; returns the map argument, if any."""
+    map_reg: Reg | None = None
+    map_spec: MapSpec | None = None
+    args = proto.args
+    for i, arg in enumerate(args):
+        regno = i + 1
+        if arg.type == ArgType.DONTCARE:
+            continue
+        reg = read_reg(state, regno)
+        t = arg.type
+        if t == ArgType.ANYTHING:
+            if reg.type != RegType.SCALAR:
+                raise Reject(f"R{regno} leaks addr into helper function")
+        elif t == ArgType.CONST_MAP_PTR:
+            if reg.type != RegType.CONST_PTR_TO_MAP:
+                raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=map_ptr")
+            assert reg.map is not None
+            map_spec = reg.map
+            map_reg = reg
+            _check_map_compat(proto, reg.map)
+        elif t == ArgType.PTR_TO_CTX:
+            if reg.type != RegType.PTR_TO_CTX:
+                raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=ctx")
+            if reg.off or not reg.var.is_const or reg.var.value:
+                raise Reject(f"dereference of modified ctx ptr R{regno} off={reg.off} "
+                             "disallowed")
+        elif t in (ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE,
+                   ArgType.PTR_TO_UNINIT_MAP_VALUE):
+            if map_spec is None:
+                raise Reject(f"invalid map_ptr to access map->{'key' if i == 1 else 'value'}")
+            _expect_mem(reg, regno)
+            size = map_spec.key_size if t == ArgType.PTR_TO_MAP_KEY else map_spec.value_size
+            mode = "fill" if t == ArgType.PTR_TO_UNINIT_MAP_VALUE else "read"
+            check_helper_mem(env, state, regno, reg, size, mode=mode)
+        elif t in (ArgType.PTR_TO_MEM, ArgType.PTR_TO_UNINIT_MEM):
+            _mem_and_size(env, state, regno, reg, arg, args[i + 1] if i + 1 < len(args) else None)
+        elif t in (ArgType.CONST_SIZE, ArgType.CONST_SIZE_OR_ZERO):
+            if reg.type != RegType.SCALAR:
+                raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=scalar")
+    return map_reg
+
+
+def _expect_mem(reg: Reg, regno: int) -> None:
+    if reg.type not in (RegType.PTR_TO_STACK, RegType.PTR_TO_PACKET,
+                        RegType.PTR_TO_PACKET_META, RegType.PTR_TO_MAP_VALUE):
+        raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected={_MEM_TYPES}")
+
+
+def _mem_and_size(env: Env, state: State, regno: int, reg: Reg, arg: Arg,
+                  size_arg: Arg | None) -> None:
+    assert size_arg is not None and size_arg.type in (ArgType.CONST_SIZE,
+                                                      ArgType.CONST_SIZE_OR_ZERO)
+    size_reg = read_reg(state, regno + 1)
+    if size_reg.type != RegType.SCALAR:
+        raise Reject(f"R{regno + 1} type={TYPE_NAMES[size_reg.type]} expected=scalar")
+    size = size_reg.var
+    if size.smin < 0:
+        raise Reject(f"R{regno + 1} min value is negative, either use unsigned or 'var &= const'")
+    if size.umax >= 1 << 29:
+        raise Reject(f"R{regno + 1} unbounded memory access, use 'var &= const' or "
+                     "'if (var < const)'")
+    if size.umin == 0 and size_arg.type == ArgType.CONST_SIZE:
+        raise Reject(f"R{regno + 1} invalid zero-sized read")
+    if arg.maybe_null and reg.type == RegType.SCALAR and reg.is_const and reg.var.value == 0:
+        if size.umax:
+            raise Reject(f"R{regno} type=scalar expected={_MEM_TYPES}: NULL needs size 0")
+        return
+    _expect_mem(reg, regno)
+    if arg.type == ArgType.PTR_TO_UNINIT_MEM:
+        mode = "fill"
+    else:
+        mode = "read" if arg.rdonly else "rw"
+    check_helper_mem(env, state, regno, reg, size.umax, mode=mode)
+
+
+def _check_map_compat(proto: HelperProto, spec: MapSpec) -> None:
+    allowed = MAP_TYPE_HELPERS.get(spec.type)
+    if spec.type not in proto.map_types or (allowed is not None and proto.id not in allowed):
+        raise Reject(f"cannot pass map_type {int(spec.type)} into func "
+                     f"{proto.kernel_name}#{proto.id}")
+
+
+# ---------------------------------------------------------------- bpf-to-bpf calls
+def enter_function(env: Env, state: State, insn: Instruction, slot: int) -> None:
+    if len(state.frames) >= env.caps.limits.max_call_frames:
+        raise Reject(f"the call stack of {len(state.frames) + 1} frames is too deep")
+    target = slot + 1 + insn.imm
+    caller = state.frame
+    frameno = len(state.frames)
+    regs = [NOT_INIT] * 11
+    for r in range(1, 6):
+        regs[r] = caller.regs[r]
+    regs[10] = Reg(RegType.PTR_TO_STACK, frameno=frameno)
+    state.frames.append(Frame(regs, {}, slot, target, frameno))
+    state.insn = target
+
+
+def leave_function(state: State) -> None:
+    """``exit`` from a called function: back to the caller with R0 and R6-R9."""
+    callee = state.frames.pop()
+    r0 = read_reg_from(callee, 0)
+    if r0.type == RegType.PTR_TO_STACK and r0.frameno == callee.frameno:
+        raise Reject("cannot return stack pointer to the caller")
+    caller = state.frame
+    caller.regs[0] = r0
+    for r in range(1, 6):
+        caller.regs[r] = NOT_INIT
+    state.insn = callee.callsite + 1
+
+
+def read_reg_from(frame: Frame, regno: int) -> Reg:
+    reg = frame.regs[regno]
+    if reg.type == RegType.NOT_INIT:
+        raise Reject(f"R{regno} !read_ok")
+    return reg
+
+
+def check_program_exit(env: Env, state: State) -> None:
+    """R0 at the end of the program: an initialised number, optionally an XDP action."""
+    r0 = read_reg_from(state.frame, 0)
+    if r0.type != RegType.SCALAR:
+        raise Reject("R0 leaks addr as return value")
+    if env.caps.check_xdp_action and env.prog_type.name == "XDP":
+        last = max(XdpAction)
+        if r0.var.umax > last:
+            raise Reject(f"At program exit the register R0 has {replace(r0, id=0)} should have "
+                         f"been in [0, {int(last)}]")

@@ -1,0 +1,50 @@
+"""What every check needs besides the state: the program, the device, the maps, counters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from ..caps.capabilities import Capabilities
+from ..maps.spec import MapSpec
+from ..program import ProgType
+from .cfg import Program
+from .errors import Reject
+from .state import Reg
+
+MapResolver = Mapping[int, MapSpec] | Callable[[int], MapSpec | None]
+
+
+@dataclass(slots=True)
+class Env:
+    """Per-verification context; ``next_id`` hands out ids for pointers and linked scalars."""
+
+    prog: Program
+    caps: Capabilities
+    prog_type: ProgType
+    lddw: dict[int, Reg] = field(default_factory=dict)  # slot -> register an lddw loads
+    id_gen: int = 0
+    stack_depth: dict[int, int] = field(default_factory=dict)  # function -> bytes used
+
+    def next_id(self) -> int:
+        self.id_gen += 1
+        return self.id_gen
+
+    def note_stack(self, subprog: int, depth: int) -> None:
+        if depth > self.stack_depth.get(subprog, 0):
+            self.stack_depth[subprog] = depth
+
+
+def resolve_map(maps: MapResolver, handle: int) -> MapSpec:
+    """The map an ``lddw`` names, in the kernel's words when there is none."""
+    try:
+        spec = maps(handle) if callable(maps) else maps.get(handle)
+    except (KeyError, LookupError):
+        spec = None
+    if not isinstance(spec, MapSpec):
+        raise Reject(f"fd {handle} is not pointing to valid bpf_map")
+    return spec
+
+
+def reg_name(regno: int) -> str:
+    return f"R{regno}"

@@ -1,0 +1,333 @@
+"""Loads, stores and atomics: which memory a pointer may touch, and what a load gives back.
+
+Context: only the ``struct xdp_md`` fields, 4 bytes at a time, read-only. Packet: only bytes
+proven to lie before ``data_end`` (per pointer id as the kernel does, or by the packet length
+the state has proven, which also covers variable offsets). Map values: within ``value_size``,
+never written when the map is frozen. Stack: within 512 bytes, aligned, reads only of written
+bytes, pointers only spilled and filled whole; an unprivileged program can never read a
+pointer back as a number.
+"""
+
+from __future__ import annotations
+
+from ..isa.instruction import Instruction
+from ..isa.opcodes import ATOMIC_FETCH, AtomicOp, InsnClass, Mode
+from ..maps.spec import MapFlags, MapSpec
+from ..xdp import XDP_MD_SIZE, XdpMd
+from .alu import read_reg, write_reg
+from .arith import zext32
+from .env import Env
+from .errors import Reject
+from .scalar import Scalar
+from .state import (
+    EMPTY_SLOT,
+    SLOT,
+    TYPE_NAMES,
+    UNKNOWN,
+    ByteKind,
+    Reg,
+    RegType,
+    Slot,
+    State,
+)
+
+#: Packet offsets beyond this are never proven (kernel MAX_PACKET_OFF).
+MAX_PACKET_OFF = 0xFFFF
+_UNSIGNED = {n: Scalar.urange(0, (1 << (8 * n)) - 1) for n in (1, 2, 4, 8)}
+_SIGNED = {n: Scalar.srange(-(1 << (8 * n - 1)), (1 << (8 * n - 1)) - 1) for n in (1, 2, 4, 8)}
+_CTX_FIELDS = {XdpMd.DATA: RegType.PTR_TO_PACKET, XdpMd.DATA_END: RegType.PTR_TO_PACKET_END,
+               XdpMd.DATA_META: RegType.PTR_TO_PACKET_META}
+_SPILL = (ByteKind.SPILL,) * SLOT
+_MISC = (ByteKind.MISC,) * SLOT
+
+
+def loaded(size: int, sign_extend: bool = False) -> Reg:
+    return Reg.scalar(_SIGNED[size] if sign_extend else _UNSIGNED[size])
+
+
+def map_read_only(spec: MapSpec) -> bool:
+    return spec.frozen or bool(spec.flags & MapFlags.RDONLY_PROG)
+
+
+# ---------------------------------------------------------------- instructions
+def check_load(env: Env, state: State, insn: Instruction) -> None:
+    ptr = read_reg(state, insn.src)
+    value = access(env, state, insn.src, ptr, insn.off, insn.size.nbytes, write=False,
+                   sign_extend=insn.mode == Mode.MEMSX)
+    write_reg(state, insn.dst, value)
+
+
+def check_store(env: Env, state: State, insn: Instruction) -> None:
+    ptr = read_reg(state, insn.dst)
+    if insn.cls == InsnClass.ST:
+        if ptr.type == RegType.PTR_TO_CTX:
+            raise Reject(f"BPF_ST stores into R{insn.dst} ctx is not allowed")
+        value = Reg.const(insn.imm)
+        value_regno = -1
+    else:
+        value = read_reg(state, insn.src)
+        value_regno = insn.src
+    access(env, state, insn.dst, ptr, insn.off, insn.size.nbytes, write=True, value=value,
+           value_regno=value_regno)
+
+
+def check_atomic(env: Env, state: State, insn: Instruction) -> None:
+    """A read-modify-write: the location must be readable and writable memory."""
+    ptr = read_reg(state, insn.dst)
+    src = read_reg(state, insn.src)
+    size = insn.size.nbytes
+    if src.type != RegType.SCALAR:
+        raise Reject(f"R{insn.src} leaks addr into mem")
+    if insn.imm == AtomicOp.CMPXCHG:
+        r0 = read_reg(state, 0)
+        if r0.type != RegType.SCALAR:
+            raise Reject("R0 leaks addr into mem")
+    if ptr.type not in (RegType.PTR_TO_STACK, RegType.PTR_TO_MAP_VALUE):
+        raise Reject(f"BPF_ATOMIC stores into R{insn.dst} {TYPE_NAMES[ptr.type]} is not "
+                     "allowed")
+    old = access(env, state, insn.dst, ptr, insn.off, size, write=False)
+    if old.type != RegType.SCALAR:
+        raise Reject("cannot perform an atomic operation on a spilled pointer")
+    access(env, state, insn.dst, ptr, insn.off, size, write=True, value=UNKNOWN,
+           value_regno=insn.src)
+    fetched = Reg.scalar(_UNSIGNED[size])
+    if insn.imm == AtomicOp.CMPXCHG:
+        write_reg(state, 0, fetched)
+    elif insn.imm & ATOMIC_FETCH or insn.imm == AtomicOp.XCHG:
+        write_reg(state, insn.src, fetched)
+
+
+# ---------------------------------------------------------------- dispatch
+def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *, write: bool,
+           value: Reg | None = None, value_regno: int = -1, sign_extend: bool = False) -> Reg:
+    """Check one access through ``ptr``; for loads return the loaded register."""
+    t = ptr.type
+    if t == RegType.PTR_TO_CTX:
+        return _ctx(ptr, regno, off, size, write, sign_extend)
+    if t in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
+        if write and value is not None and value.type.is_pointer:
+            raise Reject(f"R{value_regno} leaks addr into packet")
+        check_packet(state, regno, ptr, off, size)
+        return loaded(size, sign_extend)
+    if t == RegType.PTR_TO_MAP_VALUE:
+        if write and value is not None and value.type.is_pointer:
+            raise Reject(f"R{value_regno} leaks addr into map")
+        check_map_value(regno, ptr, off, size, write)
+        return loaded(size, sign_extend)
+    if t == RegType.PTR_TO_STACK:
+        if write:
+            assert value is not None
+            stack_write(env, state, regno, ptr, off, size, value, value_regno)
+            return value
+        reg = stack_read(env, state, regno, ptr, off, size)
+        if sign_extend and reg.type == RegType.SCALAR and size < 8:
+            from .arith import sign_extend as sext
+            return Reg.scalar(sext(reg.var, size * 8))
+        return reg
+    raise Reject(f"R{regno} invalid mem access '{TYPE_NAMES[t]}'")
+
+
+# ---------------------------------------------------------------- context
+def _ctx(ptr: Reg, regno: int, off: int, size: int, write: bool, sign_extend: bool) -> Reg:
+    if ptr.off or not ptr.var.is_const or ptr.var.value:
+        raise Reject(f"dereference of modified ctx ptr R{regno} off={ptr.off} disallowed")
+    if write or sign_extend or size != 4 or off < 0 or off + size > XDP_MD_SIZE or off % 4:
+        raise Reject(f"invalid bpf_context access off={off} size={size}")
+    kind = _CTX_FIELDS.get(XdpMd(off))
+    if kind is None:
+        return Reg.scalar(zext32(Scalar.unknown()))
+    return Reg(kind)
+
+
+# ---------------------------------------------------------------- packet
+def check_packet(state: State, regno: int, ptr: Reg, off: int, size: int) -> None:
+    """Bytes [off, off+size) past ``ptr`` lie inside the packet (or metadata) for certain."""
+    fixed = ptr.off + off
+    var = ptr.var
+    if var.smin < 0 or fixed + var.smin < 0:
+        raise Reject(f"R{regno} min value is negative, either use unsigned index or do a "
+                     "if (index >=0) check.")
+    proven = state.pkt_len if ptr.type == RegType.PTR_TO_PACKET else state.meta_len
+    by_id = fixed + size <= ptr.range and (ptr.id != 0 or var.is_const)
+    by_len = var.umax <= MAX_PACKET_OFF and fixed + var.umax + size <= proven
+    if not (by_id or by_len):
+        what = "packet" if ptr.type == RegType.PTR_TO_PACKET else "packet metadata"
+        extra = "" if var.is_const else f", var_off={var.var},umax={var.umax}"
+        raise Reject(f"invalid access to {what}, off={fixed} size={size}, R{regno}(id={ptr.id},"
+                     f"off={ptr.off},r={max(ptr.range, proven)}{extra})")
+
+
+# ---------------------------------------------------------------- map values
+def check_map_value(regno: int, ptr: Reg, off: int, size: int, write: bool) -> None:
+    spec = ptr.map
+    assert spec is not None
+    fixed = ptr.off + off
+    var = ptr.var
+    vs = spec.value_size
+    if write and map_read_only(spec):
+        raise Reject(f"write into map forbidden, value_size={vs} off={fixed} size={size}")
+    if var.is_const:
+        if fixed < 0 or fixed + size > vs:
+            raise Reject(f"invalid access to map value, value_size={vs} off={fixed} "
+                         f"size={size}")
+        return
+    if fixed + var.smin < 0:
+        raise Reject(f"R{regno} min value is outside of the allowed memory range")
+    if var.umax >= 1 << 29:
+        raise Reject(f"R{regno} unbounded memory access, make sure to bounds check any such "
+                     "access")
+    if fixed + var.umax + size > vs:
+        raise Reject(f"R{regno} max value is outside of the allowed memory range "
+                     f"(value_size={vs} off={fixed} umax={var.umax} size={size})")
+
+
+# ---------------------------------------------------------------- stack
+def _stack_bounds(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int,
+                  write: bool) -> tuple[int, int]:
+    """The lowest and highest start offset of the access (relative to its frame's fp)."""
+    fixed = ptr.off + off
+    var = ptr.var
+    limit = env.caps.limits.stack_size
+    if var.is_const:
+        start = fixed + var.smin
+        if start < -limit or start + size > 0:
+            raise Reject(f"invalid stack off={start} size={size}")
+        if start % size:
+            raise Reject(f"misaligned stack access off {var.var}+{ptr.off}+{off} size {size}")
+        lo, hi = start, start
+    else:
+        lo, hi = fixed + var.smin, fixed + var.smax
+        if lo < -limit or hi + size > 0:
+            what = "write to" if write else "read from"
+            raise Reject(f"invalid variable-offset {what} stack R{regno} var_off={var.var} "
+                         f"off={off} size={size}")
+        if (var.var.value + fixed) % size or var.var.mask % size:
+            raise Reject(f"misaligned stack access off {var.var}+{ptr.off}+{off} size {size}")
+    env.note_stack(state.frames[ptr.frameno].subprog, -lo)
+    return lo, hi
+
+
+def _locate(addr: int) -> tuple[int, int]:
+    """Slot number and byte index (0 = lowest address) of stack byte ``fp+addr``."""
+    k = (-addr - 1) // SLOT
+    return k, addr + (k + 1) * SLOT
+
+
+def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int) -> Reg:
+    lo, hi = _stack_bounds(env, state, regno, ptr, off, size, write=False)
+    stack = state.frames[ptr.frameno].stack
+    if lo == hi:
+        k, i = _locate(lo)
+        slot = stack.get(k, EMPTY_SLOT)
+        if slot.spilled is not None:
+            if size == SLOT:
+                return slot.spilled
+            if slot.spilled.type != RegType.SCALAR:
+                raise Reject("invalid size of register fill")
+            if slot.spilled.var.is_const:
+                part = (slot.spilled.var.value >> (8 * i)) & ((1 << (8 * size)) - 1)
+                return Reg.const(part)
+            return loaded(size)
+    zero = True
+    for addr in range(lo, hi + size):
+        k, i = _locate(addr)
+        slot = stack.get(k, EMPTY_SLOT)
+        kind = slot.kinds[i]
+        if kind == ByteKind.INVALID:
+            if lo == hi:
+                raise Reject(f"invalid read from stack off {lo}+{addr - lo} size {size}")
+            raise Reject(f"invalid variable-offset read from stack R{regno} var_off="
+                         f"{ptr.var.var} off={off} size={size}: fp{addr} is not initialized")
+        if kind == ByteKind.SPILL:
+            assert slot.spilled is not None
+            if slot.spilled.type != RegType.SCALAR:
+                raise Reject(f"invalid read from stack off {lo}+{addr - lo} size {size}: part "
+                             "of a spilled pointer")
+            zero = zero and slot.spilled.is_const and slot.spilled.var.value == 0
+        elif kind != ByteKind.ZERO:
+            zero = False
+    return Reg.const(0) if zero else loaded(size)
+
+
+def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, value: Reg,
+                value_regno: int) -> None:
+    lo, hi = _stack_bounds(env, state, regno, ptr, off, size, write=True)
+    stack = state.frames[ptr.frameno].stack
+    if value.type == RegType.PTR_TO_STACK and value.frameno > ptr.frameno:
+        raise Reject("cannot spill pointers to stack into stack frame of the caller")
+    if lo == hi and size == SLOT and lo % SLOT == 0:
+        stack[_locate(lo)[0]] = Slot(_SPILL, value)
+        return
+    if value.type.is_pointer:
+        if lo != hi:
+            raise Reject(f"R{value_regno} variable-offset stack write of a pointer prohibited")
+        raise Reject("invalid size of register spill")
+    new_kind = ByteKind.ZERO if value.is_const and value.var.value == 0 else ByteKind.MISC
+    exact = lo == hi
+    for addr in range(lo, hi + size):
+        k, i = _locate(addr)
+        slot = stack.get(k, EMPTY_SLOT)
+        if slot.spilled is not None:
+            if slot.spilled.type != RegType.SCALAR:
+                if exact:
+                    raise Reject("attempt to corrupt spilled pointer on stack")
+                raise Reject("spilled ptr in range of var-offset stack write")
+            slot = Slot(_MISC)
+        kinds = list(slot.kinds)
+        if exact:
+            kinds[i] = new_kind
+        elif kinds[i] != ByteKind.INVALID and kinds[i] != new_kind:
+            kinds[i] = ByteKind.MISC  # some byte in the range was written, not known which
+        stack[k] = Slot(tuple(kinds))
+
+
+# ---------------------------------------------------------------- helper memory arguments
+def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *,
+                     mode: str) -> None:
+    """A helper reads (``read``), reads and writes (``rw``) or fills (``fill``) ``size`` bytes.
+
+    Filling the stack initialises it; reading it needs every byte written and no pointer in it
+    (that would hand an address to the helper, e.g. into a map).
+    """
+    if size == 0:
+        return
+    write = mode != "read"
+    t = ptr.type
+    if t in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
+        check_packet(state, regno, ptr, 0, size)
+        return
+    if t == RegType.PTR_TO_MAP_VALUE:
+        check_map_value(regno, ptr, 0, size, write)
+        return
+    if t != RegType.PTR_TO_STACK:
+        raise Reject(f"R{regno} type={TYPE_NAMES[t]} expected=fp, pkt, pkt_meta, map_value")
+    fixed = ptr.off
+    var = ptr.var
+    limit = env.caps.limits.stack_size
+    lo, hi = fixed + var.smin, fixed + var.smax
+    if lo < -limit or hi + size > 0 or var.umax >= 1 << 29 and not var.is_const:
+        raise Reject(f"invalid indirect access to stack R{regno} off={lo} size={size}")
+    env.note_stack(state.frames[ptr.frameno].subprog, -lo)
+    stack = state.frames[ptr.frameno].stack
+    exact = var.is_const
+    for addr in range(lo, hi + size):
+        k, i = _locate(addr)
+        slot = stack.get(k, EMPTY_SLOT)
+        kind = slot.kinds[i]
+        if mode == "fill" and exact:
+            if slot.spilled is not None:
+                slot = Slot(_MISC)
+            kinds = list(slot.kinds)
+            kinds[i] = ByteKind.MISC
+            stack[k] = Slot(tuple(kinds))
+            continue
+        if kind == ByteKind.INVALID:
+            raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{addr - lo} "
+                         f"size {size}")
+        if kind == ByteKind.SPILL and slot.spilled is not None and \
+                slot.spilled.type != RegType.SCALAR:
+            if mode == "read" or mode == "rw":
+                raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{addr - lo} "
+                             f"size {size}: it holds a spilled pointer")
+        if write and slot.spilled is not None:
+            stack[k] = Slot(_MISC)

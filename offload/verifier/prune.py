@@ -1,0 +1,122 @@
+"""State pruning: is a new state covered by one already proven safe?
+
+``covers(old, cur)`` holds when every concrete machine state ``cur`` stands for is one ``old``
+stands for (the kernel's ``states_equal`` with range inclusion): dead registers are ignored,
+scalars and pointer offsets must lie within the old ranges, packet ranges must be at least as
+large, stack bytes at least as initialised, and ids must map one to one (two registers linked
+in ``old`` must be linked in ``cur``). With ``exact=True`` the states must be the same, which is
+how an infinite loop is recognised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .cfg import Program
+from .state import EMPTY_SLOT, ByteKind, Frame, Reg, RegType, State
+
+_CALLEE_SAVED = frozenset({6, 7, 8, 9})
+
+
+class IdMap:
+    """A one-to-one correspondence between ids of the old and of the current state."""
+
+    __slots__ = ("fwd", "back", "fresh")
+
+    def __init__(self) -> None:
+        self.fwd: dict[int, int] = {}
+        self.back: dict[int, int] = {}
+        self.fresh = -1
+
+    def same(self, old: int, cur: int) -> bool:
+        if old == 0:
+            return True  # the old state placed no constraint
+        if cur == 0:
+            cur = self.fresh  # an unlinked register: an id nothing else shares
+            self.fresh -= 1
+        if self.fwd.setdefault(old, cur) != cur:
+            return False
+        return self.back.setdefault(cur, old) == old
+
+
+def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
+    if old is cur and not old.id:
+        return True
+    if old.type == RegType.NOT_INIT:
+        return exact is False or cur.type == RegType.NOT_INIT
+    if old.type != cur.type:
+        return False
+    t = old.type
+    if t == RegType.SCALAR:
+        if exact:
+            return old.var == cur.var and ids.same(old.id, cur.id)
+        return old.var.includes(cur.var) and ids.same(old.id, cur.id)
+    if old.off != cur.off or old.map_handle != cur.map_handle or old.frameno != cur.frameno:
+        return False
+    if exact:
+        if old.var != cur.var or old.range != cur.range:
+            return False
+    elif not old.var.includes(cur.var) or cur.range < old.range:
+        return False
+    if t in (RegType.PTR_TO_MAP_VALUE_OR_NULL, RegType.PTR_TO_PACKET,
+             RegType.PTR_TO_PACKET_META):
+        return ids.same(old.id, cur.id)
+    return True
+
+
+def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool) -> bool:
+    keys: Iterable[int] = old.stack.keys() | cur.stack.keys() if exact else old.stack.keys()
+    for k in keys:
+        o = old.stack.get(k, EMPTY_SLOT)
+        c = cur.stack.get(k, EMPTY_SLOT)
+        if o is c and (o.spilled is None or not o.spilled.id):
+            continue
+        if exact:
+            if o.kinds != c.kinds:
+                return False
+            if o.spilled is not None and not reg_covers(o.spilled, c.spilled, ids, True):
+                return False
+            continue
+        if o.spilled is not None:
+            if c.spilled is None or not reg_covers(o.spilled, c.spilled, ids, False):
+                return False
+            continue
+        c_scalar_spill = c.spilled is not None and c.spilled.type == RegType.SCALAR
+        c_zero_spill = c_scalar_spill and c.spilled.is_const and c.spilled.var.value == 0
+        for ok, ck in zip(o.kinds, c.kinds):
+            if ok == ByteKind.INVALID or ok == ck and ck != ByteKind.SPILL:
+                continue
+            if ok == ByteKind.MISC and (ck == ByteKind.ZERO or c_scalar_spill):
+                continue
+            if ok == ByteKind.ZERO and c_zero_spill:
+                continue
+            return False
+    return True
+
+
+def covers(prog: Program, old: State, cur: State, *, exact: bool = False) -> bool:
+    """Whether ``cur`` needs no further exploration because ``old`` was proven safe."""
+    if len(old.frames) != len(cur.frames):
+        return False
+    if exact:
+        if old.pkt_len != cur.pkt_len or old.meta_len != cur.meta_len:
+            return False
+    elif old.pkt_len > cur.pkt_len or old.meta_len > cur.meta_len:
+        return False
+    for of, cf in zip(old.frames, cur.frames):
+        if of.callsite != cf.callsite:
+            return False
+    ids = IdMap()
+    top = len(old.frames) - 1
+    for depth, (of, cf) in enumerate(zip(old.frames, cur.frames)):
+        if depth == top:
+            live: Iterable[int] = prog.live[cur.insn]
+        else:
+            live = prog.live[old.frames[depth + 1].callsite + 1] & _CALLEE_SAVED
+        oregs, cregs = of.regs, cf.regs
+        for r in live:
+            if r != 10 and not reg_covers(oregs[r], cregs[r], ids, exact):
+                return False
+        if not _stack_covers(of, cf, ids, exact):
+            return False
+    return True

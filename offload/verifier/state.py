@@ -1,0 +1,239 @@
+"""Abstract machine state: registers, stack slots, call frames.
+
+Registers are immutable ``Reg`` values so a state copy at a branch only copies lists of
+references. Pointer registers keep the kernel's split of the offset into a fixed part ``off``
+and a variable part ``var`` (a ``Scalar``); packet pointers carry ``range``, the bytes past
+``off`` proven to lie before ``data_end`` for every pointer sharing their ``id``
+(kernel ``find_good_pkt_pointers``). The state also keeps ``pkt_len``: the packet length proven
+by any comparison, which makes variable-offset accesses provable where the kernel's per-id
+ranges are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+from ..maps.spec import MapSpec
+from .scalar import Scalar
+
+MAX_REGS = 11
+SLOT = 8
+
+
+class RegType(IntEnum):
+    """The kernel's ``enum bpf_reg_type`` for what an XDP program can hold."""
+
+    NOT_INIT = 0
+    SCALAR = 1
+    PTR_TO_CTX = 2
+    CONST_PTR_TO_MAP = 3
+    PTR_TO_MAP_VALUE = 4
+    PTR_TO_MAP_VALUE_OR_NULL = 5
+    PTR_TO_STACK = 6
+    PTR_TO_PACKET = 7
+    PTR_TO_PACKET_META = 8
+    PTR_TO_PACKET_END = 9
+
+    @property
+    def is_pointer(self) -> bool:
+        return self >= RegType.PTR_TO_CTX
+
+    @property
+    def is_packet(self) -> bool:
+        return self in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META)
+
+
+#: Names the kernel log uses (kernel ``reg_type_str``).
+TYPE_NAMES = {
+    RegType.NOT_INIT: "?", RegType.SCALAR: "scalar", RegType.PTR_TO_CTX: "ctx",
+    RegType.CONST_PTR_TO_MAP: "map_ptr", RegType.PTR_TO_MAP_VALUE: "map_value",
+    RegType.PTR_TO_MAP_VALUE_OR_NULL: "map_value_or_null", RegType.PTR_TO_STACK: "fp",
+    RegType.PTR_TO_PACKET: "pkt", RegType.PTR_TO_PACKET_META: "pkt_meta",
+    RegType.PTR_TO_PACKET_END: "pkt_end",
+}
+
+ZERO = Scalar.const(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Reg:
+    """One register: its type, the scalar value or the pointer's variable offset, and more."""
+
+    type: RegType
+    var: Scalar = ZERO
+    off: int = 0
+    id: int = 0
+    range: int = 0
+    map: MapSpec | None = None
+    map_handle: int = 0
+    frameno: int = 0
+
+    @staticmethod
+    def scalar(value: Scalar, id: int = 0) -> Reg:
+        return Reg(RegType.SCALAR, value, id=id)
+
+    @staticmethod
+    def const(value: int) -> Reg:
+        return Reg(RegType.SCALAR, Scalar.const(value))
+
+    @property
+    def is_scalar(self) -> bool:
+        return self.type == RegType.SCALAR
+
+    @property
+    def is_init(self) -> bool:
+        return self.type != RegType.NOT_INIT
+
+    @property
+    def is_const(self) -> bool:
+        return self.type == RegType.SCALAR and self.var.is_const
+
+    def with_var(self, var: Scalar) -> Reg:
+        return replace(self, var=var)
+
+    def __str__(self) -> str:
+        name = TYPE_NAMES[self.type]
+        if self.type == RegType.SCALAR:
+            text = str(self.var)
+            if self.var.is_const and not self.id:
+                return text
+            inner = ",".join(p for p in (f"id={self.id}" if self.id else "", text) if p)
+            return f"scalar({inner})"
+        if self.type == RegType.PTR_TO_STACK and self.var.is_const and self.var.value == 0:
+            return f"fp{self.off}" if self.frameno == 0 else f"fp[{self.frameno}]{self.off}"
+        parts = []
+        if self.map is not None:
+            parts.append(f"map={self.map.name},ks={self.map.key_size},vs={self.map.value_size}")
+        if self.id:
+            parts.append(f"id={self.id}")
+        if self.off:
+            parts.append(f"off={self.off}")
+        if self.type.is_packet:
+            parts.append(f"r={self.range}")
+        if not (self.var.is_const and self.var.value == 0):
+            parts.append(str(self.var))
+        return f"{name}({','.join(parts)})"
+
+
+NOT_INIT = Reg(RegType.NOT_INIT)
+UNKNOWN = Reg(RegType.SCALAR, Scalar.unknown())
+
+
+class ByteKind(IntEnum):
+    """What one stack byte holds (the kernel's STACK_INVALID / MISC / ZERO / SPILL)."""
+
+    INVALID = 0
+    MISC = 1
+    ZERO = 2
+    SPILL = 3
+
+
+BYTE_CHARS = {ByteKind.INVALID: "?", ByteKind.MISC: "m", ByteKind.ZERO: "0", ByteKind.SPILL: "r"}
+_ALL_INVALID = (ByteKind.INVALID,) * SLOT
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Eight stack bytes, lowest address first; ``spilled`` is the register stored in them."""
+
+    kinds: tuple[ByteKind, ...] = _ALL_INVALID
+    spilled: Reg | None = None
+
+    def __str__(self) -> str:
+        if self.spilled is not None:
+            return str(self.spilled)
+        return "".join(BYTE_CHARS[k] for k in reversed(self.kinds))
+
+
+EMPTY_SLOT = Slot()
+
+
+class Frame:
+    """One call frame: registers and the 512-byte stack, by 8-byte slot (slot 0 is fp-8)."""
+
+    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno")
+
+    def __init__(self, regs: list[Reg], stack: dict[int, Slot], callsite: int, subprog: int,
+                 frameno: int) -> None:
+        self.regs = regs
+        self.stack = stack
+        self.callsite = callsite  # slot of the call instruction that created it, -1 for main
+        self.subprog = subprog  # first slot of the function
+        self.frameno = frameno
+
+    def copy(self) -> Frame:
+        return Frame(list(self.regs), dict(self.stack), self.callsite, self.subprog,
+                     self.frameno)
+
+
+class PathNode:
+    """A persistent list of the jumps a path took, to replay the failing path for the log."""
+
+    __slots__ = ("src", "dst", "prev")
+
+    def __init__(self, src: int, dst: int, prev: PathNode | None) -> None:
+        self.src = src
+        self.dst = dst
+        self.prev = prev
+
+    def jumps(self) -> list[tuple[int, int]]:
+        out = []
+        node: PathNode | None = self
+        while node is not None:
+            out.append((node.src, node.dst))
+            node = node.prev
+        out.reverse()
+        return out
+
+
+class State:
+    """The whole abstract state at one instruction of one path."""
+
+    __slots__ = ("frames", "pkt_len", "meta_len", "insn", "path", "parent")
+
+    def __init__(self, frames: list[Frame], pkt_len: int, meta_len: int, insn: int,
+                 path: PathNode | None, parent: object | None) -> None:
+        self.frames = frames
+        self.pkt_len = pkt_len  # data + pkt_len <= data_end is proven
+        self.meta_len = meta_len  # data_meta + meta_len <= data is proven
+        self.insn = insn
+        self.path = path
+        self.parent = parent  # the Checkpoint this path descends from
+
+    @property
+    def frame(self) -> Frame:
+        return self.frames[-1]
+
+    def copy(self) -> State:
+        return State([f.copy() for f in self.frames], self.pkt_len, self.meta_len, self.insn,
+                     self.path, self.parent)
+
+    def all_regs(self):
+        """Every register and spilled register of every frame, with a setter for each."""
+        for frame in self.frames:
+            for i, reg in enumerate(frame.regs):
+                yield reg, frame.regs.__setitem__, i
+            for k, slot in frame.stack.items():
+                if slot.spilled is not None:
+                    yield slot.spilled, _slot_setter(frame.stack, slot), k
+
+    def map_regs(self, fn) -> None:
+        """Replace every register (spilled ones included) by ``fn(reg)``."""
+        for frame in self.frames:
+            regs = frame.regs
+            for i, reg in enumerate(regs):
+                new = fn(reg)
+                if new is not reg:
+                    regs[i] = new
+            for k, slot in list(frame.stack.items()):
+                if slot.spilled is not None:
+                    new = fn(slot.spilled)
+                    if new is not slot.spilled:
+                        frame.stack[k] = Slot(slot.kinds, new)
+
+
+def _slot_setter(stack: dict[int, Slot], slot: Slot):
+    def setter(k: int, reg: Reg) -> None:
+        stack[k] = Slot(slot.kinds, reg)
+    return setter

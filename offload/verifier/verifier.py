@@ -1,0 +1,331 @@
+"""``verify``: explore every path of a program over abstract states, with pruning.
+
+Depth-first like the kernel's ``do_check``: the fall-through of a conditional jump goes first,
+the other successor waits on a stack. At prune points (jump targets, after calls) a state
+covered by a fully explored one stops (``prune.covers``); one *exactly* equal to a state still
+being explored on its own path is an infinite loop. Bounded loops are simply explored until they
+end, within ``max_processed_insns``. On rejection the failing path is replayed from its
+recorded jumps to produce the kernel-style log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..caps.capabilities import Capabilities
+from ..isa.instruction import Instruction
+from ..isa.opcodes import InsnClass, Mode, PseudoSrc
+from ..program import ProgType
+from .alu import check_alu, write_reg
+from .branch import branch
+from .calls import check_helper_call, check_program_exit, enter_function, leave_function
+from .cfg import Program, layout
+from .env import Env, MapResolver, resolve_map
+from .errors import Reject, VerifierError
+from .log import LogLine, VerifierLog, insn_line
+from .memory import check_atomic, check_load, check_store
+from .prune import covers
+from .state import NOT_INIT, Frame, PathNode, Reg, RegType, State
+from ..maps.spec import MapType
+
+#: Lines kept from the end of a failing path.
+MAX_LOG_LINES = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class VerifierStats:
+    """What verification cost: the kernel's ``processed N insns ... total_states ... peak``."""
+
+    insns_processed: int
+    total_states: int
+    peak_states: int
+    stack_depth: tuple[int, ...]  # bytes per function, in slot order (main first)
+    log: VerifierLog | None = None  # every processed instruction, at log_level 2
+
+
+class _Checkpoint:
+    __slots__ = ("state", "branches", "parent")
+
+    def __init__(self, state: State | None, parent: _Checkpoint | None) -> None:
+        self.state = state
+        self.branches = 1
+        self.parent = parent
+
+
+def _finish(cp: _Checkpoint | None) -> None:
+    while cp is not None:
+        cp.branches -= 1
+        if cp.branches > 0:
+            return
+        cp = cp.parent
+
+
+def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
+           caps: Capabilities, maps: MapResolver | None = None,
+           log_level: int = 1) -> VerifierStats:
+    """Accept the program for this device (statistics) or raise ``VerifierError``.
+
+    ``maps`` resolves the handle in an ``lddw map_fd(N)`` / ``map_value(N)`` to its MapSpec.
+    ``log_level`` 0 skips the failing-path log, 1 keeps it, 2 also logs every instruction
+    processed on acceptance.
+    """
+    resolver: MapResolver = maps if maps is not None else {}
+    try:
+        prog = layout(insns, caps)
+    except Reject as err:
+        raise VerifierError(err.insn or 0, err.reason,
+                            VerifierLog(reason=err.reason) if log_level else None) from None
+    env = Env(prog, caps, prog_type)
+    try:
+        _check_program_type(env)
+        _resolve_lddw(env, resolver)
+    except Reject as err:
+        raise VerifierError(err.insn or 0, err.reason,
+                            VerifierLog(reason=err.reason) if log_level else None) from None
+    explorer = _Explorer(env, log_level)
+    try:
+        return explorer.run()
+    except Reject as err:
+        slot = err.insn if err.insn is not None else explorer.slot
+        log = explorer.replay(err.reason, slot) if log_level else None
+        raise VerifierError(slot, err.reason, log) from None
+
+
+def _check_program_type(env: Env) -> None:
+    if env.prog_type not in env.caps.prog_types:
+        raise Reject(f"program type {env.prog_type.name} is not supported by device "
+                     f"{env.caps.name}", 0)
+    if env.prog_type != ProgType.XDP:
+        raise Reject(f"program type {env.prog_type.name} has no context layout in the "
+                     "verifier: only XDP programs can be verified", 0)
+
+
+def _resolve_lddw(env: Env, maps: MapResolver) -> None:
+    """Turn each ``lddw`` into the register it loads (map pointer, map value, number)."""
+    for slot, insn in enumerate(env.prog.slots):
+        if insn is None or not insn.is_lddw:
+            continue
+        pseudo = insn.src
+        if pseudo == PseudoSrc.IMM64:
+            env.lddw[slot] = Reg.const(insn.imm64)
+            continue
+        try:
+            spec = resolve_map(maps, insn.imm)
+        except Reject as err:
+            raise Reject(err.reason, slot) from None
+        if spec.type not in env.caps.map_types:
+            raise Reject(f"map type {spec.type.name} of map '{spec.name}' is not supported by "
+                         f"device {env.caps.name}", slot)
+        if pseudo in (PseudoSrc.MAP_FD, PseudoSrc.MAP_IDX):
+            env.lddw[slot] = Reg(RegType.CONST_PTR_TO_MAP, map=spec, map_handle=insn.imm)
+            continue
+        if spec.type != MapType.ARRAY or spec.max_entries != 1:
+            raise Reject(f"direct value access on map '{spec.name}' needs a single-entry "
+                         "array map", slot)
+        if insn.next_imm >= spec.value_size:
+            raise Reject(f"invalid access to map value pointer, value_size={spec.value_size} "
+                         f"off={insn.next_imm}", slot)
+        env.lddw[slot] = Reg(RegType.PTR_TO_MAP_VALUE, map=spec, map_handle=insn.imm,
+                             off=insn.next_imm)
+
+
+def _initial_state() -> State:
+    regs = [NOT_INIT] * 11
+    regs[1] = Reg(RegType.PTR_TO_CTX)
+    regs[10] = Reg(RegType.PTR_TO_STACK)
+    return State([Frame(regs, {}, -1, 0, 0)], 0, 0, 0, None, None)
+
+
+class _Explorer:
+    def __init__(self, env: Env, log_level: int) -> None:
+        self.env = env
+        self.prog: Program = env.prog
+        self.log_level = log_level
+        self.slot = 0
+        self.failing_path: PathNode | None = None
+        self.lines: list[LogLine] = []
+
+    # ------------------------------------------------------------ one instruction
+    def step(self, state: State) -> tuple[State, ...]:
+        """Execute the instruction at ``state.insn``; the successor states, possibly none."""
+        env = self.env
+        slot = state.insn
+        insn = self.prog.slots[slot]
+        assert insn is not None
+        cls = insn.cls
+        if cls in (InsnClass.ALU, InsnClass.ALU64):
+            check_alu(env, state, insn)
+        elif cls == InsnClass.LDX:
+            check_load(env, state, insn)
+        elif cls in (InsnClass.ST, InsnClass.STX):
+            if insn.mode == Mode.ATOMIC:
+                check_atomic(env, state, insn)
+            else:
+                check_store(env, state, insn)
+        elif cls == InsnClass.LD:
+            write_reg(state, insn.dst, env.lddw[slot])
+            state.insn = slot + 2
+            return (state,)
+        elif insn.is_exit:
+            if len(state.frames) > 1:
+                leave_function(state)
+                return (state,)
+            check_program_exit(env, state)
+            return ()
+        elif insn.is_call:
+            if insn.is_local_call:
+                enter_function(env, state, insn, slot)
+                return (state,)
+            check_helper_call(env, state, insn)
+        elif insn.is_unconditional_jump:
+            state.insn = slot + 1 + insn.jump_offset
+            return (state,)
+        else:
+            taken, fall = branch(state, insn, slot, env.next_id)
+            target = slot + 1 + insn.off
+            if taken is not None:
+                taken.insn = target
+            if fall is not None:
+                fall.insn = slot + 1
+            if taken is not None and fall is not None:
+                if target == slot + 1:
+                    return (fall,)
+                return fall, taken
+            return tuple(s for s in (fall, taken) if s is not None)
+        state.insn = slot + 1
+        return (state,)
+
+    # ------------------------------------------------------------ exploration
+    def run(self) -> VerifierStats:
+        env, prog = self.env, self.prog
+        limits = env.caps.limits
+        max_processed = limits.max_processed_insns
+        max_states = limits.max_states_per_insn
+        prune_points = prog.prune_points
+        explored: dict[int, list[_Checkpoint]] = {}
+        root = _Checkpoint(None, None)
+        cur: State | None = _initial_state()
+        cur.parent = root
+        pending: list[State] = []
+        processed = total_states = peak = 0
+        verbose = self.log_level >= 2
+        while True:
+            if cur is None:
+                if not pending:
+                    break
+                cur = pending.pop()
+            slot = cur.insn
+            self.slot = slot
+            self.failing_path = cur.path
+            processed += 1
+            if processed > max_processed:
+                raise Reject(f"BPF program is too large. Processed {processed} insn", slot)
+            if slot in prune_points:
+                seen = explored.setdefault(slot, [])
+                pruned = False
+                for cp in seen:
+                    assert cp.state is not None
+                    if cp.branches > 0:
+                        if covers(prog, cp.state, cur, exact=True):
+                            raise Reject(f"infinite loop detected at insn {slot}", slot)
+                        continue
+                    if covers(prog, cp.state, cur):
+                        pruned = True
+                        break
+                if pruned:
+                    if verbose:
+                        self.lines.append(LogLine(slot, "safe", ""))
+                    _finish(cur.parent)
+                    cur = None
+                    continue
+                if len(seen) < max_states:
+                    cp = _Checkpoint(cur.copy(), cur.parent)  # type: ignore[arg-type]
+                    cur.parent = cp
+                    seen.append(cp)
+                    total_states += 1
+            succ = self.step(cur)
+            if verbose and len(self.lines) < 100_000:
+                insn = prog.slots[slot]
+                assert insn is not None
+                self.lines.append(insn_line(slot, insn, succ[0] if succ else None))
+            if not succ:
+                _finish(cur.parent)
+                cur = None
+            elif len(succ) == 1:
+                cur = succ[0]
+            else:
+                fall, taken = succ
+                path = cur.path
+                fall.path = PathNode(slot, fall.insn, path)
+                taken.path = PathNode(slot, taken.insn, path)
+                parent = fall.parent
+                assert isinstance(parent, _Checkpoint)
+                parent.branches += 1
+                pending.append(taken)
+                cur = fall
+            live = total_states + len(pending)
+            if live > peak:
+                peak = live
+        depths = self._stack_depths()
+        log = VerifierLog(tuple(self.lines)) if verbose else None
+        return VerifierStats(processed, total_states, peak, depths, log)
+
+    def _stack_depths(self) -> tuple[int, ...]:
+        """Per-function stack use, and the combined use along every chain of calls."""
+        prog, env = self.prog, self.env
+        depth = {fn: -(-env.stack_depth.get(fn, 0) // 8) * 8 for fn in prog.subprogs}
+        callees: dict[int, set[int]] = {fn: set() for fn in prog.subprogs}
+        for slot, insn in enumerate(prog.slots):
+            if insn is not None and insn.is_local_call:
+                callees[prog.subprog_of[slot]].add(slot + 1 + insn.imm)
+        limit = env.caps.limits.stack_size
+
+        def chain(fn: int, frames: int) -> tuple[int, int]:
+            best, best_frames = 0, frames
+            for callee in callees[fn]:
+                total, n = chain(callee, frames + 1)
+                if total > best:
+                    best, best_frames = total, n
+            return depth[fn] + best, best_frames
+
+        total, frames = chain(0, 1)
+        if total > limit:
+            raise Reject(f"combined stack size of {frames} calls is {total}. Too large", 0)
+        return tuple(depth[fn] for fn in prog.subprogs)
+
+    # ------------------------------------------------------------ failing path
+    def replay(self, reason: str, fail_slot: int) -> VerifierLog:
+        """Run the failing path again, recording a line per instruction."""
+        jumps = self.failing_path.jumps() if self.failing_path is not None else []
+        env = Env(self.prog, self.env.caps, self.env.prog_type, self.env.lddw)
+        replayer = _Explorer(env, 0)
+        state = _initial_state()
+        lines: list[LogLine] = []
+        dropped = 0
+        j = 0
+        for _ in range(self.env.caps.limits.max_processed_insns + 1):
+            slot = state.insn
+            insn = self.prog.slots[slot]
+            assert insn is not None
+            if j >= len(jumps) and slot == fail_slot:
+                lines.append(insn_line(slot, insn, state, failed=True))
+                break
+            try:
+                succ = replayer.step(state)
+            except Reject:
+                lines.append(insn_line(slot, insn, state, failed=True))
+                break
+            if not succ:
+                break
+            if len(succ) == 2:
+                want = jumps[j][1] if j < len(jumps) and jumps[j][0] == slot else succ[0].insn
+                j += 1
+                state = succ[0] if succ[0].insn == want else succ[1]
+            else:
+                state = succ[0]
+            lines.append(insn_line(slot, insn, state))
+            if len(lines) > MAX_LOG_LINES:
+                del lines[: len(lines) - MAX_LOG_LINES]
+                dropped += 1
+        return VerifierLog(tuple(lines), reason, dropped)
