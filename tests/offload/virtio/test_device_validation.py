@@ -158,8 +158,8 @@ def test_a_bad_chain_sets_needs_reset_and_a_reset_recovers():
 u16 = st.integers(0, 0xFFFF)
 addrs = st.one_of(st.integers(BUF, MEM_SIZE - 64), st.sampled_from([BUF, TABLE, MEM_SIZE - 16]),
                   st.integers(0, MEM_SIZE), st.integers(0, (1 << 64) - 1))
-small_idx = st.one_of(*[st.integers(0, SIZE - 1)] * 3, u16)
-avail_idx = st.one_of(*[st.integers(1, SIZE)] * 3, u16)
+small_idx = st.integers(0, 3).flatmap(lambda k: u16 if k == 0 else st.integers(0, SIZE - 1))
+avail_idx = st.integers(0, 3).flatmap(lambda k: u16 if k == 0 else st.integers(1, SIZE))
 lens = st.one_of(st.integers(0, 64), st.sampled_from([16, 32, 48, 0x7FF]),
                  st.integers(0, (1 << 32) - 1))
 flags = st.one_of(st.integers(0, 7), u16)
