@@ -83,6 +83,7 @@ class Arg:
     type: ArgType
     maybe_null: bool = False
     rdonly: bool = False
+    pointer_ok: bool = False  # ANYTHING that may be a pointer: only printed to the device log
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ _MAP = Arg(ArgType.CONST_MAP_PTR)
 _KEY = Arg(ArgType.PTR_TO_MAP_KEY)
 _VALUE = Arg(ArgType.PTR_TO_MAP_VALUE)
 _ANY = Arg(ArgType.ANYTHING)
+_PRINTED = Arg(ArgType.ANYTHING, pointer_ok=True)
 _CTX = Arg(ArgType.PTR_TO_CTX)
 _RO_MEM = Arg(ArgType.PTR_TO_MEM, rdonly=True)
 _XDP = frozenset({ProgType.XDP})
@@ -128,14 +130,15 @@ def _time(hid: HelperId, name: str) -> HelperProto:
 
 PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
     HelperProto(HelperId.MAP_LOOKUP_ELEM, "map_lookup_elem", RetType.PTR_TO_MAP_VALUE_OR_NULL,
-                (_MAP, _KEY), DATA_MAPS | {MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.XSKMAP}),
+                (_MAP, _KEY), DATA_MAPS | {MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.XSKMAP,
+                                           MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS}),
     HelperProto(HelperId.MAP_UPDATE_ELEM, "map_update_elem", RetType.INTEGER,
                 (_MAP, _KEY, _VALUE, _ANY), DATA_MAPS),
     HelperProto(HelperId.MAP_DELETE_ELEM, "map_delete_elem", RetType.INTEGER, (_MAP, _KEY),
                 DATA_MAPS),
     _time(HelperId.KTIME_GET_NS, "ktime_get_ns"),
     HelperProto(HelperId.TRACE_PRINTK, "trace_printk", RetType.INTEGER,
-                (_RO_MEM, Arg(ArgType.CONST_SIZE), _ANY, _ANY, _ANY), gpl_only=True),
+                (_RO_MEM, Arg(ArgType.CONST_SIZE), _PRINTED, _PRINTED, _PRINTED), gpl_only=True),
     _time(HelperId.GET_PRANDOM_U32, "get_prandom_u32"),
     _time(HelperId.GET_SMP_PROCESSOR_ID, "get_smp_processor_id"),
     HelperProto(HelperId.TAIL_CALL, "tail_call", RetType.VOID, (_CTX, _MAP, _ANY),

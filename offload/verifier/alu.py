@@ -27,7 +27,7 @@ _OP_NAMES = {AluOp.ADD: "+=", AluOp.SUB: "-=", AluOp.MUL: "*=", AluOp.DIV: "/=",
              AluOp.NEG: "neg", AluOp.MOD: "%=", AluOp.XOR: "^=", AluOp.MOV: "=",
              AluOp.ARSH: "s>>=", AluOp.END: "endian"}
 _NO_ARITH = (RegType.PTR_TO_PACKET_END, RegType.CONST_PTR_TO_MAP,
-             RegType.PTR_TO_MAP_VALUE_OR_NULL)
+             RegType.PTR_TO_MAP_VALUE_OR_NULL, RegType.CONST_PTR_TO_MAP_OR_NULL)
 
 
 def read_reg(state: State, regno: int) -> Reg:
@@ -106,12 +106,13 @@ def _mov(env: Env, state: State, insn: Instruction, bits: int) -> None:
 def _pointer_alu(env: Env, insn: Instruction, op: AluOp, bits: int, dreg: Reg,
                  sreg: Reg) -> Reg:
     dst, src = insn.dst, insn.src
+    if op == AluOp.SUB and _is_pkt_kind(dreg) and _is_pkt_kind(sreg):
+        diff = _packet_difference(dreg, sreg)
+        return Reg.scalar(zext32(diff.var)) if bits == 32 else diff
     if bits == 32:
         regno = dst if dreg.type.is_pointer else src
         raise Reject(f"R{regno} 32-bit pointer arithmetic prohibited")
     if dreg.type.is_pointer and sreg.type.is_pointer:
-        if op == AluOp.SUB and _is_pkt_kind(dreg) and _is_pkt_kind(sreg):
-            return _packet_difference(dreg, sreg)
         raise Reject(f"R{dst} pointer {_OP_NAMES[op]} pointer prohibited")
     if op not in (AluOp.ADD, AluOp.SUB):
         regno = dst if dreg.type.is_pointer else src
@@ -125,7 +126,7 @@ def _pointer_alu(env: Env, insn: Instruction, op: AluOp, bits: int, dreg: Reg,
     else:
         ptr, scalar, ptr_regno = dreg, sreg, dst
     if ptr.type in _NO_ARITH:
-        extra = ", null-check it first" if ptr.type == RegType.PTR_TO_MAP_VALUE_OR_NULL else ""
+        extra = ", null-check it first" if ptr.type.maybe_null else ""
         raise Reject(f"R{ptr_regno} pointer arithmetic on {TYPE_NAMES[ptr.type]} "
                      f"prohibited{extra}")
     return add_offset(env, ptr, scalar.var, negate=op == AluOp.SUB, regno=dst)

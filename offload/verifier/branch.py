@@ -154,7 +154,7 @@ def _pointer_branch(state: State, insn: Instruction, op: JmpOp, bits: int, dst: 
                     src_regno: int) -> tuple[State | None, State | None]:
     is_zero = src.type == RegType.SCALAR and src.var.is_const and src.var.value == 0
     if is_zero and dst.type.is_pointer and op in (JmpOp.JEQ, JmpOp.JNE):
-        if dst.type == RegType.PTR_TO_MAP_VALUE_OR_NULL:
+        if dst.type.maybe_null:
             if bits == 32:
                 raise Reject(f"R{insn.dst} pointer comparison prohibited: null checks use "
                              "64-bit jumps")
@@ -175,10 +175,12 @@ def _mark_null(state: State, reg: Reg, *, is_null: bool) -> None:
     ident = reg.id
 
     def mark(r: Reg) -> Reg:
-        if r.type != RegType.PTR_TO_MAP_VALUE_OR_NULL or r.id != ident:
+        if not r.type.maybe_null or r.id != ident:
             return r
         if is_null:
             return Reg.const(0)
+        if r.type == RegType.CONST_PTR_TO_MAP_OR_NULL:
+            return replace(r, type=RegType.CONST_PTR_TO_MAP, id=0)
         return replace(r, type=RegType.PTR_TO_MAP_VALUE, id=0)
 
     state.map_regs(mark)

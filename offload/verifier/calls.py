@@ -51,9 +51,16 @@ def check_helper_call(env: Env, state: State, insn: Instruction) -> None:
     elif proto.ret == RetType.VOID:
         frame.regs[0] = NOT_INIT
     else:
-        assert map_reg is not None
-        frame.regs[0] = Reg(RegType.PTR_TO_MAP_VALUE_OR_NULL, map=map_reg.map,
-                            map_handle=map_reg.map_handle, id=env.next_id())
+        assert map_reg is not None and map_reg.map is not None
+        outer = map_reg.map
+        if outer.type.is_map_in_map:
+            if outer.inner is None:
+                raise Reject(f"map-in-map '{outer.name}' has no inner map template")
+            frame.regs[0] = Reg(RegType.CONST_PTR_TO_MAP_OR_NULL, map=outer.inner,
+                                map_handle=map_reg.map_handle, id=env.next_id())
+        else:
+            frame.regs[0] = Reg(RegType.PTR_TO_MAP_VALUE_OR_NULL, map=outer,
+                                map_handle=map_reg.map_handle, id=env.next_id())
     if proto.changes_pkt_data:
         _clear_packet_pointers(state)
 
@@ -77,10 +84,13 @@ def _check_args(env: Env, state: State, proto: HelperProto) -> Reg | None:
         reg = read_reg(state, regno)
         t = arg.type
         if t == ArgType.ANYTHING:
-            if reg.type != RegType.SCALAR:
+            if reg.type != RegType.SCALAR and not arg.pointer_ok:
                 raise Reject(f"R{regno} leaks addr into helper function")
         elif t == ArgType.CONST_MAP_PTR:
             if reg.type != RegType.CONST_PTR_TO_MAP:
+                if reg.type == RegType.CONST_PTR_TO_MAP_OR_NULL:
+                    raise Reject(f"R{regno} type=map_ptr_or_null expected=map_ptr: null-check "
+                                 "the inner map first")
                 raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=map_ptr")
             assert reg.map is not None
             map_spec = reg.map

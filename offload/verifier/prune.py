@@ -53,13 +53,14 @@ def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
         return old.var.includes(cur.var) and ids.same(old.id, cur.id)
     if old.off != cur.off or old.map_handle != cur.map_handle or old.frameno != cur.frameno:
         return False
+    if old.map is not cur.map and old.map != cur.map:
+        return False
     if exact:
         if old.var != cur.var or old.range != cur.range:
             return False
     elif not old.var.includes(cur.var) or cur.range < old.range:
         return False
-    if t in (RegType.PTR_TO_MAP_VALUE_OR_NULL, RegType.PTR_TO_PACKET,
-             RegType.PTR_TO_PACKET_META):
+    if t.maybe_null or t in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
         return ids.same(old.id, cur.id)
     return True
 

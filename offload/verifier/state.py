@@ -34,6 +34,11 @@ class RegType(IntEnum):
     PTR_TO_PACKET = 7
     PTR_TO_PACKET_META = 8
     PTR_TO_PACKET_END = 9
+    CONST_PTR_TO_MAP_OR_NULL = 10  # an inner map from a map-in-map lookup
+
+    @property
+    def maybe_null(self) -> bool:
+        return self in (RegType.PTR_TO_MAP_VALUE_OR_NULL, RegType.CONST_PTR_TO_MAP_OR_NULL)
 
     @property
     def is_pointer(self) -> bool:
@@ -50,7 +55,7 @@ TYPE_NAMES = {
     RegType.CONST_PTR_TO_MAP: "map_ptr", RegType.PTR_TO_MAP_VALUE: "map_value",
     RegType.PTR_TO_MAP_VALUE_OR_NULL: "map_value_or_null", RegType.PTR_TO_STACK: "fp",
     RegType.PTR_TO_PACKET: "pkt", RegType.PTR_TO_PACKET_META: "pkt_meta",
-    RegType.PTR_TO_PACKET_END: "pkt_end",
+    RegType.PTR_TO_PACKET_END: "pkt_end", RegType.CONST_PTR_TO_MAP_OR_NULL: "map_ptr_or_null",
 }
 
 ZERO = Scalar.const(0)
