@@ -64,11 +64,14 @@ class LoadError(ExecutionError):
 
 
 class TailCall(Exception):
-    """Raised by a tail-call helper: continue with ``target`` from its first instruction."""
+    """Raised by a tail-call helper: continue with ``target`` from its first instruction,
+    with r1 = ``ctx`` (the helper's first argument) and a fresh stack."""
 
-    def __init__(self, target: Interpreter) -> None:
+    def __init__(self, target: Interpreter, ctx: int = 0) -> None:
         super().__init__("tail call")
         self.target = target
+        self.ctx = ctx
+        self.slot = 0  # the call instruction, filled in by the engine
 
 
 class _Finish(Exception):
@@ -176,6 +179,10 @@ class Interpreter:
             run.release()
         return ExecResult(r0, run.steps)
 
+    def _run(self, regs: list[int], run: Execution) -> tuple[TailCall | None, int]:
+        """One program from slot 0: (None, r0) at exit, (the tail call, 0) on a tail call."""
+        return _run_program(self, regs, run)
+
     # ------------------------------------------------------------------ preparation
     def _prepare(self, insn: Instruction, slot: int) -> Step:
         cls = insn.cls
@@ -278,23 +285,23 @@ def _exit_step(r: list[int], ex: Execution) -> int:
 def _loop(program: Interpreter, regs: list[int], run: Execution) -> int:
     """Run until the main program exits; a tail call swaps the program and starts over."""
     while True:
-        target, r0 = _run_program(program, regs, run)
-        if target is None:
+        call, r0 = program._run(regs, run)
+        if call is None:
             return r0
         if run.tail_calls >= MAX_TAIL_CALLS:
-            raise ExecutionError(f"more than {MAX_TAIL_CALLS} tail calls", insn_index=r0)
+            raise ExecutionError(f"more than {MAX_TAIL_CALLS} tail calls",
+                                 insn_index=call.slot)
         run.tail_calls += 1
         run.frames.clear()
-        run.program = program = target
-        ctx = regs[1]
+        run.program = program = call.target
         regs[:] = [0] * 11
-        regs[1] = ctx
+        regs[1] = call.ctx & M64
         regs[10] = run.stack_for(0).end_address
 
 
 def _run_program(program: Interpreter, regs: list[int],
-                 run: Execution) -> tuple[Interpreter | None, int]:
-    """Execute ``program`` from slot 0: (None, r0) at exit, (target, slot) on a tail call."""
+                 run: Execution) -> tuple[TailCall | None, int]:
+    """Execute ``program`` from slot 0: (None, r0) at exit, (the call, 0) on a tail call."""
     steps = program._steps
     pc = current = 0
     budget = run.max_steps - run.steps
@@ -314,7 +321,8 @@ def _run_program(program: Interpreter, regs: list[int],
     except _Finish as finish:
         return None, finish.value
     except TailCall as call:
-        return call.target, current
+        call.slot = current
+        return call, 0
     finally:
         run.steps += count
 

@@ -131,13 +131,13 @@ def test_tail_calls_replace_the_program_and_are_bounded():
     target = Interpreter(assemble("mov %r0, %r1\nexit"))
 
     def tail_call(ex, ctx, *_):
-        raise TailCall(target)
+        raise TailCall(target, ctx)
 
     program = Interpreter(assemble("mov %r1, 5\ncall 12\nmov %r0, 0\nexit"), {12: tail_call})
     assert program.run(Memory()) == 5
 
-    def tail_call_self(ex, *_):
-        raise TailCall(ex.program)
+    def tail_call_self(ex, ctx, *_):
+        raise TailCall(ex.program, ctx)
 
     looping = Interpreter(assemble("call 12\nexit"), {12: tail_call_self})
     with pytest.raises(ExecutionError, match="more than 33 tail calls"):

@@ -1,0 +1,331 @@
+"""Translation of a checked program into Python source: the fast engine's back end.
+
+Each subprogram becomes one Python function whose registers are local variables; basic
+blocks become straight-line code selected by a small decision tree on ``pc``, and a block that
+jumps back to itself becomes a ``while`` loop. Constants are folded into the text. Memory
+accesses inline the region lookup of :class:`~.memory.Memory` and fall back to it only to
+raise the very same :class:`~.memory.MemoryFault`, attributed to the same instruction as the
+reference interpreter would; ``call local`` is a Python call, so r6-r9 of the caller survive
+by construction. The output is pure text - compiling and running it is ``fast.py``'s job.
+"""
+
+from __future__ import annotations
+
+from ..isa.instruction import Instruction
+from ..isa.opcodes import (
+    ATOMIC_FETCH,
+    CALLX,
+    LDDW,
+    AluOp,
+    AtomicOp,
+    CallSrc,
+    Endian,
+    InsnClass,
+    JmpOp,
+    Mode,
+    PseudoSrc,
+    Source,
+)
+from ..isa.structure import Layout
+
+M64 = (1 << 64) - 1
+M32 = (1 << 32) - 1
+S64 = 1 << 63
+S32 = 1 << 31
+
+_STRUCT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def _u64(value: int) -> str:
+    return hex(value & M64)
+
+
+def _signed64_expr(expr: str) -> str:
+    return f"((({expr}) ^ {hex(S64)}) - {hex(S64)})"
+
+
+def _signed32_expr(expr: str) -> str:
+    return f"(((({expr}) & {hex(M32)}) ^ {hex(S32)}) - {hex(S32)})"
+
+
+class _Emitter:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, depth: int, text: str) -> None:
+        self.lines.append("    " * depth + text)
+
+
+def block_leaders(layout: Layout) -> list[int]:
+    """Slots where a basic block starts: subprogram entries, jump targets, and the
+    instruction after any jump or exit."""
+    leaders = set(layout.subprograms)
+    for slot, insn in enumerate(layout.slots):
+        if insn is None:
+            continue
+        if insn.is_jump:
+            leaders.add(slot + 1 + insn.jump_offset)
+            leaders.add(slot + 1)
+        elif insn.is_exit:
+            leaders.add(slot + 1)
+    return sorted(s for s in leaders if s < layout.size)
+
+
+class Translator:
+    """Turns a :class:`Layout` into the source of ``def program(ex, r1, ..., r5)``.
+
+    ``resolved`` maps the slot of each pseudo ``lddw`` to its value (bound as constants
+    ``K<slot>`` in the namespace); helper functions are bound as ``H<id>``.
+    """
+
+    def __init__(self, layout: Layout, *, max_call_frames: int) -> None:
+        self.layout = layout
+        self.max_call_frames = max_call_frames
+        self.leaders = block_leaders(layout)
+        self._leader_set = set(self.leaders)
+
+    # ------------------------------------------------------------------ functions
+    def source(self) -> str:
+        out = _Emitter()
+        for number, start in enumerate(self.layout.subprograms):
+            self._function(out, number, start)
+        return "\n".join(out.lines) + "\n"
+
+    def _function(self, out: _Emitter, number: int, start: int) -> None:
+        _, end = self.layout.subprogram_bounds(number)
+        blocks = [s for s in self.leaders if start <= s < end]
+        out(0, f"def F{start}(ex, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, depth):")
+        out(1, "mem = ex.memory")
+        out(1, "R = mem._regions")
+        out(1, "r10 = ex.stack_for(depth).end_address")
+        out(1, f"pc = {start}")
+        out(1, "while True:")
+        self._dispatch(out, 2, blocks, end)
+
+    def _dispatch(self, out: _Emitter, depth: int, blocks: list[int], end: int) -> None:
+        if len(blocks) == 1:
+            self._block(out, depth, blocks[0], end)
+            return
+        middle = len(blocks) // 2
+        out(depth, f"if pc < {blocks[middle]}:")
+        self._dispatch(out, depth + 1, blocks[:middle], end)
+        out(depth, "else:")
+        self._dispatch(out, depth + 1, blocks[middle:], end)
+
+    def _block_slots(self, start: int, end: int) -> list[int]:
+        slots = []
+        slot = start
+        while slot < end:
+            insn = self.layout.slots[slot]
+            assert insn is not None
+            slots.append(slot)
+            if insn.is_jump or insn.is_exit:
+                break
+            slot += insn.width
+            if slot in self._leader_set:
+                break
+        return slots
+
+    def _block(self, out: _Emitter, depth: int, start: int, end: int) -> None:
+        slots = self._block_slots(start, end)
+        last = self.layout.slots[slots[-1]]
+        assert last is not None
+        count = len(slots)
+        self_loop = last.is_jump and not last.is_unconditional_jump and (
+            slots[-1] + 1 + last.jump_offset == start)
+        body = depth
+        if self_loop:
+            out(depth, "while True:")
+            body = depth + 1
+        out(body, f"ex.steps += {count}")
+        out(body, "if ex.steps > ex.max_steps:")
+        out(body + 1, f"raise BudgetExhausted(ex.max_steps, {start})")
+        for slot in slots[:-1]:
+            self._instruction(out, body, slot)
+        self._terminator(out, body, slots[-1], self_loop)
+        if self_loop:  # a conditional jump is never last in a subprogram (structure check)
+            out(depth, f"pc = {slots[-1] + 1}")
+
+    # ------------------------------------------------------------------ terminators
+    def _terminator(self, out: _Emitter, depth: int, slot: int, self_loop: bool) -> None:
+        insn = self.layout.slots[slot]
+        assert insn is not None
+        if insn.is_exit:
+            out(depth, "return r0, r1, r2, r3, r4, r5")
+            return
+        if insn.is_jump:
+            target = slot + 1 + insn.jump_offset
+            if insn.is_unconditional_jump:
+                out(depth, f"pc = {target}")
+                return
+            cond = self._condition(insn)
+            if self_loop:
+                out(depth, f"if {cond}:")
+                out(depth + 1, "continue")
+                out(depth, "break")
+                return
+            out(depth, f"pc = {target} if {cond} else {slot + 1}")
+            return
+        self._instruction(out, depth, slot)
+        out(depth, f"pc = {slot + insn.width}")
+
+    def _condition(self, insn: Instruction) -> str:
+        op = insn.jmp_op
+        wide = insn.cls == InsnClass.JMP
+        d = f"r{insn.dst}"
+        if insn.source == Source.X:
+            s = f"r{insn.src}"
+        else:
+            s = hex(insn.imm & (M64 if wide else M32))
+        if not wide:
+            d = f"({d} & {hex(M32)})"
+            if insn.source == Source.X:
+                s = f"({s} & {hex(M32)})"
+        if op in (JmpOp.JSGT, JmpOp.JSGE, JmpOp.JSLT, JmpOp.JSLE):
+            convert = _signed64_expr if wide else _signed32_expr
+            d = convert(d)
+            if insn.source == Source.X:
+                s = convert(s)
+            else:
+                value = insn.imm  # already the signed immediate
+                s = str(value)
+        return {
+            JmpOp.JEQ: f"{d} == {s}", JmpOp.JNE: f"{d} != {s}", JmpOp.JGT: f"{d} > {s}",
+            JmpOp.JGE: f"{d} >= {s}", JmpOp.JLT: f"{d} < {s}", JmpOp.JLE: f"{d} <= {s}",
+            JmpOp.JSET: f"({d} & {s}) != 0", JmpOp.JSGT: f"{d} > {s}",
+            JmpOp.JSGE: f"{d} >= {s}", JmpOp.JSLT: f"{d} < {s}", JmpOp.JSLE: f"{d} <= {s}",
+        }[op]
+
+    # ------------------------------------------------------------------ instructions
+    def _instruction(self, out: _Emitter, depth: int, slot: int) -> None:
+        insn = self.layout.slots[slot]
+        assert insn is not None
+        cls = insn.cls
+        if cls in (InsnClass.ALU, InsnClass.ALU64):
+            out(depth, self._alu(insn))
+        elif insn.opcode == LDDW:
+            value = f"K{slot}" if insn.src != PseudoSrc.IMM64 else hex(insn.imm64)
+            out(depth, f"r{insn.dst} = {value}")
+        elif insn.is_call:
+            self._call(out, depth, insn, slot)
+        elif cls == InsnClass.LDX:
+            self._load(out, depth, insn, slot)
+        elif cls == InsnClass.ST:
+            self._store(out, depth, insn, slot, hex(insn.imm & M64))
+        elif insn.mode == Mode.ATOMIC:
+            self._atomic(out, depth, insn, slot)
+        else:
+            self._store(out, depth, insn, slot, f"r{insn.src}")
+
+    def _alu(self, insn: Instruction) -> str:
+        d = f"r{insn.dst}"
+        wide = insn.cls == InsnClass.ALU64
+        op = insn.alu_op
+        if op == AluOp.END:
+            width = insn.imm
+            if wide or insn.source == Endian.TO_BE:
+                return f"{d} = BSWAP({d}, {width})"
+            return f"{d} = {d} & {hex((1 << width) - 1)}"
+        mask = hex(M64 if wide else M32)
+        if insn.source == Source.X:
+            s = f"r{insn.src}" if wide else f"(r{insn.src} & {hex(M32)})"
+        else:
+            s = hex(insn.imm & (M64 if wide else M32))
+        a = d if wide else f"({d} & {hex(M32)})"
+        bits = 63 if wide else 31
+        simple = {
+            AluOp.ADD: f"({a} + {s}) & {mask}",
+            AluOp.SUB: f"({a} - {s}) & {mask}",
+            AluOp.MUL: f"({a} * {s}) & {mask}",
+            AluOp.OR: f"{a} | {s}",
+            AluOp.AND: f"{a} & {s}",
+            AluOp.XOR: f"{a} ^ {s}",
+            AluOp.LSH: f"({a} << ({s} & {bits})) & {mask}",
+            AluOp.RSH: f"{a} >> ({s} & {bits})",
+            AluOp.NEG: f"-{a} & {mask}",
+        }
+        if op in simple and insn.off == 0:
+            return f"{d} = {simple[op]}"
+        if op == AluOp.MOV and insn.off == 0:
+            return f"{d} = {s}"
+        if op == AluOp.DIV and insn.off == 0:
+            return f"{d} = ({a} // {s}) if {s} else 0"
+        if op == AluOp.MOD and insn.off == 0:
+            return f"{d} = ({a} % {s}) if {s} else {a}"
+        table = "ALU64" if wide else "ALU32"
+        return f"{d} = {table}[({int(op)}, {insn.off})]({a}, {s})"
+
+    def _address(self, out: _Emitter, depth: int, base: int, off: int) -> None:
+        out(depth, f"a = (r{base} + {off}) & {hex(M64)}" if off else f"a = r{base}")
+        out(depth, "g = R.get(a >> 32)")
+
+    def _load(self, out: _Emitter, depth: int, insn: Instruction, slot: int) -> None:
+        size = insn.size.nbytes
+        self._address(out, depth, insn.src, insn.off)
+        out(depth, f"if g is None or not (g.start <= a - g.base <= g.end - {size}):")
+        out(depth + 1, f"FAULT(mem, {slot}, a, {size}, False)")
+        value = f"UNPACK_{_STRUCT[size]}(g.buffer, a - g.base)[0]"
+        if insn.mode == Mode.MEMSX:
+            value = f"SEXT({value}, {size * 8})"
+        out(depth, f"r{insn.dst} = {value}")
+
+    def _store(self, out: _Emitter, depth: int, insn: Instruction, slot: int,
+               value: str) -> None:
+        size = insn.size.nbytes
+        self._address(out, depth, insn.dst, insn.off)
+        out(depth, "if g is None or not g.writable or not "
+                   f"(g.start <= a - g.base <= g.end - {size}):")
+        out(depth + 1, f"FAULT(mem, {slot}, a, {size}, True)")
+        out(depth, f"PACK_{_STRUCT[size]}(g.buffer, a - g.base, "
+                   f"{value} & {hex((1 << (size * 8)) - 1)})")
+
+    def _atomic(self, out: _Emitter, depth: int, insn: Instruction, slot: int) -> None:
+        size = insn.size.nbytes
+        mask = hex((1 << (size * 8)) - 1)
+        d, s = f"r{insn.dst}", f"r{insn.src}"
+        out(depth, f"a = ({d} + {insn.off}) & {hex(M64)}")
+        out(depth, "try:")
+        out(depth + 1, f"old = mem.load(a, {size})")
+        if insn.imm == AtomicOp.CMPXCHG:
+            out(depth + 1, f"if old == r0 & {mask}:")
+            out(depth + 2, f"mem.store(a, {size}, {s})")
+            out(depth + 1, "r0 = old")
+        elif insn.imm == AtomicOp.XCHG:
+            out(depth + 1, f"mem.store(a, {size}, {s})")
+            out(depth + 1, f"{s} = old")
+        else:
+            symbol = {AtomicOp.ADD: "+", AtomicOp.OR: "|", AtomicOp.AND: "&",
+                      AtomicOp.XOR: "^"}[AtomicOp(insn.imm & ~ATOMIC_FETCH)]
+            out(depth + 1, f"mem.store(a, {size}, (old {symbol} {s}) & {mask})")
+            if insn.imm & ATOMIC_FETCH:
+                out(depth + 1, f"{s} = old")
+        out(depth, "except MemoryFault as fault:")
+        out(depth + 1, f"raise fault.at({slot}) from None")
+
+    def _call(self, out: _Emitter, depth: int, insn: Instruction, slot: int) -> None:
+        args = "r1, r2, r3, r4, r5"
+        if insn.is_local_call:
+            target = slot + 1 + insn.imm
+            out(depth, f"if depth + 2 > {self.max_call_frames}:")
+            out(depth + 1, f"raise TooDeep({self.max_call_frames}, {slot})")
+            out(depth, f"r0, r1, r2, r3, r4, r5 = F{target}(ex, r0, {args}, r6, r7, r8, r9, "
+                       "depth + 1)")
+            return
+        out(depth, "try:")
+        if insn.opcode == CALLX:
+            out(depth + 1, f"r0 = CALLX(ex, r{insn.dst}, {slot})({args}) & {hex(M64)}")
+        else:
+            assert insn.src == CallSrc.HELPER
+            out(depth + 1, f"r0 = H{insn.imm}(ex, {args}) & {hex(M64)}")
+        out(depth, "except MemoryFault as fault:")
+        out(depth + 1, f"raise fault.at({slot}) from None")
+        out(depth, "except TailCall as call:")
+        out(depth + 1, f"call.slot = {slot}")
+        out(depth + 1, "raise")
+        out(depth, "r1 = r2 = r3 = r4 = r5 = 0")
+
+
+def translate(layout: Layout, *, max_call_frames: int) -> str:
+    """The Python source for a program: one function ``F<slot>`` per subprogram."""
+    return Translator(layout, max_call_frames=max_call_frames).source()
+
