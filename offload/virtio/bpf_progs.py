@@ -71,6 +71,8 @@ class ProgLoadRequest(Request):
         w.u16("reserved", 0)
         w.name("name", self.name)
         w.raw("insns", self.insns)
+        if len({ref.slot for ref in self.map_refs}) != len(self.map_refs):
+            raise CtrlEncodeError(what, "map_refs", "two records bind the same instruction slot")
         for i, ref in enumerate(self.map_refs):
             if ref.kind not in (PseudoSrc.MAP_FD, PseudoSrc.MAP_VALUE):
                 raise CtrlEncodeError(what, f"map_refs[{i}].kind", f"{ref.kind} is neither "
@@ -101,7 +103,8 @@ class ProgLoadRequest(Request):
         insns = r.raw("insns", insn_cnt * INSN_SIZE)
         if ref_cnt * MAP_REF_SIZE > r.remaining:
             raise r.error("map_ref_cnt", f"{ref_cnt} records announced, {r.remaining} bytes left")
-        refs = []
+        refs: list[MapRef] = []
+        seen: set[int] = set()
         for i in range(ref_cnt):
             slot, handle, kind = r.u32(f"map_refs[{i}].slot"), r.u32(f"map_refs[{i}].handle"), \
                 r.u8(f"map_refs[{i}].kind")
@@ -113,6 +116,9 @@ class ProgLoadRequest(Request):
             if slot >= insn_cnt:
                 raise r.error(f"map_refs[{i}].slot", f"{slot} is past the last instruction "
                               f"({insn_cnt - 1})")
+            if slot in seen:
+                raise r.error(f"map_refs[{i}].slot", f"slot {slot} is bound twice")
+            seen.add(slot)
             refs.append(MapRef(slot, handle, PseudoSrc(kind), offset))
         license = r.text("license", license_len)
         if "\0" in license or not license.isascii():

@@ -278,10 +278,10 @@ def driver_negotiate(transport: Transport, wanted: int) -> int:
     transport.write_driver_features(accepted)
     transport.write_status(transport.status | DeviceStatus.FEATURES_OK)
     if not transport.status & DeviceStatus.FEATURES_OK:
+        reason = transport.events[-1] if transport.events else "no reason given"
         transport.write_status(transport.status | DeviceStatus.FAILED)
         raise FeatureNegotiationError(
-            f"the device refused the feature set {names(accepted)}: "
-            f"{transport.events[-1] if transport.events else 'no reason given'}")
+            f"the device refused the feature set {names(accepted)}: {reason}")
     return accepted
 
 

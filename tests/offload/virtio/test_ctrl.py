@@ -1,0 +1,263 @@
+"""Control messages: round trips of every request and response, bounds, hostile bytes."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from offload.caps.capabilities import Limits
+from offload.isa.opcodes import PseudoSrc
+from offload.virtio import REQUESTS, RESPONSES, RESULT_HEADER_SIZE, BpfCommand, CtrlAck, \
+    CtrlDecodeError, CtrlEncodeError, decode_request, decode_response, encode_status
+from offload.virtio import bpf_maps as m
+from offload.virtio import bpf_progs as p
+
+u32 = st.integers(0, 0xFFFFFFFF)
+u64 = st.integers(0, (1 << 64) - 1)
+handle = st.integers(1, 0xFFFFFFFF)
+key = st.binary(min_size=1, max_size=64)
+names = st.text("abcXYZ019_.", max_size=15)
+status = st.integers(1, 4095)
+log = st.text(max_size=200)
+
+
+@st.composite
+def batches(draw):
+    count = draw(st.integers(0, 8))
+    ks, vs = draw(st.integers(1, 16)), draw(st.integers(0, 16))
+    keys = tuple(draw(st.binary(min_size=ks, max_size=ks)) for _ in range(count))
+    values = tuple(draw(st.binary(min_size=vs, max_size=vs)) for _ in range(count))
+    return keys, values
+
+
+@st.composite
+def prog_loads(draw):
+    n = draw(st.integers(1, 40))
+    slots = draw(st.lists(st.integers(0, n - 1), unique=True, max_size=4))
+    refs = tuple(p.MapRef(slot, draw(handle),
+                          draw(st.sampled_from([PseudoSrc.MAP_FD, PseudoSrc.MAP_VALUE])),
+                          draw(u32)) for slot in slots)
+    return p.ProgLoadRequest(draw(u32), draw(st.binary(min_size=8 * n, max_size=8 * n)),
+                             draw(st.text("GPL v2/MIT-dual", max_size=40)), refs, draw(names),
+                             draw(u32), draw(u32), draw(u32), draw(u32))
+
+
+REQUEST_STRATEGIES = {
+    BpfCommand.CAPS: st.just(p.CapsRequest()),
+    BpfCommand.MAP_CREATE: st.builds(m.MapCreateRequest, u32, u32, u32, u32, u32, u32, names),
+    BpfCommand.MAP_FREE: st.builds(m.MapFreeRequest, handle),
+    BpfCommand.MAP_LOOKUP: st.builds(m.MapLookupRequest, handle, key, u64),
+    BpfCommand.MAP_UPDATE: st.builds(m.MapUpdateRequest, handle, key, st.binary(max_size=64), u64),
+    BpfCommand.MAP_DELETE: st.builds(m.MapDeleteRequest, handle, key),
+    BpfCommand.MAP_GET_NEXT_KEY: st.builds(m.MapGetNextKeyRequest, handle, st.none() | key),
+    BpfCommand.MAP_LOOKUP_BATCH: st.builds(m.MapLookupBatchRequest, handle,
+                                           st.integers(1, 1 << 16), st.binary(max_size=16), u64),
+    BpfCommand.MAP_UPDATE_BATCH: batches().flatmap(lambda kv: st.builds(
+        m.MapUpdateBatchRequest, handle, st.just(kv[0]), st.just(kv[1]), u64)),
+    BpfCommand.PROG_LOAD: prog_loads(),
+    BpfCommand.PROG_UNLOAD: st.builds(p.ProgUnloadRequest, handle),
+    BpfCommand.XDP_ATTACH: st.builds(p.XdpAttachRequest, handle, u32, u32),
+    BpfCommand.XDP_DETACH: st.builds(p.XdpDetachRequest, u32, u32),
+}
+
+limits = st.builds(Limits, *[u32] * 10)
+bitmaps = st.frozensets(st.integers(0, 63), max_size=8)
+ok = st.just(0)
+common = dict(status=ok, log=log)
+RESPONSE_STRATEGIES = {
+    BpfCommand.CAPS: st.builds(p.CapsResponse, **common, name=st.text(max_size=20),
+                               isa_version=u32, map_types=bitmaps, prog_types=bitmaps,
+                               helpers=st.frozensets(u32, max_size=30), limits=limits,
+                               check_xdp_action=st.booleans(), max_request=u32),
+    BpfCommand.MAP_CREATE: st.builds(m.MapCreateResponse, **common, handle=handle),
+    BpfCommand.MAP_FREE: st.builds(m.MapFreeResponse, **common),
+    BpfCommand.MAP_LOOKUP: st.builds(m.MapLookupResponse, **common, value=st.binary(max_size=64)),
+    BpfCommand.MAP_UPDATE: st.builds(m.MapUpdateResponse, **common),
+    BpfCommand.MAP_DELETE: st.builds(m.MapDeleteResponse, **common),
+    BpfCommand.MAP_GET_NEXT_KEY: st.builds(m.MapGetNextKeyResponse, **common, key=key),
+    BpfCommand.MAP_LOOKUP_BATCH: batches().flatmap(lambda kv: st.builds(
+        m.MapLookupBatchResponse, **common, keys=st.just(kv[0]), values=st.just(kv[1]),
+        cursor=st.binary(max_size=8), done=st.booleans())),
+    BpfCommand.MAP_UPDATE_BATCH: st.builds(m.MapUpdateBatchResponse, status=ok | status,
+                                           log=log, count=u32),
+    BpfCommand.PROG_LOAD: st.builds(p.ProgLoadResponse, **common, handle=handle,
+                                    verified_insns=u32),
+    BpfCommand.PROG_UNLOAD: st.builds(p.ProgUnloadResponse, **common),
+    BpfCommand.XDP_ATTACH: st.builds(p.XdpAttachResponse, **common),
+    BpfCommand.XDP_DETACH: st.builds(p.XdpDetachResponse, **common),
+}
+
+any_request = st.one_of(*REQUEST_STRATEGIES.values())
+any_response = st.one_of(*RESPONSE_STRATEGIES.values())
+
+
+def test_every_command_has_a_request_and_a_response_class():
+    assert set(REQUESTS) == set(RESPONSES) == set(BpfCommand) == set(REQUEST_STRATEGIES) \
+        == set(RESPONSE_STRATEGIES)
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_request)
+def test_requests_round_trip(request):
+    data = request.encode()
+    assert data[:2] == bytes([64, request.COMMAND])
+    assert decode_request(data) == request
+    assert type(request).decode(data) == request
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_response)
+def test_responses_round_trip(response):
+    data = response.encode()
+    assert data[0] == (CtrlAck.OK if response.status == 0 else CtrlAck.ERR)
+    assert decode_response(response.COMMAND, data) == response
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(sorted(RESPONSE_STRATEGIES)), status, log)
+def test_failures_carry_errno_and_log_without_a_body(command, code, text):
+    response = RESPONSES[command](status=code, log=text)
+    back = decode_response(command, response.encode())
+    assert back.status == code and back.log == text and back.ack == CtrlAck.ERR
+
+
+@settings(max_examples=200, deadline=None)
+@given(any_response, st.integers(0, 400))
+def test_responses_never_exceed_the_device_writable_buffer(response, limit):
+    data = response.encode(limit)
+    assert len(data) <= limit
+    if limit == 0:
+        return
+    back = decode_response(response.COMMAND, data)
+    if len(data) == 1:
+        assert back.status == errno.EIO
+    elif back.status == errno.ENOSPC and response.status != errno.ENOSPC:
+        assert "buffer holds" in back.log or back.log_true_size
+    else:
+        assert back.status == response.status
+        full = response.log.encode()
+        assert full.endswith(back.log.encode())  # the tail of the log survives
+        assert back.log_true_size in (0, len(full), response.log_true_size)
+
+
+def test_verifier_log_keeps_its_tail_and_true_size():
+    text = "".join(f"{i}: (b7) r0 = 0\n" for i in range(100)) + "R0 !read_ok\n"
+    response = p.ProgLoadResponse(errno.EACCES, text, handle=0)
+    back = decode_response(BpfCommand.PROG_LOAD, response.encode(RESULT_HEADER_SIZE + 40))
+    assert back.log.endswith("R0 !read_ok\n") and len(back.log) <= 40
+    assert back.log_true_size == len(text)
+
+
+def test_status_only_result_for_undecodable_commands():
+    data = encode_status(errno.EINVAL, "unknown command 99")
+    assert data[0] == CtrlAck.ERR
+    back = decode_response(BpfCommand.MAP_LOOKUP, data)
+    assert back.status == errno.EINVAL and back.value == b""
+
+
+@pytest.mark.parametrize("message, field", [
+    (m.MapLookupBatchRequest(1, 0), "count"),
+    (m.MapUpdateBatchRequest(1, (b"a", b"bb"), (b"x", b"y")), "key_size"),
+    (m.MapUpdateBatchRequest(1, (b"a",), ()), "count"),
+    (m.MapCreateRequest(1, 4, 4, 1, name="no spaces"), "name"),
+    (m.MapCreateRequest(1 << 32, 4, 4, 1), "map_type"),
+    (m.MapLookupRequest(1, b"k" * (1 << 16 + 1)), "key"),
+    (p.ProgLoadRequest(6, b"\0" * 7, "GPL"), "insn_cnt"),
+    (p.ProgLoadRequest(6, b"\0" * 8, "GPL\0"), "license"),
+    (p.ProgLoadRequest(6, b"\0" * 8, "GPL", (p.MapRef(1, 1),)), "map_refs[0].slot"),
+    (p.ProgLoadRequest(6, b"\0" * 8, "GPL", (p.MapRef(0, 1, 3),)), "map_refs[0].kind"),
+    (p.ProgLoadRequest(6, b"\0" * 16, "GPL", (p.MapRef(0, 1), p.MapRef(0, 2))), "map_refs"),
+])
+def test_unencodable_messages_name_the_field(message, field):
+    with pytest.raises(CtrlEncodeError) as info:
+        message.encode()
+    assert info.value.field == field
+
+
+def test_response_status_must_be_an_errno():
+    with pytest.raises(CtrlEncodeError, match="status"):
+        m.MapFreeResponse(status=5000).encode()
+
+
+@pytest.mark.parametrize("data, field", [
+    (b"", "class"),
+    (b"\x05\x00", "class"),
+    (b"\x40\x63", "command"),
+    (b"\x40\x03\x01\x00\x00\x00", "flags"),  # truncated
+    (b"\x40\x03" + bytes(12) + b"\xff\xff\xff\xff", "key_len"),  # over the limit
+    (b"\x40\x03" + bytes(12) + b"\x08\x00\x00\x00abc", "key"),  # announced, missing
+    (b"\x40\x02\x01\x00\x00\x00\x00", "length"),  # trailing byte
+    (b"\x40\x06" + bytes(4) + b"\x00\x00\x00\x00\x01\x00\x00\x00k", "key_len"),
+    (b"\x40\x01" + bytes(24) + b"a b" + bytes(13), "name"),
+    (b"\x40\x01" + bytes(24) + b"abc" + b"\0x" + bytes(11), "name"),
+])
+def test_malformed_requests_name_the_field(data, field):
+    with pytest.raises(CtrlDecodeError) as info:
+        decode_request(data)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("data, field", [
+    (b"\x02" + bytes(16), "ack"),
+    (b"\x00\x05\x00\x00\x00" + bytes(12), "ack"),  # OK with an errno
+    (b"\x01\x00\x10\x00\x00" + bytes(12), "status"),  # 4096 is no errno
+    (b"\x00" + bytes(8) + b"\x05\x00\x00\x00" + bytes(4) + b"hello", "log_true_size"),
+    (b"\x00" + bytes(8) + b"\x02\x00\x00\x00\x02\x00\x00\x00\xc3\x28", "log"),  # bad UTF-8
+    (b"\x00" + bytes(16), "handle"),  # MAP_CREATE success without its body
+])
+def test_malformed_responses_name_the_field(data, field):
+    with pytest.raises(CtrlDecodeError) as info:
+        decode_response(BpfCommand.MAP_CREATE, data)
+    assert info.value.field == field
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=80))
+def test_hostile_request_bytes_give_only_decode_errors(data):
+    try:
+        decode_request(b"\x40" + data)
+    except CtrlDecodeError as err:
+        assert err.field
+    try:
+        decode_request(data)
+    except CtrlDecodeError:
+        pass
+
+
+@settings(max_examples=400, deadline=None)
+@given(any_request, st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)),
+                             min_size=1, max_size=4), st.integers(0, 1 << 16))
+def test_mutated_requests_give_only_decode_errors(request, flips, cut):
+    data = bytearray(request.encode())
+    for pos, byte in flips:
+        data[pos % len(data)] = byte
+    for candidate in (bytes(data), bytes(data[:cut % (len(data) + 1)])):
+        try:
+            decode_request(candidate)
+        except CtrlDecodeError:
+            pass
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(sorted(RESPONSES)), any_response,
+       st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), max_size=4),
+       st.integers(0, 1 << 16))
+def test_mutated_responses_give_only_decode_errors(command, response, flips, cut):
+    data = bytearray(response.encode())
+    for pos, byte in flips:
+        data[pos % len(data)] = byte
+    for candidate in (bytes(data), bytes(data[:cut % (len(data) + 1)])):
+        try:
+            decode_response(command, candidate)
+        except CtrlDecodeError:
+            pass
+
+
+def test_huge_batches_are_refused_before_allocation():
+    data = (b"\x40\x08" + bytes(12) + (1 << 16).to_bytes(4, "little")
+            + (1 << 16).to_bytes(4, "little") + (1 << 10).to_bytes(4, "little"))
+    with pytest.raises(CtrlDecodeError, match="message limit"):
+        decode_request(data)
