@@ -211,7 +211,18 @@ def prototype(helper_id: int) -> HelperProto | None:
     return PROTOTYPES.get(helper_id)
 
 
+#: Kernel names of well-known helpers an XDP device does not offer (for messages only).
+OTHER_HELPER_NAMES = {
+    4: "probe_read", 9: "skb_store_bytes", 14: "get_current_pid_tgid",
+    15: "get_current_uid_gid", 16: "get_current_comm", 26: "skb_load_bytes",
+    35: "get_current_task", 112: "probe_read_user", 113: "probe_read_kernel",
+    131: "ringbuf_reserve", 181: "loop",
+}
+
+
 def helper_name(helper_id: int) -> str:
-    """``bpf_map_lookup_elem`` for 1; ``bpf_unknown`` for ids without a prototype here."""
+    """``bpf_map_lookup_elem`` for 1; ``bpf_unknown`` for ids the device knows nothing of."""
     proto = PROTOTYPES.get(helper_id)
-    return proto.kernel_name if proto else "bpf_unknown"
+    if proto is not None:
+        return proto.kernel_name
+    return f"bpf_{OTHER_HELPER_NAMES.get(helper_id, 'unknown')}"
