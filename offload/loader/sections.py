@@ -80,11 +80,12 @@ SECTION_PREFIXES: dict[str, ProgType] = {
     "syscall": ProgType.SYSCALL,
     "netfilter": ProgType.NETFILTER,
 }
-for _hook in ("bind", "connect", "sendmsg", "recvmsg", "getpeername", "getsockname"):
-    for _family in ("4", "6", "_unix"):
-        if _hook == "bind" and _family == "_unix":
-            continue
-        SECTION_PREFIXES[f"cgroup/{_hook}{_family}"] = ProgType.CGROUP_SOCK_ADDR
+SECTION_PREFIXES.update({
+    f"cgroup/{hook}{family}": ProgType.CGROUP_SOCK_ADDR
+    for hook in ("bind", "connect", "sendmsg", "recvmsg", "getpeername", "getsockname")
+    for family in ("4", "6", "_unix")
+    if (hook, family) != ("bind", "_unix")
+})
 
 FRAGS_PREFIX = "xdp.frags"
 

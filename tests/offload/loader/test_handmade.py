@@ -15,7 +15,6 @@ from offload.program import FuncInfo, MapReference, ProgFlags, ProgType
 
 from .elf_writer import (
     R_BPF_64_32,
-    R_BPF_64_64,
     R_BPF_64_ABS64,
     SHF_ALLOC,
     SHF_WRITE,
