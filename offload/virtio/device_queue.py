@@ -179,7 +179,8 @@ class DeviceQueue:
                                      "queue size")
             total += desc.len
             if total > MAX_CHAIN_BYTES:
-                raise VirtqueueError(f"{field}.len", "the chain is longer than 2**32 bytes in total")
+                raise VirtqueueError(f"{field}.len", "the chain is longer than 2**32 bytes in "
+                                     "total")
             if desc.flags & DescFlags.WRITE:
                 writable.append(Segment(desc.addr, desc.len))
             elif writable:

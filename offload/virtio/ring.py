@@ -3,9 +3,10 @@
 This module only knows where things are and how they are encoded; the two state machines that
 use it are :mod:`.driver_queue` and :mod:`.device_queue`. Layout, all little-endian::
 
-    descriptor table  16 * size      struct virtq_desc  { le64 addr; le32 len; le16 flags; le16 next; }
-    available ring    6 + 2 * size   struct virtq_avail { le16 flags; le16 idx; le16 ring[size]; le16 used_event; }
-    used ring         6 + 8 * size   struct virtq_used  { le16 flags; le16 idx; struct { le32 id; le32 len; } ring[size]; le16 avail_event; }
+    descriptor table  16 * size     { le64 addr; le32 len; le16 flags; le16 next; }[size]
+    available ring    6 + 2 * size  { le16 flags; le16 idx; le16 ring[size]; le16 used_event; }
+    used ring         6 + 8 * size  { le16 flags; le16 idx; { le32 id; le32 len; } ring[size];
+                                      le16 avail_event; }
 
 Indices ``idx`` are free-running 16-bit counters; a slot is ``idx % size`` (size is a power of
 two, so the wrap of the counter at 65536 keeps slots consistent).

@@ -200,7 +200,8 @@ def check_outcome(transport: Transport) -> None:
         assert transport.reset_reason and not transport.live
         queue_error = transport.device_queue(CONTROLQ).broken
         assert isinstance(queue_error, VirtqueueError) and queue_error.field
-        event(f"needs reset: {queue_error.field.split('[')[0]} {queue_error.field.split('.')[-1]}")
+        kind = queue_error.field.split("[")[0], queue_error.field.split(".")[-1]
+        event(f"needs reset: {kind[0]} {kind[1]}")
     else:
         event("no error")
         assert transport.reset_reason is None
@@ -211,7 +212,8 @@ FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCh
 
 @FUZZ
 @given(st.lists(descs, min_size=SIZE, max_size=SIZE),
-       st.lists(small_idx, min_size=SIZE, max_size=SIZE), avail_idx, st.lists(descs, max_size=6), st.booleans(), st.booleans(), st.binary(max_size=64))
+       st.lists(small_idx, min_size=SIZE, max_size=SIZE), avail_idx, st.lists(descs, max_size=6),
+       st.booleans(), st.booleans(), st.binary(max_size=64))
 def test_random_rings_never_escape_the_typed_error_path(table, heads, avail_idx, indirect_table,
                                                          indirect, event_idx, noise):
     memory = GuestMemory(MEM_SIZE)
