@@ -1,0 +1,78 @@
+"""BTF-defined maps in a handmade object: references, static initialisers, CO-RE refusal."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from offload.loader import BtfKind, LoaderError, parse_object
+from offload.maps.spec import MapSpec, MapType
+from offload.program import MapReference
+
+from .btf_writer import BtfWriter
+from .elf_writer import R_BPF_64_ABS64, STT_FUNC, STT_OBJECT, ElfBuilder, Rel, Sec, Sym
+from .test_handmade import code
+
+
+def btf_map_object(core_relocations: int = 0) -> ElfBuilder:
+    w = BtfWriter()
+    u32 = w.int_("unsigned int", 4)
+    index = w.int_("__ARRAY_SIZE_TYPE__", 4)
+    members = [("type", w.ptr(w.array(u32, index, MapType.ARRAY)), 0),
+               ("max_entries", w.ptr(w.array(u32, index, 8)), 64),
+               ("key", w.ptr(u32), 128), ("value", w.ptr(u32), 192)]
+    definition = w.struct("", 32, members)
+    var = w.add(BtfKind.VAR, "counters", 0, definition, struct.pack("<I", 1))
+    w.add(BtfKind.DATASEC, ".maps", 1, 0, struct.pack("<III", var, 0, 32))
+    section_name = w.name("xdp")
+    elf = ElfBuilder()
+    elf.code("xdp", code("lddw %r1, 0\nmov %r0, 2\nexit"))
+    elf.sections.append(Sec(".maps", bytes(32)))
+    elf.sections.append(Sec(".BTF", w.blob(), flags=0))
+    if core_relocations:
+        records = struct.pack("<IIII", 0, u32, w.name("0"), 0) * core_relocations
+        area = struct.pack("<I", 16) + struct.pack("<II", section_name,
+                                                   core_relocations) + records
+        header = struct.pack("<HBBIIIIIII", 0xEB9F, 1, 0, 32, 0, 0, 0, 0, 0, len(area))
+        elf.sections[-1] = Sec(".BTF", w.blob(), flags=0)  # strings grew: rebuild
+        elf.sections.append(Sec(".BTF.ext", header + area, flags=0))
+    elf.symbols += [Sym("prog", "xdp", 0, 32, STT_FUNC), Sym("counters", ".maps", 0, 32,
+                                                             STT_OBJECT)]
+    elf.relocations["xdp"] = [Rel(0, "counters")]
+    return elf
+
+
+def test_btf_defined_map_is_referenced_by_name() -> None:
+    obj = parse_object(btf_map_object().build(), "t")
+    assert dict(obj.maps) == {"counters": MapSpec("counters", MapType.ARRAY, 4, 4, 8)}
+    assert obj.programs["prog"].map_refs == (MapReference(0, "counters"),)
+
+
+def test_reference_through_the_section_symbol() -> None:
+    elf = btf_map_object()
+    elf.relocations["xdp"] = [Rel(0, "§.maps")]
+    assert parse_object(elf.build(), "t").programs["prog"].map_refs == (
+        MapReference(0, "counters"),)
+
+
+def test_static_initialisers_are_refused() -> None:
+    elf = btf_map_object()
+    elf.relocations[".maps"] = [Rel(24, "prog", R_BPF_64_ABS64)]
+    with pytest.raises(LoaderError, match="static initialisation") as info:
+        parse_object(elf.build(), "t")
+    assert (info.value.section, info.value.symbol) == (".maps", "prog")
+
+
+def test_co_re_relocations_are_refused() -> None:
+    with pytest.raises(LoaderError, match="needs 1 CO-RE relocations") as info:
+        parse_object(btf_map_object(core_relocations=1).build(), "t")
+    assert info.value.section == ".BTF.ext"
+
+
+def test_btf_maps_need_btf() -> None:
+    elf = btf_map_object()
+    del elf.sections[2]
+    with pytest.raises(LoaderError, match="need the .BTF section") as info:
+        parse_object(elf.build(), "t")
+    assert info.value.section == ".maps"
