@@ -1,0 +1,387 @@
+"""Snapshots to a msgpack stream and back, in bounded chunks, with hard decoding limits.
+
+A payload is a sequence of msgpack maps (docs/snapshot-format.md): a header, then per map a
+``map`` record, its contents as ``entries`` (or ``links``) records of at most ``chunk_entries``
+entries and ``chunk_bytes`` bytes, and a ``map_end`` with the count; then one ``program`` record
+per program; then an ``end`` trailer with the totals. Writing never holds more than one chunk
+of encoded bytes; reading feeds the Unpacker block by block under fixed limits (buffer, bin,
+string, array and map lengths, no ext types), checks every record against the schema and the
+records before it, and returns a :class:`Snapshot` only once the trailer matched.
+
+Older formats pass through :data:`UPGRADES` first: ``UPGRADES[n]`` turns the raw records of
+format ``n`` into those of ``n + 1`` (a generator over records, so upgrades stream too).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import chain
+from typing import Any, BinaryIO
+
+import msgpack
+
+from offload.maps.spec import MapType
+
+from .entries import EntriesError, EntryChunk, MapEntries
+from .errors import SnapshotError
+from .records import (entries_record, header_record, links_record, map_record, parse_caps,
+                      parse_counters, parse_entries, parse_links, parse_map, parse_program,
+                      program_record, trailer_record)
+from .schema import MAX_NAME, U64, Fields, SnapshotFormatError
+from .snapshot import FORMAT_VERSION, LINK_MAP_TYPES, MAGIC, MapLink, MapState, ProgramState, \
+    Snapshot
+
+Record = dict[str, Any]
+Upgrade = Callable[[Iterator[Record]], Iterator[Record]]
+#: ``{n: upgrade}``: each turns the records of format ``n`` into format ``n + 1``.
+UPGRADES: dict[int, Upgrade] = {}
+
+
+class SnapshotTruncated(SnapshotFormatError):
+    """The stream ended before the snapshot's trailer."""
+
+
+class UnsupportedVersion(SnapshotError):
+    """A snapshot format this reader cannot read or upgrade."""
+
+
+class SnapshotTooLarge(SnapshotFormatError):
+    """A record or the whole snapshot exceeds the decoder's limits."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkLimits:
+    """How the writer cuts map contents: at most this many entries and bytes per record."""
+
+    entries: int = 4096
+    bytes: int = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    """Hard limits of the reader; the defaults admit anything this writer produces."""
+
+    max_record_bytes: int = 16 << 20  # Unpacker max_buffer_size: one record at a time
+    max_bin_len: int = 9 << 20  # bytecode of 1M slots, or one chunk
+    max_str_len: int = 1 << 16
+    max_array_len: int = 1 << 20
+    max_map_len: int = 64
+    max_maps: int = 4096
+    max_programs: int = 4096
+    max_content_bytes: int = 8 << 30  # keys and values of all maps together
+    read_size: int = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class WriteStats:
+    records: int
+    bytes: int
+    entries: int
+
+
+# ====================================================================== writing
+def write_snapshot(stream: BinaryIO, snapshot: Snapshot,
+                   chunks: ChunkLimits = ChunkLimits()) -> WriteStats:
+    """Write ``snapshot`` to ``stream`` record by record (map contents chunk by chunk)."""
+    if snapshot.magic != MAGIC or snapshot.format_version != FORMAT_VERSION:
+        raise SnapshotError(f"only format {FORMAT_VERSION} snapshots can be written, not "
+                            f"format {snapshot.format_version}.")
+    packer = msgpack.Packer(use_bin_type=True)
+    records = written = entries = 0
+
+    def put(record: Record) -> None:
+        nonlocal records, written
+        data = packer.pack(record)
+        stream.write(data)
+        records += 1
+        written += len(data)
+
+    put(header_record(snapshot.device, snapshot.capabilities, snapshot.features, snapshot.cpus,
+                      snapshot.created_ns, snapshot.tool_version, snapshot.counters,
+                      snapshot.format_version))
+    for state in snapshot.maps:
+        put(map_record(state))
+        count = 0
+        if state.spec.type in LINK_MAP_TYPES:
+            step = max(1, min(chunks.entries, chunks.bytes // (state.spec.key_size + MAX_NAME)))
+            for i in range(0, len(state.links), step):
+                part = state.links[i:i + step]
+                put(links_record(b"".join(link.key for link in part),
+                                 [link.target for link in part]))
+                count += len(part)
+        else:
+            assert state.entries is not None
+            cpus = snapshot.cpus if state.spec.type.is_percpu else 1
+            if state.entries.cpus != cpus:
+                raise SnapshotError(f"map {state.name!r} holds values for "
+                                    f"{state.entries.cpus} CPUs; the snapshot has "
+                                    f"{cpus if state.spec.type.is_percpu else 1} per entry.")
+            for chunk in state.entries.rechunk(chunks.entries, chunks.bytes):
+                put(entries_record(_as_bytes(chunk)))
+                count += chunk.count
+        put({"kind": "map_end", "entries": count})
+        entries += count
+    for prog in snapshot.programs:
+        put(program_record(prog))
+    put(trailer_record(len(snapshot.maps), len(snapshot.programs), entries, records + 1))
+    return WriteStats(records, written, entries)
+
+
+def _as_bytes(chunk: EntryChunk) -> EntryChunk:
+    if isinstance(chunk.keys, bytes) and isinstance(chunk.values, bytes):
+        return chunk
+    return EntryChunk(chunk.count, bytes(chunk.keys), bytes(chunk.values))
+
+
+def encode(snapshot: Snapshot, chunks: ChunkLimits = ChunkLimits()) -> bytes:
+    """The payload as bytes (small snapshots, tests); files stream with :func:`write_snapshot`."""
+    buf = io.BytesIO()
+    write_snapshot(buf, snapshot, chunks)
+    return buf.getvalue()
+
+
+# ====================================================================== reading
+class _Records:
+    """Raw msgpack objects from a stream, one at a time, within ``limits``."""
+
+    def __init__(self, stream: BinaryIO, limits: DecodeLimits) -> None:
+        self._stream = stream
+        self._limits = limits
+        self._unpacker = msgpack.Unpacker(
+            raw=False, use_list=True, strict_map_key=True, max_ext_len=0,
+            max_buffer_size=limits.max_record_bytes, max_bin_len=limits.max_bin_len,
+            max_str_len=limits.max_str_len, max_array_len=limits.max_array_len,
+            max_map_len=limits.max_map_len)
+        self._fed = 0
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            try:
+                obj = self._unpacker.unpack()
+            except msgpack.OutOfData:
+                self._feed()
+                continue
+            except (ValueError, TypeError, msgpack.UnpackException) as exc:
+                raise SnapshotFormatError(f"record {self.count} is not valid msgpack within "
+                                          f"the decoder's limits: {exc}.") from None
+            self.count += 1
+            return obj
+
+    def _feed(self) -> None:
+        data = self._stream.read(self._limits.read_size)
+        if not data:
+            if self._fed > self._unpacker.tell():
+                raise SnapshotTruncated(f"the snapshot ends inside record {self.count} (after "
+                                        f"{self._fed} bytes).")
+            raise StopIteration
+        try:
+            self._unpacker.feed(data)
+        except msgpack.BufferFull:
+            raise SnapshotTooLarge(f"record {self.count} is larger than the decoder's limit "
+                                   f"of {self._limits.max_record_bytes} bytes.") from None
+        self._fed += len(data)
+
+
+def iter_records(stream: BinaryIO, limits: DecodeLimits = DecodeLimits()) -> Iterator[Record]:
+    """The payload's raw records, upgraded to the current format (no schema checks yet)."""
+    raw = _Records(stream, limits)
+    first = next(raw, None)
+    if first is None:
+        raise SnapshotTruncated("the snapshot is empty: no header record.")
+    header = Fields(first, "record 0 (header)")
+    if header.record.get("kind") != "header" or header.record.get("magic") != MAGIC:
+        raise SnapshotFormatError("this is not a snapshot: the first record is not a header "
+                                  f"with magic {MAGIC!r}.")
+    version = header.int("version", 0, U64)
+    records: Iterator[Record] = chain([first], raw)
+    if version > FORMAT_VERSION:
+        raise UnsupportedVersion(f"the snapshot has format {version}; this reader knows formats "
+                                 f"up to {FORMAT_VERSION}: upgrade offload-migrate to read it.")
+    for step in range(version, FORMAT_VERSION):
+        if step not in UPGRADES:
+            raise UnsupportedVersion(f"the snapshot has format {version}, which this reader "
+                                     f"cannot upgrade (no upgrade from format {step}).")
+        records = UPGRADES[step](records)
+    return _guarded(records)
+
+
+def _guarded(records: Iterator[Record]) -> Iterator[Record]:
+    """Upgrades see hostile records too: anything they raise becomes a format error."""
+    try:
+        yield from records
+    except SnapshotError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise SnapshotFormatError(f"the snapshot could not be upgraded to format "
+                                  f"{FORMAT_VERSION}: {type(exc).__name__}: {exc}.") from None
+
+
+class _Assembler:
+    """Checks records in order and builds the snapshot: the reader's state machine."""
+
+    def __init__(self, limits: DecodeLimits) -> None:
+        self.limits = limits
+        self.header: dict[str, Any] = {}
+        self.maps: dict[str, MapState] = {}
+        self.programs: dict[str, ProgramState] = {}
+        self.entries = 0
+        self.content_bytes = 0
+        self.index = 0
+        self.done = False
+
+    def where(self, kind: str) -> str:
+        return f"record {self.index} ({kind})"
+
+    def read(self, records: Iterator[Record]) -> Snapshot:
+        it = iter(records)
+        for record in it:
+            kind = record.get("kind") if isinstance(record, dict) else None
+            if self.index == 0:
+                self._header(Fields(record, self.where("header")))
+            elif kind == "map":
+                self._map(Fields(record, self.where("map")), it)
+            elif kind == "program":
+                self._program(Fields(record, self.where("program")))
+            elif kind == "end":
+                self._trailer(Fields(record, self.where("end")))
+                self.index += 1
+                break
+            else:
+                raise SnapshotFormatError(f"{self.where('?')} has kind {kind!r} where a map, a "
+                                          f"program or the end was expected.")
+            self.index += 1
+        if not self.done:
+            raise SnapshotTruncated(f"the snapshot ends after {self.index} records without "
+                                    f"its end record.")
+        if next(it, None) is not None:
+            raise SnapshotFormatError(f"data follows the end record (record {self.index}).")
+        return self._snapshot()
+
+    def _header(self, f: Fields) -> None:
+        f.str("kind")
+        f.bytes("magic", 16)
+        caps = f.sub("caps")
+        assert caps is not None
+        self.header = dict(
+            format_version=f.int("version", 1, FORMAT_VERSION),
+            device=f.str("device", MAX_NAME), created_ns=f.int("created_ns"),
+            tool_version=f.str("tool", MAX_NAME), features=f.int("features"),
+            cpus=f.int("cpus", 1, 1 << 14), capabilities=parse_caps(caps),
+            counters=parse_counters(f, "counters"))
+        f.done()
+
+    def _map(self, f: Fields, it: Iterator[Record]) -> None:
+        f.str("kind")
+        spec, frozen = parse_map(f)
+        where = f"map {spec.name!r}"
+        if spec.name in self.maps:
+            raise SnapshotFormatError(f"{self.where('map')}: {where} appears twice.")
+        if len(self.maps) >= self.limits.max_maps:
+            raise SnapshotTooLarge(f"the snapshot holds more than {self.limits.max_maps} maps.")
+        cpus = self.header["cpus"] if spec.type.is_percpu else 1
+        chunks: list[EntryChunk] = []
+        links: list[MapLink] = []
+        count = 0
+        for record in it:
+            self.index += 1
+            kind = record.get("kind") if isinstance(record, dict) else None
+            rf = Fields(record, f"{self.where(str(kind))} of {where}")
+            if kind == "map_end":
+                rf.str("kind")
+                declared = rf.int("entries", 0, spec.max_entries)
+                rf.done()
+                if declared != count:
+                    raise SnapshotFormatError(f"{rf.where}: it declares {declared} entries; "
+                                              f"{count} came before it.")
+                break
+            if kind == "entries" and spec.type not in LINK_MAP_TYPES:
+                rf.str("kind")
+                chunk = parse_entries(rf, spec, self.header["cpus"], self.limits.max_bin_len)
+                chunks.append(chunk)
+                count += chunk.count
+                self._grow(len(chunk.keys) + len(chunk.values))
+            elif kind == "links" and spec.type in LINK_MAP_TYPES:
+                rf.str("kind")
+                part = parse_links(rf, spec, self.limits.max_bin_len, self.limits.max_array_len)
+                links += part
+                count += len(part)
+                self._grow(sum(len(link.key) + len(link.target) for link in part))
+            else:
+                expected = "links" if spec.type in LINK_MAP_TYPES else "entries"
+                raise SnapshotFormatError(f"{rf.where}: expected {expected} or map_end for a "
+                                          f"{spec.type.name} map.")
+            if count > spec.max_entries:
+                raise SnapshotFormatError(f"{rf.where}: {where} holds more than its "
+                                          f"max_entries {spec.max_entries}.")
+        else:
+            raise SnapshotTruncated(f"the snapshot ends inside the contents of {where}.")
+        try:
+            entries = MapEntries(spec.key_size, spec.value_size, cpus, tuple(chunks))
+            self.maps[spec.name] = MapState(spec, entries, tuple(links), frozen)
+        except EntriesError as exc:  # pragma: no cover - parse_entries checked the lengths
+            raise SnapshotFormatError(f"{where}: {exc}") from None
+        self.entries += count
+
+    def _grow(self, nbytes: int) -> None:
+        self.content_bytes += nbytes
+        if self.content_bytes > self.limits.max_content_bytes:
+            raise SnapshotTooLarge(f"the maps hold more than the decoder's limit of "
+                                   f"{self.limits.max_content_bytes} bytes of contents.")
+
+    def _program(self, f: Fields) -> None:
+        f.str("kind")
+        prog = parse_program(f, {name: m.spec for name, m in self.maps.items()})
+        if prog.name in self.programs:
+            raise SnapshotFormatError(f"{f.where}: program {prog.name!r} appears twice.")
+        if len(self.programs) >= self.limits.max_programs:
+            raise SnapshotTooLarge(f"the snapshot holds more than {self.limits.max_programs} "
+                                   f"programs.")
+        self.programs[prog.name] = prog
+
+    def _trailer(self, f: Fields) -> None:
+        f.str("kind")
+        got = {"maps": len(self.maps), "programs": len(self.programs), "entries": self.entries,
+               "records": self.index + 1}
+        for key, value in got.items():
+            declared = f.int(key)
+            if declared != value:
+                raise SnapshotFormatError(f"{f.where}: the trailer counts {declared} {key}; the "
+                                          f"snapshot holds {value}.")
+        f.done()
+        self._check_links()
+        self.done = True
+
+    def _check_links(self) -> None:
+        for state in self.maps.values():
+            for link in state.links:
+                if state.spec.type == MapType.PROG_ARRAY:
+                    if link.target not in self.programs:
+                        raise SnapshotFormatError(f"map {state.name!r} links to program "
+                                                  f"{link.target!r}, which the snapshot does "
+                                                  f"not hold.")
+                    continue
+                target = self.maps.get(link.target)
+                if target is None or target.spec.type in LINK_MAP_TYPES:
+                    raise SnapshotFormatError(f"map {state.name!r} links to {link.target!r}, "
+                                              f"which is not a map the snapshot holds that "
+                                              f"can be an inner map.")
+
+    def _snapshot(self) -> Snapshot:
+        return Snapshot(programs=tuple(self.programs.values()), maps=tuple(self.maps.values()),
+                        magic=MAGIC, **self.header)
+
+
+def read_snapshot(stream: BinaryIO, limits: DecodeLimits = DecodeLimits()) -> Snapshot:
+    """Decode a payload; a :class:`SnapshotError` subclass for anything malformed."""
+    return _Assembler(limits).read(iter_records(stream, limits))
+
+
+def decode(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Snapshot:
+    return read_snapshot(io.BytesIO(data), limits)
+

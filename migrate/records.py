@@ -1,0 +1,263 @@
+"""The snapshot format's records (format version 1): model objects to plain maps and back.
+
+One record per msgpack object; docs/snapshot-format.md lists them. Building a model object from
+a record goes through :mod:`migrate.schema`, so every field is typed, in range and named in the
+error when it is not. Cross-record rules (names resolve, counts add up) live in the codec.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from offload.isa import DecodeError, PseudoSrc, decode, encode
+from offload.maps.spec import MapSpec, MapType, Pinning
+from offload.program import FuncInfo, LineInfo, MapReference, ProgramSpec, ProgType
+from offload.caps.capabilities import Capabilities, Limits
+from offload.xdp import XdpAction
+
+from .entries import EntryChunk
+from .schema import MAX_NAME, MAX_TEXT, U32, U64, Fields, SnapshotFormatError, Tuple
+from .snapshot import (MAGIC, ActionCounter, AttachPoint, MapLink, MapState, ProgramState,
+                       VerifierStats, XdpMode)
+
+MAX_KEY = 512  # MAX_BPF_STACK: no map key can be larger
+MAX_VALUE = 1 << 20
+MAX_CPUS = 1 << 14
+MAX_SLOTS = 1 << 20  # BPF_COMPLEXITY_LIMIT_INSNS
+MAX_HELPER = 1 << 16
+MAX_LIST = 1 << 20
+_LIMIT_FIELDS = Limits.__dataclass_fields__.keys()
+_ARRAY_KEYED = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
+                          MapType.ARRAY_OF_MAPS, MapType.DEVMAP, MapType.CPUMAP,
+                          MapType.XSKMAP})
+
+
+# ------------------------------------------------------------------ header
+def header_record(device: str, caps: Capabilities, features: int, cpus: int, created_ns: int,
+                  tool: str, counters: tuple[tuple[str, int], ...], version: int) -> dict:
+    return {"kind": "header", "magic": MAGIC, "version": version, "device": device,
+            "created_ns": created_ns, "tool": tool, "features": features, "cpus": cpus,
+            "caps": caps_record(caps), "counters": [[n, v] for n, v in counters]}
+
+
+def caps_record(caps: Capabilities) -> dict:
+    return {"name": caps.name, "description": caps.description, "isa": caps.isa_version,
+            "helpers": sorted(int(h) for h in caps.helpers),
+            "map_types": sorted(int(t) for t in caps.map_types),
+            "prog_types": sorted(int(t) for t in caps.prog_types),
+            "limits": {k: getattr(caps.limits, k) for k in _LIMIT_FIELDS},
+            "features": caps.features, "check_xdp_action": caps.check_xdp_action}
+
+
+def parse_caps(f: Fields) -> Capabilities:
+    helpers = f.list("helpers", MAX_HELPER)
+    map_types = f.list("map_types", 256)
+    prog_types = f.list("prog_types", 256)
+    limits = f.sub("limits")
+    assert limits is not None
+    caps = Capabilities(
+        name=f.str("name", MAX_NAME), description=f.str("description", MAX_TEXT),
+        isa_version=f.int("isa", 1, 4),
+        helpers=frozenset(Tuple([h], f"{f.where}, helpers").int(0, 1, U32) for h in helpers),
+        map_types=frozenset(Tuple([t], f"{f.where}, map_types").enum(0, MapType)
+                            for t in map_types),
+        prog_types=frozenset(Tuple([t], f"{f.where}, prog_types").enum(0, ProgType)
+                             for t in prog_types),
+        limits=Limits(**{k: limits.int(k, 0, U64) for k in _LIMIT_FIELDS}),
+        features=f.int("features", 0, U64), check_xdp_action=f.bool("check_xdp_action"))
+    limits.done()
+    f.done()
+    return caps
+
+
+def parse_counters(f: Fields, key: str) -> tuple[tuple[str, int], ...]:
+    out = tuple(f.items(key, 4096, lambda t, _: (t.length(2).str(0, MAX_NAME, empty=False),
+                                                 t.int(1))))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise f.fail(key, "names a counter twice")
+    return out
+
+
+# ------------------------------------------------------------------ maps
+def map_spec_record(spec: MapSpec) -> dict:
+    return {"name": spec.name, "type": int(spec.type), "key_size": spec.key_size,
+            "value_size": spec.value_size, "max_entries": spec.max_entries,
+            "flags": int(spec.flags), "pinning": int(spec.pinning), "frozen": spec.frozen,
+            "inner": map_spec_record(spec.inner) if spec.inner else None}
+
+
+def parse_map_spec(f: Fields, depth: int = 0) -> MapSpec:
+    mtype = f.enum("type", MapType)
+    inner_fields = f.sub("inner", None)
+    if inner_fields is not None and (depth or not mtype.is_map_in_map):
+        raise f.fail("inner", "is only allowed on ARRAY_OF_MAPS and HASH_OF_MAPS maps, one "
+                              "level deep")
+    if inner_fields is None and mtype.is_map_in_map:
+        raise f.fail("inner", f"is required for a {mtype.name} map (the inner map template)")
+    spec = MapSpec(
+        name=f.str("name", MAX_NAME, empty=False), type=mtype,
+        key_size=f.int("key_size", 0, MAX_KEY), value_size=f.int("value_size", 0, MAX_VALUE),
+        max_entries=f.int("max_entries", 0, U32), flags=f.int("flags", 0, U32),
+        pinning=f.enum("pinning", Pinning), frozen=f.bool("frozen"),
+        inner=parse_map_spec(inner_fields, depth + 1) if inner_fields else None)
+    f.done()
+    return spec
+
+
+def map_record(state: MapState) -> dict:
+    return {"kind": "map", "spec": map_spec_record(state.spec), "frozen": state.frozen}
+
+
+def parse_map(f: Fields) -> tuple[MapSpec, bool]:
+    spec_fields = f.sub("spec")
+    assert spec_fields is not None
+    spec = parse_map_spec(spec_fields)
+    frozen = f.bool("frozen")
+    f.done()
+    return spec, frozen
+
+
+def entries_record(chunk: EntryChunk) -> dict:
+    return {"kind": "entries", "count": chunk.count, "keys": chunk.keys, "values": chunk.values}
+
+
+def parse_entries(f: Fields, spec: MapSpec, cpus: int, max_bin: int) -> EntryChunk:
+    count = f.int("count", 1, U32)
+    keys = f.bytes("keys", max_bin)
+    values = f.bytes("values", max_bin)
+    f.done()
+    per_cpu = cpus if spec.type.is_percpu else 1
+    if len(keys) != count * spec.key_size:
+        raise f.fail("keys", f"holds {len(keys)} bytes; {count} keys of map {spec.name!r} "
+                             f"take {count * spec.key_size}")
+    if len(values) != count * spec.value_size * per_cpu:
+        raise f.fail("values", f"holds {len(values)} bytes; {count} values of map "
+                               f"{spec.name!r} take {count * spec.value_size * per_cpu}")
+    check_keys(f, spec, keys)
+    return EntryChunk(count, keys, values)
+
+
+def check_keys(f: Fields, spec: MapSpec, keys: bytes) -> None:
+    """Array indexes below max_entries; LPM prefix lengths within the key's data bits."""
+    if spec.type in _ARRAY_KEYED and spec.key_size == 4 and keys:
+        top = max(k for (k,) in struct.iter_unpack("<I", keys))
+        if top >= spec.max_entries:
+            raise f.fail("keys", f"holds index {top}, beyond max_entries {spec.max_entries} "
+                                 f"of array map {spec.name!r}")
+    if spec.type == MapType.LPM_TRIE and spec.key_size > 4 and keys:
+        data_bits = (spec.key_size - 4) * 8
+        for i in range(0, len(keys), spec.key_size):
+            (prefix,) = struct.unpack_from("<I", keys, i)
+            if prefix > data_bits:
+                raise f.fail("keys", f"holds prefix length {prefix} in map {spec.name!r} "
+                                     f"whose keys carry {data_bits} bits")
+
+
+def links_record(keys: bytes, targets: list[str]) -> dict:
+    return {"kind": "links", "keys": keys, "targets": targets}
+
+
+def parse_links(f: Fields, spec: MapSpec, max_bin: int, max_list: int) -> list[MapLink]:
+    keys = f.bytes("keys", max_bin)
+    targets = f.list("targets", max_list)
+    f.done()
+    if not targets or len(keys) != len(targets) * spec.key_size:
+        raise f.fail("keys", f"holds {len(keys)} bytes for {len(targets)} targets of "
+                             f"{spec.key_size}-byte keys")
+    check_keys(f, spec, keys)
+    ks = spec.key_size
+    return [MapLink(keys[i * ks:(i + 1) * ks],
+                    Tuple(targets, f"{f.where}, targets").str(i, MAX_NAME, empty=False))
+            for i in range(len(targets))]
+
+
+# ------------------------------------------------------------------ programs
+def program_record(state: ProgramState) -> dict:
+    spec = state.spec
+    attach = state.attach
+    return {
+        "kind": "program", "name": spec.name, "type": int(spec.type), "license": spec.license,
+        "section": spec.section, "flags": spec.flags, "bytecode": encode(spec.instructions),
+        "map_refs": [[r.slot, r.map_name, int(r.kind), r.offset] for r in spec.map_refs],
+        "line_info": [[li.slot, li.file, li.line, li.column, li.text] for li in spec.line_info],
+        "functions": [[fi.slot, fi.name] for fi in spec.functions],
+        "attach": None if attach is None else {
+            "hook": attach.hook, "interface": attach.interface, "mode": int(attach.mode),
+            "queue": attach.queue},
+        "verifier": [state.verifier.insns_processed, state.verifier.total_states,
+                     state.verifier.peak_states, list(state.verifier.stack_depth)],
+        "counters": [[int(c.action), c.packets, c.bytes] for c in state.counters],
+    }
+
+
+def _slots(insns: list[Any]) -> tuple[int, set[int]]:
+    """Total slots, and the slots holding an ``lddw``."""
+    slot, lddw = 0, set()
+    for insn in insns:
+        if insn.is_lddw:
+            lddw.add(slot)
+        slot += insn.width
+    return slot, lddw
+
+
+def parse_program(f: Fields, maps: dict[str, MapSpec]) -> ProgramState:
+    name = f.str("name", MAX_NAME, empty=False)
+    try:
+        insns = decode(f.bytes("bytecode", 8 * MAX_SLOTS))
+    except DecodeError as exc:
+        raise f.fail("bytecode", f"is not valid eBPF bytecode ({exc})") from None
+    if not insns:
+        raise f.fail("bytecode", "is empty")
+    nslots, lddw = _slots(insns)
+
+    def map_ref(t: Tuple, _: str) -> MapReference:
+        t.length(4)
+        slot, target = t.int(0, 0, nslots - 1), t.str(1, MAX_NAME, empty=False)
+        kind, offset = t.enum(2, PseudoSrc), t.int(3, 0, U32)
+        if slot not in lddw:
+            raise SnapshotFormatError(f"{t.where}: slot {slot} does not hold an lddw.")
+        if target not in maps:
+            raise SnapshotFormatError(f"{t.where}: program {name!r} refers to map {target!r}, "
+                                      f"which the snapshot does not hold.")
+        if kind not in (PseudoSrc.MAP_FD, PseudoSrc.MAP_VALUE):
+            raise SnapshotFormatError(f"{t.where}: kind must be MAP_FD or MAP_VALUE.")
+        if kind == PseudoSrc.MAP_VALUE and offset >= max(maps[target].value_size, 1):
+            raise SnapshotFormatError(f"{t.where}: offset {offset} is outside the "
+                                      f"{maps[target].value_size}-byte value of {target!r}.")
+        return MapReference(slot, target, kind, offset)
+
+    refs = f.items("map_refs", MAX_LIST, map_ref)
+    lines = f.items("line_info", MAX_LIST, lambda t, _: LineInfo(
+        t.length(5).int(0, 0, nslots - 1), t.str(1, MAX_TEXT), t.int(2, 0, U32),
+        t.int(3, 0, U32), t.str(4, MAX_TEXT)))
+    funcs = f.items("functions", MAX_LIST, lambda t, _: FuncInfo(
+        t.length(2).int(0, 0, nslots - 1), t.str(1, MAX_NAME)))
+    spec = ProgramSpec(name=name, type=f.enum("type", ProgType), instructions=tuple(insns),
+                       license=f.str("license", MAX_NAME), section=f.str("section", MAX_NAME),
+                       flags=f.int("flags", 0, U32), map_refs=tuple(refs),
+                       line_info=tuple(lines), functions=tuple(funcs))
+    attach = None
+    if (a := f.sub("attach", None)) is not None:
+        queue = a.opt_int("queue", 0, U32)
+        attach = AttachPoint(interface=a.str("interface", MAX_NAME, empty=False),
+                             mode=a.enum("mode", XdpMode), queue=queue,
+                             hook=a.str("hook", 32, empty=False))
+        a.done()
+    v = Tuple(f.list("verifier", 4), f"{f.where}, verifier").length(4)
+    depths = Tuple(v.list(3, 256), f"{v.where}, stack depth")
+    verifier = VerifierStats(v.int(0), v.int(1), v.int(2),
+                             tuple(depths.int(i, 0, U32) for i in range(len(depths.value))))
+    counters = f.items("counters", 16, lambda t, _: ActionCounter(
+        t.length(3).enum(0, XdpAction), t.int(1), t.int(2)))
+    if len({c.action for c in counters}) != len(counters):
+        raise f.fail("counters", "counts one action twice")
+    f.done()
+    return ProgramState(spec, attach, verifier, tuple(counters))
+
+
+# ------------------------------------------------------------------ trailer
+def trailer_record(maps: int, programs: int, entries: int, records: int) -> dict:
+    return {"kind": "end", "maps": maps, "programs": programs, "entries": entries,
+            "records": records}

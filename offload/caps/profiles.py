@@ -1,0 +1,221 @@
+"""Named capability profiles, kept as TOML data files in ``offload/caps/profiles/``.
+
+A profile is a :class:`Capabilities` written out: ISA version, helper ids, map and program types
+by their uAPI names, limits, virtio feature bits by their spec names. Data files let a device,
+a test or a user describe a target without code, and :func:`profile_to_toml` writes any
+``Capabilities`` back so the two forms round-trip exactly. ``host-kernel`` is not a file: it is
+probed from the running kernel through bpf() the first time it is asked for.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import OffloadError
+from ..maps.spec import MapType
+from ..program import ProgType
+from .capabilities import Capabilities, Limits
+
+PROFILE_DIR = Path(__file__).with_name("profiles")
+HOST_KERNEL = "host-kernel"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_KEYS = ("name", "description", "isa_version", "prog_types", "map_types", "helpers",
+         "features", "check_xdp_action", "limits")
+_LIMIT_KEYS = tuple(f.name for f in fields(Limits))
+
+
+class ProfileError(OffloadError):
+    """A profile that does not exist, cannot be probed here, or whose file is malformed."""
+
+
+def list_profiles() -> list[str]:
+    """Names of the profiles on file, then ``host-kernel`` (probed on demand)."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml")) + [HOST_KERNEL]
+
+
+def load_profile(name: str) -> Capabilities:
+    """The profile ``name``: its data file, or for ``host-kernel`` the probed kernel."""
+    if name == HOST_KERNEL:
+        return _host_kernel()
+    if not _NAME.match(name):
+        raise ProfileError(f"{name!r} is not a profile name: use lower-case letters, digits "
+                           f"and '-' (known: {', '.join(list_profiles())}).")
+    path = PROFILE_DIR / f"{name}.toml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(f"there is no profile {name!r}; known profiles: "
+                           f"{', '.join(list_profiles())}.") from None
+    caps = profile_from_toml(text, source=str(path))
+    if caps.name != name:
+        raise ProfileError(f"{path} names its profile {caps.name!r}; it must be {name!r}.")
+    return caps
+
+
+def _host_kernel() -> Capabilities:
+    # Imported here: the kernel backend sits above caps, and most users never probe.
+    from ..backends.kernel import host_capabilities, kernel_available
+
+    usable, reason = kernel_available()
+    if not usable:
+        raise ProfileError(f"the {HOST_KERNEL} profile cannot be probed here: {reason}")
+    return host_capabilities()
+
+
+# ------------------------------------------------------------------ mapping form
+def _feature_names() -> dict[str, int]:
+    # Feature bit names belong to the virtio layer, which itself imports caps; asked lazily.
+    from ..virtio.features import Feature
+
+    return {f.name: int(f) for f in Feature}
+
+
+def _features_to_list(features: int) -> list[str | int]:
+    by_bit = {bit: name for name, bit in _feature_names().items()}
+    out: list[str | int] = []
+    for n in range(features.bit_length()):
+        if features >> n & 1:
+            out.append(by_bit.get(n, n))
+    return out
+
+
+def capabilities_to_mapping(caps: Capabilities) -> dict[str, Any]:
+    """The plain form of a profile: names for enums and features, sorted lists for sets."""
+    return {
+        "name": caps.name,
+        "description": caps.description,
+        "isa_version": caps.isa_version,
+        "prog_types": [t.name for t in sorted(caps.prog_types)],
+        "map_types": [t.name for t in sorted(caps.map_types)],
+        "helpers": sorted(int(h) for h in caps.helpers),
+        "features": _features_to_list(caps.features),
+        "check_xdp_action": caps.check_xdp_action,
+        "limits": {key: getattr(caps.limits, key) for key in _LIMIT_KEYS},
+    }
+
+
+def _enum_names(data: Mapping[str, Any], key: str, enum: type[MapType] | type[ProgType],
+                where: str) -> frozenset[Any]:
+    values = data.get(key, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ProfileError(f"{where}: '{key}' must be a list of {enum.__name__} names.")
+    try:
+        return frozenset(enum[v] for v in values)
+    except KeyError as exc:
+        raise ProfileError(f"{where}: unknown {enum.__name__} {exc.args[0]!r} in '{key}'; "
+                           f"known: {', '.join(m.name for m in enum)}.") from None
+
+
+def _int(value: Any, what: str, where: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ProfileError(f"{where}: {what} must be an integer in {lo}..{hi}, got {value!r}.")
+    return value
+
+
+def capabilities_from_mapping(data: Mapping[str, Any], *, source: str = "profile") -> Capabilities:
+    """Build ``Capabilities`` from the plain form, refusing unknown keys and bad values."""
+    if not isinstance(data, Mapping):
+        raise ProfileError(f"{source}: a profile must be a table of keys.")
+    unknown = sorted(set(data) - set(_KEYS))
+    if unknown:
+        raise ProfileError(f"{source}: unknown keys {', '.join(unknown)}; a profile has "
+                           f"{', '.join(_KEYS)}.")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise ProfileError(f"{source}: 'name' must be a non-empty string.")
+    where = f"{source} (profile {name!r})"
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ProfileError(f"{where}: 'description' must be a string.")
+    helpers = data.get("helpers", [])
+    if not isinstance(helpers, list):
+        raise ProfileError(f"{where}: 'helpers' must be a list of helper ids.")
+    features = 0
+    names = _feature_names()
+    feature_list = data.get("features", [])
+    if not isinstance(feature_list, list):
+        raise ProfileError(f"{where}: 'features' must be a list of feature names or bits.")
+    for feature in feature_list:
+        if isinstance(feature, str):
+            if feature not in names:
+                raise ProfileError(f"{where}: unknown feature {feature!r}; known: "
+                                   f"{', '.join(names)} (or a bit number).")
+            features |= 1 << names[feature]
+        else:
+            features |= 1 << _int(feature, "a feature bit", where, 0, 127)
+    limits = data.get("limits", {})
+    if not isinstance(limits, Mapping):
+        raise ProfileError(f"{where}: 'limits' must be a table.")
+    bad = sorted(set(limits) - set(_LIMIT_KEYS))
+    if bad:
+        raise ProfileError(f"{where}: unknown limits {', '.join(bad)}; known: "
+                           f"{', '.join(_LIMIT_KEYS)}.")
+    check = data.get("check_xdp_action", False)
+    if not isinstance(check, bool):
+        raise ProfileError(f"{where}: 'check_xdp_action' must be true or false.")
+    return Capabilities(
+        name=name,
+        isa_version=_int(data.get("isa_version", 4), "'isa_version'", where, 1, 4),
+        helpers=frozenset(_int(h, "a helper id", where, 1, (1 << 31) - 1) for h in helpers),
+        map_types=_enum_names(data, "map_types", MapType, where),
+        prog_types=_enum_names(data, "prog_types", ProgType, where),
+        limits=Limits(**{k: _int(v, f"limit '{k}'", where, 0, (1 << 63) - 1)
+                         for k, v in limits.items()}),
+        features=features,
+        check_xdp_action=check,
+        description=description,
+    )
+
+
+# ------------------------------------------------------------------ TOML form
+def profile_from_toml(text: str, *, source: str = "profile") -> Capabilities:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source} is not valid TOML: {exc}.") from None
+    return capabilities_from_mapping(data, source=source)
+
+
+def _toml_str(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = "".join(c if c >= " " and c != "\x7f" else f"\\u{ord(c):04x}" for c in escaped)
+    return f'"{escaped}"'
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return _toml_str(value)
+
+
+def _helper_comment(helper_id: int) -> str:
+    try:  # names are a comfort for readers, not part of the data
+        from ..helpers.prototypes import PROTOTYPES
+    except ImportError:  # pragma: no cover - the helpers package is part of the tree
+        return ""
+    proto = PROTOTYPES.get(helper_id)
+    return f"  # {proto.kernel_name}" if proto else ""
+
+
+def profile_to_toml(caps: Capabilities) -> str:
+    """A profile file for ``caps``; :func:`profile_from_toml` gives ``caps`` back exactly."""
+    data = capabilities_to_mapping(caps)
+    lines = [f"name = {_toml_str(data['name'])}", f"description = {_toml_str(data['description'])}",
+             f"isa_version = {data['isa_version']}",
+             f"check_xdp_action = {_toml_value(data['check_xdp_action'])}"]
+    for key in ("prog_types", "map_types", "features"):
+        lines.append(f"{key} = [" + "".join(f"\n    {_toml_value(v)}," for v in data[key])
+                     + ("\n]" if data[key] else "]"))
+    lines.append("helpers = [" + "".join(f"\n    {h},{_helper_comment(h)}" for h in data["helpers"])
+                 + ("\n]" if data["helpers"] else "]"))
+    lines.append("\n[limits]")
+    lines += [f"{key} = {value}" for key, value in data["limits"].items()]
+    return "\n".join(lines) + "\n"
+
