@@ -262,12 +262,15 @@ class Translator:
     def _load(self, out: _Emitter, depth: int, insn: Instruction, slot: int) -> None:
         size = insn.size.nbytes
         self._address(out, depth, insn.src, insn.off)
-        out(depth, f"if g is None or not (g.start <= a - g.base <= g.end - {size}):")
-        out(depth + 1, f"FAULT(mem, {slot}, a, {size}, False)")
-        value = f"UNPACK_{_STRUCT[size]}(g.buffer, a - g.base)[0]"
+        fast = f"UNPACK_{_STRUCT[size]}(g.buffer, a - g.base)[0]"
+        slow = f"LOAD(mem, {slot}, a, {size})"
         if insn.mode == Mode.MEMSX:
-            value = f"SEXT({value}, {size * 8})"
-        out(depth, f"r{insn.dst} = {value}")
+            fast, slow = f"SEXT({fast}, {size * 8})", f"SEXT({slow}, {size * 8})"
+        out(depth, "if g is None or g.reader is not None or not "
+                   f"(g.start <= a - g.base <= g.end - {size}):")
+        out(depth + 1, f"r{insn.dst} = {slow}")
+        out(depth, "else:")
+        out(depth + 1, f"r{insn.dst} = {fast}")
 
     def _store(self, out: _Emitter, depth: int, insn: Instruction, slot: int,
                value: str) -> None:

@@ -58,6 +58,14 @@ def _fault(memory: Memory, slot: int, address: int, size: int, write: bool) -> N
                          insn_index=slot)
 
 
+def _load(memory: Memory, slot: int, address: int, size: int) -> int:
+    """A load the inline path does not serve (computed memory, or a fault to report)."""
+    try:
+        return memory.load(address, size)
+    except MemoryFault as fault:
+        raise fault.at(slot) from None
+
+
 def _callx(ex: Execution, helper_id: int, slot: int) -> Callable[..., int]:
     fn = ex.program.helpers.get(helper_id)
     if fn is None:
@@ -68,7 +76,7 @@ def _callx(ex: Execution, helper_id: int, slot: int) -> Callable[..., int]:
 def _base_namespace() -> dict[str, Any]:
     namespace: dict[str, Any] = {
         "ALU64": ALU64_OPS, "ALU32": ALU32_OPS, "BSWAP": bswap, "SEXT": sign_extend,
-        "FAULT": _fault, "CALLX": _callx, "MemoryFault": MemoryFault, "TailCall": TailCall,
+        "FAULT": _fault, "LOAD": _load, "CALLX": _callx, "MemoryFault": MemoryFault, "TailCall": TailCall,
         "BudgetExhausted": _budget_exhausted, "TooDeep": _too_deep,
     }
     for size, code in ((1, "B"), (2, "H"), (4, "I"), (8, "Q")):

@@ -9,6 +9,7 @@ within 4 GiB of a pointer reaches another region by accident.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 
 from ..errors import OffloadError
@@ -57,10 +58,11 @@ class Region:
     the buffer itself is never replaced, so map values written by a program land in the map.
     """
 
-    __slots__ = ("kind", "buffer", "base", "start", "end", "writable", "name")
+    __slots__ = ("kind", "buffer", "base", "start", "end", "writable", "name", "reader")
 
     def __init__(self, kind: RegionKind, buffer: bytearray, base: int, *, writable: bool,
-                 name: str, start: int = 0, end: int | None = None) -> None:
+                 name: str, start: int = 0, end: int | None = None,
+                 reader: Callable[[int, int], int] | None = None) -> None:
         self.kind = kind
         self.buffer = buffer
         self.base = base
@@ -68,6 +70,9 @@ class Region:
         self.end = len(buffer) if end is None else end
         self.writable = writable
         self.name = name
+        #: For computed memory (the XDP context, whose 32-bit ``data`` field reads as a
+        #: 64-bit pointer): ``reader(offset, size)`` gives the value a load sees.
+        self.reader = reader
 
     @property
     def address(self) -> int:
@@ -93,12 +98,13 @@ class Memory:
         self._free: list[int] = []
 
     def add_region(self, kind: RegionKind, buffer: bytearray, *, writable: bool = True,
-                   name: str = "", start: int = 0, end: int | None = None) -> Region:
+                   name: str = "", start: int = 0, end: int | None = None,
+                   reader: Callable[[int, int], int] | None = None) -> Region:
         if len(buffer) >= REGION_SPAN:
             raise ValueError("a region must be smaller than 4 GiB")
         slot = self._free.pop() if self._free else len(self._regions) + 1
         region = Region(kind, buffer, slot << REGION_SHIFT, writable=writable, name=name,
-                        start=start, end=end)
+                        start=start, end=end, reader=reader)
         self._regions[slot] = region
         return region
 
@@ -133,6 +139,8 @@ class Memory:
     def load(self, address: int, size: int) -> int:
         """An unsigned little-endian load of 1, 2, 4 or 8 bytes."""
         region, offset = self.resolve(address, size, False)
+        if region.reader is not None:
+            return region.reader(offset, size)
         return int.from_bytes(region.buffer[offset:offset + size], "little")
 
     def store(self, address: int, size: int, value: int) -> None:

@@ -11,7 +11,6 @@ from .info import MapInfo, ProgInfo
 from .maps import KernelMap, possible_cpus
 from .probe import KernelProbe, host_capabilities, host_probe, probe_kernel
 from .programs import KernelProgram, KernelVerifierError, load_program, load_program_spec
-from .relocation import patch_map_references
 from .syscall import BpfCmd, BpfSyscallError, SyscallUnavailable
 from .xdp_run import XdpRunResult, run_xdp
 
@@ -19,5 +18,5 @@ __all__ = [
     "BpfCmd", "BpfSyscallError", "KernelHandle", "KernelMap", "KernelProbe", "KernelProgram",
     "KernelVerifierError", "MapInfo", "ProgInfo", "SyscallUnavailable", "XdpRunResult",
     "host_capabilities", "host_probe", "kernel_available", "load_program", "load_program_spec",
-    "patch_map_references", "possible_cpus", "probe_kernel", "run_xdp",
+    "possible_cpus", "probe_kernel", "run_xdp",
 ]

@@ -17,12 +17,11 @@ from collections.abc import Mapping, Sequence
 from ...errors import ErrnoError
 from ...isa.codec import encode
 from ...isa.instruction import Instruction
-from ...program import ProgramSpec, ProgType
+from ...program import ProgramSpec, ProgType, resolve_map_references
 from .attr import ProgLoadAttr
 from .handle import KernelHandle, object_name
 from .info import ProgInfo, prog_info
 from .maps import KernelMap
-from .relocation import patch_map_references
 from .syscall import BpfCmd, BpfSyscallError, bpf, hint
 
 LOG_SIZE = 1 << 16
@@ -137,7 +136,7 @@ def load_program_spec(spec: ProgramSpec, maps: Mapping[str, KernelMap | int], *,
                       log_size: int = LOG_SIZE) -> KernelProgram:
     """Load a :class:`ProgramSpec` with its map references patched to the fds in ``maps``."""
     fds = {name: (m.fd if isinstance(m, KernelMap) else int(m)) for name, m in maps.items()}
-    insns = patch_map_references(spec.instructions, spec.map_refs, fds, program=spec.name)
+    insns = resolve_map_references(spec.instructions, spec.map_refs, fds, program=spec.name)
     return load_program(insns, prog_type=spec.type, license=spec.license, name=spec.name,
                         prog_flags=spec.flags, expected_attach_type=expected_attach_type,
                         log_level=log_level, log_size=log_size)

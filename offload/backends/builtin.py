@@ -1,0 +1,210 @@
+"""The built-in backend: this project's maps, verifier and engines.
+
+Every load runs the verifier with the device's Capabilities, then prepares the program for the
+chosen engine (``fast`` by default, ``reference`` on request). One :class:`Memory` serves the
+whole device, so a tail call from one program to another and global data shared by both see
+the same addresses. Objects referenced from maps (programs in a prog array, maps in a
+map-in-map, programs on devmap entries) are kept alive by reference counts until the last
+user lets go, as the kernel keeps them.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..caps.capabilities import Capabilities
+from ..engine.fast import FastInterpreter
+from ..engine.interpreter import ExecutionError, Interpreter
+from ..engine.memory import Memory, MemoryFault, Region, RegionKind
+from ..errors import ErrnoError
+from ..helpers.xdp import XDP_HELPERS, XdpEnv, map_pointer
+from ..isa.instruction import Instruction
+from ..isa.opcodes import PseudoSrc
+from ..maps.base import Map
+from ..maps.create import create_map
+from ..maps.spec import MapSpec
+from ..program import ProgType
+from ..verifier import verify
+from ..xdp import XDP_MD_SIZE
+from ..xdp_buffer import XdpBuffer
+from .base import LoadReport, XdpOutcome
+
+ENGINES: dict[str, type[Interpreter]] = {"fast": FastInterpreter, "reference": Interpreter}
+
+
+@dataclass(eq=False)
+class LoadedProgram:
+    """A verified program on this backend (also the handle maps keep references on)."""
+
+    id: int
+    prog_type: int
+    name: str
+    engine: Interpreter
+    expected_attach_type: int = 0
+    refs: int = 1
+    report: LoadReport = field(default_factory=LoadReport)
+
+
+@dataclass(eq=False)
+class LoadedMap:
+    id: int
+    map: Map
+    refs: int = 1
+    value_region: Region | None = None  # global data: the one value, mapped for lddw
+
+
+class BuiltinBackend:
+    """Maps, verifier and engine of this project behind the :class:`Backend` operations."""
+
+    def __init__(self, caps: Capabilities, *, engine: str = "fast", ncpus: int = 1,
+                 clock: Callable[[], int] = time.monotonic_ns, seed: int | None = None) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}: choose one of {sorted(ENGINES)}")
+        self.name = f"builtin/{engine}"
+        self.caps = caps
+        self.engine = engine
+        self.ncpus = ncpus
+        self.clock = clock
+        self.rng = random.Random(seed)
+        self.memory = Memory()
+        self.maps: dict[int, LoadedMap] = {}
+        self.programs: dict[int, LoadedProgram] = {}
+        self.trace: list[str] = []
+        self.routes: Callable[[bytes], bytes | None] | None = None
+
+    # -- resolver for maps holding objects (offload.maps.resolver.Resolver) ------------------
+    def acquire_program(self, fd: int) -> LoadedProgram:
+        program = self.programs.get(fd)
+        if program is None:
+            if fd in self.maps:
+                raise ErrnoError(errno.EINVAL, f"handle {fd} is a map, not a program")
+            raise ErrnoError(errno.EBADF, f"handle {fd} names no program on this device")
+        program.refs += 1
+        return program
+
+    def acquire_map(self, fd: int) -> LoadedMap:
+        entry = self.maps.get(fd)
+        if entry is None:
+            if fd in self.programs:
+                raise ErrnoError(errno.EINVAL, f"handle {fd} is a program, not a map")
+            raise ErrnoError(errno.EBADF, f"handle {fd} names no map on this device")
+        entry.refs += 1
+        return entry
+
+    def release(self, handle: Any) -> None:
+        handle.refs -= 1
+        if handle.refs <= 0:
+            self._destroy(handle)
+
+    def _destroy(self, handle: Any) -> None:
+        if isinstance(handle, LoadedMap):
+            if self.maps.get(handle.id) is handle:
+                del self.maps[handle.id]
+            if handle.value_region is not None:
+                self.memory.remove_region(handle.value_region)
+            handle.map.release()
+        elif isinstance(handle, LoadedProgram) and self.programs.get(handle.id) is handle:
+            del self.programs[handle.id]
+
+    # -- maps ----------------------------------------------------------------------------------
+    def create_map(self, handle: int, spec: MapSpec) -> Map:
+        if spec.type not in self.caps.map_types:
+            raise ErrnoError(errno.EOPNOTSUPP, f"map type {spec.type.name} is not supported by "
+                                               f"device profile {self.caps.name}")
+        if handle in self.maps or handle in self.programs:
+            raise ErrnoError(errno.EEXIST, f"handle {handle} is already in use")
+        live = create_map(spec, ncpus=self.ncpus, resolver=self, limits=self.caps.limits)
+        self.maps[handle] = LoadedMap(handle, live)
+        return live
+
+    def free_map(self, handle: int) -> None:
+        entry = self.maps.get(handle)
+        if entry is None:
+            raise ErrnoError(errno.EBADF, f"handle {handle} names no map on this device")
+        self.release(entry)
+
+    def map(self, handle: int) -> Map:
+        entry = self.maps.get(handle)
+        if entry is None:
+            raise ErrnoError(errno.EBADF, f"handle {handle} names no map on this device")
+        return entry.map
+
+    def _value_address(self, handle: int, offset: int) -> int:
+        """Address of byte ``offset`` of a single-entry array's value (global data)."""
+        entry = self.maps[handle]
+        if entry.value_region is None:
+            buffer = entry.map.value_ref(bytes(entry.map.key_size))
+            if buffer is None:
+                raise ErrnoError(errno.EINVAL, f"map '{entry.map.name}' has no value to point at")
+            entry.value_region = self.memory.add_region(
+                RegionKind.MAP_VALUE, buffer, writable=entry.map.program_writable,
+                name=f"map '{entry.map.name}' value")
+        return entry.value_region.address + offset
+
+    # -- programs ------------------------------------------------------------------------------
+    def load_program(self, handle: int, insns: Sequence[Instruction], *, prog_type: ProgType,
+                     name: str, license: str, flags: int = 0) -> LoadReport:
+        if handle in self.maps or handle in self.programs:
+            raise ErrnoError(errno.EEXIST, f"handle {handle} is already in use")
+        specs = {h: entry.map.spec for h, entry in self.maps.items()}
+        stats = verify(insns, prog_type=prog_type, caps=self.caps, maps=specs)
+
+        def resolve(insn: Instruction) -> int:
+            if insn.src in (PseudoSrc.MAP_FD, PseudoSrc.MAP_IDX):
+                return map_pointer(insn.imm)
+            if insn.src in (PseudoSrc.MAP_VALUE, PseudoSrc.MAP_IDX_VALUE):
+                return self._value_address(insn.imm, insn.next_imm)
+            raise ErrnoError(errno.EINVAL, f"lddw source {insn.src} is not supported")
+
+        limits = self.caps.limits
+        engine = ENGINES[self.engine](insns, XDP_HELPERS, resolve_lddw=resolve,
+                                      max_call_frames=limits.max_call_frames,
+                                      max_insns=limits.max_insns)
+        report = LoadReport(stats.insns_processed, stats.total_states, stats.peak_states)
+        self.programs[handle] = LoadedProgram(handle, int(prog_type), name, engine,
+                                              report=report)
+        return report
+
+    def unload_program(self, handle: int) -> None:
+        program = self.programs.get(handle)
+        if program is None:
+            raise ErrnoError(errno.EBADF, f"handle {handle} names no program on this device")
+        self.release(program)
+
+    # -- the packet path -----------------------------------------------------------------------
+    def run_xdp(self, handle: int, frame: bytes, *, meta: bytes = b"",
+                ingress_ifindex: int = 1, rx_queue_index: int = 0) -> XdpOutcome:
+        program = self.programs.get(handle)
+        if program is None:
+            raise ErrnoError(errno.EBADF, f"handle {handle} names no program on this device")
+        buffer = XdpBuffer(frame, meta=meta)
+        memory = self.memory
+        packet = memory.add_region(RegionKind.PACKET, buffer.buffer, name="packet",
+                                   start=buffer.data_meta, end=buffer.data_end)
+        env = XdpEnv(memory, buffer, packet, {h: e.map for h, e in self.maps.items()},
+                     ingress_ifindex=ingress_ifindex, rx_queue_index=rx_queue_index,
+                     cpu=rx_queue_index % self.ncpus, clock=self.clock, rng=self.rng,
+                     tail_target=lambda target: target.engine, routes=self.routes,
+                     program_name=program.name)
+        context = memory.add_region(RegionKind.CONTEXT, bytearray(XDP_MD_SIZE), writable=False,
+                                    name="xdp_md", reader=env.read_context)
+        error = None
+        retval = 0
+        try:
+            retval = program.engine.run(memory, context.address, env=env)
+        except (ExecutionError, MemoryFault) as err:
+            error = str(err)
+        finally:
+            env.release()
+            memory.remove_region(context)
+            memory.remove_region(packet)
+        self.trace.extend(env.trace)
+        redirect = env.redirect
+        return XdpOutcome(retval, buffer.frame, buffer.metadata,
+                          redirect.ifindex if redirect else None,
+                          redirect.program if redirect else None, tuple(env.trace), error)

@@ -1,0 +1,354 @@
+"""The helpers an XDP device offers, implemented over the engine's memory model.
+
+Each helper is ``fn(execution, r1, ..., r5) -> r0`` and finds the frame, the maps and the
+device's answers (clock, random numbers, routes, trace log) in ``execution.env``, an
+:class:`XdpEnv`. Semantics follow the kernel (net/core/filter.c, kernel/bpf/helpers.c):
+failures return a negative errno, a lookup that finds nothing returns NULL, redirects record
+their target and return XDP_REDIRECT. Map pointers are opaque tokens (``MAP_POINTER_BASE``
+plus the device's map handle) that no load can dereference; map values are mapped into the
+run's memory as regions for as long as the run lasts.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import struct
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.interpreter import Execution, Helper, Interpreter, TailCall
+from ..engine.memory import Memory, MemoryFault, Region, RegionKind
+from ..errors import ErrnoError
+from ..maps.base import Map
+from ..maps.devmap import DevMap, DevMapHash, DevmapTarget
+from ..maps.prog_array import ProgArrayMap
+from ..xdp import XdpAction, XdpMd
+from ..xdp_buffer import XdpBuffer
+from .prototypes import HelperId
+
+M64 = (1 << 64) - 1
+#: Map pointers are this plus the map's handle: recognisable, and mapped to no memory.
+MAP_POINTER_BASE = 0xFFFF_A000_0000_0000
+TRACE_LIMIT = 512
+
+
+def errno_result(code: int) -> int:
+    """A negative errno as the 64-bit r0 a helper returns."""
+    return -abs(code) & M64
+
+
+def map_pointer(handle: int) -> int:
+    return MAP_POINTER_BASE + handle
+
+
+@dataclass(slots=True)
+class Redirect:
+    """Where ``bpf_redirect``/``bpf_redirect_map`` sent the frame."""
+
+    ifindex: int
+    program: Any = None  # a devmap entry's program, run on the frame before it leaves
+
+
+@dataclass(slots=True)
+class XdpEnv:
+    """What the XDP helpers of one run see."""
+
+    memory: Memory
+    buffer: XdpBuffer
+    packet: Region
+    maps: Mapping[int, Map]
+    ingress_ifindex: int = 1
+    rx_queue_index: int = 0
+    cpu: int = 0
+    clock: Callable[[], int] = time.monotonic_ns
+    rng: random.Random = field(default_factory=random.Random)
+    trace: list[str] = field(default_factory=list)
+    tail_target: Callable[[Any], Interpreter | None] = lambda handle: None
+    routes: Callable[[bytes], bytes | None] | None = None
+    program_name: str = ""
+    redirect: Redirect | None = None
+    value_regions: dict[int, Region] = field(default_factory=dict)
+
+    # -- frame ------------------------------------------------------------------------------
+    def sync_packet(self) -> None:
+        """Make the packet region's window follow the buffer after an adjust_* helper."""
+        self.packet.start = self.buffer.data_meta
+        self.packet.end = self.buffer.data_end
+
+    def read_context(self, offset: int, size: int) -> int:
+        """Loads from ``struct xdp_md``: data/data_end/data_meta read as full pointers."""
+        base = self.packet.base
+        fields = {
+            XdpMd.DATA: base + self.buffer.data,
+            XdpMd.DATA_END: base + self.buffer.data_end,
+            XdpMd.DATA_META: base + self.buffer.data_meta,
+            XdpMd.INGRESS_IFINDEX: self.ingress_ifindex,
+            XdpMd.RX_QUEUE_INDEX: self.rx_queue_index,
+            XdpMd.EGRESS_IFINDEX: 0,
+        }
+        if size == 4 and offset in fields:
+            return fields[offset]  # type: ignore[index]
+        image = b"".join((fields[f] & 0xFFFFFFFF).to_bytes(4, "little") for f in XdpMd)
+        return int.from_bytes(image[offset:offset + size], "little")
+
+    # -- maps ---------------------------------------------------------------------------------
+    def map_at(self, pointer: int) -> Map:
+        handle = pointer - MAP_POINTER_BASE
+        found = self.maps.get(handle) if 0 <= handle < 1 << 32 else None
+        if found is None:
+            raise MemoryFault("the argument is not a map pointer", address=pointer, size=0,
+                              write=False)
+        return found
+
+    def value_address(self, live: Map, buffer: bytearray) -> int:
+        """Map a live value buffer into memory (once per run) and return its address."""
+        region = self.value_regions.get(id(buffer))
+        if region is None:
+            region = self.memory.add_region(
+                RegionKind.MAP_VALUE, buffer, writable=live.program_writable,
+                name=f"map '{live.name}' value")
+            self.value_regions[id(buffer)] = region
+        return region.address
+
+    def release(self) -> None:
+        for region in self.value_regions.values():
+            self.memory.remove_region(region)
+        self.value_regions.clear()
+
+
+def _env(ex: Execution) -> XdpEnv:
+    env = ex.env
+    if not isinstance(env, XdpEnv):
+        raise MemoryFault("XDP helpers need an XDP frame", address=0, size=0, write=False)
+    return env
+
+
+def map_lookup_elem(ex: Execution, map_ptr: int, key_ptr: int, *_: int) -> int:
+    env = _env(ex)
+    live = env.map_at(map_ptr)
+    key = ex.memory.read(key_ptr, live.key_size)
+    try:
+        buffer = live.value_ref(key, env.cpu)
+    except ErrnoError:
+        return 0
+    return 0 if buffer is None else env.value_address(live, buffer)
+
+
+def map_update_elem(ex: Execution, map_ptr: int, key_ptr: int, value_ptr: int, flags: int,
+                    *_: int) -> int:
+    env = _env(ex)
+    live = env.map_at(map_ptr)
+    key = ex.memory.read(key_ptr, live.key_size)
+    value = ex.memory.read(value_ptr, live.value_size)
+    try:
+        live.program_update(key, value, flags, env.cpu)
+    except ErrnoError as err:
+        return errno_result(err.errno)
+    return 0
+
+
+def map_delete_elem(ex: Execution, map_ptr: int, key_ptr: int, *_: int) -> int:
+    env = _env(ex)
+    live = env.map_at(map_ptr)
+    try:
+        live.program_delete(ex.memory.read(key_ptr, live.key_size), env.cpu)
+    except ErrnoError as err:
+        return errno_result(err.errno)
+    return 0
+
+
+def ktime_get_ns(ex: Execution, *_: int) -> int:
+    return _env(ex).clock() & M64
+
+
+def get_prandom_u32(ex: Execution, *_: int) -> int:
+    return _env(ex).rng.getrandbits(32)
+
+
+def get_smp_processor_id(ex: Execution, *_: int) -> int:
+    return _env(ex).cpu
+
+
+def tail_call(ex: Execution, ctx: int, map_ptr: int, index: int, *_: int) -> int:
+    """Jump to the program at ``index``; on a missing entry fall through with -ENOENT."""
+    env = _env(ex)
+    live = env.map_at(map_ptr)
+    if not isinstance(live, ProgArrayMap):
+        return errno_result(errno.EINVAL)
+    index &= 0xFFFFFFFF
+    handle = live.program_at(index) if index < live.max_entries else None
+    target = env.tail_target(handle) if handle is not None else None
+    if target is None:
+        return errno_result(errno.ENOENT)
+    raise TailCall(target, ctx)
+
+
+def redirect(ex: Execution, ifindex: int, flags: int, *_: int) -> int:
+    env = _env(ex)
+    if flags:
+        return XdpAction.ABORTED
+    env.redirect = Redirect(ifindex & 0xFFFFFFFF)
+    return XdpAction.REDIRECT
+
+
+def redirect_map(ex: Execution, map_ptr: int, key: int, flags: int, *_: int) -> int:
+    """Redirect through a devmap entry; when the entry is missing, the low two bits of
+    ``flags`` are the action returned instead (BPF_F_BROADCAST is not offered)."""
+    env = _env(ex)
+    live = env.map_at(map_ptr)
+    if flags & ~0x3:
+        return XdpAction.ABORTED
+    target: DevmapTarget | None = None
+    if isinstance(live, (DevMap, DevMapHash)):
+        target = live.target((key & 0xFFFFFFFF).to_bytes(4, "little"))
+    if target is None:
+        return flags & 0x3
+    env.redirect = Redirect(target.ifindex, target.program)
+    return XdpAction.REDIRECT
+
+
+def _ones_complement_sum(data: bytes, seed: int) -> int:
+    """32-bit one's complement sum of little-endian 32-bit words (csum_partial)."""
+    total = seed & 0xFFFFFFFF
+    for (word,) in struct.iter_unpack("<I", data):
+        total += word
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total & 0xFFFFFFFF
+
+
+def csum_diff(ex: Execution, from_ptr: int, from_size: int, to_ptr: int, to_size: int,
+              seed: int) -> int:
+    """The checksum difference of replacing ``from`` by ``to`` (both multiples of 4 bytes),
+    folded into ``seed``, as an unfolded 32-bit sum."""
+    if from_size % 4 or to_size % 4 or from_size > 512 or to_size > 512:
+        return errno_result(errno.EINVAL)
+    old = ex.memory.read(from_ptr, from_size) if from_size else b""
+    new = ex.memory.read(to_ptr, to_size) if to_size else b""
+    inverted = bytes(byte ^ 0xFF for byte in old)
+    return _ones_complement_sum(inverted + new, seed)
+
+
+def _s32(value: int) -> int:
+    """The adjust helpers take ``int offset``: only the low 32 bits count, signed."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >> 31 else value
+
+
+def xdp_adjust_head(ex: Execution, ctx: int, delta: int, *_: int) -> int:
+    env = _env(ex)
+    result = env.buffer.adjust_head(_s32(delta))
+    env.sync_packet()
+    return result & M64
+
+
+def xdp_adjust_tail(ex: Execution, ctx: int, delta: int, *_: int) -> int:
+    env = _env(ex)
+    result = env.buffer.adjust_tail(_s32(delta))
+    env.sync_packet()
+    return result & M64
+
+
+def xdp_adjust_meta(ex: Execution, ctx: int, delta: int, *_: int) -> int:
+    env = _env(ex)
+    result = env.buffer.adjust_meta(_s32(delta))
+    env.sync_packet()
+    return result & M64
+
+
+_FORMAT_LENGTHS = ("ll", "l", "")
+
+
+def _format(env: XdpEnv, ex: Execution, fmt: bytes, args: list[int]) -> str:
+    """The printf subset bpf_trace_printk accepts: %d %i %u %x %X %c %s %p %% with l/ll."""
+    out: list[str] = []
+    text = fmt.decode("latin-1")
+    position = 0
+    arg = 0
+    while position < len(text):
+        char = text[position]
+        if char != "%":
+            out.append(char)
+            position += 1
+            continue
+        position += 1
+        length = next(x for x in _FORMAT_LENGTHS if text.startswith(x, position))
+        position += len(length)
+        conv = text[position:position + 1]
+        position += 1
+        if conv == "%":
+            out.append("%")
+            continue
+        if arg >= len(args) or conv not in "diuxXcsp":
+            raise ValueError("bad format")
+        value = args[arg]
+        arg += 1
+        bits = 64 if length else 32
+        value &= (1 << bits) - 1
+        if conv in "di":
+            out.append(str(value - (1 << bits) if value >> (bits - 1) else value))
+        elif conv == "u":
+            out.append(str(value))
+        elif conv in "xX":
+            out.append(format(value, conv))
+        elif conv == "c":
+            out.append(chr(value & 0xFF))
+        elif conv == "p":
+            out.append(hex(value))
+        else:
+            out.append(ex.memory.read_cstring(args[arg - 1], TRACE_LIMIT).decode("latin-1"))
+    return "".join(out)
+
+
+def trace_printk(ex: Execution, fmt_ptr: int, fmt_size: int, a1: int, a2: int, a3: int) -> int:
+    """Append a formatted line to the device's trace log; returns its length or -EINVAL."""
+    env = _env(ex)
+    if not 0 < fmt_size <= TRACE_LIMIT:
+        return errno_result(errno.EINVAL)
+    raw = ex.memory.read(fmt_ptr, fmt_size)
+    nul = raw.find(b"\0")
+    if nul < 0:
+        return errno_result(errno.EINVAL)
+    try:
+        line = _format(env, ex, raw[:nul], [a1, a2, a3])
+    except ValueError:
+        return errno_result(errno.EINVAL)
+    env.trace.append(f"{env.program_name}: {line}" if env.program_name else line)
+    return len(line)
+
+
+def fib_lookup(ex: Execution, ctx: int, params_ptr: int, plen: int, flags: int,
+               *_: int) -> int:
+    """Route lookup through the device's table (``env.routes``): the table fills in the
+    ``struct bpf_fib_lookup`` and returns it, or None for BPF_FIB_LKUP_RET_NOT_FWDED."""
+    env = _env(ex)
+    if plen < 64:
+        return errno_result(errno.EINVAL)
+    params = ex.memory.read(params_ptr, 64)
+    answer = env.routes(params) if env.routes is not None else None
+    if answer is None:
+        return 4  # BPF_FIB_LKUP_RET_NOT_FWDED
+    ex.memory.write(params_ptr, answer[:64])
+    return 0  # BPF_FIB_LKUP_RET_SUCCESS
+
+
+XDP_HELPERS: dict[int, Helper] = {
+    HelperId.MAP_LOOKUP_ELEM: map_lookup_elem,
+    HelperId.MAP_UPDATE_ELEM: map_update_elem,
+    HelperId.MAP_DELETE_ELEM: map_delete_elem,
+    HelperId.KTIME_GET_NS: ktime_get_ns,
+    HelperId.TRACE_PRINTK: trace_printk,
+    HelperId.GET_PRANDOM_U32: get_prandom_u32,
+    HelperId.GET_SMP_PROCESSOR_ID: get_smp_processor_id,
+    HelperId.TAIL_CALL: tail_call,
+    HelperId.REDIRECT: redirect,
+    HelperId.CSUM_DIFF: csum_diff,
+    HelperId.XDP_ADJUST_HEAD: xdp_adjust_head,
+    HelperId.REDIRECT_MAP: redirect_map,
+    HelperId.XDP_ADJUST_META: xdp_adjust_meta,
+    HelperId.XDP_ADJUST_TAIL: xdp_adjust_tail,
+    HelperId.FIB_LOOKUP: fib_lookup,
+    HelperId.KTIME_GET_BOOT_NS: ktime_get_ns,
+}
