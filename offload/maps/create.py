@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import errno
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from ..caps.capabilities import Limits
 from ..errors import ErrnoError
 from .array import ArrayMap, PercpuArrayMap
 from .base import Map, as_u32
@@ -23,6 +23,9 @@ from .map_in_map import ArrayOfMaps, HashOfMaps, check_inner_template
 from .prog_array import ProgArrayMap
 from .resolver import NO_OBJECTS, Resolver
 from .spec import MapFlags, MapSpec, MapType
+
+if TYPE_CHECKING:  # caps imports maps.spec; a runtime import here would be circular
+    from ..caps.capabilities import Limits
 
 MAP_CLASSES: dict[MapType, type[Map]] = {
     MapType.ARRAY: ArrayMap,
