@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import errno as _errno
 
+#: Errno values the kernel leaks to bpf(2) callers that Python's errno module has no name for.
+KERNEL_ERRNO_NAMES = {524: "ENOTSUPP"}
+
 
 class OffloadError(Exception):
     """Root of every error the toolkit raises on purpose."""
@@ -21,6 +24,6 @@ class ErrnoError(OffloadError):
 
     def __init__(self, code: int, message: str) -> None:
         self.errno = code
-        self.name = _errno.errorcode.get(code, f"E{code}")
+        self.name = _errno.errorcode.get(code) or KERNEL_ERRNO_NAMES.get(code, f"E{code}")
         self.detail = message
         super().__init__(f"{self.name}: {message}")

@@ -24,6 +24,7 @@ from ..engine.memory import Memory, MemoryFault, Region, RegionKind
 from ..errors import ErrnoError
 from ..maps.base import Map
 from ..maps.devmap import DevMap, DevMapHash, DevmapTarget
+from ..maps.map_in_map import ArrayOfMaps, HashOfMaps
 from ..maps.prog_array import ProgArrayMap
 from ..xdp import XdpAction, XdpMd
 from ..xdp_buffer import XdpBuffer
@@ -103,6 +104,14 @@ class XdpEnv:
                               write=False)
         return found
 
+    def pointer_to(self, live: Map) -> int:
+        """The map pointer of a live map (an inner map found through a map-in-map)."""
+        for handle, candidate in self.maps.items():
+            if candidate is live:
+                return map_pointer(handle)
+        raise MemoryFault("the inner map is not known to this device", address=0, size=0,
+                          write=False)
+
     def value_address(self, live: Map, buffer: bytearray) -> int:
         """Map a live value buffer into memory (once per run) and return its address."""
         region = self.value_regions.get(id(buffer))
@@ -130,6 +139,9 @@ def map_lookup_elem(ex: Execution, map_ptr: int, key_ptr: int, *_: int) -> int:
     env = _env(ex)
     live = env.map_at(map_ptr)
     key = ex.memory.read(key_ptr, live.key_size)
+    if isinstance(live, (ArrayOfMaps, HashOfMaps)):
+        inner = live.inner_map(key)
+        return 0 if inner is None else env.pointer_to(inner)
     try:
         buffer = live.value_ref(key, env.cpu)
     except ErrnoError:
