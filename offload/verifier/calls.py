@@ -176,7 +176,7 @@ def enter_function(env: Env, state: State, insn: Instruction, slot: int) -> None
 def leave_function(state: State) -> None:
     """``exit`` from a called function: back to the caller with R0 and R6-R9."""
     callee = state.frames.pop()
-    r0 = read_reg_from(callee, 0)
+    r0 = callee.regs[0]  # may be unset: reading it in the caller is then the error
     if r0.type == RegType.PTR_TO_STACK and r0.frameno == callee.frameno:
         raise Reject("cannot return stack pointer to the caller")
     caller = state.frame

@@ -131,11 +131,14 @@ def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *,
 def _ctx(ptr: Reg, regno: int, off: int, size: int, write: bool, sign_extend: bool) -> Reg:
     if ptr.off or not ptr.var.is_const or ptr.var.value:
         raise Reject(f"dereference of modified ctx ptr R{regno} off={ptr.off} disallowed")
-    if write or sign_extend or size != 4 or off < 0 or off + size > XDP_MD_SIZE or off % 4:
+    if write or size != 4 or off < 0 or off + size > XDP_MD_SIZE or off % 4:
         raise Reject(f"invalid bpf_context access off={off} size={size}")
     kind = _CTX_FIELDS.get(XdpMd(off))
     if kind is None:
-        return Reg.scalar(zext32(Scalar.unknown()))
+        return loaded(4, sign_extend)
+    if sign_extend:
+        raise Reject(f"invalid bpf_context access off={off} size={size}: a sign-extending "
+                     "load of a packet pointer field")
     return Reg(kind)
 
 

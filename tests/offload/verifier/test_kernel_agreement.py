@@ -1,0 +1,50 @@
+"""The same programs through the host kernel's verifier: where do the verdicts differ, and why.
+
+The kernel loads them as root, so it applies the privileged rules; every case where its verdict
+differs from ours is named in the fixture's ``# kernel:`` header with the reason (an
+unprivileged rule, a device capability, or extra precision on our side). The test fails on any
+disagreement that is not explained, and on an explanation that is no longer true.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from offload.backends.kernel import kernel_available
+from offload.verifier import VerifierError, verify
+
+from .kernel_load import kernel_verdict
+from .suite import cases
+
+AVAILABLE, WHY = kernel_available()
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason=f"the host kernel's bpf() is unusable: {WHY}")
+ALL = [("reject", c) for c in cases("reject")] + [("accept", c) for c in cases("accept")]
+
+
+def _ours(case) -> bool:
+    try:
+        verify(case.insns, caps=case.caps, maps=case.maps)
+    except VerifierError:
+        return False
+    return True
+
+
+def test_agreement_with_the_kernel(record_property):
+    agree, unexplained, stale = 0, [], []
+    for kind, case in ALL:
+        ours = _ours(case)
+        assert ours == (kind == "accept"), case.name
+        kernel, reason = kernel_verdict(case)
+        if kernel == ours:
+            agree += 1
+            if case.kernel:
+                stale.append(f"{case.name}: the kernel agrees now, drop '# kernel: {case.kernel}'")
+            continue
+        declared = "accept" if kernel else "reject"
+        if not case.kernel.startswith(declared + ":"):
+            unexplained.append(f"{case.name}: kernel {declared}s ({reason}), we do not")
+    rate = agree / len(ALL)
+    record_property("kernel_agreement", f"{agree}/{len(ALL)} = {rate:.1%}")
+    print(f"\nverdicts agreeing with the host kernel: {agree}/{len(ALL)} ({rate:.1%})")
+    assert not unexplained, "\n".join(unexplained)
+    assert not stale, "\n".join(stale)
