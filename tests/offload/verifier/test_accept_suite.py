@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from offload.backends.kernel.relocation import patch_map_references
+from offload.program import resolve_map_references as patch_map_references
 from offload.loader import load_object
 from offload.verifier import verify
 
