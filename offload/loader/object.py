@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ..maps.spec import MapSpec
-from ..program import ProgramSpec
+from ..program import ProgramSpec, ProgType
 from .btf import Btf, parse_btf
 from .btf_ext import BtfExt, parse_btf_ext
 from .elf import ElfObject, read_elf
@@ -40,25 +40,30 @@ class ObjectSpec:
 
 
 def load_object(source: str | os.PathLike[str] | bytes | bytearray | memoryview,
-                name: str | None = None) -> ObjectSpec:
+                name: str | None = None, *,
+                entry_sections: Mapping[str, ProgType] | None = None) -> ObjectSpec:
     """Load an object from a path or from its bytes.
 
     ``name`` is the object name global data maps are prefixed with (libbpf uses the file
     name up to its first dot); it defaults to that of the path, and to nothing for bytes.
+    ``entry_sections`` names extra sections whose functions are programs of the given type,
+    as libbpf_register_prog_handler() does (the conformance runner puts ``main`` in ``.text``).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return parse_object(bytes(source), name or "")
+        return parse_object(bytes(source), name or "", entry_sections=entry_sections)
     path = Path(source)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise LoaderError(f"cannot read {path}: {exc.strerror or exc}.") from exc
     return parse_object(data, name if name is not None else path.name.split(".")[0],
-                        source=str(path))
+                        source=str(path), entry_sections=entry_sections)
 
 
-def parse_object(data: bytes, name: str, *, source: str | None = None) -> ObjectSpec:
+def parse_object(data: bytes, name: str, *, source: str | None = None,
+                 entry_sections: Mapping[str, ProgType] | None = None) -> ObjectSpec:
     """The pure core of :func:`load_object`."""
+    extra = dict(entry_sections or {})
     elf = read_elf(data)
     btf = _btf(elf)
     ext = _btf_ext(elf, btf)
@@ -73,7 +78,9 @@ def parse_object(data: bytes, name: str, *, source: str | None = None) -> Object
         if not section.is_code or section.size == 0:
             continue
         kind = None
-        if section.name != SUBPROGRAM_SECTION:
+        if section.name in extra:
+            kind = (extra[section.name], 0)
+        elif section.name != SUBPROGRAM_SECTION:
             kind = program_type(section.name)
             if kind is None:
                 raise LoaderError("the section holds code but its name does not name a "

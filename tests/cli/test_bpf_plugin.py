@@ -73,3 +73,26 @@ def test_plugin_agrees_with_the_engine_on_the_suites(path, monkeypatch, capsys):
         assert code == 1 and err.strip()
     else:
         assert code == 0 and int(out, 16) == value
+
+
+ELF = __import__("pathlib").Path(__file__).resolve().parents[2] / "fixtures" / "plugin" / \
+    "sum_memory.o"
+
+
+def test_elf_objects_as_the_runner_writes_them():
+    """``--elf``: function ``main`` in ``.text``, as bpf_conformance's ELF writer places it."""
+    program = spaced_hex(ELF.read_bytes())
+    done = subprocess.run([PLUGIN, "--elf"], input=program, capture_output=True, text=True,
+                          timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "2a")
+    done = subprocess.run([PLUGIN, spaced_hex(b"\x01\x02\x03"), "--elf"], input=program,
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "30")
+
+
+def test_elf_refusals(monkeypatch, capsys):
+    code, out, err = call(["--elf"], spaced_hex(b"\x7fELF" + bytes(60)), monkeypatch, capsys)
+    assert code == 1 and out == "" and "cannot load the ELF object" in err
+    fixtures = ELF.parents[1] / "xdp" / "xdp_firewall.o"
+    code, out, err = call(["--elf"], spaced_hex(fixtures.read_bytes()), monkeypatch, capsys)
+    assert code == 1 and "uses maps" in err
