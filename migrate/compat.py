@@ -1,0 +1,316 @@
+"""Can a snapshot's objects live on a target device? Per-object findings with precise reasons.
+
+Each check compares what an object needs with what the target's Capabilities offer and says,
+in words a user knows, what is missing: the helper by name, the map type, entries over a limit,
+the ISA version with the instruction kinds that need it, a virtio feature bit by name. Outcomes
+order from best to worst: COMPATIBLE, REWRITABLE (a semantics-preserving rewrite - lowering
+v3/v4 instructions to the target's ISA - makes it fit; the target's verifier re-checks the
+result on restore), FALLBACK (it stays in the guest; only when the user allows it),
+INCOMPATIBLE. :func:`plan` applies the checks to a whole snapshot: objects that share maps or
+tail calls move together, and the target must offer every feature bit the source negotiated
+(virtio 1.2, 2.2: a driver never uses a feature the device did not offer).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from offload.isa.instruction import Instruction
+from offload.isa.opcodes import AluOp, InsnClass, JmpOp, Mode
+from offload.isa.versions import required_version
+from offload.maps.spec import MapSpec, MapType
+from offload.program import ProgramSpec
+from offload.caps.capabilities import Capabilities
+
+from .snapshot import LINK_MAP_TYPES, Snapshot
+
+
+class Outcome(IntEnum):
+    COMPATIBLE = 0
+    REWRITABLE = 1
+    FALLBACK = 2
+    INCOMPATIBLE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One reason: ``code`` is stable for scripts ("helper", "map-type", "isa", ...)."""
+
+    outcome: Outcome
+    code: str
+    reason: str
+    slot: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What becomes of one object (kind "program", "map" or "device") on the target."""
+
+    kind: str
+    name: str
+    outcome: Outcome
+    findings: tuple[Finding, ...] = ()
+    rewritten: tuple[Instruction, ...] | None = None  # the lowered program when REWRITABLE
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    target: str
+    reports: tuple[Report, ...] = field(default=())
+
+    @property
+    def outcome(self) -> Outcome:
+        return max((r.outcome for r in self.reports), default=Outcome.COMPATIBLE)
+
+    @property
+    def ok(self) -> bool:
+        """Whether a restore may go ahead (nothing INCOMPATIBLE)."""
+        return self.outcome < Outcome.INCOMPATIBLE
+
+    def report(self, kind: str, name: str) -> Report:
+        for r in self.reports:
+            if (r.kind, r.name) == (kind, name):
+                return r
+        raise KeyError((kind, name))
+
+
+def _incompatible(code: str, reason: str, slot: int | None = None) -> Finding:
+    return Finding(Outcome.INCOMPATIBLE, code, reason, slot)
+
+
+def helper_label(helper_id: int) -> str:
+    try:
+        from offload.helpers.prototypes import PROTOTYPES
+    except ImportError:  # pragma: no cover - the helpers package ships with the tree
+        PROTOTYPES = {}
+    proto = PROTOTYPES.get(helper_id)
+    return f"{proto.kernel_name}#{helper_id}" if proto else f"helper #{helper_id}"
+
+
+# ---------------------------------------------------------------- instruction kinds
+def instruction_kind(insn: Instruction) -> str:
+    """The name of the ISA extension an instruction belongs to (for version gaps)."""
+    cls = insn.cls
+    if cls.is_alu:
+        if insn.alu_op in (AluOp.DIV, AluOp.MOD) and insn.off == 1:
+            return "sdiv/smod"
+        if insn.alu_op == AluOp.MOV and insn.off:
+            return "movsx"
+        if insn.alu_op == AluOp.END and cls == InsnClass.ALU64:
+            return "bswap"
+    if cls == InsnClass.JMP32:
+        return "gotol" if insn.jmp_op == JmpOp.JA else "jmp32"
+    if cls == InsnClass.JMP:
+        return "jlt/jle/jslt/jsle"
+    if cls == InsnClass.LDX and insn.mode == Mode.MEMSX:
+        return "ldxs (sign-extending loads)"
+    if cls == InsnClass.STX and insn.mode == Mode.ATOMIC:
+        return "atomics"
+    return "base"
+
+
+def _isa_gaps(insns: Sequence[Instruction], isa: int) -> dict[str, tuple[int, list[int]]]:
+    """kind -> (version needed, slots) for instructions beyond ``isa``."""
+    gaps: dict[str, tuple[int, list[int]]] = {}
+    slot = 0
+    for insn in insns:
+        need = required_version(insn)
+        if need > isa:
+            kind = instruction_kind(insn)
+            gaps.setdefault(kind, (need, []))[1].append(slot)
+        slot += insn.width
+    return gaps
+
+
+def _lower(insns: Sequence[Instruction], isa: int) -> tuple[tuple[Instruction, ...] | None, str]:
+    """The lowering pass (migrate.lowering) if it is part of this tree: (program, note)."""
+    try:
+        from .lowering import LoweringError, lower  # type: ignore[attr-defined]
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("migrate.lowering", f"{__package__}.lowering"):
+            raise
+        return None, "no ISA lowering pass is available in this build"
+    except ImportError:
+        return None, "no ISA lowering pass is available in this build"
+    try:
+        return tuple(lower(list(insns), isa)), ""
+    except LoweringError as exc:
+        return None, f"lowering to v{isa} is impossible: {exc}"
+
+
+# ---------------------------------------------------------------- checks
+def check_program(spec: ProgramSpec, caps: Capabilities,
+                  stack_depth: Sequence[int] = ()) -> tuple[list[Finding], tuple[Instruction, ...] | None]:
+    """Findings for one program, and its lowered instructions when only the ISA is in the way."""
+    findings: list[Finding] = []
+    rewritten = None
+    if spec.type not in caps.prog_types:
+        offered = ", ".join(t.name for t in sorted(caps.prog_types)) or "none"
+        findings.append(_incompatible("prog-type", f"program type {spec.type.name} is not "
+                                      f"offered by {caps.name} (it offers {offered})."))
+    slots = sum(insn.width for insn in spec.instructions)
+    if slots > caps.limits.max_insns:
+        findings.append(_incompatible("size", f"the program has {slots} instructions; "
+                                      f"{caps.name} accepts at most {caps.limits.max_insns}."))
+    missing: dict[int, list[int]] = defaultdict(list)
+    slot = 0
+    local_call = None
+    for insn in spec.instructions:
+        if insn.is_helper_call and insn.imm not in caps.helpers:
+            missing[insn.imm].append(slot)
+        if insn.is_local_call and local_call is None:
+            local_call = slot
+        slot += insn.width
+    for hid, where in sorted(missing.items()):
+        findings.append(_incompatible("helper", f"helper {helper_label(hid)} is not offered by "
+                                      f"{caps.name} (called at insn "
+                                      f"{', '.join(map(str, where[:8]))}).", where[0]))
+    if local_call is not None and caps.limits.max_call_frames <= 1:
+        findings.append(_incompatible("calls", f"the program calls subprograms (insn "
+                                      f"{local_call}); {caps.name} runs no bpf-to-bpf calls.",
+                                      local_call))
+    maps = {ref.map_name for ref in spec.map_refs}
+    if len(maps) > caps.limits.max_maps:
+        findings.append(_incompatible("maps", f"the program uses {len(maps)} maps; "
+                                      f"{caps.name} allows {caps.limits.max_maps} per program."))
+    deepest = max(stack_depth, default=0)
+    if deepest > caps.limits.stack_size:
+        findings.append(_incompatible("stack", f"the program uses {deepest} bytes of stack; "
+                                      f"{caps.name} gives {caps.limits.stack_size}."))
+    gaps = _isa_gaps(spec.instructions, caps.isa_version)
+    if gaps:
+        need = max(v for v, _ in gaps.values())
+        kinds = "; ".join(f"{kind} (v{v}) at insn {', '.join(map(str, s[:4]))}"
+                          f"{'...' if len(s) > 4 else ''}" for kind, (v, s) in gaps.items())
+        first = min(s[0] for _, s in gaps.values())
+        base = (f"the program needs ISA v{need}, {caps.name} offers v{caps.isa_version}: "
+                f"{kinds}")
+        rewritten, note = _lower(spec.instructions, caps.isa_version)
+        if rewritten is not None:
+            findings.append(Finding(Outcome.REWRITABLE, "isa", f"{base}; lowered to "
+                                    f"v{caps.isa_version} ({len(rewritten)} instructions), "
+                                    f"re-verified on restore.", first))
+        else:
+            findings.append(_incompatible("isa", f"{base}; {note}.", first))
+    return findings, rewritten
+
+
+def check_map(spec: MapSpec, entries: int, caps: Capabilities) -> list[Finding]:
+    """Findings for one map holding ``entries`` entries (its inner template checked too)."""
+    findings: list[Finding] = []
+    specs = [spec] + ([spec.inner] if spec.inner is not None else [])
+    for s in specs:
+        label = "" if s is spec else f"its inner map template {s.name!r}: "
+        if s.type not in caps.map_types:
+            offered = ", ".join(t.name for t in sorted(caps.map_types)) or "none"
+            findings.append(_incompatible("map-type", f"{label}map type {s.type.name} is not "
+                                          f"offered by {caps.name} (it offers {offered})."))
+        if s.max_entries > caps.limits.max_map_entries:
+            fits = " (its current contents would fit)" if s is spec and \
+                entries <= caps.limits.max_map_entries else ""
+            findings.append(_incompatible("max-entries", f"{label}max_entries {s.max_entries} is "
+                                          f"over the limit of {caps.limits.max_map_entries} on "
+                                          f"{caps.name}{fits}."))
+        if s.key_size > caps.limits.max_key_size:
+            findings.append(_incompatible("key-size", f"{label}{s.key_size}-byte keys are over "
+                                          f"the limit of {caps.limits.max_key_size} on "
+                                          f"{caps.name}."))
+        if s.value_size > caps.limits.max_value_size:
+            findings.append(_incompatible("value-size", f"{label}{s.value_size}-byte values are "
+                                          f"over the limit of {caps.limits.max_value_size} on "
+                                          f"{caps.name}."))
+    if entries > caps.limits.max_map_entries:
+        findings.append(_incompatible("entries", f"the map holds {entries} entries; "
+                                      f"{caps.name} allows at most "
+                                      f"{caps.limits.max_map_entries}."))
+    return findings
+
+
+def feature_name(bit: int) -> str:
+    from offload.virtio.features import Feature
+
+    return Feature(bit).name if bit in Feature._value2member_map_ else f"feature bit {bit}"
+
+
+def check_features(source_negotiated: int, target_offered: int) -> list[Finding]:
+    """One finding per feature bit the source negotiated and the target does not offer."""
+    missing = source_negotiated & ~target_offered
+    return [_incompatible("feature", f"the source negotiated {feature_name(bit)} (bit {bit}), "
+                          f"which the target does not offer.")
+            for bit in range(missing.bit_length()) if missing >> bit & 1]
+
+
+# ---------------------------------------------------------------- the plan
+def _worst(findings: Sequence[Finding]) -> Outcome:
+    return max((f.outcome for f in findings), default=Outcome.COMPATIBLE)
+
+
+def plan(snapshot: Snapshot, target: Capabilities, offered_features: int | None = None,
+         allow_fallback: bool = False) -> Plan:
+    """A report per object of ``snapshot`` on ``target``.
+
+    ``offered_features`` is what the target device offers (``target.features`` by default).
+    Programs and maps joined by map references or tail-call links form groups that must be
+    placed together: if any member cannot be offloaded, the whole group stays in the guest
+    (FALLBACK) when ``allow_fallback``, otherwise it is INCOMPATIBLE.
+    """
+    reports: list[Report] = []
+    features = check_features(snapshot.features,
+                              target.features if offered_features is None else offered_features)
+    reports.append(Report("device", snapshot.device, _worst(features), tuple(features)))
+    found: dict[tuple[str, str], tuple[list[Finding], tuple[Instruction, ...] | None]] = {}
+    for prog in snapshot.programs:
+        found["program", prog.name] = check_program(prog.spec, target,
+                                                    prog.verifier.stack_depth)
+    for state in snapshot.maps:
+        found["map", state.name] = (check_map(state.spec, state.entry_count, target), None)
+    groups = _groups(snapshot)
+    for key, (findings, rewritten) in found.items():
+        group = groups[key]
+        blockers = [k for k in group if k != key and _worst(found[k][0]) >= Outcome.FALLBACK]
+        findings = list(findings)
+        if blockers and _worst(findings) < Outcome.FALLBACK:
+            names = ", ".join(f"{kind} {name!r}" for kind, name in sorted(blockers))
+            findings.append(_incompatible("group", f"it shares state with {names}, which "
+                                          f"cannot be offloaded to {target.name}."))
+        outcome = _worst(findings)
+        if outcome == Outcome.INCOMPATIBLE and allow_fallback:
+            outcome = Outcome.FALLBACK
+            findings.append(Finding(Outcome.FALLBACK, "fallback", "it stays in the guest, "
+                                    "not offloaded, as fallback is allowed."))
+        reports.append(Report(key[0], key[1], outcome, tuple(findings),
+                              rewritten if outcome == Outcome.REWRITABLE else None))
+    return Plan(target.name, tuple(reports))
+
+
+def _groups(snapshot: Snapshot) -> dict[tuple[str, str], frozenset[tuple[str, str]]]:
+    """Connected objects: a program and the maps it references, a map and what it links to."""
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(x: tuple[str, str]) -> tuple[str, str]:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    def union(a: tuple[str, str], b: tuple[str, str]) -> None:
+        parent[find(a)] = find(b)
+
+    for prog in snapshot.programs:
+        find(("program", prog.name))
+        for ref in prog.spec.map_refs:
+            union(("program", prog.name), ("map", ref.map_name))
+    for state in snapshot.maps:
+        find(("map", state.name))
+        kind = "program" if state.spec.type == MapType.PROG_ARRAY else "map"
+        if state.spec.type in LINK_MAP_TYPES:
+            for link in state.links:
+                union(("map", state.name), (kind, link.target))
+    members: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
+    for node in list(parent):
+        members[find(node)].add(node)
+    return {node: frozenset(members[find(node)]) for node in parent}

@@ -1,0 +1,452 @@
+"""The sealed snapshot container: integrity always, then optional signature or MAC and
+optional encryption, all checked before a single record is decoded.
+
+Layout (docs/snapshot-format.md)::
+
+    prefix   8-byte magic 89 'OMS' 0d 0a 1a 0a, u16 container version, u32 header length (BE)
+    header   msgpack map: payload format, auth (none | ed25519 | hmac-sha256) and key id,
+             cipher (none | aes-256-gcm), its key id and 12-byte nonce
+    payload  the snapshot's msgpack stream (migrate.codec) - or its AES-256-GCM ciphertext
+             followed by the 16-byte tag, with prefix+header as associated data
+    trailer  msgpack map: payload length, SHA-256 of prefix+header+payload, signature or MAC
+    footer   u32 trailer length (BE), 8-byte end magic 'OMS-END\\n'
+
+The signature (RFC 8032 Ed25519) or MAC (RFC 2104 HMAC-SHA256) covers a domain string, the
+payload length and the SHA-256 digest, hence the header too: stripping a signature turns the
+header's auth into 'none', which a reader requiring signatures refuses. Opening reads the file
+twice: first to check digest, signature and GCM tag (discarding plaintext), then to decode,
+hashing again so a file changed in between is refused rather than half-read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, BinaryIO
+
+import msgpack
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, \
+    Ed25519PublicKey
+from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
+from cryptography.hazmat.primitives.ciphers import algorithms, modes
+
+from .codec import ChunkLimits, DecodeLimits, UnsupportedVersion, read_snapshot, write_snapshot
+from .errors import SnapshotError
+from .keys import SYMMETRIC_KEY_SIZE, key_id, public_key_id
+from .schema import U64, Fields, SnapshotFormatError
+from .snapshot import Snapshot
+
+FILE_MAGIC = b"\x89OMS\r\n\x1a\n"
+END_MAGIC = b"OMS-END\n"
+CONTAINER_VERSION = 1
+PREFIX = struct.Struct(">8sHI")
+FOOTER = struct.Struct(">I8s")
+MAX_HEADER = MAX_TRAILER = 4096
+NONCE_SIZE = 12
+TAG_SIZE = 16
+_DOMAIN = b"offload-migrate snapshot seal v1\0"
+_BLOCK = 1 << 16
+
+
+class SealError(SnapshotError):
+    """A sealed snapshot that fails one of the seal's checks."""
+
+
+class IntegrityError(SealError):
+    """The file is truncated or its bytes changed since it was written."""
+
+
+class SignatureError(SealError):
+    """A signature or MAC that does not verify, or a key that is not trusted."""
+
+
+class SignatureRequired(SealError):
+    """An unsigned snapshot where the reader requires a signature or MAC."""
+
+
+class DecryptionError(SealError):
+    """An encrypted snapshot without its key, or with a different key."""
+
+
+class Auth(StrEnum):
+    NONE = "none"
+    ED25519 = "ed25519"
+    HMAC_SHA256 = "hmac-sha256"
+
+
+class CipherName(StrEnum):
+    NONE = "none"
+    AES_256_GCM = "aes-256-gcm"
+
+
+@dataclass(frozen=True, slots=True)
+class Seal:
+    """How to seal when writing: sign (Ed25519) or MAC (shared key), optionally encrypt."""
+
+    signing_key: Ed25519PrivateKey | None = None
+    mac_key: bytes | None = None
+    encryption_key: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.signing_key is not None and self.mac_key is not None:
+            raise SealError("choose one of a signature and a MAC, not both.")
+        for name in ("mac_key", "encryption_key"):
+            key = getattr(self, name)
+            if key is not None and len(key) != SYMMETRIC_KEY_SIZE:
+                raise SealError(f"the {name.replace('_', ' ')} must be {SYMMETRIC_KEY_SIZE} "
+                                f"bytes, not {len(key)}.")
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """What a reader accepts: public keys it trusts, the shared MAC key, the decryption key,
+    and whether an unsigned snapshot is refused."""
+
+    trusted_keys: tuple[Ed25519PublicKey, ...] = ()
+    mac_key: bytes | None = None
+    decryption_key: bytes | None = None
+    require_signature: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SealInfo:
+    """What a sealed file says about itself, and what was verified."""
+
+    payload_format: int
+    auth: Auth
+    auth_key_id: str | None
+    cipher: CipherName
+    cipher_key_id: str | None
+    created_ns: int
+    payload_length: int
+    sha256: bytes
+    authenticated: bool = False  # a trusted signature or the MAC verified
+
+
+# ====================================================================== writing
+class _Sink:
+    """Where the codec writes: hashes, encrypts when asked, forwards to the file."""
+
+    def __init__(self, out: BinaryIO, digest: Any, encryptor: Any) -> None:
+        self.out, self.digest, self.encryptor, self.length = out, digest, encryptor, 0
+
+    def write(self, data: bytes) -> int:
+        if self.encryptor is not None:
+            data = self.encryptor.update(data)
+        self.digest.update(data)
+        self.out.write(data)
+        self.length += len(data)
+        return len(data)
+
+
+def _signing_input(length: int, digest: bytes) -> bytes:
+    return _DOMAIN + struct.pack(">Q", length) + digest
+
+
+def write_sealed(out: BinaryIO, snapshot: Snapshot, seal: Seal = Seal(),
+                 chunks: ChunkLimits = ChunkLimits()) -> SealInfo:
+    """Write ``snapshot`` sealed to ``out`` (a stream; files go through ``migrate.store``)."""
+    auth = Auth.ED25519 if seal.signing_key else Auth.HMAC_SHA256 if seal.mac_key else Auth.NONE
+    auth_id = (public_key_id(seal.signing_key.public_key()) if seal.signing_key else
+               key_id(seal.mac_key) if seal.mac_key else None)
+    nonce = os.urandom(NONCE_SIZE) if seal.encryption_key else None
+    header = {"format": snapshot.format_version, "auth": str(auth), "auth_key_id": auth_id,
+              "cipher": str(CipherName.AES_256_GCM if nonce else CipherName.NONE),
+              "cipher_key_id": key_id(seal.encryption_key) if seal.encryption_key else None,
+              "nonce": nonce, "created_ns": time.time_ns()}
+    header_bytes = msgpack.packb(header, use_bin_type=True)
+    prefix = PREFIX.pack(FILE_MAGIC, CONTAINER_VERSION, len(header_bytes))
+    digest = hashlib.sha256(prefix + header_bytes)
+    encryptor = None
+    if seal.encryption_key is not None and nonce is not None:
+        encryptor = _Cipher(algorithms.AES(seal.encryption_key), modes.GCM(nonce)).encryptor()
+        encryptor.authenticate_additional_data(prefix + header_bytes)
+    out.write(prefix + header_bytes)
+    sink = _Sink(out, digest, encryptor)
+    write_snapshot(sink, snapshot, chunks)  # type: ignore[arg-type]
+    if encryptor is not None:
+        tail = encryptor.finalize() + encryptor.tag
+        digest.update(tail)
+        out.write(tail)
+        sink.length += len(tail)
+    trailer: dict[str, Any] = {"length": sink.length, "sha256": digest.digest()}
+    message = _signing_input(sink.length, trailer["sha256"])
+    if seal.signing_key is not None:
+        trailer["signature"] = seal.signing_key.sign(message)
+    elif seal.mac_key is not None:
+        trailer["mac"] = hmac.new(seal.mac_key, message, hashlib.sha256).digest()
+    trailer_bytes = msgpack.packb(trailer, use_bin_type=True)
+    out.write(trailer_bytes + FOOTER.pack(len(trailer_bytes), END_MAGIC))
+    return SealInfo(snapshot.format_version, auth, auth_id, CipherName(header["cipher"]),
+                    header["cipher_key_id"], header["created_ns"], sink.length,
+                    trailer["sha256"], authenticated=auth != Auth.NONE)
+
+
+# ====================================================================== reading
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    head: bytes  # prefix + header bytes (the associated data)
+    header: dict[str, Any]
+    trailer: dict[str, Any]
+    payload_start: int
+    payload_length: int
+    nonce: bytes | None
+    info: SealInfo
+
+
+def _unpack_map(data: bytes, what: str) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, max_ext_len=0,
+                               max_bin_len=MAX_HEADER, max_str_len=MAX_HEADER,
+                               max_array_len=64, max_map_len=64)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        raise IntegrityError(f"the snapshot's {what} is damaged.") from None
+
+
+def _read_exact(stream: BinaryIO, n: int, what: str) -> bytes:
+    data = stream.read(n)
+    if len(data) != n:
+        raise IntegrityError(f"the snapshot file is truncated: its {what} is incomplete.")
+    return data
+
+
+def _layout(stream: BinaryIO) -> _Layout:
+    stream.seek(0, os.SEEK_END)
+    size = stream.tell()
+    stream.seek(0)
+    if size < PREFIX.size:
+        raise IntegrityError(f"the snapshot file is truncated: {size} bytes is shorter than its "
+                             f"{PREFIX.size}-byte prefix.")
+    magic, version, header_len = PREFIX.unpack(_read_exact(stream, PREFIX.size, "prefix"))
+    if magic != FILE_MAGIC:
+        raise SnapshotFormatError("this is not a sealed offload-migrate snapshot (wrong magic "
+                                  "bytes at the start of the file).")
+    if version != CONTAINER_VERSION:
+        raise UnsupportedVersion(f"the snapshot container has version {version}; this reader "
+                                 f"knows version {CONTAINER_VERSION}.")
+    if header_len > MAX_HEADER or PREFIX.size + header_len + FOOTER.size > size:
+        raise IntegrityError(f"the snapshot's seal header length ({header_len} bytes) does not "
+                             f"fit the file: it is truncated or damaged.")
+    header_bytes = _read_exact(stream, header_len, "seal header")
+    stream.seek(size - FOOTER.size)
+    trailer_len, end = FOOTER.unpack(_read_exact(stream, FOOTER.size, "footer"))
+    if end != END_MAGIC:
+        raise IntegrityError("the snapshot file is truncated or damaged: its end marker is "
+                             "missing.")
+    payload_start = PREFIX.size + header_len
+    payload_length = size - FOOTER.size - trailer_len - payload_start
+    if trailer_len > MAX_TRAILER or payload_length < 0:
+        raise IntegrityError("the snapshot file is damaged: the trailer length does not fit.")
+    stream.seek(payload_start + payload_length)
+    trailer_raw = _unpack_map(_read_exact(stream, trailer_len, "trailer"), "seal trailer")
+    head = PREFIX.pack(magic, version, header_len) + header_bytes
+    header, info, nonce = _parse_header(_unpack_map(header_bytes, "seal header"))
+    trailer = _parse_trailer(trailer_raw, info.auth)
+    if trailer["length"] != payload_length:
+        raise IntegrityError(f"the snapshot file is truncated or damaged: the trailer records "
+                             f"{trailer['length']} payload bytes, the file holds "
+                             f"{payload_length}.")
+    info = SealInfo(info.payload_format, info.auth, info.auth_key_id, info.cipher,
+                    info.cipher_key_id, info.created_ns, payload_length, trailer["sha256"])
+    return _Layout(head, header, trailer, payload_start, payload_length, nonce, info)
+
+
+def _damaged(what: str) -> Callable[[SnapshotFormatError], IntegrityError]:
+    return lambda exc: IntegrityError(f"the snapshot's {what} is damaged: {exc}")
+
+
+def _parse_header(raw: Any) -> tuple[dict[str, Any], SealInfo, bytes | None]:
+    try:
+        f = Fields(raw, "the seal header")
+        auth = f.str("auth", 32)
+        cipher = f.str("cipher", 32)
+        if auth not in Auth.__members__.values() or cipher not in CipherName.__members__.values():
+            raise f.fail("auth", f"names an unknown method ({auth!r} / {cipher!r})")
+        info = SealInfo(f.int("format", 0, U64), Auth(auth), _opt_id(f, "auth_key_id"),
+                        CipherName(cipher), _opt_id(f, "cipher_key_id"), f.int("created_ns"),
+                        0, b"")
+        nonce = None if f.record.get("nonce") is None else f.bytes("nonce", NONCE_SIZE)
+        f._get("nonce", None)
+        f.done()
+    except SnapshotFormatError as exc:
+        raise _damaged("seal header")(exc) from None
+    if (info.cipher == CipherName.AES_256_GCM) != (nonce is not None and
+                                                  len(nonce) == NONCE_SIZE) or \
+            (info.cipher == CipherName.AES_256_GCM) != (info.cipher_key_id is not None) or \
+            (info.auth == Auth.NONE) != (info.auth_key_id is None):
+        raise IntegrityError("the snapshot's seal header is damaged: its methods, key ids and "
+                             "nonce do not agree.")
+    return dict(raw), info, nonce
+
+
+def _opt_id(f: Fields, key: str) -> str | None:
+    if f.record.get(key) is None:
+        f._get(key, None)
+        return None
+    return f.str(key, 16, empty=False)
+
+
+def _parse_trailer(raw: Any, auth: Auth) -> dict[str, Any]:
+    try:
+        f = Fields(raw, "the seal trailer")
+        out: dict[str, Any] = {"length": f.int("length"), "sha256": f.bytes("sha256", 32)}
+        if len(out["sha256"]) != 32:
+            raise f.fail("sha256", "must hold 32 bytes")
+        if auth == Auth.ED25519:
+            out["signature"] = f.bytes("signature", 64, default=b"")
+        elif auth == Auth.HMAC_SHA256:
+            out["mac"] = f.bytes("mac", 32, default=b"")
+        f.done()
+    except SnapshotFormatError as exc:
+        raise _damaged("seal trailer")(exc) from None
+    return out
+
+
+def _stored(stream: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    stream.seek(start)
+    while length:
+        block = stream.read(min(_BLOCK, length))
+        if not block:
+            raise IntegrityError("the snapshot file shrank while it was being read.")
+        length -= len(block)
+        yield block
+
+
+def _payload(stream: BinaryIO, layout: _Layout, digest: Any,
+             key: bytes | None) -> Iterator[bytes]:
+    """The payload's stored bytes, hashed into ``digest``; decrypted with ``key`` if given.
+
+    The final step of decryption checks the GCM tag (DecryptionError when it does not match).
+    """
+    start, length = layout.payload_start, layout.payload_length
+    if key is None:
+        for block in _stored(stream, start, length):
+            digest.update(block)
+            yield block
+        return
+    if length < TAG_SIZE:
+        raise IntegrityError("the encrypted payload is shorter than its authentication tag.")
+    stream.seek(start + length - TAG_SIZE)
+    tag = _read_exact(stream, TAG_SIZE, "authentication tag")
+    assert layout.nonce is not None
+    dec = _Cipher(algorithms.AES(key), modes.GCM(layout.nonce, tag)).decryptor()
+    dec.authenticate_additional_data(layout.head)
+    for block in _stored(stream, start, length - TAG_SIZE):
+        digest.update(block)
+        yield dec.update(block)
+    digest.update(tag)
+    try:
+        yield dec.finalize()
+    except InvalidTag:
+        raise DecryptionError(f"the snapshot does not decrypt with key "
+                              f"{layout.info.cipher_key_id}: the key is wrong or the "
+                              f"ciphertext was altered.") from None
+
+
+def _check_auth(layout: _Layout, trust: Trust) -> bool:
+    info, trailer = layout.info, layout.trailer
+    message = _signing_input(layout.payload_length, trailer["sha256"])
+    if info.auth == Auth.NONE:
+        if trust.require_signature:
+            raise SignatureRequired("the snapshot is not signed, and a signature is required: "
+                                    "seal it with a signing key or a MAC key.")
+        return False
+    if info.auth == Auth.ED25519:
+        keys = {public_key_id(k): k for k in trust.trusted_keys}
+        key = keys.get(info.auth_key_id or "")
+        if key is None:
+            if not keys and not trust.require_signature:
+                return False
+            raise SignatureError(f"the snapshot is signed by key {info.auth_key_id}, which is "
+                                 f"not among the {len(keys)} trusted public keys.")
+        try:
+            key.verify(trailer["signature"], message)
+        except InvalidSignature:
+            raise SignatureError(f"the snapshot's signature by key {info.auth_key_id} does not "
+                                 f"verify: the file was altered or re-signed.") from None
+        return True
+    if trust.mac_key is None:
+        if not trust.require_signature:
+            return False
+        raise SignatureError(f"the snapshot is sealed with the shared MAC key "
+                             f"{info.auth_key_id}; give that key to verify it.")
+    if key_id(trust.mac_key) != info.auth_key_id:
+        raise SignatureError(f"the snapshot is sealed with MAC key {info.auth_key_id}; the "
+                             f"given key is {key_id(trust.mac_key)}.")
+    expected = hmac.new(trust.mac_key, message, hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, trailer["mac"]):
+        raise SignatureError(f"the snapshot's MAC (key {info.auth_key_id}) does not verify: "
+                             f"the file was altered.")
+    return True
+
+
+def _verify(stream: BinaryIO, layout: _Layout, trust: Trust) -> SealInfo:
+    digest = hashlib.sha256(layout.head)
+    for _ in _payload(stream, layout, digest, None):
+        pass
+    if not hmac.compare_digest(digest.digest(), layout.trailer["sha256"]):
+        raise IntegrityError("the snapshot's SHA-256 digest does not match: the file was "
+                             "altered or damaged.")
+    authenticated = _check_auth(layout, trust)
+    info = layout.info
+    if info.cipher == CipherName.AES_256_GCM:
+        key = trust.decryption_key
+        if key is None:
+            raise DecryptionError(f"the snapshot is encrypted with key {info.cipher_key_id}; "
+                                  f"give that key to open it.")
+        if key_id(key) != info.cipher_key_id:
+            raise DecryptionError(f"the snapshot is encrypted with key {info.cipher_key_id}; "
+                                  f"the given key is {key_id(key)}.")
+        for _ in _payload(stream, layout, hashlib.sha256(), key):
+            pass
+    return SealInfo(info.payload_format, info.auth, info.auth_key_id, info.cipher,
+                    info.cipher_key_id, info.created_ns, info.payload_length, info.sha256,
+                    authenticated)
+
+
+def verify_sealed(stream: BinaryIO, trust: Trust = Trust()) -> SealInfo:
+    """Check layout, digest, signature or MAC, and the GCM tag, in that order; decode nothing.
+
+    The stream must be seekable (a file).
+    """
+    return _verify(stream, _layout(stream), trust)
+
+
+class _Reader:
+    """Blocks as a readable stream for the codec."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        self._blocks, self._buf = blocks, b""
+
+    def read(self, n: int) -> bytes:
+        while not self._buf:
+            block = next(self._blocks, None)
+            if block is None:
+                return b""
+            self._buf = block
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+
+def open_sealed(stream: BinaryIO, trust: Trust = Trust(),
+                limits: DecodeLimits = DecodeLimits()) -> tuple[Snapshot, SealInfo]:
+    """Verify everything first (:func:`verify_sealed`), then decode in a second pass that
+    hashes again, so a file changed in between is refused as a whole."""
+    layout = _layout(stream)
+    info = _verify(stream, layout, trust)
+    digest = hashlib.sha256(layout.head)
+    key = trust.decryption_key if info.cipher == CipherName.AES_256_GCM else None
+    blocks = _payload(stream, layout, digest, key)
+    snapshot = read_snapshot(_Reader(blocks), limits)  # type: ignore[arg-type]
+    for _ in blocks:  # whatever the codec left unread still counts for the digest
+        pass
+    if not hmac.compare_digest(digest.digest(), info.sha256):
+        raise IntegrityError("the snapshot file changed while it was being opened.")
+    return snapshot, info
