@@ -17,7 +17,7 @@ from .arith import alu, byte_swap, sign_extend, zext32
 from .env import Env
 from .errors import Reject
 from .scalar import Scalar
-from .state import NOT_INIT, TYPE_NAMES, UNKNOWN, Reg, RegType, State
+from .state import TYPE_NAMES, UNKNOWN, Reg, RegType, State
 
 #: Variable offsets beyond this make a pointer meaningless (kernel BPF_MAX_VAR_OFF).
 MAX_VAR_OFF = 1 << 29
@@ -165,4 +165,3 @@ def _packet_difference(a: Reg, b: Reg) -> Reg:
     return UNKNOWN
 
 
-__all__ = ["NOT_INIT", "add_offset", "check_alu", "read_reg", "write_reg"]

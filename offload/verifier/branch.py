@@ -32,8 +32,7 @@ _SWAP = {JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE, JmpOp.JGT: JmpOp.JLT,
 _NOT_JSET = -1  # pseudo operation: (a & b) == 0
 
 
-def branch(state: State, insn: Instruction, slot: int,
-           id_gen) -> tuple[State | None, State | None]:
+def branch(state: State, insn: Instruction) -> tuple[State | None, State | None]:
     """(taken, fall-through) successor states; None for a successor that cannot happen."""
     op = insn.jmp_op
     bits = 32 if insn.cls == InsnClass.JMP32 else 64

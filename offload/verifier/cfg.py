@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 from ..caps.capabilities import Capabilities
 from ..isa.instruction import Instruction
-from ..isa.opcodes import ATOMIC_FETCH, AluOp, AtomicOp, CallSrc, InsnClass, Mode, PseudoSrc, Source
+from ..isa.opcodes import (
+    ATOMIC_FETCH,
+    AluOp,
+    AtomicOp,
+    CallSrc,
+    InsnClass,
+    Mode,
+    PseudoSrc,
+    Source,
+)
 from ..isa.versions import required_version
 from .errors import Reject
 
@@ -188,7 +197,6 @@ def _check_call_graph(slots: list[Instruction | None], subprogs: tuple[int, ...]
     for site, target in calls.items():
         graph[subprog_of[site]].append((site, target))
     on_path: list[int] = []
-    done: set[int] = set()
 
     def visit(fn: int) -> None:
         on_path.append(fn)
@@ -200,7 +208,6 @@ def _check_call_graph(slots: list[Instruction | None], subprogs: tuple[int, ...]
                 raise _fail(site, f"recursive call from insn {site} to {target}")
             visit(target)
         on_path.pop()
-        done.add(fn)
 
     visit(0)
 

@@ -15,7 +15,7 @@ from ..isa.opcodes import ATOMIC_FETCH, AtomicOp, InsnClass, Mode
 from ..maps.spec import MapFlags, MapSpec
 from ..xdp import XDP_MD_SIZE, XdpMd
 from .alu import read_reg, write_reg
-from .arith import zext32
+from .arith import sign_extend as sign_extend_value
 from .env import Env
 from .errors import Reject
 from .scalar import Scalar
@@ -121,8 +121,7 @@ def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *,
             return value
         reg = stack_read(env, state, regno, ptr, off, size)
         if sign_extend and reg.type == RegType.SCALAR and size < 8:
-            from .arith import sign_extend as sext
-            return Reg.scalar(sext(reg.var, size * 8))
+            return Reg.scalar(sign_extend_value(reg.var, size * 8))
         return reg
     raise Reject(f"R{regno} invalid mem access '{TYPE_NAMES[t]}'")
 

@@ -214,15 +214,6 @@ class State:
         return State([f.copy() for f in self.frames], self.pkt_len, self.meta_len, self.insn,
                      self.path, self.parent)
 
-    def all_regs(self):
-        """Every register and spilled register of every frame, with a setter for each."""
-        for frame in self.frames:
-            for i, reg in enumerate(frame.regs):
-                yield reg, frame.regs.__setitem__, i
-            for k, slot in frame.stack.items():
-                if slot.spilled is not None:
-                    yield slot.spilled, _slot_setter(frame.stack, slot), k
-
     def map_regs(self, fn) -> None:
         """Replace every register (spilled ones included) by ``fn(reg)``."""
         for frame in self.frames:
@@ -237,8 +228,3 @@ class State:
                     if new is not slot.spilled:
                         frame.stack[k] = Slot(slot.kinds, new)
 
-
-def _slot_setter(stack: dict[int, Slot], slot: Slot):
-    def setter(k: int, reg: Reg) -> None:
-        stack[k] = Slot(slot.kinds, reg)
-    return setter

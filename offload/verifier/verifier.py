@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..caps.capabilities import Capabilities
 from ..isa.instruction import Instruction
 from ..isa.opcodes import InsnClass, Mode, PseudoSrc
+from ..maps.spec import MapType
 from ..program import ProgType
 from .alu import check_alu, write_reg
 from .branch import branch
@@ -27,7 +28,6 @@ from .log import LogLine, VerifierLog, insn_line
 from .memory import check_atomic, check_load, check_store
 from .prune import covers
 from .state import NOT_INIT, Frame, PathNode, Reg, RegType, State
-from ..maps.spec import MapType
 
 #: Lines kept from the end of a failing path.
 MAX_LOG_LINES = 2000
@@ -182,7 +182,7 @@ class _Explorer:
             state.insn = slot + 1 + insn.jump_offset
             return (state,)
         else:
-            taken, fall = branch(state, insn, slot, env.next_id)
+            taken, fall = branch(state, insn)
             target = slot + 1 + insn.off
             if taken is not None:
                 taken.insn = target
