@@ -136,9 +136,12 @@ class Scalar:
     def sync(self) -> Scalar | None:
         """Make every view as tight as the others allow; None if no value remains."""
         t = self.var
+        if t.mask == 0:  # a constant: it is in every view or the set is empty
+            return Scalar.const(t.value) if self.contains(t.value) else None
         umin, umax, smin, smax = self.umin, self.umax, self.smin, self.smax
         u32min, u32max, s32min, s32max = self.u32min, self.u32max, self.s32min, self.s32max
         for _ in range(3):
+            before = (t, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
             # known bits bound the ranges
             umin = max(umin, t.value)
             umax = min(umax, t.value | t.mask)
@@ -188,6 +191,11 @@ class Scalar:
             if t.subreg().conflicts(low):
                 return None
             t = t.with_subreg(t.subreg().intersect(low))
+            if t.mask == 0:
+                out = Scalar(t, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
+                return Scalar.const(t.value) if out.contains(t.value) else None
+            if before == (t, umin, umax, smin, smax, u32min, u32max, s32min, s32max):
+                break
         return Scalar(t, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
 
     # ------------------------------------------------------------ text

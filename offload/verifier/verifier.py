@@ -45,12 +45,22 @@ class VerifierStats:
 
 
 class _Checkpoint:
-    __slots__ = ("state", "branches", "parent")
+    __slots__ = ("state", "branches", "parent", "fingerprint")
 
-    def __init__(self, state: State | None, parent: _Checkpoint | None) -> None:
+    def __init__(self, state: State | None, parent: _Checkpoint | None,
+                 fingerprint: int = 0) -> None:
         self.state = state
         self.branches = 1
         self.parent = parent
+        self.fingerprint = fingerprint
+
+
+def _fingerprint(prog: Program, state: State) -> int:
+    """Equal for states ``covers(exact=True)`` calls equal: live registers without ids."""
+    regs = state.frame.regs
+    return hash((len(state.frames), state.pkt_len, state.meta_len,
+                 tuple((regs[r].type, regs[r].var, regs[r].off, regs[r].range)
+                       for r in sorted(prog.live[state.insn]) if r != 10)))
 
 
 def _finish(cp: _Checkpoint | None) -> None:
@@ -224,10 +234,12 @@ class _Explorer:
             if slot in prune_points:
                 seen = explored.setdefault(slot, [])
                 pruned = False
+                fingerprint = _fingerprint(prog, cur)
                 for cp in seen:
                     assert cp.state is not None
                     if cp.branches > 0:
-                        if covers(prog, cp.state, cur, exact=True):
+                        if cp.fingerprint == fingerprint and covers(prog, cp.state, cur,
+                                                                    exact=True):
                             raise Reject(f"infinite loop detected at insn {slot}", slot)
                         continue
                     if covers(prog, cp.state, cur):
@@ -240,7 +252,7 @@ class _Explorer:
                     cur = None
                     continue
                 if len(seen) < max_states:
-                    cp = _Checkpoint(cur.copy(), cur.parent)  # type: ignore[arg-type]
+                    cp = _Checkpoint(cur.copy(), cur.parent, fingerprint)  # type: ignore[arg-type]
                     cur.parent = cp
                     seen.append(cp)
                     total_states += 1
