@@ -6,7 +6,8 @@ the ISA version with the instruction kinds that need it, a virtio feature bit by
 order from best to worst: COMPATIBLE, REWRITABLE (a semantics-preserving rewrite - lowering
 v3/v4 instructions to the target's ISA - makes it fit; the target's verifier re-checks the
 result on restore), FALLBACK (it stays in the guest; only when the user allows it),
-INCOMPATIBLE. :func:`plan` applies the checks to a whole snapshot: objects that share maps or
+INCOMPATIBLE. Lowering is migrate.lowering's ``lower_program`` (slots of map references,
+line and function info remapped). :func:`plan` applies the checks to a whole snapshot: objects that share maps or
 tail calls move together, and the target must offer every feature bit the source negotiated
 (virtio 1.2, 2.2: a driver never uses a feature the device did not offer).
 """
@@ -53,7 +54,7 @@ class Report:
     name: str
     outcome: Outcome
     findings: tuple[Finding, ...] = ()
-    rewritten: tuple[Instruction, ...] | None = None  # the lowered program when REWRITABLE
+    rewritten: ProgramSpec | None = None  # the lowered program when REWRITABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,26 +126,24 @@ def _isa_gaps(insns: Sequence[Instruction], isa: int) -> dict[str, tuple[int, li
     return gaps
 
 
-def _lower(insns: Sequence[Instruction], isa: int) -> tuple[tuple[Instruction, ...] | None, str]:
-    """The lowering pass (migrate.lowering) if it is part of this tree: (program, note)."""
+def _lower(spec: ProgramSpec, isa: int) -> tuple[ProgramSpec | None, str]:
+    """The program lowered by migrate.lowering (relocations remapped), or why not."""
     try:
-        from .lowering import LoweringError, lower  # type: ignore[attr-defined]
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("migrate.lowering", f"{__package__}.lowering"):
+        from .lowering import LoweringError, lower_program
+    except ImportError as exc:
+        if getattr(exc, "name", None) not in ("migrate.lowering", f"{__package__}.lowering"):
             raise
         return None, "no ISA lowering pass is available in this build"
-    except ImportError:
-        return None, "no ISA lowering pass is available in this build"
     try:
-        return tuple(lower(list(insns), isa)), ""
+        return lower_program(spec, isa), ""
     except LoweringError as exc:
         return None, f"lowering to v{isa} is impossible: {exc}"
 
 
 # ---------------------------------------------------------------- checks
 def check_program(spec: ProgramSpec, caps: Capabilities,
-                  stack_depth: Sequence[int] = ()) -> tuple[list[Finding], tuple[Instruction, ...] | None]:
-    """Findings for one program, and its lowered instructions when only the ISA is in the way."""
+                  stack_depth: Sequence[int] = ()) -> tuple[list[Finding], ProgramSpec | None]:
+    """Findings for one program, and the lowered program when the ISA version is the gap."""
     findings: list[Finding] = []
     rewritten = None
     if spec.type not in caps.prog_types:
@@ -188,13 +187,20 @@ def check_program(spec: ProgramSpec, caps: Capabilities,
         first = min(s[0] for _, s in gaps.values())
         base = (f"the program needs ISA v{need}, {caps.name} offers v{caps.isa_version}: "
                 f"{kinds}")
-        rewritten, note = _lower(spec.instructions, caps.isa_version)
-        if rewritten is not None:
-            findings.append(Finding(Outcome.REWRITABLE, "isa", f"{base}; lowered to "
-                                    f"v{caps.isa_version} ({len(rewritten)} instructions), "
-                                    f"re-verified on restore.", first))
-        else:
+        rewritten, note = _lower(spec, caps.isa_version)
+        if rewritten is None:
             findings.append(_incompatible("isa", f"{base}; {note}.", first))
+        else:
+            size = sum(insn.width for insn in rewritten.instructions)
+            if size > caps.limits.max_insns:
+                findings.append(_incompatible("isa", f"{base}; lowered to v{caps.isa_version} "
+                                              f"it has {size} instructions, over the limit of "
+                                              f"{caps.limits.max_insns}.", first))
+                rewritten = None
+            else:
+                findings.append(Finding(Outcome.REWRITABLE, "isa", f"{base}; lowered to "
+                                        f"v{caps.isa_version} ({size} instructions), "
+                                        f"re-verified on restore.", first))
     return findings, rewritten
 
 
@@ -261,7 +267,7 @@ def plan(snapshot: Snapshot, target: Capabilities, offered_features: int | None 
     features = check_features(snapshot.features,
                               target.features if offered_features is None else offered_features)
     reports.append(Report("device", snapshot.device, _worst(features), tuple(features)))
-    found: dict[tuple[str, str], tuple[list[Finding], tuple[Instruction, ...] | None]] = {}
+    found: dict[tuple[str, str], tuple[list[Finding], ProgramSpec | None]] = {}
     for prog in snapshot.programs:
         found["program", prog.name] = check_program(prog.spec, target,
                                                     prog.verifier.stack_depth)

@@ -11,6 +11,7 @@ from migrate.compat import Outcome, check_features, check_map, check_program, pl
 from migrate.plan_view import plan_table
 from offload.caps.profiles import load_profile
 from offload.isa import assemble
+from offload.isa.versions import required_version
 from offload.maps.spec import MapSpec, MapType
 from offload.program import ProgramSpec, ProgType
 from offload.virtio.features import Feature, bit
@@ -70,22 +71,41 @@ def test_isa_gap_uses_the_lowering_pass_when_present(monkeypatch) -> None:
     class LoweringError(Exception):
         pass
 
-    lowered = tuple(assemble("mov %r0, 2\nexit"))
+    lowered = prog("mov %r0, 2\nexit")
     fake = types.ModuleType("migrate.lowering")
     fake.LoweringError = LoweringError
-    fake.lower = lambda insns, isa: list(lowered)
+    fake.lower_program = lambda spec, isa: lowered
     monkeypatch.setitem(sys.modules, "migrate.lowering", fake)
     spec = prog("mov %r0, 2\nmov32 %r1, 1\njlt32 %r1, 3, +0\nexit")
     findings, rewritten = check_program(spec, LEGACY)
     assert [f.outcome for f in findings] == [Outcome.REWRITABLE] and rewritten == lowered
 
-    def refuse(insns, isa):
+    def refuse(spec, isa):
         raise LoweringError("atomic cmpxchg has no v2 sequence")
 
-    fake.lower = refuse
+    fake.lower_program = refuse
     findings, rewritten = check_program(spec, LEGACY)
     assert findings[0].outcome == Outcome.INCOMPATIBLE and rewritten is None
     assert "lowering to v2 is impossible: atomic cmpxchg has no v2 sequence" in findings[0].reason
+
+    fake.lower_program = lambda spec, isa: prog("mov %r0, 2\n" * 5000 + "exit")
+    findings, rewritten = check_program(spec, LEGACY)
+    assert "lowered to v2 it has 5001 instructions, over the limit of 4096" in findings[0].reason
+
+
+def test_real_lowering_of_fixture_programs() -> None:
+    """With migrate.lowering in the tree, v3/v4 fixtures become REWRITABLE on older targets."""
+    pytest.importorskip("migrate.lowering", reason="the ISA lowering pass is not in this tree")
+    snap = fixture_snapshot("xdp_firewall_v4", "xdp_counters")
+    smart = plan(snap, SMARTNIC)
+    report = smart.report("program", "xdp_firewall")
+    assert report.outcome == Outcome.REWRITABLE and report.rewritten is not None
+    assert max(required_version(i) for i in report.rewritten.instructions) <= 3
+    assert [r.map_name for r in report.rewritten.map_refs] == \
+        [r.map_name for r in snap.program("xdp_firewall").spec.map_refs]
+    legacy = plan(snap, LEGACY).report("program", "xdp_count_protocols")
+    assert legacy.findings[0].code == "isa" and legacy.outcome in (Outcome.REWRITABLE,
+                                                                     Outcome.INCOMPATIBLE)
 
 
 def test_program_size_calls_and_type() -> None:
