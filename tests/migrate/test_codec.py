@@ -252,3 +252,21 @@ def test_writer_refuses_inconsistent_snapshots() -> None:
         encode(bad)
     with pytest.raises(SnapshotError, match="only format 1"):
         encode(Snapshot("d", snap.capabilities, 0, format_version=2))
+
+
+def test_format_covers_every_model_field() -> None:
+    """A field added to a spec must reach the format (and a format version bump)."""
+    from dataclasses import fields
+
+    from offload.caps.capabilities import Capabilities
+    from offload.program import ProgramSpec
+
+    assert {f.name for f in fields(ProgramSpec)} == {
+        "name", "type", "instructions", "license", "section", "flags", "map_refs",
+        "line_info", "functions"}
+    assert {f.name for f in fields(MapSpec)} == {
+        "name", "type", "key_size", "value_size", "max_entries", "flags", "pinning", "inner",
+        "contents", "frozen"}  # contents: superseded by the map's current entries
+    assert {f.name for f in fields(Capabilities)} == {
+        "name", "isa_version", "helpers", "map_types", "prog_types", "limits", "features",
+        "check_xdp_action", "description"}
