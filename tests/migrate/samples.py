@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import offload.maps  # noqa: F401  (imports maps before caps; see the report on the import cycle)
 from hypothesis import strategies as st
 
 from migrate.entries import MapEntries

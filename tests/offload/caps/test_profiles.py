@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import offload.maps  # noqa: F401  (maps before caps: see the import-order note in the report)
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
