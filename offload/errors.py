@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import errno as _errno
 
-#: Errno values the kernel leaks to bpf(2) callers that Python's errno module has no name for.
-KERNEL_ERRNO_NAMES = {524: "ENOTSUPP"}
+#: Names as Linux prints them where Python's errno module has none (524, kernel-internal but
+#: leaked by bpf(2)) or prefers an alias (95 is ENOTSUP there, EOPNOTSUPP in the kernel).
+KERNEL_ERRNO_NAMES = {524: "ENOTSUPP", _errno.EOPNOTSUPP: "EOPNOTSUPP"}
 
 
 class OffloadError(Exception):
@@ -24,6 +25,6 @@ class ErrnoError(OffloadError):
 
     def __init__(self, code: int, message: str) -> None:
         self.errno = code
-        self.name = _errno.errorcode.get(code) or KERNEL_ERRNO_NAMES.get(code, f"E{code}")
+        self.name = KERNEL_ERRNO_NAMES.get(code) or _errno.errorcode.get(code, f"E{code}")
         self.detail = message
         super().__init__(f"{self.name}: {message}")

@@ -64,6 +64,18 @@ class ProgFlags(IntEnum):
     XDP_HAS_FRAGS = 1 << 5
 
 
+BPF_OBJ_NAME_LEN = 16
+
+
+def bpf_object_name(name: str) -> str:
+    """``name`` as bpf(2) accepts it for maps and programs: at most BPF_OBJ_NAME_LEN - 1
+    characters of ``[A-Za-z0-9_.]``, shortened the way libbpf shortens ELF names (other
+    characters become ``_``)."""
+    cleaned = "".join(ch if (ch.isascii() and (ch.isalnum() or ch in "_.")) else "_"
+                      for ch in name)
+    return cleaned[:BPF_OBJ_NAME_LEN - 1]
+
+
 @dataclass(frozen=True, slots=True)
 class MapReference:
     """An ``lddw`` at slot ``slot`` that refers to the map ``map_name``.

@@ -35,6 +35,8 @@ from ..xdp_buffer import XdpBuffer
 from .base import LoadReport, XdpOutcome
 
 ENGINES: dict[str, type[Interpreter]] = {"fast": FastInterpreter, "reference": Interpreter}
+#: The ports of the virtual switch a device sits on: devmap entries and redirects name them.
+DEFAULT_INTERFACES = frozenset(range(1, 65))
 
 
 @dataclass(eq=False)
@@ -62,7 +64,8 @@ class BuiltinBackend:
     """Maps, verifier and engine of this project behind the :class:`Backend` operations."""
 
     def __init__(self, caps: Capabilities, *, engine: str = "fast", ncpus: int = 1,
-                 clock: Callable[[], int] = time.monotonic_ns, seed: int | None = None) -> None:
+                 clock: Callable[[], int] = time.monotonic_ns, seed: int | None = None,
+                 interfaces: frozenset[int] = DEFAULT_INTERFACES) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}: choose one of {sorted(ENGINES)}")
         self.name = f"builtin/{engine}"
@@ -76,6 +79,7 @@ class BuiltinBackend:
         self.programs: dict[int, LoadedProgram] = {}
         self.trace: list[str] = []
         self.routes: Callable[[bytes], bytes | None] | None = None
+        self.interfaces = interfaces
 
     # -- resolver for maps holding objects (offload.maps.resolver.Resolver) ------------------
     def acquire_program(self, fd: int) -> LoadedProgram:
@@ -95,6 +99,9 @@ class BuiltinBackend:
             raise ErrnoError(errno.EBADF, f"handle {fd} names no map on this device")
         entry.refs += 1
         return entry
+
+    def has_interface(self, ifindex: int) -> bool:
+        return ifindex in self.interfaces
 
     def release(self, handle: Any) -> None:
         handle.refs -= 1

@@ -10,6 +10,8 @@ recorded jumps to produce the kernel-style log.
 
 from __future__ import annotations
 
+import errno
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,15 +86,18 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
     try:
         prog = layout(insns, caps)
     except Reject as err:
+        code = errno.E2BIG if "too large" in err.reason else errno.EINVAL
         raise VerifierError(err.insn or 0, err.reason,
-                            VerifierLog(reason=err.reason) if log_level else None) from None
+                            VerifierLog(reason=err.reason) if log_level else None,
+                            code) from None
     env = Env(prog, caps, prog_type)
     try:
         _check_program_type(env)
         _resolve_lddw(env, resolver)
     except Reject as err:
         raise VerifierError(err.insn or 0, err.reason,
-                            VerifierLog(reason=err.reason) if log_level else None) from None
+                            VerifierLog(reason=err.reason) if log_level else None,
+                            errno.EINVAL) from None
     explorer = _Explorer(env, log_level)
     try:
         return explorer.run()

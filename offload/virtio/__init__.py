@@ -8,7 +8,8 @@ machine over :class:`GuestMemory`: no threads, sockets or timers.
 
 from .allocator import GuestAllocator
 from .bpf_maps import MapCreateRequest, MapCreateResponse, MapDeleteRequest, MapDeleteResponse, \
-    MapFreeRequest, MapFreeResponse, MapGetNextKeyRequest, MapGetNextKeyResponse, \
+    MapFreeRequest, MapFreeResponse, MapFreezeRequest, MapFreezeResponse, \
+    MapGetNextKeyRequest, MapGetNextKeyResponse, \
     MapLookupBatchRequest, MapLookupBatchResponse, MapLookupRequest, MapLookupResponse, \
     MapUpdateBatchRequest, MapUpdateBatchResponse, MapUpdateRequest, MapUpdateResponse
 from .bpf_progs import CapsRequest, CapsResponse, MapRef, ProgLoadRequest, ProgLoadResponse, \
@@ -42,7 +43,8 @@ __all__ = [
     "ProgUnloadRequest", "ProgUnloadResponse", "XdpAttachRequest", "XdpAttachResponse",
     "XdpDetachRequest", "XdpDetachResponse",
     "MapCreateRequest", "MapCreateResponse", "MapDeleteRequest", "MapDeleteResponse",
-    "MapFreeRequest", "MapFreeResponse", "MapGetNextKeyRequest", "MapGetNextKeyResponse",
+    "MapFreeRequest", "MapFreeResponse", "MapFreezeRequest", "MapFreezeResponse",
+    "MapGetNextKeyRequest", "MapGetNextKeyResponse",
     "MapLookupBatchRequest", "MapLookupBatchResponse", "MapLookupRequest", "MapLookupResponse",
     "MapUpdateBatchRequest", "MapUpdateBatchResponse", "MapUpdateRequest", "MapUpdateResponse",
 ]

@@ -86,6 +86,27 @@ class MapFreeResponse(Response):
 
 
 @dataclass(frozen=True, slots=True)
+class MapFreezeRequest(Request):
+    """BPF_MAP_FREEZE: from now on the guest may not change the map (global ``.rodata``)."""
+
+    COMMAND = BpfCommand.MAP_FREEZE
+
+    handle: int
+
+    def _encode_body(self, w: Writer) -> None:
+        w.u32("handle", self.handle)
+
+    @classmethod
+    def _decode_body(cls, r: Reader) -> Self:
+        return cls(r.u32("handle"))
+
+
+@dataclass(frozen=True, slots=True)
+class MapFreezeResponse(Response):
+    COMMAND = BpfCommand.MAP_FREEZE
+
+
+@dataclass(frozen=True, slots=True)
 class MapLookupRequest(Request):
     """BPF_MAP_LOOKUP_ELEM; ``flags`` as the uAPI (BPF_F_LOCK)."""
 

@@ -67,6 +67,7 @@ class BpfCommand(IntEnum):
     PROG_UNLOAD = 10
     XDP_ATTACH = 11
     XDP_DETACH = 12
+    MAP_FREEZE = 13
 
 
 CTRL_HEADER_SIZE = 2  # class, command

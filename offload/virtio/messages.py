@@ -8,7 +8,8 @@ knowing which command it sent.
 from __future__ import annotations
 
 from .bpf_maps import MapCreateRequest, MapCreateResponse, MapDeleteRequest, MapDeleteResponse, \
-    MapFreeRequest, MapFreeResponse, MapGetNextKeyRequest, MapGetNextKeyResponse, \
+    MapFreeRequest, MapFreeResponse, MapFreezeRequest, MapFreezeResponse, \
+    MapGetNextKeyRequest, MapGetNextKeyResponse, \
     MapLookupBatchRequest, MapLookupBatchResponse, MapLookupRequest, MapLookupResponse, \
     MapUpdateBatchRequest, MapUpdateBatchResponse, MapUpdateRequest, MapUpdateResponse
 from .bpf_progs import CapsRequest, CapsResponse, ProgLoadRequest, ProgLoadResponse, \
@@ -20,12 +21,13 @@ from .wire import CtrlDecodeError
 REQUESTS: dict[BpfCommand, type[Request]] = {cls.COMMAND: cls for cls in (
     CapsRequest, MapCreateRequest, MapFreeRequest, MapLookupRequest, MapUpdateRequest,
     MapDeleteRequest, MapGetNextKeyRequest, MapLookupBatchRequest, MapUpdateBatchRequest,
-    ProgLoadRequest, ProgUnloadRequest, XdpAttachRequest, XdpDetachRequest)}
+    ProgLoadRequest, ProgUnloadRequest, XdpAttachRequest, XdpDetachRequest, MapFreezeRequest)}
 
 RESPONSES: dict[BpfCommand, type[Response]] = {cls.COMMAND: cls for cls in (
     CapsResponse, MapCreateResponse, MapFreeResponse, MapLookupResponse, MapUpdateResponse,
     MapDeleteResponse, MapGetNextKeyResponse, MapLookupBatchResponse, MapUpdateBatchResponse,
-    ProgLoadResponse, ProgUnloadResponse, XdpAttachResponse, XdpDetachResponse)}
+    ProgLoadResponse, ProgUnloadResponse, XdpAttachResponse, XdpDetachResponse,
+    MapFreezeResponse)}
 
 
 def decode_request(data: bytes | bytearray | memoryview) -> Request:

@@ -14,7 +14,9 @@ import weakref
 from types import TracebackType
 from typing import Self
 
+
 from ...errors import ErrnoError
+from ...program import bpf_object_name
 
 
 class KernelHandle:
@@ -59,8 +61,5 @@ class KernelHandle:
 
 
 def object_name(name: str) -> bytes:
-    """``name`` as the kernel accepts it for maps and programs (BPF_OBJ_NAME_LEN - 1 bytes of
-    ``[A-Za-z0-9_.]``), the way libbpf shortens ELF names: other characters become ``_``."""
-    cleaned = "".join(ch if (ch.isascii() and (ch.isalnum() or ch in "_.")) else "_"
-                      for ch in name)
-    return cleaned[:15].encode("ascii")
+    """``name`` as the kernel accepts it for maps and programs (see bpf_object_name)."""
+    return bpf_object_name(name).encode("ascii")

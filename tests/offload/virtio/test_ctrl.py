@@ -61,6 +61,7 @@ REQUEST_STRATEGIES = {
     BpfCommand.PROG_UNLOAD: st.builds(p.ProgUnloadRequest, handle),
     BpfCommand.XDP_ATTACH: st.builds(p.XdpAttachRequest, handle, u32, u32),
     BpfCommand.XDP_DETACH: st.builds(p.XdpDetachRequest, u32, u32),
+    BpfCommand.MAP_FREEZE: st.builds(m.MapFreezeRequest, handle),
 }
 
 limits = st.builds(Limits, *[u32] * 10)
@@ -88,6 +89,7 @@ RESPONSE_STRATEGIES = {
     BpfCommand.PROG_UNLOAD: st.builds(p.ProgUnloadResponse, **common),
     BpfCommand.XDP_ATTACH: st.builds(p.XdpAttachResponse, **common),
     BpfCommand.XDP_DETACH: st.builds(p.XdpDetachResponse, **common),
+    BpfCommand.MAP_FREEZE: st.builds(m.MapFreezeResponse, **common),
 }
 
 any_request = st.one_of(*REQUEST_STRATEGIES.values())

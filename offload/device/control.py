@@ -1,0 +1,235 @@
+"""Executing control commands: one request in, one response out, never an exception.
+
+This is the device side of every ``VIRTIO_NET_CTRL_BPF`` command (docs/virtio-offload.md):
+handles are checked against the object table, programs are patched with the device's own map
+handles (the guest's immediates are never trusted) and verified by the backend with the
+device's Capabilities, and every refusal becomes a status errno with a message or a verifier
+log excerpt in the response. Verifier rejections answer EACCES and malformed programs
+EINVAL, as BPF_PROG_LOAD does.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import ErrnoError, OffloadError
+from ..isa.codec import DecodeError, decode
+from ..isa.disasm import slot_positions
+from ..isa.opcodes import PseudoSrc
+from ..isa.structure import StructureError
+from ..maps.base import BatchError
+from ..maps.spec import MapSpec, MapType
+from ..program import ProgType
+from ..verifier import VerifierError
+from ..virtio import bpf_maps as m
+from ..virtio import bpf_progs as p
+from ..virtio.ctrl import Request, Response
+from ..virtio.messages import response_type
+from .objects import MapObject, ProgramObject
+
+if TYPE_CHECKING:
+    from .device import Device
+
+XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
+XDP_FLAGS_SKB_MODE = 1 << 1
+XDP_FLAGS_DRV_MODE = 1 << 2
+XDP_FLAGS_HW_MODE = 1 << 3
+XDP_FLAGS_REPLACE = 1 << 4
+XDP_FLAGS_MODES = XDP_FLAGS_SKB_MODE | XDP_FLAGS_DRV_MODE | XDP_FLAGS_HW_MODE
+XDP_FLAGS_MASK = XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_MODES | XDP_FLAGS_REPLACE
+
+
+def execute(device: Device, request: Request) -> Response:
+    """Run one command on the device and describe the outcome."""
+    handler = HANDLERS.get(type(request))
+    try:
+        if handler is None:
+            raise ErrnoError(errno.EOPNOTSUPP, f"command {request.COMMAND.name} is not "
+                                               "implemented by this device")
+        return handler(device, request)
+    except BatchError as err:
+        return _failure(request, err.errno, err.detail, count=err.count)
+    except ErrnoError as err:
+        return _failure(request, err.errno, err.detail)
+    except VerifierError as err:
+        return _failure(request, err.errno, _verifier_log(err))
+    except (DecodeError, StructureError) as err:
+        return _failure(request, errno.EINVAL, str(err))
+    except OffloadError as err:
+        return _failure(request, errno.EINVAL, str(err))
+
+
+def _failure(request: Request, code: int, message: str, *, count: int | None = None) -> Response:
+    cls = response_type(request)
+    if count is not None and "count" in cls.__dataclass_fields__:
+        return cls(status=code, log=message, count=count)  # type: ignore[call-arg]
+    return cls(status=code, log=message)
+
+
+def _verifier_log(err: VerifierError) -> str:
+    log = getattr(err, "log", None)
+    text = str(log) if log is not None else ""
+    return f"{text}\n{err}".strip() if text else str(err)
+
+
+# -- maps ------------------------------------------------------------------------------------
+def map_create(device: Device, req: m.MapCreateRequest) -> Response:
+    try:
+        map_type = MapType(req.map_type)
+    except ValueError:
+        raise ErrnoError(errno.EINVAL, f"map type {req.map_type} does not exist") from None
+    inner = None
+    if req.inner_map_handle:
+        inner = device.objects.map(req.inner_map_handle).spec
+    spec = MapSpec(req.name, map_type, req.key_size, req.value_size, req.max_entries,
+                   req.map_flags, inner=inner)
+    handle = device.objects.new_handle()
+    device.backend.create_map(handle, spec)
+    device.objects.maps[handle] = MapObject(handle, spec, req.inner_map_handle)
+    return m.MapCreateResponse(handle=handle)
+
+
+def map_free(device: Device, req: m.MapFreeRequest) -> Response:
+    """The guest closes its map: the map lives on while a loaded program uses it."""
+    device.objects.map(req.handle).released = True
+    device.collect_maps()
+    return m.MapFreeResponse()
+
+
+def _live(device: Device, handle: int):  # noqa: ANN202 - the backend's map
+    device.objects.map(handle)
+    return device.backend.map(handle)
+
+
+def map_freeze(device: Device, req: m.MapFreezeRequest) -> Response:
+    _live(device, req.handle).freeze()
+    return m.MapFreezeResponse()
+
+
+def map_lookup(device: Device, req: m.MapLookupRequest) -> Response:
+    if req.flags:
+        raise ErrnoError(errno.EINVAL, f"lookup flags {req.flags:#x} are not supported")
+    return m.MapLookupResponse(value=_live(device, req.handle).lookup(req.key))
+
+
+def map_update(device: Device, req: m.MapUpdateRequest) -> Response:
+    _live(device, req.handle).update(req.key, req.value, req.flags)
+    return m.MapUpdateResponse()
+
+
+def map_delete(device: Device, req: m.MapDeleteRequest) -> Response:
+    _live(device, req.handle).delete(req.key)
+    return m.MapDeleteResponse()
+
+
+def map_get_next_key(device: Device, req: m.MapGetNextKeyRequest) -> Response:
+    return m.MapGetNextKeyResponse(key=_live(device, req.handle).get_next_key(req.key))
+
+
+def map_lookup_batch(device: Device, req: m.MapLookupBatchRequest) -> Response:
+    batch = _live(device, req.handle).lookup_batch(req.cursor or None, req.count,
+                                                   req.elem_flags)
+    return m.MapLookupBatchResponse(keys=tuple(k for k, _ in batch.entries),
+                                    values=tuple(v for _, v in batch.entries),
+                                    cursor=batch.cursor or b"", done=batch.done)
+
+
+def map_update_batch(device: Device, req: m.MapUpdateBatchRequest) -> Response:
+    count = _live(device, req.handle).update_batch(list(zip(req.keys, req.values)),
+                                                   req.elem_flags)
+    return m.MapUpdateBatchResponse(count=count)
+
+
+# -- programs ------------------------------------------------------------------------------
+def prog_load(device: Device, req: p.ProgLoadRequest) -> Response:
+    try:
+        prog_type = ProgType(req.prog_type)
+    except ValueError:
+        raise ErrnoError(errno.EINVAL, f"program type {req.prog_type} does not exist") from None
+    original = tuple(decode(req.insns))
+    patched = list(original)
+    index_of = {slot: i for i, slot in enumerate(slot_positions(patched))}
+    refs = []
+    patched_indices = set()
+    for ref in req.map_refs:
+        index = index_of.get(ref.slot)
+        if index is None or not patched[index].is_lddw:
+            raise ErrnoError(errno.EINVAL, f"map reference at slot {ref.slot} does not point "
+                                           "at an lddw instruction")
+        device.objects.map(ref.handle)
+        if ref.kind == PseudoSrc.MAP_FD:
+            patched[index] = patched[index].with_fields(src=PseudoSrc.MAP_FD, imm=ref.handle,
+                                                        next_imm=0)
+        elif ref.kind == PseudoSrc.MAP_VALUE:
+            patched[index] = patched[index].with_fields(src=PseudoSrc.MAP_VALUE, imm=ref.handle,
+                                                        next_imm=ref.offset)
+        else:
+            raise ErrnoError(errno.EINVAL, f"map reference kind {ref.kind} is not supported")
+        refs.append((ref.slot, ref.handle, int(ref.kind), ref.offset))
+        patched_indices.add(index)
+    for index, insn in enumerate(patched):
+        if insn.is_lddw and insn.src != PseudoSrc.IMM64 and index not in patched_indices:
+            raise ErrnoError(errno.EINVAL, f"lddw at slot {slot_positions(patched)[index]} "
+                                           "refers to a map but no map reference names it")
+    handle = device.objects.new_handle()
+    report = device.backend.load_program(handle, patched, prog_type=prog_type,
+                                         name=req.name, license=req.license,
+                                         flags=req.prog_flags)
+    device.objects.programs[handle] = ProgramObject(
+        handle, req.name, prog_type, req.license, original, tuple(refs), req.prog_flags, report)
+    log = "\n".join(report.log) if req.log_level else ""
+    return p.ProgLoadResponse(handle=handle, verified_insns=report.insns_processed, log=log)
+
+
+def prog_unload(device: Device, req: p.ProgUnloadRequest) -> Response:
+    program = device.objects.program(req.handle)
+    program.unloaded = True
+    if device.attached != req.handle:
+        device.release_program(program)
+    return p.ProgUnloadResponse()
+
+
+def xdp_attach(device: Device, req: p.XdpAttachRequest) -> Response:
+    if req.flags & ~XDP_FLAGS_MASK:
+        raise ErrnoError(errno.EINVAL, f"unknown XDP flags {req.flags & ~XDP_FLAGS_MASK:#x}")
+    mode = req.flags & XDP_FLAGS_MODES
+    if mode and mode != XDP_FLAGS_HW_MODE:
+        raise ErrnoError(errno.EOPNOTSUPP, "an offload device attaches in hardware mode "
+                                           "(XDP_FLAGS_HW_MODE) only")
+    program = device.objects.program(req.prog_handle)
+    if program.prog_type != ProgType.XDP:
+        raise ErrnoError(errno.EINVAL, f"program {program.handle} is not an XDP program")
+    current = device.attached
+    if req.flags & XDP_FLAGS_UPDATE_IF_NOEXIST and current is not None:
+        raise ErrnoError(errno.EBUSY, f"program {current} is already attached")
+    if req.flags & XDP_FLAGS_REPLACE and current != (req.expected_handle or None):
+        raise ErrnoError(errno.EEXIST, f"the attached program is {current}, not "
+                                       f"{req.expected_handle}")
+    device.attach(program.handle)
+    return p.XdpAttachResponse()
+
+
+def xdp_detach(device: Device, req: p.XdpDetachRequest) -> Response:
+    if req.flags & XDP_FLAGS_REPLACE and device.attached != (req.expected_handle or None):
+        raise ErrnoError(errno.EEXIST, f"the attached program is {device.attached}, not "
+                                       f"{req.expected_handle}")
+    if device.attached is None:
+        raise ErrnoError(errno.ENOENT, "no program is attached")
+    device.attach(None)
+    return p.XdpDetachResponse()
+
+
+def caps(device: Device, req: p.CapsRequest) -> Response:
+    return p.CapsResponse.from_capabilities(device.caps, device.max_request)
+
+
+HANDLERS: dict[type[Request], Callable[..., Response]] = {
+    m.MapCreateRequest: map_create, m.MapFreeRequest: map_free, m.MapFreezeRequest: map_freeze,
+    m.MapLookupRequest: map_lookup, m.MapUpdateRequest: map_update,
+    m.MapDeleteRequest: map_delete, m.MapGetNextKeyRequest: map_get_next_key,
+    m.MapLookupBatchRequest: map_lookup_batch, m.MapUpdateBatchRequest: map_update_batch,
+    p.ProgLoadRequest: prog_load, p.ProgUnloadRequest: prog_unload,
+    p.XdpAttachRequest: xdp_attach, p.XdpDetachRequest: xdp_detach, p.CapsRequest: caps,
+}

@@ -1,0 +1,179 @@
+"""The offload device: a virtio-net device whose control queue takes BPF commands and whose
+receive path runs the attached XDP program.
+
+The device side of the whole flow (docs/virtio-offload.md): it offers feature bits from its
+Capabilities, pops chains from the control and transmit queues when the driver kicks
+(:meth:`Device.service`), executes commands against its object table and backend, and runs
+every frame that arrives from the wire (:meth:`Device.receive`) through the attached program:
+PASS goes to the guest's receive queue, TX back out to the wire, REDIRECT to the devmap's
+target, DROP nowhere, ABORTED is counted. A malformed chain marks the device
+DEVICE_NEEDS_RESET (the transport logs why); nothing a guest sends raises out of here.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..backends.base import Backend, XdpOutcome
+from ..caps.capabilities import Capabilities
+from ..errors import ErrnoError
+from ..virtio.ctrl import CtrlClass, encode_status, parse_header
+from ..virtio.device_queue import Chain
+from ..virtio.features import device_offer
+from ..virtio.memory import GuestMemory
+from ..virtio.messages import decode_request
+from ..virtio.netdev import CONTROLQ, NET_HDR_SIZE, RECEIVEQ, TRANSMITQ, NetConfig, NetHdr
+from ..virtio.transport import Transport
+from ..virtio.wire import CtrlDecodeError
+from ..xdp import XdpAction
+from . import control
+from .objects import ActionCounters, ObjectTable, ProgramObject
+
+DEFAULT_MEMORY = 16 << 20
+DEFAULT_QUEUE_SIZE = 256
+MAX_REQUEST = 8 << 20
+WIRE_BACKLOG = 4096
+
+
+@dataclass(slots=True)
+class PortCounters:
+    """Frames seen at the device's edges."""
+
+    rx_frames: int = 0  # from the wire
+    rx_to_guest: int = 0
+    rx_no_buffer: int = 0  # PASS, but the guest had posted no receive buffer
+    tx_from_guest: int = 0
+    tx_to_wire: int = 0
+    runtime_errors: int = 0  # faults during XDP runs (counted as aborted too)
+
+
+class Device:
+    """One virtio-net offload device over ``memory`` (the guest's memory)."""
+
+    def __init__(self, name: str, caps: Capabilities, backend: Backend, *,
+                 memory: GuestMemory | None = None, queue_size: int = DEFAULT_QUEUE_SIZE,
+                 mac: bytes = b"\x52\x54\x00\x12\x34\x56", ifindex: int = 1,
+                 on_wire: Callable[[bytes], None] | None = None,
+                 on_redirect: Callable[[int, bytes], None] | None = None) -> None:
+        self.name = name
+        self.caps = caps
+        self.backend = backend
+        self.memory = memory if memory is not None else GuestMemory(DEFAULT_MEMORY)
+        self.transport = Transport(self.memory, device_offer(caps), [queue_size] * 3,
+                                   config=NetConfig(mac).encode())
+        self.ifindex = ifindex
+        self.objects = ObjectTable()
+        self.attached: int | None = None
+        self.ports = PortCounters()
+        self.max_request = MAX_REQUEST
+        self.wire: deque[bytes] = deque(maxlen=WIRE_BACKLOG)
+        self.redirected: deque[tuple[int, bytes]] = deque(maxlen=WIRE_BACKLOG)
+        self._on_wire = on_wire or self.wire.append
+        self._on_redirect = on_redirect or (lambda ifindex, frame:
+                                            self.redirected.append((ifindex, frame)))
+        self.paused = False  # live migration stops the receive path
+
+    # -- the driver kicked ---------------------------------------------------------------------
+    def service(self) -> None:
+        """Process everything the driver queued on the control and transmit queues."""
+        self.transport.take_kicks()
+        while (chain := self.transport.pop(CONTROLQ)) is not None:
+            self._control(chain)
+        while (chain := self.transport.pop(TRANSMITQ)) is not None:
+            self._transmit(chain)
+
+    def _control(self, chain: Chain) -> None:
+        queue = self.transport.device_queue(CONTROLQ)
+        assert queue is not None
+        limit = chain.writable_len
+        try:
+            data = chain.read(self.memory, self.max_request + 64)
+            klass, _ = parse_header(data)
+            if klass != CtrlClass.BPF:
+                reply = encode_status(errno.EOPNOTSUPP, f"control class {klass} is not "
+                                                        "handled by this device", limit)
+            else:
+                request = decode_request(data)
+                reply = control.execute(self, request).encode(limit)
+        except CtrlDecodeError as err:
+            reply = encode_status(errno.EINVAL, str(err), limit)
+        written = chain.write(self.memory, reply)
+        queue.push_used(chain.head, written)
+
+    def _transmit(self, chain: Chain) -> None:
+        queue = self.transport.device_queue(TRANSMITQ)
+        assert queue is not None
+        data = chain.read(self.memory, 1 << 16)
+        queue.push_used(chain.head, 0)
+        if len(data) < NET_HDR_SIZE:
+            return
+        self.ports.tx_from_guest += 1
+        self._send(data[NET_HDR_SIZE:])
+
+    def _send(self, frame: bytes) -> None:
+        self.ports.tx_to_wire += 1
+        self._on_wire(frame)
+
+    # -- programs ------------------------------------------------------------------------------
+    def attach(self, handle: int | None) -> None:
+        previous = self.attached
+        self.attached = handle
+        if previous is not None and previous != handle:
+            program = self.objects.programs.get(previous)
+            if program is not None and program.unloaded:
+                self.release_program(program)
+
+    def release_program(self, program: ProgramObject) -> None:
+        self.backend.unload_program(program.handle)
+        del self.objects.programs[program.handle]
+        self.collect_maps()
+
+    def collect_maps(self) -> None:
+        """Free maps the guest released once no program refers to them any more."""
+        for handle, entry in list(self.objects.maps.items()):
+            if entry.released and not self.objects.map_in_use(handle):
+                self.backend.free_map(handle)
+                del self.objects.maps[handle]
+
+    def counters(self, handle: int) -> ActionCounters:
+        return self.objects.programs[handle].counters
+
+    # -- the receive path ----------------------------------------------------------------------
+    def receive(self, frame: bytes, *, rx_queue_index: int = 0) -> XdpAction:
+        """A frame arrives from the wire: run the attached program and act on its verdict."""
+        self.ports.rx_frames += 1
+        if self.attached is None or self.paused:
+            self._to_guest(frame)
+            return XdpAction.PASS
+        program = self.objects.programs[self.attached]
+        try:
+            outcome = self.backend.run_xdp(program.handle, frame, ingress_ifindex=self.ifindex,
+                                           rx_queue_index=rx_queue_index)
+        except ErrnoError as err:
+            outcome = XdpOutcome(0, frame, error=str(err))
+        action = outcome.action
+        if outcome.error is not None:
+            self.ports.runtime_errors += 1
+        program.counters.count(action, len(frame))
+        if action == XdpAction.PASS:
+            self._to_guest(outcome.data)
+        elif action == XdpAction.TX:
+            self._send(outcome.data)
+        elif action == XdpAction.REDIRECT and outcome.redirect_ifindex is not None:
+            self._on_redirect(outcome.redirect_ifindex, outcome.data)
+        return action
+
+    def _to_guest(self, frame: bytes) -> None:
+        chain = self.transport.pop(RECEIVEQ)
+        if chain is None:
+            self.ports.rx_no_buffer += 1
+            return
+        queue = self.transport.device_queue(RECEIVEQ)
+        assert queue is not None
+        data = NetHdr(num_buffers=1).encode() + frame
+        written = chain.write(self.memory, data[:chain.writable_len])
+        queue.push_used(chain.head, written)
+        self.ports.rx_to_guest += 1

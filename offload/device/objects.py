@@ -1,0 +1,108 @@
+"""The device's object table: handles for maps and programs, and what each was made from.
+
+Handles play the role of file descriptors on the control queue: small integers, one space for
+maps and programs, never reused while the device lives (so a stale handle is EBADF, not a
+different object). Each entry keeps what a checkpoint needs: a map's spec, a program's
+original bytecode and map references as the guest sent them, before the device patched them.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+
+from ..backends.base import LoadReport
+from ..errors import ErrnoError
+from ..isa.instruction import Instruction
+from ..maps.spec import MapSpec
+from ..program import MapReference, ProgType
+from ..xdp import XdpAction
+
+
+@dataclass(slots=True)
+class ActionCounters:
+    """Frames per XDP action, as the status view and snapshots report them."""
+
+    aborted: int = 0
+    drop: int = 0
+    pass_: int = 0
+    tx: int = 0
+    redirect: int = 0
+    bytes: int = 0
+
+    def count(self, action: XdpAction, size: int) -> None:
+        name = "pass_" if action == XdpAction.PASS else action.name.lower()
+        setattr(self, name, getattr(self, name) + 1)
+        self.bytes += size
+
+    def as_dict(self) -> dict[str, int]:
+        return {"pass": self.pass_, "drop": self.drop, "tx": self.tx,
+                "redirect": self.redirect, "aborted": self.aborted, "bytes": self.bytes}
+
+    @property
+    def total(self) -> int:
+        return self.aborted + self.drop + self.pass_ + self.tx + self.redirect
+
+
+@dataclass(slots=True)
+class MapObject:
+    handle: int
+    spec: MapSpec
+    inner_handle: int = 0
+    released: bool = False  # the guest let go; alive while a program uses it
+
+
+@dataclass(slots=True)
+class ProgramObject:
+    """A loaded program: its original instructions and the guest's map references as
+    (slot, map handle, kind, offset), before the device patched handles into them."""
+
+    handle: int
+    name: str
+    prog_type: ProgType
+    license: str
+    instructions: tuple[Instruction, ...]
+    refs: tuple[tuple[int, int, int, int], ...]  # (slot, map handle, kind, offset)
+    flags: int
+    report: LoadReport
+    counters: ActionCounters = field(default_factory=ActionCounters)
+    unloaded: bool = False  # the guest let go; alive while attached
+
+    def map_references(self, names: dict[int, str]) -> tuple[MapReference, ...]:
+        """The references with map names instead of handles (for a snapshot)."""
+        return tuple(MapReference(slot, names[handle], kind, offset)
+                     for slot, handle, kind, offset in self.refs)
+
+
+class ObjectTable:
+    """Maps and programs by handle."""
+
+    def __init__(self) -> None:
+        self.maps: dict[int, MapObject] = {}
+        self.programs: dict[int, ProgramObject] = {}
+        self._next = 1
+
+    def new_handle(self) -> int:
+        handle = self._next
+        self._next += 1
+        return handle
+
+    def map(self, handle: int) -> MapObject:
+        found = self.maps.get(handle)
+        if found is None or found.released:
+            kind = "a program" if handle in self.programs else "nothing"
+            raise ErrnoError(errno.EBADF, f"handle {handle} is not a map on this device (it "
+                                          f"names {kind})")
+        return found
+
+    def map_in_use(self, handle: int) -> bool:
+        return any(ref[1] == handle for program in self.programs.values()
+                   for ref in program.refs)
+
+    def program(self, handle: int) -> ProgramObject:
+        found = self.programs.get(handle)
+        if found is None or found.unloaded:
+            kind = "a map" if handle in self.maps else "nothing"
+            raise ErrnoError(errno.EBADF, f"handle {handle} is not a program on this device "
+                                          f"(it names {kind})")
+        return found
