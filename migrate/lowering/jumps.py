@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from offload.isa import AluOp, Instruction, JmpOp, Source
 
-from .emit import TARGET, Item, alu, ja, cond_jump
+from .emit import TARGET, Item, alu, cond_jump, ja
+from .liveness import bit
 from .scratch import ScratchPool
 
 SIGNED = (JmpOp.JSGT, JmpOp.JSGE, JmpOp.JSLT, JmpOp.JSLE)
@@ -44,19 +45,32 @@ def _extend(scratch: int, reg: int, signed: bool) -> list[Item]:
     return [*copy, alu(AluOp.LSH, scratch, imm=32), alu(AluOp.ARSH, scratch, imm=32)]
 
 
-def lower_jmp32(insn: Instruction, pool: ScratchPool, version: int) -> list[Item]:
-    """A JMP32 conditional jump as a 64-bit compare of extended copies."""
+def lower_jmp32(insn: Instruction, pool: ScratchPool, version: int,
+                upper_dead: int = 0) -> list[Item]:
+    """A JMP32 conditional jump as a 64-bit compare of extended copies.
+
+    An operand whose upper half no later instruction reads (bit set in ``upper_dead``) is
+    extended in place instead of copied: the low half stays as it was, no scratch register is
+    needed, and a verifier learns the compare's bounds on the register the program goes on
+    using (``if (w4 > 64) ...; r1 += r4`` stays verifiable).
+    """
     op, dst = insn.jmp_op, insn.dst
+
+    def operand(reg: int, avoid: tuple[int, ...]) -> int:
+        if reg != 10 and upper_dead & bit(reg):
+            return reg
+        return pool.take(avoid=avoid)
+
     signed = op in SIGNED
     if insn.source == Source.K:
-        left = pool.take()
+        left = operand(dst, ())
         extend = _extend(left, dst, signed or insn.imm < 0)
         return [*extend, *cond_jump(op, left, TARGET, version, imm=insn.imm)]
     src = insn.src
-    left = pool.take(avoid=(src,))
+    left = operand(dst, (src,))
     items = _extend(left, dst, signed)
     right = left
     if src != dst:
-        right = pool.take(avoid=(dst,))
+        right = operand(src, (dst, left))
         items += _extend(right, src, signed)
     return [*items, *cond_jump(op, left, TARGET, version, src=right)]

@@ -12,7 +12,9 @@ the whole program at once: callee entry facts feed their call sites.
 
 from __future__ import annotations
 
-from offload.isa import AluOp, AtomicOp, InsnClass, Instruction, JmpOp, Mode, Source
+from collections.abc import Callable
+
+from offload.isa import AluOp, AtomicOp, InsnClass, Instruction, JmpOp, Mode, Size, Source
 from offload.isa.opcodes import ATOMIC_FETCH
 from offload.isa.structure import Layout
 
@@ -65,6 +67,34 @@ def uses_defs(insn: Instruction) -> tuple[int, int]:
     return d | s, 0
 
 
+def uses_upper(insn: Instruction) -> int:
+    """Registers whose upper 32 bits the instruction reads (bit set).
+
+    32-bit operations, JMP32 compares and stores narrower than 8 bytes see only the low
+    half; a rewrite may change the upper half of a register that only such reads follow
+    (``upper_live_out``), e.g. zero-extend it in place for a 64-bit compare, which lets a
+    verifier learn the compare's bounds on the register itself.
+    """
+    cls = insn.cls
+    uses, _ = uses_defs(insn)
+    if cls == InsnClass.ALU:
+        wide_end = insn.alu_op == AluOp.END and insn.imm == 64
+        return bit(insn.dst) if wide_end else 0
+    if cls == InsnClass.ALU64:
+        if insn.alu_op == AluOp.MOV and insn.off:  # movsx reads 8, 16 or 32 bits
+            return 0
+        if insn.alu_op == AluOp.END and insn.imm < 64:
+            return 0
+        return uses
+    if cls == InsnClass.JMP32:
+        return 0
+    narrow = insn.size != Size.DW
+    if cls == InsnClass.STX and narrow:
+        extra = R0 if insn.mode == Mode.ATOMIC and insn.imm == AtomicOp.CMPXCHG else 0
+        return uses & ~(bit(insn.src) | extra) | bit(insn.dst)
+    return uses
+
+
 def successors(layout: Layout, slot: int) -> list[int]:
     """Slots control may reach next within the same function (calls return to slot + 1)."""
     insn = layout.slots[slot]
@@ -78,11 +108,14 @@ def successors(layout: Layout, slot: int) -> list[int]:
     return [nxt] if nxt < layout.size else []
 
 
-def live_out(layout: Layout) -> dict[int, int]:
+def live_out(layout: Layout, uses_of: Callable[[Instruction], int] | None = None
+             ) -> dict[int, int]:
     """For each instruction slot, the registers live right after it (bit sets).
 
     A worklist fixpoint of ``in = uses | (out & ~defs)``, ``out = union of successors' in``;
-    a change at a subprogram's entry re-queues the calls to it.
+    a change at a subprogram's entry re-queues the calls to it. ``uses_of`` replaces the
+    reads (:func:`uses_upper` gives the liveness of upper halves); writes always kill the
+    whole register.
     """
     slots = [slot for slot, insn in enumerate(layout.slots) if insn is not None]
     preds: dict[int, list[int]] = {slot: [] for slot in slots}
@@ -91,7 +124,8 @@ def live_out(layout: Layout) -> dict[int, int]:
     for slot in slots:
         insn = layout.slots[slot]
         assert insn is not None
-        facts[slot] = uses_defs(insn)
+        uses, defs = uses_defs(insn)
+        facts[slot] = (uses if uses_of is None else uses_of(insn), defs)
         for nxt in successors(layout, slot):
             preds[nxt].append(slot)
         if insn.is_local_call:

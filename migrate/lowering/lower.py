@@ -27,7 +27,7 @@ from .emit import TARGET, Emit, Item
 from .errors import LoweringError
 from .frame import FrameUse, frame_use
 from .jumps import lower_gotol, lower_jmp32, lower_v2_jump
-from .liveness import live_out, uses_defs
+from .liveness import live_out, uses_defs, uses_upper
 from .placement import Expansion, OffsetOverflow, place
 from .report import Lowering, LoweringReport, kind_of
 from .scratch import ScratchPool, with_spills
@@ -89,6 +89,7 @@ class _Lowerer:
         self.allow_non_atomic = allow_non_atomic
         self.byte_order = byte_order
         self.live = live_out(layout)
+        self.upper_live = live_out(layout, uses_upper)
         self.frames: dict[int, FrameUse] = {}
         self.spills = 0
         self.stack_growth = 0
@@ -134,7 +135,7 @@ class _Lowerer:
         if cls == InsnClass.JMP32:
             if insn.jmp_op == JmpOp.JA:
                 return lower_gotol(insn)
-            return lower_jmp32(insn, pool, self.target)
+            return lower_jmp32(insn, pool, self.target, ~self.upper_live[slot])
         if cls == InsnClass.JMP:
             return lower_v2_jump(insn, self.target)
         if cls.is_alu:
