@@ -27,7 +27,7 @@ from ..maps.devmap import DevMap, DevMapHash, DevmapTarget
 from ..maps.map_in_map import ArrayOfMaps, HashOfMaps
 from ..maps.prog_array import ProgArrayMap
 from ..xdp import XdpAction, XdpMd
-from ..xdp_buffer import XdpBuffer
+from ..xdp_buffer import ETH_HLEN, XdpBuffer
 from .prototypes import HelperId
 
 M64 = (1 << 64) - 1
@@ -70,6 +70,7 @@ class XdpEnv:
     tail_target: Callable[[Any], Interpreter | None] = lambda handle: None
     routes: Callable[[bytes], bytes | None] | None = None
     program_name: str = ""
+    mtu: int = 1500
     redirect: Redirect | None = None
     value_regions: dict[int, Region] = field(default_factory=dict)
 
@@ -346,6 +347,75 @@ def fib_lookup(ex: Execution, ctx: int, params_ptr: int, plen: int, flags: int,
     return 0  # BPF_FIB_LKUP_RET_SUCCESS
 
 
+def get_numa_node_id(ex: Execution, *_: int) -> int:
+    return 0  # one memory node
+
+
+JIFFY_NS = 4_000_000  # HZ=250
+
+
+def jiffies64(ex: Execution, *_: int) -> int:
+    return _env(ex).clock() // JIFFY_NS
+
+
+def check_mtu(ex: Execution, ctx: int, ifindex: int, mtu_ptr: int, len_diff: int,
+              flags: int) -> int:
+    """Whether the frame (or the L3 length in ``*mtu_len``), grown by ``len_diff``, fits the
+    MTU; the MTU is written back. BPF_MTU_CHK_RET_SUCCESS (0) or FRAG_NEEDED (1)."""
+    env = _env(ex)
+    if flags:
+        return errno_result(errno.EINVAL)  # BPF_MTU_CHK_SEGS is for skb programs only
+    requested = int.from_bytes(ex.memory.read(mtu_ptr, 4), "little")
+    length = (requested + ETH_HLEN) if requested else len(env.buffer) + _s32(len_diff)
+    ex.memory.write(mtu_ptr, env.mtu.to_bytes(4, "little"))
+    return 1 if length > env.mtu + ETH_HLEN else 0
+
+
+def xdp_get_buff_len(ex: Execution, *_: int) -> int:
+    return len(_env(ex).buffer)
+
+
+def _packet_span(env: XdpEnv, offset: int, length: int) -> int | None:
+    start = env.buffer.data + (offset & 0xFFFFFFFF)
+    if length > 0xFFFF or start + length > env.buffer.data_end:
+        return None
+    return start
+
+
+def xdp_load_bytes(ex: Execution, ctx: int, offset: int, buf: int, length: int,
+                   *_: int) -> int:
+    env = _env(ex)
+    start = _packet_span(env, offset, length)
+    if start is None:
+        return errno_result(errno.EINVAL)
+    ex.memory.write(buf, bytes(env.buffer.buffer[start:start + length]))
+    return 0
+
+
+def xdp_store_bytes(ex: Execution, ctx: int, offset: int, buf: int, length: int,
+                    *_: int) -> int:
+    env = _env(ex)
+    start = _packet_span(env, offset, length)
+    if start is None:
+        return errno_result(errno.EINVAL)
+    env.buffer.buffer[start:start + length] = ex.memory.read(buf, length)
+    return 0
+
+
+def map_lookup_percpu_elem(ex: Execution, map_ptr: int, key_ptr: int, cpu: int,
+                           *_: int) -> int:
+    env = _env(ex)
+    live = env.map_at(map_ptr)
+    if cpu >= live.ncpus:
+        return 0
+    key = ex.memory.read(key_ptr, live.key_size)
+    try:
+        buffer = live.value_ref(key, cpu)
+    except ErrnoError:
+        return 0
+    return 0 if buffer is None else env.value_address(live, buffer)
+
+
 XDP_HELPERS: dict[int, Helper] = {
     HelperId.MAP_LOOKUP_ELEM: map_lookup_elem,
     HelperId.MAP_UPDATE_ELEM: map_update_elem,
@@ -363,4 +433,13 @@ XDP_HELPERS: dict[int, Helper] = {
     HelperId.XDP_ADJUST_TAIL: xdp_adjust_tail,
     HelperId.FIB_LOOKUP: fib_lookup,
     HelperId.KTIME_GET_BOOT_NS: ktime_get_ns,
+    HelperId.GET_NUMA_NODE_ID: get_numa_node_id,
+    HelperId.JIFFIES64: jiffies64,
+    HelperId.KTIME_GET_COARSE_NS: ktime_get_ns,
+    HelperId.CHECK_MTU: check_mtu,
+    HelperId.XDP_GET_BUFF_LEN: xdp_get_buff_len,
+    HelperId.XDP_LOAD_BYTES: xdp_load_bytes,
+    HelperId.XDP_STORE_BYTES: xdp_store_bytes,
+    HelperId.MAP_LOOKUP_PERCPU_ELEM: map_lookup_percpu_elem,
+    HelperId.KTIME_GET_TAI_NS: ktime_get_ns,
 }

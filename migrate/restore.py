@@ -1,0 +1,222 @@
+"""Restore: a snapshot recreated on a target device through its guest driver, all or nothing.
+
+Everything goes through the target's control path, so the target's own checks decide: its map
+limits on every MAP_CREATE, its verifier on every PROG_LOAD. First the plan
+(:func:`migrate.compat.plan`) must allow it; then maps are created and filled (batched
+updates), programs loaded (the lowered spec where the plan rewrote one), program arrays and
+map-in-map slots linked, and the attached program attached. Any failure undoes every object
+created so far, in reverse order, and raises :class:`RestoreError` - the target is left as it
+was.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+from offload.driver.driver import Driver
+from offload.errors import ErrnoError, OffloadError
+from offload.maps.spec import MapSpec, MapType
+from offload.maps.values import join_percpu
+
+from .compat import Outcome, Plan, plan
+from .errors import SnapshotError
+from .snapshot import LINK_MAP_TYPES, MapState, Snapshot
+
+BATCH = 1024
+Progress = Callable[[str, int, int], None]
+
+
+class RestoreError(SnapshotError):
+    """A restore that did not happen; the target was left unchanged."""
+
+    def __init__(self, message: str, *, plan: Plan | None = None,
+                 cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.plan = plan
+        self.cause = cause
+
+
+class IncompatibleTarget(RestoreError):
+    """The plan refuses: something in the snapshot cannot live on the target."""
+
+
+@dataclass
+class RestoreResult:
+    """What the target holds now: handles by name, and what stayed in the guest."""
+
+    plan: Plan
+    maps: dict[str, int] = field(default_factory=dict)
+    programs: dict[str, int] = field(default_factory=dict)
+    attached: str | None = None
+    fallback: tuple[str, ...] = ()
+    entries: int = 0
+
+
+def target_cpus(driver: Driver) -> int:
+    """The target's CPU count, as libbpf learns it: the size of a per-CPU value."""
+    handle = driver.map_create(MapSpec("cpus_probe", MapType.PERCPU_ARRAY, 4, 8, 1))
+    try:
+        return len(driver.map_lookup_elem(handle, bytes(4))) // 8
+    finally:
+        driver.map_free(handle)
+
+
+def _values(state: MapState, target_ncpus: int) -> Iterator[tuple[bytes, bytes]]:
+    """The snapshot's entries in the target's uAPI form (per-CPU values re-spread)."""
+    spec = state.spec
+    assert state.entries is not None
+    for key, value in state.entries:
+        if not spec.type.is_percpu:
+            yield key, value  # type: ignore[misc]
+            continue
+        parts = [value] if isinstance(value, bytes) else list(value)
+        if len(parts) > target_ncpus and any(any(p) for p in parts[target_ncpus:]):
+            raise ErrnoError(errno.E2BIG, f"map {spec.name!r}: per-CPU values of "
+                                          f"{len(parts)} CPUs do not fit the target's "
+                                          f"{target_ncpus} CPUs")
+        parts = (parts + [bytes(spec.value_size)] * target_ncpus)[:target_ncpus]
+        yield key, join_percpu(parts, spec.value_size)
+
+
+class _Restore:
+    def __init__(self, snapshot: Snapshot, driver: Driver, the_plan: Plan,
+                 progress: Progress | None) -> None:
+        self.snapshot = snapshot
+        self.driver = driver
+        self.plan = the_plan
+        self.progress = progress or (lambda stage, done, total: None)
+        self.created_maps: list[int] = []
+        self.created_programs: list[int] = []
+        self.attached = False
+        self.result = RestoreResult(the_plan)
+
+    def skipped(self, kind: str, name: str) -> bool:
+        return self.plan.report(kind, name).outcome == Outcome.FALLBACK
+
+    def run(self) -> RestoreResult:
+        cpus = None
+        for state in self.snapshot.maps:
+            if self.skipped("map", state.name):
+                continue
+            self.result.maps[state.name] = self._create_map(state.spec)
+        for state in self.snapshot.maps:
+            if state.name in self.result.maps and state.spec.type not in LINK_MAP_TYPES:
+                if state.spec.type.is_percpu and cpus is None:
+                    cpus = target_cpus(self.driver)
+                self._fill(state, cpus or 1)
+        for prog in self.snapshot.programs:
+            if self.skipped("program", prog.name):
+                continue
+            report = self.plan.report("program", prog.name)
+            spec = report.rewritten if report.rewritten is not None else prog.spec
+            handle = self.driver.prog_load(spec, maps=self.result.maps)
+            self.created_programs.append(handle)
+            self.result.programs[prog.name] = handle
+        for state in self.snapshot.maps:
+            if state.name in self.result.maps and state.spec.type in LINK_MAP_TYPES:
+                self._link(state)
+        for state in self.snapshot.maps:
+            if state.frozen and state.name in self.result.maps:
+                self.driver.map_freeze(self.result.maps[state.name])
+        for prog in self.snapshot.programs:
+            if prog.attach is not None and prog.name in self.result.programs:
+                self.driver.xdp_attach(self.result.programs[prog.name])
+                self.attached = True
+                self.result.attached = prog.name
+        self.result.fallback = tuple(r.name for r in self.plan.reports
+                                     if r.outcome == Outcome.FALLBACK)
+        return self.result
+
+    def _create_map(self, spec: MapSpec) -> int:
+        inner = 0
+        if spec.inner is not None:  # the template a map-in-map's slots must match
+            inner = self.driver.map_create(replace(spec.inner, contents=(), frozen=False))
+            self.created_maps.append(inner)
+        clean = replace(spec, contents=(), frozen=False)
+        handle = self.driver.map_create(clean, inner_map=inner)
+        self.created_maps.append(handle)
+        return handle
+
+    def _fill(self, state: MapState, cpus: int) -> None:
+        handle = self.result.maps[state.name]
+        total = state.entry_count
+        batch: list[tuple[bytes, bytes]] = []
+        done = 0
+        for pair in _values(state, cpus):
+            batch.append(pair)
+            if len(batch) == BATCH:
+                done += self._write(handle, batch)
+                self.progress(state.name, done, total)
+                batch = []
+        if batch:
+            done += self._write(handle, batch)
+            self.progress(state.name, done, total)
+        self.result.entries += done
+
+    def _write(self, handle: int, batch: list[tuple[bytes, bytes]]) -> int:
+        try:
+            return self.driver.map_update_batch(handle, batch)
+        except ErrnoError as err:
+            if err.name != "ENOTSUPP":
+                raise
+        for key, value in batch:  # maps without batch updates (arrays of some kinds)
+            self.driver.map_update_elem(handle, key, value)
+        return len(batch)
+
+    def _link(self, state: MapState) -> None:
+        handle = self.result.maps[state.name]
+        targets = self.result.programs if state.spec.type == MapType.PROG_ARRAY \
+            else self.result.maps
+        for link in state.links:
+            if link.target not in targets:
+                raise ErrnoError(errno.ENOENT, f"map {state.name!r} links to {link.target!r}, "
+                                               "which was not restored")
+            self.driver.map_update_elem(handle, link.key, struct.pack("<I", targets[link.target]))
+
+    def rollback(self) -> list[str]:
+        """Undo everything created, newest first; report what could not be undone."""
+        problems = []
+        steps: list[tuple[str, Callable[[], None]]] = []
+        if self.attached:
+            steps.append(("detach", self.driver.xdp_detach))
+        steps += [(f"unload program {h}", lambda h=h: self.driver.prog_unload(h))
+                  for h in reversed(self.created_programs)]
+        steps += [(f"free map {h}", lambda h=h: self.driver.map_free(h))
+                  for h in reversed(self.created_maps)]
+        for what, step in steps:
+            try:
+                step()
+            except OffloadError as err:
+                problems.append(f"{what}: {err}")
+        return problems
+
+
+def restore(snapshot: Snapshot, driver: Driver, *, allow_fallback: bool = False,
+            dry_run: bool = False, progress: Progress | None = None) -> RestoreResult:
+    """Recreate ``snapshot`` on the device behind ``driver``, or change nothing.
+
+    Raises :class:`IncompatibleTarget` when the plan refuses, :class:`RestoreError` when the
+    target refuses during the restore (after undoing every step).
+    """
+    caps = driver.capabilities()
+    the_plan = plan(snapshot, caps, offered_features=driver.transport.device_features,
+                    allow_fallback=allow_fallback)
+    if not the_plan.ok:
+        blockers = [f"{r.kind} {r.name!r}: " + "; ".join(f.reason for f in r.findings)
+                    for r in the_plan.reports if r.outcome == Outcome.INCOMPATIBLE]
+        raise IncompatibleTarget(f"the target {caps.name!r} cannot take this snapshot: "
+                                 + " | ".join(blockers), plan=the_plan)
+    if dry_run:
+        return RestoreResult(the_plan)
+    job = _Restore(snapshot, driver, the_plan, progress)
+    try:
+        return job.run()
+    except OffloadError as err:
+        problems = job.rollback()
+        tail = f" (and undoing it failed: {'; '.join(problems)})" if problems else ""
+        raise RestoreError(f"the restore failed and was undone: {err}{tail}", plan=the_plan,
+                           cause=err) from err
+
