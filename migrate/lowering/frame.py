@@ -131,6 +131,8 @@ def _transfer(layout: Layout, slot: int, state: State,
                 for arg in range(1, 6):
                     escape(arg, "is passed to a subprogram" if insn.is_local_call
                            else "is passed to a helper in a program with callbacks")
+            for arg in range(1, 6):  # a helper reaches memory from the pointer upward
+                reached.extend(regs[arg] or ())
             for reg in range(6):
                 regs[reg] = None
     elif insn.is_lddw:

@@ -166,9 +166,9 @@ class _Lowerer:
         base = -(-frame.depth // 8) * 8
         needed = base + 8 * count
         if needed > STACK_LIMIT:
-            raise self.fail(f"no register is free here and spilling {count} needs {needed} "
-                            f"bytes of stack: the function already uses {frame.depth} of the "
-                            f"{STACK_LIMIT} bytes", slot)
+            raise self.fail(f"no register is free here and spilling {count} register(s) needs "
+                            f"{needed} bytes of stack: the function already uses "
+                            f"{frame.depth} of the {STACK_LIMIT} bytes", slot)
         self.stack_growth = max(self.stack_growth, needed - frame.depth)
         return [-(base + 8 * (k + 1)) for k in range(count)]
 

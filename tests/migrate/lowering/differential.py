@@ -76,5 +76,6 @@ def assert_equivalent(program: str | Sequence[Instruction], data: bytes, target:
     lowered = lower_with_report(insns, target, **options)  # type: ignore[arg-type]
     assert program_version(lowered.instructions) <= target
     before, after = outcome(insns, data), outcome(lowered.instructions, data)
+    assert before[0] == "result", f"the original program does not run: {before}"
     assert before == after, (before, after)
     return list(lowered.instructions)
