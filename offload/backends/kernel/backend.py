@@ -320,10 +320,19 @@ class KernelBackend:
 
     # -- maps --------------------------------------------------------------------------------
     def create_map(self, handle: int, spec: MapSpec) -> HostMap:
+        """BPF_MAP_CREATE for a device handle; types outside ``caps`` are EOPNOTSUPP, as on
+        the built-in backend (a device profile may offer less than the kernel can)."""
         self._free_handle(handle)
+        if spec.type not in self.caps.map_types:
+            raise ErrnoError(errno.EOPNOTSUPP, f"map type {spec.type.name} is not supported by "
+                                               f"device profile {self.caps.name}")
         live = KernelMap.create(spec)
+        try:
+            self._map_ids[live.info().id] = handle
+        except BaseException:
+            live.close()
+            raise
         self.maps[handle] = HostMap(live, self)
-        self._map_ids[live.info().id] = handle
         return self.maps[handle]
 
     def free_map(self, handle: int) -> None:
