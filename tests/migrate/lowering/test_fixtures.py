@@ -37,7 +37,7 @@ def test_lowered_fixture_programs_verify(path, target):
     specs = {handles[name]: spec for name, spec in obj.maps.items()}
     device = replace(DEVICE, isa_version=target)
     for name, prog in obj.programs.items():
-        lowered, report = lower_program_with_report(prog, target, allow_non_atomic=True)
+        lowered, report = lower_program_with_report(prog, target)
         assert program_version(lowered.instructions) <= target
         if program_version(prog.instructions) > target:
             assert report.changed
