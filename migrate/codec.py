@@ -10,6 +10,8 @@ records before it, and returns a :class:`Snapshot` only once the trailer matched
 
 Older formats pass through :data:`UPGRADES` first: ``UPGRADES[n]`` turns the raw records of
 format ``n`` into those of ``n + 1`` (a generator over records, so upgrades stream too).
+Format 2 added a CRC-32 to every ``entries`` and ``links`` chunk; :func:`upgrade_v1_to_v2`
+computes it for format 1 records, whose bytes the seal's SHA-256 already vouched for.
 """
 
 from __future__ import annotations
@@ -26,17 +28,42 @@ from offload.maps.spec import MapType
 
 from .entries import EntriesError, EntryChunk, MapEntries
 from .errors import SnapshotError
-from .records import (entries_record, header_record, links_record, map_record, parse_caps,
-                      parse_counters, parse_entries, parse_links, parse_map, parse_program,
-                      program_record, trailer_record)
+from .records import (chunk_crc, entries_record, header_record, links_crc, links_record,
+                      map_record, parse_caps, parse_counters, parse_entries, parse_links,
+                      parse_map, parse_program, program_record, trailer_record)
 from .schema import MAX_NAME, U64, Fields, SnapshotFormatError
 from .snapshot import FORMAT_VERSION, LINK_MAP_TYPES, MAGIC, MapLink, MapState, ProgramState, \
     Snapshot
 
 Record = dict[str, Any]
 Upgrade = Callable[[Iterator[Record]], Iterator[Record]]
+
+
+def upgrade_v1_to_v2(records: Iterator[Record]) -> Iterator[Record]:
+    """Format 1 -> 2: the header says 2, each contents chunk gains the CRC-32 of its bytes.
+
+    Records that are not what format 1 allows are passed on untouched for the schema to
+    refuse with its precise message (a CRC is computed only over well-typed fields).
+    """
+    for record in records:
+        if isinstance(record, dict):
+            kind = record.get("kind")
+            if kind == "header":
+                record = dict(record, version=2)
+            elif kind == "entries" and "crc" not in record and \
+                    isinstance(record.get("keys"), bytes) and \
+                    isinstance(record.get("values"), bytes):
+                record = dict(record, crc=chunk_crc(record["keys"], record["values"]))
+            elif kind == "links" and "crc" not in record and \
+                    isinstance(record.get("keys"), bytes) and \
+                    isinstance(record.get("targets"), list) and \
+                    all(isinstance(t, str) for t in record["targets"]):
+                record = dict(record, crc=links_crc(record["keys"], record["targets"]))
+        yield record
+
+
 #: ``{n: upgrade}``: each turns the records of format ``n`` into format ``n + 1``.
-UPGRADES: dict[int, Upgrade] = {}
+UPGRADES: dict[int, Upgrade] = {1: upgrade_v1_to_v2}
 
 
 class SnapshotTruncated(SnapshotFormatError):

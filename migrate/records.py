@@ -1,4 +1,4 @@
-"""The snapshot format's records (format version 1): model objects to plain maps and back.
+"""The snapshot format's records (format version 2): model objects to plain maps and back.
 
 One record per msgpack object; docs/snapshot-format.md lists them. Building a model object from
 a record goes through :mod:`migrate.schema`, so every field is typed, in range and named in the
@@ -8,6 +8,8 @@ error when it is not. Cross-record rules (names resolve, counts add up) live in 
 from __future__ import annotations
 
 import struct
+import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from offload.isa import DecodeError, PseudoSrc, decode, encode
@@ -119,14 +121,40 @@ def parse_map(f: Fields) -> tuple[MapSpec, bool]:
     return spec, frozen
 
 
+class ChunkCorrupted(SnapshotFormatError):
+    """A chunk of map contents whose bytes do not match the CRC-32 written with them."""
+
+
+def chunk_crc(keys: bytes, values: bytes) -> int:
+    """CRC-32 (ISO-HDLC, as zlib, gzip and Ethernet compute it) of a chunk's keys then values."""
+    return zlib.crc32(values, zlib.crc32(keys))
+
+
+def links_crc(keys: bytes, targets: Iterable[str]) -> int:
+    """CRC-32 of a links chunk: its keys, then each target name in UTF-8 ended by a NUL."""
+    crc = zlib.crc32(keys)
+    for target in targets:
+        crc = zlib.crc32(target.encode("utf-8", "surrogatepass") + b"\0", crc)
+    return crc
+
+
+def check_crc(f: Fields, declared: int, actual: int, what: str) -> None:
+    if declared != actual:
+        raise ChunkCorrupted(f"{f.where}: the {what} do not match their CRC-32 (stored "
+                             f"{declared:#010x}, computed {actual:#010x}): this chunk was "
+                             f"damaged after it was written.")
+
+
 def entries_record(chunk: EntryChunk) -> dict:
-    return {"kind": "entries", "count": chunk.count, "keys": chunk.keys, "values": chunk.values}
+    return {"kind": "entries", "count": chunk.count, "keys": chunk.keys, "values": chunk.values,
+            "crc": chunk_crc(chunk.keys, chunk.values)}
 
 
 def parse_entries(f: Fields, spec: MapSpec, cpus: int, max_bin: int) -> EntryChunk:
     count = f.int("count", 1, U32)
     keys = f.bytes("keys", max_bin)
     values = f.bytes("values", max_bin)
+    crc = f.int("crc", 0, U32)
     f.done()
     per_cpu = cpus if spec.type.is_percpu else 1
     if len(keys) != count * spec.key_size:
@@ -135,6 +163,7 @@ def parse_entries(f: Fields, spec: MapSpec, cpus: int, max_bin: int) -> EntryChu
     if len(values) != count * spec.value_size * per_cpu:
         raise f.fail("values", f"holds {len(values)} bytes; {count} values of map "
                                f"{spec.name!r} take {count * spec.value_size * per_cpu}")
+    check_crc(f, crc, chunk_crc(keys, values), "keys and values")
     check_keys(f, spec, keys)
     return EntryChunk(count, keys, values)
 
@@ -156,21 +185,25 @@ def check_keys(f: Fields, spec: MapSpec, keys: bytes) -> None:
 
 
 def links_record(keys: bytes, targets: list[str]) -> dict:
-    return {"kind": "links", "keys": keys, "targets": targets}
+    return {"kind": "links", "keys": keys, "targets": targets,
+            "crc": links_crc(keys, targets)}
 
 
 def parse_links(f: Fields, spec: MapSpec, max_bin: int, max_list: int) -> list[MapLink]:
     keys = f.bytes("keys", max_bin)
     targets = f.list("targets", max_list)
+    crc = f.int("crc", 0, U32)
     f.done()
     if not targets or len(keys) != len(targets) * spec.key_size:
         raise f.fail("keys", f"holds {len(keys)} bytes for {len(targets)} targets of "
                              f"{spec.key_size}-byte keys")
-    check_keys(f, spec, keys)
     ks = spec.key_size
-    return [MapLink(keys[i * ks:(i + 1) * ks],
-                    Tuple(targets, f"{f.where}, targets").str(i, MAX_NAME, empty=False))
-            for i in range(len(targets))]
+    names = Tuple(targets, f"{f.where}, targets")
+    links = [MapLink(keys[i * ks:(i + 1) * ks], names.str(i, MAX_NAME, empty=False))
+             for i in range(len(targets))]
+    check_crc(f, crc, links_crc(keys, (link.target for link in links)), "keys and targets")
+    check_keys(f, spec, keys)
+    return links
 
 
 # ------------------------------------------------------------------ programs

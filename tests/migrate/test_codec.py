@@ -14,8 +14,9 @@ from migrate.codec import (ChunkLimits, DecodeLimits, SnapshotTooLarge, Snapshot
                            write_snapshot)
 from migrate.entries import EntryChunk, MapEntries
 from migrate.errors import SnapshotError
+from migrate.records import chunk_crc, links_crc
 from migrate.schema import SnapshotFormatError
-from migrate.snapshot import MapState, Snapshot
+from migrate.snapshot import FORMAT_VERSION, MapState, Snapshot
 from offload.maps.spec import MapSpec, MapType
 
 from .samples import fixture_snapshot, snapshots
@@ -132,8 +133,15 @@ def test_trailing_data_and_wrong_counts_are_refused() -> None:
 
 
 def _mutate(snapshot: Snapshot, fn) -> bytes:
+    """Records changed by ``fn``, content CRCs recomputed: what a faulty writer would produce
+    (damage after writing is the CRC's business, tested in tests/migrate/test_versions.py)."""
     records = records_of(encode(snapshot))
     fn(records)
+    for r in records:
+        if isinstance(r, dict) and r.get("kind") == "entries" and "crc" in r:
+            r["crc"] = chunk_crc(r["keys"], r["values"])
+        elif isinstance(r, dict) and r.get("kind") == "links" and "crc" in r:
+            r["crc"] = links_crc(r["keys"], r["targets"])
     return pack(records)
 
 
@@ -201,7 +209,7 @@ def test_hard_limits_refuse_before_allocating() -> None:
 
 def test_newer_format_is_unsupported() -> None:
     data = _mutate(fixture_snapshot("xdp_pass"), lambda r: r[0].update(version=99))
-    with pytest.raises(UnsupportedVersion, match="format 99.*up to 1"):
+    with pytest.raises(UnsupportedVersion, match=f"format 99.*up to {FORMAT_VERSION}"):
         decode(data)
     data = _mutate(fixture_snapshot("xdp_pass"), lambda r: r[0].update(version=0))
     with pytest.raises(UnsupportedVersion, match="cannot upgrade"):
@@ -250,8 +258,8 @@ def test_writer_refuses_inconsistent_snapshots() -> None:
                    cpus=4)
     with pytest.raises(SnapshotError, match="holds values for 2 CPUs"):
         encode(bad)
-    with pytest.raises(SnapshotError, match="only format 1"):
-        encode(Snapshot("d", snap.capabilities, 0, format_version=2))
+    with pytest.raises(SnapshotError, match=f"only format {FORMAT_VERSION}"):
+        encode(Snapshot("d", snap.capabilities, 0, format_version=FORMAT_VERSION + 1))
 
 
 def test_format_covers_every_model_field() -> None:
