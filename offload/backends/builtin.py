@@ -80,6 +80,10 @@ class BuiltinBackend:
         self.trace: list[str] = []
         self.routes: Callable[[bytes], bytes | None] | None = None
         self.interfaces = interfaces
+        self._frame: tuple[Region, Region] | None = None
+        self._maps_view: dict[int, Map] | None = None
+        #: Map values mapped into memory, kept across runs (bounded, see XdpEnv.release).
+        self._value_regions: dict[int, tuple[Region, Map]] = {}
 
     # -- resolver for maps holding objects (offload.maps.resolver.Resolver) ------------------
     def acquire_program(self, fd: int) -> LoadedProgram:
@@ -112,6 +116,11 @@ class BuiltinBackend:
         if isinstance(handle, LoadedMap):
             if self.maps.get(handle.id) is handle:
                 del self.maps[handle.id]
+                self._maps_view = None
+            for key, (region, live) in list(self._value_regions.items()):
+                if live is handle.map:
+                    self.memory.remove_region(region)
+                    del self._value_regions[key]
             if handle.value_region is not None:
                 self.memory.remove_region(handle.value_region)
             handle.map.release()
@@ -127,6 +136,7 @@ class BuiltinBackend:
             raise ErrnoError(errno.EEXIST, f"handle {handle} is already in use")
         live = create_map(spec, ncpus=self.ncpus, resolver=self, limits=self.caps.limits)
         self.maps[handle] = LoadedMap(handle, live)
+        self._maps_view = None
         return live
 
     def free_map(self, handle: int) -> None:
@@ -190,28 +200,46 @@ class BuiltinBackend:
         if program is None:
             raise ErrnoError(errno.EBADF, f"handle {handle} names no program on this device")
         buffer = XdpBuffer(frame, meta=meta)
-        memory = self.memory
-        packet = memory.add_region(RegionKind.PACKET, buffer.buffer, name="packet",
-                                   start=buffer.data_meta, end=buffer.data_end)
-        env = XdpEnv(memory, buffer, packet, {h: e.map for h, e in self.maps.items()},
+        packet, context = self._frame_regions()
+        packet.buffer = buffer.buffer
+        packet.start, packet.end = buffer.data_meta, buffer.data_end
+        env = XdpEnv(self.memory, buffer, packet, self._map_view(),
                      ingress_ifindex=ingress_ifindex, rx_queue_index=rx_queue_index,
                      cpu=rx_queue_index % self.ncpus, clock=self.clock, rng=self.rng,
-                     tail_target=lambda target: target.engine, routes=self.routes,
-                     program_name=program.name)
-        context = memory.add_region(RegionKind.CONTEXT, bytearray(XDP_MD_SIZE), writable=False,
-                                    name="xdp_md", reader=env.read_context)
+                     tail_target=_engine_of, routes=self.routes, program_name=program.name,
+                     value_regions=self._value_regions)
+        context.reader = env.read_context
         error = None
         retval = 0
         try:
-            retval = program.engine.run(memory, context.address, env=env)
+            retval = program.engine.run(self.memory, context.address, env=env)
         except (ExecutionError, MemoryFault) as err:
             error = str(err)
         finally:
+            packet.start = packet.end = 0  # no frame between runs
             env.release()
-            memory.remove_region(context)
-            memory.remove_region(packet)
-        self.trace.extend(env.trace)
+        if env.trace:
+            self.trace.extend(env.trace)
         redirect = env.redirect
         return XdpOutcome(retval, buffer.frame, buffer.metadata,
                           redirect.ifindex if redirect else None,
                           redirect.program if redirect else None, tuple(env.trace), error)
+
+    def _frame_regions(self) -> tuple[Region, Region]:
+        """The packet and ``xdp_md`` regions, mapped once and refilled for every frame."""
+        if self._frame is None:
+            packet = self.memory.add_region(RegionKind.PACKET, bytearray(), name="packet")
+            context = self.memory.add_region(RegionKind.CONTEXT, bytearray(XDP_MD_SIZE),
+                                             writable=False, name="xdp_md")
+            self._frame = (packet, context)
+        return self._frame
+
+    def _map_view(self) -> dict[int, Map]:
+        """Handle -> live map, rebuilt only when maps come and go."""
+        if self._maps_view is None:
+            self._maps_view = {h: entry.map for h, entry in self.maps.items()}
+        return self._maps_view
+
+
+def _engine_of(target: Any) -> Interpreter:
+    return target.engine

@@ -34,6 +34,7 @@ S64 = 1 << 63
 S32 = 1 << 31
 
 _STRUCT = {1: "B", 2: "H", 4: "I", 8: "Q"}
+STACK_BYTES = 512
 
 
 def _u64(value: int) -> str:
@@ -83,6 +84,33 @@ class Translator:
         self.max_call_frames = max_call_frames
         self.leaders = block_leaders(layout)
         self._leader_set = set(self.leaders)
+        self._predecessors = self._count_predecessors()
+
+    def _count_predecessors(self) -> dict[int, int]:
+        """Edges into each block; entries of functions count one more (their callers)."""
+        count = dict.fromkeys(self.leaders, 0)
+        for start in self.layout.subprograms:
+            count[start] += 1
+        for start in self.leaders:
+            last_slot = self._block_slots(start)[-1]
+            last = self.layout.slots[last_slot]
+            assert last is not None
+            if last.is_exit:
+                continue
+            if last.is_jump:
+                count[last_slot + 1 + last.jump_offset] += 1
+                if last.is_unconditional_jump:
+                    continue
+            follower = last_slot + last.width
+            if follower in count:
+                count[follower] += 1
+        return count
+
+    def _chained(self, slot: int, end: int) -> bool:
+        """Whether the block at ``slot`` is entered only by falling through into it, so it
+        can follow its predecessor inline instead of going through the dispatch."""
+        return slot < end and self._predecessors.get(slot) == 1 and \
+            slot not in self.layout.subprograms
 
     # ------------------------------------------------------------------ functions
     def source(self) -> str:
@@ -93,14 +121,28 @@ class Translator:
 
     def _function(self, out: _Emitter, number: int, start: int) -> None:
         _, end = self.layout.subprogram_bounds(number)
-        blocks = [s for s in self.leaders if start <= s < end]
-        out(0, f"def F{start}(ex, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, depth):")
+        blocks = [s for s in self.leaders if start <= s < end
+                  and (s == start or not self._falls_into(s, end))]
+        out(0, f"def F{start}(ex, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, depth):")
         out(1, "mem = ex.memory")
         out(1, "R = mem._regions")
-        out(1, "r10 = ex.stack_for(depth).end_address")
+        out(1, "S = R[r10 >> 32].buffer")
+        out(1, "steps = ex.steps")
+        out(1, "budget = ex.max_steps")
         out(1, f"pc = {start}")
         out(1, "while True:")
         self._dispatch(out, 2, blocks, end)
+
+    def _falls_into(self, slot: int, end: int) -> bool:
+        """A chained block (emitted inline after the block before it)."""
+        if not self._chained(slot, end):
+            return False
+        previous = max(s for s in self.leaders if s < slot)
+        last_slot = self._block_slots(previous)[-1]
+        last = self.layout.slots[last_slot]
+        assert last is not None
+        return not (last.is_exit or last.is_unconditional_jump) and \
+            last_slot + last.width == slot
 
     def _dispatch(self, out: _Emitter, depth: int, blocks: list[int], end: int) -> None:
         if len(blocks) == 1:
@@ -112,10 +154,11 @@ class Translator:
         out(depth, "else:")
         self._dispatch(out, depth + 1, blocks[middle:], end)
 
-    def _block_slots(self, start: int, end: int) -> list[int]:
+    def _block_slots(self, start: int) -> list[int]:
         slots = []
         slot = start
-        while slot < end:
+        size = self.layout.size
+        while slot < size:
             insn = self.layout.slots[slot]
             assert insn is not None
             slots.append(slot)
@@ -126,48 +169,71 @@ class Translator:
                 break
         return slots
 
-    def _block(self, out: _Emitter, depth: int, start: int, end: int) -> None:
-        slots = self._block_slots(start, end)
-        last = self.layout.slots[slots[-1]]
+    def _self_loop(self, start: int) -> bool:
+        last_slot = self._block_slots(start)[-1]
+        last = self.layout.slots[last_slot]
         assert last is not None
-        count = len(slots)
-        self_loop = last.is_jump and not last.is_unconditional_jump and (
-            slots[-1] + 1 + last.jump_offset == start)
-        body = depth
-        if self_loop:
-            out(depth, "while True:")
-            body = depth + 1
-        out(body, f"ex.steps += {count}")
-        out(body, "if ex.steps > ex.max_steps:")
-        out(body + 1, f"raise BudgetExhausted(ex.max_steps, {start})")
-        for slot in slots[:-1]:
-            self._instruction(out, body, slot)
-        self._terminator(out, body, slots[-1], self_loop)
-        if self_loop:  # a conditional jump is never last in a subprogram (structure check)
-            out(depth, f"pc = {slots[-1] + 1}")
+        return last.is_jump and not last.is_unconditional_jump and (
+            last_slot + 1 + last.jump_offset == start)
+
+    def _block(self, out: _Emitter, depth: int, start: int, end: int) -> None:
+        """A block, then every block chained after it, as straight-line code."""
+        while True:
+            slots = self._block_slots(start)
+            self_loop = self._self_loop(start)
+            body = depth
+            if self_loop:
+                out(depth, "while True:")
+                body = depth + 1
+            out(body, f"steps += {len(slots)}")
+            out(body, "if steps > budget:")
+            out(body + 1, f"raise BudgetExhausted(budget, {start})")
+            for slot in slots[:-1]:
+                self._instruction(out, body, slot)
+            follower = self._terminator(out, body, slots[-1], self_loop, end)
+            if self_loop:  # a conditional jump is never last in a subprogram (structure check)
+                follower = slots[-1] + 1
+                if not self._chained(follower, end):
+                    out(depth, f"pc = {follower}")
+                    return
+            if follower is None:
+                return
+            start = follower
 
     # ------------------------------------------------------------------ terminators
-    def _terminator(self, out: _Emitter, depth: int, slot: int, self_loop: bool) -> None:
+    def _terminator(self, out: _Emitter, depth: int, slot: int, self_loop: bool,
+                    end: int) -> int | None:
+        """Emit the block's last instruction; return the block to continue with inline."""
         insn = self.layout.slots[slot]
         assert insn is not None
         if insn.is_exit:
+            out(depth, "ex.steps = steps")
             out(depth, "return r0, r1, r2, r3, r4, r5")
-            return
+            return None
         if insn.is_jump:
             target = slot + 1 + insn.jump_offset
             if insn.is_unconditional_jump:
                 out(depth, f"pc = {target}")
-                return
+                return None
             cond = self._condition(insn)
             if self_loop:
                 out(depth, f"if {cond}:")
                 out(depth + 1, "continue")
                 out(depth, "break")
-                return
+                return None
+            if self._chained(slot + 1, end):
+                out(depth, f"if {cond}:")
+                out(depth + 1, f"pc = {target}")
+                out(depth + 1, "continue")
+                return slot + 1
             out(depth, f"pc = {target} if {cond} else {slot + 1}")
-            return
+            return None
         self._instruction(out, depth, slot)
-        out(depth, f"pc = {slot + insn.width}")
+        follower = slot + insn.width
+        if self._chained(follower, end):
+            return follower
+        out(depth, f"pc = {follower}")
+        return None
 
     def _condition(self, insn: Instruction) -> str:
         op = insn.jmp_op
@@ -223,6 +289,8 @@ class Translator:
         op = insn.alu_op
         if op == AluOp.END:
             width = insn.imm
+            if (wide or insn.source == Endian.TO_BE) and width == 16:
+                return f"{d} = (({d} & 0xff) << 8) | (({d} >> 8) & 0xff)"
             if wide or insn.source == Endian.TO_BE:
                 return f"{d} = BSWAP({d}, {width})"
             return f"{d} = {d} & {hex((1 << width) - 1)}"
@@ -259,8 +327,20 @@ class Translator:
         out(depth, f"a = (r{base} + {off}) & {hex(M64)}" if off else f"a = r{base}")
         out(depth, "g = R.get(a >> 32)")
 
+    @staticmethod
+    def _in_frame(base: int, off: int, size: int) -> bool:
+        """An access at r10+off that lies inside the 512-byte frame whatever the run: r10 is
+        read-only and always the frame's end, so no lookup or bounds check is needed."""
+        return base == 10 and -STACK_BYTES <= off and off + size <= 0
+
     def _load(self, out: _Emitter, depth: int, insn: Instruction, slot: int) -> None:
         size = insn.size.nbytes
+        if self._in_frame(insn.src, insn.off, size):
+            value = f"UNPACK_{_STRUCT[size]}(S, {STACK_BYTES + insn.off})[0]"
+            if insn.mode == Mode.MEMSX:
+                value = f"SEXT({value}, {size * 8})"
+            out(depth, f"r{insn.dst} = {value}")
+            return
         self._address(out, depth, insn.src, insn.off)
         fast = f"UNPACK_{_STRUCT[size]}(g.buffer, a - g.base)[0]"
         slow = f"LOAD(mem, {slot}, a, {size})"
@@ -275,6 +355,10 @@ class Translator:
     def _store(self, out: _Emitter, depth: int, insn: Instruction, slot: int,
                value: str) -> None:
         size = insn.size.nbytes
+        if self._in_frame(insn.dst, insn.off, size):
+            out(depth, f"PACK_{_STRUCT[size]}(S, {STACK_BYTES + insn.off}, "
+                       f"{value} & {hex((1 << (size * 8)) - 1)})")
+            return
         self._address(out, depth, insn.dst, insn.off)
         out(depth, "if g is None or not g.writable or not "
                    f"(g.start <= a - g.base <= g.end - {size}):")
@@ -311,9 +395,12 @@ class Translator:
             target = slot + 1 + insn.imm
             out(depth, f"if depth + 2 > {self.max_call_frames}:")
             out(depth + 1, f"raise TooDeep({self.max_call_frames}, {slot})")
+            out(depth, "ex.steps = steps")
             out(depth, f"r0, r1, r2, r3, r4, r5 = F{target}(ex, r0, {args}, r6, r7, r8, r9, "
-                       "depth + 1)")
+                       "ex.stack_for(depth + 1).end_address, depth + 1)")
+            out(depth, "steps = ex.steps")
             return
+        out(depth, "ex.steps = steps")
         out(depth, "try:")
         if insn.opcode == CALLX:
             out(depth + 1, f"r0 = CALLX(ex, r{insn.dst}, {slot})({args}) & {hex(M64)}")

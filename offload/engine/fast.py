@@ -129,7 +129,7 @@ class FastInterpreter(Interpreter):
 
     def _run(self, regs: list[int], run: Execution) -> tuple[TailCall | None, int]:
         try:
-            results = self._entry(run, *regs[:10], 0)
+            results = self._entry(run, *regs, 0)
         except TailCall as call:
             return call, 0
         except _Finish as finish:

@@ -45,6 +45,7 @@ Helper = Callable[..., int]
 
 DEFAULT_MAX_STEPS = 10_000_000
 STACK_SIZE = 512
+_ZERO_STACK = bytes(STACK_SIZE)
 MAX_CALL_FRAMES = 8
 MAX_TAIL_CALLS = 33
 
@@ -101,7 +102,6 @@ class Execution:
     steps: int = 0
     tail_calls: int = 0
     frames: list[_Frame] = field(default_factory=list)
-    stacks: list[Region] = field(default_factory=list)
 
     def finish(self, value: int) -> None:
         """End the run now with r0 = value (an unwinding helper)."""
@@ -109,17 +109,9 @@ class Execution:
 
     def stack_for(self, depth: int) -> Region:
         """The zeroed stack frame for call depth ``depth`` (0 is the main program)."""
-        while len(self.stacks) <= depth:
-            self.stacks.append(self.memory.add_region(
-                RegionKind.STACK, bytearray(STACK_SIZE), name=f"stack frame {len(self.stacks)}"))
-        region = self.stacks[depth]
-        region.buffer[:] = bytes(STACK_SIZE)
+        region = self.memory.stack(depth, STACK_SIZE)
+        region.buffer[:] = _ZERO_STACK
         return region
-
-    def release(self) -> None:
-        for region in self.stacks:
-            self.memory.remove_region(region)
-        self.stacks.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,11 +164,8 @@ class Interpreter:
         regs = [0] * 11
         for number, value in enumerate(args, start=1):
             regs[number] = value & M64
-        try:
-            regs[10] = run.stack_for(0).end_address
-            r0 = _loop(self, regs, run)
-        finally:
-            run.release()
+        regs[10] = run.stack_for(0).end_address
+        r0 = _loop(self, regs, run)
         return ExecResult(r0, run.steps)
 
     def _run(self, regs: list[int], run: Execution) -> tuple[TailCall | None, int]:

@@ -91,11 +91,20 @@ class Memory:
     """The address space of one execution: regions added by the host side, then accessed by
     the program through :meth:`load`/:meth:`store` and by helpers through :meth:`read`/:meth:`write`."""
 
-    __slots__ = ("_regions", "_free")
+    __slots__ = ("_regions", "_free", "_stacks")
 
     def __init__(self) -> None:
         self._regions: dict[int, Region] = {}
         self._free: list[int] = []
+        self._stacks: list[Region] = []
+
+    def stack(self, depth: int, size: int) -> Region:
+        """The stack frame region for call depth ``depth``, made once and reused by every run
+        on this memory (runs are sequential; each run zeroes a frame when it enters it)."""
+        while len(self._stacks) <= depth:
+            self._stacks.append(self.add_region(RegionKind.STACK, bytearray(size),
+                                                name=f"stack frame {len(self._stacks)}"))
+        return self._stacks[depth]
 
     def add_region(self, kind: RegionKind, buffer: bytearray, *, writable: bool = True,
                    name: str = "", start: int = 0, end: int | None = None,

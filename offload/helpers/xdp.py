@@ -34,6 +34,7 @@ M64 = (1 << 64) - 1
 #: Map pointers are this plus the map's handle: recognisable, and mapped to no memory.
 MAP_POINTER_BASE = 0xFFFF_A000_0000_0000
 TRACE_LIMIT = 512
+VALUE_REGIONS_KEPT = 4096
 
 
 def errno_result(code: int) -> int:
@@ -72,7 +73,8 @@ class XdpEnv:
     program_name: str = ""
     mtu: int = 1500
     redirect: Redirect | None = None
-    value_regions: dict[int, Region] = field(default_factory=dict)
+    #: id(value buffer) -> (its region, its map); shared across runs by a device
+    value_regions: dict[int, tuple[Region, Map]] = field(default_factory=dict)
 
     # -- frame ------------------------------------------------------------------------------
     def sync_packet(self) -> None:
@@ -82,18 +84,21 @@ class XdpEnv:
 
     def read_context(self, offset: int, size: int) -> int:
         """Loads from ``struct xdp_md``: data/data_end/data_meta read as full pointers."""
-        base = self.packet.base
-        fields = {
-            XdpMd.DATA: base + self.buffer.data,
-            XdpMd.DATA_END: base + self.buffer.data_end,
-            XdpMd.DATA_META: base + self.buffer.data_meta,
-            XdpMd.INGRESS_IFINDEX: self.ingress_ifindex,
-            XdpMd.RX_QUEUE_INDEX: self.rx_queue_index,
-            XdpMd.EGRESS_IFINDEX: 0,
-        }
-        if size == 4 and offset in fields:
-            return fields[offset]  # type: ignore[index]
-        image = b"".join((fields[f] & 0xFFFFFFFF).to_bytes(4, "little") for f in XdpMd)
+        if size == 4:
+            if offset == XdpMd.DATA:
+                return self.packet.base + self.buffer.data
+            if offset == XdpMd.DATA_END:
+                return self.packet.base + self.buffer.data_end
+            if offset == XdpMd.DATA_META:
+                return self.packet.base + self.buffer.data_meta
+            if offset == XdpMd.INGRESS_IFINDEX:
+                return self.ingress_ifindex
+            if offset == XdpMd.RX_QUEUE_INDEX:
+                return self.rx_queue_index
+            if offset == XdpMd.EGRESS_IFINDEX:
+                return 0
+        image = b"".join((self.read_context(field, 4) & 0xFFFFFFFF).to_bytes(4, "little")
+                         for field in XdpMd)
         return int.from_bytes(image[offset:offset + size], "little")
 
     # -- maps ---------------------------------------------------------------------------------
@@ -115,18 +120,21 @@ class XdpEnv:
 
     def value_address(self, live: Map, buffer: bytearray) -> int:
         """Map a live value buffer into memory (once per run) and return its address."""
-        region = self.value_regions.get(id(buffer))
-        if region is None:
+        found = self.value_regions.get(id(buffer))
+        if found is None:
             region = self.memory.add_region(
                 RegionKind.MAP_VALUE, buffer, writable=live.program_writable,
                 name=f"map '{live.name}' value")
-            self.value_regions[id(buffer)] = region
-        return region.address
+            self.value_regions[id(buffer)] = (region, live)
+            return region.address
+        return found[0].address
 
     def release(self) -> None:
-        for region in self.value_regions.values():
-            self.memory.remove_region(region)
-        self.value_regions.clear()
+        """End of the run: pointers it took are dead. Mapped values stay mapped for the next
+        runs (a device reuses ``value_regions``), up to a bound past which the oldest go."""
+        if len(self.value_regions) > VALUE_REGIONS_KEPT:
+            for key in list(self.value_regions)[:len(self.value_regions) - VALUE_REGIONS_KEPT // 2]:
+                self.memory.remove_region(self.value_regions.pop(key)[0])
 
 
 def _env(ex: Execution) -> XdpEnv:
