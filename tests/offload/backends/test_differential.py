@@ -208,7 +208,7 @@ GENERATED_CATEGORIES = {
     ("uninit_stack", True): "unprivileged rule: root may read uninitialised stack",
     ("pointer_return", True): "unprivileged rule: root may return a pointer",
     ("no_null_check", True): "kernel precision: an ARRAY lookup with a constant in-bounds key "
-                             "is never NULL (Linux 6.13+)",
+                             "is never NULL (recent kernels)",
     ("unbounded_var_offset", False): "our precision: a packet pointer plus an already bounded "
                                      "scalar keeps its checked range; the kernel resets it",
 }
