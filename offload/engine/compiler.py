@@ -85,6 +85,16 @@ class Translator:
         self.leaders = block_leaders(layout)
         self._leader_set = set(self.leaders)
         self._predecessors = self._count_predecessors()
+        self._loop_heads = self._find_loop_heads()
+
+    def _find_loop_heads(self) -> set[int]:
+        """Blocks a backward jump lands on: every cycle passes through one, so checking the
+        budget there (and not in every block) still stops any run that does not end."""
+        heads = set()
+        for slot, insn in enumerate(self.layout.slots):
+            if insn is not None and insn.is_jump and insn.jump_offset < 0:
+                heads.add(slot + 1 + insn.jump_offset)
+        return heads
 
     def _count_predecessors(self) -> dict[int, int]:
         """Edges into each block; entries of functions count one more (their callers)."""
@@ -186,8 +196,9 @@ class Translator:
                 out(depth, "while True:")
                 body = depth + 1
             out(body, f"steps += {len(slots)}")
-            out(body, "if steps > budget:")
-            out(body + 1, f"raise BudgetExhausted(budget, {start})")
+            if start in self._loop_heads or self_loop:
+                out(body, "if steps > budget:")
+                out(body + 1, f"raise BudgetExhausted(budget, {start})")
             for slot in slots[:-1]:
                 self._instruction(out, body, slot)
             follower = self._terminator(out, body, slots[-1], self_loop, end)
