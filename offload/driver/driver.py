@@ -67,8 +67,10 @@ class Driver:
             self.transport.notify(index)
         self._kick()
 
-    def _post_rx(self) -> None:
-        address = self.allocator.alloc(RX_BUFFER)
+    def _post_rx(self, address: int | None = None) -> None:
+        """Give the device a receive buffer (a new one, or one whose frame was consumed)."""
+        if address is None:
+            address = self.allocator.alloc(RX_BUFFER)
         head = self.rxq.add_buffer([], [(address, RX_BUFFER)])
         self._rx_posted[head] = address
 
@@ -250,9 +252,8 @@ class Driver:
         while (used := self.rxq.get_used()) is not None:
             address = self._rx_posted.pop(used.head)
             data = self.memory.read(address, used.length)
-            self.allocator.free(address)
             frames.append(data[NET_HDR_SIZE:])
-            self._post_rx()
+            self._post_rx(address)
         if frames:
             self._notify(RECEIVEQ, self.rxq)
         return frames
