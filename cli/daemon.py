@@ -1,0 +1,231 @@
+"""``device serve``: a device daemon answering msgpack-RPC on a Unix socket.
+
+One thread, one ``selectors`` loop: requests, traffic and counter sampling all run on it, so
+nothing ever touches the device concurrently. Signals (SIGTERM, SIGINT) only set a flag and
+wake the loop through ``signal.set_wakeup_fd``; the loop then closes every connection and
+removes its socket file. A socket file left by a daemon that died is detected (nothing
+accepts on it) and replaced; a live daemon's socket or a file that is not a socket is never
+touched.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import selectors
+import signal
+import socket
+import stat
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from .device_service import DeviceService, ServiceError, error_data
+from .rpc import MessageReader, Request, RpcProtocolError, encode_response, error_payload
+
+TICK = 0.02  # seconds between traffic beats
+MAX_CONNECTIONS = 64
+MAX_OUTPUT = 64 << 20  # a client that stops reading is dropped past this backlog
+SOCKET_MODE = 0o600
+
+
+class SocketInUse(ServiceError):
+    """Another daemon answers at the path, or the path is not a socket."""
+
+
+def claim_socket(path: str) -> socket.socket:
+    """A listening Unix socket at ``path``, replacing a stale socket file only."""
+    if os.path.lexists(path):
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISSOCK(mode):
+            raise SocketInUse(errno.EEXIST, f"{path} exists and is not a socket; choose another "
+                                            "--socket path.")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(path)  # stale: its daemon is gone
+        else:
+            raise SocketInUse(errno.EADDRINUSE, f"a daemon already answers at {path}; stop it "
+                                                "first or choose another --socket path.")
+        finally:
+            probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        old = os.umask(0o177)
+        try:
+            listener.bind(path)
+        finally:
+            os.umask(old)
+        listener.listen(16)
+    except OSError as exc:
+        listener.close()
+        raise SocketInUse(exc.errno or errno.EIO, f"cannot listen at {path}: "
+                                                  f"{exc.strerror or exc}.") from None
+    listener.setblocking(False)
+    return listener
+
+
+class _Connection:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = MessageReader()
+        self.output = bytearray()
+
+
+class Daemon:
+    """The loop around one :class:`DeviceService`."""
+
+    def __init__(self, service: DeviceService, path: str, *, log: TextIO | None = None) -> None:
+        self.service = service
+        self.path = path
+        self.log = log or sys.stderr
+        self.stopping = False
+        self.selector = selectors.DefaultSelector()
+        self.connections: dict[int, _Connection] = {}
+        self.extra: dict[str, Callable[[dict[str, Any]], Any]] = {"shutdown": self._shutdown}
+        self.listener: socket.socket | None = None
+        self._inode: int | None = None
+
+    def _shutdown(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.stopping = True
+        return {"stopping": self.service.device.name}
+
+    def serve(self, ready: Callable[[], None] | None = None) -> None:
+        self.listener = claim_socket(self.path)
+        self._inode = os.stat(self.path).st_ino
+        self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        self.selector.register(wake_r, selectors.EVENT_READ, "wake")
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        old_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+        try:
+            if ready is not None:
+                ready()
+            while not self.stopping:
+                for key, mask in self.selector.select(TICK):
+                    if key.data == "accept":
+                        self._accept()
+                    elif key.data == "wake":
+                        self._drain_wakeups(wake_r)
+                    else:
+                        self._service_connection(key.data, mask)
+                self.service.tick()
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._close_all()
+            wake_r.close()
+            wake_w.close()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    @staticmethod
+    def _drain_wakeups(sock: socket.socket) -> None:
+        try:
+            while sock.recv(512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        try:
+            sock, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        if len(self.connections) >= MAX_CONNECTIONS:
+            sock.close()
+            return
+        sock.setblocking(False)
+        conn = _Connection(sock)
+        self.connections[sock.fileno()] = conn
+        self.selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _service_connection(self, conn: _Connection, mask: int) -> None:
+        if mask & selectors.EVENT_READ:
+            try:
+                data = conn.sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError):
+                data = None
+            except OSError:
+                return self._drop(conn)
+            if data == b"":
+                return self._drop(conn)
+            if data:
+                try:
+                    requests = conn.reader.feed(data)
+                except RpcProtocolError as err:
+                    print(f"{self.service.device.name}: dropped a client: {err}", file=self.log)
+                    return self._drop(conn)
+                for message in requests:
+                    if isinstance(message, Request):
+                        conn.output += self._answer(message)
+        if conn.output:
+            self._flush(conn)
+
+    def _answer(self, request: Request) -> bytes:
+        handler = self.extra.get(request.method)
+        try:
+            if handler is not None:
+                result = handler(request.params)
+            else:
+                result = self.service.dispatch(request.method, request.params)
+        except Exception as exc:  # every failure becomes an error answer, never a dead daemon
+            if not isinstance(exc, (ServiceError,)) and not _expected(exc):
+                print(f"{self.service.device.name}: {request.method} failed: "
+                      f"{type(exc).__name__}: {exc}", file=self.log)
+            return encode_response(request.msgid, error_payload(exc, error_data(exc)), None)
+        return encode_response(request.msgid, None, result)
+
+    def _flush(self, conn: _Connection) -> None:
+        try:
+            sent = conn.sock.send(conn.output)
+            del conn.output[:sent]
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return self._drop(conn)
+        if len(conn.output) > MAX_OUTPUT:
+            return self._drop(conn)
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.output else 0)
+        self.selector.modify(conn.sock, events, conn)
+
+    def _drop(self, conn: _Connection) -> None:
+        self.connections.pop(conn.sock.fileno(), None)
+        try:
+            self.selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    def _close_all(self) -> None:
+        for conn in list(self.connections.values()):
+            if conn.output:  # the answer to 'shutdown' goes out before the socket closes
+                conn.sock.setblocking(True)
+                conn.sock.settimeout(1.0)
+                try:
+                    conn.sock.sendall(conn.output)
+                except OSError:
+                    pass
+            self._drop(conn)
+        if self.listener is not None:
+            self.selector.unregister(self.listener)
+            self.listener.close()
+            try:
+                if os.stat(self.path).st_ino == self._inode:
+                    os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        self.selector.close()
+
+
+def _expected(exc: BaseException) -> bool:
+    from offload.errors import OffloadError
+
+    return isinstance(exc, OffloadError)

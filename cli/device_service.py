@@ -1,0 +1,423 @@
+"""One device and its guest driver, offered as named operations (the control socket's methods).
+
+The daemon dispatches msgpack-RPC requests here; the demo calls the same object in-process.
+Everything reaches the device through its guest driver (maps created, programs loaded and
+attached over the control virtqueue), except what only the device side can do: checkpoint
+(the hypervisor's view), frames arriving from the wire, and counters. Every method validates
+its parameters and either completes or leaves the device as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from migrate.checkpoint import checkpoint
+from migrate.codec import decode, encode
+from migrate.restore import IncompatibleTarget, RestoreError, restore
+from offload.caps import Capabilities, load_profile
+from offload.device import DevicePair, build_device
+from offload.errors import ErrnoError, OffloadError
+from offload.loader import load_object
+from offload.program import ProgramSpec
+from offload.virtio.features import names as feature_names
+from offload.xdp import XdpAction
+
+from .exits import CliError, UsageError
+from .plan_data import plan_dict
+from .rates import RateMeter
+from .rpc import CHUNK
+from .traffic import Traffic, parse_traffic
+
+BACKENDS = ("builtin", "kernel")
+ENGINES = ("fast", "reference")
+MAX_TRANSFERS = 8
+MAX_UPLOAD = 1 << 30
+MAX_INJECT = 10_000
+MAX_ITEMS = 100_000
+DRAIN_EVERY = 32  # frames between guest receives (the driver posts 64 buffers)
+_REQUIRED = object()
+
+
+class ServiceError(CliError):
+    """A request the device service refuses, with its errno."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = code
+
+
+def param(params: dict[str, Any], name: str, kind: type | tuple[type, ...],
+          default: Any = _REQUIRED) -> Any:
+    """A named parameter of the expected type (EINVAL naming it otherwise)."""
+    if name not in params or params[name] is None:
+        if default is _REQUIRED:
+            raise ServiceError(errno.EINVAL, f"the parameter {name!r} is missing.")
+        return default
+    value = params[name]
+    if isinstance(value, bool) and kind is int or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ServiceError(errno.EINVAL, f"the parameter {name!r} must be {names}, not "
+                                         f"{type(value).__name__}.")
+    return value
+
+
+def make_backend(name: str, caps: Capabilities, engine: str, seed: int | None,
+                 device: str) -> object | None:
+    """None for the built-in backend (build_device makes it), a KernelBackend for ``kernel``."""
+    if name == "builtin":
+        return None
+    if name != "kernel":
+        raise UsageError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}.")
+    from offload.backends.kernel import KernelBackend, kernel_available
+
+    usable, reason = kernel_available()
+    if not usable:
+        raise ServiceError(errno.ENOSYS, f"the kernel backend is unavailable here: {reason}")
+    return KernelBackend(caps, name=device)
+
+
+@dataclass(slots=True)
+class _Upload:
+    data: bytearray
+
+
+class DeviceService:
+    """A device, its driver, optional traffic, and the operations of the control socket."""
+
+    def __init__(self, name: str, profile: str, *, backend: str = "builtin",
+                 engine: str = "fast", seed: int | None = None, traffic: Traffic | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if engine not in ENGINES:
+            raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
+        caps = load_profile(profile)
+        self.profile = profile
+        self.backend_name = backend
+        self.engine = engine if backend == "builtin" else "kernel"
+        self.pair: DevicePair = build_device(
+            name, caps, backend=make_backend(backend, caps, engine, seed, name), engine=engine,
+            seed=seed)
+        self.traffic = traffic
+        self.clock = clock
+        self.started = clock()
+        self.rates = RateMeter()
+        self.migration: dict[str, Any] | None = None
+        self._downloads: dict[int, bytes] = {}
+        self._uploads: dict[int, _Upload] = {}
+        self._next_transfer = 1
+        self.methods: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "ping": self.ping, "status": self.status, "load": self.load,
+            "attach": self.attach, "detach": self.detach, "inject": self.inject,
+            "map.update": self.map_update, "map.items": self.map_items,
+            "checkpoint.begin": self.checkpoint_begin, "checkpoint.read": self.checkpoint_read,
+            "restore.begin": self.restore_begin, "restore.write": self.restore_write,
+            "restore.commit": self.restore_commit, "traffic.set": self.traffic_set,
+        }
+
+    @property
+    def device(self):  # type: ignore[no-untyped-def]
+        return self.pair.device
+
+    @property
+    def driver(self):  # type: ignore[no-untyped-def]
+        return self.pair.driver
+
+    def dispatch(self, method: str, params: dict[str, Any]) -> Any:
+        handler = self.methods.get(method)
+        if handler is None:
+            raise ServiceError(errno.ENOSYS, f"there is no method {method!r}; known: "
+                                             f"{', '.join(sorted(self.methods))}.")
+        return handler(params)
+
+    # -- the event loop's beat -----------------------------------------------------------------
+    def tick(self, now: float | None = None) -> None:
+        """Send the traffic that is due, let the guest take its frames, sample counters."""
+        now = self.clock() if now is None else now
+        if self.traffic is not None:
+            for n, frame in enumerate(self.traffic.take(self.traffic.due(now)), start=1):
+                self.device.receive(frame)
+                if n % DRAIN_EVERY == 0:  # the guest takes its frames as they come
+                    self.drain()
+        self.drain()
+        self.rates.sample(now, {h: p.counters.as_dict()
+                                for h, p in self.device.objects.programs.items()})
+
+    def drain(self) -> None:
+        self.driver.received()
+        self.device.wire.clear()
+        self.device.redirected.clear()
+
+    # -- read ------------------------------------------------------------------------------------
+    def ping(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"name": self.device.name, "profile": self.profile}
+
+    def status(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        device = self.device
+        programs = []
+        for handle, prog in device.objects.programs.items():
+            if prog.unloaded and device.attached != handle:
+                continue
+            programs.append({
+                "id": handle, "name": prog.name, "type": prog.prog_type.name,
+                "attach": f"xdp:hw on {device.name}" if device.attached == handle else None,
+                "insns": sum(insn.width for insn in prog.instructions),
+                "counters": prog.counters.as_dict(), "rates": self.rates.rates(handle),
+                "verifier": {"insns_processed": prog.report.insns_processed,
+                             "states": prog.report.states,
+                             "peak_states": prog.report.peak_states}})
+        maps = []
+        for handle, entry in device.objects.maps.items():
+            if entry.released:
+                continue
+            spec = entry.spec
+            try:
+                count = len(device.backend.map(handle))
+            except (OffloadError, TypeError):
+                count = 0
+            maps.append({"id": handle, "name": spec.name, "type": spec.type.name,
+                         "entries": count, "max_entries": spec.max_entries,
+                         "key_size": spec.key_size, "value_size": spec.value_size})
+        ports = device.ports
+        traffic = None if self.traffic is None else {
+            "kind": self.traffic.kind, "rate": self.traffic.rate, "sent": self.traffic.sent}
+        return {"name": device.name, "profile": self.profile,
+                "description": device.caps.description, "backend": self.backend_name,
+                "engine": self.engine, "isa_version": device.caps.isa_version,
+                "features": feature_names(device.transport.negotiated or 0),
+                "uptime": round(self.clock() - self.started, 3),
+                "programs": programs, "maps": maps,
+                "ports": {name: getattr(ports, name) for name in ports.__slots__},
+                "traffic": traffic, "migration": self.migration}
+
+    # -- programs ------------------------------------------------------------------------------
+    def load(self, params: dict[str, Any]) -> dict[str, Any]:
+        """An ELF object's maps created and programs loaded through the driver, all or none."""
+        data = param(params, "object", bytes)
+        obj = load_object(data, param(params, "name", str, ""))
+        chosen = self._choose(obj.programs, param(params, "section", str, None),
+                              param(params, "program", str, None))
+        attach = param(params, "attach", bool, False)
+        if attach and len(chosen) != 1:
+            raise ServiceError(errno.EINVAL, f"{len(chosen)} programs were chosen "
+                               f"({', '.join(chosen)}); name the one to attach with --program.")
+        maps: dict[str, int] = {}
+        loaded: dict[str, int] = {}
+        try:
+            for name, spec in obj.maps.items():
+                maps[name] = self.driver.map_create(spec)
+            for name, prog in chosen.items():
+                loaded[name] = self.driver.prog_load(prog, maps=maps)
+            if attach:
+                self.driver.xdp_attach(next(iter(loaded.values())))
+        except OffloadError:
+            for handle in reversed(loaded.values()):
+                self._quietly(self.driver.prog_unload, handle)
+            for handle in reversed(maps.values()):
+                self._quietly(self.driver.map_free, handle)
+            raise
+        reports = {name: self.device.objects.programs[h].report for name, h in loaded.items()}
+        return {"maps": maps,
+                "programs": {name: {"id": h, "insns_processed": reports[name].insns_processed,
+                                    "states": reports[name].states,
+                                    "peak_states": reports[name].peak_states}
+                             for name, h in loaded.items()},
+                "attached": next(iter(loaded)) if attach else None}
+
+    @staticmethod
+    def _choose(programs: Any, section: str | None, program: str | None) -> dict[str, ProgramSpec]:
+        chosen = {name: spec for name, spec in programs.items()
+                  if (section is None or spec.section == section)
+                  and (program is None or name == program)}
+        if not chosen:
+            known = ", ".join(f"{n} ({s.section})" for n, s in programs.items()) or "none"
+            what = " and ".join(x for x in (f"section {section!r}" if section else "",
+                                            f"name {program!r}" if program else "") if x)
+            raise ServiceError(errno.ENOENT, f"the object has no program with {what or 'any name'}"
+                                             f"; its programs: {known}.")
+        return chosen
+
+    @staticmethod
+    def _quietly(step: Callable[[int], None], handle: int) -> None:
+        try:
+            step(handle)
+        except OffloadError:
+            pass
+
+    def _program_handle(self, ref: Any) -> int:
+        programs = self.device.objects.programs
+        if isinstance(ref, int) and not isinstance(ref, bool) and ref in programs:
+            return ref
+        for handle, prog in programs.items():
+            if prog.name == ref and not prog.unloaded:
+                return handle
+        raise ServiceError(errno.ENOENT, f"there is no program {ref!r} on {self.device.name}.")
+
+    def attach(self, params: dict[str, Any]) -> dict[str, Any]:
+        handle = self._program_handle(param(params, "program", (int, str)))
+        self.driver.xdp_attach(handle, replace=self.device.attached)
+        return {"attached": handle}
+
+    def detach(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.driver.xdp_detach()
+        return {"attached": None}
+
+    def inject(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Frames from the wire, now: the verdict of each (what tests and scripts compare)."""
+        frames = param(params, "frames", list)
+        queue = param(params, "rx_queue", int, 0)
+        if len(frames) > MAX_INJECT or not all(isinstance(f, bytes) for f in frames):
+            raise ServiceError(errno.EINVAL, f"'frames' must be a list of at most {MAX_INJECT} "
+                                             "byte strings.")
+        actions = []
+        for frame in frames:
+            actions.append(XdpAction(self.device.receive(frame, rx_queue_index=queue))
+                           .name.lower())
+            if len(actions) % DRAIN_EVERY == 0:
+                self.drain()
+        self.drain()
+        return {"actions": actions}
+
+    # -- maps ----------------------------------------------------------------------------------
+    def _map_handle(self, ref: Any) -> int:
+        maps = self.device.objects.maps
+        if isinstance(ref, int) and not isinstance(ref, bool) and ref in maps:
+            return ref
+        for handle, entry in maps.items():
+            if entry.spec.name == ref and not entry.released:
+                return handle
+        raise ServiceError(errno.ENOENT, f"there is no map {ref!r} on {self.device.name}.")
+
+    def map_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        handle = self._map_handle(param(params, "map", (int, str)))
+        self.driver.map_update_elem(handle, param(params, "key", bytes),
+                                    param(params, "value", bytes), param(params, "flags", int, 0))
+        return {"map": handle}
+
+    def map_items(self, params: dict[str, Any]) -> list[list[bytes]]:
+        handle = self._map_handle(param(params, "map", (int, str)))
+        items = []
+        for key, value in self.driver.map_items(handle):
+            if len(items) == MAX_ITEMS:
+                raise ServiceError(errno.E2BIG, f"the map holds more than {MAX_ITEMS} entries; "
+                                                "take a snapshot instead.")
+            items.append([key, value])
+        return items
+
+    # -- checkpoint and restore ----------------------------------------------------------------
+    def _transfer_id(self) -> int:
+        if len(self._downloads) + len(self._uploads) >= MAX_TRANSFERS:
+            raise ServiceError(errno.EBUSY, f"{MAX_TRANSFERS} snapshot transfers are open "
+                                            "already; finish one first.")
+        ident = self._next_transfer
+        self._next_transfer += 1
+        return ident
+
+    def checkpoint_bytes(self) -> bytes:
+        return encode(checkpoint(self.device))
+
+    def checkpoint_begin(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoint now; the payload is then read in chunks (checkpoint.read)."""
+        snapshot = checkpoint(self.device)
+        data = encode(snapshot)
+        ident = self._transfer_id()
+        self._downloads[ident] = data
+        return {"transfer": ident, "size": len(data), "programs": len(snapshot.programs),
+                "maps": len(snapshot.maps),
+                "entries": sum(m.entry_count for m in snapshot.maps)}
+
+    def checkpoint_read(self, params: dict[str, Any]) -> bytes:
+        ident = param(params, "transfer", int)
+        data = self._downloads.get(ident)
+        if data is None:
+            raise ServiceError(errno.ENOENT, f"there is no checkpoint transfer {ident}.")
+        offset = param(params, "offset", int)
+        size = min(param(params, "size", int, CHUNK), CHUNK)
+        if not 0 <= offset <= len(data) or size < 0:
+            raise ServiceError(errno.EINVAL, f"offset {offset} is outside the checkpoint of "
+                                             f"{len(data)} bytes.")
+        chunk = data[offset:offset + size]
+        if offset + len(chunk) >= len(data):
+            del self._downloads[ident]
+        return chunk
+
+    def restore_begin(self, params: dict[str, Any]) -> dict[str, Any]:
+        size = param(params, "size", int)
+        if not 0 < size <= MAX_UPLOAD:
+            raise ServiceError(errno.E2BIG, f"a snapshot of {size} bytes cannot be restored "
+                                            f"here (1 to {MAX_UPLOAD} bytes).")
+        ident = self._transfer_id()
+        self._uploads[ident] = _Upload(bytearray())
+        return {"transfer": ident, "expected": size}
+
+    def restore_write(self, params: dict[str, Any]) -> dict[str, Any]:
+        ident = param(params, "transfer", int)
+        upload = self._uploads.get(ident)
+        if upload is None:
+            raise ServiceError(errno.ENOENT, f"there is no restore transfer {ident}.")
+        upload.data += param(params, "data", bytes)
+        if len(upload.data) > MAX_UPLOAD:
+            del self._uploads[ident]
+            raise ServiceError(errno.E2BIG, "the snapshot grew past the restore limit.")
+        return {"received": len(upload.data)}
+
+    def restore_commit(self, params: dict[str, Any]) -> dict[str, Any]:
+        ident = param(params, "transfer", int)
+        upload = self._uploads.pop(ident, None)
+        if upload is None:
+            raise ServiceError(errno.ENOENT, f"there is no restore transfer {ident}.")
+        return self.restore_payload(bytes(upload.data),
+                                    allow_fallback=param(params, "allow_fallback", bool, False),
+                                    dry_run=param(params, "dry_run", bool, False))
+
+    def restore_payload(self, payload: bytes, *, allow_fallback: bool = False,
+                        dry_run: bool = False) -> dict[str, Any]:
+        """Decode (with the codec's hard limits) and restore through the driver."""
+        snapshot = decode(payload)
+        if not dry_run and (self.device.objects.programs or self.device.objects.maps):
+            raise ServiceError(errno.EBUSY, f"device {self.device.name} already holds offloaded "
+                                            "objects; restore onto an empty device.")
+        try:
+            result = restore(snapshot, self.driver, allow_fallback=allow_fallback,
+                             dry_run=dry_run)
+        except (IncompatibleTarget, RestoreError) as err:
+            raise PlanRefused(err) from err
+        return {"plan": plan_dict(result.plan), "dry_run": dry_run, "maps": result.maps,
+                "programs": result.programs, "attached": result.attached,
+                "fallback": list(result.fallback), "entries": result.entries,
+                "source": snapshot.device}
+
+    def traffic_set(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        kind = param(params, "kind", str, None)
+        rate = param(params, "rate", (int, float), None)
+        if kind is not None:
+            self.traffic = parse_traffic(kind, float(rate or 200.0))
+        elif rate is not None and self.traffic is not None:
+            if rate <= 0:
+                raise ServiceError(errno.EINVAL, "the traffic rate must be positive.")
+            self.traffic.rate = float(rate)
+        return self.status()["traffic"]
+
+
+class PlanRefused(CliError):
+    """A restore the plan or the target refused; carries the plan for the report."""
+
+    def __init__(self, err: RestoreError) -> None:
+        super().__init__(str(err))
+        self.errno = errno.EOPNOTSUPP if isinstance(err, IncompatibleTarget) else \
+            getattr(err.cause, "errno", errno.EINVAL)
+        self.plan = plan_dict(err.plan) if err.plan is not None else None
+
+
+def error_data(exc: BaseException) -> dict[str, Any]:
+    """Extra data an error carries over the socket: a plan, a verifier log."""
+    data: dict[str, Any] = {}
+    if isinstance(exc, PlanRefused) and exc.plan is not None:
+        data["plan"] = exc.plan
+    response = getattr(exc, "response", None)
+    log = getattr(response, "log", None)
+    if isinstance(log, str) and log:
+        data["log"] = log
+    return data
