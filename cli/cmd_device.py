@@ -1,0 +1,181 @@
+"""``device serve``, ``load`` and ``status``: running a device and looking at it."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.live import Live
+from rich.table import Table
+
+from .client import DeviceClient
+from .device_service import BACKENDS, ENGINES, DeviceService
+from .exits import CliError, Exit, UsageError
+from .output import Output
+from .rpc import RemoteError
+from .status_view import status_json, status_view
+from .traffic import DEFAULT_RATE, parse_traffic
+
+RAW = argparse.RawDescriptionHelpFormatter
+
+
+def register(sub: Any) -> None:
+    device = sub.add_parser(
+        "device", help="run a device daemon (device serve)", formatter_class=RAW,
+        description="Device daemons: one offload device with its guest driver per process.",
+        epilog="example:\n  offload-migrate device serve --name A --profile full "
+               "--socket /tmp/a.sock --traffic synthetic")
+    dsub = device.add_subparsers(dest="device_command", required=True, metavar="COMMAND")
+    serve = dsub.add_parser(
+        "serve", help="run a device and answer its control socket", formatter_class=RAW,
+        description="Run an offload device and its guest driver, optionally with traffic on its "
+                    "receive path, answering msgpack-RPC on a Unix socket "
+                    "(docs/control-socket.md). SIGTERM, SIGINT or the 'shutdown' method stop "
+                    "it and remove the socket.",
+        epilog="examples:\n"
+               "  offload-migrate device serve --name A --profile full --socket /tmp/a.sock\n"
+               "  offload-migrate device serve --name B --profile smartnic --socket /tmp/b.sock "
+               "--traffic pcap:trace.pcap --rate 500\n"
+               "  offload-migrate device serve --name K --profile host-kernel --backend kernel "
+               "--socket /tmp/k.sock")
+    serve.add_argument("--name", required=True, help="device name (also the interface name)")
+    serve.add_argument("--profile", default="full", help="capability profile (default: full; "
+                       "see 'offload-migrate profiles')")
+    serve.add_argument("--socket", required=True, metavar="PATH", help="control socket path")
+    serve.add_argument("--backend", choices=BACKENDS, default="builtin",
+                       help="where programs run: the built-in engines or the host kernel")
+    serve.add_argument("--engine", choices=ENGINES, default="fast",
+                       help="built-in engine (default: fast)")
+    serve.add_argument("--traffic", metavar="synthetic|pcap:FILE",
+                       help="frames to send through the device continuously")
+    serve.add_argument("--rate", type=float, default=DEFAULT_RATE,
+                       help=f"traffic frames per second (default: {DEFAULT_RATE:.0f})")
+    serve.add_argument("--seed", type=int, default=None, help="seed for engines and traffic")
+    serve.add_argument("--listen", metavar="tcp:HOST:PORT",
+                       help="accept incoming live migrations on this address")
+    serve.set_defaults(handler=serve_command)
+    stop = dsub.add_parser("stop", help="stop a device daemon (the 'shutdown' method)",
+                           epilog="example:\n  offload-migrate device stop --device /tmp/a.sock",
+                           formatter_class=RAW)
+    stop.add_argument("--device", required=True, metavar="PATH", help="control socket")
+    stop.set_defaults(handler=stop_command)
+
+    load = sub.add_parser(
+        "load", help="load an ELF object's programs and maps onto a device", formatter_class=RAW,
+        description="Create the object's maps and load its programs on the device through the "
+                    "guest driver (the device verifies them), optionally attaching one.",
+        epilog="examples:\n"
+               "  offload-migrate load fixtures/xdp/xdp_firewall.o --device /tmp/a.sock --attach\n"
+               "  offload-migrate load fixtures/xdp/xdp_pass.o --device /tmp/a.sock "
+               "--program xdp_drop_all --attach")
+    load.add_argument("object", help="BPF ELF object (.o) built by clang")
+    load.add_argument("--device", required=True, metavar="PATH", help="control socket")
+    load.add_argument("--section", help="only programs of this ELF section")
+    load.add_argument("--program", help="only this program")
+    load.add_argument("--attach", action="store_true", help="attach the program (XDP, hw mode)")
+    load.set_defaults(handler=load_command)
+
+    status = sub.add_parser(
+        "status", help="live view of devices, programs, counters and maps", formatter_class=RAW,
+        description="A live view of one or more devices: negotiated features, programs with "
+                    "per-action packet counters and rates, maps with fill levels, migration "
+                    "progress. Ctrl-C leaves.",
+        epilog="examples:\n"
+               "  offload-migrate status --device /tmp/a.sock --device /tmp/b.sock\n"
+               "  offload-migrate status --device /tmp/a.sock --once\n"
+               "  offload-migrate status --device /tmp/a.sock --json")
+    status.add_argument("--device", required=True, action="append", metavar="PATH",
+                        help="control socket (repeat for several devices)")
+    status.add_argument("--once", action="store_true", help="render once and exit")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.add_argument("--interval", type=float, default=0.5,
+                        help="seconds between refreshes (default: 0.5)")
+    status.set_defaults(handler=status_command)
+
+
+# ---------------------------------------------------------------------------------- serve
+def serve_command(args: argparse.Namespace, out: Output) -> int:
+    from .daemon import Daemon
+
+    if args.listen is not None:
+        raise UsageError("--listen needs live migration (migrate.live), which this build does "
+                         "not include yet.")
+    traffic = parse_traffic(args.traffic, args.rate, args.seed if args.seed is not None else 1)
+    service = DeviceService(args.name, args.profile, backend=args.backend, engine=args.engine,
+                            seed=args.seed, traffic=traffic)
+
+    def ready() -> None:
+        print(f"device {args.name} (profile {args.profile}, backend {args.backend}) "
+              f"listening on {args.socket}", flush=True)
+
+    Daemon(service, args.socket).serve(ready)
+    print(f"device {args.name} stopped", flush=True)
+    return Exit.OK
+
+
+def stop_command(args: argparse.Namespace, out: Output) -> int:
+    with DeviceClient(args.device) as client:
+        name = client.call("shutdown")["stopping"]
+    out.console.print(f"device {name} is stopping", highlight=False)
+    return Exit.OK
+
+
+# ---------------------------------------------------------------------------------- load
+def load_command(args: argparse.Namespace, out: Output) -> int:
+    path = Path(args.object)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}.") from None
+    with DeviceClient(args.device) as client:
+        result = client.call("load", object=data, name=path.name.split(".")[0],
+                             section=args.section, program=args.program, attach=args.attach)
+    table = Table(title=f"loaded {path.name}")
+    table.add_column("object")
+    table.add_column("id", justify="right")
+    table.add_column("verifier")
+    for name, prog in result["programs"].items():
+        attached = " (attached)" if result["attached"] == name else ""
+        table.add_row(f"program {name}{attached}", str(prog["id"]),
+                      f"{prog['insns_processed']} insns processed, {prog['states']} states")
+    for name, handle in result["maps"].items():
+        table.add_row(f"map {name}", str(handle), "")
+    out.console.print(table)
+    return Exit.OK
+
+
+# ---------------------------------------------------------------------------------- status
+def fetch(paths: list[str]) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+    entries: list[tuple[str, dict[str, Any] | None, str | None]] = []
+    for path in paths:
+        try:
+            with DeviceClient(path, timeout=5.0) as client:
+                entries.append((path, client.call("status"), None))
+        except (CliError, RemoteError) as err:
+            entries.append((path, None, str(err)))
+    return entries
+
+
+def status_command(args: argparse.Namespace, out: Output) -> int:
+    if args.interval <= 0:
+        raise UsageError("--interval must be positive.")
+    entries = fetch(args.device)
+    failed = any(status is None for _, status, _ in entries)
+    if args.json:
+        out.json([status_json(status) if status is not None else
+                  {"socket": path, "error": error} for path, status, error in entries])
+        return Exit.REFUSED if failed else Exit.OK
+    if args.once or not out.console.is_terminal:
+        out.console.print(status_view(entries))
+        return Exit.REFUSED if failed else Exit.OK
+    try:
+        with Live(status_view(entries), console=out.console, refresh_per_second=4,
+                  screen=False) as live:
+            while True:
+                time.sleep(args.interval)
+                live.update(status_view(fetch(args.device)))
+    except KeyboardInterrupt:
+        pass
+    return Exit.OK

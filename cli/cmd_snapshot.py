@@ -1,0 +1,262 @@
+"""``save``, ``restore``, ``inspect``, ``diff`` and ``keygen``: snapshot files and their keys.
+
+Keys stay on this side: the daemon checkpoints and sends the payload (chunked over the control
+socket), the command seals it and writes the file atomically; restore opens and checks the
+seal here, then sends the payload, which the daemon decodes again under the codec's limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from migrate import store
+from migrate.codec import decode, encode
+from migrate.keys import (generate_signing_key, generate_symmetric_key, key_id,
+                          load_private_key, load_public_key, load_symmetric_key, public_key_id)
+from migrate.plan_view import plan_table
+from migrate.seal import Seal, SealInfo, Trust
+from migrate.snapshot import Snapshot
+
+from .client import DeviceClient
+from .exits import Exit, UsageError
+from .output import Output
+from .plan_data import plan_from_dict
+from .rpc import CHUNK, RemoteError
+from .snapshot_view import diff_view, inspect_dict, inspect_view, snapshot_diff
+
+RAW = argparse.RawDescriptionHelpFormatter
+
+
+def _trust_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust", action="append", default=[], metavar="PUBKEY",
+                        help="Ed25519 public key whose signature is accepted (repeatable)")
+    parser.add_argument("--hmac", metavar="KEY", help="shared HMAC-SHA256 key file")
+    parser.add_argument("--decrypt", metavar="KEY", help="AES-256-GCM key file")
+    parser.add_argument("--require-signature", action="store_true",
+                        help="refuse files without a verified signature or MAC")
+
+
+def register(sub: Any) -> None:
+    save = sub.add_parser(
+        "save", help="checkpoint a device into a sealed snapshot file", formatter_class=RAW,
+        description="The daemon checkpoints its device (programs as original bytecode, maps "
+                    "with contents, negotiated features); the file is sealed (SHA-256, "
+                    "optionally signed or MACed and encrypted) and written atomically, mode 0600.",
+        epilog="examples:\n"
+               "  offload-migrate save --device /tmp/a.sock -o a.snap\n"
+               "  offload-migrate save --device /tmp/a.sock -o a.snap --sign ops.key "
+               "--encrypt data.key")
+    save.add_argument("--device", required=True, metavar="PATH", help="control socket")
+    save.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file")
+    save.add_argument("--sign", metavar="KEY", help="Ed25519 private key (from keygen)")
+    save.add_argument("--hmac", metavar="KEY", help="shared HMAC-SHA256 key instead of a "
+                                                    "signature")
+    save.add_argument("--encrypt", metavar="KEY", help="AES-256-GCM key file")
+    save.set_defaults(handler=save_command)
+
+    restore = sub.add_parser(
+        "restore", help="restore a snapshot onto a device (or dry-run its plan)",
+        formatter_class=RAW,
+        description="Check the seal, plan the restore against the target's capabilities "
+                    "(compatible, rewritable, fallback or incompatible per object) and apply "
+                    "it all or nothing through the target's driver. --dry-run prints the "
+                    "report and changes nothing. Exit 1 when the target refuses, 3 when the "
+                    "seal does not verify.",
+        epilog="examples:\n"
+               "  offload-migrate restore a.snap --device /tmp/b.sock --dry-run\n"
+               "  offload-migrate restore a.snap --device /tmp/b.sock --trust ops.key.pub "
+               "--require-signature --decrypt data.key")
+    restore.add_argument("file", help="snapshot file")
+    restore.add_argument("--device", required=True, metavar="PATH", help="control socket")
+    _trust_options(restore)
+    restore.add_argument("--allow-fallback", action="store_true",
+                         help="keep objects the target cannot offload in the guest")
+    restore.add_argument("--dry-run", action="store_true",
+                         help="print the compatibility report, change nothing")
+    restore.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    restore.set_defaults(handler=restore_command)
+
+    inspect = sub.add_parser(
+        "inspect", help="show a snapshot file: seal, features, programs, maps",
+        formatter_class=RAW,
+        description="Header, seal information, negotiated features by name, programs with "
+                    "their disassembly, map summaries. The seal is checked first.",
+        epilog="examples:\n  offload-migrate inspect a.snap\n"
+               "  offload-migrate inspect a.snap --trust ops.key.pub --json")
+    inspect.add_argument("file", help="snapshot file")
+    _trust_options(inspect)
+    inspect.add_argument("--no-disasm", action="store_true", help="leave out the listings")
+    inspect.add_argument("--json", action="store_true", help="print as JSON")
+    inspect.set_defaults(handler=inspect_command)
+
+    diff = sub.add_parser(
+        "diff", help="compare two snapshots", formatter_class=RAW,
+        description="Programs added, removed or changed (bytecode, map references, attach), "
+                    "maps added, removed or with a changed spec, per-map entries added, removed "
+                    "and changed, features.",
+        epilog="example:\n  offload-migrate diff before.snap after.snap --json")
+    diff.add_argument("a", help="first snapshot")
+    diff.add_argument("b", help="second snapshot")
+    _trust_options(diff)
+    diff.add_argument("--json", action="store_true", help="print as JSON")
+    diff.set_defaults(handler=diff_command)
+
+    keygen = sub.add_parser(
+        "keygen", help="generate a signing, MAC or encryption key", formatter_class=RAW,
+        description="ed25519: a private key (PEM PKCS#8, 0600) and FILE.pub (PEM, 0644); "
+                    "hmac and aes: 32 random bytes as hex (0600).",
+        epilog="examples:\n  offload-migrate keygen --type ed25519 -o ops.key\n"
+               "  offload-migrate keygen --type aes -o data.key")
+    keygen.add_argument("--type", required=True, choices=("ed25519", "hmac", "aes"))
+    keygen.add_argument("-o", "--output", required=True, metavar="FILE")
+    keygen.set_defaults(handler=keygen_command)
+
+
+# ---------------------------------------------------------------------------------- keys
+def seal_from(args: argparse.Namespace) -> Seal:
+    if args.sign and args.hmac:
+        raise UsageError("choose one of --sign and --hmac.")
+    return Seal(signing_key=load_private_key(args.sign) if args.sign else None,
+                mac_key=load_symmetric_key(args.hmac) if args.hmac else None,
+                encryption_key=load_symmetric_key(args.encrypt) if args.encrypt else None)
+
+
+def trust_from(args: argparse.Namespace) -> Trust:
+    return Trust(tuple(load_public_key(path) for path in args.trust),
+                 load_symmetric_key(args.hmac) if args.hmac else None,
+                 load_symmetric_key(args.decrypt) if args.decrypt else None,
+                 args.require_signature)
+
+
+def describe_seal(info: SealInfo) -> str:
+    parts = ["sha256"]
+    if info.auth != "none":
+        parts.append(f"{info.auth} (key {info.auth_key_id})")
+    if info.cipher != "none":
+        parts.append(f"{info.cipher} (key {info.cipher_key_id})")
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------------------------- save
+def download(client: DeviceClient, out: Output) -> bytes:
+    begin = client.call("checkpoint.begin")
+    data = bytearray()
+    with out.transfer("checkpoint", begin["size"]) as bar:
+        while len(data) < begin["size"]:
+            chunk = client.call("checkpoint.read", transfer=begin["transfer"],
+                                offset=len(data), size=CHUNK)
+            if not chunk:
+                break
+            data += chunk
+            bar.advance(len(chunk))
+    return bytes(data)
+
+
+def save_command(args: argparse.Namespace, out: Output) -> int:
+    seal = seal_from(args)
+    with DeviceClient(args.device) as client:
+        payload = download(client, out)
+    snapshot = decode(payload)
+    info = store.save(args.output, snapshot, seal)
+    entries = sum(m.entry_count for m in snapshot.maps)
+    out.console.print(f"saved device [bold]{snapshot.device}[/bold]: {len(snapshot.programs)} "
+                      f"programs, {len(snapshot.maps)} maps, {entries:,} entries -> "
+                      f"{args.output} ({os.path.getsize(args.output):,} bytes, sealed: "
+                      f"{describe_seal(info)})", highlight=False)
+    return Exit.OK
+
+
+# ---------------------------------------------------------------------------------- restore
+def upload_and_commit(client: DeviceClient, payload: bytes, out: Output, *,
+                      allow_fallback: bool, dry_run: bool) -> dict[str, Any]:
+    begin = client.call("restore.begin", size=len(payload))
+    with out.transfer("restore", len(payload)) as bar:
+        for offset in range(0, len(payload), CHUNK):
+            client.call("restore.write", transfer=begin["transfer"],
+                        data=payload[offset:offset + CHUNK])
+            bar.advance(min(CHUNK, len(payload) - offset))
+    return client.call("restore.commit", transfer=begin["transfer"],
+                       allow_fallback=allow_fallback, dry_run=dry_run)
+
+
+def restore_command(args: argparse.Namespace, out: Output) -> int:
+    snapshot, info = store.load(args.file, trust_from(args))
+    try:
+        with DeviceClient(args.device) as client:
+            result = upload_and_commit(client, encode(snapshot), out,
+                                       allow_fallback=args.allow_fallback, dry_run=args.dry_run)
+    except RemoteError as err:
+        plan = err.data.get("plan")
+        if args.json:
+            out.json({"ok": False, "error": err.name, "message": err.message, "plan": plan})
+        elif plan is not None:
+            out.console.print(plan_table(plan_from_dict(plan)))
+        raise
+    if args.json:
+        out.json({"ok": True, **result})
+        return Exit.OK
+    render_restore(out, result, snapshot, info)
+    return Exit.OK
+
+
+def render_restore(out: Output, result: dict[str, Any], snapshot: Snapshot,
+                   info: SealInfo) -> None:
+    trusted = "verified" if info.authenticated else "unauthenticated"
+    out.console.print(f"snapshot of [bold]{snapshot.device}[/bold] ({describe_seal(info)}, "
+                      f"{trusted})", highlight=False)
+    out.console.print(plan_table(plan_from_dict(result["plan"])))
+    if result["dry_run"]:
+        out.console.print(Text("dry run: the target was not changed", style="bold"))
+        return
+    summary = Table.grid(padding=(0, 2))
+    summary.add_row("programs", ", ".join(f"{n} -> {h}" for n, h in result["programs"].items())
+                    or "-")
+    summary.add_row("maps", ", ".join(f"{n} -> {h}" for n, h in result["maps"].items()) or "-")
+    summary.add_row("entries", f"{result['entries']:,}")
+    summary.add_row("attached", result["attached"] or "-")
+    if result["fallback"]:
+        summary.add_row("kept in the guest", ", ".join(result["fallback"]))
+    out.console.print(summary)
+
+
+# ---------------------------------------------------------------------------------- inspect
+def inspect_command(args: argparse.Namespace, out: Output) -> int:
+    snapshot, info = store.load(args.file, trust_from(args))
+    data = inspect_dict(snapshot, info)
+    if args.json:
+        out.json(data)
+    else:
+        out.console.print(inspect_view(data, disassembly=not args.no_disasm), highlight=False)
+    return Exit.OK
+
+
+def diff_command(args: argparse.Namespace, out: Output) -> int:
+    trust = trust_from(args)
+    a, _ = store.load(args.a, trust)
+    b, _ = store.load(args.b, trust)
+    data = snapshot_diff(a, b)
+    if args.json:
+        out.json(data)
+    else:
+        out.console.print(diff_view(data, (args.a, args.b)))
+    return Exit.OK
+
+
+# ---------------------------------------------------------------------------------- keygen
+def keygen_command(args: argparse.Namespace, out: Output) -> int:
+    if args.type == "ed25519":
+        key = generate_signing_key(args.output)
+        out.console.print(f"wrote Ed25519 private key {args.output} and public key "
+                          f"{args.output}.pub (key id {public_key_id(key.public_key())})",
+                          highlight=False)
+    else:
+        secret = generate_symmetric_key(args.output)
+        use = "HMAC-SHA256" if args.type == "hmac" else "AES-256-GCM"
+        out.console.print(f"wrote {use} key {args.output} (key id {key_id(secret)})",
+                          highlight=False)
+    return Exit.OK

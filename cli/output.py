@@ -1,0 +1,63 @@
+"""Where a command writes: rich on the terminal, JSON for scripts, errors on stderr, and
+progress bars that only show on a terminal (scripts read clean output)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn,
+                           TimeRemainingColumn)
+
+
+@dataclass
+class Output:
+    console: Console
+    err: Console
+
+    def json(self, data: Any) -> None:
+        sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
+        sys.stdout.flush()
+
+    def error(self, message: str, label: str = "error") -> None:
+        self.err.print(f"[bold red]{label}:[/bold red] {message}", highlight=False)
+
+    @contextmanager
+    def transfer(self, description: str, total: int) -> Iterator[ProgressTask]:
+        """A byte-count progress bar (hidden unless stderr is a terminal)."""
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                            TimeRemainingColumn(), console=self.err, transient=True,
+                            disable=not self.err.is_terminal)
+        with progress:
+            yield ProgressTask(progress, progress.add_task(description, total=total))
+
+
+@dataclass
+class ProgressTask:
+    progress: Progress
+    task: TaskID
+
+    def advance(self, amount: float) -> None:
+        self.progress.advance(self.task, amount)
+
+    def update(self, completed: float, total: float | None = None,
+               description: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"completed": completed}
+        if total is not None:
+            kwargs["total"] = total
+        if description is not None:
+            kwargs["description"] = description
+        self.progress.update(self.task, **kwargs)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
