@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from migrate.atomic_write import write_atomic
+from migrate.atomic_file import write_atomic
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.helpers.conformance import CONFORMANCE_HELPERS
