@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, \
     Ed25519PublicKey
 
-from .atomic_write import write_atomic
+from .atomic_file import write_atomic
 from .errors import SnapshotError
 
 SYMMETRIC_KEY_SIZE = 32
