@@ -1,0 +1,252 @@
+"""The source of a live migration: pre-copy over a stream, then a short pause for the cut.
+
+1. Hello; the destination welcomes (protocol version, snapshot format) or refuses.
+2. Full copy: dirty tracking starts, then the snapshot (current format) streams in chunks
+   while traffic keeps flowing; the destination restores it without attaching and says ready.
+3. Rounds: the keys changed since the last take are resent with their current values (or as
+   deleted); each round is acknowledged. Before each round the time to send the dirty set
+   while paused is estimated from measured costs (a fixed round trip plus a per-entry cost,
+   both taken from the rounds so far); once it fits ``downtime_target``, or after
+   ``max_rounds``, the source pauses the receive path, sends the last delta and the counters,
+   and waits for COMMITTED. Then it releases its state.
+
+Any failure before COMMITTED arrives - a refusal, a closed connection, a timeout, a protocol
+violation - unpauses the device and stops dirty tracking: the source runs on with everything
+it had, and the error (a :class:`MigrationError` subclass) carries the report so far.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import zlib
+
+from offload.device.device import Device
+
+from ..codec import ChunkLimits, write_snapshot
+from ..snapshot import FORMAT_VERSION
+from .channel import Channel
+from .errors import (ConnectionLost, DestinationRefused, MigrationError, ProtocolViolation)
+from .messages import (Abort, Committed, Final, Hello, Message, Progress, Ready, Refuse,
+                       RoundAck, RoundEnd, SnapshotChunk, SnapshotEnd, Welcome)
+from .protocol import PROTOCOL_VERSIONS, Connection, Role, State
+from .report import MigrationOutcome, MigrationReport, RoundStats
+from .tracking import SourceState
+
+SEND_CHUNK = 256 << 10  # snapshot bytes per SNAPSHOT frame
+POLL_EVERY = 16  # frames between looks for a refusal while copying
+
+
+class _Sink:
+    """The snapshot writer's output stream: bytes go out in SNAPSHOT frames."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.buf = bytearray()
+        self.total = 0
+        self.crc = 0
+        self.frames = 0
+
+    def write(self, data: bytes) -> int:
+        self.buf += data
+        self.total += len(data)
+        self.crc = zlib.crc32(data, self.crc)
+        while len(self.buf) >= SEND_CHUNK:
+            self._send(bytes(self.buf[:SEND_CHUNK]))
+            del self.buf[:SEND_CHUNK]
+        return len(data)
+
+    def flush(self) -> None:
+        if self.buf:
+            self._send(bytes(self.buf))
+            self.buf.clear()
+
+    def _send(self, data: bytes) -> None:
+        self.channel.send(SnapshotChunk(data))
+        self.frames += 1
+        if self.frames % POLL_EVERY == 0 and (early := self.channel.poll()) is not None:
+            raise _refusal(early)
+
+
+def _refusal(message: Message) -> MigrationError:
+    if isinstance(message, Refuse):
+        return DestinationRefused(f"the destination refused the migration: {message.reason}",
+                                  code=message.code)
+    return ProtocolViolation(f"the destination sent {message.TYPE.name} out of turn.")
+
+
+class MigrationSource:
+    """Migrate ``device``'s offloaded state to whoever is at the other end of ``stream``.
+
+    ``lock`` is the lock the caller's traffic thread holds around ``device.receive`` (one is
+    made if none is given: take it as ``source.lock``); the migration holds it only per chunk.
+    ``timeout`` bounds every read and write on the stream.
+    """
+
+    def __init__(self, device: Device, downtime_target: float = 0.05, max_rounds: int = 30, *,
+                 lock: threading.Lock | None = None, timeout: float = 30.0,
+                 chunks: ChunkLimits = ChunkLimits()) -> None:
+        if downtime_target <= 0 or max_rounds < 0 or timeout <= 0:
+            raise ValueError("downtime_target and timeout must be positive, max_rounds at "
+                             "least 0.")
+        self.device = device
+        self.downtime_target = downtime_target
+        self.max_rounds = max_rounds
+        self.lock = lock if lock is not None else threading.Lock()
+        self.timeout = timeout
+        self.chunks = chunks
+
+    def run(self, stream: socket.socket) -> MigrationReport:
+        run = _Run(self, Channel(stream, Connection(Role.SOURCE), self.timeout))
+        return run.go()
+
+
+class _Run:
+    def __init__(self, source: MigrationSource, channel: Channel) -> None:
+        self.source = source
+        self.device = source.device
+        self.channel = channel
+        self.start = time.monotonic()
+        self.details: list[RoundStats] = []
+        self.paused_at: float | None = None
+        self.downtime: float | None = None
+        self.welcome: Welcome | None = None
+        self.state: SourceState | None = None
+        self.base = 0.0  # seconds a round costs besides its entries (round trip, commit)
+        self.per_entry = 0.0
+
+    def report(self, outcome: MigrationOutcome, reason: str = "") -> MigrationReport:
+        return MigrationReport(
+            "source", outcome, max(0, len(self.details) - 2 if self.downtime is not None
+                                   else len(self.details) - 1),
+            self.channel.bytes_sent, self.channel.bytes_received,
+            tuple(d.entries for d in self.details), time.monotonic() - self.start,
+            self.downtime, self.source.downtime_target,
+            self.welcome.protocol if self.welcome else None,
+            self.welcome.format if self.welcome else None,
+            self.welcome.device if self.welcome else "", reason, tuple(self.details))
+
+    def go(self) -> MigrationReport:
+        try:
+            self._migrate()
+        except BaseException as exc:
+            self._resume()
+            if isinstance(exc, MigrationError):
+                outcome = MigrationOutcome.REFUSED if isinstance(exc, DestinationRefused) \
+                    else MigrationOutcome.FAILED
+                exc.report = self.report(outcome, str(exc))
+                self._abort(str(exc))
+                raise
+            if isinstance(exc, OSError):
+                error = ConnectionLost(f"the migration stream failed: {exc}.")
+                error.report = self.report(MigrationOutcome.FAILED, str(error))
+                self._abort(str(error))
+                raise error from exc
+            self._abort(f"the source failed: {type(exc).__name__}")
+            raise
+        with self.source.lock:
+            assert self.state is not None
+            self.state.release()
+            self.device.paused = False
+        report = self.report(MigrationOutcome.COMPLETED)
+        self.channel.close(linger=1.0)
+        return report
+
+    # ----------------------------------------------------------------- phases
+    def _migrate(self) -> None:
+        ch = self.channel
+        t0 = time.monotonic()
+        ch.send(Hello(PROTOCOL_VERSIONS, (FORMAT_VERSION,), self.device.name,
+                      self.device.caps.name, int(getattr(self.device.backend, "ncpus", 1))))
+        answer = ch.receive()
+        if not isinstance(answer, Welcome):
+            raise _refusal(answer)
+        self.welcome = answer
+        self.base = time.monotonic() - t0
+        self.state = SourceState(self.device, self.source.lock)
+
+        t0, sent0 = time.monotonic(), ch.bytes_sent
+        sink = _Sink(ch)
+        stats = write_snapshot(sink, self.state.snapshot(), self.source.chunks)  # type: ignore[arg-type]
+        sink.flush()
+        ch.send(SnapshotEnd(sink.total, sink.crc))
+        while not isinstance(answer := ch.receive(), Ready):
+            if not isinstance(answer, Progress):
+                raise _refusal(answer)
+        seconds = time.monotonic() - t0
+        self.details.append(RoundStats(0, stats.entries, ch.bytes_sent - sent0, seconds))
+        if stats.entries:
+            self.per_entry = max(0.0, seconds - self.base) / stats.entries
+
+        round_no = 1
+        while True:
+            dirty = self.state.take_dirty()
+            count = sum(len(keys) for keys in dirty.values())
+            estimate = 2 * self.base + count * self.per_entry
+            if estimate <= self.source.downtime_target or round_no > self.source.max_rounds:
+                self._final(dirty, round_no, estimate)
+                return
+            self._round(dirty, round_no, count, estimate)
+            round_no += 1
+
+    def _round(self, dirty: dict[int, set[bytes]], round_no: int, count: int,
+               estimate: float) -> None:
+        assert self.state is not None
+        ch = self.channel
+        t0, sent0 = time.monotonic(), ch.bytes_sent
+        for delta in self.state.deltas(dirty, round_no):
+            ch.send(delta)
+        ch.send(RoundEnd(round_no, count))
+        ack = ch.receive()
+        if not isinstance(ack, RoundAck) or ack.round != round_no:
+            raise _refusal(ack)
+        seconds = time.monotonic() - t0
+        self.details.append(RoundStats(round_no, count, ch.bytes_sent - sent0, seconds,
+                                       estimate))
+        if count:  # a moving average of the per-entry cost, the round trip taken out
+            sample = max(0.0, seconds - self.base) / count
+            self.per_entry = sample if not self.per_entry else \
+                0.5 * self.per_entry + 0.5 * sample
+
+    def _final(self, dirty: dict[int, set[bytes]], round_no: int, estimate: float) -> None:
+        assert self.state is not None
+        ch = self.channel
+        with self.source.lock:
+            self.device.paused = True
+            self.paused_at = time.monotonic()
+            self.state.check_unchanged()
+        sent0 = ch.bytes_sent
+        for handle, keys in self.state.take_dirty().items():  # changed since the last take
+            dirty.setdefault(handle, set()).update(keys)
+        count = sum(len(keys) for keys in dirty.values())
+        for delta in self.state.deltas(dirty, round_no):
+            ch.send(delta)
+        with self.source.lock:
+            programs, ports = self.state.counters()
+        ch.send(Final(round_no, count, programs, ports))
+        answer = ch.receive()
+        if not isinstance(answer, Committed):
+            raise _refusal(answer)
+        self.downtime = time.monotonic() - self.paused_at
+        self.details.append(RoundStats(round_no, count, ch.bytes_sent - sent0, self.downtime,
+                                       estimate))
+
+    # ----------------------------------------------------------------- failure
+    def _resume(self) -> None:
+        with self.source.lock:
+            self.device.paused = False
+            if self.state is not None:
+                self.state.stop()
+
+    def _abort(self, reason: str) -> None:
+        """Tell the destination to roll back, if the stream still takes it; then close."""
+        conn = self.channel.connection
+        if conn.state not in (State.DONE, State.FAILED, State.HELLO):
+            try:
+                self.channel.sock.settimeout(1.0)
+                self.channel.sock.sendall(conn.send(Abort(reason[:4000])))
+            except (OSError, MigrationError):
+                pass
+        conn.fail()
+        self.channel.close()

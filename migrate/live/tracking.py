@@ -1,0 +1,148 @@
+"""The source device as a migration sees it: a streamed full copy, dirty keys per round,
+deltas, counters at the cut, and release after the destination committed.
+
+Every touch of the device happens under ``lock``, the lock the caller's traffic thread holds
+around ``device.receive``; it is taken per chunk (at most ``CHUNK`` entries), never across a
+socket write, so traffic keeps flowing between chunks.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+
+from offload.device.device import Device
+from offload.maps.spec import MapType
+from offload.maps.values import split_percpu
+
+from ..checkpoint import checkpoint, unique_names
+from ..entries import EntryChunk, MapEntries
+from ..snapshot import LINK_MAP_TYPES, Snapshot
+from .errors import MigrationError
+from .messages import COUNTER_FIELDS, Delta
+
+CHUNK = 4096
+
+
+def _locked(chunks: Iterable[EntryChunk], lock: threading.Lock) -> Iterator[EntryChunk]:
+    it = iter(chunks)
+    while True:
+        with lock:
+            chunk = next(it, None)
+        if chunk is None:
+            return
+        yield chunk
+
+
+class SourceState:
+    def __init__(self, device: Device, lock: threading.Lock) -> None:
+        self.device = device
+        self.lock = lock
+        with lock:
+            objects = device.objects
+            self.map_names = unique_names((h, m.spec.name) for h, m in objects.maps.items())
+            self.program_names = unique_names((h, p.name) for h, p in objects.programs.items())
+            self.handles = (frozenset(objects.maps), frozenset(objects.programs))
+            self.live = {h: device.backend.map(h) for h in objects.maps}
+            for handle, live in self.live.items():
+                if not hasattr(live, "track_dirty"):
+                    raise MigrationError(
+                        f"map {self.map_names[handle]!r} on the {device.backend.name} backend "
+                        f"cannot track changed entries, which live migration needs; save and "
+                        f"restore a snapshot instead.")
+            self._enabled = [h for h, live in self.live.items() if not live.tracking_dirty]
+            for handle in self._enabled:
+                self.live[handle].track_dirty(True)
+            for live in self.live.values():
+                live.take_dirty()  # changes from now on: everything before is in the copy
+        self.ncpus = int(getattr(device.backend, "ncpus", 1))
+
+    # ------------------------------------------------------------- full copy
+    def snapshot(self) -> Snapshot:
+        """The state with map contents read chunk by chunk under the lock while it is sent."""
+        with self.lock:
+            snap = checkpoint(self.device, stream=True)
+        maps = []
+        for state in snap.maps:
+            if state.entries is not None and not state.entries.materialised:
+                e = state.entries
+                state = replace(state, entries=MapEntries(e.key_size, e.value_size, e.cpus,
+                                                          _locked(e.chunks, self.lock)))
+            maps.append(state)
+        return replace(snap, maps=tuple(maps))
+
+    # ------------------------------------------------------------- rounds
+    def take_dirty(self) -> dict[int, set[bytes]]:
+        with self.lock:
+            return {h: live.take_dirty() for h, live in self.live.items()}
+
+    def deltas(self, dirty: dict[int, set[bytes]], round_no: int) -> Iterator[Delta]:
+        """The current value (or absence) of each dirty key, in deltas of at most CHUNK."""
+        for handle, keys in dirty.items():
+            if not keys:
+                continue
+            ordered = sorted(keys)
+            for start in range(0, len(ordered), CHUNK):
+                with self.lock:
+                    delta = self._delta(handle, ordered[start:start + CHUNK], round_no)
+                yield delta
+
+    def _delta(self, handle: int, keys: list[bytes], round_no: int) -> Delta:
+        live = self.live[handle]
+        spec = self.device.objects.maps[handle].spec
+        links = spec.type in LINK_MAP_TYPES
+        names = self.program_names if spec.type == MapType.PROG_ARRAY else self.map_names
+        present, values, gone, targets = bytearray(), bytearray(), bytearray(), []
+        for key in keys:
+            found = live.export_entry(key)
+            target = None
+            if found is not None and links:
+                target = names.get(struct.unpack_from("<I", found[1])[0])
+            if found is None or (links and target is None):
+                gone += key
+                continue
+            present += found[0]
+            if links:
+                targets.append(target)
+            elif spec.type.is_percpu:
+                values += b"".join(split_percpu(found[1], spec.value_size, self.ncpus))
+            else:
+                values += found[1]
+        count = len(present) // spec.key_size if spec.key_size else len(targets)
+        return Delta(round_no, self.map_names[handle], count, bytes(present), bytes(values),
+                     bytes(gone), tuple(targets) if links else None)
+
+    # ------------------------------------------------------------- the cut
+    def check_unchanged(self) -> None:
+        objects = self.device.objects
+        if (frozenset(objects.maps), frozenset(objects.programs)) != self.handles:
+            raise MigrationError("maps or programs were created or freed on the source during "
+                                 "the migration; start it again once the guest is done.")
+
+    def counters(self) -> tuple[tuple[tuple[str, tuple[int, ...]], ...], tuple[tuple[str, int], ...]]:
+        programs = tuple((self.program_names[h], tuple(getattr(p.counters, f)
+                                                       for f in COUNTER_FIELDS))
+                         for h, p in self.device.objects.programs.items())
+        ports = self.device.ports
+        return programs, tuple((f, getattr(ports, f)) for f in ports.__slots__)
+
+    # ------------------------------------------------------------- the end
+    def stop(self) -> None:
+        """Dirty tracking as it was before (the migration failed; the device runs on)."""
+        for handle in self._enabled:
+            live = self.live.get(handle)
+            if live is not None:
+                live.track_dirty(False)
+
+    def release(self) -> None:
+        """The destination runs the state: detach and free every program and map here."""
+        device = self.device
+        device.attach(None)
+        for entry in device.objects.maps.values():
+            entry.released = True
+        for program in list(device.objects.programs.values()):
+            program.unloaded = True
+            device.release_program(program)
+        device.collect_maps()
