@@ -27,7 +27,8 @@ from offload.device.device import Device
 from ..codec import ChunkLimits, write_snapshot
 from ..snapshot import FORMAT_VERSION
 from .channel import Channel
-from .errors import (ConnectionLost, DestinationRefused, MigrationError, ProtocolViolation)
+from .errors import (ConnectionLost, DestinationRefused, MigrationError, MigrationTimeout,
+                     ProtocolViolation)
 from .messages import (Abort, Committed, Final, Hello, Message, Progress, Ready, Refuse,
                        RoundAck, RoundEnd, SnapshotChunk, SnapshotEnd, Welcome)
 from .protocol import PROTOCOL_VERSIONS, Connection, Role, State
@@ -225,7 +226,12 @@ class _Run:
         with self.source.lock:
             programs, ports = self.state.counters()
         ch.send(Final(round_no, count, programs, ports))
-        answer = ch.receive()
+        try:
+            answer = ch.receive()
+        except (ConnectionLost, MigrationTimeout) as exc:
+            exc.args = (f"{exc} FINAL was sent: the destination may have committed and run the "
+                        f"state too; detach it there before sending traffic to it.",)
+            raise
         if not isinstance(answer, Committed):
             raise _refusal(answer)
         self.downtime = time.monotonic() - self.paused_at
