@@ -1,0 +1,93 @@
+"""Running the real command in subprocesses, and device daemons on Unix sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "fixtures" / "xdp"
+STARTUP = 15.0  # seconds a daemon may take to listen (a loaded CI machine)
+
+
+def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """``offload-migrate ARGS`` as a person runs it (no terminal: plain output)."""
+    env = dict(os.environ, COLUMNS="120", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def answers(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+class DaemonProcess:
+    def __init__(self, path: Path, name: str, profile: str, *extra: str) -> None:
+        self.path = path
+        self.name = name
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "device", "serve", "--name", name, "--profile",
+             profile, "--socket", str(path), "--seed", "7", *extra],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + STARTUP
+        while not answers(path):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"daemon {name} did not start: {self.process.stderr.read()}")
+            time.sleep(0.05)
+
+    def stop(self) -> tuple[int, str, str]:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            out, err = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+        return self.process.returncode, out, err
+
+
+@pytest.fixture
+def daemons(tmp_path):
+    """A factory of daemons on sockets in tmp_path, all stopped at the end of the test."""
+    started: list[DaemonProcess] = []
+
+    def start(name: str, profile: str = "full", *extra: str) -> DaemonProcess:
+        daemon = DaemonProcess(tmp_path / f"{name}.sock", name, profile, *extra)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """The command in this process (for commands without a daemon): exit code, what stdout
+    and stderr would show."""
+    import io
+
+    from rich.console import Console
+
+    from cli.main import main
+
+    out = Console(record=True, width=120, file=io.StringIO())
+    err = Console(record=True, width=120, file=io.StringIO())
+    code = main(list(args), out, err)
+    captured = capsys.readouterr()
+    return code, captured.out + out.export_text(), captured.err + err.export_text()
