@@ -99,18 +99,16 @@ def register(sub: Any) -> None:
 def serve_command(args: argparse.Namespace, out: Output) -> int:
     from .daemon import Daemon
 
-    if args.listen is not None:
-        raise UsageError("--listen needs live migration (migrate.live), which this build does "
-                         "not include yet.")
     traffic = parse_traffic(args.traffic, args.rate, args.seed if args.seed is not None else 1)
     service = DeviceService(args.name, args.profile, backend=args.backend, engine=args.engine,
                             seed=args.seed, traffic=traffic)
 
     def ready() -> None:
+        extra = f" and {args.listen} (migrations)" if args.listen else ""
         print(f"device {args.name} (profile {args.profile}, backend {args.backend}) "
-              f"listening on {args.socket}", flush=True)
+              f"listening on {args.socket}{extra}", flush=True)
 
-    Daemon(service, args.socket).serve(ready)
+    Daemon(service, args.socket, listen=args.listen).serve(ready)
     print(f"device {args.name} stopped", flush=True)
     return Exit.OK
 

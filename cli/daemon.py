@@ -27,6 +27,7 @@ TICK = 0.02  # seconds between traffic beats
 MAX_CONNECTIONS = 64
 MAX_OUTPUT = 64 << 20  # a client that stops reading is dropped past this backlog
 SOCKET_MODE = 0o600
+LOCK_WAIT = 10.0  # seconds a request waits for a migration's hold on the device
 
 
 class SocketInUse(ServiceError):
@@ -76,8 +77,11 @@ class _Connection:
 class Daemon:
     """The loop around one :class:`DeviceService`."""
 
-    def __init__(self, service: DeviceService, path: str, *, log: TextIO | None = None) -> None:
+    def __init__(self, service: DeviceService, path: str, *, listen: str | None = None,
+                 log: TextIO | None = None) -> None:
         self.service = service
+        self.listen_address = listen
+        self.migration_listener: socket.socket | None = None
         self.path = path
         self.log = log or sys.stderr
         self.stopping = False
@@ -95,6 +99,12 @@ class Daemon:
         self.listener = claim_socket(self.path)
         self._inode = os.stat(self.path).st_ino
         self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        if self.listen_address is not None:
+            from migrate.live import listen
+
+            self.migration_listener = listen(self.listen_address)
+            self.migration_listener.setblocking(False)
+            self.selector.register(self.migration_listener, selectors.EVENT_READ, "migrate")
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)
@@ -109,11 +119,17 @@ class Daemon:
                 for key, mask in self.selector.select(TICK):
                     if key.data == "accept":
                         self._accept()
+                    elif key.data == "migrate":
+                        self._accept_migration()
                     elif key.data == "wake":
                         self._drain_wakeups(wake_r)
                     else:
                         self._service_connection(key.data, mask)
-                self.service.tick()
+                if self.service.lock.acquire(blocking=False):  # no traffic while migrating in
+                    try:
+                        self.service.tick()
+                    finally:
+                        self.service.lock.release()
         finally:
             signal.set_wakeup_fd(old_fd)
             for sig, handler in previous.items():
@@ -164,24 +180,78 @@ class Daemon:
                     print(f"{self.service.device.name}: dropped a client: {err}", file=self.log)
                     return self._drop(conn)
                 for message in requests:
+                    if isinstance(message, Request) and message.method == "migrate.incoming":
+                        return self._hand_over(conn, message)
                     if isinstance(message, Request):
                         conn.output += self._answer(message)
         if conn.output:
             self._flush(conn)
 
     def _answer(self, request: Request) -> bytes:
-        handler = self.extra.get(request.method)
+        lock = self.service.lock
+        if not lock.acquire(blocking=False):  # a migration holds the device
+            if request.method == "status":
+                return encode_response(request.msgid, None, self.service.busy_status())
+            if not lock.acquire(timeout=LOCK_WAIT):
+                error = ServiceError(errno.EBUSY, f"device {self.service.device.name} is busy "
+                                                  "with a migration; try again when it ends.")
+                return encode_response(request.msgid, error_payload(error), None)
         try:
+            handler = self.extra.get(request.method)
             if handler is not None:
                 result = handler(request.params)
             else:
                 result = self.service.dispatch(request.method, request.params)
         except Exception as exc:  # every failure becomes an error answer, never a dead daemon
-            if not isinstance(exc, (ServiceError,)) and not _expected(exc):
+            if not _expected(exc):
                 print(f"{self.service.device.name}: {request.method} failed: "
                       f"{type(exc).__name__}: {exc}", file=self.log)
             return encode_response(request.msgid, error_payload(exc, error_data(exc)), None)
+        finally:
+            lock.release()
         return encode_response(request.msgid, None, result)
+
+    def _hand_over(self, conn: _Connection, request: Request) -> None:
+        """``migrate.incoming``: answer, then the connection carries the migration stream."""
+        self.connections.pop(conn.sock.fileno(), None)
+        self.selector.unregister(conn.sock)
+        conn.sock.setblocking(True)
+        conn.sock.settimeout(5.0)
+        try:
+            if conn.output:
+                raise ServiceError(errno.EPROTO, "migrate.incoming must be the only request on "
+                                                 "its connection.")
+            self._check_incoming()
+            conn.sock.sendall(encode_response(request.msgid, None, {"accepted": True}))
+            self.service.accept_migration(conn.sock, "control socket",
+                                          bool(request.params.get("allow_fallback", False)))
+        except (OSError, ServiceError) as exc:
+            try:
+                conn.sock.sendall(encode_response(request.msgid, error_payload(exc), None))
+            except OSError:
+                pass
+            conn.sock.close()
+
+    def _check_incoming(self) -> None:
+        if self.service.migrating():
+            raise ServiceError(errno.EBUSY, f"device {self.service.device.name} is already "
+                                            "migrating.")
+        with self.service.lock:
+            self.service.check_empty("migrate onto")
+
+    def _accept_migration(self) -> None:
+        assert self.migration_listener is not None
+        try:
+            sock, peer = self.migration_listener.accept()
+        except BlockingIOError:
+            return
+        try:
+            self._check_incoming()
+            self.service.accept_migration(sock, f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple)
+                                          else str(peer))
+        except ServiceError as exc:
+            print(f"{self.service.device.name}: refused a migration: {exc}", file=self.log)
+            sock.close()
 
     def _flush(self, conn: _Connection) -> None:
         try:
@@ -214,6 +284,9 @@ class Daemon:
                 except OSError:
                     pass
             self._drop(conn)
+        if self.migration_listener is not None:
+            self.selector.unregister(self.migration_listener)
+            self.migration_listener.close()
         if self.listener is not None:
             self.selector.unregister(self.listener)
             self.listener.close()

@@ -10,6 +10,7 @@ its parameters and either completes or leaves the device as it was.
 from __future__ import annotations
 
 import errno
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from offload.virtio.features import names as feature_names
 from offload.xdp import XdpAction
 
 from .exits import CliError, UsageError
+from .migration import FINISHED, Migration, start_destination, start_source
 from .plan_data import plan_dict
 from .rates import RateMeter
 from .rpc import CHUNK
@@ -104,7 +106,9 @@ class DeviceService:
         self.clock = clock
         self.started = clock()
         self.rates = RateMeter()
-        self.migration: dict[str, Any] | None = None
+        self.lock = threading.Lock()  # the device's: held by the loop and by migrations
+        self.job: Migration | None = None
+        self.last_status: dict[str, Any] | None = None
         self._downloads: dict[int, bytes] = {}
         self._uploads: dict[int, _Upload] = {}
         self._next_transfer = 1
@@ -115,7 +119,15 @@ class DeviceService:
             "checkpoint.begin": self.checkpoint_begin, "checkpoint.read": self.checkpoint_read,
             "restore.begin": self.restore_begin, "restore.write": self.restore_write,
             "restore.commit": self.restore_commit, "traffic.set": self.traffic_set,
+            "migrate.start": self.migrate_start,
         }
+
+    @property
+    def migration(self) -> dict[str, Any] | None:
+        return None if self.job is None else self.job.picture()
+
+    def migrating(self) -> bool:
+        return self.job is not None and self.job.state not in FINISHED
 
     @property
     def device(self):  # type: ignore[no-untyped-def]
@@ -183,7 +195,7 @@ class DeviceService:
         ports = device.ports
         traffic = None if self.traffic is None else {
             "kind": self.traffic.kind, "rate": self.traffic.rate, "sent": self.traffic.sent}
-        return {"name": device.name, "profile": self.profile,
+        self.last_status = {"name": device.name, "profile": self.profile,
                 "description": device.caps.description, "backend": self.backend_name,
                 "engine": self.engine, "isa_version": device.caps.isa_version,
                 "features": feature_names(device.transport.negotiated or 0),
@@ -191,6 +203,16 @@ class DeviceService:
                 "programs": programs, "maps": maps,
                 "ports": {name: getattr(ports, name) for name in ports.__slots__},
                 "traffic": traffic, "migration": self.migration}
+        return self.last_status
+
+    def busy_status(self) -> dict[str, Any]:
+        """While a migration holds the device: the last picture, the migration's progress."""
+        status = dict(self.last_status or {"name": self.device.name, "profile": self.profile,
+                                           "backend": self.backend_name, "engine": self.engine,
+                                           "features": [], "programs": [], "maps": []})
+        status["migration"] = self.migration
+        status["uptime"] = round(self.clock() - self.started, 3)
+        return status
 
     # -- programs ------------------------------------------------------------------------------
     def load(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -376,9 +398,8 @@ class DeviceService:
                         dry_run: bool = False) -> dict[str, Any]:
         """Decode (with the codec's hard limits) and restore through the driver."""
         snapshot = decode(payload)
-        if not dry_run and (self.device.objects.programs or self.device.objects.maps):
-            raise ServiceError(errno.EBUSY, f"device {self.device.name} already holds offloaded "
-                                            "objects; restore onto an empty device.")
+        if not dry_run:
+            self.check_empty("restore onto")
         try:
             result = restore(snapshot, self.driver, allow_fallback=allow_fallback,
                              dry_run=dry_run)
@@ -399,6 +420,33 @@ class DeviceService:
                 raise ServiceError(errno.EINVAL, "the traffic rate must be positive.")
             self.traffic.rate = float(rate)
         return self.status()["traffic"]
+
+
+    # -- live migration ------------------------------------------------------------------------
+    def migrate_start(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Start migrating this device to ``to``; progress shows in ``status``."""
+        to = param(params, "to", str)
+        downtime = float(param(params, "downtime_target", (int, float), 0.05))
+        rounds = param(params, "max_rounds", int, 30)
+        if downtime <= 0 or rounds < 0:
+            raise ServiceError(errno.EINVAL, "the downtime target must be positive and the "
+                                             "round limit at least 0.")
+        if self.migrating():
+            raise ServiceError(errno.EBUSY, f"device {self.device.name} is already migrating.")
+        if self.device.attached is None and not self.device.objects.programs:
+            raise ServiceError(errno.ENOENT, f"device {self.device.name} holds no program to "
+                                             "migrate.")
+        self.job = start_source(self, to, downtime, rounds)
+        return {"migrating": self.device.name, "to": to}
+
+    def check_empty(self, what: str) -> None:
+        if self.device.objects.programs or self.device.objects.maps:
+            raise ServiceError(errno.EBUSY, f"device {self.device.name} already holds offloaded "
+                                            f"objects; {what} an empty device.")
+
+    def accept_migration(self, stream: Any, peer: str, allow_fallback: bool = False) -> None:
+        """Serve an incoming migration on ``stream`` (the caller checked the device is free)."""
+        self.job = start_destination(self, stream, peer, allow_fallback)
 
 
 class PlanRefused(CliError):

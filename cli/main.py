@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from . import cmd_device, cmd_profiles, cmd_programs, cmd_snapshot, cmd_verify, demo
+from . import (cmd_device, cmd_migrate, cmd_profiles, cmd_programs, cmd_snapshot, cmd_verify,
+               demo)
 from .exits import Exit, classify
 from .output import Output
 from .rpc import RemoteError
@@ -33,6 +34,7 @@ EXAMPLES = """examples:
   offload-migrate save --device /tmp/a.sock -o a.snap --sign ops.key
   offload-migrate restore a.snap --device /tmp/b.sock --trust ops.key.pub --dry-run
   offload-migrate inspect a.snap
+  offload-migrate migrate --from /tmp/a.sock --to /tmp/b.sock
   offload-migrate verify fixtures/xdp/xdp_firewall.o --profile smartnic
 
 exit codes: 0 ok, 1 refused or incompatible, 2 usage, 3 integrity failure
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     cmd_device.register(sub)
     cmd_snapshot.register(sub)
+    cmd_migrate.register(sub)
     cmd_verify.register(sub)
     cmd_profiles.register(sub)
     cmd_programs.register(sub)

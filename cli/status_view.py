@@ -71,15 +71,31 @@ def maps_table(status: dict[str, Any]) -> Table:
 
 
 def migration_line(migration: dict[str, Any] | None) -> RenderableType | None:
+    """The migration's state; a bar when its total is known, its byte count otherwise."""
     if not migration:
         return None
-    total = max(int(migration.get("total", 0) or 0), 1)
-    done = min(int(migration.get("done", 0) or 0), total)
+    state = migration.get("state", "")
+    style = {"completed": "bold green", "failed": "bold red", "refused": "bold red"}.get(
+        state, "bold yellow")
+    arrow = "->" if migration.get("role", "source") == "source" else "<-"
     grid = Table.grid(padding=(0, 1))
-    grid.add_row(Text(f"migration {migration.get('state', '')}", style="bold yellow"),
-                 ProgressBar(total=total, completed=done, width=24),
-                 Text(f"round {migration.get('round', 0)} · {done:,}/{total:,} "
-                      f"{migration.get('unit', 'bytes')}"))
+    label = Text(f"migration {state}", style=style)
+    label.append(f" {arrow} {migration.get('peer', '')}".rstrip(), style="")
+    done = int(migration.get("done", 0) or 0)
+    unit = migration.get("unit", "bytes")
+    detail = f"round {migration.get('round', 0)} · "
+    if migration.get("total"):
+        total = max(int(migration["total"]), 1)
+        grid.add_row(label, ProgressBar(total=total, completed=min(done, total), width=24),
+                     Text(f"{detail}{min(done, total):,}/{total:,} {unit}"))
+        return grid
+    report = migration.get("report") or {}
+    text = f"{detail}{done:,} {unit}, {migration.get('elapsed', 0):.1f} s"
+    if report.get("downtime") is not None:
+        text += f", downtime {report['downtime'] * 1000:.1f} ms"
+    if migration.get("reason"):
+        text += f" - {migration['reason']}"
+    grid.add_row(label, Text(text))
     return grid
 
 
