@@ -19,6 +19,11 @@ from .packets import ether, icmp_echo, tcp, udp, v4_frame
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "xdp"
 
 
+def per_cpu_total(value: bytes) -> int:
+    """The sum of a per-CPU u64 counter over every CPU the device has."""
+    return sum(struct.unpack(f"<{len(value) // 8}Q", value))
+
+
 def load(pair, name):
     obj = load_object(FIXTURES / name)
     maps = {map_name: pair.driver.map_create(spec) for map_name, spec in obj.maps.items()}
@@ -42,7 +47,7 @@ def test_firewall_drops_blocklisted_sources_and_counts(pair):
     counters = device.counters(prog).as_dict()
     assert (counters["drop"], counters["pass"]) == (1, 2)
     verdicts = dict(driver.map_items(maps["verdicts"]))
-    assert sorted(struct.unpack("<Q", v)[0] for v in verdicts.values()) == [1, 2]
+    assert sorted(per_cpu_total(v) for v in verdicts.values()) == [1, 2]
 
 
 def test_load_balancer_rewrites_and_transmits(pair):
@@ -84,7 +89,7 @@ def test_tail_calls_through_a_program_array(pair):
     assert device.receive(v4_frame("1.1.1.1", "2.2.2.2", tcp(1, 2))) == XdpAction.PASS
     assert device.receive(v4_frame("1.1.1.1", "2.2.2.2", icmp_echo(), proto=1)) == \
         XdpAction.PASS
-    handled = [sum(struct.unpack("<Q", v)) for _, v in driver.map_items(maps["handled"])]
+    handled = [per_cpu_total(v) for _, v in driver.map_items(maps["handled"])]
     assert handled == [1, 2, 1]
 
 
@@ -107,6 +112,9 @@ def test_trim_and_global_data(pair):
 
 def test_redirect_through_a_devmap(pair):
     driver, device = pair.driver, pair.device
+    if device.backend.name.startswith("kernel"):
+        pytest.skip("the kernel's test run reports no redirect target, and ifindex 42 is not a "
+                    "host interface")
     obj, maps = load(pair, "xdp_redirect.o")
     prog = driver.prog_load(obj.programs["xdp_redirect_by_mac"], maps=maps)
     driver.xdp_attach(prog)
