@@ -219,3 +219,49 @@ def test_daemon_life_cycle(daemons, tmp_path):
     bad = cli("device", "serve", "--name", "Y", "--socket", str(tmp_path / "y.sock"),
               "--profile", "nope")
     assert bad.returncode == 1 and "no profile" in bad.stderr
+
+
+def _kernel_reason() -> str | None:
+    from offload.backends.kernel import kernel_available
+
+    usable, reason = kernel_available()
+    return None if usable else reason
+
+
+@pytest.mark.skipif(_kernel_reason() is not None,
+                    reason=f"the host kernel's bpf() is unavailable: {_kernel_reason()}")
+def test_kernel_backend_device_restores_onto_the_builtin_one(daemons, tmp_path):
+    k = daemons("K", "full", "--backend", "kernel")
+    b = daemons("B", "smartnic", "--engine", "reference")
+    assert cli("load", str(FIXTURES / "xdp_firewall.o"), "--device", str(k.path),
+               "--attach").returncode == 0
+    block(k.path, "10.0.0.3")
+    expected = call(k.path, "inject", frames=FRAMES)
+    state = status(k.path)
+    assert (state["backend"], state["engine"]) == ("kernel", "kernel")
+    snap = tmp_path / "k.snap"
+    assert cli("save", "--device", str(k.path), "-o", str(snap)).returncode == 0
+    assert cli("restore", str(snap), "--device", str(b.path)).returncode == 0
+    assert status(b.path)["engine"] == "reference"
+    assert call(b.path, "inject", frames=FRAMES) == expected
+
+
+def test_pcap_traffic_is_replayed(daemons, tmp_path):
+    from cli.pcap import encode_pcap
+
+    capture = tmp_path / "trace.pcap"
+    capture.write_bytes(encode_pcap(FRAMES[:20]))
+    d = daemons("C", "full", "--traffic", f"pcap:{capture}", "--rate", "2000")
+    assert cli("load", str(FIXTURES / "xdp_pass.o"), "--device", str(d.path), "--program",
+               "xdp_drop_all", "--attach").returncode == 0
+    for _ in range(200):  # the daemon's beat sends 40 frames per 20 ms
+        state = status(d.path)
+        if state["programs"][0]["counters"]["drop"] >= 20:
+            break
+    assert state["traffic"]["kind"] == f"pcap:{capture}"
+    assert state["programs"][0]["counters"]["drop"] >= 20
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all, no")
+    result = cli("device", "serve", "--name", "X", "--socket", str(tmp_path / "x.sock"),
+                 "--traffic", f"pcap:{bad}")
+    assert result.returncode == 2 and "not a pcap file" in result.stderr
