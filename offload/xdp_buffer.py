@@ -30,17 +30,22 @@ class XdpBuffer:
 
     def __init__(self, frame: bytes, *, headroom: int = XDP_PACKET_HEADROOM,
                  meta: bytes = b"") -> None:
-        needed = headroom + len(frame) + SHARED_INFO_SIZE
-        self.frame_size = max(PAGE_SIZE, -(-needed // PAGE_SIZE) * PAGE_SIZE)
-        self.buffer = bytearray(self.frame_size)
+        end = headroom + len(frame)
+        size = PAGE_SIZE if end + SHARED_INFO_SIZE <= PAGE_SIZE else \
+            -(-(end + SHARED_INFO_SIZE) // PAGE_SIZE) * PAGE_SIZE
+        buffer = bytearray(size)
+        buffer[headroom:end] = frame
+        self.buffer = buffer
+        self.frame_size = size
         self.data = headroom
-        self.data_end = headroom + len(frame)
-        self.buffer[self.data:self.data_end] = frame
-        if len(meta) > XDP_META_MAX or len(meta) % 4 or headroom - len(meta) < XDP_FRAME_SIZE:
-            raise ValueError("metadata must be at most 32 bytes, a multiple of 4, and fit "
-                             "in the headroom")
-        self.data_meta = self.data - len(meta)
-        self.buffer[self.data_meta:self.data] = meta
+        self.data_end = end
+        self.data_meta = headroom
+        if meta:
+            if len(meta) > XDP_META_MAX or len(meta) % 4 or headroom - len(meta) < XDP_FRAME_SIZE:
+                raise ValueError("metadata must be at most 32 bytes, a multiple of 4, and fit "
+                                 "in the headroom")
+            self.data_meta = headroom - len(meta)
+            buffer[self.data_meta:headroom] = meta
 
     @property
     def frame(self) -> bytes:
