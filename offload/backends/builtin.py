@@ -179,9 +179,10 @@ class BuiltinBackend:
             raise ErrnoError(errno.EINVAL, f"lddw source {insn.src} is not supported")
 
         limits = self.caps.limits
+        extra = {"facts": stats.memory_facts} if self.engine == "fast" else {}
         engine = ENGINES[self.engine](insns, XDP_HELPERS, resolve_lddw=resolve,
                                       max_call_frames=limits.max_call_frames,
-                                      max_insns=limits.max_insns)
+                                      max_insns=limits.max_insns, **extra)
         report = LoadReport(stats.insns_processed, stats.total_states, stats.peak_states)
         self.programs[handle] = LoadedProgram(handle, int(prog_type), name, engine,
                                               report=report)

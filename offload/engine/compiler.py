@@ -11,6 +11,8 @@ by construction. The output is pure text - compiling and running it is ``fast.py
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..isa.instruction import Instruction
 from ..isa.opcodes import (
     ATOMIC_FETCH,
@@ -79,9 +81,13 @@ class Translator:
     ``K<slot>`` in the namespace); helper functions are bound as ``H<id>``.
     """
 
-    def __init__(self, layout: Layout, *, max_call_frames: int) -> None:
+    def __init__(self, layout: Layout, *, max_call_frames: int,
+                 facts: Mapping[int, str] | None = None) -> None:
         self.layout = layout
         self.max_call_frames = max_call_frames
+        #: slot -> the memory a verified access always reaches ("ctx", "packet", "stack",
+        #: "map_value"): such accesses skip the checks the verifier already made.
+        self.facts = dict(facts or {})
         self.leaders = block_leaders(layout)
         self._leader_set = set(self.leaders)
         self._predecessors = self._count_predecessors()
@@ -137,6 +143,10 @@ class Translator:
         out(1, "mem = ex.memory")
         out(1, "R = mem._regions")
         out(1, "S = R[r10 >> 32].buffer")
+        if any(self.facts.get(slot) == "packet" for slot in range(start, end)):
+            out(1, "P = ex.env.packet")
+            out(1, "PB = P.buffer")
+            out(1, "PBASE = P.base")
         out(1, "steps = ex.steps")
         out(1, "budget = ex.max_steps")
         out(1, f"pc = {start}")
@@ -352,6 +362,10 @@ class Translator:
                 value = f"SEXT({value}, {size * 8})"
             out(depth, f"r{insn.dst} = {value}")
             return
+        fact = self.facts.get(slot)
+        if fact is not None:
+            self._proven_load(out, depth, insn, fact)
+            return
         self._address(out, depth, insn.src, insn.off)
         fast = f"UNPACK_{_STRUCT[size]}(g.buffer, a - g.base)[0]"
         slow = f"LOAD(mem, {slot}, a, {size})"
@@ -370,12 +384,39 @@ class Translator:
             out(depth, f"PACK_{_STRUCT[size]}(S, {STACK_BYTES + insn.off}, "
                        f"{value} & {hex((1 << (size * 8)) - 1)})")
             return
+        fact = self.facts.get(slot)
+        if fact in ("packet", "map_value", "stack"):
+            out(depth, f"a = (r{insn.dst} + {insn.off}) & {hex(M64)}")
+            mask = hex((1 << (size * 8)) - 1)
+            if fact == "packet":
+                out(depth, f"PACK_{_STRUCT[size]}(PB, a - PBASE, {value} & {mask})")
+            else:
+                out(depth, "g = R[a >> 32]")
+                out(depth, f"PACK_{_STRUCT[size]}(g.buffer, a - g.base, {value} & {mask})")
+            return
         self._address(out, depth, insn.dst, insn.off)
         out(depth, "if g is None or not g.writable or not "
                    f"(g.start <= a - g.base <= g.end - {size}):")
         out(depth + 1, f"FAULT(mem, {slot}, a, {size}, True)")
         out(depth, f"PACK_{_STRUCT[size]}(g.buffer, a - g.base, "
                    f"{value} & {hex((1 << (size * 8)) - 1)})")
+
+    def _proven_load(self, out: _Emitter, depth: int, insn: Instruction, fact: str) -> None:
+        """A load the verifier proved in bounds of one kind of memory: no lookup misses, no
+        bounds check (a verifier bug shows up as an internal ExecutionError, see fast.py)."""
+        size = insn.size.nbytes
+        out(depth, f"a = (r{insn.src} + {insn.off}) & {hex(M64)}")
+        if fact == "packet":
+            value = f"UNPACK_{_STRUCT[size]}(PB, a - PBASE)[0]"
+        elif fact == "ctx":
+            out(depth, "g = R[a >> 32]")
+            value = f"g.reader(a - g.base, {size})"
+        else:
+            out(depth, "g = R[a >> 32]")
+            value = f"UNPACK_{_STRUCT[size]}(g.buffer, a - g.base)[0]"
+        if insn.mode == Mode.MEMSX:
+            value = f"SEXT({value}, {size * 8})"
+        out(depth, f"r{insn.dst} = {value}")
 
     def _atomic(self, out: _Emitter, depth: int, insn: Instruction, slot: int) -> None:
         size = insn.size.nbytes
@@ -426,7 +467,8 @@ class Translator:
         out(depth, "r1 = r2 = r3 = r4 = r5 = 0")
 
 
-def translate(layout: Layout, *, max_call_frames: int) -> str:
+def translate(layout: Layout, *, max_call_frames: int,
+              facts: Mapping[int, str] | None = None) -> str:
     """The Python source for a program: one function ``F<slot>`` per subprogram."""
-    return Translator(layout, max_call_frames=max_call_frames).source()
+    return Translator(layout, max_call_frames=max_call_frames, facts=facts).source()
 

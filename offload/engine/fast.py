@@ -34,7 +34,8 @@ from .interpreter import (
 from .memory import Memory, MemoryFault
 
 CACHE_SIZE = 256
-_CODE_CACHE: OrderedDict[tuple[bytes, int], CodeType] = OrderedDict()
+_CODE_CACHE: OrderedDict[tuple[bytes, int, tuple[tuple[int, str], ...]], CodeType] = \
+    OrderedDict()
 
 
 def _budget_exhausted(budget: int, slot: int) -> ExecutionError:
@@ -89,10 +90,10 @@ def _base_namespace() -> dict[str, Any]:
 _BASE = _base_namespace()
 
 
-def compiled_code(program_bytes: bytes, source: Callable[[], str],
-                  max_call_frames: int) -> CodeType:
+def compiled_code(program_bytes: bytes, source: Callable[[], str], max_call_frames: int,
+                  facts: Mapping[int, str] | None = None) -> CodeType:
     """The compiled translation of a program, from the cache when it was seen before."""
-    key = (program_bytes, max_call_frames)
+    key = (program_bytes, max_call_frames, tuple(sorted((facts or {}).items())))
     code = _CODE_CACHE.get(key)
     if code is None:
         code = compile(source(), "<offload-fast-engine>", "exec")
@@ -110,13 +111,16 @@ class FastInterpreter(Interpreter):
     def __init__(self, insns: Sequence[Instruction], helpers: Mapping[int, Helper] | None = None,
                  *, resolve_lddw: Callable[[Instruction], int] | None = None,
                  max_steps: int = DEFAULT_MAX_STEPS, max_call_frames: int = MAX_CALL_FRAMES,
-                 max_insns: int = 1_000_000) -> None:
+                 max_insns: int = 1_000_000, facts: Mapping[int, str] | None = None) -> None:
+        """``facts`` are the verifier's ``memory_facts`` for a verified XDP program: the
+        accesses they name skip the checks the verifier already made."""
         super().__init__(insns, helpers, resolve_lddw=resolve_lddw, max_steps=max_steps,
                          max_call_frames=max_call_frames, max_insns=max_insns)
         layout = self.layout
         code = compiled_code(encode(layout.instructions),
-                             lambda: translate(layout, max_call_frames=max_call_frames),
-                             max_call_frames)
+                             lambda: translate(layout, max_call_frames=max_call_frames,
+                                               facts=facts),
+                             max_call_frames, facts)
         namespace = dict(_BASE)
         for helper_id, fn in self.helpers.items():
             namespace[f"H{helper_id}"] = fn
@@ -134,4 +138,9 @@ class FastInterpreter(Interpreter):
             return call, 0
         except _Finish as finish:
             return None, finish.value
+        except (struct.error, AttributeError, TypeError, KeyError, IndexError) as err:
+            # Only an access the verifier proved safe skips its checks; if one still misses,
+            # the verifier was wrong: stop with a typed error, never a traceback.
+            raise ExecutionError(f"internal error: a verified access was not valid ({err})",
+                                 insn_index=0) from err
         return None, results[0]

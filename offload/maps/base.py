@@ -340,6 +340,16 @@ class Map:
             self._touch(element_key)
         return buffer
 
+    def program_ref(self, key: bytes, cpu: int) -> bytearray | None:
+        """:meth:`value_ref` for the packet path, where the key was just read as exactly
+        ``key_size`` bytes and ``cpu`` is the device's own: no argument checks."""
+        found = self._ref(key, cpu)
+        if found is None:
+            return None
+        if self._dirty is not None and self.program_writable:
+            self._dirty.add(found[0])
+        return found[1]
+
     def _program_write_check(self, helper: str) -> None:
         if not self.program_writes:
             raise ErrnoError(errno.EINVAL, f"cannot pass map_type {int(self.spec.type)} into "

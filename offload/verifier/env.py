@@ -10,7 +10,7 @@ from ..maps.spec import MapSpec
 from ..program import ProgType
 from .cfg import Program
 from .errors import Reject
-from .state import Reg
+from .state import Reg, RegType
 
 MapResolver = Mapping[int, MapSpec] | Callable[[int], MapSpec | None]
 
@@ -25,6 +25,8 @@ class Env:
     lddw: dict[int, Reg] = field(default_factory=dict)  # slot -> register an lddw loads
     id_gen: int = 0
     stack_depth: dict[int, int] = field(default_factory=dict)  # function -> bytes used
+    #: slot -> the pointer types its memory access was seen through (facts for engines)
+    accesses: dict[int, set[RegType]] = field(default_factory=dict)
 
     def next_id(self) -> int:
         self.id_gen += 1

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import errno
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from ..caps.capabilities import Capabilities
 from ..isa.instruction import Instruction
@@ -44,6 +44,25 @@ class VerifierStats:
     peak_states: int
     stack_depth: tuple[int, ...]  # bytes per function, in slot order (main first)
     log: VerifierLog | None = None  # every processed instruction, at log_level 2
+    #: What the verifier proved about each load and store: the kind of memory it reaches
+    #: ("ctx", "packet", "stack", "map_value") where every explored path agrees. Engines
+    #: use it to drop checks the verifier already made.
+    memory_facts: Mapping[int, str] = field(default_factory=dict)
+
+
+_FACT_NAMES = {RegType.PTR_TO_CTX: "ctx", RegType.PTR_TO_PACKET: "packet",
+               RegType.PTR_TO_PACKET_META: "packet", RegType.PTR_TO_STACK: "stack",
+               RegType.PTR_TO_MAP_VALUE: "map_value"}
+
+
+def memory_facts(accesses: Mapping[int, set[RegType]]) -> dict[int, str]:
+    """Slot -> the one kind of memory an access reaches on every verified path."""
+    facts = {}
+    for slot, kinds in accesses.items():
+        names = {_FACT_NAMES.get(kind) for kind in kinds}
+        if len(names) == 1 and None not in names:
+            facts[slot] = names.pop()
+    return facts
 
 
 class _Checkpoint:
@@ -172,11 +191,13 @@ class _Explorer:
         if cls in (InsnClass.ALU, InsnClass.ALU64):
             check_alu(env, state, insn)
         elif cls == InsnClass.LDX:
+            env.accesses.setdefault(slot, set()).add(state.frame.regs[insn.src].type)
             check_load(env, state, insn)
         elif cls in (InsnClass.ST, InsnClass.STX):
             if insn.mode == Mode.ATOMIC:
                 check_atomic(env, state, insn)
             else:
+                env.accesses.setdefault(slot, set()).add(state.frame.regs[insn.dst].type)
                 check_store(env, state, insn)
         elif cls == InsnClass.LD:
             write_reg(state, insn.dst, env.lddw[slot])
@@ -286,7 +307,8 @@ class _Explorer:
                 peak = live
         depths = self._stack_depths()
         log = VerifierLog(tuple(self.lines)) if verbose else None
-        return VerifierStats(processed, total_states, peak, depths, log)
+        return VerifierStats(processed, total_states, peak, depths, log,
+                             memory_facts(self.env.accesses))
 
     def _stack_depths(self) -> tuple[int, ...]:
         """Per-function stack use, and the combined use along every chain of calls."""
