@@ -80,7 +80,7 @@ class BuiltinBackend:
         self.trace: list[str] = []
         self.routes: Callable[[bytes], bytes | None] | None = None
         self.interfaces = interfaces
-        self._frame: tuple[Region, Region] | None = None
+        self._env: tuple[XdpEnv, Region, Region] | None = None
         self._maps_view: dict[int, Map] | None = None
         #: Map values mapped into memory, kept across runs (bounded, see XdpEnv.release).
         self._value_regions: dict[int, tuple[Region, Map]] = {}
@@ -201,15 +201,19 @@ class BuiltinBackend:
         if program is None:
             raise ErrnoError(errno.EBADF, f"handle {handle} names no program on this device")
         buffer = XdpBuffer(frame, meta=meta)
-        packet, context = self._frame_regions()
+        env, packet, context = self._frame_env()
         packet.buffer = buffer.buffer
         packet.start, packet.end = buffer.data_meta, buffer.data_end
-        env = XdpEnv(self.memory, buffer, packet, self._map_view(),
-                     ingress_ifindex=ingress_ifindex, rx_queue_index=rx_queue_index,
-                     cpu=rx_queue_index % self.ncpus, clock=self.clock, rng=self.rng,
-                     tail_target=_engine_of, routes=self.routes, program_name=program.name,
-                     value_regions=self._value_regions)
-        context.reader = env.read_context
+        env.buffer = buffer
+        env.maps = self._map_view()
+        env.ingress_ifindex = ingress_ifindex
+        env.rx_queue_index = rx_queue_index
+        env.cpu = rx_queue_index % self.ncpus
+        env.routes = self.routes
+        env.program_name = program.name
+        env.redirect = None
+        if env.trace:
+            env.trace = []
         error = None
         retval = 0
         try:
@@ -226,14 +230,19 @@ class BuiltinBackend:
                           redirect.ifindex if redirect else None,
                           redirect.program if redirect else None, tuple(env.trace), error)
 
-    def _frame_regions(self) -> tuple[Region, Region]:
-        """The packet and ``xdp_md`` regions, mapped once and refilled for every frame."""
-        if self._frame is None:
+    def _frame_env(self) -> tuple[XdpEnv, Region, Region]:
+        """The helpers' environment with the packet and ``xdp_md`` regions, made once and
+        refilled for every frame (runs on one device are sequential)."""
+        if self._env is None:
             packet = self.memory.add_region(RegionKind.PACKET, bytearray(), name="packet")
             context = self.memory.add_region(RegionKind.CONTEXT, bytearray(XDP_MD_SIZE),
                                              writable=False, name="xdp_md")
-            self._frame = (packet, context)
-        return self._frame
+            env = XdpEnv(self.memory, XdpBuffer(b""), packet, {}, clock=self.clock,
+                         rng=self.rng, tail_target=_engine_of,
+                         value_regions=self._value_regions)
+            context.reader = env.read_context
+            self._env = (env, packet, context)
+        return self._env
 
     def _map_view(self) -> dict[int, Map]:
         """Handle -> live map, rebuilt only when maps come and go."""

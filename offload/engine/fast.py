@@ -19,7 +19,7 @@ from typing import Any
 from ..isa.codec import encode
 from ..isa.instruction import Instruction
 from ..isa.opcodes import LDDW, PseudoSrc
-from .alu import ALU32_OPS, ALU64_OPS, bswap, sign_extend
+from .alu import ALU32_OPS, ALU64_OPS, M64, bswap, sign_extend
 from .compiler import translate
 from .interpreter import (
     DEFAULT_MAX_STEPS,
@@ -30,6 +30,7 @@ from .interpreter import (
     Interpreter,
     TailCall,
     _Finish,
+    _loop_after_tail_call as _continue_after_tail_call,
 )
 from .memory import Memory, MemoryFault
 
@@ -130,6 +131,19 @@ class FastInterpreter(Interpreter):
                 namespace[f"K{slot}"] = resolve_lddw(insn) & ((1 << 64) - 1)
         exec(code, namespace)  # noqa: S102 - our own translation of a checked program
         self._entry = namespace["F0"]
+
+    def run(self, memory: Memory, *args: int, env: Any = None) -> int:
+        """Run with r1.. = args and return r0: the packet path's entry, kept short (no
+        result record; a tail call continues through the shared loop)."""
+        if len(args) > 5:
+            raise ValueError("a program takes at most five arguments (r1-r5)")
+        run = Execution(memory, env, self, self.max_steps)
+        regs = [0, *(arg & M64 for arg in args), *(0,) * (10 - len(args))]
+        regs[10] = run.stack_for(0).end_address
+        call, r0 = self._run(regs, run)
+        if call is None:
+            return r0
+        return _continue_after_tail_call(call, regs, run)
 
     def _run(self, regs: list[int], run: Execution) -> tuple[TailCall | None, int]:
         try:

@@ -273,10 +273,15 @@ def _exit_step(r: list[int], ex: Execution) -> int:
 
 def _loop(program: Interpreter, regs: list[int], run: Execution) -> int:
     """Run until the main program exits; a tail call swaps the program and starts over."""
+    call, r0 = program._run(regs, run)
+    if call is None:
+        return r0
+    return _loop_after_tail_call(call, regs, run)
+
+
+def _loop_after_tail_call(call: TailCall, regs: list[int], run: Execution) -> int:
+    """Follow tail calls (at most MAX_TAIL_CALLS) until a program exits."""
     while True:
-        call, r0 = program._run(regs, run)
-        if call is None:
-            return r0
         if run.tail_calls >= MAX_TAIL_CALLS:
             raise ExecutionError(f"more than {MAX_TAIL_CALLS} tail calls",
                                  insn_index=call.slot)
@@ -286,6 +291,10 @@ def _loop(program: Interpreter, regs: list[int], run: Execution) -> int:
         regs[:] = [0] * 11
         regs[1] = call.ctx & M64
         regs[10] = run.stack_for(0).end_address
+        next_call, r0 = program._run(regs, run)
+        if next_call is None:
+            return r0
+        call = next_call
 
 
 def _run_program(program: Interpreter, regs: list[int],
