@@ -447,6 +447,10 @@ class Translator:
             target = slot + 1 + insn.imm
             out(depth, f"if depth + 2 > {self.max_call_frames}:")
             out(depth + 1, f"raise TooDeep({self.max_call_frames}, {slot})")
+            inline = self._inlinable(target)
+            if inline is not None:
+                self._inline_call(out, depth, inline)
+                return
             out(depth, "ex.steps = steps")
             out(depth, f"r0, r1, r2, r3, r4, r5 = F{target}(ex, r0, {args}, r6, r7, r8, r9, "
                        "ex.stack_for(depth + 1).end_address, depth + 1)")
@@ -465,6 +469,53 @@ class Translator:
         out(depth + 1, f"call.slot = {slot}")
         out(depth + 1, "raise")
         out(depth, "r1 = r2 = r3 = r4 = r5 = 0")
+
+
+    def _inlinable(self, target: int) -> list[int] | None:
+        """The slots of a leaf subprogram that can stand in the caller's code: one straight
+        block ending in exit, no calls, and no use of r10 (so its own stack frame, which the
+        caller cannot see, is never touched)."""
+        number = self.layout.subprograms.index(target)
+        start, end = self.layout.subprogram_bounds(number)
+        slots = [s for s in range(start, end) if self.layout.slots[s] is not None]
+        if len(slots) > 32:
+            return None
+        for slot in slots:
+            insn = self.layout.slots[slot]
+            assert insn is not None
+            if insn.is_call or insn.is_jump or insn.opcode == LDDW and insn.src != \
+                    PseudoSrc.IMM64 or 10 in (insn.dst, insn.src):
+                return None
+            if insn.is_exit and slot != slots[-1]:
+                return None
+        last = self.layout.slots[slots[-1]]
+        return slots if last is not None and last.is_exit else None
+
+    def _inline_call(self, out: _Emitter, depth: int, slots: list[int]) -> None:
+        """A leaf call as straight-line code; r6-r9 keep the caller's values, as ``exit``
+        restores them."""
+        written = sorted({insn.dst for insn in (self.layout.slots[s] for s in slots)
+                          if insn is not None and 6 <= insn.dst <= 9 and _writes(insn)} |
+                         {insn.src for insn in (self.layout.slots[s] for s in slots)
+                          if insn is not None and 6 <= insn.src <= 9 and _fetches(insn)})
+        for reg in written:
+            out(depth, f"k{reg} = r{reg}")
+        out(depth, f"steps += {len(slots)}")
+        for slot in slots[:-1]:
+            self._instruction(out, depth, slot)
+        for reg in written:
+            out(depth, f"r{reg} = k{reg}")
+
+
+def _writes(insn: Instruction) -> bool:
+    """Whether an instruction (of a leaf subprogram) sets its dst register."""
+    return insn.cls in (InsnClass.ALU, InsnClass.ALU64, InsnClass.LDX) or insn.opcode == LDDW
+
+
+def _fetches(insn: Instruction) -> bool:
+    """Whether an atomic fetch or exchange writes its src register."""
+    return insn.cls == InsnClass.STX and insn.mode == Mode.ATOMIC and bool(
+        insn.imm & ATOMIC_FETCH)
 
 
 def translate(layout: Layout, *, max_call_frames: int,
