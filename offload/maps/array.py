@@ -24,6 +24,17 @@ ARRAY_CREATE_FLAG_MASK = int(MapFlags.NUMA_NODE | MapFlags.MMAPABLE | ACCESS_MAS
                              | MapFlags.PRESERVE_ELEMS | MapFlags.INNER_MAP)
 
 
+def next_index(key: bytes | None, max_entries: int) -> bytes | None:
+    """BPF_MAP_GET_NEXT_KEY of every map indexed by u32 (array_map_get_next_key): no key or
+    one past the end starts at 0, the last index has no successor."""
+    index = (1 << 32) - 1 if key is None else int.from_bytes(key, "little")
+    if index >= max_entries:
+        return bytes(4)
+    if index == max_entries - 1:
+        return None
+    return (index + 1).to_bytes(4, "little")
+
+
 def check_array_spec(spec: MapSpec) -> None:
     """``array_map_alloc_check()``: shared by every array-backed map type."""
     percpu = spec.type == MapType.PERCPU_ARRAY
@@ -105,12 +116,7 @@ class ArrayMap(Map):
         raise ErrnoError(errno.EINVAL, "Array elements cannot be deleted: they always exist.")
 
     def _next_key(self, key: bytes | None) -> bytes | None:
-        index = (1 << 32) - 1 if key is None else int.from_bytes(key, "little")
-        if index >= self.max_entries:
-            return (0).to_bytes(4, "little")
-        if index == self.max_entries - 1:
-            return None
-        return (index + 1).to_bytes(4, "little")
+        return next_index(key, self.max_entries)
 
     def _ref(self, key: bytes, cpu: int) -> tuple[bytes, bytearray] | None:
         index = int.from_bytes(key, "little")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..errors import ErrnoError
 from ..program import ProgType
+from .array import next_index
 from .base import Map
 from .hash import HashMap
 from .resolver import ProgramHandle
@@ -145,12 +146,7 @@ class DevMap(Map):
             self._touch(key)
 
     def _next_key(self, key: bytes | None) -> bytes | None:
-        index = (1 << 32) - 1 if key is None else int.from_bytes(key, "little")
-        if index >= self.max_entries:
-            return bytes(4)
-        if index == self.max_entries - 1:
-            return None
-        return (index + 1).to_bytes(4, "little")
+        return next_index(key, self.max_entries)
 
     def _ref(self, key: bytes, cpu: int) -> tuple[bytes, bytearray] | None:
         slot = self._slots.get(int.from_bytes(key, "little"))

@@ -12,7 +12,7 @@ import errno
 from collections.abc import Iterator
 
 from ..errors import ErrnoError
-from .array import check_array_spec
+from .array import check_array_spec, next_index
 from .base import Map
 from .spec import MapFlags, MapSpec, UpdateFlags
 
@@ -89,12 +89,7 @@ class FdArrayMap(Map):
         self._touch(key)
 
     def _next_key(self, key: bytes | None) -> bytes | None:
-        index = (1 << 32) - 1 if key is None else int.from_bytes(key, "little")
-        if index >= self.max_entries:
-            return bytes(4)
-        if index == self.max_entries - 1:
-            return None
-        return (index + 1).to_bytes(4, "little")
+        return next_index(key, self.max_entries)
 
     def _ref(self, key: bytes, cpu: int) -> tuple[bytes, bytearray] | None:
         raise ErrnoError(errno.EINVAL, f"cannot pass map_type {int(self.spec.type)} into func "
