@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..isa.instruction import Instruction
 from ..isa.opcodes import AluOp, Endian, InsnClass, Source
 from .arith import alu, byte_swap, sign_extend, zext32
 from .env import Env
 from .errors import Reject
+from .ops import Op
 from .scalar import Scalar
 from .state import TYPE_NAMES, UNKNOWN, Reg, RegType, State
 
@@ -43,7 +43,7 @@ def write_reg(state: State, regno: int, reg: Reg) -> None:
     state.frame.regs[regno] = reg
 
 
-def check_alu(env: Env, state: State, insn: Instruction) -> None:
+def check_alu(env: Env, state: State, insn: Op) -> None:
     bits = 64 if insn.cls == InsnClass.ALU64 else 32
     op = insn.alu_op
     dst = insn.dst
@@ -79,7 +79,7 @@ def check_alu(env: Env, state: State, insn: Instruction) -> None:
     write_reg(state, dst, _pointer_alu(env, insn, op, bits, dreg, sreg))
 
 
-def _mov(env: Env, state: State, insn: Instruction, bits: int) -> None:
+def _mov(env: Env, state: State, insn: Op, bits: int) -> None:
     if insn.source == Source.K:
         value = insn.imm if bits == 64 else insn.imm & 0xFFFFFFFF
         write_reg(state, insn.dst, Reg.const(value))
@@ -103,7 +103,7 @@ def _mov(env: Env, state: State, insn: Instruction, bits: int) -> None:
     write_reg(state, insn.dst, src)
 
 
-def _pointer_alu(env: Env, insn: Instruction, op: AluOp, bits: int, dreg: Reg,
+def _pointer_alu(env: Env, insn: Op, op: AluOp, bits: int, dreg: Reg,
                  sreg: Reg) -> Reg:
     dst, src = insn.dst, insn.src
     if op == AluOp.SUB and _is_pkt_kind(dreg) and _is_pkt_kind(sreg):

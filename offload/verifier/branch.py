@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..isa.instruction import Instruction
 from ..isa.opcodes import InsnClass, JmpOp, Source
 from .alu import read_reg
 from .errors import Reject
+from .ops import Op
 from .memory import MAX_PACKET_OFF
 from .scalar import Scalar
 from .state import Reg, RegType, State
@@ -32,7 +32,7 @@ _SWAP = {JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE, JmpOp.JGT: JmpOp.JLT,
 _NOT_JSET = -1  # pseudo operation: (a & b) == 0
 
 
-def branch(state: State, insn: Instruction) -> tuple[State | None, State | None]:
+def branch(state: State, insn: Op) -> tuple[State | None, State | None]:
     """(taken, fall-through) successor states; None for a successor that cannot happen."""
     op = insn.jmp_op
     bits = 32 if insn.cls == InsnClass.JMP32 else 64
@@ -149,7 +149,7 @@ def _set_scalar(state: State, regno: int, old: Reg, var: Scalar) -> None:
 
 
 # ---------------------------------------------------------------- pointers
-def _pointer_branch(state: State, insn: Instruction, op: JmpOp, bits: int, dst: Reg, src: Reg,
+def _pointer_branch(state: State, insn: Op, op: JmpOp, bits: int, dst: Reg, src: Reg,
                     src_regno: int) -> tuple[State | None, State | None]:
     is_zero = src.type == RegType.SCALAR and src.var.is_const and src.var.value == 0
     if is_zero and dst.type.is_pointer and op in (JmpOp.JEQ, JmpOp.JNE):

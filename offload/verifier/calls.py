@@ -20,12 +20,12 @@ from ..helpers.prototypes import (
     helper_name,
     prototype,
 )
-from ..isa.instruction import Instruction
 from ..maps.spec import MapSpec
 from ..xdp import XdpAction
 from .alu import read_reg
 from .env import Env
 from .errors import Reject
+from .ops import Op
 from .memory import check_helper_mem
 from .state import NOT_INIT, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
 
@@ -33,7 +33,7 @@ _MEM_TYPES = "fp, pkt, pkt_meta, map_value"
 _PKT_TYPES = (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META, RegType.PTR_TO_PACKET_END)
 
 
-def check_helper_call(env: Env, state: State, insn: Instruction) -> None:
+def check_helper_call(env: Env, state: State, insn: Op) -> None:
     hid = insn.imm
     proto = prototype(hid)
     if proto is None or hid not in env.caps.helpers:
@@ -159,7 +159,7 @@ def _check_map_compat(proto: HelperProto, spec: MapSpec) -> None:
 
 
 # ---------------------------------------------------------------- bpf-to-bpf calls
-def enter_function(env: Env, state: State, insn: Instruction, slot: int) -> None:
+def enter_function(env: Env, state: State, insn: Op, slot: int) -> None:
     if len(state.frames) >= env.caps.limits.max_call_frames:
         raise Reject(f"the call stack of {len(state.frames) + 1} frames is too deep")
     target = slot + 1 + insn.imm

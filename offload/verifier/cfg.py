@@ -25,6 +25,7 @@ from ..isa.opcodes import (
 )
 from ..isa.versions import required_version
 from .errors import Reject
+from .ops import Op, decode_all
 
 ALL_ARGS = frozenset(range(1, 6))
 CALLER_SAVED = frozenset(range(0, 6))
@@ -39,6 +40,7 @@ class Program:
     subprog_of: tuple[int, ...]  # per slot: first slot of its function
     prune_points: frozenset[int]
     live: tuple[frozenset[int], ...]  # registers live on entry to each slot
+    ops: tuple[Op | None, ...]  # ``slots`` decoded once, for the checks
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -83,7 +85,7 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
             prune.add(slot + 1)
     prune.discard(n)
     return Program(tuple(slots), subprogs, tuple(subprog_of), frozenset(prune),
-                   _liveness(slots))
+                   _liveness(slots), decode_all(tuple(slots)))
 
 
 def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:

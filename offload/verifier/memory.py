@@ -10,7 +10,6 @@ pointer back as a number.
 
 from __future__ import annotations
 
-from ..isa.instruction import Instruction
 from ..isa.opcodes import ATOMIC_FETCH, AtomicOp, InsnClass, Mode
 from ..maps.spec import MapFlags, MapSpec
 from ..xdp import XDP_MD_SIZE, XdpMd
@@ -18,6 +17,7 @@ from .alu import read_reg, write_reg
 from .arith import sign_extend as sign_extend_value
 from .env import Env
 from .errors import Reject
+from .ops import Op
 from .scalar import Scalar
 from .state import (
     EMPTY_SLOT,
@@ -50,14 +50,14 @@ def map_read_only(spec: MapSpec) -> bool:
 
 
 # ---------------------------------------------------------------- instructions
-def check_load(env: Env, state: State, insn: Instruction) -> None:
+def check_load(env: Env, state: State, insn: Op) -> None:
     ptr = read_reg(state, insn.src)
-    value = access(env, state, insn.src, ptr, insn.off, insn.size.nbytes, write=False,
+    value = access(env, state, insn.src, ptr, insn.off, insn.nbytes, write=False,
                    sign_extend=insn.mode == Mode.MEMSX)
     write_reg(state, insn.dst, value)
 
 
-def check_store(env: Env, state: State, insn: Instruction) -> None:
+def check_store(env: Env, state: State, insn: Op) -> None:
     ptr = read_reg(state, insn.dst)
     if insn.cls == InsnClass.ST:
         if ptr.type == RegType.PTR_TO_CTX:
@@ -67,15 +67,15 @@ def check_store(env: Env, state: State, insn: Instruction) -> None:
     else:
         value = read_reg(state, insn.src)
         value_regno = insn.src
-    access(env, state, insn.dst, ptr, insn.off, insn.size.nbytes, write=True, value=value,
+    access(env, state, insn.dst, ptr, insn.off, insn.nbytes, write=True, value=value,
            value_regno=value_regno)
 
 
-def check_atomic(env: Env, state: State, insn: Instruction) -> None:
+def check_atomic(env: Env, state: State, insn: Op) -> None:
     """A read-modify-write: the location must be readable and writable memory."""
     ptr = read_reg(state, insn.dst)
     src = read_reg(state, insn.src)
-    size = insn.size.nbytes
+    size = insn.nbytes
     if src.type != RegType.SCALAR:
         raise Reject(f"R{insn.src} leaks addr into mem")
     if insn.imm == AtomicOp.CMPXCHG:

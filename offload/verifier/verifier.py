@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 from ..caps.capabilities import Capabilities
 from ..isa.instruction import Instruction
-from ..isa.opcodes import InsnClass, Mode, PseudoSrc
+from ..isa.opcodes import PseudoSrc
 from ..maps.spec import MapType
 from ..program import ProgType
+from . import ops
 from .alu import check_alu, write_reg
 from .branch import branch
 from .calls import check_helper_call, check_program_exit, enter_function, leave_function
@@ -185,41 +186,14 @@ class _Explorer:
         """Execute the instruction at ``state.insn``; the successor states, possibly none."""
         env = self.env
         slot = state.insn
-        insn = self.prog.slots[slot]
-        assert insn is not None
-        cls = insn.cls
-        if cls in (InsnClass.ALU, InsnClass.ALU64):
-            check_alu(env, state, insn)
-        elif cls == InsnClass.LDX:
-            env.accesses.setdefault(slot, set()).add(state.frame.regs[insn.src].type)
-            check_load(env, state, insn)
-        elif cls in (InsnClass.ST, InsnClass.STX):
-            if insn.mode == Mode.ATOMIC:
-                check_atomic(env, state, insn)
-            else:
-                env.accesses.setdefault(slot, set()).add(state.frame.regs[insn.dst].type)
-                check_store(env, state, insn)
-        elif cls == InsnClass.LD:
-            write_reg(state, insn.dst, env.lddw[slot])
-            state.insn = slot + 2
-            return (state,)
-        elif insn.is_exit:
-            if len(state.frames) > 1:
-                leave_function(state)
-                return (state,)
-            check_program_exit(env, state)
-            return ()
-        elif insn.is_call:
-            if insn.is_local_call:
-                enter_function(env, state, insn, slot)
-                return (state,)
-            check_helper_call(env, state, insn)
-        elif insn.is_unconditional_jump:
-            state.insn = slot + 1 + insn.jump_offset
-            return (state,)
-        else:
-            taken, fall = branch(state, insn)
-            target = slot + 1 + insn.off
+        op = self.prog.ops[slot]
+        assert op is not None
+        kind = op.kind
+        if kind == ops.ALU:
+            check_alu(env, state, op)
+        elif kind == ops.BRANCH:
+            taken, fall = branch(state, op)
+            target = slot + 1 + op.off
             if taken is not None:
                 taken.insn = target
             if fall is not None:
@@ -229,6 +203,32 @@ class _Explorer:
                     return (fall,)
                 return fall, taken
             return tuple(s for s in (fall, taken) if s is not None)
+        elif kind == ops.LOAD:
+            env.accesses.setdefault(slot, set()).add(state.frame.regs[op.src].type)
+            check_load(env, state, op)
+        elif kind == ops.STORE:
+            env.accesses.setdefault(slot, set()).add(state.frame.regs[op.dst].type)
+            check_store(env, state, op)
+        elif kind == ops.ATOMIC:
+            check_atomic(env, state, op)
+        elif kind == ops.LDDW:
+            write_reg(state, op.dst, env.lddw[slot])
+            state.insn = slot + 2
+            return (state,)
+        elif kind == ops.EXIT:
+            if len(state.frames) > 1:
+                leave_function(state)
+                return (state,)
+            check_program_exit(env, state)
+            return ()
+        elif kind == ops.LOCAL_CALL:
+            enter_function(env, state, op, slot)
+            return (state,)
+        elif kind == ops.HELPER_CALL:
+            check_helper_call(env, state, op)
+        else:  # ops.JA
+            state.insn = slot + 1 + op.jump_offset
+            return (state,)
         state.insn = slot + 1
         return (state,)
 
