@@ -9,8 +9,6 @@ into a number.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..isa.opcodes import AluOp, Endian, InsnClass, Source
 from .arith import alu, byte_swap, sign_extend, zext32
 from .env import Env
@@ -98,7 +96,7 @@ def _mov(env: Env, state: State, insn: Op, bits: int) -> None:
     if src.type == RegType.SCALAR and not src.var.is_const and insn.src != insn.dst:
         # link both copies so a later comparison of one narrows the other
         if not src.id:
-            src = replace(src, id=env.next_id())
+            src = src._replace(id=env.next_id())
             state.frame.regs[insn.src] = src
     write_reg(state, insn.dst, src)
 
@@ -140,7 +138,7 @@ def add_offset(env: Env, ptr: Reg, value: Scalar, *, negate: bool, regno: int) -
         off = ptr.off + delta
         if not -MAX_VAR_OFF < off < MAX_VAR_OFF:
             raise Reject(f"value {delta} makes {name} pointer be out of bounds")
-        return replace(ptr, off=off)
+        return ptr._replace(off=off)
     if value.smin <= -MAX_VAR_OFF or value.smax >= MAX_VAR_OFF:
         if ptr.type in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
             raise Reject(f"R{regno} unbounded variable offset makes {name} pointer be out of "
@@ -148,8 +146,8 @@ def add_offset(env: Env, ptr: Reg, value: Scalar, *, negate: bool, regno: int) -
     var = alu(AluOp.SUB if negate else AluOp.ADD, ptr.var, value, bits=64)
     if ptr.type.is_packet:
         # a new variable part: ranges proven for the old one do not carry over
-        return replace(ptr, var=var, id=env.next_id(), range=0)
-    return replace(ptr, var=var)
+        return ptr._replace(var=var, id=env.next_id(), range=0)
+    return ptr._replace(var=var)
 
 
 def _is_pkt_kind(reg: Reg) -> bool:

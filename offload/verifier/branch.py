@@ -10,13 +10,11 @@ pointer comparison would leak address bits, which an unprivileged program may no
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..isa.opcodes import InsnClass, JmpOp, Source
 from .alu import read_reg
 from .errors import Reject
-from .ops import Op
 from .memory import MAX_PACKET_OFF
+from .ops import Op
 from .scalar import Scalar
 from .state import Reg, RegType, State
 from .tnum import U32, U64, Tnum
@@ -179,8 +177,8 @@ def _mark_null(state: State, reg: Reg, *, is_null: bool) -> None:
         if is_null:
             return Reg.const(0)
         if r.type == RegType.CONST_PTR_TO_MAP_OR_NULL:
-            return replace(r, type=RegType.CONST_PTR_TO_MAP, id=0)
-        return replace(r, type=RegType.PTR_TO_MAP_VALUE, id=0)
+            return r._replace(type=RegType.CONST_PTR_TO_MAP, id=0)
+        return r._replace(type=RegType.PTR_TO_MAP_VALUE, id=0)
 
     state.map_regs(mark)
 
@@ -234,9 +232,9 @@ def _prove(state: State, ptr: Reg, new_range: int, length: int) -> None:
         if r.type != kind:
             return r
         if r.id == ident and new_range > r.range:
-            return replace(r, range=new_range)
+            return r._replace(range=new_range)
         if r.id == 0 and total > r.range:
-            return replace(r, range=total)
+            return r._replace(range=total)
         return r
 
     state.map_regs(mark)

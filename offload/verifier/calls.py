@@ -9,8 +9,6 @@ prototype returns. A local call gets a fresh frame with R1-R5 passed in and its 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..helpers.prototypes import (
     MAP_TYPE_HELPERS,
     Arg,
@@ -25,8 +23,8 @@ from ..xdp import XdpAction
 from .alu import read_reg
 from .env import Env
 from .errors import Reject
-from .ops import Op
 from .memory import check_helper_mem
+from .ops import Op
 from .state import NOT_INIT, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
 
 _MEM_TYPES = "fp, pkt, pkt_meta, map_value"
@@ -201,5 +199,5 @@ def check_program_exit(env: Env, state: State) -> None:
     if env.caps.check_xdp_action and env.prog_type.name == "XDP":
         last = max(XdpAction)
         if r0.var.umax > last:
-            raise Reject(f"At program exit the register R0 has {replace(r0, id=0)} should have "
+            raise Reject(f"At program exit the register R0 has {r0._replace(id=0)} should have "
                          f"been in [0, {int(last)}]")

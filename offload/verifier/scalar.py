@@ -10,7 +10,7 @@ the branch logic reads as "this path cannot happen".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .tnum import U32, U64, UNKNOWN, Tnum
 
@@ -32,9 +32,8 @@ def signed(x: int, bits: int) -> int:
     return s64(x) if bits == 64 else s32(x)
 
 
-@dataclass(frozen=True, slots=True)
-class Scalar:
-    """A set of 64-bit values, described five ways at once."""
+class Scalar(NamedTuple):
+    """A set of 64-bit values, described five ways at once (a named tuple, like ``Tnum``)."""
 
     var: Tnum
     umin: int

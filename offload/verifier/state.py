@@ -11,8 +11,8 @@ ranges are not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from enum import IntEnum
+from typing import NamedTuple
 
 from ..maps.spec import MapSpec
 from .scalar import Scalar
@@ -61,9 +61,11 @@ TYPE_NAMES = {
 ZERO = Scalar.const(0)
 
 
-@dataclass(frozen=True, slots=True)
-class Reg:
-    """One register: its type, the scalar value or the pointer's variable offset, and more."""
+class Reg(NamedTuple):
+    """One register: its type, the scalar value or the pointer's variable offset, and more.
+
+    Immutable (a named tuple, cheap to build and compare), so states share registers freely.
+    """
 
     type: RegType
     var: Scalar = ZERO
@@ -95,7 +97,8 @@ class Reg:
         return self.type == RegType.SCALAR and self.var.is_const
 
     def with_var(self, var: Scalar) -> Reg:
-        return replace(self, var=var)
+        return Reg(self.type, var, self.off, self.id, self.range, self.map, self.map_handle,
+                   self.frameno)
 
     def __str__(self) -> str:
         name = TYPE_NAMES[self.type]
@@ -138,8 +141,7 @@ BYTE_CHARS = {ByteKind.INVALID: "?", ByteKind.MISC: "m", ByteKind.ZERO: "0", Byt
 _ALL_INVALID = (ByteKind.INVALID,) * SLOT
 
 
-@dataclass(frozen=True, slots=True)
-class Slot:
+class Slot(NamedTuple):
     """Eight stack bytes, lowest address first; ``spilled`` is the register stored in them."""
 
     kinds: tuple[ByteKind, ...] = _ALL_INVALID

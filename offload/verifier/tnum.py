@@ -9,15 +9,18 @@ operation gives a tnum that contains the result for every pair of concrete input
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 U64 = (1 << 64) - 1
 U32 = (1 << 32) - 1
 
 
-@dataclass(frozen=True, slots=True)
-class Tnum:
-    """Known bits ``value`` and unknown bits ``mask`` of a 64-bit number."""
+class Tnum(NamedTuple):
+    """Known bits ``value`` and unknown bits ``mask`` of a 64-bit number.
+
+    A named tuple rather than a frozen dataclass: the verifier builds millions of them, and a
+    tuple is built, compared and hashed in C.
+    """
 
     value: int
     mask: int
