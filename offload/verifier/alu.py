@@ -69,7 +69,7 @@ def check_alu(env: Env, state: State, insn: Op) -> None:
             raise Reject("div by zero")
         if op in (AluOp.LSH, AluOp.RSH, AluOp.ARSH) and not 0 <= insn.imm < bits:
             raise Reject(f"invalid shift {insn.imm}")
-        sreg = Reg.const(insn.imm if bits == 64 else insn.imm & 0xFFFFFFFF)
+        sreg = insn.imm_reg
     if dreg.type == RegType.SCALAR and sreg.type == RegType.SCALAR:
         result = alu(op, dreg.var, sreg.var, bits=bits, signed_div=insn.off == 1)
         write_reg(state, dst, Reg.scalar(result))
@@ -79,8 +79,7 @@ def check_alu(env: Env, state: State, insn: Op) -> None:
 
 def _mov(env: Env, state: State, insn: Op, bits: int) -> None:
     if insn.source == Source.K:
-        value = insn.imm if bits == 64 else insn.imm & 0xFFFFFFFF
-        write_reg(state, insn.dst, Reg.const(value))
+        write_reg(state, insn.dst, insn.imm_reg)
         return
     src = read_reg(state, insn.src)
     if insn.off:  # movsx

@@ -15,7 +15,7 @@ from .alu import read_reg
 from .errors import Reject
 from .memory import MAX_PACKET_OFF
 from .ops import Op
-from .scalar import Scalar
+from .scalar import Scalar, signed
 from .state import Reg, RegType, State
 from .tnum import U32, U64, Tnum
 
@@ -39,13 +39,14 @@ def branch(state: State, insn: Op) -> tuple[State | None, State | None]:
         src = read_reg(state, insn.src)
         src_regno = insn.src
     else:
-        imm = insn.imm & U32 if bits == 32 else insn.imm
-        src = Reg.const(imm)
+        src = insn.imm_reg
         src_regno = -1
     if dst.type == RegType.SCALAR and src.type == RegType.SCALAR:
-        taken = _scalar_branch(state, op, insn.dst, dst, src_regno, src, bits)
-        other = _scalar_branch(state, _negated(op), insn.dst, dst, src_regno, src, bits)
-        return taken, other
+        taken = narrow(op, dst.var, src.var, bits)
+        other = narrow(_negated(op), dst.var, src.var, bits)
+        # the state is this path's own: the last live successor takes it, others a copy
+        return (_scalar_branch(state, taken, insn.dst, dst, src_regno, src, other is not None),
+                _scalar_branch(state, other, insn.dst, dst, src_regno, src, False))
     return _pointer_branch(state, insn, op, bits, dst, src, src_regno)
 
 
@@ -58,6 +59,47 @@ def _negated(op: int) -> int:
 # ---------------------------------------------------------------- scalars
 def narrow(op: int, a: Scalar, b: Scalar, bits: int) -> tuple[Scalar, Scalar] | None:
     """Both operands restricted to the values for which ``a op b`` holds; None if none."""
+    if a.var.mask == 0 and b.var.mask == 0:
+        # two constants (counted loops): the comparison is decided and narrows nothing, which
+        # is what narrow_sets finds too, at many times the cost
+        return (a, b) if holds(op, a.var.value, b.var.value, bits) else None
+    return narrow_sets(op, a, b, bits)
+
+
+def holds(op: int, x: int, y: int, bits: int) -> bool:
+    """Whether ``x op y`` for two concrete values, compared in ``bits`` bits."""
+    if bits == 32:
+        x &= U32
+        y &= U32
+    if op == JmpOp.JEQ:
+        return x == y
+    if op == JmpOp.JNE:
+        return x != y
+    if op == JmpOp.JGT:
+        return x > y
+    if op == JmpOp.JGE:
+        return x >= y
+    if op == JmpOp.JLT:
+        return x < y
+    if op == JmpOp.JLE:
+        return x <= y
+    if op == JmpOp.JSET:
+        return x & y != 0
+    if op == _NOT_JSET:
+        return x & y == 0
+    sx, sy = signed(x, bits), signed(y, bits)
+    if op == JmpOp.JSGT:
+        return sx > sy
+    if op == JmpOp.JSGE:
+        return sx >= sy
+    if op == JmpOp.JSLT:
+        return sx < sy
+    assert op == JmpOp.JSLE, op
+    return sx <= sy
+
+
+def narrow_sets(op: int, a: Scalar, b: Scalar, bits: int) -> tuple[Scalar, Scalar] | None:
+    """``narrow`` for any two sets, through the views of both operands."""
     ta, ua0, ua1, sa0, sa1 = a.view(bits)
     tb, ub0, ub1, sb0, sb1 = b.view(bits)
     full = U64 if bits == 64 else U32
@@ -71,14 +113,14 @@ def narrow(op: int, a: Scalar, b: Scalar, bits: int) -> tuple[Scalar, Scalar] | 
         na, nb = _not_equal(a, b, bits), _not_equal(b, a, bits)
     elif op in (JmpOp.JGT, JmpOp.JGE, JmpOp.JLT, JmpOp.JLE):
         if op in (JmpOp.JLT, JmpOp.JLE):
-            swapped = narrow(_SWAP[JmpOp(op)], b, a, bits)
+            swapped = narrow_sets(_SWAP[JmpOp(op)], b, a, bits)
             return None if swapped is None else (swapped[1], swapped[0])
         strict = 1 if op == JmpOp.JGT else 0
         na = a.with_view(bits, ta, max(ua0, ub0 + strict), ua1, sa0, sa1)
         nb = b.with_view(bits, tb, ub0, min(ub1, ua1 - strict), sb0, sb1)
     elif op in (JmpOp.JSGT, JmpOp.JSGE, JmpOp.JSLT, JmpOp.JSLE):
         if op in (JmpOp.JSLT, JmpOp.JSLE):
-            swapped = narrow(_SWAP[JmpOp(op)], b, a, bits)
+            swapped = narrow_sets(_SWAP[JmpOp(op)], b, a, bits)
             return None if swapped is None else (swapped[1], swapped[0])
         strict = 1 if op == JmpOp.JSGT else 0
         na = a.with_view(bits, ta, ua0, ua1, max(sa0, sb0 + strict), sa1)
@@ -123,12 +165,12 @@ def _not_equal(a: Scalar, b: Scalar, bits: int) -> Scalar | None:
     return a.with_view(bits, ta, ua0, ua1, sa0, sa1)
 
 
-def _scalar_branch(state: State, op: int, dst_regno: int, dst: Reg, src_regno: int, src: Reg,
-                   bits: int) -> State | None:
-    result = narrow(op, dst.var, src.var, bits)
+def _scalar_branch(state: State, result: tuple[Scalar, Scalar] | None, dst_regno: int,
+                   dst: Reg, src_regno: int, src: Reg, copy: bool) -> State | None:
+    """The successor where the operands are narrowed to ``result`` (None: no successor)."""
     if result is None:
         return None
-    new = state.copy()
+    new = state.copy() if copy else state
     _set_scalar(new, dst_regno, dst, result[0])
     if src_regno >= 0:
         _set_scalar(new, src_regno, src, result[1])
@@ -155,12 +197,12 @@ def _pointer_branch(state: State, insn: Op, op: JmpOp, bits: int, dst: Reg, src:
             if bits == 32:
                 raise Reject(f"R{insn.dst} pointer comparison prohibited: null checks use "
                              "64-bit jumps")
-            null, not_null = state.copy(), state.copy()
+            null, not_null = state.copy(), state
             _mark_null(null, dst, is_null=True)
             _mark_null(not_null, dst, is_null=False)
             return (null, not_null) if op == JmpOp.JEQ else (not_null, null)
         # any other pointer is valid, hence never NULL
-        return (None, state.copy()) if op == JmpOp.JEQ else (state.copy(), None)
+        return (None, state) if op == JmpOp.JEQ else (state, None)
     pkt = _packet_compare(state, op, bits, dst, src)
     if pkt is not None:
         return pkt
@@ -209,11 +251,11 @@ def _packet_compare(state: State, op: JmpOp, bits: int, dst: Reg,
     var = ptr.var
     proven_len = state.pkt_len if ptr.type == RegType.PTR_TO_PACKET else state.meta_len
     usable = var.smin >= 0 and var.umax + ptr.off <= MAX_PACKET_OFF and ptr.off >= 0
-    good = state.copy()
-    bad: State | None = state.copy()
+    # already proven: the failing side cannot happen
+    bad_possible = not (usable and var.umax + ptr.off + extra <= proven_len)
+    good = state.copy() if bad_possible else state
+    bad = state if bad_possible else None
     if usable:
-        if var.umax + ptr.off + extra <= proven_len:
-            bad = None  # already proven: the failing side cannot happen
         _prove(good, ptr, ptr.off + extra, var.umin + ptr.off + extra)
     return (good, bad) if good_is_taken else (bad, good)
 

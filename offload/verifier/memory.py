@@ -62,7 +62,7 @@ def check_store(env: Env, state: State, insn: Op) -> None:
     if insn.cls == InsnClass.ST:
         if ptr.type == RegType.PTR_TO_CTX:
             raise Reject(f"BPF_ST stores into R{insn.dst} ctx is not allowed")
-        value = Reg.const(insn.imm)
+        value = insn.imm_reg
         value_regno = -1
     else:
         value = read_reg(state, insn.src)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from ..isa.instruction import Instruction
 from ..isa.opcodes import AluOp, InsnClass, JmpOp, Mode, Size, Source
+from .state import Reg
+from .tnum import U32
 
 # What ``_Explorer.step`` does with an instruction (``Op.kind``).
 ALU = 0
@@ -29,7 +31,7 @@ class Op:
 
     __slots__ = ("insn", "kind", "opcode", "dst", "src", "off", "imm", "next_imm", "imm64",
                  "cls", "bits", "source", "alu_op", "jmp_op", "mode", "size", "nbytes",
-                 "jump_offset")
+                 "jump_offset", "imm_reg")
 
     def __init__(self, insn: Instruction) -> None:
         self.insn = insn
@@ -41,7 +43,10 @@ class Op:
         self.next_imm = insn.next_imm
         self.imm64 = insn.imm64
         cls = self.cls = insn.cls
-        self.bits = 32 if cls in (InsnClass.ALU, InsnClass.JMP32) else 64
+        bits = self.bits = 32 if cls in (InsnClass.ALU, InsnClass.JMP32) else 64
+        #: The immediate as the operand register of ALU, jump and ST instructions (zero-extended
+        #: from 32 bits in 32-bit operations); registers are immutable, so one serves every path.
+        self.imm_reg = Reg.const(insn.imm & U32 if bits == 32 else insn.imm)
         self.source: Source = insn.source
         self.alu_op: AluOp | None = None
         self.jmp_op: JmpOp | None = None

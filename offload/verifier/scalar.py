@@ -50,7 +50,9 @@ class Scalar(NamedTuple):
     def const(value: int) -> Scalar:
         v = value & U64
         lo = v & U32
-        return Scalar(Tnum(v, 0), v, v, s64(v), s64(v), lo, lo, s32(lo), s32(lo))
+        sv = v - (1 << 64) if v >> 63 else v  # s64(v), s32(lo) inline: built very often
+        slo = lo - (1 << 32) if lo >> 31 else lo
+        return Scalar(Tnum(v, 0), v, v, sv, sv, lo, lo, slo, slo)
 
     @staticmethod
     def unknown() -> Scalar:
