@@ -27,9 +27,9 @@ from .calls import check_helper_call, check_program_exit, enter_function, leave_
 from .cfg import Program, layout
 from .env import Env, MapResolver, resolve_map
 from .errors import Reject, VerifierError
+from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish
 from .log import LogLine, VerifierLog, insn_line
 from .memory import check_atomic, check_load, check_store
-from .prune import covers
 from .state import NOT_INIT, Frame, PathNode, Reg, RegType, State
 
 #: Lines kept from the end of a failing path.
@@ -64,33 +64,6 @@ def memory_facts(accesses: Mapping[int, set[RegType]]) -> dict[int, str]:
         if len(names) == 1 and None not in names:
             facts[slot] = names.pop()
     return facts
-
-
-class _Checkpoint:
-    __slots__ = ("state", "branches", "parent", "fingerprint")
-
-    def __init__(self, state: State | None, parent: _Checkpoint | None,
-                 fingerprint: int = 0) -> None:
-        self.state = state
-        self.branches = 1
-        self.parent = parent
-        self.fingerprint = fingerprint
-
-
-def _fingerprint(prog: Program, state: State) -> int:
-    """Equal for states ``covers(exact=True)`` calls equal: live registers without ids."""
-    regs = state.frame.regs
-    return hash((len(state.frames), state.pkt_len, state.meta_len,
-                 tuple((regs[r].type, regs[r].var, regs[r].off, regs[r].range)
-                       for r in sorted(prog.live[state.insn]) if r != 10)))
-
-
-def _finish(cp: _Checkpoint | None) -> None:
-    while cp is not None:
-        cp.branches -= 1
-        if cp.branches > 0:
-            return
-        cp = cp.parent
 
 
 def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
@@ -239,8 +212,8 @@ class _Explorer:
         max_processed = limits.max_processed_insns
         max_states = limits.max_states_per_insn
         prune_points = prog.prune_points
-        explored: dict[int, list[_Checkpoint]] = {}
-        root = _Checkpoint(None, None)
+        explored: dict[int, PrunePoint] = {}
+        root = Checkpoint(None, None)
         cur: State | None = _initial_state()
         cur.parent = root
         pending: list[State] = []
@@ -258,29 +231,22 @@ class _Explorer:
             if processed > max_processed:
                 raise Reject(f"BPF program is too large. Processed {processed} insn", slot)
             if slot in prune_points:
-                seen = explored.setdefault(slot, [])
-                pruned = False
-                fingerprint = _fingerprint(prog, cur)
-                for cp in seen:
-                    assert cp.state is not None
-                    if cp.branches > 0:
-                        if cp.fingerprint == fingerprint and covers(prog, cp.state, cur,
-                                                                    exact=True):
-                            raise Reject(f"infinite loop detected at insn {slot}", slot)
-                        continue
-                    if covers(prog, cp.state, cur):
-                        pruned = True
-                        break
-                if pruned:
+                point = explored.get(slot)
+                if point is None:
+                    point = explored[slot] = PrunePoint(prog, slot)
+                fingerprint = point.fingerprint(cur)
+                verdict = point.check(prog, cur, fingerprint)
+                if verdict == LOOP:
+                    raise Reject(f"infinite loop detected at insn {slot}", slot)
+                if verdict == PRUNED:
                     if verbose:
                         self.lines.append(LogLine(slot, "safe", ""))
-                    _finish(cur.parent)
+                    finish(cur.parent)  # type: ignore[arg-type]
                     cur = None
                     continue
-                if len(seen) < max_states:
-                    cp = _Checkpoint(cur.copy(), cur.parent, fingerprint)  # type: ignore[arg-type]
-                    cur.parent = cp
-                    seen.append(cp)
+                if point.count < max_states:
+                    cur.parent = point.add(cur.copy(), cur.parent,  # type: ignore[arg-type]
+                                           fingerprint)
                     total_states += 1
             succ = self.step(cur)
             if verbose and len(self.lines) < 100_000:
@@ -288,7 +254,7 @@ class _Explorer:
                 assert insn is not None
                 self.lines.append(insn_line(slot, insn, succ[0] if succ else None))
             if not succ:
-                _finish(cur.parent)
+                finish(cur.parent)  # type: ignore[arg-type]
                 cur = None
             elif len(succ) == 1:
                 cur = succ[0]
@@ -298,7 +264,7 @@ class _Explorer:
                 fall.path = PathNode(slot, fall.insn, path)
                 taken.path = PathNode(slot, taken.insn, path)
                 parent = fall.parent
-                assert isinstance(parent, _Checkpoint)
+                assert isinstance(parent, Checkpoint)
                 parent.branches += 1
                 pending.append(taken)
                 cur = fall
