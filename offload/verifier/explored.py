@@ -68,10 +68,16 @@ class PrunePoint:
             if cp.branches > 0 and covers(prog, cp.state, cur, exact=True):
                 loop_at = cp.index
                 break
+        pkt_len, meta_len = cur.pkt_len, cur.meta_len
         for cp in self.closed:
             if cp.index > loop_at:
                 break
-            if covers(prog, cp.state, cur):
+            old = cp.state
+            # covers() would say no at once: the old state proved more of the packet (a loop
+            # over headers leaves many such states); skipping the call saves most of the time
+            if old.pkt_len > pkt_len or old.meta_len > meta_len:  # type: ignore[union-attr]
+                continue
+            if covers(prog, old, cur):  # type: ignore[arg-type]
                 return PRUNED
         return LOOP if loop_at < self.count else EXPLORE
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .tnum import U32, U64, UNKNOWN, Tnum
+from .tnum import U32, U64, UNKNOWN, Tnum, range_bits
 
 S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
 S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
@@ -135,20 +135,24 @@ class Scalar(NamedTuple):
 
     # ------------------------------------------------------------ synchronisation
     def sync(self) -> Scalar | None:
-        """Make every view as tight as the others allow; None if no value remains."""
-        t = self.var
-        if t.mask == 0:  # a constant: it is in every view or the set is empty
-            return Scalar.const(t.value) if self.contains(t.value) else None
-        umin, umax, smin, smax = self.umin, self.umax, self.smin, self.smax
-        u32min, u32max, s32min, s32max = self.u32min, self.u32max, self.s32min, self.s32max
+        """Make every view as tight as the others allow; None if no value remains.
+
+        This runs after nearly every operation, so the tnum is kept as its two integers
+        ``tv``/``tm`` here and the tnum steps (``Tnum.range``, ``conflicts``, ``intersect``,
+        ``with_subreg``) are written out on them rather than building a Tnum for each.
+        """
+        tv, tm = self.var
+        if tm == 0:  # a constant: it is in every view or the set is empty
+            return Scalar.const(tv) if self.contains(tv) else None
+        _, umin, umax, smin, smax, u32min, u32max, s32min, s32max = self
         for _ in range(3):
-            before = (t, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
+            before = (tv, tm, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
             # known bits bound the ranges
-            umin = max(umin, t.value)
-            umax = min(umax, t.value | t.mask)
-            smin = max(smin, s64(t.value | (t.mask & (1 << 63))))
-            smax = min(smax, s64(t.value | (t.mask & ((1 << 63) - 1))))
-            lv, lm = t.value & U32, t.mask & U32
+            umin = max(umin, tv)
+            umax = min(umax, tv | tm)
+            smin = max(smin, s64(tv | (tm & (1 << 63))))
+            smax = min(smax, s64(tv | (tm & ((1 << 63) - 1))))
+            lv, lm = tv & U32, tm & U32
             u32min = max(u32min, lv)
             u32max = min(u32max, lv | lm)
             s32min = max(s32min, s32(lv | (lm & (1 << 31))))
@@ -183,21 +187,28 @@ class Scalar(NamedTuple):
                 smax = min(smax, high + u32max)
             if umin > umax or smin > smax or u32min > u32max or s32min > s32max:
                 return None
-            # ranges give known bits
-            rng = Tnum.range(umin, umax)
-            if t.conflicts(rng):
+            # ranges give known bits: t &= Tnum.range(umin, umax), unless they conflict
+            rv, rm = range_bits(umin, umax)
+            if (tv ^ rv) & ~tm & ~rm & U64:
                 return None
-            t = t.intersect(rng)
-            low = Tnum.range(u32min, u32max)
-            if t.subreg().conflicts(low):
+            tm &= rm
+            tv = (tv | rv) & ~tm & U64
+            # and the low word: t.with_subreg(t.subreg() & Tnum.range(u32min, u32max))
+            rv, rm = range_bits(u32min, u32max)
+            if (tv ^ rv) & ~tm & ~rm & U32:
                 return None
-            t = t.with_subreg(t.subreg().intersect(low))
-            if t.mask == 0:
-                out = Scalar(t, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
-                return Scalar.const(t.value) if out.contains(t.value) else None
-            if before == (t, umin, umax, smin, smax, u32min, u32max, s32min, s32max):
+            low_m = tm & rm
+            low_v = ((tv & U32) | rv) & ~low_m
+            high_v, high_m = tv & ~U32 & U64, tm & ~U32 & U64
+            tv = high_v | low_v
+            tm = (high_m | low_m) & ~tv & U64
+            if tm == 0:
+                out = Scalar(Tnum(tv, 0), umin, umax, smin, smax, u32min, u32max, s32min,
+                             s32max)
+                return Scalar.const(tv) if out.contains(tv) else None
+            if before == (tv, tm, umin, umax, smin, smax, u32min, u32max, s32min, s32max):
                 break
-        return Scalar(t, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
+        return Scalar(Tnum(tv, tm), umin, umax, smin, smax, u32min, u32max, s32min, s32max)
 
     # ------------------------------------------------------------ text
     def __str__(self) -> str:

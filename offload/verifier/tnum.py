@@ -33,14 +33,7 @@ class Tnum(NamedTuple):
     @staticmethod
     def range(lo: int, hi: int) -> Tnum:
         """The smallest tnum holding every value in the unsigned range [lo, hi]."""
-        chi = lo ^ hi
-        if chi == 0:
-            return Tnum(lo, 0)
-        bits = chi.bit_length()
-        if bits > 63:
-            return UNKNOWN
-        delta = (1 << bits) - 1
-        return Tnum(lo & ~delta & U64, delta)
+        return Tnum(*range_bits(lo, hi))
 
     # ------------------------------------------------------------ queries
     @property
@@ -167,6 +160,18 @@ class Tnum(NamedTuple):
         if self.is_const:
             return f"{self.value:#x}"
         return f"({self.value:#x}; {self.mask:#x})"
+
+
+def range_bits(lo: int, hi: int) -> tuple[int, int]:
+    """``(value, mask)`` of ``Tnum.range(lo, hi)``, for callers that work on the integers."""
+    chi = lo ^ hi
+    if chi == 0:
+        return lo, 0
+    bits = chi.bit_length()
+    if bits > 63:
+        return 0, U64
+    delta = (1 << bits) - 1
+    return lo & ~delta & U64, delta
 
 
 def _sar(x: int, shift: int, bits: int) -> int:
