@@ -145,18 +145,23 @@ class Device:
     def receive(self, frame: bytes, *, rx_queue_index: int = 0) -> XdpAction:
         """A frame arrives from the wire: run the attached program and act on its verdict."""
         self.ports.rx_frames += 1
-        if self.attached is None or self.paused:
+        attached = self.attached
+        if attached is None or self.paused:
             self._to_guest(frame)
             return XdpAction.PASS
-        program = self.objects.programs[self.attached]
+        program = self.objects.programs[attached]
         try:
             outcome = self.backend.run_xdp(program.handle, frame, ingress_ifindex=self.ifindex,
                                            rx_queue_index=rx_queue_index)
         except ErrnoError as err:
             outcome = XdpOutcome(0, frame, error=str(err))
-        action = outcome.action
         if outcome.error is not None:
             self.ports.runtime_errors += 1
+            action = XdpAction.ABORTED
+        elif outcome.retval == XdpAction.PASS:  # the common verdict, without an enum lookup
+            action = XdpAction.PASS
+        else:
+            action = outcome.action
         program.counters.count(action, len(frame))
         if action == XdpAction.PASS:
             self._to_guest(outcome.data)
@@ -167,13 +172,15 @@ class Device:
         return action
 
     def _to_guest(self, frame: bytes) -> None:
-        chain = self.transport.pop(RECEIVEQ)
+        transport = self.transport
+        chain = transport.pop(RECEIVEQ)
         if chain is None:
             self.ports.rx_no_buffer += 1
             return
-        queue = self.transport.device_queue(RECEIVEQ)
+        queue = transport.device_queue(RECEIVEQ)
         assert queue is not None
-        data = NetHdr(num_buffers=1).encode() + frame
-        written = chain.write(self.memory, data[:chain.writable_len])
+        data = NetHdr.plain(1) + frame  # 5.1.6.4: num_buffers is 1 without MRG_RXBUF
+        room = chain.writable_len
+        written = chain.write(self.memory, data if len(data) <= room else data[:room])
         queue.push_used(chain.head, written)
         self.ports.rx_to_guest += 1

@@ -71,8 +71,7 @@ class Driver:
         """Give the device a receive buffer (a new one, or one whose frame was consumed)."""
         if address is None:
             address = self.allocator.alloc(RX_BUFFER)
-        head = self.rxq.add_buffer([], [(address, RX_BUFFER)])
-        self._rx_posted[head] = address
+        self._rx_posted[self.rxq.add_inbuf(address, RX_BUFFER)] = address
 
     def _check_alive(self) -> None:
         if self.transport.status & DeviceStatus.DEVICE_NEEDS_RESET:
@@ -237,9 +236,10 @@ class Driver:
     # -- frames ----------------------------------------------------------------------------------
     def transmit(self, frame: bytes) -> None:
         """Send a frame out through the device."""
-        address = self.allocator.alloc(NET_HDR_SIZE + len(frame))
-        self.memory.write(address, NetHdr().encode() + frame)
-        head = self.txq.add_buffer([(address, NET_HDR_SIZE + len(frame))])
+        data = NetHdr.plain() + frame
+        address = self.allocator.alloc(len(data), zero=False)  # every byte is written next
+        self.memory.write(address, data)
+        head = self.txq.add_outbuf(address, len(data))
         self._notify(TRANSMITQ, self.txq)
         while (used := self.txq.get_used()) is not None:
             if used.head == head:
@@ -249,10 +249,11 @@ class Driver:
     def received(self) -> list[bytes]:
         """Frames the device delivered to the guest since the last call (buffers re-posted)."""
         frames = []
-        while (used := self.rxq.get_used()) is not None:
-            address = self._rx_posted.pop(used.head)
-            data = self.memory.read(address, used.length)
-            frames.append(data[NET_HDR_SIZE:])
+        rxq, posted, memory = self.rxq, self._rx_posted, self.memory
+        while (used := rxq.get_used()) is not None:
+            address = posted.pop(used.head)
+            length = used.length - NET_HDR_SIZE  # the frame after its virtio_net_hdr
+            frames.append(memory.read(address + NET_HDR_SIZE, length) if length > 0 else b"")
             self._post_rx(address)
         if frames:
             self._notify(RECEIVEQ, self.rxq)

@@ -8,30 +8,45 @@ ones, and indirect tables are well formed (2.7.5.3). Any violation raises one
 :class:`~.ring.VirtqueueError` naming the field; the queue then stays broken and repeats that
 error, so a device cannot be talked into processing past a corrupted ring. The only guest memory
 the device writes is the used ring and, through :meth:`Chain.write`, device-writable buffers.
+
+This runs once per packet, so the checks are written for speed without dropping any: the ring
+areas were checked against guest memory when the queue was set up (the memory never changes
+size), so ring fields and descriptor-table entries below the queue size are read straight from
+the memory's buffer with precompiled structs; a buffer's ``addr`` (le64) and ``len`` (le32)
+are never negative, so one comparison with the memory size checks its whole range; flags are
+plain ints; and a chain of one direct descriptor, the common case, skips the general walk
+after the very same checks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import VirtioError
 from .memory import GuestMemory
-from .ring import DESC_SIZE, Descriptor, DescFlags, UsedFlags, VirtqueueError, VringLayout, \
-    vring_need_event
+from .ring import DESC, DESC_SIZE, U16, USED_ELEM, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, \
+    VIRTQ_DESC_F_WRITE, UsedFlags, VirtqueueError, VringLayout, vring_need_event
 
 MAX_CHAIN_BYTES = 1 << 32  # 2.7.5.2: a chain is not longer than 2**32 bytes in total
+_NEXT, _WRITE, _INDIRECT = VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT
+_CHAINED = _NEXT | _INDIRECT
+_unpack_desc, _unpack_u16, _pack_u16 = DESC.unpack_from, U16.unpack_from, U16.pack_into
+_pack_used = USED_ELEM.pack_into
+_new = tuple.__new__  # builds a Segment or Chain without the named tuple's Python-level __new__
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One buffer of a chain: ``length`` bytes at guest address ``addr``."""
+class Segment(NamedTuple):
+    """One buffer of a chain: ``length`` bytes at guest address ``addr``.
+
+    A named tuple rather than a frozen dataclass: several are made per packet, and a tuple is
+    several times cheaper to build while just as immutable.
+    """
 
     addr: int
     length: int
 
 
-@dataclass(frozen=True, slots=True)
-class Chain:
+class Chain(NamedTuple):
     """A validated descriptor chain: device-readable then device-writable segments."""
 
     head: int
@@ -45,12 +60,17 @@ class Chain:
 
     @property
     def writable_len(self) -> int:
-        return sum(s.length for s in self.writable)
+        writable = self.writable
+        return writable[0].length if len(writable) == 1 else sum(s.length for s in writable)
 
     def read(self, memory: GuestMemory, limit: int | None = None) -> bytes:
         """Gather the device-readable bytes (at most ``limit``) in chain order."""
+        readable = self.readable
+        if len(readable) == 1:
+            addr, length = readable[0]
+            return memory.read(addr, length if limit is None else min(length, limit))
         out = bytearray()
-        for seg in self.readable:
+        for seg in readable:
             take = seg.length if limit is None else min(seg.length, limit - len(out))
             out += memory.read(seg.addr, take)
             if limit is not None and len(out) >= limit:
@@ -59,17 +79,27 @@ class Chain:
 
     def write(self, memory: GuestMemory, data: bytes) -> int:
         """Scatter ``data`` over the device-writable buffers; return the bytes written."""
-        if len(data) > self.writable_len:
-            raise VirtioError(f"cannot write {len(data)} bytes into chain {self.head}: its "
+        writable = self.writable
+        size = len(data)
+        if len(writable) == 1 and size <= writable[0].length:
+            if size:
+                memory.write(writable[0].addr, data)
+            return size
+        if size > self.writable_len:
+            raise VirtioError(f"cannot write {size} bytes into chain {self.head}: its "
                               f"device-writable buffers hold only {self.writable_len} bytes")
         done = 0
-        for seg in self.writable:
-            if done == len(data):
+        for seg in writable:
+            if done == size:
                 break
-            take = min(seg.length, len(data) - done)
+            take = min(seg.length, size - done)
             memory.write(seg.addr, data[done:done + take])
             done += take
         return done
+
+
+def _name(indirect: bool, index: int) -> str:
+    return f"{'indirect' if indirect else 'desc'}[{index}]"
 
 
 class DeviceQueue:
@@ -86,13 +116,25 @@ class DeviceQueue:
         self.used_idx = 0  # the device's copy of used.idx (free-running)
         self._signalled_used = 0
         self._signalled_valid = False
-        self._in_flight: dict[int, tuple[Chain, frozenset[int]]] = {}
+        # head -> (chain, descriptor-table entries it owns, its device-writable bytes)
+        self._in_flight: dict[int, tuple[Chain, tuple[int, ...], int]] = {}
         self._busy: set[int] = set()  # descriptor-table entries owned by popped chains
         self.broken: VirtqueueError | None = None
+        # Fixed by the validated layout: ring addresses and the limits the walk checks against.
+        self._buf = memory.buffer
+        self._mem_size = memory.size
+        self._size = layout.size
+        self._mask = layout.size - 1  # a power of two (2.7)
+        self._desc = layout.desc
+        self._avail_idx = layout.avail_idx
+        self._avail_ring = layout.avail_ring(0)
+        self._avail_event = layout.avail_event
+        self._used_idx = layout.used_idx
+        self._used_ring = layout.used_ring(0)
 
     @property
     def size(self) -> int:
-        return self.layout.size
+        return self._size
 
     @property
     def in_flight(self) -> int:
@@ -110,130 +152,169 @@ class DeviceQueue:
             raise
 
     def _pending(self) -> int:
-        avail_idx = self.memory.read_u16(self.layout.avail_idx)
+        avail_idx = _unpack_u16(self._buf, self._avail_idx)[0]
         count = (avail_idx - self.last_avail_idx) & 0xFFFF
-        if count > self.size:
-            raise VirtqueueError("avail.idx", f"the driver moved avail.idx to {avail_idx} while "
-                                 f"the device is at {self.last_avail_idx & 0xFFFF}: that is "
-                                 f"{count} buffers, more than the queue size {self.size}")
+        if count > self._size:
+            raise self._avail_idx_error(avail_idx, count)
         return count
+
+    def _avail_idx_error(self, avail_idx: int, count: int) -> VirtqueueError:
+        return VirtqueueError("avail.idx", f"the driver moved avail.idx to {avail_idx} while "
+                              f"the device is at {self.last_avail_idx & 0xFFFF}: that is "
+                              f"{count} buffers, more than the queue size {self._size}")
 
     def pop(self) -> Chain | None:
         """Take the next available chain, fully validated; ``None`` when the ring is empty."""
-        self._check_usable()
+        if self.broken is not None:
+            raise self.broken
+        buf, size = self._buf, self._size
         try:
-            if not self._pending():
+            last = self.last_avail_idx
+            avail_idx = _unpack_u16(buf, self._avail_idx)[0]
+            count = (avail_idx - last) & 0xFFFF
+            if count > size:
+                raise self._avail_idx_error(avail_idx, count)
+            if not count:
                 return None
-            slot = self.last_avail_idx % self.size
-            head = self.memory.read_u16(self.layout.avail_ring(slot))
-            field = f"avail.ring[{slot}]"
-            if head >= self.size:
-                raise VirtqueueError(field, f"head {head} is not below the queue size {self.size}")
+            slot = last & self._mask
+            head = _unpack_u16(buf, self._avail_ring + 2 * slot)[0]
+            if head >= size:
+                raise VirtqueueError(f"avail.ring[{slot}]", f"head {head} is not below the "
+                                     f"queue size {size}")
             if head in self._in_flight:
-                raise VirtqueueError(field, f"head {head} is still in use by the device")
-            chain, used = self._walk(head)
+                raise VirtqueueError(f"avail.ring[{slot}]", f"head {head} is still in use by "
+                                     "the device")
+            addr, length, flags, _ = _unpack_desc(buf, self._desc + DESC_SIZE * head)
+            if flags & _CHAINED or head in self._busy:
+                chain, used, writable_len = self._walk(head)
+            else:  # one direct descriptor: the walk's checks for its only step
+                if addr + length > self._mem_size:
+                    raise self._outside("desc", head, addr, length)
+                if flags & _WRITE:
+                    chain = _new(Chain, (head, (), (_new(Segment, (addr, length)),), False))
+                    writable_len = length
+                else:
+                    chain = _new(Chain, (head, (_new(Segment, (addr, length)),), (), False))
+                    writable_len = 0
+                used = (head,)
         except VirtqueueError as err:
             self.broken = err
             raise
-        self.last_avail_idx = (self.last_avail_idx + 1) & 0xFFFF
-        self._in_flight[head] = (chain, frozenset(used))
-        self._busy |= used
+        self.last_avail_idx = last = (last + 1) & 0xFFFF
+        self._in_flight[head] = (chain, used, writable_len)
+        if len(used) == 1:
+            self._busy.add(head)
+        else:
+            self._busy.update(used)
         if self.event_idx:
             # Ask to be notified when the driver makes the next buffer available (2.7.10).
-            self.memory.write_u16(self.layout.avail_event, self.last_avail_idx)
+            _pack_u16(buf, self._avail_event, last)
         return chain
 
-    def _walk(self, head: int) -> tuple[Chain, set[int]]:
+    def _outside(self, prefix: str, index: int, addr: int, length: int) -> VirtqueueError:
+        return VirtqueueError(f"{prefix}[{index}].addr", f"buffer [{addr:#x}, +{length}) lies "
+                              f"outside guest memory of {self._mem_size} bytes")
+
+    def _walk(self, head: int) -> tuple[Chain, tuple[int, ...], int]:
+        """Follow a chain from ``head`` (2.7.5.2, 2.7.5.3), checking every rule on the way."""
+        buf, size, mem_size, busy = self._buf, self._size, self._mem_size, self._busy
         readable: list[Segment] = []
         writable: list[Segment] = []
-        used: set[int] = set()
-        table, entries, prefix = self.layout.desc, self.size, "desc"
+        used: list[int] = []
+        table, entries = self._desc, size
         index = head
         steps = 0  # descriptors visited in the current table (loop guard)
         buffers = 0  # buffer descriptors in the whole chain (2.7.5.3.1: at most the queue size)
         total = 0
+        writable_len = 0
         in_indirect = False
         while True:
-            field = f"{prefix}[{index}]"
             steps += 1
             if steps > entries:
-                raise VirtqueueError(f"{field}.next", f"the chain visits more than {entries} "
-                                     "descriptors of one table: the next fields form a loop")
+                raise VirtqueueError(f"{_name(in_indirect, index)}.next", f"the chain visits "
+                                     f"more than {entries} descriptors of one table: the next "
+                                     "fields form a loop")
             if not in_indirect:
-                if index in self._busy:
-                    raise VirtqueueError(field, f"descriptor {index} belongs to a chain the "
-                                         "device has not returned yet")
-                used.add(index)
-            desc = Descriptor.decode(self.memory.read(table + DESC_SIZE * index, DESC_SIZE))
-            if desc.flags & DescFlags.INDIRECT:
-                self._check_indirect(field, desc, in_indirect)
-                table, entries, prefix = desc.addr, desc.len // DESC_SIZE, "indirect"
+                if index in busy:
+                    raise VirtqueueError(_name(False, index), f"descriptor {index} belongs to a "
+                                         "chain the device has not returned yet")
+                used.append(index)
+            # In range: index < entries, and the table was checked against guest memory.
+            addr, length, flags, nxt = _unpack_desc(buf, table + DESC_SIZE * index)
+            if flags & _INDIRECT:
+                self._check_indirect(_name(in_indirect, index), addr, length, flags,
+                                     in_indirect)
+                table, entries = addr, length // DESC_SIZE
                 index, steps, in_indirect = 0, 0, True
                 continue
-            if not self.memory.contains(desc.addr, desc.len):
-                raise VirtqueueError(f"{field}.addr", f"buffer [{desc.addr:#x}, +{desc.len}) "
-                                     f"lies outside guest memory of {self.memory.size} bytes")
+            if addr + length > mem_size:
+                raise self._outside("indirect" if in_indirect else "desc", index, addr, length)
             buffers += 1
-            if buffers > self.size:
-                raise VirtqueueError(field, f"the chain has more than {self.size} buffers, the "
-                                     "queue size")
-            total += desc.len
+            if buffers > size:
+                raise VirtqueueError(_name(in_indirect, index), f"the chain has more than {size} "
+                                     "buffers, the queue size")
+            total += length
             if total > MAX_CHAIN_BYTES:
-                raise VirtqueueError(f"{field}.len", "the chain is longer than 2**32 bytes in "
-                                     "total")
-            if desc.flags & DescFlags.WRITE:
-                writable.append(Segment(desc.addr, desc.len))
+                raise VirtqueueError(f"{_name(in_indirect, index)}.len", "the chain is longer "
+                                     "than 2**32 bytes in total")
+            if flags & _WRITE:
+                writable.append(Segment(addr, length))
+                writable_len += length
             elif writable:
-                raise VirtqueueError(f"{field}.flags", "a device-readable descriptor follows a "
-                                     "device-writable one")
+                raise VirtqueueError(f"{_name(in_indirect, index)}.flags", "a device-readable "
+                                     "descriptor follows a device-writable one")
             else:
-                readable.append(Segment(desc.addr, desc.len))
-            if not desc.flags & DescFlags.NEXT:
+                readable.append(Segment(addr, length))
+            if not flags & _NEXT:
                 break
-            if desc.next >= entries:
-                raise VirtqueueError(f"{field}.next", f"next {desc.next} is outside the table of "
-                                     f"{entries} descriptors")
-            index = desc.next
-        return Chain(head, tuple(readable), tuple(writable), in_indirect), used
+            if nxt >= entries:
+                raise VirtqueueError(f"{_name(in_indirect, index)}.next", f"next {nxt} is "
+                                     f"outside the table of {entries} descriptors")
+            index = nxt
+        return (Chain(head, tuple(readable), tuple(writable), in_indirect), tuple(used),
+                writable_len)
 
-    def _check_indirect(self, field: str, desc: Descriptor, in_indirect: bool) -> None:
+    def _check_indirect(self, field: str, addr: int, length: int, flags: int,
+                        in_indirect: bool) -> None:
         if in_indirect:
             raise VirtqueueError(f"{field}.flags", "INDIRECT inside an indirect table (only one "
                                  "table per descriptor is allowed)")
         if not self.indirect:
             raise VirtqueueError(f"{field}.flags", "INDIRECT is set but VIRTIO_F_INDIRECT_DESC "
                                  "was not negotiated")
-        if desc.flags & DescFlags.NEXT:
+        if flags & _NEXT:
             raise VirtqueueError(f"{field}.flags", "INDIRECT and NEXT are both set; an indirect "
                                  "descriptor must end the chain")
-        if desc.len == 0 or desc.len % DESC_SIZE:
-            raise VirtqueueError(f"{field}.len", f"indirect table length {desc.len} is not a "
+        if length == 0 or length % DESC_SIZE:
+            raise VirtqueueError(f"{field}.len", f"indirect table length {length} is not a "
                                  f"positive multiple of {DESC_SIZE}")
-        if not self.memory.contains(desc.addr, desc.len):
-            raise VirtqueueError(f"{field}.addr", f"indirect table [{desc.addr:#x}, +{desc.len}) "
-                                 f"lies outside guest memory of {self.memory.size} bytes")
+        if addr + length > self._mem_size:
+            raise VirtqueueError(f"{field}.addr", f"indirect table [{addr:#x}, +{length}) "
+                                 f"lies outside guest memory of {self._mem_size} bytes")
 
     # -- returning buffers ---------------------------------------------------------------
 
     def push_used(self, head: int, written: int) -> None:
         """Return chain ``head`` with ``written`` bytes put in its device-writable buffers."""
-        self._check_usable()
+        if self.broken is not None:
+            raise self.broken
         entry = self._in_flight.get(head)
         if entry is None:
             raise VirtioError(f"push_used of head {head}, which the device has not popped")
-        chain, used = entry
-        if not 0 <= written <= chain.writable_len:
+        _, used, writable_len = entry
+        if not 0 <= written <= writable_len:
             raise VirtioError(f"push_used of head {head} with {written} bytes written, but its "
-                              f"device-writable buffers hold {chain.writable_len} bytes")
-        slot = self.used_idx % self.size
-        addr = self.layout.used_ring(slot)
-        self.memory.write_u32(addr, head)
-        self.memory.write_u32(addr + 4, written)
+                              f"device-writable buffers hold {writable_len} bytes")
+        buf = self._buf
+        _pack_used(buf, self._used_ring + 8 * (self.used_idx & self._mask), head, written)
         # 2.7.8: the element is complete before idx makes it visible.
-        self.used_idx = (self.used_idx + 1) & 0xFFFF
-        self.memory.write_u16(self.layout.used_idx, self.used_idx)
+        self.used_idx = used_idx = (self.used_idx + 1) & 0xFFFF
+        _pack_u16(buf, self._used_idx, used_idx)
         del self._in_flight[head]
-        self._busy -= used
+        if len(used) == 1:
+            self._busy.discard(head)
+        else:
+            self._busy.difference_update(used)
 
     def needs_interrupt(self) -> bool:
         """Should the device send a used-buffer notification now? Resets the batch.
@@ -248,10 +329,10 @@ class DeviceQueue:
             return False
         if not self.event_idx:
             self._signalled_used, self._signalled_valid = new, True
-            return not self.memory.read_u16(self.layout.avail_flags) & 1
+            return not _unpack_u16(self._buf, self.layout.avail_flags)[0] & 1
         valid = self._signalled_valid
         self._signalled_used, self._signalled_valid = new, True
-        event = self.memory.read_u16(self.layout.used_event)
+        event = _unpack_u16(self._buf, self.layout.used_event)[0]
         return not valid or vring_need_event(event, new, old)
 
     def set_notifications(self, enabled: bool) -> None:

@@ -6,39 +6,45 @@ indirect table when VIRTIO_F_INDIRECT_DESC is negotiated), the head goes into th
 ring and ``avail.idx`` is published. The driver distrusts the device as much as the device
 distrusts the driver: used entries naming unknown heads or overlong lengths are refused with a
 :class:`~.ring.VirtqueueError`.
+
+The per-packet operations (adding one buffer, collecting a used one) read and write the rings
+through the memory's buffer with precompiled structs: the ring areas were checked against guest
+memory when the queue was set up, and buffers are checked with one range comparison.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .allocator import GuestAllocator
 from .errors import VirtioError
 from .memory import GuestMemory
-from .ring import AVAIL_ALIGN, DESC_ALIGN, DESC_SIZE, USED_ALIGN, AvailFlags, Descriptor, \
-    DescFlags, UsedFlags, VirtqueueError, VringLayout, is_valid_queue_size, vring_need_event
+from .ring import AVAIL_ALIGN, DESC, DESC_ALIGN, DESC_SIZE, U16, USED_ALIGN, USED_ELEM, \
+    VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, AvailFlags, UsedFlags, \
+    VirtqueueError, VringLayout, is_valid_queue_size, vring_need_event
 
 Buffer = tuple[int, int]  # (guest address, length)
+_NEXT, _WRITE, _INDIRECT = VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT
+_NO_NOTIFY = int(UsedFlags.NO_NOTIFY)
+_pack_desc, _pack_u16, _unpack_u16 = DESC.pack_into, U16.pack_into, U16.unpack_from
+_unpack_used = USED_ELEM.unpack_from
+_new = tuple.__new__  # builds a UsedBuffer without the named tuple's Python-level __new__
 
 
 class QueueFullError(VirtioError):
     """Not enough free descriptors for the buffers being added (Linux returns ENOSPC)."""
 
 
-@dataclass(frozen=True, slots=True)
-class UsedBuffer:
-    """A chain the device returned: its head and the bytes it wrote (``virtq_used_elem``)."""
+class UsedBuffer(NamedTuple):
+    """A chain the device returned: its head and the bytes it wrote (``virtq_used_elem``).
+
+    A named tuple: one is made per packet, and a tuple is cheaper to build than a frozen
+    dataclass while just as immutable.
+    """
 
     head: int
     length: int
-
-
-@dataclass(slots=True)
-class _Outstanding:
-    descs: tuple[int, ...]
-    indirect_table: int | None
-    in_len: int
 
 
 class DriverQueue:
@@ -55,10 +61,22 @@ class DriverQueue:
         for _, addr, length, _ in layout.areas():
             memory.fill(addr, length)
         self._free = list(range(layout.size - 1, -1, -1))  # pop() hands out 0, 1, 2, ...
-        self._outstanding: dict[int, _Outstanding] = {}
+        # head -> (its descriptors, its indirect table or None, its device-writable bytes)
+        self._outstanding: dict[int, tuple[tuple[int, ...], int | None, int]] = {}
         self.avail_idx = 0  # the driver's copy of avail.idx
         self.last_used_idx = 0
         self._num_added = 0
+        # Fixed by the validated layout.
+        self._buf = memory.buffer
+        self._mem_size = memory.size
+        self._size = layout.size
+        self._mask = layout.size - 1  # a power of two (2.7)
+        self._desc = layout.desc
+        self._avail_idx = layout.avail_idx
+        self._avail_ring = layout.avail_ring(0)
+        self._used_idx = layout.used_idx
+        self._used_ring = layout.used_ring(0)
+        self._avail_event = layout.avail_event
 
     @classmethod
     def allocate(cls, allocator: GuestAllocator, size: int, *, event_idx: bool = False,
@@ -76,7 +94,7 @@ class DriverQueue:
 
     @property
     def size(self) -> int:
-        return self.layout.size
+        return self._size
 
     @property
     def num_free(self) -> int:
@@ -95,16 +113,19 @@ class DriverQueue:
         ``indirect=None`` uses an indirect table when it is negotiated and the chain has more
         than one buffer (as Linux does); ``True`` insists on one, ``False`` forbids it.
         """
+        if len(out_bufs) + len(in_bufs) == 1 and not indirect:
+            if out_bufs:
+                return self._add_one(*out_bufs[0], 0)
+            return self._add_one(*in_bufs[0], _WRITE)
         bufs = [(addr, length, 0) for addr, length in out_bufs]
-        bufs += [(addr, length, DescFlags.WRITE) for addr, length in in_bufs]
+        bufs += [(addr, length, _WRITE) for addr, length in in_bufs]
         if not bufs:
             raise VirtioError("a chain needs at least one buffer")
-        if len(bufs) > self.size:
+        if len(bufs) > self._size:
             raise VirtioError(f"a chain of {len(bufs)} buffers is longer than the queue size "
-                              f"{self.size}")
+                              f"{self._size}")
         for addr, length, _ in bufs:
-            if not 0 <= length <= 0xFFFFFFFF or not self.memory.contains(addr, length):
-                raise VirtioError(f"buffer [{addr:#x}, +{length}) is not inside guest memory")
+            self._check_buffer(addr, length)
         if indirect is None:
             indirect = self.indirect and len(bufs) > 1
         if indirect and not self.indirect:
@@ -120,28 +141,67 @@ class DriverQueue:
             table = self.allocator.alloc(DESC_SIZE * len(bufs), DESC_ALIGN)
             self._write_chain(table, list(range(len(bufs))), bufs)
             head = self._free.pop()
-            self.memory.write(self.layout.desc_addr(head), Descriptor(
-                table, DESC_SIZE * len(bufs), DescFlags.INDIRECT, 0).encode())
+            _pack_desc(self._buf, self._desc + DESC_SIZE * head, table, DESC_SIZE * len(bufs),
+                       _INDIRECT, 0)
             descs: tuple[int, ...] = (head,)
         else:
             descs = tuple(self._free.pop() for _ in bufs)
-            self._write_chain(self.layout.desc, list(descs), bufs)
+            self._write_chain(self._desc, list(descs), bufs)
             head = descs[0]
-        self._outstanding[head] = _Outstanding(descs, table, in_len)
-        self.memory.write_u16(self.layout.avail_ring(self.avail_idx % self.size), head)
-        # 2.7.13.3: the ring entry is written before idx makes it visible.
-        self.avail_idx = (self.avail_idx + 1) & 0xFFFF
-        self.memory.write_u16(self.layout.avail_idx, self.avail_idx)
+        self._outstanding[head] = (descs, table, in_len)
+        self._publish(head)
+        return head
+
+    def add_outbuf(self, addr: int, length: int) -> int:
+        """One device-readable buffer in one descriptor (Linux's ``virtqueue_add_outbuf``)."""
+        return self._add_one(addr, length, 0)
+
+    def add_inbuf(self, addr: int, length: int) -> int:
+        """One device-writable buffer in one descriptor (Linux's ``virtqueue_add_inbuf``)."""
+        return self._add_one(addr, length, _WRITE)
+
+    def _add_one(self, addr: int, length: int, flags: int) -> int:
+        """A chain of one direct descriptor: the per-packet case, kept short."""
+        if not 0 <= length <= 0xFFFFFFFF or addr < 0 or addr + length > self._mem_size:
+            raise self._bad_buffer(addr, length)
+        if not self._free:
+            raise QueueFullError("the queue has 0 free descriptors, the chain needs 1")
+        head = self._free.pop()
+        buf = self._buf
+        _pack_desc(buf, self._desc + DESC_SIZE * head, addr, length, flags, 0)
+        self._outstanding[head] = ((head,), None, length if flags else 0)
+        # As _publish, inline.
+        _pack_u16(buf, self._avail_ring + 2 * (self.avail_idx & self._mask), head)
+        self.avail_idx = avail_idx = (self.avail_idx + 1) & 0xFFFF
+        _pack_u16(buf, self._avail_idx, avail_idx)
         self._num_added += 1
         return head
 
+    def _publish(self, head: int) -> None:
+        buf = self._buf
+        _pack_u16(buf, self._avail_ring + 2 * (self.avail_idx & self._mask), head)
+        # 2.7.13.3: the ring entry is written before idx makes it visible.
+        self.avail_idx = avail_idx = (self.avail_idx + 1) & 0xFFFF
+        _pack_u16(buf, self._avail_idx, avail_idx)
+        self._num_added += 1
+
+    def _check_buffer(self, addr: int, length: int) -> None:
+        if not 0 <= length <= 0xFFFFFFFF or addr < 0 or addr + length > self._mem_size:
+            raise self._bad_buffer(addr, length)
+
+    @staticmethod
+    def _bad_buffer(addr: int, length: int) -> VirtioError:
+        return VirtioError(f"buffer [{addr:#x}, +{length}) is not inside guest memory")
+
     def _write_chain(self, table: int, indices: list[int],
                      bufs: list[tuple[int, int, int]]) -> None:
+        last = len(bufs) - 1
         for pos, (index, (addr, length, flags)) in enumerate(zip(indices, bufs)):
-            last = pos == len(bufs) - 1
-            desc = Descriptor(addr, length, flags | (0 if last else DescFlags.NEXT),
-                              0 if last else indices[pos + 1])
-            self.memory.write(table + DESC_SIZE * index, desc.encode())
+            if pos == last:
+                self.memory.write(table + DESC_SIZE * index, DESC.pack(addr, length, flags, 0))
+            else:
+                self.memory.write(table + DESC_SIZE * index, DESC.pack(
+                    addr, length, flags | _NEXT, indices[pos + 1]))
 
     def kick_prepare(self) -> bool:
         """After a batch of :meth:`add_buffer`: must the driver notify the device? (2.7.13.4)
@@ -155,40 +215,50 @@ class DriverQueue:
         if new == old:
             return False
         if self.event_idx:
-            return vring_need_event(self.memory.read_u16(self.layout.avail_event), new, old)
-        return not self.memory.read_u16(self.layout.used_flags) & UsedFlags.NO_NOTIFY
+            return vring_need_event(_unpack_u16(self._buf, self._avail_event)[0], new, old)
+        return not _unpack_u16(self._buf, self.layout.used_flags)[0] & _NO_NOTIFY
 
     # -- collecting used buffers ----------------------------------------------------------
 
     def has_used(self) -> bool:
-        used_idx = self.memory.read_u16(self.layout.used_idx)
+        return self._used_ahead() > 0
+
+    def _used_ahead(self) -> int:
+        used_idx = _unpack_u16(self._buf, self._used_idx)[0]
         ahead = (used_idx - self.last_used_idx) & 0xFFFF
         if ahead > len(self._outstanding):
             raise VirtqueueError("used.idx", f"the device moved used.idx to {used_idx}, "
                                  f"{ahead} entries ahead, but only {len(self._outstanding)} "
                                  "buffers are outstanding")
-        return ahead > 0
+        return ahead
 
     def get_used(self) -> UsedBuffer | None:
         """Take the next used buffer and free its descriptors; ``None`` when there is none."""
-        if not self.has_used():
+        buf, last = self._buf, self.last_used_idx
+        used_idx = _unpack_u16(buf, self._used_idx)[0]
+        if used_idx == last:
             return None
-        slot = self.last_used_idx % self.size
-        addr = self.layout.used_ring(slot)
-        head, length = self.memory.read_u32(addr), self.memory.read_u32(addr + 4)
+        if (used_idx - last) & 0xFFFF > len(self._outstanding):
+            self._used_ahead()  # raises, naming the field
+        slot = last & self._mask
+        head, length = _unpack_used(buf, self._used_ring + 8 * slot)
         entry = self._outstanding.get(head)
         if entry is None:
             raise VirtqueueError(f"used.ring[{slot}].id", f"{head} is not the head of a chain "
                                  "the driver made available")
-        if length > entry.in_len:
+        descs, table, in_len = entry
+        if length > in_len:
             raise VirtqueueError(f"used.ring[{slot}].len", f"the device claims {length} bytes "
-                                 f"written, but the chain has {entry.in_len} writable bytes")
+                                 f"written, but the chain has {in_len} writable bytes")
         del self._outstanding[head]
-        self._free.extend(reversed(entry.descs))
-        if entry.indirect_table is not None and self.allocator is not None:
-            self.allocator.free(entry.indirect_table)
-        self.last_used_idx = (self.last_used_idx + 1) & 0xFFFF
-        return UsedBuffer(head, length)
+        if len(descs) == 1:
+            self._free.append(head)
+        else:
+            self._free.extend(reversed(descs))
+        if table is not None and self.allocator is not None:
+            self.allocator.free(table)
+        self.last_used_idx = (last + 1) & 0xFFFF
+        return _new(UsedBuffer, (head, length))
 
     def disable_interrupts(self) -> None:
         """Ask the device not to send used-buffer notifications (2.7.7)."""

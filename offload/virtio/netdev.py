@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from functools import cache
 
 from .errors import VirtioError
 
@@ -83,6 +84,14 @@ class NetHdr:
                              self.csum_start, self.csum_offset, self.num_buffers)
         except struct.error:
             raise NetHdrError(f"{self} has a field that does not fit its width") from None
+
+    @staticmethod
+    @cache
+    def plain(num_buffers: int = 0) -> bytes:
+        """The encoded header of a frame with no offloads (no checksum, GSO_NONE), as the
+        device puts before every received frame (5.1.6.4) and the driver before every frame
+        it sends: the same bytes each time, so encoded once."""
+        return NetHdr(num_buffers=num_buffers).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> NetHdr:

@@ -24,6 +24,8 @@ MAX_QUEUE_SIZE = 32768  # 2.7: "The maximum Queue Size value is 32768"
 DESC = struct.Struct("<QIHH")
 DESC_SIZE = DESC.size  # 16
 DESC_ALIGN, AVAIL_ALIGN, USED_ALIGN = 16, 2, 4  # 2.7.2 alignment requirements
+U16 = struct.Struct("<H")  # ring flags, indices and entries of the available ring
+USED_ELEM = struct.Struct("<II")  # struct virtq_used_elem { le32 id; le32 len; }
 
 
 class DescFlags(IntFlag):
@@ -32,6 +34,12 @@ class DescFlags(IntFlag):
     NEXT = 1  # VIRTQ_DESC_F_NEXT: the buffer continues via the next field
     WRITE = 2  # VIRTQ_DESC_F_WRITE: device-writable (otherwise device-readable)
     INDIRECT = 4  # VIRTQ_DESC_F_INDIRECT: the buffer holds a table of descriptors
+
+
+# The flags as plain ints for the per-buffer paths (an IntFlag operation costs a call).
+VIRTQ_DESC_F_NEXT = int(DescFlags.NEXT)
+VIRTQ_DESC_F_WRITE = int(DescFlags.WRITE)
+VIRTQ_DESC_F_INDIRECT = int(DescFlags.INDIRECT)
 
 
 class AvailFlags(IntFlag):

@@ -74,6 +74,7 @@ class Transport:
         self.config = bytes(config)
         self._queues = [_QueueSlot(size) for size in queue_max_sizes]
         self._status = DeviceStatus(0)
+        self._live = False  # follows _status (see _set_status): checked once per packet
         self._driver_features = 0
         self._negotiated: int | None = None
         self.reset_reason: str | None = None
@@ -135,7 +136,7 @@ class Transport:
                     raise StatusError("DRIVER_OK is set although the device refused FEATURES_OK")
         if added & DeviceStatus.FAILED:
             self._log("the driver gave up on the device (FAILED)")
-        self._status = (self._status & DeviceStatus.DEVICE_NEEDS_RESET) | current | added
+        self._set_status((self._status & DeviceStatus.DEVICE_NEEDS_RESET) | current | added)
 
     def _judge_features(self, accepted: int) -> str | None:
         """2.2.2: accept any valid subset of the offer that includes VIRTIO_F_VERSION_1."""
@@ -200,9 +201,12 @@ class Transport:
     @property
     def live(self) -> bool:
         """DRIVER_OK set and neither FAILED nor DEVICE_NEEDS_RESET: the device may work."""
-        s = self._status
-        return bool(s & DeviceStatus.DRIVER_OK) and not s & (DeviceStatus.FAILED
-                                                              | DeviceStatus.DEVICE_NEEDS_RESET)
+        return self._live
+
+    def _set_status(self, status: DeviceStatus) -> None:
+        self._status = status
+        self._live = bool(status & DeviceStatus.DRIVER_OK) and not status & (
+            DeviceStatus.FAILED | DeviceStatus.DEVICE_NEEDS_RESET)
 
     def take_kicks(self) -> set[int]:
         """Queues the driver notified since the last call."""
@@ -212,7 +216,7 @@ class Transport:
     def queue(self, index: int) -> DeviceQueue | None:
         """The device view of queue ``index`` while the device is live (2.1.2: not before)."""
         slot = self._slot(index)
-        return slot.device_queue if self.live else None
+        return slot.device_queue if self._live else None
 
     def device_queue(self, index: int) -> DeviceQueue | None:
         """Queue ``index`` whether or not the device is live (to inspect a broken queue)."""
@@ -224,8 +228,8 @@ class Transport:
         This is the device loop's entry point: it never raises for anything the driver put in
         guest memory.
         """
-        queue = self.queue(index)
-        if queue is None:
+        queue = self._slot(index).device_queue
+        if queue is None or not self._live:
             return None
         try:
             return queue.pop()
@@ -237,7 +241,7 @@ class Transport:
         """2.1.2: enter the error state; the driver must reset the device to recover."""
         if self.reset_reason is None:
             self.reset_reason = reason
-        self._status |= DeviceStatus.DEVICE_NEEDS_RESET
+        self._set_status(self._status | DeviceStatus.DEVICE_NEEDS_RESET)
         if self._status & DeviceStatus.DRIVER_OK:
             self.config_changed = True
         self._log(f"DEVICE_NEEDS_RESET: {reason}")
@@ -247,7 +251,7 @@ class Transport:
         log.warning("virtio device: %s", message)
 
     def _reset(self) -> None:
-        self._status = DeviceStatus(0)
+        self._set_status(DeviceStatus(0))
         self._driver_features = 0
         self._negotiated = None
         self.reset_reason = None
