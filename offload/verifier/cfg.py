@@ -24,11 +24,13 @@ from ..isa.opcodes import (
     Source,
 )
 from ..isa.versions import required_version
+from . import ops
 from .errors import Reject
-from .ops import Op, decode_all
+from .ops import Op
 
-ALL_ARGS = frozenset(range(1, 6))
-CALLER_SAVED = frozenset(range(0, 6))
+# Register sets as bit masks (bit r for register r) while liveness is computed.
+ALL_ARGS = 0b111110  # R1-R5
+CALLER_SAVED = 0b111111  # R0-R5
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,28 +66,33 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
     if n > limit:
         raise _fail(limit, f"BPF program is too large: {n} instructions, the device allows "
                            f"{limit}")
-    for slot, insn in enumerate(slots):
-        if insn is not None:
-            _check_fields(slot, insn, caps)
-    calls = _check_targets(slots)
-    subprogs = tuple(sorted({0} | set(calls.values())))
-    subprog_of = _assign_functions(slots, subprogs)
-    _check_boundaries(slots, subprogs, subprog_of)
-    _check_reachable(slots, subprog_of)
-    _check_call_graph(slots, subprogs, subprog_of, calls, caps.limits.max_call_frames)
-    prune = set()
+    decoded: list[Op | None] = []
     for slot, insn in enumerate(slots):
         if insn is None:
+            decoded.append(None)
             continue
-        if insn.is_jump:
-            prune.add(slot + 1 + insn.jump_offset)
-            if not insn.is_unconditional_jump:
-                prune.add(slot + 1)
-        elif insn.is_call:
+        _check_fields(slot, insn, caps)
+        decoded.append(Op(insn))
+    calls = _check_targets(decoded)
+    subprogs = tuple(sorted({0} | set(calls.values())))
+    subprog_of = _assign_functions(decoded, subprogs)
+    _check_boundaries(decoded, subprogs, subprog_of)
+    _check_reachable(decoded)
+    _check_call_graph(subprogs, subprog_of, calls, caps.limits.max_call_frames)
+    prune = set()
+    for slot, op in enumerate(decoded):
+        if op is None:
+            continue
+        if op.kind == ops.BRANCH:
+            prune.add(slot + 1 + op.jump_offset)
+            prune.add(slot + 1)
+        elif op.kind == ops.JA:
+            prune.add(slot + 1 + op.jump_offset)
+        elif op.kind in (ops.LOCAL_CALL, ops.HELPER_CALL):
             prune.add(slot + 1)
     prune.discard(n)
     return Program(tuple(slots), subprogs, tuple(subprog_of), frozenset(prune),
-                   _liveness(slots), decode_all(tuple(slots)))
+                   _liveness(decoded), tuple(decoded))
 
 
 def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:
@@ -107,22 +114,27 @@ def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:
                           "the device has no kernel symbols or callbacks")
 
 
-def _check_targets(slots: list[Instruction | None]) -> dict[int, int]:
+def _is_jump(op: Op) -> bool:
+    """A jump that transfers control within the function (not call, not exit)."""
+    return op.kind == ops.BRANCH or op.kind == ops.JA
+
+
+def _check_targets(decoded: list[Op | None]) -> dict[int, int]:
     """Every jump and call lands on an instruction start; returns call slot -> target."""
-    n = len(slots)
+    n = len(decoded)
     calls = {}
-    for slot, insn in enumerate(slots):
-        if insn is None:
+    for slot, op in enumerate(decoded):
+        if op is None:
             continue
-        if insn.is_jump:
-            target = slot + 1 + insn.jump_offset
+        if _is_jump(op):
+            target = slot + 1 + op.jump_offset
             if not 0 <= target < n:
                 raise _fail(slot, f"jump out of range from insn {slot} to {target}")
-            if slots[target] is None:
+            if decoded[target] is None:
                 raise _fail(slot, f"jump into the middle of ldimm64 insn {target - 1}")
-        elif insn.is_local_call:
-            target = slot + 1 + insn.imm
-            if not 0 <= target < n or slots[target] is None:
+        elif op.kind == ops.LOCAL_CALL:
+            target = slot + 1 + op.imm
+            if not 0 <= target < n or decoded[target] is None:
                 raise _fail(slot, f"function call to invalid insn {target}: "
                                   "the target is not an instruction of the program")
             if target == 0:
@@ -131,70 +143,71 @@ def _check_targets(slots: list[Instruction | None]) -> dict[int, int]:
     return calls
 
 
-def _assign_functions(slots: list[Instruction | None], subprogs: tuple[int, ...]) -> list[int]:
+def _assign_functions(decoded: list[Op | None], subprogs: tuple[int, ...]) -> list[int]:
     out = []
     k = 0
-    for slot in range(len(slots)):
+    for slot in range(len(decoded)):
         if k + 1 < len(subprogs) and slot == subprogs[k + 1]:
             k += 1
         out.append(subprogs[k])
     return out
 
 
-def _check_boundaries(slots: list[Instruction | None], subprogs: tuple[int, ...],
+def _check_boundaries(decoded: list[Op | None], subprogs: tuple[int, ...],
                       subprog_of: list[int]) -> None:
-    ends = [s - 1 for s in subprogs[1:]] + [len(slots) - 1]
+    ends = [s - 1 for s in subprogs[1:]] + [len(decoded) - 1]
     for end in ends:
-        last = slots[end]
+        last = decoded[end]
         if last is None:  # a function ending in lddw falls through
             raise _fail(end - 1, "last insn is not an exit or jmp")
-        if not (last.is_exit or last.is_unconditional_jump):
+        if last.kind != ops.EXIT and last.kind != ops.JA:
             raise _fail(end, "last insn is not an exit or jmp")
-    for slot, insn in enumerate(slots):
-        if insn is not None and insn.is_jump:
-            target = slot + 1 + insn.jump_offset
+    for slot, op in enumerate(decoded):
+        if op is not None and _is_jump(op):
+            target = slot + 1 + op.jump_offset
             if subprog_of[target] != subprog_of[slot]:
                 raise _fail(slot, f"jump out of range from insn {slot} to {target}: the "
                                   "target is in another function")
 
 
-def successors(slots: Sequence[Instruction | None], slot: int) -> tuple[int, ...]:
+def successors(decoded: Sequence[Op | None], slot: int) -> tuple[int, ...]:
     """Where control goes next within the function (calls return to the next slot)."""
-    insn = slots[slot]
-    assert insn is not None
-    if insn.is_exit:
+    op = decoded[slot]
+    assert op is not None
+    kind = op.kind
+    if kind == ops.EXIT:
         return ()
-    nxt = slot + insn.width
-    if insn.is_jump:
-        target = slot + 1 + insn.jump_offset
-        if insn.is_unconditional_jump:
-            return (target,)
+    nxt = slot + op.width
+    if kind == ops.JA:
+        return (slot + 1 + op.jump_offset,)
+    if kind == ops.BRANCH:
+        target = slot + 1 + op.jump_offset
         return (nxt, target) if target != nxt else (nxt,)
     return (nxt,)
 
 
-def _check_reachable(slots: list[Instruction | None], subprog_of: list[int]) -> None:
-    seen = [False] * len(slots)
+def _check_reachable(decoded: list[Op | None]) -> None:
+    seen = [False] * len(decoded)
     work = [0]
     seen[0] = True
     while work:
         slot = work.pop()
-        insn = slots[slot]
-        assert insn is not None
-        nexts = list(successors(slots, slot))
-        if insn.is_local_call:
-            nexts.append(slot + 1 + insn.imm)
+        op = decoded[slot]
+        assert op is not None
+        nexts = list(successors(decoded, slot))
+        if op.kind == ops.LOCAL_CALL:
+            nexts.append(slot + 1 + op.imm)
         for nxt in nexts:
-            if nxt < len(slots) and not seen[nxt]:
+            if nxt < len(decoded) and not seen[nxt]:
                 seen[nxt] = True
                 work.append(nxt)
-    for slot, insn in enumerate(slots):
-        if insn is not None and not seen[slot]:
+    for slot, op in enumerate(decoded):
+        if op is not None and not seen[slot]:
             raise _fail(slot, f"unreachable insn {slot}")
 
 
-def _check_call_graph(slots: list[Instruction | None], subprogs: tuple[int, ...],
-                      subprog_of: list[int], calls: dict[int, int], max_frames: int) -> None:
+def _check_call_graph(subprogs: tuple[int, ...], subprog_of: list[int], calls: dict[int, int],
+                      max_frames: int) -> None:
     graph: dict[int, list[tuple[int, int]]] = {s: [] for s in subprogs}
     for site, target in calls.items():
         graph[subprog_of[site]].append((site, target))
@@ -214,66 +227,63 @@ def _check_call_graph(slots: list[Instruction | None], subprogs: tuple[int, ...]
     visit(0)
 
 
-def _uses_defs(insn: Instruction) -> tuple[frozenset[int], frozenset[int]]:
-    """Registers an instruction reads and writes (for liveness)."""
-    cls = insn.cls
-    if insn.is_exit:
-        return frozenset({0}), frozenset()
-    if insn.is_call:
+def _uses_defs(op: Op) -> tuple[int, int]:
+    """Registers an instruction reads and writes (for liveness), as bit masks."""
+    kind = op.kind
+    dst, src = 1 << op.dst, 1 << op.src
+    x = op.source == Source.X
+    if kind == ops.EXIT:
+        return 1, 0
+    if kind in (ops.LOCAL_CALL, ops.HELPER_CALL):
         return ALL_ARGS, CALLER_SAVED
-    if insn.is_lddw:
-        return frozenset(), frozenset({insn.dst})
-    if cls in (InsnClass.ALU, InsnClass.ALU64):
-        op = insn.alu_op
-        if op == AluOp.MOV:
-            uses = {insn.src} if insn.source == Source.X else set()
-        elif op in (AluOp.NEG, AluOp.END):
-            uses = {insn.dst}
+    if kind == ops.LDDW:
+        return 0, dst
+    if kind == ops.ALU:
+        if op.alu_op == AluOp.MOV:
+            uses = src if x else 0
+        elif op.alu_op in (AluOp.NEG, AluOp.END):
+            uses = dst
         else:
-            uses = {insn.dst} | ({insn.src} if insn.source == Source.X else set())
-        return frozenset(uses), frozenset({insn.dst})
-    if cls in (InsnClass.JMP, InsnClass.JMP32):
-        if insn.is_unconditional_jump:
-            return frozenset(), frozenset()
-        uses = {insn.dst} | ({insn.src} if insn.source == Source.X else set())
-        return frozenset(uses), frozenset()
-    if cls == InsnClass.LDX:
-        return frozenset({insn.src}), frozenset({insn.dst})
-    if cls == InsnClass.ST:
-        return frozenset({insn.dst}), frozenset()
-    if cls == InsnClass.STX:
-        if insn.mode == Mode.ATOMIC:
-            uses = {insn.dst, insn.src}
-            defs: set[int] = set()
-            if insn.imm == AtomicOp.CMPXCHG:
-                uses.add(0)
-                defs.add(0)
-            elif insn.imm & ATOMIC_FETCH:
-                defs.add(insn.src)
-            return frozenset(uses), frozenset(defs)
-        return frozenset({insn.dst, insn.src}), frozenset()
-    return frozenset(), frozenset()
+            uses = dst | (src if x else 0)
+        return uses, dst
+    if kind == ops.JA:
+        return 0, 0
+    if kind == ops.BRANCH:
+        return dst | (src if x else 0), 0
+    if kind == ops.LOAD:
+        return src, dst
+    if kind == ops.ATOMIC:
+        if op.imm == AtomicOp.CMPXCHG:
+            return dst | src | 1, 1
+        return dst | src, src if op.imm & ATOMIC_FETCH else 0
+    if op.cls == InsnClass.ST:
+        return dst, 0
+    return dst | src, 0
 
 
-def _liveness(slots: list[Instruction | None]) -> tuple[frozenset[int], ...]:
-    n = len(slots)
-    info = [(_uses_defs(insn) if insn is not None else (frozenset(), frozenset()))
-            for insn in slots]
-    succ = [(successors(slots, s) if slots[s] is not None else ()) for s in range(n)]
-    live: list[frozenset[int]] = [frozenset()] * n
+def _liveness(decoded: list[Op | None]) -> tuple[frozenset[int], ...]:
+    """Registers live on entry to each slot: the least fixpoint, computed on bit masks."""
+    n = len(decoded)
+    info = [(_uses_defs(op) if op is not None else (0, 0)) for op in decoded]
+    succ = [(successors(decoded, s) if decoded[s] is not None else ()) for s in range(n)]
+    live = [0] * n
     changed = True
     while changed:
         changed = False
         for s in range(n - 1, -1, -1):
-            if slots[s] is None:
+            if decoded[s] is None:
                 continue
-            out: frozenset[int] = frozenset()
+            out = 0
             for t in succ[s]:
                 if t < n:
                     out |= live[t]
             uses, defs = info[s]
-            new = uses | (out - defs)
+            new = uses | (out & ~defs)
             if new != live[s]:
                 live[s] = new
                 changed = True
-    return tuple(live)
+    sets: dict[int, frozenset[int]] = {}
+    for mask in live:
+        if mask not in sets:
+            sets[mask] = frozenset(r for r in range(11) if mask >> r & 1)
+    return tuple(sets[mask] for mask in live)
