@@ -55,12 +55,12 @@ def check_alu(env: Env, state: State, insn: Op) -> None:
         if dreg.type != RegType.SCALAR:
             raise Reject(f"R{dst} byte swap of pointer prohibited")
         swap = bits == 64 or insn.source == Endian.TO_BE  # the device is little-endian
-        write_reg(state, dst, Reg.scalar(byte_swap(dreg.var, insn.imm, swap)))
+        write_reg(state, dst, Reg.scalar(env.cached(byte_swap, dreg.var, insn.imm, swap)))
         return
     if op == AluOp.NEG:
         if dreg.type != RegType.SCALAR:
             raise Reject(f"R{dst} pointer arithmetic with neg operator prohibited")
-        write_reg(state, dst, Reg.scalar(alu(AluOp.NEG, dreg.var, dreg.var, bits=bits)))
+        write_reg(state, dst, env.cached(scalar_alu, AluOp.NEG, dreg.var, dreg.var, bits, False))
         return
     if insn.source == Source.X:
         sreg = read_reg(state, insn.src)
@@ -71,10 +71,18 @@ def check_alu(env: Env, state: State, insn: Op) -> None:
             raise Reject(f"invalid shift {insn.imm}")
         sreg = insn.imm_reg
     if dreg.type == RegType.SCALAR and sreg.type == RegType.SCALAR:
-        result = alu(op, dreg.var, sreg.var, bits=bits, signed_div=insn.off == 1)
-        write_reg(state, dst, Reg.scalar(result))
+        a, b = dreg.var, sreg.var
+        if a.var.mask == 0 and b.var.mask == 0:  # constants: computed faster than looked up
+            write_reg(state, dst, scalar_alu(op, a, b, bits, insn.off == 1))
+        else:
+            write_reg(state, dst, env.cached(scalar_alu, op, a, b, bits, insn.off == 1))
         return
     write_reg(state, dst, _pointer_alu(env, insn, op, bits, dreg, sreg))
+
+
+def scalar_alu(op: AluOp, a: Scalar, b: Scalar, bits: int, signed_div: bool) -> Reg:
+    """The register ``a op b`` gives (a pure function: see ``Env.cached``)."""
+    return Reg.scalar(alu(op, a, b, bits=bits, signed_div=signed_div))
 
 
 def _mov(env: Env, state: State, insn: Op, bits: int) -> None:
@@ -85,12 +93,12 @@ def _mov(env: Env, state: State, insn: Op, bits: int) -> None:
     if insn.off:  # movsx
         if src.type != RegType.SCALAR:
             raise Reject(f"R{insn.src} sign-extension part of pointer")
-        write_reg(state, insn.dst, Reg.scalar(sign_extend(src.var, insn.off, bits)))
+        write_reg(state, insn.dst, Reg.scalar(env.cached(sign_extend, src.var, insn.off, bits)))
         return
     if bits == 32:
         if src.type != RegType.SCALAR:
             raise Reject(f"R{insn.src} partial copy of pointer")
-        write_reg(state, insn.dst, Reg.scalar(zext32(src.var)))
+        write_reg(state, insn.dst, Reg.scalar(env.cached(zext32, src.var)))
         return
     if src.type == RegType.SCALAR and not src.var.is_const and insn.src != insn.dst:
         # link both copies so a later comparison of one narrows the other

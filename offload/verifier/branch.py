@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from ..isa.opcodes import InsnClass, JmpOp, Source
 from .alu import read_reg
+from .env import Env
 from .errors import Reject
 from .memory import MAX_PACKET_OFF
 from .ops import Op
@@ -30,7 +31,7 @@ _SWAP = {JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE, JmpOp.JGT: JmpOp.JLT,
 _NOT_JSET = -1  # pseudo operation: (a & b) == 0
 
 
-def branch(state: State, insn: Op) -> tuple[State | None, State | None]:
+def branch(env: Env, state: State, insn: Op) -> tuple[State | None, State | None]:
     """(taken, fall-through) successor states; None for a successor that cannot happen."""
     op = insn.jmp_op
     bits = 32 if insn.cls == InsnClass.JMP32 else 64
@@ -42,8 +43,8 @@ def branch(state: State, insn: Op) -> tuple[State | None, State | None]:
         src = insn.imm_reg
         src_regno = -1
     if dst.type == RegType.SCALAR and src.type == RegType.SCALAR:
-        taken = narrow(op, dst.var, src.var, bits)
-        other = narrow(_negated(op), dst.var, src.var, bits)
+        taken = _narrow(env, op, dst.var, src.var, bits)
+        other = _narrow(env, _negated(op), dst.var, src.var, bits)
         # the state is this path's own: the last live successor takes it, others a copy
         return (_scalar_branch(state, taken, insn.dst, dst, src_regno, src, other is not None),
                 _scalar_branch(state, other, insn.dst, dst, src_regno, src, False))
@@ -57,6 +58,14 @@ def _negated(op: int) -> int:
 
 
 # ---------------------------------------------------------------- scalars
+def _narrow(env: Env, op: int, a: Scalar, b: Scalar,
+            bits: int) -> tuple[Scalar, Scalar] | None:
+    """``narrow``, remembered per verification (two constants are decided faster)."""
+    if a.var.mask == 0 and b.var.mask == 0:
+        return narrow(op, a, b, bits)
+    return env.cached(narrow_sets, op, a, b, bits)
+
+
 def narrow(op: int, a: Scalar, b: Scalar, bits: int) -> tuple[Scalar, Scalar] | None:
     """Both operands restricted to the values for which ``a op b`` holds; None if none."""
     if a.var.mask == 0 and b.var.mask == 0:

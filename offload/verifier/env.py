@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from ..caps.capabilities import Capabilities
 from ..maps.spec import MapSpec
@@ -13,6 +14,11 @@ from .errors import Reject
 from .state import Reg, RegType
 
 MapResolver = Mapping[int, MapSpec] | Callable[[int], MapSpec | None]
+T = TypeVar("T")
+
+#: Results ``Env.cached`` keeps before it starts over (bounds memory on the largest programs).
+MEMO_LIMIT = 1 << 16
+_MISSING = object()
 
 
 @dataclass(slots=True)
@@ -27,6 +33,22 @@ class Env:
     stack_depth: dict[int, int] = field(default_factory=dict)  # function -> bytes used
     #: slot -> the pointer types its memory access was seen through (facts for engines)
     accesses: dict[int, set[RegType]] = field(default_factory=dict)
+    memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # for ``cached``
+
+    def cached(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` for a pure ``fn`` of immutable values, computed once per verification.
+
+        The same operation on the same abstract values recurs across paths and loop iterations
+        (in the XDP fixtures, three ALU results and branch narrowings in four are repeats), so
+        remembering results changes nothing but the time taken.
+        """
+        key = (fn, args)
+        value = self.memo.get(key, _MISSING)
+        if value is _MISSING:
+            if len(self.memo) >= MEMO_LIMIT:
+                self.memo.clear()
+            value = self.memo[key] = fn(*args)
+        return value
 
     def next_id(self) -> int:
         self.id_gen += 1

@@ -165,7 +165,7 @@ class _Explorer:
         if kind == ops.ALU:
             check_alu(env, state, op)
         elif kind == ops.BRANCH:
-            taken, fall = branch(state, op)
+            taken, fall = branch(env, state, op)
             target = slot + 1 + op.off
             if taken is not None:
                 taken.insn = target
