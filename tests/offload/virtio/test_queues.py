@@ -227,3 +227,73 @@ def test_live_link_uses_negotiated_ring_features():
     link = make_link(NO_EVENT_IDX & NO_INDIRECT)
     assert not link.driver.event_idx and not link.driver.indirect
     assert not link.device.event_idx and not link.device.indirect
+
+
+# -- one-descriptor chains (add_inbuf / add_outbuf) ---------------------------------------
+
+def test_one_buffer_chains_are_laid_out_exactly_as_add_buffer_lays_them_out():
+    layouts = []
+    for use_single in (False, True):
+        memory, alloc, driver, device = pair(size=4, event_idx=True, indirect=True)
+        out, into = alloc.alloc(8), alloc.alloc(16)
+        if use_single:
+            heads = [driver.add_outbuf(out, 8), driver.add_inbuf(into, 16)]
+        else:
+            heads = [driver.add_buffer([(out, 8)]), driver.add_buffer([], [(into, 16)])]
+        layouts.append((heads, memory.snapshot(), driver.kick_prepare()))
+        chains = [device.pop(), device.pop()]
+        assert chains[0].readable == ((out, 8),) and chains[1].writable == ((into, 16),)
+    assert layouts[0] == layouts[1]
+
+
+@pytest.mark.parametrize("addr, length", [(-1, 4), (0, -1), ((1 << 18) - 3, 4), (1 << 18, 1),
+                                          (0x2000, 1 << 32)])
+def test_one_buffer_outside_guest_memory_is_refused_and_nothing_is_published(addr, length):
+    memory, alloc, driver, device = pair()
+    before = memory.snapshot()
+    for add in (driver.add_inbuf, driver.add_outbuf,
+                lambda a, n: driver.add_buffer([(a, n)]),
+                lambda a, n: driver.add_buffer([], [(a, n)])):
+        with pytest.raises(VirtioError, match="not inside guest memory"):
+            add(addr, length)
+    assert memory.snapshot() == before and driver.num_free == 8 and driver.avail_idx == 0
+
+
+def test_a_buffer_may_end_at_the_end_of_guest_memory():
+    memory, alloc, driver, device = pair()
+    head = driver.add_inbuf((1 << 18) - 4, 4)
+    assert device.pop().writable == (((1 << 18) - 4, 4),) and head == 0
+
+
+def test_one_buffer_chains_fill_the_queue_then_report_it_full():
+    memory, alloc, driver, device = pair(size=2)
+    buf = alloc.alloc(4)
+    assert [driver.add_inbuf(buf, 4), driver.add_outbuf(buf, 4)] == [0, 1]
+    with pytest.raises(QueueFullError, match="0 free descriptors"):
+        driver.add_inbuf(buf, 4)
+    assert driver.avail_idx == 2
+    device.push_used(device.pop().head, 4)
+    assert driver.get_used() == (0, 4)
+    assert driver.add_inbuf(buf, 4) == 0
+
+
+def test_get_used_refuses_a_device_that_runs_ahead_or_lies():
+    memory, alloc, driver, device = pair()
+    buf = alloc.alloc(8)
+    head = driver.add_inbuf(buf, 8)
+    memory.write_u16(driver.layout.used_idx, 2)  # two entries, one buffer outstanding
+    with pytest.raises(VirtqueueError, match="only 1 buffers are outstanding") as info:
+        driver.get_used()
+    assert info.value.field == "used.idx"
+    memory.write_u16(driver.layout.used_idx, 1)
+    memory.write_u32(driver.layout.used_ring(0), head + 3)
+    with pytest.raises(VirtqueueError, match="not the head of a chain") as info:
+        driver.get_used()
+    assert info.value.field == "used.ring[0].id"
+    memory.write_u32(driver.layout.used_ring(0), head)
+    memory.write_u32(driver.layout.used_ring(0) + 4, 9)
+    with pytest.raises(VirtqueueError, match="8 writable bytes") as info:
+        driver.get_used()
+    assert info.value.field == "used.ring[0].len"
+    memory.write_u32(driver.layout.used_ring(0) + 4, 8)
+    assert driver.get_used() == (head, 8) and driver.get_used() is None

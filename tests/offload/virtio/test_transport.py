@@ -169,3 +169,35 @@ def test_a_control_command_travels_from_driver_to_device_and_back(link):
     assert back == MapCreateResponse(handle=7)
     before = link.memory.snapshot()
     assert link.transport.live and link.memory.snapshot() == before
+
+
+def test_the_device_works_exactly_while_it_is_live():
+    """DRIVER_OK without FAILED or DEVICE_NEEDS_RESET (2.1.2), through every status change."""
+    link = make_link()
+    t, driver = link.transport, link.driver
+    buf = link.allocator.alloc(4)
+
+    def offered() -> bool:
+        driver.add_outbuf(buf, 4)
+        chain = t.pop(CONTROLQ)
+        if chain is not None:
+            t.device_queue(CONTROLQ).push_used(chain.head, 0)
+            driver.get_used()
+        return chain is not None
+
+    assert t.live and offered()
+    t.write_status(t.status | S.FAILED)
+    assert not t.live and t.queue(CONTROLQ) is None and not offered()
+    link = make_link()
+    t, driver = link.transport, link.driver
+    t.needs_reset("the test asked for it")
+    assert not t.live and not offered()
+    t.write_status(0)
+    assert not t.live and t.pop(CONTROLQ) is None
+    driver_negotiate(t, DEFAULT_DEVICE_FEATURES)
+    assert not t.live
+    from offload.virtio import setup_queue
+    q = setup_queue(t, GuestAllocator(link.memory, start=0x80000), CONTROLQ)
+    t.write_status(t.status | S.DRIVER_OK)
+    q.add_outbuf(0x1000, 4)
+    assert t.live and t.pop(CONTROLQ) is not None
