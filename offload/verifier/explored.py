@@ -4,88 +4,105 @@ Like the kernel's ``is_state_visited``, each prune point keeps a list of checkpo
 seen there) and a new state is checked against them in list order: a *closed* checkpoint (every
 path from it explored) that covers the new state proves it safe; an *open* one (a path from it
 still being explored) exactly equal to it is an infinite loop. The first checkpoint in the list
-that answers decides.
+that answers decides: the state is pruned when a closed checkpoint listed before the first
+equal open one covers it.
 
-Scanning the whole list for every state is what made long loops slow (a loop head keeps up to
-``max_states_per_insn`` open checkpoints). So open checkpoints are looked up by fingerprint
-(equal states have equal fingerprints) and closed ones are kept apart, in list order, giving the
-same answer as the scan.
+Scanning the whole list for every state is what made verification slow (a loop head keeps up
+to ``max_states_per_insn`` open checkpoints, a loop over headers as many closed ones). So open
+checkpoints are looked up by *fingerprint* (equal states have equal fingerprints) and closed
+ones by *shape*: the types and fixed offsets of the live registers, which ``covers`` needs
+equal, unless the old register is unset (such checkpoints are always tried).
 """
 
 from __future__ import annotations
 
-from bisect import insort
-
 from .cfg import Program
 from .prune import covers
-from .state import State
+from .state import RegType, State
 
 #: Verdicts of ``PrunePoint.check``.
 EXPLORE, PRUNED, LOOP = 0, 1, 2
+
+#: A state's fingerprint and shape at one prune point (``PrunePoint.keys``).
+Keys = tuple[int, tuple[int, ...]]
 
 
 class Checkpoint:
     """A state kept at a prune point; ``branches`` counts its paths still being explored."""
 
-    __slots__ = ("state", "branches", "parent", "fingerprint", "point", "index")
+    __slots__ = ("state", "branches", "parent", "keys", "point", "index")
 
-    def __init__(self, state: State | None, parent: Checkpoint | None, fingerprint: int = 0,
-                 point: PrunePoint | None = None, index: int = 0) -> None:
+    def __init__(self, state: State | None, parent: Checkpoint | None,
+                 keys: Keys = (0, ()), point: PrunePoint | None = None,
+                 index: int = 0) -> None:
         self.state = state
         self.branches = 1
         self.parent = parent
-        self.fingerprint = fingerprint
+        self.keys = keys
         self.point = point  # None for the root, which stands for the program entry
         self.index = index  # position in its prune point's list
 
 
 class PrunePoint:
-    """The checkpoints of one slot: open ones by fingerprint, closed ones by position."""
+    """The checkpoints of one slot: open ones by fingerprint, closed ones by shape."""
 
-    __slots__ = ("slot", "regs", "count", "closed", "by_fingerprint")
+    __slots__ = ("slot", "regs", "count", "by_fingerprint", "closed", "closed_any_shape")
 
     def __init__(self, prog: Program, slot: int) -> None:
         self.slot = slot
-        #: registers a fingerprint reads: the live ones (r10 is always the frame pointer)
+        #: registers the keys read: the live ones (r10 is always the frame pointer)
         self.regs = tuple(sorted(r for r in prog.live[slot] if r != 10))
         self.count = 0
-        self.closed: list[Checkpoint] = []
         self.by_fingerprint: dict[int, list[Checkpoint]] = {}
+        self.closed: dict[tuple[int, ...], list[Checkpoint]] = {}
+        self.closed_any_shape: list[Checkpoint] = []  # some live register unset
 
-    def fingerprint(self, state: State) -> int:
-        """Equal for states ``covers(exact=True)`` calls equal: live registers without ids."""
+    def keys(self, state: State) -> Keys:
+        """The fingerprint (equal for states ``covers(exact=True)`` calls equal: live
+        registers without ids) and the shape (frames, types and fixed offsets) of ``state``."""
         regs = state.frame.regs
-        key = [len(state.frames), state.pkt_len, state.meta_len]
+        shape = [len(state.frames)]
+        rest = [state.pkt_len, state.meta_len]
         for r in self.regs:
             reg = regs[r]
-            key += (reg.type, reg.var, reg.off, reg.range)
-        return hash(tuple(key))
+            shape += (reg.type, reg.off)
+            rest += (reg.var, reg.range)
+        frozen = tuple(shape)
+        return hash((frozen, *rest)), frozen
 
-    def check(self, prog: Program, cur: State, fingerprint: int) -> int:
+    def check(self, prog: Program, cur: State, keys: Keys) -> int:
         """EXPLORE, PRUNED or LOOP for ``cur``, as the first deciding checkpoint says."""
+        fingerprint, shape = keys
         loop_at = self.count  # past the end: no open checkpoint equals ``cur``
         for cp in self.by_fingerprint.get(fingerprint, ()):
             if cp.branches > 0 and covers(prog, cp.state, cur, exact=True):
                 loop_at = cp.index
                 break
         pkt_len, meta_len = cur.pkt_len, cur.meta_len
-        for cp in self.closed:
-            if cp.index > loop_at:
-                break
-            old = cp.state
-            # covers() would say no at once: the old state proved more of the packet (a loop
-            # over headers leaves many such states); skipping the call saves most of the time
-            if old.pkt_len > pkt_len or old.meta_len > meta_len:  # type: ignore[union-attr]
-                continue
-            if covers(prog, old, cur):  # type: ignore[arg-type]
-                return PRUNED
+        for group in (self.closed.get(shape, ()), self.closed_any_shape):
+            for cp in group:
+                old = cp.state
+                # covers() would say no at once: the old state proved more of the packet (a
+                # loop over headers leaves many such states); skip the call
+                if cp.index > loop_at or old.pkt_len > pkt_len or old.meta_len > meta_len:
+                    continue
+                if covers(prog, old, cur):
+                    return PRUNED
         return LOOP if loop_at < self.count else EXPLORE
 
-    def add(self, state: State, parent: Checkpoint | None, fingerprint: int) -> Checkpoint:
-        cp = Checkpoint(state, parent, fingerprint, self, self.count)
+    def add(self, state: State, parent: Checkpoint | None, keys: Keys) -> Checkpoint:
+        cp = Checkpoint(state, parent, keys, self, self.count)
         self.count += 1
-        self.by_fingerprint.setdefault(fingerprint, []).append(cp)
+        self.by_fingerprint.setdefault(keys[0], []).append(cp)
         return cp
+
+    def close(self, cp: Checkpoint) -> None:
+        """Every path from ``cp`` is explored: it may now prune the states it covers."""
+        shape = cp.keys[1]
+        if RegType.NOT_INIT in shape[1::2]:
+            self.closed_any_shape.append(cp)
+        else:
+            self.closed.setdefault(shape, []).append(cp)
 
 
 def finish(cp: Checkpoint | None) -> None:
@@ -95,9 +112,5 @@ def finish(cp: Checkpoint | None) -> None:
         if cp.branches > 0:
             return
         if cp.point is not None:
-            insort(cp.point.closed, cp, key=_position)
+            cp.point.close(cp)
         cp = cp.parent
-
-
-def _position(cp: Checkpoint) -> int:
-    return cp.index

@@ -234,8 +234,8 @@ class _Explorer:
                 point = explored.get(slot)
                 if point is None:
                     point = explored[slot] = PrunePoint(prog, slot)
-                fingerprint = point.fingerprint(cur)
-                verdict = point.check(prog, cur, fingerprint)
+                keys = point.keys(cur)
+                verdict = point.check(prog, cur, keys)
                 if verdict == LOOP:
                     raise Reject(f"infinite loop detected at insn {slot}", slot)
                 if verdict == PRUNED:
@@ -245,8 +245,7 @@ class _Explorer:
                     cur = None
                     continue
                 if point.count < max_states:
-                    cur.parent = point.add(cur.copy(), cur.parent,  # type: ignore[arg-type]
-                                           fingerprint)
+                    cur.parent = point.add(cur.copy(), cur.parent, keys)  # type: ignore[arg-type]
                     total_states += 1
             succ = self.step(cur)
             if verbose and len(self.lines) < 100_000:
