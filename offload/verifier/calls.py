@@ -167,13 +167,13 @@ def enter_function(env: Env, state: State, insn: Op, slot: int) -> None:
     for r in range(1, 6):
         regs[r] = caller.regs[r]
     regs[10] = Reg(RegType.PTR_TO_STACK, frameno=frameno)
-    state.frames.append(Frame(regs, {}, slot, target, frameno))
+    state.push(Frame(regs, {}, slot, target, frameno))
     state.insn = target
 
 
 def leave_function(state: State) -> None:
     """``exit`` from a called function: back to the caller with R0 and R6-R9."""
-    callee = state.frames.pop()
+    callee = state.pop()
     r0 = callee.regs[0]  # may be unset: reading it in the caller is then the error
     if r0.type == RegType.PTR_TO_STACK and r0.frameno == callee.frameno:
         raise Reject("cannot return stack pointer to the caller")

@@ -96,28 +96,37 @@ def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool) -> bool:
 
 
 def covers(prog: Program, old: State, cur: State, *, exact: bool = False) -> bool:
-    """Whether ``cur`` needs no further exploration because ``old`` was proven safe."""
-    if len(old.frames) != len(cur.frames):
+    """Whether ``cur`` needs no further exploration because ``old`` was proven safe.
+
+    A conjunction of checks per frame, register and stack slot; only the id map is shared, and
+    whether ids correspond one to one does not depend on the order they are seen in, so the
+    checks run in whatever order rejects soonest.
+    """
+    old_frames, cur_frames = old.frames, cur.frames
+    if len(old_frames) != len(cur_frames):
         return False
     if exact:
         if old.pkt_len != cur.pkt_len or old.meta_len != cur.meta_len:
             return False
     elif old.pkt_len > cur.pkt_len or old.meta_len > cur.meta_len:
         return False
-    for of, cf in zip(old.frames, cur.frames):
+    ids = IdMap()
+    top = len(old_frames) - 1
+    for depth in range(top, -1, -1):
+        of, cf = old_frames[depth], cur_frames[depth]
         if of.callsite != cf.callsite:
             return False
-    ids = IdMap()
-    top = len(old.frames) - 1
-    for depth, (of, cf) in enumerate(zip(old.frames, cur.frames)):
         if depth == top:
             live: Iterable[int] = prog.live[cur.insn]
         else:
-            live = prog.live[old.frames[depth + 1].callsite + 1] & _CALLEE_SAVED
+            live = prog.live[old_frames[depth + 1].callsite + 1] & _CALLEE_SAVED
         oregs, cregs = of.regs, cf.regs
         for r in live:
-            if r != 10 and not reg_covers(oregs[r], cregs[r], ids, exact):
+            o, c = oregs[r], cregs[r]
+            if o is c and not o.id or r == 10:
+                continue  # the same register value, or the frame pointer
+            if not reg_covers(o, c, ids, exact):
                 return False
-        if not _stack_covers(of, cf, ids, exact):
+        if (of.stack or exact and cf.stack) and not _stack_covers(of, cf, ids, exact):
             return False
     return True

@@ -16,6 +16,7 @@ from .tnum import U32, U64, UNKNOWN, Tnum, range_bits
 
 S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
 S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
+_SIGN64, _SIGN32 = 1 << 63, 1 << 31
 
 
 def s64(x: int) -> int:
@@ -137,9 +138,11 @@ class Scalar(NamedTuple):
     def sync(self) -> Scalar | None:
         """Make every view as tight as the others allow; None if no value remains.
 
-        This runs after nearly every operation, so the tnum is kept as its two integers
-        ``tv``/``tm`` here and the tnum steps (``Tnum.range``, ``conflicts``, ``intersect``,
-        ``with_subreg``) are written out on them rather than building a Tnum for each.
+        This runs after nearly every operation, so it is written for speed: the tnum is kept
+        as its two integers ``tv``/``tm`` and its steps (``Tnum.range``, ``conflicts``,
+        ``intersect``, ``with_subreg``) are written out on them; ``max``/``min`` are
+        comparisons and ``s64``/``s32`` the sign flip ``((x & U64) ^ SIGN) - SIGN``.
+        ``tests/offload/verifier/test_scalar.py`` holds the plain version it must agree with.
         """
         tv, tm = self.var
         if tm == 0:  # a constant: it is in every view or the set is empty
@@ -148,43 +151,81 @@ class Scalar(NamedTuple):
         for _ in range(3):
             before = (tv, tm, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
             # known bits bound the ranges
-            umin = max(umin, tv)
-            umax = min(umax, tv | tm)
-            smin = max(smin, s64(tv | (tm & (1 << 63))))
-            smax = min(smax, s64(tv | (tm & ((1 << 63) - 1))))
+            if umin < tv:
+                umin = tv
+            x = tv | tm
+            if umax > x:
+                umax = x
+            x = (((tv | (tm & _SIGN64)) & U64) ^ _SIGN64) - _SIGN64
+            if smin < x:
+                smin = x
+            x = (((tv | (tm & S64_MAX)) & U64) ^ _SIGN64) - _SIGN64
+            if smax > x:
+                smax = x
             lv, lm = tv & U32, tm & U32
-            u32min = max(u32min, lv)
-            u32max = min(u32max, lv | lm)
-            s32min = max(s32min, s32(lv | (lm & (1 << 31))))
-            s32max = min(s32max, s32(lv | (lm & ((1 << 31) - 1))))
+            if u32min < lv:
+                u32min = lv
+            x = lv | lm
+            if u32max > x:
+                u32max = x
+            x = ((lv | (lm & _SIGN32)) ^ _SIGN32) - _SIGN32
+            if s32min < x:
+                s32min = x
+            x = ((lv | (lm & S32_MAX)) ^ _SIGN32) - _SIGN32
+            if s32max > x:
+                s32max = x
             # signed and unsigned bound each other when the sign is fixed
-            if s64(umin) <= s64(umax):
-                smin = max(smin, s64(umin))
-                smax = min(smax, s64(umax))
+            lo, hi = ((umin & U64) ^ _SIGN64) - _SIGN64, ((umax & U64) ^ _SIGN64) - _SIGN64
+            if lo <= hi:
+                if smin < lo:
+                    smin = lo
+                if smax > hi:
+                    smax = hi
             if smin >= 0 or smax < 0:
-                umin = max(umin, smin & U64)
-                umax = min(umax, smax & U64)
-            if s32(u32min) <= s32(u32max):
-                s32min = max(s32min, s32(u32min))
-                s32max = min(s32max, s32(u32max))
+                lo, hi = smin & U64, smax & U64
+                if umin < lo:
+                    umin = lo
+                if umax > hi:
+                    umax = hi
+            lo, hi = ((u32min & U32) ^ _SIGN32) - _SIGN32, ((u32max & U32) ^ _SIGN32) - _SIGN32
+            if lo <= hi:
+                if s32min < lo:
+                    s32min = lo
+                if s32max > hi:
+                    s32max = hi
             if s32min >= 0 or s32max < 0:
-                u32min = max(u32min, s32min & U32)
-                u32max = min(u32max, s32max & U32)
+                lo, hi = s32min & U32, s32max & U32
+                if u32min < lo:
+                    u32min = lo
+                if u32max > hi:
+                    u32max = hi
             if umin > umax or smin > smax or u32min > u32max or s32min > s32max:
                 return None
             # a fixed upper word ties the 64-bit and the 32-bit ranges together
             if umin >> 32 == umax >> 32:
-                u32min = max(u32min, umin & U32)
-                u32max = min(u32max, umax & U32)
+                lo, hi = umin & U32, umax & U32
+                if u32min < lo:
+                    u32min = lo
+                if u32max > hi:
+                    u32max = hi
                 high = umin & ~U32
-                umin = max(umin, high | u32min)
-                umax = min(umax, high | u32max)
+                lo, hi = high | u32min, high | u32max
+                if umin < lo:
+                    umin = lo
+                if umax > hi:
+                    umax = hi
             if smin >> 32 == smax >> 32:
-                u32min = max(u32min, smin & U32)
-                u32max = min(u32max, smax & U32)
+                lo, hi = smin & U32, smax & U32
+                if u32min < lo:
+                    u32min = lo
+                if u32max > hi:
+                    u32max = hi
                 high = (smin >> 32) << 32
-                smin = max(smin, high + u32min)
-                smax = min(smax, high + u32max)
+                lo, hi = high + u32min, high + u32max
+                if smin < lo:
+                    smin = lo
+                if smax > hi:
+                    smax = hi
             if umin > umax or smin > smax or u32min > u32max or s32min > s32max:
                 return None
             # ranges give known bits: t &= Tnum.range(umin, umax), unless they conflict

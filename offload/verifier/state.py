@@ -197,20 +197,29 @@ class PathNode:
 class State:
     """The whole abstract state at one instruction of one path."""
 
-    __slots__ = ("frames", "pkt_len", "meta_len", "insn", "path", "parent")
+    __slots__ = ("frames", "frame", "pkt_len", "meta_len", "insn", "path", "parent")
 
     def __init__(self, frames: list[Frame], pkt_len: int, meta_len: int, insn: int,
                  path: PathNode | None, parent: object | None) -> None:
         self.frames = frames
+        #: the current (innermost) frame, read by nearly every check: kept, not looked up
+        self.frame = frames[-1]
         self.pkt_len = pkt_len  # data + pkt_len <= data_end is proven
         self.meta_len = meta_len  # data_meta + meta_len <= data is proven
         self.insn = insn
         self.path = path
         self.parent = parent  # the Checkpoint this path descends from
 
-    @property
-    def frame(self) -> Frame:
-        return self.frames[-1]
+    def push(self, frame: Frame) -> None:
+        """Enter a called function."""
+        self.frames.append(frame)
+        self.frame = frame
+
+    def pop(self) -> Frame:
+        """Leave the current function: its frame."""
+        callee = self.frames.pop()
+        self.frame = self.frames[-1]
+        return callee
 
     def copy(self) -> State:
         return State([f.copy() for f in self.frames], self.pkt_len, self.meta_len, self.insn,
