@@ -180,7 +180,6 @@ class Device:
         queue = transport.device_queue(RECEIVEQ)
         assert queue is not None
         data = NetHdr.plain(1) + frame  # 5.1.6.4: num_buffers is 1 without MRG_RXBUF
-        room = chain.writable_len
-        written = chain.write(self.memory, data if len(data) <= room else data[:room])
+        written = chain.write(self.memory, data[:chain.writable_len])
         queue.push_used(chain.head, written)
         self.ports.rx_to_guest += 1

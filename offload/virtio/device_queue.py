@@ -116,8 +116,8 @@ class DeviceQueue:
         self.used_idx = 0  # the device's copy of used.idx (free-running)
         self._signalled_used = 0
         self._signalled_valid = False
-        # head -> (chain, descriptor-table entries it owns, its device-writable bytes)
-        self._in_flight: dict[int, tuple[Chain, tuple[int, ...], int]] = {}
+        # head -> (descriptor-table entries its chain owns, its device-writable bytes)
+        self._in_flight: dict[int, tuple[tuple[int, ...], int]] = {}
         self._busy: set[int] = set()  # descriptor-table entries owned by popped chains
         self.broken: VirtqueueError | None = None
         # Fixed by the validated layout: ring addresses and the limits the walk checks against.
@@ -201,7 +201,7 @@ class DeviceQueue:
             self.broken = err
             raise
         self.last_avail_idx = last = (last + 1) & 0xFFFF
-        self._in_flight[head] = (chain, used, writable_len)
+        self._in_flight[head] = (used, writable_len)
         if len(used) == 1:
             self._busy.add(head)
         else:
@@ -301,7 +301,7 @@ class DeviceQueue:
         entry = self._in_flight.get(head)
         if entry is None:
             raise VirtioError(f"push_used of head {head}, which the device has not popped")
-        _, used, writable_len = entry
+        used, writable_len = entry
         if not 0 <= written <= writable_len:
             raise VirtioError(f"push_used of head {head} with {written} bytes written, but its "
                               f"device-writable buffers hold {writable_len} bytes")

@@ -228,7 +228,8 @@ class Transport:
         This is the device loop's entry point: it never raises for anything the driver put in
         guest memory.
         """
-        queue = self._slot(index).device_queue
+        queues = self._queues
+        queue = (queues[index] if 0 <= index < len(queues) else self._slot(index)).device_queue
         if queue is None or not self._live:
             return None
         try:
