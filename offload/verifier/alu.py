@@ -9,13 +9,23 @@ into a number.
 
 from __future__ import annotations
 
-from ..isa.opcodes import AluOp, Endian, InsnClass, Source
+from ..isa.opcodes import AluOp, Endian
 from .arith import alu, byte_swap, sign_extend, zext32
 from .env import Env
 from .errors import Reject
 from .ops import Op
 from .scalar import Scalar
-from .state import TYPE_NAMES, UNKNOWN, Reg, RegType, State
+from .state import (
+    PACKETS,
+    POINTERS,
+    SCALAR,
+    TYPE_NAMES,
+    UNINIT,
+    UNKNOWN,
+    Reg,
+    RegType,
+    State,
+)
 
 #: Variable offsets beyond this make a pointer meaningless (kernel BPF_MAX_VAR_OFF).
 MAX_VAR_OFF = 1 << 29
@@ -26,11 +36,15 @@ _OP_NAMES = {AluOp.ADD: "+=", AluOp.SUB: "-=", AluOp.MUL: "*=", AluOp.DIV: "/=",
              AluOp.ARSH: "s>>=", AluOp.END: "endian"}
 _NO_ARITH = (RegType.PTR_TO_PACKET_END, RegType.CONST_PTR_TO_MAP,
              RegType.PTR_TO_MAP_VALUE_OR_NULL, RegType.CONST_PTR_TO_MAP_OR_NULL)
+# Members compared on every ALU instruction, as module names (see state.SCALAR).
+_MOV, _END, _NEG, _ADD, _SUB = AluOp.MOV, AluOp.END, AluOp.NEG, AluOp.ADD, AluOp.SUB
+_DIV_MOD = frozenset({AluOp.DIV, AluOp.MOD})
+_SHIFTS = frozenset({AluOp.LSH, AluOp.RSH, AluOp.ARSH})
 
 
 def read_reg(state: State, regno: int) -> Reg:
     reg = state.frame.regs[regno]
-    if reg.type == RegType.NOT_INIT:
+    if reg.type == UNINIT:
         raise Reject(f"R{regno} !read_ok")
     return reg
 
@@ -42,35 +56,35 @@ def write_reg(state: State, regno: int, reg: Reg) -> None:
 
 
 def check_alu(env: Env, state: State, insn: Op) -> None:
-    bits = 64 if insn.cls == InsnClass.ALU64 else 32
+    bits = insn.bits
     op = insn.alu_op
     dst = insn.dst
     if dst == 10:
         raise Reject("frame pointer is read only")
-    if op == AluOp.MOV:
+    if op == _MOV:
         _mov(env, state, insn, bits)
         return
     dreg = read_reg(state, dst)
-    if op == AluOp.END:
-        if dreg.type != RegType.SCALAR:
+    if op == _END:
+        if dreg.type != SCALAR:
             raise Reject(f"R{dst} byte swap of pointer prohibited")
         swap = bits == 64 or insn.source == Endian.TO_BE  # the device is little-endian
         write_reg(state, dst, Reg.scalar(env.cached(byte_swap, dreg.var, insn.imm, swap)))
         return
-    if op == AluOp.NEG:
-        if dreg.type != RegType.SCALAR:
+    if op == _NEG:
+        if dreg.type != SCALAR:
             raise Reject(f"R{dst} pointer arithmetic with neg operator prohibited")
-        write_reg(state, dst, env.cached(scalar_alu, AluOp.NEG, dreg.var, dreg.var, bits, False))
+        write_reg(state, dst, env.cached(scalar_alu, _NEG, dreg.var, dreg.var, bits, False))
         return
-    if insn.source == Source.X:
+    if insn.reg_operand:
         sreg = read_reg(state, insn.src)
     else:
-        if op in (AluOp.DIV, AluOp.MOD) and insn.imm == 0:
+        if op in _DIV_MOD and insn.imm == 0:
             raise Reject("div by zero")
-        if op in (AluOp.LSH, AluOp.RSH, AluOp.ARSH) and not 0 <= insn.imm < bits:
+        if op in _SHIFTS and not 0 <= insn.imm < bits:
             raise Reject(f"invalid shift {insn.imm}")
         sreg = insn.imm_reg
-    if dreg.type == RegType.SCALAR and sreg.type == RegType.SCALAR:
+    if dreg.type == SCALAR and sreg.type == SCALAR:
         a, b = dreg.var, sreg.var
         if a.var.mask == 0 and b.var.mask == 0:  # constants: computed faster than looked up
             write_reg(state, dst, scalar_alu(op, a, b, bits, insn.off == 1))
@@ -86,21 +100,21 @@ def scalar_alu(op: AluOp, a: Scalar, b: Scalar, bits: int, signed_div: bool) -> 
 
 
 def _mov(env: Env, state: State, insn: Op, bits: int) -> None:
-    if insn.source == Source.K:
+    if not insn.reg_operand:
         write_reg(state, insn.dst, insn.imm_reg)
         return
     src = read_reg(state, insn.src)
     if insn.off:  # movsx
-        if src.type != RegType.SCALAR:
+        if src.type != SCALAR:
             raise Reject(f"R{insn.src} sign-extension part of pointer")
         write_reg(state, insn.dst, Reg.scalar(env.cached(sign_extend, src.var, insn.off, bits)))
         return
     if bits == 32:
-        if src.type != RegType.SCALAR:
+        if src.type != SCALAR:
             raise Reject(f"R{insn.src} partial copy of pointer")
         write_reg(state, insn.dst, Reg.scalar(env.cached(zext32, src.var)))
         return
-    if src.type == RegType.SCALAR and not src.var.is_const and insn.src != insn.dst:
+    if src.type == SCALAR and not src.var.is_const and insn.src != insn.dst:
         # link both copies so a later comparison of one narrows the other
         if not src.id:
             src = src._replace(id=env.next_id())
@@ -111,21 +125,21 @@ def _mov(env: Env, state: State, insn: Op, bits: int) -> None:
 def _pointer_alu(env: Env, insn: Op, op: AluOp, bits: int, dreg: Reg,
                  sreg: Reg) -> Reg:
     dst, src = insn.dst, insn.src
-    if op == AluOp.SUB and _is_pkt_kind(dreg) and _is_pkt_kind(sreg):
+    if op == _SUB and _is_pkt_kind(dreg) and _is_pkt_kind(sreg):
         diff = _packet_difference(dreg, sreg)
         return Reg.scalar(zext32(diff.var)) if bits == 32 else diff
     if bits == 32:
-        regno = dst if dreg.type.is_pointer else src
+        regno = dst if dreg.type in POINTERS else src
         raise Reject(f"R{regno} 32-bit pointer arithmetic prohibited")
-    if dreg.type.is_pointer and sreg.type.is_pointer:
+    if dreg.type in POINTERS and sreg.type in POINTERS:
         raise Reject(f"R{dst} pointer {_OP_NAMES[op]} pointer prohibited")
-    if op not in (AluOp.ADD, AluOp.SUB):
-        regno = dst if dreg.type.is_pointer else src
+    if op != _ADD and op != _SUB:
+        regno = dst if dreg.type in POINTERS else src
         kind = "bitwise operator" if op in (AluOp.AND, AluOp.OR, AluOp.XOR) else \
             "pointer arithmetic with operator"
         raise Reject(f"R{regno} {kind} {_OP_NAMES[op]} on pointer prohibited")
-    if not dreg.type.is_pointer:
-        if op == AluOp.SUB:
+    if dreg.type not in POINTERS:
+        if op == _SUB:
             raise Reject(f"R{dst} tried to subtract pointer from scalar")
         ptr, scalar, ptr_regno = sreg, dreg, src
     else:
@@ -134,27 +148,27 @@ def _pointer_alu(env: Env, insn: Op, op: AluOp, bits: int, dreg: Reg,
         extra = ", null-check it first" if ptr.type.maybe_null else ""
         raise Reject(f"R{ptr_regno} pointer arithmetic on {TYPE_NAMES[ptr.type]} "
                      f"prohibited{extra}")
-    return add_offset(env, ptr, scalar.var, negate=op == AluOp.SUB, regno=dst)
+    return add_offset(env, ptr, scalar.var, negate=op == _SUB, regno=dst)
 
 
 def add_offset(env: Env, ptr: Reg, value: Scalar, *, negate: bool, regno: int) -> Reg:
     """``ptr +/- value``: constants move the fixed offset, anything else the variable part."""
     name = TYPE_NAMES[ptr.type]
-    if value.is_const:
+    if value.var.mask == 0:  # a constant
         delta = value.smin if not negate else -value.smin
         off = ptr.off + delta
         if not -MAX_VAR_OFF < off < MAX_VAR_OFF:
             raise Reject(f"value {delta} makes {name} pointer be out of bounds")
-        return ptr._replace(off=off)
+        return ptr.with_off(off)
     if value.smin <= -MAX_VAR_OFF or value.smax >= MAX_VAR_OFF:
-        if ptr.type in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
+        if ptr.type in PACKETS:
             raise Reject(f"R{regno} unbounded variable offset makes {name} pointer be out of "
                          "bounds; bound it with 'if (var < const)' first")
-    var = alu(AluOp.SUB if negate else AluOp.ADD, ptr.var, value, bits=64)
-    if ptr.type.is_packet:
+    var = alu(_SUB if negate else _ADD, ptr.var, value, bits=64)
+    if ptr.type in PACKETS:
         # a new variable part: ranges proven for the old one do not carry over
         return ptr._replace(var=var, id=env.next_id(), range=0)
-    return ptr._replace(var=var)
+    return ptr.with_var(var)
 
 
 def _is_pkt_kind(reg: Reg) -> bool:

@@ -170,13 +170,17 @@ def _mod(a: View, b: View, bits: int) -> View:
 _OPS = {AluOp.ADD: _add, AluOp.SUB: _sub, AluOp.MUL: _mul, AluOp.AND: _and, AluOp.OR: _or,
         AluOp.XOR: _xor, AluOp.DIV: _div, AluOp.MOD: _mod}
 #: Operations whose low 32 bits depend only on the operands' low 32 bits.
-_LOW_WORD_OPS = (AluOp.ADD, AluOp.SUB, AluOp.MUL, AluOp.AND, AluOp.OR, AluOp.XOR)
+_LOW_WORD_OPS = frozenset({AluOp.ADD, AluOp.SUB, AluOp.MUL, AluOp.AND, AluOp.OR, AluOp.XOR})
+# Members compared on every operation, as module names (see state.SCALAR).
+_NEG, _MOV, _SUB = AluOp.NEG, AluOp.MOV, AluOp.SUB
+_SHIFTS = frozenset({AluOp.LSH, AluOp.RSH, AluOp.ARSH})
+_DIV_MOD = frozenset({AluOp.DIV, AluOp.MOD})
 
 
 def _apply(op: AluOp, a: View, b: View, bits: int, signed_div: bool) -> View:
-    if op in (AluOp.LSH, AluOp.RSH, AluOp.ARSH):
+    if op in _SHIFTS:
         return _shift(op, a, b, bits)
-    if signed_div and op in (AluOp.DIV, AluOp.MOD):
+    if signed_div and op in _DIV_MOD:
         return _full(Tnum(0, U64 if bits == 64 else U32), bits)
     return _OPS[op](a, b, bits)
 
@@ -187,12 +191,12 @@ def _unknown_bits(bits: int) -> Tnum:
 
 def alu(op: AluOp, dst: Scalar, src: Scalar, *, bits: int, signed_div: bool = False) -> Scalar:
     """``dst = dst op src`` on sets of values; ``bits`` is 32 (ALU) or 64 (ALU64)."""
-    if op == AluOp.NEG:
-        return alu(AluOp.SUB, Scalar.const(0), dst, bits=bits)
-    if op == AluOp.MOV:
+    if op == _NEG:
+        return alu(_SUB, Scalar.const(0), dst, bits=bits)
+    if op == _MOV:
         return src if bits == 64 else zext32(src)
-    if dst.is_const and src.is_const:
-        return Scalar.const(concrete(op, dst.value, src.value, bits, signed_div))
+    if dst.var.mask == 0 and src.var.mask == 0:  # two constants
+        return Scalar.const(concrete(op, dst.var.value, src.var.value, bits, signed_div))
     if bits == 32:
         t, umin, umax, smin, smax = _apply(op, dst.view(32), src.view(32), 32, signed_div)
         result = Scalar.from32(t, umin, umax, smin, smax)
@@ -264,51 +268,42 @@ def _bswap(x: int, width: int) -> int:
     return int.from_bytes(x.to_bytes(width // 8, "little"), "big")
 
 
+def _signed_div(a: int, b: int, bits: int) -> int:
+    sa, sb = signed(a, bits), signed(b, bits)
+    q = abs(sa) // abs(sb)
+    return q if (sa < 0) == (sb < 0) else -q
+
+
+def _signed_mod(a: int, b: int, bits: int) -> int:
+    sa, sb = signed(a, bits), signed(b, bits)
+    rem = abs(sa) % abs(sb)
+    return -rem if sa < 0 else rem
+
+
+#: op -> f(a, b, bits, signed_div) on operands already truncated to ``bits``
+_CONCRETE = {
+    AluOp.ADD: lambda a, b, bits, sdiv: a + b,
+    AluOp.SUB: lambda a, b, bits, sdiv: a - b,
+    AluOp.MUL: lambda a, b, bits, sdiv: a * b,
+    AluOp.DIV: lambda a, b, bits, sdiv: 0 if b == 0 else _signed_div(a, b, bits) if sdiv
+    else a // b,
+    AluOp.MOD: lambda a, b, bits, sdiv: a if b == 0 else _signed_mod(a, b, bits) if sdiv
+    else a % b,
+    AluOp.OR: lambda a, b, bits, sdiv: a | b,
+    AluOp.AND: lambda a, b, bits, sdiv: a & b,
+    AluOp.XOR: lambda a, b, bits, sdiv: a ^ b,
+    AluOp.LSH: lambda a, b, bits, sdiv: a << (b & (bits - 1)),
+    AluOp.RSH: lambda a, b, bits, sdiv: a >> (b & (bits - 1)),
+    AluOp.ARSH: lambda a, b, bits, sdiv: signed(a, bits) >> (b & (bits - 1)),
+    AluOp.NEG: lambda a, b, bits, sdiv: -a,
+    AluOp.MOV: lambda a, b, bits, sdiv: b,
+}
+
+
 def concrete(op: AluOp, a: int, b: int, bits: int, signed_div: bool = False) -> int:
     """The exact result of one ALU operation (RFC 9669 section 4.1), zero-extended."""
     m = U64 if bits == 64 else U32
-    a &= m
-    b &= m
-    if op == AluOp.ADD:
-        r = a + b
-    elif op == AluOp.SUB:
-        r = a - b
-    elif op == AluOp.MUL:
-        r = a * b
-    elif op == AluOp.DIV:
-        if b == 0:
-            r = 0
-        elif signed_div:
-            sa, sb = signed(a, bits), signed(b, bits)
-            q = abs(sa) // abs(sb)
-            r = q if (sa < 0) == (sb < 0) else -q
-        else:
-            r = a // b
-    elif op == AluOp.MOD:
-        if b == 0:
-            r = a
-        elif signed_div:
-            sa, sb = signed(a, bits), signed(b, bits)
-            rem = abs(sa) % abs(sb)
-            r = -rem if sa < 0 else rem
-        else:
-            r = a % b
-    elif op == AluOp.OR:
-        r = a | b
-    elif op == AluOp.AND:
-        r = a & b
-    elif op == AluOp.XOR:
-        r = a ^ b
-    elif op == AluOp.LSH:
-        r = a << (b & (bits - 1))
-    elif op == AluOp.RSH:
-        r = a >> (b & (bits - 1))
-    elif op == AluOp.ARSH:
-        r = signed(a, bits) >> (b & (bits - 1))
-    elif op == AluOp.NEG:
-        r = -a
-    elif op == AluOp.MOV:
-        r = b
-    else:
+    fn = _CONCRETE.get(op)
+    if fn is None:
         raise ValueError(f"no concrete semantics for {op!r}")
-    return r & m
+    return fn(a & m, b & m, bits, signed_div) & m

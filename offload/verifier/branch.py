@@ -10,14 +10,16 @@ pointer comparison would leak address bits, which an unprivileged program may no
 
 from __future__ import annotations
 
-from ..isa.opcodes import InsnClass, JmpOp, Source
+import operator
+
+from ..isa.opcodes import JmpOp
 from .alu import read_reg
 from .env import Env
 from .errors import Reject
 from .memory import MAX_PACKET_OFF
 from .ops import Op
 from .scalar import Scalar, signed
-from .state import Reg, RegType, State
+from .state import SCALAR, Reg, RegType, State
 from .tnum import U32, U64, Tnum
 
 _NEGATE = {JmpOp.JEQ: JmpOp.JNE, JmpOp.JNE: JmpOp.JEQ, JmpOp.JGT: JmpOp.JLE,
@@ -29,32 +31,33 @@ _SWAP = {JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE, JmpOp.JGT: JmpOp.JLT,
          JmpOp.JSGT: JmpOp.JSLT, JmpOp.JSLT: JmpOp.JSGT, JmpOp.JSGE: JmpOp.JSLE,
          JmpOp.JSLE: JmpOp.JSGE}
 _NOT_JSET = -1  # pseudo operation: (a & b) == 0
+_NEGATE_ANY = {**_NEGATE, JmpOp.JSET: _NOT_JSET}
+#: How two concrete values compare: unsigned tests, then signed ones (``holds``)
+_UNSIGNED_TESTS = {JmpOp.JEQ: operator.eq, JmpOp.JNE: operator.ne, JmpOp.JGT: operator.gt,
+                   JmpOp.JGE: operator.ge, JmpOp.JLT: operator.lt, JmpOp.JLE: operator.le,
+                   JmpOp.JSET: lambda x, y: x & y != 0, _NOT_JSET: lambda x, y: x & y == 0}
+_SIGNED_TESTS = {JmpOp.JSGT: operator.gt, JmpOp.JSGE: operator.ge, JmpOp.JSLT: operator.lt,
+                 JmpOp.JSLE: operator.le}
 
 
 def branch(env: Env, state: State, insn: Op) -> tuple[State | None, State | None]:
     """(taken, fall-through) successor states; None for a successor that cannot happen."""
     op = insn.jmp_op
-    bits = 32 if insn.cls == InsnClass.JMP32 else 64
+    bits = insn.bits
     dst = read_reg(state, insn.dst)
-    if insn.source == Source.X:
+    if insn.reg_operand:
         src = read_reg(state, insn.src)
         src_regno = insn.src
     else:
         src = insn.imm_reg
         src_regno = -1
-    if dst.type == RegType.SCALAR and src.type == RegType.SCALAR:
+    if dst.type == SCALAR and src.type == SCALAR:
         taken = _narrow(env, op, dst.var, src.var, bits)
-        other = _narrow(env, _negated(op), dst.var, src.var, bits)
+        other = _narrow(env, _NEGATE_ANY[op], dst.var, src.var, bits)
         # the state is this path's own: the last live successor takes it, others a copy
         return (_scalar_branch(state, taken, insn.dst, dst, src_regno, src, other is not None),
                 _scalar_branch(state, other, insn.dst, dst, src_regno, src, False))
     return _pointer_branch(state, insn, op, bits, dst, src, src_regno)
-
-
-def _negated(op: int) -> int:
-    if op == JmpOp.JSET:
-        return _NOT_JSET
-    return _NEGATE[JmpOp(op)]
 
 
 # ---------------------------------------------------------------- scalars
@@ -80,31 +83,10 @@ def holds(op: int, x: int, y: int, bits: int) -> bool:
     if bits == 32:
         x &= U32
         y &= U32
-    if op == JmpOp.JEQ:
-        return x == y
-    if op == JmpOp.JNE:
-        return x != y
-    if op == JmpOp.JGT:
-        return x > y
-    if op == JmpOp.JGE:
-        return x >= y
-    if op == JmpOp.JLT:
-        return x < y
-    if op == JmpOp.JLE:
-        return x <= y
-    if op == JmpOp.JSET:
-        return x & y != 0
-    if op == _NOT_JSET:
-        return x & y == 0
-    sx, sy = signed(x, bits), signed(y, bits)
-    if op == JmpOp.JSGT:
-        return sx > sy
-    if op == JmpOp.JSGE:
-        return sx >= sy
-    if op == JmpOp.JSLT:
-        return sx < sy
-    assert op == JmpOp.JSLE, op
-    return sx <= sy
+    test = _UNSIGNED_TESTS.get(op)
+    if test is not None:
+        return test(x, y)
+    return _SIGNED_TESTS[op](signed(x, bits), signed(y, bits))
 
 
 def narrow_sets(op: int, a: Scalar, b: Scalar, bits: int) -> tuple[Scalar, Scalar] | None:
@@ -193,7 +175,7 @@ def _set_scalar(state: State, regno: int, old: Reg, var: Scalar) -> None:
     state.frame.regs[regno] = old.with_var(var)
     if old.id:
         ident = old.id
-        state.map_regs(lambda r: r.with_var(var) if r.type == RegType.SCALAR and r.id == ident
+        state.map_regs(lambda r: r.with_var(var) if r.type == SCALAR and r.id == ident
                        else r)
 
 

@@ -21,6 +21,12 @@ from .ops import Op
 from .scalar import Scalar
 from .state import (
     EMPTY_SLOT,
+    PACKETS,
+    POINTERS,
+    PTR_TO_CTX,
+    PTR_TO_MAP_VALUE,
+    PTR_TO_STACK,
+    SCALAR,
     SLOT,
     TYPE_NAMES,
     UNKNOWN,
@@ -41,8 +47,13 @@ _SPILL = (ByteKind.SPILL,) * SLOT
 _MISC = (ByteKind.MISC,) * SLOT
 
 
+#: What a load of n bytes gives: (n, sign-extended) -> register
+_LOADED = {(n, sx): Reg.scalar(_SIGNED[n] if sx else _UNSIGNED[n])
+           for n in (1, 2, 4, 8) for sx in (False, True)}
+
+
 def loaded(size: int, sign_extend: bool = False) -> Reg:
-    return Reg.scalar(_SIGNED[size] if sign_extend else _UNSIGNED[size])
+    return _LOADED[size, sign_extend]
 
 
 def map_read_only(spec: MapSpec) -> bool:
@@ -102,25 +113,25 @@ def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *,
            value: Reg | None = None, value_regno: int = -1, sign_extend: bool = False) -> Reg:
     """Check one access through ``ptr``; for loads return the loaded register."""
     t = ptr.type
-    if t == RegType.PTR_TO_CTX:
+    if t == PTR_TO_CTX:
         return _ctx(ptr, regno, off, size, write, sign_extend)
-    if t in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
-        if write and value is not None and value.type.is_pointer:
+    if t in PACKETS:
+        if write and value is not None and value.type in POINTERS:
             raise Reject(f"R{value_regno} leaks addr into packet")
         check_packet(state, regno, ptr, off, size)
         return loaded(size, sign_extend)
-    if t == RegType.PTR_TO_MAP_VALUE:
-        if write and value is not None and value.type.is_pointer:
+    if t == PTR_TO_MAP_VALUE:
+        if write and value is not None and value.type in POINTERS:
             raise Reject(f"R{value_regno} leaks addr into map")
         check_map_value(regno, ptr, off, size, write)
         return loaded(size, sign_extend)
-    if t == RegType.PTR_TO_STACK:
+    if t == PTR_TO_STACK:
         if write:
             assert value is not None
             stack_write(env, state, regno, ptr, off, size, value, value_regno)
             return value
         reg = stack_read(env, state, regno, ptr, off, size)
-        if sign_extend and reg.type == RegType.SCALAR and size < 8:
+        if sign_extend and reg.type == SCALAR and size < 8:
             return Reg.scalar(sign_extend_value(reg.var, size * 8))
         return reg
     raise Reject(f"R{regno} invalid mem access '{TYPE_NAMES[t]}'")

@@ -54,7 +54,7 @@ class Op:
 
     __slots__ = ("insn", "kind", "opcode", "dst", "src", "off", "imm", "next_imm", "width",
                  "cls", "bits", "source", "alu_op", "jmp_op", "mode", "size", "nbytes",
-                 "jump_offset", "imm_reg")
+                 "jump_offset", "imm_reg", "reg_operand")
 
     def __init__(self, insn: Instruction) -> None:
         self.insn = insn
@@ -68,6 +68,8 @@ class Op:
         cls = self.cls = _CLASS[opcode & CLASS_MASK]
         bits = self.bits = 32 if cls in (InsnClass.ALU, InsnClass.JMP32) else 64
         self.source = _SOURCE[opcode & SOURCE_MASK]
+        #: ALU and jumps: the second operand is the src register (``Source.X``), not imm
+        self.reg_operand = self.source == Source.X
         self.alu_op: AluOp | None = None
         self.jmp_op: JmpOp | None = None
         self.mode: Mode | None = None

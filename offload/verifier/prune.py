@@ -13,9 +13,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .cfg import Program
-from .state import EMPTY_SLOT, ByteKind, Frame, Reg, RegType, State
+from .state import (
+    EMPTY_SLOT,
+    MAYBE_NULL,
+    PACKETS,
+    SCALAR,
+    UNINIT,
+    ByteKind,
+    Frame,
+    Reg,
+    State,
+)
 
 _CALLEE_SAVED = frozenset({6, 7, 8, 9})
+#: Pointers whose id means something: the null check or the packet range they share
+_LINKED_BY_ID = MAYBE_NULL | PACKETS
 
 
 class IdMap:
@@ -42,12 +54,12 @@ class IdMap:
 def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
     if old is cur and not old.id:
         return True
-    if old.type == RegType.NOT_INIT:
-        return exact is False or cur.type == RegType.NOT_INIT
+    if old.type == UNINIT:
+        return exact is False or cur.type == UNINIT
     if old.type != cur.type:
         return False
     t = old.type
-    if t == RegType.SCALAR:
+    if t == SCALAR:
         if exact:
             return old.var == cur.var and ids.same(old.id, cur.id)
         return old.var.includes(cur.var) and ids.same(old.id, cur.id)
@@ -60,7 +72,7 @@ def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
             return False
     elif not old.var.includes(cur.var) or cur.range < old.range:
         return False
-    if t.maybe_null or t in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
+    if t in _LINKED_BY_ID:
         return ids.same(old.id, cur.id)
     return True
 
@@ -82,7 +94,7 @@ def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool) -> bool:
             if c.spilled is None or not reg_covers(o.spilled, c.spilled, ids, False):
                 return False
             continue
-        c_scalar_spill = c.spilled is not None and c.spilled.type == RegType.SCALAR
+        c_scalar_spill = c.spilled is not None and c.spilled.type == SCALAR
         c_zero_spill = c_scalar_spill and c.spilled.is_const and c.spilled.var.value == 0
         for ok, ck in zip(o.kinds, c.kinds):
             if ok == ByteKind.INVALID or ok == ck and ck != ByteKind.SPILL:

@@ -38,15 +38,29 @@ class RegType(IntEnum):
 
     @property
     def maybe_null(self) -> bool:
-        return self in (RegType.PTR_TO_MAP_VALUE_OR_NULL, RegType.CONST_PTR_TO_MAP_OR_NULL)
+        return self in MAYBE_NULL
 
     @property
     def is_pointer(self) -> bool:
-        return self >= RegType.PTR_TO_CTX
+        return self in POINTERS
 
     @property
     def is_packet(self) -> bool:
-        return self in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META)
+        return self in PACKETS
+
+
+# Python 3.11 looks an enum member up through EnumType.__getattr__, at about ten times the cost
+# of a global, so the checks that run on every instruction compare against these names.
+UNINIT = RegType.NOT_INIT
+SCALAR = RegType.SCALAR
+PTR_TO_CTX = RegType.PTR_TO_CTX
+PTR_TO_MAP_VALUE = RegType.PTR_TO_MAP_VALUE
+PTR_TO_STACK = RegType.PTR_TO_STACK
+PTR_TO_PACKET = RegType.PTR_TO_PACKET
+PTR_TO_PACKET_META = RegType.PTR_TO_PACKET_META
+POINTERS = frozenset(t for t in RegType if t >= PTR_TO_CTX)
+PACKETS = frozenset({PTR_TO_PACKET, PTR_TO_PACKET_META})
+MAYBE_NULL = frozenset({RegType.PTR_TO_MAP_VALUE_OR_NULL, RegType.CONST_PTR_TO_MAP_OR_NULL})
 
 
 #: Names the kernel log uses (kernel ``reg_type_str``).
@@ -78,11 +92,11 @@ class Reg(NamedTuple):
 
     @staticmethod
     def scalar(value: Scalar, id: int = 0) -> Reg:
-        return Reg(RegType.SCALAR, value, id=id)
+        return Reg(SCALAR, value, 0, id)
 
     @staticmethod
     def const(value: int) -> Reg:
-        return Reg(RegType.SCALAR, Scalar.const(value))
+        return Reg(SCALAR, Scalar.const(value))
 
     @property
     def is_scalar(self) -> bool:
@@ -98,6 +112,10 @@ class Reg(NamedTuple):
 
     def with_var(self, var: Scalar) -> Reg:
         return Reg(self.type, var, self.off, self.id, self.range, self.map, self.map_handle,
+                   self.frameno)
+
+    def with_off(self, off: int) -> Reg:
+        return Reg(self.type, self.var, off, self.id, self.range, self.map, self.map_handle,
                    self.frameno)
 
     def __str__(self) -> str:
