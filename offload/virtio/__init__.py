@@ -17,7 +17,8 @@ from .bpf_progs import CapsRequest, CapsResponse, MapRef, ProgLoadRequest, ProgL
     XdpDetachRequest, XdpDetachResponse
 from .ctrl import RESULT_HEADER_SIZE, BpfCommand, CtrlAck, CtrlClass, Request, Response, \
     encode_status, parse_header
-from .device_queue import Chain, DeviceQueue, Segment
+from .chain import Chain, Segment
+from .device_queue import DeviceQueue
 from .driver_queue import DriverQueue, QueueFullError, UsedBuffer
 from .errors import VirtioError
 from .features import Feature, bit, device_offer, feature_set, has, negotiate, require_offload

@@ -20,8 +20,7 @@ after the very same checks.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
+from .chain import Chain, Segment
 from .errors import VirtioError
 from .memory import GuestMemory
 from .ring import DESC, DESC_SIZE, U16, USED_ELEM, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, \
@@ -34,68 +33,7 @@ _unpack_desc, _unpack_u16, _pack_u16 = DESC.unpack_from, U16.unpack_from, U16.pa
 _pack_used = USED_ELEM.pack_into
 _new = tuple.__new__  # builds a Segment or Chain without the named tuple's Python-level __new__
 
-
-class Segment(NamedTuple):
-    """One buffer of a chain: ``length`` bytes at guest address ``addr``.
-
-    A named tuple rather than a frozen dataclass: several are made per packet, and a tuple is
-    several times cheaper to build while just as immutable.
-    """
-
-    addr: int
-    length: int
-
-
-class Chain(NamedTuple):
-    """A validated descriptor chain: device-readable then device-writable segments."""
-
-    head: int
-    readable: tuple[Segment, ...]
-    writable: tuple[Segment, ...]
-    indirect: bool = False
-
-    @property
-    def readable_len(self) -> int:
-        return sum(s.length for s in self.readable)
-
-    @property
-    def writable_len(self) -> int:
-        writable = self.writable
-        return writable[0].length if len(writable) == 1 else sum(s.length for s in writable)
-
-    def read(self, memory: GuestMemory, limit: int | None = None) -> bytes:
-        """Gather the device-readable bytes (at most ``limit``) in chain order."""
-        readable = self.readable
-        if len(readable) == 1:
-            addr, length = readable[0]
-            return memory.read(addr, length if limit is None else min(length, limit))
-        out = bytearray()
-        for seg in readable:
-            take = seg.length if limit is None else min(seg.length, limit - len(out))
-            out += memory.read(seg.addr, take)
-            if limit is not None and len(out) >= limit:
-                break
-        return bytes(out)
-
-    def write(self, memory: GuestMemory, data: bytes) -> int:
-        """Scatter ``data`` over the device-writable buffers; return the bytes written."""
-        writable = self.writable
-        size = len(data)
-        if len(writable) == 1 and size <= writable[0].length:
-            if size:
-                memory.write(writable[0].addr, data)
-            return size
-        if size > self.writable_len:
-            raise VirtioError(f"cannot write {size} bytes into chain {self.head}: its "
-                              f"device-writable buffers hold only {self.writable_len} bytes")
-        done = 0
-        for seg in writable:
-            if done == size:
-                break
-            take = min(seg.length, size - done)
-            memory.write(seg.addr, data[done:done + take])
-            done += take
-        return done
+__all__ = ["Chain", "DeviceQueue", "MAX_CHAIN_BYTES", "Segment"]
 
 
 def _name(indirect: bool, index: int) -> str:
