@@ -19,7 +19,7 @@ from .errors import Reject
 from .memory import MAX_PACKET_OFF
 from .ops import Op
 from .scalar import Scalar, signed
-from .state import SCALAR, Reg, RegType, State
+from .state import MAYBE_NULL, SCALAR, Reg, RegType, State
 from .tnum import U32, U64, Tnum
 
 _NEGATE = {JmpOp.JEQ: JmpOp.JNE, JmpOp.JNE: JmpOp.JEQ, JmpOp.JGT: JmpOp.JLE,
@@ -31,6 +31,7 @@ _SWAP = {JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE, JmpOp.JGT: JmpOp.JLT,
          JmpOp.JSGT: JmpOp.JSLT, JmpOp.JSLT: JmpOp.JSGT, JmpOp.JSGE: JmpOp.JSLE,
          JmpOp.JSLE: JmpOp.JSGE}
 _NOT_JSET = -1  # pseudo operation: (a & b) == 0
+_SCALARS = frozenset({SCALAR})
 _NEGATE_ANY = {**_NEGATE, JmpOp.JSET: _NOT_JSET}
 #: How two concrete values compare: unsigned tests, then signed ones (``holds``)
 _UNSIGNED_TESTS = {JmpOp.JEQ: operator.eq, JmpOp.JNE: operator.ne, JmpOp.JGT: operator.gt,
@@ -175,8 +176,7 @@ def _set_scalar(state: State, regno: int, old: Reg, var: Scalar) -> None:
     state.frame.regs[regno] = old.with_var(var)
     if old.id:
         ident = old.id
-        state.map_regs(lambda r: r.with_var(var) if r.type == SCALAR and r.id == ident
-                       else r)
+        state.map_regs(lambda r: r.with_var(var) if r.id == ident else r, _SCALARS)
 
 
 # ---------------------------------------------------------------- pointers
@@ -205,7 +205,7 @@ def _mark_null(state: State, reg: Reg, *, is_null: bool) -> None:
     ident = reg.id
 
     def mark(r: Reg) -> Reg:
-        if not r.type.maybe_null or r.id != ident:
+        if r.id != ident:
             return r
         if is_null:
             return Reg.const(0)
@@ -213,7 +213,7 @@ def _mark_null(state: State, reg: Reg, *, is_null: bool) -> None:
             return r._replace(type=RegType.CONST_PTR_TO_MAP, id=0)
         return r._replace(type=RegType.PTR_TO_MAP_VALUE, id=0)
 
-    state.map_regs(mark)
+    state.map_regs(mark, MAYBE_NULL)
 
 
 def _packet_compare(state: State, op: JmpOp, bits: int, dst: Reg,
@@ -262,12 +262,10 @@ def _prove(state: State, ptr: Reg, new_range: int, length: int) -> None:
     total = state.pkt_len if kind == RegType.PTR_TO_PACKET else state.meta_len
 
     def mark(r: Reg) -> Reg:
-        if r.type != kind:
-            return r
         if r.id == ident and new_range > r.range:
             return r._replace(range=new_range)
         if r.id == 0 and total > r.range:
             return r._replace(range=total)
         return r
 
-    state.map_regs(mark)
+    state.map_regs(mark, frozenset({kind}))

@@ -28,7 +28,8 @@ from .ops import Op
 from .state import NOT_INIT, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
 
 _MEM_TYPES = "fp, pkt, pkt_meta, map_value"
-_PKT_TYPES = (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META, RegType.PTR_TO_PACKET_END)
+_PKT_TYPES = frozenset({RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META,
+                        RegType.PTR_TO_PACKET_END})
 
 
 def check_helper_call(env: Env, state: State, insn: Op) -> None:
@@ -67,7 +68,7 @@ def _clear_packet_pointers(state: State) -> None:
     """The packet moved: every pointer into it is gone (unprivileged: unreadable)."""
     state.pkt_len = 0
     state.meta_len = 0
-    state.map_regs(lambda r: NOT_INIT if r.type in _PKT_TYPES else r)
+    state.map_regs(lambda r: NOT_INIT, _PKT_TYPES)
 
 
 def _check_args(env: Env, state: State, proto: HelperProto) -> Reg | None:

@@ -15,6 +15,11 @@ from ..caps.capabilities import Capabilities
 from ..isa.instruction import Instruction
 from ..isa.opcodes import (
     ATOMIC_FETCH,
+    CALL,
+    CALLX,
+    CLASS_MASK,
+    LDDW,
+    MODE_MASK,
     AluOp,
     AtomicOp,
     CallSrc,
@@ -77,7 +82,8 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
     subprogs = tuple(sorted({0} | set(calls.values())))
     subprog_of = _assign_functions(decoded, subprogs)
     _check_boundaries(decoded, subprogs, subprog_of)
-    _check_reachable(decoded)
+    succ = [(successors(decoded, s) if op is not None else ()) for s, op in enumerate(decoded)]
+    _check_reachable(decoded, succ)
     _check_call_graph(subprogs, subprog_of, calls, caps.limits.max_call_frames)
     prune = set()
     for slot, op in enumerate(decoded):
@@ -92,7 +98,7 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
             prune.add(slot + 1)
     prune.discard(n)
     return Program(tuple(slots), subprogs, tuple(subprog_of), frozenset(prune),
-                   _liveness(decoded), tuple(decoded))
+                   _liveness(decoded, succ), tuple(decoded))
 
 
 def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:
@@ -103,13 +109,13 @@ def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:
     if need > caps.isa_version:
         raise _fail(slot, f"invalid insn '{insn}': it needs ISA v{need} and the device "
                           f"supports v{caps.isa_version}")
-    if insn.cls == InsnClass.LD and insn.mode in (Mode.ABS, Mode.IND):
+    opcode = insn.opcode  # tested directly: Instruction's properties build enum members
+    if opcode & CLASS_MASK == InsnClass.LD and opcode & MODE_MASK in (Mode.ABS, Mode.IND):
         raise _fail(slot, "BPF_LD_[ABS|IND] instructions not allowed for this program type")
-    if insn.is_call:
-        if not insn.is_helper_call and not insn.is_local_call:
-            kind = "kernel function calls" if insn.src == CallSrc.KFUNC else "indirect calls"
-            raise _fail(slot, f"{kind} are not supported by the device")
-    if insn.is_lddw and insn.src in (PseudoSrc.BTF_ID, PseudoSrc.FUNC):
+    if opcode == CALLX or opcode == CALL and insn.src not in (CallSrc.HELPER, CallSrc.LOCAL):
+        kind = "kernel function calls" if insn.src == CallSrc.KFUNC else "indirect calls"
+        raise _fail(slot, f"{kind} are not supported by the device")
+    if opcode == LDDW and insn.src in (PseudoSrc.BTF_ID, PseudoSrc.FUNC):
         raise _fail(slot, f"unsupported bpf_ld_imm64 source {PseudoSrc(insn.src).name}: "
                           "the device has no kernel symbols or callbacks")
 
@@ -186,7 +192,7 @@ def successors(decoded: Sequence[Op | None], slot: int) -> tuple[int, ...]:
     return (nxt,)
 
 
-def _check_reachable(decoded: list[Op | None]) -> None:
+def _check_reachable(decoded: list[Op | None], succ: list[tuple[int, ...]]) -> None:
     seen = [False] * len(decoded)
     work = [0]
     seen[0] = True
@@ -194,7 +200,7 @@ def _check_reachable(decoded: list[Op | None]) -> None:
         slot = work.pop()
         op = decoded[slot]
         assert op is not None
-        nexts = list(successors(decoded, slot))
+        nexts = list(succ[slot])
         if op.kind == ops.LOCAL_CALL:
             nexts.append(slot + 1 + op.imm)
         for nxt in nexts:
@@ -261,11 +267,11 @@ def _uses_defs(op: Op) -> tuple[int, int]:
     return dst | src, 0
 
 
-def _liveness(decoded: list[Op | None]) -> tuple[frozenset[int], ...]:
+def _liveness(decoded: list[Op | None],
+              succ: list[tuple[int, ...]]) -> tuple[frozenset[int], ...]:
     """Registers live on entry to each slot: the least fixpoint, computed on bit masks."""
     n = len(decoded)
     info = [(_uses_defs(op) if op is not None else (0, 0)) for op in decoded]
-    succ = [(successors(decoded, s) if decoded[s] is not None else ()) for s in range(n)]
     live = [0] * n
     changed = True
     while changed:

@@ -243,16 +243,17 @@ class State:
         return State([f.copy() for f in self.frames], self.pkt_len, self.meta_len, self.insn,
                      self.path, self.parent)
 
-    def map_regs(self, fn) -> None:
-        """Replace every register (spilled ones included) by ``fn(reg)``."""
+    def map_regs(self, fn, types: frozenset[RegType]) -> None:
+        """Replace every register (spilled ones included) of one of ``types`` by ``fn(reg)``."""
         for frame in self.frames:
             regs = frame.regs
             for i, reg in enumerate(regs):
-                new = fn(reg)
-                if new is not reg:
-                    regs[i] = new
+                if reg.type in types:
+                    new = fn(reg)
+                    if new is not reg:
+                        regs[i] = new
             for k, slot in list(frame.stack.items()):
-                if slot.spilled is not None:
+                if slot.spilled is not None and slot.spilled.type in types:
                     new = fn(slot.spilled)
                     if new is not slot.spilled:
                         frame.stack[k] = Slot(slot.kinds, new)
