@@ -45,6 +45,8 @@ _CTX_FIELDS = {XdpMd.DATA: RegType.PTR_TO_PACKET, XdpMd.DATA_END: RegType.PTR_TO
                XdpMd.DATA_META: RegType.PTR_TO_PACKET_META}
 _SPILL = (ByteKind.SPILL,) * SLOT
 _MISC = (ByteKind.MISC,) * SLOT
+_ZEROS = {n: (ByteKind.ZERO,) * n for n in (1, 2, 4, 8)}
+_ZERO = Reg.const(0)
 
 
 #: What a load of n bytes gives: (n, sign-extended) -> register
@@ -241,6 +243,12 @@ def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int
                 part = (slot.spilled.var.value >> (8 * i)) & ((1 << (8 * size)) - 1)
                 return Reg.const(part)
             return loaded(size)
+        # aligned (``_stack_bounds``), so within this slot, which holds no spilled register
+        kinds = slot.kinds[i:i + size]
+        if ByteKind.INVALID in kinds:
+            raise Reject(f"invalid read from stack off {lo}+{kinds.index(ByteKind.INVALID)} "
+                         f"size {size}")
+        return _ZERO if kinds == _ZEROS[size] else loaded(size)
     zero = True
     for addr in range(lo, hi + size):
         k, i = _locate(addr)
@@ -276,20 +284,26 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
             raise Reject(f"R{value_regno} variable-offset stack write of a pointer prohibited")
         raise Reject("invalid size of register spill")
     new_kind = ByteKind.ZERO if value.is_const and value.var.value == 0 else ByteKind.MISC
-    exact = lo == hi
-    for addr in range(lo, hi + size):
+    if lo == hi:  # aligned (``_stack_bounds``), so within one slot
+        k, i = _locate(lo)
+        slot = stack.get(k, EMPTY_SLOT)
+        if slot.spilled is not None:
+            if slot.spilled.type != SCALAR:
+                raise Reject("attempt to corrupt spilled pointer on stack")
+            slot = Slot(_MISC)
+        kinds = list(slot.kinds)
+        kinds[i:i + size] = (new_kind,) * size
+        stack[k] = Slot(tuple(kinds))
+        return
+    for addr in range(lo, hi + size):  # a variable offset: any of these bytes may be written
         k, i = _locate(addr)
         slot = stack.get(k, EMPTY_SLOT)
         if slot.spilled is not None:
             if slot.spilled.type != RegType.SCALAR:
-                if exact:
-                    raise Reject("attempt to corrupt spilled pointer on stack")
                 raise Reject("spilled ptr in range of var-offset stack write")
             slot = Slot(_MISC)
         kinds = list(slot.kinds)
-        if exact:
-            kinds[i] = new_kind
-        elif kinds[i] != ByteKind.INVALID and kinds[i] != new_kind:
+        if kinds[i] != ByteKind.INVALID and kinds[i] != new_kind:
             kinds[i] = ByteKind.MISC  # some byte in the range was written, not known which
         stack[k] = Slot(tuple(kinds))
 
