@@ -11,10 +11,14 @@ Scanning the whole list for every state is what made verification slow (a loop h
 to ``max_states_per_insn`` open checkpoints, a loop over headers as many closed ones). So open
 checkpoints are looked up by *fingerprint* (equal states have equal fingerprints) and closed
 ones by *shape*: the types and fixed offsets of the live registers, which ``covers`` needs
-equal, unless the old register is unset (such checkpoints are always tried).
+equal, unless the old register is unset (such checkpoints are always tried). Closed ones are
+kept in order of the packet length they proved, which ``covers`` needs no larger than the new
+state's: the search stops at the first that proved more.
 """
 
 from __future__ import annotations
+
+from bisect import insort
 
 from .cfg import Program
 from .prune import covers
@@ -82,9 +86,9 @@ class PrunePoint:
         for group in (self.closed.get(shape, ()), self.closed_any_shape):
             for cp in group:
                 old = cp.state
-                # covers() would say no at once: the old state proved more of the packet (a
-                # loop over headers leaves many such states); skip the call
-                if cp.index > loop_at or old.pkt_len > pkt_len or old.meta_len > meta_len:
+                if old.pkt_len > pkt_len:  # and so do the rest: covers() would say no
+                    break
+                if cp.index > loop_at or old.meta_len > meta_len:
                     continue
                 if covers(prog, old, cur):
                     return PRUNED
@@ -100,9 +104,14 @@ class PrunePoint:
         """Every path from ``cp`` is explored: it may now prune the states it covers."""
         shape = cp.keys[1]
         if RegType.NOT_INIT in shape[1::2]:
-            self.closed_any_shape.append(cp)
+            group = self.closed_any_shape
         else:
-            self.closed.setdefault(shape, []).append(cp)
+            group = self.closed.setdefault(shape, [])
+        insort(group, cp, key=_proven_packet)
+
+
+def _proven_packet(cp: Checkpoint) -> int:
+    return cp.state.pkt_len  # type: ignore[union-attr]
 
 
 def finish(cp: Checkpoint | None) -> None:

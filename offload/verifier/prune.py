@@ -137,7 +137,10 @@ def covers(prog: Program, old: State, cur: State, *, exact: bool = False) -> boo
             o, c = oregs[r], cregs[r]
             if o is c and not o.id or r == 10:
                 continue  # the same register value, or the frame pointer
-            if not reg_covers(o, c, ids, exact):
+            if o.type == SCALAR and c.type == SCALAR and not o.id and not exact:
+                if not o.var.includes(c.var):  # reg_covers' most common case, inline
+                    return False
+            elif not reg_covers(o, c, ids, exact):
                 return False
         if (of.stack or exact and cf.stack) and not _stack_covers(of, cf, ids, exact):
             return False
