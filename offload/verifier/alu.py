@@ -164,11 +164,16 @@ def add_offset(env: Env, ptr: Reg, value: Scalar, *, negate: bool, regno: int) -
         if ptr.type in PACKETS:
             raise Reject(f"R{regno} unbounded variable offset makes {name} pointer be out of "
                          "bounds; bound it with 'if (var < const)' first")
-    var = alu(_SUB if negate else _ADD, ptr.var, value, bits=64)
+    var = env.cached(_offset_var, ptr.var, value, negate)
     if ptr.type in PACKETS:
         # a new variable part: ranges proven for the old one do not carry over
         return ptr._replace(var=var, id=env.next_id(), range=0)
     return ptr.with_var(var)
+
+
+def _offset_var(var: Scalar, value: Scalar, negate: bool) -> Scalar:
+    """A pointer's variable offset moved by ``value`` (a pure function: see ``Env.cached``)."""
+    return alu(_SUB if negate else _ADD, var, value, bits=64)
 
 
 def _is_pkt_kind(reg: Reg) -> bool:

@@ -19,7 +19,16 @@ from .errors import Reject
 from .memory import MAX_PACKET_OFF
 from .ops import Op
 from .scalar import Scalar, signed
-from .state import MAYBE_NULL, SCALAR, Reg, RegType, State
+from .state import (
+    MAYBE_NULL,
+    POINTERS,
+    PTR_TO_PACKET,
+    PTR_TO_PACKET_META,
+    SCALAR,
+    Reg,
+    RegType,
+    State,
+)
 from .tnum import U32, U64, Tnum
 
 _NEGATE = {JmpOp.JEQ: JmpOp.JNE, JmpOp.JNE: JmpOp.JEQ, JmpOp.JGT: JmpOp.JLE,
@@ -32,6 +41,14 @@ _SWAP = {JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE, JmpOp.JGT: JmpOp.JLT,
          JmpOp.JSLE: JmpOp.JSGE}
 _NOT_JSET = -1  # pseudo operation: (a & b) == 0
 _SCALARS = frozenset({SCALAR})
+_ONLY = {t: frozenset({t}) for t in RegType}
+# Members compared on every pointer comparison, as module names (see state.SCALAR).
+_JLT, _JGE = JmpOp.JLT, JmpOp.JGE
+_EQUALITY = frozenset({JmpOp.JEQ, JmpOp.JNE})
+_ORDERING = frozenset({JmpOp.JGT, JmpOp.JGE, JmpOp.JLT, JmpOp.JLE})
+_BELOW = frozenset({JmpOp.JLE, JmpOp.JLT})
+_PACKET_PAIRS = frozenset({(PTR_TO_PACKET, RegType.PTR_TO_PACKET_END),
+                           (PTR_TO_PACKET_META, PTR_TO_PACKET)})
 _NEGATE_ANY = {**_NEGATE, JmpOp.JSET: _NOT_JSET}
 #: How two concrete values compare: unsigned tests, then signed ones (``holds``)
 _UNSIGNED_TESTS = {JmpOp.JEQ: operator.eq, JmpOp.JNE: operator.ne, JmpOp.JGT: operator.gt,
@@ -182,9 +199,9 @@ def _set_scalar(state: State, regno: int, old: Reg, var: Scalar) -> None:
 # ---------------------------------------------------------------- pointers
 def _pointer_branch(state: State, insn: Op, op: JmpOp, bits: int, dst: Reg, src: Reg,
                     src_regno: int) -> tuple[State | None, State | None]:
-    is_zero = src.type == RegType.SCALAR and src.var.is_const and src.var.value == 0
-    if is_zero and dst.type.is_pointer and op in (JmpOp.JEQ, JmpOp.JNE):
-        if dst.type.maybe_null:
+    is_zero = src.type == SCALAR and src.var.is_const and src.var.value == 0
+    if is_zero and dst.type in POINTERS and op in _EQUALITY:
+        if dst.type in MAYBE_NULL:
             if bits == 32:
                 raise Reject(f"R{insn.dst} pointer comparison prohibited: null checks use "
                              "64-bit jumps")
@@ -197,7 +214,7 @@ def _pointer_branch(state: State, insn: Op, op: JmpOp, bits: int, dst: Reg, src:
     pkt = _packet_compare(state, op, bits, dst, src)
     if pkt is not None:
         return pkt
-    regno = insn.dst if dst.type.is_pointer else src_regno
+    regno = insn.dst if dst.type in POINTERS else src_regno
     raise Reject(f"R{regno} pointer comparison prohibited")
 
 
@@ -219,28 +236,26 @@ def _mark_null(state: State, reg: Reg, *, is_null: bool) -> None:
 def _packet_compare(state: State, op: JmpOp, bits: int, dst: Reg,
                     src: Reg) -> tuple[State | None, State | None] | None:
     """``pkt <op> pkt_end`` or ``pkt_meta <op> pkt``: which successor proves a range."""
-    if bits == 32 or op not in (JmpOp.JGT, JmpOp.JGE, JmpOp.JLT, JmpOp.JLE):
+    if bits == 32 or op not in _ORDERING:
         return None
-    pairs = ((RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_END),
-             (RegType.PTR_TO_PACKET_META, RegType.PTR_TO_PACKET))
-    if (dst.type, src.type) in pairs:
+    if (dst.type, src.type) in _PACKET_PAIRS:
         ptr, end, op_ptr_first = dst, src, op
-    elif (src.type, dst.type) in pairs:
+    elif (src.type, dst.type) in _PACKET_PAIRS:
         ptr, end, op_ptr_first = src, dst, _SWAP[op]
     else:
         return None
-    if end.type == RegType.PTR_TO_PACKET and (end.off or not end.var.is_const or end.var.value):
+    if end.type == PTR_TO_PACKET and (end.off or not end.var.is_const or end.var.value):
         return None  # metadata is only compared against data itself
     # with the pointer on the left: "ptr > end" / "ptr >= end" fail, "<"/"<=" succeed
-    if op_ptr_first in (JmpOp.JLE, JmpOp.JLT):
-        strict = op_ptr_first == JmpOp.JLT
+    if op_ptr_first in _BELOW:
+        strict = op_ptr_first == _JLT
         good_is_taken = True
     else:
-        strict = op_ptr_first == JmpOp.JGE
+        strict = op_ptr_first == _JGE
         good_is_taken = False
     extra = 1 if strict else 0
     var = ptr.var
-    proven_len = state.pkt_len if ptr.type == RegType.PTR_TO_PACKET else state.meta_len
+    proven_len = state.pkt_len if ptr.type == PTR_TO_PACKET else state.meta_len
     usable = var.smin >= 0 and var.umax + ptr.off <= MAX_PACKET_OFF and ptr.off >= 0
     # already proven: the failing side cannot happen
     bad_possible = not (usable and var.umax + ptr.off + extra <= proven_len)
@@ -254,12 +269,12 @@ def _packet_compare(state: State, op: JmpOp, bits: int, dst: Reg,
 def _prove(state: State, ptr: Reg, new_range: int, length: int) -> None:
     """``ptr.base + new_range <= end`` holds: raise the range of every pointer sharing its id."""
     kind = ptr.type
-    if kind == RegType.PTR_TO_PACKET:
+    if kind == PTR_TO_PACKET:
         state.pkt_len = max(state.pkt_len, length)
     else:
         state.meta_len = max(state.meta_len, length)
     ident = ptr.id
-    total = state.pkt_len if kind == RegType.PTR_TO_PACKET else state.meta_len
+    total = state.pkt_len if kind == PTR_TO_PACKET else state.meta_len
 
     def mark(r: Reg) -> Reg:
         if r.id == ident and new_range > r.range:
@@ -268,4 +283,4 @@ def _prove(state: State, ptr: Reg, new_range: int, length: int) -> None:
             return r._replace(range=total)
         return r
 
-    state.map_regs(mark, frozenset({kind}))
+    state.map_regs(mark, _ONLY[kind])

@@ -240,7 +240,8 @@ class State:
         return callee
 
     def copy(self) -> State:
-        return State([f.copy() for f in self.frames], self.pkt_len, self.meta_len, self.insn,
+        return State([Frame(f.regs.copy(), f.stack.copy(), f.callsite, f.subprog, f.frameno)
+                      for f in self.frames], self.pkt_len, self.meta_len, self.insn,
                      self.path, self.parent)
 
     def map_regs(self, fn, types: frozenset[RegType]) -> None:
@@ -252,9 +253,10 @@ class State:
                     new = fn(reg)
                     if new is not reg:
                         regs[i] = new
-            for k, slot in list(frame.stack.items()):
+            stack = frame.stack
+            for k, slot in stack.items():  # replacing values leaves the iteration valid
                 if slot.spilled is not None and slot.spilled.type in types:
                     new = fn(slot.spilled)
                     if new is not slot.spilled:
-                        frame.stack[k] = Slot(slot.kinds, new)
+                        stack[k] = Slot(slot.kinds, new)
 
