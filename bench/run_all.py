@@ -1,8 +1,8 @@
 """Every benchmark in one run on one machine, as one Markdown report (BENCHMARKS.md's tables).
 
 Engines (instructions per second: reference, fast, kernel), the fixtures' packets (ns per
-packet on the kernel and both engines, and packets per second over the whole mix), the
-verifier (instructions processed per second), snapshots (save, load and restore of a large
+packet on the kernel and both engines, and packets per second over the whole mix), the device
+path through the virtqueues (frames per second), the verifier (instructions processed per second), snapshots (save, load and restore of a large
 map) and live migration (downtime and total time under traffic).
 
     .venv/bin/python bench/run_all.py [--quick] [-o REPORT.md]
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import engines, snapshots, verifier, xdp_packets  # noqa: E402
+from bench import device_path, engines, snapshots, verifier, xdp_packets  # noqa: E402
 from bench import live_migration  # noqa: E402
 from offload.backends.kernel import kernel_available  # noqa: E402
 
@@ -73,6 +73,9 @@ def main() -> int:
         parts.append("## The fixtures' packet mix\n\n" + packet_mix(rows))
     else:
         parts.append(f"## XDP fixtures\n\nskipped: the host kernel is unavailable ({reason})")
+    parts.append("## The device path: frames through the virtqueues\n\n" +
+                 device_path.markdown(device_path.measure(frames=5_000 if args.quick
+                                                          else 20_000)))
     parts.append("## Verifier\n\n" + verifier.markdown(verifier.measure()))
     entries = 100_000 if args.quick else 1_000_000
     parts.append(f"## Snapshots: one HASH map of {entries:,} entries\n\n" +

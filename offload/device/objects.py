@@ -19,6 +19,10 @@ from ..program import MapReference, ProgType
 from ..xdp import XdpAction
 
 
+_FIELDS = {XdpAction.ABORTED: "aborted", XdpAction.DROP: "drop", XdpAction.PASS: "pass_",
+           XdpAction.TX: "tx", XdpAction.REDIRECT: "redirect"}
+
+
 @dataclass(slots=True)
 class ActionCounters:
     """Frames per XDP action, as the status view and snapshots report them."""
@@ -31,8 +35,8 @@ class ActionCounters:
     bytes: int = 0
 
     def count(self, action: XdpAction, size: int) -> None:
-        name = "pass_" if action == XdpAction.PASS else action.name.lower()
-        setattr(self, name, getattr(self, name) + 1)
+        field = _FIELDS[action]
+        setattr(self, field, getattr(self, field) + 1)
         self.bytes += size
 
     def as_dict(self) -> dict[str, int]:
