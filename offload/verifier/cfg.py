@@ -32,6 +32,10 @@ from ..isa.versions import required_version
 from . import ops
 from .errors import Reject
 from .ops import Op
+from .state import Reg
+
+#: The newest ISA version an instruction can require (``isa.versions.required_version``).
+_NEWEST_ISA = 4
 
 # Register sets as bit masks (bit r for register r) while liveness is computed.
 ALL_ARGS = 0b111110  # R1-R5
@@ -72,12 +76,13 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
         raise _fail(limit, f"BPF program is too large: {n} instructions, the device allows "
                            f"{limit}")
     decoded: list[Op | None] = []
+    consts: dict[int, Reg] = {}
     for slot, insn in enumerate(slots):
         if insn is None:
             decoded.append(None)
             continue
         _check_fields(slot, insn, caps)
-        decoded.append(Op(insn))
+        decoded.append(Op(insn, consts))
     calls = _check_targets(decoded)
     subprogs = tuple(sorted({0} | set(calls.values())))
     subprog_of = _assign_functions(decoded, subprogs)
@@ -105,7 +110,8 @@ def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:
     problem = insn.field_problem()
     if problem is not None:
         raise _fail(slot, problem)
-    need = required_version(insn)
+    # required_version gives 1..4: a device of ISA v4 runs every instruction, no need to ask
+    need = required_version(insn) if caps.isa_version < _NEWEST_ISA else 1
     if need > caps.isa_version:
         raise _fail(slot, f"invalid insn '{insn}': it needs ISA v{need} and the device "
                           f"supports v{caps.isa_version}")
@@ -271,19 +277,17 @@ def _liveness(decoded: list[Op | None],
               succ: list[tuple[int, ...]]) -> tuple[frozenset[int], ...]:
     """Registers live on entry to each slot: the least fixpoint, computed on bit masks."""
     n = len(decoded)
-    info = [(_uses_defs(op) if op is not None else (0, 0)) for op in decoded]
+    # (slot, uses, defs, successors) from the last slot to the first
+    nodes = [(s, *_uses_defs(op), tuple(t for t in succ[s] if t < n))
+             for s, op in reversed(list(enumerate(decoded))) if op is not None]
     live = [0] * n
     changed = True
     while changed:
         changed = False
-        for s in range(n - 1, -1, -1):
-            if decoded[s] is None:
-                continue
+        for s, uses, defs, nexts in nodes:
             out = 0
-            for t in succ[s]:
-                if t < n:
-                    out |= live[t]
-            uses, defs = info[s]
+            for t in nexts:
+                out |= live[t]
             new = uses | (out & ~defs)
             if new != live[s]:
                 live[s] = new

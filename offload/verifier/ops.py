@@ -46,56 +46,62 @@ _SOURCE = {int(m): m for m in Source}
 _ALU_OP = {int(m): m for m in AluOp}
 _JMP_OP = {int(m): m for m in JmpOp}
 _MODE = {int(m): m for m in Mode}
-_SIZE = {int(m): m for m in Size}
+_NBYTES = {int(m): m.nbytes for m in Size}
+_ALU_CLASSES = frozenset({InsnClass.ALU, InsnClass.ALU64})
+_JMP_CLASSES = frozenset({InsnClass.JMP, InsnClass.JMP32})
+_32_BIT_CLASSES = frozenset({InsnClass.ALU, InsnClass.JMP32})
+_GOTOL = InsnClass.JMP32 | JmpOp.JA
 
 
 class Op:
-    """The fields of one instruction the checks read; operation fields not of its class are None."""
+    """The fields of one instruction the checks read; operation fields not of its class are None.
 
-    __slots__ = ("insn", "kind", "opcode", "dst", "src", "off", "imm", "next_imm", "width",
-                 "cls", "bits", "source", "alu_op", "jmp_op", "mode", "size", "nbytes",
-                 "jump_offset", "imm_reg", "reg_operand")
+    ``consts`` shares the immediate operand registers among the instructions of a program.
+    """
 
-    def __init__(self, insn: Instruction) -> None:
-        self.insn = insn
-        opcode = self.opcode = insn.opcode
+    __slots__ = ("kind", "dst", "src", "off", "imm", "width", "cls", "bits", "source",
+                 "reg_operand", "alu_op", "jmp_op", "mode", "nbytes", "jump_offset", "imm_reg")
+
+    def __init__(self, insn: Instruction, consts: dict[int, Reg] | None = None) -> None:
+        opcode = insn.opcode
         self.dst = insn.dst
         self.src = insn.src
         self.off = insn.off
-        self.imm = insn.imm
-        self.next_imm = insn.next_imm
+        imm = self.imm = insn.imm
         self.width = 2 if opcode == LDDW_OPCODE else 1
         cls = self.cls = _CLASS[opcode & CLASS_MASK]
-        bits = self.bits = 32 if cls in (InsnClass.ALU, InsnClass.JMP32) else 64
-        self.source = _SOURCE[opcode & SOURCE_MASK]
+        bits = self.bits = 32 if cls in _32_BIT_CLASSES else 64
+        source = self.source = _SOURCE[opcode & SOURCE_MASK]
         #: ALU and jumps: the second operand is the src register (``Source.X``), not imm
-        self.reg_operand = self.source == Source.X
+        self.reg_operand = source == Source.X
         self.alu_op: AluOp | None = None
         self.jmp_op: JmpOp | None = None
         self.mode: Mode | None = None
-        self.size: Size | None = None
         self.nbytes = 0
         self.jump_offset = 0
         #: The immediate as the operand register of ALU, jump and ST instructions (zero-extended
         #: from 32 bits in 32-bit operations); registers are immutable, so one serves every path.
         self.imm_reg: Reg | None = None
-        if cls in (InsnClass.ALU, InsnClass.ALU64):
+        if cls in _ALU_CLASSES:
             self.alu_op = _ALU_OP[opcode & OP_MASK]
             self.kind = ALU
-        elif cls in (InsnClass.JMP, InsnClass.JMP32):
+            with_imm = not self.reg_operand
+        elif cls in _JMP_CLASSES:
             op = self.jmp_op = _JMP_OP[opcode & OP_MASK]
+            with_imm = False
             if op == JmpOp.EXIT:
                 self.kind = EXIT
             elif op == JmpOp.CALL:
                 self.kind = LOCAL_CALL if insn.src == CallSrc.LOCAL else HELPER_CALL
             else:
                 # gotol (JMP32 JA) keeps its offset in imm
-                self.jump_offset = insn.imm if opcode == InsnClass.JMP32 | JmpOp.JA else insn.off
+                self.jump_offset = imm if opcode == _GOTOL else insn.off
                 self.kind = JA if op == JmpOp.JA else BRANCH
+                with_imm = self.kind == BRANCH and not self.reg_operand
         else:
             mode = self.mode = _MODE[opcode & MODE_MASK]
-            self.size = _SIZE[opcode & SIZE_MASK]
-            self.nbytes = self.size.nbytes
+            self.nbytes = _NBYTES[opcode & SIZE_MASK]
+            with_imm = cls == InsnClass.ST
             if cls == InsnClass.LD:
                 self.kind = LDDW
             elif cls == InsnClass.LDX:
@@ -104,5 +110,11 @@ class Op:
                 self.kind = ATOMIC
             else:
                 self.kind = STORE
-        if self.kind in (ALU, BRANCH) and self.source == Source.K or cls == InsnClass.ST:
-            self.imm_reg = Reg.const(insn.imm & U32 if bits == 32 else insn.imm)
+        if with_imm:
+            value = imm & U32 if bits == 32 else imm
+            reg = consts.get(value) if consts is not None else None
+            if reg is None:
+                reg = Reg.const(value)
+                if consts is not None:
+                    consts[value] = reg
+            self.imm_reg = reg
