@@ -118,18 +118,30 @@ class Scalar(NamedTuple):
 
     def with_view(self, bits: int, t: Tnum, umin: int, umax: int, smin: int,
                   smax: int) -> Scalar | None:
-        """Replace one width's view (narrowing by a branch), then resynchronise."""
+        """Replace one width's view (narrowing by a branch), then resynchronise.
+
+        The tnum steps are written out on integers, as in ``sync``: 64 bits take
+        ``self.var.intersect(t)``, 32 bits ``self.var.with_subreg(low.intersect(t.subreg()))``
+        for ``low = self.var.subreg()``; either is None when the tnums conflict.
+        """
+        sv, sm = self.var
+        tv, tm = t
         if bits == 64:
-            var = self.var.intersect(t) if not self.var.conflicts(t) else None
-            if var is None:
+            if (sv ^ tv) & ~sm & ~tm & U64:
                 return None
+            mu = sm & tm
+            var = Tnum((sv | tv) & ~mu & U64, mu)
             return Scalar(var, max(umin, self.umin), min(umax, self.umax),
                           max(smin, self.smin), min(smax, self.smax), self.u32min,
                           self.u32max, self.s32min, self.s32max).sync()
-        low = self.var.subreg()
-        if low.conflicts(t):
+        lv, lm = sv & U32, sm & U32
+        if (lv ^ tv) & ~lm & ~tm & U64:
             return None
-        var = self.var.with_subreg(low.intersect(t.subreg()))
+        low_m = lm & tm & U32
+        low_v = (lv | (tv & U32)) & ~low_m & U64
+        high_v, high_m = sv & ~U32 & U64, sm & ~U32 & U64
+        value = high_v | low_v
+        var = Tnum(value, (high_m | low_m) & ~value & U64)
         return Scalar(var, self.umin, self.umax, self.smin, self.smax,
                       max(umin, self.u32min), min(umax, self.u32max), max(smin, self.s32min),
                       min(smax, self.s32max)).sync()

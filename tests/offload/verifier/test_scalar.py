@@ -1,8 +1,8 @@
 """Bound synchronisation: the integer-level ``sync`` is the tnum-level algorithm, step by step.
 
-``reference_sync`` is the algorithm as first written, with Tnum operations; ``Scalar.sync``
-works on the tnum's integers for speed and must give the very same Scalar (or None) for any
-fields at all, consistent or not.
+``reference_sync`` and ``reference_with_view`` are the algorithms as first written, with Tnum
+operations; ``Scalar.sync`` and ``Scalar.with_view`` work on the tnum's integers for speed and
+must give the very same Scalar (or None) for any fields at all, consistent or not.
 """
 
 from __future__ import annotations
@@ -64,6 +64,22 @@ def reference_sync(x: Scalar) -> Scalar | None:
     return Scalar(t, umin, umax, smin, smax, u32min, u32max, s32min, s32max)
 
 
+def reference_with_view(x: Scalar, bits: int, t: Tnum, umin: int, umax: int, smin: int,
+                        smax: int) -> Scalar | None:
+    if bits == 64:
+        if x.var.conflicts(t):
+            return None
+        return reference_sync(Scalar(x.var.intersect(t), max(umin, x.umin), min(umax, x.umax),
+                                     max(smin, x.smin), min(smax, x.smax), x.u32min, x.u32max,
+                                     x.s32min, x.s32max))
+    low = x.var.subreg()
+    if low.conflicts(t):
+        return None
+    var = x.var.with_subreg(low.intersect(t.subreg()))
+    return reference_sync(Scalar(var, x.umin, x.umax, x.smin, x.smax, max(umin, x.u32min),
+                                 min(umax, x.u32max), max(smin, x.s32min), min(smax, x.s32max)))
+
+
 def edges(lo: int, hi: int):
     return st.one_of(st.integers(lo, hi), st.integers(lo, lo + 70), st.integers(hi - 70, hi),
                      st.integers(-70, 70).filter(lambda v: lo <= v <= hi))
@@ -90,3 +106,10 @@ def scalars(draw):
 @given(scalars())
 def test_sync_is_the_tnum_algorithm(x):
     assert x.sync() == reference_sync(x)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(scalars(), scalars(), st.sampled_from([32, 64]))
+def test_with_view_is_the_tnum_algorithm(x, y, bits):
+    view = y.view(bits)
+    assert x.with_view(bits, *view) == reference_with_view(x, bits, *view)
