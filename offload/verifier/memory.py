@@ -336,25 +336,31 @@ def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *,
         raise Reject(f"invalid indirect access to stack R{regno} off={lo} size={size}")
     env.note_stack(state.frames[ptr.frameno].subprog, -lo)
     stack = state.frames[ptr.frameno].stack
-    exact = var.is_const
-    for addr in range(lo, hi + size):
+    fill = mode == "fill" and var.is_const
+    addr, end = lo, hi + size
+    while addr < end:  # slot by slot, in address order
         k, i = _locate(addr)
+        n = min(SLOT - i, end - addr)  # the bytes of slot k in the range: i .. i + n - 1
         slot = stack.get(k, EMPTY_SLOT)
-        kind = slot.kinds[i]
-        if mode == "fill" and exact:
+        if fill:
             if slot.spilled is not None:
                 slot = Slot(_MISC)
             kinds = list(slot.kinds)
-            kinds[i] = ByteKind.MISC
+            kinds[i:i + n] = (ByteKind.MISC,) * n
             stack[k] = Slot(tuple(kinds))
-            continue
-        if kind == ByteKind.INVALID:
-            raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{addr - lo} "
-                         f"size {size}")
-        if kind == ByteKind.SPILL and slot.spilled is not None and \
-                slot.spilled.type != RegType.SCALAR:
-            if mode == "read" or mode == "rw":
-                raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{addr - lo} "
-                             f"size {size}: it holds a spilled pointer")
-        if write and slot.spilled is not None:
-            stack[k] = Slot(_MISC)
+        else:
+            # a slot holds a spilled register in all its bytes or in none
+            part = slot.kinds[i:i + n]
+            if ByteKind.INVALID in part:
+                first = addr + part.index(ByteKind.INVALID)
+                raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{first - lo} "
+                             f"size {size}")
+            spilled = slot.spilled
+            if spilled is not None and spilled.type != SCALAR and ByteKind.SPILL in part:
+                if mode == "read" or mode == "rw":
+                    first = addr + part.index(ByteKind.SPILL)
+                    raise Reject(f"invalid indirect read from stack R{regno} off "
+                                 f"{lo}+{first - lo} size {size}: it holds a spilled pointer")
+            if write and spilled is not None:
+                stack[k] = Slot(_MISC)
+        addr += n

@@ -111,9 +111,12 @@ def _check_program_type(env: Env) -> None:
 
 def _resolve_lddw(env: Env, maps: MapResolver) -> None:
     """Turn each ``lddw`` into the register it loads (map pointer, map value, number)."""
-    for slot, insn in enumerate(env.prog.slots):
-        if insn is None or not insn.is_lddw:
+    prog = env.prog
+    for slot, op in enumerate(prog.ops):
+        if op is None or op.kind != ops.LDDW:
             continue
+        insn = prog.slots[slot]
+        assert insn is not None
         pseudo = insn.src
         if pseudo == PseudoSrc.IMM64:
             env.lddw[slot] = Reg.const(insn.imm64)
@@ -280,9 +283,9 @@ class _Explorer:
         prog, env = self.prog, self.env
         depth = {fn: -(-env.stack_depth.get(fn, 0) // 8) * 8 for fn in prog.subprogs}
         callees: dict[int, set[int]] = {fn: set() for fn in prog.subprogs}
-        for slot, insn in enumerate(prog.slots):
-            if insn is not None and insn.is_local_call:
-                callees[prog.subprog_of[slot]].add(slot + 1 + insn.imm)
+        for slot, op in enumerate(prog.ops):
+            if op is not None and op.kind == ops.LOCAL_CALL:
+                callees[prog.subprog_of[slot]].add(slot + 1 + op.imm)
         limit = env.caps.limits.stack_size
 
         def chain(fn: int, frames: int) -> tuple[int, int]:
