@@ -117,7 +117,7 @@ def _mov(env: Env, state: State, insn: Op, bits: int) -> None:
     if src.type == SCALAR and not src.var.is_const and insn.src != insn.dst:
         # link both copies so a later comparison of one narrows the other
         if not src.id:
-            src = src._replace(id=env.next_id())
+            src = src.with_id(env.next_id())
             state.frame.regs[insn.src] = src
     write_reg(state, insn.dst, src)
 

@@ -278,9 +278,9 @@ def _prove(state: State, ptr: Reg, new_range: int, length: int) -> None:
 
     def mark(r: Reg) -> Reg:
         if r.id == ident and new_range > r.range:
-            return r._replace(range=new_range)
+            return r.with_range(new_range)
         if r.id == 0 and total > r.range:
-            return r._replace(range=total)
+            return r.with_range(total)
         return r
 
     state.map_regs(mark, _ONLY[kind])

@@ -110,12 +110,22 @@ class Reg(NamedTuple):
     def is_const(self) -> bool:
         return self.type == RegType.SCALAR and self.var.is_const
 
+    # Copies with one field changed, for the checks that run often (``_replace`` is generic,
+    # several times slower).
     def with_var(self, var: Scalar) -> Reg:
         return Reg(self.type, var, self.off, self.id, self.range, self.map, self.map_handle,
                    self.frameno)
 
     def with_off(self, off: int) -> Reg:
         return Reg(self.type, self.var, off, self.id, self.range, self.map, self.map_handle,
+                   self.frameno)
+
+    def with_id(self, id: int) -> Reg:
+        return Reg(self.type, self.var, self.off, id, self.range, self.map, self.map_handle,
+                   self.frameno)
+
+    def with_range(self, range: int) -> Reg:
+        return Reg(self.type, self.var, self.off, self.id, range, self.map, self.map_handle,
                    self.frameno)
 
     def __str__(self) -> str:
