@@ -214,65 +214,66 @@ class _Explorer:
         limits = env.caps.limits
         max_processed = limits.max_processed_insns
         max_states = limits.max_states_per_insn
-        prune_points = prog.prune_points
-        explored: dict[int, PrunePoint] = {}
+        points: list[PrunePoint | None] = [
+            PrunePoint(prog, slot) if slot in prog.prune_points else None
+            for slot in range(len(prog))]
         root = Checkpoint(None, None)
         cur: State | None = _initial_state()
         cur.parent = root
         pending: list[State] = []
         processed = total_states = peak = 0
         verbose = self.log_level >= 2
-        while True:
-            if cur is None:
-                if not pending:
-                    break
-                cur = pending.pop()
-            slot = cur.insn
-            self.slot = slot
-            self.failing_path = cur.path
-            processed += 1
-            if processed > max_processed:
-                raise Reject(f"BPF program is too large. Processed {processed} insn", slot)
-            if slot in prune_points:
-                point = explored.get(slot)
-                if point is None:
-                    point = explored[slot] = PrunePoint(prog, slot)
-                keys = point.keys(cur)
-                verdict = point.check(prog, cur, keys)
-                if verdict == LOOP:
-                    raise Reject(f"infinite loop detected at insn {slot}", slot)
-                if verdict == PRUNED:
-                    if verbose:
-                        self.lines.append(LogLine(slot, "safe", ""))
+        slot, path = 0, None  # of the state being processed, for the failing path's log
+        try:
+            while True:
+                if cur is None:
+                    if not pending:
+                        break
+                    cur = pending.pop()
+                slot, path = cur.insn, cur.path
+                processed += 1
+                if processed > max_processed:
+                    raise Reject(f"BPF program is too large. Processed {processed} insn", slot)
+                point = points[slot]
+                if point is not None:
+                    keys = point.keys(cur)
+                    verdict = point.check(prog, cur, keys)
+                    if verdict == LOOP:
+                        raise Reject(f"infinite loop detected at insn {slot}", slot)
+                    if verdict == PRUNED:
+                        if verbose:
+                            self.lines.append(LogLine(slot, "safe", ""))
+                        finish(cur.parent)  # type: ignore[arg-type]
+                        cur = None
+                        continue
+                    if point.count < max_states:
+                        kept = point.add(cur.copy(), cur.parent, keys)  # type: ignore[arg-type]
+                        cur.parent = kept
+                        total_states += 1
+                        peak = max(peak, total_states + len(pending))
+                succ = self.step(cur)
+                if verbose and len(self.lines) < 100_000:
+                    insn = prog.slots[slot]
+                    assert insn is not None
+                    self.lines.append(insn_line(slot, insn, succ[0] if succ else None))
+                if not succ:
                     finish(cur.parent)  # type: ignore[arg-type]
                     cur = None
-                    continue
-                if point.count < max_states:
-                    cur.parent = point.add(cur.copy(), cur.parent, keys)  # type: ignore[arg-type]
-                    total_states += 1
-            succ = self.step(cur)
-            if verbose and len(self.lines) < 100_000:
-                insn = prog.slots[slot]
-                assert insn is not None
-                self.lines.append(insn_line(slot, insn, succ[0] if succ else None))
-            if not succ:
-                finish(cur.parent)  # type: ignore[arg-type]
-                cur = None
-            elif len(succ) == 1:
-                cur = succ[0]
-            else:
-                fall, taken = succ
-                path = cur.path
-                fall.path = PathNode(slot, fall.insn, path)
-                taken.path = PathNode(slot, taken.insn, path)
-                parent = fall.parent
-                assert isinstance(parent, Checkpoint)
-                parent.branches += 1
-                pending.append(taken)
-                cur = fall
-            live = total_states + len(pending)
-            if live > peak:
-                peak = live
+                elif len(succ) == 1:
+                    cur = succ[0]
+                else:
+                    fall, taken = succ
+                    fall.path = PathNode(slot, fall.insn, path)
+                    taken.path = PathNode(slot, taken.insn, path)
+                    parent = fall.parent
+                    assert isinstance(parent, Checkpoint)
+                    parent.branches += 1
+                    pending.append(taken)
+                    cur = fall
+                    # states kept or waiting only grow here and where one is kept
+                    peak = max(peak, total_states + len(pending))
+        finally:
+            self.slot, self.failing_path = slot, path
         depths = self._stack_depths()
         log = VerifierLog(tuple(self.lines)) if verbose else None
         return VerifierStats(processed, total_states, peak, depths, log,
