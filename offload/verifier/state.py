@@ -197,10 +197,6 @@ class Frame:
         self.subprog = subprog  # first slot of the function
         self.frameno = frameno
 
-    def copy(self) -> Frame:
-        return Frame(list(self.regs), dict(self.stack), self.callsite, self.subprog,
-                     self.frameno)
-
 
 class PathNode:
     """A persistent list of the jumps a path took, to replay the failing path for the log."""
@@ -250,6 +246,7 @@ class State:
         return callee
 
     def copy(self) -> State:
+        """A copy to change independently (registers and slots are immutable: shared)."""
         return State([Frame(f.regs.copy(), f.stack.copy(), f.callsite, f.subprog, f.frameno)
                       for f in self.frames], self.pkt_len, self.meta_len, self.insn,
                      self.path, self.parent)
