@@ -278,9 +278,9 @@ def _liveness(decoded: list[Op | None],
     """Registers live on entry to each slot: the least fixpoint, computed on bit masks."""
     n = len(decoded)
     # (slot, uses, defs, successors) from the last slot to the first
-    nodes = [(s, *_uses_defs(op), tuple(t for t in succ[s] if t < n))
-             for s, op in reversed(list(enumerate(decoded))) if op is not None]
-    live = [0] * n
+    nodes = [(s, *_uses_defs(op), succ[s])
+             for s, op in zip(range(n - 1, -1, -1), reversed(decoded)) if op is not None]
+    live = [0] * (n + 1)  # live[n]: past the end (an exit's fall-through), nothing is live
     changed = True
     while changed:
         changed = False
@@ -292,6 +292,7 @@ def _liveness(decoded: list[Op | None],
             if new != live[s]:
                 live[s] = new
                 changed = True
+    del live[n]
     sets: dict[int, frozenset[int]] = {}
     for mask in live:
         if mask not in sets:
