@@ -280,7 +280,7 @@ def _liveness(decoded: list[Op | None],
     # (slot, uses, defs, successors) from the last slot to the first
     nodes = [(s, *_uses_defs(op), succ[s])
              for s, op in zip(range(n - 1, -1, -1), reversed(decoded)) if op is not None]
-    live = [0] * (n + 1)  # live[n]: past the end (an exit's fall-through), nothing is live
+    live = [0] * (n + 1)  # live[n]: nothing is live past the end (as before: never reached)
     changed = True
     while changed:
         changed = False
