@@ -63,7 +63,8 @@ class PrunePoint:
 
     def keys(self, state: State) -> Keys:
         """The fingerprint (equal for states ``covers(exact=True)`` calls equal: live
-        registers without ids) and the shape (frames, types and fixed offsets) of ``state``."""
+        registers without ids) and the shape (frames, types and fixed offsets; a scalar's
+        offset is always 0) of ``state``."""
         regs = state.frame.regs
         shape = [len(state.frames)]
         rest = [state.pkt_len, state.meta_len]
