@@ -9,6 +9,7 @@ bpf_conformance test files, which :mod:`offload.isa.asm` reads back.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .opcodes import (
     ATOMIC_FETCH,
@@ -91,6 +92,11 @@ def _valid_opcodes() -> frozenset[int]:
 VALID_OPCODES = _valid_opcodes()
 
 
+_CLASSES = tuple(InsnClass(value) for value in range(8))
+_SOURCES = (Source.K, Source.X)
+_SIZES = (Size.W, Size.H, Size.B, Size.DW)
+
+
 def format_imm(value: int) -> str:
     """Small numbers in decimal, large ones in hex, always with an explicit sign."""
     if -4096 < value < 4096:
@@ -118,13 +124,15 @@ class Instruction:
     next_imm: int = 0
 
     # ----------------------------------------------------------------- field views
+    # The enum members come from tables indexed by the field's bits: calling an IntEnum to
+    # look a member up costs about ten times more, and these properties are on hot paths.
     @property
     def cls(self) -> InsnClass:
-        return InsnClass(self.opcode & CLASS_MASK)
+        return _CLASSES[self.opcode & CLASS_MASK]
 
     @property
     def source(self) -> Source:
-        return Source(self.opcode & SOURCE_MASK)
+        return _SOURCES[(self.opcode & SOURCE_MASK) >> 3]
 
     @property
     def alu_op(self) -> AluOp:
@@ -136,7 +144,7 @@ class Instruction:
 
     @property
     def size(self) -> Size:
-        return Size(self.opcode & SIZE_MASK)
+        return _SIZES[(self.opcode & SIZE_MASK) >> 3]
 
     @property
     def mode(self) -> Mode:
@@ -212,8 +220,12 @@ class Instruction:
         """Why the fields do not form a valid instruction, in the kernel verifier's words.
 
         Returns None for a well-formed instruction. Registers above r10 and reserved fields that
-        are not zero are refused, as the Linux verifier refuses them.
+        are not zero are refused, as the Linux verifier refuses them. (Answers are cached:
+        every consumer of a program asks for each of its instructions.)
         """
+        return _field_problem(self)
+
+    def _field_problem(self) -> str | None:
         op = self.opcode
         if op not in VALID_OPCODES:
             return f"unknown opcode {op:#04x}"
@@ -420,3 +432,8 @@ class Instruction:
         if self.off == 0:
             return f"[%r{reg}]"
         return f"[%r{reg}{format_offset(self.off)}]"
+
+
+@lru_cache(maxsize=1 << 16)
+def _field_problem(insn: Instruction) -> str | None:
+    return insn._field_problem()
