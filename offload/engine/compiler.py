@@ -357,7 +357,8 @@ class Translator:
     def _load(self, out: _Emitter, depth: int, insn: Instruction, slot: int) -> None:
         size = insn.size.nbytes
         if self._in_frame(insn.src, insn.off, size):
-            value = f"UNPACK_{_STRUCT[size]}(S, {STACK_BYTES + insn.off})[0]"
+            value = f"S[{STACK_BYTES + insn.off}]" if size == 1 else \
+                f"UNPACK_{_STRUCT[size]}(S, {STACK_BYTES + insn.off})[0]"
             if insn.mode == Mode.MEMSX:
                 value = f"SEXT({value}, {size * 8})"
             out(depth, f"r{insn.dst} = {value}")
@@ -381,18 +382,25 @@ class Translator:
                value: str) -> None:
         size = insn.size.nbytes
         if self._in_frame(insn.dst, insn.off, size):
-            out(depth, f"PACK_{_STRUCT[size]}(S, {STACK_BYTES + insn.off}, "
-                       f"{value} & {hex((1 << (size * 8)) - 1)})")
+            if size == 1:
+                out(depth, f"S[{STACK_BYTES + insn.off}] = {value} & 0xff")
+            else:
+                out(depth, f"PACK_{_STRUCT[size]}(S, {STACK_BYTES + insn.off}, "
+                           f"{value} & {hex((1 << (size * 8)) - 1)})")
             return
         fact = self.facts.get(slot)
         if fact in ("packet", "map_value", "stack"):
-            out(depth, f"a = (r{insn.dst} + {insn.off}) & {hex(M64)}")
             mask = hex((1 << (size * 8)) - 1)
-            if fact == "packet":
-                out(depth, f"PACK_{_STRUCT[size]}(PB, a - PBASE, {value} & {mask})")
-            else:
-                out(depth, "g = R[a >> 32]")
-                out(depth, f"PACK_{_STRUCT[size]}(g.buffer, a - g.base, {value} & {mask})")
+            if fact == "packet":  # a proven packet pointer: no wrap-around to mask
+                index = _packet_index(insn.dst, insn.off)
+                if size == 1:
+                    out(depth, f"PB[{index}] = {value} & 0xff")
+                else:
+                    out(depth, f"PACK_{_STRUCT[size]}(PB, {index}, {value} & {mask})")
+                return
+            out(depth, f"a = (r{insn.dst} + {insn.off}) & {hex(M64)}")
+            out(depth, "g = R[a >> 32]")
+            out(depth, f"PACK_{_STRUCT[size]}(g.buffer, a - g.base, {value} & {mask})")
             return
         self._address(out, depth, insn.dst, insn.off)
         out(depth, "if g is None or not g.writable or not "
@@ -405,10 +413,15 @@ class Translator:
         """A load the verifier proved in bounds of one kind of memory: no lookup misses, no
         bounds check (a verifier bug shows up as an internal ExecutionError, see fast.py)."""
         size = insn.size.nbytes
+        if fact == "packet":  # a proven packet pointer: no wrap-around to mask
+            index = _packet_index(insn.src, insn.off)
+            value = f"PB[{index}]" if size == 1 else f"UNPACK_{_STRUCT[size]}(PB, {index})[0]"
+            if insn.mode == Mode.MEMSX:
+                value = f"SEXT({value}, {size * 8})"
+            out(depth, f"r{insn.dst} = {value}")
+            return
         out(depth, f"a = (r{insn.src} + {insn.off}) & {hex(M64)}")
-        if fact == "packet":
-            value = f"UNPACK_{_STRUCT[size]}(PB, a - PBASE)[0]"
-        elif fact == "ctx":
+        if fact == "ctx":
             out(depth, "g = R[a >> 32]")
             value = f"g.reader(a - g.base, {size})"
         else:
@@ -505,6 +518,11 @@ class Translator:
             self._instruction(out, depth, slot)
         for reg in written:
             out(depth, f"r{reg} = k{reg}")
+
+
+def _packet_index(reg: int, off: int) -> str:
+    """Where ``[rN+off]`` lies in the packet buffer, for a proven packet pointer."""
+    return f"r{reg} - PBASE + {off}" if off else f"r{reg} - PBASE"
 
 
 def _writes(insn: Instruction) -> bool:
