@@ -22,7 +22,8 @@ from ..engine.fast import FastInterpreter
 from ..engine.interpreter import ExecutionError, Interpreter
 from ..engine.memory import Memory, MemoryFault, Region, RegionKind
 from ..errors import ErrnoError
-from ..helpers.xdp import XDP_HELPERS, XdpEnv, map_pointer
+from ..helpers.xdp import XDP_HELPERS
+from ..helpers.xdp_env import XdpEnv, map_pointer
 from ..isa.instruction import Instruction
 from ..isa.opcodes import PseudoSrc
 from ..maps.base import Map

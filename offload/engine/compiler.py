@@ -29,9 +29,8 @@ from ..isa.opcodes import (
     Source,
 )
 from ..isa.structure import Layout
+from .alu import M32, M64
 
-M64 = (1 << 64) - 1
-M32 = (1 << 32) - 1
 S64 = 1 << 63
 S32 = 1 << 31
 

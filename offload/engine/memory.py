@@ -16,7 +16,6 @@ from ..errors import OffloadError
 
 REGION_SHIFT = 32
 REGION_SPAN = 1 << REGION_SHIFT
-M64 = (1 << 64) - 1
 
 
 class RegionKind(Enum):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
+from ..engine.alu import M64
 from ..engine.interpreter import Execution, Helper
 
-M64 = (1 << 64) - 1
 STRING_LIMIT = 1 << 16
 
 

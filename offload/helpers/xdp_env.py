@@ -1,0 +1,126 @@
+"""What the XDP helpers of one run see: the frame, the maps, the device's answers.
+
+A device builds one :class:`XdpEnv` and refills it for every frame (runs are sequential). Map
+pointers are opaque tokens (``MAP_POINTER_BASE`` plus the device's map handle) that no load
+can dereference; map values are mapped into memory as regions, kept across runs up to a bound.
+The helper functions themselves are in :mod:`offload.helpers.xdp`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.alu import M64
+from ..engine.interpreter import Interpreter
+from ..engine.memory import Memory, MemoryFault, Region, RegionKind
+from ..maps.base import Map
+from ..xdp import XdpMd
+from ..xdp_buffer import XdpBuffer
+
+#: Map pointers are this plus the map's handle: recognisable, and mapped to no memory.
+MAP_POINTER_BASE = 0xFFFF_A000_0000_0000
+VALUE_REGIONS_KEPT = 4096
+
+
+def errno_result(code: int) -> int:
+    """A negative errno as the 64-bit r0 a helper returns."""
+    return -abs(code) & M64
+
+
+def map_pointer(handle: int) -> int:
+    return MAP_POINTER_BASE + handle
+
+
+@dataclass(slots=True)
+class Redirect:
+    """Where ``bpf_redirect``/``bpf_redirect_map`` sent the frame."""
+
+    ifindex: int
+    program: Any = None  # a devmap entry's program, run on the frame before it leaves
+
+
+@dataclass(slots=True)
+class XdpEnv:
+    """What the XDP helpers of one run see."""
+
+    memory: Memory
+    buffer: XdpBuffer
+    packet: Region
+    maps: Mapping[int, Map]
+    ingress_ifindex: int = 1
+    rx_queue_index: int = 0
+    cpu: int = 0
+    clock: Callable[[], int] = time.monotonic_ns
+    rng: random.Random = field(default_factory=random.Random)
+    trace: list[str] = field(default_factory=list)
+    tail_target: Callable[[Any], Interpreter | None] = lambda handle: None
+    routes: Callable[[bytes], bytes | None] | None = None
+    program_name: str = ""
+    mtu: int = 1500
+    redirect: Redirect | None = None
+    #: id(value buffer) -> (its region, its map); shared across runs by a device
+    value_regions: dict[int, tuple[Region, Map]] = field(default_factory=dict)
+
+    # -- frame ------------------------------------------------------------------------------
+    def sync_packet(self) -> None:
+        """Make the packet region's window follow the buffer after an adjust_* helper."""
+        self.packet.start = self.buffer.data_meta
+        self.packet.end = self.buffer.data_end
+
+    def read_context(self, offset: int, size: int) -> int:
+        """Loads from ``struct xdp_md``: data/data_end/data_meta read as full pointers."""
+        if size == 4:
+            if offset == XdpMd.DATA:
+                return self.packet.base + self.buffer.data
+            if offset == XdpMd.DATA_END:
+                return self.packet.base + self.buffer.data_end
+            if offset == XdpMd.DATA_META:
+                return self.packet.base + self.buffer.data_meta
+            if offset == XdpMd.INGRESS_IFINDEX:
+                return self.ingress_ifindex
+            if offset == XdpMd.RX_QUEUE_INDEX:
+                return self.rx_queue_index
+            if offset == XdpMd.EGRESS_IFINDEX:
+                return 0
+        image = b"".join((self.read_context(field, 4) & 0xFFFFFFFF).to_bytes(4, "little")
+                         for field in XdpMd)
+        return int.from_bytes(image[offset:offset + size], "little")
+
+    # -- maps ---------------------------------------------------------------------------------
+    def map_at(self, pointer: int) -> Map:
+        handle = pointer - MAP_POINTER_BASE
+        found = self.maps.get(handle) if 0 <= handle < 1 << 32 else None
+        if found is None:
+            raise MemoryFault("the argument is not a map pointer", address=pointer, size=0,
+                              write=False)
+        return found
+
+    def pointer_to(self, live: Map) -> int:
+        """The map pointer of a live map (an inner map found through a map-in-map)."""
+        for handle, candidate in self.maps.items():
+            if candidate is live:
+                return map_pointer(handle)
+        raise MemoryFault("the inner map is not known to this device", address=0, size=0,
+                          write=False)
+
+    def value_address(self, live: Map, buffer: bytearray) -> int:
+        """Map a live value buffer into memory (once per run) and return its address."""
+        found = self.value_regions.get(id(buffer))
+        if found is None:
+            region = self.memory.add_region(
+                RegionKind.MAP_VALUE, buffer, writable=live.program_writable,
+                name=f"map '{live.name}' value")
+            self.value_regions[id(buffer)] = (region, live)
+            return region.address
+        return found[0].address
+
+    def release(self) -> None:
+        """End of the run: pointers it took are dead. Mapped values stay mapped for the next
+        runs (a device reuses ``value_regions``), up to a bound past which the oldest go."""
+        if len(self.value_regions) > VALUE_REGIONS_KEPT:
+            for key in list(self.value_regions)[:len(self.value_regions) - VALUE_REGIONS_KEPT // 2]:
+                self.memory.remove_region(self.value_regions.pop(key)[0])
