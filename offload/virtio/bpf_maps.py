@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Self
 
-from .ctrl import BpfCommand, Request, Response
+from .ctrl import BpfCommand, HandleRequest, Request, Response
 from .wire import MAX_BATCH_COUNT, MAX_CURSOR_SIZE, MAX_KEY_SIZE, MAX_MESSAGE_SIZE, \
     MAX_VALUE_SIZE, CtrlEncodeError, Reader, Writer
 
@@ -65,19 +65,10 @@ class MapCreateResponse(Response):
 
 
 @dataclass(frozen=True, slots=True)
-class MapFreeRequest(Request):
+class MapFreeRequest(HandleRequest):
     """Drop the guest's reference to a map (close of the map fd)."""
 
     COMMAND = BpfCommand.MAP_FREE
-
-    handle: int
-
-    def _encode_body(self, w: Writer) -> None:
-        w.u32("handle", self.handle)
-
-    @classmethod
-    def _decode_body(cls, r: Reader) -> Self:
-        return cls(r.u32("handle"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +77,10 @@ class MapFreeResponse(Response):
 
 
 @dataclass(frozen=True, slots=True)
-class MapFreezeRequest(Request):
+class MapFreezeRequest(HandleRequest):
     """BPF_MAP_FREEZE: from now on the guest may not change the map (global ``.rodata``)."""
 
     COMMAND = BpfCommand.MAP_FREEZE
-
-    handle: int
-
-    def _encode_body(self, w: Writer) -> None:
-        w.u32("handle", self.handle)
-
-    @classmethod
-    def _decode_body(cls, r: Reader) -> Self:
-        return cls(r.u32("handle"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from ..maps.spec import MapType  # before caps: offload.maps imports offload.cap
 from ..caps.capabilities import Capabilities, Limits
 from ..isa.opcodes import PseudoSrc
 from ..program import ProgType
-from .ctrl import BpfCommand, Request, Response
+from .ctrl import BpfCommand, HandleRequest, Request, Response
 from .wire import MAX_DEVICE_NAME, MAX_HELPERS, MAX_INSNS, MAX_LICENSE_SIZE, CtrlEncodeError, \
     Reader, Writer
 
@@ -147,19 +147,10 @@ class ProgLoadResponse(Response):
 
 
 @dataclass(frozen=True, slots=True)
-class ProgUnloadRequest(Request):
+class ProgUnloadRequest(HandleRequest):
     """Drop the guest's reference to a program (close of the program fd)."""
 
     COMMAND = BpfCommand.PROG_UNLOAD
-
-    handle: int
-
-    def _encode_body(self, w: Writer) -> None:
-        w.u32("handle", self.handle)
-
-    @classmethod
-    def _decode_body(cls, r: Reader) -> Self:
-        return cls(r.u32("handle"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,20 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
+class HandleRequest(Request):
+    """A command whose only argument is an object's handle (free, freeze, unload)."""
+
+    handle: int
+
+    def _encode_body(self, w: Writer) -> None:
+        w.u32("handle", self.handle)
+
+    @classmethod
+    def _decode_body(cls, r: Reader) -> Self:
+        return cls(r.u32("handle"))
+
+
+@dataclass(frozen=True, slots=True)
 class Response:
     """A device-to-driver result: status, command-specific fields, and a log excerpt.
 
