@@ -3,8 +3,9 @@
 The same XDP programs run everywhere: loops of ALU work, of branches, a call-heavy loop, and
 a memory loop over the stack, each iterating ``--iterations`` times (bounded so the kernel's
 verifier accepts them). The engines run them through ``Interpreter.execute`` (which counts
-instructions exactly); the kernel through BPF_PROG_TEST_RUN with ``repeat``, its duration
-divided by the same instruction count. One process, one run, ratios side by side.
+instructions exactly); the fast engine gets the verifier's facts, as on a device; the kernel
+runs them through BPF_PROG_TEST_RUN with ``repeat``, its duration divided by the same
+instruction count. One process, one run, ratios side by side.
 
     .venv/bin/python bench/engines.py [--iterations N] [--markdown]
 """
@@ -23,9 +24,11 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from offload.caps import load_profile  # noqa: E402
 from offload.engine import Interpreter, Memory  # noqa: E402
 from offload.engine.fast import FastInterpreter  # noqa: E402
 from offload.isa import Instruction, assemble  # noqa: E402
+from offload.verifier import verify  # noqa: E402
 
 WORKLOADS = {
     "alu loop": """
@@ -106,8 +109,9 @@ class Row:
     kernel: float | None
 
 
-def engine_rate(cls: type[Interpreter], insns: list[Instruction], rounds: int) -> tuple[float, int]:
-    program = cls(insns)
+def engine_rate(cls: type[Interpreter], insns: list[Instruction], rounds: int,
+                **options: object) -> tuple[float, int]:
+    program = cls(insns, **options)
     best = 0.0
     steps = 0
     for _ in range(rounds):
@@ -140,7 +144,8 @@ def measure(iterations: int, rounds: int = 3) -> list[Row]:
     for name, text in WORKLOADS.items():
         insns = assemble(text.format(n=iterations))
         reference, steps = engine_rate(Interpreter, insns, rounds)
-        fast, _ = engine_rate(FastInterpreter, insns, rounds)
+        facts = verify(insns, caps=load_profile("full")).engine_facts()
+        fast, _ = engine_rate(FastInterpreter, insns, rounds, facts=facts)
         kernel = kernel_rate(insns, steps, repeat=50)
         rows.append(Row(name, steps, reference, fast, kernel))
     return rows

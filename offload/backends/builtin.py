@@ -180,7 +180,7 @@ class BuiltinBackend:
             raise ErrnoError(errno.EINVAL, f"lddw source {insn.src} is not supported")
 
         limits = self.caps.limits
-        extra = {"facts": stats.memory_facts} if self.engine == "fast" else {}
+        extra = {"facts": stats.engine_facts()} if self.engine == "fast" else {}
         engine = ENGINES[self.engine](insns, XDP_HELPERS, resolve_lddw=resolve,
                                       max_call_frames=limits.max_call_frames,
                                       max_insns=limits.max_insns, **extra)

@@ -36,6 +36,8 @@ S32 = 1 << 31
 
 _STRUCT = {1: "B", 2: "H", 4: "I", 8: "Q"}
 STACK_BYTES = 512
+_NO_WRAP_FORMS = {AluOp.ADD: "{a} + {s}", AluOp.SUB: "{a} - {s}", AluOp.MUL: "{a} * {s}",
+                  AluOp.LSH: "{a} << ({s} & 63)"}
 
 
 def _u64(value: int) -> str:
@@ -288,7 +290,7 @@ class Translator:
         assert insn is not None
         cls = insn.cls
         if cls in (InsnClass.ALU, InsnClass.ALU64):
-            out(depth, self._alu(insn))
+            out(depth, self._alu(insn, slot))
         elif insn.opcode == LDDW:
             value = f"K{slot}" if insn.src != PseudoSrc.IMM64 else hex(insn.imm64)
             out(depth, f"r{insn.dst} = {value}")
@@ -303,7 +305,7 @@ class Translator:
         else:
             self._store(out, depth, insn, slot, f"r{insn.src}")
 
-    def _alu(self, insn: Instruction) -> str:
+    def _alu(self, insn: Instruction, slot: int) -> str:
         d = f"r{insn.dst}"
         wide = insn.cls == InsnClass.ALU64
         op = insn.alu_op
@@ -332,6 +334,9 @@ class Translator:
             AluOp.RSH: f"{a} >> ({s} & {bits})",
             AluOp.NEG: f"-{a} & {mask}",
         }
+        if wide and self.facts.get(slot) == "no-wrap" and op in _NO_WRAP_FORMS:
+            # The verifier proved the result stays below 2**64 on every path: no reduction.
+            return f"{d} = {_NO_WRAP_FORMS[op].format(a=a, s=s)}"
         if op in simple and insn.off == 0:
             return f"{d} = {simple[op]}"
         if op == AluOp.MOV and insn.off == 0:

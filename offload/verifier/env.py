@@ -33,6 +33,8 @@ class Env:
     stack_depth: dict[int, int] = field(default_factory=dict)  # function -> bytes used
     #: slot -> the pointer types its memory access was seen through (facts for engines)
     accesses: dict[int, set[RegType]] = field(default_factory=dict)
+    #: slot -> whether a 64-bit add/sub/mul/lsh there never wraps on any explored path
+    no_wrap: dict[int, bool] = field(default_factory=dict)
     memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # for ``cached``
 
     def cached(self, fn: Callable[..., T], *args: Any) -> T:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from ..caps.capabilities import Capabilities
 from ..isa.instruction import Instruction
-from ..isa.opcodes import PseudoSrc
+from ..isa.opcodes import AluOp, PseudoSrc
 from ..maps.spec import MapType
 from ..program import ProgType
 from . import ops
@@ -49,11 +49,40 @@ class VerifierStats:
     #: ("ctx", "packet", "stack", "map_value") where every explored path agrees. Engines
     #: use it to drop checks the verifier already made.
     memory_facts: Mapping[int, str] = field(default_factory=dict)
+    #: 64-bit add/sub/mul/lsh slots whose result never wraps around on any path.
+    no_wrap: frozenset[int] = frozenset()
+
+    def engine_facts(self) -> dict[int, str]:
+        """Everything an engine may rely on, by slot: memory kinds, and "no-wrap" arithmetic."""
+        facts = dict(self.memory_facts)
+        facts.update(dict.fromkeys(self.no_wrap, "no-wrap"))
+        return facts
 
 
 _FACT_NAMES = {RegType.PTR_TO_CTX: "ctx", RegType.PTR_TO_PACKET: "packet",
                RegType.PTR_TO_PACKET_META: "packet", RegType.PTR_TO_STACK: "stack",
                RegType.PTR_TO_MAP_VALUE: "map_value"}
+
+
+_WRAP_OPS = frozenset({AluOp.ADD, AluOp.SUB, AluOp.MUL, AluOp.LSH})
+_U64 = 1 << 64
+
+
+def _cannot_wrap(state: State, op: ops.Op) -> bool:
+    """Whether a 64-bit add, sub, mul or lsh of two scalars stays within 0..2^64-1 for every
+    value the ranges allow (so an engine need not reduce the result modulo 2^64)."""
+    dst = state.frame.regs[op.dst]
+    src = state.frame.regs[op.src] if op.reg_operand else op.imm_reg
+    if src is None or dst.type != RegType.SCALAR or src.type != RegType.SCALAR:
+        return False
+    a, b = dst.var, src.var
+    if op.alu_op == AluOp.ADD:
+        return a.umax + b.umax < _U64
+    if op.alu_op == AluOp.SUB:
+        return a.umin >= b.umax
+    if op.alu_op == AluOp.MUL:
+        return a.umax * b.umax < _U64
+    return b.umax < 64 and a.umax << b.umax < _U64
 
 
 def memory_facts(accesses: Mapping[int, set[RegType]]) -> dict[int, str]:
@@ -166,6 +195,8 @@ class _Explorer:
         assert op is not None
         kind = op.kind
         if kind == ops.ALU:
+            if op.alu_op in _WRAP_OPS and op.bits == 64:
+                env.no_wrap[slot] = env.no_wrap.get(slot, True) and _cannot_wrap(state, op)
             check_alu(env, state, op)
         elif kind == ops.BRANCH:
             taken, fall = branch(env, state, op)
@@ -277,7 +308,8 @@ class _Explorer:
         depths = self._stack_depths()
         log = VerifierLog(tuple(self.lines)) if verbose else None
         return VerifierStats(processed, total_states, peak, depths, log,
-                             memory_facts(self.env.accesses))
+                             memory_facts(self.env.accesses),
+                             frozenset(slot for slot, ok in self.env.no_wrap.items() if ok))
 
     def _stack_depths(self) -> tuple[int, ...]:
         """Per-function stack use, and the combined use along every chain of calls."""

@@ -134,3 +134,31 @@ def test_translations_are_cached():
     size = len(fast._CODE_CACHE)
     FastInterpreter(insns)
     assert len(fast._CODE_CACHE) == size
+
+
+def test_verifier_facts_drop_only_proven_wraparound():
+    """A 64-bit add the verifier bounds skips its reduction; one that may wrap keeps it, and
+    both engines agree either way."""
+    from offload.caps import load_profile
+    from offload.verifier import verify
+
+    program = assemble("""
+        mov %r6, %r1
+        mov %r0, 0
+        mov %r2, 0
+    loop:
+        add %r0, %r2
+        add %r2, 1
+        jlt %r2, 100, loop
+        lddw %r3, 0xffffffffffffffff
+        add %r3, %r0
+        mov %r0, %r3
+        exit
+    """)
+    stats = verify(program, caps=load_profile("full"))
+    facts = stats.engine_facts()
+    assert facts.get(3) == "no-wrap" and facts.get(4) == "no-wrap"
+    assert 8 not in stats.no_wrap  # r3 = 2^64-1 plus a positive r0 wraps
+    expected = run_on_memory(Interpreter(program), b"")[0]
+    got = run_on_memory(FastInterpreter(program, facts=facts), b"")[0]
+    assert got == expected and got.r0 == (sum(range(100)) - 1)
