@@ -24,6 +24,7 @@ from offload.verifier import VerifierError, VerifierLog, verify
 from .bpf_plugin import parse_hex
 from .exits import Exit, UsageError
 from .output import Output
+from .programs import read_text
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -59,7 +60,7 @@ def _programs(args: argparse.Namespace) -> list[tuple[str, str, Any, ProgType, d
         except KeyError:
             raise UsageError(f"unknown program type {args.type!r}.") from None
         try:
-            text = Path(args.raw).read_text()
+            text = read_text(Path(args.raw))
         except OSError as exc:
             raise UsageError(f"cannot read {args.raw}: {exc.strerror or exc}.") from None
         insns = decode(parse_hex(text, "program"))

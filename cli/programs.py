@@ -7,6 +7,7 @@ from typing import Any
 
 from migrate.atomic_file import write_atomic
 from offload.engine import Interpreter
+from offload.errors import OffloadError
 from offload.engine.harness import run_on_memory
 from offload.helpers.conformance import CONFORMANCE_HELPERS
 from offload.isa import Instruction, assemble, decode, encode, encode_words, listing
@@ -17,17 +18,30 @@ BYTECODE_SUFFIXES = {".bin", ".bpf"}
 HEX_SUFFIXES = {".hex"}
 
 
+class ProgramFileError(OffloadError):
+    """A program file that is neither bytecode nor text."""
+
+
+def read_text(path: Path) -> str:
+    """A text file (assembler or hex), or a clear refusal for anything else."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProgramFileError(f"{path} is not text: give assembler text, hex (.hex) or raw "
+                               "bytecode (.bin, .bpf)") from None
+
+
 def read_program(path: Path) -> list[Instruction]:
     """Bytecode by suffix (.bin/.bpf raw bytes, .hex hex text), assembler text otherwise."""
     if path.suffix in BYTECODE_SUFFIXES:
         return decode(path.read_bytes())
     if path.suffix in HEX_SUFFIXES:
-        return decode(parse_hex(path.read_text(), "program"))
-    return assemble(path.read_text())
+        return decode(parse_hex(read_text(path), "program"))
+    return assemble(read_text(path))
 
 
 def assemble_file(source: Path, output: Path) -> int:
-    data = encode(assemble(source.read_text()))
+    data = encode(assemble(read_text(source)))
     write_atomic(output, data)
     return len(data)
 

@@ -54,3 +54,12 @@ def test_conformance_command(capsys):
     assert main(["conformance", "--json"], console()) == EXIT_OK
     verdicts = json.loads(capsys.readouterr().out)
     assert {v["status"] for v in verdicts} == {"pass", "exception"}
+
+
+def test_binary_files_are_refused_not_crashed_on(tmp_path):
+    junk = tmp_path / "junk.s"
+    junk.write_bytes(bytes(range(128, 256)))
+    term = console()
+    assert main(["disasm", str(junk)], term) == EXIT_REFUSED
+    assert "is not text" in term.export_text()
+    assert main(["run", str(junk)], console()) == EXIT_REFUSED
