@@ -30,7 +30,7 @@ from .interpreter import (
     Interpreter,
     TailCall,
     _Finish,
-    _loop_after_tail_call as _continue_after_tail_call,
+    _loop,
 )
 from .memory import Memory, MemoryFault
 
@@ -128,22 +128,15 @@ class FastInterpreter(Interpreter):
         for slot, insn in enumerate(layout.slots):
             if insn is not None and insn.opcode == LDDW and insn.src != PseudoSrc.IMM64:
                 assert resolve_lddw is not None  # the reference preparation checked it
-                namespace[f"K{slot}"] = resolve_lddw(insn) & ((1 << 64) - 1)
+                namespace[f"K{slot}"] = resolve_lddw(insn) & M64
         exec(code, namespace)  # noqa: S102 - our own translation of a checked program
         self._entry = namespace["F0"]
 
     def run(self, memory: Memory, *args: int, env: Any = None) -> int:
         """Run with r1.. = args and return r0: the packet path's entry, kept short (no
-        result record; a tail call continues through the shared loop)."""
-        if len(args) > 5:
-            raise ValueError("a program takes at most five arguments (r1-r5)")
-        run = Execution(memory, env, self, self.max_steps)
-        regs = [0, *(arg & M64 for arg in args), *(0,) * (10 - len(args))]
-        regs[10] = run.stack_for(0).end_address
-        call, r0 = self._run(regs, run)
-        if call is None:
-            return r0
-        return _continue_after_tail_call(call, regs, run)
+        result record)."""
+        run, regs = self._start(memory, args, env)
+        return _loop(self, regs, run)
 
     def _run(self, regs: list[int], run: Execution) -> tuple[TailCall | None, int]:
         try:

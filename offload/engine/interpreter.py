@@ -158,15 +158,19 @@ class Interpreter:
         return self.execute(memory, *args, env=env).r0
 
     def execute(self, memory: Memory, *args: int, env: Any = None) -> ExecResult:
+        run, regs = self._start(memory, args, env)
+        r0 = _loop(self, regs, run)
+        return ExecResult(r0, run.steps)
+
+    def _start(self, memory: Memory, args: tuple[int, ...],
+               env: Any) -> tuple[Execution, list[int]]:
+        """A new run: r1.. = args, r10 = the top of a fresh main frame."""
         if len(args) > 5:
             raise ValueError("a program takes at most five arguments (r1-r5)")
         run = Execution(memory, env, self, self.max_steps)
-        regs = [0] * 11
-        for number, value in enumerate(args, start=1):
-            regs[number] = value & M64
+        regs = [0, *(arg & M64 for arg in args), *(0,) * (10 - len(args))]
         regs[10] = run.stack_for(0).end_address
-        r0 = _loop(self, regs, run)
-        return ExecResult(r0, run.steps)
+        return run, regs
 
     def _run(self, regs: list[int], run: Execution) -> tuple[TailCall | None, int]:
         """One program from slot 0: (None, r0) at exit, (the tail call, 0) on a tail call."""

@@ -43,10 +43,7 @@ def map_lookup_elem(ex: Execution, map_ptr: int, key_ptr: int, *_: int) -> int:
         buffer = live.program_ref(key, env.cpu)
     except ErrnoError:
         return 0
-    if buffer is None:
-        return 0
-    found = env.value_regions.get(id(buffer))
-    return found[0].address if found is not None else env.value_address(live, buffer)
+    return 0 if buffer is None else env.value_address(live, buffer)
 
 
 def map_update_elem(ex: Execution, map_ptr: int, key_ptr: int, value_ptr: int, flags: int,
