@@ -71,6 +71,10 @@ class HashMap(Map):
         self._keys: list[bytes | None] = []
         self._stored: list = []
         self._free: list[int] = []
+        #: Keys deleted while a walk is under way (only then): a walk skips them, so a key
+        #: deleted behind its cursor and re-added in a later slot is not seen twice.
+        self._walks = 0
+        self._deleted_in_walk: set[bytes] = set()
 
     @classmethod
     def check_spec(cls, spec: MapSpec, ncpus: int) -> None:
@@ -120,6 +124,8 @@ class HashMap(Map):
         self._keys[slot] = None
         self._stored[slot] = None
         self._free.append(slot)
+        if self._walks:
+            self._deleted_in_walk.add(key)
         self._touch(key)
 
     def _used(self, key: bytes, cpu: int) -> None:
@@ -174,11 +180,20 @@ class HashMap(Map):
         return None if found is None else self._keys[found]
 
     def _iter_entries(self) -> Iterator[tuple[bytes, bytes]]:
-        slot = 0
-        while (slot := self._next_slot(slot)) is not None:
-            key = self._keys[slot]
-            yield key, self.values.read(self._stored[slot])  # type: ignore[misc]
-            slot += 1
+        """Slot order. An element present for the whole walk is seen once; one deleted during
+        the walk is not seen again even if re-added (dirty tracking reports it)."""
+        self._walks += 1
+        try:
+            slot = 0
+            while (slot := self._next_slot(slot)) is not None:
+                key = self._keys[slot]
+                if key not in self._deleted_in_walk:
+                    yield key, self.values.read(self._stored[slot])  # type: ignore[misc]
+                slot += 1
+        finally:
+            self._walks -= 1
+            if not self._walks:
+                self._deleted_in_walk.clear()
 
     def _lookup_batch(self, cursor: bytes | None, count: int) -> LookupBatch:
         slot = 0 if cursor is None else int.from_bytes(cursor, "little")
