@@ -185,7 +185,8 @@ def _check_boundaries(decoded: list[Op | None], subprogs: tuple[int, ...],
 def successors(decoded: Sequence[Op | None], slot: int) -> tuple[int, ...]:
     """Where control goes next within the function (calls return to the next slot)."""
     op = decoded[slot]
-    assert op is not None
+    if op is None:
+        raise _fail(slot, f"jump into the middle of lddw at insn {slot}")
     kind = op.kind
     if kind == ops.EXIT:
         return ()
@@ -205,7 +206,8 @@ def _check_reachable(decoded: list[Op | None], succ: list[tuple[int, ...]]) -> N
     while work:
         slot = work.pop()
         op = decoded[slot]
-        assert op is not None
+        if op is None:
+            raise _fail(slot, f"jump into the middle of lddw at insn {slot}")
         nexts = list(succ[slot])
         if op.kind == ops.LOCAL_CALL:
             nexts.append(slot + 1 + op.imm)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..caps.capabilities import Capabilities
@@ -95,15 +95,44 @@ def memory_facts(accesses: Mapping[int, set[RegType]]) -> dict[int, str]:
     return facts
 
 
+#: Called with (slot, state) for every state the verifier processes, before the instruction
+#: at ``slot`` runs on it; the state is the verifier's own (copy it to keep it).
+Observer = Callable[[int, State], None]
+
+
 def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
            caps: Capabilities, maps: MapResolver | None = None,
-           log_level: int = 1) -> VerifierStats:
+           log_level: int = 1, observer: Observer | None = None) -> VerifierStats:
     """Accept the program for this device (statistics) or raise ``VerifierError``.
 
     ``maps`` resolves the handle in an ``lddw map_fd(N)`` / ``map_value(N)`` to its MapSpec.
     ``log_level`` 0 skips the failing-path log, 1 keeps it, 2 also logs every instruction
-    processed on acceptance.
+    processed on acceptance. ``observer`` sees every processed state (the soundness oracle
+    records them).
+
+    Only ``VerifierError`` leaves this function: a broken invariant inside the verifier (an
+    exception other than a refusal) refuses the program as the kernel's "verifier bug" does,
+    with EFAULT and the instruction being checked - never a traceback for the caller.
     """
+    slot = 0
+    try:
+        return _verify(insns, prog_type, caps, maps, log_level, observer)
+    except VerifierError:
+        raise
+    except RecursionError:
+        raise VerifierError(slot, "the program is too complex to verify (nesting too deep)",
+                            VerifierLog(reason="too complex") if log_level else None,
+                            errno.E2BIG) from None
+    except Exception as exc:  # noqa: BLE001 - the security boundary turns bugs into refusals
+        reason = f"verifier bug: {type(exc).__name__}: {exc}".rstrip(": ")
+        at = getattr(exc, "__verifier_slot__", 0)
+        raise VerifierError(at, reason, VerifierLog(reason=reason) if log_level else None,
+                            errno.EFAULT) from exc
+
+
+def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilities,
+            maps: MapResolver | None, log_level: int,
+            observer: Observer | None) -> VerifierStats:
     resolver: MapResolver = maps if maps is not None else {}
     try:
         prog = layout(insns, caps)
@@ -120,13 +149,16 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
         raise VerifierError(err.insn or 0, err.reason,
                             VerifierLog(reason=err.reason) if log_level else None,
                             errno.EINVAL) from None
-    explorer = _Explorer(env, log_level)
+    explorer = _Explorer(env, log_level, observer)
     try:
         return explorer.run()
     except Reject as err:
         slot = err.insn if err.insn is not None else explorer.slot
         log = explorer.replay(err.reason, slot) if log_level else None
         raise VerifierError(slot, err.reason, log) from None
+    except Exception as exc:
+        exc.__verifier_slot__ = explorer.slot  # type: ignore[attr-defined]
+        raise
 
 
 def _check_program_type(env: Env) -> None:
@@ -145,7 +177,8 @@ def _resolve_lddw(env: Env, maps: MapResolver) -> None:
         if op is None or op.kind != ops.LDDW:
             continue
         insn = prog.slots[slot]
-        assert insn is not None
+        if insn is None:
+            raise Reject("verifier bug: lddw without its instruction", slot)
         pseudo = insn.src
         if pseudo == PseudoSrc.IMM64:
             env.lddw[slot] = Reg.const(insn.imm64)
@@ -178,8 +211,9 @@ def _initial_state() -> State:
 
 
 class _Explorer:
-    def __init__(self, env: Env, log_level: int) -> None:
+    def __init__(self, env: Env, log_level: int, observer: Observer | None = None) -> None:
         self.env = env
+        self.observer = observer
         self.prog: Program = env.prog
         self.log_level = log_level
         self.slot = 0
@@ -192,7 +226,8 @@ class _Explorer:
         env = self.env
         slot = state.insn
         op = self.prog.ops[slot]
-        assert op is not None
+        if op is None:
+            raise Reject(f"verifier bug: insn {slot} is the second half of lddw", slot)
         kind = op.kind
         if kind == ops.ALU:
             if op.alu_op in _WRAP_OPS and op.bits == 64:
@@ -254,6 +289,7 @@ class _Explorer:
         pending: list[State] = []
         processed = total_states = peak = 0
         verbose = self.log_level >= 2
+        observer = self.observer
         slot, path = 0, None  # of the state being processed, for the failing path's log
         try:
             while True:
@@ -282,11 +318,13 @@ class _Explorer:
                         cur.parent = kept
                         total_states += 1
                         peak = max(peak, total_states + len(pending))
+                if observer is not None:
+                    observer(slot, cur)
                 succ = self.step(cur)
                 if verbose and len(self.lines) < 100_000:
                     insn = prog.slots[slot]
-                    assert insn is not None
-                    self.lines.append(insn_line(slot, insn, succ[0] if succ else None))
+                    if insn is not None:
+                        self.lines.append(insn_line(slot, insn, succ[0] if succ else None))
                 if not succ:
                     finish(cur.parent)  # type: ignore[arg-type]
                     cur = None
@@ -297,7 +335,8 @@ class _Explorer:
                     fall.path = PathNode(slot, fall.insn, path)
                     taken.path = PathNode(slot, taken.insn, path)
                     parent = fall.parent
-                    assert isinstance(parent, Checkpoint)
+                    if not isinstance(parent, Checkpoint):
+                        raise Reject("verifier bug: a branch outside every checkpoint", slot)
                     parent.branches += 1
                     pending.append(taken)
                     cur = fall
@@ -347,13 +386,14 @@ class _Explorer:
         for _ in range(self.env.caps.limits.max_processed_insns + 1):
             slot = state.insn
             insn = self.prog.slots[slot]
-            assert insn is not None
+            if insn is None:
+                break
             if j >= len(jumps) and slot == fail_slot:
                 lines.append(insn_line(slot, insn, state, failed=True))
                 break
             try:
                 succ = replayer.step(state)
-            except Reject:
+            except Exception:  # noqa: BLE001 - the log ends where the path failed
                 lines.append(insn_line(slot, insn, state, failed=True))
                 break
             if not succ:
