@@ -19,7 +19,7 @@ from typing import Any
 
 from ..caps.capabilities import Capabilities
 from ..engine.fast import FastInterpreter
-from ..engine.interpreter import ExecutionError, Interpreter
+from ..engine.interpreter import Execution, ExecutionError, Interpreter
 from ..engine.memory import Memory, MemoryFault, Region, RegionKind
 from ..errors import ErrnoError
 from ..helpers.xdp import XDP_HELPERS
@@ -31,10 +31,12 @@ from ..maps.create import create_map
 from ..maps.spec import MapSpec
 from ..program import ProgType
 from ..verifier import verify
+from ..verifier.verifier import Observer
 from ..xdp import XDP_MD_SIZE
 from ..xdp_buffer import XdpBuffer
 from .base import LoadReport, XdpOutcome
 
+StepHook = Callable[[int, list[int], Execution], None]
 ENGINES: dict[str, type[Interpreter]] = {"fast": FastInterpreter, "reference": Interpreter}
 #: The ports of the virtual switch a device sits on: devmap entries and redirects name them.
 DEFAULT_INTERFACES = frozenset(range(1, 65))
@@ -166,11 +168,15 @@ class BuiltinBackend:
 
     # -- programs ------------------------------------------------------------------------------
     def load_program(self, handle: int, insns: Sequence[Instruction], *, prog_type: ProgType,
-                     name: str, license: str, flags: int = 0) -> LoadReport:
+                     name: str, license: str, flags: int = 0,
+                     observer: Observer | None = None) -> LoadReport:
+        """Verify and prepare a program; ``observer`` sees every state the verifier
+        processes (the soundness oracle records them)."""
         if handle in self.maps or handle in self.programs:
             raise ErrnoError(errno.EEXIST, f"handle {handle} is already in use")
         specs = {h: entry.map.spec for h, entry in self.maps.items()}
-        stats = verify(insns, prog_type=prog_type, caps=self.caps, maps=specs)
+        stats = verify(insns, prog_type=prog_type, caps=self.caps, maps=specs,
+                       observer=observer)
 
         def resolve(insn: Instruction) -> int:
             if insn.src in (PseudoSrc.MAP_FD, PseudoSrc.MAP_IDX):
@@ -197,7 +203,10 @@ class BuiltinBackend:
 
     # -- the packet path -----------------------------------------------------------------------
     def run_xdp(self, handle: int, frame: bytes, *, meta: bytes = b"",
-                ingress_ifindex: int = 1, rx_queue_index: int = 0) -> XdpOutcome:
+                ingress_ifindex: int = 1, rx_queue_index: int = 0,
+                on_step: StepHook | None = None) -> XdpOutcome:
+        """Run a program on one frame; ``on_step`` traces the reference engine (see
+        ``Interpreter.execute_traced``)."""
         program = self.programs.get(handle)
         if program is None:
             raise ErrnoError(errno.EBADF, f"handle {handle} names no program on this device")
@@ -218,7 +227,13 @@ class BuiltinBackend:
         error = None
         retval = 0
         try:
-            retval = program.engine.run(self.memory, context.address, env=env)
+            if on_step is None:
+                retval = program.engine.run(self.memory, context.address, env=env)
+            else:
+                if type(program.engine) is not Interpreter:
+                    raise ValueError("only the reference engine can be traced")
+                retval = program.engine.execute_traced(self.memory, context.address, env=env,
+                                                       on_step=on_step).r0
         except (ExecutionError, MemoryFault) as err:
             error = str(err)
         finally:

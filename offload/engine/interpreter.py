@@ -102,6 +102,8 @@ class Execution:
     steps: int = 0
     tail_calls: int = 0
     frames: list[_Frame] = field(default_factory=list)
+    #: Called before every instruction of the reference interpreter (``execute_traced``).
+    on_step: Callable[[int, list[int], Execution], None] | None = None
 
     def finish(self, value: int) -> None:
         """End the run now with r0 = value (an unwinding helper)."""
@@ -162,6 +164,16 @@ class Interpreter:
         r0 = _loop(self, regs, run)
         return ExecResult(r0, run.steps)
 
+    def execute_traced(self, memory: Memory, *args: int, env: Any = None,
+                       on_step: Callable[[int, list[int], Execution], None]) -> ExecResult:
+        """``execute``, calling ``on_step(pc, regs, run)`` before every instruction (the
+        soundness oracle compares each machine state with the verifier's). ``run.program``
+        tells which program runs after a tail call; ``run.frames`` holds the callers."""
+        run, regs = self._start(memory, args, env)
+        run.on_step = on_step
+        r0 = _loop(self, regs, run)
+        return ExecResult(r0, run.steps)
+
     def _start(self, memory: Memory, args: tuple[int, ...],
                env: Any) -> tuple[Execution, list[int]]:
         """A new run: r1.. = args, r10 = the top of a fresh main frame."""
@@ -174,6 +186,8 @@ class Interpreter:
 
     def _run(self, regs: list[int], run: Execution) -> tuple[TailCall | None, int]:
         """One program from slot 0: (None, r0) at exit, (the tail call, 0) on a tail call."""
+        if run.on_step is not None:
+            return _run_program_traced(self, regs, run, run.on_step)
         return _run_program(self, regs, run)
 
     # ------------------------------------------------------------------ preparation
@@ -316,6 +330,37 @@ def _run_program(program: Interpreter, regs: list[int],
                     f"instruction budget of {run.max_steps} exhausted (the program may not "
                     "terminate)", insn_index=pc)
             current = pc
+            pc = steps[current](regs, run)  # type: ignore[misc]
+        return None, regs[0]
+    except MemoryFault as fault:
+        raise fault.at(current) from None
+    except _Finish as finish:
+        return None, finish.value
+    except TailCall as call:
+        call.slot = current
+        return call, 0
+    finally:
+        run.steps += count
+
+
+def _run_program_traced(program: Interpreter, regs: list[int], run: Execution,
+                        on_step: Callable[[int, list[int], Execution], None],
+                        ) -> tuple[TailCall | None, int]:
+    """``_run_program`` with ``on_step`` before each instruction (kept apart so the plain
+    loop pays nothing for tracing)."""
+    steps = program._steps
+    pc = current = 0
+    budget = run.max_steps - run.steps
+    count = 0
+    try:
+        while pc >= 0:
+            count += 1
+            if count > budget:
+                raise ExecutionError(
+                    f"instruction budget of {run.max_steps} exhausted (the program may not "
+                    "terminate)", insn_index=pc)
+            current = pc
+            on_step(current, regs, run)
             pc = steps[current](regs, run)  # type: ignore[misc]
         return None, regs[0]
     except MemoryFault as fault:
