@@ -1,0 +1,171 @@
+"""State embedding: does one concrete machine state lie inside one abstract verifier state?
+
+The verifier claims, for every state it explored at an instruction, a set of machine states;
+a sound verifier's claims cover every machine state any run reaches there. ``escapes`` lists
+every way a concrete state falls outside one abstract state, in the verifier log's words:
+
+- a scalar's value outside its tnum or any of its four ranges; two scalars the verifier linked
+  (same id) holding different values;
+- a pointer into another region than its type says (stack frame, packet, metadata, context,
+  which map's value), or at an offset outside ``off`` plus its variable part; a packet pointer
+  whose proven range passes ``data_end``; a proven packet length the frame does not have;
+- a spilled register whose stack bytes hold another value; a byte the verifier knows is zero
+  that is not; a register the engine tags as a pointer where the verifier sees a number.
+
+Only what the verifier relies on is compared, as its state pruning compares: the live
+registers of the innermost frame, the callers' callee-saved registers live after the call,
+and every stack slot. That makes the check valid across pruned paths too.
+"""
+
+from __future__ import annotations
+
+from ..verifier.cfg import Program
+from ..verifier.state import EMPTY_SLOT, SLOT, ByteKind, Reg, RegType, State
+from ..verifier.tnum import U64
+from .concrete import ConcreteView
+
+_CALLEE_SAVED = frozenset({6, 7, 8, 9})
+_STACK, _CTX = RegType.PTR_TO_STACK, RegType.PTR_TO_CTX
+_PKT, _META, _END = RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META, RegType.PTR_TO_PACKET_END
+_VALUE, _VALUE_OR_NULL = RegType.PTR_TO_MAP_VALUE, RegType.PTR_TO_MAP_VALUE_OR_NULL
+_MAP, _MAP_OR_NULL = RegType.CONST_PTR_TO_MAP, RegType.CONST_PTR_TO_MAP_OR_NULL
+
+
+def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[str]:
+    """Every way ``view`` lies outside ``state`` at ``slot`` (empty: it is inside)."""
+    out: list[str] = []
+    frames = state.frames
+    if len(frames) != view.depth + 1:
+        return [f"call depth {view.depth + 1} where the verifier has {len(frames)} frames"]
+    linked: dict[int, tuple[str, int]] = {}
+    top = len(frames) - 1
+    for depth in range(top, -1, -1):
+        frame = frames[depth]
+        if depth == top:
+            live = prog.live[slot]
+        else:
+            live = prog.live[frames[depth + 1].callsite + 1] & _CALLEE_SAVED
+        where = "" if depth == top else f" of frame {depth}"
+        for r in sorted(live):
+            if r == 10:
+                continue
+            reg = frame.regs[r]
+            name = f"R{r}{where}"
+            value = view.reg(depth, r)
+            problem = reg_escape(reg, value, view, view.tag(depth, r))
+            if problem is not None:
+                out.append(f"{name}={value:#x} {problem}")
+            elif reg.type == RegType.SCALAR and reg.id:
+                _link(linked, reg.id, name, value, out)
+        fp = view.frame_pointer(depth)
+        if view.reg(depth, 10) != fp:
+            out.append(f"R10{where}={view.reg(depth, 10):#x} is not the frame pointer {fp:#x}")
+        for k, stack_slot in frame.stack.items():
+            if stack_slot is EMPTY_SLOT:
+                continue
+            data = view.stack_bytes(depth, -SLOT * (k + 1), SLOT)
+            name = f"fp{-SLOT * (k + 1)}{where}"
+            spilled = stack_slot.spilled
+            if spilled is not None:
+                value = int.from_bytes(data, "little")
+                problem = reg_escape(spilled, value, view, None)
+                if problem is not None:
+                    out.append(f"{name}={value:#x} (spilled {spilled}) {problem}")
+                elif spilled.type == RegType.SCALAR and spilled.id:
+                    _link(linked, spilled.id, name, value, out)
+                continue
+            wrong = [i for i, kind in enumerate(stack_slot.kinds)
+                     if kind == ByteKind.ZERO and data[i]]
+            if wrong:
+                shown = " ".join(f"{data[i]:02x}" for i in wrong)
+                out.append(f"{name} bytes {wrong[0]}..{wrong[-1]} hold {shown} where the "
+                           f"verifier knows zeros ({stack_slot})")
+            if ByteKind.SPILL in stack_slot.kinds:
+                out.append(f"{name} is marked spilled without a spilled register")
+    packet = view.packet
+    if packet is not None:
+        if packet.data + state.pkt_len > packet.end:
+            out.append(f"the packet has {packet.end - packet.data} bytes where the verifier "
+                       f"proved {state.pkt_len}")
+        if packet.meta + state.meta_len > packet.data:
+            out.append(f"the metadata has {packet.data - packet.meta} bytes where the "
+                       f"verifier proved {state.meta_len}")
+    return out
+
+
+def _link(linked: dict[int, tuple[str, int]], id: int, name: str, value: int,
+          out: list[str]) -> None:
+    first = linked.setdefault(id, (name, value))
+    if first[1] != value:
+        out.append(f"{name}={value:#x} and {first[0]}={first[1]:#x} share id={id} but differ")
+
+
+def _offset_escape(reg: Reg, offset: int) -> str | None:
+    """Whether ``offset`` (from the region's reference point) is ``reg.off`` plus a value of
+    ``reg.var``."""
+    if reg.var.contains((offset - reg.off) & U64):
+        return None
+    return f"is at offset {offset}, outside off={reg.off}+({reg.var})"
+
+
+def reg_escape(reg: Reg, value: int, view: ConcreteView, tag: int | None) -> str | None:
+    """Why ``value`` is not a value of ``reg``, or None."""
+    t = reg.type
+    if t == RegType.NOT_INIT:
+        return None
+    if t == RegType.SCALAR:
+        if tag:
+            return f"is tagged as a pointer into region {tag} where the verifier has a number"
+        if reg.var.contains(value):
+            return None
+        return f"is outside scalar({reg.var})"
+    if value == 0 and (t == _VALUE_OR_NULL or t == _MAP_OR_NULL):
+        return None
+    if t == _MAP or t == _MAP_OR_NULL:
+        handle = view.map_pointer_handle(value)
+        if handle is None:
+            return "is not a map pointer"
+        if t == _MAP and handle != reg.map_handle:
+            return f"points to map {handle} where the verifier has map {reg.map_handle}"
+        return None
+    region = view.region(value)
+    if tag is not None and region is not None and tag != region.base >> 32:
+        return f"has provenance region {tag} but points into {region.describe()}"
+    if t == _STACK:
+        if not view.is_stack(region, reg.frameno):
+            return f"is not a pointer into stack frame {reg.frameno}"
+        return _offset_escape(reg, value - view.frame_pointer(reg.frameno))
+    if t == _CTX:
+        if region is None or region.kind.value != "context":
+            return "is not a pointer to the context"
+        return _offset_escape(reg, value - region.address)
+    if t == _VALUE or t == _VALUE_OR_NULL:
+        if region is None or region.kind.value != "map value":
+            return "is not a pointer into a map value"
+        owner = view.map_value_owner(region)
+        if owner is not None and owner != reg.map_handle and reg.map is not None \
+                and reg.map_handle not in view.outer_maps:
+            return f"points into a value of map {owner} where the verifier has map " \
+                   f"{reg.map_handle} ('{reg.map.name}')"
+        if reg.map is not None and region.end - region.start < reg.map.value_size:
+            return f"points into a value of {region.end - region.start} bytes, not " \
+                   f"{reg.map.value_size}"
+        return _offset_escape(reg, value - region.address)
+    packet = view.packet
+    if packet is None:
+        return "is a packet pointer but the run has no packet"
+    if t == _END:
+        if value != packet.end + reg.off:
+            return f"is not data_end ({packet.end:#x})"
+        return None
+    if region is None or region.kind.value != "packet":
+        return "is not a pointer into the packet"
+    base = packet.data if t == _PKT else packet.meta
+    limit = packet.end if t == _PKT else packet.data
+    problem = _offset_escape(reg, value - base)
+    if problem is not None:
+        return problem
+    if reg.range and value - reg.off + reg.range > limit:
+        what = "data_end" if t == _PKT else "data"
+        return f"has range r={reg.range} past {what} by {value - reg.off + reg.range - limit}"
+    return None
