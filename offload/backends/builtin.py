@@ -163,7 +163,7 @@ class BuiltinBackend:
                 raise ErrnoError(errno.EINVAL, f"map '{entry.map.name}' has no value to point at")
             entry.value_region = self.memory.add_region(
                 RegionKind.MAP_VALUE, buffer, writable=entry.map.program_writable,
-                name=f"map '{entry.map.name}' value")
+                name=f"map '{entry.map.name}' value", owner=entry.map)
         return entry.value_region.address + offset
 
     # -- programs ------------------------------------------------------------------------------

@@ -427,7 +427,7 @@ class Translator:
         out(depth, f"a = (r{insn.src} + {insn.off}) & {hex(M64)}")
         if fact == "ctx":
             out(depth, "g = R[a >> 32]")
-            value = f"g.reader(a - g.base, {size})"
+            value = f"g.reader(a - g.base, {size})[0]"
         else:
             out(depth, "g = R[a >> 32]")
             value = f"UNPACK_{_STRUCT[size]}(g.buffer, a - g.base)[0]"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
 from ..errors import OffloadError
 
@@ -40,14 +41,31 @@ class MemoryFault(OffloadError):
         self.size = size
         self.write = write
         self.insn_index = insn_index
-        where = f" at insn {insn_index}" if insn_index is not None else ""
-        super().__init__(f"invalid {'write' if write else 'read'} of {size} byte(s) at "
-                         f"{address:#x}: {reason}{where}")
+        super().__init__(self._message())
 
     def at(self, insn_index: int) -> MemoryFault:
-        """The same fault, attributed to an instruction."""
-        return MemoryFault(self.reason, address=self.address, size=self.size, write=self.write,
-                           insn_index=insn_index)
+        """The same fault (of the same type), attributed to an instruction."""
+        fault = type(self).__new__(type(self))
+        fault.__dict__.update(self.__dict__)
+        fault.insn_index = insn_index
+        Exception.__init__(fault, fault._message())
+        return fault
+
+    def _message(self) -> str:
+        where = f" at insn {self.insn_index}" if self.insn_index is not None else ""
+        return (f"invalid {'write' if self.write else 'read'} of {self.size} byte(s) at "
+                f"{self.address:#x}: {self.reason}{where}")
+
+
+class ProvenanceFault(MemoryFault):
+    """An access through an address that does not lie in the region its pointer was derived
+    from, or through a number no pointer was derived into (defence in depth against a wrong
+    verifier: a program reaches only memory it was given)."""
+
+
+#: ``reader(offset, size)`` of computed memory: the value a load sees, and the region that value
+#: points into (None for a plain number), so a pointer read from the context keeps provenance.
+Reader = Callable[[int, int], "tuple[int, Region | None]"]
 
 
 class Region:
@@ -55,13 +73,16 @@ class Region:
 
     ``start``/``end`` may move (``bpf_xdp_adjust_head`` grows the packet into its headroom),
     the buffer itself is never replaced, so map values written by a program land in the map.
+    ``owner`` says whose memory it is (the live map of a map value), for engines that check
+    an access reaches the map the verifier proved it for.
     """
 
-    __slots__ = ("kind", "buffer", "base", "start", "end", "writable", "name", "reader")
+    __slots__ = ("kind", "buffer", "base", "start", "end", "writable", "name", "reader",
+                 "owner")
 
     def __init__(self, kind: RegionKind, buffer: bytearray, base: int, *, writable: bool,
                  name: str, start: int = 0, end: int | None = None,
-                 reader: Callable[[int, int], int] | None = None) -> None:
+                 reader: Reader | None = None, owner: Any = None) -> None:
         self.kind = kind
         self.buffer = buffer
         self.base = base
@@ -70,8 +91,14 @@ class Region:
         self.writable = writable
         self.name = name
         #: For computed memory (the XDP context, whose 32-bit ``data`` field reads as a
-        #: 64-bit pointer): ``reader(offset, size)`` gives the value a load sees.
+        #: 64-bit pointer into the packet).
         self.reader = reader
+        self.owner = owner
+
+    @property
+    def slot(self) -> int:
+        """The region's number: its address >> 32, the provenance tag of pointers into it."""
+        return self.base >> REGION_SHIFT
 
     @property
     def address(self) -> int:
@@ -107,12 +134,12 @@ class Memory:
 
     def add_region(self, kind: RegionKind, buffer: bytearray, *, writable: bool = True,
                    name: str = "", start: int = 0, end: int | None = None,
-                   reader: Callable[[int, int], int] | None = None) -> Region:
+                   reader: Reader | None = None, owner: Any = None) -> Region:
         if len(buffer) >= REGION_SPAN:
             raise ValueError("a region must be smaller than 4 GiB")
         slot = self._free.pop() if self._free else len(self._regions) + 1
         region = Region(kind, buffer, slot << REGION_SHIFT, writable=writable, name=name,
-                        start=start, end=end, reader=reader)
+                        start=start, end=end, reader=reader, owner=owner)
         self._regions[slot] = region
         return region
 
@@ -148,14 +175,57 @@ class Memory:
         """An unsigned little-endian load of 1, 2, 4 or 8 bytes."""
         region, offset = self.resolve(address, size, False)
         if region.reader is not None:
-            return region.reader(offset, size)
+            return region.reader(offset, size)[0]
         return int.from_bytes(region.buffer[offset:offset + size], "little")
 
-    def store(self, address: int, size: int, value: int) -> None:
-        """A little-endian store of the low ``size`` bytes of value."""
+    def load_tagged(self, address: int, size: int) -> tuple[int, int]:
+        """``load``, with the provenance tag of the value: the region slot a pointer read from
+        computed memory points into, else 0."""
+        region, offset = self.resolve(address, size, False)
+        if region.reader is not None:
+            value, into = region.reader(offset, size)
+            return value, (0 if into is None else into.base >> REGION_SHIFT)
+        return int.from_bytes(region.buffer[offset:offset + size], "little"), 0
+
+    def store(self, address: int, size: int, value: int) -> Region:
+        """A little-endian store of the low ``size`` bytes of value; the region written."""
         region, offset = self.resolve(address, size, True)
         region.buffer[offset:offset + size] = (value & ((1 << (size * 8)) - 1)).to_bytes(
             size, "little")
+        return region
+
+    # --------------------------------------------------------------- provenance
+    def tag_of(self, value: int) -> int:
+        """The provenance tag of a pointer the host or a helper hands to a program: the slot
+        of the region it points into; an address outside every region is an opaque object
+        pointer (a map pointer) whose tag is the value itself; NULL is a number."""
+        if not value:
+            return 0
+        slot = value >> REGION_SHIFT
+        return slot if slot in self._regions else value
+
+    def describe_tag(self, tag: int) -> str:
+        """What a tag says a value was derived from, for fault messages."""
+        if not tag:
+            return "a number"
+        if tag >= REGION_SPAN:
+            return f"the object pointer {tag:#x}"
+        region = self._regions.get(tag)
+        return region.name or region.kind.value if region is not None else \
+            f"region {tag}, no longer mapped"
+
+    def provenance_fault(self, who: str, tag: int, address: int, size: int, write: bool,
+                         context: str = "") -> ProvenanceFault:
+        """The fault for an access by ``who`` (``R3``) whose address is not in the region its
+        tag names."""
+        if not tag:
+            reason = f"{who} invalid mem access 'scalar': dereference of a number"
+        else:
+            target = self._regions.get(address >> REGION_SHIFT)
+            reaches = "unmapped memory" if target is None else target.name or \
+                target.kind.value
+            reason = f"{who} derived from {self.describe_tag(tag)} reaches {reaches}"
+        return ProvenanceFault(reason + context, address=address, size=size, write=write)
 
     # --------------------------------------------------------------- helper accesses
     def read(self, address: int, size: int) -> bytes:

@@ -71,24 +71,25 @@ class XdpEnv:
         self.packet.start = self.buffer.data_meta
         self.packet.end = self.buffer.data_end
 
-    def read_context(self, offset: int, size: int) -> int:
-        """Loads from ``struct xdp_md``: data/data_end/data_meta read as full pointers."""
+    def read_context(self, offset: int, size: int) -> tuple[int, Region | None]:
+        """Loads from ``struct xdp_md``: data/data_end/data_meta read as full pointers into
+        the packet region (returned with the value, so the pointer keeps its provenance)."""
         if size == 4:
             if offset == XdpMd.DATA:
-                return self.packet.base + self.buffer.data
+                return self.packet.base + self.buffer.data, self.packet
             if offset == XdpMd.DATA_END:
-                return self.packet.base + self.buffer.data_end
+                return self.packet.base + self.buffer.data_end, self.packet
             if offset == XdpMd.DATA_META:
-                return self.packet.base + self.buffer.data_meta
+                return self.packet.base + self.buffer.data_meta, self.packet
             if offset == XdpMd.INGRESS_IFINDEX:
-                return self.ingress_ifindex
+                return self.ingress_ifindex, None
             if offset == XdpMd.RX_QUEUE_INDEX:
-                return self.rx_queue_index
+                return self.rx_queue_index, None
             if offset == XdpMd.EGRESS_IFINDEX:
-                return 0
-        image = b"".join((self.read_context(field, 4) & 0xFFFFFFFF).to_bytes(4, "little")
+                return 0, None
+        image = b"".join((self.read_context(field, 4)[0] & 0xFFFFFFFF).to_bytes(4, "little")
                          for field in XdpMd)
-        return int.from_bytes(image[offset:offset + size], "little")
+        return int.from_bytes(image[offset:offset + size], "little"), None
 
     # -- maps ---------------------------------------------------------------------------------
     def map_at(self, pointer: int) -> Map:
@@ -113,7 +114,7 @@ class XdpEnv:
         if found is None:
             region = self.memory.add_region(
                 RegionKind.MAP_VALUE, buffer, writable=live.program_writable,
-                name=f"map '{live.name}' value")
+                name=f"map '{live.name}' value", owner=live)
             self.value_regions[id(buffer)] = (region, live)
             return region.address
         return found[0].address
