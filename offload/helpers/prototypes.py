@@ -6,6 +6,11 @@ so a rejection reads like the Linux verifier's ("R2 type=scalar expected=fp, pkt
 ``map_types`` lists the maps a helper's ``CONST_MAP_PTR`` argument accepts, and
 ``MAP_TYPE_HELPERS`` the reverse rule of the kernel's ``check_map_func_compatibility``: some map
 types may only be passed to a few helpers.
+
+A memory argument says how the helper uses the bytes (``Arg.access``): it only reads them, reads
+and writes them, or fills them without reading (the kernel's MEM_RDONLY, MEM_WRITE and
+MEM_UNINIT), and how many there are: a fixed ``size`` (MEM_FIXED_SIZE) or the size argument
+that follows it. :func:`check_prototype` holds the table to those rules.
 """
 
 from __future__ import annotations
@@ -60,8 +65,8 @@ class ArgType(IntEnum):
     PTR_TO_MAP_KEY = 2
     PTR_TO_MAP_VALUE = 3
     PTR_TO_UNINIT_MAP_VALUE = 4  # the helper fills value_size bytes
-    PTR_TO_MEM = 5  # followed by a CONST_SIZE(_OR_ZERO) argument
-    PTR_TO_UNINIT_MEM = 6  # the helper fills the memory
+    PTR_TO_MEM = 5  # followed by a CONST_SIZE(_OR_ZERO) argument, unless Arg.size is fixed
+    PTR_TO_UNINIT_MEM = 6  # the helper fills the memory (followed by its size argument)
     CONST_SIZE = 7
     CONST_SIZE_OR_ZERO = 8
     PTR_TO_CTX = 9
@@ -76,14 +81,47 @@ class RetType(IntEnum):
     PTR_TO_MAP_VALUE_OR_NULL = 2
 
 
+#: How a helper uses a memory argument: reads it, reads and writes it, or only writes it.
+READ, READ_WRITE, FILL = "read", "rw", "fill"
+_MEM_ARGS = frozenset({ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE,
+                       ArgType.PTR_TO_UNINIT_MAP_VALUE, ArgType.PTR_TO_MEM,
+                       ArgType.PTR_TO_UNINIT_MEM})
+_SIZE_ARGS = frozenset({ArgType.CONST_SIZE, ArgType.CONST_SIZE_OR_ZERO})
+
+
 @dataclass(frozen=True, slots=True)
 class Arg:
-    """One argument: its kind, whether NULL is allowed, whether the helper only reads it."""
+    """One argument: its kind, whether NULL is allowed, whether the helper only reads it.
+
+    ``size`` is the byte count of a fixed-size memory argument (the kernel's
+    ARG_PTR_TO_FIXED_SIZE_MEM with ``arg_size``): no size argument follows it. ``aligned``
+    asks for a pointer aligned to that size (MEM_ALIGNED).
+    """
 
     type: ArgType
     maybe_null: bool = False
     rdonly: bool = False
     pointer_ok: bool = False  # ANYTHING that may be a pointer: only printed to the device log
+    size: int = 0
+    aligned: bool = False
+
+    @property
+    def is_memory(self) -> bool:
+        return self.type in _MEM_ARGS
+
+    @property
+    def is_size(self) -> bool:
+        return self.type in _SIZE_ARGS
+
+    @property
+    def access(self) -> str:
+        """READ, READ_WRITE or FILL: what the helper does to the bytes it is given."""
+        t = self.type
+        if t in (ArgType.PTR_TO_UNINIT_MEM, ArgType.PTR_TO_UNINIT_MAP_VALUE):
+            return FILL
+        if t == ArgType.PTR_TO_MEM and not self.rdonly:
+            return READ_WRITE
+        return READ
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +136,10 @@ class HelperProto:
     prog_types: frozenset[ProgType] | None = None  # None: every program type
     changes_pkt_data: bool = False
     gpl_only: bool = False
+    #: memory arguments may point into the packet (the kernel's ``pkt_access``)
+    pkt_access: bool = False
+    #: changes the map's contents (update, delete, push, pop): refused on read-only maps
+    writes_map: bool = False
 
     @property
     def kernel_name(self) -> str:
@@ -131,11 +173,12 @@ def _time(hid: HelperId, name: str) -> HelperProto:
 PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
     HelperProto(HelperId.MAP_LOOKUP_ELEM, "map_lookup_elem", RetType.PTR_TO_MAP_VALUE_OR_NULL,
                 (_MAP, _KEY), DATA_MAPS | {MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.XSKMAP,
-                                           MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS}),
+                                           MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS},
+                pkt_access=True),
     HelperProto(HelperId.MAP_UPDATE_ELEM, "map_update_elem", RetType.INTEGER,
-                (_MAP, _KEY, _VALUE, _ANY), DATA_MAPS),
+                (_MAP, _KEY, _VALUE, _ANY), DATA_MAPS, pkt_access=True, writes_map=True),
     HelperProto(HelperId.MAP_DELETE_ELEM, "map_delete_elem", RetType.INTEGER, (_MAP, _KEY),
-                DATA_MAPS),
+                DATA_MAPS, pkt_access=True, writes_map=True),
     _time(HelperId.KTIME_GET_NS, "ktime_get_ns"),
     HelperProto(HelperId.TRACE_PRINTK, "trace_printk", RetType.INTEGER,
                 (_RO_MEM, Arg(ArgType.CONST_SIZE), _PRINTED, _PRINTED, _PRINTED), gpl_only=True),
@@ -152,7 +195,7 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
                 (Arg(ArgType.PTR_TO_MEM, maybe_null=True, rdonly=True),
                  Arg(ArgType.CONST_SIZE_OR_ZERO),
                  Arg(ArgType.PTR_TO_MEM, maybe_null=True, rdonly=True),
-                 Arg(ArgType.CONST_SIZE_OR_ZERO), _ANY), prog_types=_NET),
+                 Arg(ArgType.CONST_SIZE_OR_ZERO), _ANY), prog_types=_NET, pkt_access=True),
     _time(HelperId.GET_NUMA_NODE_ID, "get_numa_node_id"),
     HelperProto(HelperId.XDP_ADJUST_HEAD, "xdp_adjust_head", RetType.INTEGER, (_CTX, _ANY),
                 prog_types=_XDP, changes_pkt_data=True),
@@ -162,13 +205,14 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
                 prog_types=_XDP, changes_pkt_data=True),
     HelperProto(HelperId.XDP_ADJUST_TAIL, "xdp_adjust_tail", RetType.INTEGER, (_CTX, _ANY),
                 prog_types=_XDP, changes_pkt_data=True),
+    # struct bpf_fib_lookup in, the route out: read and written (MEM_WRITE)
     HelperProto(HelperId.FIB_LOOKUP, "fib_lookup", RetType.INTEGER,
                 (_CTX, Arg(ArgType.PTR_TO_MEM), Arg(ArgType.CONST_SIZE), _ANY),
-                prog_types=_NET),
+                prog_types=_NET, gpl_only=True),
     HelperProto(HelperId.MAP_PUSH_ELEM, "map_push_elem", RetType.INTEGER, (_MAP, _VALUE, _ANY),
-                _QUEUE_MAPS),
+                _QUEUE_MAPS, pkt_access=True, writes_map=True),
     HelperProto(HelperId.MAP_POP_ELEM, "map_pop_elem", RetType.INTEGER,
-                (_MAP, Arg(ArgType.PTR_TO_UNINIT_MAP_VALUE)), _QUEUE_MAPS),
+                (_MAP, Arg(ArgType.PTR_TO_UNINIT_MAP_VALUE)), _QUEUE_MAPS, writes_map=True),
     HelperProto(HelperId.MAP_PEEK_ELEM, "map_peek_elem", RetType.INTEGER,
                 (_MAP, Arg(ArgType.PTR_TO_UNINIT_MAP_VALUE)), _QUEUE_MAPS),
     _time(HelperId.JIFFIES64, "jiffies64"),
@@ -177,8 +221,11 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
                 (_MAP, _RO_MEM, Arg(ArgType.CONST_SIZE_OR_ZERO), _ANY),
                 frozenset({MapType.RINGBUF})),
     _time(HelperId.KTIME_GET_COARSE_NS, "ktime_get_coarse_ns"),
+    # u32 *mtu_len: read (a length to check, when not 0) and written (the MTU), 4 aligned
+    # bytes and no size argument (ARG_PTR_TO_FIXED_SIZE_MEM | MEM_WRITE | MEM_ALIGNED)
     HelperProto(HelperId.CHECK_MTU, "check_mtu", RetType.INTEGER,
-                (_CTX, _ANY, Arg(ArgType.PTR_TO_MEM), _ANY, _ANY), prog_types=_NET),
+                (_CTX, _ANY, Arg(ArgType.PTR_TO_MEM, size=4, aligned=True), _ANY, _ANY),
+                prog_types=_NET, gpl_only=True),
     HelperProto(HelperId.XDP_GET_BUFF_LEN, "xdp_get_buff_len", RetType.INTEGER, (_CTX,),
                 prog_types=_XDP),
     HelperProto(HelperId.XDP_LOAD_BYTES, "xdp_load_bytes", RetType.INTEGER,
@@ -187,7 +234,8 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
     HelperProto(HelperId.XDP_STORE_BYTES, "xdp_store_bytes", RetType.INTEGER,
                 (_CTX, _ANY, _RO_MEM, Arg(ArgType.CONST_SIZE)), prog_types=_XDP),
     HelperProto(HelperId.MAP_LOOKUP_PERCPU_ELEM, "map_lookup_percpu_elem",
-                RetType.PTR_TO_MAP_VALUE_OR_NULL, (_MAP, _KEY, _ANY), _PERCPU_MAPS),
+                RetType.PTR_TO_MAP_VALUE_OR_NULL, (_MAP, _KEY, _ANY), _PERCPU_MAPS,
+                pkt_access=True),
     _time(HelperId.KTIME_GET_TAI_NS, "ktime_get_tai_ns"),
 )}
 
@@ -209,6 +257,49 @@ MAP_TYPE_HELPERS: dict[MapType, frozenset[int]] = {
 
 def prototype(helper_id: int) -> HelperProto | None:
     return PROTOTYPES.get(helper_id)
+
+
+def check_prototype(proto: HelperProto) -> list[str]:
+    """What is wrong with a prototype (the kernel's ``check_func_proto``): every memory
+    argument sized exactly once, by a fixed size or by the size argument right after it;
+    key and value arguments after the map; at most one argument the helper fills."""
+    problems = []
+    args = proto.args
+    if len(args) > 5:
+        problems.append(f"{len(args)} arguments, at most 5")
+    seen_map = False
+    for i, arg in enumerate(args):
+        follows = args[i + 1] if i + 1 < len(args) else None
+        sized_by_next = follows is not None and follows.is_size
+        if arg.type == ArgType.CONST_MAP_PTR:
+            seen_map = True
+        elif arg.type in (ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE,
+                          ArgType.PTR_TO_UNINIT_MAP_VALUE):
+            if not seen_map:
+                problems.append(f"arg{i + 1}: a map key or value before the map")
+            if sized_by_next or arg.size:
+                problems.append(f"arg{i + 1}: map keys and values take the map's sizes")
+        elif arg.type in (ArgType.PTR_TO_MEM, ArgType.PTR_TO_UNINIT_MEM):
+            if bool(arg.size) == sized_by_next:
+                problems.append(f"arg{i + 1}: memory needs a fixed size or a size argument, "
+                                "not both")
+            if arg.size < 0 or arg.aligned and arg.size & (arg.size - 1):
+                problems.append(f"arg{i + 1}: size {arg.size} cannot be aligned to")
+        elif arg.is_size:
+            before = args[i - 1] if i else None
+            if before is None or before.type not in (ArgType.PTR_TO_MEM,
+                                                     ArgType.PTR_TO_UNINIT_MEM) or before.size:
+                problems.append(f"arg{i + 1}: a size argument that follows no memory argument")
+        if arg.is_memory and arg.type != ArgType.PTR_TO_MEM and (arg.size or arg.aligned):
+            problems.append(f"arg{i + 1}: only PTR_TO_MEM takes a fixed size or alignment")
+        if arg.maybe_null and not (arg.type == ArgType.PTR_TO_MEM and sized_by_next):
+            problems.append(f"arg{i + 1}: NULL is only allowed with a size argument")
+    if sum(arg.access == FILL for arg in args if arg.is_memory) > 1:
+        problems.append("more than one argument the helper fills")
+    needs_map = proto.ret == RetType.PTR_TO_MAP_VALUE_OR_NULL or proto.writes_map
+    if needs_map and not seen_map:
+        problems.append("returns or changes map values but takes no map")
+    return problems
 
 
 #: Kernel names of well-known helpers an XDP device does not offer (for messages only).

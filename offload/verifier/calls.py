@@ -2,8 +2,10 @@
 
 Helper arguments are checked against ``offload.helpers.prototypes`` the way the kernel's
 ``check_func_arg`` does (map pointer first, then key/value memory of the map's sizes, memory
-plus a bounded size argument, context); afterwards R1-R5 are unreadable and R0 holds what the
-prototype returns. A local call gets a fresh frame with R1-R5 passed in and its own stack;
+of a fixed size or plus a bounded size argument, context; packet memory only for helpers that
+take it; no changes to maps programs may only read); afterwards R1-R5 are unreadable and R0
+holds what the prototype returns. What a helper may have written is forgotten by
+``memory.check_helper_mem``. A local call gets a fresh frame with R1-R5 passed in and its own stack;
 ``exit`` from it restores the caller with R6-R9 preserved.
 """
 
@@ -23,13 +25,15 @@ from ..xdp import XdpAction
 from .alu import read_reg
 from .env import Env
 from .errors import Reject
-from .memory import check_helper_mem
+from .memory import check_helper_mem, map_can_write
 from .ops import Op
 from .state import NOT_INIT, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
 
 _MEM_TYPES = "fp, pkt, pkt_meta, map_value"
 _PKT_TYPES = frozenset({RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META,
                         RegType.PTR_TO_PACKET_END})
+#: Pointers into the packet that only helpers with ``pkt_access`` take as arguments.
+_PKT_ARG_TYPES = frozenset({RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META})
 
 
 def check_helper_call(env: Env, state: State, insn: Op) -> None:
@@ -50,8 +54,10 @@ def check_helper_call(env: Env, state: State, insn: Op) -> None:
     elif proto.ret == RetType.VOID:
         frame.regs[0] = NOT_INIT
     else:
-        assert map_reg is not None and map_reg.map is not None
-        outer = map_reg.map
+        outer = map_reg.map if map_reg is not None else None
+        if map_reg is None or outer is None:
+            raise Reject(f"verifier bug: {proto.kernel_name}#{hid} returns a map value but "
+                         "took no map")
         if outer.type.is_map_in_map:
             if outer.inner is None:
                 raise Reject(f"map-in-map '{outer.name}' has no inner map template")
@@ -85,16 +91,24 @@ def _check_args(env: Env, state: State, proto: HelperProto) -> Reg | None:
         if t == ArgType.ANYTHING:
             if reg.type != RegType.SCALAR and not arg.pointer_ok:
                 raise Reject(f"R{regno} leaks addr into helper function")
-        elif t == ArgType.CONST_MAP_PTR:
+            continue
+        if reg.type in _PKT_ARG_TYPES and not proto.pkt_access:
+            raise Reject(f"helper access to the packet is not allowed: R{regno} points into "
+                         f"the packet and {proto.kernel_name} does not take packet memory")
+        if t == ArgType.CONST_MAP_PTR:
             if reg.type != RegType.CONST_PTR_TO_MAP:
                 if reg.type == RegType.CONST_PTR_TO_MAP_OR_NULL:
                     raise Reject(f"R{regno} type=map_ptr_or_null expected=map_ptr: null-check "
                                  "the inner map first")
                 raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=map_ptr")
-            assert reg.map is not None
+            if reg.map is None:
+                raise Reject(f"verifier bug: R{regno} is a map pointer without its map")
             map_spec = reg.map
             map_reg = reg
             _check_map_compat(proto, reg.map)
+            if proto.writes_map and not map_can_write(reg.map):
+                raise Reject(f"write into map forbidden: {proto.kernel_name} changes map "
+                             f"'{reg.map.name}', which programs may only read")
         elif t == ArgType.PTR_TO_CTX:
             if reg.type != RegType.PTR_TO_CTX:
                 raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=ctx")
@@ -104,16 +118,24 @@ def _check_args(env: Env, state: State, proto: HelperProto) -> Reg | None:
         elif t in (ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE,
                    ArgType.PTR_TO_UNINIT_MAP_VALUE):
             if map_spec is None:
-                raise Reject(f"invalid map_ptr to access map->{'key' if i == 1 else 'value'}")
+                raise Reject(f"verifier bug: {proto.kernel_name} takes a map "
+                             f"{'key' if t == ArgType.PTR_TO_MAP_KEY else 'value'} in R{regno} "
+                             "before its map")
             _expect_mem(reg, regno)
             size = map_spec.key_size if t == ArgType.PTR_TO_MAP_KEY else map_spec.value_size
-            mode = "fill" if t == ArgType.PTR_TO_UNINIT_MAP_VALUE else "read"
-            check_helper_mem(env, state, regno, reg, size, mode=mode)
+            check_helper_mem(env, state, regno, reg, size, mode=arg.access)
         elif t in (ArgType.PTR_TO_MEM, ArgType.PTR_TO_UNINIT_MEM):
-            _mem_and_size(env, state, regno, reg, arg, args[i + 1] if i + 1 < len(args) else None)
+            if arg.size:
+                _fixed_mem(env, state, regno, reg, arg)
+            else:
+                _mem_and_size(env, state, regno, reg, arg,
+                              args[i + 1] if i + 1 < len(args) else None, proto)
         elif t in (ArgType.CONST_SIZE, ArgType.CONST_SIZE_OR_ZERO):
             if reg.type != RegType.SCALAR:
                 raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=scalar")
+        else:
+            raise Reject(f"verifier bug: {proto.kernel_name} has argument kind {t.name}, "
+                         "which the verifier does not check")
     return map_reg
 
 
@@ -123,10 +145,24 @@ def _expect_mem(reg: Reg, regno: int) -> None:
         raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected={_MEM_TYPES}")
 
 
+def _fixed_mem(env: Env, state: State, regno: int, reg: Reg, arg: Arg) -> None:
+    """A memory argument of a fixed size (``bpf_check_mtu``'s ``u32 *mtu_len``)."""
+    _expect_mem(reg, regno)
+    check_helper_mem(env, state, regno, reg, arg.size, mode=arg.access,
+                     align=arg.size if arg.aligned else 0)
+
+
 def _mem_and_size(env: Env, state: State, regno: int, reg: Reg, arg: Arg,
-                  size_arg: Arg | None) -> None:
-    assert size_arg is not None and size_arg.type in (ArgType.CONST_SIZE,
-                                                      ArgType.CONST_SIZE_OR_ZERO)
+                  size_arg: Arg | None, proto: HelperProto) -> None:
+    """A memory argument sized by the next register (the kernel's ``check_mem_size_reg``).
+
+    The helper may use any size up to the register's maximum. It fills exactly that many
+    bytes only when the size is a known constant; otherwise the bytes must be initialised
+    already, as if it read them (the kernel drops MEM_UNINIT for a variable size).
+    """
+    if size_arg is None or not size_arg.is_size:
+        raise Reject(f"verifier bug: {proto.kernel_name} takes memory in R{regno} without "
+                     "a size")
     size_reg = read_reg(state, regno + 1)
     if size_reg.type != RegType.SCALAR:
         raise Reject(f"R{regno + 1} type={TYPE_NAMES[size_reg.type]} expected=scalar")
@@ -143,11 +179,8 @@ def _mem_and_size(env: Env, state: State, regno: int, reg: Reg, arg: Arg,
             raise Reject(f"R{regno} type=scalar expected={_MEM_TYPES}: NULL needs size 0")
         return
     _expect_mem(reg, regno)
-    if arg.type == ArgType.PTR_TO_UNINIT_MEM:
-        mode = "fill"
-    else:
-        mode = "read" if arg.rdonly else "rw"
-    check_helper_mem(env, state, regno, reg, size.umax, mode=mode)
+    check_helper_mem(env, state, regno, reg, size.umax, mode=arg.access,
+                     exact=size.is_const)
 
 
 def _check_map_compat(proto: HelperProto, spec: MapSpec) -> None:

@@ -3,15 +3,17 @@
 Context: only the ``struct xdp_md`` fields, 4 bytes at a time, read-only. Packet: only bytes
 proven to lie before ``data_end`` (per pointer id as the kernel does, or by the packet length
 the state has proven, which also covers variable offsets). Map values: within ``value_size``,
-never written when the map is frozen. Stack: within 512 bytes, aligned, reads only of written
-bytes, pointers only spilled and filled whole; an unprivileged program can never read a
-pointer back as a number.
+never written when the map is read-only to programs (BPF_F_RDONLY_PROG, frozen, devmaps), never
+read when it is write-only (BPF_F_WRONLY_PROG). Stack: within 512 bytes, aligned, reads only of
+written bytes, pointers only spilled and filled whole; an unprivileged program can never read a
+pointer back as a number. Memory a helper may write forgets what it held (``check_helper_mem``).
 """
 
 from __future__ import annotations
 
+from ..helpers.prototypes import FILL, READ
 from ..isa.opcodes import ATOMIC_FETCH, AtomicOp, InsnClass, Mode
-from ..maps.spec import MapFlags, MapSpec
+from ..maps.spec import MapFlags, MapSpec, MapType
 from ..xdp import XDP_MD_SIZE, XdpMd
 from .alu import read_reg, write_reg
 from .arith import sign_extend as sign_extend_value
@@ -58,8 +60,21 @@ def loaded(size: int, sign_extend: bool = False) -> Reg:
     return _LOADED[size, sign_extend]
 
 
-def map_read_only(spec: MapSpec) -> bool:
-    return spec.frozen or bool(spec.flags & MapFlags.RDONLY_PROG)
+#: Maps whose values programs never write, whatever their flags: the kernel gives devmaps
+#: BPF_F_RDONLY_PROG, and an xskmap lookup yields a socket, not memory to write.
+_READ_ONLY_TYPES = frozenset({MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.XSKMAP})
+
+
+def map_can_read(spec: MapSpec) -> bool:
+    """Whether programs may read the map's values (not with BPF_F_WRONLY_PROG)."""
+    return not spec.flags & MapFlags.WRONLY_PROG
+
+
+def map_can_write(spec: MapSpec) -> bool:
+    """Whether programs may change the map's values: not with BPF_F_RDONLY_PROG, not once
+    frozen (``.rodata``: the device's frozen flag guards programs too), never a devmap's."""
+    return not (spec.frozen or spec.flags & MapFlags.RDONLY_PROG
+                or spec.type in _READ_ONLY_TYPES)
 
 
 # ---------------------------------------------------------------- instructions
@@ -125,11 +140,12 @@ def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *,
     if t == PTR_TO_MAP_VALUE:
         if write and value is not None and value.type in POINTERS:
             raise Reject(f"R{value_regno} leaks addr into map")
-        check_map_value(regno, ptr, off, size, write)
+        check_map_value(regno, ptr, off, size, read=not write, write=write)
         return loaded(size, sign_extend)
     if t == PTR_TO_STACK:
         if write:
-            assert value is not None
+            if value is None:
+                raise Reject(f"verifier bug: a store through R{regno} without a value")
             stack_write(env, state, regno, ptr, off, size, value, value_regno)
             return value
         reg = stack_read(env, state, regno, ptr, off, size)
@@ -173,14 +189,20 @@ def check_packet(state: State, regno: int, ptr: Reg, off: int, size: int) -> Non
 
 
 # ---------------------------------------------------------------- map values
-def check_map_value(regno: int, ptr: Reg, off: int, size: int, write: bool) -> None:
+def check_map_value(regno: int, ptr: Reg, off: int, size: int, *, read: bool,
+                    write: bool) -> None:
+    """Bytes [off, off+size) past ``ptr`` lie in the value, and the map lets programs read
+    (``read``) and write (``write``) them; an atomic operation needs both."""
     spec = ptr.map
-    assert spec is not None
+    if spec is None:
+        raise Reject(f"verifier bug: R{regno} points to a map value without its map")
     fixed = ptr.off + off
     var = ptr.var
     vs = spec.value_size
-    if write and map_read_only(spec):
+    if write and not map_can_write(spec):
         raise Reject(f"write into map forbidden, value_size={vs} off={fixed} size={size}")
+    if read and not map_can_read(spec):
+        raise Reject(f"read from map forbidden, value_size={vs} off={fixed} size={size}")
     if var.is_const:
         if fixed < 0 or fixed + size > vs:
             raise Reject(f"invalid access to map value, value_size={vs} off={fixed} "
@@ -260,7 +282,9 @@ def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int
             raise Reject(f"invalid variable-offset read from stack R{regno} var_off="
                          f"{ptr.var.var} off={off} size={size}: fp{addr} is not initialized")
         if kind == ByteKind.SPILL:
-            assert slot.spilled is not None
+            if slot.spilled is None:
+                raise Reject(f"verifier bug: stack byte fp{addr} is marked spilled without a "
+                             "register")
             if slot.spilled.type != RegType.SCALAR:
                 raise Reject(f"invalid read from stack off {lo}+{addr - lo} size {size}: part "
                              "of a spilled pointer")
@@ -309,25 +333,51 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
 
 
 # ---------------------------------------------------------------- helper memory arguments
-def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *,
-                     mode: str) -> None:
-    """A helper reads (``read``), reads and writes (``rw``) or fills (``fill``) ``size`` bytes.
+def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *, mode: str,
+                     exact: bool = True, align: int = 0) -> None:
+    """A helper reads (``read``), reads and writes (``rw``) or fills (``fill``) up to ``size``
+    bytes at ``ptr``; ``exact``: it uses exactly ``size`` bytes (a constant size argument).
 
-    Filling the stack initialises it; reading it needs every byte written and no pointer in it
-    (that would hand an address to the helper, e.g. into a map).
+    Reading needs every byte written and no pointer among them (that would hand an address to
+    the helper, e.g. into a map) and a map programs may read. Writing needs a map programs may
+    write, and afterwards every stack byte the helper may have written holds an unknown number:
+    zeros, constants and spilled registers there are forgotten. Filling initialises the stack
+    only where the bytes written are certain (a constant offset and size); otherwise the bytes
+    must be initialised already, as the kernel requires. ``align``: the pointer must be a
+    multiple of it (MEM_ALIGNED).
     """
-    if size == 0:
-        return
-    write = mode != "read"
     t = ptr.type
+    reads, writes = mode != FILL, mode != READ
     if t in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
-        check_packet(state, regno, ptr, 0, size)
-        return
-    if t == RegType.PTR_TO_MAP_VALUE:
-        check_map_value(regno, ptr, 0, size, write)
-        return
-    if t != RegType.PTR_TO_STACK:
+        if size:
+            check_packet(state, regno, ptr, 0, size)
+    elif t == RegType.PTR_TO_MAP_VALUE:
+        if size:
+            check_map_value(regno, ptr, 0, size, read=reads, write=writes)
+    elif t == RegType.PTR_TO_STACK:
+        if size:
+            _helper_stack(env, state, regno, ptr, size, mode, exact)
+    else:
         raise Reject(f"R{regno} type={TYPE_NAMES[t]} expected=fp, pkt, pkt_meta, map_value")
+    if align > 1:
+        _check_aligned(regno, ptr, align)
+
+
+def _check_aligned(regno: int, ptr: Reg, align: int) -> None:
+    """The kernel's strict alignment check (packet offsets count from a 2-byte IP align)."""
+    known = ptr.var.var
+    base = 2 if ptr.type in PACKETS else 0
+    if not (known.mask & (align - 1) or (known.value + base + ptr.off) & (align - 1)):
+        return
+    if ptr.type in PACKETS:
+        raise Reject(f"misaligned packet access off {base}+{known}+{ptr.off}+0 size {align}")
+    what = "stack" if ptr.type == PTR_TO_STACK else "value"
+    raise Reject(f"misaligned {what} access off {known}+{ptr.off}+0 size {align}: R{regno} "
+                 f"must be {align}-byte aligned")
+
+
+def _helper_stack(env: Env, state: State, regno: int, ptr: Reg, size: int, mode: str,
+                  exact: bool) -> None:
     fixed = ptr.off
     var = ptr.var
     limit = env.caps.limits.stack_size
@@ -336,31 +386,59 @@ def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *,
         raise Reject(f"invalid indirect access to stack R{regno} off={lo} size={size}")
     env.note_stack(state.frames[ptr.frameno].subprog, -lo)
     stack = state.frames[ptr.frameno].stack
-    fill = mode == "fill" and var.is_const
-    addr, end = lo, hi + size
+    end = hi + size
+    if mode == FILL and exact and var.is_const:
+        _fill_stack(stack, lo, end)
+        return
+    # Every byte in [lo, end) may be read, or may be written without certainty which:
+    # all of them must be initialised, and any write leaves all of them unknown.
+    writes = mode != READ
+    addr = lo
     while addr < end:  # slot by slot, in address order
         k, i = _locate(addr)
         n = min(SLOT - i, end - addr)  # the bytes of slot k in the range: i .. i + n - 1
         slot = stack.get(k, EMPTY_SLOT)
-        if fill:
-            if slot.spilled is not None:
-                slot = Slot(_MISC)
-            kinds = list(slot.kinds)
-            kinds[i:i + n] = (ByteKind.MISC,) * n
-            stack[k] = Slot(tuple(kinds))
+        spilled = slot.spilled  # a slot holds a spilled register in all its bytes or in none
+        if spilled is not None:
+            if spilled.type != SCALAR:
+                why = ("it holds a spilled pointer" if mode != FILL else
+                       "a helper writing where it is not certain may not overwrite a spilled "
+                       "pointer")
+                raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{addr - lo} "
+                             f"size {size}: {why}")
+            if writes:
+                stack[k] = Slot(_MISC)  # the spilled number is gone, its bytes unknown
         else:
-            # a slot holds a spilled register in all its bytes or in none
             part = slot.kinds[i:i + n]
             if ByteKind.INVALID in part:
                 first = addr + part.index(ByteKind.INVALID)
+                why = "" if mode != FILL else (
+                    ": a helper filling memory at a variable offset or of a variable size "
+                    "needs all of it initialised first")
                 raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{first - lo} "
-                             f"size {size}")
-            spilled = slot.spilled
-            if spilled is not None and spilled.type != SCALAR and ByteKind.SPILL in part:
-                if mode == "read" or mode == "rw":
-                    first = addr + part.index(ByteKind.SPILL)
-                    raise Reject(f"invalid indirect read from stack R{regno} off "
-                                 f"{lo}+{first - lo} size {size}: it holds a spilled pointer")
-            if write and spilled is not None:
-                stack[k] = Slot(_MISC)
+                             f"size {size}{why}")
+            if writes and part != _MISC[:n]:
+                kinds = list(slot.kinds)
+                kinds[i:i + n] = _MISC[:n]
+                stack[k] = Slot(tuple(kinds))
+        addr += n
+
+
+def _fill_stack(stack: dict[int, Slot], lo: int, end: int) -> None:
+    """Bytes [lo, end) are written by the helper (constant offset and size): initialised,
+    unknown. A spilled number partly overwritten is gone; a spilled pointer may not be hit."""
+    addr = lo
+    while addr < end:
+        k, i = _locate(addr)
+        n = min(SLOT - i, end - addr)
+        slot = stack.get(k, EMPTY_SLOT)
+        if slot.spilled is not None:
+            if slot.spilled.type != SCALAR:
+                raise Reject("attempt to corrupt spilled pointer on stack: a helper would "
+                             f"write fp{addr}")
+            stack[k] = Slot(_MISC)
+        else:
+            kinds = list(slot.kinds)
+            kinds[i:i + n] = _MISC[:n]
+            stack[k] = Slot(tuple(kinds))
         addr += n
