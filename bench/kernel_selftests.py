@@ -51,6 +51,7 @@ if str(ROOT) not in sys.path:
 
 from offload.caps import load_profile  # noqa: E402
 from offload.isa.instruction import Instruction  # noqa: E402
+from offload.isa.opcodes import AluOp, InsnClass, Mode, Size, Source  # noqa: E402
 from offload.loader import BtfKind, LoaderError, load_object  # noqa: E402
 from offload.loader.btf import Btf, BtfType, parse_btf  # noqa: E402
 from offload.loader.btf_ext import _info_blocks, parse_btf_ext  # noqa: E402
@@ -268,6 +269,10 @@ OUT_OF_SCOPE: dict[tuple[str, str], str] = {
         "verifier keeps the exact (wrapping) offset and checks it at each access, where a "
         "dereference of such a pointer is refused; nothing here is dereferenced"
        for name in ("of_boundary_crossing_range_1", "of_boundary_crossing_range_2")},
+    ("verifier_sock", "invalidate_pkt_pointers_by_tail_call"):
+        "a tail call made in a subprogram: in the kernel the called program returns into the "
+        "subprogram's caller, having maybe moved the packet; here a tail call ends every frame "
+        "and only a failed one returns, with the packet untouched (seen with --skb-as-xdp)",
     ("verifier_global_subprogs", "arg_tag_nullable_ptr_fail"):
         "global functions are verified by the kernel on their own against their BTF "
         "signature (an __arg_nullable pointer may be NULL); this verifier has no BTF func "
@@ -510,6 +515,42 @@ def extract(directory: Path) -> list[Extracted]:
     return programs
 
 
+# ------------------------------------------------------------------ skb packet pointers
+#: Program kinds whose __sk_buff gives direct, writable packet access in the kernel.
+SKB_KINDS = frozenset({"sched_cls", "sched_act", "sk_skb"})
+#: __sk_buff data, data_end, data_meta -> xdp_md data, data_end, data_meta.
+SKB_TO_XDP = {76: 0, 80: 4, 140: 8}
+SKB_NOTE = "__sk_buff data/data_end/data_meta loads mapped to xdp_md"
+
+
+def skb_as_xdp(insns: tuple[Instruction, ...]) -> tuple[tuple[Instruction, ...], bool]:
+    """Point the 32-bit loads of __sk_buff's packet pointers at the XDP context's, so a tc
+    program's packet accesses are judged instead of refused for their context offsets.
+
+    Only the straight-line start of the program is rewritten (up to its first jump, call or
+    exit), where the registers holding the context are known exactly: r1 and its copies.
+    """
+    out = list(insns)
+    ctx = {1}
+    changed = False
+    for index, insn in enumerate(insns):
+        cls = insn.cls
+        if cls in (InsnClass.JMP, InsnClass.JMP32):
+            break
+        if cls == InsnClass.LDX and insn.mode == Mode.MEM and insn.size == Size.W \
+                and insn.src in ctx and insn.off in SKB_TO_XDP:
+            out[index] = insn.with_fields(off=SKB_TO_XDP[insn.off])
+            changed = True
+        copy = cls == InsnClass.ALU64 and insn.opcode == (InsnClass.ALU64 | Source.X | AluOp.MOV) \
+            and insn.off == 0 and insn.src in ctx
+        writes = cls in (InsnClass.ALU, InsnClass.ALU64, InsnClass.LDX) or insn.is_lddw
+        if copy:
+            ctx.add(insn.dst)
+        elif writes:
+            ctx.discard(insn.dst)
+    return tuple(out), changed
+
+
 # ------------------------------------------------------------------ verification
 @dataclass(frozen=True)
 class Outcome:
@@ -582,11 +623,16 @@ def judge(item: Extracted, ours: str, reason: str) -> Outcome:
     return dataclasses.replace(base, verdict=verdict)
 
 
-def run(directory: Path, *, jobs: int = 2, select: str = "") -> list[Outcome]:
+def run(directory: Path, *, jobs: int = 2, select: str = "",
+        skb: bool = False) -> list[Outcome]:
+    """Judge every program of the objects in ``directory``; ``skb`` maps the packet pointers
+    of tc programs onto XDP's (:func:`skb_as_xdp`)."""
     items = extract(directory)
     if select:
         pattern = re.compile(select)
         items = [i for i in items if pattern.search(f"{i.obj}/{i.name}")]
+    if skb:
+        items = [_with_skb_mapped(i) for i in items]
     todo = [i for i in items if not i.unloadable and not i.expect.auxiliary]
     verdicts: dict[int, tuple[str, str]] = {}
     if jobs > 1 and len(todo) > 1:
@@ -600,8 +646,18 @@ def run(directory: Path, *, jobs: int = 2, select: str = "") -> list[Outcome]:
     return [judge(item, *verdicts.get(id(item), ("", ""))) for item in items]
 
 
+def _with_skb_mapped(item: Extracted) -> Extracted:
+    if item.kind not in SKB_KINDS or not item.insns:
+        return item
+    insns, changed = skb_as_xdp(item.insns)
+    if not changed:
+        return item
+    return dataclasses.replace(item, insns=insns, notes=item.notes + (SKB_NOTE,))
+
+
 # ------------------------------------------------------------------ host kernel cross-check
-def kernel_cross_check(directory: Path, outcomes: list[Outcome]) -> list[Outcome]:
+def kernel_cross_check(directory: Path, outcomes: list[Outcome], *,
+                       skb: bool = False) -> list[Outcome]:
     """Load each program into the host kernel as XDP (privileged, as root): the kernel's own
     verdict on the very bytes we judged, in the same program type."""
     from offload.backends.kernel import KernelMap, KernelVerifierError, kernel_available
@@ -611,7 +667,7 @@ def kernel_cross_check(directory: Path, outcomes: list[Outcome]) -> list[Outcome
     usable, why = kernel_available()
     if not usable:
         return [dataclasses.replace(o, kernel_as_xdp=f"n/a: {why}") for o in outcomes]
-    items = {(i.obj, i.name): i for i in extract(directory)}
+    items = {(i.obj, i.name): _with_skb_mapped(i) if skb else i for i in extract(directory)}
     result = []
     for outcome in outcomes:
         item = items.get((outcome.obj, outcome.name))
@@ -751,12 +807,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="also load each program into the host kernel as XDP (root)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--select", default="", help="regex on OBJECT/PROGRAM")
+    parser.add_argument("--skb-as-xdp", action="store_true",
+                        help="map tc programs' __sk_buff packet pointers onto xdp_md's")
     args = parser.parse_args(argv)
     if not args.objects.is_dir():
         parser.error(f"{args.objects} is not a directory")
-    outcomes = run(args.objects, jobs=args.jobs, select=args.select)
+    outcomes = run(args.objects, jobs=args.jobs, select=args.select, skb=args.skb_as_xdp)
     if args.kernel:
-        outcomes = kernel_cross_check(args.objects, outcomes)
+        outcomes = kernel_cross_check(args.objects, outcomes, skb=args.skb_as_xdp)
     print(render(outcomes, listing=args.list))
     if args.json:
         payload = {"summary": summarise(outcomes).as_dict(),

@@ -3,7 +3,8 @@
 The objects are built locally from GPL sources and never enter the repository, so the judging
 test runs only when OFFLOAD_KSELFTESTS names a directory of them; it fails if a program the
 kernel refuses for a memory or division reason is accepted here, unless the harness lists it
-as out of scope with the reason. The annotation and message rules are tested always.
+as out of scope with the reason. tc programs are judged with their packet pointers mapped onto
+the XDP context's (``--skb-as-xdp``), so their packet accesses count too. The annotation and message rules are tested always.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from bench.kernel_selftests import (
     our_class,
     parse_expectation,
     run,
+    skb_as_xdp,
     summarise,
 )
+from offload.isa import assemble
 
 OBJECTS = os.environ.get("OFFLOAD_KSELFTESTS", "")
 
@@ -83,6 +86,28 @@ def test_incidental_refusals_are_told_apart():
     assert our_class("invalid access to map value, value_size=8 off=8 size=1") == MEMORY
 
 
+def test_skb_packet_pointers_are_mapped_only_where_the_context_register_is_known():
+    insns = assemble("""
+        mov %r6, %r1
+        ldxw %r2, [%r6+76]
+        ldxw %r3, [%r1+80]
+        ldxw %r4, [%r1+140]
+        ldxw %r5, [%r2+76]
+        mov %r6, 0
+        ldxw %r7, [%r6+76]
+        ja +0
+        ldxw %r8, [%r1+76]
+        exit
+    """)
+    mapped, changed = skb_as_xdp(insns)
+    assert changed
+    assert [insn.off for insn in mapped[1:4]] == [0, 4, 8]
+    # r2 is not the context, r6 no longer is, and nothing after the first jump is touched
+    assert mapped[4] == insns[4] and mapped[6] == insns[6] and mapped[8] == insns[8]
+    assert skb_as_xdp(assemble("ldxw %r2, [%r1+0]\nexit")) == \
+        (tuple(assemble("ldxw %r2, [%r1+0]\nexit")), False)
+
+
 def test_out_of_scope_entries_give_a_reason():
     assert OUT_OF_SCOPE and all(len(why) > 40 for why in OUT_OF_SCOPE.values())
 
@@ -93,7 +118,7 @@ def test_out_of_scope_entries_give_a_reason():
 def test_no_memory_or_division_refusal_of_the_kernel_is_accepted():
     directory = Path(OBJECTS)
     assert directory.is_dir(), f"OFFLOAD_KSELFTESTS={OBJECTS} is not a directory"
-    summary = summarise(run(directory))
+    summary = summarise(run(directory, skb=True))
     assert summary.judged > 0, "no program could be judged"
     failing = [f"{o.obj}/{o.name} ({o.kind}, kernel: {(o.kernel_msgs or ('',))[-1]})"
                for o in summary.failing]
