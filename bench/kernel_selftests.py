@@ -53,7 +53,7 @@ from offload.caps import load_profile  # noqa: E402
 from offload.isa.instruction import Instruction  # noqa: E402
 from offload.isa.opcodes import AluOp, InsnClass, Mode, Size, Source  # noqa: E402
 from offload.loader import BtfKind, LoaderError, load_object  # noqa: E402
-from offload.loader.btf import Btf, BtfType, parse_btf  # noqa: E402
+from offload.loader.btf import Btf, parse_btf  # noqa: E402
 from offload.loader.btf_ext import _info_blocks, parse_btf_ext  # noqa: E402
 from offload.loader.btf_layout import EXT_CORE, EXT_HEADER  # noqa: E402
 from offload.loader.elf import ElfObject, read_elf  # noqa: E402
