@@ -22,7 +22,7 @@ from ..engine.fast import FastInterpreter
 from ..engine.interpreter import Execution, ExecutionError, Interpreter
 from ..engine.memory import Memory, MemoryFault, Region, RegionKind
 from ..errors import ErrnoError
-from ..helpers.xdp import XDP_HELPERS
+from ..helpers.xdp import XDP_HELPERS, XDP_PROVENANCE
 from ..helpers.xdp_env import XdpEnv, map_pointer
 from ..isa.instruction import Instruction
 from ..isa.opcodes import PseudoSrc
@@ -186,7 +186,8 @@ class BuiltinBackend:
             raise ErrnoError(errno.EINVAL, f"lddw source {insn.src} is not supported")
 
         limits = self.caps.limits
-        extra = {"facts": stats.engine_facts()} if self.engine == "fast" else {}
+        extra: dict[str, Any] = {"facts": stats.engine_facts()} if self.engine == "fast" \
+            else {"provenance": XDP_PROVENANCE}
         engine = ENGINES[self.engine](insns, XDP_HELPERS, resolve_lddw=resolve,
                                       max_call_frames=limits.max_call_frames,
                                       max_insns=limits.max_insns, **extra)

@@ -12,6 +12,9 @@ r10, and ``exit`` restores them (at most ``max_call_frames`` frames, 8 as in the
 Helpers are looked up in a table; ``callx`` takes the helper id from its register (the
 convention of the conformance suites). A helper may end the run (:meth:`Execution.finish`) or
 replace the program with another (:class:`TailCall`).
+
+With ``provenance`` (a device's programs, the soundness oracle) every register also carries
+the region it was derived from and every access is checked against it (:mod:`.provenance`).
 """
 
 from __future__ import annotations
@@ -38,7 +41,15 @@ from ..isa.opcodes import (
 )
 from ..isa.structure import Layout, StructureError, build_layout
 from .alu import ALU32_OPS, ALU64_OPS, M32, M64, bswap, jump_taken, sign_extend, to_little_endian
-from .memory import Memory, MemoryFault, Region, RegionKind
+from .memory import REGION_SHIFT, Memory, MemoryFault, Region, RegionKind
+from .provenance import (
+    TAG,
+    HelperSig,
+    check_helper_args,
+    lddw_tag,
+    tagged_alu_step,
+    tagged_memory_step,
+)
 
 Helper = Callable[..., int]
 """A helper: ``fn(execution, r1, r2, r3, r4, r5) -> r0``."""
@@ -84,7 +95,8 @@ class _Finish(Exception):
 @dataclass(slots=True)
 class _Frame:
     return_pc: int
-    saved: tuple[int, int, int, int, int]  # r6-r9 and r10 of the caller
+    #: r6-r9 and r10 of the caller, then (with provenance) their tags
+    saved: tuple[int, ...]
 
 
 @dataclass(slots=True)
@@ -104,6 +116,17 @@ class Execution:
     frames: list[_Frame] = field(default_factory=list)
     #: Called before every instruction of the reference interpreter (``execute_traced``).
     on_step: Callable[[int, list[int], Execution], None] | None = None
+    #: The register file (with provenance, r0-r10 then their tags).
+    regs: list[int] = field(default_factory=list)
+    #: Pointers spilled to the stack: address -> (tag, value), with provenance only.
+    spills: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def tags(self) -> list[int] | None:
+        """The provenance tags of r0-r10 (region slot, 0 for a number, the value of a map
+        pointer), or None when the program runs without provenance."""
+        regs = self.regs
+        return regs[TAG:TAG + 11] if len(regs) > TAG else None
 
     def finish(self, value: int) -> None:
         """End the run now with r0 = value (an unwinding helper)."""
@@ -113,6 +136,10 @@ class Execution:
         """The zeroed stack frame for call depth ``depth`` (0 is the main program)."""
         region = self.memory.stack(depth, STACK_SIZE)
         region.buffer[:] = _ZERO_STACK
+        if self.spills:
+            slot = region.base >> REGION_SHIFT
+            for address in [a for a in self.spills if a >> REGION_SHIFT == slot]:
+                del self.spills[address]
         return region
 
 
@@ -131,16 +158,23 @@ class Interpreter:
 
     ``resolve_lddw`` turns a pseudo ``lddw`` (map fd, map value, ...) into its 64-bit value;
     without it such instructions are refused at load time.
+
+    ``provenance`` turns pointer provenance on: it gives each helper's pointer arguments and
+    whether it returns a pointer (a helper missing from it is refused at load time). The
+    arguments of a run that point into a mapped region are the pointers the program is given.
+    Off (None) for the conformance suites' convention, whose programs may compute addresses.
     """
 
     def __init__(self, insns: Sequence[Instruction], helpers: Mapping[int, Helper] | None = None,
                  *, resolve_lddw: Callable[[Instruction], int] | None = None,
                  max_steps: int = DEFAULT_MAX_STEPS, max_call_frames: int = MAX_CALL_FRAMES,
-                 max_insns: int = 1_000_000, layout: Layout | None = None) -> None:
+                 max_insns: int = 1_000_000, layout: Layout | None = None,
+                 provenance: Mapping[int, HelperSig] | None = None) -> None:
         self.helpers = dict(helpers or {})
         self.max_steps = max_steps
         self.max_call_frames = max_call_frames
         self._resolve_lddw = resolve_lddw
+        self.provenance = dict(provenance) if provenance is not None else None
         # Each instruction on its own first (fields, then what this engine supports), in
         # program order as the kernel resolves them; then the program's shape as a whole.
         steps: list[Step | None] = []
@@ -181,8 +215,29 @@ class Interpreter:
             raise ValueError("a program takes at most five arguments (r1-r5)")
         run = Execution(memory, env, self, self.max_steps)
         regs = [0, *(arg & M64 for arg in args), *(0,) * (10 - len(args))]
-        regs[10] = run.stack_for(0).end_address
+        frame = run.stack_for(0)
+        regs[10] = frame.end_address
+        if self.provenance is not None:
+            regs += [0] * 11
+            for n in range(1, len(args) + 1):
+                if memory.region_at(regs[n]) is not None:
+                    regs[n + TAG] = regs[n] >> REGION_SHIFT
+            regs[10 + TAG] = frame.base >> REGION_SHIFT
+        run.regs = regs
         return run, regs
+
+    def _restart(self, regs: list[int], run: Execution, ctx: int) -> None:
+        """The register file for this program after a tail call: r1 = ctx (a pointer keeps
+        its region: the call checked it), r10 = a fresh main frame."""
+        frame = run.stack_for(0)
+        regs[:] = [0] * 11
+        regs[1] = ctx & M64
+        regs[10] = frame.end_address
+        if self.provenance is not None:
+            regs += [0] * 11
+            if run.memory.region_at(regs[1]) is not None:
+                regs[1 + TAG] = regs[1] >> REGION_SHIFT
+            regs[10 + TAG] = frame.base >> REGION_SHIFT
 
     def _run(self, regs: list[int], run: Execution) -> tuple[TailCall | None, int]:
         """One program from slot 0: (None, r0) at exit, (the tail call, 0) on a tail call."""
@@ -193,8 +248,9 @@ class Interpreter:
     # ------------------------------------------------------------------ preparation
     def _prepare(self, insn: Instruction, slot: int) -> Step:
         cls = insn.cls
+        tagged = self.provenance is not None
         if cls in (InsnClass.ALU, InsnClass.ALU64):
-            return _alu_step(insn, slot)
+            return tagged_alu_step(insn, slot) if tagged else _alu_step(insn, slot)
         if cls in (InsnClass.JMP, InsnClass.JMP32):
             return self._jump_step(insn, slot)
         if insn.opcode == LDDW:
@@ -202,7 +258,7 @@ class Interpreter:
         if cls == InsnClass.LD:
             raise LoadError("legacy packet access (BPF_LD_ABS/BPF_LD_IND) is not supported",
                             insn_index=slot)
-        return _memory_step(insn, slot)
+        return tagged_memory_step(insn, slot) if tagged else _memory_step(insn, slot)
 
     def _lddw_step(self, insn: Instruction, slot: int) -> Step:
         d, nxt = insn.dst, slot + 2
@@ -213,6 +269,14 @@ class Interpreter:
                             "it; this engine has none", insn_index=slot)
         else:
             value = self._resolve_lddw(insn) & M64
+        if self.provenance is not None:
+            tag, td = lddw_tag(insn, value), d + TAG
+
+            def tagged(r: list[int], ex: Execution) -> int:
+                r[d] = value
+                r[td] = tag
+                return nxt
+            return tagged
 
         def step(r: list[int], ex: Execution) -> int:
             r[d] = value
@@ -223,7 +287,7 @@ class Interpreter:
         op = insn.jmp_op
         nxt = slot + 1
         if op == JmpOp.EXIT:
-            return _exit_step
+            return _exit_step if self.provenance is None else _tagged_exit_step
         if op == JmpOp.CALL:
             return self._call_step(insn, slot)
         target = slot + 1 + insn.jump_offset
@@ -242,6 +306,8 @@ class Interpreter:
         return step_imm
 
     def _call_step(self, insn: Instruction, slot: int) -> Step:
+        if self.provenance is not None:
+            return self._tagged_call_step(insn, slot)
         nxt = slot + 1
         if insn.opcode == CALLX:
             d = insn.dst
@@ -281,11 +347,78 @@ class Interpreter:
         return call
 
 
+    def _tagged_call_step(self, insn: Instruction, slot: int) -> Step:
+        """Calls with provenance: helper arguments checked against their tags, pointer
+        results tagged, r6-r10's tags saved across local calls."""
+        nxt = slot + 1
+        if insn.src == CallSrc.LOCAL and insn.opcode != CALLX:
+            target = slot + 1 + insn.imm
+            limit = self.max_call_frames
+
+            def call_local(r: list[int], ex: Execution) -> int:
+                if len(ex.frames) + 1 >= limit:
+                    raise ExecutionError(
+                        f"the call stack is too deep: more than {limit} frames", insn_index=slot)
+                ex.frames.append(_Frame(nxt, (r[6], r[7], r[8], r[9], r[10],
+                                              r[17], r[18], r[19], r[20], r[21])))
+                frame = ex.stack_for(len(ex.frames))
+                r[10] = frame.end_address
+                r[21] = frame.base >> REGION_SHIFT
+                return target
+            return call_local
+        if insn.opcode != CALLX and insn.src == CallSrc.KFUNC:
+            raise LoadError(f"calls to kernel functions (kfunc #{insn.imm}) are not supported",
+                            insn_index=slot)
+        sigs = self.provenance or {}
+        if insn.opcode == CALLX:
+            d = insn.dst
+
+            def callx(r: list[int], ex: Execution) -> int:
+                fn = ex.program.helpers.get(r[d])
+                sig = sigs.get(r[d])
+                if fn is None or sig is None:
+                    raise ExecutionError(f"callx to unknown helper #{r[d]}", insn_index=slot)
+                return _tagged_call(fn, sig, r, ex, nxt)
+            return callx
+        fn = self.helpers.get(insn.imm)
+        if fn is None:
+            raise LoadError(f"invalid func unknown#{insn.imm}", insn_index=slot)
+        sig = sigs.get(insn.imm)
+        if sig is None:
+            raise LoadError(f"helper #{insn.imm} has no prototype to check its pointer "
+                            "arguments against", insn_index=slot)
+        helper: Helper = fn
+        checked: HelperSig = sig
+
+        def call(r: list[int], ex: Execution) -> int:
+            return _tagged_call(helper, checked, r, ex, nxt)
+        return call
+
+
+def _tagged_call(fn: Helper, sig: HelperSig, r: list[int], ex: Execution, nxt: int) -> int:
+    if sig.args:
+        check_helper_args(sig, r, ex)
+    r0 = fn(ex, r[1], r[2], r[3], r[4], r[5]) & M64
+    r[0] = r0
+    r[TAG] = ex.memory.tag_of(r0) if sig.returns_pointer else 0
+    r[1] = r[2] = r[3] = r[4] = r[5] = 0
+    r[12] = r[13] = r[14] = r[15] = r[16] = 0
+    return nxt
+
+
 def _exit_step(r: list[int], ex: Execution) -> int:
     if not ex.frames:
         return EXIT_PC
     frame = ex.frames.pop()
     r[6], r[7], r[8], r[9], r[10] = frame.saved
+    return frame.return_pc
+
+
+def _tagged_exit_step(r: list[int], ex: Execution) -> int:
+    if not ex.frames:
+        return EXIT_PC
+    frame = ex.frames.pop()
+    r[6], r[7], r[8], r[9], r[10], r[17], r[18], r[19], r[20], r[21] = frame.saved
     return frame.return_pc
 
 
@@ -305,10 +438,9 @@ def _loop_after_tail_call(call: TailCall, regs: list[int], run: Execution) -> in
                                  insn_index=call.slot)
         run.tail_calls += 1
         run.frames.clear()
+        run.spills.clear()
         run.program = program = call.target
-        regs[:] = [0] * 11
-        regs[1] = call.ctx & M64
-        regs[10] = run.stack_for(0).end_address
+        program._restart(regs, run, call.ctx)
         next_call, r0 = program._run(regs, run)
         if next_call is None:
             return r0

@@ -14,13 +14,14 @@ import struct
 
 from ..engine.interpreter import Execution, Helper, TailCall
 from ..engine.memory import MemoryFault
+from ..engine.provenance import ArgUse, HelperSig
 from ..errors import ErrnoError
 from ..maps.devmap import DevMap, DevMapHash, DevmapTarget
 from ..maps.map_in_map import ArrayOfMaps, HashOfMaps
 from ..maps.prog_array import ProgArrayMap
 from ..xdp import XdpAction
 from ..xdp_buffer import ETH_HLEN
-from .prototypes import HelperId
+from .prototypes import PROTOTYPES, ArgType, HelperId, HelperProto, RetType
 from .xdp_env import M64, Redirect, XdpEnv, errno_result, map_pointer
 
 TRACE_LIMIT = 512
@@ -339,3 +340,29 @@ XDP_HELPERS: dict[int, Helper] = {
     HelperId.MAP_LOOKUP_PERCPU_ELEM: map_lookup_percpu_elem,
     HelperId.KTIME_GET_TAI_NS: ktime_get_ns,
 }
+
+
+_POINTER_ARGS = {ArgType.CONST_MAP_PTR: ArgUse.MAP, ArgType.PTR_TO_CTX: ArgUse.MEMORY,
+                 ArgType.PTR_TO_MAP_KEY: ArgUse.MEMORY, ArgType.PTR_TO_MAP_VALUE: ArgUse.MEMORY,
+                 ArgType.PTR_TO_UNINIT_MAP_VALUE: ArgUse.MEMORY,
+                 ArgType.PTR_TO_MEM: ArgUse.MEMORY, ArgType.PTR_TO_UNINIT_MEM: ArgUse.MEMORY}
+
+
+def provenance_signature(proto: HelperProto) -> HelperSig:
+    """What the reference engine checks around a call, from the helper's prototype: memory
+    and context arguments must point into the region they were derived from, map pointers
+    must be ones the program was given; a map lookup returns a pointer."""
+    args = []
+    for index, arg in enumerate(proto.args):
+        use = _POINTER_ARGS.get(arg.type)
+        if use is ArgUse.MEMORY and arg.maybe_null:
+            use = ArgUse.MEMORY_OR_NULL
+        if use is not None:
+            args.append((index + 1, use))
+    return HelperSig(proto.kernel_name, tuple(args),
+                     returns_pointer=proto.ret == RetType.PTR_TO_MAP_VALUE_OR_NULL)
+
+
+#: The provenance signatures of the XDP helpers (``Interpreter(provenance=...)``).
+XDP_PROVENANCE: dict[int, HelperSig] = {
+    helper_id: provenance_signature(PROTOTYPES[helper_id]) for helper_id in XDP_HELPERS}
