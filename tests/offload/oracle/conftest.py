@@ -1,0 +1,53 @@
+"""The counts of the generated-program tests in the terminal summary.
+
+Under pytest-xdist each worker hands its counts to the controller (``workeroutput``), which
+adds them up; that needs this file loaded on the controller too, which pytest does when the
+run names this directory (``pytest tests/offload/oracle``). In a whole-suite run each
+shard's counts are still printed by the test itself (``-rP`` shows them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from .stats import COUNTS
+
+_GATHERED: Counter[str] = Counter()
+_WORKERS: list[str] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["oracle_counts"] = json.dumps(dict(COUNTS))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # noqa: ANN001 - xdist's types
+    counts = getattr(node, "workeroutput", {}).get("oracle_counts")
+    if counts:
+        _GATHERED.update(json.loads(counts))
+        _WORKERS.append(getattr(node, "gateway", None) and node.gateway.id or "?")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's own type
+    counts = _GATHERED + COUNTS
+    if not counts:
+        return
+    terminalreporter.section("generated programs")
+    accepted = counts["accepted"]
+    refused = counts["refused"] + counts["refused_risky"]
+    total = accepted + refused
+    workers = f" over {len(_WORKERS)} workers" if _WORKERS else ""
+    terminalreporter.write_line(
+        f"{accepted} accepted and {refused} refused of {total} programs{workers} "
+        f"({accepted / total:.1%} accepted; {counts['refused_risky']} of the refusals break "
+        f"a rule on purpose); {counts['frames']} frames on both engines; "
+        f"{counts['soundness']} programs through the soundness oracle")
+    if accepted:
+        terminalreporter.write_line(
+            f"{1000 * counts['seconds'] / accepted:.1f} ms per accepted program (test time of "
+            f"all shards, generation, refusals and Hypothesis included)")
