@@ -16,6 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..caps.capabilities import Capabilities
+from ..engine.facts import ATOMIC, LOAD, STORE, AccessFact, ArgFact, CallFact, Fact, NoWrapFact
+from ..engine.memory import RegionKind
+from ..helpers.prototypes import ArgType, prototype
 from ..isa.instruction import Instruction
 from ..isa.opcodes import AluOp, PseudoSrc
 from ..maps.spec import MapType
@@ -25,7 +28,7 @@ from .alu import check_alu, write_reg
 from .branch import branch
 from .calls import check_helper_call, check_program_exit, enter_function, leave_function
 from .cfg import Program, layout
-from .env import Env, MapResolver, resolve_map
+from .env import Env, MapResolver, PointerUses, resolve_map
 from .errors import Reject, VerifierError
 from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish
 from .log import LogLine, VerifierLog, insn_line
@@ -45,26 +48,39 @@ class VerifierStats:
     peak_states: int
     stack_depth: tuple[int, ...]  # bytes per function, in slot order (main first)
     log: VerifierLog | None = None  # every processed instruction, at log_level 2
-    #: What the verifier proved about each load and store: the kind of memory it reaches
-    #: ("ctx", "packet", "stack", "map_value") where every explored path agrees. Engines
-    #: use it to drop checks the verifier already made.
-    memory_facts: Mapping[int, str] = field(default_factory=dict)
+    #: What the verifier proved about each load, store, atomic and helper call: the memory
+    #: its pointers reach on every explored path (kinds, which maps, which stack frames).
+    #: Engines use them to drop checks the verifier made and to check the rest.
+    memory_facts: Mapping[int, AccessFact | CallFact] = field(default_factory=dict)
     #: 64-bit add/sub/mul/lsh slots whose result never wraps around on any path.
-    no_wrap: frozenset[int] = frozenset()
+    no_wrap: Mapping[int, NoWrapFact] = field(default_factory=dict)
 
-    def engine_facts(self) -> dict[int, str]:
-        """Everything an engine may rely on, by slot: memory kinds, and "no-wrap" arithmetic."""
-        facts = dict(self.memory_facts)
-        facts.update(dict.fromkeys(self.no_wrap, "no-wrap"))
+    def engine_facts(self) -> dict[int, Fact]:
+        """Everything an engine may rely on, by slot: memory reached, and arithmetic that
+        never wraps; each fact names the instruction it was proven for."""
+        facts: dict[int, Fact] = dict(self.memory_facts)
+        facts.update(self.no_wrap)
         return facts
 
 
-_FACT_NAMES = {RegType.PTR_TO_CTX: "ctx", RegType.PTR_TO_PACKET: "packet",
-               RegType.PTR_TO_PACKET_META: "packet", RegType.PTR_TO_STACK: "stack",
-               RegType.PTR_TO_MAP_VALUE: "map_value"}
+#: The region kind each pointer type reaches.
+_REGION_KINDS = {RegType.PTR_TO_CTX: RegionKind.CONTEXT, RegType.PTR_TO_PACKET: RegionKind.PACKET,
+                 RegType.PTR_TO_PACKET_META: RegionKind.PACKET,
+                 RegType.PTR_TO_STACK: RegionKind.STACK,
+                 RegType.PTR_TO_MAP_VALUE: RegionKind.MAP_VALUE}
+_ACCESS_OPS = {ops.LOAD: LOAD, ops.STORE: STORE, ops.ATOMIC: ATOMIC}
+#: Helper arguments an engine checks: memory and context pointers, and map pointers.
+_POINTER_ARGS = frozenset({ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE,
+                           ArgType.PTR_TO_UNINIT_MAP_VALUE, ArgType.PTR_TO_MEM,
+                           ArgType.PTR_TO_UNINIT_MEM, ArgType.PTR_TO_CTX,
+                           ArgType.CONST_MAP_PTR})
+_MAP_POINTERS = frozenset({RegType.CONST_PTR_TO_MAP, RegType.CONST_PTR_TO_MAP_OR_NULL})
 
 
+#: ``PathNode.dst`` of a taken jump whose target is also the fall-through instruction.
+_TAKEN_TO_NEXT = -1
 _WRAP_OPS = frozenset({AluOp.ADD, AluOp.SUB, AluOp.MUL, AluOp.LSH})
+_UNSEEN = object()
 _U64 = 1 << 64
 
 
@@ -85,14 +101,99 @@ def _cannot_wrap(state: State, op: ops.Op) -> bool:
     return b.umax < 64 and a.umax << b.umax < _U64
 
 
-def memory_facts(accesses: Mapping[int, set[RegType]]) -> dict[int, str]:
-    """Slot -> the one kind of memory an access reaches on every verified path."""
-    facts = {}
-    for slot, kinds in accesses.items():
-        names = {_FACT_NAMES.get(kind) for kind in kinds}
-        if len(names) == 1 and None not in names:
-            facts[slot] = names.pop()
+def note_pointer(env: Env, state: State, slot: int, op: ops.Op, regno: int) -> None:
+    """Remember what register ``regno`` points to when the instruction at ``slot`` uses it
+    (facts for engines): its type, its map (and whether that map is an inner map, which the
+    verifier names by its outer map), and its stack frame counted back from the current one."""
+    reg = state.frame.regs[regno]
+    seen = env.accesses.get(slot)
+    if seen is None:
+        seen = env.accesses[slot] = PointerUses(op, {})
+    t = reg.type
+    if t == RegType.PTR_TO_STACK:
+        key = (t, 0, False, state.frame.frameno - reg.frameno)
+    elif reg.map is not None:
+        outer = env.outer_maps
+        if outer is None:
+            outer = env.outer_maps = frozenset(
+                r.map_handle for r in env.lddw.values()
+                if r.map is not None and r.map.type.is_map_in_map)
+        inner = reg.map_handle in outer and not reg.map.type.is_map_in_map
+        key = (t, reg.map_handle, inner, 0)
+    else:
+        key = (t, 0, False, 0)
+    seen.regs.setdefault(regno, set()).add(key)
+
+
+def _arg_fact(regno: int, keys: set[tuple[RegType, int, bool, int]],
+              nullable: bool) -> ArgFact | None:
+    """The memory a pointer reached over every path, or None when it was not always memory
+    (NULL aside where allowed)."""
+    kinds, maps, inner_of, frames = set(), set(), set(), set()
+    for t, handle, inner, frame in keys:
+        kind = _REGION_KINDS.get(t)
+        if kind is None:
+            if nullable and t == RegType.SCALAR:
+                continue
+            return None
+        kinds.add(kind)
+        if kind == RegionKind.MAP_VALUE:
+            (inner_of if inner else maps).add(handle)
+        elif kind == RegionKind.STACK:
+            frames.add(frame)
+    return ArgFact(frozenset(kinds), frozenset(maps), frozenset(inner_of), frozenset(frames),
+                   regno=regno, nullable=nullable)
+
+
+def memory_facts(accesses: Mapping[int, PointerUses]) -> dict[int, AccessFact | CallFact]:
+    """Slot -> the memory each load, store, atomic and helper call reaches on every verified
+    path. An access whose pointer was not always memory gets no fact (an engine given facts
+    treats it as one the verifier never let run)."""
+    facts: dict[int, AccessFact | CallFact] = {}
+    for slot, seen in accesses.items():
+        op = seen.op
+        if op.kind == ops.HELPER_CALL:
+            facts[slot] = _call_fact(op, seen.regs)
+            continue
+        reg = op.src if op.kind == ops.LOAD else op.dst
+        arg = _arg_fact(reg, seen.regs.get(reg, set()), False)
+        if arg is None or not arg.kinds:
+            continue
+        facts[slot] = AccessFact(arg.kinds, arg.maps, arg.inner_of, arg.frames,
+                                 op=_ACCESS_OPS[op.kind], reg=reg, off=op.off,
+                                 size=op.nbytes)
     return facts
+
+
+def _call_fact(op: ops.Op, regs: Mapping[int, set[tuple[RegType, int, bool, int]]]) -> CallFact:
+    """The pointer arguments of one helper call; an argument that was not always memory (or
+    a map pointer the program loaded itself) is left unchecked by engines."""
+    proto = prototype(op.imm)
+    memory, map_args = [], []
+    for index, arg in enumerate(proto.args if proto is not None else ()):
+        regno = index + 1
+        keys = regs.get(regno)
+        if not keys:
+            continue
+        if arg.type == ArgType.CONST_MAP_PTR:
+            if all(t in _MAP_POINTERS and not inner for t, _, inner, _ in keys):
+                map_args.append((regno, frozenset(handle for _, handle, _, _ in keys)))
+            continue
+        fact = _arg_fact(regno, keys, arg.maybe_null)
+        if fact is not None:
+            memory.append(fact)
+    return CallFact(op.imm, tuple(memory), tuple(map_args))
+
+
+def no_wrap_facts(no_wrap: Mapping[int, NoWrapFact | None]) -> dict[int, NoWrapFact]:
+    """The arithmetic that never wrapped on any path."""
+    return {slot: fact for slot, fact in no_wrap.items() if fact is not None}
+
+
+def _no_wrap_fact(op: ops.Op) -> NoWrapFact:
+    if op.reg_operand:
+        return NoWrapFact(op.alu_op, op.dst, src=op.src)  # type: ignore[arg-type]
+    return NoWrapFact(op.alu_op, op.dst, imm=op.imm)  # type: ignore[arg-type]
 
 
 #: Called with (slot, state) for every state the verifier processes, before the instruction
@@ -231,7 +332,10 @@ class _Explorer:
         kind = op.kind
         if kind == ops.ALU:
             if op.alu_op in _WRAP_OPS and op.bits == 64:
-                env.no_wrap[slot] = env.no_wrap.get(slot, True) and _cannot_wrap(state, op)
+                seen = env.no_wrap.get(slot, _UNSEEN)
+                if seen is not None:
+                    env.no_wrap[slot] = None if not _cannot_wrap(state, op) else \
+                        _no_wrap_fact(op) if seen is _UNSEEN else seen
             check_alu(env, state, op)
         elif kind == ops.BRANCH:
             taken, fall = branch(env, state, op)
@@ -241,17 +345,18 @@ class _Explorer:
             if fall is not None:
                 fall.insn = slot + 1
             if taken is not None and fall is not None:
-                if target == slot + 1:
-                    return (fall,)
+                # both edges may lead to one instruction (a jump to the next one): each
+                # carries its own narrowing, so both are explored, as separate paths
                 return fall, taken
             return tuple(s for s in (fall, taken) if s is not None)
         elif kind == ops.LOAD:
-            env.accesses.setdefault(slot, set()).add(state.frame.regs[op.src].type)
+            note_pointer(env, state, slot, op, op.src)
             check_load(env, state, op)
         elif kind == ops.STORE:
-            env.accesses.setdefault(slot, set()).add(state.frame.regs[op.dst].type)
+            note_pointer(env, state, slot, op, op.dst)
             check_store(env, state, op)
         elif kind == ops.ATOMIC:
+            note_pointer(env, state, slot, op, op.dst)
             check_atomic(env, state, op)
         elif kind == ops.LDDW:
             write_reg(state, op.dst, env.lddw[slot])
@@ -267,6 +372,10 @@ class _Explorer:
             enter_function(env, state, op, slot)
             return (state,)
         elif kind == ops.HELPER_CALL:
+            proto = prototype(op.imm)
+            for index, arg in enumerate(proto.args if proto is not None else ()):
+                if arg.type in _POINTER_ARGS:
+                    note_pointer(env, state, slot, op, index + 1)
             check_helper_call(env, state, op)
         else:  # ops.JA
             state.insn = slot + 1 + op.jump_offset
@@ -333,7 +442,9 @@ class _Explorer:
                 else:
                     fall, taken = succ
                     fall.path = PathNode(slot, fall.insn, path)
-                    taken.path = PathNode(slot, taken.insn, path)
+                    # a taken edge to the fall-through instruction is told apart by its sign
+                    taken.path = PathNode(slot, taken.insn if taken.insn != fall.insn
+                                          else _TAKEN_TO_NEXT, path)
                     parent = fall.parent
                     if not isinstance(parent, Checkpoint):
                         raise Reject("verifier bug: a branch outside every checkpoint", slot)
@@ -348,7 +459,7 @@ class _Explorer:
         log = VerifierLog(tuple(self.lines)) if verbose else None
         return VerifierStats(processed, total_states, peak, depths, log,
                              memory_facts(self.env.accesses),
-                             frozenset(slot for slot, ok in self.env.no_wrap.items() if ok))
+                             no_wrap_facts(self.env.no_wrap))
 
     def _stack_depths(self) -> tuple[int, ...]:
         """Per-function stack use, and the combined use along every chain of calls."""
