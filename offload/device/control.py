@@ -59,6 +59,10 @@ def execute(device: Device, request: Request) -> Response:
         return _failure(request, errno.EINVAL, str(err))
     except OffloadError as err:
         return _failure(request, errno.EINVAL, str(err))
+    except Exception as err:  # noqa: BLE001 - a guest request never takes the device down
+        return _failure(request, errno.EFAULT,
+                        f"device bug while executing {request.COMMAND.name}: "
+                        f"{type(err).__name__}: {err}")
 
 
 def _failure(request: Request, code: int, message: str, *, count: int | None = None) -> Response:

@@ -105,14 +105,13 @@ class _Tracer:
             return  # the first escape is the report; a tail-called program is not ours
         self.steps += 1
         view = ConcreteView(regs, run, self.owner, self.outer)  # type: ignore[arg-type]
-        candidates = self.states.get(pc, [])
+        candidates = self.states.get(pc, ())
+        n = len(candidates)
         hint = self.last.get(pc, 0)
-        order = [hint + 1, hint] + [i for i in range(len(candidates)) if i not in
-                                    (hint, hint + 1)]
+        # a loop's k-th iteration usually matches the k-th state: try the likely ones first
+        likely = [i for i in (hint + 1, hint) if i < n]
         best: list[str] | None = None
-        for i in order:
-            if i >= len(candidates):
-                continue
+        for i in (*likely, *(i for i in range(n) if i not in likely)):
             problems = escapes(self.prog, pc, candidates[i], view)
             if not problems:
                 self.last[pc] = i

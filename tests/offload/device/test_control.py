@@ -138,3 +138,34 @@ def test_capabilities_travel_over_the_control_queue(pair):
     caps = pair.driver.capabilities()
     assert caps.name == FULL.name
     assert caps.helpers == FULL.helpers and caps.map_types == FULL.map_types
+
+
+def test_a_verifier_bug_is_a_typed_refusal_and_the_device_keeps_serving(pair, monkeypatch):
+    """A broken invariant inside the verifier ends a guest PROG_LOAD in EFAULT with the
+    instruction, never an exception out of the device."""
+    from offload.verifier import verifier
+
+    if not pair.device.backend.name.startswith("builtin"):
+        pytest.skip("the host kernel runs its own verifier")
+
+    def broken(env, state, op):
+        raise ValueError("an invariant broke")
+
+    monkeypatch.setattr(verifier, "check_alu", broken)
+    failure = err(pair.driver.prog_load, assemble("mov %r0, 2\nexit"))
+    assert failure.name == "EFAULT"
+    assert "verifier bug: ValueError: an invariant broke" in str(failure)
+    monkeypatch.undo()
+    assert pair.driver.prog_load(PASS) is not None
+
+
+def test_an_unexpected_failure_of_any_command_is_efault(pair, monkeypatch):
+    from offload.device import control
+
+    def broken(device, request):
+        raise KeyError("lost")
+
+    monkeypatch.setitem(control.HANDLERS, next(iter(control.HANDLERS)), broken)
+    request_type = next(iter(control.HANDLERS))
+    response = control.execute(pair.device, request_type.__new__(request_type))
+    assert response.status == errno.EFAULT
