@@ -10,6 +10,7 @@ as the kernel does, so ``JMP32`` comparisons keep their precision.
 
 from __future__ import annotations
 
+from .errors import VerifierBug
 from .scalar import S32_MAX, S32_MIN, S64_MAX, S64_MIN, Scalar, signed
 from .tnum import U32, U64, Tnum
 from ..isa.opcodes import AluOp
@@ -143,7 +144,8 @@ def _shift(op: AluOp, a: View, b: View, bits: int) -> View:
     for k in _shift_amounts(b, bits):
         one = _shift_one(op, a, k, bits)
         result = one if result is None else _join(result, one)
-    assert result is not None
+    if result is None:
+        raise VerifierBug(f"shift by an empty set of amounts {b}")
     return result
 
 
@@ -210,40 +212,57 @@ def alu(op: AluOp, dst: Scalar, src: Scalar, *, bits: int, signed_div: bool = Fa
             t = t.with_subreg(t.subreg().intersect(low[0]))
         result = Scalar(t, umin, umax, smin, smax, low[1], low[2], low[3], low[4]).sync()
     # every view is a sound over-approximation, so their intersection cannot be empty
-    assert result is not None, (op, dst, src, bits)
+    if result is None:
+        raise VerifierBug(f"{op.name.lower()}{'' if bits == 64 else '32'} of {dst} and {src} "
+                          "has no value")
     return result
 
 
 def zext32(s: Scalar) -> Scalar:
     """The low word of ``s``, zero-extended (32-bit moves and every ALU32 result)."""
     out = Scalar.from32(s.var, s.u32min, s.u32max, s.s32min, s.s32max)
-    assert out is not None
+    if out is None:
+        raise VerifierBug(f"the low word of {s} has no value")
     return out
 
 
 def sign_extend(s: Scalar, from_bits: int, bits: int = 64) -> Scalar:
-    """``movsx``: the low ``from_bits`` bits sign-extended to ``bits`` bits."""
+    """``movsx`` and sign-extending loads: the low ``from_bits`` bits sign-extended to ``bits``.
+
+    The 64-bit sign extension is computed first; a 32-bit ``movsx`` writes its low word,
+    zero-extended (``zext32``), so its result never carries 64-bit signed bounds.
+    """
+    full = U64 if bits == 64 else U32
     m = (1 << from_bits) - 1
     sign = 1 << (from_bits - 1)
-    low = Tnum(s.var.value & m, s.var.mask & m)
-    if s.umax <= m >> 1:  # the sign bit is clear for every value: nothing changes
-        result = Scalar.urange(s.umin, s.umax)
-        result = Scalar(low, result.umin, result.umax, result.smin, result.smax, result.u32min,
-                        result.u32max, result.s32min, result.s32max).sync()
-    else:
-        full = U64 if bits == 64 else U32
-        if low.mask & sign:
-            t = Tnum(low.value, (low.mask | (full & ~m)) & full)
-        elif low.value & sign:
-            t = Tnum((low.value | (full & ~m)) & full, low.mask)
-        else:
-            t = low
-        result = Scalar.from_tnum(t)
-        bound = Scalar.srange(-sign, sign - 1)
-        result = Scalar(result.var, max(result.umin, bound.umin), min(result.umax, bound.umax),
-                        max(result.smin, bound.smin), min(result.smax, bound.smax),
-                        result.u32min, result.u32max, result.s32min, result.s32max).sync()
-    assert result is not None
+    if s.var.mask == 0:
+        low = s.var.value & m
+        return Scalar.const((low - (low & sign) * 2) & full)
+    if (s.smin >= -sign and s.smax < sign) or s.umax < sign:
+        # every value already is its own sign extension
+        return s if bits == 64 else zext32(s)
+    # the tnum: the low bits, and their sign bit copied into every bit above
+    value, mask = s.var.value & m, s.var.mask & m
+    if mask & sign:
+        mask |= U64 & ~m
+    elif value & sign:
+        value |= U64 & ~m
+    # the signed range of the result (the low bits read as a from_bits-bit signed number)
+    lo, hi = -sign, sign - 1
+    if s.s32min >= -sign and s.s32max < sign:  # the low word's signed value fits
+        lo, hi = max(lo, s.s32min), min(hi, s.s32max)
+    for umin, umax in ((s.umin, s.umax), (s.u32min, s.u32max), (s.smin, s.smax),
+                       (s.s32min, s.s32max)):
+        if umin >> from_bits == umax >> from_bits:  # one run of the low bits, no wrap
+            a, b = umin & m, umax & m
+            if b < sign:
+                lo, hi = max(lo, a), min(hi, b)
+            elif a >= sign:
+                lo, hi = max(lo, a - 2 * sign), min(hi, b - 2 * sign)
+    # both signed views hold that number: it fits in 32 bits
+    result = Scalar(Tnum(value, mask), 0, U64, lo, hi, 0, U32, lo, hi).sync()
+    if result is None:
+        raise VerifierBug(f"sign extension of {s} from {from_bits} bits has no value")
     return result if bits == 64 else zext32(result)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .errors import VerifierBug
 from .tnum import U32, U64, UNKNOWN, Tnum, range_bits
 
 S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
@@ -63,19 +64,22 @@ class Scalar(NamedTuple):
     def urange(lo: int, hi: int) -> Scalar:
         """Every value in the unsigned range [lo, hi]."""
         s = Scalar(UNKNOWN, lo, hi, S64_MIN, S64_MAX, 0, U32, S32_MIN, S32_MAX).sync()
-        assert s is not None
+        if s is None:
+            raise VerifierBug(f"empty unsigned range [{lo}, {hi}]")
         return s
 
     @staticmethod
     def srange(lo: int, hi: int) -> Scalar:
         s = Scalar(UNKNOWN, 0, U64, lo, hi, 0, U32, S32_MIN, S32_MAX).sync()
-        assert s is not None
+        if s is None:
+            raise VerifierBug(f"empty signed range [{lo}, {hi}]")
         return s
 
     @staticmethod
     def from_tnum(t: Tnum) -> Scalar:
         s = Scalar(t, 0, U64, S64_MIN, S64_MAX, 0, U32, S32_MIN, S32_MAX).sync()
-        assert s is not None
+        if s is None:
+            raise VerifierBug(f"tnum {t} has no value")
         return s
 
     @staticmethod

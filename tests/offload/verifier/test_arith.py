@@ -77,6 +77,8 @@ def test_extensions_are_sound(a, from_bits, width, swap):
     low = x & ((1 << from_bits) - 1)
     sext = low - (1 << from_bits) if low >> (from_bits - 1) else low
     assert sign_extend(sx, from_bits).contains(sext & U64)
+    if from_bits < 32:  # movsx into a 32-bit register: the low word, zero-extended
+        assert sign_extend(sx, from_bits, 32).contains(sext & 0xFFFFFFFF)
     truncated = x & ((1 << width) - 1)
     if swap:
         truncated = int.from_bytes(truncated.to_bytes(width // 8, "little"), "big")
