@@ -16,13 +16,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from offload.engine.alu import ALU32_OPS, ALU64_OPS
+from offload.isa import assemble
 from offload.isa.instruction import Instruction
 from offload.isa.opcodes import AluOp, InsnClass, Source
+from offload.maps.spec import MapSpec, MapType
+from offload.verifier import VerifierError, verify
 from offload.verifier.arith import byte_swap, concrete, sign_extend
 from offload.verifier.errors import Reject, VerifierBug
 from offload.verifier.scalar import Scalar
 from offload.verifier.tnum import U32, U64, Tnum
 
+from .suite import FULL
 from .transfer_cases import (
     EDGES,
     IMMS,
@@ -201,3 +205,33 @@ def test_a_broken_invariant_is_a_refusal_not_an_assertion():
     assert isinstance(err.value, Reject) and err.value.reason.startswith("verifier bug:")
     with pytest.raises(VerifierBug):
         Scalar.srange(1, -1)
+
+
+OOB_MOVSX832 = """
+stw [%r10-4], 0
+mov %r2, %r10
+add %r2, -4
+lddw %r1, map_fd(1)
+call 1
+jeq %r0, 0, out
+ldx{size} %r1, [%r0+0]
+movsx{bits}32 %r1, %r1
+add %r0, %r1
+ldxb %r2, [%r0+0]
+out:
+mov %r0, 0
+exit
+"""
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_movsx_8_16_to_32_sign_bit_class_end_to_end(bits):
+    """A map byte of 0x80 made 0xffffff80 by movsx832 is no index below 128: the access
+    is refused (the verifier used to believe [0, 127] and accept an access 4 GiB away)."""
+    maps = {1: MapSpec("values", MapType.ARRAY, 4, 1 << (bits - 1), 1)}
+    with pytest.raises(VerifierError):
+        verify(assemble(OOB_MOVSX832.format(bits=bits, size='bh'[bits // 16])), caps=FULL,
+               maps=maps)
+    # a constant with the sign bit set is folded, not an internal error
+    verify(assemble(f"mov32 %r1, {1 << (bits - 1)}\nmovsx{bits}32 %r1, %r1\nmov %r0, 0\nexit"),
+           caps=FULL)
