@@ -166,6 +166,19 @@ class BuiltinBackend:
                 name=f"map '{entry.map.name}' value", owner=entry.map)
         return entry.value_region.address + offset
 
+    def _map_owner(self, handle: int) -> Map:
+        """The owner of a map's value regions, for the fast engine's checks."""
+        entry = self.maps.get(handle)
+        if entry is None:
+            raise ErrnoError(errno.EBADF, f"handle {handle} names no map on this device")
+        return entry.map
+
+    def _inner_owners(self, handle: int) -> _InnerMaps:
+        template = self._map_owner(handle).spec.inner
+        if template is None:
+            raise ErrnoError(errno.EINVAL, f"map {handle} is not a map of maps")
+        return _InnerMaps(template)
+
     # -- programs ------------------------------------------------------------------------------
     def load_program(self, handle: int, insns: Sequence[Instruction], *, prog_type: ProgType,
                      name: str, license: str, flags: int = 0,
@@ -186,8 +199,10 @@ class BuiltinBackend:
             raise ErrnoError(errno.EINVAL, f"lddw source {insn.src} is not supported")
 
         limits = self.caps.limits
-        extra: dict[str, Any] = {"facts": stats.engine_facts()} if self.engine == "fast" \
-            else {"provenance": XDP_PROVENANCE}
+        extra: dict[str, Any] = {"provenance": XDP_PROVENANCE}
+        if self.engine == "fast":
+            extra = {"facts": stats.engine_facts(), "map_owner": self._map_owner,
+                     "inner_owners": self._inner_owners}
         engine = ENGINES[self.engine](insns, XDP_HELPERS, resolve_lddw=resolve,
                                       max_call_frames=limits.max_call_frames,
                                       max_insns=limits.max_insns, **extra)
@@ -270,3 +285,19 @@ class BuiltinBackend:
 
 def _engine_of(target: Any) -> Interpreter:
     return target.engine
+
+
+class _InnerMaps:
+    """The maps whose values a program may reach through a map of maps: which inner maps it
+    holds changes at run time, so the fast engine's check is by the shape every inner map
+    must have (the outer map's template: type, key and value size); the reference engine's
+    provenance tags know the very map."""
+
+    __slots__ = ("shape",)
+
+    def __init__(self, template: MapSpec) -> None:
+        self.shape = (template.type, template.key_size, template.value_size)
+
+    def __contains__(self, owner: object) -> bool:
+        spec = owner.spec if isinstance(owner, Map) else None
+        return spec is not None and (spec.type, spec.key_size, spec.value_size) == self.shape

@@ -7,6 +7,12 @@ accesses inline the region lookup of :class:`~.memory.Memory` and fall back to i
 raise the very same :class:`~.memory.MemoryFault`, attributed to the same instruction as the
 reference interpreter would; ``call local`` is a Python call, so r6-r9 of the caller survive
 by construction. The output is pure text - compiling and running it is ``fast.py``'s job.
+
+With the verifier's facts (:mod:`.facts`), an access proven in bounds of one region indexes
+that region alone without a bounds check (the packet buffer, the stack frame the fact names, a
+value of the map it names - its owner is checked); any other access checks its bounds and that
+the region it reaches is one the verifier proved it may reach; an access the verifier never
+saw faults. Names the code needs from the device are listed in :attr:`Translator.names`.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from ..isa.opcodes import (
 )
 from ..isa.structure import Layout
 from .alu import M32, M64
+from .facts import AccessFact, CallFact, Fact, NoWrapFact, Reach
+from .interpreter import LoadError
+from .memory import RegionKind
 
 S64 = 1 << 63
 S32 = 1 << 31
@@ -53,11 +62,17 @@ def _signed32_expr(expr: str) -> str:
 
 
 class _Emitter:
+    """Lines of source, each remembered with the slot it was emitted for (so an internal
+    error in the generated code can name its instruction)."""
+
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.slots: list[int] = []
+        self.slot = 0
 
     def __call__(self, depth: int, text: str) -> None:
         self.lines.append("    " * depth + text)
+        self.slots.append(self.slot)
 
 
 def block_leaders(layout: Layout) -> list[int]:
@@ -80,15 +95,29 @@ class Translator:
 
     ``resolved`` maps the slot of each pseudo ``lddw`` to its value (bound as constants
     ``K<slot>`` in the namespace); helper functions are bound as ``H<id>``.
+
+    ``facts`` (slot -> :data:`~.facts.Fact`) are the verifier's; each must apply to the
+    instruction at its slot. Given facts, the translation is of a verified program: accesses
+    without one are refused when they run.
     """
 
     def __init__(self, layout: Layout, *, max_call_frames: int,
-                 facts: Mapping[int, str] | None = None) -> None:
+                 facts: Mapping[int, Fact] | None = None) -> None:
         self.layout = layout
         self.max_call_frames = max_call_frames
-        #: slot -> the memory a verified access always reaches ("ctx", "packet", "stack",
-        #: "map_value"): such accesses skip the checks the verifier already made.
-        self.facts = dict(facts or {})
+        self.verified = facts is not None
+        self.facts: dict[int, Fact] = dict(facts or {})
+        for slot, fact in self.facts.items():
+            insn = layout.slots[slot] if 0 <= slot < layout.size else None
+            if insn is None or not fact.applies_to(insn):
+                raise LoadError(f"the verifier's fact ({fact}) does not apply to this "
+                                f"instruction ({insn})", insn_index=slot)
+        #: What the code needs bound besides the base namespace: ("map", handle) for the
+        #: owner of a map's values ``M<handle>``; ("inner", handle) for the owners of the
+        #: values of a map of maps' inner maps ``I<handle>``; ("map pointer", handle) for a
+        #: map pointer ``MP<handle>``; ("owners", slot) for ``MS<slot>``.
+        self.names: set[tuple[str, int]] = set()
+        self._shift = 0  # 1 while emitting an inlined call: the callee's frame is depth + 1
         self.leaders = block_leaders(layout)
         self._leader_set = set(self.leaders)
         self._predecessors = self._count_predecessors()
@@ -131,23 +160,32 @@ class Translator:
 
     # ------------------------------------------------------------------ functions
     def source(self) -> str:
+        return self.emit()[0]
+
+    def emit(self) -> tuple[str, list[int]]:
+        """The source, and the slot each of its lines (from line 1) belongs to."""
         out = _Emitter()
         for number, start in enumerate(self.layout.subprograms):
             self._function(out, number, start)
-        return "\n".join(out.lines) + "\n"
+        return "\n".join(out.lines) + "\n", out.slots
 
     def _function(self, out: _Emitter, number: int, start: int) -> None:
         _, end = self.layout.subprogram_bounds(number)
         blocks = [s for s in self.leaders if start <= s < end
                   and (s == start or not self._falls_into(s, end))]
         out(0, f"def F{start}(ex, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, depth):")
+        out.slot = start
         out(1, "mem = ex.memory")
         out(1, "R = mem._regions")
-        out(1, "S = R[r10 >> 32].buffer")
-        if any(self.facts.get(slot) == "packet" for slot in range(start, end)):
+        out(1, "SR = R[r10 >> 32]")
+        out(1, "S = SR.buffer")
+        # program-wide: a leaf call inlined here may use them too
+        if any(_proven(fact, RegionKind.PACKET) for fact in self.facts.values()):
             out(1, "P = ex.env.packet")
             out(1, "PB = P.buffer")
             out(1, "PBASE = P.base")
+        if any(_proven(fact, RegionKind.STACK) for fact in self.facts.values()):
+            out(1, "SB = SR.base")
         out(1, "steps = ex.steps")
         out(1, "budget = ex.max_steps")
         out(1, f"pc = {start}")
@@ -228,6 +266,7 @@ class Translator:
         """Emit the block's last instruction; return the block to continue with inline."""
         insn = self.layout.slots[slot]
         assert insn is not None
+        out.slot = slot
         if insn.is_exit:
             out(depth, "ex.steps = steps")
             out(depth, "return r0, r1, r2, r3, r4, r5")
@@ -288,6 +327,7 @@ class Translator:
     def _instruction(self, out: _Emitter, depth: int, slot: int) -> None:
         insn = self.layout.slots[slot]
         assert insn is not None
+        out.slot = slot
         cls = insn.cls
         if cls in (InsnClass.ALU, InsnClass.ALU64):
             out(depth, self._alu(insn, slot))
@@ -334,7 +374,7 @@ class Translator:
             AluOp.RSH: f"{a} >> ({s} & {bits})",
             AluOp.NEG: f"-{a} & {mask}",
         }
-        if wide and self.facts.get(slot) == "no-wrap" and op in _NO_WRAP_FORMS:
+        if wide and isinstance(self.facts.get(slot), NoWrapFact) and op in _NO_WRAP_FORMS:
             # The verifier proved the result stays below 2**64 on every path: no reduction.
             return f"{d} = {_NO_WRAP_FORMS[op].format(a=a, s=s)}"
         if op in simple and insn.off == 0:
@@ -360,86 +400,155 @@ class Translator:
 
     def _load(self, out: _Emitter, depth: int, insn: Instruction, slot: int) -> None:
         size = insn.size.nbytes
+        sx = insn.mode == Mode.MEMSX
         if self._in_frame(insn.src, insn.off, size):
             value = f"S[{STACK_BYTES + insn.off}]" if size == 1 else \
                 f"UNPACK_{_STRUCT[size]}(S, {STACK_BYTES + insn.off})[0]"
-            if insn.mode == Mode.MEMSX:
-                value = f"SEXT({value}, {size * 8})"
-            out(depth, f"r{insn.dst} = {value}")
+            out(depth, f"r{insn.dst} = {_sext(value, size) if sx else value}")
             return
-        fact = self.facts.get(slot)
-        if fact is not None:
-            self._proven_load(out, depth, insn, fact)
+        fact = self._access_fact(out, depth, insn, slot)
+        if fact is not None and fact.proven and fact.single:
+            self._proven_load(out, depth, insn, slot, fact)
             return
         self._address(out, depth, insn.src, insn.off)
+        if fact is not None:
+            self._check_reach(out, depth, slot, fact, f"R{insn.src}", "a", size, False)
+            out(depth, "if g.reader is not None or not "
+                       f"(g.start <= a - g.base <= g.end - {size}):")
+        else:
+            out(depth, "if g is None or g.reader is not None or not "
+                       f"(g.start <= a - g.base <= g.end - {size}):")
         fast = f"UNPACK_{_STRUCT[size]}(g.buffer, a - g.base)[0]"
         slow = f"LOAD(mem, {slot}, a, {size})"
-        if insn.mode == Mode.MEMSX:
-            fast, slow = f"SEXT({fast}, {size * 8})", f"SEXT({slow}, {size * 8})"
-        out(depth, "if g is None or g.reader is not None or not "
-                   f"(g.start <= a - g.base <= g.end - {size}):")
-        out(depth + 1, f"r{insn.dst} = {slow}")
+        out(depth + 1, f"r{insn.dst} = {_sext(slow, size) if sx else slow}")
         out(depth, "else:")
-        out(depth + 1, f"r{insn.dst} = {fast}")
+        out(depth + 1, f"r{insn.dst} = {_sext(fast, size) if sx else fast}")
 
     def _store(self, out: _Emitter, depth: int, insn: Instruction, slot: int,
                value: str) -> None:
         size = insn.size.nbytes
+        mask = hex((1 << (size * 8)) - 1)
         if self._in_frame(insn.dst, insn.off, size):
             if size == 1:
                 out(depth, f"S[{STACK_BYTES + insn.off}] = {value} & 0xff")
             else:
                 out(depth, f"PACK_{_STRUCT[size]}(S, {STACK_BYTES + insn.off}, "
-                           f"{value} & {hex((1 << (size * 8)) - 1)})")
+                           f"{value} & {mask})")
             return
-        fact = self.facts.get(slot)
-        if fact in ("packet", "map_value", "stack"):
-            mask = hex((1 << (size * 8)) - 1)
-            if fact == "packet":  # a proven packet pointer: no wrap-around to mask
-                index = _packet_index(insn.dst, insn.off)
-                if size == 1:
-                    out(depth, f"PB[{index}] = {value} & 0xff")
-                else:
-                    out(depth, f"PACK_{_STRUCT[size]}(PB, {index}, {value} & {mask})")
-                return
-            out(depth, f"a = (r{insn.dst} + {insn.off}) & {hex(M64)}")
-            out(depth, "g = R[a >> 32]")
-            out(depth, f"PACK_{_STRUCT[size]}(g.buffer, a - g.base, {value} & {mask})")
+        fact = self._access_fact(out, depth, insn, slot)
+        if fact is not None and fact.proven and fact.single:
+            buffer, index = self._proven_place(out, depth, insn.dst, insn.off, slot, fact,
+                                               size, True)
+            if size == 1:
+                out(depth, f"{buffer}[{index}] = {value} & 0xff")
+            else:
+                out(depth, f"PACK_{_STRUCT[size]}({buffer}, {index}, {value} & {mask})")
             return
         self._address(out, depth, insn.dst, insn.off)
-        out(depth, "if g is None or not g.writable or not "
-                   f"(g.start <= a - g.base <= g.end - {size}):")
+        if fact is not None:
+            self._check_reach(out, depth, slot, fact, f"R{insn.dst}", "a", size, True)
+            out(depth, "if not g.writable or not "
+                       f"(g.start <= a - g.base <= g.end - {size}):")
+        else:
+            out(depth, "if g is None or not g.writable or not "
+                       f"(g.start <= a - g.base <= g.end - {size}):")
         out(depth + 1, f"FAULT(mem, {slot}, a, {size}, True)")
-        out(depth, f"PACK_{_STRUCT[size]}(g.buffer, a - g.base, "
-                   f"{value} & {hex((1 << (size * 8)) - 1)})")
+        out(depth, f"PACK_{_STRUCT[size]}(g.buffer, a - g.base, {value} & {mask})")
 
-    def _proven_load(self, out: _Emitter, depth: int, insn: Instruction, fact: str) -> None:
-        """A load the verifier proved in bounds of one kind of memory: no lookup misses, no
-        bounds check (a verifier bug shows up as an internal ExecutionError, see fast.py)."""
+    def _access_fact(self, out: _Emitter, depth: int, insn: Instruction,
+                     slot: int) -> AccessFact | None:
+        """The verifier's fact for this access; in a verified program, an access without one
+        was never reached by the verifier: running it is refused."""
+        fact = self.facts.get(slot)
+        if isinstance(fact, AccessFact):
+            return fact
+        if self.verified:
+            reg = insn.src if insn.cls == InsnClass.LDX else insn.dst
+            write = insn.cls != InsnClass.LDX
+            out(depth, f"a = (r{reg} + {insn.off}) & {hex(M64)}")
+            out(depth, f"UNVERIFIED(mem, {slot}, a, {insn.size.nbytes}, {write}, 'R{reg}')")
+        return None
+
+    def _proven_load(self, out: _Emitter, depth: int, insn: Instruction, slot: int,
+                     fact: AccessFact) -> None:
+        """A load the verifier proved in bounds of one region: no bounds check (a verifier
+        bug shows up as an internal ExecutionError, see fast.py, or stays inside it)."""
         size = insn.size.nbytes
-        if fact == "packet":  # a proven packet pointer: no wrap-around to mask
-            index = _packet_index(insn.src, insn.off)
-            value = f"PB[{index}]" if size == 1 else f"UNPACK_{_STRUCT[size]}(PB, {index})[0]"
-            if insn.mode == Mode.MEMSX:
-                value = f"SEXT({value}, {size * 8})"
-            out(depth, f"r{insn.dst} = {value}")
-            return
-        out(depth, f"a = (r{insn.src} + {insn.off}) & {hex(M64)}")
-        if fact == "ctx":
-            out(depth, "g = R[a >> 32]")
+        (kind,) = fact.kinds
+        if kind == RegionKind.CONTEXT:
+            self._address(out, depth, insn.src, insn.off)
+            self._check_reach(out, depth, slot, fact, f"R{insn.src}", "a", size, False)
             value = f"g.reader(a - g.base, {size})[0]"
         else:
-            out(depth, "g = R[a >> 32]")
-            value = f"UNPACK_{_STRUCT[size]}(g.buffer, a - g.base)[0]"
+            buffer, index = self._proven_place(out, depth, insn.src, insn.off, slot, fact,
+                                               size, False)
+            value = f"{buffer}[{index}]" if size == 1 else \
+                f"UNPACK_{_STRUCT[size]}({buffer}, {index})[0]"
         if insn.mode == Mode.MEMSX:
-            value = f"SEXT({value}, {size * 8})"
+            value = _sext(value, size)
         out(depth, f"r{insn.dst} = {value}")
+
+    def _proven_place(self, out: _Emitter, depth: int, reg: int, off: int, slot: int,
+                      fact: AccessFact, size: int, write: bool) -> tuple[str, str]:
+        """The buffer and index of a proven packet, stack or map value access: only the
+        region the fact names is ever indexed."""
+        (kind,) = fact.kinds
+        if kind == RegionKind.PACKET:  # a proven packet pointer: no wrap-around to mask
+            return "PB", _packet_index(reg, off)
+        if kind == RegionKind.STACK:
+            (frame,) = fact.frames
+            if frame == self._shift:
+                return "S", _offset_index(reg, off, "SB")
+            out(depth, f"g = FRAME_AT(mem, depth + {self._shift - frame})")
+            out(depth, "if g is None:")
+            out(depth + 1, f"PFAULT(mem, {slot}, (r{reg} + {off}) & {hex(M64)}, {size}, "
+                           f"{write}, 'R{reg}', {fact.describe()!r})")
+            return "g.buffer", _offset_index(reg, off, "g.base")
+        out(depth, f"a = (r{reg} + {off}) & {hex(M64)}" if off else f"a = r{reg}")
+        out(depth, "g = R.get(a >> 32)")
+        self._check_reach(out, depth, slot, fact, f"R{reg}", "a", size, write)
+        return "g.buffer", "a - g.base"
+
+    def _reach_test(self, slot: int, reach: Reach) -> str:
+        """An expression true when region ``g`` is memory ``reach`` allows."""
+        tests = []
+        for kind in sorted(reach.kinds, key=lambda k: k.value):
+            if kind == RegionKind.CONTEXT:
+                tests.append("g.kind is K_CONTEXT")
+            elif kind == RegionKind.PACKET:
+                tests.append("g.kind is K_PACKET")
+            elif kind == RegionKind.STACK:
+                for frame in sorted(reach.frames):
+                    tests.append("g is SR" if frame == self._shift else
+                                 f"g is FRAME_AT(mem, depth + {self._shift - frame})")
+            elif kind == RegionKind.MAP_VALUE:
+                if len(reach.maps) == 1 and not reach.inner_of:
+                    (handle,) = reach.maps
+                    self.names.add(("map", handle))
+                    tests.append(f"g.owner is M{handle}")
+                else:
+                    self.names.update(("map", h) for h in reach.maps)
+                    self.names.update(("inner", h) for h in reach.inner_of)
+                    self.names.add(("owners", slot))
+                    tests.append(f"g.owner in MS{slot}")
+        return " or ".join(tests) or "False"
+
+    def _check_reach(self, out: _Emitter, depth: int, slot: int, reach: Reach, who: str,
+                     address: str, size: int, write: bool) -> None:
+        """Fault unless region ``g`` (looked up for ``address``) is one ``reach`` allows."""
+        out(depth, f"if g is None or not ({self._reach_test(slot, reach)}):")
+        out(depth + 1, f"PFAULT(mem, {slot}, {address}, {size}, {write}, {who!r}, "
+                       f"{reach.describe()!r})")
 
     def _atomic(self, out: _Emitter, depth: int, insn: Instruction, slot: int) -> None:
         size = insn.size.nbytes
         mask = hex((1 << (size * 8)) - 1)
         d, s = f"r{insn.dst}", f"r{insn.src}"
+        fact = self._access_fact(out, depth, insn, slot)
         out(depth, f"a = ({d} + {insn.off}) & {hex(M64)}")
+        if fact is not None:
+            out(depth, "g = R.get(a >> 32)")
+            self._check_reach(out, depth, slot, fact, d.upper(), "a", size, True)
         out(depth, "try:")
         out(depth + 1, f"old = mem.load(a, {size})")
         if insn.imm == AtomicOp.CMPXCHG:
@@ -458,6 +567,24 @@ class Translator:
         out(depth, "except MemoryFault as fault:")
         out(depth + 1, f"raise fault.at({slot}) from None")
 
+    def _check_call(self, out: _Emitter, depth: int, slot: int, fact: CallFact) -> None:
+        """A helper's pointer arguments must reach what the verifier proved they reach, and
+        its map pointers be maps the verifier saw there."""
+        for arg in fact.memory:
+            reg = f"r{arg.regno}"
+            inner = depth
+            if arg.nullable:
+                out(depth, f"if {reg}:")
+                inner = depth + 1
+            out(inner, f"g = R.get({reg} >> 32)")
+            self._check_reach(out, inner, slot, arg, f"R{arg.regno}", reg, 0, False)
+        for regno, handles in fact.map_args:
+            self.names.update(("map pointer", h) for h in handles)
+            allowed = " and ".join(f"r{regno} != MP{h}" for h in sorted(handles))
+            out(depth, f"if {allowed or 'True'}:")
+            out(depth + 1, f"PFAULT(mem, {slot}, r{regno}, 0, False, 'R{regno}', "
+                           f"'a map pointer the program loaded')")
+
     def _call(self, out: _Emitter, depth: int, insn: Instruction, slot: int) -> None:
         args = "r1, r2, r3, r4, r5"
         if insn.is_local_call:
@@ -473,6 +600,9 @@ class Translator:
                        "ex.stack_for(depth + 1).end_address, depth + 1)")
             out(depth, "steps = ex.steps")
             return
+        fact = self.facts.get(slot)
+        if isinstance(fact, CallFact):
+            self._check_call(out, depth, slot, fact)
         out(depth, "ex.steps = steps")
         out(depth, "try:")
         if insn.opcode == CALLX:
@@ -518,15 +648,32 @@ class Translator:
         for reg in written:
             out(depth, f"k{reg} = r{reg}")
         out(depth, f"steps += {len(slots)}")
+        self._shift += 1
         for slot in slots[:-1]:
             self._instruction(out, depth, slot)
+        self._shift -= 1
         for reg in written:
             out(depth, f"r{reg} = k{reg}")
 
 
 def _packet_index(reg: int, off: int) -> str:
     """Where ``[rN+off]`` lies in the packet buffer, for a proven packet pointer."""
-    return f"r{reg} - PBASE + {off}" if off else f"r{reg} - PBASE"
+    return _offset_index(reg, off, "PBASE")
+
+
+def _offset_index(reg: int, off: int, base: str) -> str:
+    """Where ``[rN+off]`` lies in a buffer mapped at ``base``."""
+    return f"r{reg} - {base} + {off}" if off else f"r{reg} - {base}"
+
+
+def _sext(value: str, size: int) -> str:
+    return f"SEXT({value}, {size * 8})"
+
+
+def _proven(fact: Fact | None, kind: RegionKind) -> bool:
+    """A proven access to one region of this kind (the function binds its buffer)."""
+    return isinstance(fact, AccessFact) and fact.proven and fact.single and \
+        kind in fact.kinds
 
 
 def _writes(insn: Instruction) -> bool:
@@ -541,7 +688,7 @@ def _fetches(insn: Instruction) -> bool:
 
 
 def translate(layout: Layout, *, max_call_frames: int,
-              facts: Mapping[int, str] | None = None) -> str:
+              facts: Mapping[int, Fact] | None = None) -> str:
     """The Python source for a program: one function ``F<slot>`` per subprogram."""
     return Translator(layout, max_call_frames=max_call_frames, facts=facts).source()
 

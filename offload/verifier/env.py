@@ -11,6 +11,7 @@ from ..maps.spec import MapSpec
 from ..program import ProgType
 from .cfg import Program
 from .errors import Reject
+from .ops import Op
 from .state import Reg, RegType
 
 MapResolver = Mapping[int, MapSpec] | Callable[[int], MapSpec | None]
@@ -19,6 +20,15 @@ T = TypeVar("T")
 #: Results ``Env.cached`` keeps before it starts over (bounds memory on the largest programs).
 MEMO_LIMIT = 1 << 16
 _MISSING = object()
+
+
+@dataclass(slots=True)
+class PointerUses:
+    """The pointers one instruction used, over every explored path (facts for engines):
+    by register, (type, map handle, inner map, stack frame counted back from the current)."""
+
+    op: Op
+    regs: dict[int, set[tuple[RegType, int, bool, int]]]
 
 
 @dataclass(slots=True)
@@ -31,10 +41,12 @@ class Env:
     lddw: dict[int, Reg] = field(default_factory=dict)  # slot -> register an lddw loads
     id_gen: int = 0
     stack_depth: dict[int, int] = field(default_factory=dict)  # function -> bytes used
-    #: slot -> the pointer types its memory access was seen through (facts for engines)
-    accesses: dict[int, set[RegType]] = field(default_factory=dict)
-    #: slot -> whether a 64-bit add/sub/mul/lsh there never wraps on any explored path
-    no_wrap: dict[int, bool] = field(default_factory=dict)
+    #: slot -> the pointers its memory access or helper call was seen with (facts for engines)
+    accesses: dict[int, PointerUses] = field(default_factory=dict)
+    #: slot -> the fact that a 64-bit add/sub/mul/lsh never wraps, None once a path wraps
+    no_wrap: dict[int, Any] = field(default_factory=dict)
+    #: handles of the maps of maps among the lddw's (inner map values are named by them)
+    outer_maps: frozenset[int] | None = None
     memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # for ``cached``
 
     def cached(self, fn: Callable[..., T], *args: Any) -> T:

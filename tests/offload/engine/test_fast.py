@@ -140,6 +140,8 @@ def test_verifier_facts_drop_only_proven_wraparound():
     """A 64-bit add the verifier bounds skips its reduction; one that may wrap keeps it, and
     both engines agree either way."""
     from offload.caps import load_profile
+    from offload.engine.facts import NoWrapFact
+    from offload.isa.opcodes import AluOp
     from offload.verifier import verify
 
     program = assemble("""
@@ -157,7 +159,8 @@ def test_verifier_facts_drop_only_proven_wraparound():
     """)
     stats = verify(program, caps=load_profile("full"))
     facts = stats.engine_facts()
-    assert facts.get(3) == "no-wrap" and facts.get(4) == "no-wrap"
+    assert isinstance(facts.get(3), NoWrapFact) and isinstance(facts.get(4), NoWrapFact)
+    assert facts[3].op == AluOp.ADD and (facts[3].dst, facts[3].src) == (0, 2)
     assert 8 not in stats.no_wrap  # r3 = 2^64-1 plus a positive r0 wraps
     expected = run_on_memory(Interpreter(program), b"")[0]
     got = run_on_memory(FastInterpreter(program, facts=facts), b"")[0]
