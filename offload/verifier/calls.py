@@ -4,12 +4,14 @@ Helper arguments are checked against ``offload.helpers.prototypes`` the way the 
 ``check_func_arg`` does (map pointer first, then key/value memory of the map's sizes, memory
 of a fixed size or plus a bounded size argument, context; packet memory only for helpers that
 take it; no changes to maps programs may only read); afterwards R1-R5 are unreadable and R0
-holds what the prototype returns. What a helper may have written is forgotten by
-``memory.check_helper_mem``. A local call gets a fresh frame with R1-R5 passed in and its own stack;
-``exit`` from it restores the caller with R6-R9 preserved.
+holds what the prototype returns, and the stack it may have written holds unknown numbers
+(``memory.check_helper_mem``). A local call gets a fresh frame with R1-R5 passed in and its
+own stack; ``exit`` from it restores the caller with R6-R9 preserved.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ..helpers.prototypes import (
     MAP_TYPE_HELPERS,
@@ -25,7 +27,7 @@ from ..xdp import XdpAction
 from .alu import read_reg
 from .env import Env
 from .errors import Reject
-from .memory import check_helper_mem, map_can_write
+from .memory import HelperWrite, check_helper_mem, map_can_write
 from .ops import Op
 from .state import NOT_INIT, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
 
@@ -45,7 +47,9 @@ def check_helper_call(env: Env, state: State, insn: Op) -> None:
     if proto.prog_types is not None and env.prog_type not in proto.prog_types:
         raise Reject(f"unknown func {proto.kernel_name}#{hid}: not available to "
                      f"{env.prog_type.name} programs")
-    map_reg = _check_args(env, state, proto)
+    map_reg, writes = _check_args(env, state, proto)
+    for write in writes:  # the helper runs: what it may write is unknown from now on
+        write()
     frame = state.frame
     for r in range(1, 6):
         frame.regs[r] = NOT_INIT
@@ -77,8 +81,11 @@ def _clear_packet_pointers(state: State) -> None:
     state.map_regs(lambda r: NOT_INIT, _PKT_TYPES)
 
 
-def _check_args(env: Env, state: State, proto: HelperProto) -> Reg | None:
-    """Check R1-R5 against the prototype; returns the map argument, if any."""
+def _check_args(env: Env, state: State,
+                proto: HelperProto) -> tuple[Reg | None, list[Callable[[], None]]]:
+    """Check R1-R5 against the prototype; the map argument, if any, and the stack writes the
+    helper may make (made by the caller once every argument is checked)."""
+    writes: list[Callable[[], None]] = []
     map_reg: Reg | None = None
     map_spec: MapSpec | None = None
     args = proto.args
@@ -88,6 +95,7 @@ def _check_args(env: Env, state: State, proto: HelperProto) -> Reg | None:
             continue
         reg = read_reg(state, regno)
         t = arg.type
+        write: HelperWrite = None
         if t == ArgType.ANYTHING:
             if reg.type != RegType.SCALAR and not arg.pointer_ok:
                 raise Reject(f"R{regno} leaks addr into helper function")
@@ -123,20 +131,23 @@ def _check_args(env: Env, state: State, proto: HelperProto) -> Reg | None:
                              "before its map")
             _expect_mem(reg, regno)
             size = map_spec.key_size if t == ArgType.PTR_TO_MAP_KEY else map_spec.value_size
-            check_helper_mem(env, state, regno, reg, size, mode=arg.access)
+            write = check_helper_mem(env, state, regno, reg, size, mode=arg.access)
         elif t in (ArgType.PTR_TO_MEM, ArgType.PTR_TO_UNINIT_MEM):
             if arg.size:
-                _fixed_mem(env, state, regno, reg, arg)
+                write = _fixed_mem(env, state, regno, reg, arg)
             else:
-                _mem_and_size(env, state, regno, reg, arg,
-                              args[i + 1] if i + 1 < len(args) else None, proto)
+                write = _mem_and_size(env, state, regno, reg, arg,
+                                      args[i + 1] if i + 1 < len(args) else None, proto)
         elif t in (ArgType.CONST_SIZE, ArgType.CONST_SIZE_OR_ZERO):
             if reg.type != RegType.SCALAR:
                 raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=scalar")
         else:
             raise Reject(f"verifier bug: {proto.kernel_name} has argument kind {t.name}, "
                          "which the verifier does not check")
-    return map_reg
+        if write is not None:
+            writes.append(write)
+            write = None
+    return map_reg, writes
 
 
 def _expect_mem(reg: Reg, regno: int) -> None:
@@ -145,15 +156,15 @@ def _expect_mem(reg: Reg, regno: int) -> None:
         raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected={_MEM_TYPES}")
 
 
-def _fixed_mem(env: Env, state: State, regno: int, reg: Reg, arg: Arg) -> None:
+def _fixed_mem(env: Env, state: State, regno: int, reg: Reg, arg: Arg) -> HelperWrite:
     """A memory argument of a fixed size (``bpf_check_mtu``'s ``u32 *mtu_len``)."""
     _expect_mem(reg, regno)
-    check_helper_mem(env, state, regno, reg, arg.size, mode=arg.access,
+    return check_helper_mem(env, state, regno, reg, arg.size, mode=arg.access,
                      align=arg.size if arg.aligned else 0)
 
 
 def _mem_and_size(env: Env, state: State, regno: int, reg: Reg, arg: Arg,
-                  size_arg: Arg | None, proto: HelperProto) -> None:
+                  size_arg: Arg | None, proto: HelperProto) -> HelperWrite:
     """A memory argument sized by the next register (the kernel's ``check_mem_size_reg``).
 
     The helper may use any size up to the register's maximum. It fills exactly that many
@@ -177,10 +188,10 @@ def _mem_and_size(env: Env, state: State, regno: int, reg: Reg, arg: Arg,
     if arg.maybe_null and reg.type == RegType.SCALAR and reg.is_const and reg.var.value == 0:
         if size.umax:
             raise Reject(f"R{regno} type=scalar expected={_MEM_TYPES}: NULL needs size 0")
-        return
+        return None
     _expect_mem(reg, regno)
-    check_helper_mem(env, state, regno, reg, size.umax, mode=arg.access,
-                     exact=size.is_const)
+    return check_helper_mem(env, state, regno, reg, size.umax, mode=arg.access,
+                            exact=size.is_const)
 
 
 def _check_map_compat(proto: HelperProto, spec: MapSpec) -> None:

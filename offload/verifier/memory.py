@@ -6,10 +6,12 @@ the state has proven, which also covers variable offsets). Map values: within ``
 never written when the map is read-only to programs (BPF_F_RDONLY_PROG, frozen, devmaps), never
 read when it is write-only (BPF_F_WRONLY_PROG). Stack: within 512 bytes, aligned, reads only of
 written bytes, pointers only spilled and filled whole; an unprivileged program can never read a
-pointer back as a number. Memory a helper may write forgets what it held (``check_helper_mem``).
+pointer back as a number. Stack a helper may write forgets what it held (``check_helper_mem``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from ..helpers.prototypes import FILL, READ
 from ..isa.opcodes import ATOMIC_FETCH, AtomicOp, InsnClass, Mode
@@ -333,21 +335,29 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
 
 
 # ---------------------------------------------------------------- helper memory arguments
+#: What a helper call does to the stack once all its arguments are checked (or None).
+HelperWrite = Callable[[], None] | None
+
+
 def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *, mode: str,
-                     exact: bool = True, align: int = 0) -> None:
+                     exact: bool = True, align: int = 0) -> HelperWrite:
     """A helper reads (``read``), reads and writes (``rw``) or fills (``fill``) up to ``size``
     bytes at ``ptr``; ``exact``: it uses exactly ``size`` bytes (a constant size argument).
 
     Reading needs every byte written and no pointer among them (that would hand an address to
     the helper, e.g. into a map) and a map programs may read. Writing needs a map programs may
-    write, and afterwards every stack byte the helper may have written holds an unknown number:
+    write, and leaves every stack byte the helper may have written holding an unknown number:
     zeros, constants and spilled registers there are forgotten. Filling initialises the stack
     only where the bytes written are certain (a constant offset and size); otherwise the bytes
     must be initialised already, as the kernel requires. ``align``: the pointer must be a
     multiple of it (MEM_ALIGNED).
+
+    Nothing changes here: the stack write is returned, for the caller to make once every
+    argument is checked (an argument checked later must not see what the helper writes).
     """
     t = ptr.type
     reads, writes = mode != FILL, mode != READ
+    write: HelperWrite = None
     if t in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
         if size:
             check_packet(state, regno, ptr, 0, size)
@@ -356,11 +366,12 @@ def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *,
             check_map_value(regno, ptr, 0, size, read=reads, write=writes)
     elif t == RegType.PTR_TO_STACK:
         if size:
-            _helper_stack(env, state, regno, ptr, size, mode, exact)
+            write = _helper_stack(env, state, regno, ptr, size, mode, exact)
     else:
         raise Reject(f"R{regno} type={TYPE_NAMES[t]} expected=fp, pkt, pkt_meta, map_value")
     if align > 1:
         _check_aligned(regno, ptr, align)
+    return write
 
 
 def _check_aligned(regno: int, ptr: Reg, align: int) -> None:
@@ -377,7 +388,7 @@ def _check_aligned(regno: int, ptr: Reg, align: int) -> None:
 
 
 def _helper_stack(env: Env, state: State, regno: int, ptr: Reg, size: int, mode: str,
-                  exact: bool) -> None:
+                  exact: bool) -> HelperWrite:
     fixed = ptr.off
     var = ptr.var
     limit = env.caps.limits.stack_size
@@ -388,56 +399,50 @@ def _helper_stack(env: Env, state: State, regno: int, ptr: Reg, size: int, mode:
     stack = state.frames[ptr.frameno].stack
     end = hi + size
     if mode == FILL and exact and var.is_const:
-        _fill_stack(stack, lo, end)
-        return
+        for k in range(_locate(end - 1)[0], _locate(lo)[0] + 1):
+            spilled = stack.get(k, EMPTY_SLOT).spilled
+            if spilled is not None and spilled.type != SCALAR:
+                raise Reject("attempt to corrupt spilled pointer on stack: a helper would "
+                             f"write fp{max(lo, -8 * (k + 1))}")
+        return lambda: _fill_stack(stack, lo, end)
     # Every byte in [lo, end) may be read, or may be written without certainty which:
     # all of them must be initialised, and any write leaves all of them unknown.
-    writes = mode != READ
     addr = lo
     while addr < end:  # slot by slot, in address order
         k, i = _locate(addr)
         n = min(SLOT - i, end - addr)  # the bytes of slot k in the range: i .. i + n - 1
         slot = stack.get(k, EMPTY_SLOT)
         spilled = slot.spilled  # a slot holds a spilled register in all its bytes or in none
-        if spilled is not None:
-            if spilled.type != SCALAR:
-                why = ("it holds a spilled pointer" if mode != FILL else
-                       "a helper writing where it is not certain may not overwrite a spilled "
-                       "pointer")
-                raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{addr - lo} "
-                             f"size {size}: {why}")
-            if writes:
-                stack[k] = Slot(_MISC)  # the spilled number is gone, its bytes unknown
-        else:
-            part = slot.kinds[i:i + n]
-            if ByteKind.INVALID in part:
-                first = addr + part.index(ByteKind.INVALID)
-                why = "" if mode != FILL else (
-                    ": a helper filling memory at a variable offset or of a variable size "
-                    "needs all of it initialised first")
-                raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{first - lo} "
-                             f"size {size}{why}")
-            if writes and part != _MISC[:n]:
-                kinds = list(slot.kinds)
-                kinds[i:i + n] = _MISC[:n]
-                stack[k] = Slot(tuple(kinds))
+        if spilled is not None and spilled.type != SCALAR:
+            why = ("it holds a spilled pointer" if mode != FILL else
+                   "a helper writing where it is not certain may not overwrite a spilled "
+                   "pointer")
+            raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{addr - lo} "
+                         f"size {size}: {why}")
+        if spilled is None and ByteKind.INVALID in slot.kinds[i:i + n]:
+            first = addr + slot.kinds[i:i + n].index(ByteKind.INVALID)
+            why = "" if mode != FILL else (
+                ": a helper filling memory at a variable offset or of a variable size "
+                "needs all of it initialised first")
+            raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{first - lo} "
+                         f"size {size}{why}")
         addr += n
+    if mode == READ:
+        return None
+    return lambda: _fill_stack(stack, lo, end)
 
 
 def _fill_stack(stack: dict[int, Slot], lo: int, end: int) -> None:
-    """Bytes [lo, end) are written by the helper (constant offset and size): initialised,
-    unknown. A spilled number partly overwritten is gone; a spilled pointer may not be hit."""
+    """Bytes [lo, end) may have been written by a helper: they hold unknown numbers, and a
+    spilled number they overlap is gone (checked before: no spilled pointer is among them)."""
     addr = lo
     while addr < end:
         k, i = _locate(addr)
         n = min(SLOT - i, end - addr)
         slot = stack.get(k, EMPTY_SLOT)
         if slot.spilled is not None:
-            if slot.spilled.type != SCALAR:
-                raise Reject("attempt to corrupt spilled pointer on stack: a helper would "
-                             f"write fp{addr}")
             stack[k] = Slot(_MISC)
-        else:
+        elif slot.kinds[i:i + n] != _MISC[:n]:
             kinds = list(slot.kinds)
             kinds[i:i + n] = _MISC[:n]
             stack[k] = Slot(tuple(kinds))

@@ -234,3 +234,23 @@ def test_helper_uninit_fill_variable_offset_class():
     # a constant fill initialises only what it covers
     short = _fill("add %r3, -16", "mov %r4, 4")
     assert _verdict(short).startswith("invalid read from stack off -16+4 size 8")
+
+
+def test_helper_writes_happen_after_every_argument_is_checked(monkeypatch):
+    """An argument the helper reads is checked against the stack before the call, not against
+    what another argument of the same call will have written."""
+    from dataclasses import replace
+
+    from offload.helpers.prototypes import PROTOTYPES, Arg, ArgType, HelperProto, RetType
+
+    size = Arg(ArgType.CONST_SIZE)
+    fill_then_read = HelperProto(1000, "fill_then_read", RetType.INTEGER, (
+        Arg(ArgType.PTR_TO_UNINIT_MEM), size, Arg(ArgType.PTR_TO_MEM, rdonly=True), size))
+    monkeypatch.setitem(PROTOTYPES, 1000, fill_then_read)
+    caps = replace(FULL, helpers=FULL.helpers | {1000})
+    text = ("mov %r1, %r10\nadd %r1, -16\nmov %r2, 8\nmov %r3, %r10\nadd %r3, -16\n"
+            "mov %r4, 8\ncall 1000\nldxdw %r0, [%r10-16]\nmov %r0, 2\nexit")
+    with pytest.raises(VerifierError, match="invalid indirect read from stack R3"):
+        verify(assemble(text), caps=caps)
+    initialised = "stdw [%r10-16], 0\n" + text
+    verify(assemble(initialised), caps=caps)
