@@ -42,6 +42,7 @@ from .transfer_cases import (
     small_operands,
     spread,
     verifier_alu,
+    wide_operands,
 )
 
 ALU = alu_specs()
@@ -100,6 +101,16 @@ def test_alu_register_form_exhaustive(name, cls, op, off):
     insn = _insn(cls, op, off, None)
     for (a, xs), (b, ys) in pairs(SMALL, budget(120), seed=name):
         _check(insn, a, b, xs, ys, rng)
+
+
+@pytest.mark.parametrize("name,cls,op,off", ALU, ids=[s[0] for s in ALU])
+def test_alu_wide_tnums_exhaustive(name, cls, op, off):
+    """Every pair of values of an 8-unknown-bit and a 4-unknown-bit tnum, both orders."""
+    rng = random.Random(name)
+    insn = _insn(cls, op, off, None)
+    for (a, xs), (b, ys) in wide_operands(name, budget(2)):
+        _check(insn, a, b, xs, ys, rng, limit=1 << 12)
+        _check(insn, b, a, ys, xs, rng, limit=1 << 12)
 
 
 @pytest.mark.parametrize("name,cls,op,off", [s for s in ALU if s[2] != AluOp.NEG and

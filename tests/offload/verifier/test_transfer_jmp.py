@@ -36,6 +36,7 @@ from .transfer_cases import (
     small_operands,
     spread,
     verifier_branch,
+    wide_operands,
 )
 
 SPECS = [(f"{op.name.lower()}{'32' if cls == InsnClass.JMP32 else ''}", cls, op)
@@ -95,6 +96,16 @@ def test_jump_register_form_exhaustive(name, cls, op):
 
 
 @pytest.mark.parametrize("name,cls,op", SPECS, ids=IDS)
+def test_jump_wide_tnums_exhaustive(name, cls, op):
+    """Every pair of values of an 8-unknown-bit and a 4-unknown-bit tnum, both orders."""
+    rng = random.Random(name)
+    insn = _insn(cls, op, None)
+    for (a, xs), (b, ys) in wide_operands(name, budget(2)):
+        _check(insn, a, b, xs, ys, rng, limit=1 << 12)
+        _check(insn, b, a, ys, xs, rng, limit=1 << 12)
+
+
+@pytest.mark.parametrize("name,cls,op", SPECS, ids=IDS)
 def test_jump_immediate_form_exhaustive(name, cls, op):
     rng = random.Random(name)
     imms = rng.sample(IMMS, min(len(IMMS), budget(8)))
@@ -118,7 +129,7 @@ def test_jump_same_register(name, cls, op):
 
 # ---------------------------------------------------------------- full width, sampled
 @pytest.mark.parametrize("name,cls,op", SPECS, ids=IDS)
-@hsettings(60)
+@hsettings(45)
 @given(a=operand(), b=operand(), imm=st.one_of(st.none(), st.none(), st.sampled_from(IMMS),
                                                st.integers(-(1 << 31), (1 << 31) - 1)))
 def test_jump_full_width(name, cls, op, a, b, imm):

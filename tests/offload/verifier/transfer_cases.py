@@ -145,6 +145,21 @@ def small_tnum(rng: random.Random) -> Tnum:
     return Tnum(rng.choice(BASES) & ~mask & U64, mask)
 
 
+def wide_operands(seed: int | str, count: int) -> list[tuple[Operand, Operand]]:
+    """Pairs of tnum operands with 8 and 4 unknown bits at interesting positions: every value
+    of both is enumerated (4096 pairs), at the places where carries, signs and words meet."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        sides = []
+        for k in (8, 4):
+            mask = sum(1 << p for p in rng.sample(POSITIONS, k))
+            s = Scalar.from_tnum(Tnum(rng.choice(BASES) & ~mask & U64, mask))
+            sides.append(_operand(s))
+        out.append((sides[0], sides[1]))
+    return out
+
+
 def _operand(s: Scalar) -> Operand:
     exact = members(s)
     if exact is None:
