@@ -26,7 +26,7 @@ from ..maps.spec import MapSpec
 from ..xdp import XdpAction
 from .alu import read_reg
 from .env import Env
-from .errors import Reject
+from .errors import Reject, VerifierBug
 from .memory import HelperWrite, check_helper_mem, map_can_write
 from .ops import Op
 from .state import NOT_INIT, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
@@ -60,8 +60,8 @@ def check_helper_call(env: Env, state: State, insn: Op) -> None:
     else:
         outer = map_reg.map if map_reg is not None else None
         if map_reg is None or outer is None:
-            raise Reject(f"verifier bug: {proto.kernel_name}#{hid} returns a map value but "
-                         "took no map")
+            raise VerifierBug(f"{proto.kernel_name}#{hid} returns a map value but "
+                              "took no map")
         if outer.type.is_map_in_map:
             if outer.inner is None:
                 raise Reject(f"map-in-map '{outer.name}' has no inner map template")
@@ -110,7 +110,7 @@ def _check_args(env: Env, state: State,
                                  "the inner map first")
                 raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=map_ptr")
             if reg.map is None:
-                raise Reject(f"verifier bug: R{regno} is a map pointer without its map")
+                raise VerifierBug(f"R{regno} is a map pointer without its map")
             map_spec = reg.map
             map_reg = reg
             _check_map_compat(proto, reg.map)
@@ -126,9 +126,9 @@ def _check_args(env: Env, state: State,
         elif t in (ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE,
                    ArgType.PTR_TO_UNINIT_MAP_VALUE):
             if map_spec is None:
-                raise Reject(f"verifier bug: {proto.kernel_name} takes a map "
-                             f"{'key' if t == ArgType.PTR_TO_MAP_KEY else 'value'} in R{regno} "
-                             "before its map")
+                what = "key" if t == ArgType.PTR_TO_MAP_KEY else "value"
+                raise VerifierBug(f"{proto.kernel_name} takes a map {what} in R{regno} "
+                                  "before its map")
             _expect_mem(reg, regno)
             size = map_spec.key_size if t == ArgType.PTR_TO_MAP_KEY else map_spec.value_size
             write = check_helper_mem(env, state, regno, reg, size, mode=arg.access)
@@ -142,8 +142,8 @@ def _check_args(env: Env, state: State,
             if reg.type != RegType.SCALAR:
                 raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=scalar")
         else:
-            raise Reject(f"verifier bug: {proto.kernel_name} has argument kind {t.name}, "
-                         "which the verifier does not check")
+            raise VerifierBug(f"{proto.kernel_name} has argument kind {t.name}, "
+                              "which the verifier does not check")
         if write is not None:
             writes.append(write)
             write = None
@@ -172,8 +172,8 @@ def _mem_and_size(env: Env, state: State, regno: int, reg: Reg, arg: Arg,
     already, as if it read them (the kernel drops MEM_UNINIT for a variable size).
     """
     if size_arg is None or not size_arg.is_size:
-        raise Reject(f"verifier bug: {proto.kernel_name} takes memory in R{regno} without "
-                     "a size")
+        raise VerifierBug(f"{proto.kernel_name} takes memory in R{regno} without "
+                          "a size")
     size_reg = read_reg(state, regno + 1)
     if size_reg.type != RegType.SCALAR:
         raise Reject(f"R{regno + 1} type={TYPE_NAMES[size_reg.type]} expected=scalar")

@@ -20,7 +20,7 @@ from ..xdp import XDP_MD_SIZE, XdpMd
 from .alu import read_reg, write_reg
 from .arith import sign_extend as sign_extend_value
 from .env import Env
-from .errors import Reject
+from .errors import Reject, VerifierBug
 from .ops import Op
 from .scalar import Scalar
 from .state import (
@@ -147,7 +147,7 @@ def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *,
     if t == PTR_TO_STACK:
         if write:
             if value is None:
-                raise Reject(f"verifier bug: a store through R{regno} without a value")
+                raise VerifierBug(f"a store through R{regno} without a value")
             stack_write(env, state, regno, ptr, off, size, value, value_regno)
             return value
         reg = stack_read(env, state, regno, ptr, off, size)
@@ -197,7 +197,7 @@ def check_map_value(regno: int, ptr: Reg, off: int, size: int, *, read: bool,
     (``read``) and write (``write``) them; an atomic operation needs both."""
     spec = ptr.map
     if spec is None:
-        raise Reject(f"verifier bug: R{regno} points to a map value without its map")
+        raise VerifierBug(f"R{regno} points to a map value without its map")
     fixed = ptr.off + off
     var = ptr.var
     vs = spec.value_size
@@ -285,8 +285,8 @@ def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int
                          f"{ptr.var.var} off={off} size={size}: fp{addr} is not initialized")
         if kind == ByteKind.SPILL:
             if slot.spilled is None:
-                raise Reject(f"verifier bug: stack byte fp{addr} is marked spilled without a "
-                             "register")
+                raise VerifierBug(f"stack byte fp{addr} is marked spilled without a "
+                                  "register")
             if slot.spilled.type != RegType.SCALAR:
                 raise Reject(f"invalid read from stack off {lo}+{addr - lo} size {size}: part "
                              "of a spilled pointer")

@@ -390,3 +390,25 @@ def test_the_engine_runs_each_helper_within_its_prototype(profile, hid, engine, 
     assert outcome.error is None
     assert outcome.retval == 2
     assert not problems, problems
+
+
+def test_a_malformed_prototype_is_a_verifier_bug_refusal(monkeypatch):
+    """A table entry the checks cannot follow refuses the program (no assertion, no
+    traceback), in the kernel's words for an internal inconsistency."""
+    from offload.helpers.prototypes import Arg
+
+    caps = replace(FULL, helpers=FULL.helpers | {1000})
+    malformed = {
+        "memory without a size": (Arg(ArgType.PTR_TO_MEM),),
+        "a key before the map": (Arg(ArgType.PTR_TO_MAP_KEY),),
+    }
+    for what, args in malformed.items():
+        monkeypatch.setitem(PROTOTYPES, 1000, HelperProto(1000, "bad", RetType.INTEGER, args))
+        text = "stdw [%r10-8], 0\nmov %r1, %r10\nadd %r1, -8\ncall 1000\nmov %r0, 2\nexit"
+        with pytest.raises(VerifierError) as info:
+            verify(assemble(text), caps=caps)
+        assert info.value.reason.startswith("verifier bug: "), (what, info.value.reason)
+    returns_value = HelperProto(1000, "bad", RetType.PTR_TO_MAP_VALUE_OR_NULL)
+    monkeypatch.setitem(PROTOTYPES, 1000, returns_value)
+    with pytest.raises(VerifierError, match="verifier bug: .*returns a map value"):
+        verify(assemble("call 1000\nmov %r0, 2\nexit"), caps=caps)
