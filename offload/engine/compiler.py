@@ -18,6 +18,7 @@ saw faults. Names the code needs from the device are listed in :attr:`Translator
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from ..isa.instruction import Instruction
 from ..isa.opcodes import (
@@ -112,11 +113,12 @@ class Translator:
             if insn is None or not fact.applies_to(insn):
                 raise LoadError(f"the verifier's fact ({fact}) does not apply to this "
                                 f"instruction ({insn})", insn_index=slot)
-        #: What the code needs bound besides the base namespace: ("map", handle) for the
-        #: owner of a map's values ``M<handle>``; ("inner", handle) for the owners of the
-        #: values of a map of maps' inner maps ``I<handle>``; ("map pointer", handle) for a
-        #: map pointer ``MP<handle>``; ("owners", slot) for ``MS<slot>``.
-        self.names: set[tuple[str, int]] = set()
+        #: What the code needs bound besides the base namespace, by name: ("map", handle)
+        #: for the owner of a map's values; ("map pointer", handle) for the pointer an lddw
+        #: of that map loads; ("owners", reach) for the owners of the map values a reach
+        #: allows (a container); ("printed", args) for what a helper call's printed
+        #: arguments may reach (``Execution.arg_reach``).
+        self.names: dict[str, tuple[str, Any]] = {}
         self._shift = 0  # 1 while emitting an inlined call: the callee's frame is depth + 1
         self.leaders = block_leaders(layout)
         self._leader_set = set(self.leaders)
@@ -509,7 +511,7 @@ class Translator:
         self._check_reach(out, depth, slot, fact, f"R{reg}", "a", size, write)
         return "g.buffer", "a - g.base"
 
-    def _reach_test(self, slot: int, reach: Reach) -> str:
+    def _reach_test(self, reach: Reach) -> str:
         """An expression true when region ``g`` is memory ``reach`` allows."""
         tests = []
         for kind in sorted(reach.kinds, key=lambda k: k.value):
@@ -524,19 +526,18 @@ class Translator:
             elif kind == RegionKind.MAP_VALUE:
                 if len(reach.maps) == 1 and not reach.inner_of:
                     (handle,) = reach.maps
-                    self.names.add(("map", handle))
+                    self.names[f"M{handle}"] = ("map", handle)
                     tests.append(f"g.owner is M{handle}")
                 else:
-                    self.names.update(("map", h) for h in reach.maps)
-                    self.names.update(("inner", h) for h in reach.inner_of)
-                    self.names.add(("owners", slot))
-                    tests.append(f"g.owner in MS{slot}")
+                    name = f"MS{len(self.names)}"
+                    self.names[name] = ("owners", reach)
+                    tests.append(f"g.owner in {name}")
         return " or ".join(tests) or "False"
 
     def _check_reach(self, out: _Emitter, depth: int, slot: int, reach: Reach, who: str,
                      address: str, size: int, write: bool) -> None:
         """Fault unless region ``g`` (looked up for ``address``) is one ``reach`` allows."""
-        out(depth, f"if g is None or not ({self._reach_test(slot, reach)}):")
+        out(depth, f"if g is None or not ({self._reach_test(reach)}):")
         out(depth + 1, f"PFAULT(mem, {slot}, {address}, {size}, {write}, {who!r}, "
                        f"{reach.describe()!r})")
 
@@ -579,7 +580,7 @@ class Translator:
             out(inner, f"g = R.get({reg} >> 32)")
             self._check_reach(out, inner, slot, arg, f"R{arg.regno}", reg, 0, False)
         for regno, handles in fact.map_args:
-            self.names.update(("map pointer", h) for h in handles)
+            self.names.update((f"MP{h}", ("map pointer", h)) for h in handles)
             allowed = " and ".join(f"r{regno} != MP{h}" for h in sorted(handles))
             out(depth, f"if {allowed or 'True'}:")
             out(depth + 1, f"PFAULT(mem, {slot}, r{regno}, 0, False, 'R{regno}', "
@@ -603,6 +604,9 @@ class Translator:
         fact = self.facts.get(slot)
         if isinstance(fact, CallFact):
             self._check_call(out, depth, slot, fact)
+            if fact.printed:
+                self.names[f"PR{slot}"] = ("printed", fact.printed)
+                out(depth, f"ex.arg_reach = PR{slot}")
         out(depth, "ex.steps = steps")
         out(depth, "try:")
         if insn.opcode == CALLX:
@@ -615,6 +619,8 @@ class Translator:
         out(depth, "except TailCall as call:")
         out(depth + 1, f"call.slot = {slot}")
         out(depth + 1, "raise")
+        if isinstance(fact, CallFact) and fact.printed:
+            out(depth, "ex.arg_reach = NO_REACH")
         out(depth, "r1 = r2 = r3 = r4 = r5 = 0")
 
 

@@ -124,11 +124,14 @@ class ArgFact(Reach):
 @dataclass(frozen=True, slots=True)
 class CallFact:
     """What the verifier proved about the pointer arguments of one helper call: the memory
-    each may reach, and the maps (by handle) a map pointer argument may be."""
+    each may reach, the maps (by handle) a map pointer argument may be, and the memory the
+    arguments a helper may print or read as strings (``trace_printk``'s ``%s``) may reach
+    when they are pointers."""
 
     helper: int
     memory: tuple[ArgFact, ...] = ()
     map_args: tuple[tuple[int, frozenset[int]], ...] = ()  # (regno, handles)
+    printed: tuple[ArgFact, ...] = ()
 
     def applies_to(self, insn: Instruction) -> bool:
         return insn.is_helper_call and insn.imm == self.helper

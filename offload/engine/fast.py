@@ -21,7 +21,7 @@ from ..isa.instruction import Instruction
 from ..isa.opcodes import LDDW, PseudoSrc
 from .alu import ALU32_OPS, ALU64_OPS, M64, bswap, sign_extend
 from .compiler import Translator
-from .facts import Fact
+from .facts import Fact, Reach
 from .interpreter import (
     DEFAULT_MAX_STEPS,
     MAX_CALL_FRAMES,
@@ -39,7 +39,7 @@ from .memory import Memory, MemoryFault, ProvenanceFault, Region, RegionKind
 CACHE_SIZE = 256
 SOURCE_NAME = "<offload-fast-engine>"
 #: The compiled translation, the slot of each source line, and the names it needs bound.
-Compiled = tuple[CodeType, list[int], frozenset[tuple[str, int]]]
+Compiled = tuple[CodeType, list[int], dict[str, tuple[str, Any]]]
 _CODE_CACHE: OrderedDict[tuple[bytes, int, tuple[tuple[int, Fact], ...] | None], Compiled] = \
     OrderedDict()
 
@@ -110,7 +110,7 @@ def _base_namespace() -> dict[str, Any]:
         "FAULT": _fault, "LOAD": _load, "CALLX": _callx, "MemoryFault": MemoryFault,
         "TailCall": TailCall, "BudgetExhausted": _budget_exhausted, "TooDeep": _too_deep,
         "PFAULT": _provenance_fault, "UNVERIFIED": _unverified, "FRAME_AT": _frame_at,
-        "K_CONTEXT": RegionKind.CONTEXT, "K_PACKET": RegionKind.PACKET,
+        "K_CONTEXT": RegionKind.CONTEXT, "K_PACKET": RegionKind.PACKET, "NO_REACH": {},
     }
     for size, code in ((1, "B"), (2, "H"), (4, "I"), (8, "Q")):
         layout = struct.Struct("<" + code)
@@ -131,13 +131,26 @@ def compiled_code(program_bytes: bytes, translator: Callable[[], Translator],
     if compiled is None:
         made = translator()
         source, lines = made.emit()
-        compiled = (compile(source, SOURCE_NAME, "exec"), lines, frozenset(made.names))
+        compiled = (compile(source, SOURCE_NAME, "exec"), lines, dict(made.names))
         _CODE_CACHE[key] = compiled
         if len(_CODE_CACHE) > CACHE_SIZE:
             _CODE_CACHE.popitem(last=False)
     else:
         _CODE_CACHE.move_to_end(key)
     return compiled
+
+
+def _admits(reach: Reach, owners: _AnyOf) -> Callable[[Region], bool]:
+    """Whether a region is memory ``reach`` allows, for checks outside generated code (a
+    stack frame is allowed whichever frame it is: the call depth is not known there)."""
+    kinds = reach.kinds
+
+    def admits(region: Region) -> bool:
+        kind = region.kind
+        if kind not in kinds:
+            return False
+        return kind != RegionKind.MAP_VALUE or region.owner in owners
+    return admits
 
 
 class _AnyOf:
@@ -184,14 +197,17 @@ class FastInterpreter(Interpreter):
                 namespace[f"K{slot}"] = value = resolve_lddw(insn) & M64
                 if insn.src in (PseudoSrc.MAP_FD, PseudoSrc.MAP_IDX):
                     map_pointers[insn.imm] = value
-        self._bind(namespace, names, facts or {}, map_pointers, map_owner, inner_owners)
+        self._bind(namespace, names, map_pointers, map_owner, inner_owners)
+        #: a verified program's helpers read through printed arguments only where a call's
+        #: facts allow it (``Execution.check_pointer``)
+        self._arg_reach: dict[int, Callable[[Region], bool]] | None = \
+            None if facts is None else {}
         exec(code, namespace)  # noqa: S102 - our own translation of a checked program
         self._entry = namespace["F0"]
 
     @staticmethod
-    def _bind(namespace: dict[str, Any], names: frozenset[tuple[str, int]],
-              facts: Mapping[int, Fact], map_pointers: Mapping[int, int],
-              map_owner: Callable[[int], Any] | None,
+    def _bind(namespace: dict[str, Any], names: Mapping[str, tuple[str, Any]],
+              map_pointers: Mapping[int, int], map_owner: Callable[[int], Any] | None,
               inner_owners: Callable[[int], Container[Any]] | None) -> None:
         """Resolve the maps the facts name (the device's handles) to what the code compares
         regions and map pointers with."""
@@ -201,28 +217,26 @@ class FastInterpreter(Interpreter):
                                 "was given no maps", insn_index=0)
             return map_owner(handle)
 
-        def inner(handle: int) -> Container[Any]:
-            if inner_owners is None:
-                raise LoadError(f"the verifier's facts name the inner maps of map {handle}, "
-                                "and the engine was given no maps", insn_index=0)
-            return inner_owners(handle)
+        def owners(reach: Reach) -> _AnyOf:
+            if reach.inner_of and inner_owners is None:
+                raise LoadError("the verifier's facts name inner maps, and the engine was "
+                                "given no maps", insn_index=0)
+            return _AnyOf(frozenset(owner(h) for h in reach.maps),
+                          tuple(inner_owners(h) for h in sorted(reach.inner_of))
+                          if inner_owners is not None else ())
 
-        for what, key in sorted(names):
+        for name, (what, data) in names.items():
             if what == "map":
-                namespace[f"M{key}"] = owner(key)
-            elif what == "inner":
-                namespace[f"I{key}"] = inner(key)
+                namespace[name] = owner(data)
             elif what == "map pointer":
-                if key not in map_pointers:
-                    raise LoadError(f"the verifier's facts name map {key}, which no lddw of "
+                if data not in map_pointers:
+                    raise LoadError(f"the verifier's facts name map {data}, which no lddw of "
                                     "the program loads", insn_index=0)
-                namespace[f"MP{key}"] = map_pointers[key]
-        for what, slot in names:
-            if what == "owners":
-                fact = facts[slot]
-                namespace[f"MS{slot}"] = _AnyOf(
-                    frozenset(owner(h) for h in fact.maps),  # type: ignore[union-attr]
-                    tuple(inner(h) for h in sorted(fact.inner_of)))  # type: ignore[union-attr]
+                namespace[name] = map_pointers[data]
+            elif what == "owners":
+                namespace[name] = owners(data)
+            elif what == "printed":
+                namespace[name] = {arg.regno: _admits(arg, owners(arg)) for arg in data}
 
     def run(self, memory: Memory, *args: int, env: Any = None) -> int:
         """Run with r1.. = args and return r0: the packet path's entry, kept short (no
@@ -231,6 +245,7 @@ class FastInterpreter(Interpreter):
         return _loop(self, regs, run)
 
     def _run(self, regs: list[int], run: Execution) -> tuple[TailCall | None, int]:
+        run.arg_reach = self._arg_reach
         try:
             results = self._entry(run, *regs, 0)
         except TailCall as call:

@@ -41,7 +41,7 @@ from ..isa.opcodes import (
 )
 from ..isa.structure import Layout, StructureError, build_layout
 from .alu import ALU32_OPS, ALU64_OPS, M32, M64, bswap, jump_taken, sign_extend, to_little_endian
-from .memory import REGION_SHIFT, Memory, MemoryFault, Region, RegionKind
+from .memory import REGION_SHIFT, Memory, MemoryFault, ProvenanceFault, Region, RegionKind
 from .provenance import (
     TAG,
     HelperSig,
@@ -120,6 +120,9 @@ class Execution:
     regs: list[int] = field(default_factory=list)
     #: Pointers spilled to the stack: address -> (tag, value), with provenance only.
     spills: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: Set by the fast engine around a verified helper call: what each argument a helper may
+    #: read as a string may reach (``check_pointer``); None when nothing is checked.
+    arg_reach: Mapping[int, Callable[[Region], bool]] | None = None
 
     @property
     def tags(self) -> list[int] | None:
@@ -127,6 +130,25 @@ class Execution:
         pointer), or None when the program runs without provenance."""
         regs = self.regs
         return regs[TAG:TAG + 11] if len(regs) > TAG else None
+
+    def check_pointer(self, regno: int, address: int) -> None:
+        """Before a helper reads through argument ``regno`` that it may also take as a
+        number (``trace_printk``'s ``%s``): the address must lie in memory the argument was
+        derived from (with provenance) or that the verifier proved it may reach (the fast
+        engine on a verified program)."""
+        regs = self.regs
+        if len(regs) > TAG:
+            tag = regs[regno + TAG]
+            if address >> REGION_SHIFT != tag:
+                raise self.memory.provenance_fault(f"R{regno}", tag, address, 1, False,
+                                                   " (read by a helper as a string)")
+        elif self.arg_reach is not None:
+            admits = self.arg_reach.get(regno)
+            region = self.memory.region_at(address)
+            if admits is None or region is None or not admits(region):
+                raise ProvenanceFault(f"R{regno} is read by a helper as a string, and the "
+                                      "verifier did not prove it points to memory the program "
+                                      "may read", address=address, size=1, write=False)
 
     def finish(self, value: int) -> None:
         """End the run now with r0 = value (an unwinding helper)."""

@@ -208,6 +208,7 @@ def _format(env: XdpEnv, ex: Execution, fmt: bytes, args: list[int]) -> str:
         elif conv == "p":
             out.append(hex(value))
         else:
+            ex.check_pointer(2 + arg, args[arg - 1])  # a1..a3 are r3..r5
             out.append(ex.memory.read_cstring(args[arg - 1], TRACE_LIMIT).decode("latin-1"))
     return "".join(out)
 

@@ -169,11 +169,16 @@ def _call_fact(op: ops.Op, regs: Mapping[int, set[tuple[RegType, int, bool, int]
     """The pointer arguments of one helper call; an argument that was not always memory (or
     a map pointer the program loaded itself) is left unchecked by engines."""
     proto = prototype(op.imm)
-    memory, map_args = [], []
+    memory, map_args, printed = [], [], []
     for index, arg in enumerate(proto.args if proto is not None else ()):
         regno = index + 1
         keys = regs.get(regno)
         if not keys:
+            continue
+        if arg.type == ArgType.ANYTHING:  # printed: a pointer here may be read as a string
+            fact = _arg_fact(regno, keys, True)
+            if fact is not None and fact.kinds:
+                printed.append(fact)
             continue
         if arg.type == ArgType.CONST_MAP_PTR:
             if all(t in _MAP_POINTERS and not inner for t, _, inner, _ in keys):
@@ -182,7 +187,7 @@ def _call_fact(op: ops.Op, regs: Mapping[int, set[tuple[RegType, int, bool, int]
         fact = _arg_fact(regno, keys, arg.maybe_null)
         if fact is not None:
             memory.append(fact)
-    return CallFact(op.imm, tuple(memory), tuple(map_args))
+    return CallFact(op.imm, tuple(memory), tuple(map_args), tuple(printed))
 
 
 def no_wrap_facts(no_wrap: Mapping[int, NoWrapFact | None]) -> dict[int, NoWrapFact]:
@@ -374,7 +379,7 @@ class _Explorer:
         elif kind == ops.HELPER_CALL:
             proto = prototype(op.imm)
             for index, arg in enumerate(proto.args if proto is not None else ()):
-                if arg.type in _POINTER_ARGS:
+                if arg.type in _POINTER_ARGS or arg.pointer_ok:
                     note_pointer(env, state, slot, op, index + 1)
             check_helper_call(env, state, op)
         else:  # ops.JA
