@@ -14,7 +14,9 @@ in the region its tag names is a :class:`~.memory.ProvenanceFault`: even if the 
 a wrong address through, a program reaches only memory it was given.
 
 The register file holds the values in slots 0-10 and their tags in slots 11-21 (``TAG``), so
-the steps keep the interpreter's signature and cost one list store more.
+the steps keep the interpreter's signature and cost one list store more. An access compares
+the address's region slot with the tag and nothing else: a number below 4 GiB passes that
+comparison (slot 0 with tag 0) and faults in the memory model, where slot 0 is never mapped.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def check_helper_args(sig: HelperSig, r: list[int], ex: Any) -> None:
             continue
         if use is ArgUse.MEMORY_OR_NULL and value == 0:
             continue
-        if value >> REGION_SHIFT != tag:
+        if not tag or value >> REGION_SHIFT != tag:
             raise ex.memory.provenance_fault(f"R{regno}", tag, value, 0, False,
                                              f" (an argument of {sig.name})")
 
