@@ -117,9 +117,10 @@ class Execution:
     #: Called before every instruction of the reference interpreter (``execute_traced``).
     on_step: Callable[[int, list[int], Execution], None] | None = None
     #: The register file (with provenance, r0-r10 then their tags).
-    regs: list[int] = field(default_factory=list)
-    #: Pointers spilled to the stack: address -> (tag, value), with provenance only.
-    spills: dict[int, tuple[int, int]] = field(default_factory=dict)
+    regs: list[int] | tuple[()] = ()
+    #: Pointers spilled to the stack: address -> (tag, value), with provenance only (made at
+    #: the first spill).
+    spills: dict[int, tuple[int, int]] | None = None
     #: Set by the fast engine around a verified helper call: what each argument a helper may
     #: read as a string may reach (``check_pointer``); None when nothing is checked.
     arg_reach: Mapping[int, Callable[[Region], bool]] | None = None
@@ -236,15 +237,20 @@ class Interpreter:
         if len(args) > 5:
             raise ValueError("a program takes at most five arguments (r1-r5)")
         run = Execution(memory, env, self, self.max_steps)
-        regs = [0, *(arg & M64 for arg in args), *(0,) * (10 - len(args))]
         frame = run.stack_for(0)
-        regs[10] = frame.end_address
-        if self.provenance is not None:
-            regs += [0] * 11
-            for n in range(1, len(args) + 1):
-                if memory.region_at(regs[n]) is not None:
-                    regs[n + TAG] = regs[n] >> REGION_SHIFT
+        if self.provenance is None:
+            regs = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, frame.end_address]
+            for n, arg in enumerate(args, 1):
+                regs[n] = arg & M64
+        else:
+            regs = [0] * 22
+            regs[10] = frame.end_address
             regs[10 + TAG] = frame.base >> REGION_SHIFT
+            mapped = memory._regions
+            for n, arg in enumerate(args, 1):
+                regs[n] = arg = arg & M64
+                if arg >> REGION_SHIFT in mapped:
+                    regs[n + TAG] = arg >> REGION_SHIFT
         run.regs = regs
         return run, regs
 
@@ -460,7 +466,7 @@ def _loop_after_tail_call(call: TailCall, regs: list[int], run: Execution) -> in
                                  insn_index=call.slot)
         run.tail_calls += 1
         run.frames.clear()
-        run.spills.clear()
+        run.spills = None
         run.program = program = call.target
         program._restart(regs, run, call.ctx)
         next_call, r0 = program._run(regs, run)

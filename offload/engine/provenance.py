@@ -40,6 +40,10 @@ from ..isa.opcodes import (
 from .alu import ALU32_OPS, ALU64_OPS, M32, M64, bswap, sign_extend, to_little_endian
 from .memory import REGION_SHIFT, RegionKind
 
+STACK = RegionKind.STACK
+# The steps below compare ``address >> 32`` with a tag: 32 is REGION_SHIFT, written out on
+# the hot paths (a constant costs less than a global lookup).
+
 #: Offset of a register's tag in the register file: r[n + TAG] is the tag of rN.
 TAG = 11
 Step = Callable[[list[int], Any], int]
@@ -178,31 +182,14 @@ def tagged_memory_step(insn: Instruction, slot: int) -> Step:
     size = insn.size.nbytes
     cls, mode = insn.cls, insn.mode
     if cls == InsnClass.LDX:
-        who = f"R{s}"
-        bits = size * 8 if mode == Mode.MEMSX else 0
-
-        def load(r: list[int], ex: Any) -> int:
-            a = (r[s] + off) & M64
-            if a >> REGION_SHIFT != r[ts]:
-                raise ex.memory.provenance_fault(who, r[ts], a, size, False)
-            value, tag = ex.memory.load_tagged(a, size)
-            if size == 8 and ex.spills:
-                spilled = ex.spills.get(a)
-                if spilled is not None and spilled[1] == value:
-                    tag = spilled[0]
-            if bits:
-                value, tag = sign_extend(value, bits), 0
-            r[d] = value
-            r[td] = tag
-            return nxt
-        return load
+        return _tagged_load_step(insn, slot)
     who = f"R{d}"
     if cls == InsnClass.ST:
         value = insn.imm & M64
 
         def store_imm(r: list[int], ex: Any) -> int:
             a = (r[d] + off) & M64
-            if a >> REGION_SHIFT != r[td]:
+            if a >> 32 != r[td]:
                 raise ex.memory.provenance_fault(who, r[td], a, size, True)
             ex.memory.store(a, size, value)
             if ex.spills:
@@ -211,18 +198,76 @@ def tagged_memory_step(insn: Instruction, slot: int) -> Step:
         return store_imm
     if mode == Mode.ATOMIC:
         return _tagged_atomic_step(insn, slot)
+    if size != 8:
+        def store(r: list[int], ex: Any) -> int:
+            a = (r[d] + off) & M64
+            if a >> 32 != r[td]:
+                raise ex.memory.provenance_fault(who, r[td], a, size, True)
+            ex.memory.store(a, size, r[s])
+            if ex.spills:
+                forget_spills(ex.spills, a, size)
+            return nxt
+        return store
 
-    def store(r: list[int], ex: Any) -> int:
+    def store8(r: list[int], ex: Any) -> int:
+        """An 8-byte store: a pointer stored whole, aligned, on the stack is a spill."""
         a = (r[d] + off) & M64
-        if a >> REGION_SHIFT != r[td]:
-            raise ex.memory.provenance_fault(who, r[td], a, size, True)
-        region = ex.memory.store(a, size, r[s])
-        if size == 8 and r[ts] and not a & 7 and region.kind is RegionKind.STACK:
-            ex.spills[a] = (r[ts], r[s])
+        if a >> 32 != r[td]:
+            raise ex.memory.provenance_fault(who, r[td], a, 8, True)
+        value = r[s]
+        region = ex.memory.store(a, 8, value)
+        if r[ts] and not a & 7 and region.kind is STACK:
+            if ex.spills is None:
+                ex.spills = {}
+            ex.spills[a] = (r[ts], value)
         elif ex.spills:
-            forget_spills(ex.spills, a, size)
+            forget_spills(ex.spills, a, 8)
         return nxt
-    return store
+    return store8
+
+
+def _tagged_load_step(insn: Instruction, slot: int) -> Step:
+    """Loads give numbers, but for pointers read from computed memory (the context's packet
+    fields) and the 8-byte fill of a spilled pointer whose bytes are unchanged."""
+    d, s, off = insn.dst, insn.src, insn.off
+    td, ts = d + TAG, s + TAG
+    nxt = slot + 1
+    size = insn.size.nbytes
+    who = f"R{s}"
+    if insn.mode == Mode.MEMSX:
+        bits = size * 8
+
+        def load_sx(r: list[int], ex: Any) -> int:
+            a = (r[s] + off) & M64
+            if a >> 32 != r[ts]:
+                raise ex.memory.provenance_fault(who, r[ts], a, size, False)
+            r[d] = sign_extend(ex.memory.load(a, size), bits)
+            r[td] = 0
+            return nxt
+        return load_sx
+    if size != 8:
+        def load(r: list[int], ex: Any) -> int:
+            a = (r[s] + off) & M64
+            if a >> 32 != r[ts]:
+                raise ex.memory.provenance_fault(who, r[ts], a, size, False)
+            r[d], r[td] = ex.memory.load_tagged(a, size)
+            return nxt
+        return load
+
+    def load8(r: list[int], ex: Any) -> int:
+        a = (r[s] + off) & M64
+        if a >> 32 != r[ts]:
+            raise ex.memory.provenance_fault(who, r[ts], a, 8, False)
+        value, tag = ex.memory.load_tagged(a, 8)
+        spills = ex.spills
+        if spills:
+            spilled = spills.get(a)
+            if spilled is not None and spilled[1] == value:
+                tag = spilled[0]
+        r[d] = value
+        r[td] = tag
+        return nxt
+    return load8
 
 
 _ATOMIC_ARITH: dict[int, Callable[[int, int], int]] = {
@@ -247,7 +292,7 @@ def _tagged_atomic_step(insn: Instruction, slot: int) -> Step:
 
     def atomic(r: list[int], ex: Any) -> int:
         a = (r[d] + off) & M64
-        if a >> REGION_SHIFT != r[td]:
+        if a >> 32 != r[td]:
             raise ex.memory.provenance_fault(who, r[td], a, size, True)
         memory = ex.memory
         old = memory.load(a, size)
