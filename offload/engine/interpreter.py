@@ -224,8 +224,10 @@ class Interpreter:
     def execute_traced(self, memory: Memory, *args: int, env: Any = None,
                        on_step: Callable[[int, list[int], Execution], None]) -> ExecResult:
         """``execute``, calling ``on_step(pc, regs, run)`` before every instruction (the
-        soundness oracle compares each machine state with the verifier's). ``run.program``
-        tells which program runs after a tail call; ``run.frames`` holds the callers."""
+        soundness oracle compares each machine state with the verifier's). ``regs[0:11]``
+        are r0-r10; ``run.tags`` their provenance tags (None without provenance);
+        ``run.program`` tells which program runs after a tail call; ``run.frames`` holds the
+        callers (``saved``: their r6-r10, then with provenance those registers' tags)."""
         run, regs = self._start(memory, args, env)
         run.on_step = on_step
         r0 = _loop(self, regs, run)
