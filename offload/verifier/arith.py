@@ -251,10 +251,10 @@ def sign_extend(s: Scalar, from_bits: int, bits: int = 64) -> Scalar:
     lo, hi = -sign, sign - 1
     if s.s32min >= -sign and s.s32max < sign:  # the low word's signed value fits
         lo, hi = max(lo, s.s32min), min(hi, s.s32max)
-    for umin, umax in ((s.umin, s.umax), (s.u32min, s.u32max), (s.smin, s.smax),
-                       (s.s32min, s.s32max)):
-        if umin >> from_bits == umax >> from_bits:  # one run of the low bits, no wrap
-            a, b = umin & m, umax & m
+    for first, last in ((s.umin, s.umax), (s.u32min, s.u32max), (s.smin, s.smax),
+                        (s.s32min, s.s32max)):
+        if first >> from_bits == last >> from_bits:  # one run of the low bits, no wrap
+            a, b = first & m, last & m
             if b < sign:
                 lo, hi = max(lo, a), min(hi, b)
             elif a >= sign:

@@ -81,7 +81,8 @@ def test_constant_folding_is_the_engines_arithmetic(bits):
     """``arith.concrete`` folds constants in the verifier: it must compute what runs."""
     table = ALU64_OPS if bits == 64 else ALU32_OPS
     rng = random.Random(bits)
-    values = list(EDGES) + list(range(9)) + [rng.getrandbits(64) for _ in range(budget(12))]
+    randoms = [rng.getrandbits(64) for _ in range(budget(12, per=10))]
+    values = list(EDGES) + list(range(9)) + randoms
     checked = 0
     for (op, off), fn in table.items():
         if op == AluOp.MOV and off:
@@ -108,7 +109,7 @@ def test_alu_wide_tnums_exhaustive(name, cls, op, off):
     """Every pair of values of an 8-unknown-bit and a 4-unknown-bit tnum, both orders."""
     rng = random.Random(name)
     insn = _insn(cls, op, off, None)
-    for (a, xs), (b, ys) in wide_operands(name, budget(2)):
+    for (a, xs), (b, ys) in wide_operands(name, budget(2, per=100)):
         _check(insn, a, b, xs, ys, rng, limit=1 << 12)
         _check(insn, b, a, ys, xs, rng, limit=1 << 12)
 

@@ -77,7 +77,8 @@ def test_constant_comparisons_are_the_engines(bits):
     """``branch.holds`` decides jumps between constants: it must be the engine's test, and
     the negation used for the fall-through edge its complement."""
     rng = random.Random(bits)
-    values = list(EDGES) + list(range(9)) + [rng.getrandbits(64) for _ in range(budget(10))]
+    randoms = [rng.getrandbits(64) for _ in range(budget(10, per=10))]
+    values = list(EDGES) + list(range(9)) + randoms
     for op in JMP_OPS:
         for x in values:
             for y in values:
@@ -100,7 +101,7 @@ def test_jump_wide_tnums_exhaustive(name, cls, op):
     """Every pair of values of an 8-unknown-bit and a 4-unknown-bit tnum, both orders."""
     rng = random.Random(name)
     insn = _insn(cls, op, None)
-    for (a, xs), (b, ys) in wide_operands(name, budget(2)):
+    for (a, xs), (b, ys) in wide_operands(name, budget(2, per=100)):
         _check(insn, a, b, xs, ys, rng, limit=1 << 12)
         _check(insn, b, a, ys, xs, rng, limit=1 << 12)
 

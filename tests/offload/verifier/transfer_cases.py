@@ -38,9 +38,9 @@ EXAMPLES = int(os.environ.get("OFFLOAD_TRANSFER_EXAMPLES", "0") or 0)
 EXIT = Instruction(InsnClass.JMP | JmpOp.EXIT)
 
 
-def budget(default: int) -> int:
-    """``default``, or the scaled-up count of a thorough run."""
-    return max(EXAMPLES, default) if EXAMPLES else default
+def budget(default: int, per: int = 1) -> int:
+    """``default``, or on a thorough run one for every ``per`` examples asked for."""
+    return max(EXAMPLES // per, default) if EXAMPLES else default
 
 
 def hsettings(default: int) -> settings:
@@ -181,7 +181,7 @@ def small_operands(seed: int = 0) -> list[Operand]:
             out.append(_operand(Scalar.srange(slo, shi)))
         if (lo & U32) <= (hi & U32):  # the same low-word range, in the 32-bit view only
             out.append(_operand(abstraction([(lo & ~U32) | v for v in (lo & U32, hi & U32)])))
-    for _ in range(budget(24) // 2):
+    for _ in range(budget(24, per=4) // 2):
         t = small_tnum(rng)
         out.append(_operand(Scalar.from_tnum(t)))
         values = members(Scalar.from_tnum(t)) or [t.value]
