@@ -49,5 +49,6 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest'
         f"{counts['soundness']} programs through the soundness oracle")
     if accepted:
         terminalreporter.write_line(
-            f"{1000 * counts['seconds'] / accepted:.1f} ms per accepted program (test time of "
-            f"all shards, generation, refusals and Hypothesis included)")
+            f"{1000 * counts['cpu_seconds'] / accepted:.1f} ms of CPU per accepted program "
+            f"({1000 * counts['seconds'] / accepted:.1f} ms wall; generation, refusals and "
+            f"Hypothesis included)")

@@ -36,7 +36,11 @@ from offload.caps.profiles import load_profile
 from offload.program import ProgType
 from offload.verifier import VerifierError, VerifierStats, verify
 
-from .generator import Generated, xdp_programs
+from offload.isa import assemble
+from offload.isa.opcodes import ATOMIC_FETCH, AluOp, AtomicOp, InsnClass, JmpOp, Mode, \
+    PseudoSrc, Size, Source
+
+from .generator import TOP_TOTAL, Generated, build, xdp_programs
 from .stats import COUNTS
 
 CAPS = load_profile("full")
@@ -143,6 +147,104 @@ def check_generated(gen: Generated) -> None:
     check_accepted(gen, stats)
 
 
+# -- what the generator covers ---------------------------------------------------------------
+_ATOMIC_NAMES = {AtomicOp.ADD: "add", AtomicOp.OR: "or", AtomicOp.AND: "and", AtomicOp.XOR: "xor",
+                 AtomicOp.XCHG: "xchg", AtomicOp.CMPXCHG: "cmpxchg"}
+
+
+def features(gen: Generated) -> set[str]:
+    """Names for the instruction forms, helpers and map types a program uses."""
+    out: set[str] = set()
+    for insn in gen.insns:
+        cls = insn.cls
+        if cls in (InsnClass.ALU, InsnClass.ALU64):
+            width = "64" if cls == InsnClass.ALU64 else "32"
+            op = insn.alu_op
+            out.add(f"alu{width}")
+            if op == AluOp.MOV and insn.off:
+                out.add(f"movsx{insn.off}/{width}")
+            elif op in (AluOp.DIV, AluOp.MOD) and insn.off == 1:
+                out.add(f"s{op.name.lower()}/{width}")
+            elif op == AluOp.END:
+                out.add("bswap" if cls == InsnClass.ALU64 else "be/le")
+            elif op in (AluOp.LSH, AluOp.RSH, AluOp.ARSH) and insn.source == Source.X:
+                out.add(f"shift by register/{width}")
+        elif cls in (InsnClass.JMP, InsnClass.JMP32):
+            if insn.is_helper_call:
+                out.add(f"helper {insn.imm}")
+            elif insn.is_local_call:
+                out.add("call local")
+            elif not insn.is_exit:
+                jump = "ja" if insn.jmp_op == JmpOp.JA else "jcc"
+                width = "32" if cls == InsnClass.JMP32 else "64"
+                out.add(f"{jump}{width}")
+                if insn.jump_offset == 0:
+                    out.add(f"{jump}{width} to the next instruction")
+                elif insn.jump_offset < 0:
+                    out.add(f"loop {jump}{width}")
+        elif cls == InsnClass.STX and insn.mode == Mode.ATOMIC:
+            always = insn.imm in (AtomicOp.XCHG, AtomicOp.CMPXCHG)  # these always fetch
+            name = _ATOMIC_NAMES[AtomicOp(insn.imm if always else insn.imm & ~ATOMIC_FETCH)]
+            fetch = " fetch" if insn.imm & ATOMIC_FETCH and not always else ""
+            out |= {f"atomic {name}{fetch}", f"atomic {insn.size.name}",
+                    f"atomic on {'the stack' if insn.dst == 10 else 'a pointer'}"}
+        elif cls == InsnClass.LDX and insn.mode == Mode.MEMSX:
+            out.add(f"ldxs {insn.size.name}")
+        elif cls == InsnClass.LDX and insn.src == 6 and insn.off == 8:
+            out.add("data_meta")
+        elif insn.is_lddw and insn.src == PseudoSrc.MAP_VALUE:
+            out.add("direct map value")
+        elif cls == InsnClass.STX and insn.dst == 10 and insn.size == Size.DW and \
+                insn.src in (0, 1, 2, 6):
+            out.add("pointer spill")
+    if {"helper 1", "helper 2", "helper 3"} & out:
+        out |= {f"map {spec.type.name}" for spec in gen.maps.values()}
+    return out
+
+
+REQUIRED = {
+    "alu32", "alu64", "movsx8/64", "movsx16/64", "movsx32/64", "movsx8/32", "movsx16/32",
+    "sdiv/64", "sdiv/32", "smod/64", "smod/32", "bswap", "be/le", "shift by register/64",
+    "shift by register/32", "jcc32", "jcc64", "ja32", "jcc64 to the next instruction",
+    "jcc32 to the next instruction", "ja64 to the next instruction",
+    "ja32 to the next instruction", "loop jcc64", "loop jcc32", "loop ja64", "call local",
+    "ldxs B", "ldxs H", "ldxs W", "data_meta", "direct map value", "pointer spill",
+    *(f"atomic {op}{fetch}" for op in ("add", "or", "and", "xor") for fetch in ("", " fetch")),
+    "atomic xchg", "atomic cmpxchg", "atomic W", "atomic DW", "atomic on the stack",
+    "atomic on a pointer",
+    *(f"helper {h}" for h in (1, 2, 3, 5, 7, 12, 23, 28, 44, 51, 54, 65, 69, 163, 188, 189,
+                              190, 195)),
+    *(f"map {t}" for t in ("ARRAY", "HASH", "PERCPU_ARRAY", "PERCPU_HASH", "LRU_HASH",
+                           "LRU_PERCPU_HASH")),
+}
+
+
+def test_generator_covers_the_features() -> None:
+    """Accepted programs of a fixed sample use every form the generator is meant to cover,
+    and at least 60% of the programs are accepted (the rest break a rule on purpose)."""
+    rng = random.Random(20240611)
+    seen: set[str] = set()
+    accepted = total = clean = 0
+    while total < 300:
+        snippets = [(rng.randrange(TOP_TOTAL), rng.getrandbits(32))
+                    for _ in range(rng.randint(1, 10))]
+        gen = build(rng.getrandbits(32), snippets)
+        assert gen.insns == tuple(assemble(gen.text)), gen.text  # the memoised assembler
+        total += 1
+        clean += not gen.risky
+        try:
+            verify(gen.insns, caps=CAPS, maps=gen.maps)
+        except VerifierError as err:
+            assert gen.risky, f"a program keeping every rule is refused: {err}\n" + \
+                _describe(gen)
+            continue
+        accepted += 1
+        seen |= features(gen)
+    assert accepted >= 0.6 * total
+    assert not REQUIRED - seen, f"never in an accepted program: {sorted(REQUIRED - seen)}"
+
+
+# -- the property ----------------------------------------------------------------------------
 @pytest.mark.parametrize("shard", range(SHARDS))
 def test_generated_programs(shard: int) -> None:
     """``PER_SHARD`` accepted programs of one shard (each shard draws other programs)."""
@@ -152,14 +254,15 @@ def test_generated_programs(shard: int) -> None:
     def run(gen: Generated) -> None:
         check_generated(gen)
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     before = COUNTS["accepted"], COUNTS["refused"] + COUNTS["refused_risky"]
     try:
         run()
     finally:
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         COUNTS["seconds"] += seconds
+        COUNTS["cpu_seconds"] += cpu
         accepted = COUNTS["accepted"] - before[0]
         refused = COUNTS["refused"] + COUNTS["refused_risky"] - before[1]
         print(f"shard {shard}: {accepted} accepted, {refused} refused in {seconds:.1f} s "
-              f"({1000 * seconds / max(accepted, 1):.1f} ms per accepted program)")
+              f"({1000 * cpu / max(accepted, 1):.1f} ms of CPU per accepted program)")
