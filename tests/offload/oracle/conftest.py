@@ -44,8 +44,10 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest'
     workers = f" over {len(_WORKERS)} workers" if _WORKERS else ""
     terminalreporter.write_line(
         f"{accepted} accepted and {refused} refused of {total} programs{workers} "
-        f"({accepted / total:.1%} accepted; {counts['refused_risky']} of the refusals break "
-        f"a rule on purpose); {counts['frames']} frames on both engines; "
+        f"({accepted / total:.1%} accepted); {counts['refused_risky']} refused and "
+        f"{counts['accepted_risky']} accepted of those breaking a rule on purpose (accepted "
+        f"when the breach is unreachable or harmless); {counts['frames']} frames on both "
+        f"engines; "
         f"{counts['soundness']} programs through the soundness oracle")
     if accepted:
         terminalreporter.write_line(

@@ -144,6 +144,7 @@ def check_generated(gen: Generated) -> None:
         COUNTS["refused_risky" if gen.risky else "refused"] += 1
         reject()
     COUNTS["accepted"] += 1
+    COUNTS["accepted_risky"] += gen.risky
     check_accepted(gen, stats)
 
 
