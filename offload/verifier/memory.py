@@ -115,6 +115,12 @@ def check_atomic(env: Env, state: State, insn: Op) -> None:
     if ptr.type not in (RegType.PTR_TO_STACK, RegType.PTR_TO_MAP_VALUE):
         raise Reject(f"BPF_ATOMIC stores into R{insn.dst} {TYPE_NAMES[ptr.type]} is not "
                      "allowed")
+    if ptr.type == PTR_TO_MAP_VALUE:
+        # atomics need natural alignment wherever they land (the stack checks its own)
+        var = ptr.var
+        if (var.var.value + ptr.off + insn.off) % size or var.var.mask % size:
+            raise Reject(f"misaligned value access off {var.var}+{ptr.off}+{insn.off} size "
+                         f"{size}")
     old = access(env, state, insn.dst, ptr, insn.off, size, write=False)
     if old.type != RegType.SCALAR:
         raise Reject("cannot perform an atomic operation on a spilled pointer")
