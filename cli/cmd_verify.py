@@ -19,11 +19,13 @@ from offload.isa import decode
 from offload.loader import load_object
 from offload.maps.spec import MapSpec
 from offload.program import ProgramSpec, ProgType, resolve_map_references
+from offload.soundness import SoundnessError, check_program
 from offload.verifier import VerifierError, VerifierLog, verify
 
 from .bpf_plugin import parse_hex
 from .exits import Exit, UsageError
 from .output import Output
+from .pcap import read_pcap
 from .programs import read_text
 
 RAW = argparse.RawDescriptionHelpFormatter
@@ -39,7 +41,8 @@ def register(sub: Any) -> None:
         epilog="examples:\n"
                "  offload-migrate verify fixtures/xdp/xdp_firewall.o\n"
                "  offload-migrate verify fixtures/xdp/xdp_firewall_v4.o --profile smartnic\n"
-               "  offload-migrate verify --raw prog.hex --type xdp --json")
+               "  offload-migrate verify --raw prog.hex --type xdp --json\n"
+               "  offload-migrate verify fixtures/xdp/xdp_firewall.o --check-frames t.pcap")
     parser.add_argument("object", nargs="?", help="BPF ELF object (.o)")
     parser.add_argument("--section", help="only programs of this ELF section")
     parser.add_argument("--program", help="only this program")
@@ -47,6 +50,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--raw", metavar="HEXFILE", help="bare bytecode as hex text")
     parser.add_argument("--type", default="xdp", help="program type of --raw (default: xdp)")
     parser.add_argument("--json", action="store_true", help="print verdicts as JSON")
+    parser.add_argument("--check-frames", metavar="PCAP",
+                        help="also run each accepted program on these frames under the "
+                             "soundness oracle: every machine state must lie inside the "
+                             "verifier's abstract state (exit 1 on a verifier bug)")
     parser.set_defaults(handler=verify_command)
 
 
@@ -100,6 +107,10 @@ def verify_command(args: argparse.Namespace, out: Output) -> int:
     caps = load_profile(args.profile)
     verdicts: list[dict[str, Any]] = []
     failures: list[tuple[str, VerifierError]] = []
+    bugs: list[tuple[str, SoundnessError]] = []
+    frames = None
+    if args.check_frames is not None:
+        frames = read_pcap(args.check_frames)  # a PcapError is a usage error
     for name, section, insns, prog_type, resolver in _programs(args):
         size = sum(i.width for i in insns)
         try:
@@ -110,10 +121,21 @@ def verify_command(args: argparse.Namespace, out: Output) -> int:
                              "accepted": False, "insn": err.insn_index, "reason": err.reason,
                              "log": str(err.log).splitlines() if err.log else []})
             continue
-        verdicts.append({"program": name, "section": section, "insns": size, "accepted": True,
-                         "insns_processed": stats.insns_processed,
-                         "total_states": stats.total_states, "peak_states": stats.peak_states,
-                         "stack_depth": list(stats.stack_depth)})
+        verdict = {"program": name, "section": section, "insns": size, "accepted": True,
+                   "insns_processed": stats.insns_processed,
+                   "total_states": stats.total_states, "peak_states": stats.peak_states,
+                   "stack_depth": list(stats.stack_depth)}
+        if frames is not None:
+            try:
+                report = check_program(insns, caps=caps, maps=dict(resolver), frames=frames,
+                                       prog_type=prog_type)
+            except SoundnessError as err:
+                bugs.append((name, err))
+                verdict["oracle"] = {"escape": str(err).splitlines()}
+            else:
+                verdict["oracle"] = {"frames": report.frames, "steps": report.steps,
+                                     "states": report.states, "escape": None}
+        verdicts.append(verdict)
     if args.json:
         out.json({"profile": caps.name, "programs": verdicts})
     else:
@@ -130,8 +152,16 @@ def verify_command(args: argparse.Namespace, out: Output) -> int:
                 table.add_row(v["program"], str(v["insns"]), Text("rejected", style="bold red"),
                               "-", "-", "-", "-")
         out.console.print(table)
+        for v in verdicts:
+            oracle = v.get("oracle")
+            if oracle is not None and oracle["escape"] is None:
+                out.console.print(f"{v['program']}: soundness oracle: {oracle['frames']} "
+                                  f"frame(s), {oracle['steps']:,} machine states inside "
+                                  f"{oracle['states']:,} abstract states")
     for name, err in failures:
         out.error(f"{name}: insn {err.insn_index}: {err.reason}", label="rejected")
         if err.log is not None and not args.json:
             out.err.print(log_text(err.log), highlight=False)
-    return Exit.REFUSED if failures else Exit.OK
+    for name, bug in bugs:
+        out.error(f"{name}: {bug}", label="verifier bug")
+    return Exit.REFUSED if failures or bugs else Exit.OK
