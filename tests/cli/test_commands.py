@@ -94,3 +94,28 @@ def test_demo_runs_end_to_end():
     assert "program xdp_firewall" in out and "rewritable" in out
     assert "device A" in out and "device B" in out
     assert "same verdicts on A (full) and B (smartnic)" in out
+
+
+def test_verify_check_frames_runs_the_soundness_oracle(capsys, tmp_path, monkeypatch):
+    from cli.frames import IPPROTO_TCP, frame
+    from cli.pcap import encode_pcap
+
+    capture = tmp_path / "frames.pcap"
+    capture.write_bytes(encode_pcap([frame("10.0.0.1", "10.0.0.2", IPPROTO_TCP), bytes(20)]))
+    code, out, _ = run_main(capsys, "verify", str(FIXTURES / "xdp_firewall.o"),
+                            "--check-frames", str(capture))
+    assert code == 0
+    assert "soundness oracle: 2 frame(s)" in out
+    # a verifier that believes every packet byte is zero is caught on the first real frame
+    from offload.verifier import memory
+    from offload.verifier.state import Reg
+
+    monkeypatch.setattr(memory, "loaded", lambda size, sign_extend=False: Reg.const(0))
+    code, out, err = run_main(capsys, "verify", str(FIXTURES / "xdp_firewall.o"),
+                              "--check-frames", str(capture), "--json")
+    assert code == 1
+    assert "verifier bug: at insn" in err
+    assert json.loads(out)["programs"][0]["oracle"]["escape"]
+    code, _, err = run_main(capsys, "verify", str(FIXTURES / "xdp_firewall.o"),
+                            "--check-frames", str(tmp_path / "missing.pcap"))
+    assert code == 2 and "cannot read" in err
