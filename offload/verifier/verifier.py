@@ -261,7 +261,8 @@ def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilitie
     except Reject as err:
         slot = err.insn if err.insn is not None else explorer.slot
         log = explorer.replay(err.reason, slot) if log_level else None
-        raise VerifierError(slot, err.reason, log) from None
+        raise VerifierError(slot, err.reason, log, getattr(err, "errno", errno.EACCES)) \
+            from None
     except Exception as exc:
         exc.__verifier_slot__ = explorer.slot  # type: ignore[attr-defined]
         raise

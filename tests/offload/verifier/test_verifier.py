@@ -106,3 +106,33 @@ def test_pruning_keeps_branchy_programs_cheap():
 def test_bounded_loop_up_to_the_processed_limit():
     prog = assemble("mov %r1, 0\nloop:\nadd %r1, 1\njlt %r1, 1000, loop\nmov %r0, 2\nexit")
     assert verify(prog, caps=FULL).insns_processed == 2003
+
+
+def test_broken_invariant_class_is_an_efault_refusal(monkeypatch):
+    """No exception but VerifierError leaves verify: a VerifierBug or any other failure
+    inside is refused with EFAULT and the instruction, as the kernel's "verifier bug"."""
+    import errno as errno_names
+
+    from offload.verifier import verifier as verifier_module
+    from offload.verifier.errors import VerifierBug
+
+    program = assemble("mov %r0, 1\nadd %r0, 1\nexit")
+
+    def bug(env, state, op):
+        raise VerifierBug("a state the domain cannot hold")
+
+    monkeypatch.setattr(verifier_module, "check_alu", bug)
+    with pytest.raises(VerifierError) as caught:
+        verify(program, caps=FULL)
+    assert caught.value.errno == errno_names.EFAULT
+    assert caught.value.reason.startswith("verifier bug")
+
+    def crash(env, state, op):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(verifier_module, "check_alu", crash)
+    with pytest.raises(VerifierError) as caught:
+        verify(program, caps=FULL)
+    assert caught.value.errno == errno_names.EFAULT
+    assert caught.value.reason == "verifier bug: IndexError: list index out of range"
+    assert caught.value.insn_index == 0
