@@ -47,8 +47,9 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest'
         f"({accepted / total:.1%} accepted); {counts['refused_risky']} refused and "
         f"{counts['accepted_risky']} accepted of those breaking a rule on purpose (accepted "
         f"when the breach is unreachable or harmless); {counts['frames']} frames on both "
-        f"engines; "
-        f"{counts['soundness']} programs through the soundness oracle")
+        f"engines; {counts['refused_too_large']} refused as too large; "
+        f"{counts['soundness']} programs through the soundness oracle "
+        f"({counts['soundness_skipped']} more with too many states for it)")
     if accepted:
         terminalreporter.write_line(
             f"{1000 * counts['cpu_seconds'] / accepted:.1f} ms of CPU per accepted program "

