@@ -1331,6 +1331,86 @@ def _pair(b: _Builder, fn: Fn, rng: random.Random, one_short: bool) -> None:
             b.witnesses.append(bytes(data))
 
 
+# -- constants through the stack ------------------------------------------------------------
+def _probe(b: _Builder, fn: Fn, rng: random.Random, risky: bool) -> None:
+    """A constant spilled whole (8 bytes), then a part of it read back and used as an index
+    into the scalar slots sized exactly for it: the verifier must know the part to accept.
+
+    Near misses (``risky``): the slots one byte short; or the spilled constant changed after
+    the spill - by a store into it, an atomic, a helper filling it, a called function
+    writing through a pointer, a variable-offset store - while the slots stay sized for the
+    old part, so the run reaches past fp if the verifier kept the old constant.
+    """
+    free = fn.free_slots()
+    if not free:
+        return s_alu(b, fn, rng, False)
+    span = 8 * fn.slots
+    slot = -8 * rng.choice(free)
+    size = rng.choice(SIZES)
+    at = rng.randrange(0, 8, size)
+    signed = size < 8 and rng.random() < 0.3
+    part = rng.randint(0, min(span - 2, (1 << (8 * size - 1)) - 1))
+    value = rng.getrandbits(64) & ~(((1 << (8 * size)) - 1) << (8 * at)) | part << (8 * at)
+    how = rng.randrange(3)
+    signed_imm = value - (1 << 64) if value >> 63 else value
+    if how == 0 and -(1 << 31) <= signed_imm < (1 << 31):
+        fn.lines.append(f"stdw [%r10{slot}], {signed_imm}")
+    elif how == 1:
+        fn.lines += [f"lddw %r1, {value:#x}", f"stxdw [%r10{slot}], %r1"]
+    else:
+        imm = rng.randint(-(1 << 31), (1 << 31) - 1)  # a 32-bit immediate, sign-extended
+        value = imm & 0xFFFF_FFFF_FFFF_FFFF
+        part = (value >> (8 * at)) & ((1 << (8 * size)) - 1)
+        if part >= span - 1:
+            imm, value, part = at << 3, (at << 3) << (8 * at), at << 3
+            imm = value - (1 << 64) if value >> 63 else value
+            if not -(1 << 31) <= imm < (1 << 31):
+                imm, value, part = 0, 0, 0
+        fn.lines += [f"mov %r1, {imm}", f"stxdw [%r10{slot}], %r1"]
+    length = part + 1
+    lines = fn.lines
+    if rng.random() < 0.3:  # a spilled constant survives a helper call
+        lines += [f"call {rng.choice(PLAIN_HELPERS)}", f"xor {b.sc(fn, rng)}, %r0"]
+    if risky:
+        clobber = rng.randrange(6)
+        target = slot + at + rng.randrange(size)  # a byte of the part
+        if clobber == 0:
+            length = part  # one byte short
+        elif clobber == 1:
+            lines.append(f"stb [%r10{target}], {rng.randint(0x40, 0x7F)}")
+        elif clobber == 2:  # one more in the part's lowest byte (which is below 0xff)
+            if rng.random() < 0.5:
+                lines += [f"lddw %r1, {1 << (8 * at):#x}", f"lock add [%r10{slot}], %r1"]
+            else:
+                half = slot + (at & 4)
+                lines += [f"mov %r1, {1 << (8 * (at & 3))}", f"lock add32 [%r10{half}], %r1"]
+        elif clobber == 3:
+            lines += ["mov %r1, %r6", "mov %r2, 0", "mov %r3, %r10", f"add %r3, {slot}",
+                      "mov %r4, 8", "call 189"]
+        elif clobber == 4 and fn.depth < MAX_CALL_DEPTH and not fn.loop:
+            name = f"f{len(b.functions) + 1}"
+            callee = Fn(name, fn.depth + 1, [], 0, (), 0, 0, False)
+            callee.lines = [f"{name}:", f"stb [%r1+{target - slot}], {rng.randint(64, 255)}",
+                            "mov %r0, 0", "exit"]
+            b.functions.append(callee)
+            lines += ["mov %r1, %r10", f"add %r1, {slot}", f"call local {name}"]
+        else:
+            lines += [f"mov %r2, {b.sc(fn, rng)}", "and %r2, 7", "mov %r1, %r10",
+                      f"add %r1, {slot}", "add %r1, %r2", "stb [%r1+0], 0x7f"]
+    sz = SIZE_NAMES[size]
+    lines.append(f"ldx{'s' if signed else ''}{sz} %r1, [%r10{slot + at:+d}]")
+    lines += ["mov %r4, %r10", f"add %r4, {-length}", "add %r4, %r1",
+              f"ldxb {b.sc(fn, rng)}, [%r4+0]"]
+
+
+def s_probe(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
+    _probe(b, fn, rng, risky=False)
+
+
+def r_probe(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
+    _probe(b, fn, rng, risky=True)
+
+
 # -- near misses ----------------------------------------------------------------------------
 def r_pkt_past_check(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
     skip = b.label()
@@ -1439,7 +1519,8 @@ SNIPPETS: dict[str, Snippet] = {
     "call": s_call, "arg": s_arg,
     "r_pkt": r_pkt_past_check, "r_null": r_no_null_check, "r_value": r_value_past_end,
     "r_uninit": r_uninit_stack, "r_stale": r_stale_packet, "r_index": r_unbounded_index,
-    "r_misc": r_misc, "arith": s_arith, "r_arith": r_arith,
+    "r_misc": r_misc, "arith": s_arith, "r_arith": r_arith, "probe": s_probe,
+    "r_probe": r_probe,
 }
 RISKY = frozenset(k for k in SNIPPETS if k.startswith("r_"))
 LOOPING = frozenset({"loop", "pkt_loop"})
@@ -1449,7 +1530,7 @@ TOP_WEIGHTS = (
     ("pkt_loop", 3), ("meta", 3), ("adjust", 3), ("map_lookup", 9), ("map_update", 4),
     ("map_delete", 2), ("global", 3), ("stack_var", 5), ("spill", 5), ("helper", 6),
     ("load_bytes", 4), ("atomic", 6), ("branch", 7), ("degenerate", 3), ("index", 5),
-    ("early_exit", 2), ("loop", 5), ("call", 5), ("arith", 4), ("risky", 6),
+    ("early_exit", 2), ("loop", 5), ("call", 5), ("arith", 4), ("probe", 3), ("risky", 6),
 )
 RISKY_KINDS = tuple(sorted(RISKY))
 NESTED_WEIGHTS = tuple((k, w) for k, w in TOP_WEIGHTS if k != "risky") + (("arg", 4),)

@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, given, reject, settings
 import offload.backends.builtin as builtin
 from offload.backends.builtin import BuiltinBackend
 from offload.caps.profiles import load_profile
+from offload.maps.spec import MapType
 from offload.program import ProgType
 from offload.verifier import VerifierError, VerifierStats, verify
 
@@ -88,6 +89,24 @@ def _backend(engine: str, gen: Generated) -> BuiltinBackend:
     return backend
 
 
+def _populate(backend: BuiltinBackend, gen: Generated) -> None:
+    """Entries for lookups to find: keys 0-2 of hash maps, two devmap ports, and the program
+    itself in prog array slots 0 and 2 (tail calls into itself, up to the limit)."""
+    for handle, spec in gen.maps.items():
+        live = backend.map(handle)
+        if spec.type in (MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH,
+                         MapType.LRU_PERCPU_HASH):
+            for key in range(min(3, spec.max_entries - 1)):  # room for one insert at least
+                value = bytes((key * 37 + i) & 0xFF for i in range(live.uapi_value_size))
+                live.update(key.to_bytes(spec.key_size, "little"), value)
+        elif spec.type == MapType.DEVMAP:
+            for key, port in ((0, 3), (1, 5)):
+                live.update(key.to_bytes(4, "little"), port.to_bytes(4, "little"))
+        elif spec.type == MapType.PROG_ARRAY:
+            for key in (0, 2):
+                live.update(key.to_bytes(4, "little"), HANDLE.to_bytes(4, "little"))
+
+
 def _observed(backend: BuiltinBackend, out: Any) -> tuple[Any, ...]:
     maps = tuple((h, list(backend.map(h).items())) for h in sorted(backend.maps))
     return (out.retval, out.data, out.meta, out.redirect_ifindex,
@@ -102,6 +121,7 @@ def differential(gen: Generated, stats: VerifierStats) -> None:
         for backend in backends:
             backend.load_program(HANDLE, gen.insns, prog_type=ProgType.XDP, name="generated",
                                  license="GPL")
+            _populate(backend, gen)
     for frame in gen.frames:
         seen = []
         for engine, backend in zip(engines, backends, strict=True):
