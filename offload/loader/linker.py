@@ -6,6 +6,10 @@ after it, as libbpf does, and the call immediates are rewritten to the appended 
 ``lddw`` of a map or of global data keeps ``src`` MAP_FD / MAP_VALUE with a zero ``imm`` (and
 the value offset in ``next_imm``) for a device to fill in its own map handle; a
 :class:`~offload.program.MapReference` names the map. Line info follows the instructions.
+
+What one program reaches and the loader cannot use - a function it cannot decode, a
+relocation it cannot apply - fails linking that program only (a :class:`LoaderError` with a
+``kind``); the object's other programs link.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from ..isa.opcodes import PseudoSrc
 from ..program import FuncInfo, LineInfo, MapReference
 from .btf_ext import LineRecord
 from .elf import ElfObject, Section
-from .errors import LoaderError
+from .errors import LoaderError, RefusalKind
 from .relocations import SLOT, Fixup, FixupKind
 
 SUBPROGRAM_SECTION = ".text"
@@ -28,13 +32,18 @@ SUBPROGRAM_SECTION = ".text"
 
 @dataclass(frozen=True, slots=True)
 class Function:
-    """A function symbol's code: ``start`` and ``size`` in bytes of its section."""
+    """A function symbol's code: ``start`` and ``size`` in bytes of its section.
+
+    ``error`` says why the code could not be decoded (then ``instructions`` is empty): the
+    programs that reach the function are refused, the others are not.
+    """
 
     section: Section
     name: str
     start: int
     size: int
     instructions: tuple[Instruction, ...]
+    error: str = ""
 
     @property
     def slots(self) -> int:
@@ -47,6 +56,8 @@ class LinkedProgram:
     map_refs: tuple[MapReference, ...]
     line_info: tuple[LineInfo, ...]
     functions: tuple[FuncInfo, ...]
+    #: the functions placed, in order (the entry first)
+    placed: tuple[Function, ...] = ()
 
 
 def section_functions(elf: ElfObject, section: Section) -> list[Function]:
@@ -68,8 +79,9 @@ def section_functions(elf: ElfObject, section: Section) -> list[Function]:
         try:
             insns = tuple(decode(section.data[start:start + size]))
         except DecodeError as exc:  # the message names the instruction
-            raise LoaderError(f"cannot decode the function: {exc}.", section=section.name,
-                              symbol=symbol.name) from exc
+            functions.append(Function(section, symbol.name, start, size, (),
+                                      f"cannot decode function '{symbol.name}': {exc}."))
+            continue
         functions.append(Function(section, symbol.name, start, size, insns))
     return functions
 
@@ -98,12 +110,13 @@ def link_program(entry: Function, functions: dict[tuple[int, int], Function],
                 raise LoaderError(f"a call or function address refers to offset {offset} of "
                                   f"section {section_index}, which is not the start of a "
                                   "function.", section=caller.section.name,
-                                  symbol=caller.name)
+                                  symbol=caller.name, kind=RefusalKind.LINK)
             if callee.section.name != SUBPROGRAM_SECTION and \
                     callee.section.index != caller.section.index:
                 raise LoaderError(f"call to '{callee.name}' in program section "
                                   f"'{callee.section.name}'; subprograms belong in .text.",
-                                  section=caller.section.name, symbol=caller.name)
+                                  section=caller.section.name, symbol=caller.name,
+                                  kind=RefusalKind.LINK)
             placed[key] = total
             layout.append((callee, total))
             total += callee.slots
@@ -113,6 +126,9 @@ def link_program(entry: Function, functions: dict[tuple[int, int], Function],
     while index < len(layout):
         function, base = layout[index]
         index += 1
+        if function.error:
+            raise LoaderError(function.error, section=function.section.name,
+                              symbol=function.name, kind=RefusalKind.INSTRUCTION)
         section_fixups = fixups.get(function.section.index, {})
         for rel_slot, insn in zip(slot_positions(function.instructions), function.instructions):
             slot = base + rel_slot
@@ -122,7 +138,8 @@ def link_program(entry: Function, functions: dict[tuple[int, int], Function],
             instructions.append(insn)
     return LinkedProgram(tuple(instructions), tuple(map_refs),
                          _line_info(layout, lines), tuple(FuncInfo(base, f.name)
-                                                          for f, base in layout))
+                                                          for f, base in layout),
+                         tuple(f for f, _ in layout))
 
 
 def _apply(function: Function, insn: Instruction, slot: int, offset: int, fixup: Fixup | None,
@@ -134,6 +151,9 @@ def _apply(function: Function, insn: Instruction, slot: int, offset: int, fixup:
                            offset + (insn.imm + 1) * SLOT.size)
             return insn.with_fields(imm=target - slot - 1)
         return insn
+    if fixup.kind == FixupKind.REFUSED:
+        raise LoaderError(fixup.reason, section=function.section.name, symbol=fixup.symbol,
+                          kind=fixup.refusal or RefusalKind.RELOCATION)
     if fixup.kind == FixupKind.CALL:
         target = place(function, fixup.target_section, fixup.target_offset)
         return insn.with_fields(imm=target - slot - 1)

@@ -9,12 +9,16 @@
 * ``.rodata``, ``.rodata.*``, ``.data``, ``.data.*``, ``.bss``: each becomes a single-entry
   ARRAY whose value is the section, named as libbpf names it for the kernel; ``.rodata`` is
   read-only for programs and frozen once written.
+
+A map whose definition asks for what the loader does not support (an unknown map type or
+attribute, static initialisers) is refused alone: it is listed in ``MapSymbols.refused`` and
+refuses the programs that use it; the object's other maps and programs load.
 """
 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..maps.spec import MapFlags, MapSpec, MapType, Pinning
 from .btf import Btf, BtfType
@@ -43,6 +47,8 @@ class MapSymbols:
     definitions: dict[tuple[int, int], str]
     #: section index -> name of the global data map holding that section
     data_sections: dict[int, str]
+    #: map name -> why the map cannot be created (its programs are refused)
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def collect_maps(elf: ElfObject, btf: Btf | None,
@@ -51,29 +57,55 @@ def collect_maps(elf: ElfObject, btf: Btf | None,
     maps: dict[str, MapSpec] = {}
     definitions: dict[tuple[int, int], str] = {}
     data_sections: dict[int, str] = {}
+    refused: dict[str, str] = {}
 
-    def add(spec: MapSpec, section: Section) -> None:
-        if spec.name in maps:
-            raise LoaderError(f"map '{spec.name}' is defined twice.", section=section.name,
-                              symbol=spec.name)
-        maps[spec.name] = spec
+    def add(spec: MapSpec | str, name: str, section: Section) -> None:
+        if name in maps or name in refused:
+            raise LoaderError(f"map '{name}' is defined twice.", section=section.name,
+                              symbol=name)
+        if isinstance(spec, str):
+            refused[name] = spec
+        else:
+            maps[name] = spec
 
     section = elf.section(BTF_MAPS_SECTION)
     if section is not None:
-        for spec, offset in _btf_maps(elf, section, btf):
-            add(spec, section)
-            definitions[(section.index, offset)] = spec.name
+        placed = _btf_maps(elf, section, btf)
+        for spec, name, offset, _size in placed:
+            add(spec, name, section)
+            definitions[(section.index, offset)] = name
+        for name, why in _static_initialisers(elf, section, placed).items():
+            maps.pop(name, None)
+            refused.setdefault(name, why)
     section = elf.section(LEGACY_MAPS_SECTION)
     if section is not None:
-        for spec, offset in _legacy_maps(elf, section):
-            add(spec, section)
-            definitions[(section.index, offset)] = spec.name
+        for spec, name, offset in _legacy_maps(elf, section):
+            add(spec, name, section)
+            definitions[(section.index, offset)] = name
     for section in elf.sections:
         if is_global_data(section.name) and section.size:
             spec = _global_data_map(section, object_name)
-            add(spec, section)
+            add(spec, spec.name, section)
             data_sections[section.index] = spec.name
-    return maps, MapSymbols(definitions, data_sections)
+    return maps, MapSymbols(definitions, data_sections, refused)
+
+
+def _static_initialisers(elf: ElfObject, section: Section,
+                         placed: list[tuple[MapSpec | str, str, int, int]]) -> dict[str, str]:
+    """``.values = { ... }`` of a prog_array or map of maps (relocations in ``.maps``): the
+    maps that have them, refused; a relocation outside every definition refuses the object."""
+    refused: dict[str, str] = {}
+    for reloc in elf.relocations.get(section.index, ()):
+        target = elf.symbol_name(reloc.symbol)
+        owner = next((name for _, name, offset, size in placed
+                      if offset <= reloc.offset < offset + size), None)
+        if owner is None:
+            raise LoaderError(f"relocation at offset {reloc.offset} is inside no map "
+                              "definition.", section=section.name, symbol=target)
+        refused.setdefault(owner, f"static initialisation of map slots (.values = {{...}}, "
+                                  f"here '{target}') is not supported; fill the map after "
+                                  "loading.")
+    return refused
 
 
 def is_global_data(name: str) -> bool:
@@ -114,7 +146,8 @@ def _global_data_map(section: Section, object_name: str) -> MapSpec:
     )
 
 
-def _legacy_maps(elf: ElfObject, section: Section) -> list[tuple[MapSpec, int]]:
+def _legacy_maps(elf: ElfObject, section: Section) -> list[tuple[MapSpec | str, str, int]]:
+    """(spec, or why the map is refused; name; offset) of each ``struct bpf_map_def``."""
     symbols = sorted((s for s in elf.symbols_in(section.index) if s.type != "STT_SECTION"),
                      key=lambda s: s.value)
     if not symbols:
@@ -138,13 +171,17 @@ def _legacy_maps(elf: ElfObject, section: Section) -> list[tuple[MapSpec, int]]:
         raw = section.data[offset:offset + def_size]
         map_type, key_size, value_size, max_entries, map_flags = LEGACY_MAP_DEF.unpack_from(raw)
         if any(raw[LEGACY_MAP_DEF.size:]):
-            raise LoaderError("the map definition sets fields beyond struct bpf_map_def, "
-                              "which are not supported.", section=section.name,
-                              symbol=symbol.name)
-        spec = MapSpec(name=symbol.name, type=_map_type(map_type, section, symbol.name),
-                       key_size=key_size, value_size=value_size, max_entries=max_entries,
-                       flags=map_flags)
-        result.append((spec, offset))
+            result.append(("the map definition sets fields beyond struct bpf_map_def, which "
+                           "are not supported.", symbol.name, offset))
+            continue
+        try:
+            kind = _map_type(map_type, section, symbol.name)
+        except LoaderError as err:
+            result.append((err.detail, symbol.name, offset))
+            continue
+        spec = MapSpec(name=symbol.name, type=kind, key_size=key_size, value_size=value_size,
+                       max_entries=max_entries, flags=map_flags)
+        result.append((spec, symbol.name, offset))
     return result
 
 
@@ -158,7 +195,8 @@ def _map_type(value: int, section: Section | str, name: str) -> MapType:
 
 
 def _btf_maps(elf: ElfObject, section: Section,
-              btf: Btf | None) -> list[tuple[MapSpec, int]]:
+              btf: Btf | None) -> list[tuple[MapSpec | str, str, int, int]]:
+    """(spec, or why the map is refused; name; offset; size) of each ``.maps`` variable."""
     if btf is None:
         raise LoaderError("BTF-defined maps need the .BTF section, which is missing.",
                           section=section.name)
@@ -177,8 +215,11 @@ def _btf_maps(elf: ElfObject, section: Section,
         if symbol is None:
             raise LoaderError("the map has no ELF symbol.", section=section.name,
                               symbol=var.name)
-        spec = parse_btf_map(btf, var.type_id, var.name)
-        result.append((spec, symbol.value))
+        try:
+            spec: MapSpec | str = parse_btf_map(btf, var.type_id, var.name)
+        except LoaderError as err:
+            spec = err.detail
+        result.append((spec, var.name, symbol.value, info.size))
     return result
 
 
@@ -217,9 +258,12 @@ def parse_btf_map(btf: Btf, type_id: int, name: str, *, inner: bool = False) -> 
     value_size = _size(btf, values.get("value_size"), value_type, name, "value")
     map_type = _map_type(values.get("type", 0), BTF_MAPS_SECTION, name)
     if has_values:
-        if value_size not in (0, 4) or value_type is not None:
-            raise LoaderError("a map with 'values' must have 4-byte values (map or program "
-                              "ids).", section=BTF_MAPS_SECTION, symbol=name)
+        # The kernel stores a map or program id in each slot; libbpf takes a value type or
+        # size beside __array(values, ...) when it says 4 bytes (__type(value, __u32)).
+        if value_size not in (0, 4):
+            raise LoaderError(f"a map with 'values' holds 4-byte map or program ids; its value "
+                              f"is declared with {value_size} bytes.",
+                              section=BTF_MAPS_SECTION, symbol=name)
         value_size = 4
         if inner_spec is not None and not map_type.is_map_in_map:
             raise LoaderError(f"'values' holds maps but the map type is {map_type.name}.",

@@ -5,6 +5,10 @@ relocations against symbols (``R_BPF_64_64`` on ``lddw``, ``R_BPF_64_32`` on ``c
 module turns each one into a :class:`Fixup` in the loader's terms; the linker applies them.
 For a symbol that names a section, the target offset is in the instruction itself: the
 ``lddw`` immediate for data, ``(imm + 1) * 8`` bytes past the symbol for calls.
+
+A relocation the loader cannot apply (an extern, a reference it does not understand) becomes
+a ``REFUSED`` fixup: it refuses the programs whose code holds that instruction, not the
+object. Only a relocation that does not even land on an instruction refuses the object.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from enum import Enum
 
 from ..isa.opcodes import LDDW, CallSrc, InsnClass, JmpOp
 from .elf import SHN_UNDEF, ElfObject, Relocation, RelocType, Section
-from .errors import LoaderError
+from .errors import LoaderError, RefusalKind
 from .maps import MapSymbols
 
 SLOT = struct.Struct("<BBhi")
@@ -27,6 +31,7 @@ class FixupKind(Enum):
     MAP_VALUE = "map_value"  # lddw of an address in global data: PseudoSrc.MAP_VALUE
     CALL = "call"  # bpf-to-bpf call
     FUNC_ADDR = "func"  # lddw of a subprogram address: PseudoSrc.FUNC
+    REFUSED = "refused"  # cannot be applied: refuses the programs holding the instruction
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,16 +45,28 @@ class Fixup:
     value_offset: int = 0
     target_section: int = 0
     target_offset: int = 0
+    #: for REFUSED: why, and the class of refusal
+    reason: str = ""
+    refusal: RefusalKind | None = None
 
 
 def resolve_fixups(elf: ElfObject, section: Section, maps: MapSymbols) -> dict[int, Fixup]:
     """The fixups of one code section by instruction byte offset."""
     fixups: dict[int, Fixup] = {}
     for reloc in elf.relocations.get(section.index, ()):
-        fixup = _resolve(elf, section, reloc, maps)
+        name = elf.symbol_name(reloc.symbol)
+        if reloc.offset % SLOT.size or reloc.offset + SLOT.size > section.size:
+            raise LoaderError(f"relocation offset {reloc.offset} is not an instruction of the "
+                              "section.", section=section.name, symbol=name)
+        try:
+            fixup = _resolve(elf, section, reloc, maps)
+        except LoaderError as err:
+            fixup = Fixup(reloc.offset, FixupKind.REFUSED, name, reason=err.detail,
+                          refusal=err.kind or RefusalKind.RELOCATION)
         if fixup.offset in fixups:
-            raise LoaderError(f"two relocations patch the instruction at offset {reloc.offset}.",
-                              section=section.name, symbol=fixup.symbol)
+            fixup = Fixup(reloc.offset, FixupKind.REFUSED, name,
+                          reason=f"two relocations patch the instruction at offset "
+                                 f"{reloc.offset}.", refusal=RefusalKind.RELOCATION)
         fixups[fixup.offset] = fixup
     return fixups
 
@@ -67,7 +84,7 @@ def _resolve(elf: ElfObject, section: Section, reloc: Relocation, maps: MapSymbo
     opcode, regs, _off, imm = SLOT.unpack_from(section.data, offset)
     src = regs >> 4
     if symbol.shndx == SHN_UNDEF:
-        raise fail("references to extern symbols (kconfig, ksyms, kfuncs) are not supported.")
+        raise _extern(section, name, opcode)
     if not 0 < symbol.shndx < len(elf.sections):
         raise fail(f"relocation against special section index {symbol.shndx:#x} is not "
                    "supported.")
@@ -114,3 +131,16 @@ def _resolve(elf: ElfObject, section: Section, reloc: Relocation, maps: MapSymbo
     if target.name in (".maps", "maps"):
         raise fail(f"offset {definition_offset} is not the start of a map definition.")
     raise fail(f"relocation against section '{target.name}' is not supported.")
+
+
+def _extern(section: Section, name: str, opcode: int) -> LoaderError:
+    """The refusal of a reference to an extern: a kfunc call, a __ksym or a __kconfig."""
+    if opcode == CALL_OPCODE:
+        what = (f"calls the kernel function (kfunc) '{name}', which the device does not "
+                "offer; kfuncs are resolved against the running kernel's BTF.")
+    elif opcode == LDDW:
+        what = (f"reads the extern '{name}' (__ksym or __kconfig), which the device does not "
+                "provide; externs are resolved against the running kernel.")
+    else:
+        what = f"refers to the extern '{name}', which the device does not provide."
+    return LoaderError(what, section=section.name, symbol=name, kind=RefusalKind.EXTERN)

@@ -9,6 +9,7 @@ the longest match wins. Sections in ``xdp.frags`` get ``BPF_F_XDP_HAS_FRAGS``.
 from __future__ import annotations
 
 from ..program import ProgFlags, ProgType
+from .errors import LoadOptionError
 
 #: Section prefixes and the program type each one means.
 SECTION_PREFIXES: dict[str, ProgType] = {
@@ -101,3 +102,20 @@ def program_type(section: str) -> tuple[ProgType, int] | None:
         return None
     flags = ProgFlags.XDP_HAS_FRAGS if best == FRAGS_PREFIX else ProgFlags.NONE
     return SECTION_PREFIXES[best], int(flags)
+
+
+def parse_prog_type(text: str) -> tuple[ProgType, int]:
+    """A program type given by name, as ``bpftool prog load ... type TYPE`` takes it: a
+    section prefix (``xdp``, ``xdp.frags``, ``tc``, ``kprobe`` ...) or an ``enum
+    bpf_prog_type`` name without its prefix (``sched_cls``, ``socket_filter``)."""
+    known = program_type(text)
+    if known is not None:
+        return known
+    try:
+        prog_type = ProgType[text.upper()]
+    except KeyError:
+        prog_type = None
+    if prog_type is None or prog_type == ProgType.UNSPEC:
+        raise LoadOptionError(f"'{text}' names no program type (e.g. xdp, xdp.frags, tc, "
+                              "socket_filter).")
+    return prog_type, int(ProgFlags.NONE)

@@ -11,3 +11,10 @@ OBJECT_IDS = [path.name for path in OBJECTS]
 
 def fixture(name: str) -> Path:
     return FIXTURES / name
+
+#: Objects that need libbpf-style options or hold programs a device refuses (fixtures/build.sh).
+LIBBPF_FIXTURES = FIXTURES / "libbpf"
+
+
+def libbpf_fixture(name: str) -> Path:
+    return LIBBPF_FIXTURES / f"{name}.o"

@@ -1,4 +1,4 @@
-"""BTF-defined maps in a handmade object: references, static initialisers, CO-RE refusal."""
+"""BTF-defined maps in a handmade object: references, static initialisers, CO-RE refusals."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import struct
 
 import pytest
 
-from offload.loader import BtfKind, LoaderError, parse_object
+from offload.loader import BtfKind, LoaderError, RefusalKind, parse_object
 from offload.maps.spec import MapSpec, MapType
 from offload.program import MapReference
 
 from .btf_writer import BtfWriter
 from .elf_writer import R_BPF_64_ABS64, STT_FUNC, STT_OBJECT, ElfBuilder, Rel, Sec, Sym
-from .test_handmade import code
+from .test_handmade import code, with_plain_program
 
 
 def btf_map_object(core_relocations: int = 0) -> ElfBuilder:
@@ -56,18 +56,28 @@ def test_reference_through_the_section_symbol() -> None:
         MapReference(0, "counters"),)
 
 
-def test_static_initialisers_are_refused() -> None:
-    elf = btf_map_object()
+def test_static_initialisers_refuse_the_map_and_its_programs() -> None:
+    elf = with_plain_program(btf_map_object())
     elf.relocations[".maps"] = [Rel(24, "prog", R_BPF_64_ABS64)]
-    with pytest.raises(LoaderError, match="static initialisation") as info:
+    obj = parse_object(elf.build(), "t")
+    assert "counters" not in obj.maps and list(obj.programs) == ["plain"]
+    assert "static initialisation" in obj.refused_maps["counters"]
+    assert "'prog'" in obj.refused_maps["counters"]
+    refused = obj.refused["prog"]
+    assert (refused.kind, refused.symbol) == (RefusalKind.MAP, "counters")
+    elf.relocations[".maps"] = [Rel(40, "prog", R_BPF_64_ABS64)]  # past every definition
+    with pytest.raises(LoaderError, match="inside no map definition") as info:
         parse_object(elf.build(), "t")
-    assert (info.value.section, info.value.symbol) == (".maps", "prog")
+    assert info.value.section == ".maps"
 
 
-def test_co_re_relocations_are_refused() -> None:
-    with pytest.raises(LoaderError, match="needs 1 CO-RE relocations") as info:
-        parse_object(btf_map_object(core_relocations=1).build(), "t")
-    assert info.value.section == ".BTF.ext"
+def test_co_re_relocations_refuse_the_programs_holding_them() -> None:
+    obj = parse_object(with_plain_program(btf_map_object(core_relocations=2)).build(), "t")
+    assert list(obj.programs) == ["plain"] and "counters" in obj.maps
+    refused = obj.refused["prog"]
+    assert (refused.kind, refused.section, refused.symbol) == (RefusalKind.CO_RE, "xdp", "prog")
+    assert refused.reason.startswith("needs 2 CO-RE relocations (first: field_byte_offset of "
+                                     "unsigned int, insn 0 in 'prog')")
 
 
 def test_btf_maps_need_btf() -> None:

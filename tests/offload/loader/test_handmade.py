@@ -8,8 +8,8 @@ import pytest
 
 from offload.isa import assemble, encode
 from offload.isa.disasm import slot_positions
-from offload.isa.opcodes import PseudoSrc
-from offload.loader import LoaderError, parse_object
+from offload.isa.opcodes import CallSrc, PseudoSrc
+from offload.loader import LoaderError, ProgramRefusal, RefusalKind, parse_object
 from offload.maps.spec import MapSpec, MapType
 from offload.program import FuncInfo, MapReference, ProgFlags, ProgType
 
@@ -122,53 +122,88 @@ def test_section_prefixes_give_program_types() -> None:
 
 
 def refusal(elf: ElfBuilder) -> LoaderError:
+    """The object refused whole (its container is broken)."""
     with pytest.raises(LoaderError) as info:
         parse_object(elf.build(), "bad")
     return info.value
 
 
-def test_unknown_program_section_is_refused() -> None:
-    elf = ElfBuilder()
+def program_refusal(elf: ElfBuilder, program: str = "prog") -> ProgramRefusal:
+    """The object loads; ``program`` alone is refused, and says why."""
+    obj = parse_object(elf.build(), "bad")
+    assert program not in obj.programs and set(obj.refused) == {program}
+    refused = obj.refused[program]
+    assert (refused.program, refused.section) == (program, obj.sections[program])
+    return refused
+
+
+def with_plain_program(elf: ElfBuilder) -> ElfBuilder:
+    """``elf`` plus a program in its own section that needs nothing: it must still load."""
+    elf.code("xdp/plain", code("mov %r0, 2\nexit"))
+    elf.symbols.append(Sym("plain", "xdp/plain", 0, 16, STT_FUNC))
+    return elf
+
+
+def test_unknown_program_section_refuses_its_programs_only() -> None:
+    elf = with_plain_program(ElfBuilder())
     elf.code("mystery", code("mov %r0, 0\nexit"))
     elf.symbols.append(Sym("p", "mystery", 0, 16, STT_FUNC))
-    error = refusal(elf)
-    assert error.section == "mystery" and "program type" in str(error)
+    refused = program_refusal(elf, "p")
+    assert refused.kind == RefusalKind.SECTION and refused.section == "mystery"
+    assert "missing program type" in refused.reason and "--type p=xdp" in refused.reason
+    assert list(parse_object(elf.build(), "t").programs) == ["plain"]
 
 
 def test_unsupported_relocation_names_section_and_symbol() -> None:
-    elf = legacy_object()
+    elf = with_plain_program(legacy_object())
     elf.relocations["xdp/legacy"][0] = Rel(0, "counts", R_BPF_64_ABS64)
-    error = refusal(elf)
-    assert (error.section, error.symbol) == ("xdp/legacy", "counts")
-    assert "R_BPF_64_ABS64" in str(error)
+    refused = program_refusal(elf)
+    assert (refused.kind, refused.symbol) == (RefusalKind.RELOCATION, "counts")
+    assert "R_BPF_64_ABS64" in refused.reason and "symbol 'counts'" in refused.reason
 
 
-def test_extern_symbol_is_refused() -> None:
-    elf = legacy_object()
+def test_extern_symbol_refuses_the_program() -> None:
+    elf = with_plain_program(legacy_object())
     elf.symbols.append(Sym("CONFIG_HZ", None))
     elf.relocations["xdp/legacy"][0] = Rel(0, "CONFIG_HZ")
-    error = refusal(elf)
-    assert (error.section, error.symbol) == ("xdp/legacy", "CONFIG_HZ")
-    assert "extern" in str(error)
+    refused = program_refusal(elf)
+    assert (refused.kind, refused.symbol) == (RefusalKind.EXTERN, "CONFIG_HZ")
+    assert "extern 'CONFIG_HZ' (__ksym or __kconfig)" in refused.reason
+
+
+def test_kfunc_call_refuses_the_program() -> None:
+    elf = with_plain_program(ElfBuilder())
+    elf.code("xdp", code("call 0\nexit"))
+    data = bytearray(elf.sections[-1].data)
+    data[1] = CallSrc.KFUNC << 4
+    elf.sections[-1].data = bytes(data)
+    elf.symbols += [Sym("prog", "xdp", 0, 16, STT_FUNC), Sym("bpf_rcu_read_lock", None)]
+    elf.relocations["xdp"] = [Rel(0, "bpf_rcu_read_lock", R_BPF_64_32)]
+    refused = program_refusal(elf)
+    assert refused.kind == RefusalKind.EXTERN and "kfunc" in refused.reason
+    assert "'bpf_rcu_read_lock'" in refused.reason
 
 
 def test_relocation_against_unknown_section_is_refused() -> None:
-    elf = legacy_object()
+    elf = with_plain_program(legacy_object())
     elf.sections.append(Sec(".struct_ops", bytes(16)))
     elf.symbols.append(Sym("ops", ".struct_ops", 0, 16, STT_OBJECT))
     elf.relocations["xdp/legacy"][0] = Rel(0, "ops")
-    error = refusal(elf)
-    assert error.symbol == "ops" and "'.struct_ops' is not supported" in str(error)
+    refused = program_refusal(elf)
+    assert refused.symbol == "ops" and "'.struct_ops' is not supported" in refused.reason
 
 
 def test_relocation_on_the_wrong_instruction_is_refused() -> None:
     elf = legacy_object()
     elf.relocations["xdp/legacy"][3] = Rel(48, "counts")  # R_BPF_64_64 on the call
-    assert "not on an lddw" in str(refusal(elf))
+    assert "not on an lddw" in program_refusal(elf).reason
     elf = legacy_object()
     elf.relocations["xdp/legacy"][0] = Rel(0, "§.text", R_BPF_64_32)  # call reloc on lddw
-    assert "not on a bpf-to-bpf call" in str(refusal(elf))
+    assert "not on a bpf-to-bpf call" in program_refusal(elf).reason
     elf = legacy_object()
+    elf.relocations["xdp/legacy"].append(Rel(0, "table"))  # a second one on the same lddw
+    assert "two relocations" in program_refusal(elf).reason
+    elf = legacy_object()  # not on an instruction at all: the object is broken
     elf.relocations["xdp/legacy"][0] = Rel(4, "counts")
     assert "not an instruction" in str(refusal(elf))
 
@@ -178,8 +213,9 @@ def test_call_into_the_middle_of_a_function_is_refused() -> None:
     data = bytearray(elf.sections[0].data)
     struct.pack_into("<i", data, 52, 0)  # call .text + 8: inside helper
     elf.sections[0].data = bytes(data)
-    error = refusal(elf)
-    assert error.symbol == "prog" and "not the start of a function" in str(error)
+    refused = program_refusal(elf)
+    assert refused.kind == RefusalKind.LINK and refused.symbol == "prog"
+    assert "not the start of a function" in refused.reason
 
 
 def test_global_data_offset_out_of_range_is_refused() -> None:
@@ -187,17 +223,24 @@ def test_global_data_offset_out_of_range_is_refused() -> None:
     data = bytearray(elf.sections[0].data)
     struct.pack_into("<i", data, 36, 16)  # .data + 16, past its 16 bytes
     elf.sections[0].data = bytes(data)
-    assert "outside global data" in str(refusal(elf))
+    assert "outside global data" in program_refusal(elf).reason
 
 
 def test_legacy_map_definitions_must_be_whole() -> None:
     elf = legacy_object()
     elf.sections[2].data += bytes(4)  # 44 bytes for two maps
     assert refusal(elf).section == "maps"
-    elf = legacy_object()
+
+
+def test_unknown_map_type_refuses_the_map_and_its_programs() -> None:
+    elf = with_plain_program(legacy_object())
     elf.sections[2].data = MAP_DEF.pack(99, 4, 4, 1, 0) + MAP_DEF.pack(2, 4, 4, 1, 0)
-    error = refusal(elf)
-    assert (error.symbol, "unknown map type 99" in str(error)) == ("counts", True)
+    obj = parse_object(elf.build(), "bad")
+    assert "counts" not in obj.maps and "table" in obj.maps
+    assert "unknown map type 99" in obj.refused_maps["counts"]
+    refused = program_refusal(elf)
+    assert (refused.kind, refused.symbol) == (RefusalKind.MAP, "counts")
+    assert "uses map 'counts', which cannot be created: unknown map type 99" in refused.reason
 
 
 def test_bss_becomes_an_empty_array() -> None:
@@ -216,10 +259,28 @@ def test_code_without_function_symbols_is_refused() -> None:
     assert "no function symbol" in str(refusal(elf))
 
 
-def test_undecodable_code_names_the_function() -> None:
-    elf = ElfBuilder()
+def test_undecodable_code_refuses_the_programs_that_reach_it() -> None:
+    elf = with_plain_program(ElfBuilder())
     elf.code("xdp", bytes.fromhex("ff00000000000000") + code("exit"))
     elf.symbols.append(Sym("broken", "xdp", 0, 16, STT_FUNC))
-    error = refusal(elf)
-    assert (error.section, error.symbol) == ("xdp", "broken")
-    assert "unknown opcode 0xff" in str(error)
+    refused = program_refusal(elf, "broken")
+    assert (refused.kind, refused.section) == (RefusalKind.INSTRUCTION, "xdp")
+    assert "cannot decode function 'broken': unknown opcode 0xff" in refused.reason
+
+
+def test_undecodable_subprogram_refuses_only_its_callers() -> None:
+    """may_goto (0xe5) in a .text subprogram: the program calling it is refused, the program
+    in the same section that does not call it loads."""
+    elf = ElfBuilder()
+    elf.code("xdp", code("call local 1\nexit\nmov %r0, 2\nexit"))
+    elf.code(".text", bytes.fromhex("e500000000000000") + code("mov %r0, 0\nexit"))
+    elf.symbols += [Sym("caller", "xdp", 0, 16, STT_FUNC), Sym("plain", "xdp", 16, 16, STT_FUNC),
+                    Sym("loop", ".text", 0, 24, STT_FUNC)]
+    elf.relocations["xdp"] = [Rel(0, "loop", R_BPF_64_32)]
+    data = bytearray(elf.sections[0].data)
+    struct.pack_into("<i", data, 4, -1)  # a call to a global symbol: imm -1, the symbol itself
+    elf.sections[0].data = bytes(data)
+    refused = program_refusal(elf, "caller")
+    assert refused.kind == RefusalKind.INSTRUCTION
+    assert "cannot decode function 'loop': unknown opcode 0xe5" in refused.reason
+    assert list(parse_object(elf.build(), "t").programs) == ["plain"]
