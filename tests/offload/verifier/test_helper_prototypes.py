@@ -284,13 +284,34 @@ def test_check_mtu_into_a_map_value_needs_read_and_write():
                caps=FULL, maps={1: MAPS[1]})
 
 
-def test_check_mtu_and_packet_memory():
-    """bpf_check_mtu, like the kernel's, takes no packet memory (it has no pkt_access)."""
-    text = ("mov %r6, %r1\nldxw %r3, [%r6+0]\nldxw %r2, [%r6+4]\nmov %r4, %r3\nadd %r4, 8\n"
-            "jgt %r4, %r2, out\nmov %r1, %r6\nmov %r2, 0\nmov %r4, 0\nmov %r5, 0\ncall 163\n"
-            "out:\nmov %r0, 2\nexit")
-    with pytest.raises(VerifierError, match="helper access to the packet is not allowed"):
-        verify(assemble(text), caps=FULL)
+_PACKET_8 = ("mov %r6, %r1\nldxw %r3, [%r6+0]\nldxw %r2, [%r6+4]\nmov %r4, %r3\nadd %r4, 8\n"
+             "jgt %r4, %r2, out\n")
+PACKET_MEMORY = {  # R3 points at 8 proven packet bytes
+    "check_mtu": ("mov %r1, %r6\nmov %r2, 0\nmov %r4, 0\nmov %r5, 0\ncall 163", False),
+    "xdp_load_bytes": ("mov %r1, %r6\nmov %r2, 0\nmov %r4, 8\ncall 189", False),
+    "xdp_store_bytes": ("mov %r1, %r6\nmov %r2, 0\nmov %r4, 8\ncall 190", False),
+    "csum_diff": ("mov %r1, %r3\nmov %r2, 8\nmov %r3, 0\nmov %r4, 0\nmov %r5, 0\ncall 28",
+                  True),
+    "map_lookup_elem": ("mov %r2, %r3\nlddw %r1, map_fd(1)\ncall 1", True),
+}
+
+
+@pytest.mark.parametrize("name", PACKET_MEMORY)
+def test_packet_memory_only_for_helpers_with_pkt_access(name):
+    """As in the kernel, only some helpers take packet memory (their prototype's pkt_access):
+    bpf_check_mtu and bpf_xdp_load_bytes/store_bytes do not; csum_diff and lookups do."""
+    call, allowed = PACKET_MEMORY[name]
+    text = f"{_PACKET_8}{call}\nout:\nmov %r0, 2\nexit"
+    try:
+        verify(assemble(text), caps=FULL, maps={1: MAPS[1]})
+        verdict = "accepted"
+    except VerifierError as err:
+        verdict = err.reason
+    assert (verdict == "accepted") == allowed, verdict
+    if not allowed:
+        assert verdict.startswith("helper access to the packet is not allowed")
+    if KERNEL:
+        assert kernel_verdict(_case(name, text, {1: MAPS[1]}))[0] == allowed
 
 
 # ---------------------------------------------------------------- the engines
