@@ -1,6 +1,7 @@
 """The guest side: a bpf(2)-like facade over the virtio control queue."""
 
 from .driver import Driver
-from .errors import DriverError
+from .errors import DriverError, ObjectLoadError
+from .objects import LoadedObject
 
-__all__ = ["Driver", "DriverError"]
+__all__ = ["Driver", "DriverError", "LoadedObject", "ObjectLoadError"]

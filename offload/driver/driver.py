@@ -31,6 +31,7 @@ from ..virtio.messages import decode_response
 from ..virtio.netdev import CONTROLQ, NET_HDR_SIZE, RECEIVEQ, TRANSMITQ, NetHdr
 from ..virtio.transport import DeviceStatus, Transport, driver_negotiate, setup_queue
 from .errors import DriverError
+from .objects import LoadedObject, Source, load_into, unload
 
 WANTED = feature_set((Feature.VIRTIO_F_VERSION_1, Feature.VIRTIO_F_INDIRECT_DESC,
                       Feature.VIRTIO_F_EVENT_IDX, Feature.VIRTIO_NET_F_CTRL_VQ,
@@ -222,6 +223,32 @@ class Driver:
 
     def prog_unload(self, handle: int) -> None:
         self.command(p.ProgUnloadRequest(handle))
+
+    def load_object(self, source: Source, *, name: str | None = None,
+                    programs: Iterable[str] | None = None,
+                    prog_type: ProgType | str | None = None,
+                    prog_types: Mapping[str, ProgType | str] | None = None,
+                    map_sizes: Mapping[str, int] | None = None,
+                    all_or_none: bool = True) -> LoadedObject:
+        """An ELF object (path, bytes or ObjectSpec) onto the device, as libbpf loads one.
+
+        ``prog_type`` sets every program's type and ``prog_types`` single programs' (as
+        bpf_program__set_type; ``xdp``, ``xdp.frags``, a ProgType), ``map_sizes`` the
+        max_entries of maps by name (as bpf_map__set_max_entries; ``OUTER.inner`` for a
+        map-in-map's template). ``programs`` chooses programs by name (default: all). The
+        maps the chosen programs use, and those no program uses, are created.
+
+        All or none by default: a chosen program the loader refuses raises
+        :class:`~offload.driver.errors.ObjectLoadError` (EINVAL, every refusal listed) before
+        anything is created; one the device refuses undoes everything and raises its error.
+        With ``all_or_none=False`` the others load and the result lists the refused.
+        """
+        return load_into(self, source, name=name, programs=programs, prog_type=prog_type,
+                         prog_types=prog_types, map_sizes=map_sizes, all_or_none=all_or_none)
+
+    def unload_object(self, loaded: LoadedObject) -> None:
+        """Unload what :meth:`load_object` loaded (programs, then maps)."""
+        unload(self, loaded)
 
     def xdp_attach(self, handle: int, *, mode: str = "hw", replace: int | None = None) -> None:
         if mode != "hw":

@@ -16,3 +16,15 @@ class DriverError(ErrnoError):
     def __init__(self, code: int, message: str, *, response: Any = None) -> None:
         super().__init__(code, message)
         self.response = response
+
+
+class ObjectLoadError(DriverError):
+    """Programs chosen from an object that cannot be loaded, as one refusal (EINVAL).
+
+    ``refused`` holds the loader's refusals (:class:`~offload.loader.ProgramRefusal`) by
+    program name; nothing was created on the device.
+    """
+
+    def __init__(self, code: int, message: str, *, refused: dict[str, Any]) -> None:
+        super().__init__(code, message)
+        self.refused = refused
