@@ -822,7 +822,7 @@ def s_spill(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
 
 
 def s_helper(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
-    how = rng.randrange(10)
+    how = rng.randrange(11)
     lines = fn.lines
     if how == 8:  # check_mtu: reads and writes the MTU in a scalar slot
         slot = -8 * rng.choice(fn.free_slots() or [1])
@@ -865,7 +865,7 @@ def s_helper(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
         else:
             lines += [f"mov %r1, {rng.randint(0, 70)}", "mov %r2, 0", "call 23"]
         lines.append(f"mov {b.sc(fn, rng)}, %r0")
-    else:
+    else:  # a tail call: slot 0 holds a program, the others are empty
         progs = [m for m in b.maps.values() if m.type == MapType.PROG_ARRAY]
         if progs:  # an empty slot: the call falls through
             lines += ["mov %r1, %r6", f"lddw %r2, map_fd({progs[0].handle})",
@@ -920,7 +920,7 @@ def s_branch(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
     fn.lines.append(f"{op} {b.sc(fn, rng)}, {operand}, {other}")
     b.block(fn, rng, rng.randint(1, 2))
     if rng.random() < 0.4:
-        fn.lines.append(f"ja {end}")
+        fn.lines.append(f"{rng.choice(('ja', 'ja', 'ja32'))} {end}")
         fn.lines.append(f"{other}:")
         b.block(fn, rng, rng.randint(1, 2))
         fn.lines.append(f"{end}:")
@@ -946,7 +946,8 @@ def s_degenerate(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
         fn.lines += [f"jeq {reg}, {b.imm(rng)}, {target}", f"jne {reg}, 0, {target}",
                      f"add {reg}, 1", f"{target}:"]
     else:
-        fn.lines += [f"{rng.choice(JUMPS)}32 {reg}, {b.imm(rng)}, +1", "ja +0"]
+        fn.lines += [f"{rng.choice(JUMPS)}32 {reg}, {b.imm(rng)}, +1",
+                     rng.choice(("ja +0", "ja32 +0"))]
 
 
 def s_index(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
@@ -1008,7 +1009,7 @@ def s_loop(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
                                   f"jsge {counter}, {n}, {done}"))]
             _loop_index(b, fn, rng, counter, n)
             b.block(fn, rng, body)
-            lines += [f"add {counter}, 1", f"ja {top}", f"{done}:"]
+            lines += [f"add {counter}, 1", f"{rng.choice(('ja', 'ja32'))} {top}", f"{done}:"]
         else:  # test at the bottom
             lines += [rng.choice((f"mov {counter}, 0", f"mov32 {counter}, 0")), f"{top}:"]
             _loop_index(b, fn, rng, counter, n)
@@ -1331,6 +1332,79 @@ def _pair(b: _Builder, fn: Fn, rng: random.Random, one_short: bool) -> None:
             b.witnesses.append(bytes(data))
 
 
+# -- pointers of several kinds meeting in one register ----------------------------------------
+def s_join(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
+    """Each path puts a different kind of pointer (packet, stack, map value, global data) in
+    r5; after the paths meet, one access (maybe at a bounded variable offset) through r5
+    must suit every kind, and each engine must serve each kind at the same instruction."""
+    kinds = ["pkt", "stack"]
+    values = [m for m in b.data_maps() if m.spec.max_entries > 1]
+    globals_ = [m for m in b.maps.values() if m.type == MapType.ARRAY and m.spec.max_entries == 1]
+    if values:
+        kinds.append("value")
+    if globals_:
+        kinds.append("global")
+    if fn.reserved:
+        kinds.remove("stack")
+    chosen = rng.sample(kinds, min(len(kinds), rng.choice((2, 2, 3))))
+    if len(chosen) < 2:
+        return s_stack(b, fn, rng, nested)
+    skip, join = b.label(), b.label()
+    lines = fn.lines
+    lengths = []
+    value = rng.choice(values) if "value" in chosen else None
+    glob = rng.choice(globals_) if "global" in chosen else None
+    gbase = rng.randrange(glob.value_size) if glob else 0
+    if value:
+        _key(b, fn, rng, value)
+        lines += [f"lddw %r1, map_fd({value.handle})", "call 1", f"jeq %r0, 0, {skip}"]
+        lengths.append(value.value_size)
+    if "pkt" in chosen:
+        length = rng.randint(1, 40)
+        b.derive(fn)
+        b.check(fn, rng, "%r2", "%r3", length, skip)
+        lengths.append(length)
+    if "stack" in chosen:
+        lengths.append(8 * fn.slots)
+    if glob:
+        lengths.append(glob.value_size - gbase)
+    span = min(lengths)
+    setups = {"pkt": ["mov %r5, %r2"], "stack": ["mov %r5, %r10", f"add %r5, {fn.s_base}"],
+              "value": ["mov %r5, %r0"],
+              "global": [f"lddw %r5, map_value({glob.handle if glob else 0})+{gbase}"]}
+    labels = [b.label() for _ in chosen[1:]]
+    for i, kind in enumerate(chosen):
+        if i:
+            lines.append(f"{labels[i - 1]}:")
+        if i < len(chosen) - 1:
+            op = rng.choice(JUMPS) + rng.choice(("", "32"))
+            lines.append(f"{op} {b.sc(fn, rng)}, {b.imm(rng)}, {labels[i]}")
+        lines += setups[kind]
+        if i < len(chosen) - 1:
+            lines.append(f"ja {join}")
+    lines.append(f"{join}:")
+    size = rng.choice([s for s in SIZES if s <= span])
+    align = size if "stack" in chosen else 1  # stack accesses are aligned
+    off = rng.randrange(0, span - size + 1, align)
+    variable = rng.random() < 0.4 and off + size < span
+    if variable:
+        b.bound(fn, rng, "%r1", span - size - off, skip, align=align)
+        lines.append("add %r5, %r1")
+    aligned = not variable and (off + gbase) % size == 0 and off % size == 0  # for atomics
+    sz = SIZE_NAMES[size]
+    writable = glob is None or glob.writable
+    how = rng.randrange(4)
+    if how == 0 and writable:
+        lines.append(f"stx{sz} [%r5+{off}], {b.sc(fn, rng)}")
+    elif how == 1 and writable:
+        lines.append(f"st{sz} [%r5+{off}], {b.imm(rng)}")
+    elif how == 2 and writable and "pkt" not in chosen and size >= 4 and aligned:
+        _atomic(b, fn, rng, "%r5", off, size)
+    else:
+        lines.append(f"ldx{sz} {b.sc(fn, rng)}, [%r5+{off}]")
+    lines.append(f"{skip}:")
+
+
 # -- constants through the stack ------------------------------------------------------------
 def _probe(b: _Builder, fn: Fn, rng: random.Random, risky: bool) -> None:
     """A constant spilled whole (8 bytes), then a part of it read back and used as an index
@@ -1520,7 +1594,7 @@ SNIPPETS: dict[str, Snippet] = {
     "r_pkt": r_pkt_past_check, "r_null": r_no_null_check, "r_value": r_value_past_end,
     "r_uninit": r_uninit_stack, "r_stale": r_stale_packet, "r_index": r_unbounded_index,
     "r_misc": r_misc, "arith": s_arith, "r_arith": r_arith, "probe": s_probe,
-    "r_probe": r_probe,
+    "r_probe": r_probe, "join": s_join,
 }
 RISKY = frozenset(k for k in SNIPPETS if k.startswith("r_"))
 LOOPING = frozenset({"loop", "pkt_loop"})
@@ -1530,7 +1604,7 @@ TOP_WEIGHTS = (
     ("pkt_loop", 3), ("meta", 3), ("adjust", 3), ("map_lookup", 9), ("map_update", 4),
     ("map_delete", 2), ("global", 3), ("stack_var", 5), ("spill", 5), ("helper", 6),
     ("load_bytes", 4), ("atomic", 6), ("branch", 7), ("degenerate", 3), ("index", 5),
-    ("early_exit", 2), ("loop", 5), ("call", 5), ("arith", 4), ("probe", 3), ("risky", 6),
+    ("early_exit", 2), ("loop", 5), ("call", 5), ("arith", 4), ("probe", 3), ("join", 4), ("risky", 6),
 )
 RISKY_KINDS = tuple(sorted(RISKY))
 NESTED_WEIGHTS = tuple((k, w) for k, w in TOP_WEIGHTS if k != "risky") + (("arg", 4),)
