@@ -10,6 +10,7 @@ from typing import Any
 from rich.live import Live
 from rich.table import Table
 
+from . import object_options
 from .client import DeviceClient
 from .device_service import BACKENDS, ENGINES, DeviceService
 from .exits import CliError, Exit, UsageError
@@ -65,15 +66,27 @@ def register(sub: Any) -> None:
     load = sub.add_parser(
         "load", help="load an ELF object's programs and maps onto a device", formatter_class=RAW,
         description="Create the object's maps and load its programs on the device through the "
-                    "guest driver (the device verifies them), optionally attaching one.",
+                    "guest driver (the device verifies them), optionally attaching one. All "
+                    "or none, as bpftool prog loadall: a chosen program the loader or the "
+                    "device refuses loads nothing; choose the others with --program or "
+                    "--section. Only the maps the chosen programs use (and those no program "
+                    "uses) are created.",
         epilog="examples:\n"
                "  offload-migrate load fixtures/xdp/xdp_firewall.o --device /tmp/a.sock --attach\n"
                "  offload-migrate load fixtures/xdp/xdp_pass.o --device /tmp/a.sock "
-               "--program xdp_drop_all --attach")
+               "--program xdp_drop_all --attach\n"
+               "  offload-migrate load fixtures/xdp/libbpf/xdp_traced.o --device /tmp/a.sock "
+               "--program xdp_count_ipv4\n"
+               "  offload-migrate load fixtures/xdp/libbpf/xdp_custom_sections.o --device "
+               "/tmp/a.sock --type xdp_custom=xdp --program xdp_custom --attach\n"
+               "  offload-migrate load fixtures/xdp/libbpf/xdp_sized_maps.o --device "
+               "/tmp/a.sock --map-size allowed_ports=1024")
     load.add_argument("object", help="BPF ELF object (.o) built by clang")
     load.add_argument("--device", required=True, metavar="PATH", help="control socket")
     load.add_argument("--section", help="only programs of this ELF section")
-    load.add_argument("--program", help="only this program")
+    load.add_argument("--program", action="append", metavar="NAME",
+                      help="only this program (repeatable)")
+    object_options.add_arguments(load)
     load.add_argument("--attach", action="store_true", help="attach the program (XDP, hw mode)")
     load.set_defaults(handler=load_command)
 
@@ -127,9 +140,12 @@ def load_command(args: argparse.Namespace, out: Output) -> int:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}.") from None
+    every, per_program = object_options.parse_types(args.type)
+    sizes = object_options.parse_map_sizes(args.map_size)
     with DeviceClient(args.device) as client:
         result = client.call("load", object=data, name=path.name.split(".")[0],
-                             section=args.section, program=args.program, attach=args.attach)
+                             section=args.section, program=args.program, attach=args.attach,
+                             type=every, types=per_program or None, map_sizes=sizes or None)
     table = Table(title=f"loaded {path.name}")
     table.add_column("object")
     table.add_column("id", justify="right")
@@ -141,6 +157,10 @@ def load_command(args: argparse.Namespace, out: Output) -> int:
     for name, handle in result["maps"].items():
         table.add_row(f"map {name}", str(handle), "")
     out.console.print(table)
+    for name, refusal in (result.get("refused") or {}).items():
+        out.console.print(f"not chosen, refused by the loader: {name} (section "
+                          f"{refusal['section']}): {refusal['reason']}", style="dim",
+                          highlight=False)
     return Exit.OK
 
 

@@ -22,8 +22,8 @@ from migrate.restore import IncompatibleTarget, RestoreError, restore
 from offload.caps import Capabilities, load_profile
 from offload.device import DevicePair, build_device
 from offload.errors import ErrnoError, OffloadError
-from offload.loader import load_object
-from offload.program import ProgramSpec
+from offload.driver import ObjectLoadError
+from offload.loader import LoadOptionError, ObjectSpec, ProgramRefusal, load_object
 from offload.virtio.features import names as feature_names
 from offload.xdp import XdpAction
 
@@ -216,57 +216,72 @@ class DeviceService:
 
     # -- programs ------------------------------------------------------------------------------
     def load(self, params: dict[str, Any]) -> dict[str, Any]:
-        """An ELF object's maps created and programs loaded through the driver, all or none."""
+        """An ELF object's maps created and programs loaded through the driver, all or none.
+
+        ``type`` sets every program's type, ``types`` single programs' and ``map_sizes`` maps'
+        max_entries, as libbpf sets them before load. Programs the loader refuses are listed
+        under ``refused`` when not chosen, and refuse the load when chosen.
+        """
         data = param(params, "object", bytes)
-        obj = load_object(data, param(params, "name", str, ""))
-        chosen = self._choose(obj.programs, param(params, "section", str, None),
-                              param(params, "program", str, None))
+        try:
+            obj = load_object(data, param(params, "name", str, ""),
+                              prog_type=param(params, "type", str, None),
+                              prog_types=_str_map(params, "types", str),
+                              map_sizes=_str_map(params, "map_sizes", int))
+        except LoadOptionError as err:
+            raise UsageError(str(err)) from None
+        names = param(params, "program", (str, list), None)
+        if isinstance(names, list) and not all(isinstance(n, str) for n in names):
+            raise ServiceError(errno.EINVAL, "the parameter 'program' must be a name or a list "
+                                             "of names.")
+        chosen = self._choose(obj, param(params, "section", str, None),
+                              [names] if isinstance(names, str) else names)
         attach = param(params, "attach", bool, False)
         if attach and len(chosen) != 1:
             raise ServiceError(errno.EINVAL, f"{len(chosen)} programs were chosen "
                                f"({', '.join(chosen)}); name the one to attach with --program.")
-        maps: dict[str, int] = {}
-        loaded: dict[str, int] = {}
         try:
-            for name, spec in obj.maps.items():
-                maps[name] = self.driver.map_create(spec)
-            for name, prog in chosen.items():
-                loaded[name] = self.driver.prog_load(prog, maps=maps)
-            if attach:
-                self.driver.xdp_attach(next(iter(loaded.values())))
-        except OffloadError:
-            for handle in reversed(loaded.values()):
-                self._quietly(self.driver.prog_unload, handle)
-            for handle in reversed(maps.values()):
-                self._quietly(self.driver.map_free, handle)
-            raise
-        reports = {name: self.device.objects.programs[h].report for name, h in loaded.items()}
-        return {"maps": maps,
+            loaded = self.driver.load_object(obj, programs=chosen)
+        except ObjectLoadError as err:
+            others = [n for n in chosen if n not in err.refused]
+            hint = "; the others load when chosen by name: " + \
+                " ".join(f"--program {n}" for n in others) if others else ""
+            raise ObjectLoadError(err.errno, f"{err.detail}{hint}",
+                                  refused=err.refused) from None
+        if attach:
+            try:
+                self.driver.xdp_attach(next(iter(loaded.programs.values())))
+            except OffloadError:
+                self.driver.unload_object(loaded)
+                raise
+        reports = {name: self.device.objects.programs[h].report
+                   for name, h in loaded.programs.items()}
+        return {"maps": loaded.maps,
                 "programs": {name: {"id": h, "insns_processed": reports[name].insns_processed,
                                     "states": reports[name].states,
                                     "peak_states": reports[name].peak_states}
-                             for name, h in loaded.items()},
-                "attached": next(iter(loaded)) if attach else None}
+                             for name, h in loaded.programs.items()},
+                "attached": next(iter(loaded.programs)) if attach else None,
+                "refused": {name: refusal_dict(r) for name, r in obj.refused.items()
+                            if name not in chosen}}
 
     @staticmethod
-    def _choose(programs: Any, section: str | None, program: str | None) -> dict[str, ProgramSpec]:
-        chosen = {name: spec for name, spec in programs.items()
-                  if (section is None or spec.section == section)
-                  and (program is None or name == program)}
-        if not chosen:
-            known = ", ".join(f"{n} ({s.section})" for n, s in programs.items()) or "none"
+    def _choose(obj: ObjectSpec, section: str | None,
+                program: list[str] | None) -> list[str]:
+        """The programs named by section and name, refused ones included (they refuse the
+        load), in the object's order."""
+        chosen = [name for name, in_section in obj.sections.items()
+                  if (section is None or in_section == section)
+                  and (program is None or name in program)]
+        missing = [name for name in program or () if name not in obj.sections]
+        if not chosen or missing:
+            known = ", ".join(f"{n} ({s})" for n, s in obj.sections.items()) or "none"
+            asked = ", ".join(repr(n) for n in (missing or program or ()))
             what = " and ".join(x for x in (f"section {section!r}" if section else "",
-                                            f"name {program!r}" if program else "") if x)
+                                            f"name {asked}" if asked else "") if x)
             raise ServiceError(errno.ENOENT, f"the object has no program with {what or 'any name'}"
                                              f"; its programs: {known}.")
         return chosen
-
-    @staticmethod
-    def _quietly(step: Callable[[int], None], handle: int) -> None:
-        try:
-            step(handle)
-        except OffloadError:
-            pass
 
     def _program_handle(self, ref: Any) -> int:
         programs = self.device.objects.programs
@@ -459,11 +474,28 @@ class PlanRefused(CliError):
         self.plan = plan_dict(err.plan) if err.plan is not None else None
 
 
+def refusal_dict(refusal: ProgramRefusal) -> dict[str, Any]:
+    return {"section": refusal.section, "kind": refusal.kind.value, "reason": refusal.reason}
+
+
+def _str_map(params: dict[str, Any], name: str, kind: type) -> dict[str, Any] | None:
+    """An optional {name: value} parameter (EINVAL naming it otherwise)."""
+    value = param(params, name, dict, None)
+    if value is not None and not all(isinstance(k, str) and isinstance(v, kind)
+                                     and not isinstance(v, bool) for k, v in value.items()):
+        raise ServiceError(errno.EINVAL, f"the parameter {name!r} must map names to "
+                                         f"{kind.__name__} values.")
+    return value
+
+
 def error_data(exc: BaseException) -> dict[str, Any]:
-    """Extra data an error carries over the socket: a plan, a verifier log."""
+    """Extra data an error carries over the socket: a plan, a verifier log, the programs the
+    loader refused."""
     data: dict[str, Any] = {}
     if isinstance(exc, PlanRefused) and exc.plan is not None:
         data["plan"] = exc.plan
+    if isinstance(exc, ObjectLoadError):
+        data["refused"] = {name: refusal_dict(r) for name, r in exc.refused.items()}
     response = getattr(exc, "response", None)
     log = getattr(response, "log", None)
     if isinstance(log, str) and log:
