@@ -61,7 +61,7 @@ class ProgramRefusal:
 
     ``reason`` is a sentence in the kernel's and libbpf's vocabulary; ``symbol`` names what
     in the object it is about (the extern, the map, the function) when that is not the
-    program itself.
+    program itself; ``maps`` the maps its code uses, when it could be linked.
     """
 
     program: str
@@ -69,6 +69,7 @@ class ProgramRefusal:
     kind: RefusalKind
     reason: str
     symbol: str | None = None
+    maps: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"program '{self.program}' (section '{self.section}'): {self.reason}"

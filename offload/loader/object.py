@@ -232,7 +232,8 @@ def _parse(data: bytes, name: str, source: str, options: LoadOptions) -> ObjectS
         if refusal is None and typed is None:
             refusal = _type_refusal(program, section_name)
         if refusal is not None or typed is None:
-            refused[program] = refusal
+            used = tuple(dict.fromkeys(ref.map_name for ref in linked.map_refs))
+            refused[program] = dataclasses.replace(refusal, maps=used)
             continue
         programs[program] = ProgramSpec(
             name=program, type=typed[0], instructions=linked.instructions,
