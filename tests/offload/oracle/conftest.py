@@ -35,23 +35,21 @@ def pytest_testnodedown(node, error) -> None:  # noqa: ANN001 - xdist's types
 
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's own type
     counts = _GATHERED + COUNTS
-    if not counts:
-        return
-    terminalreporter.section("generated programs")
     accepted = counts["accepted"]
     refused = counts["refused"] + counts["refused_risky"]
-    total = accepted + refused
+    if not accepted + refused:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("generated programs")
     workers = f" over {len(_WORKERS)} workers" if _WORKERS else ""
-    terminalreporter.write_line(
-        f"{accepted} accepted and {refused} refused of {total} programs{workers} "
-        f"({accepted / total:.1%} accepted); {counts['refused_risky']} refused and "
-        f"{counts['accepted_risky']} accepted of those breaking a rule on purpose (accepted "
-        f"when the breach is unreachable or harmless); {counts['frames']} frames on both "
-        f"engines; {counts['refused_too_large']} refused as too large; "
-        f"{counts['soundness']} programs through the soundness oracle "
-        f"({counts['soundness_skipped']} more with too many states for it)")
+    write(f"{accepted} accepted and {refused} refused of {accepted + refused} programs{workers} "
+          f"({accepted / (accepted + refused):.1%} accepted), {counts['frames']} frames run on "
+          f"both engines, {counts['soundness']} programs through the soundness oracle "
+          f"({counts['soundness_skipped']} more with too many states for it)")
+    write(f"breaking a rule on purpose: {counts['refused_risky']} refused, "
+          f"{counts['accepted_risky']} accepted (the breach unreachable or harmless); keeping "
+          f"every rule: {counts['refused']} refused ({counts['refused_too_large']} as too large)")
     if accepted:
-        terminalreporter.write_line(
-            f"{1000 * counts['cpu_seconds'] / accepted:.1f} ms of CPU per accepted program "
-            f"({1000 * counts['seconds'] / accepted:.1f} ms wall; generation, refusals and "
-            f"Hypothesis included)")
+        write(f"{1000 * counts['cpu_seconds'] / accepted:.1f} ms of CPU per accepted program "
+              f"({1000 * counts['seconds'] / accepted:.1f} ms wall; generation, refusals and "
+              f"Hypothesis included)")

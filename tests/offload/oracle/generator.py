@@ -1553,8 +1553,15 @@ def r_unbounded_index(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> 
 
 
 def r_misc(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
-    how = rng.randrange(6)
+    how = rng.randrange(7)
     reg = b.sc(fn, rng)
+    if how == 6:  # pop or peek into the stack: the full profile has no queue or stack maps
+        handle = max(b.maps) + 1
+        kind = rng.choice((MapType.QUEUE, MapType.STACK))
+        b.maps[handle] = MapInfo(handle, MapSpec(f"queue{handle}", kind, 0, 8, 4))
+        fn.lines += [f"lddw %r1, map_fd({handle})", "mov %r2, %r10", f"add %r2, {fn.buf}",
+                     f"call {rng.choice((88, 89))}", f"ldxdw {reg}, [%r10{fn.buf}]"]
+        return
     if how == 0:  # misaligned stack
         fn.lines.append(f"ldxw {reg}, [%r10-{8 * rng.randint(1, fn.slots) - 2}]")
     elif how == 1:  # write to the context

@@ -34,13 +34,12 @@ from hypothesis import HealthCheck, given, reject, settings
 import offload.backends.builtin as builtin
 from offload.backends.builtin import BuiltinBackend
 from offload.caps.profiles import load_profile
-from offload.maps.spec import MapType
-from offload.program import ProgType
-from offload.verifier import VerifierError, VerifierStats, verify
-
 from offload.isa import assemble
 from offload.isa.opcodes import ATOMIC_FETCH, AluOp, AtomicOp, InsnClass, JmpOp, Mode, \
     PseudoSrc, Size, Source
+from offload.maps.spec import MapType
+from offload.program import ProgType
+from offload.verifier import VerifierError, VerifierStats, verify
 
 from .generator import TOP_TOTAL, Generated, build, xdp_programs
 from .stats import COUNTS
