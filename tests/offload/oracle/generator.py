@@ -64,6 +64,8 @@ PLAIN_HELPERS = (5, 7, 8, 42, 118, 125, 160, 208)
 MAIN_SLOTS, MAIN_PTRS, MAIN_BUF, MAIN_BUF_SIZE = 8, (-72, -80), -152, 64
 SUB_SLOTS, SUB_PTRS, SUB_BUF, SUB_BUF_SIZE = 4, (-40,), -72, 32
 MAX_CALL_DEPTH = 2
+#: What a program returns when an engine's arithmetic differs from the RFC 9669 model.
+ALU_MISMATCH = 0x5EED_0BAD_A1A1_A1A1
 
 
 @dataclass(frozen=True)
@@ -1213,12 +1215,17 @@ def _arith(b: _Builder, fn: Fn, rng: random.Random, one_short: bool) -> None:
     fn.lines.append(f"ldxb %r1, [%r2+{pos}]")
     if mask != 0xFF:
         fn.lines.append(f"and %r1, {mask}")
+    checked = not one_short and fn.depth == 0
+    if checked:
+        fn.lines.append("mov %r0, %r1")
     fn.lines += ops
     high = max(results.values())
     if one_short:
         length = high
     else:
         length = high + 1
+        if checked:
+            _self_check(b, fn, bytes(results.get(x, 0) for x in range(256)))
         fn.lines.append(f"jgt %r1, {high}, {skip}")  # never taken: the verifier may be vaguer
     fn.lines += ["mov %r4, %r10", f"add %r4, {-length}", "add %r4, %r1",
                  f"ldxb {b.sc(fn, rng)}, [%r4+0]", f"{skip}:"]
@@ -1228,6 +1235,18 @@ def _arith(b: _Builder, fn: Fn, rng: random.Random, one_short: bool) -> None:
             data = bytearray(rng.randbytes(pos + 1 + rng.randint(0, 40)))
             data[pos] = x
             b.witnesses.append(bytes(data))
+
+
+def _self_check(b: _Builder, fn: Fn, table: bytes) -> None:
+    """r0 holds a table index made of the inputs, r1 the result: the program returns
+    ``ALU_MISMATCH`` unless the result is the table's entry, the RFC 9669 model's answer (both
+    engines share their arithmetic, so comparing them alone would not tell)."""
+    handle = max(b.maps) + 1
+    b.maps[handle] = MapInfo(handle, MapSpec(f"expect{handle}", MapType.ARRAY, 4, len(table), 1,
+                                             contents=((bytes(4), table),), frozen=True))
+    ok = b.label()
+    fn.lines += [f"lddw %r4, map_value({handle})+0", "add %r4, %r0", "ldxb %r4, [%r4+0]",
+                 f"jeq %r4, %r1, {ok}", f"lddw %r0, {ALU_MISMATCH:#x}", "exit", f"{ok}:"]
 
 
 def s_arith(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
@@ -1316,10 +1335,15 @@ def _pair(b: _Builder, fn: Fn, rng: random.Random, one_short: bool) -> None:
     b.check(fn, rng, "%r2", "%r3", max(p1, p2) + 1, skip)
     fn.lines += [f"ldxb %r1, [%r2+{p1}]", f"ldxb %r5, [%r2+{p2}]", f"and %r1, {mx}",
                  f"and %r5, {my}"]
+    checked = not one_short and fn.depth == 0 and mx < 16 and my < 16  # low masks
+    if checked:
+        fn.lines += ["mov %r0, %r1", "lsh %r0, 4", "add %r0, %r5"]
     fn.lines += _pair_text(steps, skip)
     high = max(passing.values())
     length = high if one_short else high + 1
     if not one_short:
+        if checked:
+            _self_check(b, fn, bytes(passing.get((i >> 4, i & 15), 0) for i in range(256)))
         fn.lines.append(f"jgt %r1, {high}, {skip}")  # never taken: the verifier may be vaguer
     fn.lines += ["mov %r4, %r10", f"add %r4, {-length}", "add %r4, %r1",
                  f"ldxb {b.sc(fn, rng)}, [%r4+0]", f"{skip}:"]

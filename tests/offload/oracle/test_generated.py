@@ -41,7 +41,7 @@ from offload.maps.spec import MapType
 from offload.program import ProgType
 from offload.verifier import VerifierError, VerifierStats, verify
 
-from .generator import TOP_TOTAL, Generated, build, xdp_programs
+from .generator import ALU_MISMATCH, TOP_TOTAL, Generated, build, xdp_programs
 from .stats import COUNTS
 
 #: The full profile with fewer processed instructions allowed: now and then a program's paths
@@ -139,6 +139,10 @@ def differential(gen: Generated, stats: VerifierStats) -> None:
             if out.error is not None:
                 pytest.fail(f"verifier bug: an accepted program faults on the {engine} engine: "
                             f"{out.error}\n{_describe(gen, frame)}")
+            if out.retval == ALU_MISMATCH:
+                pytest.fail(f"the {engine} engine's arithmetic differs from the RFC 9669 model "
+                            f"(a result is not the one tabled for its inputs)\n"
+                            f"{_describe(gen, frame)}")
             seen.append(_observed(backend, out))
         COUNTS["frames"] += 1
         if seen[0] != seen[1]:
