@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 import struct
 
-from ..engine.interpreter import Execution, Helper, TailCall
+from ..engine.interpreter import MAX_TAIL_CALLS, Execution, Helper, TailCall
 from ..engine.memory import MemoryFault
 from ..engine.provenance import ArgUse, HelperSig
 from ..errors import ErrnoError
@@ -83,7 +83,11 @@ def get_smp_processor_id(ex: Execution, *_: int) -> int:
 
 
 def tail_call(ex: Execution, ctx: int, map_ptr: int, index: int, *_: int) -> int:
-    """Jump to the program at ``index``; on a missing entry fall through with -ENOENT."""
+    """Jump to the program at ``index``; on a missing entry, or once the chain holds
+    MAX_TAIL_CALLS tail calls (bpf-helpers(7)), fail and fall through to the next
+    instruction."""
+    if ex.tail_calls >= MAX_TAIL_CALLS:
+        return errno_result(errno.E2BIG)
     env = _env(ex)
     live = env.map_at(map_ptr)
     if not isinstance(live, ProgArrayMap):

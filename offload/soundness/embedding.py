@@ -130,6 +130,8 @@ def reg_escape(reg: Reg, value: int, view: ConcreteView, tag: int | None) -> str
         return None
     region = view.region(value)
     if tag is not None and region is not None and tag != region.base >> 32:
+        if tag == 0:
+            return f"points into {region.describe()} but the engine derived it from no region"
         return f"has provenance region {tag} but points into {region.describe()}"
     if t == _STACK:
         if not view.is_stack(region, reg.frameno):

@@ -26,8 +26,6 @@ def _backend(engine: str) -> BuiltinBackend:
     return BuiltinBackend(CAPS, engine=engine, clock=itertools.count(0, 1000).__next__)
 
 
-@pytest.mark.xfail(strict=True, reason="the 34th tail call of a chain raises 'more than 33 tail "
-                                       "calls' instead of failing and falling through")
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_tail_call_past_the_limit_falls_through(engine):
     """bpf_tail_call fails once the chain holds 33 tail calls and the program goes on with the
