@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -60,8 +60,10 @@ from elftools.common.exceptions import ELFError  # noqa: E402
 from elftools.elf.elffile import ELFFile  # noqa: E402
 
 from offload.caps import load_profile  # noqa: E402
+from offload.isa.disasm import slot_positions  # noqa: E402
 from offload.loader import LoaderError, load_object  # noqa: E402
 from offload.loader.sections import program_type  # noqa: E402
+from offload.maps.spec import MapFlags, MapType  # noqa: E402
 from offload.program import ProgType, resolve_map_references  # noqa: E402
 from offload.verifier import VerifierError, verify  # noqa: E402
 
@@ -139,45 +141,68 @@ def elf_programs(path: Path) -> list[ElfProgram]:
 
 # ------------------------------------------------------------------ causes
 #: Cause groups of a device refusal, in the issue's order.
-GROUPS = ("CO-RE", "program type (section name)", "processed-insn limit (pruning)",
-          "time limit", "map type", "max_entries 0", "may_goto / new helpers",
-          "map-in-map form", "extern (kfunc/ksym/kconfig)", "other")
+GROUPS = ("CO-RE", "program type (section name)", "max_entries 0",
+          "processed-insn limit (pruning)", "time limit", "map type", "may_goto / new helpers",
+          "map-in-map form", "extern (kfunc/ksym/kconfig)", "unprivileged policy", "other")
 
-_MAP_TYPE = re.compile(r"map type (\w+) of map")
+_MAP_TYPE = re.compile(r"map type (\w+)")
 _HELPER = re.compile(r"unknown func (\w+)#(\d+)")
+#: Refusals the kernel makes in unprivileged mode only (the device applies those rules).
+_UNPRIV = ("attempt to corrupt spilled pointer", "prohibited for !root", "leaks addr",
+           "pointer comparison prohibited", "speculative", "into map value is prohibited")
 
 
-def classify(stage: str, reason: str) -> tuple[str, str]:
-    """(group, cause) of a device refusal from its stage (loader, verifier, limit) and text."""
+def helper_label(helper_id: int) -> str:
+    """``name#id`` of a helper, its UAPI name where the device's table lacks it."""
+    try:
+        from offload.helpers.prototypes import HelperId
+        return f"{HelperId(helper_id).name.lower()}#{helper_id}"
+    except (ImportError, ValueError):
+        return f"{UAPI_HELPERS.get(helper_id, 'helper')}#{helper_id}"
+
+
+#: UAPI names of helpers a device table may not know (include/uapi/linux/bpf.h).
+UAPI_HELPERS = {93: "spin_lock", 94: "spin_unlock", 99: "skc_lookup_tcp",
+                100: "tcp_check_syncookie", 181: "loop"}
+
+
+def classify(stage: str, reason: str, kind: str = "",
+             at_helper: str = "") -> tuple[str, str]:
+    """(group, cause) of a device refusal from its stage (loader, verifier, limit, crash),
+    its text, for a program the loader refused alone the loader's kind of refusal, and the
+    helper called by the failing instruction if it is a call."""
     text = reason.lower()
     if stage == "limit":
         return "time limit", "time limit"
+    if stage == "crash":
+        return "other", "worker died"
     if stage == "loader":
-        if "co-re" in text:
+        if kind == "co-re" or "co-re" in text:
             return "CO-RE", "CO-RE relocations"
-        if "does not name a program type" in text:
+        if kind == "section" or "does not name a program type" in text \
+                or "missing program type" in text:
             return "program type (section name)", "section name"
-        if "max_entries" in text and re.search(r"\b0\b", text):
+        if "max_entries 0" in text:
             return "max_entries 0", "max_entries 0"
         if "may_goto" in text or "0xe5" in text:
             return "may_goto / new helpers", "may_goto"
-        if "cannot decode" in text or "opcode" in text:
+        if kind == "instruction" or "cannot decode" in text or "opcode" in text:
             return "may_goto / new helpers", "undecodable instruction"
-        if ("values" in text and ("4-byte values" in text or "inner map" in text)) \
-                or "map of maps" in text or "hold maps" in text:
+        if "__array(values" in text or "4-byte values" in text or "hold maps" in text \
+                or "map of maps" in text or "inner map" in text:
             return "map-in-map form", "map-in-map declaration"
-        if "extern" in text:
+        if kind == "extern" or "extern" in text:
             return "extern (kfunc/ksym/kconfig)", "extern symbols"
+        found = _MAP_TYPE.search(reason)
+        if found:
+            return "map type", f"map type {found.group(1)}"
         if "static initialisation" in text:
             return "other", "static map slots (.values)"
-        if "map type" in text:
-            found = re.search(r"map type (\w+)", reason)
-            return "map type", f"map type {found.group(1) if found else '?'}"
         if "bpf_map_def" in text:
             return "other", "legacy map definition"
-        return "other", f"loader: {_short(reason)}"
+        return "other", f"loader ({kind or 'object'}): {_short(reason)}"
     found = _MAP_TYPE.search(reason)
-    if found:
+    if found and "not supported" in text:
         return "map type", f"map type {found.group(1)}"
     if "too large" in text and "processed" in text:
         return "processed-insn limit (pruning)", "processed-insn limit"
@@ -185,11 +210,16 @@ def classify(stage: str, reason: str) -> tuple[str, str]:
         return "processed-insn limit (pruning)", "too complex"
     found = _HELPER.search(reason)
     if found:
-        return "may_goto / new helpers", f"helper {found.group(1)}"
-    if "max_entries" in text and re.search(r"\b0\b", text):
-        return "max_entries 0", "max_entries 0"
+        name = found.group(1)
+        if name.endswith("unknown"):
+            name = UAPI_HELPERS.get(int(found.group(2)), name)
+        return "may_goto / new helpers", f"helper {name}#{found.group(2)}"
+    if at_helper and "!read_ok" in text:
+        return "other", f"argument register not initialised at {at_helper}"
     if "may_goto" in text:
         return "may_goto / new helpers", "may_goto"
+    if any(rule in text for rule in _UNPRIV):
+        return "unprivileged policy", f"unprivileged: {_short(reason)}"
     if "verifier bug" in text:
         return "other", "verifier bug"
     return "other", f"verifier: {_short(reason)}"
@@ -205,7 +235,7 @@ def _short(reason: str) -> str:
 
 # ------------------------------------------------------------------ the device
 class TimeLimit(BaseException):
-    """The time limit of one program (a BaseException: the verifier turns every Exception
+    """The CPU-time limit of one program (a BaseException: the verifier turns every Exception
     into a refusal, and this is none)."""
 
 
@@ -214,52 +244,83 @@ def _alarm(signum: int, frame: Any) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _load(path: str, force: tuple[str, ...]) -> Any:
-    """The loaded object or the LoaderError refusing it (cached: one load per object)."""
-    sections = {name: ProgType.XDP for name in force}
+def _load(path: str, setup: bool, sections: tuple[str, ...]) -> Any:
+    """The loaded object, or the LoaderError refusing it whole (cached: one load per object).
+
+    ``setup`` sets before loading what userspace sets (and what the kernel side gets): the
+    XDP type for programs whose section names none, and ``MAP_SIZE`` entries for maps
+    declared with 0. A loader without those options gets ``sections`` as entry sections.
+    """
     try:
-        return load_object(path, entry_sections=sections or None)
+        obj = load_object(path)
+    except LoaderError as exc:
+        if not setup or not sections:
+            return exc
+        try:
+            return load_object(path, entry_sections={s: ProgType.XDP for s in sections})
+        except LoaderError as again:
+            return again
+    if not setup:
+        return obj
+    refused = getattr(obj, "refused", None) or {}
+    types = {name: "xdp" for name, why in refused.items()
+             if getattr(getattr(why, "kind", None), "value", "") == "section"}
+    sizes = {}
+    for why in (getattr(obj, "refused_maps", None) or {}).values():
+        found = re.search(r"--map-size (\S+)=N", str(why))
+        if found:
+            sizes[found.group(1)] = MAP_SIZE
+    if not types and not sizes:
+        return obj
+    try:
+        return load_object(path, prog_types=types, map_sizes=sizes)
     except LoaderError as exc:
         return exc
 
 
-def _missing_reason(obj: Any, name: str) -> str:
-    """Why a loader that refuses programs one by one left this one out, if it says."""
-    for attr in ("refused", "refusals", "errors", "failures"):
-        table = getattr(obj, attr, None)
-        if isinstance(table, dict) and name in table:
-            return str(table[name])
-    return "the loader did not load this program"
+def _refusal(obj: Any, name: str) -> tuple[str, str]:
+    """(reason, kind) of a program the loader refused alone, as far as it says."""
+    refused = getattr(obj, "refused", None)
+    if isinstance(refused, Mapping) and name in refused:
+        why = refused[name]
+        kind = getattr(why, "kind", None)
+        return str(getattr(why, "reason", why)), str(getattr(kind, "value", kind or ""))
+    return "the loader did not load this program", ""
 
 
 def device_check(path: str, name: str, timeout: float = TIMEOUT, profile: str = PROFILE,
-                 force: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Load ``path`` and verify its program ``name`` as XDP, within ``timeout`` seconds.
+                 setup: bool = False, sections: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load ``path`` and verify its program ``name`` as XDP, within ``timeout`` CPU seconds.
 
-    Runs in a worker process (it uses SIGALRM). ``force`` lists sections whose functions are
-    loaded as XDP programs though their names name no type.
+    Runs in a worker process (the limit is a SIGPROF timer). ``setup`` and ``sections``: see
+    :func:`_load`.
     """
-    result: dict[str, Any] = {"accepted": False, "stage": "", "reason": "", "processed": None,
-                              "load_s": 0.0, "verify_s": 0.0, "verify_cpu_s": 0.0}
+    result: dict[str, Any] = {"accepted": False, "stage": "", "reason": "", "kind": "",
+                              "processed": None, "load_s": 0.0, "verify_s": 0.0,
+                              "verify_cpu_s": 0.0}
     processed = 0
 
     def count(slot: int, state: Any) -> None:
         nonlocal processed
         processed += 1
 
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, timeout)
+    previous = signal.signal(signal.SIGPROF, _alarm)
+    signal.setitimer(signal.ITIMER_PROF, timeout)  # CPU time: fair on a busy machine
     stage = "loader"
-    start = time.perf_counter()
+    start = begin = time.perf_counter()
+    cpu = time.process_time()
     try:
-        obj = _load(path, force)
+        obj = _load(path, setup, sections)
         result["load_s"] = time.perf_counter() - start
         if isinstance(obj, LoaderError):
-            result.update(stage="loader", reason=str(obj))
+            kind = getattr(obj, "kind", None)
+            result.update(stage="loader", reason=str(obj),
+                          kind=str(getattr(kind, "value", "")) if kind else "object")
             return result
         spec = obj.programs.get(name)
         if spec is None:
-            result.update(stage="loader", reason=_missing_reason(obj, name))
+            reason, kind = _refusal(obj, name)
+            result.update(stage="loader", reason=reason, kind=kind)
             return result
         handles = {map_name: n for n, map_name in enumerate(obj.maps, start=1)}
         resolver = {handles[map_name]: mspec for map_name, mspec in obj.maps.items()}
@@ -274,52 +335,57 @@ def device_check(path: str, name: str, timeout: float = TIMEOUT, profile: str = 
         except VerifierError as err:
             result.update(stage="verifier", reason=err.reason, processed=processed,
                           insn=err.insn_index)
+            at = {slot: insn for slot, insn in zip(slot_positions(insns), insns)}
+            failing = at.get(err.insn_index)
+            if failing is not None and failing.is_helper_call:
+                result["at_helper"] = helper_label(failing.imm)
         else:
             result.update(accepted=True, processed=stats.insns_processed)
         result["verify_s"] = time.perf_counter() - begin
         result["verify_cpu_s"] = time.process_time() - cpu
     except TimeLimit:
-        result.update(stage="limit", reason=f"no verdict within {timeout:g} s ({stage})",
-                      processed=processed or None,
-                      verify_s=time.perf_counter() - start)
+        result.update(stage="limit", reason=f"no verdict within {timeout:g} s of CPU ({stage})",
+                      processed=processed or None, verify_s=time.perf_counter() - begin,
+                      verify_cpu_s=time.process_time() - cpu)
     except LoaderError as exc:  # map references the loader could not resolve
-        result.update(stage="loader", reason=str(exc))
+        result.update(stage="loader", reason=str(exc), kind="")
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
     return result
 
 
 def device_results(programs: Sequence[ElfProgram], directory: Path, *, timeout: float,
-                   jobs: int, profile: str, force_sections: bool) -> list[dict[str, Any]]:
+                   jobs: int, profile: str, setup: bool) -> list[dict[str, Any]]:
     """The device's answer for every program, in order, from ``jobs`` worker processes.
 
-    A worker that dies (a crash, out of memory) refuses its program as ``worker died`` and a
-    fresh pool takes the rest.
+    A worker that dies (a crash, out of memory) breaks the pool: the programs left without
+    an answer are then run one per pool, so only the one that kills its worker is counted
+    as ``worker died``.
     """
-    def force(p: ElfProgram) -> tuple[str, ...]:
-        return (p.section,) if force_sections and p.forced else ()
+    def submit(pool: ProcessPoolExecutor, i: int) -> Any:
+        p = programs[i]
+        forced = (p.section,) if setup and p.forced else ()
+        return pool.submit(device_check, str(directory / p.obj), p.name, timeout, profile,
+                           setup, forced)
 
     results: list[dict[str, Any] | None] = [None] * len(programs)
-    todo = list(range(len(programs)))
-    while todo:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {i: pool.submit(device_check, str(directory / programs[i].obj),
-                                      programs[i].name, timeout, profile, force(programs[i]))
-                       for i in todo}
-            broken = []
-            for i, future in futures.items():
-                try:
-                    results[i] = future.result()
-                except BrokenProcessPool:
-                    broken.append(i)
-        if broken and len(broken) == len(todo):
-            # the first one surely broke the pool; the rest get another chance
-            results[broken[0]] = {"accepted": False, "stage": "crash",
-                                  "reason": "worker died", "processed": None,
-                                  "load_s": 0.0, "verify_s": 0.0, "verify_cpu_s": 0.0}
-            broken = broken[1:]
-        todo = broken
+    broken = []
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {i: submit(pool, i) for i in range(len(programs))}
+        for i, future in futures.items():
+            try:
+                results[i] = future.result()
+            except BrokenProcessPool:
+                broken.append(i)
+    for i in broken:
+        with ProcessPoolExecutor(max_workers=1) as pool:
+            try:
+                results[i] = submit(pool, i).result()
+            except BrokenProcessPool:
+                results[i] = {"accepted": False, "stage": "crash", "reason": "worker died",
+                              "kind": "", "processed": None, "load_s": 0.0, "verify_s": 0.0,
+                              "verify_cpu_s": 0.0}
     return [r for r in results if r is not None]
 
 
@@ -389,10 +455,10 @@ _PROCESSED = re.compile(r"processed (\d+) insns")
 def _kernel_reason(log: str, messages: str) -> str:
     from offload.backends.kernel.programs import rejection_reason
     reason = rejection_reason(log) if log.strip() else ""
-    if not reason:
+    if not reason:  # libbpf's first complaint (its last line only says the load failed)
         lines = [line.strip() for line in messages.splitlines()
-                 if line.strip() and "libbpf:" in line]
-        reason = lines[-1] if lines else ""
+                 if "libbpf:" in line and "failed to load object" not in line]
+        reason = lines[0] if lines else ""
     return reason
 
 
@@ -462,21 +528,22 @@ def kernel_check_backend(path: Path, program: ElfProgram) -> dict[str, Any]:
     from offload.errors import OffloadError
     result: dict[str, Any] = {"status": "n/a", "verified_insns": None, "reason": "",
                               "via": "backend"}
-    force = {program.section: ProgType.XDP} if program.forced else None
-    try:
-        obj = load_object(path, entry_sections=force)
-    except LoaderError as exc:
-        result["reason"] = f"loader: {exc}"
+    obj = _load(str(path), True, (program.section,) if program.forced else ())
+    if isinstance(obj, LoaderError):
+        result["reason"] = f"loader: {obj}"
         return result
     spec = obj.programs.get(program.name)
     if spec is None:
-        result["reason"] = "the loader did not load this program"
+        result["reason"] = f"loader: {_refusal(obj, program.name)[0]}"
         return result
     maps: dict[str, KernelMap] = {}
     try:
         for name, mspec in obj.maps.items():
-            if mspec.max_entries == 0:
+            if mspec.max_entries == 0 and mspec.type not in (BPF_MAP_TYPE_PERF_EVENT_ARRAY,
+                                                             BPF_MAP_TYPE_RINGBUF):
                 mspec = dataclasses.replace(mspec, max_entries=MAP_SIZE)
+            if mspec.type == MapType.LPM_TRIE:  # the kernel wants it; old loaders added it
+                mspec = dataclasses.replace(mspec, flags=mspec.flags | MapFlags.NO_PREALLOC)
             maps[name] = KernelMap.create(mspec)
         if spec.type != ProgType.XDP:
             spec = dataclasses.replace(spec, type=ProgType.XDP)
@@ -571,7 +638,7 @@ class Report:
         causes = Counter(r.group for r in pop if not r.device["accepted"])
         detail = Counter(r.cause for r in pop if not r.device["accepted"])
         ratios = sorted((r for r in pop if r.ratio is not None), key=lambda r: -r.ratio)
-        timed = sorted(self.rows, key=lambda r: -(r.device.get("verify_s") or 0.0))
+        timed = sorted(self.rows, key=lambda r: -(r.device.get("verify_cpu_s") or 0.0))
         kernel = Counter(r.kernel["status"] for r in self.rows if r.kernel is not None)
         lenient = [r.key for r in self.rows
                    if r.kernel_accepts is False and r.kernel["status"] == "refused"
@@ -594,7 +661,14 @@ class Report:
             "worst_ratios": [{"program": r.key, "device": r.device["processed"],
                               "kernel": r.kernel["verified_insns"], "ratio": round(r.ratio, 2)}
                              for r in ratios[:10]],
-            "slowest": [{"program": r.key, "seconds": round(r.device.get("verify_s") or 0, 3),
+            "limited": [{"program": r.key, "device": r.device.get("processed"),
+                         "kernel": r.kernel["verified_insns"] if r.kernel else None,
+                         "cause": r.cause}
+                        for r in pop if r.group in ("processed-insn limit (pruning)",
+                                                    "time limit")],
+            "slowest": [{"program": r.key,
+                         "cpu_seconds": round(r.device.get("verify_cpu_s") or 0, 3),
+                         "seconds": round(r.device.get("verify_s") or 0, 3),
                          "processed": r.device.get("processed"),
                          "accepted": r.device["accepted"], "cause": r.cause}
                         for r in timed[:10]],
@@ -622,7 +696,7 @@ def machine() -> dict[str, Any]:
 
 
 def run(directory: Path, *, kernel: bool = True, timeout: float = TIMEOUT, jobs: int = 0,
-        profile: str = PROFILE, libbpf: str | None = None, force_sections: bool = False,
+        profile: str = PROFILE, libbpf: str | None = None, setup: bool = False,
         objects: Sequence[Path] | None = None) -> Report:
     """Measure every XDP program of the objects of ``directory`` (or of ``objects``)."""
     paths = sorted(objects) if objects is not None else sorted(directory.glob("*.o"))
@@ -636,7 +710,7 @@ def run(directory: Path, *, kernel: bool = True, timeout: float = TIMEOUT, jobs:
     directory = paths[0].parent if objects is not None and paths else directory
     device = device_results(programs, directory, timeout=timeout,
                             jobs=jobs or os.cpu_count() or 1, profile=profile,
-                            force_sections=force_sections)
+                            setup=setup)
     kernel_rows: list[dict[str, Any]] | list[None] = [None] * len(programs)
     how = "not asked"
     if kernel:
@@ -649,9 +723,11 @@ def run(directory: Path, *, kernel: bool = True, timeout: float = TIMEOUT, jobs:
     for program, dev, ker in zip(programs, device, kernel_rows):
         row = Row(program, dev, ker)
         if not dev["accepted"]:
-            row.group, row.cause = classify(dev["stage"], dev["reason"])
+            row.group, row.cause = classify(dev["stage"], dev["reason"], dev.get("kind", ""),
+                                            dev.get("at_helper", ""))
         rows.append(row)
     report = Report(rows, how, profile, timeout, machine())
+    report.machine["setup"] = setup
     if unreadable:
         report.machine["unreadable_objects"] = unreadable
     return report
@@ -661,8 +737,9 @@ def _fmt(n: Any) -> str:
     return "-" if n is None else f"{n:,}" if isinstance(n, int) else str(n)
 
 
-def print_report(report: Report, out: Any = sys.stdout) -> None:
-    header = ("object", "program", "kernel", "k.insns", "device", "d.insns", "ratio", "s",
+def print_report(report: Report, out: Any = None) -> None:
+    out = out if out is not None else sys.stdout
+    header = ("object", "program", "kernel", "k.insns", "device", "d.insns", "ratio", "cpu s",
               "cause")
     table = [header]
     for r in report.rows:
@@ -672,7 +749,7 @@ def print_report(report: Report, out: Any = sys.stdout) -> None:
             "-" if k is None else k["status"], _fmt(None if k is None else k["verified_insns"]),
             "accepted" if r.device["accepted"] else "refused", _fmt(r.device.get("processed")),
             "-" if r.ratio is None else f"{r.ratio:.2f}",
-            f"{r.device.get('verify_s') or 0:.2f}", r.cause[:60]))
+            f"{r.device.get('verify_cpu_s') or 0:.2f}", r.cause[:60]))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
@@ -682,9 +759,10 @@ def print_report(report: Report, out: Any = sys.stdout) -> None:
           f"time limit {report.timeout:g} s", file=out)
     print(f"{s['objects']} objects, {s['programs']} XDP programs; kernel: {s['kernel']}",
           file=out)
-    judged = "kernel accepts" if s["kernel"] else "all programs"
+    judged = "of the programs the kernel accepts" if s["kernel"] else "(kernel not asked)"
+    setup = "; userspace setup (types, map sizes) given" if report.machine.get("setup") else ""
     print(f"device accepts {s['device_accepted']}/{s['judged']} ({s['device_accepted_pct']}%) "
-          f"of the programs the {judged}", file=out)
+          f"{judged}{setup}", file=out)
     print("refused, by cause:", file=out)
     for group, n in s["refused_by_group"].items():
         print(f"  {n:4}  {group}", file=out)
@@ -703,11 +781,16 @@ def print_report(report: Report, out: Any = sys.stdout) -> None:
         for w in s["worst_ratios"]:
             print(f"  {w['ratio']:8.2f}  {w['program']} ({w['device']:,} vs {w['kernel']:,})",
                   file=out)
-    print("slowest (device verify):", file=out)
+    if s["limited"]:
+        print("stopped by a limit (device insns when stopped vs kernel's):", file=out)
+        for w in s["limited"]:
+            print(f"  {_fmt(w['device']):>9} vs {_fmt(w['kernel']):>9}  {w['program']} "
+                  f"({w['cause']})", file=out)
+    print("slowest (device verify, CPU seconds; wall in brackets):", file=out)
     for w in s["slowest"][:5]:
         verdict = "accepted" if w["accepted"] else f"refused: {w['cause']}"
-        print(f"  {w['seconds']:8.2f} s  {w['program']} ({_fmt(w['processed'])} insns, "
-              f"{verdict})", file=out)
+        print(f"  {w['cpu_seconds']:8.2f} s [{w['seconds']:.2f}]  {w['program']} "
+              f"({_fmt(w['processed'])} insns, {verdict})", file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -721,15 +804,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", default=PROFILE, help="device profile (default: full)")
     parser.add_argument("--no-kernel", action="store_true", help="do not ask the host kernel")
     parser.add_argument("--libbpf", help="path of libbpf.so for the kernel side")
-    parser.add_argument("--force-xdp", action="store_true",
-                        help="give the device loader the sections that name no type as XDP "
-                             "(as --type xdp would), to measure what lies behind them")
+    parser.add_argument("--setup", action="store_true",
+                        help="set on the device side what userspace sets before loading (and "
+                             "the kernel side gets): the XDP type for programs whose section "
+                             f"names none, {MAP_SIZE} entries for maps declared with 0")
     args = parser.parse_args(argv)
     if not args.directory.is_dir():
         parser.error(f"{args.directory} is not a directory")
     report = run(args.directory, kernel=not args.no_kernel, timeout=args.timeout,
                  jobs=args.jobs, profile=args.profile, libbpf=args.libbpf,
-                 force_sections=args.force_xdp)
+                 setup=args.setup)
     if args.json == "-":
         json.dump(report.to_json(), sys.stdout, indent=1)
         print()
