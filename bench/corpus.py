@@ -149,7 +149,8 @@ _MAP_TYPE = re.compile(r"map type (\w+)")
 _HELPER = re.compile(r"unknown func (\w+)#(\d+)")
 #: Refusals the kernel makes in unprivileged mode only (the device applies those rules).
 _UNPRIV = ("attempt to corrupt spilled pointer", "prohibited for !root", "leaks addr",
-           "pointer comparison prohibited", "speculative", "into map value is prohibited")
+           "pointer comparison prohibited", "speculative", "into map value is prohibited",
+           "partial copy of pointer")
 
 
 def helper_label(helper_id: int) -> str:
@@ -218,6 +219,8 @@ def classify(stage: str, reason: str, kind: str = "",
         return "other", f"argument register not initialised at {at_helper}"
     if "may_goto" in text:
         return "may_goto / new helpers", "may_goto"
+    if "source func" in text:
+        return "may_goto / new helpers", "callback (ld_imm64 FUNC)"
     if any(rule in text for rule in _UNPRIV):
         return "unprivileged policy", f"unprivileged: {_short(reason)}"
     if "verifier bug" in text:
@@ -666,6 +669,10 @@ class Report:
                          "cause": r.cause}
                         for r in pop if r.group in ("processed-insn limit (pruning)",
                                                     "time limit")],
+            "slowest_accepted": next(({"program": r.key,
+                                       "cpu_seconds": round(r.device["verify_cpu_s"], 3),
+                                       "processed": r.device["processed"]}
+                                      for r in timed if r.device["accepted"]), None),
             "slowest": [{"program": r.key,
                          "cpu_seconds": round(r.device.get("verify_cpu_s") or 0, 3),
                          "seconds": round(r.device.get("verify_s") or 0, 3),
@@ -786,6 +793,10 @@ def print_report(report: Report, out: Any = None) -> None:
         for w in s["limited"]:
             print(f"  {_fmt(w['device']):>9} vs {_fmt(w['kernel']):>9}  {w['program']} "
                   f"({w['cause']})", file=out)
+    if s["slowest_accepted"]:
+        w = s["slowest_accepted"]
+        print(f"slowest accepted: {w['program']}, {w['cpu_seconds']:.2f} s CPU "
+              f"({_fmt(w['processed'])} insns)", file=out)
     print("slowest (device verify, CPU seconds; wall in brackets):", file=out)
     for w in s["slowest"][:5]:
         verdict = "accepted" if w["accepted"] else f"refused: {w['cause']}"
