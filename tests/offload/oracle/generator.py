@@ -27,6 +27,14 @@ Safety by construction, the rules every snippet keeps:
 ``RISKY`` kinds break one rule each, near the boundary (a byte past a bounds check, an
 unchecked lookup, a stale packet pointer...), so some programs must be refused; those the
 verifier accepts are run like any other and must not fault.
+
+Some snippets know their values exactly: ``arith`` runs packet bytes through arithmetic whose
+every result the RFC 9669 model (tests/offload/engine/rfc9669_model.py) enumerates, indexes
+the stack with the result in a region sized for the largest one (or one byte short, as a near
+miss the verifier must refuse), adds frames driving the result to its extremes when it comes
+first in the program, and checks the result against the model's table at run time (the
+program returns ``ALU_MISMATCH`` otherwise); ``probe`` reads back parts of a spilled constant
+(near misses change it first); ``join`` meets pointers of several kinds in one register.
 """
 
 from __future__ import annotations
