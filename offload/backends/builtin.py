@@ -179,6 +179,19 @@ class BuiltinBackend:
             raise ErrnoError(errno.EINVAL, f"map {handle} is not a map of maps")
         return _InnerMaps(template)
 
+    def map_of_region(self, region: Region) -> int | None:
+        """The handle of the map whose value ``region`` maps (global data or a value a
+        lookup mapped), if any."""
+        for handle, entry in self.maps.items():
+            if entry.value_region is region:
+                return handle
+        for mapped, live in self._value_regions.values():
+            if mapped is region:
+                for handle, entry in self.maps.items():
+                    if entry.map is live:
+                        return handle
+        return None
+
     # -- programs ------------------------------------------------------------------------------
     def load_program(self, handle: int, insns: Sequence[Instruction], *, prog_type: ProgType,
                      name: str, license: str, flags: int = 0,

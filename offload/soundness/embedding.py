@@ -20,11 +20,12 @@ and every stack slot. That makes the check valid across pruned paths too.
 from __future__ import annotations
 
 from ..verifier.cfg import Program
-from ..verifier.state import EMPTY_SLOT, SLOT, ByteKind, Reg, RegType, State
+from ..verifier.state import SLOT, ByteKind, Reg, RegType, State
 from ..verifier.tnum import U64
 from .concrete import ConcreteView
 
 _CALLEE_SAVED = frozenset({6, 7, 8, 9})
+_ZERO, _SPILL = ByteKind.ZERO, ByteKind.SPILL
 _STACK, _CTX = RegType.PTR_TO_STACK, RegType.PTR_TO_CTX
 _PKT, _META, _END = RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META, RegType.PTR_TO_PACKET_END
 _VALUE, _VALUE_OR_NULL = RegType.PTR_TO_MAP_VALUE, RegType.PTR_TO_MAP_VALUE_OR_NULL
@@ -57,15 +58,19 @@ def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[
                 out.append(f"{name}={value:#x} {problem}")
             elif reg.type == RegType.SCALAR and reg.id:
                 _link(linked, reg.id, name, value, out)
-        fp = view.frame_pointer(depth)
+        region = view.stack_region(depth)
+        fp = region.end_address
         if view.reg(depth, 10) != fp:
             out.append(f"R10{where}={view.reg(depth, 10):#x} is not the frame pointer {fp:#x}")
+        buffer, top = region.buffer, region.end
         for k, stack_slot in frame.stack.items():
-            if stack_slot is EMPTY_SLOT:
-                continue
-            data = view.stack_bytes(depth, -SLOT * (k + 1), SLOT)
-            name = f"fp{-SLOT * (k + 1)}{where}"
             spilled = stack_slot.spilled
+            if spilled is None and _ZERO not in stack_slot.kinds and \
+                    _SPILL not in stack_slot.kinds:
+                continue  # unwritten or unknown bytes: any content is inside
+            start = top - SLOT * (k + 1)
+            data = bytes(buffer[start:start + SLOT])
+            name = f"fp{-SLOT * (k + 1)}{where}"
             if spilled is not None:
                 value = int.from_bytes(data, "little")
                 problem = reg_escape(spilled, value, view, None)

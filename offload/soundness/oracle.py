@@ -12,9 +12,10 @@ verifier bug, reported with the program, the frame and the instruction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..backends.base import XdpOutcome
 from ..backends.builtin import BuiltinBackend
 from ..caps.capabilities import Capabilities
 from ..engine.interpreter import Execution, Interpreter
@@ -23,7 +24,8 @@ from ..errors import OffloadError
 from ..isa.instruction import Instruction
 from ..maps.spec import MapSpec
 from ..program import ProgType
-from ..verifier.cfg import Program, layout
+from ..verifier.cfg import Program
+from ..verifier.verifier import Observer
 from ..verifier.state import State
 from .concrete import ConcreteView
 from .embedding import escapes
@@ -60,19 +62,34 @@ class SoundnessError(OffloadError):
         super().__init__(f"{message}\nframe: {shown}\nprogram:\n{program}")
 
 
-@dataclass(slots=True)
-class StateRecorder:
-    """A verifier observer keeping a copy of every processed state, by instruction."""
+class StateRecorder(Observer):
+    """A verifier observer keeping the program's layout and a copy of every processed
+    state, by instruction."""
 
-    by_slot: dict[int, list[State]] = field(default_factory=dict)
-    overflow: bool = False
+    def __init__(self) -> None:
+        self.program: Program | None = None
+        self.by_slot: dict[int, list[State]] = {}
+        #: (slot, index in by_slot[slot]) of every kept state, in the order processed: a
+        #: path's states follow one another, which is where the oracle looks first
+        self.sequence: list[tuple[int, int]] = []
+        self.overflow = False
 
-    def __call__(self, slot: int, state: State) -> None:
-        kept = self.by_slot.setdefault(slot, [])
+    def layout(self, prog: Program) -> None:
+        self.program = prog
+
+    def state(self, slot: int, state: State) -> None:
+        kept = self.by_slot.get(slot)
+        if kept is None:
+            kept = self.by_slot[slot] = []
         if len(kept) < MAX_STATES_PER_INSN:
+            self.sequence.append((slot, len(kept)))
             kept.append(state.copy())
         else:
             self.overflow = True
+
+    @property
+    def count(self) -> int:
+        return sum(len(states) for states in self.by_slot.values())
 
 
 @dataclass(slots=True)
@@ -82,19 +99,22 @@ class OracleReport:
     frames: int = 0
     steps: int = 0
     states: int = 0
-    outcomes: list[tuple[int, bytes, int | None]] = field(default_factory=list)
+    outcomes: list[XdpOutcome] = field(default_factory=list)
 
 
 class _Tracer:
     """The step hook: finds an abstract state holding each machine state."""
 
     def __init__(self, prog: Program, recorder: StateRecorder, root: Interpreter,
-                 owner: object, outer: frozenset[int]) -> None:
+                 owner: Callable[[Region], int | None], outer: frozenset[int]) -> None:
         self.prog = prog
         self.states = recorder.by_slot
         self.root = root
         self.owner = owner
         self.outer = outer
+        self.sequence = recorder.sequence
+        self.seq_of = {(slot, i): n for n, (slot, i) in enumerate(recorder.sequence)}
+        self.prev = -1  # sequence number of the state that held at the previous step
         self.last: dict[int, int] = {}  # slot -> index of the state that matched last time
         self.escape: Escape | None = None
         self.frame = 0
@@ -104,24 +124,69 @@ class _Tracer:
         if self.escape is not None or run.program is not self.root:
             return  # the first escape is the report; a tail-called program is not ours
         self.steps += 1
-        view = ConcreteView(regs, run, self.owner, self.outer)  # type: ignore[arg-type]
+        view = ConcreteView(regs, run, self.owner, self.outer)
         candidates = self.states.get(pc, ())
         n = len(candidates)
+        likely = []
+        following = self.prev + 1
+        if following < len(self.sequence) and self.sequence[following][0] == pc:
+            likely.append(self.sequence[following][1])  # the verifier's next state on the path
         hint = self.last.get(pc, 0)
-        # a loop's k-th iteration usually matches the k-th state: try the likely ones first
-        likely = [i for i in (hint + 1, hint) if i < n]
+        # the state that held last time here, or (a loop's next iteration) the one after it
+        likely += [i for i in (hint, hint + 1) if i < n and i not in likely]
         best: list[str] | None = None
         for i in (*likely, *(i for i in range(n) if i not in likely)):
             problems = escapes(self.prog, pc, candidates[i], view)
             if not problems:
                 self.last[pc] = i
+                self.prev = self.seq_of[pc, i]
                 return
             if best is None or len(problems) < len(best):
                 best = problems
-        insn = self.prog.slots[pc]
         if best is None:
             best = ["the verifier never reached this instruction"]
-        self.escape = Escape(pc, str(insn), self.frame, tuple(best), len(candidates))
+        self.escape = Escape(pc, str(self.prog.slots[pc]), self.frame, tuple(best), n)
+
+
+class SoundnessOracle:
+    """Runs frames through one program on a built-in backend's reference engine, checking
+    every machine state against the states ``recorder`` kept while the program was verified
+    for that backend (same capabilities, same maps)."""
+
+    def __init__(self, backend: BuiltinBackend, handle: int, recorder: StateRecorder, *,
+                 text: str = "") -> None:
+        program = backend.programs.get(handle)
+        if program is None or type(program.engine) is not Interpreter:
+            raise ValueError("the oracle traces a program loaded on the reference engine")
+        if recorder.program is None:
+            raise ValueError("the recorder saw no verification")
+        self.backend = backend
+        self.handle = handle
+        self.recorder = recorder
+        self.text = text
+        outer = frozenset(h for h, e in backend.maps.items() if e.map.spec.type.is_map_in_map)
+        self._tracer = _Tracer(recorder.program, recorder, program.engine,
+                               backend.map_of_region, outer)
+        self.frames = 0
+
+    @property
+    def steps(self) -> int:
+        return self._tracer.steps
+
+    def run(self, frame: bytes, *, rx_queue_index: int = 0) -> XdpOutcome:
+        """The outcome of one frame; a verifier bug raises :class:`SoundnessError`."""
+        tracer = self._tracer
+        tracer.frame = self.frames
+        tracer.prev = -1
+        outcome = self.backend.run_xdp(self.handle, frame, rx_queue_index=rx_queue_index,
+                                       on_step=tracer)
+        if tracer.escape is not None:
+            raise SoundnessError(str(tracer.escape), program=self.text, frame=frame)
+        if outcome.error is not None:
+            raise SoundnessError(f"verifier bug: an accepted program failed at run time: "
+                                 f"{outcome.error}", program=self.text, frame=frame)
+        self.frames += 1
+        return outcome
 
 
 def check_program(insns: Sequence[Instruction], *, caps: Capabilities,
@@ -140,37 +205,10 @@ def check_program(insns: Sequence[Instruction], *, caps: Capabilities,
     if recorder.overflow:
         raise SoundnessError("too many abstract states at one instruction to check",
                              program=shown, frame=None)
-    program = backend.programs[PROGRAM_HANDLE]
-    outer = frozenset(h for h, e in backend.maps.items() if e.map.spec.type.is_map_in_map)
-
-    def owner(region: Region) -> int | None:
-        return _owner(backend, region)
-
-    tracer = _Tracer(layout(insns, caps), recorder, program.engine, owner, outer)
-    report = OracleReport(states=sum(len(v) for v in recorder.by_slot.values()))
-    for index, frame in enumerate(frames):
-        tracer.frame = index
-        outcome = backend.run_xdp(PROGRAM_HANDLE, frame, rx_queue_index=rx_queue_index,
-                                  on_step=tracer)
-        if tracer.escape is not None:
-            raise SoundnessError(str(tracer.escape), program=shown, frame=frame)
-        if outcome.error is not None:
-            raise SoundnessError(f"verifier bug: an accepted program failed at run time: "
-                                 f"{outcome.error}", program=shown, frame=frame)
-        report.frames += 1
-        report.outcomes.append((outcome.retval, outcome.data, outcome.redirect_ifindex))
-    report.steps = tracer.steps
+    oracle = SoundnessOracle(backend, PROGRAM_HANDLE, recorder, text=shown)
+    report = OracleReport(states=recorder.count)
+    for frame in frames:
+        report.outcomes.append(oracle.run(frame, rx_queue_index=rx_queue_index))
+    report.frames = oracle.frames
+    report.steps = oracle.steps
     return report
-
-
-def _owner(backend: BuiltinBackend, region: Region) -> int | None:
-    """The handle of the map whose value ``region`` maps."""
-    for handle, entry in backend.maps.items():
-        if entry.value_region is region:
-            return handle
-    for mapped, live in backend._value_regions.values():
-        if mapped is region:
-            for handle, entry in backend.maps.items():
-                if entry.map is live:
-                    return handle
-    return None

@@ -7,6 +7,6 @@ vocabulary in errors and logs.
 
 from .errors import VerifierError
 from .log import LogLine, VerifierLog
-from .verifier import VerifierStats, verify
+from .verifier import Observer, VerifierStats, verify
 
-__all__ = ["LogLine", "VerifierError", "VerifierLog", "VerifierStats", "verify"]
+__all__ = ["LogLine", "VerifierError", "VerifierLog", "Observer", "VerifierStats", "verify"]

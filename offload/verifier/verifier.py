@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..caps.capabilities import Capabilities
@@ -201,9 +201,16 @@ def _no_wrap_fact(op: ops.Op) -> NoWrapFact:
     return NoWrapFact(op.alu_op, op.dst, imm=op.imm)  # type: ignore[arg-type]
 
 
-#: Called with (slot, state) for every state the verifier processes, before the instruction
-#: at ``slot`` runs on it; the state is the verifier's own (copy it to keep it).
-Observer = Callable[[int, State], None]
+class Observer:
+    """Watches a verification as it runs (the soundness oracle records it); does nothing
+    unless a subclass says otherwise."""
+
+    def layout(self, prog: Program) -> None:
+        """The program as the verifier laid it out (slots, functions, liveness)."""
+
+    def state(self, slot: int, state: State) -> None:
+        """A state about to be processed at ``slot``: the verifier's own object, so copy
+        it to keep it."""
 
 
 def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
@@ -255,6 +262,8 @@ def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilitie
         raise VerifierError(err.insn or 0, err.reason,
                             VerifierLog(reason=err.reason) if log_level else None,
                             errno.EINVAL) from None
+    if observer is not None:
+        observer.layout(prog)
     explorer = _Explorer(env, log_level, observer)
     try:
         return explorer.run()
@@ -404,7 +413,7 @@ class _Explorer:
         pending: list[State] = []
         processed = total_states = peak = 0
         verbose = self.log_level >= 2
-        observer = self.observer
+        observe = self.observer.state if self.observer is not None else None
         slot, path = 0, None  # of the state being processed, for the failing path's log
         try:
             while True:
@@ -433,8 +442,8 @@ class _Explorer:
                         cur.parent = kept
                         total_states += 1
                         peak = max(peak, total_states + len(pending))
-                if observer is not None:
-                    observer(slot, cur)
+                if observe is not None:
+                    observe(slot, cur)
                 succ = self.step(cur)
                 if verbose and len(self.lines) < 100_000:
                     insn = prog.slots[slot]
