@@ -65,7 +65,7 @@ from offload.loader import LoaderError, load_object  # noqa: E402
 from offload.loader.sections import program_type  # noqa: E402
 from offload.maps.spec import MapFlags, MapType  # noqa: E402
 from offload.program import ProgType, resolve_map_references  # noqa: E402
-from offload.verifier import VerifierError, verify  # noqa: E402
+from offload.verifier import Observer, VerifierError, verify  # noqa: E402
 
 PROFILE = "full"
 #: Seconds the device may spend on one program (loading its object and verifying it).
@@ -303,9 +303,12 @@ def device_check(path: str, name: str, timeout: float = TIMEOUT, profile: str = 
                               "verify_cpu_s": 0.0}
     processed = 0
 
-    def count(slot: int, state: Any) -> None:
-        nonlocal processed
-        processed += 1
+    class Counter(Observer):
+        def state(self, slot: int, state: Any) -> None:
+            nonlocal processed
+            processed += 1
+
+    count = Counter()
 
     previous = signal.signal(signal.SIGPROF, _alarm)
     signal.setitimer(signal.ITIMER_PROF, timeout)  # CPU time: fair on a busy machine
