@@ -136,3 +136,15 @@ def test_broken_invariant_class_is_an_efault_refusal(monkeypatch):
     assert caught.value.errno == errno_names.EFAULT
     assert caught.value.reason == "verifier bug: IndexError: list index out of range"
     assert caught.value.insn_index == 0
+
+
+def test_trace_printk_leaves_unused_printed_arguments_unchecked():
+    """bpf_trace_printk's r3-r5 are read only when the format uses them (the kernel's
+    prototype declares two arguments), so a call that never sets them loads; r1 and r2
+    are still checked."""
+    program = assemble("mov %r1, 0\nstxw [%r10-8], %r1\nmov %r1, %r10\nadd %r1, -8\n"
+                       "mov %r2, 4\ncall 6\nmov %r0, 2\nexit")
+    verify(program, caps=FULL)
+    with pytest.raises(VerifierError, match="R2 !read_ok"):
+        verify(assemble("mov %r1, %r10\nadd %r1, -8\nstdw [%r10-8], 0\ncall 6\nmov %r0, 2\n"
+                        "exit"), caps=FULL)
