@@ -12,14 +12,20 @@ the harness asks two judges and compares them:
   their userspace does before loading;
 * the device: ``offload.loader.load_object`` then ``offload.verifier.verify`` with the
   ``full`` profile, as ``offload-migrate verify`` does, in worker processes, each program
-  under a time limit. A refusal is classed by cause (CO-RE, section name, map type,
+  under a limit of CPU time. A refusal is classed by cause (CO-RE, section name, map type,
   max_entries 0, may_goto, map-in-map form, processed-instruction limit, unknown helper...).
+  Processed instructions of a refused program: the count the refusal states (the limit), or
+  else the states the verifier stepped through before it stopped (pruned ones not counted).
 
 A loader that refuses a whole object counts every XDP program of it as refused with that
 reason; a loader that leaves out single programs counts those. The programs of an object are
 read from its ELF symbols (pyelftools), so both answers have the same denominator.
 
-    .venv/bin/python bench/corpus.py DIR [--json OUT] [--timeout 30] [--jobs N] [--no-kernel]
+    .venv/bin/python bench/corpus.py DIR [--setup] [--json OUT] [--timeout 30] [--jobs N]
+                                         [--no-kernel] [--libbpf PATH]
+
+``--setup`` gives the device what userspace sets before loading (the kernel side always has
+it): the XDP type for programs whose section names none, sizes for maps declared with 0.
 
 ``--json -`` prints the JSON report instead of the table.
 """
@@ -77,6 +83,8 @@ BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4
 BPF_MAP_TYPE_RINGBUF = 27
 KERNEL_LOG_SIZE = 16 << 20
 SHF_EXECINSTR = 0x4
+#: The device's processed-instruction limit names its count in the refusal.
+_DEVICE_PROCESSED = re.compile(r"Processed (\d+) insn")
 
 
 # ------------------------------------------------------------------ the programs of an object
@@ -339,8 +347,9 @@ def device_check(path: str, name: str, timeout: float = TIMEOUT, profile: str = 
             stats = verify(insns, prog_type=ProgType.XDP, caps=caps, maps=resolver,
                            log_level=0, observer=count)
         except VerifierError as err:
-            result.update(stage="verifier", reason=err.reason, processed=processed,
-                          insn=err.insn_index)
+            stated = _DEVICE_PROCESSED.search(err.reason)  # the limit names its count
+            result.update(stage="verifier", reason=err.reason, insn=err.insn_index,
+                          processed=int(stated.group(1)) if stated else processed)
             at = {slot: insn for slot, insn in zip(slot_positions(insns), insns)}
             failing = at.get(err.insn_index)
             if failing is not None and failing.is_helper_call:
