@@ -45,7 +45,8 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest'
     write(f"{accepted} accepted and {refused} refused of {accepted + refused} programs{workers} "
           f"({accepted / (accepted + refused):.1%} accepted), {counts['frames']} frames run on "
           f"both engines, {counts['soundness']} programs through the soundness oracle "
-          f"({counts['soundness_skipped']} more with too many states for it)")
+          f"({counts['soundness_steps']} machine states checked; "
+          f"{counts['soundness_skipped']} more programs with too many states for it)")
     write(f"breaking a rule on purpose: {counts['refused_risky']} refused, "
           f"{counts['accepted_risky']} accepted (the breach unreachable or harmless); keeping "
           f"every rule: {counts['refused']} refused ({counts['refused_too_large']} as too large)")

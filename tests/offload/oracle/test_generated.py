@@ -3,13 +3,14 @@
 Every program ``generator.xdp_programs`` draws is verified with the ``full`` profile. A refusal
 must be a ``VerifierError`` that is not an internal one ("verifier bug"); any other exception
 fails the test. Every accepted program goes through each check in :data:`CHECKS` (hooks
-``check(gen, stats)``, ``stats`` the verifier's ``VerifierStats``): by default
-:func:`differential`, which loads the program on the built-in backend with the reference and
-with the fast engine and runs every frame on both: return value, output frame, metadata,
-redirect and trace, and every map's contents after each frame must be identical, and neither
-may fault (a fault in an accepted program is a verifier soundness bug). :func:`soundness`
-runs the soundness oracle (``offload.soundness``) on a share of the programs set by
-``OFFLOAD_ORACLE_SOUNDNESS`` (a fraction, default 0.05).
+``check(gen, stats, recorder)``: the verifier's ``VerifierStats`` and the abstract states it
+kept): by default :func:`differential`, which loads the program on the built-in backend with
+the reference and with the fast engine and runs every frame on both: return value, output
+frame, metadata, redirect and trace, and every map's contents after each frame must be
+identical, and neither may fault (a fault in an accepted program is a verifier soundness bug).
+The reference runs go through the soundness oracle (``offload.soundness``): every machine
+state must lie inside an abstract state the verifier had at that instruction. The share of
+programs it traces is ``OFFLOAD_ORACLE_SOUNDNESS`` (a fraction, default 1: all).
 
 ``OFFLOAD_ORACLE_PROGRAMS`` sets how many accepted programs to check (default 5,000), split
 over shards so that pytest-xdist spreads them; the session summary prints the counts.
@@ -39,6 +40,7 @@ from offload.isa.opcodes import ATOMIC_FETCH, AluOp, AtomicOp, InsnClass, JmpOp,
     PseudoSrc, Size, Source
 from offload.maps.spec import MapType
 from offload.program import ProgType
+from offload.soundness import SoundnessError, SoundnessOracle, StateRecorder
 from offload.verifier import VerifierError, VerifierStats, verify
 
 from .generator import ALU_MISMATCH, TOP_TOTAL, Generated, build, xdp_programs
@@ -59,11 +61,11 @@ TAIL_TARGET = assemble("ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd 
 SELF_TAIL_CALLS = True
 NCPUS = 2
 PROGRAMS = int(os.environ.get("OFFLOAD_ORACLE_PROGRAMS", "5000"))
-SOUNDNESS_SHARE = float(os.environ.get("OFFLOAD_ORACLE_SOUNDNESS", "0.05"))
+SOUNDNESS_SHARE = float(os.environ.get("OFFLOAD_ORACLE_SOUNDNESS", "1"))
 SHARDS = max(4, min(200, PROGRAMS // 500))
 PER_SHARD = math.ceil(PROGRAMS / SHARDS)
 
-Check = Callable[[Generated, VerifierStats], None]
+Check = Callable[[Generated, VerifierStats, StateRecorder | None], None]
 
 
 def _describe(gen: Generated, frame: bytes | None = None) -> str:
@@ -122,8 +124,11 @@ def _observed(backend: BuiltinBackend, out: Any) -> tuple[Any, ...]:
             out.redirect_program is None, out.trace, maps)
 
 
-def differential(gen: Generated, stats: VerifierStats) -> None:
-    """The reference and the fast engine agree on every frame, and neither faults."""
+def differential(gen: Generated, stats: VerifierStats,
+                 recorder: StateRecorder | None) -> None:
+    """The reference and the fast engine agree on every frame, and neither faults; with a
+    ``recorder`` (the states the verification kept) the reference run is traced by the
+    soundness oracle, so every machine state it reaches is checked against them."""
     engines = ("reference", "fast")
     backends = [_backend(engine, gen) for engine in engines]
     with _verified(stats):
@@ -132,10 +137,19 @@ def differential(gen: Generated, stats: VerifierStats) -> None:
                                  license="GPL")
     for backend in backends:
         _populate(backend, gen)
+    oracle = None
+    if recorder is not None:
+        oracle = SoundnessOracle(backends[0], HANDLE, recorder, text=gen.listing())
     for frame in gen.frames:
         seen = []
         for engine, backend in zip(engines, backends, strict=True):
-            out = backend.run_xdp(HANDLE, frame, rx_queue_index=gen.rx_queue)
+            if oracle is not None and engine == "reference":
+                try:
+                    out = oracle.run(frame, rx_queue_index=gen.rx_queue)
+                except SoundnessError as err:
+                    pytest.fail(f"{err}\n{_describe(gen, frame)}")
+            else:
+                out = backend.run_xdp(HANDLE, frame, rx_queue_index=gen.rx_queue)
             if out.error is not None:
                 pytest.fail(f"verifier bug: an accepted program faults on the {engine} engine: "
                             f"{out.error}\n{_describe(gen, frame)}")
@@ -152,38 +166,26 @@ def differential(gen: Generated, stats: VerifierStats) -> None:
                      for name, a, b in zip(names, *seen, strict=True) if a != b]
             pytest.fail("the engines differ after a frame:\n" + "\n".join(diffs) + "\n" +
                         _describe(gen, frame))
-
-
-def soundness(gen: Generated, stats: VerifierStats) -> None:
-    """The soundness oracle on a deterministic share of the programs."""
-    if SOUNDNESS_SHARE <= 0 or random.Random(gen.text).random() >= SOUNDNESS_SHARE:
-        return
-    from offload.soundness import SoundnessError, check_program  # optional to this module
-
-    try:
-        check_program(gen.insns, caps=CAPS, maps=gen.maps, frames=gen.frames,
-                      rx_queue_index=gen.rx_queue, text=gen.listing())
-    except SoundnessError as err:
-        if str(err).startswith("too many abstract states"):  # beyond what the oracle checks
-            COUNTS["soundness_skipped"] += 1
-            return
-        raise
-    COUNTS["soundness"] += 1
+    if oracle is not None:
+        COUNTS["soundness"] += 1
+        COUNTS["soundness_steps"] += oracle.steps
 
 
 #: What every accepted program must pass; append further checks here.
-CHECKS: list[Check] = [differential, soundness]
+CHECKS: list[Check] = [differential]
 
 
-def check_accepted(gen: Generated, stats: VerifierStats) -> None:
+def check_accepted(gen: Generated, stats: VerifierStats,
+                   recorder: StateRecorder | None = None) -> None:
     for check in CHECKS:
-        check(gen, stats)
+        check(gen, stats, recorder)
 
 
 def check_generated(gen: Generated) -> None:
     """Verify; a refusal must be a clean VerifierError, an acceptance passes ``CHECKS``."""
+    recorder = StateRecorder() if _under_oracle(gen) else None
     try:
-        stats = verify(gen.insns, caps=CAPS, maps=gen.maps)
+        stats = verify(gen.insns, caps=CAPS, maps=gen.maps, observer=recorder)
     except VerifierError as err:
         if err.reason.startswith("verifier bug") or err.errno == errno.EFAULT:
             pytest.fail(f"the verifier failed internally: {err}\n{_describe(gen)}")
@@ -193,7 +195,16 @@ def check_generated(gen: Generated) -> None:
         reject()
     COUNTS["accepted"] += 1
     COUNTS["accepted_risky"] += gen.risky
-    check_accepted(gen, stats)
+    if recorder is not None and recorder.overflow:  # beyond what the oracle checks
+        COUNTS["soundness_skipped"] += 1
+        recorder = None
+    check_accepted(gen, stats, recorder)
+
+
+def _under_oracle(gen: Generated) -> bool:
+    """Whether this program's runs go through the soundness oracle (a deterministic share)."""
+    return SOUNDNESS_SHARE >= 1 or (SOUNDNESS_SHARE > 0 and
+                                    random.Random(gen.text).random() < SOUNDNESS_SHARE)
 
 
 # -- what the generator covers ---------------------------------------------------------------
