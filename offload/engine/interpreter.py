@@ -272,7 +272,7 @@ class Interpreter:
     def _run(self, regs: list[int], run: Execution) -> tuple[TailCall | None, int]:
         """One program from slot 0: (None, r0) at exit, (the tail call, 0) on a tail call."""
         if run.on_step is not None:
-            return _run_program_traced(self, regs, run, run.on_step)
+            return _run_program(self, regs, run, _traced(self._steps, run.on_step))
         return _run_program(self, regs, run)
 
     # ------------------------------------------------------------------ preparation
@@ -477,10 +477,12 @@ def _loop_after_tail_call(call: TailCall, regs: list[int], run: Execution) -> in
         call = next_call
 
 
-def _run_program(program: Interpreter, regs: list[int],
-                 run: Execution) -> tuple[TailCall | None, int]:
-    """Execute ``program`` from slot 0: (None, r0) at exit, (the call, 0) on a tail call."""
-    steps = program._steps
+def _run_program(program: Interpreter, regs: list[int], run: Execution,
+                 steps: Sequence[Step | None] | None = None) -> tuple[TailCall | None, int]:
+    """Execute ``program`` (or ``steps`` standing for its instructions) from slot 0:
+    (None, r0) at exit, (the call, 0) on a tail call."""
+    if steps is None:
+        steps = program._steps
     pc = current = 0
     budget = run.max_steps - run.steps
     count = 0
@@ -505,35 +507,16 @@ def _run_program(program: Interpreter, regs: list[int],
         run.steps += count
 
 
-def _run_program_traced(program: Interpreter, regs: list[int], run: Execution,
-                        on_step: Callable[[int, list[int], Execution], None],
-                        ) -> tuple[TailCall | None, int]:
-    """``_run_program`` with ``on_step`` before each instruction (kept apart so the plain
-    loop pays nothing for tracing)."""
-    steps = program._steps
-    pc = current = 0
-    budget = run.max_steps - run.steps
-    count = 0
-    try:
-        while pc >= 0:
-            count += 1
-            if count > budget:
-                raise ExecutionError(
-                    f"instruction budget of {run.max_steps} exhausted (the program may not "
-                    "terminate)", insn_index=pc)
-            current = pc
-            on_step(current, regs, run)
-            pc = steps[current](regs, run)  # type: ignore[misc]
-        return None, regs[0]
-    except MemoryFault as fault:
-        raise fault.at(current) from None
-    except _Finish as finish:
-        return None, finish.value
-    except TailCall as call:
-        call.slot = current
-        return call, 0
-    finally:
-        run.steps += count
+def _traced(steps: Sequence[Step | None],
+            on_step: Callable[[int, list[int], Execution], None]) -> list[Step | None]:
+    """The steps with ``on_step(pc, regs, run)`` called before each (the plain loop pays
+    nothing for tracing)."""
+    def wrap(pc: int, step: Step) -> Step:
+        def traced(regs: list[int], run: Execution) -> int:
+            on_step(pc, regs, run)
+            return step(regs, run)
+        return traced
+    return [None if step is None else wrap(pc, step) for pc, step in enumerate(steps)]
 
 
 def _alu_step(insn: Instruction, slot: int) -> Step:
