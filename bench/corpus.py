@@ -172,7 +172,7 @@ def helper_label(helper_id: int) -> str:
 
 #: UAPI names of helpers a device table may not know (include/uapi/linux/bpf.h).
 UAPI_HELPERS = {93: "spin_lock", 94: "spin_unlock", 99: "skc_lookup_tcp",
-                100: "tcp_check_syncookie", 181: "loop"}
+                100: "tcp_check_syncookie", 177: "trace_vprintk", 181: "loop"}
 
 
 def classify(stage: str, reason: str, kind: str = "",
@@ -311,12 +311,12 @@ def device_check(path: str, name: str, timeout: float = TIMEOUT, profile: str = 
                               "verify_cpu_s": 0.0}
     processed = 0
 
-    class Counter(Observer):
+    class Counting(Observer):
         def state(self, slot: int, state: Any) -> None:
             nonlocal processed
             processed += 1
 
-    count = Counter()
+    count = Counting()
 
     previous = signal.signal(signal.SIGPROF, _alarm)
     signal.setitimer(signal.ITIMER_PROF, timeout)  # CPU time: fair on a busy machine
@@ -752,6 +752,20 @@ def run(directory: Path, *, kernel: bool = True, timeout: float = TIMEOUT, jobs:
     return report
 
 
+def from_json(data: dict[str, Any]) -> Report:
+    """A saved report (``--json``) read back, its refusals classed again by today's rules."""
+    rows = []
+    for p in data["programs"]:
+        row = Row(ElfProgram(p["object"], p["program"], p["section"], p["forced_xdp"]),
+                  p["device"], p["kernel"])
+        if not row.device["accepted"]:
+            row.group, row.cause = classify(row.device["stage"], row.device["reason"],
+                                            row.device.get("kind", ""),
+                                            row.device.get("at_helper", ""))
+        rows.append(row)
+    return Report(rows, data["kernel"], data["profile"], data["timeout"], data["machine"])
+
+
 def _fmt(n: Any) -> str:
     return "-" if n is None else f"{n:,}" if isinstance(n, int) else str(n)
 
@@ -831,12 +845,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="set on the device side what userspace sets before loading (and "
                              "the kernel side gets): the XDP type for programs whose section "
                              f"names none, {MAP_SIZE} entries for maps declared with 0")
+    parser.add_argument("--report", metavar="JSON",
+                        help="print a saved --json report again (refusals classed anew) "
+                             "instead of measuring; DIRECTORY is then not read")
     args = parser.parse_args(argv)
-    if not args.directory.is_dir():
+    if args.report:
+        report = from_json(json.loads(Path(args.report).read_text()))
+    elif not args.directory.is_dir():
         parser.error(f"{args.directory} is not a directory")
-    report = run(args.directory, kernel=not args.no_kernel, timeout=args.timeout,
-                 jobs=args.jobs, profile=args.profile, libbpf=args.libbpf,
-                 setup=args.setup)
+    else:
+        report = run(args.directory, kernel=not args.no_kernel, timeout=args.timeout,
+                     jobs=args.jobs, profile=args.profile, libbpf=args.libbpf,
+                     setup=args.setup)
     if args.json == "-":
         json.dump(report.to_json(), sys.stdout, indent=1)
         print()

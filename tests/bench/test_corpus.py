@@ -223,3 +223,14 @@ def test_a_kernel_refusal_gives_the_reason_and_leaves_the_program_out(tmp_path: 
     summary = report.summary()
     assert summary["kernel"] == {"refused": 1, "accepted": 1}
     assert summary["judged"] == 1 and summary["device_accepts_kernel_refuses"] == []
+
+
+def test_a_saved_report_reads_back_with_the_same_summary(tmp_path: Path) -> None:
+    _renamed(tmp_path, "xdp_tailcall.o", b"xqp")
+    shutil.copy(FIXTURES / "xdp_pass.o", tmp_path / "xdp_pass.o")
+    corpus._load.cache_clear()
+    report = corpus.run(tmp_path, kernel=False, jobs=1)
+    saved = json.loads(json.dumps(report.to_json()))
+    again = corpus.from_json(saved)
+    assert again.summary() == report.summary()
+    assert again.summary()["refused_by_group"] == {"program type (section name)": 4}
