@@ -77,8 +77,6 @@ _POINTER_ARGS = frozenset({ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE,
 _MAP_POINTERS = frozenset({RegType.CONST_PTR_TO_MAP, RegType.CONST_PTR_TO_MAP_OR_NULL})
 
 
-#: ``PathNode.dst`` of a taken jump whose target is also the fall-through instruction.
-_TAKEN_TO_NEXT = -1
 _WRAP_OPS = frozenset({AluOp.ADD, AluOp.SUB, AluOp.MUL, AluOp.LSH})
 _UNSEEN = object()
 _U64 = 1 << 64
@@ -353,15 +351,21 @@ class _Explorer:
                         _no_wrap_fact(op) if seen is _UNSEEN else seen
             check_alu(env, state, op)
         elif kind == ops.BRANCH:
-            taken, fall = branch(env, state, op)
             target = slot + 1 + op.off
+            if target == slot + 1:
+                # Both edges lead to the next instruction, each with its own narrowing: the
+                # state goes on as it was (the union of both), after the comparison's own
+                # checks. Keeping one narrowed edge would prove what was never checked;
+                # exploring both would double the paths at every such jump.
+                branch(env, state.copy(), op)
+                state.insn = target
+                return (state,)
+            taken, fall = branch(env, state, op)
             if taken is not None:
                 taken.insn = target
             if fall is not None:
                 fall.insn = slot + 1
             if taken is not None and fall is not None:
-                # both edges may lead to one instruction (a jump to the next one): each
-                # carries its own narrowing, so both are explored, as separate paths
                 return fall, taken
             return tuple(s for s in (fall, taken) if s is not None)
         elif kind == ops.LOAD:
@@ -457,9 +461,7 @@ class _Explorer:
                 else:
                     fall, taken = succ
                     fall.path = PathNode(slot, fall.insn, path)
-                    # a taken edge to the fall-through instruction is told apart by its sign
-                    taken.path = PathNode(slot, taken.insn if taken.insn != fall.insn
-                                          else _TAKEN_TO_NEXT, path)
+                    taken.path = PathNode(slot, taken.insn, path)
                     parent = fall.parent
                     if not isinstance(parent, Checkpoint):
                         raise Reject("verifier bug: a branch outside every checkpoint", slot)
