@@ -1,9 +1,8 @@
-"""The counts of the generated-program tests in the terminal summary.
+"""The counts of the generated-program tests (tests/offload/oracle) in the terminal summary.
 
 Under pytest-xdist each worker hands its counts to the controller (``workeroutput``), which
-adds them up; that needs this file loaded on the controller too, which pytest does when the
-run names this directory (``pytest tests/offload/oracle``). In a whole-suite run each
-shard's counts are still printed by the test itself (``-rP`` shows them).
+adds them up; this file sits at the top of the tests so that the controller loads it in a
+whole-suite run too.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from .stats import COUNTS
+from tests.offload.oracle.stats import COUNTS
 
 _GATHERED: Counter[str] = Counter()
 _WORKERS: list[str] = []
