@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..isa.opcodes import AluOp, JmpOp
+from ..isa.opcodes import AluOp, AtomicOp, JmpOp
 
 M64 = (1 << 64) - 1
 M32 = (1 << 32) - 1
@@ -172,3 +172,12 @@ def jump_taken(op: int, a: int, b: int, *, wide: bool) -> bool:
     if op == JmpOp.JSLE:
         return sa <= sb
     raise ValueError(f"not a conditional jump: {op:#x}")
+
+
+#: What an atomic add/or/and/xor stores (RFC 9669 section 5.3), before truncation to its size.
+ATOMIC_ARITH: dict[int, Callable[[int, int], int]] = {
+    AtomicOp.ADD: lambda a, b: a + b,
+    AtomicOp.OR: lambda a, b: a | b,
+    AtomicOp.AND: lambda a, b: a & b,
+    AtomicOp.XOR: lambda a, b: a ^ b,
+}

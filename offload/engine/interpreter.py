@@ -40,7 +40,17 @@ from ..isa.opcodes import (
     Source,
 )
 from ..isa.structure import Layout, StructureError, build_layout
-from .alu import ALU32_OPS, ALU64_OPS, M32, M64, bswap, jump_taken, sign_extend, to_little_endian
+from .alu import (
+    ALU32_OPS,
+    ALU64_OPS,
+    ATOMIC_ARITH,
+    M32,
+    M64,
+    bswap,
+    jump_taken,
+    sign_extend,
+    to_little_endian,
+)
 from .memory import REGION_SHIFT, Memory, MemoryFault, ProvenanceFault, Region, RegionKind
 from .provenance import (
     TAG,
@@ -595,14 +605,6 @@ def _memory_step(insn: Instruction, slot: int) -> Step:
     return store
 
 
-_ATOMIC_ARITH: dict[int, Callable[[int, int], int]] = {
-    AtomicOp.ADD: lambda a, b: a + b,
-    AtomicOp.OR: lambda a, b: a | b,
-    AtomicOp.AND: lambda a, b: a & b,
-    AtomicOp.XOR: lambda a, b: a ^ b,
-}
-
-
 def _atomic_step(insn: Instruction, slot: int) -> Step:
     """Atomic read-modify-write (RFC 9669 section 5.3); runs are single-threaded, so the
     read and the write simply happen in one step."""
@@ -628,7 +630,7 @@ def _atomic_step(insn: Instruction, slot: int) -> Step:
             r[s] = old
             return nxt
         return xchg
-    combine = _ATOMIC_ARITH[imm & ~ATOMIC_FETCH]
+    combine = ATOMIC_ARITH[imm & ~ATOMIC_FETCH]
     fetch = bool(imm & ATOMIC_FETCH)
 
     def rmw(r: list[int], ex: Execution) -> int:

@@ -37,7 +37,16 @@ from ..isa.opcodes import (
     PseudoSrc,
     Source,
 )
-from .alu import ALU32_OPS, ALU64_OPS, M32, M64, bswap, sign_extend, to_little_endian
+from .alu import (
+    ALU32_OPS,
+    ALU64_OPS,
+    ATOMIC_ARITH,
+    M32,
+    M64,
+    bswap,
+    sign_extend,
+    to_little_endian,
+)
 from .memory import REGION_SHIFT, RegionKind
 
 STACK = RegionKind.STACK
@@ -270,14 +279,6 @@ def _tagged_load_step(insn: Instruction, slot: int) -> Step:
     return load8
 
 
-_ATOMIC_ARITH: dict[int, Callable[[int, int], int]] = {
-    AtomicOp.ADD: lambda a, b: a + b,
-    AtomicOp.OR: lambda a, b: a | b,
-    AtomicOp.AND: lambda a, b: a & b,
-    AtomicOp.XOR: lambda a, b: a ^ b,
-}
-
-
 def _tagged_atomic_step(insn: Instruction, slot: int) -> Step:
     """Atomic read-modify-write; what it fetches is a number."""
     d, s, off = insn.dst, insn.src, insn.off
@@ -288,7 +289,7 @@ def _tagged_atomic_step(insn: Instruction, slot: int) -> Step:
     imm = insn.imm
     who = f"R{d}"
     combine = None if imm in (AtomicOp.CMPXCHG, AtomicOp.XCHG) else \
-        _ATOMIC_ARITH[imm & ~ATOMIC_FETCH]
+        ATOMIC_ARITH[imm & ~ATOMIC_FETCH]
 
     def atomic(r: list[int], ex: Any) -> int:
         a = (r[d] + off) & M64
