@@ -35,6 +35,12 @@ def map_pointer(handle: int) -> int:
     return MAP_POINTER_BASE + handle
 
 
+def map_handle(pointer: int) -> int | None:
+    """The handle a map pointer names, or None for a value no ``map_pointer`` gives."""
+    handle = pointer - MAP_POINTER_BASE
+    return handle if 0 <= handle < 1 << 32 else None
+
+
 @dataclass(slots=True)
 class Redirect:
     """Where ``bpf_redirect``/``bpf_redirect_map`` sent the frame."""
@@ -93,8 +99,8 @@ class XdpEnv:
 
     # -- maps ---------------------------------------------------------------------------------
     def map_at(self, pointer: int) -> Map:
-        handle = pointer - MAP_POINTER_BASE
-        found = self.maps.get(handle) if 0 <= handle < 1 << 32 else None
+        handle = map_handle(pointer)
+        found = self.maps.get(handle) if handle is not None else None
         if found is None:
             raise MemoryFault("the argument is not a map pointer", address=pointer, size=0,
                               write=False)

@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..engine.interpreter import STACK_SIZE, Execution
+from ..engine.provenance import TAG
 from ..engine.memory import Region, RegionKind
-from ..helpers.xdp_env import MAP_POINTER_BASE, XdpEnv
+from ..helpers.xdp_env import XdpEnv
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class ConcreteView:
     """The machine between two instructions; frames are numbered as the verifier numbers
     them (0 is the main program)."""
 
-    __slots__ = ("regs", "run", "depth", "packet", "outer_maps", "_owner", "_tags")
+    __slots__ = ("regs", "run", "depth", "packet", "outer_maps", "_owner", "_tagged")
 
     def __init__(self, regs: Sequence[int], run: Execution,
                  owner: Callable[[Region], int | None],
@@ -50,7 +51,7 @@ class ConcreteView:
         self._owner = owner
         #: handles of map-in-maps: the verifier names values of their inner maps by them
         self.outer_maps = outer_maps
-        self._tags = getattr(run, "tags", None)
+        self._tagged = len(regs) > TAG  # with provenance the tags follow r0-r10
 
     # -- registers -----------------------------------------------------------------------
     def reg(self, frame: int, regno: int) -> int:
@@ -63,9 +64,9 @@ class ConcreteView:
     def tag(self, frame: int, regno: int) -> int | None:
         """The provenance tag (region slot) the engine keeps for a register, when it keeps
         them and for the innermost frame only."""
-        if self._tags is None or frame != self.depth:
+        if not self._tagged or frame != self.depth:
             return None
-        return self._tags[regno]
+        return self.regs[TAG + regno]
 
     # -- stack ---------------------------------------------------------------------------
     def stack_region(self, frame: int) -> Region:
@@ -74,12 +75,6 @@ class ConcreteView:
     def frame_pointer(self, frame: int) -> int:
         return self.stack_region(frame).end_address
 
-    def stack_bytes(self, frame: int, fp_offset: int, size: int) -> bytes:
-        """``size`` bytes at ``fp + fp_offset`` of call frame ``frame``."""
-        region = self.stack_region(frame)
-        start = region.end + fp_offset
-        return bytes(region.buffer[start:start + size])
-
     # -- regions -------------------------------------------------------------------------
     def region(self, address: int) -> Region | None:
         return self.run.memory.region_at(address)
@@ -87,11 +82,6 @@ class ConcreteView:
     def map_value_owner(self, region: Region) -> int | None:
         """The handle of the map whose value ``region`` maps, if the device knows it."""
         return self._owner(region)
-
-    @staticmethod
-    def map_pointer_handle(value: int) -> int | None:
-        handle = value - MAP_POINTER_BASE
-        return handle if 0 <= handle < 1 << 32 else None
 
     def is_stack(self, region: Region | None, frame: int) -> bool:
         return region is not None and region.kind == RegionKind.STACK and \

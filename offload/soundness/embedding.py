@@ -19,6 +19,7 @@ and every stack slot. That makes the check valid across pruned paths too.
 
 from __future__ import annotations
 
+from ..helpers.xdp_env import map_handle
 from ..verifier.cfg import Program
 from ..verifier.state import SLOT, ByteKind, Reg, RegType, State
 from ..verifier.tnum import U64
@@ -127,7 +128,7 @@ def reg_escape(reg: Reg, value: int, view: ConcreteView, tag: int | None) -> str
     if value == 0 and (t == _VALUE_OR_NULL or t == _MAP_OR_NULL):
         return None
     if t == _MAP or t == _MAP_OR_NULL:
-        handle = view.map_pointer_handle(value)
+        handle = map_handle(value)
         if handle is None:
             return "is not a map pointer"
         if t == _MAP and handle != reg.map_handle:
