@@ -33,6 +33,9 @@ class XdpOutcome(NamedTuple):
     redirect_program: Any = None
     trace: tuple[str, ...] = ()
     error: str | None = None  # a fault at run time; the frame is then aborted
+    #: the redirect as the helpers recorded it (offload.helpers.xdp_env.Redirect): its kind
+    #: says interface, CPU worker queue or guest receive queue; None if none was recorded
+    redirect_target: Any = None
 
     @property
     def action(self) -> XdpAction:

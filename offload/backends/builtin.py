@@ -23,7 +23,7 @@ from ..engine.interpreter import Execution, ExecutionError, Interpreter
 from ..engine.memory import Memory, MemoryFault, Region, RegionKind
 from ..errors import ErrnoError
 from ..helpers.xdp import XDP_HELPERS, XDP_PROVENANCE
-from ..helpers.xdp_env import XdpEnv, map_pointer
+from ..helpers.xdp_env import REDIRECT_INTERFACE, XdpEnv, map_pointer
 from ..isa.instruction import Instruction
 from ..isa.opcodes import PseudoSrc
 from ..maps.base import Map
@@ -40,6 +40,8 @@ StepHook = Callable[[int, list[int], Execution], None]
 ENGINES: dict[str, type[Interpreter]] = {"fast": FastInterpreter, "reference": Interpreter}
 #: The ports of the virtual switch a device sits on: devmap entries and redirects name them.
 DEFAULT_INTERFACES = frozenset(range(1, 65))
+#: The guest's receive queues an AF_XDP socket (an xskmap entry) may be bound to.
+DEFAULT_RX_QUEUES = 64
 
 
 @dataclass(eq=False)
@@ -68,7 +70,8 @@ class BuiltinBackend:
 
     def __init__(self, caps: Capabilities, *, engine: str = "fast", ncpus: int = 1,
                  clock: Callable[[], int] = time.monotonic_ns, seed: int | None = None,
-                 interfaces: frozenset[int] = DEFAULT_INTERFACES) -> None:
+                 interfaces: frozenset[int] = DEFAULT_INTERFACES,
+                 rx_queues: int = DEFAULT_RX_QUEUES) -> None:
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r}: choose one of {sorted(ENGINES)}")
         self.name = f"builtin/{engine}"
@@ -83,6 +86,7 @@ class BuiltinBackend:
         self.trace: list[str] = []
         self.routes: Callable[[bytes], bytes | None] | None = None
         self.interfaces = interfaces
+        self.rx_queues = rx_queues
         self._env: tuple[XdpEnv, Region, Region] | None = None
         self._maps_view: dict[int, Map] | None = None
         #: Map values mapped into memory, kept across runs (bounded, see XdpEnv.release).
@@ -109,6 +113,9 @@ class BuiltinBackend:
 
     def has_interface(self, ifindex: int) -> bool:
         return ifindex in self.interfaces
+
+    def has_rx_queue(self, queue: int) -> bool:
+        return 0 <= queue < self.rx_queues
 
     def release(self, handle: Any) -> None:
         handle.refs -= 1
@@ -271,9 +278,14 @@ class BuiltinBackend:
         if env.trace:
             self.trace.extend(env.trace)
         redirect = env.redirect
+        if redirect is None:
+            return XdpOutcome(retval, buffer.frame, buffer.metadata, None, None,
+                              tuple(env.trace), error)
+        interface = redirect.kind == REDIRECT_INTERFACE
         return XdpOutcome(retval, buffer.frame, buffer.metadata,
-                          redirect.ifindex if redirect else None,
-                          redirect.program if redirect else None, tuple(env.trace), error)
+                          redirect.ifindex if interface else None,
+                          redirect.program if interface else None, tuple(env.trace), error,
+                          redirect)
 
     def _frame_env(self) -> tuple[XdpEnv, Region, Region]:
         """The helpers' environment with the packet and ``xdp_md`` regions, made once and

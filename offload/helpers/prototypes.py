@@ -48,6 +48,7 @@ class HelperId(IntEnum):
     JIFFIES64 = 118
     KTIME_GET_BOOT_NS = 125
     RINGBUF_OUTPUT = 130
+    RINGBUF_QUERY = 134
     KTIME_GET_COARSE_NS = 160
     CHECK_MTU = 163
     XDP_GET_BUFF_LEN = 188
@@ -220,6 +221,8 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
     HelperProto(HelperId.RINGBUF_OUTPUT, "ringbuf_output", RetType.INTEGER,
                 (_MAP, _RO_MEM, Arg(ArgType.CONST_SIZE_OR_ZERO), _ANY),
                 frozenset({MapType.RINGBUF})),
+    HelperProto(HelperId.RINGBUF_QUERY, "ringbuf_query", RetType.INTEGER, (_MAP, _ANY),
+                frozenset({MapType.RINGBUF})),
     _time(HelperId.KTIME_GET_COARSE_NS, "ktime_get_coarse_ns"),
     # u32 *mtu_len: read (a length to check, when not 0) and written (the MTU), 4 aligned
     # bytes and no size argument (ARG_PTR_TO_FIXED_SIZE_MEM | MEM_WRITE | MEM_ALIGNED)
@@ -243,7 +246,7 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
 MAP_TYPE_HELPERS: dict[MapType, frozenset[int]] = {
     MapType.PROG_ARRAY: frozenset({HelperId.TAIL_CALL}),
     MapType.PERF_EVENT_ARRAY: frozenset({HelperId.PERF_EVENT_OUTPUT}),
-    MapType.RINGBUF: frozenset({HelperId.RINGBUF_OUTPUT}),
+    MapType.RINGBUF: frozenset({HelperId.RINGBUF_OUTPUT, HelperId.RINGBUF_QUERY}),
     MapType.DEVMAP: frozenset({HelperId.REDIRECT_MAP, HelperId.MAP_LOOKUP_ELEM}),
     MapType.DEVMAP_HASH: frozenset({HelperId.REDIRECT_MAP, HelperId.MAP_LOOKUP_ELEM}),
     MapType.XSKMAP: frozenset({HelperId.REDIRECT_MAP, HelperId.MAP_LOOKUP_ELEM}),
@@ -307,7 +310,28 @@ OTHER_HELPER_NAMES = {
     4: "probe_read", 9: "skb_store_bytes", 14: "get_current_pid_tgid",
     15: "get_current_uid_gid", 16: "get_current_comm", 26: "skb_load_bytes",
     35: "get_current_task", 112: "probe_read_user", 113: "probe_read_kernel",
-    131: "ringbuf_reserve", 181: "loop",
+    131: "ringbuf_reserve", 132: "ringbuf_submit", 133: "ringbuf_discard", 181: "loop",
+    198: "ringbuf_reserve_dynptr", 199: "ringbuf_submit_dynptr", 200: "ringbuf_discard_dynptr",
+}
+
+#: Helpers the device refuses on purpose, with why (the verifier's message names the reason).
+#: The ring buffer's reserve/submit pairs hand the program memory it must give back on every
+#: path: the kernel checks that with reference tracking, which this verifier does not do, so
+#: accepting them would let a program leak or reuse a reservation.
+REFUSED_HELPERS = {
+    131: "it reserves ring buffer memory the program must submit or discard on every path, "
+         "which needs reference tracking this verifier does not do; use bpf_ringbuf_output "
+         "(one copy, no reservation)",
+    132: "it submits a bpf_ringbuf_reserve reservation, and reservations are not offered "
+         "(no reference tracking); use bpf_ringbuf_output",
+    133: "it discards a bpf_ringbuf_reserve reservation, and reservations are not offered "
+         "(no reference tracking); use bpf_ringbuf_output",
+    198: "dynptr reservations need reference tracking this verifier does not do; use "
+         "bpf_ringbuf_output",
+    199: "dynptr reservations need reference tracking this verifier does not do; use "
+         "bpf_ringbuf_output",
+    200: "dynptr reservations need reference tracking this verifier does not do; use "
+         "bpf_ringbuf_output",
 }
 
 

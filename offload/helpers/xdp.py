@@ -4,7 +4,8 @@ Each helper is ``fn(execution, r1, ..., r5) -> r0`` and finds the frame, the map
 device's answers (clock, random numbers, routes, trace log) in ``execution.env``, an
 :class:`~.xdp_env.XdpEnv`. Semantics follow the kernel (net/core/filter.c,
 kernel/bpf/helpers.c): failures return a negative errno, a lookup that finds nothing returns
-NULL, redirects record their target and return XDP_REDIRECT.
+NULL, redirects record their target and return XDP_REDIRECT, event output goes to the
+streams the perf event array and ring buffer maps hold for the device's reader.
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ from ..engine.interpreter import MAX_TAIL_CALLS, Execution, Helper, TailCall
 from ..engine.memory import MemoryFault
 from ..engine.provenance import ArgUse, HelperSig
 from ..errors import ErrnoError
+from ..maps.cpumap import CpuMap
 from ..maps.devmap import DevMap, DevMapHash, DevmapTarget
 from ..maps.map_in_map import ArrayOfMaps, HashOfMaps
+from ..maps.perf_event_array import BPF_F_INDEX_MASK, PerfEventArrayMap
 from ..maps.prog_array import ProgArrayMap
+from ..maps.ringbuf import RingBufMap
+from ..maps.xskmap import XskMap
 from ..xdp import XdpAction
 from ..xdp_buffer import ETH_HLEN
 from .prototypes import PROTOTYPES, ArgType, HelperId, HelperProto, RetType
-from .xdp_env import M64, Redirect, XdpEnv, errno_result, map_pointer
+from .xdp_env import M64, REDIRECT_CPU, REDIRECT_XSK, Redirect, XdpEnv, errno_result, \
+    map_pointer
 
 TRACE_LIMIT = 512
 
@@ -109,19 +115,82 @@ def redirect(ex: Execution, ifindex: int, flags: int, *_: int) -> int:
 
 
 def redirect_map(ex: Execution, map_ptr: int, key: int, flags: int, *_: int) -> int:
-    """Redirect through a devmap entry; when the entry is missing, the low two bits of
-    ``flags`` are the action returned instead (BPF_F_BROADCAST is not offered)."""
+    """Redirect through a devmap, cpumap or xskmap entry (the key is a u32): to an interface,
+    a CPU's worker queue, a guest receive queue. When the entry is missing, the low two bits
+    of ``flags`` are the action returned instead; other bits abort (BPF_F_BROADCAST is not
+    offered)."""
     env = _env(ex)
     live = env.map_at(map_ptr)
     if flags & ~0x3:
         return XdpAction.ABORTED
+    index = key & 0xFFFFFFFF
+    if isinstance(live, CpuMap):
+        slot = live.target(index)
+        if slot is None:
+            return flags & 0x3
+        env.redirect = Redirect(slot.cpu, slot.program, REDIRECT_CPU, slot.qsize)
+        return XdpAction.REDIRECT
+    if isinstance(live, XskMap):
+        queue = live.queue_at(index)
+        if queue is None:
+            return flags & 0x3
+        env.redirect = Redirect(queue, None, REDIRECT_XSK)
+        return XdpAction.REDIRECT
     target: DevmapTarget | None = None
     if isinstance(live, (DevMap, DevMapHash)):
-        target = live.target((key & 0xFFFFFFFF).to_bytes(4, "little"))
+        target = live.target(index.to_bytes(4, "little"))
     if target is None:
         return flags & 0x3
     env.redirect = Redirect(target.ifindex, target.program)
     return XdpAction.REDIRECT
+
+
+#: The upper 32 bits of bpf_perf_event_output's flags in XDP: packet bytes to append.
+BPF_F_CTXLEN_MASK = 0xFFFFF << 32
+
+
+def perf_event_output(ex: Execution, ctx: int, map_ptr: int, flags: int, data_ptr: int,
+                      size: int) -> int:
+    """One record to the perf event array stream of ``flags``' index (BPF_F_CURRENT_CPU: the
+    running CPU's): ``size`` bytes from ``data_ptr``, then the first ``flags >> 32`` bytes of
+    the packet (the XDP form, bpf_xdp_event_output). -EINVAL for other flag bits, -EFAULT
+    for more packet bytes than the frame has, else the stream's answer."""
+    env = _env(ex)
+    live = env.map_at(map_ptr)
+    flags &= M64
+    if flags & ~(BPF_F_CTXLEN_MASK | BPF_F_INDEX_MASK) or not isinstance(live, PerfEventArrayMap):
+        return errno_result(errno.EINVAL)
+    packet_bytes = flags >> 32
+    buffer = env.buffer
+    if packet_bytes > len(buffer):
+        return errno_result(errno.EFAULT)
+    data = ex.memory.read(data_ptr, size) if size else b""
+    if packet_bytes:
+        data += bytes(buffer.buffer[buffer.data:buffer.data + packet_bytes])
+    result = live.output(data, flags & BPF_F_INDEX_MASK, cpu=env.cpu, time_ns=env.clock())
+    return errno_result(-result) if result else 0
+
+
+def ringbuf_output(ex: Execution, map_ptr: int, data_ptr: int, size: int, flags: int,
+                   *_: int) -> int:
+    """Copy ``size`` bytes into the ring buffer as one record: 0, -EINVAL for flags other
+    than the wake-up ones, -EAGAIN when the ring has no room."""
+    env = _env(ex)
+    live = env.map_at(map_ptr)
+    if not isinstance(live, RingBufMap):
+        return errno_result(errno.EINVAL)
+    data = ex.memory.read(data_ptr, size) if size else b""
+    result = live.output(data, flags & M64, cpu=env.cpu, time_ns=env.clock())
+    return errno_result(-result) if result else 0
+
+
+def ringbuf_query(ex: Execution, map_ptr: int, flags: int, *_: int) -> int:
+    """The ring buffer's available bytes, size, consumer or producer position; 0 for any
+    other flag."""
+    live = _env(ex).map_at(map_ptr)
+    if not isinstance(live, RingBufMap):
+        return 0
+    return live.query(flags & M64) & M64
 
 
 def _ones_complement_sum(data: bytes, seed: int) -> int:
@@ -344,6 +413,9 @@ XDP_HELPERS: dict[int, Helper] = {
     HelperId.XDP_STORE_BYTES: xdp_store_bytes,
     HelperId.MAP_LOOKUP_PERCPU_ELEM: map_lookup_percpu_elem,
     HelperId.KTIME_GET_TAI_NS: ktime_get_ns,
+    HelperId.PERF_EVENT_OUTPUT: perf_event_output,
+    HelperId.RINGBUF_OUTPUT: ringbuf_output,
+    HelperId.RINGBUF_QUERY: ringbuf_query,
 }
 
 

@@ -41,12 +41,31 @@ def map_handle(pointer: int) -> int | None:
     return handle if 0 <= handle < 1 << 32 else None
 
 
+#: What a redirect names: an interface (bpf_redirect, devmaps), a CPU's worker queue
+#: (cpumap), a guest receive queue through an AF_XDP socket (xskmap).
+REDIRECT_INTERFACE, REDIRECT_CPU, REDIRECT_XSK = "interface", "cpu", "xsk"
+
+
 @dataclass(slots=True)
 class Redirect:
-    """Where ``bpf_redirect``/``bpf_redirect_map`` sent the frame."""
+    """Where ``bpf_redirect``/``bpf_redirect_map`` sent the frame.
+
+    ``ifindex`` is the interface for ``kind`` REDIRECT_INTERFACE, else the CPU or the guest
+    receive queue; ``qsize`` bounds a CPU's worker queue.
+    """
 
     ifindex: int
-    program: Any = None  # a devmap entry's program, run on the frame before it leaves
+    program: Any = None  # the entry's program (devmap, cpumap), run on the frame first
+    kind: str = REDIRECT_INTERFACE
+    qsize: int = 0
+
+    @property
+    def describe(self) -> str:
+        if self.kind == REDIRECT_CPU:
+            return f"cpu {self.ifindex} worker queue"
+        if self.kind == REDIRECT_XSK:
+            return f"guest receive queue {self.ifindex} (AF_XDP)"
+        return f"ifindex {self.ifindex}"
 
 
 @dataclass(slots=True)

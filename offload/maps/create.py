@@ -15,14 +15,18 @@ from typing import TYPE_CHECKING
 from ..errors import ErrnoError
 from .array import ArrayMap, PercpuArrayMap
 from .base import Map, as_u32
+from .cpumap import CpuMap
 from .devmap import DevMap, DevMapHash
 from .hash import HashMap, PercpuHashMap
 from .lpm import LpmTrieMap
 from .lru import LruHashMap, LruPercpuHashMap, lru_max_entries
 from .map_in_map import ArrayOfMaps, HashOfMaps, check_inner_template
+from .perf_event_array import PerfEventArrayMap
 from .prog_array import ProgArrayMap
 from .resolver import NO_OBJECTS, Resolver
+from .ringbuf import RingBufMap
 from .spec import MapFlags, MapSpec, MapType
+from .xskmap import XskMap
 
 if TYPE_CHECKING:  # caps imports maps.spec; a runtime import here would be circular
     from ..caps.capabilities import Limits
@@ -40,6 +44,10 @@ MAP_CLASSES: dict[MapType, type[Map]] = {
     MapType.PROG_ARRAY: ProgArrayMap,
     MapType.ARRAY_OF_MAPS: ArrayOfMaps,
     MapType.HASH_OF_MAPS: HashOfMaps,
+    MapType.CPUMAP: CpuMap,
+    MapType.XSKMAP: XskMap,
+    MapType.PERF_EVENT_ARRAY: PerfEventArrayMap,
+    MapType.RINGBUF: RingBufMap,
 }
 SUPPORTED_MAP_TYPES = frozenset(MAP_CLASSES)
 ALL_MAP_FLAGS = int(sum(MapFlags))

@@ -1,8 +1,9 @@
 """How maps that hold other objects reach them: the device's ``Resolver``.
 
-PROG_ARRAY, DEVMAP/DEVMAP_HASH and the map-in-map types take file descriptors (or ifindexes)
-in their uAPI values, and keep a reference on the object for as long as the element exists
-(``map_fd_get_ptr``/``map_fd_put_ptr`` in kernel/bpf/arraymap.c). A map knows nothing of fds:
+PROG_ARRAY, DEVMAP/DEVMAP_HASH, CPUMAP, XSKMAP and the map-in-map types take file descriptors
+(or ifindexes, or receive queues) in their uAPI values, and keep a reference on the object for
+as long as the element exists (``map_fd_get_ptr``/``map_fd_put_ptr`` in
+kernel/bpf/arraymap.c). A map knows nothing of fds:
 the device passes a resolver that turns an fd into a counted reference and takes it back.
 Errors follow the kernel: an fd that names nothing is EBADF, one naming the wrong kind of
 object is EINVAL.
@@ -62,6 +63,9 @@ class Resolver(Protocol):
     def has_interface(self, ifindex: int) -> bool:
         """Whether a network interface with this ifindex exists (a devmap target)."""
 
+    def has_rx_queue(self, queue: int) -> bool:
+        """Whether the guest has this receive queue (what an xskmap socket is bound to)."""
+
 
 class NoObjects:
     """The resolver of a device with no programs, maps or interfaces to refer to."""
@@ -78,6 +82,9 @@ class NoObjects:
         return None
 
     def has_interface(self, ifindex: int) -> bool:
+        return False
+
+    def has_rx_queue(self, queue: int) -> bool:
         return False
 
 

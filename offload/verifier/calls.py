@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from ..helpers.prototypes import (
     MAP_TYPE_HELPERS,
+    REFUSED_HELPERS,
     Arg,
     ArgType,
     HelperProto,
@@ -41,6 +42,10 @@ _PKT_ARG_TYPES = frozenset({RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META})
 def check_helper_call(env: Env, state: State, insn: Op) -> None:
     hid = insn.imm
     proto = prototype(hid)
+    refused = REFUSED_HELPERS.get(hid)
+    if refused is not None:
+        raise Reject(f"unknown func {helper_name(hid)}#{hid}: the device does not offer it: "
+                     f"{refused}")
     if proto is None or hid not in env.caps.helpers:
         why = "" if proto is None else ": the device does not offer it"
         raise Reject(f"unknown func {helper_name(hid)}#{hid}{why}")

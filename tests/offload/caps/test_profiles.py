@@ -34,7 +34,9 @@ def test_full_profile() -> None:
     assert caps.map_types == {
         MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.HASH, MapType.PERCPU_HASH,
         MapType.LRU_HASH, MapType.LRU_PERCPU_HASH, MapType.LPM_TRIE, MapType.DEVMAP,
-        MapType.DEVMAP_HASH, MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS}
+        MapType.DEVMAP_HASH, MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS,
+        MapType.CPUMAP, MapType.XSKMAP, MapType.PERF_EVENT_ARRAY, MapType.RINGBUF}
+    assert {25, 130, 134} <= caps.helpers  # perf event and ring buffer output, ring query
     assert caps.limits == Limits()
     for feature in Feature:
         assert caps.features & bit(feature)

@@ -69,7 +69,7 @@ REFUSED = [
     (spec(T.HASH_OF_MAPS, 4, 8, 4, inner=spec(T.ARRAY, 4, 4, 4)), errno.EINVAL),
     (spec(T.UNSPEC, 4, 4, 4), errno.EINVAL),
     (spec(99, 4, 4, 4), errno.EINVAL),
-    (spec(T.RINGBUF, 0, 0, 4096), errno.EINVAL),
+    (spec(T.QUEUE, 0, 8, 16), errno.EINVAL),  # a type the device does not offer
 ]
 
 
@@ -102,7 +102,8 @@ def test_accepted_specs(good):
 def test_every_supported_type_has_a_class():
     assert SUPPORTED_MAP_TYPES == {T.ARRAY, T.PERCPU_ARRAY, T.HASH, T.PERCPU_HASH, T.LRU_HASH,
                                    T.LRU_PERCPU_HASH, T.LPM_TRIE, T.DEVMAP, T.DEVMAP_HASH,
-                                   T.PROG_ARRAY, T.ARRAY_OF_MAPS, T.HASH_OF_MAPS}
+                                   T.PROG_ARRAY, T.ARRAY_OF_MAPS, T.HASH_OF_MAPS, T.CPUMAP,
+                                   T.XSKMAP, T.PERF_EVENT_ARRAY, T.RINGBUF}
 
 
 def test_plain_int_type_is_accepted_and_normalised():

@@ -88,6 +88,7 @@ GOOD: dict[int, tuple[str, str, tuple[int, ...]]] = {
                              "ldxdw %r7, [%r10-8]\n", (6,)),
     HelperId.RINGBUF_OUTPUT: ("stdw [%r10-8], 0\nlddw %r1, map_fd(7)\nmov %r2, %r10\n"
                               "add %r2, -8\nmov %r3, 8\nmov %r4, 0", "", (7,)),
+    HelperId.RINGBUF_QUERY: ("lddw %r1, map_fd(7)\nmov %r2, 0", "", (7,)),
     HelperId.CHECK_MTU: ("stw [%r10-4], 0\nmov %r1, %r6\nmov %r2, 0\nmov %r3, %r10\n"
                          "add %r3, -4\nmov %r4, 0\nmov %r5, 0", "ldxw %r7, [%r10-4]\n", ()),
     HelperId.XDP_GET_BUFF_LEN: ("mov %r1, %r6", "", ()),
