@@ -12,11 +12,15 @@ import errno
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from .errors import ErrnoError
 from .isa.disasm import slot_positions
 from .isa.instruction import Instruction
 from .isa.opcodes import PseudoSrc
+
+if TYPE_CHECKING:
+    from .loader.core import CoreBinding
 
 
 class ProgType(IntEnum):
@@ -111,7 +115,12 @@ class FuncInfo:
 
 @dataclass(frozen=True, slots=True)
 class ProgramSpec:
-    """A program ready to be loaded on any device: instructions plus symbolic references."""
+    """A program ready to be loaded on any device: instructions plus symbolic references.
+
+    ``core`` records what its CO-RE relocations were resolved against (the device BTF, each
+    relocation and the value baked into its instruction), so another device can resolve them
+    again; None for a program without CO-RE relocations.
+    """
 
     name: str
     type: ProgType
@@ -122,6 +131,7 @@ class ProgramSpec:
     map_refs: tuple[MapReference, ...] = field(default=())
     line_info: tuple[LineInfo, ...] = field(default=())
     functions: tuple[FuncInfo, ...] = field(default=())
+    core: CoreBinding | None = None
 
 
 def resolve_map_references(instructions: Sequence[Instruction], refs: Iterable[MapReference],

@@ -1,5 +1,5 @@
 """``Capabilities``: what a device accepts (ISA version, helpers, map and program types, limits,
-virtio feature bits).
+virtio feature bits, the BTF its programs' CO-RE relocations are resolved against).
 
 The verifier checks programs against them, a device offers feature bits from them, and the
 migration planner compares a snapshot's needs with a target's. They are plain data so profiles
@@ -43,3 +43,6 @@ class Capabilities:
     features: int = 0
     check_xdp_action: bool = False  # refuse XDP programs whose R0 may be outside the actions
     description: str = ""
+    #: the description of the types its programs see (offload.caps.device_btf.DESCRIPTIONS),
+    #: which CO-RE relocations are resolved against
+    btf: str = "uapi"

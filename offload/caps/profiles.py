@@ -1,7 +1,8 @@
 """Named capability profiles, kept as TOML data files in ``offload/caps/profiles/``.
 
 A profile is a :class:`Capabilities` written out: ISA version, helper ids, map and program types
-by their uAPI names, limits, virtio feature bits by their spec names. Data files let a device,
+by their uAPI names, limits, virtio feature bits by their spec names, the description of the
+device's BTF (``btf``, see :mod:`offload.caps.device_btf`). Data files let a device,
 a test or a user describe a target without code, and :func:`profile_to_toml` writes any
 ``Capabilities`` back so the two forms round-trip exactly. ``host-kernel`` is not a file: it is
 probed from the running kernel through bpf() the first time it is asked for.
@@ -25,7 +26,7 @@ PROFILE_DIR = Path(__file__).with_name("profiles")
 HOST_KERNEL = "host-kernel"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _KEYS = ("name", "description", "isa_version", "prog_types", "map_types", "helpers",
-         "features", "check_xdp_action", "limits")
+         "features", "check_xdp_action", "btf", "limits")
 _LIMIT_KEYS = tuple(f.name for f in fields(Limits))
 
 
@@ -95,6 +96,7 @@ def capabilities_to_mapping(caps: Capabilities) -> dict[str, Any]:
         "helpers": sorted(int(h) for h in caps.helpers),
         "features": _features_to_list(caps.features),
         "check_xdp_action": caps.check_xdp_action,
+        "btf": caps.btf,
         "limits": {key: getattr(caps.limits, key) for key in _LIMIT_KEYS},
     }
 
@@ -158,6 +160,12 @@ def capabilities_from_mapping(data: Mapping[str, Any], *, source: str = "profile
     check = data.get("check_xdp_action", False)
     if not isinstance(check, bool):
         raise ProfileError(f"{where}: 'check_xdp_action' must be true or false.")
+    from .device_btf import DEFAULT_DESCRIPTION, DESCRIPTIONS  # declarations load lazily
+
+    btf = data.get("btf", DEFAULT_DESCRIPTION)
+    if btf not in DESCRIPTIONS:
+        raise ProfileError(f"{where}: 'btf' must name a device BTF description "
+                           f"({', '.join(DESCRIPTIONS)}), not {btf!r}.")
     return Capabilities(
         name=name,
         isa_version=_int(data.get("isa_version", 4), "'isa_version'", where, 1, 4),
@@ -169,6 +177,7 @@ def capabilities_from_mapping(data: Mapping[str, Any], *, source: str = "profile
         features=features,
         check_xdp_action=check,
         description=description,
+        btf=btf,
     )
 
 
@@ -209,7 +218,8 @@ def profile_to_toml(caps: Capabilities) -> str:
     data = capabilities_to_mapping(caps)
     lines = [f"name = {_toml_str(data['name'])}", f"description = {_toml_str(data['description'])}",
              f"isa_version = {data['isa_version']}",
-             f"check_xdp_action = {_toml_value(data['check_xdp_action'])}"]
+             f"check_xdp_action = {_toml_value(data['check_xdp_action'])}",
+             f"btf = {_toml_str(data['btf'])}"]
     for key in ("prog_types", "map_types", "features"):
         lines.append(f"{key} = [" + "".join(f"\n    {_toml_value(v)}," for v in data[key])
                      + ("\n]" if data[key] else "]"))

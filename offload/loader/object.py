@@ -5,10 +5,14 @@ The steps follow libbpf so users bring the objects they already load with it: re
 resolve the code relocations (:mod:`.relocations`) and link each program with its
 subprograms (:mod:`.linker`). The result is plain specs, the same on every device.
 
-Programs are refused one by one, never the object for one program's sake: a program whose
-code needs what the device does not offer (CO-RE relocations, an extern or kfunc, an
-instruction it cannot decode, a map it cannot create) or whose section names no program type
-is listed in ``ObjectSpec.refused`` with the reason, and the others load. As with libbpf
+CO-RE relocations are resolved against a device's BTF (:mod:`.core`), as libbpf resolves them
+against the running kernel's: ``target_btf`` names the device (by default the ``full``
+profile's); each program keeps what its relocations were resolved against
+(``ProgramSpec.core``). Programs are refused one by one, never the object for one program's
+sake: a program whose code needs what the device does not offer (a CO-RE relocation its BTF
+cannot answer, an extern or kfunc, an instruction it cannot decode, a map it cannot create)
+or whose section names no program type is listed in ``ObjectSpec.refused`` with the reason,
+and the others load. As with libbpf
 between ``bpf_object__open`` and ``bpf_object__load``, the caller may set program types
 (``bpf_program__set_type``, bpftool's ``type xdp``) and map sizes
 (``bpf_map__set_max_entries``) first: ``prog_type``, ``prog_types`` and ``map_sizes``.
@@ -21,12 +25,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from functools import lru_cache
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from ..maps.spec import MapSpec, MapType
 from ..program import ProgFlags, ProgramSpec, ProgType
 from .btf import Btf, parse_btf
 from .btf_ext import BtfExt, parse_btf_ext
+from .core import CoreBinding, CoreError, relocate
 from .elf import ElfObject, read_elf
 from .errors import LoaderError, LoadOptionError, ProgramRefusal, RefusalKind
 from .linker import SUBPROGRAM_SECTION, Function, LinkedProgram, link_program, \
@@ -34,6 +41,9 @@ from .linker import SUBPROGRAM_SECTION, Function, LinkedProgram, link_program, \
 from .maps import collect_maps
 from .relocations import SLOT, resolve_fixups
 from .sections import parse_prog_type, program_type
+
+if TYPE_CHECKING:
+    from ..caps.device_btf import DeviceBtf
 
 LICENSE_SECTION = "license"
 #: ``OUTER.inner`` in map sizes names the inner map template of map-in-map OUTER
@@ -64,12 +74,15 @@ class LoadOptions:
     prog_types: Mapping[str, Typed] = field(default_factory=_empty)
     #: per map name (``OUTER.inner`` for a map-in-map's template): max_entries
     map_sizes: Mapping[str, int] = field(default_factory=_empty)
+    #: the device BTF CO-RE relocations are resolved against (None: the ``full`` profile's)
+    target_btf: DeviceBtf | None = None
 
     @classmethod
     def make(cls, entry_sections: Mapping[str, ProgType] | None = None,
              prog_type: TypeName | None = None,
              prog_types: Mapping[str, TypeName] | None = None,
-             map_sizes: Mapping[str, int] | None = None) -> LoadOptions:
+             map_sizes: Mapping[str, int] | None = None,
+             target_btf: DeviceBtf | None = None) -> LoadOptions:
         sizes = dict(map_sizes or {})
         for name, size in sizes.items():
             if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= U32_MAX:
@@ -79,14 +92,16 @@ class LoadOptions:
                    None if prog_type is None else _typed(prog_type),
                    MappingProxyType({name: _typed(kind)
                                      for name, kind in (prog_types or {}).items()}),
-                   MappingProxyType(sizes))
+                   MappingProxyType(sizes), target_btf)
 
     def merged(self, other: LoadOptions) -> LoadOptions:
         """These options with ``other``'s set on top."""
         return LoadOptions(self.entry_sections,
                            other.prog_type if other.prog_type is not None else self.prog_type,
                            MappingProxyType({**self.prog_types, **other.prog_types}),
-                           MappingProxyType({**self.map_sizes, **other.map_sizes}))
+                           MappingProxyType({**self.map_sizes, **other.map_sizes}),
+                           other.target_btf if other.target_btf is not None
+                           else self.target_btf)
 
 
 def _typed(kind: TypeName) -> Typed:
@@ -121,11 +136,13 @@ class ObjectSpec:
 
     def configured(self, *, prog_type: TypeName | None = None,
                    prog_types: Mapping[str, TypeName] | None = None,
-                   map_sizes: Mapping[str, int] | None = None) -> ObjectSpec:
+                   map_sizes: Mapping[str, int] | None = None,
+                   target_btf: DeviceBtf | None = None) -> ObjectSpec:
         """The object loaded again with these program types and map sizes set on top of its
-        own (libbpf's set_type / set_max_entries between open and load)."""
+        own (libbpf's set_type / set_max_entries between open and load), its CO-RE
+        relocations resolved against ``target_btf`` if given (another device's)."""
         options = self.options.merged(LoadOptions.make(None, prog_type, prog_types,
-                                                       map_sizes))
+                                                       map_sizes, target_btf))
         if not self.image:
             raise LoadOptionError("this object was not loaded from an ELF image; its "
                                   "programs' types and maps' sizes cannot be set again.")
@@ -137,7 +154,8 @@ def load_object(source: str | os.PathLike[str] | bytes | bytearray | memoryview,
                 entry_sections: Mapping[str, ProgType] | None = None,
                 prog_type: TypeName | None = None,
                 prog_types: Mapping[str, TypeName] | None = None,
-                map_sizes: Mapping[str, int] | None = None) -> ObjectSpec:
+                map_sizes: Mapping[str, int] | None = None,
+                target_btf: DeviceBtf | None = None) -> ObjectSpec:
     """Load an object from a path or from its bytes.
 
     ``name`` is the object name global data maps are prefixed with (libbpf uses the file
@@ -146,10 +164,13 @@ def load_object(source: str | os.PathLike[str] | bytes | bytearray | memoryview,
     as libbpf_register_prog_handler() does (the conformance runner puts ``main`` in ``.text``).
     ``prog_type`` sets every program's type, ``prog_types`` single programs' (by name; a
     ProgType or a name such as ``xdp`` or ``xdp.frags``), ``map_sizes`` maps' max_entries.
+    ``target_btf`` is the device BTF CO-RE relocations are resolved against
+    (``offload.caps.device_btf.device_btf(caps)``; the ``full`` profile's by default).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         return parse_object(bytes(source), name or "", entry_sections=entry_sections,
-                            prog_type=prog_type, prog_types=prog_types, map_sizes=map_sizes)
+                            prog_type=prog_type, prog_types=prog_types, map_sizes=map_sizes,
+                            target_btf=target_btf)
     path = Path(source)
     try:
         data = path.read_bytes()
@@ -157,16 +178,17 @@ def load_object(source: str | os.PathLike[str] | bytes | bytearray | memoryview,
         raise LoaderError(f"cannot read {path}: {exc.strerror or exc}.") from exc
     return parse_object(data, name if name is not None else path.name.split(".")[0],
                         source=str(path), entry_sections=entry_sections, prog_type=prog_type,
-                        prog_types=prog_types, map_sizes=map_sizes)
+                        prog_types=prog_types, map_sizes=map_sizes, target_btf=target_btf)
 
 
 def parse_object(data: bytes, name: str, *, source: str | None = None,
                  entry_sections: Mapping[str, ProgType] | None = None,
                  prog_type: TypeName | None = None,
                  prog_types: Mapping[str, TypeName] | None = None,
-                 map_sizes: Mapping[str, int] | None = None) -> ObjectSpec:
+                 map_sizes: Mapping[str, int] | None = None,
+                 target_btf: DeviceBtf | None = None) -> ObjectSpec:
     """The pure core of :func:`load_object`."""
-    options = LoadOptions.make(entry_sections, prog_type, prog_types, map_sizes)
+    options = LoadOptions.make(entry_sections, prog_type, prog_types, map_sizes, target_btf)
     return _parse(bytes(data), name, source if source is not None else name, options)
 
 
@@ -227,8 +249,9 @@ def _parse(data: bytes, name: str, source: str, options: LoadOptions) -> ObjectS
                                               _reason(err, program), err.symbol)
             continue
         typed = _type_of(program, section_name, from_section, options)
-        refusal = _core_refusal(program, section_name, linked, ext, btf) or \
-            _map_refusal(program, section_name, linked, refused_maps)
+        linked, core, refusal = _relocate_core(program, section_name, linked, ext, btf,
+                                               options)
+        refusal = refusal or _map_refusal(program, section_name, linked, refused_maps)
         if refusal is None and typed is None:
             refusal = _type_refusal(program, section_name)
         if refusal is not None or typed is None:
@@ -238,7 +261,8 @@ def _parse(data: bytes, name: str, source: str, options: LoadOptions) -> ObjectS
         programs[program] = ProgramSpec(
             name=program, type=typed[0], instructions=linked.instructions,
             license=license_text, section=section_name, flags=typed[1],
-            map_refs=linked.map_refs, line_info=linked.line_info, functions=linked.functions)
+            map_refs=linked.map_refs, line_info=linked.line_info, functions=linked.functions,
+            core=core)
     return ObjectSpec(MappingProxyType(programs), MappingProxyType(maps), license_text, btf,
                       source, MappingProxyType(refused), MappingProxyType(refused_maps),
                       MappingProxyType(sections), name, options, data)
@@ -275,25 +299,42 @@ def _type_refusal(program: str, section: str) -> ProgramRefusal:
         f"{program}=xdp (prog_types), or --type xdp for every program (prog_type).")
 
 
-def _core_refusal(program: str, section: str, linked: LinkedProgram, ext: BtfExt | None,
-                  btf: Btf | None) -> ProgramRefusal | None:
-    """CO-RE relocations in any function the program reaches refuse it."""
+def _relocate_core(program: str, section: str, linked: LinkedProgram, ext: BtfExt | None,
+                   btf: Btf | None, options: LoadOptions,
+                   ) -> tuple[LinkedProgram, CoreBinding | None, ProgramRefusal | None]:
+    """The program with the CO-RE relocations of every function it reaches resolved against
+    the target device's BTF, and its binding; or the refusal naming what cannot be."""
     if ext is None or btf is None or not ext.core_relos:
-        return None
+        return linked, None, None
     found = []
+    names = {}
     for function, info in zip(linked.placed, linked.functions):
         for record in ext.core_relos.get(function.section.name, ()):
             offset = record.insn_off - function.start
             if 0 <= offset < function.size:
-                found.append((info.slot + offset // SLOT.size, function.name, record))
+                slot = info.slot + offset // SLOT.size
+                found.append((slot, record))
+                names[slot] = function.name
     if not found:
-        return None
-    slot, where, record = min(found, key=lambda item: item[0])
-    return ProgramRefusal(
-        program, section, RefusalKind.CO_RE,
-        f"needs {len(found)} CO-RE relocation{'s' if len(found) > 1 else ''} (first: "
-        f"{record.describe(btf)}, insn {slot} in '{where}'), which the device does not "
-        "resolve; CO-RE is resolved against the running kernel's BTF.", where)
+        return linked, None, None
+    target = options.target_btf or default_target_btf()
+    try:
+        insns, binding = relocate(linked.instructions, found, btf, target,
+                                  lambda slot: f"insn {slot} in '{names[slot]}'")
+    except CoreError as err:
+        symbol = names.get(err.slot) if err.slot is not None else None
+        return linked, None, ProgramRefusal(program, section, RefusalKind.CO_RE, err.detail,
+                                            symbol)
+    return dataclasses.replace(linked, instructions=insns), binding, None
+
+
+@lru_cache(maxsize=1)
+def default_target_btf() -> DeviceBtf:
+    """The BTF of the ``full`` profile, the built-in backend's."""
+    from ..caps import load_profile  # caps sit beside the loader; loaded on first use
+    from ..caps.device_btf import device_btf
+
+    return device_btf(load_profile("full"))
 
 
 def _map_refusal(program: str, section: str, linked: LinkedProgram,

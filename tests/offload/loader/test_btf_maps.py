@@ -1,4 +1,4 @@
-"""BTF-defined maps in a handmade object: references, static initialisers, CO-RE refusals."""
+"""BTF-defined maps in a handmade object: references, static initialisers, a CO-RE refusal."""
 
 from __future__ import annotations
 
@@ -71,13 +71,15 @@ def test_static_initialisers_refuse_the_map_and_its_programs() -> None:
     assert info.value.section == ".maps"
 
 
-def test_co_re_relocations_refuse_the_programs_holding_them() -> None:
+def test_co_re_relocations_the_device_cannot_apply_refuse_the_programs_holding_them() -> None:
+    # a field offset asked of the lddw of a map: nothing CO-RE can patch
     obj = parse_object(with_plain_program(btf_map_object(core_relocations=2)).build(), "t")
     assert list(obj.programs) == ["plain"] and "counters" in obj.maps
     refused = obj.refused["prog"]
     assert (refused.kind, refused.section, refused.symbol) == (RefusalKind.CO_RE, "xdp", "prog")
-    assert refused.reason.startswith("needs 2 CO-RE relocations (first: field_byte_offset of "
-                                     "unsigned int, insn 0 in 'prog')")
+    assert refused.reason.startswith("needs 2 CO-RE relocations the device cannot resolve")
+    assert "first, at insn 0 in 'prog': field_byte_offset of unsigned int is on an " \
+        "instruction (opcode 0x18)" in refused.reason
 
 
 def test_btf_maps_need_btf() -> None:
