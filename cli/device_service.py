@@ -40,6 +40,7 @@ MAX_TRANSFERS = 8
 MAX_UPLOAD = 1 << 30
 MAX_INJECT = 10_000
 MAX_ITEMS = 100_000
+MAX_EVENTS = 10_000  # event records one events.read answer carries at most
 DRAIN_EVERY = 32  # frames between guest receives (the driver posts 64 buffers)
 _REQUIRED = object()
 
@@ -119,7 +120,7 @@ class DeviceService:
             "checkpoint.begin": self.checkpoint_begin, "checkpoint.read": self.checkpoint_read,
             "restore.begin": self.restore_begin, "restore.write": self.restore_write,
             "restore.commit": self.restore_commit, "traffic.set": self.traffic_set,
-            "migrate.start": self.migrate_start,
+            "migrate.start": self.migrate_start, "events.read": self.events_read,
         }
 
     @property
@@ -158,9 +159,13 @@ class DeviceService:
                                 for h, p in self.device.objects.programs.items()})
 
     def drain(self) -> None:
+        """The device's CPU workers run, then the guest takes what reached it: its receive
+        queue, its AF_XDP rings, and the wire and redirects leave."""
+        self.device.run_workers()
         self.driver.received()
         self.device.wire.clear()
         self.device.redirected.clear()
+        self.device.xsk_rings.clear()
 
     # -- read ------------------------------------------------------------------------------------
     def ping(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -181,6 +186,7 @@ class DeviceService:
                              "states": prog.report.states,
                              "peak_states": prog.report.peak_states}})
         maps = []
+        streams = device.event_streams()
         for handle, entry in device.objects.maps.items():
             if entry.released:
                 continue
@@ -189,9 +195,12 @@ class DeviceService:
                 count = len(device.backend.map(handle))
             except (OffloadError, TypeError):
                 count = 0
-            maps.append({"id": handle, "name": spec.name, "type": spec.type.name,
-                         "entries": count, "max_entries": spec.max_entries,
-                         "key_size": spec.key_size, "value_size": spec.value_size})
+            row = {"id": handle, "name": spec.name, "type": spec.type.name,
+                   "entries": count, "max_entries": spec.max_entries,
+                   "key_size": spec.key_size, "value_size": spec.value_size}
+            if handle in streams:  # perf event arrays and ring buffers: their streams
+                row["events"] = streams[handle]
+            maps.append(row)
         ports = device.ports
         traffic = None if self.traffic is None else {
             "kind": self.traffic.kind, "rate": self.traffic.rate, "sent": self.traffic.sent}
@@ -342,6 +351,24 @@ class DeviceService:
                                                 "take a snapshot instead.")
             items.append([key, value])
         return items
+
+    # -- event streams -------------------------------------------------------------------------
+    def events_read(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Take up to ``max`` event records (perf event arrays and ring buffers), oldest
+        first; taking them frees their room in the streams. ``streams`` tells, per map, what
+        is still waiting and how many records were lost."""
+        most = param(params, "max", int, MAX_EVENTS)
+        if not 0 < most <= MAX_EVENTS:
+            raise ServiceError(errno.EINVAL, f"'max' must be 1 to {MAX_EVENTS}, not {most}.")
+        device = self.device
+        events = device.take_events(most)
+        names = {h: e.spec.name for h, e in device.objects.maps.items()}
+        return {"device": device.name,
+                "events": [event.as_dict() for event in events],
+                "backlog": len(device.events),
+                "streams": [{"map": names.get(handle, str(handle)), **stats}
+                            for handle, stats in device.event_streams().items()],
+                "lost": device.ports.events_lost}
 
     # -- checkpoint and restore ----------------------------------------------------------------
     def _transfer_id(self) -> int:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from . import (cmd_device, cmd_migrate, cmd_profiles, cmd_programs, cmd_snapshot, cmd_verify,
-               demo)
+from . import (cmd_device, cmd_events, cmd_migrate, cmd_profiles, cmd_programs, cmd_snapshot,
+               cmd_verify, demo)
 from .exits import Exit, classify
 from .output import Output
 from .rpc import RemoteError
@@ -30,6 +30,7 @@ EXAMPLES = """examples:
   offload-migrate device serve --name B --profile smartnic --socket /tmp/b.sock
   offload-migrate load fixtures/xdp/xdp_firewall_v4.o --device /tmp/a.sock --attach
   offload-migrate status --device /tmp/a.sock --device /tmp/b.sock
+  offload-migrate events --device /tmp/a.sock --follow
   offload-migrate keygen --type ed25519 -o ops.key
   offload-migrate save --device /tmp/a.sock -o a.snap --sign ops.key
   offload-migrate restore a.snap --device /tmp/b.sock --trust ops.key.pub --dry-run
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo.register(sub)
     cmd_device.register(sub)
+    cmd_events.register(sub)
     cmd_snapshot.register(sub)
     cmd_migrate.register(sub)
     cmd_verify.register(sub)

@@ -1,6 +1,7 @@
 """The status view: devices, negotiated features, programs with per-action counters and rates,
-maps with fill levels, migration progress - rich renderables built from ``status`` data (the
-control socket's answer), so a live display, a single render and tests draw the same thing."""
+maps with fill levels (event streams: records waiting and lost), migration progress - rich
+renderables built from ``status`` data (the control socket's answer), so a live display, a
+single render and tests draw the same thing."""
 
 from __future__ import annotations
 
@@ -63,6 +64,14 @@ def maps_table(status: dict[str, Any]) -> Table:
     table.add_column("max", justify="right")
     table.add_column("fill")
     for m in status.get("maps", []):
+        events = m.get("events")
+        if events:  # an event stream: records waiting (and lost), bytes held of its size
+            waiting = Text(f"{events['pending']:,} events")
+            if events.get("lost"):
+                waiting.append(f"\n{events['lost']:,} lost", style="red")
+            table.add_row(str(m["id"]), m["name"], m["type"], waiting,
+                          f"{events['size']:,} B", fill_bar(events["bytes"], events["size"]))
+            continue
         table.add_row(str(m["id"]), m["name"], m["type"], f"{m['entries']:,}",
                       f"{m['max_entries']:,}", fill_bar(m["entries"], m["max_entries"]))
     if not status.get("maps"):
@@ -155,8 +164,8 @@ def status_json(status: dict[str, Any]) -> dict[str, Any]:
                       "counters": {a: p["counters"].get(a, 0) for a in ACTIONS},
                       "bytes": p["counters"].get("bytes", 0), "rates": p.get("rates", {})}
                      for p in status.get("programs", [])],
-        "maps": [{k: m[k] for k in ("id", "name", "type", "entries", "max_entries")}
-                 for m in status.get("maps", [])],
+        "maps": [{k: m[k] for k in ("id", "name", "type", "entries", "max_entries", "events")
+                  if k in m} for m in status.get("maps", [])],
         "ports": status.get("ports", {}), "traffic": status.get("traffic"),
         "migration": status.get("migration"),
     }

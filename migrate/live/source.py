@@ -7,8 +7,9 @@
    deleted); each round is acknowledged. Before each round the time to send the dirty set
    while paused is estimated from measured costs (a fixed round trip plus a per-entry cost,
    both taken from the rounds so far); once it fits ``downtime_target``, or after
-   ``max_rounds``, the source pauses the receive path, sends the last delta and the counters,
-   and waits for COMMITTED. Then it releases its state.
+   ``max_rounds``, the source pauses the receive path, drains its event streams and cpumap
+   worker queues, sends the last delta and the counters, and waits for COMMITTED. Then it
+   releases its state.
 
 Any failure before COMMITTED arrives - a refusal, a closed connection, a timeout, a protocol
 violation - unpauses the device and stops dirty tracking: the source runs on with everything
@@ -217,6 +218,12 @@ class _Run:
             self.device.paused = True
             self.paused_at = time.monotonic()
             self.state.check_unchanged()
+            # What the source's programs produced stays with the source: frames waiting in
+            # cpumap worker queues go on to the guest, and event records leave the perf
+            # event arrays and ring buffers (which are recreated empty on the destination)
+            # for the device's backlog, where its reader still finds them after the cut.
+            self.device.run_workers()
+            self.device.collect_events()
         sent0 = ch.bytes_sent
         for handle, keys in self.state.take_dirty().items():  # changed since the last take
             dirty.setdefault(handle, set()).update(keys)

@@ -6,7 +6,11 @@ Capabilities, pops chains from the control and transmit queues when the driver k
 (:meth:`Device.service`), executes commands against its object table and backend, and runs
 every frame that arrives from the wire (:meth:`Device.receive`) through the attached program:
 PASS goes to the guest's receive queue, TX back out to the wire, REDIRECT to the devmap's
-target, DROP nowhere, ABORTED is counted. A malformed chain marks the device
+target (an interface), a CPU's worker queue (cpumap: the frame reaches the guest when the
+workers run, :meth:`Device.run_workers`) or a guest receive queue's AF_XDP ring (xskmap),
+DROP nowhere, ABORTED is counted. Records programs write to perf event arrays and ring
+buffers wait in the maps' bounded streams until the device's reader takes them
+(:meth:`Device.take_events`). A malformed chain marks the device
 DEVICE_NEEDS_RESET (the transport logs why); nothing a guest sends raises out of here.
 """
 
@@ -20,6 +24,8 @@ from dataclasses import dataclass
 from ..backends.base import Backend, XdpOutcome
 from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
+from ..helpers.xdp_env import REDIRECT_CPU, REDIRECT_INTERFACE, REDIRECT_XSK, Redirect
+from ..maps.events import Event
 from ..virtio.ctrl import CtrlClass, encode_status, parse_header
 from ..virtio.device_queue import Chain
 from ..virtio.features import device_offer
@@ -38,6 +44,10 @@ MAX_REQUEST = 8 << 20
 WIRE_BACKLOG = 4096
 
 
+XSK_RING_SIZE = 2048  # frames an AF_XDP receive ring holds (libxsk's default ring size)
+EVENT_BACKLOG = 1 << 16  # event records the device keeps for its reader beyond the maps
+
+
 @dataclass(slots=True)
 class PortCounters:
     """Frames seen at the device's edges."""
@@ -48,6 +58,20 @@ class PortCounters:
     tx_from_guest: int = 0
     tx_to_wire: int = 0
     runtime_errors: int = 0  # faults during XDP runs (counted as aborted too)
+    cpu_queued: int = 0  # redirected through a cpumap into a CPU's worker queue
+    cpu_queue_full: int = 0  # ... and dropped: the queue held qsize frames already
+    cpu_dropped: int = 0  # dropped by the cpumap entry's program (or its verdict)
+    xsk_delivered: int = 0  # redirected through an xskmap to a guest receive queue
+    xsk_ring_full: int = 0  # ... and dropped: the AF_XDP receive ring was full
+    events_lost: int = 0  # event records the device's backlog had no room for
+
+
+@dataclass(slots=True)
+class CpuQueue:
+    """One CPU's worker queue: frames a cpumap sent it, and the entry's program."""
+
+    frames: deque[tuple[bytes, object]]
+    qsize: int
 
 
 class Device:
@@ -75,6 +99,12 @@ class Device:
         self._on_redirect = on_redirect or (lambda ifindex, frame:
                                             self.redirected.append((ifindex, frame)))
         self.paused = False  # live migration stops the receive path
+        #: cpumap redirects wait here, per CPU, until the workers run (run_workers)
+        self.cpu_queues: dict[int, CpuQueue] = {}
+        #: AF_XDP receive rings of the guest, per receive queue (xskmap redirects)
+        self.xsk_rings: dict[int, deque[bytes]] = {}
+        #: event records taken out of the maps and not read yet (take_events)
+        self.events: deque[Event] = deque()
 
     # -- the driver kicked ---------------------------------------------------------------------
     def service(self) -> None:
@@ -132,9 +162,11 @@ class Device:
         self.collect_maps()
 
     def collect_maps(self) -> None:
-        """Free maps the guest released once no program refers to them any more."""
+        """Free maps the guest released once no program refers to them any more (their
+        unread event records stay with the device for its reader)."""
         for handle, entry in list(self.objects.maps.items()):
             if entry.released and not self.objects.map_in_use(handle):
+                self._collect_events_of(handle)
                 self.backend.free_map(handle)
                 del self.objects.maps[handle]
 
@@ -167,9 +199,123 @@ class Device:
             self._to_guest(outcome.data)
         elif action == XdpAction.TX:
             self._send(outcome.data)
-        elif action == XdpAction.REDIRECT and outcome.redirect_ifindex is not None:
-            self._on_redirect(outcome.redirect_ifindex, outcome.data)
+        elif action == XdpAction.REDIRECT:
+            target = outcome.redirect_target
+            kind = getattr(target, "kind", REDIRECT_INTERFACE)
+            if kind == REDIRECT_CPU:
+                self._to_cpu(target, outcome.data)
+            elif kind == REDIRECT_XSK:
+                self._to_xsk(target.ifindex, outcome.data)
+            elif outcome.redirect_ifindex is not None:
+                self._on_redirect(outcome.redirect_ifindex, outcome.data)
         return action
+
+    # -- cpumap worker queues and AF_XDP rings -------------------------------------------------
+    def _to_cpu(self, target: Redirect, frame: bytes) -> None:
+        """Into the CPU's worker queue, or dropped when it holds qsize frames (the kernel's
+        ptr_ring of the cpumap entry)."""
+        queue = self.cpu_queues.get(target.ifindex)
+        if queue is None:
+            queue = self.cpu_queues[target.ifindex] = CpuQueue(deque(), target.qsize)
+        queue.qsize = target.qsize
+        if len(queue.frames) >= queue.qsize:
+            self.ports.cpu_queue_full += 1
+            return
+        queue.frames.append((frame, target.program))
+        self.ports.cpu_queued += 1
+
+    def run_workers(self) -> int:
+        """The CPUs' workers take their queues: each frame goes through the cpumap entry's
+        program if it has one (XDP_PASS goes on, any other verdict drops it) and on to the
+        guest, as the kernel's cpumap thread passes frames up the stack. Returns the number
+        of frames taken."""
+        taken = 0
+        for queue in self.cpu_queues.values():
+            while queue.frames:
+                frame, program = queue.frames.popleft()
+                taken += 1
+                if program is not None:
+                    handle = getattr(program, "id", None)
+                    try:
+                        outcome = self.backend.run_xdp(handle, frame,
+                                                       ingress_ifindex=self.ifindex)
+                    except ErrnoError:
+                        self.ports.cpu_dropped += 1
+                        continue
+                    owner = self.objects.programs.get(handle)
+                    if owner is not None:
+                        owner.counters.count(outcome.action, len(frame))
+                    if outcome.action != XdpAction.PASS:
+                        self.ports.cpu_dropped += 1
+                        continue
+                    frame = outcome.data
+                self._to_guest(frame)
+        return taken
+
+    def _to_xsk(self, queue: int, frame: bytes) -> None:
+        """To the AF_XDP receive ring of the guest's receive queue ``queue``."""
+        ring = self.xsk_rings.get(queue)
+        if ring is None:
+            ring = self.xsk_rings[queue] = deque()
+        if len(ring) >= XSK_RING_SIZE:
+            self.ports.xsk_ring_full += 1
+            return
+        ring.append(frame)
+        self.ports.xsk_delivered += 1
+
+    # -- event streams ---------------------------------------------------------------------------
+    def _event_maps(self) -> list[tuple[int, object]]:
+        found = []
+        for handle in self.objects.maps:
+            try:
+                live = self.backend.map(handle)
+            except ErrnoError:
+                continue
+            if callable(getattr(live, "take_events", None)):
+                found.append((handle, live))
+        return found
+
+    def _collect_events_of(self, handle: int) -> None:
+        try:
+            live = self.backend.map(handle)
+        except ErrnoError:
+            return
+        take = getattr(live, "take_events", None)
+        if callable(take):
+            self._keep(take())
+
+    def _keep(self, records: list[Event]) -> None:
+        room = EVENT_BACKLOG - len(self.events)
+        if len(records) > room:
+            self.ports.events_lost += len(records) - room
+            records = records[:room]
+        self.events.extend(records)
+
+    def collect_events(self) -> int:
+        """Move every event record out of the maps into the device's backlog (oldest first
+        across maps); the maps' buffers are then empty. Live migration does this before
+        the switchover, so no record stays behind in a map that is about to be freed."""
+        records: list[Event] = []
+        for _, live in self._event_maps():
+            records.extend(live.take_events())  # type: ignore[attr-defined]
+        records.sort(key=lambda e: e.time_ns)
+        self._keep(records)
+        return len(records)
+
+    def take_events(self, most: int | None = None) -> list[Event]:
+        """Event records for the device's reader, oldest first; taking them frees room in
+        the streams (a ring buffer's consumer position moves on)."""
+        self.collect_events()
+        out: list[Event] = []
+        while self.events and (most is None or len(out) < most):
+            out.append(self.events.popleft())
+        return out
+
+    def event_streams(self) -> dict[int, dict[str, int]]:
+        """Per event map (by handle): records waiting, records lost, bytes held, size."""
+        return {handle: live.stream_stats()  # type: ignore[attr-defined]
+                for handle, live in self._event_maps()
+                if callable(getattr(live, "stream_stats", None))}
 
     def _to_guest(self, frame: bytes) -> None:
         transport = self.transport

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ErrnoError
 from ..loader import LoadOptionError, ObjectSpec, ProgramRefusal, load_object
-from ..maps.spec import MapSpec
+from ..maps.spec import MapSpec, MapType
 from ..program import ProgType
 from .errors import DriverError, ObjectLoadError
 
@@ -136,9 +136,31 @@ def load_into(driver: Driver, source: Source, *, name: str | None = None,
     return result
 
 
+def device_cpus(driver: Driver) -> int:
+    """The device's CPU count, as a guest learns it: the size of a per-CPU value (1 when
+    the device offers no per-CPU map)."""
+    try:
+        handle = driver.map_create(MapSpec("cpus_probe", MapType.PERCPU_ARRAY, 4, 8, 1))
+    except ErrnoError:
+        return 1
+    try:
+        return max(1, len(driver.map_lookup_elem(handle, bytes(4))) // 8)
+    finally:
+        driver.map_free(handle)
+
+
+def sized(driver: Driver, spec: MapSpec) -> MapSpec:
+    """A perf event array declared with max_entries 0 gets one slot per CPU of the device,
+    as libbpf gives it one per possible CPU."""
+    if spec.type == MapType.PERF_EVENT_ARRAY and spec.max_entries == 0:
+        return dataclasses.replace(spec, max_entries=device_cpus(driver))
+    return spec
+
+
 def create_map(driver: Driver, spec: MapSpec) -> int:
     """One map; a map of maps through its inner template, created for the purpose and let go
     once the outer map holds its shape (libbpf destroys the template the same way)."""
+    spec = sized(driver, spec)
     if spec.inner is None:
         return driver.map_create(spec)
     template = driver.map_create(dataclasses.replace(spec.inner, contents=(), frozen=False))
