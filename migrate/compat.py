@@ -2,11 +2,12 @@
 
 Each check compares what an object needs with what the target's Capabilities offer and says,
 in words a user knows, what is missing: the helper by name, the map type, entries over a limit,
-the ISA version with the instruction kinds that need it, a virtio feature bit by name. Outcomes
-order from best to worst: COMPATIBLE, REWRITABLE (a semantics-preserving rewrite - lowering
-v3/v4 instructions to the target's ISA - makes it fit; the target's verifier re-checks the
-result on restore), FALLBACK (it stays in the guest; only when the user allows it),
-INCOMPATIBLE. Lowering is migrate.lowering's ``lower_program`` (slots of map references,
+the ISA version with the instruction kinds that need it, a virtio feature bit by name, the type
+and field a program's CO-RE relocations need and the target's BTF lacks. Outcomes order from
+best to worst: COMPATIBLE, REWRITABLE (a rewrite makes it fit - CO-RE relocations resolved
+again against the target's BTF, as libbpf would load the program there, or v3/v4 instructions
+lowered to the target's ISA; the target's verifier re-checks the result on restore), FALLBACK
+(it stays in the guest; only when the user allows it), INCOMPATIBLE. Lowering is migrate.lowering's ``lower_program`` (slots of map references,
 line and function info remapped). :func:`plan` applies the checks to a whole snapshot: objects that share maps or
 tail calls move together, and the target must offer every feature bit the source negotiated
 (virtio 1.2, 2.2: a driver never uses a feature the device did not offer).
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 from offload.isa.instruction import Instruction
@@ -54,7 +55,7 @@ class Report:
     name: str
     outcome: Outcome
     findings: tuple[Finding, ...] = ()
-    rewritten: ProgramSpec | None = None  # the lowered program when REWRITABLE
+    rewritten: ProgramSpec | None = None  # the re-resolved or lowered program when REWRITABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +142,44 @@ def _lower(spec: ProgramSpec, isa: int) -> tuple[ProgramSpec | None, str]:
 
 
 # ---------------------------------------------------------------- checks
+def _core(spec: ProgramSpec, caps: Capabilities) -> tuple[list[Finding], ProgramSpec | None]:
+    """The program's CO-RE relocations resolved again against the target's BTF: nothing if
+    every answer is the same, the re-patched program if some differ, refused naming the type
+    and field the target cannot answer."""
+    if spec.core is None:
+        return [], None
+    from offload.caps.device_btf import device_btf
+    from offload.caps.profiles import ProfileError
+    from offload.loader.core import CoreError, rebind
+
+    try:
+        target = device_btf(caps)
+    except ProfileError as err:
+        return [_incompatible("co-re", f"the program has CO-RE relocations and {caps.name}'s "
+                              f"BTF is unknown here: {err}")], None
+    if target.digest == spec.core.digest:
+        return [], None
+    try:
+        insns, binding, changes = rebind(spec.instructions, spec.core, target)
+    except CoreError as err:
+        return [_incompatible("co-re", f"the program's CO-RE relocations cannot all be "
+                              f"resolved on {caps.name}: {err.detail}", err.slot)], None
+    if not changes:
+        return [], None
+    listed = "; ".join(map(str, changes[:4])) + ("; ..." if len(changes) > 4 else "")
+    return [Finding(Outcome.REWRITABLE, "co-re", f"its CO-RE relocations answer differently on "
+                    f"{caps.name} (BTF {target}): {listed}; re-patched, re-verified on "
+                    f"restore.", changes[0].slot)], \
+        replace(spec, instructions=insns, core=binding)
+
+
 def check_program(spec: ProgramSpec, caps: Capabilities,
                   stack_depth: Sequence[int] = ()) -> tuple[list[Finding], ProgramSpec | None]:
-    """Findings for one program, and the lowered program when the ISA version is the gap."""
-    findings: list[Finding] = []
-    rewritten = None
+    """Findings for one program, and the rewritten program when a rewrite makes it fit: its
+    CO-RE relocations resolved again for the target, then lowered to the target's ISA."""
+    findings, rewritten = _core(spec, caps)
+    if rewritten is not None:
+        spec = rewritten
     if spec.type not in caps.prog_types:
         offered = ", ".join(t.name for t in sorted(caps.prog_types)) or "none"
         findings.append(_incompatible("prog-type", f"program type {spec.type.name} is not "
@@ -187,10 +221,11 @@ def check_program(spec: ProgramSpec, caps: Capabilities,
         first = min(s[0] for _, s in gaps.values())
         base = (f"the program needs ISA v{need}, {caps.name} offers v{caps.isa_version}: "
                 f"{kinds}")
-        rewritten, note = _lower(spec, caps.isa_version)
-        if rewritten is None:
+        lowered, note = _lower(spec, caps.isa_version)
+        if lowered is None:
             findings.append(_incompatible("isa", f"{base}; {note}.", first))
         else:
+            rewritten = lowered
             size = sum(insn.width for insn in rewritten.instructions)
             if size > caps.limits.max_insns:
                 findings.append(_incompatible("isa", f"{base}; lowered to v{caps.isa_version} "

@@ -1,4 +1,4 @@
-"""The snapshot format's records (format version 2): model objects to plain maps and back.
+"""The snapshot format's records (format version 3): model objects to plain maps and back.
 
 One record per msgpack object; docs/snapshot-format.md lists them. Building a model object from
 a record goes through :mod:`migrate.schema`, so every field is typed, in range and named in the
@@ -13,6 +13,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from offload.isa import DecodeError, PseudoSrc, decode, encode
+from offload.loader.btf import parse_btf
+from offload.loader.btf_ext import CoreReloKind
+from offload.loader.core import CoreBinding, CoreRelocation
+from offload.loader.errors import LoaderError
 from offload.maps.spec import MapSpec, MapType, Pinning
 from offload.program import FuncInfo, LineInfo, MapReference, ProgramSpec, ProgType
 from offload.caps.capabilities import Capabilities, Limits
@@ -30,6 +34,9 @@ MAX_SLOTS = 1 << 20  # BPF_COMPLEXITY_LIMIT_INSNS
 MAX_HELPER = 1 << 16
 MAX_LIST = 1 << 20
 _LIMIT_FIELDS = Limits.__dataclass_fields__.keys()
+#: What format 2 devices described their types with (format 3 names it in ``caps``).
+DEFAULT_BTF = Capabilities.__dataclass_fields__["btf"].default
+MAX_CORE_BTF = 1 << 24  # the local types of a program's CO-RE relocations, as BTF
 _ARRAY_KEYED = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
                           MapType.ARRAY_OF_MAPS, MapType.DEVMAP, MapType.CPUMAP,
                           MapType.XSKMAP})
@@ -49,7 +56,8 @@ def caps_record(caps: Capabilities) -> dict:
             "map_types": sorted(int(t) for t in caps.map_types),
             "prog_types": sorted(int(t) for t in caps.prog_types),
             "limits": {k: getattr(caps.limits, k) for k in _LIMIT_FIELDS},
-            "features": caps.features, "check_xdp_action": caps.check_xdp_action}
+            "features": caps.features, "check_xdp_action": caps.check_xdp_action,
+            "btf": caps.btf}
 
 
 def parse_caps(f: Fields) -> Capabilities:
@@ -67,7 +75,8 @@ def parse_caps(f: Fields) -> Capabilities:
         prog_types=frozenset(Tuple([t], f"{f.where}, prog_types").enum(0, ProgType)
                              for t in prog_types),
         limits=Limits(**{k: limits.int(k, 0, U64) for k in _LIMIT_FIELDS}),
-        features=f.int("features", 0, U64), check_xdp_action=f.bool("check_xdp_action"))
+        features=f.int("features", 0, U64), check_xdp_action=f.bool("check_xdp_action"),
+        btf=f.str("btf", MAX_NAME, empty=False))
     limits.done()
     f.done()
     return caps
@@ -222,7 +231,41 @@ def program_record(state: ProgramState) -> dict:
         "verifier": [state.verifier.insns_processed, state.verifier.total_states,
                      state.verifier.peak_states, list(state.verifier.stack_depth)],
         "counters": [[int(c.action), c.packets, c.bytes] for c in state.counters],
+        "core": None if spec.core is None else core_record(spec.core),
     }
+
+
+def core_record(core: CoreBinding) -> dict:
+    """What a program's CO-RE relocations were resolved against: the local types they name
+    (BTF), the device BTF's description and SHA-256, and per relocation its slot, kind,
+    local type id, access string, the value its instruction holds and the access size."""
+    return {"btf": core.btf, "target": core.target, "digest": core.digest,
+            "relocations": [[r.slot, int(r.kind), r.type_id, r.access, r.value, r.size]
+                            for r in core.relocations]}
+
+
+def parse_core(f: Fields, starts: set[int]) -> CoreBinding:
+    data = f.bytes("btf", MAX_CORE_BTF)
+    try:
+        btf = parse_btf(data)
+    except LoaderError as err:
+        raise f.fail("btf", f"is not valid BTF ({err.detail})") from None
+
+    def relocation(t: Tuple, _: str) -> CoreRelocation:
+        t.length(6)
+        slot = t.int(0, 0, MAX_SLOTS)
+        if slot not in starts:
+            raise SnapshotFormatError(f"{t.where}: slot {slot} does not start an instruction.")
+        return CoreRelocation(slot, t.enum(1, CoreReloKind), t.int(2, 0, len(btf.types) - 1),
+                              t.str(3, MAX_NAME, empty=False), t.int(4), t.int(5, 0, 8))
+
+    relocations = f.items("relocations", MAX_LIST, relocation)
+    if len({r.slot for r in relocations}) != len(relocations):
+        raise f.fail("relocations", "relocates one instruction twice")
+    core = CoreBinding(data, tuple(relocations), f.str("target", MAX_NAME, empty=False),
+                       f.str("digest", 64, empty=False))
+    f.done()
+    return core
 
 
 def _slots(insns: list[Any]) -> tuple[int, set[int]]:
@@ -233,6 +276,15 @@ def _slots(insns: list[Any]) -> tuple[int, set[int]]:
             lddw.add(slot)
         slot += insn.width
     return slot, lddw
+
+
+def _starts(insns: list[Any]) -> set[int]:
+    """The slots where instructions start."""
+    slot, starts = 0, set()
+    for insn in insns:
+        starts.add(slot)
+        slot += insn.width
+    return starts
 
 
 def parse_program(f: Fields, maps: dict[str, MapSpec]) -> ProgramState:
@@ -267,10 +319,14 @@ def parse_program(f: Fields, maps: dict[str, MapSpec]) -> ProgramState:
         t.int(3, 0, U32), t.str(4, MAX_TEXT)))
     funcs = f.items("functions", MAX_LIST, lambda t, _: FuncInfo(
         t.length(2).int(0, 0, nslots - 1), t.str(1, MAX_NAME)))
+    if "core" not in f.record:  # nil for a program without CO-RE relocations, never absent
+        raise SnapshotFormatError(f"{f.where} lacks the field 'core'.")
+    core_fields = f.sub("core", None)
+    core = None if core_fields is None else parse_core(core_fields, _starts(insns))
     spec = ProgramSpec(name=name, type=f.enum("type", ProgType), instructions=tuple(insns),
                        license=f.str("license", MAX_NAME), section=f.str("section", MAX_NAME),
                        flags=f.int("flags", 0, U32), map_refs=tuple(refs),
-                       line_info=tuple(lines), functions=tuple(funcs))
+                       line_info=tuple(lines), functions=tuple(funcs), core=core)
     attach = None
     if (a := f.sub("attach", None)) is not None:
         queue = a.opt_int("queue", 0, U32)

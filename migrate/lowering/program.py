@@ -53,5 +53,7 @@ def lower_program_with_report(spec: ProgramSpec, target_version: int, *,
                         for info in spec.line_info),
         functions=tuple(replace(func, slot=moved(func.slot, f"function {func.name!r}"))
                         for func in spec.functions),
+        core=None if spec.core is None else
+        spec.core.moved(lambda slot: moved(slot, "a CO-RE relocation")),
     )
     return lowered, result.report

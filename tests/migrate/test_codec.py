@@ -271,10 +271,10 @@ def test_format_covers_every_model_field() -> None:
 
     assert {f.name for f in fields(ProgramSpec)} == {
         "name", "type", "instructions", "license", "section", "flags", "map_refs",
-        "line_info", "functions"}
+        "line_info", "functions", "core"}
     assert {f.name for f in fields(MapSpec)} == {
         "name", "type", "key_size", "value_size", "max_entries", "flags", "pinning", "inner",
         "contents", "frozen"}  # contents: superseded by the map's current entries
     assert {f.name for f in fields(Capabilities)} == {
         "name", "isa_version", "helpers", "map_types", "prog_types", "limits", "features",
-        "check_xdp_action", "description"}
+        "check_xdp_action", "description", "btf"}
