@@ -11,9 +11,10 @@ records before it, and returns a :class:`Snapshot` only once the trailer matched
 Older formats pass through :data:`UPGRADES` first: ``UPGRADES[n]`` turns the raw records of
 format ``n`` into those of ``n + 1`` (a generator over records, so upgrades stream too).
 Format 2 added a CRC-32 to every ``entries`` and ``links`` chunk; :func:`upgrade_v1_to_v2`
-computes it for format 1 records, whose bytes the seal's SHA-256 already vouched for. Format 3
-added the device's BTF description to the capabilities and each program's CO-RE binding
-(:func:`upgrade_v2_to_v3` fills in what format 2 devices and programs had: ``uapi``, none).
+computes it for format 1 records, whose bytes the seal's SHA-256 already vouched for. Two
+fields are written only when they say something (so files without them read as before): the
+device's BTF description in the capabilities (``btf``, when not ``uapi``) and a program's
+CO-RE binding (``core``, when it has CO-RE relocations).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from offload.maps.spec import MapType
 
 from .entries import EntriesError, EntryChunk, MapEntries
 from .errors import SnapshotError
-from .records import (DEFAULT_BTF, chunk_crc, entries_record, header_record, links_crc,
-                      links_record, map_record, parse_caps, parse_counters, parse_entries,
-                      parse_links, parse_map, parse_program, program_record, trailer_record)
+from .records import (chunk_crc, entries_record, header_record, links_crc, links_record,
+                      map_record, parse_caps, parse_counters, parse_entries, parse_links,
+                      parse_map, parse_program, program_record, trailer_record)
 from .schema import MAX_NAME, U64, Fields, SnapshotFormatError
 from .snapshot import FORMAT_VERSION, LINK_MAP_TYPES, MAGIC, MapLink, MapState, ProgramState, \
     Snapshot
@@ -64,23 +65,8 @@ def upgrade_v1_to_v2(records: Iterator[Record]) -> Iterator[Record]:
         yield record
 
 
-def upgrade_v2_to_v3(records: Iterator[Record]) -> Iterator[Record]:
-    """Format 2 -> 3: the header says 3 and its capabilities name the BTF every device of
-    format 2 described (``uapi``); programs, which had no CO-RE relocations then, have none."""
-    for record in records:
-        if isinstance(record, dict):
-            kind = record.get("kind")
-            if kind == "header":
-                record = dict(record, version=3)
-                if isinstance(record.get("caps"), dict) and "btf" not in record["caps"]:
-                    record["caps"] = dict(record["caps"], btf=DEFAULT_BTF)
-            elif kind == "program" and "core" not in record:
-                record = dict(record, core=None)
-        yield record
-
-
 #: ``{n: upgrade}``: each turns the records of format ``n`` into format ``n + 1``.
-UPGRADES: dict[int, Upgrade] = {1: upgrade_v1_to_v2, 2: upgrade_v2_to_v3}
+UPGRADES: dict[int, Upgrade] = {1: upgrade_v1_to_v2}
 
 
 class SnapshotTruncated(SnapshotFormatError):

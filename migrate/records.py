@@ -1,4 +1,4 @@
-"""The snapshot format's records (format version 3): model objects to plain maps and back.
+"""The snapshot format's records (format version 2): model objects to plain maps and back.
 
 One record per msgpack object; docs/snapshot-format.md lists them. Building a model object from
 a record goes through :mod:`migrate.schema`, so every field is typed, in range and named in the
@@ -34,7 +34,7 @@ MAX_SLOTS = 1 << 20  # BPF_COMPLEXITY_LIMIT_INSNS
 MAX_HELPER = 1 << 16
 MAX_LIST = 1 << 20
 _LIMIT_FIELDS = Limits.__dataclass_fields__.keys()
-#: What format 2 devices described their types with (format 3 names it in ``caps``).
+#: The device BTF description a ``caps`` record without ``btf`` means.
 DEFAULT_BTF = Capabilities.__dataclass_fields__["btf"].default
 MAX_CORE_BTF = 1 << 24  # the local types of a program's CO-RE relocations, as BTF
 _ARRAY_KEYED = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
@@ -57,7 +57,7 @@ def caps_record(caps: Capabilities) -> dict:
             "prog_types": sorted(int(t) for t in caps.prog_types),
             "limits": {k: getattr(caps.limits, k) for k in _LIMIT_FIELDS},
             "features": caps.features, "check_xdp_action": caps.check_xdp_action,
-            "btf": caps.btf}
+            **({"btf": caps.btf} if caps.btf != DEFAULT_BTF else {})}
 
 
 def parse_caps(f: Fields) -> Capabilities:
@@ -76,7 +76,7 @@ def parse_caps(f: Fields) -> Capabilities:
                              for t in prog_types),
         limits=Limits(**{k: limits.int(k, 0, U64) for k in _LIMIT_FIELDS}),
         features=f.int("features", 0, U64), check_xdp_action=f.bool("check_xdp_action"),
-        btf=f.str("btf", MAX_NAME, empty=False))
+        btf=f.str("btf", MAX_NAME, DEFAULT_BTF, empty=False))
     limits.done()
     f.done()
     return caps
@@ -231,14 +231,16 @@ def program_record(state: ProgramState) -> dict:
         "verifier": [state.verifier.insns_processed, state.verifier.total_states,
                      state.verifier.peak_states, list(state.verifier.stack_depth)],
         "counters": [[int(c.action), c.packets, c.bytes] for c in state.counters],
-        "core": None if spec.core is None else core_record(spec.core),
+        **({"core": core_record(spec.core)} if spec.core is not None else {}),
     }
 
 
 def core_record(core: CoreBinding) -> dict:
     """What a program's CO-RE relocations were resolved against: the local types they name
     (BTF), the device BTF's description and SHA-256, and per relocation its slot, kind,
-    local type id, access string, the value its instruction holds and the access size."""
+    local type id, access string, the value its instruction holds and the access size.
+    Written only for programs with CO-RE relocations: a reader that predates them refuses
+    the field as one from a newer format rather than load the program unbound."""
     return {"btf": core.btf, "target": core.target, "digest": core.digest,
             "relocations": [[r.slot, int(r.kind), r.type_id, r.access, r.value, r.size]
                             for r in core.relocations]}
@@ -319,8 +321,6 @@ def parse_program(f: Fields, maps: dict[str, MapSpec]) -> ProgramState:
         t.int(3, 0, U32), t.str(4, MAX_TEXT)))
     funcs = f.items("functions", MAX_LIST, lambda t, _: FuncInfo(
         t.length(2).int(0, 0, nslots - 1), t.str(1, MAX_NAME)))
-    if "core" not in f.record:  # nil for a program without CO-RE relocations, never absent
-        raise SnapshotFormatError(f"{f.where} lacks the field 'core'.")
     core_fields = f.sub("core", None)
     core = None if core_fields is None else parse_core(core_fields, _starts(insns))
     spec = ProgramSpec(name=name, type=f.enum("type", ProgType), instructions=tuple(insns),

@@ -26,9 +26,8 @@ from .errors import SnapshotError
 #: Identifies a snapshot payload (the first field of its header record).
 MAGIC = b"OMSNAP"
 #: The snapshot format this code writes; readers upgrade older ones (``codec.UPGRADES``).
-#: Format 2 gives every chunk of map contents a CRC-32, format 3 the device's BTF description and
-#: each program's CO-RE binding (docs/snapshot-format.md, "Versions").
-FORMAT_VERSION = 3
+#: Format 2 gives every chunk of map contents a CRC-32 (docs/snapshot-format.md, "Versions").
+FORMAT_VERSION = 2
 #: Map types whose values name other objects (program fds, inner map fds on a live device).
 LINK_MAP_TYPES = frozenset({MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS})
 
