@@ -187,6 +187,15 @@ class _Builder:
             self.maps[handle] = MapInfo(handle, MapSpec(f"progs{handle}", MapType.PROG_ARRAY,
                                                         4, 4, 4))
             handle += 1
+        # redirect targets and event streams (redirect and helper snippets use them)
+        for kind, key_size, value_size, entries in (
+                (MapType.CPUMAP, 4, rng.choice((4, 8)), 4), (MapType.XSKMAP, 4, 4, 4),
+                (MapType.PERF_EVENT_ARRAY, 4, 4, rng.choice((1, 2, 4))),
+                (MapType.RINGBUF, 0, 0, rng.choice((4096, 8192)))):
+            if rng.random() < 0.3:
+                self.maps[handle] = MapInfo(handle, MapSpec(f"{kind.name.lower()}{handle}",
+                                                            kind, key_size, value_size, entries))
+                handle += 1
 
     # -- small tools -----------------------------------------------------------------------
     def label(self) -> str:
@@ -831,9 +840,73 @@ def s_spill(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
         fn.lines.append(f"ldxdw {b.sc(fn, rng)}, [%r10{slot}]")
 
 
-def s_helper(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
-    how = rng.randrange(11)
+def _maps_of(b: _Builder, kind: MapType) -> list[MapInfo]:
+    return [m for m in b.maps.values() if m.type == kind]
+
+
+#: bpf_perf_event_output flags: the running CPU's stream, fixed indexes (some past the end
+#: or another CPU's), packet bytes appended (some more than a short frame has), a bad bit.
+PERF_FLAGS = (0xFFFFFFFF, 0, 1, 3, (14 << 32) | 0xFFFFFFFF, (64 << 32) | 0xFFFFFFFF,
+              (200 << 32) | 0xFFFFFFFF, 1 << 52, (8 << 32) | 1)
+
+
+def s_events(b: _Builder, fn: Fn, rng: random.Random) -> bool:
+    """bpf_perf_event_output or bpf_ringbuf_output of scalar slots, or bpf_ringbuf_query;
+    False when the program has no event map."""
+    perf, rings = _maps_of(b, MapType.PERF_EVENT_ARRAY), _maps_of(b, MapType.RINGBUF)
+    if not perf and not rings:
+        return False
+    size = rng.choice((0, 4, 8, 13, 8 * fn.slots))
+    if perf and (not rings or rng.random() < 0.5):
+        fn.lines += ["mov %r1, %r6", f"lddw %r2, map_fd({rng.choice(perf).handle})",
+                     f"lddw %r3, {rng.choice(PERF_FLAGS):#x}", "mov %r4, %r10",
+                     f"add %r4, {fn.s_base}", f"mov %r5, {size}", "call 25",
+                     f"add {b.sc(fn, rng)}, %r0"]
+    else:
+        ring = rng.choice(rings).handle
+        output = rng.random() < 0.7
+        if output:
+            fn.lines += [f"lddw %r1, map_fd({ring})", "mov %r2, %r10",
+                         f"add %r2, {fn.s_base}", f"mov %r3, {size}",
+                         f"mov %r4, {rng.choice((0, 1, 2, 4))}", "call 130",
+                         f"add {b.sc(fn, rng)}, %r0"]
+        if not output or rng.random() < 0.5:
+            fn.lines += [f"lddw %r1, map_fd({ring})",
+                         f"mov %r2, {rng.choice((0, 1, 2, 3, 4))}", "call 134",
+                         f"xor {b.sc(fn, rng)}, %r0"]
+    return True
+
+
+def s_redirect(b: _Builder, fn: Fn, rng: random.Random) -> None:
+    """bpf_redirect_map through a devmap, cpumap or xskmap (keys past the filled slots and
+    past the end too, default actions in the flags), an xskmap socket's queue_id read, or
+    bpf_redirect."""
     lines = fn.lines
+    targets = [m for m in b.maps.values()
+               if m.type in (MapType.DEVMAP, MapType.CPUMAP, MapType.XSKMAP)]
+    xsks = _maps_of(b, MapType.XSKMAP)
+    if xsks and rng.random() < 0.25:  # the socket a lookup finds: read its u32 queue_id
+        skip = b.label()
+        slot = -8 * rng.choice(fn.free_slots() or [1])
+        lines += [f"stw [%r10{slot}], {rng.randint(0, 4)}",
+                  f"lddw %r1, map_fd({rng.choice(xsks).handle})", "mov %r2, %r10",
+                  f"add %r2, {slot}", "call 1", f"jeq %r0, 0, {skip}",
+                  f"ldxw {b.sc(fn, rng)}, [%r0+0]", f"{skip}:"]
+        return
+    if targets and rng.random() < 0.8:
+        lines += [f"lddw %r1, map_fd({rng.choice(targets).handle})",
+                  f"mov %r2, {rng.randint(0, 5)}", f"mov %r3, {rng.randint(0, 3)}",
+                  "call 51"]
+    else:
+        lines += [f"mov %r1, {rng.randint(0, 70)}", "mov %r2, 0", "call 23"]
+    lines.append(f"mov {b.sc(fn, rng)}, %r0")
+
+
+def s_helper(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
+    how = rng.randrange(14)
+    lines = fn.lines
+    if how >= 11 and s_events(b, fn, rng):
+        return
     if how == 8:  # check_mtu: reads and writes the MTU in a scalar slot
         slot = -8 * rng.choice(fn.free_slots() or [1])
         lines += [f"stw [%r10{slot}], {rng.choice((0, 1500, 9000, 60))}", "mov %r1, %r6",
@@ -867,14 +940,7 @@ def s_helper(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
                   f"mov {b.sc(fn, rng)}, %r0",
                   f"ldxw {b.sc(fn, rng)}, [%r10{fn.buf + rng.randrange(0, 64, 4)}]"]
     elif how in (6, 9):  # redirect
-        devmaps = [m for m in b.maps.values() if m.type == MapType.DEVMAP]
-        if devmaps and rng.random() < 0.8:
-            lines += [f"lddw %r1, map_fd({rng.choice(devmaps).handle})",
-                      f"mov %r2, {rng.randint(0, 5)}", f"mov %r3, {rng.randint(0, 3)}",
-                      "call 51"]
-        else:
-            lines += [f"mov %r1, {rng.randint(0, 70)}", "mov %r2, 0", "call 23"]
-        lines.append(f"mov {b.sc(fn, rng)}, %r0")
+        s_redirect(b, fn, rng)
     else:  # a tail call: slot 0 holds a program, the others are empty
         progs = [m for m in b.maps.values() if m.type == MapType.PROG_ARRAY]
         if progs:  # an empty slot: the call falls through

@@ -97,8 +97,9 @@ def _backend(engine: str, gen: Generated) -> BuiltinBackend:
 
 
 def _populate(backend: BuiltinBackend, gen: Generated) -> None:
-    """Entries for lookups to find: keys 0-2 of hash maps, two devmap ports, a small program
-    in prog array slot 0 (and the program itself in slot 2, see ``SELF_TAIL_CALLS``)."""
+    """Entries for lookups to find: keys 0-2 of hash maps, two devmap ports, two cpumap CPUs,
+    two xskmap sockets, a small program in prog array slot 0 (and the program itself in
+    slot 2, see ``SELF_TAIL_CALLS``)."""
     if any(spec.type == MapType.PROG_ARRAY for spec in gen.maps.values()):
         backend.load_program(TARGET, TAIL_TARGET, prog_type=ProgType.XDP, name="target",
                              license="GPL")
@@ -112,6 +113,13 @@ def _populate(backend: BuiltinBackend, gen: Generated) -> None:
         elif spec.type == MapType.DEVMAP:
             for key, port in ((0, 3), (1, 5)):
                 live.update(key.to_bytes(4, "little"), port.to_bytes(4, "little"))
+        elif spec.type == MapType.CPUMAP:  # CPU 0 and 1, queue sizes 16 and 2
+            for cpu, qsize in ((0, 16), (1, 2)):
+                live.update(cpu.to_bytes(4, "little"),
+                            qsize.to_bytes(4, "little") + bytes(spec.value_size - 4))
+        elif spec.type == MapType.XSKMAP:  # sockets on receive queues 3 and 1
+            for key, queue in ((0, 3), (2, 1)):
+                live.update(key.to_bytes(4, "little"), queue.to_bytes(4, "little"))
         elif spec.type == MapType.PROG_ARRAY:
             live.update((0).to_bytes(4, "little"), TARGET.to_bytes(4, "little"))
             if SELF_TAIL_CALLS:
@@ -119,9 +127,17 @@ def _populate(backend: BuiltinBackend, gen: Generated) -> None:
 
 
 def _observed(backend: BuiltinBackend, out: Any) -> tuple[Any, ...]:
+    """What a frame left: the verdict, the frame, where a redirect goes, the trace, the maps'
+    contents and the event records written (perf event arrays, ring buffers)."""
     maps = tuple((h, list(backend.map(h).items())) for h in sorted(backend.maps))
+    events = tuple((h, [(e.stream, e.cpu, e.seq, e.time_ns, e.data)
+                        for e in backend.map(h).take_events()],
+                    backend.map(h).stream_stats())
+                   for h in sorted(backend.maps) if hasattr(backend.map(h), "take_events"))
+    target = out.redirect_target
+    redirect = None if target is None else (target.kind, target.ifindex, target.qsize)
     return (out.retval, out.data, out.meta, out.redirect_ifindex,
-            out.redirect_program is None, out.trace, maps)
+            out.redirect_program is None, out.trace, maps, events, redirect)
 
 
 def differential(gen: Generated, stats: VerifierStats,
@@ -161,7 +177,7 @@ def differential(gen: Generated, stats: VerifierStats,
         COUNTS["frames"] += 1
         if seen[0] != seen[1]:
             names = ("retval", "data", "meta", "redirect ifindex", "redirect program",
-                     "trace", "maps")
+                     "trace", "maps", "events", "redirect target")
             diffs = [f"  {name}: reference {a!r}\n  {' ' * len(name)}  fast      {b!r}"
                      for name, a, b in zip(names, *seen, strict=True) if a != b]
             pytest.fail("the engines differ after a frame:\n" + "\n".join(diffs) + "\n" +
@@ -272,10 +288,11 @@ REQUIRED = {
     *(f"atomic {op}{fetch}" for op in ("add", "or", "and", "xor") for fetch in ("", " fetch")),
     "atomic xchg", "atomic cmpxchg", "atomic W", "atomic DW", "atomic on the stack",
     "atomic on a pointer",
-    *(f"helper {h}" for h in (1, 2, 3, 5, 7, 12, 23, 28, 44, 51, 54, 65, 69, 163, 188, 189,
-                              190, 195)),
+    *(f"helper {h}" for h in (1, 2, 3, 5, 7, 12, 23, 25, 28, 44, 51, 54, 65, 69, 130, 134,
+                              163, 188, 189, 190, 195)),
     *(f"map {t}" for t in ("ARRAY", "HASH", "PERCPU_ARRAY", "PERCPU_HASH", "LRU_HASH",
-                           "LRU_PERCPU_HASH")),
+                           "LRU_PERCPU_HASH", "CPUMAP", "XSKMAP", "PERF_EVENT_ARRAY",
+                           "RINGBUF")),
 }
 
 
