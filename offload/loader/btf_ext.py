@@ -2,8 +2,8 @@
 
 In an object file every record's ``insn_off`` is a byte offset into its code section; the
 linker turns them into slots of the linked program. CO-RE relocation records are kept by
-section, so the programs whose code carries one are refused (rather than loaded with the
-offsets clang compiled in) and the others load.
+section; :mod:`offload.loader.core` resolves those of each program's functions against the
+device's BTF.
 """
 
 from __future__ import annotations

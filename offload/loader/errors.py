@@ -2,9 +2,9 @@
 
 An object is refused whole only when its container is broken (ELF, BTF, symbol tables, map
 definitions that overlap): nothing in it can be trusted. What one program needs and the
-device does not offer - a CO-RE relocation, an extern, an instruction it cannot decode, a
-section that names no program type, a map it cannot create - refuses that program alone, as
-a :class:`ProgramRefusal`, and the object's other programs load.
+device does not offer - a CO-RE relocation its BTF cannot answer, an extern, an instruction it
+cannot decode, a section that names no program type, a map it cannot create - refuses that
+program alone, as a :class:`ProgramRefusal`, and the object's other programs load.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class RefusalKind(Enum):
     """Why a program of an object cannot be loaded (``ProgramRefusal.kind``)."""
 
     SECTION = "section"  # the section name names no program type, and none was given
-    CO_RE = "co-re"  # CO-RE relocations (.BTF.ext core_relo records) in its code
+    CO_RE = "co-re"  # a CO-RE relocation the device's BTF cannot answer (offload.loader.core)
     INSTRUCTION = "instruction"  # an instruction that cannot be decoded
     EXTERN = "extern"  # a kfunc call, __ksym or __kconfig extern
     RELOCATION = "relocation"  # a relocation the loader cannot apply
