@@ -85,6 +85,15 @@ def test_programs_the_device_btf_cannot_serve_are_refused_alone_naming_type_and_
         "xdp_md has no field 'egress_ifindex'" in egress
 
 
+def test_an_object_resolved_again_for_another_device():
+    legacy = device_btf(load_profile("legacy-nic"))
+    again = for_device("full").configured(target_btf=legacy)
+    assert set(again.refused) == {"xdp_core_vxlan", "xdp_core_egress"}
+    assert again.programs["xdp_core_parse"].core.digest == legacy.digest
+    assert load_object(PATH).programs["xdp_core_parse"] == for_device("full").programs[
+        "xdp_core_parse"]  # the default is the full profile's BTF
+
+
 def test_each_program_records_the_device_btf_it_was_resolved_against():
     for profile in PROFILES:
         target = device_btf(load_profile(profile))
