@@ -1,0 +1,66 @@
+"""``offload-migrate events`` and the status of event maps, against a device daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from cli.client import DeviceClient
+from tests.offload.device.packets import ether, ipv4, udp
+
+from .conftest import FIXTURES, ROOT, cli
+
+RING = str(FIXTURES / "libbpf" / "xdp_ringbuf_log.o")
+PERF = str(FIXTURES / "libbpf" / "xdp_perf_sample.o")
+FRAME = ether(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1000, 53, b"query")))
+
+
+def call(path, method, **params):
+    with DeviceClient(str(path)) as client:
+        return client.call(method, **params)
+
+
+def test_events_text_json_and_status(daemons):
+    a = daemons("A", "full")
+    assert cli("load", PERF, "--device", str(a.path), "--program", "xdp_perf_sample",
+               "--attach").returncode == 0
+    assert call(a.path, "inject", frames=[FRAME] * 2)["actions"] == ["pass", "pass"]
+    state = json.loads(cli("status", "--device", str(a.path), "--json").stdout)[0]
+    samples = next(m for m in state["maps"] if m["name"] == "samples")
+    assert samples["type"] == "PERF_EVENT_ARRAY" and samples["events"]["pending"] == 2
+    text = cli("events", "--device", str(a.path))
+    assert text.returncode == 0, text.stderr
+    lines = [line for line in text.stdout.splitlines() if "samples  perf" in line]
+    assert len(lines) == 2 and "perf cpu 0" in lines[0] and "#0" in lines[0]
+    assert "55 B" in lines[0]  # the 8-byte meta and the 47-byte frame
+    assert "samples: 0 waiting, 0 lost" in text.stdout
+    again = cli("events", "--device", str(a.path), "--json")
+    assert json.loads(again.stdout)["events"] == []  # taken by the first read
+    call(a.path, "inject", frames=[FRAME])
+    answer = json.loads(cli("events", "--device", str(a.path), "--json").stdout)
+    (event,) = answer["events"]
+    assert (event["map"], event["kind"], event["seq"], event["size"]) == ("samples", "perf",
+                                                                           2, 55)
+    assert bytes.fromhex(event["data"])[8:] == FRAME
+
+
+def test_events_follow_prints_records_as_they_come(daemons):
+    a = daemons("A", "full")
+    assert cli("load", RING, "--device", str(a.path), "--program", "xdp_ringbuf_log",
+               "--attach").returncode == 0
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    follow = subprocess.Popen([sys.executable, "-m", "cli.main", "events", "--device",
+                               str(a.path), "--follow", "--json", "--interval", "0.05"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        call(a.path, "inject", frames=[FRAME] * 3)
+        records = [json.loads(follow.stdout.readline()) for _ in range(3)]
+    finally:
+        follow.send_signal(signal.SIGINT)
+        follow.communicate(timeout=10)
+    assert [(r["map"], r["kind"], r["seq"], r["size"]) for r in records] == \
+        [("flow_log", "ringbuf", n, 16) for n in range(3)]
+    assert follow.returncode == 0
