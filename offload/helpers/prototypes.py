@@ -141,6 +141,9 @@ class HelperProto:
     pkt_access: bool = False
     #: changes the map's contents (update, delete, push, pop): refused on read-only maps
     writes_map: bool = False
+    #: the unsigned range of an INTEGER result when the helper's contract bounds it (the
+    #: redirects answer with an XDP action), else None: any number
+    ret_range: tuple[int, int] | None = None
 
     @property
     def kernel_name(self) -> str:
@@ -165,6 +168,10 @@ DATA_MAPS = frozenset({
 _PERCPU_MAPS = frozenset({MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH})
 _REDIRECT_MAPS = frozenset({MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP})
 _QUEUE_MAPS = frozenset({MapType.QUEUE, MapType.STACK})
+#: XDP_ABORTED..XDP_REDIRECT: what bpf_redirect answers (XDP_REDIRECT, or XDP_ABORTED for
+#: flags) and bpf_redirect_map (XDP_REDIRECT, the flags' low two bits for a missing entry,
+#: XDP_ABORTED for other flags)
+_XDP_ACTION = (0, 4)
 
 
 def _time(hid: HelperId, name: str) -> HelperProto:
@@ -188,7 +195,7 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
     HelperProto(HelperId.TAIL_CALL, "tail_call", RetType.VOID, (_CTX, _MAP, _ANY),
                 frozenset({MapType.PROG_ARRAY})),
     HelperProto(HelperId.REDIRECT, "redirect", RetType.INTEGER, (_ANY, _ANY),
-                prog_types=_NET),
+                prog_types=_NET, ret_range=_XDP_ACTION),
     HelperProto(HelperId.PERF_EVENT_OUTPUT, "perf_event_output", RetType.INTEGER,
                 (_CTX, _MAP, _ANY, _RO_MEM, Arg(ArgType.CONST_SIZE_OR_ZERO)),
                 frozenset({MapType.PERF_EVENT_ARRAY}), gpl_only=True),
@@ -201,7 +208,7 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
     HelperProto(HelperId.XDP_ADJUST_HEAD, "xdp_adjust_head", RetType.INTEGER, (_CTX, _ANY),
                 prog_types=_XDP, changes_pkt_data=True),
     HelperProto(HelperId.REDIRECT_MAP, "redirect_map", RetType.INTEGER, (_MAP, _ANY, _ANY),
-                _REDIRECT_MAPS, prog_types=_XDP),
+                _REDIRECT_MAPS, prog_types=_XDP, ret_range=_XDP_ACTION),
     HelperProto(HelperId.XDP_ADJUST_META, "xdp_adjust_meta", RetType.INTEGER, (_CTX, _ANY),
                 prog_types=_XDP, changes_pkt_data=True),
     HelperProto(HelperId.XDP_ADJUST_TAIL, "xdp_adjust_tail", RetType.INTEGER, (_CTX, _ANY),

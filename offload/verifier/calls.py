@@ -30,6 +30,7 @@ from .env import Env
 from .errors import Reject, VerifierBug
 from .memory import HelperWrite, check_helper_mem, map_can_write
 from .ops import Op
+from .scalar import Scalar
 from .state import NOT_INIT, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
 
 _MEM_TYPES = "fp, pkt, pkt_meta, map_value"
@@ -59,7 +60,8 @@ def check_helper_call(env: Env, state: State, insn: Op) -> None:
     for r in range(1, 6):
         frame.regs[r] = NOT_INIT
     if proto.ret == RetType.INTEGER:
-        frame.regs[0] = UNKNOWN
+        frame.regs[0] = UNKNOWN if proto.ret_range is None else \
+            Reg(RegType.SCALAR, Scalar.urange(*proto.ret_range))
     elif proto.ret == RetType.VOID:
         frame.regs[0] = NOT_INIT
     else:

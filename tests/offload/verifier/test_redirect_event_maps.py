@@ -122,3 +122,17 @@ def test_the_kernel_accepts_every_fixture_program(name):
     finally:
         for live in maps.values():
             live.close()
+
+
+def test_redirects_answer_with_an_xdp_action():
+    """R0 after bpf_redirect_map is 0..4: a profile that checks return codes takes the
+    common ``return bpf_redirect_map(...)``, and a branch on a value beyond 4 is dead."""
+    checked = load_profile("smartnic")
+    direct = "lddw %r1, map_fd(2)\nmov %r2, 0\nmov %r3, 2\ncall 51\nexit"
+    verify(assemble(direct), caps=checked, maps={2: MAPS[2]})
+    dead = ("lddw %r1, map_fd(2)\nmov %r2, 0\nmov %r3, 2\ncall 51\njle %r0, 4, +1\n"
+            "ldxw %r0, [%r0+0]\nexit")
+    verify(assemble(dead), caps=FULL, maps=MAPS)
+    unknown = "call 5\nexit"  # bpf_ktime_get_ns: any number
+    with pytest.raises(VerifierError, match="should have been in"):
+        verify(assemble(unknown), caps=checked, maps={})
