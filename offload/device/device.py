@@ -46,6 +46,7 @@ WIRE_BACKLOG = 4096
 
 XSK_RING_SIZE = 2048  # frames an AF_XDP receive ring holds (libxsk's default ring size)
 EVENT_BACKLOG = 1 << 16  # event records the device keeps for its reader beyond the maps
+EVENT_BACKLOG_BYTES = 64 << 20  # ... and the bytes of data they may hold together
 
 
 @dataclass(slots=True)
@@ -105,6 +106,7 @@ class Device:
         self.xsk_rings: dict[int, deque[bytes]] = {}
         #: event records taken out of the maps and not read yet (take_events)
         self.events: deque[Event] = deque()
+        self._event_bytes = 0
 
     # -- the driver kicked ---------------------------------------------------------------------
     def service(self) -> None:
@@ -285,11 +287,15 @@ class Device:
             self._keep(take())
 
     def _keep(self, records: list[Event]) -> None:
-        room = EVENT_BACKLOG - len(self.events)
-        if len(records) > room:
-            self.ports.events_lost += len(records) - room
-            records = records[:room]
-        self.events.extend(records)
+        """Into the backlog while it has room (records and bytes); the rest is lost."""
+        for event in records:
+            size = len(event.data)
+            if len(self.events) >= EVENT_BACKLOG or \
+                    self._event_bytes + size > EVENT_BACKLOG_BYTES:
+                self.ports.events_lost += 1
+                continue
+            self.events.append(event)
+            self._event_bytes += size
 
     def collect_events(self) -> int:
         """Move every event record out of the maps into the device's backlog (oldest first
@@ -308,7 +314,9 @@ class Device:
         self.collect_events()
         out: list[Event] = []
         while self.events and (most is None or len(out) < most):
-            out.append(self.events.popleft())
+            event = self.events.popleft()
+            self._event_bytes -= len(event.data)
+            out.append(event)
         return out
 
     def event_streams(self) -> dict[int, dict[str, int]]:

@@ -38,12 +38,17 @@ class Event:
                 "data": self.data.hex()}
 
 
+#: Records one stream holds at most, whatever their size: the device's own bound on the
+#: memory tiny records take (a 16 MiB ring of empty records would hold two million).
+MAX_RECORDS = 1 << 16
+
+
 class EventBuffer:
     """A bounded FIFO of records, sized in bytes.
 
     ``push`` takes a record of ``cost`` bytes if ``used + cost`` stays within ``limit``
-    (``limit`` is what a full buffer may hold), else counts it lost. ``take`` hands records
-    out oldest first and frees their bytes.
+    (``limit`` is what a full buffer may hold) and fewer than MAX_RECORDS wait, else counts
+    it lost. ``take`` hands records out oldest first and frees their bytes.
     """
 
     __slots__ = ("limit", "used", "lost", "produced", "_records")
@@ -59,7 +64,7 @@ class EventBuffer:
         return len(self._records)
 
     def fits(self, cost: int) -> bool:
-        return self.used + cost <= self.limit
+        return self.used + cost <= self.limit and len(self._records) < MAX_RECORDS
 
     def push(self, cost: int, event: Event) -> bool:
         self.produced += 1

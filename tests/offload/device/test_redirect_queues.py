@@ -121,3 +121,15 @@ def test_the_backlog_is_bounded(pair, monkeypatch):
     assert device.collect_events() == 5
     assert len(device.events) == 3 and device.ports.events_lost == 2
     assert [e.seq for e in device.take_events()] == [0, 1, 2]
+
+
+def test_the_backlog_is_bounded_in_bytes_too(pair, monkeypatch):
+    monkeypatch.setattr(device_module, "EVENT_BACKLOG_BYTES", 40)  # two 16-byte flow records
+    device = pair.device
+    load(pair, "xdp_ringbuf_log", "xdp_ringbuf_log")
+    for _ in range(3):
+        device.receive(UDP)
+    assert [e.seq for e in device.take_events()] == [0, 1]
+    assert device.ports.events_lost == 1
+    device.receive(UDP)  # reading made room again
+    assert [e.seq for e in device.take_events()] == [3]

@@ -52,3 +52,12 @@ def test_records_positions_and_a_full_ring():
     assert (first[0].data, first[0].cpu, first[0].time_ns) == (b"xxxxx", 1, 3)
     assert m.query(RB_AVAIL_DATA) == 0 and m.query(RB_CONS_POS) == m.query(RB_PROD_POS)
     assert m.output(bytes(4096), 0, cpu=0) == -errno.EAGAIN  # larger than the ring
+
+
+def test_a_stream_holds_a_bounded_number_of_records(monkeypatch):
+    from offload.maps import events
+
+    monkeypatch.setattr(events, "MAX_RECORDS", 3)
+    m = ring(1 << 20)
+    assert [m.output(b"", 0, cpu=0) for _ in range(4)] == [0, 0, 0, -errno.EAGAIN]
+    assert m.lost == 1 and m.query(RB_AVAIL_DATA) == 24
