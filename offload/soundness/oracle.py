@@ -66,6 +66,9 @@ class StateRecorder(Observer):
     """A verifier observer keeping the program's layout and a copy of every processed
     state, by instruction."""
 
+    #: every scalar compared when pruning, so every concrete state lies in some recorded one
+    compares_all_scalars = True
+
     def __init__(self) -> None:
         self.program: Program | None = None
         self.by_slot: dict[int, list[State]] = {}

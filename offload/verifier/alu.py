@@ -91,6 +91,10 @@ def check_alu(env: Env, state: State, insn: Op) -> None:
         else:
             write_reg(state, dst, env.cached(scalar_alu, op, a, b, bits, insn.off == 1))
         return
+    if dreg.type == SCALAR:
+        env.demand(state, dst)  # the offset moves a pointer: its value matters
+    elif insn.reg_operand and sreg.type == SCALAR:
+        env.demand(state, insn.src)
     write_reg(state, dst, _pointer_alu(env, insn, op, bits, dreg, sreg))
 
 

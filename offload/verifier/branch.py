@@ -72,10 +72,13 @@ def branch(env: Env, state: State, insn: Op) -> tuple[State | None, State | None
     if dst.type == SCALAR and src.type == SCALAR:
         taken = _narrow(env, op, dst.var, src.var, bits)
         other = _narrow(env, _NEGATE_ANY[op], dst.var, src.var, bits)
+        if taken is None or other is None:
+            # decided by the values: a state with other values may go the other way
+            env.demand(state, insn.dst, src_regno)
         # the state is this path's own: the last live successor takes it, others a copy
         return (_scalar_branch(state, taken, insn.dst, dst, src_regno, src, other is not None),
                 _scalar_branch(state, other, insn.dst, dst, src_regno, src, False))
-    return _pointer_branch(state, insn, op, bits, dst, src, src_regno)
+    return _pointer_branch(env, state, insn, op, bits, dst, src, src_regno)
 
 
 # ---------------------------------------------------------------- scalars
@@ -197,10 +200,11 @@ def _set_scalar(state: State, regno: int, old: Reg, var: Scalar) -> None:
 
 
 # ---------------------------------------------------------------- pointers
-def _pointer_branch(state: State, insn: Op, op: JmpOp, bits: int, dst: Reg, src: Reg,
-                    src_regno: int) -> tuple[State | None, State | None]:
+def _pointer_branch(env: Env, state: State, insn: Op, op: JmpOp, bits: int, dst: Reg,
+                    src: Reg, src_regno: int) -> tuple[State | None, State | None]:
     is_zero = src.type == SCALAR and src.var.is_const and src.var.value == 0
     if is_zero and dst.type in POINTERS and op in _EQUALITY:
+        env.demand(state, src_regno)  # a register compared as NULL must hold 0
         if dst.type in MAYBE_NULL:
             if bits == 32:
                 raise Reject(f"R{insn.dst} pointer comparison prohibited: null checks use "
@@ -211,7 +215,7 @@ def _pointer_branch(state: State, insn: Op, op: JmpOp, bits: int, dst: Reg, src:
             return (null, not_null) if op == JmpOp.JEQ else (not_null, null)
         # any other pointer is valid, hence never NULL
         return (None, state) if op == JmpOp.JEQ else (state, None)
-    pkt = _packet_compare(state, op, bits, dst, src)
+    pkt = _packet_compare(env, state, op, bits, dst, src)
     if pkt is not None:
         return pkt
     regno = insn.dst if dst.type in POINTERS else src_regno
@@ -233,7 +237,7 @@ def _mark_null(state: State, reg: Reg, *, is_null: bool) -> None:
     state.map_regs(mark, MAYBE_NULL)
 
 
-def _packet_compare(state: State, op: JmpOp, bits: int, dst: Reg,
+def _packet_compare(env: Env, state: State, op: JmpOp, bits: int, dst: Reg,
                     src: Reg) -> tuple[State | None, State | None] | None:
     """``pkt <op> pkt_end`` or ``pkt_meta <op> pkt``: which successor proves a range."""
     if bits == 32 or op not in _ORDERING:
@@ -259,9 +263,14 @@ def _packet_compare(state: State, op: JmpOp, bits: int, dst: Reg,
     usable = var.smin >= 0 and var.umax + ptr.off <= MAX_PACKET_OFF and ptr.off >= 0
     # already proven: the failing side cannot happen
     bad_possible = not (usable and var.umax + ptr.off + extra <= proven_len)
+    if not bad_possible:
+        env.demand_packet(state, var.umax + ptr.off + extra, meta=ptr.type != PTR_TO_PACKET)
     good = state.copy() if bad_possible else state
     bad = state if bad_possible else None
     if usable:
+        if proven_len > ptr.off + extra:
+            # unchecked pointers take the whole proven length as their range
+            env.demand_packet(state, proven_len, meta=ptr.type != PTR_TO_PACKET)
         _prove(good, ptr, ptr.off + extra, var.umin + ptr.off + extra)
     return (good, bad) if good_is_taken else (bad, good)
 

@@ -150,6 +150,7 @@ def _check_args(env: Env, state: State,
         elif t in (ArgType.CONST_SIZE, ArgType.CONST_SIZE_OR_ZERO):
             if reg.type != RegType.SCALAR:
                 raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=scalar")
+            env.demand(state, regno)
         else:
             raise VerifierBug(f"{proto.kernel_name} has argument kind {t.name}, "
                               "which the verifier does not check")
@@ -187,6 +188,7 @@ def _mem_and_size(env: Env, state: State, regno: int, reg: Reg, arg: Arg,
     if size_reg.type != RegType.SCALAR:
         raise Reject(f"R{regno + 1} type={TYPE_NAMES[size_reg.type]} expected=scalar")
     size = size_reg.var
+    env.demand(state, regno + 1, regno)  # the size, and a pointer argument that may be NULL
     if size.smin < 0:
         raise Reject(f"R{regno + 1} min value is negative, either use unsigned or 'var &= const'")
     if size.umax >= 1 << 29:
@@ -251,6 +253,7 @@ def check_program_exit(env: Env, state: State) -> None:
     if r0.type != RegType.SCALAR:
         raise Reject("R0 leaks addr as return value")
     if env.caps.check_xdp_action and env.prog_type.name == "XDP":
+        env.demand(state, 0)
         last = max(XdpAction)
         if r0.var.umax > last:
             raise Reject(f"At program exit the register R0 has {r0._replace(id=0)} should have "

@@ -28,6 +28,7 @@ from ..isa.opcodes import (
     PseudoSrc,
     Source,
 )
+from ..helpers.prototypes import prototype
 from ..isa.versions import required_version
 from . import ops
 from .errors import Reject
@@ -248,7 +249,14 @@ def _uses_defs(op: Op) -> tuple[int, int]:
     x = op.source == Source.X
     if kind == ops.EXIT:
         return 1, 0
-    if kind in (ops.LOCAL_CALL, ops.HELPER_CALL):
+    if kind == ops.HELPER_CALL:
+        # a helper reads only its prototype's arguments (kernel liveness does the same): the
+        # registers after them are not live there, so states differing in them are alike
+        proto = prototype(op.imm)
+        if proto is None:
+            return ALL_ARGS, CALLER_SAVED
+        return ((1 << (len(proto.args) + 1)) - 2) & ALL_ARGS, CALLER_SAVED
+    if kind == ops.LOCAL_CALL:
         return ALL_ARGS, CALLER_SAVED
     if kind == ops.LDDW:
         return 0, dst

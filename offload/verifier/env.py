@@ -48,6 +48,8 @@ class Env:
     #: handles of the maps of maps among the lddw's (inner map values are named by them)
     outer_maps: frozenset[int] | None = None
     memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # for ``cached``
+    #: the precision tracker (``precision.Precision``); None compares every scalar in pruning
+    precision: Any = None
 
     def cached(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` for a pure ``fn`` of immutable values, computed once per verification.
@@ -63,6 +65,17 @@ class Env:
                 self.memo.clear()
             value = self.memo[key] = fn(*args)
         return value
+
+    def demand(self, state: Any, *regnos: int) -> None:
+        """The check being made relies on the values of these scalar registers."""
+        if self.precision is not None:
+            self.precision.demand_regs(state, regnos)
+
+    def demand_packet(self, state: Any, length: int, meta: bool = False) -> None:
+        """The check being made relies on ``length`` bytes of the packet (or metadata) length
+        proven so far."""
+        if self.precision is not None:
+            self.precision.demand_packet(state, length, meta)
 
     def next_id(self) -> int:
         self.id_gen += 1

@@ -12,8 +12,10 @@ to ``max_states_per_insn`` open checkpoints, a loop over headers as many closed 
 checkpoints are looked up by *fingerprint* (equal states have equal fingerprints) and closed
 ones by *shape*: the types and fixed offsets of the live registers, which ``covers`` needs
 equal, unless the old register is unset (such checkpoints are always tried). Closed ones are
-kept in order of the packet length they proved, which ``covers`` needs no larger than the new
-state's: the search stops at the first that proved more.
+kept in order of the packet length they proved and relied on (``Checkpoint.pkt_need``),
+which ``covers`` needs no larger than the new state's: the search stops at the first that
+proved more. A closed checkpoint's precision marks are final (every path from it is explored),
+so the order holds.
 """
 
 from __future__ import annotations
@@ -21,42 +23,61 @@ from __future__ import annotations
 from bisect import insort
 
 from .cfg import Program
+from .precision import ALL
 from .prune import covers
 from .state import RegType, State
 
 #: Verdicts of ``PrunePoint.check``.
 EXPLORE, PRUNED, LOOP = 0, 1, 2
 
+#: Misses per hit (plus one) a closed checkpoint may have before it is evicted.
+EVICT_AFTER = 3
+
 #: A state's fingerprint and shape at one prune point (``PrunePoint.keys``).
 Keys = tuple[int, tuple[int, ...]]
 
 
 class Checkpoint:
-    """A state kept at a prune point; ``branches`` counts its paths still being explored."""
+    """A state kept at a prune point; ``branches`` counts its paths still being explored.
 
-    __slots__ = ("state", "branches", "parent", "keys", "point", "index")
+    ``precise`` holds the locations (``precision.reg_loc``/``slot_loc``) of the scalars the
+    paths from it relied on, ``pkt_need``/``meta_need`` how much of its proven packet or
+    metadata length they relied on; without precision tracking (``precise`` None) all count.
+    """
+
+    __slots__ = ("state", "branches", "parent", "keys", "point", "index", "slot", "hist",
+                 "precise", "pkt_need", "meta_need", "hits", "misses")
 
     def __init__(self, state: State | None, parent: Checkpoint | None,
                  keys: Keys = (0, ()), point: PrunePoint | None = None,
-                 index: int = 0) -> None:
+                 index: int = 0, tracked: bool = False) -> None:
         self.state = state
         self.branches = 1
         self.parent = parent
         self.keys = keys
         self.point = point  # None for the root, which stands for the program entry
         self.index = index  # position in its prune point's list
+        self.slot = state.insn if state is not None else 0
+        self.hist = state.hist if state is not None else None
+        self.precise: set[int] | None = set() if tracked else None
+        self.pkt_need = self.meta_need = 0 if tracked else ALL
+        self.hits = self.misses = 0  # states it pruned, and states it was tried on in vain
 
 
 class PrunePoint:
     """The checkpoints of one slot: open ones by fingerprint, closed ones by shape."""
 
-    __slots__ = ("slot", "regs", "count", "by_fingerprint", "closed", "closed_any_shape")
+    __slots__ = ("slot", "regs", "count", "kept", "by_fingerprint", "closed",
+                 "closed_any_shape", "tracked", "pruned_by")
 
-    def __init__(self, prog: Program, slot: int) -> None:
+    def __init__(self, prog: Program, slot: int, tracked: bool = False) -> None:
         self.slot = slot
+        self.tracked = tracked  # precision tracking: checkpoints start with nothing precise
+        self.pruned_by: Checkpoint | None = None  # the checkpoint of the last PRUNED
         #: registers the keys read: the live ones (r10 is always the frame pointer)
         self.regs = tuple(sorted(r for r in prog.live[slot] if r != 10))
-        self.count = 0
+        self.count = 0  # checkpoints ever added (their ``index``)
+        self.kept = 0  # of which not evicted
         self.by_fingerprint: dict[int, list[Checkpoint]] = {}
         self.closed: dict[tuple[int, ...], list[Checkpoint]] = {}
         self.closed_any_shape: list[Checkpoint] = []  # some live register unset
@@ -85,19 +106,38 @@ class PrunePoint:
                 break
         pkt_len, meta_len = cur.pkt_len, cur.meta_len
         for group in (self.closed.get(shape, ()), self.closed_any_shape):
+            evict = False
             for cp in group:
                 old = cp.state
-                if old.pkt_len > pkt_len:  # and so do the rest: covers() would say no
-                    break
-                if cp.index > loop_at or old.meta_len > meta_len:
+                if min(old.pkt_len, cp.pkt_need) > pkt_len:
+                    break  # and so do the rest: covers() would say no
+                if cp.index > loop_at or min(old.meta_len, cp.meta_need) > meta_len:
                     continue
-                if covers(prog, old, cur):
+                if covers(prog, old, cur, precise=cp.precise, pkt_need=cp.pkt_need,
+                          meta_need=cp.meta_need):
+                    cp.hits += 1
+                    self.pruned_by = cp
+                    if evict:
+                        self._evict(group)
                     return PRUNED
+                cp.misses += 1
+                if cp.misses > EVICT_AFTER * (cp.hits + 1):
+                    evict = True
+            if evict:
+                self._evict(group)
         return LOOP if loop_at < self.count else EXPLORE
 
+    def _evict(self, group: list[Checkpoint]) -> None:
+        """Drop the closed checkpoints that keep failing to prune (kernel ``is_state_visited``
+        does the same: ``miss_cnt > hit_cnt * n + n``), making room for more useful ones."""
+        keep = [cp for cp in group if cp.misses <= EVICT_AFTER * (cp.hits + 1)]
+        self.kept -= len(group) - len(keep)
+        group[:] = keep
+
     def add(self, state: State, parent: Checkpoint | None, keys: Keys) -> Checkpoint:
-        cp = Checkpoint(state, parent, keys, self, self.count)
+        cp = Checkpoint(state, parent, keys, self, self.count, self.tracked)
         self.count += 1
+        self.kept += 1
         self.by_fingerprint.setdefault(keys[0], []).append(cp)
         return cp
 
@@ -112,7 +152,8 @@ class PrunePoint:
 
 
 def _proven_packet(cp: Checkpoint) -> int:
-    return cp.state.pkt_len  # type: ignore[union-attr]
+    """The packet length a new state must have proven to be covered (0: any will do)."""
+    return min(cp.state.pkt_len, cp.pkt_need)  # type: ignore[union-attr]
 
 
 def finish(cp: Checkpoint | None) -> None:

@@ -143,7 +143,7 @@ def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *,
     if t in PACKETS:
         if write and value is not None and value.type in POINTERS:
             raise Reject(f"R{value_regno} leaks addr into packet")
-        check_packet(state, regno, ptr, off, size)
+        check_packet(env, state, regno, ptr, off, size)
         return loaded(size, sign_extend)
     if t == PTR_TO_MAP_VALUE:
         if write and value is not None and value.type in POINTERS:
@@ -179,7 +179,7 @@ def _ctx(ptr: Reg, regno: int, off: int, size: int, write: bool, sign_extend: bo
 
 
 # ---------------------------------------------------------------- packet
-def check_packet(state: State, regno: int, ptr: Reg, off: int, size: int) -> None:
+def check_packet(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int) -> None:
     """Bytes [off, off+size) past ``ptr`` lie inside the packet (or metadata) for certain."""
     fixed = ptr.off + off
     var = ptr.var
@@ -189,7 +189,9 @@ def check_packet(state: State, regno: int, ptr: Reg, off: int, size: int) -> Non
     proven = state.pkt_len if ptr.type == RegType.PTR_TO_PACKET else state.meta_len
     by_id = fixed + size <= ptr.range and (ptr.id != 0 or var.is_const)
     by_len = var.umax <= MAX_PACKET_OFF and fixed + var.umax + size <= proven
-    if not (by_id or by_len):
+    if by_len and not by_id:
+        env.demand_packet(state, fixed + var.umax + size, meta=ptr.type != RegType.PTR_TO_PACKET)
+    elif not by_id:
         what = "packet" if ptr.type == RegType.PTR_TO_PACKET else "packet metadata"
         extra = "" if var.is_const else f", var_off={var.var},umax={var.umax}"
         raise Reject(f"invalid access to {what}, off={fixed} size={size}, R{regno}(id={ptr.id},"
@@ -366,7 +368,7 @@ def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *,
     write: HelperWrite = None
     if t in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
         if size:
-            check_packet(state, regno, ptr, 0, size)
+            check_packet(env, state, regno, ptr, 0, size)
     elif t == RegType.PTR_TO_MAP_VALUE:
         if size:
             check_map_value(regno, ptr, 0, size, read=reads, write=writes)

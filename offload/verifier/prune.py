@@ -6,6 +6,12 @@ scalars and pointer offsets must lie within the old ranges, packet ranges must b
 large, stack bytes at least as initialised, and ids must map one to one (two registers linked
 in ``old`` must be linked in ``cur``). With ``exact=True`` the states must be the same, which is
 how an infinite loop is recognised.
+
+With precision tracking (``precision.py``) only the old state's *precise* scalars are compared:
+``precise`` holds their locations, and any scalar covers an imprecise one (kernel ``regsafe``:
+"!rold->precise" is safe), in registers and in spilled slots alike. ``None`` compares them all.
+``pkt_need``/``meta_need``: how much of the old state's proven packet and metadata length
+must be proven in the new one too (``Checkpoint.pkt_need``).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .cfg import Program
+from .precision import SLOTS, STRIDE
 from .state import (
     EMPTY_SLOT,
     MAYBE_NULL,
@@ -77,12 +84,25 @@ def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
     return True
 
 
-def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool) -> bool:
+_LOOSE_KINDS = frozenset({ByteKind.MISC, ByteKind.ZERO})
+
+
+def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
+                  precise: frozenset[int] | set[int] | None, base: int) -> bool:
     keys: Iterable[int] = old.stack.keys() | cur.stack.keys() if exact else old.stack.keys()
     for k in keys:
         o = old.stack.get(k, EMPTY_SLOT)
         c = cur.stack.get(k, EMPTY_SLOT)
         if o is c and (o.spilled is None or not o.spilled.id):
+            continue
+        if not exact and precise is not None and o.spilled is not None and \
+                o.spilled.type == SCALAR and base + SLOTS + k not in precise:
+            # an imprecise number: any number here will do, spilled or in plain bytes
+            if c.spilled is not None:
+                if c.spilled.type != SCALAR:
+                    return False
+            elif not _LOOSE_KINDS.issuperset(c.kinds):
+                return False
             continue
         if exact:
             if o.kinds != c.kinds:
@@ -107,7 +127,9 @@ def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool) -> bool:
     return True
 
 
-def covers(prog: Program, old: State, cur: State, *, exact: bool = False) -> bool:
+def covers(prog: Program, old: State, cur: State, *, exact: bool = False,
+           precise: frozenset[int] | set[int] | None = None, pkt_need: int = 1 << 62,
+           meta_need: int = 1 << 62) -> bool:
     """Whether ``cur`` needs no further exploration because ``old`` was proven safe.
 
     A conjunction of checks per frame, register and stack slot; only the id map is shared, and
@@ -120,7 +142,8 @@ def covers(prog: Program, old: State, cur: State, *, exact: bool = False) -> boo
     if exact:
         if old.pkt_len != cur.pkt_len or old.meta_len != cur.meta_len:
             return False
-    elif old.pkt_len > cur.pkt_len or old.meta_len > cur.meta_len:
+    elif min(old.pkt_len, pkt_need) > cur.pkt_len or \
+            min(old.meta_len, meta_need) > cur.meta_len:
         return False
     ids = IdMap()
     top = len(old_frames) - 1
@@ -133,15 +156,21 @@ def covers(prog: Program, old: State, cur: State, *, exact: bool = False) -> boo
         else:
             live = prog.live[old_frames[depth + 1].callsite + 1] & _CALLEE_SAVED
         oregs, cregs = of.regs, cf.regs
+        base = depth * STRIDE
         for r in live:
             o, c = oregs[r], cregs[r]
             if o is c and not o.id or r == 10:
                 continue  # the same register value, or the frame pointer
-            if o.type == SCALAR and c.type == SCALAR and not o.id and not exact:
-                if not o.var.includes(c.var):  # reg_covers' most common case, inline
-                    return False
-            elif not reg_covers(o, c, ids, exact):
+            if o.type == SCALAR and c.type == SCALAR and not exact:
+                if precise is not None and base + r not in precise:
+                    continue  # imprecise: nothing relied on its value
+                if not o.id:
+                    if not o.var.includes(c.var):  # reg_covers' most common case, inline
+                        return False
+                    continue
+            if not reg_covers(o, c, ids, exact):
                 return False
-        if (of.stack or exact and cf.stack) and not _stack_covers(of, cf, ids, exact):
+        if (of.stack or exact and cf.stack) and \
+                not _stack_covers(of, cf, ids, exact, precise, base):
             return False
     return True

@@ -221,10 +221,10 @@ class PathNode:
 class State:
     """The whole abstract state at one instruction of one path."""
 
-    __slots__ = ("frames", "frame", "pkt_len", "meta_len", "insn", "path", "parent")
+    __slots__ = ("frames", "frame", "pkt_len", "meta_len", "insn", "path", "parent", "hist")
 
     def __init__(self, frames: list[Frame], pkt_len: int, meta_len: int, insn: int,
-                 path: PathNode | None, parent: object | None) -> None:
+                 path: PathNode | None, parent: object | None, hist: object = None) -> None:
         self.frames = frames
         #: the current (innermost) frame, read by nearly every check: kept, not looked up
         self.frame = frames[-1]
@@ -233,6 +233,7 @@ class State:
         self.insn = insn
         self.path = path
         self.parent = parent  # the Checkpoint this path descends from
+        self.hist = hist  # the path's last ``precision.Step``, for precision walks
 
     def push(self, frame: Frame) -> None:
         """Enter a called function."""
@@ -249,7 +250,7 @@ class State:
         """A copy to change independently (registers and slots are immutable: shared)."""
         return State([Frame(f.regs.copy(), f.stack.copy(), f.callsite, f.subprog, f.frameno)
                       for f in self.frames], self.pkt_len, self.meta_len, self.insn,
-                     self.path, self.parent)
+                     self.path, self.parent, self.hist)
 
     def map_regs(self, fn, types: frozenset[RegType]) -> None:
         """Replace every register (spilled ones included) of one of ``types`` by ``fn(reg)``."""

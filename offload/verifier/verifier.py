@@ -20,7 +20,7 @@ from ..engine.facts import ATOMIC, LOAD, STORE, AccessFact, ArgFact, CallFact, F
 from ..engine.memory import RegionKind
 from ..helpers.prototypes import ArgType, prototype
 from ..isa.instruction import Instruction
-from ..isa.opcodes import AluOp, PseudoSrc
+from ..isa.opcodes import AluOp, InsnClass, PseudoSrc
 from ..maps.spec import MapType
 from ..program import ProgType
 from . import ops
@@ -33,7 +33,9 @@ from .errors import Reject, VerifierError
 from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish
 from .log import LogLine, VerifierLog, insn_line
 from .memory import check_atomic, check_load, check_store
-from .state import NOT_INIT, Frame, PathNode, Reg, RegType, State
+from .precision import CALL, FILL, JUMP, LINK, RETURN, SPILL, Precision, record, reg_loc, \
+    slot_loc
+from .state import NOT_INIT, SCALAR, SLOT, Frame, PathNode, Reg, RegType, State
 
 #: Lines kept from the end of a failing path.
 MAX_LOG_LINES = 2000
@@ -97,6 +99,43 @@ def _cannot_wrap(state: State, op: ops.Op) -> bool:
     if op.alu_op == AluOp.MUL:
         return a.umax * b.umax < _U64
     return b.umax < 64 and a.umax << b.umax < _U64
+
+
+def _linked(state: State, op: ops.Op) -> tuple[int, ...]:
+    """The locations a conditional jump narrows together with its operands: every scalar
+    sharing an operand's id (copies of one value), for precision walks."""
+    regs = state.frame.regs
+    ids = {regs[op.dst].id} if regs[op.dst].type == SCALAR else set()
+    if op.reg_operand and regs[op.src].type == SCALAR:
+        ids.add(regs[op.src].id)
+    ids.discard(0)
+    if not ids:
+        return ()
+    locs = []
+    for depth, frame in enumerate(state.frames):
+        for r, reg in enumerate(frame.regs):
+            if reg.id in ids and reg.type == SCALAR:
+                locs.append(reg_loc(depth, r))
+        for k, slot in frame.stack.items():
+            if slot.spilled is not None and slot.spilled.id in ids and \
+                    slot.spilled.type == SCALAR:
+                locs.append(slot_loc(depth, k))
+    return tuple(locs)
+
+
+def _filled_from(state: State, ptr: Reg, op: ops.Op) -> tuple[int, ...]:
+    """The spilled stack slots a load through ``ptr`` took its value from (precision walks):
+    a whole spilled register, part of a spilled constant, or zeros spread over spills."""
+    frame = state.frames[ptr.frameno]
+    var = ptr.var
+    lo = ptr.off + op.off + var.smin
+    hi = ptr.off + op.off + var.smax + op.nbytes
+    locs = []
+    for k in range((-hi) // SLOT, (-lo - 1) // SLOT + 1):
+        spilled = frame.stack.get(k)
+        if spilled is not None and spilled.spilled is not None:
+            locs.append(slot_loc(ptr.frameno, k))
+    return tuple(locs)
 
 
 def note_pointer(env: Env, state: State, slot: int, op: ops.Op, regno: int) -> None:
@@ -203,6 +242,11 @@ class Observer:
     """Watches a verification as it runs (the soundness oracle records it); does nothing
     unless a subclass says otherwise."""
 
+    #: Whether the states it sees must bound every concrete state by every scalar: pruning
+    #: then compares all scalars, not only those a check relied on (``precision.py``). The
+    #: soundness oracle needs it; precision tracking itself is checked by comparing verdicts.
+    compares_all_scalars = False
+
     def layout(self, prog: Program) -> None:
         """The program as the verifier laid it out (slots, functions, liveness)."""
 
@@ -213,13 +257,15 @@ class Observer:
 
 def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
            caps: Capabilities, maps: MapResolver | None = None,
-           log_level: int = 1, observer: Observer | None = None) -> VerifierStats:
+           log_level: int = 1, observer: Observer | None = None,
+           precision: bool = True) -> VerifierStats:
     """Accept the program for this device (statistics) or raise ``VerifierError``.
 
     ``maps`` resolves the handle in an ``lddw map_fd(N)`` / ``map_value(N)`` to its MapSpec.
     ``log_level`` 0 skips the failing-path log, 1 keeps it, 2 also logs every instruction
     processed on acceptance. ``observer`` sees every processed state (the soundness oracle
-    records them).
+    records them). ``precision`` False compares every scalar when pruning instead of only
+    those a check relied on (``precision.py``): slower, for checking precision tracking.
 
     Only ``VerifierError`` leaves this function: a broken invariant inside the verifier (an
     exception other than a refusal) refuses the program as the kernel's "verifier bug" does,
@@ -227,7 +273,7 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
     """
     slot = 0
     try:
-        return _verify(insns, prog_type, caps, maps, log_level, observer)
+        return _verify(insns, prog_type, caps, maps, log_level, observer, precision)
     except VerifierError:
         raise
     except RecursionError:
@@ -243,7 +289,7 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
 
 def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilities,
             maps: MapResolver | None, log_level: int,
-            observer: Observer | None) -> VerifierStats:
+            observer: Observer | None, precision: bool = True) -> VerifierStats:
     resolver: MapResolver = maps if maps is not None else {}
     try:
         prog = layout(insns, caps)
@@ -253,6 +299,8 @@ def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilitie
                             VerifierLog(reason=err.reason) if log_level else None,
                             code) from None
     env = Env(prog, caps, prog_type)
+    if precision and not (observer is not None and observer.compares_all_scalars):
+        env.precision = Precision(prog)
     try:
         _check_program_type(env)
         _resolve_lddw(env, resolver)
@@ -344,7 +392,10 @@ class _Explorer:
             raise Reject(f"verifier bug: insn {slot} is the second half of lddw", slot)
         kind = op.kind
         if kind == ops.ALU:
-            if op.alu_op in _WRAP_OPS and op.bits == 64:
+            if op.alu_op in _WRAP_OPS and op.bits == 64 and env.precision is None:
+                # Only without precision tracking: a state pruned for its imprecise numbers
+                # may reach here with values the explored ones never had, so no bound on the
+                # result is known for it (and demanding one would keep every counter precise).
                 seen = env.no_wrap.get(slot, _UNSEEN)
                 if seen is not None:
                     env.no_wrap[slot] = None if not _cannot_wrap(state, op) else \
@@ -360,20 +411,39 @@ class _Explorer:
                 branch(env, state.copy(), op)
                 state.insn = target
                 return (state,)
+            linked = _linked(state, op) if env.precision is not None else ()
             taken, fall = branch(env, state, op)
             if taken is not None:
                 taken.insn = target
             if fall is not None:
                 fall.insn = slot + 1
+            if env.precision is not None:
+                for succ in (taken, fall):
+                    if succ is not None and linked:
+                        record(succ, LINK, slot, -1, linked)
+                if taken is not None:
+                    record(taken, JUMP, slot, target)
             if taken is not None and fall is not None:
                 return fall, taken
             return tuple(s for s in (fall, taken) if s is not None)
         elif kind == ops.LOAD:
             note_pointer(env, state, slot, op, op.src)
+            ptr = state.frame.regs[op.src]
             check_load(env, state, op)
+            if env.precision is not None and ptr.type == RegType.PTR_TO_STACK:
+                locs = _filled_from(state, ptr, op)
+                if locs:
+                    record(state, FILL, slot, -1, locs)
         elif kind == ops.STORE:
             note_pointer(env, state, slot, op, op.dst)
             check_store(env, state, op)
+            ptr = state.frame.regs[op.dst]
+            if env.precision is not None and ptr.type == RegType.PTR_TO_STACK \
+                    and op.nbytes == SLOT and ptr.var.is_const:
+                addr = ptr.off + op.off + ptr.var.value
+                if addr % SLOT == 0:
+                    src = op.src if op.cls == InsnClass.STX else -1
+                    record(state, SPILL, slot, src, (slot_loc(ptr.frameno, -addr // SLOT - 1),))
         elif kind == ops.ATOMIC:
             note_pointer(env, state, slot, op, op.dst)
             check_atomic(env, state, op)
@@ -384,11 +454,15 @@ class _Explorer:
         elif kind == ops.EXIT:
             if len(state.frames) > 1:
                 leave_function(state)
+                if env.precision is not None:
+                    record(state, RETURN, slot, state.insn)
                 return (state,)
             check_program_exit(env, state)
             return ()
         elif kind == ops.LOCAL_CALL:
             enter_function(env, state, op, slot)
+            if env.precision is not None:
+                record(state, CALL, slot, state.insn)
             return (state,)
         elif kind == ops.HELPER_CALL:
             proto = prototype(op.imm)
@@ -398,6 +472,8 @@ class _Explorer:
             check_helper_call(env, state, op)
         else:  # ops.JA
             state.insn = slot + 1 + op.jump_offset
+            if op.jump_offset and env.precision is not None:
+                record(state, JUMP, slot, state.insn)
             return (state,)
         state.insn = slot + 1
         return (state,)
@@ -408,8 +484,10 @@ class _Explorer:
         limits = env.caps.limits
         max_processed = limits.max_processed_insns
         max_states = limits.max_states_per_insn
+        tracker = env.precision
+        tracked = tracker is not None
         points: list[PrunePoint | None] = [
-            PrunePoint(prog, slot) if slot in prog.prune_points else None
+            PrunePoint(prog, slot, tracked) if slot in prog.prune_points else None
             for slot in range(len(prog))]
         root = Checkpoint(None, None)
         cur: State | None = _initial_state()
@@ -436,12 +514,14 @@ class _Explorer:
                     if verdict == LOOP:
                         raise Reject(f"infinite loop detected at insn {slot}", slot)
                     if verdict == PRUNED:
+                        if tracker is not None and point.pruned_by is not None:
+                            tracker.inherit(cur, point.pruned_by)
                         if verbose:
                             self.lines.append(LogLine(slot, "safe", ""))
                         finish(cur.parent)  # type: ignore[arg-type]
                         cur = None
                         continue
-                    if point.count < max_states:
+                    if point.kept < max_states:
                         kept = point.add(cur.copy(), cur.parent, keys)  # type: ignore[arg-type]
                         cur.parent = kept
                         total_states += 1
