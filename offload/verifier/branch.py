@@ -268,9 +268,6 @@ def _packet_compare(env: Env, state: State, op: JmpOp, bits: int, dst: Reg,
     good = state.copy() if bad_possible else state
     bad = state if bad_possible else None
     if usable:
-        if proven_len > ptr.off + extra:
-            # unchecked pointers take the whole proven length as their range
-            env.demand_packet(state, proven_len, meta=ptr.type != PTR_TO_PACKET)
         _prove(good, ptr, ptr.off + extra, var.umin + ptr.off + extra)
     return (good, bad) if good_is_taken else (bad, good)
 
@@ -283,13 +280,13 @@ def _prove(state: State, ptr: Reg, new_range: int, length: int) -> None:
     else:
         state.meta_len = max(state.meta_len, length)
     ident = ptr.id
-    total = state.pkt_len if kind == PTR_TO_PACKET else state.meta_len
 
     def mark(r: Reg) -> Reg:
+        # Only the pointers sharing the compared one's id (kernel ``find_good_pkt_pointers``);
+        # the others reach what the state's proven length covers (``memory.check_packet``),
+        # which pruning compares only as far as an access relied on it.
         if r.id == ident and new_range > r.range:
             return r.with_range(new_range)
-        if r.id == 0 and total > r.range:
-            return r.with_range(total)
         return r
 
     state.map_regs(mark, _ONLY[kind])
