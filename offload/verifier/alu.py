@@ -164,7 +164,9 @@ def add_offset(env: Env, ptr: Reg, value: Scalar, *, negate: bool, regno: int) -
         if not -MAX_VAR_OFF < off < MAX_VAR_OFF:
             raise Reject(f"value {delta} makes {name} pointer be out of bounds")
         return ptr.with_off(off)
-    if value.smin <= -MAX_VAR_OFF or value.smax >= MAX_VAR_OFF:
+    if value.smin <= -MAX_VAR_OFF or value.smin >= MAX_VAR_OFF:
+        # the kernel's check_reg_sane_offset looks at the minimum only: a large maximum
+        # leaves a pointer no comparison proves a range for, hence one never dereferenced
         if ptr.type in PACKETS:
             raise Reject(f"R{regno} unbounded variable offset makes {name} pointer be out of "
                          "bounds; bound it with 'if (var < const)' first")

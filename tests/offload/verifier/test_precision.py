@@ -240,3 +240,4 @@ def test_imprecise_scalars_let_states_merge() -> None:
     tracked = verify(assemble(text), caps=CAPS, maps=MAPS, log_level=0)
     untracked = verify(assemble(text), caps=CAPS, maps=MAPS, log_level=0, precision=False)
     assert tracked.insns_processed * 4 < untracked.insns_processed
+
