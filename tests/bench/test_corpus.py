@@ -234,3 +234,16 @@ def test_a_saved_report_reads_back_with_the_same_summary(tmp_path: Path) -> None
     again = corpus.from_json(saved)
     assert again.summary() == report.summary()
     assert again.summary()["refused_by_group"] == {"program type (section name)": 4}
+
+
+@needs_kernel
+def test_processed_instructions_stay_near_the_kernels() -> None:
+    """Pruning keeps pace with the kernel's on every fixture both accept: the device never
+    processes more than 1.5 times the instructions the kernel reports (``verified_insns``)."""
+    report = corpus.run(FIXTURES, jobs=2)
+    judged = [row for row in report.rows
+              if row.kernel["status"] == "accepted" and row.device["accepted"]]
+    assert len(judged) >= 20
+    worst = max(judged, key=lambda row: row.ratio)
+    assert worst.ratio <= 1.5, (worst.program, worst.device["processed"],
+                                worst.kernel["verified_insns"])
