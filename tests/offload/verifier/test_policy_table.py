@@ -1,0 +1,395 @@
+"""The policy table of docs/verifier.md, one case per row: the device's verdict, and where the
+host kernel can be asked as root, the kernel's in the mode the row names.
+
+Each row's expectation is "accept" or a substring of the refusal. ``unpriv`` is checked with
+CAP_BPF and CAP_NET_ADMIN but without CAP_PERFMON and CAP_SYS_ADMIN (``kernel_modes``: the
+unprivileged rules on pointers and stack; XDP never loads without CAP_BPF), ``priv`` as root.
+None: the kernel cannot be asked here (a rule keyed on CAP_BPF itself, which XDP always has);
+the table gives the kernel's rule from its source instead. The table in the documentation
+and the rows here name each other: a row without a case, or a case without a row, fails.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pytest
+
+from offload.backends.kernel import kernel_available
+from offload.caps.capabilities import Capabilities, Limits
+from offload.isa import Instruction, assemble
+from offload.maps.spec import MapFlags, MapSpec, MapType
+from offload.maps.devmap import BPF_XDP_DEVMAP
+from offload.verifier import VerifierError, verify
+
+from .kernel_modes import PRIV, UNPRIV, kernel_verdict, unpriv_mode_usable
+from .suite import FULL
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "verifier.md"
+ACCEPT = "accept"
+
+HASH = MapSpec("hash", MapType.HASH, 4, 8, 16)
+RDONLY = replace(MapSpec("ro", MapType.ARRAY, 4, 8, 1), flags=MapFlags.RDONLY_PROG)
+WRONLY = replace(MapSpec("wo", MapType.ARRAY, 4, 8, 1), flags=MapFlags.WRONLY_PROG)
+PROG_ARRAY = MapSpec("progs", MapType.PROG_ARRAY, 4, 4, 4)
+RINGBUF = MapSpec("events", MapType.RINGBUF, 0, 0, 4096)
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    src: str | tuple[Instruction, ...]
+    device: str
+    unpriv: str | None
+    priv: str | None
+    maps: dict[int, MapSpec] = field(default_factory=dict)
+    caps: Capabilities = FULL
+    license: str = "GPL"
+    attach: int = 0
+    #: why a None expectation cannot be checked here
+    unchecked: str = "a rule keyed on CAP_BPF, which an XDP loader always has"
+
+
+# r2 = data, r3 = data_end, r6 = ctx; 14 bytes proven; "out" returns XDP_PASS
+PKT = """
+mov %r6, %r1
+ldxw %r2, [%r1+0]
+ldxw %r3, [%r1+4]
+mov %r4, %r2
+add %r4, 14
+jgt %r4, %r3, out
+"""
+OUT = """
+out:
+mov %r0, 2
+exit
+"""
+# r0 = a hash map value or NULL (map handle 1)
+LOOKUP = """
+stw [%r10-4], 0
+mov %r2, %r10
+add %r2, -4
+lddw %r1, map_fd(1)
+call 1
+"""
+CHECKED = LOOKUP + "jeq %r0, 0, out\n"
+DONE = "mov %r0, 2\nexit\n"
+ADJUST = "mov %r1, %r6\nmov %r2, 0\ncall 44\n"  # bpf_xdp_adjust_head(ctx, 0)
+UNBOUNDED_MAP_MATH = "math between map_value pointer and register with unbounded min value"
+CALLS = "call local f1\nmov %r0, 2\nexit\n" + "".join(
+    f"f{i}:\ncall local f{i + 1}\nexit\n" for i in range(1, 7)) + "f7:\nmov %r0, 2\nexit\n"
+TOO_DEEP = "call local f1\nmov %r0, 2\nexit\n" + "".join(
+    f"f{i}:\ncall local f{i + 1}\nexit\n" for i in range(1, 9)) + "f9:\nmov %r0, 2\nexit\n"
+
+
+def small(**limits: int) -> Capabilities:
+    return replace(FULL, limits=replace(Limits(), **limits))
+
+
+ROWS = [
+    # ------------------------------------------------------------ pointer arithmetic
+    Row("arith_map_value_const_oob", CHECKED + "mov %r1, %r0\nadd %r1, 100\n" + DONE + OUT,
+        ACCEPT, "invalid access to map value, value_size=8 off=100 size=1", ACCEPT, {1: HASH}),
+    Row("arith_map_value_var", CHECKED + "ldxb %r2, [%r0+0]\nand %r2, 7\nadd %r0, %r2\n"
+        "ldxb %r0, [%r0+0]\n" + DONE + OUT, ACCEPT, ACCEPT, ACCEPT, {1: HASH}),
+    Row("arith_stack_var", "stdw [%r10-16], 0\nstdw [%r10-8], 0\nldxw %r2, [%r1+16]\n"
+        "and %r2, 7\nmov %r3, %r10\nadd %r3, -16\nadd %r3, %r2\nldxb %r0, [%r3+0]\nexit\n",
+        ACCEPT, "variable stack access prohibited for !root", ACCEPT),
+    Row("arith_pkt_var", PKT + "ldxw %r5, [%r6+16]\nand %r5, 15\nadd %r2, %r5\nmov %r4, %r2\n"
+        "add %r4, 1\njgt %r4, %r3, out\nldxb %r0, [%r2+0]\n" + DONE + OUT,
+        ACCEPT, "R2 has pointer with unsupported alu operation, pointer arithmetic with it "
+        "prohibited for !root", ACCEPT),
+    Row("arith_ctx_var", "ldxw %r2, [%r1+16]\nand %r2, 4\nadd %r1, %r2\nldxw %r0, [%r1+0]\n"
+        "exit\n", "dereference of modified ctx ptr",
+        "R1 has pointer with unsupported alu operation", "variable ctx access"),
+    Row("arith_map_ptr", "lddw %r1, map_fd(1)\nadd %r1, 8\n" + DONE,
+        "pointer arithmetic on map_ptr prohibited", "pointer arithmetic on map_ptr prohibited",
+        "pointer arithmetic on map_ptr prohibited", {1: HASH}),
+    Row("arith_or_null", LOOKUP + "add %r0, 4\n" + DONE, "null-check it first",
+        "pointer arithmetic on map_value_or_null prohibited",
+        "pointer arithmetic on map_value_or_null prohibited", {1: HASH}),
+    Row("arith_pkt_end", "ldxw %r3, [%r1+4]\nadd %r3, 1\n" + DONE,
+        "pointer arithmetic on pkt_end prohibited", "pointer arithmetic on pkt_end prohibited",
+        "pointer arithmetic on pkt_end prohibited"),
+    Row("arith_mul", "mov %r1, %r10\nmul %r1, 2\n" + DONE,
+        "pointer arithmetic with operator *= on pointer prohibited",
+        "pointer arithmetic with *= operator prohibited",
+        "pointer arithmetic with *= operator prohibited"),
+    Row("arith_bitwise", "mov %r1, %r10\nand %r1, -8\n" + DONE,
+        "bitwise operator &= on pointer prohibited", "bitwise operator &= on pointer prohibited",
+        "bitwise operator &= on pointer prohibited"),
+    Row("arith_ptr_plus_ptr", "mov %r2, %r10\nadd %r2, %r1\n" + DONE,
+        "pointer += pointer prohibited", "pointer += pointer prohibited",
+        "pointer += pointer prohibited"),
+    Row("arith_stack_minus_stack", "mov %r1, %r10\nmov %r2, %r10\nadd %r2, -8\n"
+        "sub %r1, %r2\n" + DONE, "pointer -= pointer prohibited",
+        "pointer -= pointer prohibited", ACCEPT),
+    Row("arith_pkt_end_minus_pkt", PKT + "mov %r5, %r3\nsub %r5, %r2\n" + DONE + OUT,
+        ACCEPT, "pointer -= pointer prohibited", ACCEPT),
+    Row("arith_scalar_minus_ptr", "mov %r1, 5\nsub %r1, %r10\n" + DONE,
+        "tried to subtract pointer from scalar", "tried to subtract pointer from scalar",
+        "tried to subtract pointer from scalar"),
+    Row("arith_neg", "mov %r1, %r10\nneg %r1\n" + DONE,
+        "pointer arithmetic with neg operator prohibited", "pointer arithmetic prohibited",
+        ACCEPT),
+    Row("arith_bswap", "mov %r1, %r10\nbe64 %r1\n" + DONE, "byte swap of pointer prohibited",
+        "pointer arithmetic prohibited", ACCEPT),
+    Row("arith_alu32", "mov %r1, %r10\nadd32 %r1, -8\n" + DONE,
+        "32-bit pointer arithmetic prohibited", "32-bit pointer arithmetic prohibited",
+        "32-bit pointer arithmetic prohibited"),
+    Row("arith_mov32", "mov32 %r1, %r10\n" + DONE, "partial copy of pointer",
+        "partial copy of pointer", ACCEPT),
+    Row("arith_movsx", "movsx3264 %r1, %r10\n" + DONE, "sign-extension part of pointer",
+        "sign-extension part of pointer", ACCEPT),
+    # ------------------------------------------------------------ stale packet pointers
+    Row("stale_pkt_arith", PKT + "mov %r7, %r2\n" + ADJUST + "add %r7, 4\n" + DONE + OUT,
+        "R7 !read_ok", "R7 !read_ok", ACCEPT),
+    Row("stale_pkt_spilled_arith", PKT + "stxdw [%r10-8], %r2\n" + ADJUST +
+        "ldxdw %r7, [%r10-8]\nadd %r7, 4\n" + DONE + OUT, "R7 !read_ok", "R7 !read_ok",
+        ACCEPT),
+    Row("stale_pkt_deref", PKT + "mov %r7, %r2\n" + ADJUST + "ldxb %r0, [%r7+0]\n" + DONE + OUT,
+        "R7 !read_ok", "R7 !read_ok", "R7 invalid mem access 'scalar'"),
+    Row("stale_pkt_end_compare", PKT + "mov %r7, %r3\n" + ADJUST +
+        "ldxw %r2, [%r6+0]\njgt %r2, %r7, out\n" + DONE + OUT,
+        "R7 !read_ok", "R7 !read_ok", ACCEPT),
+    Row("pkt_recheck_after_adjust", PKT + ADJUST + "ldxw %r2, [%r6+0]\nldxw %r3, [%r6+4]\n"
+        "mov %r4, %r2\nadd %r4, 14\njgt %r4, %r3, out\nldxb %r0, [%r2+13]\n" + DONE + OUT,
+        ACCEPT, ACCEPT, ACCEPT),
+    # ------------------------------------------------------------ pointer comparisons
+    Row("cmp_ptr_scalar", "ldxw %r3, [%r1+4]\njgt %r3, 100, out\n" + DONE + OUT,
+        "pointer comparison prohibited", "pointer comparison prohibited", ACCEPT),
+    Row("cmp_ptr_ptr", "mov %r2, %r10\njgt %r2, %r1, out\n" + DONE + OUT,
+        "pointer comparison prohibited", "pointer comparison prohibited", ACCEPT),
+    Row("cmp_pkt_pkt_end", PKT + "ldxb %r0, [%r2+13]\n" + DONE + OUT, ACCEPT, ACCEPT, ACCEPT),
+    Row("cmp_pkt_jmp32", "ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd %r4, 14\n"
+        "jgt32 %r4, %r3, out\n" + DONE + OUT, "pointer comparison prohibited",
+        "pointer comparison prohibited", ACCEPT),
+    Row("cmp_null_check", CHECKED + "ldxb %r0, [%r0+0]\n" + DONE + OUT, ACCEPT, ACCEPT, ACCEPT,
+        {1: HASH}),
+    Row("cmp_or_null_nonzero", LOOKUP + "jeq %r0, 5, out\n" + DONE + OUT,
+        "pointer comparison prohibited", "pointer comparison prohibited", ACCEPT, {1: HASH}),
+    # ------------------------------------------------------------ pointer leaks
+    Row("leak_into_map", CHECKED + "stxdw [%r0+0], %r10\n" + DONE + OUT,
+        "R10 leaks addr into map", "R10 leaks addr into map", ACCEPT, {1: HASH}),
+    Row("leak_into_packet", PKT + "stxdw [%r2+0], %r6\n" + DONE + OUT,
+        "R6 leaks addr into packet", "R6 leaks addr into packet", ACCEPT),
+    Row("leak_return", "mov %r0, %r10\nexit\n", "R0 leaks addr as return value",
+        "R0 leaks addr as return value", ACCEPT),
+    Row("leak_into_helper", "mov %r1, %r10\nmov %r2, 0\ncall 23\nexit\n",
+        "R1 leaks addr into helper function", "R1 leaks addr into helper function", ACCEPT),
+    Row("leak_atomic_operand", "stdw [%r10-8], 0\nlock add [%r10-8], %r1\n" + DONE,
+        "leaks addr into mem", "leaks addr into mem", ACCEPT),
+    Row("leak_spilled_into_helper", "stxdw [%r10-8], %r10\nstw [%r10-12], 0\nmov %r2, %r10\n"
+        "add %r2, -12\nmov %r3, %r10\nadd %r3, -8\nlddw %r1, map_fd(1)\nmov %r4, 0\ncall 2\n"
+        + DONE, "holds a spilled pointer", "invalid read from stack R3 off -8+0 size 8", ACCEPT,
+        {1: HASH}),
+    # ------------------------------------------------------------ stack
+    Row("stack_spill_fill_pointer", "stxdw [%r10-8], %r1\nldxdw %r1, [%r10-8]\n"
+        "ldxw %r0, [%r1+12]\nexit\n", ACCEPT, ACCEPT, ACCEPT),
+    Row("stack_partial_spill", "stxw [%r10-8], %r10\n" + DONE,
+        "invalid size of register spill", "invalid size of register spill",
+        "invalid size of register spill"),
+    Row("stack_partial_fill", "stxdw [%r10-8], %r10\nldxw %r0, [%r10-8]\n" + DONE,
+        "invalid size of register fill", "invalid size of register fill",
+        "invalid size of register fill"),
+    Row("stack_corrupt_spill", "stxdw [%r10-8], %r10\nstw [%r10-8], 0\n" + DONE,
+        "attempt to corrupt spilled pointer on stack",
+        "attempt to corrupt spilled pointer on stack", ACCEPT),
+    Row("stack_uninit_read", "ldxdw %r0, [%r10-8]\n" + DONE,
+        "invalid read from stack off -8+0 size 8", "invalid read from stack R10 off=-8 size=8",
+        ACCEPT),
+    Row("stack_uninit_helper_arg", "mov %r2, %r10\nadd %r2, -4\nlddw %r1, map_fd(1)\ncall 1\n"
+        + DONE, "invalid indirect read from stack", "invalid read from stack R2 off=-4 size=4",
+        ACCEPT, {1: HASH}),
+    Row("stack_var_offset_write", "ldxw %r2, [%r1+16]\nand %r2, 8\nmov %r3, %r10\n"
+        "add %r3, -16\nadd %r3, %r2\nstdw [%r3+0], 0\n" + DONE,
+        ACCEPT, "variable stack access prohibited for !root", ACCEPT),
+    Row("stack_out_of_frame", "stdw [%r10-520], 0\n" + DONE, "invalid stack off=-520 size=8",
+        "invalid write to stack", "invalid write to stack"),
+    Row("stack_misaligned", "stw [%r10-6], 0\n" + DONE, "misaligned stack access",
+        "misaligned stack access", "misaligned stack access"),
+    # ------------------------------------------------------------ packet
+    Row("pkt_unchecked", "ldxw %r2, [%r1+0]\nldxb %r0, [%r2+0]\nexit\n",
+        "invalid access to packet", "invalid access to packet", "invalid access to packet"),
+    Row("pkt_off_by_one", PKT + "ldxh %r0, [%r2+13]\n" + DONE + OUT,
+        "invalid access to packet, off=13 size=2", "invalid access to packet, off=13 size=2",
+        "invalid access to packet, off=13 size=2"),
+    Row("pkt_write_checked", PKT + "stb [%r2+0], 1\n" + DONE + OUT, ACCEPT, ACCEPT, ACCEPT),
+    Row("pkt_meta_unchecked", "ldxw %r2, [%r1+8]\nldxb %r0, [%r2+0]\nexit\n",
+        "invalid access to packet metadata", "invalid access to packet",
+        "invalid access to packet"),
+    Row("pkt_atomic", PKT + "mov %r5, 1\nlock add [%r2+0], %r5\n" + DONE + OUT,
+        "BPF_ATOMIC stores into R2 pkt is not allowed",
+        "BPF_ATOMIC stores into R2 pkt is not allowed",
+        "BPF_ATOMIC stores into R2 pkt is not allowed"),
+    # ------------------------------------------------------------ map values
+    Row("map_value_oob", CHECKED + "ldxdw %r0, [%r0+4]\n" + DONE + OUT,
+        "invalid access to map value, value_size=8 off=4 size=8",
+        "invalid access to map value, value_size=8 off=4 size=8",
+        "invalid access to map value, value_size=8 off=4 size=8", {1: HASH}),
+    Row("map_value_var_unbounded", CHECKED + "ldxdw %r2, [%r0+0]\nadd %r0, %r2\n"
+        "ldxb %r0, [%r0+0]\n" + DONE + OUT, "R0 min value is outside of the allowed memory range",
+        UNBOUNDED_MAP_MATH, UNBOUNDED_MAP_MATH, {1: HASH}),
+    Row("map_no_null_check", LOOKUP + "ldxb %r0, [%r0+0]\n" + DONE,
+        "invalid mem access 'map_value_or_null'", "invalid mem access 'map_value_or_null'",
+        "invalid mem access 'map_value_or_null'", {1: HASH}),
+    Row("map_rdonly_prog_write", CHECKED.replace("map_fd(1)", "map_fd(2)") +
+        "stdw [%r0+0], 1\n" + DONE + OUT, "write into map forbidden",
+        "write into map forbidden", "write into map forbidden", {2: RDONLY}),
+    Row("map_wronly_prog_read", CHECKED.replace("map_fd(1)", "map_fd(3)") +
+        "ldxdw %r0, [%r0+0]\n" + DONE + OUT, "read from map forbidden",
+        "read from map forbidden", "read from map forbidden", {3: WRONLY}),
+    # ------------------------------------------------------------ division
+    Row("div_imm_zero", "mov %r0, 1\ndiv %r0, 0\nexit\n", "div by zero", "div by zero",
+        "div by zero"),
+    Row("mod_imm_zero", "mov %r0, 1\nmod %r0, 0\nexit\n", "div by zero", "div by zero",
+        "div by zero"),
+    Row("div_reg_zero", "ldxw %r2, [%r1+16]\nmov %r0, 1\ndiv %r0, %r2\nmod %r0, %r2\nexit\n",
+        ACCEPT, ACCEPT, ACCEPT),
+    Row("sdiv_imm_zero", "mov %r0, 1\nsdiv %r0, 0\nexit\n", "div by zero", "div by zero",
+        "div by zero"),
+    Row("sdiv_overflow", "lddw %r0, 0x8000000000000000\nsdiv %r0, -1\nsmod %r0, -1\nexit\n",
+        ACCEPT, ACCEPT, ACCEPT),
+    # ------------------------------------------------------------ context
+    Row("ctx_read_fields", "ldxw %r0, [%r1+12]\nldxw %r2, [%r1+16]\nldxw %r3, [%r1+8]\n"
+        "ldxw %r4, [%r1+0]\nldxw %r5, [%r1+4]\nexit\n", ACCEPT, ACCEPT, ACCEPT),
+    Row("ctx_egress_ifindex", "ldxw %r0, [%r1+20]\nexit\n", ACCEPT,
+        "invalid bpf_context access off=20 size=4", "invalid bpf_context access off=20 size=4"),
+    Row("ctx_egress_ifindex_devmap", "ldxw %r0, [%r1+20]\nexit\n", ACCEPT, ACCEPT, ACCEPT,
+        attach=BPF_XDP_DEVMAP),
+    Row("ctx_write", "stxw [%r1+16], %r1\n" + DONE, "invalid bpf_context access off=16 size=4",
+        "leaks addr into ctx", "invalid bpf_context access off=16 size=4"),
+    Row("ctx_store_imm", "stw [%r1+16], 0\n" + DONE, "BPF_ST stores into R1 ctx is not allowed",
+        "invalid bpf_context access off=16 size=4", "invalid bpf_context access off=16 size=4"),
+    Row("ctx_narrow_load", "ldxb %r0, [%r1+12]\nexit\n",
+        "invalid bpf_context access off=12 size=1", "invalid bpf_context access off=12 size=1",
+        "invalid bpf_context access off=12 size=1"),
+    Row("ctx_modified", "add %r1, 4\nldxw %r0, [%r1+0]\nexit\n",
+        "dereference of modified ctx ptr R1 off=4 disallowed",
+        "dereference of modified ctx ptr R1 off=4 disallowed",
+        "dereference of modified ctx ptr R1 off=4 disallowed"),
+    # ------------------------------------------------------------ helpers
+    Row("helper_gpl_only", "stw [%r10-4], 0\nmov %r3, %r10\nadd %r3, -4\nmov %r2, 0\n"
+        "mov %r4, 0\nmov %r5, 0\ncall 163\n" + DONE, ACCEPT,
+        "cannot call GPL-restricted function from non-GPL compatible program",
+        "cannot call GPL-restricted function from non-GPL compatible program",
+        license="Proprietary"),
+    Row("helper_trace_printk", "stdw [%r10-8], 0\nmov %r1, %r10\nadd %r1, -8\nmov %r2, 8\n"
+        "call 6\n" + DONE, ACCEPT, "program of this type cannot use helper bpf_trace_printk#6",
+        ACCEPT),
+    Row("helper_task", "call 14\n" + DONE, "unknown func bpf_get_current_pid_tgid#14",
+        ACCEPT, ACCEPT),
+    Row("helper_tail_call", "lddw %r2, map_fd(4)\nmov %r3, 1\ncall 12\n" + DONE,
+        ACCEPT, ACCEPT, ACCEPT, {4: PROG_ARRAY}),
+    Row("helper_ringbuf_reserve_leak", "lddw %r1, map_fd(5)\nmov %r2, 8\nmov %r3, 0\ncall 131\n"
+        + DONE, "unknown func bpf_ringbuf_reserve#131", "Unreleased reference",
+        "Unreleased reference", {5: RINGBUF}),
+    Row("helper_ringbuf_reserve_submit", "lddw %r1, map_fd(5)\nmov %r2, 8\nmov %r3, 0\n"
+        "call 131\njeq %r0, 0, out\nmov %r1, %r0\nmov %r2, 0\ncall 132\n" + DONE + OUT,
+        "unknown func bpf_ringbuf_reserve#131", ACCEPT, ACCEPT, {5: RINGBUF}),
+    Row("helper_sk_lookup_leak", "stdw [%r10-16], 0\nstdw [%r10-8], 0\nmov %r2, %r10\n"
+        "add %r2, -16\nmov %r3, 12\nmov %r4, -1\nmov %r5, 0\ncall 84\n" + DONE,
+        "unknown func bpf_unknown#84", "Unreleased reference", "Unreleased reference"),
+    Row("helper_spin_lock", "stw [%r10-4], 0\nmov %r1, %r10\nadd %r1, -4\ncall 93\n" + DONE,
+        "unknown func bpf_unknown#93", "R1 type=fp expected=map_value",
+        "R1 type=fp expected=map_value"),
+    # ------------------------------------------------------------ calls, loops, limits
+    Row("call_bpf2bpf", CALLS, ACCEPT, None, ACCEPT),
+    Row("call_too_deep", TOO_DEEP, "too deep", "the call stack of 9 frames is too deep",
+        "the call stack of 9 frames is too deep"),
+    Row("call_recursion", "call local fn\nexit\nfn:\ncall local fn\nexit\n",
+        "recursive call from insn", "the call stack of 9 frames is too deep",
+        "the call stack of 9 frames is too deep"),
+    Row("loop_bounded", "mov %r1, 0\nmov %r0, 0\nloop:\nadd %r0, %r1\nadd %r1, 1\n"
+        "jlt %r1, 100, loop\n" + DONE, ACCEPT, None, ACCEPT),
+    Row("loop_infinite", "mov %r0, 0\nloop:\njeq %r0, 0, loop\nexit\n",
+        "infinite loop detected at insn 1", "infinite loop detected at insn 1",
+        "infinite loop detected at insn 1"),
+    Row("limit_processed", "mov %r0, 0\nloop:\nadd %r0, 1\njlt %r0, 3000000, loop\n" + DONE,
+        "BPF program is too large. Processed", "The sequence of 8193 jumps is too complex",
+        None, caps=small(max_processed_insns=1000),
+        unchecked="a million instructions take the kernel seconds to process"),
+    Row("limit_insns", "mov %r0, 0\n" * 5 + DONE, "BPF program is too large", None, None,
+        caps=small(max_insns=4), unchecked="the kernel's limits are 4096 and 1,000,000 "
+        "instructions; the device's is its profile's"),
+    Row("kfunc", "call kfunc 5\n" + DONE, "kernel function calls are not supported", None,
+        "kernel btf_id 5 is not a function"),
+    Row("ld_abs", "mov %r6, %r1\nldabsw 0\n" + DONE,
+        "BPF_LD_[ABS|IND] instructions not allowed", "BPF_LD_[ABS|IND] instructions not allowed",
+        "BPF_LD_[ABS|IND] instructions not allowed"),
+]
+IDS = [row.id for row in ROWS]
+
+
+def _insns(row: Row) -> tuple[Instruction, ...]:
+    return tuple(assemble(row.src)) if isinstance(row.src, str) else row.src
+
+
+def _device(row: Row) -> tuple[bool, str]:
+    try:
+        verify(_insns(row), caps=row.caps, maps=row.maps)
+    except VerifierError as err:
+        return False, err.reason
+    return True, ""
+
+
+def _matches(expected: str, verdict: tuple[bool, str]) -> bool:
+    accepted, reason = verdict
+    return accepted if expected == ACCEPT else (not accepted and expected in reason)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_device_verdict(row):
+    verdict = _device(row)
+    assert _matches(row.device, verdict), f"{row.id}: the device says {verdict}"
+
+
+KERNEL, WHY = kernel_available()
+UNPRIV_OK, UNPRIV_WHY = unpriv_mode_usable() if KERNEL else (False, WHY)
+
+
+@pytest.mark.skipif(not KERNEL, reason=f"the host kernel's bpf() is unusable: {WHY}")
+@pytest.mark.parametrize("mode", [PRIV, UNPRIV])
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_kernel_verdict(row, mode):
+    expected = row.priv if mode == PRIV else row.unpriv
+    if expected is None:
+        pytest.skip(row.unchecked)
+    if mode == UNPRIV and not UNPRIV_OK:
+        pytest.skip(f"cannot drop CAP_PERFMON here: {UNPRIV_WHY}")
+    verdict = kernel_verdict(_insns(row), row.maps, mode, license=row.license,
+                             expected_attach_type=row.attach)
+    assert _matches(expected, verdict), f"{row.id} ({mode}): the kernel says {verdict}"
+
+
+def _section(heading: str) -> str:
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index(heading)
+    level = heading.split(" ")[0]
+    ends = [i for i in (text.find("\n## ", start + 1), text.find("\n" + level + " ", start + 1))
+            if i >= 0]
+    return text[start:min(ends) if ends else len(text)]
+
+
+def _doc_ids() -> list[str]:
+    """The case each table row names: ``(`case`)`` closing its first cell."""
+    cell = r"(?:[^|\\\n]|\\.)*"  # a table cell: no unescaped pipe
+    return re.findall(rf"^\|{cell}\(`([a-z0-9_]+)`\)\s*\|", _section("## Policy table"),
+                      flags=re.MULTILINE)
+
+
+def test_the_documented_table_and_the_cases_name_each_other():
+    documented = _doc_ids()
+    assert len(documented) == len(set(documented)), "a row is documented twice"
+    assert sorted(documented) == sorted(IDS)
+
+
+def test_where_the_device_is_more_lenient_than_unprivileged_linux_the_documentation_says_why():
+    """Every case the device accepts and unprivileged Linux refuses is listed, with why, in the
+    section on exceptions, and that section lists no other."""
+    lenient = {row.id for row in ROWS if row.device == ACCEPT and row.unpriv not in (None, ACCEPT)}
+    listed = set(re.findall(r"`([a-z0-9_]+)`",
+                            _section("### Where the device is more lenient than unprivileged")))
+    assert lenient and lenient == listed & set(IDS)
