@@ -19,6 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from offload.caps import load_profile
+from offload.caps.capabilities import Capabilities
+from offload.caps.device_btf import device_btf
 from offload.isa import decode
 from offload.loader import LoadOptionError, ProgramRefusal, RefusalKind, load_object
 from offload.loader.sections import parse_prog_type
@@ -103,8 +105,10 @@ def _raw_type(values: list[str] | None) -> ProgType:
         raise UsageError(str(err)) from None
 
 
-def _programs(args: argparse.Namespace) -> list[Candidate]:
-    """The programs to verify, in the object's order."""
+def _programs(args: argparse.Namespace, caps: Capabilities) -> list[Candidate]:
+    """The programs to verify, in the object's order, their CO-RE relocations resolved
+    against the BTF of the profile they are verified for (as libbpf resolves them against the
+    kernel it loads into)."""
     if (args.raw is None) == (args.object is None):
         raise UsageError("give an object file or --raw HEXFILE (one of them).")
     if args.raw is not None:
@@ -120,7 +124,8 @@ def _programs(args: argparse.Namespace) -> list[Candidate]:
     every, per_program = object_options.parse_types(args.type)
     try:
         obj = load_object(args.object, prog_type=every, prog_types=per_program,
-                          map_sizes=object_options.parse_map_sizes(args.map_size))
+                          map_sizes=object_options.parse_map_sizes(args.map_size),
+                          target_btf=device_btf(caps))
     except LoadOptionError as err:
         raise UsageError(str(err)) from None
     handles = {name: n for n, name in enumerate(obj.maps, start=1)}
@@ -169,7 +174,7 @@ def verify_command(args: argparse.Namespace, out: Output) -> int:
     frames = None
     if args.check_frames is not None:
         frames = read_pcap(args.check_frames)  # a PcapError is a usage error
-    for candidate in _programs(args):
+    for candidate in _programs(args, caps):
         name, section, insns = candidate.name, candidate.section, candidate.insns
         prog_type, resolver = candidate.prog_type, candidate.resolver
         if candidate.refusal is not None:

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import ErrnoError
-from ..loader import LoadOptionError, ObjectSpec, ProgramRefusal, load_object
+from ..caps.device_btf import DeviceBtf, device_btf
+from ..loader import LoadOptionError, ObjectSpec, ProgramRefusal, RefusalKind, load_object
+from ..loader.object import default_target_btf
 from ..maps.spec import MapSpec, MapType
 from ..program import ProgType
 from .errors import DriverError, ObjectLoadError
@@ -52,18 +54,40 @@ class LoadedObject:
 def open_object(source: Source, *, name: str | None = None,
                 prog_type: ProgType | str | None = None,
                 prog_types: Mapping[str, ProgType | str] | None = None,
-                map_sizes: Mapping[str, int] | None = None) -> ObjectSpec:
-    """The object with its types and sizes set (EINVAL naming what does not fit)."""
+                map_sizes: Mapping[str, int] | None = None,
+                target_btf: DeviceBtf | None = None) -> ObjectSpec:
+    """The object with its types and sizes set (EINVAL naming what does not fit), its CO-RE
+    relocations resolved against ``target_btf`` (the device's, as libbpf resolves them
+    against the kernel it loads into). An ObjectSpec the caller already resolved for a chosen
+    device BTF is kept as it is; one left on the default BTF is resolved again."""
     try:
         if isinstance(source, ObjectSpec):
-            if prog_type is None and not prog_types and not map_sizes:
+            again = target_btf if _resolve_again(source, target_btf) else None
+            if prog_type is None and not prog_types and not map_sizes and again is None:
                 return source
             return source.configured(prog_type=prog_type, prog_types=prog_types,
-                                     map_sizes=map_sizes)
+                                     map_sizes=map_sizes, target_btf=again)
         return load_object(source, name, prog_type=prog_type, prog_types=prog_types,
-                           map_sizes=map_sizes)
+                           map_sizes=map_sizes, target_btf=target_btf)
     except LoadOptionError as err:
         raise DriverError(errno.EINVAL, str(err)) from None
+
+
+def _resolve_again(obj: ObjectSpec, target_btf: DeviceBtf | None) -> bool:
+    """Whether ``obj`` was resolved against the default BTF, has CO-RE relocations, and
+    ``target_btf`` would answer them from other types."""
+    if target_btf is None or obj.options.target_btf is not None or not obj.image:
+        return False
+    has_core = any(spec.core is not None for spec in obj.programs.values()) or any(
+        refusal.kind == RefusalKind.CO_RE for refusal in obj.refused.values())
+    return has_core and target_btf.digest != default_target_btf().digest
+
+
+def device_target_btf(driver: Driver) -> DeviceBtf:
+    """The BTF of the device behind ``driver``, from the capabilities it reports (its
+    helpers, map and program types; the CAPS response names no BTF description, so the
+    base types are those of ``uapi``)."""
+    return device_btf(driver.capabilities())
 
 
 def chosen_programs(obj: ObjectSpec, programs: Iterable[str] | None) -> list[str]:
@@ -95,7 +119,7 @@ def load_into(driver: Driver, source: Source, *, name: str | None = None,
               all_or_none: bool = True) -> LoadedObject:
     """See :meth:`Driver.load_object`."""
     obj = open_object(source, name=name, prog_type=prog_type, prog_types=prog_types,
-                      map_sizes=map_sizes)
+                      map_sizes=map_sizes, target_btf=device_target_btf(driver))
     chosen = chosen_programs(obj, programs)
     refused = {n: obj.refused[n] for n in chosen if n in obj.refused}
     if refused and all_or_none:
