@@ -334,6 +334,14 @@ def extract_object(path: Path) -> list[Extracted]:
         insns, maps = _resolved(spec.instructions, spec.map_refs, obj.maps, name)
         result.append(Extracted(stem, name, spec.section, section_kind(spec.section),
                                 parse_expectation(tags.get(name, ())), insns, maps, "loader"))
+    refused = getattr(obj, "refused", None)
+    if refused:
+        # Programs the loader leaves out (CO-RE the device's BTF cannot answer - these
+        # objects were compiled against the machine's own BTF - or a section naming no
+        # type) would vanish from the count: they go through the tolerant path.
+        first = next(iter(refused.values()))
+        result += [e for e in _tolerant(data, stem, str(getattr(first, "reason", first)))
+                   if e.name in refused]
     return result
 
 
