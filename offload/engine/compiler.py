@@ -190,6 +190,8 @@ class Translator:
             out(1, "SB = SR.base")
         out(1, "steps = ex.steps")
         out(1, "budget = ex.max_steps")
+        if any(insn is not None and insn.is_may_goto for insn in self.layout.slots[start:end]):
+            out(1, "loops = ex.loops[depth]")  # this frame's may_goto counter
         out(1, f"pc = {start}")
         out(1, "while True:")
         self._dispatch(out, 2, blocks, end)
@@ -300,6 +302,9 @@ class Translator:
 
     def _condition(self, insn: Instruction) -> str:
         op = insn.jmp_op
+        if op == JmpOp.JCOND:
+            # may_goto: taken once the frame's counter is used up; below zero stays taken
+            return "(loops := loops - 1) < 0"
         wide = insn.cls == InsnClass.JMP
         d = f"r{insn.dst}"
         if insn.source == Source.X:

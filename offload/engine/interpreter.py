@@ -13,6 +13,10 @@ Helpers are looked up in a table; ``callx`` takes the helper id from its registe
 convention of the conformance suites). A helper may end the run (:meth:`Execution.finish`) or
 replace the program with another (:class:`TailCall`).
 
+``may_goto`` behaves as in Linux: every call frame (the main program's, each ``call local``'s,
+a tail-called program's) starts with a hidden counter of ``BPF_MAX_LOOPS``; a ``may_goto``
+falls through and takes one from it while it is not zero, and jumps once it is.
+
 With ``provenance`` (a device's programs, the soundness oracle) every register also carries
 the region it was derived from and every access is checked against it (:mod:`.provenance`).
 """
@@ -69,6 +73,9 @@ STACK_SIZE = 512
 _ZERO_STACK = bytes(STACK_SIZE)
 MAX_CALL_FRAMES = 8
 MAX_TAIL_CALLS = 33
+#: The hidden ``may_goto`` counter each call frame starts with (the kernel's BPF_MAX_LOOPS);
+#: read whenever a frame starts, by every engine.
+BPF_MAX_LOOPS = 8 * 1024 * 1024
 
 
 class ExecutionError(OffloadError):
@@ -134,6 +141,8 @@ class Execution:
     #: Set by the fast engine around a verified helper call: what each argument a helper may
     #: read as a string may reach (``check_pointer``); None when nothing is checked.
     arg_reach: Mapping[int, Callable[[Region], bool]] | None = None
+    #: The ``may_goto`` counter of each call depth, set when the frame starts (``stack_for``).
+    loops: dict[int, int] = field(default_factory=dict)
 
     @property
     def tags(self) -> list[int] | None:
@@ -169,6 +178,7 @@ class Execution:
         """The zeroed stack frame for call depth ``depth`` (0 is the main program)."""
         region = self.memory.stack(depth, STACK_SIZE)
         region.buffer[:] = _ZERO_STACK
+        self.loops[depth] = BPF_MAX_LOOPS
         if self.spills:
             slot = region.base >> REGION_SHIFT
             for address in [a for a in self.spills if a >> REGION_SHIFT == slot]:
@@ -333,6 +343,15 @@ class Interpreter:
         target = slot + 1 + insn.jump_offset
         if op == JmpOp.JA:
             return lambda r, ex: target
+        if op == JmpOp.JCOND:  # may_goto (the field checks admit no other condition)
+            def may_goto(r: list[int], ex: Execution) -> int:
+                depth = len(ex.frames)
+                left = ex.loops[depth]
+                if left:
+                    ex.loops[depth] = left - 1
+                    return nxt
+                return target
+            return may_goto
         d, s = insn.dst, insn.src
         wide = insn.cls == InsnClass.JMP
         if insn.source == Source.X:

@@ -9,9 +9,11 @@ from .opcodes import (
     CALLX,
     EXIT,
     LDDW,
+    MAY_GOTO,
     AluOp,
     AtomicOp,
     CallSrc,
+    CondSrc,
     Endian,
     InsnClass,
     JmpOp,
@@ -22,8 +24,8 @@ from .opcodes import (
 )
 
 __all__ = [
-    "AluOp", "AsmError", "AtomicOp", "CALL", "CALLX", "CallSrc", "DecodeError", "EXIT",
-    "EncodeError", "Endian", "InsnClass", "Instruction", "JmpOp", "LDDW", "Mode", "PseudoSrc",
+    "AluOp", "AsmError", "AtomicOp", "CALL", "CALLX", "CallSrc", "CondSrc", "DecodeError", "EXIT",
+    "EncodeError", "Endian", "InsnClass", "Instruction", "JmpOp", "LDDW", "MAY_GOTO", "Mode", "PseudoSrc",
     "Size", "Source", "assemble", "decode", "encode", "encode_words", "listing", "slot_positions",
     "to_asm", "words_to_bytes",
 ]

@@ -5,7 +5,7 @@ are ``%r0``..``%r10``, memory operands ``[%rN+off]``. Jump and ``call local`` ta
 or signed relative offsets (``+3``, ``-1``); a label named ``exit`` that is never defined means
 the first ``exit`` instruction, as in the conformance suite. Beyond that suite's syntax it reads
 what :class:`~offload.isa.instruction.Instruction` prints: ``lddw`` pseudo forms such as
-``map_value(3)+16``, ``call kfunc N`` and ``.raw 0x...`` words.
+``map_value(3)+16``, ``call kfunc N``, ``may_goto TARGET`` and ``.raw 0x...`` words.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from .opcodes import (
     ATOMIC_FETCH,
     CALLX,
     LDDW,
+    MAY_GOTO,
     AluOp,
     AtomicOp,
     CallSrc,
@@ -208,7 +209,7 @@ class _Assembler:
             return self._atomic
         if mnemonic in ("call", "callx"):
             return self._call
-        if mnemonic in ("exit", "ja", "ja32", "gotol"):
+        if mnemonic in ("exit", "ja", "ja32", "gotol", "may_goto"):
             return self._ja_exit
         if _ENDIAN.match(mnemonic):
             return self._endian
@@ -297,7 +298,10 @@ class _Assembler:
             return
         (target,) = self._operands(rest, 1, mnemonic, line)
         value, label = self._target(target, line)
-        if mnemonic == "ja":
+        if mnemonic == "may_goto":
+            self._emit(Instruction(MAY_GOTO, off=_off16(value, line=line)),
+                       (label[0], "off") if label else None, line)
+        elif mnemonic == "ja":
             self._emit(Instruction(InsnClass.JMP | JmpOp.JA, off=_off16(value, line=line)),
                        (label[0], "off") if label else None, line)
         else:

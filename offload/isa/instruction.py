@@ -17,6 +17,7 @@ from .opcodes import (
     CLASS_MASK,
     ENDIAN_WIDTHS,
     LDDW,
+    MAY_GOTO,
     MODE_MASK,
     MOVSX_OFFSETS,
     OP_MASK,
@@ -25,6 +26,7 @@ from .opcodes import (
     AluOp,
     AtomicOp,
     CallSrc,
+    CondSrc,
     Endian,
     InsnClass,
     JmpOp,
@@ -57,7 +59,8 @@ PSEUDO_NAMES = {
 
 
 def _valid_opcodes() -> frozenset[int]:
-    """Every opcode byte RFC 9669 defines, plus ``callx`` (0x8d) as clang emits it."""
+    """Every opcode byte RFC 9669 defines, plus ``callx`` (0x8d) as clang emits it and
+    ``may_goto`` (0xe5, Linux's BPF_JCOND; its other forms 0xed, 0xe6, 0xee are undefined)."""
     codes: set[int] = set()
     for cls in (InsnClass.ALU, InsnClass.ALU64):
         for op in AluOp:
@@ -73,7 +76,7 @@ def _valid_opcodes() -> frozenset[int]:
         for op in JMP_NAMES:
             codes.add(cls | Source.K | op)
             codes.add(cls | Source.X | op)
-    codes |= {InsnClass.JMP | JmpOp.CALL, CALLX, InsnClass.JMP | JmpOp.EXIT}
+    codes |= {InsnClass.JMP | JmpOp.CALL, CALLX, InsnClass.JMP | JmpOp.EXIT, MAY_GOTO}
     codes.add(LDDW)
     for size in (Size.W, Size.H, Size.B):
         codes.add(InsnClass.LD | Mode.ABS | size)
@@ -199,6 +202,10 @@ class Instruction:
         return (self.opcode & OP_MASK) not in (JmpOp.CALL, JmpOp.EXIT)
 
     @property
+    def is_may_goto(self) -> bool:
+        return self.opcode == MAY_GOTO
+
+    @property
     def is_unconditional_jump(self) -> bool:
         return self.opcode in (InsnClass.JMP | JmpOp.JA, InsnClass.JMP32 | JmpOp.JA)
 
@@ -286,6 +293,13 @@ class Instruction:
         if op == JmpOp.EXIT:
             if self.src or self.dst or self.off or self.imm:
                 return "BPF_EXIT uses reserved fields"
+            return None
+        if op == JmpOp.JCOND:  # only 0xe5 decodes; the kernel's words, and which field
+            if self.src != CondSrc.MAY_GOTO:
+                return (f"invalid may_goto imm {self.imm}: BPF_JCOND src {self.src} is not "
+                        "BPF_MAY_GOTO (0), the only condition defined")
+            if self.dst or self.imm:
+                return f"invalid may_goto imm {self.imm}: dst_reg and imm must be 0"
             return None
         if op == JmpOp.CALL:
             if self.opcode == CALLX:
@@ -386,6 +400,8 @@ class Instruction:
             if self.src == CallSrc.KFUNC:
                 return f"call kfunc {self.imm}"
             return f"call {self.imm}"
+        if op == JmpOp.JCOND:
+            return f"may_goto {format_offset(self.off)}"
         if op == JmpOp.JA:
             if self.cls == InsnClass.JMP32:
                 return f"ja32 {format_offset(self.imm)}"

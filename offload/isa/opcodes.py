@@ -93,6 +93,7 @@ class JmpOp(IntEnum):
     JLE = 0xB0
     JSLT = 0xC0
     JSLE = 0xD0
+    JCOND = 0xE0  # a Linux extension beyond RFC 9669: the condition is in src (CondSrc)
 
 
 class Size(IntEnum):
@@ -156,11 +157,22 @@ class CallSrc(IntEnum):
     KFUNC = 2  # helper function by BTF id
 
 
+class CondSrc(IntEnum):
+    """The src field of ``BPF_JCOND``: which hidden condition the jump tests (Linux 6.9+).
+
+    ``MAY_GOTO`` jumps once a per-call-frame counter of the jumps it let fall through is
+    used up: it bounds a loop without a bound the verifier could prove.
+    """
+
+    MAY_GOTO = 0
+
+
 # The ``lddw`` opcode byte and the two forms of call.
 LDDW = InsnClass.LD | Size.DW | Mode.IMM  # 0x18
 CALL = InsnClass.JMP | Source.K | JmpOp.CALL  # 0x85
 CALLX = InsnClass.JMP | Source.X | JmpOp.CALL  # 0x8d
 EXIT = InsnClass.JMP | Source.K | JmpOp.EXIT  # 0x95
+MAY_GOTO = InsnClass.JMP | Source.K | JmpOp.JCOND  # 0xe5, the only JCOND opcode
 
 #: Offsets that turn MOV into MOVSX (sign-extend from that many bits).
 MOVSX_OFFSETS = (8, 16, 32)

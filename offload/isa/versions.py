@@ -4,6 +4,8 @@ conformance groups of RFC 9669 section 2.4).
 v1 is the original set; v2 adds the unsigned and signed "less than" jumps (JLT, JLE, JSLT,
 JSLE); v3 adds the JMP32 class and the atomic operations beyond plain add; v4 adds signed
 division and modulo, sign-extending moves and loads, unconditional byte swaps and ``gotol``.
+``may_goto`` (Linux 6.9's BPF_JCOND) is in none of them: clang emits it at every level, so it
+counts as v1 here and a device's engines decide whether they run it.
 """
 
 from __future__ import annotations

@@ -53,6 +53,9 @@ class Program:
     prune_points: frozenset[int]
     live: tuple[frozenset[int], ...]  # registers live on entry to each slot
     ops: tuple[Op | None, ...]  # ``slots`` decoded once, for the checks
+    #: slots of ``may_goto``: prune points that always keep a checkpoint, where a state an
+    #: open checkpoint covers is pruned rather than called an infinite loop
+    may_goto: frozenset[int] = frozenset()
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -92,10 +95,14 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
     _check_reachable(decoded, succ)
     _check_call_graph(subprogs, subprog_of, calls, caps.limits.max_call_frames)
     prune = set()
+    may_goto = set()
     for slot, op in enumerate(decoded):
         if op is None:
             continue
-        if op.kind == ops.BRANCH:
+        if op.kind == ops.MAY_GOTO:
+            may_goto.add(slot)
+            prune.update((slot, slot + 1, slot + 1 + op.jump_offset))
+        elif op.kind == ops.BRANCH:
             prune.add(slot + 1 + op.jump_offset)
             prune.add(slot + 1)
         elif op.kind == ops.JA:
@@ -104,7 +111,7 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
             prune.add(slot + 1)
     prune.discard(n)
     return Program(tuple(slots), subprogs, tuple(subprog_of), frozenset(prune),
-                   _liveness(decoded, succ), tuple(decoded))
+                   _liveness(decoded, succ), tuple(decoded), frozenset(may_goto))
 
 
 def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:
@@ -129,7 +136,7 @@ def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:
 
 def _is_jump(op: Op) -> bool:
     """A jump that transfers control within the function (not call, not exit)."""
-    return op.kind == ops.BRANCH or op.kind == ops.JA
+    return op.kind == ops.BRANCH or op.kind == ops.JA or op.kind == ops.MAY_GOTO
 
 
 def _check_targets(decoded: list[Op | None]) -> dict[int, int]:
@@ -194,7 +201,7 @@ def successors(decoded: Sequence[Op | None], slot: int) -> tuple[int, ...]:
     nxt = slot + op.width
     if kind == ops.JA:
         return (slot + 1 + op.jump_offset,)
-    if kind == ops.BRANCH:
+    if kind == ops.BRANCH or kind == ops.MAY_GOTO:
         target = slot + 1 + op.jump_offset
         return (nxt, target) if target != nxt else (nxt,)
     return (nxt,)
@@ -268,7 +275,7 @@ def _uses_defs(op: Op) -> tuple[int, int]:
         else:
             uses = dst | (src if x else 0)
         return uses, dst
-    if kind == ops.JA:
+    if kind == ops.JA or kind == ops.MAY_GOTO:
         return 0, 0
     if kind == ops.BRANCH:
         return dst | (src if x else 0), 0

@@ -16,6 +16,13 @@ kept in order of the packet length they proved and relied on (``Checkpoint.pkt_n
 which ``covers`` needs no larger than the new state's: the search stops at the first that
 proved more. A closed checkpoint's precision marks are final (every path from it is explored),
 so the order holds.
+
+At a ``may_goto`` (the kernel's rule for it) a loop need not end for the verifier: a state that
+an *open* checkpoint there covers - one on its own path, with fewer may_goto fall-throughs
+behind it (``State.may_goto``) - is pruned. The runtime counter bounds the loop, and the
+checkpoint's exploration covers what follows. Its precision marks are incomplete (it is still
+open), so every scalar is compared, and the caller marks every scalar on the path precise
+(``open_hit``). An equal open checkpoint is an infinite loop only with as many fall-throughs.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ class Checkpoint:
     """
 
     __slots__ = ("state", "branches", "parent", "keys", "point", "index", "slot", "hist",
-                 "precise", "pkt_need", "meta_need", "hits", "misses")
+                 "precise", "pkt_need", "meta_need", "hits", "misses", "up")
 
     def __init__(self, state: State | None, parent: Checkpoint | None,
                  keys: Keys = (0, ()), point: PrunePoint | None = None,
@@ -62,18 +69,22 @@ class Checkpoint:
         self.precise: set[int] | None = set() if tracked else None
         self.pkt_need = self.meta_need = 0 if tracked else ALL
         self.hits = self.misses = 0  # states it pruned, and states it was tried on in vain
+        #: at a may_goto: the nearest checkpoint of the same prune point on its path
+        self.up: Checkpoint | None = None
 
 
 class PrunePoint:
     """The checkpoints of one slot: open ones by fingerprint, closed ones by shape."""
 
     __slots__ = ("slot", "regs", "count", "kept", "by_fingerprint", "closed",
-                 "closed_any_shape", "tracked", "pruned_by")
+                 "closed_any_shape", "tracked", "pruned_by", "may_goto", "open_hit")
 
     def __init__(self, prog: Program, slot: int, tracked: bool = False) -> None:
         self.slot = slot
         self.tracked = tracked  # precision tracking: checkpoints start with nothing precise
         self.pruned_by: Checkpoint | None = None  # the checkpoint of the last PRUNED
+        self.may_goto = slot in prog.may_goto
+        self.open_hit = False  # whether the last PRUNED came from an open checkpoint
         #: registers the keys read: the live ones (r10 is always the frame pointer)
         self.regs = tuple(sorted(r for r in prog.live[slot] if r != 10))
         self.count = 0  # checkpoints ever added (their ``index``)
@@ -99,9 +110,22 @@ class PrunePoint:
     def check(self, prog: Program, cur: State, keys: Keys) -> int:
         """EXPLORE, PRUNED or LOOP for ``cur``, as the first deciding checkpoint says."""
         fingerprint, shape = keys
+        self.open_hit = False
+        if self.may_goto:
+            cp = self._nearest(cur.parent)
+            while cp is not None:
+                old = cp.state
+                if cp.branches > 0 and old.may_goto != cur.may_goto and \
+                        covers(prog, old, cur, precise=None):
+                    cp.hits += 1
+                    self.pruned_by = cp
+                    self.open_hit = True
+                    return PRUNED
+                cp = cp.up
         loop_at = self.count  # past the end: no open checkpoint equals ``cur``
         for cp in self.by_fingerprint.get(fingerprint, ()):
-            if cp.branches > 0 and covers(prog, cp.state, cur, exact=True):
+            if cp.branches > 0 and cp.state.may_goto == cur.may_goto and \
+                    covers(prog, cp.state, cur, exact=True):
                 loop_at = cp.index
                 break
         pkt_len, meta_len = cur.pkt_len, cur.meta_len
@@ -136,9 +160,17 @@ class PrunePoint:
 
     def add(self, state: State, parent: Checkpoint | None, keys: Keys) -> Checkpoint:
         cp = Checkpoint(state, parent, keys, self, self.count, self.tracked)
+        if self.may_goto:
+            cp.up = self._nearest(parent)
         self.count += 1
         self.kept += 1
         self.by_fingerprint.setdefault(keys[0], []).append(cp)
+        return cp
+
+    def _nearest(self, cp: Checkpoint | None) -> Checkpoint | None:
+        """The nearest checkpoint of this prune point at or above ``cp`` on its path."""
+        while cp is not None and cp.point is not self:
+            cp = cp.parent
         return cp
 
     def close(self, cp: Checkpoint) -> None:

@@ -66,6 +66,8 @@ def kernel_text(insn: Instruction) -> str:
             return f"call {helper_name(insn.imm)}#{insn.imm}"
         if insn.is_unconditional_jump:
             return f"goto pc{insn.jump_offset:+d}"
+        if insn.is_may_goto:
+            return f"may_goto pc{insn.off:+d}"
         r = "w" if cls == InsnClass.JMP32 else "r"
         operand = f"{r}{insn.src}" if insn.source == Source.X else f"{insn.imm:#x}"
         return f"if {r}{insn.dst} {_JMP[insn.jmp_op]} {operand} goto pc{insn.off:+d}"

@@ -39,6 +39,7 @@ LOCAL_CALL = 6
 HELPER_CALL = 7
 JA = 8
 BRANCH = 9
+MAY_GOTO = 10  # two successors, no operands: the state goes on unchanged on both
 
 # Field values to their enum members, looked up rather than built by calling the enum.
 _CLASS = {int(m): m for m in InsnClass}
@@ -96,7 +97,8 @@ class Op:
             else:
                 # gotol (JMP32 JA) keeps its offset in imm
                 self.jump_offset = imm if opcode == _GOTOL else insn.off
-                self.kind = JA if op == JmpOp.JA else BRANCH
+                self.kind = JA if op == JmpOp.JA else MAY_GOTO if op == JmpOp.JCOND \
+                    else BRANCH
                 with_imm = self.kind == BRANCH and not self.reg_operand
         else:
             mode = self.mode = _MODE[opcode & MODE_MASK]

@@ -175,7 +175,7 @@ class Precision:
                     break  # the program's entry
                 new = self._mark(cp, locs)
                 if new is None:
-                    self._everything(state)
+                    self.everything(state)
                     return
                 if not new:
                     break
@@ -200,7 +200,7 @@ class Precision:
                         elif d == depth and index in _ARGS:
                             moved.add(base - STRIDE + index)
                         else:  # anything else of the callee cannot exist before the call
-                            self._everything(state)
+                            self.everything(state)
                             return
                     locs = moved
                     depth -= 1
@@ -222,7 +222,7 @@ class Precision:
                 if prev >= 0 and prog_ops[prev] is None:
                     prev -= 1  # the second half of an lddw
                 if prev < 0:
-                    self._everything(state)
+                    self.everything(state)
                     return
             pos = prev
             step = hist if hist is not None and hist.slot == prev and \
@@ -231,7 +231,7 @@ class Precision:
                 hist = hist.prev
             locs = self._back(prog_ops[prev], depth, locs, step)
             if locs is None:
-                self._everything(state)
+                self.everything(state)
                 return
         self.steps += steps
         if marked:
@@ -296,7 +296,7 @@ class Precision:
             for r in range(6):
                 locs.discard(base + r)
             return locs
-        if kind == ops.JA:
+        if kind == ops.JA or kind == ops.MAY_GOTO:
             return locs
         return None  # exit or a call without its record: cannot happen on a walked path
 
@@ -331,8 +331,9 @@ class Precision:
         return new
 
     @staticmethod
-    def _everything(state: State) -> None:
-        """What a walk could not follow: every scalar of every checkpoint on the path."""
+    def everything(state: State) -> None:
+        """What a walk could not follow (or a state pruned at a may_goto by an open checkpoint,
+        whose marks are not final): every scalar of every checkpoint on the path."""
         cp = state.parent
         while cp is not None and cp.state is not None:
             for depth, frame in enumerate(cp.state.frames):

@@ -4,8 +4,9 @@ Depth-first like the kernel's ``do_check``: the fall-through of a conditional ju
 the other successor waits on a stack. At prune points (jump targets, after calls) a state
 covered by a fully explored one stops (``prune.covers``); one *exactly* equal to a state still
 being explored on its own path is an infinite loop. Bounded loops are simply explored until they
-end, within ``max_processed_insns``. On rejection the failing path is replayed from its
-recorded jumps to produce the kernel-style log.
+end, within ``max_processed_insns``; a loop bounded by ``may_goto`` ends where an open
+checkpoint at the may_goto covers a later iteration (``explored.py``). On rejection the
+failing path is replayed from its recorded jumps to produce the kernel-style log.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .log import LogLine, VerifierLog, insn_line
 from .memory import check_atomic, check_load, check_store
 from .precision import CALL, FILL, JUMP, LINK, RETURN, SPILL, Precision, record, reg_loc, \
     slot_loc
-from .state import NOT_INIT, SCALAR, SLOT, Frame, PathNode, Reg, RegType, State
+from .state import NOT_INIT, SCALAR, SLOT, UNKNOWN, Frame, PathNode, Reg, RegType, Slot, State
 
 #: Lines kept from the end of a failing path.
 MAX_LOG_LINES = 2000
@@ -121,6 +122,34 @@ def _linked(state: State, op: ops.Op) -> tuple[int, ...]:
                     slot.spilled.type == SCALAR:
                 locs.append(slot_loc(depth, k))
     return tuple(locs)
+
+
+def _widen(prev: Checkpoint, state: State) -> None:
+    """The kernel's ``widen_imprecise_scalars`` at a may_goto: a scalar nothing has relied on
+    so far (not precise in ``prev``, the previous iteration's checkpoint there) that changed
+    since ``prev`` becomes unknown, so that a loop counting what nothing checks converges.
+    Widening only loses knowledge, so it is sound whatever it widens."""
+    old = prev.state
+    precise = prev.precise
+    if old is None or precise is None or len(old.frames) != len(state.frames):
+        return
+    for depth, (of, cf) in enumerate(zip(old.frames, state.frames)):
+        if of.callsite != cf.callsite:
+            return
+        base = reg_loc(depth, 0)
+        regs = cf.regs
+        for r in range(10):
+            o, c = of.regs[r], regs[r]
+            if o.type == SCALAR and c.type == SCALAR and base + r not in precise and \
+                    o.var != c.var:
+                regs[r] = UNKNOWN
+        for k, cslot in cf.stack.items():  # replacing values leaves the iteration valid
+            oslot = of.stack.get(k)
+            o = oslot.spilled if oslot is not None else None
+            c = cslot.spilled
+            if o is not None and c is not None and o.type == SCALAR and \
+                    c.type == SCALAR and slot_loc(depth, k) not in precise and o.var != c.var:
+                cf.stack[k] = Slot(cslot.kinds, UNKNOWN)
 
 
 def _filled_from(state: State, ptr: Reg, op: ops.Op) -> tuple[int, ...]:
@@ -470,6 +499,20 @@ class _Explorer:
                 if arg.type in _POINTER_ARGS or arg.pointer_ok:
                     note_pointer(env, state, slot, op, index + 1)
             check_helper_call(env, state, op)
+        elif kind == ops.MAY_GOTO:
+            target = slot + 1 + op.jump_offset
+            state.insn = target
+            if target == slot + 1:  # may_goto +0: both edges lead on
+                return (state,)
+            fall = state.copy()
+            fall.insn = slot + 1
+            fall.may_goto += 1  # one more iteration the runtime counter pays for
+            if env.precision is not None:
+                record(state, JUMP, slot, target)
+                own = state.parent
+                if isinstance(own, Checkpoint) and own.slot == slot and own.up is not None:
+                    _widen(own.up, fall)
+            return state, fall  # as the kernel: the jump first, the fall-through waits
         else:  # ops.JA
             state.insn = slot + 1 + op.jump_offset
             if op.jump_offset and env.precision is not None:
@@ -514,14 +557,17 @@ class _Explorer:
                     if verdict == LOOP:
                         raise Reject(f"infinite loop detected at insn {slot}", slot)
                     if verdict == PRUNED:
-                        if tracker is not None and point.pruned_by is not None:
+                        if tracker is not None and point.open_hit:
+                            # no walk follows a back edge to an open checkpoint
+                            tracker.everything(cur)
+                        elif tracker is not None and point.pruned_by is not None:
                             tracker.inherit(cur, point.pruned_by)
                         if verbose:
                             self.lines.append(LogLine(slot, "safe", ""))
                         finish(cur.parent)  # type: ignore[arg-type]
                         cur = None
                         continue
-                    if point.kept < max_states:
+                    if point.kept < max_states or point.may_goto:
                         kept = point.add(cur.copy(), cur.parent, keys)  # type: ignore[arg-type]
                         cur.parent = kept
                         total_states += 1

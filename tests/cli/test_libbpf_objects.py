@@ -48,7 +48,7 @@ def test_only_chosen_programs_decide_the_exit_code(capsys):
     assert code == 2 and "trace_nanosleep (kprobe/do_nanosleep)" in err
     code, rows, _ = verdicts(capsys, str(LIBBPF / "xdp_current_isa.o"))
     assert code == 1 and [r["kind"] for r in rows.values() if not r["accepted"]] == \
-        ["instruction", "extern"]
+        ["extern"] and rows["xdp_scan_ff"]["accepted"]  # bounded by may_goto
     assert run_main(capsys, "verify", str(LIBBPF / "xdp_current_isa.o"), "--program",
                     "xdp_ttl_guard")[0] == 0
 

@@ -269,11 +269,12 @@ def test_undecodable_code_refuses_the_programs_that_reach_it() -> None:
 
 
 def test_undecodable_subprogram_refuses_only_its_callers() -> None:
-    """may_goto (0xe5) in a .text subprogram: the program calling it is refused, the program
-    in the same section that does not call it loads."""
+    """An undefined opcode (0xed: JCOND with a register source) in a .text subprogram: the
+    program calling it is refused, the program in the same section that does not call it
+    loads."""
     elf = ElfBuilder()
     elf.code("xdp", code("call local 1\nexit\nmov %r0, 2\nexit"))
-    elf.code(".text", bytes.fromhex("e500000000000000") + code("mov %r0, 0\nexit"))
+    elf.code(".text", bytes.fromhex("ed00000000000000") + code("mov %r0, 0\nexit"))
     elf.symbols += [Sym("caller", "xdp", 0, 16, STT_FUNC), Sym("plain", "xdp", 16, 16, STT_FUNC),
                     Sym("loop", ".text", 0, 24, STT_FUNC)]
     elf.relocations["xdp"] = [Rel(0, "loop", R_BPF_64_32)]
@@ -282,5 +283,5 @@ def test_undecodable_subprogram_refuses_only_its_callers() -> None:
     elf.sections[0].data = bytes(data)
     refused = program_refusal(elf, "caller")
     assert refused.kind == RefusalKind.INSTRUCTION
-    assert "cannot decode function 'loop': unknown opcode 0xe5" in refused.reason
+    assert "cannot decode function 'loop': unknown opcode 0xed" in refused.reason
     assert list(parse_object(elf.build(), "t").programs) == ["plain"]

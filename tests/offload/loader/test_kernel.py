@@ -34,7 +34,7 @@ LIBBPF_CASES = {
     "xdp_sized_maps": ({"map_sizes": {"allowed_ports": 128}}, {"xdp_port_filter",
                                                                "xdp_port_hits"}),
     "xdp_flow_cache": ({}, {"xdp_flow_cache"}),
-    "xdp_current_isa": ({}, {"xdp_ttl_guard"}),
+    "xdp_current_isa": ({}, {"xdp_scan_ff", "xdp_ttl_guard"}),
 }
 
 
