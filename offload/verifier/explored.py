@@ -53,7 +53,8 @@ class Checkpoint:
     """
 
     __slots__ = ("state", "branches", "parent", "keys", "point", "index", "slot", "hist",
-                 "precise", "pkt_need", "meta_need", "hits", "misses", "up")
+                 "precise", "pkt_need", "meta_need", "hits", "misses", "up",
+                 "all_precise", "stack_read", "written")
 
     def __init__(self, state: State | None, parent: Checkpoint | None,
                  keys: Keys = (0, ()), point: PrunePoint | None = None,
@@ -69,6 +70,12 @@ class Checkpoint:
         self.precise: set[int] | None = set() if tracked else None
         self.pkt_need = self.meta_need = 0 if tracked else ALL
         self.hits = self.misses = 0  # states it pruned, and states it was tried on in vain
+        #: every scalar and proven byte marked (``Precision.everything``), as are its ancestors
+        self.all_precise = not tracked
+        #: stack slots the paths from it read before writing (``liveness``; None: all count),
+        #: and the slots the path to it wrote whole since its parent
+        self.stack_read: set[int] | None = set() if tracked and state is not None else None
+        self.written = state.written if state is not None else frozenset()
         #: at a may_goto: the nearest checkpoint of the same prune point on its path
         self.up: Checkpoint | None = None
 
@@ -138,7 +145,7 @@ class PrunePoint:
                 if cp.index > loop_at or min(old.meta_len, cp.meta_need) > meta_len:
                     continue
                 if covers(prog, old, cur, precise=cp.precise, pkt_need=cp.pkt_need,
-                          meta_need=cp.meta_need):
+                          meta_need=cp.meta_need, stack_read=cp.stack_read):
                     cp.hits += 1
                     self.pruned_by = cp
                     if evict:
@@ -150,6 +157,26 @@ class PrunePoint:
             if evict:
                 self._evict(group)
         return LOOP if loop_at < self.count else EXPLORE
+
+    def make_room(self) -> bool:
+        """Evict the closed checkpoint that pruned least (the oldest among equals) so a new
+        one fits under ``max_states_per_insn``; False when every kept one is still open.
+
+        Checkpoints of a shape no new state has share are never tried, so never miss: without
+        this they would hold their places for good, and every later state at the point would
+        go unkept, pruning nothing (the kernel, privileged, has no such limit to fill)."""
+        worst: Checkpoint | None = None
+        worst_group: list[Checkpoint] | None = None
+        for group in (*self.closed.values(), self.closed_any_shape):
+            for cp in group:
+                if worst is None or (cp.hits, -cp.misses, cp.index) < \
+                        (worst.hits, -worst.misses, worst.index):
+                    worst, worst_group = cp, group
+        if worst is None or worst_group is None:
+            return False
+        worst_group.remove(worst)
+        self.kept -= 1
+        return True
 
     def _evict(self, group: list[Checkpoint]) -> None:
         """Drop the closed checkpoints that keep failing to prune (kernel ``is_state_visited``

@@ -17,6 +17,7 @@ from ..helpers.prototypes import FILL, READ
 from ..isa.opcodes import ATOMIC_FETCH, AtomicOp, InsnClass, Mode
 from ..maps.spec import MapFlags, MapSpec, MapType
 from ..xdp import XDP_MD_SIZE, XdpMd
+from . import liveness
 from .alu import read_reg, write_reg
 from .arith import sign_extend as sign_extend_value
 from .env import Env
@@ -262,6 +263,8 @@ def _locate(addr: int) -> tuple[int, int]:
 
 def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int) -> Reg:
     lo, hi = _stack_bounds(env, state, regno, ptr, off, size, write=False)
+    if env.precision is not None:
+        liveness.read(state, ptr.frameno, lo, hi + size)
     stack = state.frames[ptr.frameno].stack
     if lo == hi:
         k, i = _locate(lo)
@@ -312,6 +315,8 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
         raise Reject("cannot spill pointers to stack into stack frame of the caller")
     if lo == hi and size == SLOT and lo % SLOT == 0:
         stack[_locate(lo)[0]] = Slot(_SPILL, value)
+        if env.precision is not None:
+            liveness.wrote(state, ptr.frameno, lo)
         return
     if value.type.is_pointer:
         if lo != hi:
@@ -406,6 +411,8 @@ def _helper_stack(env: Env, state: State, regno: int, ptr: Reg, size: int, mode:
     env.note_stack(state.frames[ptr.frameno].subprog, -lo)
     stack = state.frames[ptr.frameno].stack
     end = hi + size
+    if mode != FILL and env.precision is not None:
+        liveness.read(state, ptr.frameno, lo, end)
     if mode == FILL and exact and var.is_const:
         for k in range(_locate(end - 1)[0], _locate(lo)[0] + 1):
             spilled = stack.get(k, EMPTY_SLOT).spilled

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 STRIDE = 1 << 12
 SLOTS = 16
 
+#: Instructions one walk goes back before it marks everything instead
+MAX_WALK = 1024
+
 #: A checkpoint's ``pkt_need`` when every byte it proved counts
 ALL = 1 << 62
 
@@ -120,7 +123,7 @@ class Precision:
         cp = state.parent
         while cp is not None and cp.state is not None:
             old = cp.state
-            if (old.meta_len if meta else old.pkt_len) < length:
+            if cp.all_precise or (old.meta_len if meta else old.pkt_len) < length:
                 return
             if meta:
                 cp.meta_need = max(cp.meta_need, length)
@@ -162,6 +165,8 @@ class Precision:
         checkpoint of this path, back to where they were computed or already marked."""
         prog_ops = self.prog.ops
         cp = state.parent
+        if cp is None or cp.all_precise:
+            return  # everything on this path is precise already
         hist = state.hist
         pos = state.insn
         depth = len(state.frames) - 1
@@ -170,6 +175,11 @@ class Precision:
         while locs:
             if cp is None:
                 break
+            if steps > MAX_WALK:
+                # A path that long since its checkpoints (a loop past the states an
+                # instruction may keep) would be walked again by every demand on it
+                self.everything(state)
+                return
             if pos == cp.slot and hist is cp.hist:
                 if cp.state is None:
                     break  # the program's entry
@@ -333,9 +343,11 @@ class Precision:
     @staticmethod
     def everything(state: State) -> None:
         """What a walk could not follow (or a state pruned at a may_goto by an open checkpoint,
-        whose marks are not final): every scalar of every checkpoint on the path."""
+        whose marks are not final): every scalar of every checkpoint on the path, and all
+        they proved of the packet, are precise; later walks from them end at once."""
         cp = state.parent
-        while cp is not None and cp.state is not None:
+        while cp is not None and cp.state is not None and not cp.all_precise:
+            cp.all_precise = True
             for depth, frame in enumerate(cp.state.frames):
                 for r, reg in enumerate(frame.regs):
                     if reg.type == SCALAR:

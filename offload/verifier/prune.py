@@ -11,7 +11,8 @@ With precision tracking (``precision.py``) only the old state's *precise* scalar
 ``precise`` holds their locations, and any scalar covers an imprecise one (kernel ``regsafe``:
 "!rold->precise" is safe), in registers and in spilled slots alike. ``None`` compares them all.
 ``pkt_need``/``meta_need``: how much of the old state's proven packet and metadata length
-must be proven in the new one too (``Checkpoint.pkt_need``).
+must be proven in the new one too (``Checkpoint.pkt_need``); ``stack_read``: the only stack
+slots compared, those the old state's paths read (``liveness``), or None for all.
 """
 
 from __future__ import annotations
@@ -88,8 +89,11 @@ _LOOSE_KINDS = frozenset({ByteKind.MISC, ByteKind.ZERO})
 
 
 def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
-                  precise: frozenset[int] | set[int] | None, base: int) -> bool:
+                  precise: frozenset[int] | set[int] | None, base: int,
+                  stack_read: set[int] | None = None) -> bool:
     keys: Iterable[int] = old.stack.keys() | cur.stack.keys() if exact else old.stack.keys()
+    if stack_read is not None and not exact:
+        keys = [k for k in keys if base + SLOTS + k in stack_read]  # the slots read later
     for k in keys:
         o = old.stack.get(k, EMPTY_SLOT)
         c = cur.stack.get(k, EMPTY_SLOT)
@@ -129,7 +133,7 @@ def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
 
 def covers(prog: Program, old: State, cur: State, *, exact: bool = False,
            precise: frozenset[int] | set[int] | None = None, pkt_need: int = 1 << 62,
-           meta_need: int = 1 << 62) -> bool:
+           meta_need: int = 1 << 62, stack_read: set[int] | None = None) -> bool:
     """Whether ``cur`` needs no further exploration because ``old`` was proven safe.
 
     A conjunction of checks per frame, register and stack slot; only the id map is shared, and
@@ -171,6 +175,6 @@ def covers(prog: Program, old: State, cur: State, *, exact: bool = False,
             if not reg_covers(o, c, ids, exact):
                 return False
         if (of.stack or exact and cf.stack) and \
-                not _stack_covers(of, cf, ids, exact, precise, base):
+                not _stack_covers(of, cf, ids, exact, precise, base, stack_read):
             return False
     return True

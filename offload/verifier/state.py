@@ -222,11 +222,11 @@ class State:
     """The whole abstract state at one instruction of one path."""
 
     __slots__ = ("frames", "frame", "pkt_len", "meta_len", "insn", "path", "parent", "hist",
-                 "may_goto")
+                 "may_goto", "written")
 
     def __init__(self, frames: list[Frame], pkt_len: int, meta_len: int, insn: int,
                  path: PathNode | None, parent: object | None, hist: object = None,
-                 may_goto: int = 0) -> None:
+                 may_goto: int = 0, written: frozenset[int] = frozenset()) -> None:
         self.frames = frames
         #: the current (innermost) frame, read by nearly every check: kept, not looked up
         self.frame = frames[-1]
@@ -236,6 +236,8 @@ class State:
         self.path = path
         self.parent = parent  # the Checkpoint this path descends from
         self.hist = hist  # the path's last ``precision.Step``, for precision walks
+        #: stack slots (``precision.slot_loc``) written whole since ``parent`` (``liveness``)
+        self.written = written
         #: ``may_goto`` fall-throughs on the path (the kernel's may_goto_depth): a state at a
         #: may_goto with more of them than an open checkpoint there is a later iteration
         self.may_goto = may_goto
@@ -255,7 +257,7 @@ class State:
         """A copy to change independently (registers and slots are immutable: shared)."""
         return State([Frame(f.regs.copy(), f.stack.copy(), f.callsite, f.subprog, f.frameno)
                       for f in self.frames], self.pkt_len, self.meta_len, self.insn,
-                     self.path, self.parent, self.hist, self.may_goto)
+                     self.path, self.parent, self.hist, self.may_goto, self.written)
 
     def map_regs(self, fn, types: frozenset[RegType]) -> None:
         """Replace every register (spilled ones included) of one of ``types`` by ``fn(reg)``."""

@@ -33,6 +33,7 @@ from .env import Env, MapResolver, PointerUses, resolve_map
 from .errors import Reject, VerifierError
 from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish
 from .log import LogLine, VerifierLog, insn_line
+from . import liveness
 from .memory import check_atomic, check_load, check_store
 from .precision import CALL, FILL, JUMP, LINK, RETURN, SPILL, Precision, record, reg_loc, \
     slot_loc
@@ -560,16 +561,19 @@ class _Explorer:
                         if tracker is not None and point.open_hit:
                             # no walk follows a back edge to an open checkpoint
                             tracker.everything(cur)
+                            liveness.everything(cur)
                         elif tracker is not None and point.pruned_by is not None:
                             tracker.inherit(cur, point.pruned_by)
+                            liveness.inherit(cur, point.pruned_by)
                         if verbose:
                             self.lines.append(LogLine(slot, "safe", ""))
                         finish(cur.parent)  # type: ignore[arg-type]
                         cur = None
                         continue
-                    if point.kept < max_states or point.may_goto:
+                    if point.kept < max_states or point.may_goto or point.make_room():
                         kept = point.add(cur.copy(), cur.parent, keys)  # type: ignore[arg-type]
                         cur.parent = kept
+                        cur.written = liveness.EMPTY  # a new segment starts here
                         total_states += 1
                         peak = max(peak, total_states + len(pending))
                 if observe is not None:

@@ -75,3 +75,25 @@ def test_closed_checkpoints_are_found_by_shape_or_an_unset_register():
     finish(unset)
     assert verdict(point, state(Reg.const(7))) == PRUNED
     assert verdict(point, state(packet._replace(off=6))) == PRUNED
+
+
+def test_a_full_point_makes_room_by_evicting_the_least_useful_closed_checkpoint():
+    """Checkpoints no state of their shape meets again never miss, so misses alone never
+    evict them: a full point evicts the closed one that pruned least, the oldest first."""
+    root = Checkpoint(None, None)
+    point = PrunePoint(PROG, 1)
+    useful = keep(point, state(Reg.const(1)), root)
+    idle = [keep(point, state(Reg.const(v)), root) for v in (2, 3)]
+    for cp in (useful, *idle):
+        finish(cp)
+    assert verdict(point, state(Reg.const(1))) == PRUNED  # a hit for ``useful``
+    assert point.kept == 3
+    assert point.make_room() and point.kept == 2
+    assert verdict(point, state(Reg.const(2))) == EXPLORE  # the oldest idle one went
+    assert verdict(point, state(Reg.const(3))) == PRUNED
+    assert verdict(point, state(Reg.const(1))) == PRUNED
+    # open checkpoints are never evicted
+    point = PrunePoint(PROG, 1)
+    keep(point, state(Reg.const(1)), root)
+    assert not point.make_room() and point.kept == 1
+

@@ -7,7 +7,9 @@ to the meeting point - through copies, arithmetic, spills and fills, calls and r
 copies, the packet length proven - the second path would be pruned there and its unsafe use
 never seen. So each program must be refused exactly when an unsafe value can arrive, with
 precision tracking on and off alike. The programs are drawn from templates (value, flow,
-distraction, use, path order) by a seeded generator, plus a few written out.
+distraction, use, path order) by a seeded generator, plus a few written out. One flow reads
+the value back from a stack slot each path wrote before they met, which stack liveness
+(``liveness.py``) must count as read.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ FLOWS = {
     "spill and fill": "stxdw [%r10-8], %r8\nmov %r8, 0\nldxdw %r9, [%r10-8]\n{}",
     "fill of a spilled constant's byte": "stxdw [%r10-8], %r8\nldxb %r9, [%r10-8]\n{}",
     "through a call": "mov %r1, %r8\ncall local ident\nmov %r9, %r0\n{}",
+    "stack slot written on each path": "mov %r8, 0\nldxdw %r9, [%r10-16]\n{}",
     "spill in a caller, fill in a callee": (
         "stxdw [%r10-8], %r8\nmov %r1, %r10\nadd %r1, -8\ncall local fetch\nmov %r9, %r0\n{}"),
 }
@@ -128,8 +131,10 @@ def build(use: str, value_a: int, value_b: int, flow: str, distraction: str,
     the fall-through unless ``swap``) and reaches the use through ``flow``."""
     first, second = (value_b, value_a) if swap else (value_a, value_b)
     body = FLOWS[flow].format(distraction.format(n=n) + USES[use][2])
-    return (_PROLOGUE + f"mov %r8, {first}\njgt %r7, 100, other\nja meet\n"
-            f"other:\nmov %r8, {second}\nmeet:\n" + body + "ja out\n" + _EPILOGUE +
+    # the value also goes to a stack slot on each path, which only some flows read back
+    spill = "stxdw [%r10-16], %r8\n"
+    return (_PROLOGUE + f"mov %r8, {first}\n{spill}jgt %r7, 100, other\nja meet\n"
+            f"other:\nmov %r8, {second}\n{spill}meet:\n" + body + "ja out\n" + _EPILOGUE +
             "".join(code for name, code in _FUNCTIONS.items() if f"call local {name}" in body))
 
 
