@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .cfg import Program
+from .liveness import ALL_SLOTS
 from .precision import SLOTS, STRIDE
 from .state import (
     EMPTY_SLOT,
@@ -91,9 +92,14 @@ _LOOSE_KINDS = frozenset({ByteKind.MISC, ByteKind.ZERO})
 def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
                   precise: frozenset[int] | set[int] | None, base: int,
                   stack_read: set[int] | None = None) -> bool:
-    keys: Iterable[int] = old.stack.keys() | cur.stack.keys() if exact else old.stack.keys()
-    if stack_read is not None and not exact:
-        keys = [k for k in keys if base + SLOTS + k in stack_read]  # the slots read later
+    keys: Iterable[int]
+    if exact:
+        keys = old.stack.keys() | cur.stack.keys()
+    elif stack_read is None or stack_read is ALL_SLOTS:
+        keys = old.stack.keys()
+    else:  # only the slots read later: usually far fewer than the slots written
+        first = base + SLOTS
+        keys = [loc - first for loc in stack_read if first <= loc < base + STRIDE]
     for k in keys:
         o = old.stack.get(k, EMPTY_SLOT)
         c = cur.stack.get(k, EMPTY_SLOT)
