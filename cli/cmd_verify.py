@@ -94,6 +94,7 @@ class Candidate:
     prog_type: ProgType = ProgType.XDP
     resolver: dict[int, MapSpec] = field(default_factory=dict)
     refusal: ProgramRefusal | None = None
+    license: str | None = None  # the object's; None for bare bytecode
 
 
 def _raw_type(values: list[str] | None) -> ProgType:
@@ -146,7 +147,7 @@ def _programs(args: argparse.Namespace, caps: Capabilities) -> list[Candidate]:
         result.append(Candidate(name, spec.section,
                                 resolve_map_references(spec.instructions, spec.map_refs,
                                                        handles, program=name),
-                                spec.type, resolver))
+                                spec.type, resolver, license=spec.license))
     return result
 
 
@@ -187,7 +188,8 @@ def verify_command(args: argparse.Namespace, out: Output) -> int:
             continue
         size = sum(i.width for i in insns)
         try:
-            stats = verify(insns, prog_type=prog_type, caps=caps, maps=resolver)
+            stats = verify(insns, prog_type=prog_type, caps=caps, maps=resolver,
+                           license=candidate.license)
         except VerifierError as err:
             failures.append((name, err))
             verdicts.append({"program": name, "section": section, "insns": size,

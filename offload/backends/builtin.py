@@ -209,7 +209,7 @@ class BuiltinBackend:
             raise ErrnoError(errno.EEXIST, f"handle {handle} is already in use")
         specs = {h: entry.map.spec for h, entry in self.maps.items()}
         stats = verify(insns, prog_type=prog_type, caps=self.caps, maps=specs,
-                       observer=observer)
+                       observer=observer, license=license)
 
         def resolve(insn: Instruction) -> int:
             if insn.src in (PseudoSrc.MAP_FD, PseudoSrc.MAP_IDX):

@@ -50,6 +50,8 @@ def check_helper_call(env: Env, state: State, insn: Op) -> None:
     if proto is None or hid not in env.caps.helpers:
         why = "" if proto is None else ": the device does not offer it"
         raise Reject(f"unknown func {helper_name(hid)}#{hid}{why}")
+    if proto.gpl_only and not env.gpl_compatible:
+        raise Reject("cannot call GPL-restricted function from non-GPL compatible program")
     if proto.prog_types is not None and env.prog_type not in proto.prog_types:
         raise Reject(f"unknown func {proto.kernel_name}#{hid}: not available to "
                      f"{env.prog_type.name} programs")

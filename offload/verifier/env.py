@@ -50,6 +50,8 @@ class Env:
     memo: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # for ``cached``
     #: the precision tracker (``precision.Precision``); None compares every scalar in pruning
     precision: Any = None
+    #: whether the program's license lets it call GPL-only helpers (kernel ``gpl_compatible``)
+    gpl_compatible: bool = True
 
     def cached(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` for a pure ``fn`` of immutable values, computed once per verification.
@@ -84,6 +86,11 @@ class Env:
     def note_stack(self, subprog: int, depth: int) -> None:
         if depth > self.stack_depth.get(subprog, 0):
             self.stack_depth[subprog] = depth
+
+
+#: Licenses the kernel counts as GPL-compatible (``license_is_gpl_compatible``).
+GPL_COMPATIBLE = frozenset({"GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL",
+                            "Dual MIT/GPL", "Dual MPL/GPL"})
 
 
 def resolve_map(maps: MapResolver, handle: int) -> MapSpec:

@@ -29,7 +29,7 @@ from .alu import check_alu, write_reg
 from .branch import branch
 from .calls import check_helper_call, check_program_exit, enter_function, leave_function
 from .cfg import Program, layout
-from .env import Env, MapResolver, PointerUses, resolve_map
+from .env import GPL_COMPATIBLE, Env, MapResolver, PointerUses, resolve_map
 from .errors import Reject, VerifierError
 from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish
 from .log import LogLine, VerifierLog, insn_line
@@ -288,7 +288,7 @@ class Observer:
 def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
            caps: Capabilities, maps: MapResolver | None = None,
            log_level: int = 1, observer: Observer | None = None,
-           precision: bool = True) -> VerifierStats:
+           precision: bool = True, license: str | None = None) -> VerifierStats:
     """Accept the program for this device (statistics) or raise ``VerifierError``.
 
     ``maps`` resolves the handle in an ``lddw map_fd(N)`` / ``map_value(N)`` to its MapSpec.
@@ -296,6 +296,8 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
     processed on acceptance. ``observer`` sees every processed state (the soundness oracle
     records them). ``precision`` False compares every scalar when pruning instead of only
     those a check relied on (``precision.py``): slower, for checking precision tracking.
+    ``license``: the program's, which GPL-only helpers need GPL-compatible (as the kernel's
+    ``license_is_gpl_compatible``); None is a program whose license nobody gave, allowed them.
 
     Only ``VerifierError`` leaves this function: a broken invariant inside the verifier (an
     exception other than a refusal) refuses the program as the kernel's "verifier bug" does,
@@ -303,7 +305,7 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
     """
     slot = 0
     try:
-        return _verify(insns, prog_type, caps, maps, log_level, observer, precision)
+        return _verify(insns, prog_type, caps, maps, log_level, observer, precision, license)
     except VerifierError:
         raise
     except RecursionError:
@@ -319,7 +321,8 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
 
 def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilities,
             maps: MapResolver | None, log_level: int,
-            observer: Observer | None, precision: bool = True) -> VerifierStats:
+            observer: Observer | None, precision: bool = True,
+            license: str | None = None) -> VerifierStats:
     resolver: MapResolver = maps if maps is not None else {}
     try:
         prog = layout(insns, caps)
@@ -329,6 +332,7 @@ def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilitie
                             VerifierLog(reason=err.reason) if log_level else None,
                             code) from None
     env = Env(prog, caps, prog_type)
+    env.gpl_compatible = license is None or license in GPL_COMPATIBLE
     if precision and not (observer is not None and observer.compares_all_scalars):
         env.precision = Precision(prog)
     try:
@@ -636,6 +640,7 @@ class _Explorer:
         """Run the failing path again, recording a line per instruction."""
         jumps = self.failing_path.jumps() if self.failing_path is not None else []
         env = Env(self.prog, self.env.caps, self.env.prog_type, self.env.lddw)
+        env.gpl_compatible = self.env.gpl_compatible
         replayer = _Explorer(env, 0)
         state = _initial_state()
         lines: list[LogLine] = []

@@ -272,7 +272,8 @@ ROWS = [
         "dereference of modified ctx ptr R1 off=4 disallowed"),
     # ------------------------------------------------------------ helpers
     Row("helper_gpl_only", "stw [%r10-4], 0\nmov %r3, %r10\nadd %r3, -4\nmov %r2, 0\n"
-        "mov %r4, 0\nmov %r5, 0\ncall 163\n" + DONE, ACCEPT,
+        "mov %r4, 0\nmov %r5, 0\ncall 163\n" + DONE,
+        "cannot call GPL-restricted function from non-GPL compatible program",
         "cannot call GPL-restricted function from non-GPL compatible program",
         "cannot call GPL-restricted function from non-GPL compatible program",
         license="Proprietary"),
@@ -329,7 +330,7 @@ def _insns(row: Row) -> tuple[Instruction, ...]:
 
 def _device(row: Row) -> tuple[bool, str]:
     try:
-        verify(_insns(row), caps=row.caps, maps=row.maps)
+        verify(_insns(row), caps=row.caps, maps=row.maps, license=row.license)
     except VerifierError as err:
         return False, err.reason
     return True, ""
