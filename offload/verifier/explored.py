@@ -21,8 +21,8 @@ At a ``may_goto`` (the kernel's rule for it) a loop need not end for the verifie
 an *open* checkpoint there covers - one on its own path, with fewer may_goto fall-throughs
 behind it (``State.may_goto``) - is pruned. The runtime counter bounds the loop, and the
 checkpoint's exploration covers what follows. Its precision marks are incomplete (it is still
-open), so every scalar is compared, and the caller marks every scalar on the path precise
-(``open_hit``). An equal open checkpoint is an infinite loop only with as many fall-throughs.
+open), so every scalar is compared, and the caller demands every scalar of the pruned state
+(``open_hit``, ``Precision.demand_all``). An equal open checkpoint is an infinite loop only with as many fall-throughs.
 """
 
 from __future__ import annotations

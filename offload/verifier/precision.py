@@ -83,6 +83,7 @@ class Step:
 
 
 _NO_LOCS: tuple[int, ...] = ()
+_CALLEE_SAVED = frozenset({6, 7, 8, 9})
 _TRANSFERS = frozenset({JUMP, CALL, RETURN})
 _ARGS = range(1, 6)
 
@@ -130,6 +131,32 @@ class Precision:
             else:
                 cp.pkt_need = max(cp.pkt_need, length)
             cp = cp.parent
+
+    def demand_all(self, state: State, old: Checkpoint) -> None:
+        """``state`` was pruned at a may_goto by ``old``, an open checkpoint on its own path,
+        with every scalar compared: what follows it may rely on any of them, and on all of
+        ``old``'s proven packet. Walked back along the path (through ``old``, the previous
+        iteration, and above), as a demand at ``state`` would be: the checkpoints between get
+        what each value came from, without marking everything up to the program's entry."""
+        if old.state is not None:
+            if old.state.pkt_len:
+                self.demand_packet(state, old.state.pkt_len, meta=False)
+            if old.state.meta_len:
+                self.demand_packet(state, old.state.meta_len, meta=True)
+        locs = set()
+        frames = state.frames
+        for depth, frame in enumerate(frames):
+            # the registers ``covers`` compares: live ones, callee-saved ones in callers
+            live = self.prog.live[state.insn] if depth == len(frames) - 1 else \
+                self.prog.live[frames[depth + 1].callsite + 1] & _CALLEE_SAVED
+            for r in live:
+                if frame.regs[r].type == SCALAR:
+                    locs.add(reg_loc(depth, r))
+            for k, slot in frame.stack.items():
+                if slot.spilled is not None and slot.spilled.type == SCALAR:
+                    locs.add(slot_loc(depth, k))
+        if locs:
+            self.walk(state, locs)
 
     def inherit(self, state: State, old: Checkpoint) -> None:
         """``state`` was pruned by ``old``: it relies on whatever ``old`` relied on."""

@@ -125,18 +125,17 @@ def _linked(state: State, op: ops.Op) -> tuple[int, ...]:
     return tuple(locs)
 
 
-def _widen(prev: Checkpoint, state: State) -> None:
+def _widen(prev: Checkpoint | None, state: State) -> None:
     """The kernel's ``widen_imprecise_scalars`` at a may_goto: a scalar nothing has relied on
-    so far (not precise in ``prev``, the previous iteration's checkpoint there) that changed
-    since ``prev`` becomes unknown, so that a loop counting what nothing checks converges.
-    Widening only loses knowledge, so it is sound whatever it widens."""
-    old = prev.state
-    precise = prev.precise
-    if old is None or precise is None or len(old.frames) != len(state.frames):
+    so far (not precise in ``prev``, the previous iteration's checkpoint there: the nearest
+    up the path in the same calls) that changed since ``prev`` becomes unknown, so that a loop
+    counting what nothing checks converges. Widening only loses knowledge: always sound."""
+    while prev is not None and not _same_calls(prev.state, state):
+        prev = prev.up
+    if prev is None or prev.state is None or prev.precise is None:
         return
+    old, precise = prev.state, prev.precise
     for depth, (of, cf) in enumerate(zip(old.frames, state.frames)):
-        if of.callsite != cf.callsite:
-            return
         base = reg_loc(depth, 0)
         regs = cf.regs
         for r in range(10):
@@ -151,6 +150,12 @@ def _widen(prev: Checkpoint, state: State) -> None:
             if o is not None and c is not None and o.type == SCALAR and \
                     c.type == SCALAR and slot_loc(depth, k) not in precise and o.var != c.var:
                 cf.stack[k] = Slot(cslot.kinds, UNKNOWN)
+
+
+def _same_calls(old: State | None, cur: State) -> bool:
+    """Whether two states are in the same chain of calls (the same call sites)."""
+    return old is not None and len(old.frames) == len(cur.frames) and all(
+        of.callsite == cf.callsite for of, cf in zip(old.frames, cur.frames))
 
 
 def _filled_from(state: State, ptr: Reg, op: ops.Op) -> tuple[int, ...]:
@@ -563,8 +568,8 @@ class _Explorer:
                         raise Reject(f"infinite loop detected at insn {slot}", slot)
                     if verdict == PRUNED:
                         if tracker is not None and point.open_hit:
-                            # no walk follows a back edge to an open checkpoint
-                            tracker.everything(cur)
+                            # the checkpoint's marks are not final: demand every scalar
+                            tracker.demand_all(cur, point.pruned_by)
                             liveness.everything(cur)
                         elif tracker is not None and point.pruned_by is not None:
                             tracker.inherit(cur, point.pruned_by)
