@@ -80,6 +80,9 @@ def everything(state: State) -> None:
 
 def inherit(state: State, old: Checkpoint) -> None:
     """``state`` was pruned by ``old``: its path reads what ``old``'s paths read."""
+    if old.stack_read is ALL_SLOTS:
+        everything(state)  # anything may be read: an empty set to iterate, so said outright
+        return
     if old.stack_read:
         depth = len(state.frames)
         for loc in old.stack_read:

@@ -97,3 +97,19 @@ def test_a_full_point_makes_room_by_evicting_the_least_useful_closed_checkpoint(
     keep(point, state(Reg.const(1)), root)
     assert not point.make_room() and point.kept == 1
 
+
+
+def test_a_checkpoint_that_may_read_any_slot_passes_that_on_to_what_it_prunes():
+    """Pruned by a checkpoint whose paths may read anything (``liveness.ALL_SLOTS``), a state's
+    own checkpoints must compare every slot too: an empty set to iterate says nothing."""
+    from offload.verifier import liveness
+
+    root = Checkpoint(None, None)
+    point = PrunePoint(PROG, 1, tracked=True)
+    parent = keep(point, state(Reg.const(1)), root)
+    old = keep(point, state(Reg.const(2)), root)
+    old.stack_read = liveness.ALL_SLOTS
+    cur = state(Reg.const(2))
+    cur.parent = parent
+    liveness.inherit(cur, old)
+    assert parent.stack_read is liveness.ALL_SLOTS
