@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..caps.capabilities import Capabilities
 from ..isa.instruction import Instruction
@@ -59,6 +60,18 @@ class Program:
 
     def __len__(self) -> int:
         return len(self.slots)
+
+
+#: Registers a called function leaves as it found them.
+CALLEE_SAVED = frozenset({6, 7, 8, 9})
+
+
+def live_regs(prog: Program, frames: Sequence[Any], insn: int, depth: int) -> frozenset[int]:
+    """The registers of frame ``depth`` a path at ``insn`` may still read: those live there in
+    the innermost frame; in a caller, the callee-saved ones live after its call."""
+    if depth == len(frames) - 1:
+        return prog.live[insn]
+    return prog.live[frames[depth + 1].callsite + 1] & CALLEE_SAVED
 
 
 def _fail(slot: int, reason: str) -> Reject:

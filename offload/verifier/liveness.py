@@ -43,9 +43,15 @@ class AllSlots(set):
 ALL_SLOTS = AllSlots()
 
 
+def slots_between(lo: int, end: int) -> range:
+    """The numbers of the stack slots holding bytes [lo, end) (offsets from fp; slot 0 is
+    fp-8)."""
+    return range((-end) // SLOT, (-lo - 1) // SLOT + 1)
+
+
 def read(state: State, frameno: int, lo: int, end: int) -> None:
     """Bytes [lo, end) of frame ``frameno``'s stack (offsets from its fp) were read."""
-    for k in range((-end) // SLOT, (-lo - 1) // SLOT + 1):
+    for k in slots_between(lo, end):
         mark(state, slot_loc(frameno, k))
 
 

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from ..isa.opcodes import ATOMIC_FETCH, AluOp, AtomicOp
 from . import ops
+from .cfg import live_regs
 from .state import SCALAR, State
 
 if TYPE_CHECKING:
@@ -83,7 +84,6 @@ class Step:
 
 
 _NO_LOCS: tuple[int, ...] = ()
-_CALLEE_SAVED = frozenset({6, 7, 8, 9})
 _TRANSFERS = frozenset({JUMP, CALL, RETURN})
 _ARGS = range(1, 6)
 
@@ -146,10 +146,7 @@ class Precision:
         locs = set()
         frames = state.frames
         for depth, frame in enumerate(frames):
-            # the registers ``covers`` compares: live ones, callee-saved ones in callers
-            live = self.prog.live[state.insn] if depth == len(frames) - 1 else \
-                self.prog.live[frames[depth + 1].callsite + 1] & _CALLEE_SAVED
-            for r in live:
+            for r in live_regs(self.prog, frames, state.insn, depth):  # what ``covers`` reads
                 if frame.regs[r].type == SCALAR:
                     locs.add(reg_loc(depth, r))
             for k, slot in frame.stack.items():

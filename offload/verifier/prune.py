@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .cfg import Program
+from .cfg import Program, live_regs
 from .liveness import ALL_SLOTS
-from .precision import SLOTS, STRIDE
+from .precision import ALL, SLOTS, STRIDE
 from .state import (
     EMPTY_SLOT,
     MAYBE_NULL,
@@ -34,7 +34,6 @@ from .state import (
     State,
 )
 
-_CALLEE_SAVED = frozenset({6, 7, 8, 9})
 #: Pointers whose id means something: the null check or the packet range they share
 _LINKED_BY_ID = MAYBE_NULL | PACKETS
 
@@ -138,8 +137,8 @@ def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
 
 
 def covers(prog: Program, old: State, cur: State, *, exact: bool = False,
-           precise: frozenset[int] | set[int] | None = None, pkt_need: int = 1 << 62,
-           meta_need: int = 1 << 62, stack_read: set[int] | None = None) -> bool:
+           precise: frozenset[int] | set[int] | None = None, pkt_need: int = ALL,
+           meta_need: int = ALL, stack_read: set[int] | None = None) -> bool:
     """Whether ``cur`` needs no further exploration because ``old`` was proven safe.
 
     A conjunction of checks per frame, register and stack slot; only the id map is shared, and
@@ -161,10 +160,7 @@ def covers(prog: Program, old: State, cur: State, *, exact: bool = False,
         of, cf = old_frames[depth], cur_frames[depth]
         if of.callsite != cf.callsite:
             return False
-        if depth == top:
-            live: Iterable[int] = prog.live[cur.insn]
-        else:
-            live = prog.live[old_frames[depth + 1].callsite + 1] & _CALLEE_SAVED
+        live = live_regs(prog, old_frames, cur.insn, depth)
         oregs, cregs = of.regs, cf.regs
         base = depth * STRIDE
         for r in live:

@@ -166,7 +166,7 @@ def _filled_from(state: State, ptr: Reg, op: ops.Op) -> tuple[int, ...]:
     lo = ptr.off + op.off + var.smin
     hi = ptr.off + op.off + var.smax + op.nbytes
     locs = []
-    for k in range((-hi) // SLOT, (-lo - 1) // SLOT + 1):
+    for k in liveness.slots_between(lo, hi):
         spilled = frame.stack.get(k)
         if spilled is not None and spilled.spilled is not None:
             locs.append(slot_loc(ptr.frameno, k))
