@@ -203,6 +203,18 @@ class Scalar(NamedTuple):
                     umin = lo
                 if umax > hi:
                     umax = hi
+            elif umin > smax:  # signed across 0, unsigned above its non-negative part
+                lo = smin & U64
+                if umin < lo:
+                    umin = lo
+                x = ((umax & U64) ^ _SIGN64) - _SIGN64
+                if smax > x:
+                    smax = x
+            elif umax < smin & U64:  # ... or below its negative part
+                if umax > smax:
+                    umax = smax
+                if smin < umin:
+                    smin = umin
             lo, hi = ((u32min & U32) ^ _SIGN32) - _SIGN32, ((u32max & U32) ^ _SIGN32) - _SIGN32
             if lo <= hi:
                 if s32min < lo:
@@ -215,6 +227,18 @@ class Scalar(NamedTuple):
                     u32min = lo
                 if u32max > hi:
                     u32max = hi
+            elif u32min > s32max:
+                lo = s32min & U32
+                if u32min < lo:
+                    u32min = lo
+                x = ((u32max & U32) ^ _SIGN32) - _SIGN32
+                if s32max > x:
+                    s32max = x
+            elif u32max < s32min & U32:
+                if u32max > s32max:
+                    u32max = s32max
+                if s32min < u32min:
+                    s32min = u32min
             if umin > umax or smin > smax or u32min > u32max or s32min > s32max:
                 return None
             # a fixed upper word ties the 64-bit and the 32-bit ranges together

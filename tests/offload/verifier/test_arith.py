@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from offload.isa.opcodes import AluOp
 from offload.verifier.arith import alu, byte_swap, concrete, sign_extend, zext32
 from offload.verifier.scalar import Scalar, s64
-from offload.verifier.tnum import U64, Tnum
+from offload.verifier.tnum import U32, U64, UNKNOWN, Tnum
 
 u64 = st.integers(0, U64)
 interesting = st.one_of(u64, st.integers(0, 70), st.integers(U64 - 70, U64),
@@ -91,6 +91,22 @@ def test_inclusion_means_membership(a, b):
     (x, sx), (_, sy) = a, b
     if sy.includes(sx):
         assert sy.contains(x)
+
+
+def test_sync_splits_a_signed_range_across_zero_by_the_unsigned_one():
+    """[-128, 127] signed is [0, 127] and [2^64-128, 2^64-1] unsigned: an unsigned minimum
+    above 127 leaves only the negative part, whose low word then contradicts a 32-bit bound
+    (a branch the generated programs found: 'sub of ... has no value', a verifier bug)."""
+    upper = Scalar.srange(-128, 127).with_view(64, UNKNOWN, 1 << 31, U64,
+                                               -(1 << 63), (1 << 63) - 1)
+    assert upper is not None and (upper.smin, upper.smax) == (-128, -1)
+    assert upper.umin == U64 - 127
+    lower = Scalar.srange(-128, 127).with_view(64, UNKNOWN, 0, 1000,
+                                               -(1 << 63), (1 << 63) - 1)
+    assert lower is not None and (lower.smin, lower.umax) == (0, 127)
+    contradiction = Scalar.srange(-128, 127).with_view(32, UNKNOWN, 0, U32,
+                                                       -(1 << 31), -182767825)
+    assert contradiction is None
 
 
 def test_sync_detects_empty_sets():

@@ -32,10 +32,18 @@ def reference_sync(x: Scalar) -> Scalar | None:
             smin, smax = max(smin, s64(umin)), min(smax, s64(umax))
         if smin >= 0 or smax < 0:
             umin, umax = max(umin, smin & U64), min(umax, smax & U64)
+        elif umin > smax:  # signed range across 0: the unsigned one meets only one part
+            umin, smax = max(umin, smin & U64), min(smax, s64(umax))
+        elif umax < smin & U64:
+            umax, smin = min(umax, smax), max(smin, umin)
         if s32(u32min) <= s32(u32max):
             s32min, s32max = max(s32min, s32(u32min)), min(s32max, s32(u32max))
         if s32min >= 0 or s32max < 0:
             u32min, u32max = max(u32min, s32min & U32), min(u32max, s32max & U32)
+        elif u32min > s32max:
+            u32min, s32max = max(u32min, s32min & U32), min(s32max, s32(u32max))
+        elif u32max < s32min & U32:
+            u32max, s32min = min(u32max, s32max), max(s32min, u32min)
         if umin > umax or smin > smax or u32min > u32max or s32min > s32max:
             return None
         if umin >> 32 == umax >> 32:
