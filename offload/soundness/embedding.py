@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from ..helpers.xdp_env import map_handle
 from ..verifier.cfg import Program
+from ..verifier.memory import spill_size, truncated
 from ..verifier.state import SLOT, ByteKind, Reg, RegType, State
 from ..verifier.tnum import U64
 from .concrete import ConcreteView
@@ -73,20 +74,23 @@ def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[
             data = bytes(buffer[start:start + SLOT])
             name = f"fp{-SLOT * (k + 1)}{where}"
             if spilled is not None:
-                value = int.from_bytes(data, "little")
-                problem = reg_escape(spilled, value, view, None)
+                spilled_bytes = spill_size(stack_slot)
+                value = int.from_bytes(data[:spilled_bytes], "little")
+                held = truncated(spilled, spilled_bytes)  # a narrow spill: its low bytes
+                problem = reg_escape(held, value, view, None)
                 if problem is not None:
-                    out.append(f"{name}={value:#x} (spilled {spilled}) {problem}")
-                elif spilled.type == RegType.SCALAR and spilled.id:
+                    out.append(f"{name}={value:#x} (spilled {spilled}, {spilled_bytes} bytes) "
+                               f"{problem}")
+                elif spilled.type == RegType.SCALAR and spilled.id and \
+                        spilled_bytes == SLOT:
                     _link(linked, spilled.id, name, value, out)
-                continue
             wrong = [i for i, kind in enumerate(stack_slot.kinds)
                      if kind == ByteKind.ZERO and data[i]]
             if wrong:
                 shown = " ".join(f"{data[i]:02x}" for i in wrong)
                 out.append(f"{name} bytes {wrong[0]}..{wrong[-1]} hold {shown} where the "
                            f"verifier knows zeros ({stack_slot})")
-            if ByteKind.SPILL in stack_slot.kinds:
+            if spilled is None and ByteKind.SPILL in stack_slot.kinds:
                 out.append(f"{name} is marked spilled without a spilled register")
     packet = view.packet
     if packet is not None:

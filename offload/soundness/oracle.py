@@ -68,6 +68,8 @@ class StateRecorder(Observer):
 
     #: every scalar compared when pruning, so every concrete state lies in some recorded one
     compares_all_scalars = True
+    #: and a checkpoint at every prune point: the most pruning there is to get wrong
+    keeps_every_state = True
 
     def __init__(self) -> None:
         self.program: Program | None = None

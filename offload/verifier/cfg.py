@@ -39,6 +39,8 @@ from .state import Reg
 #: The newest ISA version an instruction can require (``isa.versions.required_version``).
 _NEWEST_ISA = 4
 
+_JUMP_CLASSES = frozenset({InsnClass.JMP, InsnClass.JMP32})
+
 # Register sets as bit masks (bit r for register r) while liveness is computed.
 ALL_ARGS = 0b111110  # R1-R5
 CALLER_SAVED = 0b111111  # R0-R5
@@ -57,6 +59,8 @@ class Program:
     #: slots of ``may_goto``: prune points that always keep a checkpoint, where a state an
     #: open checkpoint covers is pruned rather than called an infinite loop
     may_goto: frozenset[int] = frozenset()
+    #: per slot: 1 for an instruction of the jump classes (calls and exit too), else 0
+    jumps: bytes = b""
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -117,14 +121,15 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
             prune.update((slot, slot + 1, slot + 1 + op.jump_offset))
         elif op.kind == ops.BRANCH:
             prune.add(slot + 1 + op.jump_offset)
-            prune.add(slot + 1)
+            prune.add(slot)  # before the branch: one check there answers for both ways
         elif op.kind == ops.JA:
             prune.add(slot + 1 + op.jump_offset)
         elif op.kind in (ops.LOCAL_CALL, ops.HELPER_CALL):
             prune.add(slot + 1)
     prune.discard(n)
+    jumps = bytes(int(insn is not None and insn.cls in _JUMP_CLASSES) for insn in slots)
     return Program(tuple(slots), subprogs, tuple(subprog_of), frozenset(prune),
-                   _liveness(decoded, succ), tuple(decoded), frozenset(may_goto))
+                   _liveness(decoded, succ), tuple(decoded), frozenset(may_goto), jumps)
 
 
 def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:

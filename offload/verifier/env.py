@@ -52,6 +52,8 @@ class Env:
     precision: Any = None
     #: whether the program's license lets it call GPL-only helpers (kernel ``gpl_compatible``)
     gpl_compatible: bool = True
+    #: keep a checkpoint at every prune point (kernel BPF_F_TEST_STATE_FREQ)
+    state_freq: bool = False
 
     def cached(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` for a pure ``fn`` of immutable values, computed once per verification.

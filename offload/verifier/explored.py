@@ -31,14 +31,39 @@ from bisect import insort
 
 from .cfg import Program
 from .precision import ALL
-from .prune import covers
+from .errors import VerifierBug
+from .prune import Plan, covers
 from .state import RegType, State
 
 #: Verdicts of ``PrunePoint.check``.
 EXPLORE, PRUNED, LOOP = 0, 1, 2
 
+#: Compare every plan's answer with the full comparison's (tests: a plan must never differ).
+CROSS_CHECK = False
+
 #: Misses per hit (plus one) a closed checkpoint may have before it is evicted.
 EVICT_AFTER = 3
+
+#: Jumps and instructions since the last kept checkpoint below which a new state is not kept
+#: (the kernel's figures): an ordinary one, and one in a loop (an open checkpoint at its point).
+KEEP_AFTER_JUMPS, KEEP_AFTER_INSNS = 2, 8
+LOOP_KEEP_AFTER_JUMPS, LOOP_KEEP_AFTER_INSNS = 20, 100
+
+
+def worth_keeping(jumps: int, insns: int, looping: bool) -> bool:
+    """Whether a state the checkpoints did not prune is kept as a checkpoint, given the jumps
+    and instructions stepped since the last one was kept (kernel ``is_state_visited``).
+
+    Programs have a prune point every few instructions; keeping a checkpoint at each costs
+    memory, copies and comparisons for little more pruning. Inside a loop (an open checkpoint
+    at the same point: the state is on a path from it) successive iterations differ and rarely
+    prune one another, so checkpoints there are kept sparser still; a loop that runs long is
+    still recognised as it keeps one every ``LOOP_KEEP_AFTER_*``. ``may_goto`` points always
+    keep theirs (the caller's rule)."""
+    if looping:
+        return jumps >= LOOP_KEEP_AFTER_JUMPS or insns >= LOOP_KEEP_AFTER_INSNS
+    return jumps >= KEEP_AFTER_JUMPS and insns >= KEEP_AFTER_INSNS
+
 
 #: A state's fingerprint and shape at one prune point (``PrunePoint.keys``).
 Keys = tuple[int, tuple[int, ...]]
@@ -54,7 +79,7 @@ class Checkpoint:
 
     __slots__ = ("state", "branches", "parent", "keys", "point", "index", "slot", "hist",
                  "precise", "pkt_need", "meta_need", "hits", "misses", "up",
-                 "all_precise", "stack_read", "written")
+                 "all_precise", "stack_read", "written", "plan")
 
     def __init__(self, state: State | None, parent: Checkpoint | None,
                  keys: Keys = (0, ()), point: PrunePoint | None = None,
@@ -78,12 +103,14 @@ class Checkpoint:
         self.written = state.written if state is not None else frozenset()
         #: at a may_goto: the nearest checkpoint of the same prune point on its path
         self.up: Checkpoint | None = None
+        #: once closed and first tried: its comparison, worked out once (``prune.Plan``)
+        self.plan: Plan | None = None
 
 
 class PrunePoint:
     """The checkpoints of one slot: open ones by fingerprint, closed ones by shape."""
 
-    __slots__ = ("slot", "regs", "count", "kept", "by_fingerprint", "closed",
+    __slots__ = ("slot", "regs", "count", "kept", "open", "by_fingerprint", "closed",
                  "closed_any_shape", "tracked", "pruned_by", "may_goto", "open_hit")
 
     def __init__(self, prog: Program, slot: int, tracked: bool = False) -> None:
@@ -96,6 +123,7 @@ class PrunePoint:
         self.regs = tuple(sorted(r for r in prog.live[slot] if r != 10))
         self.count = 0  # checkpoints ever added (their ``index``)
         self.kept = 0  # of which not evicted
+        self.open = 0  # of which some path is still being explored
         self.by_fingerprint: dict[int, list[Checkpoint]] = {}
         self.closed: dict[tuple[int, ...], list[Checkpoint]] = {}
         self.closed_any_shape: list[Checkpoint] = []  # some live register unset
@@ -144,8 +172,11 @@ class PrunePoint:
                     break  # and so do the rest: covers() would say no
                 if cp.index > loop_at or min(old.meta_len, cp.meta_need) > meta_len:
                     continue
-                if covers(prog, old, cur, precise=cp.precise, pkt_need=cp.pkt_need,
-                          meta_need=cp.meta_need, stack_read=cp.stack_read):
+                plan = cp.plan
+                if plan is None:
+                    plan = cp.plan = Plan(prog, old, cp.precise, cp.pkt_need, cp.meta_need,
+                                          cp.stack_read)
+                if self._covers(prog, cp, plan, cur):
                     cp.hits += 1
                     self.pruned_by = cp
                     if evict:
@@ -157,6 +188,18 @@ class PrunePoint:
             if evict:
                 self._evict(group)
         return LOOP if loop_at < self.count else EXPLORE
+
+    @staticmethod
+    def _covers(prog: Program, cp: Checkpoint, plan: Plan, cur: State) -> bool:
+        answer = plan.covers(cur)
+        if CROSS_CHECK:
+            full = covers(prog, cp.state, cur, precise=cp.precise,  # type: ignore[arg-type]
+                          pkt_need=cp.pkt_need, meta_need=cp.meta_need,
+                          stack_read=cp.stack_read)
+            if full != answer:
+                raise VerifierBug(f"pruning plan of insn {cp.slot} says {answer}, the full "
+                                  f"comparison {full}")
+        return answer
 
     def make_room(self) -> bool:
         """Evict the closed checkpoint that pruned least (the oldest among equals) so a new
@@ -191,6 +234,7 @@ class PrunePoint:
             cp.up = self._nearest(parent)
         self.count += 1
         self.kept += 1
+        self.open += 1
         self.by_fingerprint.setdefault(keys[0], []).append(cp)
         return cp
 
@@ -202,6 +246,7 @@ class PrunePoint:
 
     def close(self, cp: Checkpoint) -> None:
         """Every path from ``cp`` is explored: it may now prune the states it covers."""
+        self.open -= 1
         shape = cp.keys[1]
         if RegType.NOT_INIT in shape[1::2]:
             group = self.closed_any_shape

@@ -20,6 +20,7 @@ from ..xdp import XDP_MD_SIZE, XdpMd
 from . import liveness
 from .alu import read_reg, write_reg
 from .arith import sign_extend as sign_extend_value
+from .arith import zext32
 from .env import Env
 from .errors import Reject, VerifierBug
 from .ops import Op
@@ -261,6 +262,32 @@ def _locate(addr: int) -> tuple[int, int]:
     return k, addr + (k + 1) * SLOT
 
 
+def spill_size(slot: Slot) -> int:
+    """How many bytes of ``slot``, from its lowest address, hold its spilled register: 8, or
+    fewer for a scalar spilled by a narrower store (its low bytes, little-endian)."""
+    kinds = slot.kinds
+    return SLOT if kinds is _SPILL or kinds == _SPILL else kinds.count(ByteKind.SPILL)
+
+
+def truncated(reg: Reg, size: int) -> Reg:
+    """A scalar register as a ``size``-byte fill gives it back: its low bytes, zero-extended
+    (kernel: the spilled register copied, then ``coerce_reg_to_size``). A value that fits
+    comes back whole, still linked to its copies."""
+    var = reg.var
+    if size == SLOT or var.umax < 1 << (8 * size):
+        return reg
+    if var.is_const:
+        return Reg.const(var.value & ((1 << (8 * size)) - 1))
+    return Reg.scalar(zext32(var)) if size == 4 else loaded(size)
+
+
+def _without_spill(slot: Slot) -> Slot:
+    """``slot`` once part of it is overwritten: the spilled register is gone and its bytes
+    hold unknown numbers; bytes it did not cover keep what they were (never written stays
+    never written)."""
+    return Slot(tuple(ByteKind.MISC if kind == ByteKind.SPILL else kind for kind in slot.kinds))
+
+
 def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int) -> Reg:
     lo, hi = _stack_bounds(env, state, regno, ptr, off, size, write=False)
     if env.precision is not None:
@@ -269,21 +296,29 @@ def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int
     if lo == hi:
         k, i = _locate(lo)
         slot = stack.get(k, EMPTY_SLOT)
-        if slot.spilled is not None:
-            if size == SLOT:
-                return slot.spilled
-            if slot.spilled.type != RegType.SCALAR:
+        spilled = slot.spilled
+        if spilled is not None:
+            spilled_bytes = spill_size(slot)
+            if size == SLOT and spilled_bytes == SLOT:
+                return spilled
+            if spilled.type != RegType.SCALAR:
                 raise Reject("invalid size of register fill")
-            if slot.spilled.var.is_const:
-                part = (slot.spilled.var.value >> (8 * i)) & ((1 << (8 * size)) - 1)
-                return Reg.const(part)
-            return loaded(size)
-        # aligned (``_stack_bounds``), so within this slot, which holds no spilled register
+            if i + size <= spilled_bytes:  # within the bytes the register was spilled to
+                if spilled.var.is_const:
+                    part = (spilled.var.value >> (8 * i)) & ((1 << (8 * size)) - 1)
+                    return Reg.const(part)
+                return truncated(spilled, size) if i == 0 else loaded(size)
+        # aligned (``_stack_bounds``), so within this slot
         kinds = slot.kinds[i:i + size]
         if ByteKind.INVALID in kinds:
             raise Reject(f"invalid read from stack off {lo}+{kinds.index(ByteKind.INVALID)} "
                          f"size {size}")
-        return _ZERO if kinds == _ZEROS[size] else loaded(size)
+        if kinds == _ZEROS[size]:
+            return _ZERO
+        if spilled is not None and spilled.is_const and spilled.var.value == 0 and \
+                ByteKind.MISC not in kinds:
+            return _ZERO  # zeros, some of them the bytes of a spilled zero
+        return loaded(size)
     zero = True
     for addr in range(lo, hi + size):
         k, i = _locate(addr)
@@ -322,14 +357,23 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
         if lo != hi:
             raise Reject(f"R{value_regno} variable-offset stack write of a pointer prohibited")
         raise Reject("invalid size of register spill")
-    new_kind = ByteKind.ZERO if value.is_const and value.var.value == 0 else ByteKind.MISC
+    zero = value.is_const and value.var.value == 0
+    new_kind = ByteKind.ZERO if zero else ByteKind.MISC
     if lo == hi:  # aligned (``_stack_bounds``), so within one slot
         k, i = _locate(lo)
         slot = stack.get(k, EMPTY_SLOT)
         if slot.spilled is not None:
             if slot.spilled.type != SCALAR:
                 raise Reject("attempt to corrupt spilled pointer on stack")
-            slot = Slot(_MISC)
+            slot = _without_spill(slot)
+        if i == 0 and not zero:
+            # a number stored at the start of a slot is kept, as a narrow spill (the kernel
+            # does so for loaders with CAP_BPF, which XDP always has); a zero is kept as
+            # zero bytes, which say as much and compare more loosely
+            if value.id and value.var.umax >= 1 << (8 * size):
+                value = value.with_id(0)  # the stack holds part of it: no longer a copy
+            stack[k] = Slot(_SPILL[:size] + slot.kinds[size:], value)
+            return
         kinds = list(slot.kinds)
         kinds[i:i + size] = (new_kind,) * size
         stack[k] = Slot(tuple(kinds))
@@ -340,7 +384,7 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
         if slot.spilled is not None:
             if slot.spilled.type != RegType.SCALAR:
                 raise Reject("spilled ptr in range of var-offset stack write")
-            slot = Slot(_MISC)
+            slot = _without_spill(slot)
         kinds = list(slot.kinds)
         if kinds[i] != ByteKind.INVALID and kinds[i] != new_kind:
             kinds[i] = ByteKind.MISC  # some byte in the range was written, not known which
@@ -427,14 +471,14 @@ def _helper_stack(env: Env, state: State, regno: int, ptr: Reg, size: int, mode:
         k, i = _locate(addr)
         n = min(SLOT - i, end - addr)  # the bytes of slot k in the range: i .. i + n - 1
         slot = stack.get(k, EMPTY_SLOT)
-        spilled = slot.spilled  # a slot holds a spilled register in all its bytes or in none
+        spilled = slot.spilled  # in its first bytes or all of them (a pointer: all)
         if spilled is not None and spilled.type != SCALAR:
             why = ("it holds a spilled pointer" if mode != FILL else
                    "a helper writing where it is not certain may not overwrite a spilled "
                    "pointer")
             raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{addr - lo} "
                          f"size {size}: {why}")
-        if spilled is None and ByteKind.INVALID in slot.kinds[i:i + n]:
+        if ByteKind.INVALID in slot.kinds[i:i + n]:
             first = addr + slot.kinds[i:i + n].index(ByteKind.INVALID)
             why = "" if mode != FILL else (
                 ": a helper filling memory at a variable offset or of a variable size "
@@ -456,8 +500,9 @@ def _fill_stack(stack: dict[int, Slot], lo: int, end: int) -> None:
         n = min(SLOT - i, end - addr)
         slot = stack.get(k, EMPTY_SLOT)
         if slot.spilled is not None:
-            stack[k] = Slot(_MISC)
-        elif slot.kinds[i:i + n] != _MISC[:n]:
+            slot = _without_spill(slot)
+            stack[k] = slot
+        if slot.kinds[i:i + n] != _MISC[:n]:
             kinds = list(slot.kinds)
             kinds[i:i + n] = _MISC[:n]
             stack[k] = Slot(tuple(kinds))

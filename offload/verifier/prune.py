@@ -31,6 +31,7 @@ from .state import (
     ByteKind,
     Frame,
     Reg,
+    Slot,
     State,
 )
 
@@ -86,6 +87,25 @@ def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
 
 
 _LOOSE_KINDS = frozenset({ByteKind.MISC, ByteKind.ZERO})
+_FULL_SPILL = (ByteKind.SPILL,) * 8
+
+
+def _spill_covers(o: Slot, c: Slot, imprecise: bool, ids: IdMap) -> bool:
+    """An old slot holding a spilled register against the new one.
+
+    ``imprecise``: the old one is a number nothing relied on, so any number in the same
+    bytes will do: spilled whole or in initialised bytes where the old one was spilled whole,
+    spilled to the same bytes (the rest as they were) where it was spilled narrow. Otherwise
+    the new slot must hold a register the old one covers, spilled to the same bytes: a narrow
+    spill's other bytes may have been never written, which a wider fill must still find."""
+    cs = c.spilled
+    if imprecise:
+        if o.kinds == _FULL_SPILL:
+            if cs is None:
+                return _LOOSE_KINDS.issuperset(c.kinds)
+            return cs.type == SCALAR and ByteKind.INVALID not in c.kinds
+        return cs is not None and cs.type == SCALAR and c.kinds == o.kinds
+    return cs is not None and c.kinds == o.kinds and reg_covers(o.spilled, cs, ids, False)
 
 
 def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
@@ -104,15 +124,6 @@ def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
         c = cur.stack.get(k, EMPTY_SLOT)
         if o is c and (o.spilled is None or not o.spilled.id):
             continue
-        if not exact and precise is not None and o.spilled is not None and \
-                o.spilled.type == SCALAR and base + SLOTS + k not in precise:
-            # an imprecise number: any number here will do, spilled or in plain bytes
-            if c.spilled is not None:
-                if c.spilled.type != SCALAR:
-                    return False
-            elif not _LOOSE_KINDS.issuperset(c.kinds):
-                return False
-            continue
         if exact:
             if o.kinds != c.kinds:
                 return False
@@ -120,7 +131,9 @@ def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
                 return False
             continue
         if o.spilled is not None:
-            if c.spilled is None or not reg_covers(o.spilled, c.spilled, ids, False):
+            imprecise = precise is not None and o.spilled.type == SCALAR and \
+                base + SLOTS + k not in precise
+            if not _spill_covers(o, c, imprecise, ids):
                 return False
             continue
         c_scalar_spill = c.spilled is not None and c.spilled.type == SCALAR
@@ -179,4 +192,144 @@ def covers(prog: Program, old: State, cur: State, *, exact: bool = False,
         if (of.stack or exact and cf.stack) and \
                 not _stack_covers(of, cf, ids, exact, precise, base, stack_read):
             return False
+    return True
+
+
+# What one step of a ``Plan`` compares (the first field of its entries).
+_R_ANY_SCALAR = 0  # an imprecise scalar register: any scalar will do
+_R_RANGE = 1  # a precise scalar register without id: range inclusion
+_R_REG = 2  # any other register: ``reg_covers``
+_S_ANY_SCALAR = 3  # an imprecise spilled scalar: any number, spilled or in plain bytes
+_S_SPILL = 4  # any other spilled register: ``reg_covers``
+_S_BYTES = 5  # plain bytes: the old kinds that constrain, by position
+
+
+_INVALID = ByteKind.INVALID
+#: per kinds of an old slot holding no register: the (position, kind) its bytes constrain
+_CONSTRAINED: dict[tuple[ByteKind, ...], tuple[tuple[int, ByteKind], ...]] = {}
+
+
+class Plan:
+    """``covers(prog, old, cur, ...)`` for one closed checkpoint, worked out once.
+
+    A closed checkpoint's precision marks, stack reads and packet needs are final, and every
+    state it is tried on is at its own instruction, so which registers and slots are compared,
+    and how, is the same each time: only the new state's side varies. The checks are a flat
+    list; one that rejects moves to the front, because the state that fails a checkpoint once
+    usually fails it the same way the next time.
+    """
+
+    __slots__ = ("frames", "callsites", "pkt", "meta", "checks")
+
+    def __init__(self, prog: Program, old: State, precise: frozenset[int] | set[int] | None,
+                 pkt_need: int, meta_need: int, stack_read: set[int] | None) -> None:
+        frames = old.frames
+        self.frames = len(frames)
+        self.callsites = tuple(f.callsite for f in frames)
+        self.pkt = min(old.pkt_len, pkt_need)
+        self.meta = min(old.meta_len, meta_need)
+        checks: list[tuple] = []
+        for depth, frame in enumerate(frames):
+            base = depth * STRIDE
+            for r in live_regs(prog, frames, old.insn, depth):
+                o = frame.regs[r]
+                if r == 10:
+                    continue  # the frame pointer
+                if o.type == UNINIT:
+                    continue  # covers anything (the inexact comparison)
+                if o.type == SCALAR and (precise is not None and base + r not in precise):
+                    checks.append((_R_ANY_SCALAR, depth, r, o))
+                elif o.type == SCALAR and not o.id:
+                    checks.append((_R_RANGE, depth, r, o))
+                else:
+                    checks.append((_R_REG, depth, r, o))
+            stack = frame.stack
+            if stack_read is None or stack_read is ALL_SLOTS:
+                keys = list(stack)
+            else:
+                first = base + SLOTS
+                keys = [k for k in stack if first + k in stack_read]
+            for k in keys:
+                o = stack[k]
+                spilled = o.spilled
+                if spilled is not None:
+                    if spilled.type == SCALAR and precise is not None and \
+                            base + SLOTS + k not in precise:
+                        checks.append((_S_ANY_SCALAR, depth, k, o))
+                    else:
+                        checks.append((_S_SPILL, depth, k, o))
+                    continue
+                constrained = _CONSTRAINED.get(o.kinds)
+                if constrained is None:
+                    constrained = _CONSTRAINED[o.kinds] = tuple(
+                        (i, kind) for i, kind in enumerate(o.kinds) if kind != _INVALID)
+                if constrained:
+                    checks.append((_S_BYTES, depth, k, (o, constrained)))
+        self.checks = checks
+
+    def covers(self, cur: State) -> bool:
+        """``covers`` of the checkpoint's state and ``cur``, with the same answer."""
+        cur_frames = cur.frames
+        if len(cur_frames) != self.frames or self.pkt > cur.pkt_len or \
+                self.meta > cur.meta_len:
+            return False
+        for depth, callsite in enumerate(self.callsites):
+            if cur_frames[depth].callsite != callsite:
+                return False
+        ids: IdMap | None = None
+        checks = self.checks
+        for i, (kind, depth, at, o) in enumerate(checks):
+            frame = cur_frames[depth]
+            if kind <= _R_REG:
+                c = frame.regs[at]
+                if c is o and not o.id:
+                    continue
+                if kind == _R_ANY_SCALAR:
+                    if c.type == SCALAR:
+                        continue
+                elif kind == _R_RANGE:
+                    if c.type == SCALAR and o.var.includes(c.var):
+                        continue
+                else:
+                    if ids is None:
+                        ids = IdMap()
+                    if reg_covers(o, c, ids, False):
+                        continue
+            elif kind == _S_BYTES:
+                slot, constrained = o
+                c = frame.stack.get(at, EMPTY_SLOT)
+                if c is slot or _bytes_cover(constrained, c):
+                    continue
+
+            else:
+                c = frame.stack.get(at, EMPTY_SLOT)
+                cs = c.spilled
+                if c is o and (cs is None or not cs.id):
+                    continue
+                if ids is None and kind == _S_SPILL:
+                    ids = IdMap()
+                if _spill_covers(o, c, kind == _S_ANY_SCALAR, ids):  # type: ignore[arg-type]
+                    continue
+            if i:  # the check that rejected goes first next time
+                checks.insert(0, checks.pop(i))
+            return False
+        return True
+
+
+def _bytes_cover(constrained: tuple[tuple[int, ByteKind], ...], c: Slot) -> bool:
+    """Whether the bytes of ``c`` are at least as initialised as the old slot's (the kinds it
+    constrains, by position): ``_stack_covers``' rule for an old slot holding no register."""
+    spilled = c.spilled
+    scalar_spill = spilled is not None and spilled.type == SCALAR
+    zero_spill = scalar_spill and spilled.is_const and spilled.var.value == 0
+    kinds = c.kinds
+    for i, ok in constrained:
+        ck = kinds[i]
+        if ok == ck and ck != ByteKind.SPILL:
+            continue
+        if ok == ByteKind.MISC and (ck == ByteKind.ZERO or scalar_spill):
+            continue
+        if ok == ByteKind.ZERO and zero_spill:
+            continue
+        return False
     return True

@@ -31,7 +31,7 @@ from .calls import check_helper_call, check_program_exit, enter_function, leave_
 from .cfg import Program, layout
 from .env import GPL_COMPATIBLE, Env, MapResolver, PointerUses, resolve_map
 from .errors import Reject, VerifierError
-from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish
+from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish, worth_keeping
 from .log import LogLine, VerifierLog, insn_line
 from . import liveness
 from .memory import check_atomic, check_load, check_store
@@ -281,6 +281,9 @@ class Observer:
     #: then compares all scalars, not only those a check relied on (``precision.py``). The
     #: soundness oracle needs it; precision tracking itself is checked by comparing verdicts.
     compares_all_scalars = False
+    #: Whether every prune point keeps a checkpoint, as the kernel's BPF_F_TEST_STATE_FREQ
+    #: makes it (``verify(state_freq=True)``), so pruning is exercised wherever it can be.
+    keeps_every_state = False
 
     def layout(self, prog: Program) -> None:
         """The program as the verifier laid it out (slots, functions, liveness)."""
@@ -293,7 +296,8 @@ class Observer:
 def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
            caps: Capabilities, maps: MapResolver | None = None,
            log_level: int = 1, observer: Observer | None = None,
-           precision: bool = True, license: str | None = None) -> VerifierStats:
+           precision: bool = True, license: str | None = None,
+           state_freq: bool = False) -> VerifierStats:
     """Accept the program for this device (statistics) or raise ``VerifierError``.
 
     ``maps`` resolves the handle in an ``lddw map_fd(N)`` / ``map_value(N)`` to its MapSpec.
@@ -303,6 +307,9 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
     those a check relied on (``precision.py``): slower, for checking precision tracking.
     ``license``: the program's, which GPL-only helpers need GPL-compatible (as the kernel's
     ``license_is_gpl_compatible``); None is a program whose license nobody gave, allowed them.
+    ``state_freq``: keep a checkpoint at every prune point rather than only after a few jumps
+    and instructions (``explored.worth_keeping``), as the kernel's BPF_F_TEST_STATE_FREQ
+    does: more pruning to test, more states to keep.
 
     Only ``VerifierError`` leaves this function: a broken invariant inside the verifier (an
     exception other than a refusal) refuses the program as the kernel's "verifier bug" does,
@@ -310,7 +317,8 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
     """
     slot = 0
     try:
-        return _verify(insns, prog_type, caps, maps, log_level, observer, precision, license)
+        return _verify(insns, prog_type, caps, maps, log_level, observer, precision, license,
+                       state_freq)
     except VerifierError:
         raise
     except RecursionError:
@@ -327,7 +335,7 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
 def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilities,
             maps: MapResolver | None, log_level: int,
             observer: Observer | None, precision: bool = True,
-            license: str | None = None) -> VerifierStats:
+            license: str | None = None, state_freq: bool = False) -> VerifierStats:
     resolver: MapResolver = maps if maps is not None else {}
     try:
         prog = layout(insns, caps)
@@ -338,6 +346,7 @@ def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilitie
                             code) from None
     env = Env(prog, caps, prog_type)
     env.gpl_compatible = license is None or license in GPL_COMPATIBLE
+    env.state_freq = state_freq or (observer is not None and observer.keeps_every_state)
     if precision and not (observer is not None and observer.compares_all_scalars):
         env.precision = Precision(prog)
     try:
@@ -478,9 +487,9 @@ class _Explorer:
             check_store(env, state, op)
             ptr = state.frame.regs[op.dst]
             if env.precision is not None and ptr.type == RegType.PTR_TO_STACK \
-                    and op.nbytes == SLOT and ptr.var.is_const:
+                    and ptr.var.is_const:
                 addr = ptr.off + op.off + ptr.var.value
-                if addr % SLOT == 0:
+                if addr % SLOT == 0:  # a spill, whole or narrow, replaces what the slot held
                     src = op.src if op.cls == InsnClass.STX else -1
                     record(state, SPILL, slot, src, (slot_loc(ptr.frameno, -addr // SLOT - 1),))
         elif kind == ops.ATOMIC:
@@ -547,6 +556,10 @@ class _Explorer:
         cur.parent = root
         pending: list[State] = []
         processed = total_states = peak = 0
+        # jump-class instructions stepped, and both counts when the last checkpoint was kept
+        jumps = kept_jumps = kept_processed = 0
+        is_jump = prog.jumps
+        every = env.state_freq
         verbose = self.log_level >= 2
         observe = self.observer.state if self.observer is not None else None
         slot, path = 0, None  # of the state being processed, for the failing path's log
@@ -579,14 +592,19 @@ class _Explorer:
                         finish(cur.parent)  # type: ignore[arg-type]
                         cur = None
                         continue
-                    if point.kept < max_states or point.may_goto or point.make_room():
+                    if every or point.may_goto or worth_keeping(jumps - kept_jumps,
+                                                       processed - kept_processed,
+                                                       point.open > 0) and \
+                            (point.kept < max_states or point.make_room()):
                         kept = point.add(cur.copy(), cur.parent, keys)  # type: ignore[arg-type]
                         cur.parent = kept
                         cur.written = liveness.EMPTY  # a new segment starts here
+                        kept_jumps, kept_processed = jumps, processed
                         total_states += 1
                         peak = max(peak, total_states + len(pending))
                 if observe is not None:
                     observe(slot, cur)
+                jumps += is_jump[slot]
                 succ = self.step(cur)
                 if verbose and len(self.lines) < 100_000:
                     insn = prog.slots[slot]

@@ -296,8 +296,11 @@ class _Builder:
             slot = rng.choice(fn.free_slots()) if fn.free_slots() else 0
             mask = ((1 << _bits(limit)) - 1) & ~(align - 1)
             lines += [f"mov {dst}, {src}", f"and {dst}, {mask}"]
-            if slot:
-                lines += [f"stxdw [%r10-{8 * slot}], {dst}", f"ldxdw {dst}, [%r10-{8 * slot}]"]
+            if slot:  # spilled whole, or narrow: by a store just wide enough for the value
+                width = rng.choice([w for w in SIZES if 8 * w >= _bits(limit)])
+                name = SIZE_NAMES[width]
+                lines += [f"stx{name} [%r10-{8 * slot}], {dst}",
+                          f"ldx{name} {dst}, [%r10-{8 * slot}]"]
             return
         elif method == 9:  # a 32-bit compare on the lower half after a 32-bit move
             lines += [f"mov {dst}, {src}", f"mov32 {dst}, {dst}", f"jle32 {dst}, {limit}, +1",

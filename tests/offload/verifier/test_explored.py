@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from offload.isa import assemble
 from offload.verifier.cfg import layout
 from offload.verifier.explored import EXPLORE, LOOP, PRUNED, Checkpoint, PrunePoint, finish
@@ -113,3 +115,70 @@ def test_a_checkpoint_that_may_read_any_slot_passes_that_on_to_what_it_prunes():
     cur.parent = parent
     liveness.inherit(cur, old)
     assert parent.stack_read is liveness.ALL_SLOTS
+
+
+def _fixture_programs():
+    from pathlib import Path
+
+    from offload.loader import load_object
+    from offload.program import resolve_map_references
+
+    for path in sorted((Path(__file__).resolve().parents[3] / "fixtures" / "xdp").glob("*.o")):
+        obj = load_object(path)
+        handles = {name: i + 1 for i, name in enumerate(obj.maps)}
+        specs = {handles[name]: spec for name, spec in obj.maps.items()}
+        for name, prog in obj.programs.items():
+            insns = resolve_map_references(prog.instructions, prog.map_refs, handles,
+                                           program=name)
+            yield f"{path.stem}:{name}", insns, prog.type, specs
+
+
+@pytest.mark.parametrize("state_freq", [False, True], ids=["sparse", "every-point"])
+def test_a_plan_answers_as_the_full_comparison_on_every_fixture(monkeypatch, state_freq):
+    """``prune.Plan`` (a closed checkpoint's comparison worked out once, failing checks
+    first) must answer exactly as ``covers``: every fixture verifies with both asked on every
+    state tried, precision tracking on and off, and a difference is a verifier bug."""
+    from offload.verifier import explored, verify
+
+    monkeypatch.setattr(explored, "CROSS_CHECK", True)
+    tried = 0
+    for name, insns, prog_type, specs in _fixture_programs():
+        for precision in (True, False):
+            stats = verify(insns, prog_type=prog_type, caps=FULL, maps=specs, log_level=0,
+                           precision=precision, state_freq=state_freq)
+            tried += stats.total_states
+    assert tried > 1000
+
+
+def test_checkpoints_are_kept_after_two_jumps_and_eight_instructions():
+    """Not every prune point keeps its state (the kernel's rule): a chain of short branches
+    keeps about one checkpoint per two branches and eight instructions; with
+    ``state_freq`` every prune point visited not pruned keeps one."""
+    from offload.verifier import verify
+    from offload.verifier.explored import worth_keeping
+
+    assert not worth_keeping(1, 50, False) and not worth_keeping(5, 7, False)
+    assert worth_keeping(2, 8, False)
+    # in a loop: only after 20 jumps or 100 instructions
+    assert not worth_keeping(19, 99, True)
+    assert worth_keeping(20, 0, True) and worth_keeping(0, 100, True)
+    body = "\n".join(f"ldxb %r3, [%r2+{i}]\njgt %r3, 7, +1\nadd %r4, 1" for i in range(40))
+    text = ("ldxw %r2, [%r1+0]\nldxw %r5, [%r1+4]\nmov %r4, 0\nmov %r3, %r2\nadd %r3, 40\n"
+            f"jgt %r3, %r5, out\n{body}\nout:\nmov %r0, 2\nexit")
+    sparse = verify(assemble(text), caps=FULL, log_level=0)
+    every = verify(assemble(text), caps=FULL, log_level=0, state_freq=True)
+    assert every.total_states > 1.5 * sparse.total_states > 0
+    # fewer checkpoints prune less: the price of keeping fewer
+    assert sparse.insns_processed > every.insns_processed
+
+
+def test_a_loop_keeps_a_checkpoint_at_least_every_hundred_instructions():
+    """An unbounded loop is still refused, within the instruction limit: iterations keep
+    checkpoints sparsely, and an open one equal to a later state is an infinite loop."""
+    from offload.verifier import VerifierError, verify
+
+    text = ("call 7\nmov %r1, %r0\nloop:\nmov %r2, 1\njeq %r1, 0, loop\n"
+            "mov %r0, 2\nexit")
+    with pytest.raises(VerifierError, match="infinite loop detected") as refused:
+        verify(assemble(text), caps=FULL, log_level=0)
+    assert refused.value.insn_index in (2, 3)

@@ -66,6 +66,15 @@ out:
 mov %r0, 2
 exit
 """
+# a map value byte bounded to 0..3, stored to the stack and read back, offsets the value
+NARROW = """
+ldxb %r5, [%r0+0]
+and %r5, 3
+{store}
+{fill}
+add %r0, %r5
+ldxb %r0, [%r0+0]
+"""
 # r0 = a hash map value or NULL (map handle 1)
 LOOKUP = """
 stw [%r10-4], 0
@@ -197,6 +206,16 @@ ROWS = [
     Row("stack_corrupt_spill", "stxdw [%r10-8], %r10\nstw [%r10-8], 0\n" + DONE,
         "attempt to corrupt spilled pointer on stack",
         "attempt to corrupt spilled pointer on stack", ACCEPT),
+    Row("stack_narrow_spill", CHECKED + NARROW.format(store="stxw [%r10-16], %r5",
+                                                       fill="ldxw %r5, [%r10-16]") + OUT,
+        ACCEPT, ACCEPT, ACCEPT, {1: HASH}),
+    Row("stack_narrow_spill_unaligned", CHECKED + NARROW.format(
+        store="stxw [%r10-12], %r5", fill="ldxw %r5, [%r10-12]") + OUT,
+        "R0 unbounded memory access", "R0 unbounded memory access",
+        "R0 unbounded memory access", {1: HASH}),
+    Row("stack_narrow_spill_wide_fill", "mov %r1, 3\nstxw [%r10-8], %r1\n"
+        "ldxdw %r0, [%r10-8]\n" + DONE, "invalid read from stack off -8+4 size 8",
+        "invalid read from stack off -8+4 size 8", ACCEPT),
     Row("stack_uninit_read", "ldxdw %r0, [%r10-8]\n" + DONE,
         "invalid read from stack off -8+0 size 8", "invalid read from stack R10 off=-8 size=8",
         ACCEPT),

@@ -52,7 +52,8 @@ exit
 
 def accepted(text: str, *, precision: bool = True, caps=CAPS) -> bool:
     try:
-        verify(assemble(text), caps=caps, maps=MAPS, log_level=0, precision=precision)
+        verify(assemble(text), caps=caps, maps=MAPS, log_level=0, precision=precision,
+               state_freq=True)
     except VerifierError:
         return False
     return True
