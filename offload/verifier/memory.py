@@ -366,10 +366,9 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
             if slot.spilled.type != SCALAR:
                 raise Reject("attempt to corrupt spilled pointer on stack")
             slot = _without_spill(slot)
-        if i == 0 and not zero:
+        if i == 0:
             # a number stored at the start of a slot is kept, as a narrow spill (the kernel
-            # does so for loaders with CAP_BPF, which XDP always has); a zero is kept as
-            # zero bytes, which say as much and compare more loosely
+            # does so for loaders with CAP_BPF, which XDP always has), zero included
             if value.id and value.var.umax >= 1 << (8 * size):
                 value = value.with_id(0)  # the stack holds part of it: no longer a copy
             stack[k] = Slot(_SPILL[:size] + slot.kinds[size:], value)

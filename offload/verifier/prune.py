@@ -93,19 +93,37 @@ _FULL_SPILL = (ByteKind.SPILL,) * 8
 def _spill_covers(o: Slot, c: Slot, imprecise: bool, ids: IdMap) -> bool:
     """An old slot holding a spilled register against the new one.
 
-    ``imprecise``: the old one is a number nothing relied on, so any number in the same
-    bytes will do: spilled whole or in initialised bytes where the old one was spilled whole,
-    spilled to the same bytes (the rest as they were) where it was spilled narrow. Otherwise
-    the new slot must hold a register the old one covers, spilled to the same bytes: a narrow
-    spill's other bytes may have been never written, which a wider fill must still find."""
+    ``imprecise``: the old one is a number nothing relied on, so any number in its bytes will
+    do - spilled, unknown or zero bytes, never bytes never written - and the bytes a narrow
+    spill left as they were are compared as bytes. Otherwise the new slot must hold a
+    register the old one covers, spilled to the same bytes: a narrow spill's other bytes may
+    have been never written, which a wider fill must still find."""
     cs = c.spilled
     if imprecise:
-        if o.kinds == _FULL_SPILL:
-            if cs is None:
-                return _LOOSE_KINDS.issuperset(c.kinds)
-            return cs.type == SCALAR and ByteKind.INVALID not in c.kinds
-        return cs is not None and cs.type == SCALAR and c.kinds == o.kinds
+        if cs is not None and cs.type != SCALAR:
+            return False
+        spilled_bytes, rest = _spill_layout(o.kinds)
+        kinds = c.kinds
+        for i in range(spilled_bytes):
+            if kinds[i] == _INVALID:
+                return False
+        return not rest or _bytes_cover(rest, c)
     return cs is not None and c.kinds == o.kinds and reg_covers(o.spilled, cs, ids, False)
+
+
+#: per kinds of a slot holding a spilled register: how many bytes the spill covers, and the
+#: (position, kind) of the other bytes that constrain (not never written)
+_LAYOUTS: dict[tuple[ByteKind, ...], tuple[int, tuple[tuple[int, ByteKind], ...]]] = {}
+
+
+def _spill_layout(kinds: tuple[ByteKind, ...]) -> tuple[int, tuple[tuple[int, ByteKind], ...]]:
+    layout = _LAYOUTS.get(kinds)
+    if layout is None:
+        spilled_bytes = kinds.count(ByteKind.SPILL)
+        layout = _LAYOUTS[kinds] = (spilled_bytes, tuple(
+            (i, kind) for i, kind in enumerate(kinds)
+            if i >= spilled_bytes and kind != ByteKind.INVALID))
+    return layout
 
 
 def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
