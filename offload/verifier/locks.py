@@ -81,9 +81,11 @@ def check_call(state: State, helper_id: int) -> None:
 
 
 def check_exit(state: State) -> None:
-    """The program's own ``exit`` (a function's return keeps the lock for its caller)."""
+    """The program's own ``exit`` (a function's return keeps the lock for its caller). Linux
+    6.12 and older say "bpf_spin_unlock is missing"; this is the wording of 6.13 and later."""
     if state.lock is not None:
-        raise Reject("bpf_spin_unlock is missing")
+        raise Reject("BPF_EXIT instruction in main prog cannot be used inside "
+                     "bpf_spin_lock-ed region")
 
 
 def check_field(spec: MapSpec, lo: int, hi: int) -> None:
