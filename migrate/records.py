@@ -96,7 +96,8 @@ def map_spec_record(spec: MapSpec) -> dict:
     return {"name": spec.name, "type": int(spec.type), "key_size": spec.key_size,
             "value_size": spec.value_size, "max_entries": spec.max_entries,
             "flags": int(spec.flags), "pinning": int(spec.pinning), "frozen": spec.frozen,
-            "inner": map_spec_record(spec.inner) if spec.inner else None}
+            "inner": map_spec_record(spec.inner) if spec.inner else None,
+            **({"spin_lock_off": spec.spin_lock_off} if spec.spin_lock_off is not None else {})}
 
 
 def parse_map_spec(f: Fields, depth: int = 0) -> MapSpec:
@@ -112,7 +113,10 @@ def parse_map_spec(f: Fields, depth: int = 0) -> MapSpec:
         key_size=f.int("key_size", 0, MAX_KEY), value_size=f.int("value_size", 0, MAX_VALUE),
         max_entries=f.int("max_entries", 0, U32), flags=f.int("flags", 0, U32),
         pinning=f.enum("pinning", Pinning), frozen=f.bool("frozen"),
-        inner=parse_map_spec(inner_fields, depth + 1) if inner_fields else None)
+        inner=parse_map_spec(inner_fields, depth + 1) if inner_fields else None,
+        # absent in snapshots of maps without a lock (and in those written before locks)
+        spin_lock_off=f.opt_int("spin_lock_off", 0, MAX_VALUE)
+        if "spin_lock_off" in f.record else None)
     f.done()
     return spec
 

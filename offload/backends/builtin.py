@@ -258,6 +258,7 @@ class BuiltinBackend:
         env.routes = self.routes
         env.program_name = program.name
         env.redirect = None
+        env.lock = None  # a run that faulted holding a lock held it only while it ran
         if env.trace:
             env.trace = []
         error = None

@@ -20,7 +20,7 @@ from ..isa.disasm import slot_positions
 from ..isa.opcodes import PseudoSrc
 from ..isa.structure import StructureError
 from ..maps.base import BatchError
-from ..maps.spec import MapSpec, MapType
+from ..maps.spec import MapSpec, MapType, UpdateFlags
 from ..program import ProgType
 from ..verifier import VerifierError
 from ..virtio import bpf_maps as m
@@ -88,7 +88,7 @@ def map_create(device: Device, req: m.MapCreateRequest) -> Response:
     if req.inner_map_handle:
         inner = device.objects.map(req.inner_map_handle).spec
     spec = MapSpec(req.name, map_type, req.key_size, req.value_size, req.max_entries,
-                   req.map_flags, inner=inner)
+                   req.map_flags, inner=inner, spin_lock_off=req.spin_lock_off)
     handle = device.objects.new_handle()
     device.backend.create_map(handle, spec)
     device.objects.maps[handle] = MapObject(handle, spec, req.inner_map_handle)
@@ -113,8 +113,13 @@ def map_freeze(device: Device, req: m.MapFreezeRequest) -> Response:
 
 
 def map_lookup(device: Device, req: m.MapLookupRequest) -> Response:
-    if req.flags:
+    """BPF_MAP_LOOKUP_ELEM; BPF_F_LOCK only on a map whose value holds a bpf_spin_lock (the
+    device runs one program at a time, so the copy is the same as a plain one)."""
+    if req.flags & ~UpdateFlags.F_LOCK:
         raise ErrnoError(errno.EINVAL, f"lookup flags {req.flags:#x} are not supported")
+    if req.flags and device.objects.map(req.handle).spec.spin_lock_off is None:
+        raise ErrnoError(errno.EINVAL, "BPF_F_LOCK needs a bpf_spin_lock in the map value, "
+                                       "which this map does not have.")
     return m.MapLookupResponse(value=_live(device, req.handle).lookup(req.key))
 
 

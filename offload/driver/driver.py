@@ -116,7 +116,7 @@ class Driver:
         libbpf creates maps from an object file."""
         response = self.command(m.MapCreateRequest(
             int(spec.type), spec.key_size, spec.value_size, spec.max_entries, spec.flags,
-            inner_map, bpf_object_name(spec.name)))
+            inner_map, bpf_object_name(spec.name), spec.spin_lock_off))
         assert isinstance(response, m.MapCreateResponse)
         handle = response.handle
         for key, value in spec.contents:

@@ -45,11 +45,14 @@ class HelperId(IntEnum):
     MAP_PUSH_ELEM = 87
     MAP_POP_ELEM = 88
     MAP_PEEK_ELEM = 89
+    SPIN_LOCK = 93
+    SPIN_UNLOCK = 94
     JIFFIES64 = 118
     KTIME_GET_BOOT_NS = 125
     RINGBUF_OUTPUT = 130
     RINGBUF_QUERY = 134
     KTIME_GET_COARSE_NS = 160
+    TRACE_VPRINTK = 177
     CHECK_MTU = 163
     XDP_GET_BUFF_LEN = 188
     XDP_LOAD_BYTES = 189
@@ -72,6 +75,7 @@ class ArgType(IntEnum):
     CONST_SIZE_OR_ZERO = 8
     PTR_TO_CTX = 9
     ANYTHING = 10
+    PTR_TO_SPIN_LOCK = 11  # a map value pointer exactly at its struct bpf_spin_lock
 
 
 class RetType(IntEnum):
@@ -190,6 +194,12 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
     _time(HelperId.KTIME_GET_NS, "ktime_get_ns"),
     HelperProto(HelperId.TRACE_PRINTK, "trace_printk", RetType.INTEGER,
                 (_RO_MEM, Arg(ArgType.CONST_SIZE), _PRINTED, _PRINTED, _PRINTED), gpl_only=True),
+    # data: u64 arguments (data_len a multiple of 8, at most 12 of them: checked when it
+    # runs, as the kernel's bpf_bprintf_prepare), or NULL with data_len 0
+    HelperProto(HelperId.TRACE_VPRINTK, "trace_vprintk", RetType.INTEGER,
+                (_RO_MEM, Arg(ArgType.CONST_SIZE),
+                 Arg(ArgType.PTR_TO_MEM, maybe_null=True, rdonly=True),
+                 Arg(ArgType.CONST_SIZE_OR_ZERO)), gpl_only=True),
     _time(HelperId.GET_PRANDOM_U32, "get_prandom_u32"),
     _time(HelperId.GET_SMP_PROCESSOR_ID, "get_smp_processor_id"),
     HelperProto(HelperId.TAIL_CALL, "tail_call", RetType.VOID, (_CTX, _MAP, _ANY),
@@ -223,6 +233,10 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
                 (_MAP, Arg(ArgType.PTR_TO_UNINIT_MAP_VALUE)), _QUEUE_MAPS, writes_map=True),
     HelperProto(HelperId.MAP_PEEK_ELEM, "map_peek_elem", RetType.INTEGER,
                 (_MAP, Arg(ArgType.PTR_TO_UNINIT_MAP_VALUE)), _QUEUE_MAPS),
+    HelperProto(HelperId.SPIN_LOCK, "spin_lock", RetType.VOID,
+                (Arg(ArgType.PTR_TO_SPIN_LOCK),)),
+    HelperProto(HelperId.SPIN_UNLOCK, "spin_unlock", RetType.VOID,
+                (Arg(ArgType.PTR_TO_SPIN_LOCK),)),
     _time(HelperId.JIFFIES64, "jiffies64"),
     _time(HelperId.KTIME_GET_BOOT_NS, "ktime_get_boot_ns"),
     HelperProto(HelperId.RINGBUF_OUTPUT, "ringbuf_output", RetType.INTEGER,

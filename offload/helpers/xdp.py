@@ -14,7 +14,7 @@ import errno
 import struct
 
 from ..engine.interpreter import MAX_TAIL_CALLS, Execution, Helper, TailCall
-from ..engine.memory import MemoryFault
+from ..engine.memory import MemoryFault, RegionKind
 from ..engine.provenance import ArgUse, HelperSig
 from ..errors import ErrnoError
 from ..maps.cpumap import CpuMap
@@ -23,6 +23,7 @@ from ..maps.map_in_map import ArrayOfMaps, HashOfMaps
 from ..maps.perf_event_array import BPF_F_INDEX_MASK, PerfEventArrayMap
 from ..maps.prog_array import ProgArrayMap
 from ..maps.ringbuf import RingBufMap
+from ..maps.spec import SPIN_LOCK_SIZE
 from ..maps.xskmap import XskMap
 from ..xdp import XdpAction
 from ..xdp_buffer import ETH_HLEN
@@ -31,6 +32,8 @@ from .xdp_env import M64, REDIRECT_CPU, REDIRECT_XSK, Redirect, XdpEnv, errno_re
     map_pointer
 
 TRACE_LIMIT = 512
+#: Arguments bpf_trace_vprintk takes at most (the kernel's MAX_BPRINTF_VARARGS).
+MAX_VPRINTK_ARGS = 12
 
 def _env(ex: Execution) -> XdpEnv:
     env = ex.env
@@ -244,8 +247,11 @@ def xdp_adjust_meta(ex: Execution, ctx: int, delta: int, *_: int) -> int:
 _FORMAT_LENGTHS = ("ll", "l", "")
 
 
-def _format(env: XdpEnv, ex: Execution, fmt: bytes, args: list[int]) -> str:
-    """The printf subset bpf_trace_printk accepts: %d %i %u %x %X %c %s %p %% with l/ll."""
+def _format(env: XdpEnv, ex: Execution, fmt: bytes, args: list[int], *,
+            strings: bool = True) -> str:
+    """The printf subset bpf_trace_printk accepts: %d %i %u %x %X %c %s %p %% with l/ll.
+    ``strings``: whether a ``%s`` argument may be a pointer (a register argument, whose
+    provenance is checked) or is only ever a number (printed as the empty string)."""
     out: list[str] = []
     text = fmt.decode("latin-1")
     position = 0
@@ -280,6 +286,8 @@ def _format(env: XdpEnv, ex: Execution, fmt: bytes, args: list[int]) -> str:
             out.append(chr(value & 0xFF))
         elif conv == "p":
             out.append(hex(value))
+        elif not strings:
+            continue
         else:
             ex.check_pointer(2 + arg, args[arg - 1])  # a1..a3 are r3..r5
             out.append(ex.memory.read_cstring(args[arg - 1], TRACE_LIMIT).decode("latin-1"))
@@ -301,6 +309,68 @@ def trace_printk(ex: Execution, fmt_ptr: int, fmt_size: int, a1: int, a2: int, a
         return errno_result(errno.EINVAL)
     env.trace.append(f"{env.program_name}: {line}" if env.program_name else line)
     return len(line)
+
+
+def trace_vprintk(ex: Execution, fmt_ptr: int, fmt_size: int, data_ptr: int, data_len: int,
+                  *_: int) -> int:
+    """``bpf_trace_vprintk``: ``bpf_trace_printk`` with its arguments as u64s in memory (up to
+    MAX_VPRINTK_ARGS; a length that is not a multiple of 8, or NULL with a length, is
+    -EINVAL as in the kernel), to the same device log.
+
+    The verifier lets no pointer into a helper's memory argument, so every argument is a
+    number: ``%s`` of one prints the empty string, as the kernel prints a string it cannot
+    read."""
+    env = _env(ex)
+    if not 0 < fmt_size <= TRACE_LIMIT or data_len % 8 or \
+            data_len > MAX_VPRINTK_ARGS * 8 or (not data_ptr and data_len):
+        return errno_result(errno.EINVAL)
+    raw = ex.memory.read(fmt_ptr, fmt_size)
+    nul = raw.find(b"\0")
+    if nul < 0:
+        return errno_result(errno.EINVAL)
+    data = ex.memory.read(data_ptr, data_len) if data_len else b""
+    args = [int.from_bytes(data[i:i + 8], "little") for i in range(0, data_len, 8)]
+    try:
+        line = _format(env, ex, raw[:nul], args, strings=False)
+    except ValueError:
+        return errno_result(errno.EINVAL)
+    env.trace.append(f"{env.program_name}: {line}" if env.program_name else line)
+    return len(line)
+
+
+def _lock_word(ex: Execution, lock_ptr: int, helper: str) -> None:
+    """``lock_ptr`` must be the struct bpf_spin_lock of a map value (what the verifier
+    proved), or the call faults."""
+    region = ex.memory.region_at(lock_ptr)
+    owner = region.owner if region is not None and region.kind == RegionKind.MAP_VALUE \
+        else None
+    lock_off = getattr(owner, "lock_off", None)
+    if lock_off is None or lock_ptr - region.base != lock_off:  # type: ignore[union-attr]
+        raise MemoryFault(f"{helper}: the argument is not the struct bpf_spin_lock of a map "
+                          "value", address=lock_ptr, size=SPIN_LOCK_SIZE, write=True)
+
+
+def spin_lock(ex: Execution, lock_ptr: int, *_: int) -> int:
+    """Take a map value's lock. The device runs one program at a time, so no other holder
+    can exist; a second lock in one run could never be taken (the verifier allows one)."""
+    env = _env(ex)
+    _lock_word(ex, lock_ptr, "bpf_spin_lock")
+    if env.lock is not None:
+        raise MemoryFault("bpf_spin_lock: the run already holds a lock", address=lock_ptr,
+                          size=SPIN_LOCK_SIZE, write=True)
+    env.lock = lock_ptr
+    return 0
+
+
+def spin_unlock(ex: Execution, lock_ptr: int, *_: int) -> int:
+    """Release the lock the run holds; releasing another one faults."""
+    env = _env(ex)
+    _lock_word(ex, lock_ptr, "bpf_spin_unlock")
+    if env.lock != lock_ptr:
+        raise MemoryFault("bpf_spin_unlock: the run does not hold this lock",
+                          address=lock_ptr, size=SPIN_LOCK_SIZE, write=True)
+    env.lock = None
+    return 0
 
 
 def fib_lookup(ex: Execution, ctx: int, params_ptr: int, plen: int, flags: int,
@@ -393,6 +463,9 @@ XDP_HELPERS: dict[int, Helper] = {
     HelperId.MAP_DELETE_ELEM: map_delete_elem,
     HelperId.KTIME_GET_NS: ktime_get_ns,
     HelperId.TRACE_PRINTK: trace_printk,
+    HelperId.TRACE_VPRINTK: trace_vprintk,
+    HelperId.SPIN_LOCK: spin_lock,
+    HelperId.SPIN_UNLOCK: spin_unlock,
     HelperId.GET_PRANDOM_U32: get_prandom_u32,
     HelperId.GET_SMP_PROCESSOR_ID: get_smp_processor_id,
     HelperId.TAIL_CALL: tail_call,
@@ -422,7 +495,8 @@ XDP_HELPERS: dict[int, Helper] = {
 _POINTER_ARGS = {ArgType.CONST_MAP_PTR: ArgUse.MAP, ArgType.PTR_TO_CTX: ArgUse.MEMORY,
                  ArgType.PTR_TO_MAP_KEY: ArgUse.MEMORY, ArgType.PTR_TO_MAP_VALUE: ArgUse.MEMORY,
                  ArgType.PTR_TO_UNINIT_MAP_VALUE: ArgUse.MEMORY,
-                 ArgType.PTR_TO_MEM: ArgUse.MEMORY, ArgType.PTR_TO_UNINIT_MEM: ArgUse.MEMORY}
+                 ArgType.PTR_TO_MEM: ArgUse.MEMORY, ArgType.PTR_TO_UNINIT_MEM: ArgUse.MEMORY,
+                 ArgType.PTR_TO_SPIN_LOCK: ArgUse.MEMORY}
 
 
 def provenance_signature(proto: HelperProto) -> HelperSig:

@@ -89,6 +89,8 @@ class XdpEnv:
     redirect: Redirect | None = None
     #: id(value buffer) -> (its region, its map); shared across runs by a device
     value_regions: dict[int, tuple[Region, Map]] = field(default_factory=dict)
+    #: the address of the bpf_spin_lock the run holds, or None (``helpers.xdp.spin_lock``)
+    lock: int | None = None
 
     # -- frame ------------------------------------------------------------------------------
     def sync_packet(self) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ..maps.spec import MapFlags, MapSpec, MapType, Pinning
 from .btf import Btf, BtfType
+from .btf_fields import spin_lock_offset
 from .btf_layout import BtfKind
 from .elf import ElfObject, Section
 from .errors import LoaderError
@@ -84,9 +85,10 @@ def collect_maps(elf: ElfObject, btf: Btf | None,
             definitions[(section.index, offset)] = name
     for section in elf.sections:
         if is_global_data(section.name) and section.size:
-            spec = _global_data_map(section, object_name)
-            add(spec, spec.name, section)
-            data_sections[section.index] = spec.name
+            spec = _global_data_map(section, object_name, btf)
+            name = global_data_map_name(object_name, section.name)
+            add(spec, name, section)
+            data_sections[section.index] = name
     return maps, MapSymbols(definitions, data_sections, refused)
 
 
@@ -127,13 +129,22 @@ def global_data_map_name(object_name: str, section: str) -> str:
     return "".join(c if c.isascii() and (c.isalnum() or c in "_.") else "_" for c in name)
 
 
-def _global_data_map(section: Section, object_name: str) -> MapSpec:
+def _global_data_map(section: Section, object_name: str, btf: Btf | None) -> MapSpec | str:
+    """The single-entry array of a global data section; its value type is the section's
+    DATASEC, where a ``struct bpf_spin_lock`` variable is the map's lock (as libbpf passes
+    the DATASEC as the value type)."""
     if section.size > U32_MAX:
         raise LoaderError(f"{section.size} bytes of global data do not fit a map value.",
                           section=section.name)
     readonly = section.name.startswith(".rodata")
     # .bss starts zeroed like a new array, so it needs no contents.
     contents = () if section.is_nobits else ((bytes(4), section.data),)
+    datasec = btf.datasec(section.name) if btf is not None else None
+    try:
+        lock = spin_lock_offset(btf, datasec.id) if btf is not None and datasec is not None \
+            else None
+    except LoaderError as err:
+        return err.detail
     return MapSpec(
         name=global_data_map_name(object_name, section.name),
         type=MapType.ARRAY,
@@ -143,6 +154,7 @@ def _global_data_map(section: Section, object_name: str) -> MapSpec:
         flags=int(MapFlags.RDONLY_PROG) if readonly else 0,
         contents=contents,
         frozen=readonly,
+        spin_lock_off=lock,
     )
 
 
@@ -278,9 +290,10 @@ def parse_btf_map(btf: Btf, type_id: int, name: str, *, inner: bool = False) -> 
     except ValueError:
         raise LoaderError(f"unknown pinning {values['pinning']}.", section=BTF_MAPS_SECTION,
                           symbol=name) from None
+    lock = spin_lock_offset(btf, value_type, map_name=name) if value_type is not None else None
     return MapSpec(name=name, type=map_type, key_size=key_size, value_size=value_size,
                    max_entries=values.get("max_entries", 0), flags=values.get("map_flags", 0),
-                   pinning=pinning, inner=inner_spec)
+                   pinning=pinning, inner=inner_spec, spin_lock_off=lock)
 
 
 def _int_member(btf: Btf, type_id: int, map_name: str, member: str) -> int:

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 from ..errors import ErrnoError, OffloadError
 from .resolver import NO_OBJECTS, Resolver
-from .spec import MapFlags, MapSpec, UpdateFlags
+from .spec import SPIN_LOCK_SIZE, MapFlags, MapSpec, UpdateFlags
 from .values import value_layout
 
 ENOTSUPP = 524  # the kernel-internal errno BPF_MAP_CREATE and batch commands leak to users
@@ -113,6 +113,8 @@ class Map:
         self.values = value_layout(spec.type.is_percpu, spec.value_size, ncpus)
         self.resolver = resolver
         self._dirty: set[bytes] | None = None
+        #: offset of the value's struct bpf_spin_lock, or None (``MapSpec.spin_lock_off``)
+        self.lock_off = spec.spin_lock_off
 
     @classmethod
     def check_spec(cls, spec: MapSpec, ncpus: int) -> None:
@@ -171,16 +173,37 @@ class Map:
                                           "may not change it.")
 
     def _update_flags(self, flags: object) -> int:
+        """BPF_ANY, BPF_NOEXIST or BPF_EXIST, possibly with BPF_F_LOCK (only on a map whose
+        value holds a bpf_spin_lock, as the kernel); the flags without BPF_F_LOCK."""
         if isinstance(flags, bool) or not isinstance(flags, int) or flags < 0:
             raise ErrnoError(errno.EINVAL, f"Update flags must be BPF_ANY, BPF_NOEXIST or "
                                            f"BPF_EXIST, got {flags!r}.")
         if flags & UpdateFlags.F_LOCK:
-            raise ErrnoError(errno.EINVAL, "BPF_F_LOCK needs a bpf_spin_lock in the map value, "
-                                           "which this map does not have.")
+            self._check_lock_flag()
+            flags &= ~UpdateFlags.F_LOCK
         if flags > UpdateFlags.EXIST:
             raise ErrnoError(errno.EINVAL, f"Unknown update flags {flags:#x}: use BPF_ANY, "
                                            "BPF_NOEXIST or BPF_EXIST.")
         return flags
+
+    def _check_lock_flag(self) -> None:
+        if self.lock_off is None:
+            raise ErrnoError(errno.EINVAL, "BPF_F_LOCK needs a bpf_spin_lock in the map value, "
+                                           "which this map does not have.")
+
+    # -- the bpf_spin_lock field -------------------------------------------------------------
+    # Values cross the uAPI without their lock, as the kernel's copy_map_value skips it and a
+    # lookup zeroes it in what it returns: user space neither sees nor sets the lock word.
+    # Programs run one at a time on a device and release every lock before they exit (the
+    # verifier's rule), so a stored lock word is always the unlocked 0, and BPF_F_LOCK (copy
+    # under the lock) reads and writes the same bytes as a plain copy.
+
+    def _without_lock(self, value: bytes) -> bytes:
+        """``value`` with its lock word zeroed (unlocked)."""
+        off = self.lock_off
+        if off is None or off + SPIN_LOCK_SIZE > len(value):
+            return value
+        return value[:off] + bytes(SPIN_LOCK_SIZE) + value[off + SPIN_LOCK_SIZE:]
 
     def _key(self, key: object) -> bytes:
         return as_bytes(key, self.key_size, "key")
@@ -203,14 +226,16 @@ class Map:
         value = self._lookup(self._key(key))
         if value is None:
             raise ErrnoError(errno.ENOENT, "No element with this key.")
-        return value
+        return self._without_lock(value) if self.lock_off is not None else value
 
     def update(self, key: BytesLike, value: BytesLike, flags: int = UpdateFlags.ANY) -> None:
         """BPF_MAP_UPDATE_ELEM with BPF_ANY, BPF_NOEXIST (EEXIST) or BPF_EXIST (ENOENT)."""
         self._check_writable()
         flags = self._update_flags(flags)
         raw_key = self._key(key)
-        self._update(raw_key, as_bytes(value, self.uapi_value_size, "value"), flags)
+        raw = as_bytes(value, self.uapi_value_size, "value")
+        self._update(raw_key, self._without_lock(raw) if self.lock_off is not None else raw,
+                     flags)
 
     def delete(self, key: BytesLike) -> None:
         """BPF_MAP_DELETE_ELEM."""
@@ -235,6 +260,8 @@ class Map:
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) in uAPI form, in get_next_key order."""
         self._check_readable()
+        if self.lock_off is not None:
+            return ((k, self._without_lock(v)) for k, v in self._iter_entries())
         return self._iter_entries()
 
     # -- batches -----------------------------------------------------------------------------
@@ -245,8 +272,7 @@ class Map:
             raise ErrnoError(errno.EINVAL, f"Batch elem_flags may only hold BPF_F_LOCK, got "
                                            f"{elem_flags!r}.")
         if elem_flags:
-            raise ErrnoError(errno.EINVAL, "BPF_F_LOCK needs a bpf_spin_lock in the map value, "
-                                           "which this map does not have.")
+            self._check_lock_flag()
 
     def _unsupported_batch(self, command: str) -> ErrnoError:
         return enotsupp(f"{self.spec.type.name} maps do not implement {command}.")
@@ -262,7 +288,11 @@ class Map:
         raw = None if cursor is None else as_bytes(cursor, self.batch_cursor_size, "batch cursor")
         if count == 0:
             return LookupBatch((), None, False)
-        return self._lookup_batch(raw, count)
+        batch = self._lookup_batch(raw, count)
+        if self.lock_off is None:
+            return batch
+        return LookupBatch(tuple((k, self._without_lock(v)) for k, v in batch.entries),
+                           batch.cursor, batch.done)
 
     def _lookup_batch(self, cursor: bytes | None, count: int) -> LookupBatch:
         """``generic_map_lookup_batch()``: walk get_next_key from the cursor key."""
@@ -292,8 +322,8 @@ class Map:
             try:
                 if not isinstance(pair, tuple) or len(pair) != 2:
                     raise ErrnoError(errno.EINVAL, "Each batch entry must be a (key, value) pair.")
-                self._update(self._key(pair[0]),
-                             as_bytes(pair[1], self.uapi_value_size, "value"), UpdateFlags.ANY)
+                self._update(self._key(pair[0]), self._without_lock(
+                    as_bytes(pair[1], self.uapi_value_size, "value")), UpdateFlags.ANY)
             except ErrnoError as exc:
                 raise BatchError(exc.errno, f"entry {done}: {exc.detail}", count=done) from None
             done += 1
@@ -364,8 +394,9 @@ class Map:
         self._program_write_check("bpf_map_update_elem")
         flags = self._update_flags(flags)
         raw_key = self._key(key)
-        self._program_update(raw_key, as_bytes(value, self.value_size, "value"), flags,
-                             self._cpu(cpu))
+        raw = as_bytes(value, self.value_size, "value")
+        self._program_update(raw_key, self._without_lock(raw) if self.lock_off is not None
+                             else raw, flags, self._cpu(cpu))
 
     def program_delete(self, key: BytesLike, cpu: int = 0) -> None:
         """bpf_map_delete_elem() from a program."""

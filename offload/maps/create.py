@@ -25,7 +25,7 @@ from .perf_event_array import PerfEventArrayMap
 from .prog_array import ProgArrayMap
 from .resolver import NO_OBJECTS, Resolver
 from .ringbuf import RingBufMap
-from .spec import MapFlags, MapSpec, MapType
+from .spec import SPIN_LOCK_SIZE, MapFlags, MapSpec, MapType
 from .xskmap import XskMap
 
 if TYPE_CHECKING:  # caps imports maps.spec; a runtime import here would be circular
@@ -87,9 +87,35 @@ def check_spec(spec: object, *, ncpus: int = 1, limits: Limits | None = None) ->
         check_inner_template(spec)
         check_spec(spec.inner, ncpus=ncpus, limits=limits)
     cls.check_spec(spec, ncpus)
+    if spec.spin_lock_off is not None:
+        _check_spin_lock(spec)
     if limits is not None:
         _check_limits(spec, limits)
     return cls
+
+
+#: Map types whose value may hold a bpf_spin_lock (the kernel's ``map_check_btf``; the others
+#: it allows are storage maps an XDP device does not have).
+SPIN_LOCK_MAP_TYPES = frozenset({MapType.HASH, MapType.ARRAY})
+
+
+def _check_spin_lock(spec: MapSpec) -> None:
+    """A value's ``struct bpf_spin_lock``, refused as BPF_MAP_CREATE with BTF refuses it: it
+    must lie in the value, 4-byte aligned (EINVAL: the kernel finds no such lock); programs
+    take it, so they must both read and write the map (EACCES); and only hash and array maps
+    keep a lock in their values (EOPNOTSUPP)."""
+    off = spec.spin_lock_off
+    if isinstance(off, bool) or not isinstance(off, int) or off < 0 or off % 4 or \
+            off + SPIN_LOCK_SIZE > spec.value_size:
+        raise ErrnoError(errno.EINVAL, f"The bpf_spin_lock at offset {off!r} is not a 4-byte "
+                                       f"aligned field of the {spec.value_size}-byte value.")
+    if spec.flags & (MapFlags.RDONLY_PROG | MapFlags.WRONLY_PROG):
+        raise ErrnoError(errno.EACCES, "A map whose value holds a bpf_spin_lock cannot be "
+                                       "BPF_F_RDONLY_PROG or BPF_F_WRONLY_PROG.")
+    if spec.type not in SPIN_LOCK_MAP_TYPES:
+        raise ErrnoError(errno.EOPNOTSUPP, f"{spec.type.name} maps cannot hold a "
+                                           "bpf_spin_lock in their values: only HASH and "
+                                           "ARRAY maps do.")
 
 
 def _retyped(spec: MapSpec, map_type: MapType) -> MapSpec:

@@ -78,6 +78,10 @@ class MapFlags(IntFlag):
     INNER_MAP = 1 << 12
 
 
+#: Bytes of ``struct bpf_spin_lock`` (one u32).
+SPIN_LOCK_SIZE = 4
+
+
 class UpdateFlags(IntEnum):
     """``flags`` of BPF_MAP_UPDATE_ELEM."""
 
@@ -100,7 +104,9 @@ class MapSpec:
 
     ``contents`` holds (key, value) pairs written after creation (global data sections use it);
     ``frozen`` makes the map read-only for the program once created (``.rodata``); ``inner`` is
-    the template of the inner map of a map-in-map.
+    the template of the inner map of a map-in-map. ``spin_lock_off`` is the offset of the
+    ``struct bpf_spin_lock`` in the value, or None: what the kernel finds in the value's BTF
+    at BPF_MAP_CREATE (``btf_value_type_id``) and keeps as the map record's lock offset.
     """
 
     name: str
@@ -113,3 +119,4 @@ class MapSpec:
     inner: MapSpec | None = None
     contents: tuple[tuple[bytes, bytes], ...] = field(default=())
     frozen: bool = False
+    spin_lock_off: int | None = None

@@ -232,7 +232,10 @@ def _mark_null(state: State, reg: Reg, *, is_null: bool) -> None:
             return Reg.const(0)
         if r.type == RegType.CONST_PTR_TO_MAP_OR_NULL:
             return r._replace(type=RegType.CONST_PTR_TO_MAP, id=0)
-        return r._replace(type=RegType.PTR_TO_MAP_VALUE, id=0)
+        # the id stays on a value holding a bpf_spin_lock: it names the lock (kernel
+        # mark_ptr_or_null_reg keeps it for reg_may_point_to_spin_lock)
+        keep = r.map is not None and r.map.spin_lock_off is not None
+        return r._replace(type=RegType.PTR_TO_MAP_VALUE, id=r.id if keep else 0)
 
     state.map_regs(mark, MAYBE_NULL)
 

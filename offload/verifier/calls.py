@@ -6,7 +6,8 @@ of a fixed size or plus a bounded size argument, context; packet memory only for
 take it; no changes to maps programs may only read); afterwards R1-R5 are unreadable and R0
 holds what the prototype returns, and the stack it may have written holds unknown numbers
 (``memory.check_helper_mem``). A local call gets a fresh frame with R1-R5 passed in and its
-own stack; ``exit`` from it restores the caller with R6-R9 preserved.
+own stack; ``exit`` from it restores the caller with R6-R9 preserved. ``bpf_spin_lock`` and
+its rules are in ``locks``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..helpers.prototypes import (
 )
 from ..maps.spec import MapSpec
 from ..xdp import XdpAction
+from . import locks
 from .alu import read_reg
 from .env import Env
 from .errors import Reject, VerifierBug
@@ -42,6 +44,7 @@ _PKT_ARG_TYPES = frozenset({RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META})
 
 def check_helper_call(env: Env, state: State, insn: Op) -> None:
     hid = insn.imm
+    locks.check_call(state, hid)
     proto = prototype(hid)
     refused = REFUSED_HELPERS.get(hid)
     if refused is not None:
@@ -58,6 +61,10 @@ def check_helper_call(env: Env, state: State, insn: Op) -> None:
     map_reg, writes = _check_args(env, state, proto)
     for write in writes:  # the helper runs: what it may write is unknown from now on
         write()
+    if hid == locks.SPIN_LOCK:
+        locks.take(state, locks.check_arg(1, state.frame.regs[1]))
+    elif hid == locks.SPIN_UNLOCK:
+        locks.release(state, locks.check_arg(1, state.frame.regs[1]))
     frame = state.frame
     for r in range(1, 6):
         frame.regs[r] = NOT_INIT
@@ -149,6 +156,8 @@ def _check_args(env: Env, state: State,
             else:
                 write = _mem_and_size(env, state, regno, reg, arg,
                                       args[i + 1] if i + 1 < len(args) else None, proto)
+        elif t == ArgType.PTR_TO_SPIN_LOCK:
+            locks.check_arg(regno, reg)
         elif t in (ArgType.CONST_SIZE, ArgType.CONST_SIZE_OR_ZERO):
             if reg.type != RegType.SCALAR:
                 raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=scalar")
@@ -250,7 +259,9 @@ def read_reg_from(frame: Frame, regno: int) -> Reg:
 
 
 def check_program_exit(env: Env, state: State) -> None:
-    """R0 at the end of the program: an initialised number, optionally an XDP action."""
+    """R0 at the end of the program: an initialised number, optionally an XDP action; no
+    bpf_spin_lock held."""
+    locks.check_exit(state)
     r0 = read_reg_from(state.frame, 0)
     if r0.type != RegType.SCALAR:
         raise Reject("R0 leaks addr as return value")

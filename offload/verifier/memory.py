@@ -17,7 +17,7 @@ from ..helpers.prototypes import FILL, READ
 from ..isa.opcodes import ATOMIC_FETCH, AtomicOp, InsnClass, Mode
 from ..maps.spec import MapFlags, MapSpec, MapType
 from ..xdp import XDP_MD_SIZE, XdpMd
-from . import liveness
+from . import liveness, locks
 from .alu import read_reg, write_reg
 from .arith import sign_extend as sign_extend_value
 from .arith import zext32
@@ -219,6 +219,8 @@ def check_map_value(regno: int, ptr: Reg, off: int, size: int, *, read: bool,
         if fixed < 0 or fixed + size > vs:
             raise Reject(f"invalid access to map value, value_size={vs} off={fixed} "
                          f"size={size}")
+        if spec.spin_lock_off is not None:
+            locks.check_field(spec, fixed + var.value, fixed + var.value + size)
         return
     if fixed + var.smin < 0:
         raise Reject(f"R{regno} min value is outside of the allowed memory range")
@@ -228,6 +230,8 @@ def check_map_value(regno: int, ptr: Reg, off: int, size: int, *, read: bool,
     if fixed + var.umax + size > vs:
         raise Reject(f"R{regno} max value is outside of the allowed memory range "
                      f"(value_size={vs} off={fixed} umax={var.umax} size={size})")
+    if spec.spin_lock_off is not None:
+        locks.check_field(spec, fixed + var.smin, fixed + var.umax + size)
 
 
 # ---------------------------------------------------------------- stack

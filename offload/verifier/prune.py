@@ -3,8 +3,9 @@
 ``covers(old, cur)`` holds when every concrete machine state ``cur`` stands for is one ``old``
 stands for (the kernel's ``states_equal`` with range inclusion): dead registers are ignored,
 scalars and pointer offsets must lie within the old ranges, packet ranges must be at least as
-large, stack bytes at least as initialised, and ids must map one to one (two registers linked
-in ``old`` must be linked in ``cur``). With ``exact=True`` the states must be the same, which is
+large, stack bytes at least as initialised, ids must map one to one (two registers linked
+in ``old`` must be linked in ``cur``), and the ``bpf_spin_lock`` held must be the same
+(``locks.covers``). With ``exact=True`` the states must be the same, which is
 how an infinite loop is recognised.
 
 With precision tracking (``precision.py``) only the old state's *precise* scalars are compared:
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from . import locks
 from .cfg import Program, live_regs
 from .liveness import ALL_SLOTS
 from .precision import ALL, SLOTS, STRIDE
@@ -81,7 +83,7 @@ def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
             return False
     elif not old.var.includes(cur.var) or cur.range < old.range:
         return False
-    if t in _LINKED_BY_ID:
+    if t in _LINKED_BY_ID or old.id:  # a map value's id names the lock it may take
         return ids.same(old.id, cur.id)
     return True
 
@@ -186,6 +188,9 @@ def covers(prog: Program, old: State, cur: State, *, exact: bool = False,
             min(old.meta_len, meta_need) > cur.meta_len:
         return False
     ids = IdMap()
+    if (old.lock is not None or cur.lock is not None) and \
+            not locks.covers(old.lock, cur.lock, ids):
+        return False
     top = len(old_frames) - 1
     for depth in range(top, -1, -1):
         of, cf = old_frames[depth], cur_frames[depth]

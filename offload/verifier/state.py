@@ -222,11 +222,12 @@ class State:
     """The whole abstract state at one instruction of one path."""
 
     __slots__ = ("frames", "frame", "pkt_len", "meta_len", "insn", "path", "parent", "hist",
-                 "may_goto", "written")
+                 "may_goto", "written", "lock")
 
     def __init__(self, frames: list[Frame], pkt_len: int, meta_len: int, insn: int,
                  path: PathNode | None, parent: object | None, hist: object = None,
-                 may_goto: int = 0, written: frozenset[int] = frozenset()) -> None:
+                 may_goto: int = 0, written: frozenset[int] = frozenset(),
+                 lock: object = None) -> None:
         self.frames = frames
         #: the current (innermost) frame, read by nearly every check: kept, not looked up
         self.frame = frames[-1]
@@ -241,6 +242,8 @@ class State:
         #: ``may_goto`` fall-throughs on the path (the kernel's may_goto_depth): a state at a
         #: may_goto with more of them than an open checkpoint there is a later iteration
         self.may_goto = may_goto
+        #: the bpf_spin_lock the path holds (``locks.HeldLock``), or None
+        self.lock = lock
 
     def push(self, frame: Frame) -> None:
         """Enter a called function."""
@@ -257,7 +260,8 @@ class State:
         """A copy to change independently (registers and slots are immutable: shared)."""
         return State([Frame(f.regs.copy(), f.stack.copy(), f.callsite, f.subprog, f.frameno)
                       for f in self.frames], self.pkt_len, self.meta_len, self.insn,
-                     self.path, self.parent, self.hist, self.may_goto, self.written)
+                     self.path, self.parent, self.hist, self.may_goto, self.written,
+                     self.lock)
 
     def map_regs(self, fn, types: frozenset[RegType]) -> None:
         """Replace every register (spilled ones included) of one of ``types`` by ``fn(reg)``."""

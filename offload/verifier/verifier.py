@@ -77,7 +77,7 @@ _ACCESS_OPS = {ops.LOAD: LOAD, ops.STORE: STORE, ops.ATOMIC: ATOMIC}
 _POINTER_ARGS = frozenset({ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE,
                            ArgType.PTR_TO_UNINIT_MAP_VALUE, ArgType.PTR_TO_MEM,
                            ArgType.PTR_TO_UNINIT_MEM, ArgType.PTR_TO_CTX,
-                           ArgType.CONST_MAP_PTR})
+                           ArgType.CONST_MAP_PTR, ArgType.PTR_TO_SPIN_LOCK})
 _MAP_POINTERS = frozenset({RegType.CONST_PTR_TO_MAP, RegType.CONST_PTR_TO_MAP_OR_NULL})
 
 

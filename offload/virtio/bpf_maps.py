@@ -18,11 +18,17 @@ from .wire import MAX_BATCH_COUNT, MAX_CURSOR_SIZE, MAX_KEY_SIZE, MAX_MESSAGE_SI
 
 KEY_PRESENT = 1  # MAP_GET_NEXT_KEY flags: a key follows (absent: return the first key)
 BATCH_DONE = 1  # MAP_LOOKUP_BATCH result flags: the iteration reached the end of the map
+NO_SPIN_LOCK = 0xFFFFFFFF  # MAP_CREATE spin_lock_off: the value holds no bpf_spin_lock
 
 
 @dataclass(frozen=True, slots=True)
 class MapCreateRequest(Request):
-    """BPF_MAP_CREATE. ``inner_map_handle`` names the template of a map-in-map (0: none)."""
+    """BPF_MAP_CREATE. ``inner_map_handle`` names the template of a map-in-map (0: none).
+
+    ``spin_lock_off`` is the offset of the value's ``struct bpf_spin_lock`` (None: no lock,
+    NO_SPIN_LOCK on the wire): the guest driver finds it in the value's BTF, which the kernel
+    would be given as ``btf_value_type_id``; the device has no guest BTF to read.
+    """
 
     COMMAND = BpfCommand.MAP_CREATE
 
@@ -33,6 +39,7 @@ class MapCreateRequest(Request):
     map_flags: int = 0
     inner_map_handle: int = 0
     name: str = ""
+    spin_lock_off: int | None = None
 
     def _encode_body(self, w: Writer) -> None:
         w.u32("map_type", self.map_type)
@@ -42,12 +49,16 @@ class MapCreateRequest(Request):
         w.u32("map_flags", self.map_flags)
         w.u32("inner_map_handle", self.inner_map_handle)
         w.name("name", self.name)
+        w.u32("spin_lock_off",
+              NO_SPIN_LOCK if self.spin_lock_off is None else self.spin_lock_off)
 
     @classmethod
     def _decode_body(cls, r: Reader) -> Self:
-        return cls(r.u32("map_type"), r.u32("key_size"), r.u32("value_size"),
-                   r.u32("max_entries"), r.u32("map_flags"), r.u32("inner_map_handle"),
-                   r.name("name"))
+        head = (r.u32("map_type"), r.u32("key_size"), r.u32("value_size"),
+                r.u32("max_entries"), r.u32("map_flags"), r.u32("inner_map_handle"),
+                r.name("name"))
+        lock = r.u32("spin_lock_off")
+        return cls(*head, None if lock == NO_SPIN_LOCK else lock)
 
 
 @dataclass(frozen=True, slots=True)

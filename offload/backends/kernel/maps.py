@@ -21,6 +21,7 @@ from ...maps.spec import MapSpec, UpdateFlags
 from .attr import MapBatchAttr, MapCreateAttr, MapElemAttr, MapFdAttr
 from .handle import KernelHandle, object_name
 from .info import MapInfo, map_info
+from .lock_btf import KEY_ID, VALUE_ID, LockBtf, load_lock_btf
 from .syscall import ENOTSUPP, BpfCmd, BpfSyscallError, bpf
 
 #: Elements one batch call asks for at first; doubled when a hash bucket does not fit.
@@ -80,6 +81,10 @@ class KernelMap(KernelHandle):
         what was created: no half-initialised map is left behind.
         """
         inner: KernelMap | None = None
+        btf: LockBtf | None = None
+        if spec.spin_lock_off is not None and not btf_fd:
+            btf = load_lock_btf(spec)
+            btf_fd, btf_key_type_id, btf_value_type_id = btf.fd, KEY_ID, VALUE_ID
         if spec.type.is_map_in_map and inner_map_fd is None:
             if spec.inner is None:
                 raise ErrnoError(errno.EINVAL, f"map {spec.name!r} of type {spec.type.name} "
@@ -102,6 +107,8 @@ class KernelMap(KernelHandle):
         finally:
             if inner is not None:
                 inner.close()
+            if btf is not None:
+                btf.close()
         live = cls(fd, spec)
         try:
             for key, value in spec.contents:

@@ -53,9 +53,13 @@ MAPS = {
     5: MapSpec("events", MapType.PERF_EVENT_ARRAY, 4, 4, 4),
     6: MapSpec("queue", MapType.QUEUE, 0, 8, 16),
     7: MapSpec("ring", MapType.RINGBUF, 0, 0, 4096),
+    8: MapSpec("locked", MapType.ARRAY, 4, 16, 1, spin_lock_off=8),
 }
 _KEY = "stw [%r10-4], 0\nmov %r2, %r10\nadd %r2, -4\n"
 _NULL_CHECKED = "jeq %r0, 0, out\nldxb %r7, [%r0+0]\nout:\n"
+#: R8: the value of map 8 (null-checked, or the program ends at ``out``), its lock in R1
+_LOCKED_VALUE = (_KEY + "lddw %r1, map_fd(8)\ncall 1\njeq %r0, 0, out\nmov %r8, %r0\n"
+                 "mov %r1, %r8\nadd %r1, 8\n")
 
 #: helper id -> (program set-up before the call, code after it, map handles it uses).
 #: R6 holds the context throughout.
@@ -66,6 +70,12 @@ GOOD: dict[int, tuple[str, str, tuple[int, ...]]] = {
     HelperId.MAP_DELETE_ELEM: (_KEY + "lddw %r1, map_fd(1)", "", (1,)),
     HelperId.TRACE_PRINTK: (f"lddw %r1, {FMT:#x}\nstxdw [%r10-8], %r1\nmov %r1, %r10\n"
                             "add %r1, -8\nmov %r2, 8\nmov %r3, 5\nmov %r4, 0\nmov %r5, 0", "", ()),
+    HelperId.TRACE_VPRINTK: (f"lddw %r1, {FMT:#x}\nstxdw [%r10-8], %r1\nstdw [%r10-16], 5\n"
+                             "mov %r1, %r10\nadd %r1, -8\nmov %r2, 8\nmov %r3, %r10\n"
+                             "add %r3, -16\nmov %r4, 8", "", ()),
+    HelperId.SPIN_LOCK: (_LOCKED_VALUE, "mov %r1, %r8\nadd %r1, 8\ncall 94\nout:\n", (8,)),
+    HelperId.SPIN_UNLOCK: (_LOCKED_VALUE + "call 93\nmov %r1, %r8\nadd %r1, 8", "out:\n",
+                           (8,)),
     HelperId.TAIL_CALL: ("mov %r1, %r6\nlddw %r2, map_fd(4)\nmov %r3, 0", "", (4,)),
     HelperId.REDIRECT: ("mov %r1, 1\nmov %r2, 0", "", ()),
     HelperId.PERF_EVENT_OUTPUT: ("stdw [%r10-8], 0\nmov %r1, %r6\nlddw %r2, map_fd(5)\n"
@@ -130,6 +140,9 @@ def ill_typed(proto: HelperProto) -> list[tuple[str, str, str, bool]]:
             out.append((f"R{r} number for memory", f"mov %r{r}, 1", "", "expected=fp", True))
         elif arg.is_size:
             out.append((f"R{r} pointer for size", f"mov %r{r}, %r10", "", "expected=scalar",
+                        True))
+        elif t == ArgType.PTR_TO_SPIN_LOCK:
+            out.append((f"R{r} stack for a lock", f"mov %r{r}, %r10", "", "expected=map_value",
                         True))
         elif t == ArgType.ANYTHING and not arg.pointer_ok:
             # a privileged kernel lets pointers through as numbers; the device never does

@@ -35,6 +35,9 @@ RDONLY = replace(MapSpec("ro", MapType.ARRAY, 4, 8, 1), flags=MapFlags.RDONLY_PR
 WRONLY = replace(MapSpec("wo", MapType.ARRAY, 4, 8, 1), flags=MapFlags.WRONLY_PROG)
 PROG_ARRAY = MapSpec("progs", MapType.PROG_ARRAY, 4, 4, 4)
 RINGBUF = MapSpec("events", MapType.RINGBUF, 0, 0, 4096)
+#: a value of 16 bytes whose struct bpf_spin_lock is at offset 0 (map handle 6), at 8
+LOCKED = MapSpec("locked", MapType.HASH, 4, 16, 16, spin_lock_off=0)
+LOCKED_AT_8 = replace(LOCKED, spin_lock_off=8)
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,11 @@ call 1
 CHECKED = LOOKUP + "jeq %r0, 0, out\n"
 DONE = "mov %r0, 2\nexit\n"
 ADJUST = "mov %r1, %r6\nmov %r2, 0\ncall 44\n"  # bpf_xdp_adjust_head(ctx, 0)
+# r7 = a null-checked value of LOCKED (map handle 6); LOCK/UNLOCK take and release its lock
+LOCKED_VALUE = "mov %r6, %r1\n" + CHECKED.replace("map_fd(1)", "map_fd(6)") + "mov %r7, %r0\n"
+LOCK = "mov %r1, %r7\ncall 93\n"
+UNLOCK = "mov %r1, %r7\ncall 94\n"
+EXIT_LOCKED = "BPF_EXIT instruction in main prog cannot be used inside bpf_spin_lock-ed region"
 UNBOUNDED_MAP_MATH = "math between map_value pointer and register with unbounded min value"
 CALLS = "call local f1\nmov %r0, 2\nexit\n" + "".join(
     f"f{i}:\ncall local f{i + 1}\nexit\n" for i in range(1, 7)) + "f7:\nmov %r0, 2\nexit\n"
@@ -313,8 +321,54 @@ ROWS = [
         "add %r2, -16\nmov %r3, 12\nmov %r4, -1\nmov %r5, 0\ncall 84\n" + DONE,
         "unknown func bpf_unknown#84", "Unreleased reference", "Unreleased reference"),
     Row("helper_spin_lock", "stw [%r10-4], 0\nmov %r1, %r10\nadd %r1, -4\ncall 93\n" + DONE,
-        "unknown func bpf_unknown#93", "R1 type=fp expected=map_value",
+        "R1 type=fp expected=map_value", "R1 type=fp expected=map_value",
         "R1 type=fp expected=map_value"),
+    # ------------------------------------------------------------ bpf_spin_lock
+    Row("lock_unlock", LOCKED_VALUE + LOCK + UNLOCK + DONE + OUT, ACCEPT, ACCEPT, ACCEPT,
+        {6: LOCKED}),
+    Row("lock_at_offset", LOCKED_VALUE + "mov %r1, %r7\nadd %r1, 8\ncall 93\n"
+        "mov %r1, %r7\nadd %r1, 8\ncall 94\n" + DONE + OUT, ACCEPT,
+        "bpf_spin_lock cannot be accessed directly by load/store", ACCEPT, {6: LOCKED_AT_8}),
+    Row("lock_exit_locked", LOCKED_VALUE + LOCK + DONE + OUT, EXIT_LOCKED, EXIT_LOCKED,
+        EXIT_LOCKED, {6: LOCKED}),
+    Row("lock_call_locked", LOCKED_VALUE + LOCK + "call 5\n" + UNLOCK + DONE + OUT,
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock", {6: LOCKED}),
+    Row("lock_tail_call_locked", LOCKED_VALUE + LOCK + "mov %r1, %r6\nlddw %r2, map_fd(4)\n"
+        "mov %r3, 0\ncall 12\n" + UNLOCK + DONE + OUT,
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock", {4: PROG_ARRAY, 6: LOCKED}),
+    Row("lock_subprog_locked", LOCKED_VALUE + LOCK + "call local fn\n" + UNLOCK + DONE + OUT
+        + "fn:\nmov %r0, 0\nexit\n", ACCEPT, None, ACCEPT, {6: LOCKED}),
+    Row("lock_double", LOCKED_VALUE + LOCK + LOCK + UNLOCK + DONE + OUT,
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock", {6: LOCKED}),
+    Row("lock_unlock_unlocked", LOCKED_VALUE + UNLOCK + DONE + OUT,
+        "bpf_spin_unlock without taking a lock", "bpf_spin_unlock without taking a lock",
+        "bpf_spin_unlock without taking a lock", {6: LOCKED}),
+    Row("lock_unlock_other", LOCKED_VALUE + CHECKED.replace("map_fd(1)", "map_fd(6)")
+        + "mov %r1, %r0\ncall 93\n" + UNLOCK + DONE + OUT, "bpf_spin_unlock of different lock",
+        "bpf_spin_unlock of different lock", "bpf_spin_unlock of different lock",
+        {6: LOCKED}),
+    Row("lock_field_access", LOCKED_VALUE + "ldxw %r1, [%r7+0]\n" + DONE + OUT,
+        "bpf_spin_lock cannot be accessed directly by load/store",
+        "bpf_spin_lock cannot be accessed directly by load/store",
+        "bpf_spin_lock cannot be accessed directly by load/store", {6: LOCKED}),
+    Row("lock_wrong_offset", LOCKED_VALUE + "mov %r1, %r7\nadd %r1, 4\ncall 93\n" + DONE
+        + OUT, "off 4 doesn't point to 'struct bpf_spin_lock' that is at 0",
+        "off 4 doesn't point to 'struct bpf_spin_lock' that is at 0",
+        "off 4 doesn't point to 'struct bpf_spin_lock' that is at 0", {6: LOCKED}),
+    Row("lock_or_null", LOOKUP.replace("map_fd(1)", "map_fd(6)") + "mov %r1, %r0\n"
+        "call 93\n" + DONE, "R1 type=map_value_or_null expected=map_value",
+        "R1 type=map_value_or_null expected=map_value",
+        "R1 type=map_value_or_null expected=map_value", {6: LOCKED}),
+    Row("lock_no_lock_in_map", CHECKED + "mov %r1, %r0\ncall 93\n" + DONE + OUT,
+        "map 'hash' has no valid bpf_spin_lock",
+        "map 'hash' has to have BTF in order to use bpf_spin_lock",
+        "map 'hash' has to have BTF in order to use bpf_spin_lock", {1: HASH}),
     # ------------------------------------------------------------ calls, loops, limits
     Row("call_bpf2bpf", CALLS, ACCEPT, None, ACCEPT),
     Row("call_too_deep", TOO_DEEP, "too deep", "the call stack of 9 frames is too deep",
