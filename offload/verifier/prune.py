@@ -242,7 +242,7 @@ class Plan:
     usually fails it the same way the next time.
     """
 
-    __slots__ = ("frames", "callsites", "pkt", "meta", "checks")
+    __slots__ = ("frames", "callsites", "pkt", "meta", "lock", "checks")
 
     def __init__(self, prog: Program, old: State, precise: frozenset[int] | set[int] | None,
                  pkt_need: int, meta_need: int, stack_read: set[int] | None) -> None:
@@ -251,6 +251,7 @@ class Plan:
         self.callsites = tuple(f.callsite for f in frames)
         self.pkt = min(old.pkt_len, pkt_need)
         self.meta = min(old.meta_len, meta_need)
+        self.lock = old.lock  # the bpf_spin_lock held, compared as ``covers`` does
         checks: list[tuple] = []
         for depth, frame in enumerate(frames):
             base = depth * STRIDE
@@ -300,6 +301,10 @@ class Plan:
             if cur_frames[depth].callsite != callsite:
                 return False
         ids: IdMap | None = None
+        if self.lock is not None or cur.lock is not None:
+            ids = IdMap()
+            if not locks.covers(self.lock, cur.lock, ids):
+                return False
         checks = self.checks
         for i, (kind, depth, at, o) in enumerate(checks):
             frame = cur_frames[depth]

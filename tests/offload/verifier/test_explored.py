@@ -123,7 +123,7 @@ def _fixture_programs():
     from offload.loader import load_object
     from offload.program import resolve_map_references
 
-    for path in sorted((Path(__file__).resolve().parents[3] / "fixtures" / "xdp").glob("*.o")):
+    for path in sorted((Path(__file__).resolve().parents[3] / "fixtures" / "xdp").glob("**/*.o")):
         obj = load_object(path)
         handles = {name: i + 1 for i, name in enumerate(obj.maps)}
         specs = {handles[name]: spec for name, spec in obj.maps.items()}
@@ -138,14 +138,18 @@ def test_a_plan_answers_as_the_full_comparison_on_every_fixture(monkeypatch, sta
     """``prune.Plan`` (a closed checkpoint's comparison worked out once, failing checks
     first) must answer exactly as ``covers``: every fixture verifies with both asked on every
     state tried, precision tracking on and off, and a difference is a verifier bug."""
-    from offload.verifier import explored, verify
+    from offload.verifier import VerifierError, explored, verify
 
     monkeypatch.setattr(explored, "CROSS_CHECK", True)
     tried = 0
     for name, insns, prog_type, specs in _fixture_programs():
         for precision in (True, False):
-            stats = verify(insns, prog_type=prog_type, caps=FULL, maps=specs, log_level=0,
-                           precision=precision, state_freq=state_freq)
+            try:
+                stats = verify(insns, prog_type=prog_type, caps=FULL, maps=specs,
+                               log_level=0, precision=precision, state_freq=state_freq)
+            except VerifierError as err:  # some fixtures are refused on purpose
+                assert "pruning plan" not in err.reason, (name, err.reason)
+                continue
             tried += stats.total_states
     assert tried > 1000
 
