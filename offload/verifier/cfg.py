@@ -124,7 +124,9 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
             prune.add(slot)  # before the branch: one check there answers for both ways
         elif op.kind == ops.JA:
             prune.add(slot + 1 + op.jump_offset)
-        elif op.kind in (ops.LOCAL_CALL, ops.HELPER_CALL):
+        elif op.kind == ops.LOCAL_CALL:  # the call, the function it enters, the return
+            prune.update((slot, slot + 1 + op.imm, slot + 1))
+        elif op.kind == ops.HELPER_CALL:
             prune.add(slot + 1)
     prune.discard(n)
     jumps = bytes(int(insn is not None and insn.cls in _JUMP_CLASSES) for insn in slots)
