@@ -142,8 +142,12 @@ class PrunePoint:
         frozen = tuple(shape)
         return hash((frozen, *rest)), frozen
 
-    def check(self, prog: Program, cur: State, keys: Keys) -> int:
-        """EXPLORE, PRUNED or LOOP for ``cur``, as the first deciding checkpoint says."""
+    def check(self, prog: Program, cur: State, keys: Keys, counting: bool = True) -> int:
+        """EXPLORE, PRUNED or LOOP for ``cur``, as the first deciding checkpoint says.
+
+        ``counting``: whether ``cur`` would be kept if not pruned; a miss counts towards
+        evicting a checkpoint only then (the kernel's rule), or the states of a loop's
+        iterations, seldom kept, would evict the checkpoints that prune its exit."""
         fingerprint, shape = keys
         self.open_hit = False
         if self.may_goto:
@@ -182,9 +186,10 @@ class PrunePoint:
                     if evict:
                         self._evict(group)
                     return PRUNED
-                cp.misses += 1
-                if cp.misses > EVICT_AFTER * (cp.hits + 1):
-                    evict = True
+                if counting:
+                    cp.misses += 1
+                    if cp.misses > EVICT_AFTER * (cp.hits + 1):
+                        evict = True
             if evict:
                 self._evict(group)
         return LOOP if loop_at < self.count else EXPLORE

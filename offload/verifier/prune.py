@@ -253,42 +253,46 @@ class Plan:
         self.meta = min(old.meta_len, meta_need)
         self.lock = old.lock  # the bpf_spin_lock held, compared as ``covers`` does
         checks: list[tuple] = []
+        add = checks.append
+        constrained_of = _CONSTRAINED
+        everything = stack_read is None or stack_read is ALL_SLOTS
+        insn = old.insn
         for depth, frame in enumerate(frames):
             base = depth * STRIDE
-            for r in live_regs(prog, frames, old.insn, depth):
-                o = frame.regs[r]
-                if r == 10:
-                    continue  # the frame pointer
-                if o.type == UNINIT:
-                    continue  # covers anything (the inexact comparison)
-                if o.type == SCALAR and (precise is not None and base + r not in precise):
-                    checks.append((_R_ANY_SCALAR, depth, r, o))
-                elif o.type == SCALAR and not o.id:
-                    checks.append((_R_RANGE, depth, r, o))
+            regs = frame.regs
+            for r in live_regs(prog, frames, insn, depth):
+                o = regs[r]
+                t = o.type
+                if r == 10 or t == UNINIT:
+                    continue  # the frame pointer; an unset register covers anything
+                if t == SCALAR:
+                    if precise is not None and base + r not in precise:
+                        add((_R_ANY_SCALAR, depth, r, o))
+                    elif not o.id:
+                        add((_R_RANGE, depth, r, o))
+                    else:
+                        add((_R_REG, depth, r, o))
                 else:
-                    checks.append((_R_REG, depth, r, o))
-            stack = frame.stack
-            if stack_read is None or stack_read is ALL_SLOTS:
-                keys = list(stack)
-            else:
-                first = base + SLOTS
-                keys = [k for k in stack if first + k in stack_read]
-            for k in keys:
-                o = stack[k]
+                    add((_R_REG, depth, r, o))
+            first = base + SLOTS
+            for k, o in frame.stack.items():
+                if not everything and first + k not in stack_read:  # type: ignore[operator]
+                    continue
                 spilled = o.spilled
                 if spilled is not None:
                     if spilled.type == SCALAR and precise is not None and \
-                            base + SLOTS + k not in precise:
-                        checks.append((_S_ANY_SCALAR, depth, k, o))
+                            first + k not in precise:
+                        add((_S_ANY_SCALAR, depth, k, o))
                     else:
-                        checks.append((_S_SPILL, depth, k, o))
+                        add((_S_SPILL, depth, k, o))
                     continue
-                constrained = _CONSTRAINED.get(o.kinds)
+                kinds = o.kinds
+                constrained = constrained_of.get(kinds)
                 if constrained is None:
-                    constrained = _CONSTRAINED[o.kinds] = tuple(
-                        (i, kind) for i, kind in enumerate(o.kinds) if kind != _INVALID)
+                    constrained = constrained_of[kinds] = tuple(
+                        (i, kind) for i, kind in enumerate(kinds) if kind != _INVALID)
                 if constrained:
-                    checks.append((_S_BYTES, depth, k, (o, constrained)))
+                    add((_S_BYTES, depth, k, (o, constrained)))
         self.checks = checks
 
     def covers(self, cur: State) -> bool:

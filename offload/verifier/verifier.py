@@ -33,7 +33,7 @@ from .env import GPL_COMPATIBLE, Env, MapResolver, PointerUses, resolve_map
 from .errors import Reject, VerifierError
 from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish, worth_keeping
 from .log import LogLine, VerifierLog, insn_line
-from . import liveness
+from . import gc_pause, liveness
 from .memory import check_atomic, check_load, check_store
 from .precision import CALL, FILL, JUMP, LINK, RETURN, SPILL, Precision, record, reg_loc, \
     slot_loc
@@ -317,8 +317,9 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
     """
     slot = 0
     try:
-        return _verify(insns, prog_type, caps, maps, log_level, observer, precision, license,
-                       state_freq)
+        with gc_pause.paused():
+            return _verify(insns, prog_type, caps, maps, log_level, observer, precision,
+                           license, state_freq)
     except VerifierError:
         raise
     except RecursionError:
@@ -576,7 +577,9 @@ class _Explorer:
                 point = points[slot]
                 if point is not None:
                     keys = point.keys(cur)
-                    verdict = point.check(prog, cur, keys)
+                    keep = every or point.may_goto or worth_keeping(
+                        jumps - kept_jumps, processed - kept_processed, point.open > 0)
+                    verdict = point.check(prog, cur, keys, keep)
                     if verdict == LOOP:
                         raise Reject(f"infinite loop detected at insn {slot}", slot)
                     if verdict == PRUNED:
@@ -592,10 +595,8 @@ class _Explorer:
                         finish(cur.parent)  # type: ignore[arg-type]
                         cur = None
                         continue
-                    if every or point.may_goto or worth_keeping(jumps - kept_jumps,
-                                                       processed - kept_processed,
-                                                       point.open > 0) and \
-                            (point.kept < max_states or point.make_room()):
+                    if keep and (point.may_goto or point.kept < max_states or
+                                 point.make_room()):
                         kept = point.add(cur.copy(), cur.parent, keys)  # type: ignore[arg-type]
                         cur.parent = kept
                         cur.written = liveness.EMPTY  # a new segment starts here
