@@ -345,7 +345,8 @@ def device_check(path: str, name: str, timeout: float = TIMEOUT, profile: str = 
         begin, cpu = time.perf_counter(), time.process_time()
         try:
             stats = verify(insns, prog_type=ProgType.XDP, caps=caps, maps=resolver,
-                           log_level=0, observer=count, license=spec.license)
+                           log_level=0, observer=count, license=spec.license,
+                           expected_attach_type=spec.expected_attach_type)
         except VerifierError as err:
             stated = _DEVICE_PROCESSED.search(err.reason)  # the limit names its count
             result.update(stage="verifier", reason=err.reason, insn=err.insn_index,

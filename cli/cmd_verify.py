@@ -95,6 +95,7 @@ class Candidate:
     resolver: dict[int, MapSpec] = field(default_factory=dict)
     refusal: ProgramRefusal | None = None
     license: str | None = None  # the object's; None for bare bytecode
+    expected_attach_type: int = 0  # SEC("xdp/devmap"): BPF_XDP_DEVMAP
 
 
 def _raw_type(values: list[str] | None) -> ProgType:
@@ -147,7 +148,8 @@ def _programs(args: argparse.Namespace, caps: Capabilities) -> list[Candidate]:
         result.append(Candidate(name, spec.section,
                                 resolve_map_references(spec.instructions, spec.map_refs,
                                                        handles, program=name),
-                                spec.type, resolver, license=spec.license))
+                                spec.type, resolver, license=spec.license,
+                                expected_attach_type=spec.expected_attach_type))
     return result
 
 
@@ -189,7 +191,8 @@ def verify_command(args: argparse.Namespace, out: Output) -> int:
         size = sum(i.width for i in insns)
         try:
             stats = verify(insns, prog_type=prog_type, caps=caps, maps=resolver,
-                           license=candidate.license)
+                           license=candidate.license,
+                           expected_attach_type=candidate.expected_attach_type)
         except VerifierError as err:
             failures.append((name, err))
             verdicts.append({"program": name, "section": section, "insns": size,

@@ -99,7 +99,8 @@ def _map_state(device: Device, entry: MapObject, names: dict[int, str],
 def _program_state(device: Device, program: ProgramObject, map_names: dict[int, str],
                    name: str) -> ProgramState:
     spec = ProgramSpec(name, program.prog_type, program.instructions, program.license,
-                       flags=program.flags, map_refs=program.map_references(map_names))
+                       flags=program.flags, map_refs=program.map_references(map_names),
+                       expected_attach_type=program.expected_attach_type)
     attach = AttachPoint(device.name) if device.attached == program.handle else None
     report = program.report
     counters = program.counters

@@ -236,6 +236,9 @@ def program_record(state: ProgramState) -> dict:
                      state.verifier.peak_states, list(state.verifier.stack_depth)],
         "counters": [[int(c.action), c.packets, c.bytes] for c in state.counters],
         **({"core": core_record(spec.core)} if spec.core is not None else {}),
+        # only where set: a reader from before the field still reads every other snapshot
+        **({"expected_attach_type": spec.expected_attach_type}
+           if spec.expected_attach_type else {}),
     }
 
 
@@ -330,7 +333,8 @@ def parse_program(f: Fields, maps: dict[str, MapSpec]) -> ProgramState:
     spec = ProgramSpec(name=name, type=f.enum("type", ProgType), instructions=tuple(insns),
                        license=f.str("license", MAX_NAME), section=f.str("section", MAX_NAME),
                        flags=f.int("flags", 0, U32), map_refs=tuple(refs),
-                       line_info=tuple(lines), functions=tuple(funcs), core=core)
+                       line_info=tuple(lines), functions=tuple(funcs), core=core,
+                       expected_attach_type=f.int("expected_attach_type", 0, U32, default=0))
     attach = None
     if (a := f.sub("attach", None)) is not None:
         queue = a.opt_int("queue", 0, U32)

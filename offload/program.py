@@ -132,6 +132,9 @@ class ProgramSpec:
     line_info: tuple[LineInfo, ...] = field(default=())
     functions: tuple[FuncInfo, ...] = field(default=())
     core: CoreBinding | None = None
+    #: ``enum bpf_attach_type`` it is loaded for: BPF_XDP_DEVMAP (``SEC("xdp/devmap")``) or
+    #: BPF_XDP_CPUMAP (``SEC("xdp/cpumap")``) for programs run from those maps' entries, else 0
+    expected_attach_type: int = 0
 
 
 def resolve_map_references(instructions: Sequence[Instruction], refs: Iterable[MapReference],

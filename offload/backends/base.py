@@ -74,7 +74,8 @@ class Backend(Protocol):
         """The live map behind a handle (uAPI operations: lookup, update, delete, ...)."""
 
     def load_program(self, handle: int, insns: Sequence[Instruction], *, prog_type: ProgType,
-                     name: str, license: str, flags: int = 0) -> LoadReport:
+                     name: str, license: str, flags: int = 0,
+                     expected_attach_type: int = 0) -> LoadReport:
         """Verify and load (VerifierError or ErrnoError on refusal)."""
 
     def unload_program(self, handle: int) -> None: ...

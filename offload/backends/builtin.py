@@ -202,14 +202,16 @@ class BuiltinBackend:
     # -- programs ------------------------------------------------------------------------------
     def load_program(self, handle: int, insns: Sequence[Instruction], *, prog_type: ProgType,
                      name: str, license: str, flags: int = 0,
-                     observer: Observer | None = None) -> LoadReport:
+                     observer: Observer | None = None,
+                     expected_attach_type: int = 0) -> LoadReport:
         """Verify and prepare a program; ``observer`` sees every state the verifier
         processes (the soundness oracle records them)."""
         if handle in self.maps or handle in self.programs:
             raise ErrnoError(errno.EEXIST, f"handle {handle} is already in use")
         specs = {h: entry.map.spec for h, entry in self.maps.items()}
         stats = verify(insns, prog_type=prog_type, caps=self.caps, maps=specs,
-                       observer=observer, license=license)
+                       observer=observer, license=license,
+                       expected_attach_type=expected_attach_type)
 
         def resolve(insn: Instruction) -> int:
             if insn.src in (PseudoSrc.MAP_FD, PseudoSrc.MAP_IDX):
@@ -228,7 +230,7 @@ class BuiltinBackend:
                                       max_insns=limits.max_insns, **extra)
         report = LoadReport(stats.insns_processed, stats.total_states, stats.peak_states)
         self.programs[handle] = LoadedProgram(handle, int(prog_type), name, engine,
-                                              report=report)
+                                              expected_attach_type, report=report)
         return report
 
     def unload_program(self, handle: int) -> None:

@@ -185,9 +185,11 @@ def prog_load(device: Device, req: p.ProgLoadRequest) -> Response:
     handle = device.objects.new_handle()
     report = device.backend.load_program(handle, patched, prog_type=prog_type,
                                          name=req.name, license=req.license,
-                                         flags=req.prog_flags)
+                                         flags=req.prog_flags,
+                                         expected_attach_type=req.expected_attach_type)
     device.objects.programs[handle] = ProgramObject(
-        handle, req.name, prog_type, req.license, original, tuple(refs), req.prog_flags, report)
+        handle, req.name, prog_type, req.license, original, tuple(refs), req.prog_flags, report,
+        expected_attach_type=req.expected_attach_type)
     log = "\n".join(report.log) if req.log_level else ""
     return p.ProgLoadResponse(handle=handle, verified_insns=report.insns_processed, log=log)
 

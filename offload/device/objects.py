@@ -71,6 +71,7 @@ class ProgramObject:
     report: LoadReport
     counters: ActionCounters = field(default_factory=ActionCounters)
     unloaded: bool = False  # the guest let go; alive while attached
+    expected_attach_type: int = 0  # BPF_XDP_DEVMAP / BPF_XDP_CPUMAP for map-entry programs
 
     def map_references(self, names: dict[int, str]) -> tuple[MapReference, ...]:
         """The references with map names instead of handles (for a snapshot)."""

@@ -212,7 +212,8 @@ class Driver:
                 refs.append(p.MapRef(ref.slot, handles[ref.map_name], ref.kind, ref.offset))
             request = p.ProgLoadRequest(int(program.type), encode(program.instructions),
                                         program.license or license, tuple(refs),
-                                        bpf_object_name(program.name), 0, program.flags,
+                                        bpf_object_name(program.name),
+                                        program.expected_attach_type, program.flags,
                                         log_level, LOG_ROOM)
         else:
             request = p.ProgLoadRequest(int(prog_type), encode(program), license, (),

@@ -40,7 +40,7 @@ from .linker import SUBPROGRAM_SECTION, Function, LinkedProgram, link_program, \
     section_functions
 from .maps import collect_maps
 from .relocations import SLOT, resolve_fixups
-from .sections import parse_prog_type, program_type
+from .sections import expected_attach_type, parse_prog_type, program_type
 
 if TYPE_CHECKING:
     from ..caps.device_btf import DeviceBtf
@@ -262,7 +262,7 @@ def _parse(data: bytes, name: str, source: str, options: LoadOptions) -> ObjectS
             name=program, type=typed[0], instructions=linked.instructions,
             license=license_text, section=section_name, flags=typed[1],
             map_refs=linked.map_refs, line_info=linked.line_info, functions=linked.functions,
-            core=core)
+            core=core, expected_attach_type=expected_attach_type(section_name))
     return ObjectSpec(MappingProxyType(programs), MappingProxyType(maps), license_text, btf,
                       source, MappingProxyType(refused), MappingProxyType(refused_maps),
                       MappingProxyType(sections), name, options, data)

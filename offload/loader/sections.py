@@ -90,6 +90,19 @@ SECTION_PREFIXES.update({
 
 FRAGS_PREFIX = "xdp.frags"
 
+#: ``enum bpf_attach_type`` values of the XDP programs a map entry runs (include/uapi/linux/bpf.h)
+BPF_XDP_DEVMAP, BPF_XDP_CPUMAP = 33, 35
+#: Sections whose XDP programs are loaded for a map entry, as libbpf sets their attach type.
+ATTACH_SECTIONS = {
+    "xdp/devmap": BPF_XDP_DEVMAP, "xdp.frags/devmap": BPF_XDP_DEVMAP,
+    "xdp/cpumap": BPF_XDP_CPUMAP, "xdp.frags/cpumap": BPF_XDP_CPUMAP,
+}
+
+
+def expected_attach_type(section: str) -> int:
+    """The attach type a section name implies (``SEC("xdp/devmap")``: BPF_XDP_DEVMAP), or 0."""
+    return ATTACH_SECTIONS.get(section, 0)
+
 
 def program_type(section: str) -> tuple[ProgType, int] | None:
     """The program type and load flags a section name implies, or None if it names none."""

@@ -54,6 +54,8 @@ class Env:
     gpl_compatible: bool = True
     #: keep a checkpoint at every prune point (kernel BPF_F_TEST_STATE_FREQ)
     state_freq: bool = False
+    #: ``enum bpf_attach_type`` given at load (BPF_XDP_DEVMAP: a devmap entry's program)
+    expected_attach_type: int = 0
 
     def cached(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` for a pure ``fn`` of immutable values, computed once per verification.

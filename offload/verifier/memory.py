@@ -141,7 +141,7 @@ def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *,
     """Check one access through ``ptr``; for loads return the loaded register."""
     t = ptr.type
     if t == PTR_TO_CTX:
-        return _ctx(ptr, regno, off, size, write, sign_extend)
+        return _ctx(env, ptr, regno, off, size, write, sign_extend)
     if t in PACKETS:
         if write and value is not None and value.type in POINTERS:
             raise Reject(f"R{value_regno} leaks addr into packet")
@@ -166,10 +166,19 @@ def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *,
 
 
 # ---------------------------------------------------------------- context
-def _ctx(ptr: Reg, regno: int, off: int, size: int, write: bool, sign_extend: bool) -> Reg:
+#: ``enum bpf_attach_type`` of a devmap entry's program, the only one with an egress interface
+_BPF_XDP_DEVMAP = 33
+
+
+def _ctx(env: Env, ptr: Reg, regno: int, off: int, size: int, write: bool,
+         sign_extend: bool) -> Reg:
     if ptr.off or not ptr.var.is_const or ptr.var.value:
         raise Reject(f"dereference of modified ctx ptr R{regno} off={ptr.off} disallowed")
     if write or size != 4 or off < 0 or off + size > XDP_MD_SIZE or off % 4:
+        raise Reject(f"invalid bpf_context access off={off} size={size}")
+    if off == XdpMd.EGRESS_IFINDEX and env.expected_attach_type != _BPF_XDP_DEVMAP:
+        # only a program a devmap entry runs has an egress interface (kernel
+        # xdp_is_valid_access)
         raise Reject(f"invalid bpf_context access off={off} size={size}")
     kind = _CTX_FIELDS.get(XdpMd(off))
     if kind is None:

@@ -297,7 +297,7 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
            caps: Capabilities, maps: MapResolver | None = None,
            log_level: int = 1, observer: Observer | None = None,
            precision: bool = True, license: str | None = None,
-           state_freq: bool = False) -> VerifierStats:
+           state_freq: bool = False, expected_attach_type: int = 0) -> VerifierStats:
     """Accept the program for this device (statistics) or raise ``VerifierError``.
 
     ``maps`` resolves the handle in an ``lddw map_fd(N)`` / ``map_value(N)`` to its MapSpec.
@@ -309,7 +309,9 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
     ``license_is_gpl_compatible``); None is a program whose license nobody gave, allowed them.
     ``state_freq``: keep a checkpoint at every prune point rather than only after a few jumps
     and instructions (``explored.worth_keeping``), as the kernel's BPF_F_TEST_STATE_FREQ
-    does: more pruning to test, more states to keep.
+    does: more pruning to test, more states to keep. ``expected_attach_type``: the
+    ``enum bpf_attach_type`` given at load; only a devmap program (BPF_XDP_DEVMAP) may read
+    ``xdp_md.egress_ifindex``, as in the kernel.
 
     Only ``VerifierError`` leaves this function: a broken invariant inside the verifier (an
     exception other than a refusal) refuses the program as the kernel's "verifier bug" does,
@@ -319,7 +321,7 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
     try:
         with gc_pause.paused():
             return _verify(insns, prog_type, caps, maps, log_level, observer, precision,
-                           license, state_freq)
+                           license, state_freq, expected_attach_type)
     except VerifierError:
         raise
     except RecursionError:
@@ -336,7 +338,8 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
 def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilities,
             maps: MapResolver | None, log_level: int,
             observer: Observer | None, precision: bool = True,
-            license: str | None = None, state_freq: bool = False) -> VerifierStats:
+            license: str | None = None, state_freq: bool = False,
+            expected_attach_type: int = 0) -> VerifierStats:
     resolver: MapResolver = maps if maps is not None else {}
     try:
         prog = layout(insns, caps)
@@ -348,6 +351,7 @@ def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilitie
     env = Env(prog, caps, prog_type)
     env.gpl_compatible = license is None or license in GPL_COMPATIBLE
     env.state_freq = state_freq or (observer is not None and observer.keeps_every_state)
+    env.expected_attach_type = expected_attach_type
     if precision and not (observer is not None and observer.compares_all_scalars):
         env.precision = Precision(prog)
     try:

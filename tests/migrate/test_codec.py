@@ -271,7 +271,9 @@ def test_format_covers_every_model_field() -> None:
 
     assert {f.name for f in fields(ProgramSpec)} == {
         "name", "type", "instructions", "license", "section", "flags", "map_refs",
-        "line_info", "functions", "core"}
+        "line_info", "functions", "core", "expected_attach_type"}  # expected_attach_type:
+    # written only when set (a devmap or cpumap entry's program), refused as unknown by a
+    # reader that predates it
     assert {f.name for f in fields(MapSpec)} == {
         "name", "type", "key_size", "value_size", "max_entries", "flags", "pinning", "inner",
         "contents", "frozen", "spin_lock_off"}  # contents: superseded by the map's current

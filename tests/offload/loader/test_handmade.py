@@ -121,6 +121,18 @@ def test_section_prefixes_give_program_types() -> None:
         assert (prog.type, prog.flags) == (prog_type, flags), section
 
 
+def test_devmap_and_cpumap_sections_give_the_attach_type() -> None:
+    """A program a map entry runs is loaded for that map, as libbpf sets it from the section:
+    only a devmap's program may read ``egress_ifindex``."""
+    for section, attach in (("xdp/devmap", 33), ("xdp.frags/devmap", 33), ("xdp/cpumap", 35),
+                            ("xdp.frags/cpumap", 35), ("xdp", 0), ("xdp/devmapx", 0)):
+        elf = ElfBuilder()
+        elf.code(section, code("mov %r0, 0\nexit"))
+        elf.symbols.append(Sym("p", section, 0, 16, STT_FUNC))
+        prog = parse_object(elf.build(), "t").programs["p"]
+        assert prog.expected_attach_type == attach, section
+
+
 def refusal(elf: ElfBuilder) -> LoaderError:
     """The object refused whole (its container is broken)."""
     with pytest.raises(LoaderError) as info:

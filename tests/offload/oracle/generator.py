@@ -333,7 +333,8 @@ class _Builder:
     def init_scalar(self, fn: Fn, rng: random.Random, reg: str) -> None:
         how = rng.randrange(5)
         if how == 0:
-            fn.lines.append(f"ldxw {reg}, [%r6+{rng.choice((12, 16, 20))}]")
+            # ingress_ifindex, rx_queue_index (egress_ifindex is a devmap program's only)
+            fn.lines.append(f"ldxw {reg}, [%r6+{rng.choice((12, 16))}]")
         elif how == 1:
             fn.lines.append(f"mov {reg}, {self.imm(rng)}")
         elif how == 2:
@@ -548,7 +549,7 @@ def s_alu(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
 
 
 def s_ctx(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
-    field_off = rng.choice((12, 16, 20))
+    field_off = rng.choice((12, 16))  # egress_ifindex (20): devmap programs only
     if rng.random() < 0.3:  # through a spilled copy of the context pointer
         spill = rng.choice(fn.ptr_slots)
         fn.lines += ["mov %r1, %r6", f"stxdw [%r10{spill}], %r1",
@@ -834,7 +835,7 @@ def s_spill(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
                      "add %r1, %r3", f"ldxb {b.sc(fn, rng)}, [%r1+0]", f"{skip}:"]
     elif how == 3:  # the context pointer
         fn.lines += [f"stxdw [%r10{spill}], %r6", f"ldxdw %r1, [%r10{spill}]",
-                     f"ldxw {b.sc(fn, rng)}, [%r1+{rng.choice((12, 16, 20))}]"]
+                     f"ldxw {b.sc(fn, rng)}, [%r1+{rng.choice((12, 16))}]"]
     else:  # an 8-byte scalar spill filled into another register
         slot = -8 * rng.choice(free or [1])
         src = b.sc(fn, rng)

@@ -35,6 +35,7 @@ def test_every_xdp_fixture_is_accepted(path):
     assert obj.programs
     for name, prog in obj.programs.items():
         insns = patch_map_references(prog.instructions, prog.map_refs, handles, program=name)
-        stats = verify(insns, prog_type=prog.type, caps=FULL, maps=specs)
+        stats = verify(insns, prog_type=prog.type, caps=FULL, maps=specs,
+                       expected_attach_type=prog.expected_attach_type)
         assert stats.insns_processed < 100_000, name
         assert all(0 <= depth <= 512 for depth in stats.stack_depth)

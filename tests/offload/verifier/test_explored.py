@@ -130,7 +130,7 @@ def _fixture_programs():
         for name, prog in obj.programs.items():
             insns = resolve_map_references(prog.instructions, prog.map_refs, handles,
                                            program=name)
-            yield f"{path.stem}:{name}", insns, prog.type, specs
+            yield f"{path.stem}:{name}", insns, prog, specs
 
 
 @pytest.mark.parametrize("state_freq", [False, True], ids=["sparse", "every-point"])
@@ -142,11 +142,12 @@ def test_a_plan_answers_as_the_full_comparison_on_every_fixture(monkeypatch, sta
 
     monkeypatch.setattr(explored, "CROSS_CHECK", True)
     tried = 0
-    for name, insns, prog_type, specs in _fixture_programs():
+    for name, insns, prog, specs in _fixture_programs():
         for precision in (True, False):
             try:
-                stats = verify(insns, prog_type=prog_type, caps=FULL, maps=specs,
-                               log_level=0, precision=precision, state_freq=state_freq)
+                stats = verify(insns, prog_type=prog.type, caps=FULL, maps=specs,
+                               log_level=0, precision=precision, state_freq=state_freq,
+                               expected_attach_type=prog.expected_attach_type)
             except VerifierError as err:  # some fixtures are refused on purpose
                 assert "pruning plan" not in err.reason, (name, err.reason)
                 continue

@@ -282,8 +282,9 @@ ROWS = [
     # ------------------------------------------------------------ context
     Row("ctx_read_fields", "ldxw %r0, [%r1+12]\nldxw %r2, [%r1+16]\nldxw %r3, [%r1+8]\n"
         "ldxw %r4, [%r1+0]\nldxw %r5, [%r1+4]\nexit\n", ACCEPT, ACCEPT, ACCEPT),
-    Row("ctx_egress_ifindex", "ldxw %r0, [%r1+20]\nexit\n", ACCEPT,
-        "invalid bpf_context access off=20 size=4", "invalid bpf_context access off=20 size=4"),
+    Row("ctx_egress_ifindex", "ldxw %r0, [%r1+20]\nexit\n",
+        "invalid bpf_context access off=20 size=4", "invalid bpf_context access off=20 size=4",
+        "invalid bpf_context access off=20 size=4"),
     Row("ctx_egress_ifindex_devmap", "ldxw %r0, [%r1+20]\nexit\n", ACCEPT, ACCEPT, ACCEPT,
         attach=BPF_XDP_DEVMAP),
     Row("ctx_write", "stxw [%r1+16], %r1\n" + DONE, "invalid bpf_context access off=16 size=4",
@@ -403,7 +404,8 @@ def _insns(row: Row) -> tuple[Instruction, ...]:
 
 def _device(row: Row) -> tuple[bool, str]:
     try:
-        verify(_insns(row), caps=row.caps, maps=row.maps, license=row.license)
+        verify(_insns(row), caps=row.caps, maps=row.maps, license=row.license,
+               expected_attach_type=row.attach)
     except VerifierError as err:
         return False, err.reason
     return True, ""
