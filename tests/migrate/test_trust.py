@@ -111,3 +111,66 @@ def test_stripped_encryption_is_refused(decoded: list[int]) -> None:
     plain = split(sealed(Seal()))
     refused(build(plain.version, plain.header, plain.payload), Trust(decryption_key=ENC_KEY),
             DecryptionError, "not encrypted", decoded)
+
+
+def v2_signature(key):
+    def sign(length: int, digest: bytes, head: bytes) -> dict:
+        return {"signature": key.sign(seal_module.signing_input(2, length, digest))}
+    return sign
+
+
+def test_a_version_2_container_never_holds_format_1(decoded: list[int]) -> None:
+    """Even signed by the trusted key: format 1 came before container version 2, so such a
+    file was put together by hand."""
+    from migrate.seal import DowngradeError
+    parts = split(sealed(Seal(signing_key=SIGNER)))
+    forged = build(2, {**parts.header, "format": 1}, as_format_1(parts.payload),
+                   sign=v2_signature(SIGNER))
+    for trust in (TRUST, Trust()):
+        refused(forged, trust, DowngradeError, "never holds", decoded)
+
+
+def test_the_header_is_bound_to_the_payload() -> None:
+    """A version 2 header that names another payload format, creation time or device than
+    the payload holds is refused, whoever sealed it."""
+    from migrate.seal import IntegrityError
+    parts = split(sealed(Seal(signing_key=SIGNER)))
+    cases = {"format": (as_format_1(parts.payload), {"format": 2}),
+             "created": (parts.payload, {"created_ns": parts.header["created_ns"] + 1}),
+             "device": (parts.payload, {"source": {"device_id": "ab" * 16, "name": "other",
+                                                   "generation": 3}})}
+    for what, (payload, change) in cases.items():
+        forged = build(2, {**parts.header, **change}, payload, sign=v2_signature(SIGNER))
+        with pytest.raises(IntegrityError, match="disagree"):
+            open_sealed(io.BytesIO(forged), TRUST)
+
+
+def test_genuine_version_1_files_stay_readable_under_the_policy() -> None:
+    """A file sealed and signed by container version 1 is authentic: accepted with the key,
+    and carries no source stamp."""
+    parts = split(sealed(Seal(signing_key=SIGNER)))
+    header = {k: v for k, v in parts.header.items() if k != "source"}
+    old = build(1, header, parts.payload, sign=v1_signature(SIGNER))
+    snapshot, info = open_sealed(io.BytesIO(old), TRUST)
+    assert snapshot == sample() and info.authenticated
+    assert (info.container_version, info.source) == (1, None)
+    v2_signed = build(1, header, parts.payload, sign=v2_signature(SIGNER))
+    with pytest.raises(SignatureError, match="does not verify"):
+        open_sealed(io.BytesIO(v2_signed), TRUST)  # a signature of one version fits no other
+
+
+def test_source_stamp_round_trips_under_the_signature() -> None:
+    from migrate.freshness import SourceStamp
+    stamp = SourceStamp("0123456789abcdef" * 2, sample().device, 41)
+    out = io.BytesIO()
+    info = write_sealed(out, sample(), Seal(signing_key=SIGNER), source=stamp)
+    assert info.source == stamp
+    _, opened = open_sealed(io.BytesIO(out.getvalue()), TRUST)
+    assert opened.source == stamp and opened.container_version == 2
+    parts = split(out.getvalue())
+    bumped = build(2, {**parts.header, "source": {**stamp.as_dict(), "generation": 99}},
+                   parts.payload, {"signature": parts.trailer["signature"]})
+    with pytest.raises(SignatureError, match="does not verify"):
+        open_sealed(io.BytesIO(bumped), TRUST)
+    with pytest.raises(SealError, match="names device"):
+        write_sealed(io.BytesIO(), sample(), Seal(), source=SourceStamp(stamp.device_id, "x", 1))
