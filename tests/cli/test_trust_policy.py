@@ -1,7 +1,7 @@
 """The trust policy and freshness checks as an operator meets them: a stripped signature and a
 re-sealed downgrade refused under --trust (exit 3), stale snapshots refused under --max-age,
---min-generation and --no-rollback (exit 1), the target unchanged by every refusal, and the
-generation and rollback record surviving daemon restarts."""
+--min-generation and --no-rollback (exit 1), the target unchanged by every refusal. (That the
+generation and the rollback record survive a restart: tests/cli/test_device_state.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 from tests.migrate.forge import as_format_1, build, split
 
-from .conftest import FIXTURES, DaemonProcess, cli
+from .conftest import FIXTURES, run_main
 from .test_daemon import call, status
 
 FIREWALL = str(FIXTURES / "xdp_firewall.o")
@@ -35,88 +35,71 @@ def downgraded(data: bytes) -> bytes:
                  as_format_1(parts.payload))
 
 
-def test_policy_and_freshness_refusals(daemons, tmp_path):
+def command(capsys, *args: str) -> tuple[int, str, str]:
+    return run_main(capsys, *map(str, args))
+
+
+def test_policy_and_freshness_refusals(daemons, tmp_path, capsys):
     a = daemons("A", "full")
     b = daemons("B", "full")
-    assert cli("load", FIREWALL, "--device", str(a.path), "--attach").returncode == 0
+    assert command(capsys, "load", FIREWALL, "--device", a.path, "--attach")[0] == 0
     key = tmp_path / "ops.key"
-    assert cli("keygen", "--type", "ed25519", "-o", str(key)).returncode == 0
+    assert command(capsys, "keygen", "--type", "ed25519", "-o", key)[0] == 0
     trust = ["--trust", f"{key}.pub"]
     old, new = tmp_path / "old.snap", tmp_path / "new.snap"
     for path in (old, new):
-        saved = cli("save", "--device", str(a.path), "-o", str(path), "--sign", str(key))
-        assert saved.returncode == 0, saved.stderr
+        code, out, err = command(capsys, "save", "--device", a.path, "-o", path, "--sign", key)
+        assert code == 0, err
 
-    shown = cli("inspect", str(new), *trust, "--json", "--no-disasm")
-    assert shown.returncode == 0, shown.stderr
-    source = json.loads(shown.stdout)["seal"]["source"]
-    first = json.loads(cli("inspect", str(old), "--json", "--no-disasm").stdout)
+    code, out, err = command(capsys, "inspect", new, *trust, "--json", "--no-disasm")
+    assert code == 0, err
+    source = json.loads(out)["seal"]["source"]
+    first = json.loads(command(capsys, "inspect", old, "--json", "--no-disasm")[1])
     assert source["name"] == "A" and len(source["device_id"]) == 32
     assert source["generation"] == first["seal"]["source"]["generation"] + 1
-    text = cli("inspect", str(new), *trust, "--no-disasm")
-    assert f"generation {source['generation']}" in text.stdout
+    assert f"generation {source['generation']}" in command(capsys, "inspect", new, *trust,
+                                                           "--no-disasm")[1]
+    generation = source["generation"]
 
     attacks = {"stripped": stripped(new.read_bytes()), "downgraded": downgraded(new.read_bytes())}
     for name, data in attacks.items():
         path = tmp_path / f"{name}.snap"
         path.write_bytes(data)
-        plain = cli("restore", str(path), "--device", str(b.path), "--dry-run")
-        assert plain.returncode == 0, (name, plain.stderr)  # no policy: readable, unverified
-        result = cli("restore", str(path), "--device", str(b.path), *trust)
-        assert result.returncode == 3, (name, result.stdout, result.stderr)
-        assert "not signed" in result.stderr
+        code, _, err = command(capsys, "restore", path, "--device", b.path, "--dry-run")
+        assert code == 0, (name, err)  # no policy: readable, unverified
+        code, out, err = command(capsys, "restore", path, "--device", b.path, *trust)
+        assert code == 3 and "not signed" in err, (name, out, err)
         assert empty(b.path)
 
     time.sleep(0.05)
-    stale = cli("restore", str(old), "--device", str(b.path), *trust, "--max-age", "20ms")
-    assert stale.returncode == 1 and "older than --max-age" in stale.stderr, stale.stderr
-    low = cli("restore", str(old), "--device", str(b.path), *trust, "--min-generation",
-              str(source["generation"]))
-    assert low.returncode == 1, low.stderr
-    assert f"generation {source['generation'] - 1}" in low.stderr and \
-        f"--min-generation {source['generation']}" in low.stderr
+    code, _, err = command(capsys, "restore", old, "--device", b.path, *trust, "--max-age",
+                           "20ms")
+    assert code == 1 and "older than --max-age" in err, err
+    code, _, err = command(capsys, "restore", old, "--device", b.path, *trust,
+                           "--min-generation", generation)
+    assert code == 1, err
+    assert f"generation {generation - 1}" in err and f"--min-generation {generation}" in err
     assert empty(b.path)
 
-    done = cli("restore", str(new), "--device", str(b.path), *trust, "--no-rollback",
-               "--max-age", "1h", "--min-generation", str(source["generation"]))
-    assert done.returncode == 0, done.stderr
-    replay = cli("restore", str(old), "--device", str(b.path), *trust, "--no-rollback",
-                 "--dry-run")
-    assert replay.returncode == 1, replay.stderr
-    assert f"generation {source['generation'] - 1}" in replay.stderr and \
-        f"generation {source['generation']}" in replay.stderr
-    assert cli("restore", str(old), "--device", str(b.path), *trust,
-               "--dry-run").returncode == 0  # without the guard, an older one may be planned
-
-    # both survive a restart: the target's record and the source's generation
-    b.stop()
-    b2 = DaemonProcess(b.path, "B", "full", "--state-dir", str(tmp_path / "B.state"))
-    a.stop()
-    a2 = DaemonProcess(a.path, "A", "full", "--state-dir", str(tmp_path / "A.state"))
-    try:
-        replay = cli("restore", str(old), "--device", str(b2.path), *trust, "--no-rollback")
-        assert replay.returncode == 1 and empty(b2.path), replay.stderr
-        assert cli("restore", str(new), "--device", str(b2.path), *trust,
-                   "--no-rollback").returncode == 0
-        assert call(b2.path, "status")["programs"]
-        later = tmp_path / "later.snap"
-        assert cli("save", "--device", str(a2.path), "-o", str(later)).returncode == 0
-        again = json.loads(cli("inspect", str(later), "--json", "--no-disasm").stdout)
-        assert again["seal"]["source"]["generation"] == source["generation"] + 1
-        assert again["seal"]["source"]["device_id"] == source["device_id"]
-    finally:
-        a2.stop()
-        b2.stop()
+    code, _, err = command(capsys, "restore", new, "--device", b.path, *trust, "--no-rollback",
+                           "--max-age", "1h", "--min-generation", generation)
+    assert code == 0, err
+    code, _, err = command(capsys, "restore", old, "--device", b.path, *trust, "--no-rollback",
+                           "--dry-run")
+    assert code == 1, err
+    assert f"generation {generation - 1}" in err and f"generation {generation}" in err
+    assert command(capsys, "restore", old, "--device", b.path, *trust,
+                   "--dry-run")[0] == 0  # without the guard, an older one may be planned
+    assert call(b.path, "status")["identity"]["restored_sources"] == 1
+    assert command(capsys, "restore", old, "--device", b.path, "--max-age", "soon")[0] == 2
 
 
-def test_unsigned_and_unknown_snapshots_under_freshness_options(daemons, tmp_path):
+def test_snapshots_without_a_stamp_under_freshness_options(daemons, tmp_path, capsys):
     """A snapshot that carries no generation cannot show it is fresh."""
     b = daemons("C", "full")
-    parts = split((FIXTURES.parent / "snapshots" / "v2" / "config.omsnap").read_bytes())
-    legacy = tmp_path / "legacy.snap"
-    legacy.write_bytes(build(parts.version, parts.header, parts.payload))
+    legacy = FIXTURES.parent / "snapshots" / "v2" / "config.omsnap"  # container version 1
     for option in (["--min-generation", "1"], ["--no-rollback"]):
-        result = cli("restore", str(legacy), "--device", str(b.path), *option)
-        assert result.returncode == 1 and "no generation" in result.stderr, result.stderr
+        code, _, err = command(capsys, "restore", legacy, "--device", b.path, *option)
+        assert code == 1 and "no generation" in err, err
         assert empty(b.path)
-    assert cli("restore", str(legacy), "--device", str(b.path), "--dry-run").returncode == 0
+    assert command(capsys, "restore", legacy, "--device", b.path, "--dry-run")[0] == 0
