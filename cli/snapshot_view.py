@@ -93,8 +93,9 @@ def inspect_view(data: dict[str, Any], *, disassembly: bool = True) -> Renderabl
                          ("source profile", f"{prof['name']} (ISA v{prof['isa_version']})"),
                          ("created", data["created"]),
                          ("source", source_line(seal)),
-                         ("container", f"version {seal['container_version']}, created "
-                                       f"{seal['created']}"),
+                         ("container", f"version {seal['container_version']}"
+                                       + (f", sealed {seal['created']}"
+                                          if seal["container_version"] == 1 else "")),
                          ("format", f"snapshot format {data['format_version']}, written by "
                                     f"offload-migrate {data['tool_version']}"),
                          ("cpus", str(data["cpus"])), ("integrity", f"sha256 {seal['sha256']}"),
