@@ -13,6 +13,7 @@ from rich.table import Table
 from . import object_options
 from .client import DeviceClient
 from .device_service import BACKENDS, ENGINES, DeviceService
+from .device_state import DeviceState, default_state_dir
 from .exits import CliError, Exit, UsageError
 from .output import Output
 from .rpc import RemoteError
@@ -56,6 +57,10 @@ def register(sub: Any) -> None:
     serve.add_argument("--seed", type=int, default=None, help="seed for engines and traffic")
     serve.add_argument("--listen", metavar="tcp:HOST:PORT",
                        help="accept incoming live migrations on this address")
+    serve.add_argument("--state-dir", metavar="DIR",
+                       help="where the device keeps its identity, snapshot generation counter "
+                            "and rollback record (default: $XDG_STATE_HOME/offload-migrate/"
+                            "devices/NAME, ~/.local/state without XDG_STATE_HOME)")
     serve.set_defaults(handler=serve_command)
     stop = dsub.add_parser("stop", help="stop a device daemon (the 'shutdown' method)",
                            epilog="example:\n  offload-migrate device stop --device /tmp/a.sock",
@@ -113,15 +118,20 @@ def serve_command(args: argparse.Namespace, out: Output) -> int:
     from .daemon import Daemon
 
     traffic = parse_traffic(args.traffic, args.rate, args.seed if args.seed is not None else 1)
-    service = DeviceService(args.name, args.profile, backend=args.backend, engine=args.engine,
-                            seed=args.seed, traffic=traffic)
+    state = DeviceState.open(args.state_dir or default_state_dir(args.name), args.name)
+    try:
+        service = DeviceService(args.name, args.profile, backend=args.backend,
+                                engine=args.engine, seed=args.seed, traffic=traffic, state=state)
 
-    def ready() -> None:
-        extra = f" and {args.listen} (migrations)" if args.listen else ""
-        print(f"device {args.name} (profile {args.profile}, backend {args.backend}) "
-              f"listening on {args.socket}{extra}", flush=True)
+        def ready() -> None:
+            extra = f" and {args.listen} (migrations)" if args.listen else ""
+            print(f"device {args.name} (profile {args.profile}, backend {args.backend}) "
+                  f"listening on {args.socket}{extra}; state in {state.directory} "
+                  f"(generation {state.generation})", flush=True)
 
-    Daemon(service, args.socket, listen=args.listen).serve(ready)
+        Daemon(service, args.socket, listen=args.listen).serve(ready)
+    finally:
+        state.close()
     print(f"device {args.name} stopped", flush=True)
     return Exit.OK
 

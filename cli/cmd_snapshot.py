@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from typing import Any
 
 from rich.table import Table
@@ -16,9 +17,11 @@ from rich.text import Text
 
 from migrate import store
 from migrate.codec import decode, encode
+from migrate.freshness import Freshness, SourceStamp, check_freshness, parse_duration
 from migrate.keys import (generate_signing_key, generate_symmetric_key, key_id,
                           load_private_key, load_public_key, load_symmetric_key, public_key_id)
 from migrate.plan_view import plan_table
+from migrate.schema import SnapshotFormatError
 from migrate.seal import Seal, SealInfo, Trust
 from migrate.snapshot import Snapshot
 
@@ -34,11 +37,25 @@ RAW = argparse.RawDescriptionHelpFormatter
 
 def _trust_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust", action="append", default=[], metavar="PUBKEY",
-                        help="Ed25519 public key whose signature is accepted (repeatable)")
-    parser.add_argument("--hmac", metavar="KEY", help="shared HMAC-SHA256 key file")
-    parser.add_argument("--decrypt", metavar="KEY", help="AES-256-GCM key file")
+                        help="Ed25519 public key (repeatable): a valid signature by one of "
+                             "these keys is required")
+    parser.add_argument("--hmac", metavar="KEY",
+                        help="shared HMAC-SHA256 key file: a valid MAC by it is required")
+    parser.add_argument("--decrypt", "--decrypt-key", dest="decrypt", metavar="KEY",
+                        help="AES-256-GCM key file: the file must be encrypted with it")
     parser.add_argument("--require-signature", action="store_true",
-                        help="refuse files without a verified signature or MAC")
+                        help="refuse files without a verified signature or MAC (implied by "
+                             "--trust and --hmac)")
+
+
+def _freshness_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-age", metavar="DURATION",
+                        help="refuse a snapshot created longer ago (90s, 15m, 2h, 7d)")
+    parser.add_argument("--min-generation", type=int, metavar="N",
+                        help="refuse a snapshot whose source generation is below N")
+    parser.add_argument("--no-rollback", action="store_true",
+                        help="refuse a generation of a source older than the newest this "
+                             "target restored from it (the target keeps the record)")
 
 
 def register(sub: Any) -> None:
@@ -62,18 +79,24 @@ def register(sub: Any) -> None:
     restore = sub.add_parser(
         "restore", help="restore a snapshot onto a device (or dry-run its plan)",
         formatter_class=RAW,
-        description="Check the seal, plan the restore against the target's capabilities "
-                    "(compatible, rewritable, fallback or incompatible per object) and apply "
-                    "it all or nothing through the target's driver. --dry-run prints the "
-                    "report and changes nothing. Exit 1 when the target refuses, 3 when the "
-                    "seal does not verify.",
+        description="Check the seal against the trust policy (--trust or --hmac: a valid "
+                    "signature or MAC by a given key is required; --decrypt: the file must be "
+                    "encrypted) and the freshness options, plan the restore against the "
+                    "target's capabilities (compatible, rewritable, fallback or incompatible "
+                    "per object) and apply it all or nothing through the target's driver. "
+                    "--dry-run prints the report and changes nothing. Exit 1 when the target "
+                    "or a freshness option refuses, 3 when the seal does not verify or does "
+                    "not meet the trust policy.",
         epilog="examples:\n"
                "  offload-migrate restore a.snap --device /tmp/b.sock --dry-run\n"
                "  offload-migrate restore a.snap --device /tmp/b.sock --trust ops.key.pub "
-               "--require-signature --decrypt data.key")
+               "--decrypt data.key\n"
+               "  offload-migrate restore a.snap --device /tmp/b.sock --trust ops.key.pub "
+               "--max-age 1h --no-rollback")
     restore.add_argument("file", help="snapshot file")
     restore.add_argument("--device", required=True, metavar="PATH", help="control socket")
     _trust_options(restore)
+    _freshness_options(restore)
     restore.add_argument("--allow-fallback", action="store_true",
                          help="keep objects the target cannot offload in the guest")
     restore.add_argument("--dry-run", action="store_true",
@@ -133,6 +156,18 @@ def trust_from(args: argparse.Namespace) -> Trust:
                  args.require_signature)
 
 
+def freshness_from(args: argparse.Namespace) -> Freshness:
+    max_age = None
+    if args.max_age is not None:
+        try:
+            max_age = parse_duration(args.max_age)
+        except ValueError as exc:
+            raise UsageError(f"--max-age: {exc}") from None
+    if args.min_generation is not None and args.min_generation < 0:
+        raise UsageError("--min-generation must be 0 or more.")
+    return Freshness(max_age, args.min_generation, args.no_rollback)
+
+
 def describe_seal(info: SealInfo) -> str:
     parts = ["sha256"]
     if info.auth != "none":
@@ -143,7 +178,8 @@ def describe_seal(info: SealInfo) -> str:
 
 
 # ---------------------------------------------------------------------------------- save
-def download(client: DeviceClient, out: Output) -> bytes:
+def download(client: DeviceClient, out: Output) -> tuple[bytes, SourceStamp | None]:
+    """A checkpoint's payload and the stamp the daemon gave it."""
     begin = client.call("checkpoint.begin")
     data = bytearray()
     with out.transfer("checkpoint", begin["size"]) as bar:
@@ -154,26 +190,36 @@ def download(client: DeviceClient, out: Output) -> bytes:
                 break
             data += chunk
             bar.advance(len(chunk))
-    return bytes(data)
+    raw = begin.get("source")
+    try:
+        source = None if raw is None else SourceStamp.parse(raw, "the daemon's source stamp")
+    except SnapshotFormatError as exc:
+        raise UsageError(str(exc)) from None
+    return bytes(data), source
 
 
 def save_command(args: argparse.Namespace, out: Output) -> int:
     seal = seal_from(args)
     with DeviceClient(args.device) as client:
-        payload = download(client, out)
+        payload, source = download(client, out)
     snapshot = decode(payload)
-    info = store.save(args.output, snapshot, seal)
+    info = store.save(args.output, snapshot, seal, source=source)
     entries = sum(m.entry_count for m in snapshot.maps)
     out.console.print(f"saved device [bold]{snapshot.device}[/bold]: {len(snapshot.programs)} "
                       f"programs, {len(snapshot.maps)} maps, {entries:,} entries -> "
                       f"{args.output} ({os.path.getsize(args.output):,} bytes, sealed: "
-                      f"{describe_seal(info)})", highlight=False)
+                      f"{describe_seal(info)}"
+                      + (f", generation {source.generation}" if source else "") + ")",
+                      highlight=False)
     return Exit.OK
 
 
 # ---------------------------------------------------------------------------------- restore
 def upload_and_commit(client: DeviceClient, payload: bytes, out: Output, *,
-                      allow_fallback: bool, dry_run: bool) -> dict[str, Any]:
+                      allow_fallback: bool, dry_run: bool,
+                      **check: Any) -> dict[str, Any]:
+    """Send the payload and commit; ``check`` holds the commit's source, authenticated and
+    no_rollback parameters (docs/control-socket.md)."""
     begin = client.call("restore.begin", size=len(payload))
     with out.transfer("restore", len(payload)) as bar:
         for offset in range(0, len(payload), CHUNK):
@@ -181,15 +227,20 @@ def upload_and_commit(client: DeviceClient, payload: bytes, out: Output, *,
                         data=payload[offset:offset + CHUNK])
             bar.advance(min(CHUNK, len(payload) - offset))
     return client.call("restore.commit", transfer=begin["transfer"],
-                       allow_fallback=allow_fallback, dry_run=dry_run)
+                       allow_fallback=allow_fallback, dry_run=dry_run, **check)
 
 
 def restore_command(args: argparse.Namespace, out: Output) -> int:
+    freshness = freshness_from(args)
     snapshot, info = store.load(args.file, trust_from(args))
+    check_freshness(info.created_ns, info.source, freshness, time.time_ns())
     try:
         with DeviceClient(args.device) as client:
-            result = upload_and_commit(client, encode(snapshot), out,
-                                       allow_fallback=args.allow_fallback, dry_run=args.dry_run)
+            result = upload_and_commit(
+                client, encode(snapshot), out, allow_fallback=args.allow_fallback,
+                dry_run=args.dry_run,
+                source=info.source.as_dict() if info.source is not None else None,
+                authenticated=info.authenticated, no_rollback=args.no_rollback)
     except RemoteError as err:
         plan = err.data.get("plan")
         if args.json:
@@ -207,8 +258,9 @@ def restore_command(args: argparse.Namespace, out: Output) -> int:
 def render_restore(out: Output, result: dict[str, Any], snapshot: Snapshot,
                    info: SealInfo) -> None:
     trusted = "verified" if info.authenticated else "unauthenticated"
+    generation = f", generation {info.source.generation}" if info.source is not None else ""
     out.console.print(f"snapshot of [bold]{snapshot.device}[/bold] ({describe_seal(info)}, "
-                      f"{trusted})", highlight=False)
+                      f"{trusted}{generation})", highlight=False)
     out.console.print(plan_table(plan_from_dict(result["plan"])))
     if result["dry_run"]:
         out.console.print(Text("dry run: the target was not changed", style="bold"))

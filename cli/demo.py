@@ -126,9 +126,9 @@ def demo_command(args: argparse.Namespace, out: Output) -> int:
         generate_signing_key(key)
         encryption = generate_symmetric_key(secret)
         snap_path = Path(tmp) / "A.snap"
-        payload = a.checkpoint_bytes()
+        payload, stamp = a.checkpoint_bytes()
         info = store.save(snap_path, decode(payload), Seal(
-            signing_key=load_private_key(key), encryption_key=encryption))
+            signing_key=load_private_key(key), encryption_key=encryption), source=stamp)
         console.print(f"{snap_path.name}: {snap_path.stat().st_size:,} bytes, sealed with "
                       f"{describe_seal(info)}", highlight=False)
 
@@ -138,7 +138,8 @@ def demo_command(args: argparse.Namespace, out: Output) -> int:
         snapshot, opened = store.load(snap_path, trust)
         console.print(f"seal verified: signature by key {opened.auth_key_id}, decrypted",
                       highlight=False)
-        result = b.restore_payload(encode(snapshot))
+        result = b.restore_payload(encode(snapshot), source=opened.source,
+                                   authenticated=opened.authenticated, no_rollback=True)
     plan = plan_from_dict(result["plan"])
     console.print(plan_table(plan))
     rewritten = [r for r in plan.reports if r.outcome == Outcome.REWRITABLE]

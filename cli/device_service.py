@@ -18,7 +18,9 @@ from typing import Any
 
 from migrate.checkpoint import checkpoint
 from migrate.codec import decode, encode
+from migrate.freshness import FreshnessUnknown, SourceStamp
 from migrate.restore import IncompatibleTarget, RestoreError, restore
+from migrate.schema import SnapshotFormatError
 from offload.caps import Capabilities, load_profile
 from offload.device import DevicePair, build_device
 from offload.errors import ErrnoError, OffloadError
@@ -27,6 +29,7 @@ from offload.loader import LoadOptionError, ObjectSpec, ProgramRefusal, load_obj
 from offload.virtio.features import names as feature_names
 from offload.xdp import XdpAction
 
+from .device_state import DeviceState
 from .exits import CliError, UsageError
 from .migration import FINISHED, Migration, start_destination, start_source
 from .plan_data import plan_dict
@@ -93,7 +96,8 @@ class DeviceService:
 
     def __init__(self, name: str, profile: str, *, backend: str = "builtin",
                  engine: str = "fast", seed: int | None = None, traffic: Traffic | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 state: DeviceState | None = None) -> None:
         if engine not in ENGINES:
             raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
         caps = load_profile(profile)
@@ -104,6 +108,7 @@ class DeviceService:
             name, caps, backend=make_backend(backend, caps, engine, seed, name), engine=engine,
             seed=seed)
         self.traffic = traffic
+        self.state = state if state is not None else DeviceState(name)
         self.clock = clock
         self.started = clock()
         self.rates = RateMeter()
@@ -211,7 +216,8 @@ class DeviceService:
                 "uptime": round(self.clock() - self.started, 3),
                 "programs": programs, "maps": maps,
                 "ports": {name: getattr(ports, name) for name in ports.__slots__},
-                "traffic": traffic, "migration": self.migration}
+                "traffic": traffic, "migration": self.migration,
+                "identity": self.state.picture()}
         return self.last_status
 
     def busy_status(self) -> dict[str, Any]:
@@ -379,18 +385,23 @@ class DeviceService:
         self._next_transfer += 1
         return ident
 
-    def checkpoint_bytes(self) -> bytes:
-        return encode(checkpoint(self.device))
+    def checkpoint_bytes(self) -> tuple[bytes, SourceStamp]:
+        """A checkpoint's payload and its stamp (this device, its next generation)."""
+        data = encode(checkpoint(self.device))
+        return data, self.state.next_stamp()
 
     def checkpoint_begin(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Checkpoint now; the payload is then read in chunks (checkpoint.read)."""
+        """Checkpoint now; the payload is then read in chunks (checkpoint.read). ``source``
+        is its stamp: every checkpoint takes the device's next generation."""
         snapshot = checkpoint(self.device)
         data = encode(snapshot)
         ident = self._transfer_id()
+        stamp = self.state.next_stamp()
         self._downloads[ident] = data
         return {"transfer": ident, "size": len(data), "programs": len(snapshot.programs),
                 "maps": len(snapshot.maps),
-                "entries": sum(m.entry_count for m in snapshot.maps)}
+                "entries": sum(m.entry_count for m in snapshot.maps),
+                "source": stamp.as_dict()}
 
     def checkpoint_read(self, params: dict[str, Any]) -> bytes:
         ident = param(params, "transfer", int)
@@ -432,19 +443,50 @@ class DeviceService:
         upload = self._uploads.pop(ident, None)
         if upload is None:
             raise ServiceError(errno.ENOENT, f"there is no restore transfer {ident}.")
+        raw = param(params, "source", dict, None)
+        try:
+            source = None if raw is None else SourceStamp.parse(raw, "the parameter 'source'")
+        except SnapshotFormatError as exc:
+            raise ServiceError(errno.EINVAL, str(exc)) from None
         return self.restore_payload(bytes(upload.data),
                                     allow_fallback=param(params, "allow_fallback", bool, False),
-                                    dry_run=param(params, "dry_run", bool, False))
+                                    dry_run=param(params, "dry_run", bool, False),
+                                    source=source,
+                                    authenticated=param(params, "authenticated", bool, False),
+                                    no_rollback=param(params, "no_rollback", bool, False))
 
     def restore_payload(self, payload: bytes, *, allow_fallback: bool = False,
-                        dry_run: bool = False) -> dict[str, Any]:
-        """Decode (with the codec's hard limits) and restore through the driver."""
+                        dry_run: bool = False, source: SourceStamp | None = None,
+                        authenticated: bool = False,
+                        no_rollback: bool = False) -> dict[str, Any]:
+        """Decode (with the codec's hard limits) and restore through the driver.
+
+        ``source`` is the snapshot's stamp as the client verified it. ``no_rollback`` refuses
+        a generation older than the newest this device restored from that source. A restore
+        of an ``authenticated`` (signed or MACed) snapshot is recorded, as part of the restore:
+        if the record cannot be written the restore is undone. Unauthenticated stamps are
+        compared but never recorded, so a forged generation cannot lock out genuine ones.
+        """
         snapshot = decode(payload)
+        if source is not None and source.name != snapshot.device:
+            raise ServiceError(errno.EINVAL, f"the source stamp names device {source.name!r}; "
+                                             f"the snapshot is of {snapshot.device!r}.")
+        if no_rollback:
+            if source is None:
+                raise FreshnessUnknown("the snapshot carries no generation (no source stamp): "
+                                       "--no-rollback cannot be checked.")
+            self.state.check_rollback(source)
         if not dry_run:
             self.check_empty("restore onto")
+        record = None
+        if source is not None and authenticated:
+            stamp = source
+
+            def record(result: Any) -> None:
+                self.state.record_restore(stamp)
         try:
             result = restore(snapshot, self.driver, allow_fallback=allow_fallback,
-                             dry_run=dry_run)
+                             dry_run=dry_run, finish=record)
         except (IncompatibleTarget, RestoreError) as err:
             raise PlanRefused(err) from err
         return {"plan": plan_dict(result.plan), "dry_run": dry_run, "maps": result.maps,

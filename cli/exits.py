@@ -13,6 +13,7 @@ import errno as _errno
 from enum import IntEnum
 
 from migrate.errors import SnapshotError
+from migrate.freshness import StaleSnapshot
 from migrate.keys import KeyFileError
 from migrate.seal import SealError
 from offload.errors import KERNEL_ERRNO_NAMES, ErrnoError, OffloadError
@@ -50,6 +51,8 @@ def classify(exc: BaseException) -> tuple[int, Exit]:
         return _errno.EBADMSG, Exit.INTEGRITY
     if isinstance(exc, KeyFileError):
         return _errno.EINVAL, Exit.USAGE
+    if isinstance(exc, StaleSnapshot):
+        return _errno.ESTALE, Exit.REFUSED
     if isinstance(exc, SnapshotError):
         return _errno.EINVAL, Exit.REFUSED
     if isinstance(exc, ErrnoError):

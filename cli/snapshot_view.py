@@ -24,10 +24,24 @@ def _when(ns: int) -> str:
 
 
 def seal_dict(info: SealInfo) -> dict[str, Any]:
-    return {"auth": str(info.auth), "auth_key_id": info.auth_key_id,
-            "authenticated": info.authenticated, "cipher": str(info.cipher),
-            "cipher_key_id": info.cipher_key_id, "sealed": _when(info.created_ns),
+    """The seal as JSON; ``source`` is the signed stamp (nil for container version 1 and files
+    sealed without one), ``created`` the creation time freshness checks use."""
+    return {"container_version": info.container_version, "auth": str(info.auth),
+            "auth_key_id": info.auth_key_id, "authenticated": info.authenticated,
+            "cipher": str(info.cipher), "cipher_key_id": info.cipher_key_id,
+            "created": _when(info.created_ns), "created_ns": info.created_ns,
+            "source": info.source.as_dict() if info.source is not None else None,
             "payload_length": info.payload_length, "sha256": info.sha256.hex()}
+
+
+def source_line(seal: dict[str, Any]) -> str:
+    """``device A (id ...), generation 7`` or why there is none."""
+    source = seal["source"]
+    if source is None:
+        return "no source stamp (no generation: freshness options refuse it)"
+    trust = "" if seal["authenticated"] else ", not verified"
+    return (f"device {source['name']} (id {source['device_id']}), generation "
+            f"{source['generation']}{trust}")
 
 
 def inspect_dict(snapshot: Snapshot, info: SealInfo) -> dict[str, Any]:
@@ -78,6 +92,10 @@ def inspect_view(data: dict[str, Any], *, disassembly: bool = True) -> Renderabl
     for label, value in (("device", data["device"]),
                          ("source profile", f"{prof['name']} (ISA v{prof['isa_version']})"),
                          ("created", data["created"]),
+                         ("source", source_line(seal)),
+                         ("container", f"version {seal['container_version']}"
+                                       + (f", sealed {seal['created']}"
+                                          if seal["container_version"] == 1 else "")),
                          ("format", f"snapshot format {data['format_version']}, written by "
                                     f"offload-migrate {data['tool_version']}"),
                          ("cpus", str(data["cpus"])), ("integrity", f"sha256 {seal['sha256']}"),

@@ -77,6 +77,10 @@ class UnsupportedVersion(SnapshotError):
     """A snapshot format this reader cannot read or upgrade."""
 
 
+class FormatMismatch(SnapshotFormatError):
+    """A payload whose stored format is not the one its envelope names."""
+
+
 class SnapshotTooLarge(SnapshotFormatError):
     """A record or the whole snapshot exceeds the decoder's limits."""
 
@@ -218,8 +222,13 @@ class _Records:
         self._fed += len(data)
 
 
-def iter_records(stream: BinaryIO, limits: DecodeLimits = DecodeLimits()) -> Iterator[Record]:
-    """The payload's raw records, upgraded to the current format (no schema checks yet)."""
+def iter_records(stream: BinaryIO, limits: DecodeLimits = DecodeLimits(),
+                 expected_format: int | None = None) -> Iterator[Record]:
+    """The payload's raw records, upgraded to the current format (no schema checks yet).
+
+    ``expected_format``: the format an authenticated envelope says the payload has; any other
+    stored format is refused before an upgrade could hide it.
+    """
     raw = _Records(stream, limits)
     first = next(raw, None)
     if first is None:
@@ -229,6 +238,9 @@ def iter_records(stream: BinaryIO, limits: DecodeLimits = DecodeLimits()) -> Ite
         raise SnapshotFormatError("this is not a snapshot: the first record is not a header "
                                   f"with magic {MAGIC!r}.")
     version = header.int("version", 0, U64)
+    if expected_format is not None and version != expected_format:
+        raise FormatMismatch(f"the payload has format {version}, its envelope says format "
+                             f"{expected_format}.")
     records: Iterator[Record] = chain([first], raw)
     if version > FORMAT_VERSION:
         raise UnsupportedVersion(f"the snapshot has format {version}; this reader knows formats "
@@ -407,9 +419,10 @@ class _Assembler:
                         magic=MAGIC, **self.header)
 
 
-def read_snapshot(stream: BinaryIO, limits: DecodeLimits = DecodeLimits()) -> Snapshot:
+def read_snapshot(stream: BinaryIO, limits: DecodeLimits = DecodeLimits(),
+                  expected_format: int | None = None) -> Snapshot:
     """Decode a payload; a :class:`SnapshotError` subclass for anything malformed."""
-    return _Assembler(limits).read(iter_records(stream, limits))
+    return _Assembler(limits).read(iter_records(stream, limits, expected_format))
 
 
 def decode(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Snapshot:

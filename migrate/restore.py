@@ -195,9 +195,12 @@ class _Restore:
 
 
 def restore(snapshot: Snapshot, driver: Driver, *, allow_fallback: bool = False,
-            dry_run: bool = False, progress: Progress | None = None) -> RestoreResult:
+            dry_run: bool = False, progress: Progress | None = None,
+            finish: Callable[[RestoreResult], None] | None = None) -> RestoreResult:
     """Recreate ``snapshot`` on the device behind ``driver``, or change nothing.
 
+    ``finish`` runs once everything is restored (a daemon records what it restored); an
+    ``OffloadError`` from it undoes the restore like a refusal of the target would.
     Raises :class:`IncompatibleTarget` when the plan refuses, :class:`RestoreError` when the
     target refuses during the restore (after undoing every step).
     """
@@ -213,7 +216,10 @@ def restore(snapshot: Snapshot, driver: Driver, *, allow_fallback: bool = False,
         return RestoreResult(the_plan)
     job = _Restore(snapshot, driver, the_plan, progress)
     try:
-        return job.run()
+        result = job.run()
+        if finish is not None:
+            finish(result)
+        return result
     except OffloadError as err:
         problems = job.rollback()
         tail = f" (and undoing it failed: {'; '.join(problems)})" if problems else ""

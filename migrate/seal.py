@@ -5,17 +5,21 @@ Layout (docs/snapshot-format.md)::
 
     prefix   8-byte magic 89 'OMS' 0d 0a 1a 0a, u16 container version, u32 header length (BE)
     header   msgpack map: payload format, auth (none | ed25519 | hmac-sha256) and key id,
-             cipher (none | aes-256-gcm), its key id and 12-byte nonce
+             cipher (none | aes-256-gcm), its key id and 12-byte nonce, creation time and
+             (version 2) the source stamp: device id, name, generation
     payload  the snapshot's msgpack stream (migrate.codec) - or its AES-256-GCM ciphertext
              followed by the 16-byte tag, with prefix+header as associated data
     trailer  msgpack map: payload length, SHA-256 of prefix+header+payload, signature or MAC
     footer   u32 trailer length (BE), 8-byte end magic 'OMS-END\\n'
 
-The signature (RFC 8032 Ed25519) or MAC (RFC 2104 HMAC-SHA256) covers a domain string, the
-payload length and the SHA-256 digest, hence the header too: stripping a signature turns the
-header's auth into 'none', which a reader requiring signatures refuses. Opening reads the file
-twice: first to check digest, signature and GCM tag (discarding plaintext), then to decode,
-hashing again so a file changed in between is refused rather than half-read.
+The signature (RFC 8032 Ed25519) or MAC (RFC 2104 HMAC-SHA256) covers a domain string of the
+container version, the payload length and the SHA-256 digest, hence the header too. What a
+reader demands is its :class:`Trust`: trusted keys or a MAC key mean a valid signature or MAC
+is required (stripping one turns the header's auth into 'none', refused), a decryption key
+means the payload must be encrypted. Container version 2 binds the header to the payload: the
+payload's stored format, creation time and device name must be the header's. Opening reads the
+file twice: first to check digest, signature and GCM tag (discarding plaintext), then to
+decode, hashing again so a file changed in between is refused rather than half-read.
 """
 
 from __future__ import annotations
@@ -24,9 +28,8 @@ import hashlib
 import hmac
 import os
 import struct
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, BinaryIO
 
@@ -37,21 +40,28 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
 from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
-from .codec import ChunkLimits, DecodeLimits, UnsupportedVersion, read_snapshot, write_snapshot
+from .codec import (ChunkLimits, DecodeLimits, FormatMismatch, UnsupportedVersion,
+                    read_snapshot, write_snapshot)
 from .errors import SnapshotError
+from .freshness import SourceStamp
 from .keys import SYMMETRIC_KEY_SIZE, key_id, public_key_id
 from .schema import U64, Fields, SnapshotFormatError
-from .snapshot import Snapshot
+from .snapshot import FORMAT_VERSION, Snapshot
 
 FILE_MAGIC = b"\x89OMS\r\n\x1a\n"
 END_MAGIC = b"OMS-END\n"
-CONTAINER_VERSION = 1
+#: The container version this code writes; it reads every version in READABLE.
+CONTAINER_VERSION = 2
+READABLE = (1, 2)
+#: The oldest payload format a container of each version may hold (version 2 came with
+#: format 2: a version 2 file holding format 1 was re-sealed by hand).
+FIRST_FORMAT = {1: 1, 2: 2}
 PREFIX = struct.Struct(">8sHI")
 FOOTER = struct.Struct(">I8s")
 MAX_HEADER = MAX_TRAILER = 4096
 NONCE_SIZE = 12
 TAG_SIZE = 16
-_DOMAIN = b"offload-migrate snapshot seal v1\0"
+_DOMAINS = {1: b"offload-migrate snapshot seal v1\0", 2: b"offload-migrate snapshot seal v2\0"}
 _BLOCK = 1 << 16
 
 
@@ -73,6 +83,14 @@ class SignatureRequired(SealError):
 
 class DecryptionError(SealError):
     """An encrypted snapshot without its key, or with a different key."""
+
+
+class EncryptionRequired(DecryptionError):
+    """An unencrypted snapshot where the reader holds a decryption key and so requires one."""
+
+
+class DowngradeError(SealError):
+    """A container that holds an older payload format than its version ever held."""
 
 
 class Auth(StrEnum):
@@ -106,13 +124,26 @@ class Seal:
 
 @dataclass(frozen=True, slots=True)
 class Trust:
-    """What a reader accepts: public keys it trusts, the shared MAC key, the decryption key,
-    and whether an unsigned snapshot is refused."""
+    """What a reader accepts: public keys it trusts, the shared MAC key, the decryption key.
+
+    Giving a trusted key or a MAC key requires a valid signature or MAC by it;
+    ``require_signature`` is the explicit form (it refuses unsigned files even with no key
+    given). Giving a decryption key requires the payload to be encrypted with it. With none of
+    them, any intact file opens, unauthenticated.
+    """
 
     trusted_keys: tuple[Ed25519PublicKey, ...] = ()
     mac_key: bytes | None = None
     decryption_key: bytes | None = None
     require_signature: bool = False
+
+    @property
+    def signature_required(self) -> bool:
+        return self.require_signature or bool(self.trusted_keys) or self.mac_key is not None
+
+    @property
+    def encryption_required(self) -> bool:
+        return self.decryption_key is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +155,12 @@ class SealInfo:
     auth_key_id: str | None
     cipher: CipherName
     cipher_key_id: str | None
-    created_ns: int
+    created_ns: int  # version 2: the snapshot's creation; version 1: when it was sealed
     payload_length: int
     sha256: bytes
     authenticated: bool = False  # a trusted signature or the MAC verified
+    container_version: int = CONTAINER_VERSION
+    source: SourceStamp | None = None  # version 2: the source device and its generation
 
 
 # ====================================================================== writing
@@ -146,13 +179,25 @@ class _Sink:
         return len(data)
 
 
-def _signing_input(length: int, digest: bytes) -> bytes:
-    return _DOMAIN + struct.pack(">Q", length) + digest
+def signing_input(version: int, length: int, digest: bytes) -> bytes:
+    """What a signature or MAC covers: the version's domain string (version 2 adds the
+    version itself), the payload length and the digest of prefix, header and payload."""
+    if version == 1:
+        return _DOMAINS[1] + struct.pack(">Q", length) + digest
+    return _DOMAINS[version] + struct.pack(">HQ", version, length) + digest
 
 
 def write_sealed(out: BinaryIO, snapshot: Snapshot, seal: Seal = Seal(),
-                 chunks: ChunkLimits = ChunkLimits()) -> SealInfo:
-    """Write ``snapshot`` sealed to ``out`` (a stream; files go through ``migrate.store``)."""
+                 chunks: ChunkLimits = ChunkLimits(),
+                 source: SourceStamp | None = None) -> SealInfo:
+    """Write ``snapshot`` sealed to ``out`` (a stream; files go through ``migrate.store``).
+
+    ``source`` stamps the file with the device it comes from and that device's generation
+    (a daemon's checkpoint gives one); without it the file cannot pass freshness checks.
+    """
+    if source is not None and source.name != snapshot.device:
+        raise SealError(f"the source stamp names device {source.name!r}; the snapshot is of "
+                        f"{snapshot.device!r}.")
     auth = Auth.ED25519 if seal.signing_key else Auth.HMAC_SHA256 if seal.mac_key else Auth.NONE
     auth_id = (public_key_id(seal.signing_key.public_key()) if seal.signing_key else
                key_id(seal.mac_key) if seal.mac_key else None)
@@ -160,7 +205,8 @@ def write_sealed(out: BinaryIO, snapshot: Snapshot, seal: Seal = Seal(),
     header = {"format": snapshot.format_version, "auth": str(auth), "auth_key_id": auth_id,
               "cipher": str(CipherName.AES_256_GCM if nonce else CipherName.NONE),
               "cipher_key_id": key_id(seal.encryption_key) if seal.encryption_key else None,
-              "nonce": nonce, "created_ns": time.time_ns()}
+              "nonce": nonce, "created_ns": snapshot.created_ns,
+              "source": source.as_dict() if source is not None else None}
     header_bytes = msgpack.packb(header, use_bin_type=True)
     prefix = PREFIX.pack(FILE_MAGIC, CONTAINER_VERSION, len(header_bytes))
     digest = hashlib.sha256(prefix + header_bytes)
@@ -177,7 +223,7 @@ def write_sealed(out: BinaryIO, snapshot: Snapshot, seal: Seal = Seal(),
         out.write(tail)
         sink.length += len(tail)
     trailer: dict[str, Any] = {"length": sink.length, "sha256": digest.digest()}
-    message = _signing_input(sink.length, trailer["sha256"])
+    message = signing_input(CONTAINER_VERSION, sink.length, trailer["sha256"])
     if seal.signing_key is not None:
         trailer["signature"] = seal.signing_key.sign(message)
     elif seal.mac_key is not None:
@@ -186,7 +232,7 @@ def write_sealed(out: BinaryIO, snapshot: Snapshot, seal: Seal = Seal(),
     out.write(trailer_bytes + FOOTER.pack(len(trailer_bytes), END_MAGIC))
     return SealInfo(snapshot.format_version, auth, auth_id, CipherName(header["cipher"]),
                     header["cipher_key_id"], header["created_ns"], sink.length,
-                    trailer["sha256"], authenticated=auth != Auth.NONE)
+                    trailer["sha256"], authenticated=auth != Auth.NONE, source=source)
 
 
 # ====================================================================== reading
@@ -228,9 +274,9 @@ def _layout(stream: BinaryIO) -> _Layout:
     if magic != FILE_MAGIC:
         raise SnapshotFormatError("this is not a sealed offload-migrate snapshot (wrong magic "
                                   "bytes at the start of the file).")
-    if version != CONTAINER_VERSION:
+    if version not in READABLE:
         raise UnsupportedVersion(f"the snapshot container has version {version}; this reader "
-                                 f"knows version {CONTAINER_VERSION}.")
+                                 f"knows versions {', '.join(map(str, READABLE))}.")
     if header_len > MAX_HEADER or PREFIX.size + header_len + FOOTER.size > size:
         raise IntegrityError(f"the snapshot's seal header length ({header_len} bytes) does not "
                              f"fit the file: it is truncated or damaged.")
@@ -247,14 +293,13 @@ def _layout(stream: BinaryIO) -> _Layout:
     stream.seek(payload_start + payload_length)
     trailer_raw = _unpack_map(_read_exact(stream, trailer_len, "trailer"), "seal trailer")
     head = PREFIX.pack(magic, version, header_len) + header_bytes
-    header, info, nonce = _parse_header(_unpack_map(header_bytes, "seal header"))
+    header, info, nonce = _parse_header(_unpack_map(header_bytes, "seal header"), version)
     trailer = _parse_trailer(trailer_raw, info.auth)
     if trailer["length"] != payload_length:
         raise IntegrityError(f"the snapshot file is truncated or damaged: the trailer records "
                              f"{trailer['length']} payload bytes, the file holds "
                              f"{payload_length}.")
-    info = SealInfo(info.payload_format, info.auth, info.auth_key_id, info.cipher,
-                    info.cipher_key_id, info.created_ns, payload_length, trailer["sha256"])
+    info = replace(info, payload_length=payload_length, sha256=trailer["sha256"])
     return _Layout(head, header, trailer, payload_start, payload_length, nonce, info)
 
 
@@ -262,21 +307,33 @@ def _damaged(what: str) -> Callable[[SnapshotFormatError], IntegrityError]:
     return lambda exc: IntegrityError(f"the snapshot's {what} is damaged: {exc}")
 
 
-def _parse_header(raw: Any) -> tuple[dict[str, Any], SealInfo, bytes | None]:
+def _parse_header(raw: Any, version: int) -> tuple[dict[str, Any], SealInfo, bytes | None]:
     try:
         f = Fields(raw, "the seal header")
         auth = f.str("auth", 32)
         cipher = f.str("cipher", 32)
         if auth not in Auth.__members__.values() or cipher not in CipherName.__members__.values():
             raise f.fail("auth", f"names an unknown method ({auth!r} / {cipher!r})")
+        source = None
+        if version >= 2:
+            stamp = f._get("source")
+            source = None if stamp is None else SourceStamp.parse(stamp, "its 'source'")
         info = SealInfo(f.int("format", 0, U64), Auth(auth), _opt_id(f, "auth_key_id"),
                         CipherName(cipher), _opt_id(f, "cipher_key_id"), f.int("created_ns"),
-                        0, b"")
+                        0, b"", container_version=version, source=source)
         nonce = None if f.record.get("nonce") is None else f.bytes("nonce", NONCE_SIZE)
         f._get("nonce", None)
         f.done()
     except SnapshotFormatError as exc:
         raise _damaged("seal header")(exc) from None
+    if version >= 2 and not FIRST_FORMAT[version] <= info.payload_format <= FORMAT_VERSION:
+        if info.payload_format > FORMAT_VERSION:
+            raise UnsupportedVersion(f"the snapshot has format {info.payload_format}; this "
+                                     f"reader knows formats up to {FORMAT_VERSION}: upgrade "
+                                     f"offload-migrate to read it.")
+        raise DowngradeError(f"the seal header names payload format {info.payload_format}, "
+                             f"which container version {version} never holds (its first is "
+                             f"format {FIRST_FORMAT[version]}): the file was re-sealed.")
     if (info.cipher == CipherName.AES_256_GCM) != (nonce is not None and
                                                   len(nonce) == NONCE_SIZE) or \
             (info.cipher == CipherName.AES_256_GCM) != (info.cipher_key_id is not None) or \
@@ -352,17 +409,19 @@ def _payload(stream: BinaryIO, layout: _Layout, digest: Any,
 
 def _check_auth(layout: _Layout, trust: Trust) -> bool:
     info, trailer = layout.info, layout.trailer
-    message = _signing_input(layout.payload_length, trailer["sha256"])
+    message = signing_input(info.container_version, layout.payload_length, trailer["sha256"])
     if info.auth == Auth.NONE:
-        if trust.require_signature:
-            raise SignatureRequired("the snapshot is not signed, and a signature is required: "
-                                    "seal it with a signing key or a MAC key.")
+        if trust.signature_required:
+            raise SignatureRequired("the snapshot is not signed, and the trust policy requires "
+                                    "a signature or MAC by a given key (--trust, --hmac, "
+                                    "--require-signature): it was sealed without one, or its "
+                                    "signature was stripped.")
         return False
     if info.auth == Auth.ED25519:
         keys = {public_key_id(k): k for k in trust.trusted_keys}
         key = keys.get(info.auth_key_id or "")
         if key is None:
-            if not keys and not trust.require_signature:
+            if not trust.signature_required:
                 return False
             raise SignatureError(f"the snapshot is signed by key {info.auth_key_id}, which is "
                                  f"not among the {len(keys)} trusted public keys.")
@@ -373,7 +432,7 @@ def _check_auth(layout: _Layout, trust: Trust) -> bool:
                                  f"verify: the file was altered or re-signed.") from None
         return True
     if trust.mac_key is None:
-        if not trust.require_signature:
+        if not trust.signature_required:
             return False
         raise SignatureError(f"the snapshot is sealed with the shared MAC key "
                              f"{info.auth_key_id}; give that key to verify it.")
@@ -396,6 +455,10 @@ def _verify(stream: BinaryIO, layout: _Layout, trust: Trust) -> SealInfo:
                              "altered or damaged.")
     authenticated = _check_auth(layout, trust)
     info = layout.info
+    if info.cipher == CipherName.NONE and trust.encryption_required:
+        raise EncryptionRequired("the snapshot is not encrypted, and a decryption key was given, "
+                                 "which requires AES-256-GCM: it was sealed without encryption, "
+                                 "or replaced by a file that was.")
     if info.cipher == CipherName.AES_256_GCM:
         key = trust.decryption_key
         if key is None:
@@ -406,9 +469,7 @@ def _verify(stream: BinaryIO, layout: _Layout, trust: Trust) -> SealInfo:
                                   f"the given key is {key_id(key)}.")
         for _ in _payload(stream, layout, hashlib.sha256(), key):
             pass
-    return SealInfo(info.payload_format, info.auth, info.auth_key_id, info.cipher,
-                    info.cipher_key_id, info.created_ns, info.payload_length, info.sha256,
-                    authenticated)
+    return replace(info, authenticated=authenticated)
 
 
 def verify_sealed(stream: BinaryIO, trust: Trust = Trust()) -> SealInfo:
@@ -444,9 +505,27 @@ def open_sealed(stream: BinaryIO, trust: Trust = Trust(),
     digest = hashlib.sha256(layout.head)
     key = trust.decryption_key if info.cipher == CipherName.AES_256_GCM else None
     blocks = _payload(stream, layout, digest, key)
-    snapshot = read_snapshot(_Reader(blocks), limits)  # type: ignore[arg-type]
+    bound = info.container_version >= 2
+    try:
+        snapshot = read_snapshot(_Reader(blocks), limits,  # type: ignore[arg-type]
+                                 expected_format=info.payload_format if bound else None)
+    except FormatMismatch as exc:
+        raise IntegrityError(f"the seal header and the payload disagree: {exc}") from None
     for _ in blocks:  # whatever the codec left unread still counts for the digest
         pass
     if not hmac.compare_digest(digest.digest(), info.sha256):
         raise IntegrityError("the snapshot file changed while it was being opened.")
+    if bound:
+        _check_binding(snapshot, info)
     return snapshot, info
+
+
+def _check_binding(snapshot: Snapshot, info: SealInfo) -> None:
+    """Version 2: what the header says of the payload is what the payload holds."""
+    if snapshot.created_ns != info.created_ns:
+        raise IntegrityError(f"the seal header and the payload disagree: created "
+                             f"{info.created_ns} ns against {snapshot.created_ns} ns.")
+    if info.source is not None and info.source.name != snapshot.device:
+        raise IntegrityError(f"the seal header and the payload disagree: the source stamp "
+                             f"names device {info.source.name!r}, the payload "
+                             f"{snapshot.device!r}.")

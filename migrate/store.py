@@ -12,15 +12,17 @@ import os
 from .atomic_file import atomic_output
 from .codec import ChunkLimits, DecodeLimits
 from .errors import SnapshotError
+from .freshness import SourceStamp
 from .seal import Seal, SealInfo, Trust, open_sealed, verify_sealed, write_sealed
 from .snapshot import Snapshot
 
 
 def save(path: str | os.PathLike[str], snapshot: Snapshot, seal: Seal = Seal(),
-         chunks: ChunkLimits = ChunkLimits()) -> SealInfo:
-    """Write ``snapshot`` sealed to ``path`` atomically (mode 0600: contents may be secret)."""
+         chunks: ChunkLimits = ChunkLimits(), source: SourceStamp | None = None) -> SealInfo:
+    """Write ``snapshot`` sealed to ``path`` atomically (mode 0600: contents may be secret),
+    stamped with ``source`` when given."""
     with atomic_output(path, 0o600) as out:
-        return write_sealed(out, snapshot, seal, chunks)
+        return write_sealed(out, snapshot, seal, chunks, source)
 
 
 def _open(path: str | os.PathLike[str]):  # type: ignore[no-untyped-def]

@@ -62,12 +62,21 @@ class DaemonProcess:
         return self.process.returncode, out, err
 
 
+@pytest.fixture(autouse=True)
+def state_home(tmp_path, monkeypatch):
+    """Daemons started without --state-dir keep their state under the test's directory."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state-home"))
+
+
 @pytest.fixture
 def daemons(tmp_path):
-    """A factory of daemons on sockets in tmp_path, all stopped at the end of the test."""
+    """A factory of daemons on sockets in tmp_path, all stopped at the end of the test; each
+    keeps its state in tmp_path/NAME.state."""
     started: list[DaemonProcess] = []
 
     def start(name: str, profile: str = "full", *extra: str) -> DaemonProcess:
+        if "--state-dir" not in extra:
+            extra = (*extra, "--state-dir", str(tmp_path / f"{name}.state"))
         daemon = DaemonProcess(tmp_path / f"{name}.sock", name, profile, *extra)
         started.append(daemon)
         return daemon

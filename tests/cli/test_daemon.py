@@ -101,7 +101,8 @@ def test_save_and_restore_between_profiles(daemons, tmp_path):
     assert state["programs"][0]["attach"] == "xdp:hw on B"
 
     back = tmp_path / "b.snap"
-    assert cli("save", "--device", str(b.path), "-o", str(back)).returncode == 0
+    assert cli("save", "--device", str(b.path), "-o", str(back), "--encrypt",
+               str(keys["aes"])).returncode == 0  # --decrypt requires both files encrypted
     diff = cli("diff", str(snap), str(back), "--decrypt", str(keys["aes"]), "--json")
     assert diff.returncode == 0, diff.stderr
     changes = json.loads(diff.stdout)

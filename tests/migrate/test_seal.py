@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from migrate import seal as seal_module
 from migrate.errors import SnapshotError
 from migrate.keys import key_id
-from migrate.seal import (END_MAGIC, FOOTER, PREFIX, Auth, CipherName, DecryptionError,
-                          IntegrityError, Seal, SealError, SignatureError, SignatureRequired,
+from migrate.seal import (CONTAINER_VERSION, END_MAGIC, FOOTER, PREFIX, Auth, CipherName,
+                          DecryptionError, IntegrityError, Seal, SealError, SignatureError, SignatureRequired,
                           Trust, open_sealed, verify_sealed, write_sealed)
 from migrate.snapshot import Snapshot
 
@@ -142,7 +142,7 @@ def test_stripped_signature_is_unsigned(decoded: list[int]) -> None:
 
 def forge(header: dict, payload: bytes, extra: dict) -> bytes:
     head_bytes = msgpack.packb(header, use_bin_type=True)
-    head = PREFIX.pack(b"\x89OMS\r\n\x1a\n", 1, len(head_bytes)) + head_bytes
+    head = PREFIX.pack(b"\x89OMS\r\n\x1a\n", CONTAINER_VERSION, len(head_bytes)) + head_bytes
     trailer = msgpack.packb({"length": len(payload),
                              "sha256": hashlib.sha256(head + payload).digest(), **extra},
                             use_bin_type=True)
