@@ -147,8 +147,8 @@ def _check_args(env: Env, state: State, proto: HelperProto
         write: HelperWrite = None
         if reg.ref and t != ArgType.ANYTHING:
             if ref_regno:  # the kernel's "more than one arg with ref_obj_id"
-                raise Reject(f"more than one arg with ref_obj_id R{regno} "
-                             f"{state.frame.regs[ref_regno].ref} {reg.ref}")
+                raise Reject(f"more than one arg with ref_obj_id R{regno} {reg.ref} "
+                             f"{state.frame.regs[ref_regno].ref}")
             ref_regno = regno
         if t == ArgType.ANYTHING:
             if reg.type != RegType.SCALAR and not arg.pointer_ok:

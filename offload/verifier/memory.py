@@ -117,10 +117,11 @@ def check_atomic(env: Env, state: State, insn: Op) -> None:
         r0 = read_reg(state, 0)
         if r0.type != RegType.SCALAR:
             raise Reject("R0 leaks addr into mem")
-    if ptr.type not in (RegType.PTR_TO_STACK, RegType.PTR_TO_MAP_VALUE):
+    if ptr.type not in (RegType.PTR_TO_STACK, RegType.PTR_TO_MAP_VALUE,
+                        RegType.PTR_TO_RINGBUF_MEM):
         raise Reject(f"BPF_ATOMIC stores into R{insn.dst} {TYPE_NAMES[ptr.type]} is not "
                      "allowed")
-    if ptr.type == PTR_TO_MAP_VALUE:
+    if ptr.type != PTR_TO_STACK:
         # atomics need natural alignment wherever they land (the stack checks its own)
         var = ptr.var
         if (var.var.value + ptr.off + insn.off) % size or var.var.mask % size:
