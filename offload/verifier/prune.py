@@ -255,7 +255,7 @@ class Plan:
     usually fails it the same way the next time.
     """
 
-    __slots__ = ("frames", "callsites", "pkt", "meta", "lock", "checks")
+    __slots__ = ("frames", "callsites", "pkt", "meta", "lock", "refs", "checks")
 
     def __init__(self, prog: Program, old: State, precise: frozenset[int] | set[int] | None,
                  pkt_need: int, meta_need: int, stack_read: set[int] | None) -> None:
@@ -265,6 +265,7 @@ class Plan:
         self.pkt = min(old.pkt_len, pkt_need)
         self.meta = min(old.meta_len, meta_need)
         self.lock = old.lock  # the bpf_spin_lock held, compared as ``covers`` does
+        self.refs = old.refs  # the references held, compared as ``covers`` does
         checks: list[tuple] = []
         add = checks.append
         constrained_of = _CONSTRAINED
@@ -322,12 +323,17 @@ class Plan:
             ids = IdMap()
             if not locks.covers(self.lock, cur.lock, ids):
                 return False
+        if self.refs or cur.refs:
+            if ids is None:
+                ids = IdMap()
+            if not refs_cover(self.refs, cur.refs, ids.same):
+                return False
         checks = self.checks
         for i, (kind, depth, at, o) in enumerate(checks):
             frame = cur_frames[depth]
             if kind <= _R_REG:
                 c = frame.regs[at]
-                if c is o and not o.id:
+                if c is o and not o.id and not o.ref:
                     continue
                 if kind == _R_ANY_SCALAR:
                     if c.type == SCALAR:
@@ -349,7 +355,7 @@ class Plan:
             else:
                 c = frame.stack.get(at, EMPTY_SLOT)
                 cs = c.spilled
-                if c is o and (cs is None or not cs.id):
+                if c is o and (cs is None or not cs.id and not cs.ref):
                     continue
                 if ids is None and kind == _S_SPILL:
                     ids = IdMap()

@@ -75,8 +75,9 @@ LEAK_AFTER_NULL_PATH = LEAK_AT_JOIN.replace("jne %r0, 0, join\njoin:",
 
 
 def test_a_path_holding_a_reference_is_not_pruned_by_one_holding_none():
+    """(Checkpoints kept at every prune point, ``state_freq``, so one waits at ``join``.)"""
     with pytest.raises(VerifierError, match="Unreleased reference id=2 alloc_insn=4"):
-        verify(assemble(LEAK_AFTER_NULL_PATH), caps=FULL, maps=RING)
+        verify(assemble(LEAK_AFTER_NULL_PATH), caps=FULL, maps=RING, state_freq=True)
 
 
 def test_without_comparing_references_the_leak_would_pass(monkeypatch):
@@ -93,7 +94,7 @@ def test_without_comparing_references_the_leak_would_pass(monkeypatch):
 
     monkeypatch.setattr(prune, "refs_cover", lambda old, cur, same: True)
     monkeypatch.setattr(explored.PrunePoint, "keys", keys_without_refs)
-    verify(assemble(LEAK_AFTER_NULL_PATH), caps=FULL, maps=RING)
+    verify(assemble(LEAK_AFTER_NULL_PATH), caps=FULL, maps=RING, state_freq=True)
 
 
 def test_references_are_matched_through_the_id_map():
@@ -118,8 +119,8 @@ def test_references_are_matched_through_the_id_map():
     mov %r0, 2
     exit
     """
-    stats = verify(assemble(text), caps=FULL, maps=RING, log_level=2)
+    stats = verify(assemble(text), caps=FULL, maps=RING, log_level=2, state_freq=True)
     assert any(line.text == "safe" for line in stats.log.lines)
     leak = text.replace("call 133\n", "")
     with pytest.raises(VerifierError, match="Unreleased reference"):
-        verify(assemble(leak), caps=FULL, maps=RING)
+        verify(assemble(leak), caps=FULL, maps=RING, state_freq=True)
