@@ -524,6 +524,8 @@ class Translator:
                 tests.append("g.kind is K_CONTEXT")
             elif kind == RegionKind.PACKET:
                 tests.append("g.kind is K_PACKET")
+            elif kind == RegionKind.RINGBUF:
+                tests.append("g.kind is K_RINGBUF")
             elif kind == RegionKind.STACK:
                 for frame in sorted(reach.frames):
                     tests.append("g is SR" if frame == self._shift else

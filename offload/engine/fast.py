@@ -111,6 +111,7 @@ def _base_namespace() -> dict[str, Any]:
         "TailCall": TailCall, "BudgetExhausted": _budget_exhausted, "TooDeep": _too_deep,
         "PFAULT": _provenance_fault, "UNVERIFIED": _unverified, "FRAME_AT": _frame_at,
         "K_CONTEXT": RegionKind.CONTEXT, "K_PACKET": RegionKind.PACKET, "NO_REACH": {},
+        "K_RINGBUF": RegionKind.RINGBUF,
     }
     for size, code in ((1, "B"), (2, "H"), (4, "I"), (8, "Q")):
         layout = struct.Struct("<" + code)

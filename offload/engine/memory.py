@@ -25,6 +25,7 @@ class RegionKind(Enum):
     PACKET = "packet"
     MAP_VALUE = "map value"
     INPUT = "input memory"
+    RINGBUF = "ring buffer record"  # a bpf_ringbuf_reserve reservation, until released
     DATA = "data"
 
 

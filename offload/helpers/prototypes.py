@@ -42,14 +42,23 @@ class HelperId(IntEnum):
     XDP_ADJUST_META = 54
     XDP_ADJUST_TAIL = 65
     FIB_LOOKUP = 69
+    SK_LOOKUP_TCP = 84
+    SK_LOOKUP_UDP = 85
+    SK_RELEASE = 86
     MAP_PUSH_ELEM = 87
     MAP_POP_ELEM = 88
     MAP_PEEK_ELEM = 89
     SPIN_LOCK = 93
     SPIN_UNLOCK = 94
+    SKC_LOOKUP_TCP = 99
+    TCP_CHECK_SYNCOOKIE = 100
+    TCP_GEN_SYNCOOKIE = 110
     JIFFIES64 = 118
     KTIME_GET_BOOT_NS = 125
     RINGBUF_OUTPUT = 130
+    RINGBUF_RESERVE = 131
+    RINGBUF_SUBMIT = 132
+    RINGBUF_DISCARD = 133
     RINGBUF_QUERY = 134
     KTIME_GET_COARSE_NS = 160
     TRACE_VPRINTK = 177
@@ -76,6 +85,9 @@ class ArgType(IntEnum):
     PTR_TO_CTX = 9
     ANYTHING = 10
     PTR_TO_SPIN_LOCK = 11  # a map value pointer exactly at its struct bpf_spin_lock
+    PTR_TO_SOCK_COMMON = 12  # ARG_PTR_TO_BTF_ID_SOCK_COMMON: a socket, sock_common or full
+    PTR_TO_RINGBUF_MEM = 13  # a ring buffer reservation (ARG_PTR_TO_RINGBUF_MEM)
+    CONST_ALLOC_SIZE_OR_ZERO = 14  # the constant size of memory the helper allocates
 
 
 class RetType(IntEnum):
@@ -84,6 +96,17 @@ class RetType(IntEnum):
     INTEGER = 0
     VOID = 1
     PTR_TO_MAP_VALUE_OR_NULL = 2
+    # Results the program holds a reference to, until it releases them (``acquires``).
+    PTR_TO_SOCKET_OR_NULL = 3
+    PTR_TO_SOCK_COMMON_OR_NULL = 4
+    PTR_TO_RINGBUF_MEM_OR_NULL = 5
+
+
+#: Results that acquire a reference (the kernel's ``is_acquire_function``).
+ACQUIRING = frozenset({RetType.PTR_TO_SOCKET_OR_NULL, RetType.PTR_TO_SOCK_COMMON_OR_NULL,
+                       RetType.PTR_TO_RINGBUF_MEM_OR_NULL})
+#: Arguments that may be a referenced object the helper releases.
+_RELEASABLE = frozenset({ArgType.PTR_TO_SOCK_COMMON, ArgType.PTR_TO_RINGBUF_MEM})
 
 
 #: How a helper uses a memory argument: reads it, reads and writes it, or only writes it.
@@ -100,7 +123,8 @@ class Arg:
 
     ``size`` is the byte count of a fixed-size memory argument (the kernel's
     ARG_PTR_TO_FIXED_SIZE_MEM with ``arg_size``): no size argument follows it. ``aligned``
-    asks for a pointer aligned to that size (MEM_ALIGNED).
+    asks for a pointer aligned to that size (MEM_ALIGNED). ``release``: the helper releases
+    the referenced object it is given (OBJ_RELEASE).
     """
 
     type: ArgType
@@ -109,6 +133,7 @@ class Arg:
     pointer_ok: bool = False  # ANYTHING that may be a pointer: only printed to the device log
     size: int = 0
     aligned: bool = False
+    release: bool = False
 
     @property
     def is_memory(self) -> bool:
@@ -153,6 +178,16 @@ class HelperProto:
     def kernel_name(self) -> str:
         return f"bpf_{self.name}"
 
+    @property
+    def acquires(self) -> bool:
+        """Whether the result is an object the program must release on every path."""
+        return self.ret in ACQUIRING
+
+    @property
+    def releases(self) -> int:
+        """The register of the object the helper releases, 0 for none."""
+        return next((i + 1 for i, arg in enumerate(self.args) if arg.release), 0)
+
 
 _MAP = Arg(ArgType.CONST_MAP_PTR)
 _KEY = Arg(ArgType.PTR_TO_MAP_KEY)
@@ -176,6 +211,13 @@ _QUEUE_MAPS = frozenset({MapType.QUEUE, MapType.STACK})
 #: flags) and bpf_redirect_map (XDP_REDIRECT, the flags' low two bits for a missing entry,
 #: XDP_ABORTED for other flags)
 _XDP_ACTION = (0, 4)
+#: ``struct bpf_sock_tuple`` to look up, its size (the IPv4 or IPv6 form), the network
+#: namespace and flags: read-only memory, of a size the verifier proves
+_SK_LOOKUP_ARGS = (_CTX, _RO_MEM, Arg(ArgType.CONST_SIZE), _ANY, _ANY)
+#: a listening socket, then the IP header and the TCP header, each with its size
+_SYNCOOKIE_ARGS = (Arg(ArgType.PTR_TO_SOCK_COMMON), _RO_MEM, Arg(ArgType.CONST_SIZE), _RO_MEM,
+                   Arg(ArgType.CONST_SIZE))
+_RINGBUF_RELEASE_ARGS = (Arg(ArgType.PTR_TO_RINGBUF_MEM, release=True), _ANY)
 
 
 def _time(hid: HelperId, name: str) -> HelperProto:
@@ -227,6 +269,18 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
     HelperProto(HelperId.FIB_LOOKUP, "fib_lookup", RetType.INTEGER,
                 (_CTX, Arg(ArgType.PTR_TO_MEM), Arg(ArgType.CONST_SIZE), _ANY),
                 prog_types=_NET, gpl_only=True),
+    HelperProto(HelperId.SK_LOOKUP_TCP, "sk_lookup_tcp", RetType.PTR_TO_SOCKET_OR_NULL,
+                _SK_LOOKUP_ARGS, prog_types=_NET, pkt_access=True),
+    HelperProto(HelperId.SK_LOOKUP_UDP, "sk_lookup_udp", RetType.PTR_TO_SOCKET_OR_NULL,
+                _SK_LOOKUP_ARGS, prog_types=_NET, pkt_access=True),
+    HelperProto(HelperId.SK_RELEASE, "sk_release", RetType.INTEGER,
+                (Arg(ArgType.PTR_TO_SOCK_COMMON, release=True),)),
+    HelperProto(HelperId.SKC_LOOKUP_TCP, "skc_lookup_tcp", RetType.PTR_TO_SOCK_COMMON_OR_NULL,
+                _SK_LOOKUP_ARGS, prog_types=_NET, pkt_access=True),
+    HelperProto(HelperId.TCP_CHECK_SYNCOOKIE, "tcp_check_syncookie", RetType.INTEGER,
+                _SYNCOOKIE_ARGS, prog_types=_NET, gpl_only=True, pkt_access=True),
+    HelperProto(HelperId.TCP_GEN_SYNCOOKIE, "tcp_gen_syncookie", RetType.INTEGER,
+                _SYNCOOKIE_ARGS, prog_types=_NET, gpl_only=True, pkt_access=True),
     HelperProto(HelperId.MAP_PUSH_ELEM, "map_push_elem", RetType.INTEGER, (_MAP, _VALUE, _ANY),
                 _QUEUE_MAPS, pkt_access=True, writes_map=True),
     HelperProto(HelperId.MAP_POP_ELEM, "map_pop_elem", RetType.INTEGER,
@@ -242,6 +296,11 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
     HelperProto(HelperId.RINGBUF_OUTPUT, "ringbuf_output", RetType.INTEGER,
                 (_MAP, _RO_MEM, Arg(ArgType.CONST_SIZE_OR_ZERO), _ANY),
                 frozenset({MapType.RINGBUF})),
+    HelperProto(HelperId.RINGBUF_RESERVE, "ringbuf_reserve", RetType.PTR_TO_RINGBUF_MEM_OR_NULL,
+                (_MAP, Arg(ArgType.CONST_ALLOC_SIZE_OR_ZERO), _ANY), frozenset({MapType.RINGBUF})),
+    HelperProto(HelperId.RINGBUF_SUBMIT, "ringbuf_submit", RetType.VOID, _RINGBUF_RELEASE_ARGS),
+    HelperProto(HelperId.RINGBUF_DISCARD, "ringbuf_discard", RetType.VOID,
+                _RINGBUF_RELEASE_ARGS),
     HelperProto(HelperId.RINGBUF_QUERY, "ringbuf_query", RetType.INTEGER, (_MAP, _ANY),
                 frozenset({MapType.RINGBUF})),
     _time(HelperId.KTIME_GET_COARSE_NS, "ktime_get_coarse_ns"),
@@ -267,7 +326,8 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
 MAP_TYPE_HELPERS: dict[MapType, frozenset[int]] = {
     MapType.PROG_ARRAY: frozenset({HelperId.TAIL_CALL}),
     MapType.PERF_EVENT_ARRAY: frozenset({HelperId.PERF_EVENT_OUTPUT}),
-    MapType.RINGBUF: frozenset({HelperId.RINGBUF_OUTPUT, HelperId.RINGBUF_QUERY}),
+    MapType.RINGBUF: frozenset({HelperId.RINGBUF_OUTPUT, HelperId.RINGBUF_QUERY,
+                                HelperId.RINGBUF_RESERVE}),
     MapType.DEVMAP: frozenset({HelperId.REDIRECT_MAP, HelperId.MAP_LOOKUP_ELEM}),
     MapType.DEVMAP_HASH: frozenset({HelperId.REDIRECT_MAP, HelperId.MAP_LOOKUP_ELEM}),
     MapType.XSKMAP: frozenset({HelperId.REDIRECT_MAP, HelperId.MAP_LOOKUP_ELEM}),
@@ -320,7 +380,19 @@ def check_prototype(proto: HelperProto) -> list[str]:
             problems.append(f"arg{i + 1}: NULL is only allowed with a size argument")
     if sum(arg.access == FILL for arg in args if arg.is_memory) > 1:
         problems.append("more than one argument the helper fills")
-    needs_map = proto.ret == RetType.PTR_TO_MAP_VALUE_OR_NULL or proto.writes_map
+    if sum(arg.release for arg in args) > 1:
+        problems.append("more than one argument the helper releases")
+    for i, arg in enumerate(args):
+        if arg.release and arg.type not in _RELEASABLE:
+            problems.append(f"arg{i + 1}: only sockets and ring buffer memory are released")
+        if arg.type == ArgType.PTR_TO_RINGBUF_MEM and not arg.release:
+            problems.append(f"arg{i + 1}: ring buffer memory is only taken to be released")
+        if arg.type == ArgType.CONST_ALLOC_SIZE_OR_ZERO and \
+                proto.ret != RetType.PTR_TO_RINGBUF_MEM_OR_NULL:
+            problems.append(f"arg{i + 1}: an allocation size for a helper that allocates "
+                            "nothing")
+    needs_map = proto.ret in (RetType.PTR_TO_MAP_VALUE_OR_NULL,
+                              RetType.PTR_TO_RINGBUF_MEM_OR_NULL) or proto.writes_map
     if needs_map and not seen_map:
         problems.append("returns or changes map values but takes no map")
     return problems
@@ -330,29 +402,20 @@ def check_prototype(proto: HelperProto) -> list[str]:
 OTHER_HELPER_NAMES = {
     4: "probe_read", 9: "skb_store_bytes", 14: "get_current_pid_tgid",
     15: "get_current_uid_gid", 16: "get_current_comm", 26: "skb_load_bytes",
-    35: "get_current_task", 112: "probe_read_user", 113: "probe_read_kernel",
-    131: "ringbuf_reserve", 132: "ringbuf_submit", 133: "ringbuf_discard", 181: "loop",
+    35: "get_current_task", 112: "probe_read_user", 113: "probe_read_kernel", 181: "loop",
     198: "ringbuf_reserve_dynptr", 199: "ringbuf_submit_dynptr", 200: "ringbuf_discard_dynptr",
 }
 
 #: Helpers the device refuses on purpose, with why (the verifier's message names the reason).
-#: The ring buffer's reserve/submit pairs hand the program memory it must give back on every
-#: path: the kernel checks that with reference tracking, which this verifier does not do, so
-#: accepting them would let a program leak or reuse a reservation.
+#: Dynptr reservations hand the program a stack object that stands for the reservation: the
+#: verifier tracks references, but not dynptr stack slots.
 REFUSED_HELPERS = {
-    131: "it reserves ring buffer memory the program must submit or discard on every path, "
-         "which needs reference tracking this verifier does not do; use bpf_ringbuf_output "
-         "(one copy, no reservation)",
-    132: "it submits a bpf_ringbuf_reserve reservation, and reservations are not offered "
-         "(no reference tracking); use bpf_ringbuf_output",
-    133: "it discards a bpf_ringbuf_reserve reservation, and reservations are not offered "
-         "(no reference tracking); use bpf_ringbuf_output",
-    198: "dynptr reservations need reference tracking this verifier does not do; use "
-         "bpf_ringbuf_output",
-    199: "dynptr reservations need reference tracking this verifier does not do; use "
-         "bpf_ringbuf_output",
-    200: "dynptr reservations need reference tracking this verifier does not do; use "
-         "bpf_ringbuf_output",
+    198: "dynptr reservations need dynptr stack slots this verifier does not track; use "
+         "bpf_ringbuf_reserve or bpf_ringbuf_output",
+    199: "dynptr reservations need dynptr stack slots this verifier does not track; use "
+         "bpf_ringbuf_reserve/bpf_ringbuf_submit",
+    200: "dynptr reservations need dynptr stack slots this verifier does not track; use "
+         "bpf_ringbuf_reserve/bpf_ringbuf_discard",
 }
 
 

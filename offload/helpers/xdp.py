@@ -187,6 +187,60 @@ def ringbuf_output(ex: Execution, map_ptr: int, data_ptr: int, size: int, flags:
     return errno_result(-result) if result else 0
 
 
+def ringbuf_reserve(ex: Execution, map_ptr: int, size: int, flags: int, *_: int) -> int:
+    """Reserve a record of ``size`` bytes: a pointer to it, or NULL (flags, no room)."""
+    env = _env(ex)
+    live = env.map_at(map_ptr)
+    if not isinstance(live, RingBufMap):
+        return 0
+    size &= 0xFFFFFFFF
+    reservation = live.reserve(size, flags & M64)
+    return 0 if reservation is None else env.reserve(live, reservation, size)
+
+
+def _end_reservation(ex: Execution, address: int, submit: bool) -> int:
+    env = _env(ex)
+    found = env.take_reservation(address)
+    if found is None:
+        raise MemoryFault("the argument is not a ring buffer reservation of this run",
+                          address=address, size=0, write=False)
+    region, ring, reservation = found
+    if submit:
+        ring.commit(reservation, region.buffer, cpu=env.cpu, time_ns=env.clock())
+    else:
+        ring.cancel(reservation)
+    return 0
+
+
+def ringbuf_submit(ex: Execution, address: int, flags: int, *_: int) -> int:
+    """Deliver a reserved record into the ring buffer's stream (wake-up flags change
+    nothing on the device)."""
+    return _end_reservation(ex, address, True)
+
+
+def ringbuf_discard(ex: Execution, address: int, flags: int, *_: int) -> int:
+    """Drop a reserved record: nothing reaches the stream, its room is free again."""
+    return _end_reservation(ex, address, False)
+
+
+def sk_lookup(ex: Execution, *_: int) -> int:
+    """bpf_sk_lookup_tcp/_udp, bpf_skc_lookup_tcp: NULL. The device holds no sockets - the
+    sockets of the host and of the guest live in their kernels - so no lookup finds one
+    (docs/event-streams.md); a program's not-NULL path never runs here."""
+    return 0
+
+
+def sk_release(ex: Execution, *_: int) -> int:
+    """Release a socket: never reached on the device (no lookup finds one)."""
+    return 0
+
+
+def tcp_syncookie(ex: Execution, *_: int) -> int:
+    """bpf_tcp_check_syncookie/_gen_syncookie take a listening socket, which no lookup finds
+    on the device: never reached; -EINVAL, the kernel's answer for a socket it cannot use."""
+    return errno_result(errno.EINVAL)
+
+
 def ringbuf_query(ex: Execution, map_ptr: int, flags: int, *_: int) -> int:
     """The ring buffer's available bytes, size, consumer or producer position; 0 for any
     other flag."""
@@ -489,6 +543,15 @@ XDP_HELPERS: dict[int, Helper] = {
     HelperId.PERF_EVENT_OUTPUT: perf_event_output,
     HelperId.RINGBUF_OUTPUT: ringbuf_output,
     HelperId.RINGBUF_QUERY: ringbuf_query,
+    HelperId.RINGBUF_RESERVE: ringbuf_reserve,
+    HelperId.RINGBUF_SUBMIT: ringbuf_submit,
+    HelperId.RINGBUF_DISCARD: ringbuf_discard,
+    HelperId.SK_LOOKUP_TCP: sk_lookup,
+    HelperId.SK_LOOKUP_UDP: sk_lookup,
+    HelperId.SKC_LOOKUP_TCP: sk_lookup,
+    HelperId.SK_RELEASE: sk_release,
+    HelperId.TCP_CHECK_SYNCOOKIE: tcp_syncookie,
+    HelperId.TCP_GEN_SYNCOOKIE: tcp_syncookie,
 }
 
 
@@ -496,7 +559,8 @@ _POINTER_ARGS = {ArgType.CONST_MAP_PTR: ArgUse.MAP, ArgType.PTR_TO_CTX: ArgUse.M
                  ArgType.PTR_TO_MAP_KEY: ArgUse.MEMORY, ArgType.PTR_TO_MAP_VALUE: ArgUse.MEMORY,
                  ArgType.PTR_TO_UNINIT_MAP_VALUE: ArgUse.MEMORY,
                  ArgType.PTR_TO_MEM: ArgUse.MEMORY, ArgType.PTR_TO_UNINIT_MEM: ArgUse.MEMORY,
-                 ArgType.PTR_TO_SPIN_LOCK: ArgUse.MEMORY}
+                 ArgType.PTR_TO_SPIN_LOCK: ArgUse.MEMORY,
+                 ArgType.PTR_TO_RINGBUF_MEM: ArgUse.MEMORY}
 
 
 def provenance_signature(proto: HelperProto) -> HelperSig:
@@ -511,7 +575,8 @@ def provenance_signature(proto: HelperProto) -> HelperSig:
         if use is not None:
             args.append((index + 1, use))
     return HelperSig(proto.kernel_name, tuple(args),
-                     returns_pointer=proto.ret == RetType.PTR_TO_MAP_VALUE_OR_NULL)
+                     returns_pointer=proto.ret in (RetType.PTR_TO_MAP_VALUE_OR_NULL,
+                                                   RetType.PTR_TO_RINGBUF_MEM_OR_NULL))
 
 
 #: The provenance signatures of the XDP helpers (``Interpreter(provenance=...)``).

@@ -91,6 +91,9 @@ class XdpEnv:
     value_regions: dict[int, tuple[Region, Map]] = field(default_factory=dict)
     #: the address of the bpf_spin_lock the run holds, or None (``helpers.xdp.spin_lock``)
     lock: int | None = None
+    #: ring buffer reservations of this run: address -> (its region, its ring buffer, the
+    #: ring's ``Reservation``)
+    reservations: dict[int, tuple[Region, Any, Any]] = field(default_factory=dict)
 
     # -- frame ------------------------------------------------------------------------------
     def sync_packet(self) -> None:
@@ -146,9 +149,31 @@ class XdpEnv:
             return region.address
         return found[0].address
 
+    # -- ring buffer reservations -------------------------------------------------------------
+    def reserve(self, ring: Any, reservation: Any, size: int) -> int:
+        """Map a zeroed buffer for a reserved ring buffer record into memory: its address."""
+        region = self.memory.add_region(RegionKind.RINGBUF, bytearray(size), writable=True,
+                                        name=f"ring buffer '{ring.name}' record", owner=ring)
+        self.reservations[region.address] = (region, ring, reservation)
+        return region.address
+
+    def take_reservation(self, address: int) -> tuple[Region, Any, Any] | None:
+        """Unmap the reservation at ``address`` (its start: the verifier proved the pointer
+        unmodified): its region and ring buffer, or None."""
+        found = self.reservations.pop(address, None)
+        if found is not None:
+            self.memory.remove_region(found[0])
+        return found
+
     def release(self) -> None:
-        """End of the run: pointers it took are dead. Mapped values stay mapped for the next
-        runs (a device reuses ``value_regions``), up to a bound past which the oldest go."""
+        """End of the run: pointers it took are dead, and a reservation it still held (a run
+        that faulted: a verified program releases each on every path) is discarded. Mapped
+        values stay mapped for the next runs (a device reuses ``value_regions``), up to a
+        bound past which the oldest go."""
+        for address in list(self.reservations):
+            found = self.take_reservation(address)
+            if found is not None:
+                found[1].cancel(found[2])
         if len(self.value_regions) > VALUE_REGIONS_KEPT:
             for key in list(self.value_regions)[:len(self.value_regions) - VALUE_REGIONS_KEPT // 2]:
                 self.memory.remove_region(self.value_regions.pop(key)[0])

@@ -38,6 +38,25 @@ class Event:
                 "data": self.data.hex()}
 
 
+class Reservation:
+    """Room for one record set aside in a stream (a ring buffer reservation): it keeps its
+    place in the stream and its seq, and becomes a record when committed (``event``), or
+    room the reader skips when discarded. The reader stops at one still being written, as
+    the kernel's consumer stops at a busy record."""
+
+    __slots__ = ("cost", "seq", "event", "discarded")
+
+    def __init__(self, cost: int, seq: int) -> None:
+        self.cost = cost
+        self.seq = seq
+        self.event: Event | None = None
+        self.discarded = False
+
+    @property
+    def busy(self) -> bool:
+        return self.event is None and not self.discarded
+
+
 #: Records one stream holds at most, whatever their size: the device's own bound on the
 #: memory tiny records take (a 16 MiB ring of empty records would hold two million).
 MAX_RECORDS = 1 << 16
@@ -58,7 +77,7 @@ class EventBuffer:
         self.used = 0
         self.lost = 0
         self.produced = 0  # records offered, kept or lost: the next record's seq
-        self._records: deque[tuple[int, Event]] = deque()
+        self._records: deque[tuple[int, Event | Reservation]] = deque()
 
     def __len__(self) -> int:
         return len(self._records)
@@ -75,13 +94,34 @@ class EventBuffer:
         self.used += cost
         return True
 
+    def reserve(self, cost: int) -> Reservation | None:
+        """Set room for a record aside at the end of the stream, or None (counted lost)."""
+        seq = self.produced
+        self.produced += 1
+        if not self.fits(cost):
+            self.lost += 1
+            return None
+        reservation = Reservation(cost, seq)
+        self._records.append((cost, reservation))
+        self.used += cost
+        return reservation
+
     def take(self, most: int | None = None) -> list[Event]:
         out: list[Event] = []
         records = self._records
         while records and (most is None or len(out) < most):
-            cost, event = records.popleft()
+            cost, item = records[0]
+            if isinstance(item, Reservation):
+                if item.busy:
+                    break
+                if item.event is None:  # discarded: only its room to free
+                    records.popleft()
+                    self.used -= cost
+                    continue
+                item = item.event
+            records.popleft()
             self.used -= cost
-            out.append(event)
+            out.append(item)
         return out
 
     def clear(self) -> None:

@@ -10,6 +10,13 @@ when the producer would get ``max_entries - 1`` bytes or more ahead of the consu
 kernel's own rule, so a ring fills after the same number of records. bpf_ringbuf_query()
 reports the same positions the kernel does. The consumer is whoever reads the device's events:
 taking records advances the consumer position.
+
+bpf_ringbuf_reserve() sets the room for a record aside at once, in its place in the stream
+(the producer position moves, as in the kernel), and hands the program a buffer;
+bpf_ringbuf_submit() makes it a record like one bpf_ringbuf_output() writes, and
+bpf_ringbuf_discard() leaves room the reader skips (freed when the reader passes it, as the
+kernel's consumer does). A reservation that fails is NULL, and counted as lost like a refused
+output.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from collections.abc import Iterator
 
 from ..errors import ErrnoError
 from .base import Map, enotsupp
-from .events import Event, EventBuffer
+from .events import Event, EventBuffer, Reservation
 from .spec import MapFlags, MapSpec
 
 PAGE_SIZE = 4096
@@ -135,6 +142,30 @@ class RingBufMap(Map):
         if flags == RB_PROD_POS:
             return self.producer_pos
         return 0
+
+    def reserve(self, size: int, flags: int) -> Reservation | None:
+        """bpf_ringbuf_reserve(): room for a record of ``size`` bytes set aside; None (NULL)
+        for flags (the kernel takes none), a record larger than the ring, or no room."""
+        cost = record_cost(size)
+        if flags or size > RINGBUF_MAX_RECORD_SZ or cost > self.max_entries:
+            self.buffer.produced += 1
+            self.buffer.lost += 1
+            return None
+        reservation = self.buffer.reserve(cost)
+        if reservation is not None:
+            self.producer_pos += cost
+        return reservation
+
+    def commit(self, reservation: Reservation, data: bytes, *, cpu: int = 0,
+               time_ns: int = 0) -> None:
+        """bpf_ringbuf_submit(): the reserved room becomes a record with ``data``."""
+        reservation.event = Event(self.spec.name, "ringbuf", 0, cpu, reservation.seq,
+                                  time_ns, bytes(data))
+
+    def cancel(self, reservation: Reservation) -> None:
+        """bpf_ringbuf_discard(), or a reservation its run left behind: no record; the room
+        is free once the reader passes it."""
+        reservation.discarded = True
 
     # -- the reader ----------------------------------------------------------------------------
     def take_events(self) -> list[Event]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from ..helpers.xdp_env import map_handle
 from ..verifier.cfg import Program
 from ..verifier.memory import spill_size, truncated
-from ..verifier.state import SLOT, ByteKind, Reg, RegType, State
+from ..verifier.state import MAYBE_NULL, SLOT, ByteKind, Reg, RegType, State
 from ..verifier.tnum import U64
 from .concrete import ConcreteView
 
@@ -32,6 +32,9 @@ _STACK, _CTX = RegType.PTR_TO_STACK, RegType.PTR_TO_CTX
 _PKT, _META, _END = RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META, RegType.PTR_TO_PACKET_END
 _VALUE, _VALUE_OR_NULL = RegType.PTR_TO_MAP_VALUE, RegType.PTR_TO_MAP_VALUE_OR_NULL
 _MAP, _MAP_OR_NULL = RegType.CONST_PTR_TO_MAP, RegType.CONST_PTR_TO_MAP_OR_NULL
+_RINGBUF, _RINGBUF_OR_NULL = RegType.PTR_TO_RINGBUF_MEM, RegType.PTR_TO_RINGBUF_MEM_OR_NULL
+_SOCKETS = frozenset({RegType.PTR_TO_SOCKET, RegType.PTR_TO_SOCKET_OR_NULL,
+                      RegType.PTR_TO_SOCK_COMMON, RegType.PTR_TO_SOCK_COMMON_OR_NULL})
 
 
 def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[str]:
@@ -129,8 +132,10 @@ def reg_escape(reg: Reg, value: int, view: ConcreteView, tag: int | None) -> str
         if reg.var.contains(value):
             return None
         return f"is outside scalar({reg.var})"
-    if value == 0 and (t == _VALUE_OR_NULL or t == _MAP_OR_NULL):
+    if value == 0 and t in MAYBE_NULL:
         return None
+    if t in _SOCKETS:  # a lookup on the device is always NULL
+        return "is a socket pointer, and the device holds no sockets"
     if t == _MAP or t == _MAP_OR_NULL:
         handle = map_handle(value)
         if handle is None:
@@ -147,6 +152,13 @@ def reg_escape(reg: Reg, value: int, view: ConcreteView, tag: int | None) -> str
         if not view.is_stack(region, reg.frameno):
             return f"is not a pointer into stack frame {reg.frameno}"
         return _offset_escape(reg, value - view.frame_pointer(reg.frameno))
+    if t == _RINGBUF or t == _RINGBUF_OR_NULL:
+        if region is None or region.kind.value != "ring buffer record":
+            return "is not a pointer into a ring buffer reservation"
+        if region.end - region.start != reg.range:
+            return f"points into a reservation of {region.end - region.start} bytes, not " \
+                   f"{reg.range}"
+        return _offset_escape(reg, value - region.address)
     if t == _CTX:
         if region is None or region.kind.value != "context":
             return "is not a pointer to the context"

@@ -16,6 +16,7 @@ from .errors import Reject
 from .ops import Op
 from .scalar import Scalar
 from .state import (
+    MAYBE_NULL,
     PACKETS,
     POINTERS,
     SCALAR,
@@ -34,8 +35,8 @@ _OP_NAMES = {AluOp.ADD: "+=", AluOp.SUB: "-=", AluOp.MUL: "*=", AluOp.DIV: "/=",
              AluOp.OR: "|=", AluOp.AND: "&=", AluOp.LSH: "<<=", AluOp.RSH: ">>=",
              AluOp.NEG: "neg", AluOp.MOD: "%=", AluOp.XOR: "^=", AluOp.MOV: "=",
              AluOp.ARSH: "s>>=", AluOp.END: "endian"}
-_NO_ARITH = (RegType.PTR_TO_PACKET_END, RegType.CONST_PTR_TO_MAP,
-             RegType.PTR_TO_MAP_VALUE_OR_NULL, RegType.CONST_PTR_TO_MAP_OR_NULL)
+_NO_ARITH = frozenset({RegType.PTR_TO_PACKET_END, RegType.CONST_PTR_TO_MAP,
+                       RegType.PTR_TO_SOCKET, RegType.PTR_TO_SOCK_COMMON}) | MAYBE_NULL
 # Members compared on every ALU instruction, as module names (see state.SCALAR).
 _MOV, _END, _NEG, _ADD, _SUB = AluOp.MOV, AluOp.END, AluOp.NEG, AluOp.ADD, AluOp.SUB
 _DIV_MOD = frozenset({AluOp.DIV, AluOp.MOD})

@@ -19,8 +19,10 @@ from .errors import Reject
 from .memory import MAX_PACKET_OFF
 from .ops import Op
 from .scalar import Scalar, signed
+from . import refs
 from .state import (
     MAYBE_NULL,
+    NOT_NULL,
     POINTERS,
     PTR_TO_PACKET,
     PTR_TO_PACKET_META,
@@ -223,19 +225,24 @@ def _pointer_branch(env: Env, state: State, insn: Op, op: JmpOp, bits: int, dst:
 
 
 def _mark_null(state: State, reg: Reg, *, is_null: bool) -> None:
+    """Every copy sharing ``reg``'s id (registers and spilled, every frame) is NULL, or is
+    the pointer itself. A NULL acquired object holds nothing: its reference is dropped; a
+    pointer proven valid keeps its reference, to be released."""
     ident = reg.id
+    if is_null and reg.ref and reg.ref == ident:
+        refs.drop(state, reg.ref)
 
     def mark(r: Reg) -> Reg:
         if r.id != ident:
             return r
         if is_null:
             return Reg.const(0)
-        if r.type == RegType.CONST_PTR_TO_MAP_OR_NULL:
-            return r._replace(type=RegType.CONST_PTR_TO_MAP, id=0)
-        # the id stays on a value holding a bpf_spin_lock: it names the lock (kernel
-        # mark_ptr_or_null_reg keeps it for reg_may_point_to_spin_lock)
-        keep = r.map is not None and r.map.spin_lock_off is not None
-        return r._replace(type=RegType.PTR_TO_MAP_VALUE, id=r.id if keep else 0)
+        if r.type == RegType.PTR_TO_MAP_VALUE_OR_NULL:
+            # the id stays on a value holding a bpf_spin_lock: it names the lock (kernel
+            # mark_ptr_or_null_reg keeps it for reg_may_point_to_spin_lock)
+            keep = r.map is not None and r.map.spin_lock_off is not None
+            return r._replace(type=RegType.PTR_TO_MAP_VALUE, id=r.id if keep else 0)
+        return r._replace(type=NOT_NULL[r.type], id=0)
 
     state.map_regs(mark, MAYBE_NULL)
 

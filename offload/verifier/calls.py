@@ -8,6 +8,11 @@ holds what the prototype returns, and the stack it may have written holds unknow
 (``memory.check_helper_mem``). A local call gets a fresh frame with R1-R5 passed in and its
 own stack; ``exit`` from it restores the caller with R6-R9 preserved. ``bpf_spin_lock`` and
 its rules are in ``locks``.
+
+Helpers that acquire an object (a socket lookup, a ring buffer reservation) give R0 a
+reference the path then holds, and helpers that release one take the unmodified pointer and
+invalidate every copy of it (``refs``); a tail call, or ``exit`` from the program, with a
+reference still held is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from ..helpers.prototypes import (
     REFUSED_HELPERS,
     Arg,
     ArgType,
+    HelperId,
     HelperProto,
     RetType,
     helper_name,
@@ -27,15 +33,23 @@ from ..helpers.prototypes import (
 from ..maps.spec import MapSpec
 from ..xdp import XdpAction
 from . import locks
+from . import refs
 from .alu import read_reg
 from .env import Env
 from .errors import Reject, VerifierBug
 from .memory import HelperWrite, check_helper_mem, map_can_write
 from .ops import Op
 from .scalar import Scalar
-from .state import NOT_INIT, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
+from .state import NOT_INIT, SOCKETS, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
 
-_MEM_TYPES = "fp, pkt, pkt_meta, map_value"
+_MEM_TYPES = "fp, pkt, pkt_meta, map_value, ringbuf_mem"
+_MEM_REG_TYPES = frozenset({RegType.PTR_TO_STACK, RegType.PTR_TO_PACKET,
+                            RegType.PTR_TO_PACKET_META, RegType.PTR_TO_MAP_VALUE,
+                            RegType.PTR_TO_RINGBUF_MEM})
+#: What R0 of an acquiring helper is, before its null check.
+_ACQUIRED = {RetType.PTR_TO_SOCKET_OR_NULL: RegType.PTR_TO_SOCKET_OR_NULL,
+             RetType.PTR_TO_SOCK_COMMON_OR_NULL: RegType.PTR_TO_SOCK_COMMON_OR_NULL,
+             RetType.PTR_TO_RINGBUF_MEM_OR_NULL: RegType.PTR_TO_RINGBUF_MEM_OR_NULL}
 _PKT_TYPES = frozenset({RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META,
                         RegType.PTR_TO_PACKET_END})
 #: Pointers into the packet that only helpers with ``pkt_access`` take as arguments.
@@ -58,7 +72,14 @@ def check_helper_call(env: Env, state: State, insn: Op) -> None:
     if proto.prog_types is not None and env.prog_type not in proto.prog_types:
         raise Reject(f"unknown func {proto.kernel_name}#{hid}: not available to "
                      f"{env.prog_type.name} programs")
-    map_reg, writes = _check_args(env, state, proto)
+    map_reg, writes, released, alloc_size = _check_args(env, state, proto)
+    if released:
+        # every copy of the object goes, spilled ones and the callers' too (release_reference)
+        if not refs.release(state, released):
+            raise Reject(f"func {proto.kernel_name}#{hid} reference has not been acquired "
+                         "before")
+    if hid == HelperId.TAIL_CALL:
+        refs.check_released(state, "tail_call would lead to reference leak")
     for write in writes:  # the helper runs: what it may write is unknown from now on
         write()
     if hid == locks.SPIN_LOCK:
@@ -73,6 +94,13 @@ def check_helper_call(env: Env, state: State, insn: Op) -> None:
             Reg(RegType.SCALAR, Scalar.urange(*proto.ret_range))
     elif proto.ret == RetType.VOID:
         frame.regs[0] = NOT_INIT
+    elif proto.acquires:
+        # a maybe-NULL result gets an id for its null check, then the reference's id replaces
+        # it (as the kernel numbers them: the first reference of a program is id=2)
+        env.next_id()
+        ref_id = env.next_id()
+        refs.acquire(state, ref_id, state.insn)
+        frame.regs[0] = Reg(_ACQUIRED[proto.ret], id=ref_id, ref=ref_id, range=alloc_size)
     else:
         outer = map_reg.map if map_reg is not None else None
         if map_reg is None or outer is None:
@@ -97,13 +125,16 @@ def _clear_packet_pointers(state: State) -> None:
     state.map_regs(lambda r: NOT_INIT, _PKT_TYPES)
 
 
-def _check_args(env: Env, state: State,
-                proto: HelperProto) -> tuple[Reg | None, list[Callable[[], None]]]:
-    """Check R1-R5 against the prototype; the map argument, if any, and the stack writes the
-    helper may make (made by the caller once every argument is checked)."""
+def _check_args(env: Env, state: State, proto: HelperProto
+                ) -> tuple[Reg | None, list[Callable[[], None]], int, int]:
+    """Check R1-R5 against the prototype; the map argument, if any, the stack writes the
+    helper may make (made by the caller once every argument is checked), the reference it
+    releases (0 for none) and the size it allocates."""
     writes: list[Callable[[], None]] = []
     map_reg: Reg | None = None
     map_spec: MapSpec | None = None
+    released = alloc_size = 0
+    ref_regno = 0  # the argument that carried a reference, if one did
     args = proto.args
     for i, arg in enumerate(args):
         regno = i + 1
@@ -114,6 +145,11 @@ def _check_args(env: Env, state: State,
         reg = read_reg(state, regno)
         t = arg.type
         write: HelperWrite = None
+        if reg.ref and t != ArgType.ANYTHING:
+            if ref_regno:  # the kernel's "more than one arg with ref_obj_id"
+                raise Reject(f"more than one arg with ref_obj_id R{regno} {reg.ref} "
+                             f"{state.frame.regs[ref_regno].ref}")
+            ref_regno = regno
         if t == ArgType.ANYTHING:
             if reg.type != RegType.SCALAR and not arg.pointer_ok:
                 raise Reject(f"R{regno} leaks addr into helper function")
@@ -162,19 +198,48 @@ def _check_args(env: Env, state: State,
             if reg.type != RegType.SCALAR:
                 raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=scalar")
             env.demand(state, regno)
+        elif t == ArgType.CONST_ALLOC_SIZE_OR_ZERO:
+            if reg.type != RegType.SCALAR:
+                raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=scalar")
+            if not reg.var.is_const:
+                raise Reject(f"R{regno} is not a known constant'")
+            env.demand(state, regno)
+            alloc_size = reg.var.value
+        elif t in (ArgType.PTR_TO_SOCK_COMMON, ArgType.PTR_TO_RINGBUF_MEM):
+            _check_object(reg, regno, arg)
+            if arg.release:
+                if not reg.ref:
+                    raise Reject(f"R{regno} must be referenced when passed to release "
+                                 "function")
+                released = reg.ref
         else:
             raise VerifierBug(f"{proto.kernel_name} has argument kind {t.name}, "
                               "which the verifier does not check")
         if write is not None:
             writes.append(write)
             write = None
-    return map_reg, writes
+    return map_reg, writes, released, alloc_size
 
 
 def _expect_mem(reg: Reg, regno: int) -> None:
-    if reg.type not in (RegType.PTR_TO_STACK, RegType.PTR_TO_PACKET,
-                        RegType.PTR_TO_PACKET_META, RegType.PTR_TO_MAP_VALUE):
+    if reg.type not in _MEM_REG_TYPES:
         raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected={_MEM_TYPES}")
+
+
+def _check_object(reg: Reg, regno: int, arg: Arg) -> None:
+    """A socket or a ring buffer reservation handed to a helper: of the right type, not NULL
+    (null-checked first), and the object itself; a released one also unmodified."""
+    if arg.type == ArgType.PTR_TO_SOCK_COMMON:
+        if reg.type not in SOCKETS:
+            raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=sock_common, sock")
+    elif reg.type != RegType.PTR_TO_RINGBUF_MEM:
+        raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=ringbuf_mem")
+    if reg.off and arg.release:
+        raise Reject(f"R{regno} must have zero offset when passed to release func or "
+                     "trusted arg to kfunc")
+    if not reg.var.is_const or reg.var.value:
+        raise Reject(f"variable {TYPE_NAMES[reg.type]} access var_off={reg.var.var} "
+                     "disallowed")
 
 
 def _fixed_mem(env: Env, state: State, regno: int, reg: Reg, arg: Arg) -> HelperWrite:
@@ -259,9 +324,10 @@ def read_reg_from(frame: Frame, regno: int) -> Reg:
 
 
 def check_program_exit(env: Env, state: State) -> None:
-    """R0 at the end of the program: an initialised number, optionally an XDP action; no
-    bpf_spin_lock held."""
+    """The end of the program: no bpf_spin_lock held, no reference still held (in the
+    kernel's order), R0 an initialised number, optionally an XDP action."""
     locks.check_exit(state)
+    refs.check_released(state)
     r0 = read_reg_from(state.frame, 0)
     if r0.type != RegType.SCALAR:
         raise Reject("R0 leaks addr as return value")

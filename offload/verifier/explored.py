@@ -131,9 +131,10 @@ class PrunePoint:
     def keys(self, state: State) -> Keys:
         """The fingerprint (equal for states ``covers(exact=True)`` calls equal: live
         registers without ids) and the shape (frames, types and fixed offsets; a scalar's
-        offset is always 0) of ``state``."""
+        offset is always 0) of ``state``, with how many references each holds."""
         regs = state.frame.regs
-        shape = [len(state.frames)]
+        # states holding different numbers of references never cover each other
+        shape: list = [(len(state.frames), len(state.refs))]
         rest = [state.pkt_len, state.meta_len]
         for r in self.regs:
             reg = regs[r]

@@ -4,7 +4,8 @@ Context: only the ``struct xdp_md`` fields, 4 bytes at a time, read-only. Packet
 proven to lie before ``data_end`` (per pointer id as the kernel does, or by the packet length
 the state has proven, which also covers variable offsets). Map values: within ``value_size``,
 never written when the map is read-only to programs (BPF_F_RDONLY_PROG, frozen, devmaps), never
-read when it is write-only (BPF_F_WRONLY_PROG). Stack: within 512 bytes, aligned, reads only of
+read when it is write-only (BPF_F_WRONLY_PROG). Ring buffer records: within their reserved
+size. Sockets: only the ``struct bpf_sock`` reads the kernel allows (``sock.py``). Stack: within 512 bytes, aligned, reads only of
 written bytes, pointers only spilled and filled whole; an unprivileged program can never read a
 pointer back as a number. Stack a helper may write forgets what it held (``check_helper_mem``).
 """
@@ -25,6 +26,7 @@ from .env import Env
 from .errors import Reject, VerifierBug
 from .ops import Op
 from .scalar import Scalar
+from .sock import check_sock_access
 from .state import (
     EMPTY_SLOT,
     PACKETS,
@@ -34,6 +36,7 @@ from .state import (
     PTR_TO_STACK,
     SCALAR,
     SLOT,
+    SOCKETS,
     TYPE_NAMES,
     UNKNOWN,
     ByteKind,
@@ -114,10 +117,11 @@ def check_atomic(env: Env, state: State, insn: Op) -> None:
         r0 = read_reg(state, 0)
         if r0.type != RegType.SCALAR:
             raise Reject("R0 leaks addr into mem")
-    if ptr.type not in (RegType.PTR_TO_STACK, RegType.PTR_TO_MAP_VALUE):
+    if ptr.type not in (RegType.PTR_TO_STACK, RegType.PTR_TO_MAP_VALUE,
+                        RegType.PTR_TO_RINGBUF_MEM):
         raise Reject(f"BPF_ATOMIC stores into R{insn.dst} {TYPE_NAMES[ptr.type]} is not "
                      "allowed")
-    if ptr.type == PTR_TO_MAP_VALUE:
+    if ptr.type != PTR_TO_STACK:
         # atomics need natural alignment wherever they land (the stack checks its own)
         var = ptr.var
         if (var.var.value + ptr.off + insn.off) % size or var.var.mask % size:
@@ -162,6 +166,16 @@ def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *,
         if sign_extend and reg.type == SCALAR and size < 8:
             return Reg.scalar(sign_extend_value(reg.var, size * 8))
         return reg
+    if t == RegType.PTR_TO_RINGBUF_MEM:
+        if write and value is not None and value.type in POINTERS:
+            raise Reject(f"R{value_regno} leaks addr into mem")
+        check_mem_region(regno, ptr, off, size)
+        return loaded(size, sign_extend)
+    if t in SOCKETS:
+        if write:
+            raise Reject(f"R{regno} cannot write into {TYPE_NAMES[t]}")
+        check_sock_access(regno, ptr, off, size)
+        return loaded(size, sign_extend)
     raise Reject(f"R{regno} invalid mem access '{TYPE_NAMES[t]}'")
 
 
@@ -241,6 +255,29 @@ def check_map_value(regno: int, ptr: Reg, off: int, size: int, *, read: bool,
                      f"(value_size={vs} off={fixed} umax={var.umax} size={size})")
     if spec.spin_lock_off is not None:
         locks.check_field(spec, fixed + var.smin, fixed + var.umax + size)
+
+
+# ---------------------------------------------------------------- ring buffer memory
+def check_mem_region(regno: int, ptr: Reg, off: int, size: int) -> None:
+    """Bytes [off, off+size) past ``ptr`` lie in the reserved ring buffer record, whose size
+    is the register's ``range`` (the kernel's ``check_mem_region_access``)."""
+    fixed = ptr.off + off
+    var = ptr.var
+    mem_size = ptr.range
+    if var.is_const:
+        if fixed + var.value < 0 or fixed + var.value + size > mem_size:
+            raise Reject(f"invalid access to memory, mem_size={mem_size} "
+                         f"off={fixed + var.value} size={size}")
+        return
+    if fixed + var.smin < 0:
+        raise Reject(f"R{regno} min value is negative, either use unsigned index or do a "
+                     "if (index >=0) check.")
+    if var.umax >= 1 << 29:
+        raise Reject(f"R{regno} unbounded memory access, make sure to bounds check any such "
+                     "access")
+    if fixed + var.umax + size > mem_size:
+        raise Reject(f"invalid access to memory, mem_size={mem_size} off={fixed + var.umax} "
+                     f"size={size}")
 
 
 # ---------------------------------------------------------------- stack
@@ -433,11 +470,15 @@ def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *,
     elif t == RegType.PTR_TO_MAP_VALUE:
         if size:
             check_map_value(regno, ptr, 0, size, read=reads, write=writes)
+    elif t == RegType.PTR_TO_RINGBUF_MEM:
+        if size:
+            check_mem_region(regno, ptr, 0, size)
     elif t == RegType.PTR_TO_STACK:
         if size:
             write = _helper_stack(env, state, regno, ptr, size, mode, exact)
     else:
-        raise Reject(f"R{regno} type={TYPE_NAMES[t]} expected=fp, pkt, pkt_meta, map_value")
+        raise Reject(f"R{regno} type={TYPE_NAMES[t]} expected=fp, pkt, pkt_meta, map_value, "
+                     "ringbuf_mem")
     if align > 1:
         _check_aligned(regno, ptr, align)
     return write

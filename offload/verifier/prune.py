@@ -11,6 +11,7 @@ how an infinite loop is recognised.
 With precision tracking (``precision.py``) only the old state's *precise* scalars are compared:
 ``precise`` holds their locations, and any scalar covers an imprecise one (kernel ``regsafe``:
 "!rold->precise" is safe), in registers and in spilled slots alike. ``None`` compares them all.
+The references held (``refs``) must match too, ids through the same correspondence.
 ``pkt_need``/``meta_need``: how much of the old state's proven packet and metadata length
 must be proven in the new one too (``Checkpoint.pkt_need``); ``stack_read``: the only stack
 slots compared, those the old state's paths read (``liveness``), or None for all.
@@ -24,6 +25,7 @@ from . import locks
 from .cfg import Program, live_regs
 from .liveness import ALL_SLOTS
 from .precision import ALL, SLOTS, STRIDE
+from .refs import refs_cover
 from .state import (
     EMPTY_SLOT,
     MAYBE_NULL,
@@ -62,8 +64,15 @@ class IdMap:
         return self.back.setdefault(cur, old) == old
 
 
+def _same_ref(old: int, cur: int, ids: IdMap) -> bool:
+    """Both pointers derived from no reference, or from corresponding ones."""
+    if not old or not cur:
+        return old == cur
+    return ids.same(old, cur)
+
+
 def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
-    if old is cur and not old.id:
+    if old is cur and not old.id and not old.ref:
         return True
     if old.type == UNINIT:
         return exact is False or cur.type == UNINIT
@@ -75,6 +84,8 @@ def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
             return old.var == cur.var and ids.same(old.id, cur.id)
         return old.var.includes(cur.var) and ids.same(old.id, cur.id)
     if old.off != cur.off or old.map_handle != cur.map_handle or old.frameno != cur.frameno:
+        return False
+    if (old.ref or cur.ref) and not _same_ref(old.ref, cur.ref, ids):
         return False
     if old.map is not cur.map and old.map != cur.map:
         return False
@@ -142,7 +153,7 @@ def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
     for k in keys:
         o = old.stack.get(k, EMPTY_SLOT)
         c = cur.stack.get(k, EMPTY_SLOT)
-        if o is c and (o.spilled is None or not o.spilled.id):
+        if o is c and (o.spilled is None or not o.spilled.id and not o.spilled.ref):
             continue
         if exact:
             if o.kinds != c.kinds:
@@ -191,6 +202,8 @@ def covers(prog: Program, old: State, cur: State, *, exact: bool = False,
     if (old.lock is not None or cur.lock is not None) and \
             not locks.covers(old.lock, cur.lock, ids):
         return False
+    if (old.refs or cur.refs) and not refs_cover(old.refs, cur.refs, ids.same):
+        return False
     top = len(old_frames) - 1
     for depth in range(top, -1, -1):
         of, cf = old_frames[depth], cur_frames[depth]
@@ -201,7 +214,7 @@ def covers(prog: Program, old: State, cur: State, *, exact: bool = False,
         base = depth * STRIDE
         for r in live:
             o, c = oregs[r], cregs[r]
-            if o is c and not o.id or r == 10:
+            if o is c and not o.id and not o.ref or r == 10:
                 continue  # the same register value, or the frame pointer
             if o.type == SCALAR and c.type == SCALAR and not exact:
                 if precise is not None and base + r not in precise:
@@ -242,7 +255,7 @@ class Plan:
     usually fails it the same way the next time.
     """
 
-    __slots__ = ("frames", "callsites", "pkt", "meta", "lock", "checks")
+    __slots__ = ("frames", "callsites", "pkt", "meta", "lock", "refs", "checks")
 
     def __init__(self, prog: Program, old: State, precise: frozenset[int] | set[int] | None,
                  pkt_need: int, meta_need: int, stack_read: set[int] | None) -> None:
@@ -252,6 +265,7 @@ class Plan:
         self.pkt = min(old.pkt_len, pkt_need)
         self.meta = min(old.meta_len, meta_need)
         self.lock = old.lock  # the bpf_spin_lock held, compared as ``covers`` does
+        self.refs = old.refs  # the references held, compared as ``covers`` does
         checks: list[tuple] = []
         add = checks.append
         constrained_of = _CONSTRAINED
@@ -309,12 +323,17 @@ class Plan:
             ids = IdMap()
             if not locks.covers(self.lock, cur.lock, ids):
                 return False
+        if self.refs or cur.refs:
+            if ids is None:
+                ids = IdMap()
+            if not refs_cover(self.refs, cur.refs, ids.same):
+                return False
         checks = self.checks
         for i, (kind, depth, at, o) in enumerate(checks):
             frame = cur_frames[depth]
             if kind <= _R_REG:
                 c = frame.regs[at]
-                if c is o and not o.id:
+                if c is o and not o.id and not o.ref:
                     continue
                 if kind == _R_ANY_SCALAR:
                     if c.type == SCALAR:
@@ -336,7 +355,7 @@ class Plan:
             else:
                 c = frame.stack.get(at, EMPTY_SLOT)
                 cs = c.spilled
-                if c is o and (cs is None or not cs.id):
+                if c is o and (cs is None or not cs.id and not cs.ref):
                     continue
                 if ids is None and kind == _S_SPILL:
                     ids = IdMap()

@@ -35,6 +35,13 @@ class RegType(IntEnum):
     PTR_TO_PACKET_META = 8
     PTR_TO_PACKET_END = 9
     CONST_PTR_TO_MAP_OR_NULL = 10  # an inner map from a map-in-map lookup
+    # Referenced objects (``refs``): a socket lookup's result and a ring buffer reservation.
+    PTR_TO_SOCKET = 11
+    PTR_TO_SOCKET_OR_NULL = 12
+    PTR_TO_SOCK_COMMON = 13
+    PTR_TO_SOCK_COMMON_OR_NULL = 14
+    PTR_TO_RINGBUF_MEM = 15  # the kernel's PTR_TO_MEM | MEM_RINGBUF; ``range`` is its size
+    PTR_TO_RINGBUF_MEM_OR_NULL = 16
 
     @property
     def maybe_null(self) -> bool:
@@ -60,7 +67,15 @@ PTR_TO_PACKET = RegType.PTR_TO_PACKET
 PTR_TO_PACKET_META = RegType.PTR_TO_PACKET_META
 POINTERS = frozenset(t for t in RegType if t >= PTR_TO_CTX)
 PACKETS = frozenset({PTR_TO_PACKET, PTR_TO_PACKET_META})
-MAYBE_NULL = frozenset({RegType.PTR_TO_MAP_VALUE_OR_NULL, RegType.CONST_PTR_TO_MAP_OR_NULL})
+#: Each maybe-NULL type and what a null check proves it is when it is not NULL.
+NOT_NULL = {RegType.PTR_TO_MAP_VALUE_OR_NULL: RegType.PTR_TO_MAP_VALUE,
+            RegType.CONST_PTR_TO_MAP_OR_NULL: RegType.CONST_PTR_TO_MAP,
+            RegType.PTR_TO_SOCKET_OR_NULL: RegType.PTR_TO_SOCKET,
+            RegType.PTR_TO_SOCK_COMMON_OR_NULL: RegType.PTR_TO_SOCK_COMMON,
+            RegType.PTR_TO_RINGBUF_MEM_OR_NULL: RegType.PTR_TO_RINGBUF_MEM}
+MAYBE_NULL = frozenset(NOT_NULL)
+#: Pointers to a socket (``struct bpf_sock``), which programs may only read.
+SOCKETS = frozenset({RegType.PTR_TO_SOCKET, RegType.PTR_TO_SOCK_COMMON})
 
 
 #: Names the kernel log uses (kernel ``reg_type_str``).
@@ -70,6 +85,10 @@ TYPE_NAMES = {
     RegType.PTR_TO_MAP_VALUE_OR_NULL: "map_value_or_null", RegType.PTR_TO_STACK: "fp",
     RegType.PTR_TO_PACKET: "pkt", RegType.PTR_TO_PACKET_META: "pkt_meta",
     RegType.PTR_TO_PACKET_END: "pkt_end", RegType.CONST_PTR_TO_MAP_OR_NULL: "map_ptr_or_null",
+    RegType.PTR_TO_SOCKET: "sock", RegType.PTR_TO_SOCKET_OR_NULL: "sock_or_null",
+    RegType.PTR_TO_SOCK_COMMON: "sock_common",
+    RegType.PTR_TO_SOCK_COMMON_OR_NULL: "sock_common_or_null",
+    RegType.PTR_TO_RINGBUF_MEM: "ringbuf_mem", RegType.PTR_TO_RINGBUF_MEM_OR_NULL: "ringbuf_mem_or_null",
 }
 
 ZERO = Scalar.const(0)
@@ -79,6 +98,10 @@ class Reg(NamedTuple):
     """One register: its type, the scalar value or the pointer's variable offset, and more.
 
     Immutable (a named tuple, cheap to build and compare), so states share registers freely.
+    ``range`` is the proven range of a packet pointer and the size of ring buffer memory;
+    ``ref`` is the reference (``refs``) the pointer was derived from, 0 for none: every copy
+    of an acquired object carries it, so releasing the object invalidates them all (the
+    kernel's ``ref_obj_id``).
     """
 
     type: RegType
@@ -89,6 +112,7 @@ class Reg(NamedTuple):
     map: MapSpec | None = None
     map_handle: int = 0
     frameno: int = 0
+    ref: int = 0
 
     @staticmethod
     def scalar(value: Scalar, id: int = 0) -> Reg:
@@ -114,19 +138,19 @@ class Reg(NamedTuple):
     # several times slower).
     def with_var(self, var: Scalar) -> Reg:
         return Reg(self.type, var, self.off, self.id, self.range, self.map, self.map_handle,
-                   self.frameno)
+                   self.frameno, self.ref)
 
     def with_off(self, off: int) -> Reg:
         return Reg(self.type, self.var, off, self.id, self.range, self.map, self.map_handle,
-                   self.frameno)
+                   self.frameno, self.ref)
 
     def with_id(self, id: int) -> Reg:
         return Reg(self.type, self.var, self.off, id, self.range, self.map, self.map_handle,
-                   self.frameno)
+                   self.frameno, self.ref)
 
     def with_range(self, range: int) -> Reg:
         return Reg(self.type, self.var, self.off, self.id, range, self.map, self.map_handle,
-                   self.frameno)
+                   self.frameno, self.ref)
 
     def __str__(self) -> str:
         name = TYPE_NAMES[self.type]
@@ -143,10 +167,14 @@ class Reg(NamedTuple):
             parts.append(f"map={self.map.name},ks={self.map.key_size},vs={self.map.value_size}")
         if self.id:
             parts.append(f"id={self.id}")
+        if self.ref:
+            parts.append(f"ref_obj_id={self.ref}")
         if self.off:
             parts.append(f"off={self.off}")
         if self.type.is_packet:
             parts.append(f"r={self.range}")
+        elif self.range:
+            parts.append(f"size={self.range}")
         if not (self.var.is_const and self.var.value == 0):
             parts.append(str(self.var))
         return f"{name}({','.join(parts)})"
@@ -222,12 +250,12 @@ class State:
     """The whole abstract state at one instruction of one path."""
 
     __slots__ = ("frames", "frame", "pkt_len", "meta_len", "insn", "path", "parent", "hist",
-                 "may_goto", "written", "lock")
+                 "may_goto", "written", "lock", "refs")
 
     def __init__(self, frames: list[Frame], pkt_len: int, meta_len: int, insn: int,
                  path: PathNode | None, parent: object | None, hist: object = None,
                  may_goto: int = 0, written: frozenset[int] = frozenset(),
-                 lock: object = None) -> None:
+                 lock: object = None, refs: tuple = ()) -> None:
         self.frames = frames
         #: the current (innermost) frame, read by nearly every check: kept, not looked up
         self.frame = frames[-1]
@@ -244,6 +272,9 @@ class State:
         self.may_goto = may_goto
         #: the bpf_spin_lock the path holds (``locks.HeldLock``), or None
         self.lock = lock
+        #: the references the path holds (``refs.Ref``), oldest first: one state for every
+        #: frame, as bpf-to-bpf calls share them (the kernel's acquired_refs)
+        self.refs = refs
 
     def push(self, frame: Frame) -> None:
         """Enter a called function."""
@@ -261,7 +292,7 @@ class State:
         return State([Frame(f.regs.copy(), f.stack.copy(), f.callsite, f.subprog, f.frameno)
                       for f in self.frames], self.pkt_len, self.meta_len, self.insn,
                      self.path, self.parent, self.hist, self.may_goto, self.written,
-                     self.lock)
+                     self.lock, self.refs)
 
     def map_regs(self, fn, types: frozenset[RegType]) -> None:
         """Replace every register (spilled ones included) of one of ``types`` by ``fn(reg)``."""

@@ -71,13 +71,15 @@ class VerifierStats:
 _REGION_KINDS = {RegType.PTR_TO_CTX: RegionKind.CONTEXT, RegType.PTR_TO_PACKET: RegionKind.PACKET,
                  RegType.PTR_TO_PACKET_META: RegionKind.PACKET,
                  RegType.PTR_TO_STACK: RegionKind.STACK,
-                 RegType.PTR_TO_MAP_VALUE: RegionKind.MAP_VALUE}
+                 RegType.PTR_TO_MAP_VALUE: RegionKind.MAP_VALUE,
+                 RegType.PTR_TO_RINGBUF_MEM: RegionKind.RINGBUF}
 _ACCESS_OPS = {ops.LOAD: LOAD, ops.STORE: STORE, ops.ATOMIC: ATOMIC}
 #: Helper arguments an engine checks: memory and context pointers, and map pointers.
 _POINTER_ARGS = frozenset({ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE,
                            ArgType.PTR_TO_UNINIT_MAP_VALUE, ArgType.PTR_TO_MEM,
                            ArgType.PTR_TO_UNINIT_MEM, ArgType.PTR_TO_CTX,
-                           ArgType.CONST_MAP_PTR, ArgType.PTR_TO_SPIN_LOCK})
+                           ArgType.CONST_MAP_PTR, ArgType.PTR_TO_SPIN_LOCK,
+                           ArgType.PTR_TO_RINGBUF_MEM})
 _MAP_POINTERS = frozenset({RegType.CONST_PTR_TO_MAP, RegType.CONST_PTR_TO_MAP_OR_NULL})
 
 

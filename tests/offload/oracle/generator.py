@@ -868,6 +868,9 @@ def s_events(b: _Builder, fn: Fn, rng: random.Random) -> bool:
                      f"add {b.sc(fn, rng)}, %r0"]
     else:
         ring = rng.choice(rings).handle
+        if rng.random() < 0.35:
+            s_reserve(b, fn, rng, ring)
+            return True
         output = rng.random() < 0.7
         if output:
             fn.lines += [f"lddw %r1, map_fd({ring})", "mov %r2, %r10",
@@ -879,6 +882,63 @@ def s_events(b: _Builder, fn: Fn, rng: random.Random) -> bool:
                          f"mov %r2, {rng.choice((0, 1, 2, 3, 4))}", "call 134",
                          f"xor {b.sc(fn, rng)}, %r0"]
     return True
+
+
+def s_reserve(b: _Builder, fn: Fn, rng: random.Random, ring: int) -> None:
+    """bpf_ringbuf_reserve of a constant size (flags 1 sometimes: NULL at run time), then
+    stores and loads inside it at constant and masked variable offsets, and a submit or a
+    discard; every path releases it."""
+    skip = b.label()
+    size = rng.choice((0, 4, 8, 16, 64))
+    lines = fn.lines
+    lines += [f"lddw %r1, map_fd({ring})", f"mov %r2, {size}",
+              f"mov %r3, {rng.choice((0, 0, 0, 1))}", "call 131", f"jeq %r0, 0, {skip}"]
+    for _ in range(rng.randint(0, 3) if size else 0):
+        width = rng.choice([w for w in SIZES if w <= size])
+        off = rng.randrange(0, size - width + 1, width)
+        if rng.random() < 0.5:
+            lines.append(f"stx{SIZE_NAMES[width]} [%r0+{off}], {b.sc(fn, rng)}")
+        else:
+            lines.append(f"st{SIZE_NAMES[width]} [%r0+{off}], {rng.choice(INTERESTING)}")
+        if rng.random() < 0.3:
+            lines.append(f"ldx{SIZE_NAMES[width]} {b.sc(fn, rng)}, [%r0+{off}]")
+    if size >= 8 and rng.random() < 0.4:  # a byte at a masked variable offset
+        lines += [f"mov %r2, {b.sc(fn, rng)}", f"and %r2, {size - 1}", "mov %r1, %r0",
+                  "add %r1, %r2", f"stb [%r1+0], {rng.randint(0, 255)}"]
+    lines += ["mov %r1, %r0", f"mov %r2, {rng.choice((0, 1, 2))}",
+              f"call {rng.choice((132, 133))}", f"{skip}:"]
+
+
+def s_sk_lookup(b: _Builder, fn: Fn, rng: random.Random) -> None:
+    """A TCP or UDP socket lookup of a tuple in the scalar slots (NULL on the device), the
+    socket's fields read on the other path and the socket released."""
+    skip = b.label()
+    size = 36 if 8 * fn.slots >= 36 and rng.random() < 0.5 else 12
+    fn.lines += ["mov %r1, %r6", "mov %r2, %r10", f"add %r2, {fn.s_base}", f"mov %r3, {size}",
+                 f"mov %r4, {rng.choice((-1, 0))}", f"mov %r5, {rng.choice((0, 0, 1))}",
+                 f"call {rng.choice((84, 85, 99))}", f"jeq %r0, 0, {skip}",
+                 f"ldxw {b.sc(fn, rng)}, [%r0+{rng.choice((4, 44, 72))}]", "mov %r1, %r0",
+                 "call 86", f"{skip}:"]
+
+
+def r_reference(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
+    """A reference kept or released twice: a socket never released, a reservation submitted
+    and then written, or released twice (all refused)."""
+    skip = b.label()
+    rings = _maps_of(b, MapType.RINGBUF)
+    if not rings or rng.random() < 0.4:
+        fn.lines += ["mov %r1, %r6", "mov %r2, %r10", f"add %r2, {fn.s_base}", "mov %r3, 12",
+                     "mov %r4, -1", "mov %r5, 0", "call 84", f"jeq %r0, 0, {skip}",
+                     f"ldxw {b.sc(fn, rng)}, [%r0+4]", f"{skip}:"]
+        return
+    fn.lines += [f"lddw %r1, map_fd({rings[0].handle})", "mov %r2, 8", "mov %r3, 0",
+                 "call 131", f"jeq %r0, 0, {skip}", "stxdw [%r10-8], %r0", "mov %r1, %r0",
+                 "mov %r2, 0", "call 132", "ldxdw %r1, [%r10-8]"]
+    if rng.random() < 0.5:
+        fn.lines += ["stdw [%r1+0], 1"]
+    else:
+        fn.lines += ["mov %r2, 0", "call 133"]
+    fn.lines.append(f"{skip}:")
 
 
 def s_redirect(b: _Builder, fn: Fn, rng: random.Random) -> None:
@@ -907,8 +967,11 @@ def s_redirect(b: _Builder, fn: Fn, rng: random.Random) -> None:
 
 
 def s_helper(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
-    how = rng.randrange(14)
+    how = rng.randrange(15)
     lines = fn.lines
+    if how == 14:
+        s_sk_lookup(b, fn, rng)
+        return
     if how >= 11 and s_events(b, fn, rng):
         return
     if how == 8:  # check_mtu: reads and writes the MTU in a scalar slot
@@ -1703,7 +1766,7 @@ SNIPPETS: dict[str, Snippet] = {
     "r_pkt": r_pkt_past_check, "r_null": r_no_null_check, "r_value": r_value_past_end,
     "r_uninit": r_uninit_stack, "r_stale": r_stale_packet, "r_index": r_unbounded_index,
     "r_misc": r_misc, "arith": s_arith, "r_arith": r_arith, "probe": s_probe,
-    "r_probe": r_probe, "join": s_join,
+    "r_probe": r_probe, "join": s_join, "r_ref": r_reference,
 }
 RISKY = frozenset(k for k in SNIPPETS if k.startswith("r_"))
 LOOPING = frozenset({"loop", "pkt_loop"})

@@ -60,6 +60,18 @@ _NULL_CHECKED = "jeq %r0, 0, out\nldxb %r7, [%r0+0]\nout:\n"
 #: R8: the value of map 8 (null-checked, or the program ends at ``out``), its lock in R1
 _LOCKED_VALUE = (_KEY + "lddw %r1, map_fd(8)\ncall 1\njeq %r0, 0, out\nmov %r8, %r0\n"
                  "mov %r1, %r8\nadd %r1, 8\n")
+#: an IPv4 tuple (12 bytes, zeroed) at fp-16 and a socket lookup of it: R0 sock(_common)_or_null
+_TUPLE = "stdw [%r10-16], 0\nstdw [%r10-8], 0\nmov %r2, %r10\nadd %r2, -16\nmov %r3, 12\n"
+_SK_LOOKUP = _TUPLE + "mov %r1, %r6\nmov %r4, -1\nmov %r5, 0"
+_SK_RELEASED = "jeq %r0, 0, out\nldxw %r7, [%r0+4]\nmov %r1, %r0\ncall 86\nout:\n"
+#: a checked socket in R1 (and R8) for a helper that takes one; "out" skips it
+_SK_IN_R1 = _SK_LOOKUP + "\ncall 99\njeq %r0, 0, out\nmov %r8, %r0\nmov %r1, %r0"
+_SYNCOOKIE = (_SK_IN_R1 + "\nmov %r2, %r10\nadd %r2, -16\nmov %r3, 4\nmov %r4, %r10\n"
+              "add %r4, -8\nmov %r5, 4", "mov %r1, %r8\ncall 86\nout:\n", ())
+#: an 8-byte ring buffer reservation in R0 (or_null)
+_RESERVE = "lddw %r1, map_fd(7)\nmov %r2, 8\nmov %r3, 0"
+_RESERVED_IN_R1 = (_RESERVE + "\ncall 131\njeq %r0, 0, out\nstdw [%r0+0], 1\nmov %r1, %r0\n"
+                   "mov %r2, 0", "out:\n", (7,))
 
 #: helper id -> (program set-up before the call, code after it, map handles it uses).
 #: R6 holds the context throughout.
@@ -108,7 +120,25 @@ GOOD: dict[int, tuple[str, str, tuple[int, ...]]] = {
                                "add %r3, -8\nmov %r4, 6", "", ()),
     HelperId.MAP_LOOKUP_PERCPU_ELEM: (_KEY + "lddw %r1, map_fd(2)\nmov %r3, 0",
                                       _NULL_CHECKED, (2,)),
+    HelperId.SK_LOOKUP_TCP: (_SK_LOOKUP, _SK_RELEASED, ()),
+    HelperId.SK_LOOKUP_UDP: (_SK_LOOKUP, _SK_RELEASED, ()),
+    HelperId.SKC_LOOKUP_TCP: (_SK_LOOKUP, _SK_RELEASED, ()),
+    HelperId.SK_RELEASE: (_SK_IN_R1, "out:\n", ()),
+    HelperId.TCP_CHECK_SYNCOOKIE: _SYNCOOKIE,
+    HelperId.TCP_GEN_SYNCOOKIE: _SYNCOOKIE,
+    HelperId.RINGBUF_RESERVE: (_RESERVE, "jeq %r0, 0, out\nstdw [%r0+0], 1\nmov %r1, %r0\n"
+                               "mov %r2, 0\ncall 132\nout:\n", (7,)),
+    HelperId.RINGBUF_SUBMIT: _RESERVED_IN_R1,
+    HelperId.RINGBUF_DISCARD: _RESERVED_IN_R1,
 }
+#: what R0 of a helper returning a maybe-NULL pointer is called before its null check
+_OR_NULL = {RetType.PTR_TO_MAP_VALUE_OR_NULL: "map_value_or_null",
+            RetType.PTR_TO_SOCKET_OR_NULL: "sock_or_null",
+            RetType.PTR_TO_SOCK_COMMON_OR_NULL: "sock_common_or_null",
+            RetType.PTR_TO_RINGBUF_MEM_OR_NULL: "ringbuf_mem_or_null"}
+#: what an object argument expects
+_OBJECT = {ArgType.PTR_TO_SOCK_COMMON: "expected=sock_common",
+           ArgType.PTR_TO_RINGBUF_MEM: "expected=ringbuf_mem"}
 
 
 def _good(hid: int) -> tuple[str, str, tuple[int, ...]]:
@@ -138,7 +168,9 @@ def ill_typed(proto: HelperProto) -> list[tuple[str, str, str, bool]]:
             out.append((f"R{r} number for map", f"mov %r{r}, 0", "", "expected=map_ptr", True))
         elif arg.is_memory:
             out.append((f"R{r} number for memory", f"mov %r{r}, 1", "", "expected=fp", True))
-        elif arg.is_size:
+        elif t in _OBJECT:
+            out.append((f"R{r} stack for an object", f"mov %r{r}, %r10", "", _OBJECT[t], True))
+        elif arg.is_size or t == ArgType.CONST_ALLOC_SIZE_OR_ZERO:
             out.append((f"R{r} pointer for size", f"mov %r{r}, %r10", "", "expected=scalar",
                         True))
         elif t == ArgType.PTR_TO_SPIN_LOCK:
@@ -154,7 +186,7 @@ def ill_typed(proto: HelperProto) -> list[tuple[str, str, str, bool]]:
         out.append(("R0 unset", "", "mov %r7, %r0", "R0 !read_ok", True))
     else:
         out.append(("R0 not null-checked", "", "ldxb %r7, [%r0+0]",
-                    "invalid mem access 'map_value_or_null'", True))
+                    f"invalid mem access '{_OR_NULL[proto.ret]}'", True))
     out.append(("R1 clobbered", "", "mov %r7, %r1", "R1 !read_ok", True))
     return out
 

@@ -88,6 +88,12 @@ call 1
 """
 CHECKED = LOOKUP + "jeq %r0, 0, out\n"
 DONE = "mov %r0, 2\nexit\n"
+#: an 8-byte reservation from the ring buffer (handle 5) in R0, maybe NULL; its submit
+RESERVE = "lddw %r1, map_fd(5)\nmov %r2, 8\nmov %r3, 0\ncall 131\n"
+SUBMIT = "mov %r1, %r0\nmov %r2, 0\ncall 132\n"
+#: a TCP socket lookup of a zeroed IPv4 tuple on the stack (the call at insn 7): R0 sock_or_null
+SK_LOOKUP = ("stdw [%r10-16], 0\nstdw [%r10-8], 0\nmov %r2, %r10\nadd %r2, -16\nmov %r3, 12\n"
+             "mov %r4, -1\nmov %r5, 0\ncall 84\n")
 ADJUST = "mov %r1, %r6\nmov %r2, 0\ncall 44\n"  # bpf_xdp_adjust_head(ctx, 0)
 # r7 = a null-checked value of LOCKED (map handle 6); LOCK/UNLOCK take and release its lock
 LOCKED_VALUE = "mov %r6, %r1\n" + CHECKED.replace("map_fd(1)", "map_fd(6)") + "mov %r7, %r0\n"
@@ -312,15 +318,78 @@ ROWS = [
         ACCEPT, ACCEPT),
     Row("helper_tail_call", "lddw %r2, map_fd(4)\nmov %r3, 1\ncall 12\n" + DONE,
         ACCEPT, ACCEPT, ACCEPT, {4: PROG_ARRAY}),
-    Row("helper_ringbuf_reserve_leak", "lddw %r1, map_fd(5)\nmov %r2, 8\nmov %r3, 0\ncall 131\n"
-        + DONE, "unknown func bpf_ringbuf_reserve#131", "Unreleased reference",
-        "Unreleased reference", {5: RINGBUF}),
-    Row("helper_ringbuf_reserve_submit", "lddw %r1, map_fd(5)\nmov %r2, 8\nmov %r3, 0\n"
-        "call 131\njeq %r0, 0, out\nmov %r1, %r0\nmov %r2, 0\ncall 132\n" + DONE + OUT,
-        "unknown func bpf_ringbuf_reserve#131", ACCEPT, ACCEPT, {5: RINGBUF}),
-    Row("helper_sk_lookup_leak", "stdw [%r10-16], 0\nstdw [%r10-8], 0\nmov %r2, %r10\n"
-        "add %r2, -16\nmov %r3, 12\nmov %r4, -1\nmov %r5, 0\ncall 84\n" + DONE,
-        "unknown func bpf_unknown#84", "Unreleased reference", "Unreleased reference"),
+    # ------------------------------------------------------------ references
+    Row("helper_ringbuf_reserve_leak", RESERVE + DONE, "Unreleased reference id=2 alloc_insn=4",
+        "Unreleased reference id=2 alloc_insn=4", "Unreleased reference id=2 alloc_insn=4",
+        {5: RINGBUF}),
+    Row("helper_ringbuf_reserve_submit", RESERVE + "jeq %r0, 0, out\n" + SUBMIT + DONE + OUT,
+        ACCEPT, ACCEPT, ACCEPT, {5: RINGBUF}),
+    Row("helper_sk_lookup_leak", SK_LOOKUP + DONE, "Unreleased reference id=2 alloc_insn=7",
+        "Unreleased reference id=2 alloc_insn=7", "Unreleased reference id=2 alloc_insn=7"),
+    Row("ref_sk_lookup_release", SK_LOOKUP + "jeq %r0, 0, out\nldxw %r2, [%r0+72]\n"
+        "mov %r1, %r0\ncall 86\n" + DONE + OUT, ACCEPT, ACCEPT, ACCEPT),
+    Row("ref_double_release", RESERVE + "jeq %r0, 0, out\nmov %r6, %r0\n" + SUBMIT
+        + "mov %r1, %r6\nmov %r2, 0\ncall 133\n" + DONE + OUT, "R6 !read_ok", "R6 !read_ok",
+        "R1 type=scalar expected=ringbuf_mem", {5: RINGBUF}),
+    Row("ref_sk_double_release", SK_LOOKUP + "jeq %r0, 0, out\nmov %r6, %r0\nmov %r1, %r0\n"
+        "call 86\nmov %r1, %r6\ncall 86\n" + DONE + OUT, "R6 !read_ok", "R6 !read_ok",
+        "R1 type=scalar expected=sock_common, sock"),
+    Row("ref_use_after_release", RESERVE + "jeq %r0, 0, out\nmov %r6, %r0\n" + SUBMIT
+        + "stdw [%r6+0], 1\n" + DONE + OUT, "R6 !read_ok", "R6 !read_ok",
+        "R6 invalid mem access 'scalar'", {5: RINGBUF}),
+    Row("ref_release_unreferenced", CHECKED + "mov %r1, %r0\nmov %r2, 0\ncall 132\n" + DONE
+        + OUT, "R1 type=map_value expected=ringbuf_mem", "R1 type=map_value expected=ringbuf_mem",
+        "R1 type=map_value expected=ringbuf_mem", {1: HASH}),
+    Row("ref_release_unchecked", RESERVE + SUBMIT + DONE,
+        "R1 type=ringbuf_mem_or_null expected=ringbuf_mem",
+        "R1 type=ringbuf_mem_or_null expected=ringbuf_mem",
+        "R1 type=ringbuf_mem_or_null expected=ringbuf_mem", {5: RINGBUF}),
+    Row("ref_release_modified", RESERVE + "jeq %r0, 0, out\nadd %r0, 4\n" + SUBMIT + DONE + OUT,
+        "R1 must have zero offset when passed to release func",
+        "R1 must have zero offset when passed to release func",
+        "R1 must have zero offset when passed to release func", {5: RINGBUF}),
+    Row("ref_tail_call", "mov %r6, %r1\n" + SK_LOOKUP + "jeq %r0, 0, out\nmov %r7, %r0\n"
+        "mov %r1, %r6\nlddw %r2, map_fd(4)\nmov %r3, 1\ncall 12\nmov %r1, %r7\ncall 86\n"
+        + DONE + OUT, "Unreleased reference id=2 alloc_insn=8",
+        "Unreleased reference id=2 alloc_insn=8", "Unreleased reference id=2 alloc_insn=8",
+        {4: PROG_ARRAY}),
+    Row("ref_subprog_release", SK_LOOKUP + "jeq %r0, 0, out\nmov %r1, %r0\ncall local f\n"
+        + DONE + OUT + "f:\ncall 86\nmov %r0, 0\nexit\n", ACCEPT, ACCEPT, ACCEPT),
+    Row("ref_subprog_leak", "call local f\n" + DONE + "f:\n" + SK_LOOKUP + "mov %r0, 0\nexit\n",
+        "Unreleased reference id=2 alloc_insn=10", "Unreleased reference id=2 alloc_insn=10",
+        "Unreleased reference id=2 alloc_insn=10"),
+    Row("ref_spilled_copy", SK_LOOKUP + "stxdw [%r10-24], %r0\njne %r0, 0, ok\n" + DONE
+        + "ok:\nldxdw %r1, [%r10-24]\ncall 86\n" + DONE, ACCEPT, ACCEPT, ACCEPT),
+    Row("ref_two_referenced_args", RESERVE + "mov %r6, %r0\n" + RESERVE + "jeq %r0, 0, out\n"
+        "jeq %r6, 0, out2\nmov %r1, %r6\nmov %r2, 4\nmov %r3, %r0\nmov %r4, 4\nmov %r5, 0\n"
+        "call 28\nmov %r1, %r6\nmov %r2, 0\ncall 132\nout2:\n" + SUBMIT + DONE + OUT,
+        "more than one arg with ref_obj_id R3 4 2", "more than one arg with ref_obj_id R3 4 2",
+        "more than one arg with ref_obj_id R3 4 2", {5: RINGBUF}),
+    Row("sock_write", SK_LOOKUP + "jeq %r0, 0, out\nstw [%r0+72], 1\nmov %r1, %r0\ncall 86\n"
+        + DONE + OUT, "R0 cannot write into sock", "R0 cannot write into sock",
+        "R0 cannot write into sock"),
+    Row("sock_common_field", SK_LOOKUP.replace("call 84", "call 99") + "jeq %r0, 0, out\n"
+        "ldxw %r2, [%r0+8]\nmov %r1, %r0\ncall 86\n" + DONE + OUT,
+        "R0 invalid sock_common access off=8 size=4", "R0 invalid sock_common access off=8 size=4",
+        "R0 invalid sock_common access off=8 size=4"),
+    Row("sock_wide_read", SK_LOOKUP + "jeq %r0, 0, out\nldxdw %r2, [%r0+0]\nmov %r1, %r0\n"
+        "call 86\n" + DONE + OUT, "R0 invalid sock access off=0 size=8",
+        "R0 invalid sock access off=0 size=8", "R0 invalid sock access off=0 size=8"),
+    Row("sock_arith", SK_LOOKUP + "jeq %r0, 0, out\nadd %r0, 4\n" + DONE + OUT,
+        "R0 pointer arithmetic on sock prohibited", "R0 pointer arithmetic on sock prohibited",
+        "R0 pointer arithmetic on sock prohibited"),
+    Row("sock_into_map", SK_LOOKUP + "jeq %r0, 0, out\nmov %r6, %r0\n" + LOOKUP
+        + "jeq %r0, 0, rel\nstxdw [%r0+0], %r6\nrel:\nmov %r1, %r6\ncall 86\n" + DONE + OUT,
+        "R6 leaks addr into map", "R6 leaks addr into map", ACCEPT, {1: HASH}),
+    Row("ringbuf_mem_oob", RESERVE + "jeq %r0, 0, out\nstdw [%r0+8], 1\n" + SUBMIT + DONE + OUT,
+        "invalid access to memory, mem_size=8 off=8 size=8",
+        "invalid access to memory, mem_size=8 off=8 size=8",
+        "invalid access to memory, mem_size=8 off=8 size=8", {5: RINGBUF}),
+    Row("ringbuf_variable_size", "ldxw %r2, [%r1+16]\nand %r2, 8\n" + RESERVE.replace(
+        "mov %r2, 8\n", "") + "jeq %r0, 0, out\n" + SUBMIT + DONE + OUT,
+        "R2 is not a known constant", "R2 is not a known constant",
+        "R2 is not a known constant", {5: RINGBUF}),
+    # ------------------------------------------------------------ helpers (continued)
     Row("helper_spin_lock", "stw [%r10-4], 0\nmov %r1, %r10\nadd %r1, -4\ncall 93\n" + DONE,
         "R1 type=fp expected=map_value", "R1 type=fp expected=map_value",
         "R1 type=fp expected=map_value"),
