@@ -13,7 +13,7 @@ import errno
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from migrate.checkpoint import checkpoint
@@ -93,10 +93,13 @@ class DeviceService:
 
     def __init__(self, name: str, profile: str, *, backend: str = "builtin",
                  engine: str = "fast", seed: int | None = None, traffic: Traffic | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 memory_limit: int | None = None) -> None:
         if engine not in ENGINES:
             raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
         caps = load_profile(profile)
+        if memory_limit is not None:  # the device's map memory instead of the profile's
+            caps = replace(caps, memory=memory_limit)
         self.profile = profile
         self.backend_name = backend
         self.engine = engine if backend == "builtin" else "kernel"
@@ -197,7 +200,8 @@ class DeviceService:
                 count = 0
             row = {"id": handle, "name": spec.name, "type": spec.type.name,
                    "entries": count, "max_entries": spec.max_entries,
-                   "key_size": spec.key_size, "value_size": spec.value_size}
+                   "key_size": spec.key_size, "value_size": spec.value_size,
+                   "memory": entry.memory}
             if handle in streams:  # perf event arrays and ring buffers: their streams
                 row["events"] = streams[handle]
             maps.append(row)
@@ -210,6 +214,7 @@ class DeviceService:
                 "features": feature_names(device.transport.negotiated or 0),
                 "uptime": round(self.clock() - self.started, 3),
                 "programs": programs, "maps": maps,
+                "memory": {"capacity": device.caps.memory, "used": device.memory_used},
                 "ports": {name: getattr(ports, name) for name in ports.__slots__},
                 "traffic": traffic, "migration": self.migration}
         return self.last_status
@@ -498,6 +503,9 @@ class PlanRefused(CliError):
         super().__init__(str(err))
         self.errno = errno.EOPNOTSUPP if isinstance(err, IncompatibleTarget) else \
             getattr(err.cause, "errno", errno.EINVAL)
+        if isinstance(err, IncompatibleTarget) and err.plan is not None and any(
+                f.code == "memory" for r in err.plan.reports for f in r.findings):
+            self.errno = errno.ENOMEM  # the target has not the memory the maps need
         self.plan = plan_dict(err.plan) if err.plan is not None else None
 
 
