@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from ..maps.spec import MapType
 from ..program import ProgType
 
-#: Map memory of a device whose profile does not say (1 GiB).
-DEFAULT_MEMORY = 1 << 30
+#: Map memory of a device whose profile does not say (2 GiB, the full profile's).
+DEFAULT_MEMORY = 2 << 30
 
 
 @dataclass(frozen=True, slots=True)
