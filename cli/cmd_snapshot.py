@@ -8,14 +8,16 @@ seal here, then sends the payload, which the daemon decodes again under the code
 from __future__ import annotations
 
 import argparse
+import io
 import os
-from typing import Any
+import tempfile
+from typing import Any, BinaryIO
 
 from rich.table import Table
 from rich.text import Text
 
 from migrate import store
-from migrate.codec import decode, encode
+from migrate.codec import read_snapshot, write_snapshot
 from migrate.keys import (generate_signing_key, generate_symmetric_key, key_id,
                           load_private_key, load_public_key, load_symmetric_key, public_key_id)
 from migrate.plan_view import plan_table
@@ -143,25 +145,30 @@ def describe_seal(info: SealInfo) -> str:
 
 
 # ---------------------------------------------------------------------------------- save
-def download(client: DeviceClient, out: Output) -> bytes:
+def download(client: DeviceClient, out: Output, spool: BinaryIO | None = None) -> bytes | None:
+    """The checkpoint's payload: into ``spool`` chunk by chunk (None returned), or as bytes."""
     begin = client.call("checkpoint.begin")
-    data = bytearray()
+    sink = spool if spool is not None else io.BytesIO()
+    received = 0
     with out.transfer("checkpoint", begin["size"]) as bar:
-        while len(data) < begin["size"]:
+        while received < begin["size"]:
             chunk = client.call("checkpoint.read", transfer=begin["transfer"],
-                                offset=len(data), size=CHUNK)
+                                offset=received, size=CHUNK)
             if not chunk:
                 break
-            data += chunk
+            sink.write(chunk)
+            received += len(chunk)
             bar.advance(len(chunk))
-    return bytes(data)
+    return None if spool is not None else sink.getvalue()  # type: ignore[union-attr]
 
 
 def save_command(args: argparse.Namespace, out: Output) -> int:
     seal = seal_from(args)
-    with DeviceClient(args.device) as client:
-        payload = download(client, out)
-    snapshot = decode(payload)
+    with tempfile.TemporaryFile() as spool:  # unnamed: nothing outlives a killed save
+        with DeviceClient(args.device) as client:
+            download(client, out, spool)
+        spool.seek(0)
+        snapshot = read_snapshot(spool)
     info = store.save(args.output, snapshot, seal)
     entries = sum(m.entry_count for m in snapshot.maps)
     out.console.print(f"saved device [bold]{snapshot.device}[/bold]: {len(snapshot.programs)} "
@@ -172,14 +179,17 @@ def save_command(args: argparse.Namespace, out: Output) -> int:
 
 
 # ---------------------------------------------------------------------------------- restore
-def upload_and_commit(client: DeviceClient, payload: bytes, out: Output, *,
+def upload_and_commit(client: DeviceClient, payload: bytes | BinaryIO, out: Output, *,
                       allow_fallback: bool, dry_run: bool) -> dict[str, Any]:
-    begin = client.call("restore.begin", size=len(payload))
-    with out.transfer("restore", len(payload)) as bar:
-        for offset in range(0, len(payload), CHUNK):
-            client.call("restore.write", transfer=begin["transfer"],
-                        data=payload[offset:offset + CHUNK])
-            bar.advance(min(CHUNK, len(payload) - offset))
+    """Send a payload (bytes, or a file read from its start) in chunks, then commit."""
+    stream = io.BytesIO(payload) if isinstance(payload, bytes) else payload
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    begin = client.call("restore.begin", size=size)
+    with out.transfer("restore", size) as bar:
+        while chunk := stream.read(CHUNK):
+            client.call("restore.write", transfer=begin["transfer"], data=chunk)
+            bar.advance(len(chunk))
     return client.call("restore.commit", transfer=begin["transfer"],
                        allow_fallback=allow_fallback, dry_run=dry_run)
 
@@ -187,8 +197,9 @@ def upload_and_commit(client: DeviceClient, payload: bytes, out: Output, *,
 def restore_command(args: argparse.Namespace, out: Output) -> int:
     snapshot, info = store.load(args.file, trust_from(args))
     try:
-        with DeviceClient(args.device) as client:
-            result = upload_and_commit(client, encode(snapshot), out,
+        with DeviceClient(args.device) as client, tempfile.TemporaryFile() as spool:
+            write_snapshot(spool, snapshot)  # the payload goes out chunk by chunk from here
+            result = upload_and_commit(client, spool, out,
                                        allow_fallback=args.allow_fallback, dry_run=args.dry_run)
     except RemoteError as err:
         plan = err.data.get("plan")

@@ -204,11 +204,11 @@ class Daemon:
                     if isinstance(message, Request) and message.method == "migrate.incoming":
                         return self._hand_over(conn, message)
                     if isinstance(message, Request):
-                        conn.output += self._answer(message)
+                        conn.output += self._answer(message, conn)
         if conn.output:
             self._flush(conn)
 
-    def _answer(self, request: Request) -> bytes:
+    def _answer(self, request: Request, conn: _Connection | None = None) -> bytes:
         lock = self.service.lock
         if not lock.acquire(blocking=False):  # a migration holds the device
             if request.method == "status":
@@ -219,6 +219,7 @@ class Daemon:
                 return encode_response(request.msgid, error_payload(error), None)
         try:
             handler = self.extra.get(request.method)
+            self.service.caller = conn
             if handler is not None:
                 result = handler(request.params)
             else:
@@ -289,6 +290,7 @@ class Daemon:
         self.selector.modify(conn.sock, events, conn)
 
     def _drop(self, conn: _Connection) -> None:
+        self.service.forget(conn)  # its unfinished snapshot transfers end with it
         self.connections.pop(conn.sock.fileno(), None)
         try:
             self.selector.unregister(conn.sock)
