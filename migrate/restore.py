@@ -215,7 +215,10 @@ def restore(snapshot: Snapshot, driver: Driver, *, allow_fallback: bool = False,
     each command that changes the target; whatever it raises is undone like a refusal.
     """
     caps = driver.capabilities()
-    cpus = target_cpus(driver) if any(m.spec.type.is_percpu for m in snapshot.maps) else 1
+    cpus = 1  # a target without per-CPU arrays to ask has its per-CPU maps refused anyway
+    if MapType.PERCPU_ARRAY in caps.map_types and \
+            any(m.spec.type.is_percpu for m in snapshot.maps):
+        cpus = target_cpus(driver)
     the_plan = plan(snapshot, caps, offered_features=driver.transport.device_features,
                     allow_fallback=allow_fallback, ncpus=cpus)
     if not the_plan.ok:
