@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno as _errno
 import socket
+import time
 from types import TracebackType
 from typing import Any
 
@@ -17,6 +18,22 @@ class DaemonUnreachable(CliError):
     """No daemon answers at the socket path given."""
 
 
+def _connect(sock: socket.socket, path: str, timeout: float) -> None:
+    """connect(2), waiting while the daemon's backlog is full: a Unix socket answers EAGAIN
+    then instead of queueing the caller, which is a busy daemon, not a missing one."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
 class DeviceClient:
     """A connection to ``device serve --socket PATH``."""
 
@@ -25,7 +42,7 @@ class DeviceClient:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
-            self._sock.connect(path)
+            _connect(self._sock, path, timeout)
         except OSError as exc:
             self._sock.close()
             name = _errno.errorcode.get(exc.errno or 0, "EIO")

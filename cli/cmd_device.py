@@ -41,7 +41,9 @@ def register(sub: Any) -> None:
                "  offload-migrate device serve --name B --profile smartnic --socket /tmp/b.sock "
                "--traffic pcap:trace.pcap --rate 500\n"
                "  offload-migrate device serve --name K --profile host-kernel --backend kernel "
-               "--socket /tmp/k.sock")
+               "--socket /tmp/k.sock\n"
+               "  offload-migrate device serve --name C --profile smartnic --memory-limit 64M "
+               "--socket /tmp/c.sock")
     serve.add_argument("--name", required=True, help="device name (also the interface name)")
     serve.add_argument("--profile", default="full", help="capability profile (default: full; "
                        "see 'offload-migrate profiles')")
@@ -61,6 +63,10 @@ def register(sub: Any) -> None:
                        help="where the device keeps its identity, snapshot generation counter "
                             "and rollback record (default: $XDG_STATE_HOME/offload-migrate/"
                             "devices/NAME, ~/.local/state without XDG_STATE_HOME)")
+    serve.add_argument("--memory-limit", type=parse_size, metavar="SIZE",
+                       help="map memory of the device instead of the profile's (bytes, or "
+                            "with K, M, G, T: 512M, 2G); each map is charged what it may hold "
+                            "and MAP_CREATE past it is refused with ENOMEM")
     serve.set_defaults(handler=serve_command)
     stop = dsub.add_parser("stop", help="stop a device daemon (the 'shutdown' method)",
                            epilog="example:\n  offload-migrate device stop --device /tmp/a.sock",
@@ -114,6 +120,26 @@ def register(sub: Any) -> None:
 
 
 # ---------------------------------------------------------------------------------- serve
+_UNITS = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}
+
+
+def parse_size(text: str) -> int:
+    """``--memory-limit``: bytes, or a whole number with K, M, G or T (powers of 1024)."""
+    from offload.caps.profiles import MAX_MEMORY, MIN_MEMORY
+
+    raw = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = raw[-1:] if raw[-1:] in _UNITS and raw[-1:] else ""
+    digits = raw[:-1] if unit else raw
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: give bytes or a number "
+                                         "with K, M, G or T (512M, 2G).")
+    size = int(digits) << _UNITS[unit]
+    if not MIN_MEMORY <= size <= MAX_MEMORY:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside {MIN_MEMORY} bytes to "
+                                         f"{MAX_MEMORY >> 40} TiB.")
+    return size
+
+
 def serve_command(args: argparse.Namespace, out: Output) -> int:
     from .daemon import Daemon
 
@@ -121,7 +147,8 @@ def serve_command(args: argparse.Namespace, out: Output) -> int:
     state = DeviceState.open(args.state_dir or default_state_dir(args.name), args.name)
     try:
         service = DeviceService(args.name, args.profile, backend=args.backend,
-                                engine=args.engine, seed=args.seed, traffic=traffic, state=state)
+                                engine=args.engine, seed=args.seed, traffic=traffic, state=state,
+                                memory_limit=args.memory_limit)
 
         def ready() -> None:
             extra = f" and {args.listen} (migrations)" if args.listen else ""

@@ -8,15 +8,17 @@ seal here, then sends the payload, which the daemon decodes again under the code
 from __future__ import annotations
 
 import argparse
+import io
 import os
+import tempfile
 import time
-from typing import Any
+from typing import Any, BinaryIO
 
 from rich.table import Table
 from rich.text import Text
 
 from migrate import store
-from migrate.codec import decode, encode
+from migrate.codec import read_snapshot, write_snapshot
 from migrate.freshness import Freshness, SourceStamp, check_freshness, parse_duration
 from migrate.keys import (generate_signing_key, generate_symmetric_key, key_id,
                           load_private_key, load_public_key, load_symmetric_key, public_key_id)
@@ -178,31 +180,37 @@ def describe_seal(info: SealInfo) -> str:
 
 
 # ---------------------------------------------------------------------------------- save
-def download(client: DeviceClient, out: Output) -> tuple[bytes, SourceStamp | None]:
-    """A checkpoint's payload and the stamp the daemon gave it."""
+def download(client: DeviceClient, out: Output,
+             spool: BinaryIO | None = None) -> tuple[bytes | None, SourceStamp | None]:
+    """The checkpoint's payload - into ``spool`` chunk by chunk (None returned), or as
+    bytes - and the stamp the daemon gave it."""
     begin = client.call("checkpoint.begin")
-    data = bytearray()
+    sink = spool if spool is not None else io.BytesIO()
+    received = 0
     with out.transfer("checkpoint", begin["size"]) as bar:
-        while len(data) < begin["size"]:
+        while received < begin["size"]:
             chunk = client.call("checkpoint.read", transfer=begin["transfer"],
-                                offset=len(data), size=CHUNK)
+                                offset=received, size=CHUNK)
             if not chunk:
                 break
-            data += chunk
+            sink.write(chunk)
+            received += len(chunk)
             bar.advance(len(chunk))
     raw = begin.get("source")
     try:
         source = None if raw is None else SourceStamp.parse(raw, "the daemon's source stamp")
     except SnapshotFormatError as exc:
         raise UsageError(str(exc)) from None
-    return bytes(data), source
+    return (None if spool is not None else sink.getvalue()), source  # type: ignore[union-attr]
 
 
 def save_command(args: argparse.Namespace, out: Output) -> int:
     seal = seal_from(args)
-    with DeviceClient(args.device) as client:
-        payload, source = download(client, out)
-    snapshot = decode(payload)
+    with tempfile.TemporaryFile() as spool:  # unnamed: nothing outlives a killed save
+        with DeviceClient(args.device) as client:
+            _, source = download(client, out, spool)
+        spool.seek(0)
+        snapshot = read_snapshot(spool)
     info = store.save(args.output, snapshot, seal, source=source)
     entries = sum(m.entry_count for m in snapshot.maps)
     out.console.print(f"saved device [bold]{snapshot.device}[/bold]: {len(snapshot.programs)} "
@@ -215,17 +223,20 @@ def save_command(args: argparse.Namespace, out: Output) -> int:
 
 
 # ---------------------------------------------------------------------------------- restore
-def upload_and_commit(client: DeviceClient, payload: bytes, out: Output, *,
+def upload_and_commit(client: DeviceClient, payload: bytes | BinaryIO, out: Output, *,
                       allow_fallback: bool, dry_run: bool,
                       **check: Any) -> dict[str, Any]:
-    """Send the payload and commit; ``check`` holds the commit's source, authenticated and
-    no_rollback parameters (docs/control-socket.md)."""
-    begin = client.call("restore.begin", size=len(payload))
-    with out.transfer("restore", len(payload)) as bar:
-        for offset in range(0, len(payload), CHUNK):
-            client.call("restore.write", transfer=begin["transfer"],
-                        data=payload[offset:offset + CHUNK])
-            bar.advance(min(CHUNK, len(payload) - offset))
+    """Send a payload (bytes, or a file read from its start) in chunks, then commit;
+    ``check`` holds the commit's source, authenticated and no_rollback parameters
+    (docs/control-socket.md)."""
+    stream = io.BytesIO(payload) if isinstance(payload, bytes) else payload
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    begin = client.call("restore.begin", size=size)
+    with out.transfer("restore", size) as bar:
+        while chunk := stream.read(CHUNK):
+            client.call("restore.write", transfer=begin["transfer"], data=chunk)
+            bar.advance(len(chunk))
     return client.call("restore.commit", transfer=begin["transfer"],
                        allow_fallback=allow_fallback, dry_run=dry_run, **check)
 
@@ -235,9 +246,10 @@ def restore_command(args: argparse.Namespace, out: Output) -> int:
     snapshot, info = store.load(args.file, trust_from(args))
     check_freshness(info.created_ns, info.source, freshness, time.time_ns())
     try:
-        with DeviceClient(args.device) as client:
+        with DeviceClient(args.device) as client, tempfile.TemporaryFile() as spool:
+            write_snapshot(spool, snapshot)  # the payload goes out chunk by chunk from here
             result = upload_and_commit(
-                client, encode(snapshot), out, allow_fallback=args.allow_fallback,
+                client, spool, out, allow_fallback=args.allow_fallback,
                 dry_run=args.dry_run,
                 source=info.source.as_dict() if info.source is not None else None,
                 authenticated=info.authenticated, no_rollback=args.no_rollback)

@@ -24,7 +24,10 @@ from .device_service import DeviceService, ServiceError, error_data
 from .rpc import MessageReader, Request, RpcProtocolError, encode_response, error_payload
 
 TICK = 0.02  # seconds between traffic beats
-MAX_CONNECTIONS = 64
+#: Connections served at once; more wait in the listen backlog (socket.SOMAXCONN) until one
+#: closes, rather than being refused.
+MAX_CONNECTIONS = 512
+ACCEPT_BURST = 64  # connections taken from the backlog per wake-up
 MAX_OUTPUT = 64 << 20  # a client that stops reading is dropped past this backlog
 SOCKET_MODE = 0o600
 LOCK_WAIT = 10.0  # seconds a request waits for a migration's hold on the device
@@ -58,7 +61,7 @@ def claim_socket(path: str) -> socket.socket:
             listener.bind(path)
         finally:
             os.umask(old)
-        listener.listen(16)
+        listener.listen(socket.SOMAXCONN)
     except OSError as exc:
         listener.close()
         raise SocketInUse(exc.errno or errno.EIO, f"cannot listen at {path}: "
@@ -90,6 +93,7 @@ class Daemon:
         self.extra: dict[str, Callable[[dict[str, Any]], Any]] = {"shutdown": self._shutdown}
         self.listener: socket.socket | None = None
         self._inode: int | None = None
+        self._accepting = False
 
     def _shutdown(self, params: dict[str, Any]) -> dict[str, Any]:
         self.stopping = True
@@ -98,7 +102,7 @@ class Daemon:
     def serve(self, ready: Callable[[], None] | None = None) -> None:
         self.listener = claim_socket(self.path)
         self._inode = os.stat(self.path).st_ino
-        self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        self._listening(True)
         if self.listen_address is not None:
             from migrate.live import listen
 
@@ -150,18 +154,35 @@ class Daemon:
             pass
 
     def _accept(self) -> None:
+        """Take waiting connections; at MAX_CONNECTIONS stop listening for more (they stay
+        in the backlog) until one closes."""
         assert self.listener is not None
-        try:
-            sock, _ = self.listener.accept()
-        except BlockingIOError:
+        for _ in range(ACCEPT_BURST):
+            if len(self.connections) >= MAX_CONNECTIONS:
+                self._listening(False)
+                return
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors: the connection waits in the backlog
+                print(f"{self.service.device.name}: cannot accept a client: "
+                      f"{exc.strerror or exc}", file=self.log)
+                return
+            sock.setblocking(False)
+            conn = _Connection(sock)
+            self.connections[sock.fileno()] = conn
+            self.selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _listening(self, on: bool) -> None:
+        """Watch the listener for new connections, or leave them in the backlog."""
+        if self.listener is None or self.stopping or on == self._accepting:
             return
-        if len(self.connections) >= MAX_CONNECTIONS:
-            sock.close()
-            return
-        sock.setblocking(False)
-        conn = _Connection(sock)
-        self.connections[sock.fileno()] = conn
-        self.selector.register(sock, selectors.EVENT_READ, conn)
+        if on:
+            self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        else:
+            self.selector.unregister(self.listener)
+        self._accepting = on
 
     def _service_connection(self, conn: _Connection, mask: int) -> None:
         if mask & selectors.EVENT_READ:
@@ -183,11 +204,11 @@ class Daemon:
                     if isinstance(message, Request) and message.method == "migrate.incoming":
                         return self._hand_over(conn, message)
                     if isinstance(message, Request):
-                        conn.output += self._answer(message)
+                        conn.output += self._answer(message, conn)
         if conn.output:
             self._flush(conn)
 
-    def _answer(self, request: Request) -> bytes:
+    def _answer(self, request: Request, conn: _Connection | None = None) -> bytes:
         lock = self.service.lock
         if not lock.acquire(blocking=False):  # a migration holds the device
             if request.method == "status":
@@ -198,6 +219,7 @@ class Daemon:
                 return encode_response(request.msgid, error_payload(error), None)
         try:
             handler = self.extra.get(request.method)
+            self.service.caller = conn
             if handler is not None:
                 result = handler(request.params)
             else:
@@ -215,6 +237,7 @@ class Daemon:
         """``migrate.incoming``: answer, then the connection carries the migration stream."""
         self.connections.pop(conn.sock.fileno(), None)
         self.selector.unregister(conn.sock)
+        self._listening(True)
         conn.sock.setblocking(True)
         conn.sock.settimeout(5.0)
         try:
@@ -267,12 +290,15 @@ class Daemon:
         self.selector.modify(conn.sock, events, conn)
 
     def _drop(self, conn: _Connection) -> None:
+        self.service.forget(conn)  # its unfinished snapshot transfers end with it
         self.connections.pop(conn.sock.fileno(), None)
         try:
             self.selector.unregister(conn.sock)
         except (KeyError, ValueError):
             pass
         conn.sock.close()
+        if len(self.connections) < MAX_CONNECTIONS:
+            self._listening(True)
 
     def _close_all(self) -> None:
         for conn in list(self.connections.values()):
@@ -288,7 +314,9 @@ class Daemon:
             self.selector.unregister(self.migration_listener)
             self.migration_listener.close()
         if self.listener is not None:
-            self.selector.unregister(self.listener)
+            if self._accepting:
+                self.selector.unregister(self.listener)
+                self._accepting = False
             self.listener.close()
             try:
                 if os.stat(self.path).st_ino == self._inode:

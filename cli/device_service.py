@@ -10,14 +10,15 @@ its parameters and either completes or leaves the device as it was.
 from __future__ import annotations
 
 import errno
+import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, BinaryIO
 
 from migrate.checkpoint import checkpoint
-from migrate.codec import decode, encode
+from migrate.codec import decode, encode, read_snapshot, write_snapshot
 from migrate.freshness import FreshnessUnknown, SourceStamp
 from migrate.restore import IncompatibleTarget, RestoreError, restore
 from migrate.schema import SnapshotFormatError
@@ -87,8 +88,17 @@ def make_backend(name: str, caps: Capabilities, engine: str, seed: int | None,
 
 
 @dataclass(slots=True)
-class _Upload:
-    data: bytearray
+class _Spool:
+    """A snapshot transfer's payload, in an unnamed temporary file (memory stays bounded by
+    a chunk whatever the device holds; nothing outlives the daemon), and the connection it
+    belongs to."""
+
+    file: BinaryIO
+    size: int = 0
+    owner: object = None
+
+    def close(self) -> None:
+        self.file.close()
 
 
 class DeviceService:
@@ -97,10 +107,13 @@ class DeviceService:
     def __init__(self, name: str, profile: str, *, backend: str = "builtin",
                  engine: str = "fast", seed: int | None = None, traffic: Traffic | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 state: DeviceState | None = None) -> None:
+                 state: DeviceState | None = None,
+                 memory_limit: int | None = None) -> None:
         if engine not in ENGINES:
             raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}.")
         caps = load_profile(profile)
+        if memory_limit is not None:  # the device's map memory instead of the profile's
+            caps = replace(caps, memory=memory_limit)
         self.profile = profile
         self.backend_name = backend
         self.engine = engine if backend == "builtin" else "kernel"
@@ -115,8 +128,11 @@ class DeviceService:
         self.lock = threading.Lock()  # the device's: held by the loop and by migrations
         self.job: Migration | None = None
         self.last_status: dict[str, Any] | None = None
-        self._downloads: dict[int, bytes] = {}
-        self._uploads: dict[int, _Upload] = {}
+        self._downloads: dict[int, _Spool] = {}
+        self._uploads: dict[int, _Spool] = {}
+        #: the connection whose request is being answered (the daemon sets it): transfers
+        #: belong to it and end with it (forget)
+        self.caller: object = None
         self._next_transfer = 1
         self.methods: dict[str, Callable[[dict[str, Any]], Any]] = {
             "ping": self.ping, "status": self.status, "load": self.load,
@@ -202,7 +218,8 @@ class DeviceService:
                 count = 0
             row = {"id": handle, "name": spec.name, "type": spec.type.name,
                    "entries": count, "max_entries": spec.max_entries,
-                   "key_size": spec.key_size, "value_size": spec.value_size}
+                   "key_size": spec.key_size, "value_size": spec.value_size,
+                   "memory": entry.memory}
             if handle in streams:  # perf event arrays and ring buffers: their streams
                 row["events"] = streams[handle]
             maps.append(row)
@@ -215,6 +232,7 @@ class DeviceService:
                 "features": feature_names(device.transport.negotiated or 0),
                 "uptime": round(self.clock() - self.started, 3),
                 "programs": programs, "maps": maps,
+                "memory": {"capacity": device.caps.memory, "used": device.memory_used},
                 "ports": {name: getattr(ports, name) for name in ports.__slots__},
                 "traffic": traffic, "migration": self.migration,
                 "identity": self.state.picture()}
@@ -391,31 +409,39 @@ class DeviceService:
         return data, self.state.next_stamp()
 
     def checkpoint_begin(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Checkpoint now; the payload is then read in chunks (checkpoint.read). ``source``
-        is its stamp: every checkpoint takes the device's next generation."""
-        snapshot = checkpoint(self.device)
-        data = encode(snapshot)
+        """Checkpoint now into a spool file; the payload is then read in chunks
+        (checkpoint.read). Map contents go from the device to the file chunk by chunk.
+        ``source`` is its stamp: every checkpoint takes the device's next generation."""
         ident = self._transfer_id()
+        snapshot = checkpoint(self.device, stream=True)
+        spool = _Spool(tempfile.TemporaryFile(), owner=self.caller)
+        try:
+            stats = write_snapshot(spool.file, snapshot)
+        except BaseException:
+            spool.close()
+            raise
+        spool.size = stats.bytes
         stamp = self.state.next_stamp()
-        self._downloads[ident] = data
-        return {"transfer": ident, "size": len(data), "programs": len(snapshot.programs),
-                "maps": len(snapshot.maps),
-                "entries": sum(m.entry_count for m in snapshot.maps),
+        self._downloads[ident] = spool
+        return {"transfer": ident, "size": spool.size, "programs": len(snapshot.programs),
+                "maps": len(snapshot.maps), "entries": stats.entries,
                 "source": stamp.as_dict()}
 
     def checkpoint_read(self, params: dict[str, Any]) -> bytes:
         ident = param(params, "transfer", int)
-        data = self._downloads.get(ident)
-        if data is None:
+        spool = self._downloads.get(ident)
+        if spool is None:
             raise ServiceError(errno.ENOENT, f"there is no checkpoint transfer {ident}.")
         offset = param(params, "offset", int)
         size = min(param(params, "size", int, CHUNK), CHUNK)
-        if not 0 <= offset <= len(data) or size < 0:
+        if not 0 <= offset <= spool.size or size < 0:
             raise ServiceError(errno.EINVAL, f"offset {offset} is outside the checkpoint of "
-                                             f"{len(data)} bytes.")
-        chunk = data[offset:offset + size]
-        if offset + len(chunk) >= len(data):
+                                             f"{spool.size} bytes.")
+        spool.file.seek(offset)
+        chunk = spool.file.read(size)
+        if offset + len(chunk) >= spool.size:
             del self._downloads[ident]
+            spool.close()
         return chunk
 
     def restore_begin(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -424,7 +450,7 @@ class DeviceService:
             raise ServiceError(errno.E2BIG, f"a snapshot of {size} bytes cannot be restored "
                                             f"here (1 to {MAX_UPLOAD} bytes).")
         ident = self._transfer_id()
-        self._uploads[ident] = _Upload(bytearray())
+        self._uploads[ident] = _Spool(tempfile.TemporaryFile(), owner=self.caller)
         return {"transfer": ident, "expected": size}
 
     def restore_write(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -432,30 +458,46 @@ class DeviceService:
         upload = self._uploads.get(ident)
         if upload is None:
             raise ServiceError(errno.ENOENT, f"there is no restore transfer {ident}.")
-        upload.data += param(params, "data", bytes)
-        if len(upload.data) > MAX_UPLOAD:
+        data = param(params, "data", bytes)
+        if upload.size + len(data) > MAX_UPLOAD:
             del self._uploads[ident]
+            upload.close()
             raise ServiceError(errno.E2BIG, "the snapshot grew past the restore limit.")
-        return {"received": len(upload.data)}
+        upload.file.write(data)
+        upload.size += len(data)
+        return {"received": upload.size}
 
     def restore_commit(self, params: dict[str, Any]) -> dict[str, Any]:
         ident = param(params, "transfer", int)
         upload = self._uploads.pop(ident, None)
         if upload is None:
             raise ServiceError(errno.ENOENT, f"there is no restore transfer {ident}.")
-        raw = param(params, "source", dict, None)
         try:
-            source = None if raw is None else SourceStamp.parse(raw, "the parameter 'source'")
-        except SnapshotFormatError as exc:
-            raise ServiceError(errno.EINVAL, str(exc)) from None
-        return self.restore_payload(bytes(upload.data),
-                                    allow_fallback=param(params, "allow_fallback", bool, False),
-                                    dry_run=param(params, "dry_run", bool, False),
-                                    source=source,
-                                    authenticated=param(params, "authenticated", bool, False),
-                                    no_rollback=param(params, "no_rollback", bool, False))
+            raw = param(params, "source", dict, None)
+            try:
+                source = None if raw is None else SourceStamp.parse(raw,
+                                                                    "the parameter 'source'")
+            except SnapshotFormatError as exc:
+                raise ServiceError(errno.EINVAL, str(exc)) from None
+            upload.file.seek(0)
+            return self.restore_payload(
+                upload.file, allow_fallback=param(params, "allow_fallback", bool, False),
+                dry_run=param(params, "dry_run", bool, False), source=source,
+                authenticated=param(params, "authenticated", bool, False),
+                no_rollback=param(params, "no_rollback", bool, False))
+        finally:
+            upload.close()
 
-    def restore_payload(self, payload: bytes, *, allow_fallback: bool = False,
+    def forget(self, owner: object) -> None:
+        """The connection ``owner`` is gone: its unfinished transfers end with it (a restore
+        never committed changes nothing)."""
+        for transfers in (self._downloads, self._uploads):
+            for ident, spool in list(transfers.items()):
+                if spool.owner is owner:
+                    del transfers[ident]
+                    spool.close()
+
+    def restore_payload(self, payload: bytes | BinaryIO, *, allow_fallback: bool = False,
                         dry_run: bool = False, source: SourceStamp | None = None,
                         authenticated: bool = False,
                         no_rollback: bool = False) -> dict[str, Any]:
@@ -467,7 +509,7 @@ class DeviceService:
         if the record cannot be written the restore is undone. Unauthenticated stamps are
         compared but never recorded, so a forged generation cannot lock out genuine ones.
         """
-        snapshot = decode(payload)
+        snapshot = decode(payload) if isinstance(payload, bytes) else read_snapshot(payload)
         if source is not None and source.name != snapshot.device:
             raise ServiceError(errno.EINVAL, f"the source stamp names device {source.name!r}; "
                                              f"the snapshot is of {snapshot.device!r}.")
@@ -540,6 +582,9 @@ class PlanRefused(CliError):
         super().__init__(str(err))
         self.errno = errno.EOPNOTSUPP if isinstance(err, IncompatibleTarget) else \
             getattr(err.cause, "errno", errno.EINVAL)
+        if isinstance(err, IncompatibleTarget) and err.plan is not None and any(
+                f.code == "memory" for r in err.plan.reports for f in r.findings):
+            self.errno = errno.ENOMEM  # the target has not the memory the maps need
         self.plan = plan_dict(err.plan) if err.plan is not None else None
 
 

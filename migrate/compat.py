@@ -23,6 +23,7 @@ from enum import IntEnum
 from offload.isa.instruction import Instruction
 from offload.isa.opcodes import AluOp, InsnClass, JmpOp, Mode
 from offload.isa.versions import required_version
+from offload.maps.memory import format_bytes, map_memory
 from offload.maps.spec import MapSpec, MapType
 from offload.program import ProgramSpec
 from offload.caps.capabilities import Capabilities
@@ -284,16 +285,37 @@ def check_features(source_negotiated: int, target_offered: int) -> list[Finding]
             for bit in range(missing.bit_length()) if missing >> bit & 1]
 
 
+def map_charge(spec: MapSpec, ncpus: int) -> int:
+    """Device memory a restore of this map takes: the map, and for a map of maps the inner
+    template the restore creates first."""
+    inner = map_memory(spec.inner, ncpus) if spec.inner is not None else 0
+    return map_memory(spec, ncpus) + inner
+
+
+def check_memory(specs: Sequence[MapSpec], caps: Capabilities, ncpus: int) -> list[Finding]:
+    """One finding when the maps together need more device memory than the target has."""
+    charges = sorted(((map_charge(spec, ncpus), spec.name) for spec in specs), reverse=True)
+    need = sum(charge for charge, _ in charges)
+    if need <= caps.memory:
+        return []
+    largest = ", ".join(f"{name!r} {format_bytes(charge)}" for charge, name in charges[:3])
+    return [_incompatible("memory", f"the snapshot's maps need {format_bytes(need)} of device "
+                          f"memory (as created, whatever they hold now; largest: {largest}); "
+                          f"{caps.name} has {format_bytes(caps.memory)}.")]
+
+
 # ---------------------------------------------------------------- the plan
 def _worst(findings: Sequence[Finding]) -> Outcome:
     return max((f.outcome for f in findings), default=Outcome.COMPATIBLE)
 
 
 def plan(snapshot: Snapshot, target: Capabilities, offered_features: int | None = None,
-         allow_fallback: bool = False) -> Plan:
+         allow_fallback: bool = False, ncpus: int | None = None) -> Plan:
     """A report per object of ``snapshot`` on ``target``.
 
-    ``offered_features`` is what the target device offers (``target.features`` by default).
+    ``offered_features`` is what the target device offers (``target.features`` by default);
+    ``ncpus`` its CPU count, which per-CPU maps are charged for (the snapshot's by default).
+    The maps that would be restored must fit the target's memory together (a device finding).
     Programs and maps joined by map references or tail-call links form groups that must be
     placed together: if any member cannot be offloaded, the whole group stays in the guest
     (FALLBACK) when ``allow_fallback``, otherwise it is INCOMPATIBLE.
@@ -301,7 +323,6 @@ def plan(snapshot: Snapshot, target: Capabilities, offered_features: int | None 
     reports: list[Report] = []
     features = check_features(snapshot.features,
                               target.features if offered_features is None else offered_features)
-    reports.append(Report("device", snapshot.device, _worst(features), tuple(features)))
     found: dict[tuple[str, str], tuple[list[Finding], ProgramSpec | None]] = {}
     for prog in snapshot.programs:
         found["program", prog.name] = check_program(prog.spec, target,
@@ -324,7 +345,11 @@ def plan(snapshot: Snapshot, target: Capabilities, offered_features: int | None 
                                     "not offloaded, as fallback is allowed."))
         reports.append(Report(key[0], key[1], outcome, tuple(findings),
                               rewritten if outcome == Outcome.REWRITABLE else None))
-    return Plan(target.name, tuple(reports))
+    placed = {r.name for r in reports if r.kind == "map" and r.outcome != Outcome.FALLBACK}
+    features += check_memory([s.spec for s in snapshot.maps if s.name in placed], target,
+                             snapshot.cpus if ncpus is None else ncpus)
+    device = Report("device", snapshot.device, _worst(features), tuple(features))
+    return Plan(target.name, (device, *reports))
 
 
 def _groups(snapshot: Snapshot) -> dict[tuple[str, str], frozenset[tuple[str, str]]]:

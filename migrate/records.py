@@ -34,6 +34,8 @@ MAX_SLOTS = 1 << 20  # BPF_COMPLEXITY_LIMIT_INSNS
 MAX_HELPER = 1 << 16
 MAX_LIST = 1 << 20
 _LIMIT_FIELDS = Limits.__dataclass_fields__.keys()
+#: The map memory a ``caps`` record without ``memory`` means.
+DEFAULT_MEMORY = Capabilities.__dataclass_fields__["memory"].default
 #: The device BTF description a ``caps`` record without ``btf`` means.
 DEFAULT_BTF = Capabilities.__dataclass_fields__["btf"].default
 MAX_CORE_BTF = 1 << 24  # the local types of a program's CO-RE relocations, as BTF
@@ -57,7 +59,8 @@ def caps_record(caps: Capabilities) -> dict:
             "prog_types": sorted(int(t) for t in caps.prog_types),
             "limits": {k: getattr(caps.limits, k) for k in _LIMIT_FIELDS},
             "features": caps.features, "check_xdp_action": caps.check_xdp_action,
-            **({"btf": caps.btf} if caps.btf != DEFAULT_BTF else {})}
+            **({"btf": caps.btf} if caps.btf != DEFAULT_BTF else {}),
+            **({"memory": caps.memory} if caps.memory != DEFAULT_MEMORY else {})}
 
 
 def parse_caps(f: Fields) -> Capabilities:
@@ -76,7 +79,8 @@ def parse_caps(f: Fields) -> Capabilities:
                              for t in prog_types),
         limits=Limits(**{k: limits.int(k, 0, U64) for k in _LIMIT_FIELDS}),
         features=f.int("features", 0, U64), check_xdp_action=f.bool("check_xdp_action"),
-        btf=f.str("btf", MAX_NAME, DEFAULT_BTF, empty=False))
+        btf=f.str("btf", MAX_NAME, DEFAULT_BTF, empty=False),
+        memory=f.int("memory", 1, U64, DEFAULT_MEMORY))
     limits.done()
     f.done()
     return caps

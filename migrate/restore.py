@@ -4,9 +4,11 @@ Everything goes through the target's control path, so the target's own checks de
 limits on every MAP_CREATE, its verifier on every PROG_LOAD. First the plan
 (:func:`migrate.compat.plan`) must allow it; then maps are created and filled (batched
 updates), programs loaded (the lowered spec where the plan rewrote one), program arrays and
-map-in-map slots linked, and the attached program attached. Any failure undoes every object
-created so far, in reverse order, and raises :class:`RestoreError` - the target is left as it
-was.
+map-in-map slots linked, and the attached program attached. Any failure - a refusal, or
+anything else raised on the way, an interrupt included - undoes every object created so far,
+in reverse order: a refusal raises :class:`RestoreError`, anything else is raised again once
+the target is left as it was. The plan charges the maps against the target's memory before
+anything is created (a target whose per-CPU maps need it is asked for its CPU count first).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from .snapshot import LINK_MAP_TYPES, MapState, Snapshot
 
 BATCH = 1024
 Progress = Callable[[str, int, int], None]
+#: Called with a step's name before each command that changes the target (fault injection).
+Step = Callable[[str], None]
 
 
 class RestoreError(SnapshotError):
@@ -83,11 +87,13 @@ def _values(state: MapState, target_ncpus: int) -> Iterator[tuple[bytes, bytes]]
 
 class _Restore:
     def __init__(self, snapshot: Snapshot, driver: Driver, the_plan: Plan,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, cpus: int, step: Step | None = None) -> None:
         self.snapshot = snapshot
         self.driver = driver
         self.plan = the_plan
+        self.cpus = cpus
         self.progress = progress or (lambda stage, done, total: None)
+        self.step = step or (lambda name: None)
         self.created_maps: list[int] = []
         self.created_programs: list[int] = []
         self.attached = False
@@ -97,21 +103,19 @@ class _Restore:
         return self.plan.report(kind, name).outcome == Outcome.FALLBACK
 
     def run(self) -> RestoreResult:
-        cpus = None
         for state in self.snapshot.maps:
             if self.skipped("map", state.name):
                 continue
             self.result.maps[state.name] = self._create_map(state.spec)
         for state in self.snapshot.maps:
             if state.name in self.result.maps and state.spec.type not in LINK_MAP_TYPES:
-                if state.spec.type.is_percpu and cpus is None:
-                    cpus = target_cpus(self.driver)
-                self._fill(state, cpus or 1)
+                self._fill(state, self.cpus)
         for prog in self.snapshot.programs:
             if self.skipped("program", prog.name):
                 continue
             report = self.plan.report("program", prog.name)
             spec = report.rewritten if report.rewritten is not None else prog.spec
+            self.step(f"load program {prog.name}")
             handle = self.driver.prog_load(spec, maps=self.result.maps)
             self.created_programs.append(handle)
             self.result.programs[prog.name] = handle
@@ -120,9 +124,11 @@ class _Restore:
                 self._link(state)
         for state in self.snapshot.maps:
             if state.frozen and state.name in self.result.maps:
+                self.step(f"freeze map {state.name}")
                 self.driver.map_freeze(self.result.maps[state.name])
         for prog in self.snapshot.programs:
             if prog.attach is not None and prog.name in self.result.programs:
+                self.step(f"attach program {prog.name}")
                 self.driver.xdp_attach(self.result.programs[prog.name])
                 self.attached = True
                 self.result.attached = prog.name
@@ -133,9 +139,11 @@ class _Restore:
     def _create_map(self, spec: MapSpec) -> int:
         inner = 0
         if spec.inner is not None:  # the template a map-in-map's slots must match
+            self.step(f"create the inner template of map {spec.name}")
             inner = self.driver.map_create(replace(spec.inner, contents=(), frozen=False))
             self.created_maps.append(inner)
         clean = replace(spec, contents=(), frozen=False)
+        self.step(f"create map {spec.name}")
         handle = self.driver.map_create(clean, inner_map=inner)
         self.created_maps.append(handle)
         return handle
@@ -148,10 +156,12 @@ class _Restore:
         for pair in _values(state, cpus):
             batch.append(pair)
             if len(batch) == BATCH:
+                self.step(f"fill map {state.name} from entry {done}")
                 done += self._write(handle, batch)
                 self.progress(state.name, done, total)
                 batch = []
         if batch:
+            self.step(f"fill map {state.name} from entry {done}")
             done += self._write(handle, batch)
             self.progress(state.name, done, total)
         self.result.entries += done
@@ -174,6 +184,7 @@ class _Restore:
             if link.target not in targets:
                 raise ErrnoError(errno.ENOENT, f"map {state.name!r} links to {link.target!r}, "
                                                "which was not restored")
+            self.step(f"link map {state.name}")
             self.driver.map_update_elem(handle, link.key, struct.pack("<I", targets[link.target]))
 
     def rollback(self) -> list[str]:
@@ -196,17 +207,23 @@ class _Restore:
 
 def restore(snapshot: Snapshot, driver: Driver, *, allow_fallback: bool = False,
             dry_run: bool = False, progress: Progress | None = None,
-            finish: Callable[[RestoreResult], None] | None = None) -> RestoreResult:
+            finish: Callable[[RestoreResult], None] | None = None,
+            step: Step | None = None) -> RestoreResult:
     """Recreate ``snapshot`` on the device behind ``driver``, or change nothing.
 
     ``finish`` runs once everything is restored (a daemon records what it restored); an
     ``OffloadError`` from it undoes the restore like a refusal of the target would.
     Raises :class:`IncompatibleTarget` when the plan refuses, :class:`RestoreError` when the
-    target refuses during the restore (after undoing every step).
+    target refuses during the restore (after undoing every step). ``step`` is called before
+    each command that changes the target; whatever it raises is undone like a refusal.
     """
     caps = driver.capabilities()
+    cpus = 1  # a target without per-CPU arrays to ask has its per-CPU maps refused anyway
+    if MapType.PERCPU_ARRAY in caps.map_types and \
+            any(m.spec.type.is_percpu for m in snapshot.maps):
+        cpus = target_cpus(driver)
     the_plan = plan(snapshot, caps, offered_features=driver.transport.device_features,
-                    allow_fallback=allow_fallback)
+                    allow_fallback=allow_fallback, ncpus=cpus)
     if not the_plan.ok:
         blockers = [f"{r.kind} {r.name!r}: " + "; ".join(f.reason for f in r.findings)
                     for r in the_plan.reports if r.outcome == Outcome.INCOMPATIBLE]
@@ -214,7 +231,7 @@ def restore(snapshot: Snapshot, driver: Driver, *, allow_fallback: bool = False,
                                  + " | ".join(blockers), plan=the_plan)
     if dry_run:
         return RestoreResult(the_plan)
-    job = _Restore(snapshot, driver, the_plan, progress)
+    job = _Restore(snapshot, driver, the_plan, progress, cpus, step)
     try:
         result = job.run()
         if finish is not None:
@@ -225,4 +242,7 @@ def restore(snapshot: Snapshot, driver: Driver, *, allow_fallback: bool = False,
         tail = f" (and undoing it failed: {'; '.join(problems)})" if problems else ""
         raise RestoreError(f"the restore failed and was undone: {err}{tail}", plan=the_plan,
                            cause=err) from err
+    except BaseException:  # an interrupt or a bug: the target is still left as it was
+        job.rollback()
+        raise
 

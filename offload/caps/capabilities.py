@@ -1,5 +1,6 @@
 """``Capabilities``: what a device accepts (ISA version, helpers, map and program types, limits,
-virtio feature bits, the BTF its programs' CO-RE relocations are resolved against).
+virtio feature bits, the BTF its programs' CO-RE relocations are resolved against, the memory
+its maps may take).
 
 The verifier checks programs against them, a device offers feature bits from them, and the
 migration planner compares a snapshot's needs with a target's. They are plain data so profiles
@@ -12,6 +13,9 @@ from dataclasses import dataclass, field
 
 from ..maps.spec import MapType
 from ..program import ProgType
+
+#: Map memory of a device whose profile does not say (2 GiB, the full profile's).
+DEFAULT_MEMORY = 2 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +50,6 @@ class Capabilities:
     #: the description of the types its programs see (offload.caps.device_btf.DESCRIPTIONS),
     #: which CO-RE relocations are resolved against
     btf: str = "uapi"
+    #: bytes of map memory the device has (a NIC's on-board memory): every MAP_CREATE is
+    #: charged what the map may hold (offload.maps.memory) and refused with ENOMEM past it
+    memory: int = DEFAULT_MEMORY

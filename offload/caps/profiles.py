@@ -2,7 +2,8 @@
 
 A profile is a :class:`Capabilities` written out: ISA version, helper ids, map and program types
 by their uAPI names, limits, virtio feature bits by their spec names, the description of the
-device's BTF (``btf``, see :mod:`offload.caps.device_btf`). Data files let a device,
+device's BTF (``btf``, see :mod:`offload.caps.device_btf`), its map memory in bytes
+(``memory``, see :mod:`offload.maps.memory`). Data files let a device,
 a test or a user describe a target without code, and :func:`profile_to_toml` writes any
 ``Capabilities`` back so the two forms round-trip exactly. ``host-kernel`` is not a file: it is
 probed from the running kernel through bpf() the first time it is asked for.
@@ -20,13 +21,15 @@ from typing import Any
 from ..errors import OffloadError
 from ..maps.spec import MapType
 from ..program import ProgType
-from .capabilities import Capabilities, Limits
+from .capabilities import DEFAULT_MEMORY, Capabilities, Limits
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 HOST_KERNEL = "host-kernel"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _KEYS = ("name", "description", "isa_version", "prog_types", "map_types", "helpers",
-         "features", "check_xdp_action", "btf", "limits")
+         "features", "check_xdp_action", "btf", "memory", "limits")
+#: the smallest and largest map memory a profile may give a device
+MIN_MEMORY, MAX_MEMORY = 1 << 12, 1 << 50
 _LIMIT_KEYS = tuple(f.name for f in fields(Limits))
 
 
@@ -97,6 +100,7 @@ def capabilities_to_mapping(caps: Capabilities) -> dict[str, Any]:
         "features": _features_to_list(caps.features),
         "check_xdp_action": caps.check_xdp_action,
         "btf": caps.btf,
+        "memory": caps.memory,
         "limits": {key: getattr(caps.limits, key) for key in _LIMIT_KEYS},
     }
 
@@ -178,6 +182,8 @@ def capabilities_from_mapping(data: Mapping[str, Any], *, source: str = "profile
         check_xdp_action=check,
         description=description,
         btf=btf,
+        memory=_int(data.get("memory", DEFAULT_MEMORY), "'memory' (bytes of map memory)",
+                    where, MIN_MEMORY, MAX_MEMORY),
     )
 
 
@@ -219,7 +225,8 @@ def profile_to_toml(caps: Capabilities) -> str:
     lines = [f"name = {_toml_str(data['name'])}", f"description = {_toml_str(data['description'])}",
              f"isa_version = {data['isa_version']}",
              f"check_xdp_action = {_toml_value(data['check_xdp_action'])}",
-             f"btf = {_toml_str(data['btf'])}"]
+             f"btf = {_toml_str(data['btf'])}",
+             f"memory = {data['memory']}"]
     for key in ("prog_types", "map_types", "features"):
         lines.append(f"{key} = [" + "".join(f"\n    {_toml_value(v)}," for v in data[key])
                      + ("\n]" if data[key] else "]"))

@@ -20,6 +20,8 @@ from ..isa.disasm import slot_positions
 from ..isa.opcodes import PseudoSrc
 from ..isa.structure import StructureError
 from ..maps.base import BatchError
+from ..maps.create import SUPPORTED_MAP_TYPES, check_spec
+from ..maps.memory import format_bytes, map_memory
 from ..maps.spec import MapSpec, MapType, UpdateFlags
 from ..program import ProgType
 from ..verifier import VerifierError
@@ -89,10 +91,28 @@ def map_create(device: Device, req: m.MapCreateRequest) -> Response:
         inner = device.objects.map(req.inner_map_handle).spec
     spec = MapSpec(req.name, map_type, req.key_size, req.value_size, req.max_entries,
                    req.map_flags, inner=inner, spin_lock_off=req.spin_lock_off)
+    charge = _charge(device, spec)
     handle = device.objects.new_handle()
     device.backend.create_map(handle, spec)
-    device.objects.maps[handle] = MapObject(handle, spec, req.inner_map_handle)
+    device.objects.maps[handle] = MapObject(handle, spec, req.inner_map_handle, memory=charge)
     return m.MapCreateResponse(handle=handle)
+
+
+def _charge(device: Device, spec: MapSpec) -> int:
+    """What the map costs the device's memory, refused with ENOMEM past its capacity before
+    anything is allocated (the attributes are checked first, as the kernel checks them
+    before it charges the map)."""
+    ncpus = getattr(device.backend, "ncpus", 1)
+    if spec.type in SUPPORTED_MAP_TYPES and spec.type in device.caps.map_types:
+        check_spec(spec, ncpus=ncpus, limits=device.caps.limits)
+    charge = map_memory(spec, ncpus)
+    used, capacity = device.memory_used, device.caps.memory
+    if used + charge > capacity:
+        raise ErrnoError(errno.ENOMEM, f"map {spec.name!r} needs {format_bytes(charge)} of "
+                                       f"device memory; {device.name} has "
+                                       f"{format_bytes(capacity - used)} free of "
+                                       f"{format_bytes(capacity)}.")
+    return charge
 
 
 def map_free(device: Device, req: m.MapFreeRequest) -> Response:

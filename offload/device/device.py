@@ -172,6 +172,11 @@ class Device:
                 self.backend.free_map(handle)
                 del self.objects.maps[handle]
 
+    @property
+    def memory_used(self) -> int:
+        """Bytes of map memory charged to the maps the device holds (offload.maps.memory)."""
+        return sum(entry.memory for entry in self.objects.maps.values())
+
     def counters(self, handle: int) -> ActionCounters:
         return self.objects.programs[handle].counters
 

@@ -54,6 +54,7 @@ class MapObject:
     spec: MapSpec
     inner_handle: int = 0
     released: bool = False  # the guest let go; alive while a program uses it
+    memory: int = 0  # bytes charged to the device's map memory (offload.maps.memory)
 
 
 @dataclass(slots=True)

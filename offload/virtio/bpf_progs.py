@@ -21,7 +21,7 @@ from .wire import MAX_DEVICE_NAME, MAX_HELPERS, MAX_INSNS, MAX_LICENSE_SIZE, Ctr
 
 INSN_SIZE = 8
 MAP_REF_SIZE = 16
-CAPS_ABI_VERSION = 1
+CAPS_ABI_VERSION = 2
 CAPS_CHECK_XDP_ACTION = 1  # CAPS flags
 
 
@@ -251,6 +251,7 @@ class CapsResponse(Response):
     limits: Limits = field(default_factory=Limits)
     check_xdp_action: bool = False
     max_request: int = 0
+    memory: int = 0
 
     @classmethod
     def from_capabilities(cls, caps: Capabilities, max_request: int) -> CapsResponse:
@@ -258,7 +259,8 @@ class CapsResponse(Response):
                    map_types=frozenset(int(t) for t in caps.map_types),
                    prog_types=frozenset(int(t) for t in caps.prog_types),
                    helpers=frozenset(caps.helpers), limits=caps.limits,
-                   check_xdp_action=caps.check_xdp_action, max_request=max_request)
+                   check_xdp_action=caps.check_xdp_action, max_request=max_request,
+                   memory=caps.memory)
 
     def to_capabilities(self, features: int = 0) -> Capabilities:
         """Capabilities as the guest sees them; unknown map or program types are dropped."""
@@ -268,7 +270,8 @@ class CapsResponse(Response):
                                 if t in MapType._value2member_map_),
             prog_types=frozenset(ProgType(t) for t in self.prog_types
                                  if t in ProgType._value2member_map_),
-            limits=self.limits, features=features, check_xdp_action=self.check_xdp_action)
+            limits=self.limits, features=features, check_xdp_action=self.check_xdp_action,
+            memory=self.memory)
 
     def _encode_body(self, w: Writer) -> None:
         w.u16("abi_version", CAPS_ABI_VERSION)
@@ -279,6 +282,7 @@ class CapsResponse(Response):
         _bitmap(w, "prog_types", self.prog_types)
         for name in _LIMIT_FIELDS:
             w.u32(f"limits.{name}", getattr(self.limits, name))
+        w.u64("memory", self.memory)
         if len(self.helpers) > MAX_HELPERS:
             raise CtrlEncodeError("CAPS response", "helper_cnt", f"{len(self.helpers)} helpers "
                                   f"exceed the limit of {MAX_HELPERS}")
@@ -301,6 +305,7 @@ class CapsResponse(Response):
         isa_version, max_request = r.u32("isa_version"), r.u32("max_request")
         map_types, prog_types = _unbitmap(r.u64("map_types")), _unbitmap(r.u64("prog_types"))
         limits = Limits(**{name: r.u32(f"limits.{name}") for name in _LIMIT_FIELDS})
+        memory = r.u64("memory")
         count = r.length("helper_cnt", MAX_HELPERS)
         helpers = [r.u32("helpers") for _ in range(count)]
         if helpers != sorted(set(helpers)):
@@ -310,4 +315,4 @@ class CapsResponse(Response):
             raise r.error("name_len", f"{name_len} exceeds the limit of {MAX_DEVICE_NAME}")
         return cls(status, log, log_true_size, r.text("name", name_len), isa_version,
                    map_types, prog_types, frozenset(helpers), limits,
-                   bool(flags & CAPS_CHECK_XDP_ACTION), max_request)
+                   bool(flags & CAPS_CHECK_XDP_ACTION), max_request, memory)

@@ -281,4 +281,4 @@ def test_format_covers_every_model_field() -> None:
     # it refuses as an unknown field
     assert {f.name for f in fields(Capabilities)} == {
         "name", "isa_version", "helpers", "map_types", "prog_types", "limits", "features",
-        "check_xdp_action", "description", "btf"}
+        "check_xdp_action", "description", "btf", "memory"}
