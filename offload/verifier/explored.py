@@ -65,8 +65,9 @@ def worth_keeping(jumps: int, insns: int, looping: bool) -> bool:
     return jumps >= KEEP_AFTER_JUMPS and insns >= KEEP_AFTER_INSNS
 
 
-#: A state's fingerprint and shape at one prune point (``PrunePoint.keys``).
-Keys = tuple[int, tuple[int, ...]]
+#: A state's fingerprint (None when not worked out) and shape at one prune point
+#: (``PrunePoint.keys``).
+Keys = tuple[int | None, tuple[int, ...]]
 
 
 class Checkpoint:
@@ -128,13 +129,22 @@ class PrunePoint:
         self.closed: dict[tuple[int, ...], list[Checkpoint]] = {}
         self.closed_any_shape: list[Checkpoint] = []  # some live register unset
 
-    def keys(self, state: State) -> Keys:
+    def keys(self, state: State, fingerprint: bool = True) -> Keys:
         """The fingerprint (equal for states ``covers(exact=True)`` calls equal: live
         registers without ids) and the shape (frames, types and fixed offsets; a scalar's
-        offset is always 0) of ``state``, with how many references each holds."""
+        offset is always 0) of ``state``, with how many references each holds.
+
+        The fingerprint finds open checkpoints and files new ones: without ``fingerprint``
+        (no open checkpoint here, and the state will not be kept) it is not worked out, and
+        is None."""
         regs = state.frame.regs
         # states holding different numbers of references never cover each other
         shape: list = [(len(state.frames), len(state.refs))]
+        if not fingerprint:
+            for r in self.regs:
+                reg = regs[r]
+                shape += (reg.type, reg.off)
+            return None, tuple(shape)
         rest = [state.pkt_len, state.meta_len]
         for r in self.regs:
             reg = regs[r]
@@ -206,6 +216,16 @@ class PrunePoint:
                 raise VerifierBug(f"pruning plan of insn {cp.slot} says {answer}, the full "
                                   f"comparison {full}")
         return answer
+
+    def release(self) -> None:
+        """Let go of every checkpoint. They refer to their point, which refers to them: left
+        alone, the whole state graph would wait for the cyclic collector, which walks it all
+        (a third of a second for a large program) - dropped here, reference counting frees
+        it as the verification returns."""
+        self.by_fingerprint.clear()
+        self.closed.clear()
+        self.closed_any_shape.clear()
+        self.pruned_by = None
 
     def make_room(self) -> bool:
         """Evict the closed checkpoint that pruned least (the oldest among equals) so a new

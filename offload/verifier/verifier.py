@@ -582,9 +582,10 @@ class _Explorer:
                     raise Reject(f"BPF program is too large. Processed {processed} insn", slot)
                 point = points[slot]
                 if point is not None:
-                    keys = point.keys(cur)
+                    looping = point.open > 0
                     keep = every or point.may_goto or worth_keeping(
-                        jumps - kept_jumps, processed - kept_processed, point.open > 0)
+                        jumps - kept_jumps, processed - kept_processed, looping)
+                    keys = point.keys(cur, keep or looping)
                     verdict = point.check(prog, cur, keys, keep)
                     if verdict == LOOP:
                         raise Reject(f"infinite loop detected at insn {slot}", slot)
@@ -636,6 +637,9 @@ class _Explorer:
                     peak = max(peak, total_states + len(pending))
         finally:
             self.slot, self.failing_path = slot, path
+            for point in points:  # checkpoints and their points refer to each other
+                if point is not None:
+                    point.release()
         depths = self._stack_depths()
         log = VerifierLog(tuple(self.lines)) if verbose else None
         return VerifierStats(processed, total_states, peak, depths, log,

@@ -85,10 +85,10 @@ def test_without_comparing_references_the_leak_would_pass(monkeypatch):
     checkpoints' shapes) accepts the leak."""
     keys = explored.PrunePoint.keys
 
-    def keys_without_refs(self, state):
+    def keys_without_refs(self, state, fingerprint=True):
         held, state.refs = state.refs, ()
         try:
-            return keys(self, state)
+            return keys(self, state, fingerprint)
         finally:
             state.refs = held
 
