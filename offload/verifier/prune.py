@@ -15,6 +15,8 @@ The references held (``refs``) must match too, ids through the same corresponden
 ``pkt_need``/``meta_need``: how much of the old state's proven packet and metadata length
 must be proven in the new one too (``Checkpoint.pkt_need``); ``stack_read``: the only stack
 slots compared, those the old state's paths read (``liveness``), or None for all.
+A frame whose path has run its callback more times than ``cur``'s (``Frame.cb_depth``) covers
+nothing: its paths explored fewer further runs (the kernel's ``callback_depth`` rule).
 """
 
 from __future__ import annotations
@@ -209,6 +211,8 @@ def covers(prog: Program, old: State, cur: State, *, exact: bool = False,
         of, cf = old_frames[depth], cur_frames[depth]
         if of.callsite != cf.callsite:
             return False
+        if of.cb_depth > cf.cb_depth if not exact else of.cb_depth != cf.cb_depth:
+            return False  # fewer callback runs explored from ``old`` than ``cur`` may make
         live = live_regs(prog, old_frames, cur.insn, depth)
         oregs, cregs = of.regs, cf.regs
         base = depth * STRIDE
@@ -255,13 +259,14 @@ class Plan:
     usually fails it the same way the next time.
     """
 
-    __slots__ = ("frames", "callsites", "pkt", "meta", "lock", "refs", "checks")
+    __slots__ = ("frames", "callsites", "cb_depths", "pkt", "meta", "lock", "refs", "checks")
 
     def __init__(self, prog: Program, old: State, precise: frozenset[int] | set[int] | None,
                  pkt_need: int, meta_need: int, stack_read: set[int] | None) -> None:
         frames = old.frames
         self.frames = len(frames)
         self.callsites = tuple(f.callsite for f in frames)
+        self.cb_depths = tuple(f.cb_depth for f in frames)
         self.pkt = min(old.pkt_len, pkt_need)
         self.meta = min(old.meta_len, meta_need)
         self.lock = old.lock  # the bpf_spin_lock held, compared as ``covers`` does
@@ -316,7 +321,8 @@ class Plan:
                 self.meta > cur.meta_len:
             return False
         for depth, callsite in enumerate(self.callsites):
-            if cur_frames[depth].callsite != callsite:
+            if cur_frames[depth].callsite != callsite or \
+                    cur_frames[depth].cb_depth < self.cb_depths[depth]:
                 return False
         ids: IdMap | None = None
         if self.lock is not None or cur.lock is not None:
