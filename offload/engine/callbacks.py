@@ -45,14 +45,18 @@ def loop_refusal(nr_loops: int, flags: int) -> int | None:
 class LoopRun:
     """One ``bpf_loop`` call under way: the frame its callback runs in remembers it."""
 
-    __slots__ = ("target", "index", "count", "ctx", "ctx_tag")
+    __slots__ = ("target", "index", "count", "ctx", "ctx_tag", "args")
 
-    def __init__(self, target: int, count: int, ctx: int, ctx_tag: int) -> None:
+    def __init__(self, target: int, count: int, ctx: int, ctx_tag: int,
+                 args: tuple[int, ...] = ()) -> None:
         self.target = target
         self.index = 0
         self.count = count
         self.ctx = ctx
         self.ctx_tag = ctx_tag
+        #: the caller's R1-R5 at the call, which it holds until the helper returns (the
+        #: soundness oracle reads them, as the verifier keeps them)
+        self.args = args
 
     def enter(self, r: list[int], ex: Any) -> int:
         """Start the callback for ``index`` in a fresh frame at the current depth."""
@@ -87,7 +91,8 @@ def loop_step(slot: int, subprograms: Callable[[], Container[int]], max_call_fra
             if len(ex.frames) + 1 >= max_call_frames:
                 raise _error(f"the call stack is too deep: more than {max_call_frames} "
                              "frames", slot)
-            run = LoopRun(target, r[1] & M32, r[3], r[3 + TAG] if len(r) > TAG else 0)
+            run = LoopRun(target, r[1] & M32, r[3], r[3 + TAG] if len(r) > TAG else 0,
+                          (r[1], r[2], r[3], r[4], r[5]))
             ex.frames.append(new_frame(nxt, r, run))
             return run.enter(r, ex)
         r[0] = result
