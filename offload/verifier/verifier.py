@@ -613,7 +613,8 @@ class _Explorer:
                         if tracker is not None and point.open_hit:
                             # the checkpoint's marks are not final: demand every scalar
                             tracker.demand_all(cur, point.pruned_by)
-                            liveness.everything(cur)
+                            liveness.everything(cur, point.pruned_by if point.callback
+                                                else None)
                         elif tracker is not None and point.pruned_by is not None:
                             tracker.inherit(cur, point.pruned_by)
                             liveness.inherit(cur, point.pruned_by)
