@@ -14,7 +14,8 @@ every way a concrete state falls outside one abstract state, in the verifier log
 
 Only what the verifier relies on is compared, as its state pruning compares: the live
 registers of the innermost frame, the callers' callee-saved registers live after the call
-(all those live at the helper call, under a callback), and every stack slot. That makes the check valid across pruned paths too.
+(all those live at the helper call, under a callback), and every stack slot. That makes the
+check valid across pruned paths too.
 """
 
 from __future__ import annotations

@@ -68,8 +68,9 @@ class Step:
 
     ``JUMP``/``CALL``/``RETURN``: control went from ``slot`` to ``dst`` (``CALL`` also into a
     callback, ``CALLBACK_RETURN`` from a callback's ``exit`` back to its helper call).
-    ``FILL``: the load at ``slot`` read the spilled registers at ``locs``. ``SPILL``: the store at ``slot`` replaced
-    the slot ``locs[0]`` (with the register ``dst``, or -1 for a value from nowhere).
+    ``FILL``: the load at ``slot`` read the spilled registers at ``locs``. ``SPILL``: the
+    store at ``slot`` replaced the slot ``locs[0]`` (with the register ``dst``, or -1 for a
+    value from nowhere).
     ``LINK``: the jump at ``slot`` narrowed all of ``locs`` together.
     """
 
