@@ -29,7 +29,8 @@ So the path after the call is explored after 0, 1, ... runs until the states con
 ``nr_loops`` is reached: every number of runs the helper may make is covered.
 
 ``flags`` must be 0 (a known constant): the helper fails with -EINVAL otherwise, and the
-device refuses such a call where Linux accepts it (docs/verifier.md).
+device refuses such a call where Linux accepts it (docs/verifier.md). A callback, and what it
+calls, may not tail call.
 """
 
 from __future__ import annotations
@@ -57,6 +58,20 @@ def func_pointer(target: int) -> Reg:
 def in_callback(prog: Program, state: State) -> bool:
     """Whether the current frame is a callback's (its ``exit`` returns to a helper call)."""
     return state.frame.callsite in prog.callback_calls
+
+
+def under_callback(prog: Program, state: State) -> bool:
+    """Whether any frame of the state runs a callback (or runs below one)."""
+    return any(frame.callsite in prog.callback_calls for frame in state.frames[1:])
+
+
+def check_tail_call(prog: Program, state: State) -> None:
+    """A tail call replaces the running program; from a callback it would leave the loop
+    with its frames behind. Linux 6.18 refuses it with a verifier bug (EFAULT); the device
+    refuses it in words."""
+    if under_callback(prog, state):
+        raise Reject("bpf_tail_call is not allowed in a callback: it would end the program "
+                     "in the middle of bpf_loop")
 
 
 def check_callback_call(env: Env, state: State, op: ops.Op, slot: int) -> tuple[State, ...]:

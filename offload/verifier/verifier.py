@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ..caps.capabilities import Capabilities
 from ..engine.facts import ATOMIC, LOAD, STORE, AccessFact, ArgFact, CallFact, Fact, NoWrapFact
 from ..engine.memory import RegionKind
-from ..helpers.prototypes import CALLBACK_HELPERS, ArgType, prototype
+from ..helpers.prototypes import CALLBACK_HELPERS, ArgType, HelperId, prototype
 from ..isa.instruction import Instruction
 from ..isa.opcodes import AluOp, InsnClass, PseudoSrc
 from ..maps.spec import MapType
@@ -27,7 +27,8 @@ from ..program import ProgType
 from . import ops
 from .alu import check_alu, write_reg
 from .branch import branch
-from .callbacks import check_callback_call, func_pointer, in_callback, leave_callback
+from .callbacks import check_callback_call, check_tail_call, func_pointer, in_callback, \
+    leave_callback
 from .calls import check_helper_call, check_program_exit, enter_function, leave_function
 from .cfg import Program, layout
 from .env import GPL_COMPATIBLE, Env, MapResolver, PointerUses, resolve_map
@@ -541,6 +542,8 @@ class _Explorer:
         elif kind == ops.HELPER_CALL:
             if op.imm in CALLBACK_HELPERS:
                 return check_callback_call(env, state, op, slot)
+            if op.imm == HelperId.TAIL_CALL and len(state.frames) > 1:
+                check_tail_call(self.prog, state)
             proto = prototype(op.imm)
             for index, arg in enumerate(proto.args if proto is not None else ()):
                 if arg.type in _POINTER_ARGS or arg.pointer_ok:

@@ -511,6 +511,10 @@ ROWS = [
         "R0 leaks addr as return value", "R0 leaks addr as return value", ACCEPT),
     Row("callback_count_pointer", loop_call(count="mov %r1, %r10") + DONE + CALLBACK,
         "R1 leaks addr into helper function", "R1 leaks addr into helper function", "EFAULT"),
+    Row("callback_tail_call", "stxdw [%r10-8], %r1\n" +
+        loop_call(ctx="mov %r3, %r10\nadd %r3, -8") + DONE + "cb:\nldxdw %r1, [%r2+0]\n"
+        "lddw %r2, map_fd(4)\nmov %r3, 0\ncall 12\nmov %r0, 0\nexit\n",
+        "bpf_tail_call is not allowed in a callback", "EFAULT", "EFAULT", {4: PROG_ARRAY}),
 ]
 IDS = [row.id for row in ROWS]
 
