@@ -37,9 +37,12 @@ from .state import (
     ByteKind,
     Frame,
     Reg,
+    SLOT,
     Slot,
+    UNKNOWN,
     State,
 )
+from .scalar import Scalar
 
 #: Pointers whose id means something: the null check or the packet range they share
 _LINKED_BY_ID = MAYBE_NULL | PACKETS
@@ -103,6 +106,7 @@ def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
 
 _LOOSE_KINDS = frozenset({ByteKind.MISC, ByteKind.ZERO})
 _FULL_SPILL = (ByteKind.SPILL,) * 8
+_ZERO_REG = Reg.const(0)
 
 
 def _spill_covers(o: Slot, c: Slot, imprecise: bool, ids: IdMap) -> bool:
@@ -123,7 +127,24 @@ def _spill_covers(o: Slot, c: Slot, imprecise: bool, ids: IdMap) -> bool:
             if kinds[i] == _INVALID:
                 return False
         return not rest or _bytes_cover(rest, c)
+    if cs is None and o.spilled.type == SCALAR:
+        return _number_bytes_cover(o, c, ids)
     return cs is not None and c.kinds == o.kinds and reg_covers(o.spilled, cs, ids, False)
+
+
+def _number_bytes_cover(o: Slot, c: Slot, ids: IdMap) -> bool:
+    """An old spilled number others relied on against bytes written without a register:
+    they stand for the number they may hold (as the kernel compares them), zeros for 0,
+    initialised bytes for any number of their width; the bytes past a narrow spill as
+    plain bytes."""
+    width, rest = _spill_layout(o.kinds)
+    head = c.kinds[:width]
+    if not _LOOSE_KINDS.issuperset(head) or rest and not _bytes_cover(rest, c):
+        return False
+    if ByteKind.MISC not in head:
+        return reg_covers(o.spilled, _ZERO_REG, ids, False)
+    value = UNKNOWN if width == SLOT else Reg.scalar(Scalar.urange(0, (1 << 8 * width) - 1))
+    return reg_covers(o.spilled, value, ids, False)
 
 
 #: per kinds of a slot holding a spilled register: how many bytes the spill covers, and the
