@@ -146,6 +146,7 @@ class Fn:
     counter: str | None = None  # the innermost loop's counter register, if a register
     trips: int = 1  # iterations of the enclosing loops, multiplied
     callback: bool = False  # a bpf_loop callback: every exit returns 0 or 1
+    in_callback: bool = False  # a callback or a function it calls: no tail calls
 
     @property
     def s_base(self) -> int:
@@ -1015,7 +1016,7 @@ def s_helper(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
         s_redirect(b, fn, rng)
     else:  # a tail call: slot 0 holds a program, the others are empty
         progs = [m for m in b.maps.values() if m.type == MapType.PROG_ARRAY]
-        if progs:  # an empty slot: the call falls through
+        if progs and not fn.in_callback:  # an empty slot: the call falls through
             lines += ["mov %r1, %r6", f"lddw %r2, map_fd({progs[0].handle})",
                       f"mov %r3, {rng.randint(0, 5)}", "call 12"]
         else:
@@ -1237,7 +1238,8 @@ def s_call(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
         return
     # a full function: ctx, a scalar, a pointer to our scalar slots, another scalar
     callee = Fn(name, fn.depth + 1, ["%r7", "%r8"], SUB_SLOTS, SUB_PTRS, SUB_BUF, SUB_BUF_SIZE,
-                buf_init=rng.random() < 0.5, arg=("%r9", 8 * fn.slots))
+                buf_init=rng.random() < 0.5, arg=("%r9", 8 * fn.slots),
+                in_callback=fn.in_callback)
     b.functions.append(callee)
     lines += ["mov %r1, %r6", f"mov %r2, {b.sc(fn, rng)}", "mov %r3, %r10",
               f"add %r3, {fn.s_base}", f"mov %r4, {rng.choice((b.sc(fn, rng), '3'))}",
@@ -1258,7 +1260,8 @@ def s_callback(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
         return s_alu(b, fn, rng, nested)
     name = f"f{len(b.functions) + 1}"
     callee = Fn(name, fn.depth + 1, ["%r7", "%r8"], SUB_SLOTS, SUB_PTRS, SUB_BUF, SUB_BUF_SIZE,
-                buf_init=rng.random() < 0.5, arg=("%r9", 8 * fn.slots), callback=True)
+                buf_init=rng.random() < 0.5, arg=("%r9", 8 * fn.slots), callback=True,
+                in_callback=True)
     b.functions.append(callee)
     lines = fn.lines
     skip = b.label()
