@@ -3,9 +3,10 @@
 ``covers(old, cur)`` holds when every concrete machine state ``cur`` stands for is one ``old``
 stands for (the kernel's ``states_equal`` with range inclusion): dead registers are ignored,
 scalars and pointer offsets must lie within the old ranges, packet ranges must be at least as
-large, stack bytes at least as initialised, ids must map one to one (two registers linked
-in ``old`` must be linked in ``cur``), and the ``bpf_spin_lock`` held must be the same
-(``locks.covers``). With ``exact=True`` the states must be the same, which is
+large, stack bytes at least as initialised (a spilled number covers bytes written without a
+register that may hold a number it holds: zeros for 0), ids must map one to one (two
+registers linked in ``old`` must be linked in ``cur``), and the ``bpf_spin_lock`` held must
+be the same (``locks.covers``). With ``exact=True`` the states must be the same, which is
 how an infinite loop is recognised.
 
 With precision tracking (``precision.py``) only the old state's *precise* scalars are compared:
