@@ -515,6 +515,16 @@ ROWS = [
         loop_call(ctx="mov %r3, %r10\nadd %r3, -8") + DONE + "cb:\nldxdw %r1, [%r2+0]\n"
         "lddw %r2, map_fd(4)\nmov %r3, 0\ncall 12\nmov %r0, 0\nexit\n",
         "bpf_tail_call is not allowed in a callback", "EFAULT", "EFAULT", {4: PROG_ARRAY}),
+    Row("callback_locked", LOCKED_VALUE + LOCK + loop_call() + UNLOCK + DONE + OUT + CALLBACK,
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock", {6: LOCKED}),
+    Row("callback_keeps_lock", loop_call(count="mov %r1, 1") + DONE + "cb:\nstw [%r10-4], 0\n"
+        "mov %r2, %r10\nadd %r2, -4\nlddw %r1, map_fd(6)\ncall 1\njeq %r0, 0, cbout\n"
+        "mov %r1, %r0\ncall 93\ncbout:\nmov %r0, 0\nexit\n",
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock", {6: LOCKED}),
 ]
 IDS = [row.id for row in ROWS]
 
