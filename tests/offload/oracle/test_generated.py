@@ -302,7 +302,7 @@ def test_generator_covers_the_features() -> None:
     rng = random.Random(20240611)
     seen: set[str] = set()
     accepted = total = clean = 0
-    while total < 400:
+    while total < 500:
         snippets = [(rng.randrange(TOP_TOTAL), rng.getrandbits(32))
                     for _ in range(rng.randint(1, 10))]
         gen = build(rng.getrandbits(32), snippets)
