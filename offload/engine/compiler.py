@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..helpers.prototypes import CALLBACK_HELPERS
 from ..isa.instruction import Instruction
 from ..isa.opcodes import (
     ATOMIC_FETCH,
@@ -608,6 +609,10 @@ class Translator:
                        "ex.stack_for(depth + 1).end_address, depth + 1)")
             out(depth, "steps = ex.steps")
             return
+        if insn.src == CallSrc.HELPER and insn.opcode != CALLX and \
+                insn.imm in CALLBACK_HELPERS:
+            self._loop_call(out, depth, slot)
+            return
         fact = self.facts.get(slot)
         if isinstance(fact, CallFact):
             self._check_call(out, depth, slot, fact)
@@ -630,6 +635,31 @@ class Translator:
             out(depth, "ex.arg_reach = NO_REACH")
         out(depth, "r1 = r2 = r3 = r4 = r5 = 0")
 
+
+    def _loop_call(self, out: _Emitter, depth: int, slot: int) -> None:
+        """``bpf_loop`` (``callbacks.py``): the callback's function called in a Python loop,
+        each call in a fresh frame one deeper, the step budget checked after each."""
+        out(depth, "r0 = LOOP_REFUSAL(r1, r4)")
+        out(depth, "if r0 is None:")
+        body = depth + 1
+        out(body, "cb = FUNCS.get(r2)")
+        out(body, "if cb is None:")
+        out(body + 1, f"raise NotCallback(r2, {slot})")
+        out(body, f"if depth + 2 > {self.max_call_frames}:")
+        out(body + 1, f"raise TooDeep({self.max_call_frames}, {slot})")
+        out(body, "n = r1 & 0xffffffff")
+        out(body, "r0 = 0")
+        out(body, "ex.steps = steps")
+        out(body, "while r0 < n:")
+        out(body + 1, "stop = cb(ex, 0, r0, r3, 0, 0, 0, 0, 0, 0, 0, "
+                      "ex.stack_for(depth + 1).end_address, depth + 1)[0]")
+        out(body + 1, "r0 += 1")
+        out(body + 1, "if ex.steps > budget:")
+        out(body + 2, f"raise BudgetExhausted(budget, {slot})")
+        out(body + 1, "if stop:")
+        out(body + 2, "break")
+        out(body, "steps = ex.steps")
+        out(depth, "r1 = r2 = r3 = r4 = r5 = 0")
 
     def _inlinable(self, target: int) -> list[int] | None:
         """The slots of a leaf subprogram that can stand in the caller's code: one straight

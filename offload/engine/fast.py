@@ -20,6 +20,7 @@ from ..isa.codec import encode
 from ..isa.instruction import Instruction
 from ..isa.opcodes import LDDW, PseudoSrc
 from .alu import ALU32_OPS, ALU64_OPS, M64, bswap, sign_extend
+from .callbacks import loop_refusal
 from .compiler import Translator
 from .facts import Fact, Reach
 from .interpreter import (
@@ -53,6 +54,11 @@ def _budget_exhausted(budget: int, slot: int) -> ExecutionError:
 def _too_deep(limit: int, slot: int) -> ExecutionError:
     return ExecutionError(f"the call stack is too deep: more than {limit} frames",
                           insn_index=slot)
+
+
+def _not_callback(target: int, slot: int) -> ExecutionError:
+    return ExecutionError(f"bpf_loop's callback {target:#x} is not a subprogram of the "
+                          "program", insn_index=slot)
 
 
 def _fault(memory: Memory, slot: int, address: int, size: int, write: bool) -> None:
@@ -112,6 +118,7 @@ def _base_namespace() -> dict[str, Any]:
         "PFAULT": _provenance_fault, "UNVERIFIED": _unverified, "FRAME_AT": _frame_at,
         "K_CONTEXT": RegionKind.CONTEXT, "K_PACKET": RegionKind.PACKET, "NO_REACH": {},
         "K_RINGBUF": RegionKind.RINGBUF,
+        "LOOP_REFUSAL": loop_refusal, "NotCallback": _not_callback,
     }
     for size, code in ((1, "B"), (2, "H"), (4, "I"), (8, "Q")):
         layout = struct.Struct("<" + code)
@@ -193,7 +200,9 @@ class FastInterpreter(Interpreter):
             namespace[f"H{helper_id}"] = fn
         map_pointers: dict[int, int] = {}
         for slot, insn in enumerate(layout.slots):
-            if insn is not None and insn.opcode == LDDW and insn.src != PseudoSrc.IMM64:
+            if insn is not None and insn.opcode == LDDW and insn.src == PseudoSrc.FUNC:
+                namespace[f"K{slot}"] = slot + 1 + insn.imm  # a subprogram: its first slot
+            elif insn is not None and insn.opcode == LDDW and insn.src != PseudoSrc.IMM64:
                 assert resolve_lddw is not None  # the reference preparation checked it
                 namespace[f"K{slot}"] = value = resolve_lddw(insn) & M64
                 if insn.src in (PseudoSrc.MAP_FD, PseudoSrc.MAP_IDX):
@@ -205,6 +214,7 @@ class FastInterpreter(Interpreter):
             None if facts is None else {}
         exec(code, namespace)  # noqa: S102 - our own translation of a checked program
         self._entry = namespace["F0"]
+        namespace["FUNCS"] = {start: namespace[f"F{start}"] for start in layout.subprograms}
 
     @staticmethod
     def _bind(namespace: dict[str, Any], names: Mapping[str, tuple[str, Any]],

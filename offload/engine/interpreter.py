@@ -13,6 +13,8 @@ Helpers are looked up in a table; ``callx`` takes the helper id from its registe
 convention of the conformance suites). A helper may end the run (:meth:`Execution.finish`) or
 replace the program with another (:class:`TailCall`).
 
+``bpf_loop`` runs its callback in the same loop, one frame per call (:mod:`.callbacks`).
+
 ``may_goto`` behaves as in Linux: every call frame (the main program's, each ``call local``'s,
 a tail-called program's) starts with a hidden counter of ``BPF_MAX_LOOPS``; a ``may_goto``
 falls through and takes one from it while it is not zero, and jumps once it is.
@@ -43,6 +45,7 @@ from ..isa.opcodes import (
     PseudoSrc,
     Source,
 )
+from ..helpers.prototypes import CALLBACK_HELPERS
 from ..isa.structure import Layout, StructureError, build_layout
 from .alu import (
     ALU32_OPS,
@@ -55,6 +58,7 @@ from .alu import (
     sign_extend,
     to_little_endian,
 )
+from .callbacks import LoopRun, loop_exit, loop_step
 from .memory import REGION_SHIFT, Memory, MemoryFault, ProvenanceFault, Region, RegionKind
 from .provenance import (
     TAG,
@@ -114,6 +118,8 @@ class _Frame:
     return_pc: int
     #: r6-r9 and r10 of the caller, then (with provenance) their tags
     saved: tuple[int, ...]
+    #: the ``bpf_loop`` call whose callback runs in this frame (``callbacks.LoopRun``)
+    loop: Any = None
 
 
 @dataclass(slots=True)
@@ -314,6 +320,8 @@ class Interpreter:
         d, nxt = insn.dst, slot + 2
         if insn.src == PseudoSrc.IMM64:
             value = insn.imm64
+        elif insn.src == PseudoSrc.FUNC:
+            value = slot + 1 + insn.imm  # a subprogram's address: its first slot
         elif self._resolve_lddw is None:
             raise LoadError(f"lddw {PseudoSrc(insn.src).name.lower()} needs a device to resolve "
                             "it; this engine has none", insn_index=slot)
@@ -397,6 +405,8 @@ class Interpreter:
         fn = self.helpers.get(insn.imm)
         if fn is None:
             raise LoadError(f"invalid func unknown#{insn.imm}", insn_index=slot)
+        if insn.imm in CALLBACK_HELPERS:
+            return self._callback_step(slot, None)
         helper: Helper = fn
 
         def call(r: list[int], ex: Execution) -> int:
@@ -405,6 +415,18 @@ class Interpreter:
             return nxt
         return call
 
+    def _callback_step(self, slot: int,
+                       check_args: Callable[[list[int], Execution], None] | None) -> Step:
+        """``call bpf_loop``: the engine runs the callback itself (:mod:`.callbacks`)."""
+        tagged = self.provenance is not None
+
+        def new_frame(return_pc: int, r: list[int], run: LoopRun) -> _Frame:
+            saved = (r[6], r[7], r[8], r[9], r[10])
+            if tagged:
+                saved += (r[17], r[18], r[19], r[20], r[21])
+            return _Frame(return_pc, saved, run)
+        return loop_step(slot, lambda: self.layout.subprograms, self.max_call_frames,
+                         new_frame, check_args)
 
     def _tagged_call_step(self, insn: Instruction, slot: int) -> Step:
         """Calls with provenance: helper arguments checked against their tags, pointer
@@ -448,6 +470,8 @@ class Interpreter:
                             "arguments against", insn_index=slot)
         helper: Helper = fn
         checked: HelperSig = sig
+        if insn.imm in CALLBACK_HELPERS:
+            return self._callback_step(slot, lambda r, ex: check_helper_args(checked, r, ex))
 
         def call(r: list[int], ex: Execution) -> int:
             return _tagged_call(helper, checked, r, ex, nxt)
@@ -469,6 +493,10 @@ def _exit_step(r: list[int], ex: Execution) -> int:
     if not ex.frames:
         return EXIT_PC
     frame = ex.frames.pop()
+    if frame.loop is not None:
+        again = loop_exit(r, ex, frame)
+        if again is not None:
+            return again
     r[6], r[7], r[8], r[9], r[10] = frame.saved
     return frame.return_pc
 
@@ -477,6 +505,10 @@ def _tagged_exit_step(r: list[int], ex: Execution) -> int:
     if not ex.frames:
         return EXIT_PC
     frame = ex.frames.pop()
+    if frame.loop is not None:
+        again = loop_exit(r, ex, frame)
+        if again is not None:
+            return again
     r[6], r[7], r[8], r[9], r[10], r[17], r[18], r[19], r[20], r[21] = frame.saved
     return frame.return_pc
 

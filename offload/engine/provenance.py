@@ -170,8 +170,9 @@ def tagged_alu_step(insn: Instruction, slot: int) -> Step:
 
 
 def lddw_tag(insn: Instruction, value: int) -> int:
-    """What an ``lddw`` loads: a number, a pointer into a map value, or a map pointer."""
-    if insn.src == PseudoSrc.IMM64 or not value:
+    """What an ``lddw`` loads: a number, a pointer into a map value, or a map pointer (a
+    subprogram's address is no memory: untagged, it faults wherever it is dereferenced)."""
+    if insn.src in (PseudoSrc.IMM64, PseudoSrc.FUNC) or not value:
         return 0
     if insn.src in (PseudoSrc.MAP_VALUE, PseudoSrc.MAP_IDX_VALUE):
         return value >> REGION_SHIFT

@@ -63,6 +63,7 @@ class HelperId(IntEnum):
     KTIME_GET_COARSE_NS = 160
     TRACE_VPRINTK = 177
     CHECK_MTU = 163
+    LOOP = 181
     XDP_GET_BUFF_LEN = 188
     XDP_LOAD_BYTES = 189
     XDP_STORE_BYTES = 190
@@ -88,6 +89,8 @@ class ArgType(IntEnum):
     PTR_TO_SOCK_COMMON = 12  # ARG_PTR_TO_BTF_ID_SOCK_COMMON: a socket, sock_common or full
     PTR_TO_RINGBUF_MEM = 13  # a ring buffer reservation (ARG_PTR_TO_RINGBUF_MEM)
     CONST_ALLOC_SIZE_OR_ZERO = 14  # the constant size of memory the helper allocates
+    PTR_TO_FUNC = 15  # a callback: a subprogram's address (``lddw func``)
+    PTR_TO_STACK = 16  # a pointer into a stack frame (with maybe_null: or NULL)
 
 
 class RetType(IntEnum):
@@ -304,6 +307,11 @@ PROTOTYPES: dict[int, HelperProto] = {p.id: p for p in (
     HelperProto(HelperId.RINGBUF_QUERY, "ringbuf_query", RetType.INTEGER, (_MAP, _ANY),
                 frozenset({MapType.RINGBUF})),
     _time(HelperId.KTIME_GET_COARSE_NS, "ktime_get_coarse_ns"),
+    # bpf_loop(nr_loops, callback_fn, callback_ctx, flags): the verifier's callbacks.py checks
+    # the call and the callback; engines run it themselves (it calls back into the program)
+    HelperProto(HelperId.LOOP, "loop", RetType.INTEGER,
+                (_ANY, Arg(ArgType.PTR_TO_FUNC), Arg(ArgType.PTR_TO_STACK, maybe_null=True),
+                 _ANY)),
     # u32 *mtu_len: read (a length to check, when not 0) and written (the MTU), 4 aligned
     # bytes and no size argument (ARG_PTR_TO_FIXED_SIZE_MEM | MEM_WRITE | MEM_ALIGNED)
     HelperProto(HelperId.CHECK_MTU, "check_mtu", RetType.INTEGER,
@@ -337,6 +345,14 @@ MAP_TYPE_HELPERS: dict[MapType, frozenset[int]] = {
     MapType.STACK: frozenset({HelperId.MAP_PUSH_ELEM, HelperId.MAP_POP_ELEM,
                               HelperId.MAP_PEEK_ELEM}),
 }
+
+
+#: Helpers that call a subprogram of the program (a callback), checked by the verifier's
+#: ``callbacks.py`` and run by the engines themselves rather than from a helper table.
+CALLBACK_HELPERS = frozenset({HelperId.LOOP})
+
+#: The most iterations ``bpf_loop`` runs (the kernel's BPF_MAX_LOOPS); more is -E2BIG.
+BPF_MAX_LOOPS = 1 << 23
 
 
 def prototype(helper_id: int) -> HelperProto | None:
@@ -376,7 +392,8 @@ def check_prototype(proto: HelperProto) -> list[str]:
                 problems.append(f"arg{i + 1}: a size argument that follows no memory argument")
         if arg.is_memory and arg.type != ArgType.PTR_TO_MEM and (arg.size or arg.aligned):
             problems.append(f"arg{i + 1}: only PTR_TO_MEM takes a fixed size or alignment")
-        if arg.maybe_null and not (arg.type == ArgType.PTR_TO_MEM and sized_by_next):
+        if arg.maybe_null and not (arg.type == ArgType.PTR_TO_MEM and sized_by_next) and \
+                arg.type != ArgType.PTR_TO_STACK:
             problems.append(f"arg{i + 1}: NULL is only allowed with a size argument")
     if sum(arg.access == FILL for arg in args if arg.is_memory) > 1:
         problems.append("more than one argument the helper fills")
@@ -402,7 +419,7 @@ def check_prototype(proto: HelperProto) -> list[str]:
 OTHER_HELPER_NAMES = {
     4: "probe_read", 9: "skb_store_bytes", 14: "get_current_pid_tgid",
     15: "get_current_uid_gid", 16: "get_current_comm", 26: "skb_load_bytes",
-    35: "get_current_task", 112: "probe_read_user", 113: "probe_read_kernel", 181: "loop",
+    35: "get_current_task", 112: "probe_read_user", 113: "probe_read_kernel",
     198: "ringbuf_reserve_dynptr", 199: "ringbuf_submit_dynptr", 200: "ringbuf_discard_dynptr",
 }
 

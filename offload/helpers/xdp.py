@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import struct
 
-from ..engine.interpreter import MAX_TAIL_CALLS, Execution, Helper, TailCall
+from ..engine.interpreter import MAX_TAIL_CALLS, Execution, ExecutionError, Helper, TailCall
 from ..engine.memory import MemoryFault, RegionKind
 from ..engine.provenance import ArgUse, HelperSig
 from ..errors import ErrnoError
@@ -511,6 +511,13 @@ def map_lookup_percpu_elem(ex: Execution, map_ptr: int, key_ptr: int, cpu: int,
     return 0 if buffer is None else env.value_address(live, buffer)
 
 
+def loop(ex: Execution, *_: int) -> int:
+    """``bpf_loop`` calls back into the program, so the engines run it themselves
+    (``engine/callbacks.py``); this entry only offers it. Reached only through ``callx``."""
+    raise ExecutionError("bpf_loop runs its callback in the engine; it cannot be called "
+                         "through callx", insn_index=0)
+
+
 XDP_HELPERS: dict[int, Helper] = {
     HelperId.MAP_LOOKUP_ELEM: map_lookup_elem,
     HelperId.MAP_UPDATE_ELEM: map_update_elem,
@@ -552,6 +559,7 @@ XDP_HELPERS: dict[int, Helper] = {
     HelperId.SK_RELEASE: sk_release,
     HelperId.TCP_CHECK_SYNCOOKIE: tcp_syncookie,
     HelperId.TCP_GEN_SYNCOOKIE: tcp_syncookie,
+    HelperId.LOOP: loop,
 }
 
 
@@ -560,7 +568,8 @@ _POINTER_ARGS = {ArgType.CONST_MAP_PTR: ArgUse.MAP, ArgType.PTR_TO_CTX: ArgUse.M
                  ArgType.PTR_TO_UNINIT_MAP_VALUE: ArgUse.MEMORY,
                  ArgType.PTR_TO_MEM: ArgUse.MEMORY, ArgType.PTR_TO_UNINIT_MEM: ArgUse.MEMORY,
                  ArgType.PTR_TO_SPIN_LOCK: ArgUse.MEMORY,
-                 ArgType.PTR_TO_RINGBUF_MEM: ArgUse.MEMORY}
+                 ArgType.PTR_TO_RINGBUF_MEM: ArgUse.MEMORY,
+                 ArgType.PTR_TO_STACK: ArgUse.MEMORY}
 
 
 def provenance_signature(proto: HelperProto) -> HelperSig:

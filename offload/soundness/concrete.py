@@ -56,10 +56,15 @@ class ConcreteView:
     # -- registers -----------------------------------------------------------------------
     def reg(self, frame: int, regno: int) -> int:
         """Register ``regno`` of call frame ``frame``: live for the innermost frame, the
-        values the engine saved at the call for the callers (r6-r10 only)."""
+        values the engine saved at the call for the callers (r6-r10; a caller running a
+        ``bpf_loop`` callback also holds the helper's arguments, r1-r5)."""
         if frame == self.depth:
             return self.regs[regno]
-        return self.run.frames[frame].saved[regno - 6]
+        called = self.run.frames[frame]
+        if regno < 6:
+            loop = called.loop
+            return loop.args[regno - 1] if loop is not None and regno else 0
+        return called.saved[regno - 6]
 
     def tag(self, frame: int, regno: int) -> int | None:
         """The provenance tag (region slot) the engine keeps for a register, when it keeps

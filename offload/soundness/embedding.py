@@ -13,20 +13,20 @@ every way a concrete state falls outside one abstract state, in the verifier log
   that is not; a register the engine tags as a pointer where the verifier sees a number.
 
 Only what the verifier relies on is compared, as its state pruning compares: the live
-registers of the innermost frame, the callers' callee-saved registers live after the call,
-and every stack slot. That makes the check valid across pruned paths too.
+registers of the innermost frame, the callers' callee-saved registers live after the call
+(all those live at the helper call, under a callback), and every stack slot. That makes the
+check valid across pruned paths too.
 """
 
 from __future__ import annotations
 
 from ..helpers.xdp_env import map_handle
-from ..verifier.cfg import Program
+from ..verifier.cfg import Program, live_regs
 from ..verifier.memory import spill_size, truncated
 from ..verifier.state import MAYBE_NULL, SLOT, ByteKind, Reg, RegType, State
 from ..verifier.tnum import U64
 from .concrete import ConcreteView
 
-_CALLEE_SAVED = frozenset({6, 7, 8, 9})
 _ZERO, _SPILL = ByteKind.ZERO, ByteKind.SPILL
 _STACK, _CTX = RegType.PTR_TO_STACK, RegType.PTR_TO_CTX
 _PKT, _META, _END = RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META, RegType.PTR_TO_PACKET_END
@@ -35,6 +35,7 @@ _MAP, _MAP_OR_NULL = RegType.CONST_PTR_TO_MAP, RegType.CONST_PTR_TO_MAP_OR_NULL
 _RINGBUF, _RINGBUF_OR_NULL = RegType.PTR_TO_RINGBUF_MEM, RegType.PTR_TO_RINGBUF_MEM_OR_NULL
 _SOCKETS = frozenset({RegType.PTR_TO_SOCKET, RegType.PTR_TO_SOCKET_OR_NULL,
                       RegType.PTR_TO_SOCK_COMMON, RegType.PTR_TO_SOCK_COMMON_OR_NULL})
+_FUNC = RegType.PTR_TO_FUNC
 
 
 def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[str]:
@@ -47,10 +48,7 @@ def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[
     top = len(frames) - 1
     for depth in range(top, -1, -1):
         frame = frames[depth]
-        if depth == top:
-            live = prog.live[slot]
-        else:
-            live = prog.live[frames[depth + 1].callsite + 1] & _CALLEE_SAVED
+        live = live_regs(prog, frames, slot, depth)
         where = "" if depth == top else f" of frame {depth}"
         for r in sorted(live):
             if r == 10:
@@ -136,6 +134,12 @@ def reg_escape(reg: Reg, value: int, view: ConcreteView, tag: int | None) -> str
         return None
     if t in _SOCKETS:  # a lookup on the device is always NULL
         return "is a socket pointer, and the device holds no sockets"
+    if t == _FUNC:  # the engines load a subprogram's address as its first slot
+        if tag:
+            return f"is tagged as a pointer into region {tag} where the verifier has a " \
+                   "subprogram's address"
+        return None if value == reg.off else f"is not the address of the subprogram at " \
+                                             f"{reg.off}"
     if t == _MAP or t == _MAP_OR_NULL:
         handle = map_handle(value)
         if handle is None:

@@ -36,7 +36,8 @@ _OP_NAMES = {AluOp.ADD: "+=", AluOp.SUB: "-=", AluOp.MUL: "*=", AluOp.DIV: "/=",
              AluOp.NEG: "neg", AluOp.MOD: "%=", AluOp.XOR: "^=", AluOp.MOV: "=",
              AluOp.ARSH: "s>>=", AluOp.END: "endian"}
 _NO_ARITH = frozenset({RegType.PTR_TO_PACKET_END, RegType.CONST_PTR_TO_MAP,
-                       RegType.PTR_TO_SOCKET, RegType.PTR_TO_SOCK_COMMON}) | MAYBE_NULL
+                       RegType.PTR_TO_SOCKET, RegType.PTR_TO_SOCK_COMMON,
+                       RegType.PTR_TO_FUNC}) | MAYBE_NULL
 # Members compared on every ALU instruction, as module names (see state.SCALAR).
 _MOV, _END, _NEG, _ADD, _SUB = AluOp.MOV, AluOp.END, AluOp.NEG, AluOp.ADD, AluOp.SUB
 _DIV_MOD = frozenset({AluOp.DIV, AluOp.MOD})

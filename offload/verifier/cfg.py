@@ -4,6 +4,10 @@ subprogram boundaries, reachability, recursion and call depth; plus register liv
 This is the kernel's ``check_subprogs``/``check_cfg`` pass: every jump lands on an instruction
 start inside its own function, every function ends in ``exit`` or ``ja``, every instruction is
 reachable, and the call graph has no cycle. Indices are slots (``lddw`` takes two).
+
+A subprogram's address (``lddw func``, a callback for ``bpf_loop``) starts a function as a
+call does, makes it reachable, and counts as a call from the function that takes it, for
+recursion and depth (the kernel's stack-depth walk treats it so too).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from ..isa.opcodes import (
     PseudoSrc,
     Source,
 )
-from ..helpers.prototypes import prototype
+from ..helpers.prototypes import CALLBACK_HELPERS, prototype
 from ..isa.versions import required_version
 from . import ops
 from .errors import Reject
@@ -61,6 +65,11 @@ class Program:
     may_goto: frozenset[int] = frozenset()
     #: per slot: 1 for an instruction of the jump classes (calls and exit too), else 0
     jumps: bytes = b""
+    #: slots of calls to helpers that run a callback (``bpf_loop``): prune points that always
+    #: keep a checkpoint, where each callback run comes back (``callbacks.py``)
+    callback_calls: frozenset[int] = frozenset()
+    #: slot of each ``lddw func`` -> the first slot of the subprogram it loads
+    func_refs: tuple[tuple[int, int], ...] = ()
 
     def __len__(self) -> int:
         return len(self.slots)
@@ -72,10 +81,15 @@ CALLEE_SAVED = frozenset({6, 7, 8, 9})
 
 def live_regs(prog: Program, frames: Sequence[Any], insn: int, depth: int) -> frozenset[int]:
     """The registers of frame ``depth`` a path at ``insn`` may still read: those live there in
-    the innermost frame; in a caller, the callee-saved ones live after its call."""
+    the innermost frame; in a caller, the callee-saved ones live after its call; under a
+    callback, all those live at the helper call it returns to (which runs again with its
+    arguments)."""
     if depth == len(frames) - 1:
         return prog.live[insn]
-    return prog.live[frames[depth + 1].callsite + 1] & CALLEE_SAVED
+    callsite = frames[depth + 1].callsite
+    if callsite in prog.callback_calls:
+        return prog.live[callsite]
+    return prog.live[callsite + 1] & CALLEE_SAVED
 
 
 def _fail(slot: int, reason: str) -> Reject:
@@ -104,18 +118,22 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
             continue
         _check_fields(slot, insn, caps)
         decoded.append(Op(insn, consts))
-    calls = _check_targets(decoded)
-    subprogs = tuple(sorted({0} | set(calls.values())))
+    calls, funcs = _check_targets(decoded)
+    subprogs = tuple(sorted({0} | set(calls.values()) | set(funcs.values())))
     subprog_of = _assign_functions(decoded, subprogs)
     _check_boundaries(decoded, subprogs, subprog_of)
     succ = [(successors(decoded, s) if op is not None else ()) for s, op in enumerate(decoded)]
-    _check_reachable(decoded, succ)
-    _check_call_graph(subprogs, subprog_of, calls, caps.limits.max_call_frames)
+    _check_reachable(decoded, succ, funcs)
+    _check_call_graph(subprogs, subprog_of, {**calls, **funcs}, caps.limits.max_call_frames)
     prune = set()
     may_goto = set()
+    callback_calls = set()
     for slot, op in enumerate(decoded):
         if op is None:
             continue
+        if op.kind == ops.HELPER_CALL and op.imm in CALLBACK_HELPERS:
+            callback_calls.add(slot)
+            prune.add(slot)
         if op.kind == ops.MAY_GOTO:
             may_goto.add(slot)
             prune.update((slot, slot + 1, slot + 1 + op.jump_offset))
@@ -131,7 +149,8 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
     prune.discard(n)
     jumps = bytes(int(insn is not None and insn.cls in _JUMP_CLASSES) for insn in slots)
     return Program(tuple(slots), subprogs, tuple(subprog_of), frozenset(prune),
-                   _liveness(decoded, succ), tuple(decoded), frozenset(may_goto), jumps)
+                   _liveness(decoded, succ), tuple(decoded), frozenset(may_goto), jumps,
+                   frozenset(callback_calls), tuple(sorted(funcs.items())))
 
 
 def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:
@@ -149,9 +168,9 @@ def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:
     if opcode == CALLX or opcode == CALL and insn.src not in (CallSrc.HELPER, CallSrc.LOCAL):
         kind = "kernel function calls" if insn.src == CallSrc.KFUNC else "indirect calls"
         raise _fail(slot, f"{kind} are not supported by the device")
-    if opcode == LDDW and insn.src in (PseudoSrc.BTF_ID, PseudoSrc.FUNC):
-        raise _fail(slot, f"unsupported bpf_ld_imm64 source {PseudoSrc(insn.src).name}: "
-                          "the device has no kernel symbols or callbacks")
+    if opcode == LDDW and insn.src == PseudoSrc.BTF_ID:
+        raise _fail(slot, "unsupported bpf_ld_imm64 source BTF_ID: the device has no kernel "
+                          "symbols")
 
 
 def _is_jump(op: Op) -> bool:
@@ -159,10 +178,12 @@ def _is_jump(op: Op) -> bool:
     return op.kind == ops.BRANCH or op.kind == ops.JA or op.kind == ops.MAY_GOTO
 
 
-def _check_targets(decoded: list[Op | None]) -> dict[int, int]:
-    """Every jump and call lands on an instruction start; returns call slot -> target."""
+def _check_targets(decoded: list[Op | None]) -> tuple[dict[int, int], dict[int, int]]:
+    """Every jump, call and subprogram address lands on an instruction start; returns
+    call slot -> target and ``lddw func`` slot -> target."""
     n = len(decoded)
     calls = {}
+    funcs = {}
     for slot, op in enumerate(decoded):
         if op is None:
             continue
@@ -180,7 +201,15 @@ def _check_targets(decoded: list[Op | None]) -> dict[int, int]:
             if target == 0:
                 raise _fail(slot, f"recursive call from insn {slot} to 0 (the main program)")
             calls[slot] = target
-    return calls
+        elif op.kind == ops.LDDW and op.src == PseudoSrc.FUNC:
+            target = slot + 1 + op.imm
+            if not 0 <= target < n or decoded[target] is None:
+                raise _fail(slot, f"function address of invalid insn {target}: the target is "
+                                  "not an instruction of the program")
+            if target == 0:
+                raise _fail(slot, "the main program cannot be a callback")
+            funcs[slot] = target
+    return calls, funcs
 
 
 def _assign_functions(decoded: list[Op | None], subprogs: tuple[int, ...]) -> list[int]:
@@ -227,7 +256,8 @@ def successors(decoded: Sequence[Op | None], slot: int) -> tuple[int, ...]:
     return (nxt,)
 
 
-def _check_reachable(decoded: list[Op | None], succ: list[tuple[int, ...]]) -> None:
+def _check_reachable(decoded: list[Op | None], succ: list[tuple[int, ...]],
+                     funcs: dict[int, int]) -> None:
     seen = [False] * len(decoded)
     work = [0]
     seen[0] = True
@@ -239,6 +269,8 @@ def _check_reachable(decoded: list[Op | None], succ: list[tuple[int, ...]]) -> N
         nexts = list(succ[slot])
         if op.kind == ops.LOCAL_CALL:
             nexts.append(slot + 1 + op.imm)
+        elif slot in funcs:
+            nexts.append(funcs[slot])
         for nxt in nexts:
             if nxt < len(decoded) and not seen[nxt]:
                 seen[nxt] = True

@@ -23,6 +23,12 @@ behind it (``State.may_goto``) - is pruned. The runtime counter bounds the loop,
 checkpoint's exploration covers what follows. Its precision marks are incomplete (it is still
 open), so every scalar is compared, and the caller demands every scalar of the pruned state
 (``open_hit``, ``Precision.demand_all``). An equal open checkpoint is an infinite loop only with as many fall-throughs.
+
+A call to a helper that runs a callback (``bpf_loop``) is the same kind of point: each run of
+the callback comes back to the call (``callbacks.py``), and a state there that an open
+checkpoint on its own path covers is pruned the same way (the kernel's rule for
+``calls_callback`` instructions), which is how callback iterations converge. The helper
+bounds the runs at run time, so no state there is an infinite loop.
 """
 
 from __future__ import annotations
@@ -112,13 +118,17 @@ class PrunePoint:
     """The checkpoints of one slot: open ones by fingerprint, closed ones by shape."""
 
     __slots__ = ("slot", "regs", "count", "kept", "open", "by_fingerprint", "closed",
-                 "closed_any_shape", "tracked", "pruned_by", "may_goto", "open_hit")
+                 "closed_any_shape", "tracked", "pruned_by", "may_goto", "open_hit",
+                 "callback", "forced")
 
     def __init__(self, prog: Program, slot: int, tracked: bool = False) -> None:
         self.slot = slot
         self.tracked = tracked  # precision tracking: checkpoints start with nothing precise
         self.pruned_by: Checkpoint | None = None  # the checkpoint of the last PRUNED
         self.may_goto = slot in prog.may_goto
+        self.callback = slot in prog.callback_calls  # a helper call that runs a callback
+        #: every state here is kept (loop heads: later iterations are compared with it)
+        self.forced = self.may_goto or self.callback
         self.open_hit = False  # whether the last PRUNED came from an open checkpoint
         #: registers the keys read: the live ones (r10 is always the frame pointer)
         self.regs = tuple(sorted(r for r in prog.live[slot] if r != 10))
@@ -161,11 +171,11 @@ class PrunePoint:
         iterations, seldom kept, would evict the checkpoints that prune its exit."""
         fingerprint, shape = keys
         self.open_hit = False
-        if self.may_goto:
+        if self.forced:
             cp = self._nearest(cur.parent)
             while cp is not None:
                 old = cp.state
-                if cp.branches > 0 and old.may_goto != cur.may_goto and \
+                if cp.branches > 0 and (self.callback or old.may_goto != cur.may_goto) and \
                         covers(prog, old, cur, precise=None):
                     cp.hits += 1
                     self.pruned_by = cp
@@ -173,8 +183,9 @@ class PrunePoint:
                     return PRUNED
                 cp = cp.up
         loop_at = self.count  # past the end: no open checkpoint equals ``cur``
-        for cp in self.by_fingerprint.get(fingerprint, ()):
+        for cp in () if self.callback else self.by_fingerprint.get(fingerprint, ()):
             if cp.branches > 0 and cp.state.may_goto == cur.may_goto and \
+                    cp.state.callbacks == cur.callbacks and \
                     covers(prog, cp.state, cur, exact=True):
                 loop_at = cp.index
                 break
@@ -256,7 +267,7 @@ class PrunePoint:
 
     def add(self, state: State, parent: Checkpoint | None, keys: Keys) -> Checkpoint:
         cp = Checkpoint(state, parent, keys, self, self.count, self.tracked)
-        if self.may_goto:
+        if self.forced:
             cp.up = self._nearest(parent)
         self.count += 1
         self.kept += 1

@@ -75,11 +75,14 @@ def wrote(state: State, frameno: int, addr: int) -> None:
         state.written = state.written | {loc}
 
 
-def everything(state: State) -> None:
+def everything(state: State, stop: Checkpoint | None = None) -> None:
     """Every checkpoint on the path compares every slot (a state pruned where its future is
-    not fully known: the read marks it would bring are not final)."""
+    not fully known: the read marks it would bring are not final); with ``stop``, an open
+    checkpoint on the path that covers the state, only those below it: ``stop``'s own paths
+    read whatever the state's would, and mark it and its ancestors as they do."""
     cp: Checkpoint | None = state.parent  # type: ignore[assignment]
-    while cp is not None and cp.stack_read is not None and cp.stack_read is not ALL_SLOTS:
+    while cp is not None and cp is not stop and cp.stack_read is not None and \
+            cp.stack_read is not ALL_SLOTS:
         cp.stack_read = ALL_SLOTS
         cp = cp.parent
 

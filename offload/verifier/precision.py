@@ -52,7 +52,7 @@ MAX_WALK = 1024
 ALL = 1 << 62
 
 # Step kinds.
-JUMP, CALL, RETURN, FILL, SPILL, LINK = range(6)
+JUMP, CALL, RETURN, FILL, SPILL, LINK, CALLBACK_RETURN = range(7)
 
 
 def reg_loc(depth: int, regno: int) -> int:
@@ -66,9 +66,11 @@ def slot_loc(depth: int, k: int) -> int:
 class Step:
     """One record of a path's history (a persistent list: states share their past).
 
-    ``JUMP``/``CALL``/``RETURN``: control went from ``slot`` to ``dst``. ``FILL``: the load at
-    ``slot`` read the spilled registers at ``locs``. ``SPILL``: the store at ``slot`` replaced
-    the slot ``locs[0]`` (with the register ``dst``, or -1 for a value from nowhere).
+    ``JUMP``/``CALL``/``RETURN``: control went from ``slot`` to ``dst`` (``CALL`` also into a
+    callback, ``CALLBACK_RETURN`` from a callback's ``exit`` back to its helper call).
+    ``FILL``: the load at ``slot`` read the spilled registers at ``locs``. ``SPILL``: the
+    store at ``slot`` replaced the slot ``locs[0]`` (with the register ``dst``, or -1 for a
+    value from nowhere).
     ``LINK``: the jump at ``slot`` narrowed all of ``locs`` together.
     """
 
@@ -84,8 +86,11 @@ class Step:
 
 
 _NO_LOCS: tuple[int, ...] = ()
-_TRANSFERS = frozenset({JUMP, CALL, RETURN})
+_TRANSFERS = frozenset({JUMP, CALL, RETURN, CALLBACK_RETURN})
 _ARGS = range(1, 6)
+#: A callee's argument register -> the caller's register it came from (0: from nothing).
+_CALL_ARGS = {r: r for r in _ARGS}
+_CALLBACK_ARGS = {1: 0, 2: 3}
 
 
 def record(state: State, kind: int, slot: int, dst: int = -1,
@@ -224,20 +229,29 @@ class Precision:
                 hist = hist.prev
                 prev = step.slot
                 if step.kind == CALL:
-                    # entering the callee: its R1-R5 were the caller's
+                    # entering the callee: its R1-R5 were the caller's (a callback's R1 is
+                    # the iteration number, from nothing; its R2 the caller's R3)
+                    args = _CALLBACK_ARGS if prev in self.prog.callback_calls else _CALL_ARGS
                     moved = set()
                     base = depth * STRIDE
                     for loc in locs:
                         d, index = divmod(loc, STRIDE)
                         if d < depth:
                             moved.add(loc)
-                        elif d == depth and index in _ARGS:
-                            moved.add(base - STRIDE + index)
+                        elif d == depth and index in args:
+                            if args[index]:
+                                moved.add(base - STRIDE + args[index])
                         else:  # anything else of the callee cannot exist before the call
                             self.everything(state)
                             return
                     locs = moved
                     depth -= 1
+                    pos = prev
+                    continue
+                if step.kind == CALLBACK_RETURN:
+                    # back at the helper call from a callback run: the caller's registers
+                    # are as they were, and nothing of the callback's frame is passed back
+                    depth += 1
                     pos = prev
                     continue
                 if step.kind == RETURN:

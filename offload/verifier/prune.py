@@ -3,9 +3,10 @@
 ``covers(old, cur)`` holds when every concrete machine state ``cur`` stands for is one ``old``
 stands for (the kernel's ``states_equal`` with range inclusion): dead registers are ignored,
 scalars and pointer offsets must lie within the old ranges, packet ranges must be at least as
-large, stack bytes at least as initialised, ids must map one to one (two registers linked
-in ``old`` must be linked in ``cur``), and the ``bpf_spin_lock`` held must be the same
-(``locks.covers``). With ``exact=True`` the states must be the same, which is
+large, stack bytes at least as initialised (a spilled number covers bytes written without a
+register that may hold a number it holds: zeros for 0), ids must map one to one (two
+registers linked in ``old`` must be linked in ``cur``), and the ``bpf_spin_lock`` held must
+be the same (``locks.covers``). With ``exact=True`` the states must be the same, which is
 how an infinite loop is recognised.
 
 With precision tracking (``precision.py``) only the old state's *precise* scalars are compared:
@@ -15,6 +16,8 @@ The references held (``refs``) must match too, ids through the same corresponden
 ``pkt_need``/``meta_need``: how much of the old state's proven packet and metadata length
 must be proven in the new one too (``Checkpoint.pkt_need``); ``stack_read``: the only stack
 slots compared, those the old state's paths read (``liveness``), or None for all.
+A frame whose path has run its callback more times than ``cur``'s (``Frame.cb_depth``) covers
+nothing: its paths explored fewer further runs (the kernel's ``callback_depth`` rule).
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ from .state import (
     ByteKind,
     Frame,
     Reg,
+    SLOT,
     Slot,
+    UNKNOWN,
     State,
 )
+from .scalar import Scalar
 
 #: Pointers whose id means something: the null check or the packet range they share
 _LINKED_BY_ID = MAYBE_NULL | PACKETS
@@ -101,6 +107,7 @@ def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
 
 _LOOSE_KINDS = frozenset({ByteKind.MISC, ByteKind.ZERO})
 _FULL_SPILL = (ByteKind.SPILL,) * 8
+_ZERO_REG = Reg.const(0)
 
 
 def _spill_covers(o: Slot, c: Slot, imprecise: bool, ids: IdMap) -> bool:
@@ -121,7 +128,24 @@ def _spill_covers(o: Slot, c: Slot, imprecise: bool, ids: IdMap) -> bool:
             if kinds[i] == _INVALID:
                 return False
         return not rest or _bytes_cover(rest, c)
+    if cs is None and o.spilled.type == SCALAR:
+        return _number_bytes_cover(o, c, ids)
     return cs is not None and c.kinds == o.kinds and reg_covers(o.spilled, cs, ids, False)
+
+
+def _number_bytes_cover(o: Slot, c: Slot, ids: IdMap) -> bool:
+    """An old spilled number others relied on against bytes written without a register:
+    they stand for the number they may hold (as the kernel compares them), zeros for 0,
+    initialised bytes for any number of their width; the bytes past a narrow spill as
+    plain bytes."""
+    width, rest = _spill_layout(o.kinds)
+    head = c.kinds[:width]
+    if not _LOOSE_KINDS.issuperset(head) or rest and not _bytes_cover(rest, c):
+        return False
+    if ByteKind.MISC not in head:
+        return reg_covers(o.spilled, _ZERO_REG, ids, False)
+    value = UNKNOWN if width == SLOT else Reg.scalar(Scalar.urange(0, (1 << 8 * width) - 1))
+    return reg_covers(o.spilled, value, ids, False)
 
 
 #: per kinds of a slot holding a spilled register: how many bytes the spill covers, and the
@@ -209,6 +233,8 @@ def covers(prog: Program, old: State, cur: State, *, exact: bool = False,
         of, cf = old_frames[depth], cur_frames[depth]
         if of.callsite != cf.callsite:
             return False
+        if of.cb_depth > cf.cb_depth if not exact else of.cb_depth != cf.cb_depth:
+            return False  # fewer callback runs explored from ``old`` than ``cur`` may make
         live = live_regs(prog, old_frames, cur.insn, depth)
         oregs, cregs = of.regs, cf.regs
         base = depth * STRIDE
@@ -255,13 +281,14 @@ class Plan:
     usually fails it the same way the next time.
     """
 
-    __slots__ = ("frames", "callsites", "pkt", "meta", "lock", "refs", "checks")
+    __slots__ = ("frames", "callsites", "cb_depths", "pkt", "meta", "lock", "refs", "checks")
 
     def __init__(self, prog: Program, old: State, precise: frozenset[int] | set[int] | None,
                  pkt_need: int, meta_need: int, stack_read: set[int] | None) -> None:
         frames = old.frames
         self.frames = len(frames)
         self.callsites = tuple(f.callsite for f in frames)
+        self.cb_depths = tuple(f.cb_depth for f in frames)
         self.pkt = min(old.pkt_len, pkt_need)
         self.meta = min(old.meta_len, meta_need)
         self.lock = old.lock  # the bpf_spin_lock held, compared as ``covers`` does
@@ -316,7 +343,8 @@ class Plan:
                 self.meta > cur.meta_len:
             return False
         for depth, callsite in enumerate(self.callsites):
-            if cur_frames[depth].callsite != callsite:
+            if cur_frames[depth].callsite != callsite or \
+                    cur_frames[depth].cb_depth < self.cb_depths[depth]:
                 return False
         ids: IdMap | None = None
         if self.lock is not None or cur.lock is not None:

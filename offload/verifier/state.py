@@ -42,6 +42,7 @@ class RegType(IntEnum):
     PTR_TO_SOCK_COMMON_OR_NULL = 14
     PTR_TO_RINGBUF_MEM = 15  # the kernel's PTR_TO_MEM | MEM_RINGBUF; ``range`` is its size
     PTR_TO_RINGBUF_MEM_OR_NULL = 16
+    PTR_TO_FUNC = 17  # a subprogram's address (``lddw func``); ``off`` is its first slot
 
     @property
     def maybe_null(self) -> bool:
@@ -89,6 +90,7 @@ TYPE_NAMES = {
     RegType.PTR_TO_SOCK_COMMON: "sock_common",
     RegType.PTR_TO_SOCK_COMMON_OR_NULL: "sock_common_or_null",
     RegType.PTR_TO_RINGBUF_MEM: "ringbuf_mem", RegType.PTR_TO_RINGBUF_MEM_OR_NULL: "ringbuf_mem_or_null",
+    RegType.PTR_TO_FUNC: "func",
 }
 
 ZERO = Scalar.const(0)
@@ -215,15 +217,20 @@ EMPTY_SLOT = Slot()
 class Frame:
     """One call frame: registers and the 512-byte stack, by 8-byte slot (slot 0 is fp-8)."""
 
-    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno")
+    __slots__ = ("regs", "stack", "callsite", "subprog", "frameno", "cb_depth")
 
     def __init__(self, regs: list[Reg], stack: dict[int, Slot], callsite: int, subprog: int,
-                 frameno: int) -> None:
+                 frameno: int, cb_depth: int = 0) -> None:
         self.regs = regs
         self.stack = stack
-        self.callsite = callsite  # slot of the call instruction that created it, -1 for main
+        #: slot of the call instruction that created it, -1 for main; for a callback, the
+        #: helper call (``bpf_loop``) that runs it, where its ``exit`` returns to
+        self.callsite = callsite
         self.subprog = subprog  # first slot of the function
         self.frameno = frameno
+        #: callback iterations this frame's path has run at its current callback-calling
+        #: helper (the kernel's ``callback_depth``; ``callbacks.py``)
+        self.cb_depth = cb_depth
 
 
 class PathNode:
@@ -250,12 +257,12 @@ class State:
     """The whole abstract state at one instruction of one path."""
 
     __slots__ = ("frames", "frame", "pkt_len", "meta_len", "insn", "path", "parent", "hist",
-                 "may_goto", "written", "lock", "refs")
+                 "may_goto", "written", "lock", "refs", "callbacks")
 
     def __init__(self, frames: list[Frame], pkt_len: int, meta_len: int, insn: int,
                  path: PathNode | None, parent: object | None, hist: object = None,
                  may_goto: int = 0, written: frozenset[int] = frozenset(),
-                 lock: object = None, refs: tuple = ()) -> None:
+                 lock: object = None, refs: tuple = (), callbacks: int = 0) -> None:
         self.frames = frames
         #: the current (innermost) frame, read by nearly every check: kept, not looked up
         self.frame = frames[-1]
@@ -275,6 +282,9 @@ class State:
         #: the references the path holds (``refs.Ref``), oldest first: one state for every
         #: frame, as bpf-to-bpf calls share them (the kernel's acquired_refs)
         self.refs = refs
+        #: callback runs started on the path (the kernel's callback_unroll_depth): two states
+        #: equal but for it are different iterations of a callback loop, not an infinite loop
+        self.callbacks = callbacks
 
     def push(self, frame: Frame) -> None:
         """Enter a called function."""
@@ -289,10 +299,11 @@ class State:
 
     def copy(self) -> State:
         """A copy to change independently (registers and slots are immutable: shared)."""
-        return State([Frame(f.regs.copy(), f.stack.copy(), f.callsite, f.subprog, f.frameno)
+        return State([Frame(f.regs.copy(), f.stack.copy(), f.callsite, f.subprog, f.frameno,
+                            f.cb_depth)
                       for f in self.frames], self.pkt_len, self.meta_len, self.insn,
                      self.path, self.parent, self.hist, self.may_goto, self.written,
-                     self.lock, self.refs)
+                     self.lock, self.refs, self.callbacks)
 
     def map_regs(self, fn, types: frozenset[RegType]) -> None:
         """Replace every register (spilled ones included) of one of ``types`` by ``fn(reg)``."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ..caps.capabilities import Capabilities
 from ..engine.facts import ATOMIC, LOAD, STORE, AccessFact, ArgFact, CallFact, Fact, NoWrapFact
 from ..engine.memory import RegionKind
-from ..helpers.prototypes import ArgType, prototype
+from ..helpers.prototypes import CALLBACK_HELPERS, ArgType, HelperId, prototype
 from ..isa.instruction import Instruction
 from ..isa.opcodes import AluOp, InsnClass, PseudoSrc
 from ..maps.spec import MapType
@@ -27,6 +27,8 @@ from ..program import ProgType
 from . import ops
 from .alu import check_alu, write_reg
 from .branch import branch
+from .callbacks import check_callback_call, check_tail_call, func_pointer, in_callback, \
+    leave_callback
 from .calls import check_helper_call, check_program_exit, enter_function, leave_function
 from .cfg import Program, layout
 from .env import GPL_COMPATIBLE, Env, MapResolver, PointerUses, resolve_map
@@ -35,8 +37,8 @@ from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish, worth_keepin
 from .log import LogLine, VerifierLog, insn_line
 from . import gc_pause, liveness
 from .memory import check_atomic, check_load, check_store
-from .precision import CALL, FILL, JUMP, LINK, RETURN, SPILL, Precision, record, reg_loc, \
-    slot_loc
+from .precision import CALL, CALLBACK_RETURN, FILL, JUMP, LINK, RETURN, SPILL, Precision, \
+    record, reg_loc, slot_loc
 from .state import NOT_INIT, SCALAR, SLOT, UNKNOWN, Frame, PathNode, Reg, RegType, Slot, State
 
 #: Lines kept from the end of a failing path.
@@ -128,10 +130,11 @@ def _linked(state: State, op: ops.Op) -> tuple[int, ...]:
 
 
 def _widen(prev: Checkpoint | None, state: State) -> None:
-    """The kernel's ``widen_imprecise_scalars`` at a may_goto: a scalar nothing has relied on
-    so far (not precise in ``prev``, the previous iteration's checkpoint there: the nearest
-    up the path in the same calls) that changed since ``prev`` becomes unknown, so that a loop
-    counting what nothing checks converges. Widening only loses knowledge: always sound."""
+    """The kernel's ``widen_imprecise_scalars`` at a may_goto, and where a callback run
+    comes back to its helper call: a scalar nothing has relied on so far (not precise in
+    ``prev``, the previous iteration's checkpoint there: the nearest up the path in the same
+    calls) that changed since ``prev`` becomes unknown, so that a loop counting what nothing
+    checks converges. Widening only loses knowledge: always sound."""
     while prev is not None and not _same_calls(prev.state, state):
         prev = prev.up
     if prev is None or prev.state is None or prev.precise is None:
@@ -152,6 +155,13 @@ def _widen(prev: Checkpoint | None, state: State) -> None:
             if o is not None and c is not None and o.type == SCALAR and \
                     c.type == SCALAR and slot_loc(depth, k) not in precise and o.var != c.var:
                 cf.stack[k] = Slot(cslot.kinds, UNKNOWN)
+
+
+def _nearest_at(cp: object, slot: int) -> Checkpoint | None:
+    """The nearest checkpoint at ``slot`` at or above ``cp`` on a path."""
+    while isinstance(cp, Checkpoint) and (cp.point is None or cp.slot != slot):
+        cp = cp.parent
+    return cp if isinstance(cp, Checkpoint) else None
 
 
 def _same_calls(old: State | None, cur: State) -> bool:
@@ -400,6 +410,9 @@ def _resolve_lddw(env: Env, maps: MapResolver) -> None:
         if pseudo == PseudoSrc.IMM64:
             env.lddw[slot] = Reg.const(insn.imm64)
             continue
+        if pseudo == PseudoSrc.FUNC:
+            env.lddw[slot] = func_pointer(slot + 1 + insn.imm)
+            continue
         try:
             spec = resolve_map(maps, insn.imm)
         except Reject as err:
@@ -508,9 +521,16 @@ class _Explorer:
             return (state,)
         elif kind == ops.EXIT:
             if len(state.frames) > 1:
-                leave_function(state)
+                if in_callback(self.prog, state):
+                    leave_callback(env, state)
+                    kind = CALLBACK_RETURN
+                    if env.precision is not None:
+                        _widen(_nearest_at(state.parent, state.insn), state)
+                else:
+                    leave_function(state)
+                    kind = RETURN
                 if env.precision is not None:
-                    record(state, RETURN, slot, state.insn)
+                    record(state, kind, slot, state.insn)
                 return (state,)
             check_program_exit(env, state)
             return ()
@@ -520,6 +540,10 @@ class _Explorer:
                 record(state, CALL, slot, state.insn)
             return (state,)
         elif kind == ops.HELPER_CALL:
+            if op.imm in CALLBACK_HELPERS:
+                return check_callback_call(env, state, op, slot)
+            if op.imm == HelperId.TAIL_CALL and len(state.frames) > 1:
+                check_tail_call(self.prog, state)
             proto = prototype(op.imm)
             for index, arg in enumerate(proto.args if proto is not None else ()):
                 if arg.type in _POINTER_ARGS or arg.pointer_ok:
@@ -583,7 +607,7 @@ class _Explorer:
                 point = points[slot]
                 if point is not None:
                     looping = point.open > 0
-                    keep = every or point.may_goto or worth_keeping(
+                    keep = every or point.forced or worth_keeping(
                         jumps - kept_jumps, processed - kept_processed, looping)
                     keys = point.keys(cur, keep or looping)
                     verdict = point.check(prog, cur, keys, keep)
@@ -593,7 +617,8 @@ class _Explorer:
                         if tracker is not None and point.open_hit:
                             # the checkpoint's marks are not final: demand every scalar
                             tracker.demand_all(cur, point.pruned_by)
-                            liveness.everything(cur)
+                            liveness.everything(cur, point.pruned_by if point.callback
+                                                else None)
                         elif tracker is not None and point.pruned_by is not None:
                             tracker.inherit(cur, point.pruned_by)
                             liveness.inherit(cur, point.pruned_by)
@@ -602,7 +627,7 @@ class _Explorer:
                         finish(cur.parent)  # type: ignore[arg-type]
                         cur = None
                         continue
-                    if keep and (point.may_goto or point.kept < max_states or
+                    if keep and (point.forced or point.kept < max_states or
                                  point.make_room()):
                         kept = point.add(cur.copy(), cur.parent, keys)  # type: ignore[arg-type]
                         cur.parent = kept
@@ -654,6 +679,8 @@ class _Explorer:
         for slot, op in enumerate(prog.ops):
             if op is not None and op.kind == ops.LOCAL_CALL:
                 callees[prog.subprog_of[slot]].add(slot + 1 + op.imm)
+        for slot, target in prog.func_refs:  # a callback runs a frame below its taker's
+            callees[prog.subprog_of[slot]].add(target)
         limit = env.caps.limits.stack_size
 
         def chain(fn: int, frames: int) -> tuple[int, int]:

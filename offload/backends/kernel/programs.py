@@ -19,6 +19,7 @@ from ...isa.codec import encode
 from ...isa.instruction import Instruction
 from ...program import ProgramSpec, ProgType, resolve_map_references
 from .attr import ProgLoadAttr
+from .func_info import FUNC_INFO, load_function_btf, takes_function_address
 from .handle import KernelHandle, object_name
 from .info import ProgInfo, prog_info
 from .maps import KernelMap
@@ -79,8 +80,10 @@ class KernelProgram(KernelHandle):
 
 def _attempt(code: bytes, prog_type: int, license_buf: ctypes.Array[ctypes.c_char], name: str,
              prog_flags: int, expected_attach_type: int, log_level: int,
-             log_size: int) -> tuple[int, int, str, int]:
-    """One BPF_PROG_LOAD: (fd or -1, errno, log, log_true_size)."""
+             log_size: int, funcs: tuple[KernelHandle, bytes, int] | None = None,
+             ) -> tuple[int, int, str, int]:
+    """One BPF_PROG_LOAD: (fd or -1, errno, log, log_true_size); ``funcs`` the program's
+    function BTF, records and count (``func_info``)."""
     insns = ctypes.create_string_buffer(code, len(code) or 1)
     log_buf = ctypes.create_string_buffer(log_size) if log_level else None
     attr = ProgLoadAttr(
@@ -90,6 +93,13 @@ def _attempt(code: bytes, prog_type: int, license_buf: ctypes.Array[ctypes.c_cha
         log_buf=ctypes.addressof(log_buf) if log_buf is not None else 0,
         prog_flags=prog_flags, prog_name=object_name(name),
         expected_attach_type=expected_attach_type)
+    if funcs is not None:
+        btf, records, count = funcs
+        info = ctypes.create_string_buffer(records, len(records))
+        attr.prog_btf_fd = btf.fd
+        attr.func_info_rec_size = FUNC_INFO.size
+        attr.func_info = ctypes.addressof(info)
+        attr.func_info_cnt = count
     try:
         fd, failure = bpf(BpfCmd.PROG_LOAD, attr, what=f"program {name!r}", retry_eagain=5), 0
     except BpfSyscallError as exc:
@@ -117,9 +127,23 @@ def load_program(instructions: Sequence[Instruction], *, prog_type: ProgType | i
                          f"is out of range (log_size must be 128..{MAX_LOG_SIZE})")
     license_buf = ctypes.create_string_buffer(license.encode("utf-8", "replace"))
     level = log_level
+    funcs = load_function_btf(insns) if takes_function_address(insns) else None
+    try:
+        return _load(insns, code, prog_type, license_buf, name, prog_flags,
+                     expected_attach_type, level, log_size, what, funcs)
+    finally:
+        if funcs is not None:
+            funcs[0].close()
+
+
+def _load(insns: tuple[Instruction, ...], code: bytes, prog_type: ProgType | int,
+          license_buf: ctypes.Array[ctypes.c_char], name: str, prog_flags: int,
+          expected_attach_type: int, level: int, log_size: int, what: str,
+          funcs: tuple[KernelHandle, bytes, int] | None) -> KernelProgram:
     while True:
         fd, failure, log, true_size = _attempt(code, int(prog_type), license_buf, name,
-                                             prog_flags, expected_attach_type, level, log_size)
+                                             prog_flags, expected_attach_type, level, log_size,
+                                             funcs)
         if fd >= 0:
             return KernelProgram(fd, name, prog_type, insns, log)
         if failure == errno.ENOSPC and level and log_size < MAX_LOG_SIZE:

@@ -22,7 +22,9 @@ Safety by construction, the rules every snippet keeps:
   into anything are bounded by masks, compares (64- and 32-bit, signed and unsigned), modulo,
   shifts or linked copies first.
 - Loops count a callee-saved register or a reserved stack slot to a constant; branches only go
-  forward and every instruction is reachable.
+  forward and every instruction is reachable. ``bpf_loop`` callbacks run a few times (a small
+  constant or bounded count), find the context spilled right below their caller's scalar
+  slots (the callback context points there) and return 0 or 1.
 
 ``RISKY`` kinds break one rule each, near the boundary (a byte past a bounds check, an
 unchecked lookup, a stale packet pointer...), so some programs must be refused; those the
@@ -143,6 +145,8 @@ class Fn:
     loop: int = 0  # loop nesting
     counter: str | None = None  # the innermost loop's counter register, if a register
     trips: int = 1  # iterations of the enclosing loops, multiplied
+    callback: bool = False  # a bpf_loop callback: every exit returns 0 or 1
+    in_callback: bool = False  # a callback or a function it calls: no tail calls
 
     @property
     def s_base(self) -> int:
@@ -394,7 +398,9 @@ class _Builder:
                 kind = "pkt"
             elif kind == "loop" and (fn.loop >= 2 or fn.trips >= 3):
                 kind = "alu"
-            if kind == "call" and (fn.loop or fn.depth >= MAX_CALL_DEPTH):
+            if kind == "arith" and fn.callback:
+                kind = "alu"  # its self-check returns a value no callback may return
+            if kind in ("call", "callback") and (fn.loop or fn.depth >= MAX_CALL_DEPTH):
                 kind = "stack"
             SNIPPETS[kind](self, fn, rng, True)
 
@@ -1010,7 +1016,7 @@ def s_helper(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
         s_redirect(b, fn, rng)
     else:  # a tail call: slot 0 holds a program, the others are empty
         progs = [m for m in b.maps.values() if m.type == MapType.PROG_ARRAY]
-        if progs:  # an empty slot: the call falls through
+        if progs and not fn.in_callback:  # an empty slot: the call falls through
             lines += ["mov %r1, %r6", f"lddw %r2, map_fd({progs[0].handle})",
                       f"mov %r3, {rng.randint(0, 5)}", "call 12"]
         else:
@@ -1114,8 +1120,8 @@ def s_index(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
 
 def s_early_exit(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
     op = rng.choice(JUMPS) + rng.choice(("", "32"))
-    fn.lines += [f"{op} {b.sc(fn, rng)}, {b.imm(rng)}, +2", f"mov %r0, {rng.randint(0, 4)}",
-                 "exit"]
+    fn.lines += [f"{op} {b.sc(fn, rng)}, {b.imm(rng)}, +2",
+                 f"mov %r0, {rng.randint(0, 1 if fn.callback else 4)}", "exit"]
 
 
 def s_loop(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
@@ -1232,7 +1238,8 @@ def s_call(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
         return
     # a full function: ctx, a scalar, a pointer to our scalar slots, another scalar
     callee = Fn(name, fn.depth + 1, ["%r7", "%r8"], SUB_SLOTS, SUB_PTRS, SUB_BUF, SUB_BUF_SIZE,
-                buf_init=rng.random() < 0.5, arg=("%r9", 8 * fn.slots))
+                buf_init=rng.random() < 0.5, arg=("%r9", 8 * fn.slots),
+                in_callback=fn.in_callback)
     b.functions.append(callee)
     lines += ["mov %r1, %r6", f"mov %r2, {b.sc(fn, rng)}", "mov %r3, %r10",
               f"add %r3, {fn.s_base}", f"mov %r4, {rng.choice((b.sc(fn, rng), '3'))}",
@@ -1243,6 +1250,40 @@ def s_call(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
     for _ in range(rng.randint(1, 2)):
         s_arg(b, callee, rng, True)
     callee.lines += [f"mov %r0, {b.sc(callee, rng)}", "exit"]
+
+
+def s_callback(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
+    """``bpf_loop`` with a callback that gets the context and this frame's scalar slots
+    through a pointer to the spill slot below them, runs nested snippets and returns 0 or 1;
+    the loop count is a small constant or a bounded scalar."""
+    if fn.loop or fn.depth >= MAX_CALL_DEPTH:
+        return s_alu(b, fn, rng, nested)
+    name = f"f{len(b.functions) + 1}"
+    callee = Fn(name, fn.depth + 1, ["%r7", "%r8"], SUB_SLOTS, SUB_PTRS, SUB_BUF, SUB_BUF_SIZE,
+                buf_init=rng.random() < 0.5, arg=("%r9", 8 * fn.slots), callback=True,
+                in_callback=True)
+    b.functions.append(callee)
+    lines = fn.lines
+    skip = b.label()
+    if rng.random() < 0.6:
+        lines.append(f"mov %r1, {rng.choice((0, 1, 2, 2, 3))}")
+    else:
+        b.bound(fn, rng, "%r1", rng.choice((1, 3)), skip)
+    spill = fn.s_base - 8  # the first pointer slot, right below the scalar slots
+    lines += [f"stxdw [%r10{spill}], %r6", f"lddw %r2, func {name}", "mov %r3, %r10",
+              f"add %r3, {spill}", "mov %r4, 0", "call 181",
+              f"{rng.choice(('mov', 'add', 'xor'))} {b.sc(fn, rng)}, %r0", f"{skip}:"]
+    callee.lines += [f"{name}:", "ldxdw %r6, [%r2+0]", "mov %r9, %r2", "add %r9, 8",
+                     "mov %r7, %r1", f"mov %r8, {b.imm(rng)}"]
+    b.init_stack(callee, rng)
+    b.block(callee, rng, rng.randint(1, 3))
+    for _ in range(rng.randint(1, 2)):
+        s_arg(b, callee, rng, True)
+    if rng.random() < 0.3:
+        callee.lines.append("mov %r0, 0")
+    else:
+        callee.lines += [f"mov %r0, {b.sc(callee, rng)}", "and %r0, 1"]
+    callee.lines.append("exit")
 
 
 def s_arg(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
@@ -1762,7 +1803,7 @@ SNIPPETS: dict[str, Snippet] = {
     "global": s_global, "stack_var": s_stack_var, "spill": s_spill, "helper": s_helper,
     "load_bytes": s_load_bytes, "atomic": s_atomic_stack, "branch": s_branch,
     "degenerate": s_degenerate, "index": s_index, "early_exit": s_early_exit, "loop": s_loop,
-    "call": s_call, "arg": s_arg,
+    "call": s_call, "arg": s_arg, "callback": s_callback,
     "r_pkt": r_pkt_past_check, "r_null": r_no_null_check, "r_value": r_value_past_end,
     "r_uninit": r_uninit_stack, "r_stale": r_stale_packet, "r_index": r_unbounded_index,
     "r_misc": r_misc, "arith": s_arith, "r_arith": r_arith, "probe": s_probe,
@@ -1776,7 +1817,8 @@ TOP_WEIGHTS = (
     ("pkt_loop", 3), ("meta", 3), ("adjust", 3), ("map_lookup", 9), ("map_update", 4),
     ("map_delete", 2), ("global", 3), ("stack_var", 5), ("spill", 5), ("helper", 6),
     ("load_bytes", 4), ("atomic", 6), ("branch", 7), ("degenerate", 3), ("index", 5),
-    ("early_exit", 2), ("loop", 5), ("call", 5), ("arith", 4), ("probe", 3), ("join", 4), ("risky", 6),
+    ("early_exit", 2), ("loop", 5), ("call", 5), ("arith", 4), ("probe", 3), ("join", 4),
+    ("callback", 3), ("risky", 6),
 )
 RISKY_KINDS = tuple(sorted(RISKY))
 NESTED_WEIGHTS = tuple((k, w) for k, w in TOP_WEIGHTS if k != "risky") + (("arg", 4),)
@@ -1841,7 +1883,7 @@ def well_formed_frame(seed: int) -> bytes:
 
 
 # -- assembling ---------------------------------------------------------------------------
-_JUMPING = ("j", "call local")
+_JUMPING = ("j", "call local", "lddw %r2, func")
 
 
 @lru_cache(maxsize=1 << 16)

@@ -139,6 +139,10 @@ _OR_NULL = {RetType.PTR_TO_MAP_VALUE_OR_NULL: "map_value_or_null",
 #: what an object argument expects
 _OBJECT = {ArgType.PTR_TO_SOCK_COMMON: "expected=sock_common",
            ArgType.PTR_TO_RINGBUF_MEM: "expected=ringbuf_mem"}
+#: helper id -> the callback subprogram its well-formed call passes (after the program).
+CALLBACKS = {HelperId.LOOP: "loop_cb:\nmov %r0, 0\nexit\n"}
+GOOD[HelperId.LOOP] = ("stdw [%r10-8], 0\nmov %r1, 2\nlddw %r2, func loop_cb\nmov %r3, %r10\n"
+                       "add %r3, -8\nmov %r4, 0", "", ())
 
 
 def _good(hid: int) -> tuple[str, str, tuple[int, ...]]:
@@ -149,7 +153,7 @@ def _good(hid: int) -> tuple[str, str, tuple[int, ...]]:
 def program(hid: int, *, before_call: str = "", after_call: str = "") -> str:
     setup, after, _ = _good(hid)
     return (f"mov %r6, %r1\n{setup}\n{before_call}\ncall {hid}\n{after_call}\n{after}"
-            "mov %r0, 2\nexit\n")
+            "mov %r0, 2\nexit\n" + CALLBACKS.get(hid, ""))
 
 
 def maps_of(hid: int) -> dict[int, MapSpec]:

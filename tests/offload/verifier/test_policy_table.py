@@ -107,6 +107,15 @@ TOO_DEEP = "call local f1\nmov %r0, 2\nexit\n" + "".join(
     f"f{i}:\ncall local f{i + 1}\nexit\n" for i in range(1, 9)) + "f9:\nmov %r0, 2\nexit\n"
 
 
+CALLBACK = "cb:\nmov %r0, 0\nexit\n"  # a bpf_loop callback that goes on
+
+
+def loop_call(count: str = "mov %r1, 4", ctx: str = "mov %r3, 0",
+              flags: str = "mov %r4, 0") -> str:
+    """``bpf_loop(count, cb, ctx, flags)``; the program defines ``cb:`` after its exit."""
+    return f"{count}\nlddw %r2, func cb\n{ctx}\n{flags}\ncall 181\n"
+
+
 def small(**limits: int) -> Capabilities:
     return replace(FULL, limits=replace(Limits(), **limits))
 
@@ -463,6 +472,59 @@ ROWS = [
     Row("ld_abs", "mov %r6, %r1\nldabsw 0\n" + DONE,
         "BPF_LD_[ABS|IND] instructions not allowed", "BPF_LD_[ABS|IND] instructions not allowed",
         "BPF_LD_[ABS|IND] instructions not allowed"),
+    # ------------------------------------------------------------ callbacks (bpf_loop)
+    Row("callback_loop", "stdw [%r10-8], 0\n" + loop_call(ctx="mov %r3, %r10\nadd %r3, -8")
+        + DONE + "cb:\nldxdw %r3, [%r2+0]\nadd %r3, 1\nstxdw [%r2+0], %r3\nmov %r0, 0\n"
+        "exit\n", ACCEPT, ACCEPT, ACCEPT),
+    Row("callback_bad_return", loop_call() + DONE + "cb:\nmov %r0, 2\nexit\n",
+        "At callback return the register R0 has 2 should have been in [0, 1]",
+        "At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]",
+        "At callback return the register R0 has smin=2 smax=2 should have been in [0, 1]"),
+    Row("callback_flags", loop_call(flags="mov %r4, 1") + DONE + CALLBACK,
+        "R4 flags of bpf_loop must be 0", ACCEPT, ACCEPT),
+    Row("callback_caller_regs", "mov %r6, 7\n" + loop_call() + DONE +
+        "cb:\nmov %r0, %r6\nand %r0, 1\nexit\n", "R6 !read_ok", "R6 !read_ok", "R6 !read_ok"),
+    Row("callback_ctx_not_stack", "mov %r6, %r1\n" + loop_call(ctx="mov %r3, %r6") + DONE +
+        CALLBACK, "R3 type=ctx expected=fp", "R3 type=ctx expected=fp",
+        "R3 type=ctx expected=fp"),
+    Row("callback_zero_runs", loop_call(ctx="mov %r3, %r10\nadd %r3, -8") +
+        "ldxdw %r0, [%r10-8]\n" + DONE + "cb:\nstdw [%r2+0], 1\nmov %r0, 0\nexit\n",
+        "invalid read from stack off -8+0 size 8", "invalid read from stack R10 off=-8 size=8",
+        ACCEPT),
+    Row("callback_second_run", "stdw [%r10-8], 0\nstdw [%r10-16], 0\n" +
+        loop_call(count="mov %r1, 2", ctx="mov %r3, %r10\nadd %r3, -16") + DONE +
+        "cb:\nldxdw %r3, [%r2+8]\nmov %r4, %r2\nadd %r4, %r3\nldxb %r5, [%r4+8]\n"
+        "stdw [%r2+8], 8\nmov %r0, 0\nexit\n", "invalid stack off=0 size=1",
+        "R4 tried to add from different maps, paths or scalars",
+        "invalid read from stack R4 off=0 size=1"),
+    Row("callback_stale_packet", "ldxw %r7, [%r1+0]\nldxw %r8, [%r1+4]\nmov %r2, %r7\n"
+        "add %r2, 14\njgt %r2, %r8, out\nstxdw [%r10-8], %r1\n" +
+        loop_call(count="mov %r1, 1", ctx="mov %r3, %r10\nadd %r3, -8") +
+        "ldxb %r0, [%r7+0]\n" + OUT + "cb:\nldxdw %r1, [%r2+0]\nmov %r2, 0\ncall 44\n"
+        "mov %r0, 0\nexit\n", "R7 !read_ok", "R7 !read_ok", "R7 invalid mem access 'scalar'"),
+    Row("callback_func_deref", "lddw %r1, func cb\nldxb %r0, [%r1+0]\nexit\n" + CALLBACK,
+        "R1 invalid mem access 'func'", "R1 invalid mem access 'func'",
+        "R1 invalid mem access 'func'"),
+    Row("callback_func_arith", "lddw %r2, func cb\nadd %r2, 8\n" + DONE + CALLBACK,
+        "R2 pointer arithmetic on func prohibited", ACCEPT, ACCEPT),
+    Row("callback_func_leak", "lddw %r0, func cb\nexit\n" + CALLBACK,
+        "R0 leaks addr as return value", "R0 leaks addr as return value", ACCEPT),
+    Row("callback_count_pointer", loop_call(count="mov %r1, %r10") + DONE + CALLBACK,
+        "R1 leaks addr into helper function", "R1 leaks addr into helper function", "EFAULT"),
+    Row("callback_tail_call", "stxdw [%r10-8], %r1\n" +
+        loop_call(ctx="mov %r3, %r10\nadd %r3, -8") + DONE + "cb:\nldxdw %r1, [%r2+0]\n"
+        "lddw %r2, map_fd(4)\nmov %r3, 0\ncall 12\nmov %r0, 0\nexit\n",
+        "bpf_tail_call is not allowed in a callback", "EFAULT", "EFAULT", {4: PROG_ARRAY}),
+    Row("callback_locked", LOCKED_VALUE + LOCK + loop_call() + UNLOCK + DONE + OUT + CALLBACK,
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock", {6: LOCKED}),
+    Row("callback_keeps_lock", loop_call(count="mov %r1, 1") + DONE + "cb:\nstw [%r10-4], 0\n"
+        "mov %r2, %r10\nadd %r2, -4\nlddw %r1, map_fd(6)\ncall 1\njeq %r0, 0, cbout\n"
+        "mov %r1, %r0\ncall 93\ncbout:\nmov %r0, 0\nexit\n",
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock",
+        "function calls are not allowed while holding a lock", {6: LOCKED}),
 ]
 IDS = [row.id for row in ROWS]
 
