@@ -191,15 +191,7 @@ def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
             if not _spill_covers(o, c, imprecise, ids):
                 return False
             continue
-        c_scalar_spill = c.spilled is not None and c.spilled.type == SCALAR
-        c_zero_spill = c_scalar_spill and c.spilled.is_const and c.spilled.var.value == 0
-        for ok, ck in zip(o.kinds, c.kinds):
-            if ok == ByteKind.INVALID or ok == ck and ck != ByteKind.SPILL:
-                continue
-            if ok == ByteKind.MISC and (ck == ByteKind.ZERO or c_scalar_spill):
-                continue
-            if ok == ByteKind.ZERO and c_zero_spill:
-                continue
+        if not _bytes_cover(constrained_kinds(o.kinds), c):
             return False
     return True
 
@@ -327,11 +319,7 @@ class Plan:
                     else:
                         add((_S_SPILL, depth, k, o))
                     continue
-                kinds = o.kinds
-                constrained = constrained_of.get(kinds)
-                if constrained is None:
-                    constrained = constrained_of[kinds] = tuple(
-                        (i, kind) for i, kind in enumerate(kinds) if kind != _INVALID)
+                constrained = constrained_of.get(o.kinds) or constrained_kinds(o.kinds)
                 if constrained:
                     add((_S_BYTES, depth, k, (o, constrained)))
         self.checks = checks
@@ -377,8 +365,8 @@ class Plan:
             elif kind == _S_BYTES:
                 slot, constrained = o
                 c = frame.stack.get(at, EMPTY_SLOT)
-                if c is slot or _bytes_cover(constrained, c):
-                    continue
+                if c is slot or c.kinds == slot.kinds or _bytes_cover(constrained, c):
+                    continue  # (the same kinds: no spill among them either)
 
             else:
                 c = frame.stack.get(at, EMPTY_SLOT)
@@ -393,6 +381,16 @@ class Plan:
                 checks.insert(0, checks.pop(i))
             return False
         return True
+
+
+def constrained_kinds(kinds: tuple[ByteKind, ...]) -> tuple[tuple[int, ByteKind], ...]:
+    """(position, kind) of the bytes of an old slot holding no register that constrain a new
+    one: all but those never written (cached: slots share a few kinds tuples)."""
+    constrained = _CONSTRAINED.get(kinds)
+    if constrained is None:
+        constrained = _CONSTRAINED[kinds] = tuple(
+            (i, kind) for i, kind in enumerate(kinds) if kind != _INVALID)
+    return constrained
 
 
 def _bytes_cover(constrained: tuple[tuple[int, ByteKind], ...], c: Slot) -> bool:
