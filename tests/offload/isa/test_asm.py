@@ -69,7 +69,7 @@ valid_insns = st.builds(
 ).map(lambda raw: decode(raw)[0]).filter(lambda insn: insn.field_problem() is None)
 
 
-@settings(max_examples=1000)
+@settings(max_examples=500)
 @given(valid_insns)
 def test_every_valid_instruction_prints_and_reassembles(insn):
     assert assemble(str(insn)) == [insn]
