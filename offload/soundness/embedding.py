@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ..helpers.xdp_env import map_handle
 from ..verifier.cfg import Program, live_regs
-from ..verifier.memory import spill_size, truncated
+from ..verifier.memory import truncated
 from ..verifier.state import MAYBE_NULL, SLOT, ByteKind, Reg, RegType, State
 from ..verifier.tnum import U64
 from .concrete import ConcreteView
@@ -75,7 +75,7 @@ def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[
             data = bytes(buffer[start:start + SLOT])
             name = f"fp{-SLOT * (k + 1)}{where}"
             if spilled is not None:
-                spilled_bytes = spill_size(stack_slot)
+                spilled_bytes = stack_slot.spilled_bytes
                 value = int.from_bytes(data[:spilled_bytes], "little")
                 held = truncated(spilled, spilled_bytes)  # a narrow spill: its low bytes
                 problem = reg_escape(held, value, view, None)

@@ -64,8 +64,8 @@ def worth_keeping(jumps: int, insns: int, looping: bool) -> bool:
     memory, copies and comparisons for little more pruning. Inside a loop (an open checkpoint
     at the same point: the state is on a path from it) successive iterations differ and rarely
     prune one another, so checkpoints there are kept sparser still; a loop that runs long is
-    still recognised as it keeps one every ``LOOP_KEEP_AFTER_*``. ``may_goto`` points always
-    keep theirs (the caller's rule)."""
+    still recognised as it keeps one every ``LOOP_KEEP_AFTER_*``. ``may_goto`` and callback
+    calls always keep theirs (``PrunePoint.forced``, the caller's rule)."""
     if looping:
         return jumps >= LOOP_KEEP_AFTER_JUMPS or insns >= LOOP_KEEP_AFTER_INSNS
     return jumps >= KEEP_AFTER_JUMPS and insns >= KEEP_AFTER_INSNS
@@ -150,17 +150,16 @@ class PrunePoint:
         regs = state.frame.regs
         # states holding different numbers of references never cover each other
         shape: list = [(len(state.frames), len(state.refs))]
-        if not fingerprint:
-            for r in self.regs:
-                reg = regs[r]
-                shape += (reg.type, reg.off)
-            return None, tuple(shape)
-        rest = [state.pkt_len, state.meta_len]
         for r in self.regs:
             reg = regs[r]
             shape += (reg.type, reg.off)
-            rest += (reg.var, reg.range)
         frozen = tuple(shape)
+        if not fingerprint:
+            return None, frozen
+        rest = [state.pkt_len, state.meta_len]
+        for r in self.regs:
+            reg = regs[r]
+            rest += (reg.var, reg.range)
         return hash((frozen, *rest)), frozen
 
     def check(self, prog: Program, cur: State, keys: Keys, counting: bool = True) -> int:

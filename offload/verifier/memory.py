@@ -29,6 +29,7 @@ from .scalar import Scalar
 from .sock import check_sock_access
 from .state import (
     EMPTY_SLOT,
+    FULL_SPILL,
     PACKETS,
     POINTERS,
     PTR_TO_CTX,
@@ -52,7 +53,6 @@ _UNSIGNED = {n: Scalar.urange(0, (1 << (8 * n)) - 1) for n in (1, 2, 4, 8)}
 _SIGNED = {n: Scalar.srange(-(1 << (8 * n - 1)), (1 << (8 * n - 1)) - 1) for n in (1, 2, 4, 8)}
 _CTX_FIELDS = {XdpMd.DATA: RegType.PTR_TO_PACKET, XdpMd.DATA_END: RegType.PTR_TO_PACKET_END,
                XdpMd.DATA_META: RegType.PTR_TO_PACKET_META}
-_SPILL = (ByteKind.SPILL,) * SLOT
 _MISC = (ByteKind.MISC,) * SLOT
 _ZEROS = {n: (ByteKind.ZERO,) * n for n in (1, 2, 4, 8)}
 _ZERO = Reg.const(0)
@@ -312,13 +312,6 @@ def _locate(addr: int) -> tuple[int, int]:
     return k, addr + (k + 1) * SLOT
 
 
-def spill_size(slot: Slot) -> int:
-    """How many bytes of ``slot``, from its lowest address, hold its spilled register: 8, or
-    fewer for a scalar spilled by a narrower store (its low bytes, little-endian)."""
-    kinds = slot.kinds
-    return SLOT if kinds is _SPILL or kinds == _SPILL else kinds.count(ByteKind.SPILL)
-
-
 def truncated(reg: Reg, size: int) -> Reg:
     """A scalar register as a ``size``-byte fill gives it back: its low bytes, zero-extended
     (kernel: the spilled register copied, then ``coerce_reg_to_size``). A value that fits
@@ -348,7 +341,7 @@ def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int
         slot = stack.get(k, EMPTY_SLOT)
         spilled = slot.spilled
         if spilled is not None:
-            spilled_bytes = spill_size(slot)
+            spilled_bytes = slot.spilled_bytes
             if size == SLOT and spilled_bytes == SLOT:
                 return spilled
             if spilled.type != RegType.SCALAR:
@@ -399,7 +392,7 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
     if value.type == RegType.PTR_TO_STACK and value.frameno > ptr.frameno:
         raise Reject("cannot spill pointers to stack into stack frame of the caller")
     if lo == hi and size == SLOT and lo % SLOT == 0:
-        stack[_locate(lo)[0]] = Slot(_SPILL, value)
+        stack[_locate(lo)[0]] = Slot(FULL_SPILL, value)
         if env.precision is not None:
             liveness.wrote(state, ptr.frameno, lo)
         return
@@ -421,7 +414,7 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
             # does so for loaders with CAP_BPF, which XDP always has), zero included
             if value.id and value.var.umax >= 1 << (8 * size):
                 value = value.with_id(0)  # the stack holds part of it: no longer a copy
-            stack[k] = Slot(_SPILL[:size] + slot.kinds[size:], value)
+            stack[k] = Slot(FULL_SPILL[:size] + slot.kinds[size:], value)
             return
         kinds = list(slot.kinds)
         kinds[i:i + size] = (new_kind,) * size

@@ -106,7 +106,6 @@ def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
 
 
 _LOOSE_KINDS = frozenset({ByteKind.MISC, ByteKind.ZERO})
-_FULL_SPILL = (ByteKind.SPILL,) * 8
 _ZERO_REG = Reg.const(0)
 
 
@@ -148,12 +147,15 @@ def _number_bytes_cover(o: Slot, c: Slot, ids: IdMap) -> bool:
     return reg_covers(o.spilled, value, ids, False)
 
 
-#: per kinds of a slot holding a spilled register: how many bytes the spill covers, and the
-#: (position, kind) of the other bytes that constrain (not never written)
+#: per kinds of a slot: how many bytes a spill covers, and the (position, kind) of the other
+#: bytes that constrain (not never written)
 _LAYOUTS: dict[tuple[ByteKind, ...], tuple[int, tuple[tuple[int, ByteKind], ...]]] = {}
 
 
 def _spill_layout(kinds: tuple[ByteKind, ...]) -> tuple[int, tuple[tuple[int, ByteKind], ...]]:
+    """How many bytes a spill covers (0: none) and the (position, kind) of the other bytes
+    that constrain a new slot: all but those never written (cached: slots share a few kinds
+    tuples)."""
     layout = _LAYOUTS.get(kinds)
     if layout is None:
         spilled_bytes = kinds.count(ByteKind.SPILL)
@@ -191,7 +193,7 @@ def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
             if not _spill_covers(o, c, imprecise, ids):
                 return False
             continue
-        if not _bytes_cover(constrained_kinds(o.kinds), c):
+        if not _bytes_cover(_spill_layout(o.kinds)[1], c):
             return False
     return True
 
@@ -259,8 +261,6 @@ _S_BYTES = 5  # plain bytes: the old kinds that constrain, by position
 
 
 _INVALID = ByteKind.INVALID
-#: per kinds of an old slot holding no register: the (position, kind) its bytes constrain
-_CONSTRAINED: dict[tuple[ByteKind, ...], tuple[tuple[int, ByteKind], ...]] = {}
 
 
 class Plan:
@@ -287,7 +287,6 @@ class Plan:
         self.refs = old.refs  # the references held, compared as ``covers`` does
         checks: list[tuple] = []
         add = checks.append
-        constrained_of = _CONSTRAINED
         everything = stack_read is None or stack_read is ALL_SLOTS
         insn = old.insn
         for depth, frame in enumerate(frames):
@@ -319,7 +318,7 @@ class Plan:
                     else:
                         add((_S_SPILL, depth, k, o))
                     continue
-                constrained = constrained_of.get(o.kinds) or constrained_kinds(o.kinds)
+                constrained = _spill_layout(o.kinds)[1]
                 if constrained:
                     add((_S_BYTES, depth, k, (o, constrained)))
         self.checks = checks
@@ -381,16 +380,6 @@ class Plan:
                 checks.insert(0, checks.pop(i))
             return False
         return True
-
-
-def constrained_kinds(kinds: tuple[ByteKind, ...]) -> tuple[tuple[int, ByteKind], ...]:
-    """(position, kind) of the bytes of an old slot holding no register that constrain a new
-    one: all but those never written (cached: slots share a few kinds tuples)."""
-    constrained = _CONSTRAINED.get(kinds)
-    if constrained is None:
-        constrained = _CONSTRAINED[kinds] = tuple(
-            (i, kind) for i, kind in enumerate(kinds) if kind != _INVALID)
-    return constrained
 
 
 def _bytes_cover(constrained: tuple[tuple[int, ByteKind], ...], c: Slot) -> bool:

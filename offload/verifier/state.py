@@ -197,6 +197,8 @@ class ByteKind(IntEnum):
 
 BYTE_CHARS = {ByteKind.INVALID: "?", ByteKind.MISC: "m", ByteKind.ZERO: "0", ByteKind.SPILL: "r"}
 _ALL_INVALID = (ByteKind.INVALID,) * SLOT
+#: The kinds of a slot holding a register spilled whole.
+FULL_SPILL = (ByteKind.SPILL,) * SLOT
 
 
 class Slot(NamedTuple):
@@ -204,6 +206,14 @@ class Slot(NamedTuple):
 
     kinds: tuple[ByteKind, ...] = _ALL_INVALID
     spilled: Reg | None = None
+
+    @property
+    def spilled_bytes(self) -> int:
+        """How many bytes, from the lowest address, hold ``spilled``: 8, or fewer for a
+        number spilled by a narrower store (its low bytes, little-endian); 0 for none."""
+        kinds = self.kinds
+        return SLOT if kinds is FULL_SPILL or kinds == FULL_SPILL else \
+            kinds.count(ByteKind.SPILL)
 
     def __str__(self) -> str:
         if self.spilled is not None:
