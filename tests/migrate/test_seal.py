@@ -72,18 +72,6 @@ def test_round_trip_property(snapshot: Snapshot, mode: str) -> None:
 
 
 # ---------------------------------------------------------------- refusals
-@pytest.fixture
-def decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts decoder runs: a refused snapshot must never reach the decoder."""
-    calls: list[int] = []
-    real = seal_module.read_snapshot
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(seal_module, "read_snapshot", spy)
-    return calls
 
 
 def payload_start(data: bytes) -> int:

@@ -36,17 +36,6 @@ def sealed(how: Seal) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture
-def decoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    calls: list[int] = []
-    real = seal_module.read_snapshot
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(seal_module, "read_snapshot", spy)
-    return calls
 
 
 def refused(data: bytes, trust: Trust, error: type[SealError], match: str,

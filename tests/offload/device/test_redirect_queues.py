@@ -5,36 +5,20 @@ receive queue, event records read oldest first, kept when their map is freed, bo
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
-import pytest
-
-from offload.caps import load_profile
-from offload.device import build_device
 from offload.device import device as device_module
 from offload.maps import BPF_XDP_CPUMAP
 from offload.xdp import XdpAction
 
+from .libbpf_pair import LIBBPF, load, pair  # noqa: F401 (the fixture)
 from .packets import ether, ipv4, tcp, udp
 
-LIBBPF = Path(__file__).resolve().parents[3] / "fixtures" / "xdp" / "libbpf"
 UDP = ether(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1000, 53, b"query")))
 TCP = ether(ipv4("10.0.0.3", "10.0.0.2", 6, tcp(1000, 80)))
 
 
 def u32(*values: int) -> bytes:
     return struct.pack(f"<{len(values)}I", *values)
-
-
-@pytest.fixture(params=["fast", "reference"])
-def pair(request):
-    return build_device("dut", load_profile("full"), engine=request.param, ncpus=2, seed=1)
-
-
-def load(pair, name: str, program: str) -> dict[str, int]:
-    loaded = pair.driver.load_object(LIBBPF / f"{name}.o", programs=[program])
-    pair.driver.xdp_attach(loaded.programs[program], replace=pair.device.attached)
-    return {**loaded.maps, **loaded.programs}
 
 
 def test_cpumap_frames_wait_for_the_workers(pair):

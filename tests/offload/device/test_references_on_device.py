@@ -5,32 +5,16 @@ passes it, as the kernel frees a discarded record), and socket lookups find no s
 from __future__ import annotations
 
 import struct
-from pathlib import Path
 
-import pytest
-
-from offload.caps import load_profile
-from offload.device import build_device
 from offload.xdp import XdpAction
 
+from .libbpf_pair import load, pair  # noqa: F401 (the fixture)
 from .packets import ether, ipv4, tcp, udp
 
-LIBBPF = Path(__file__).resolve().parents[3] / "fixtures" / "xdp" / "libbpf"
 UDP = ether(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1000, 53, b"query")))
 TCP = ether(ipv4("10.0.0.3", "10.0.0.2", 6, tcp(1000, 80)))
 SAMPLE = 40  # struct sample: len, proto, pad, 32 bytes of the frame
 COST = (SAMPLE + 8 + 7) & ~7
-
-
-@pytest.fixture(params=["fast", "reference"])
-def pair(request):
-    return build_device("dut", load_profile("full"), engine=request.param, ncpus=2, seed=1)
-
-
-def load(pair, name: str, program: str) -> dict[str, int]:
-    loaded = pair.driver.load_object(LIBBPF / f"{name}.o", programs=[program])
-    pair.driver.xdp_attach(loaded.programs[program], replace=pair.device.attached)
-    return {**loaded.maps, **loaded.programs}
 
 
 def test_reserved_records_are_submitted_or_discarded(pair):

@@ -21,6 +21,7 @@ from offload.program import resolve_map_references
 from offload.verifier import verify
 from offload.xdp import XdpAction
 
+from .libbpf_pair import pair  # noqa: F401 (the fixture)
 from .packets import ether, ipv4, udp
 
 OBJECT = Path(__file__).resolve().parents[3] / "fixtures" / "xdp" / "libbpf" / \
@@ -61,11 +62,6 @@ def test_the_kernel_backend_creates_the_lock_maps_and_loads_both():
     pair = build_device("host", caps, backend=KernelBackend(caps, name="host"))
     loaded = pair.driver.load_object(OBJECT)
     assert set(loaded.programs) == set(KERNEL_PROCESSED)
-
-
-@pytest.fixture(params=["fast", "reference"])
-def pair(request):
-    return build_device("dut", load_profile("full"), engine=request.param, ncpus=2, seed=1)
 
 
 def test_meters_count_under_their_locks(pair):
