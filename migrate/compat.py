@@ -7,8 +7,9 @@ and field a program's CO-RE relocations need and the target's BTF lacks. Outcome
 best to worst: COMPATIBLE, REWRITABLE (a rewrite makes it fit - CO-RE relocations resolved
 again against the target's BTF, as libbpf would load the program there, or v3/v4 instructions
 lowered to the target's ISA; the target's verifier re-checks the result on restore), FALLBACK
-(it stays in the guest; only when the user allows it), INCOMPATIBLE. Lowering is migrate.lowering's ``lower_program`` (slots of map references,
-line and function info remapped). :func:`plan` applies the checks to a whole snapshot: objects that share maps or
+(it stays in the guest; only when the user allows it), INCOMPATIBLE. Lowering is
+offload.lowering's ``lower_program`` (slots of map references, line and function info
+remapped). :func:`plan` applies the checks to a whole snapshot: objects that share maps or
 tail calls move together, and the target must offer every feature bit the source negotiated
 (virtio 1.2, 2.2: a driver never uses a feature the device did not offer).
 """
@@ -23,6 +24,7 @@ from enum import IntEnum
 from offload.isa.instruction import Instruction
 from offload.isa.opcodes import AluOp, InsnClass, JmpOp, Mode
 from offload.isa.versions import required_version
+from offload.lowering import LoweringError, lower_program
 from offload.maps.memory import format_bytes, map_memory
 from offload.maps.spec import MapSpec, MapType
 from offload.program import ProgramSpec
@@ -129,17 +131,12 @@ def _isa_gaps(insns: Sequence[Instruction], isa: int) -> dict[str, tuple[int, li
 
 
 def _lower(spec: ProgramSpec, isa: int) -> tuple[ProgramSpec | None, str]:
-    """The program lowered by migrate.lowering (relocations remapped), or why not."""
-    try:
-        from .lowering import LoweringError, lower_program
-    except ImportError as exc:
-        if getattr(exc, "name", None) not in ("migrate.lowering", f"{__package__}.lowering"):
-            raise
-        return None, "no ISA lowering pass is available in this build"
+    """The program lowered by offload.lowering (relocations remapped), or why not."""
     try:
         return lower_program(spec, isa), ""
     except LoweringError as exc:
-        return None, f"lowering to v{isa} is impossible: {exc}"
+        where = f" at insn {exc.insn_index}" if exc.insn_index is not None else ""
+        return None, f"lowering to v{isa} is impossible{where}: {exc.reason}"
 
 
 # ---------------------------------------------------------------- checks

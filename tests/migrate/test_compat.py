@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import sys
-import types
 
 import pytest
 from rich.console import Console
@@ -27,7 +25,11 @@ def prog(text: str, name: str = "p") -> ProgramSpec:
 
 @pytest.fixture
 def no_lowering(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "migrate.lowering", None)
+    """A lowering pass that refuses everything, so the plain ISA finding shows."""
+    def refuse(spec, isa):
+        raise compat.LoweringError("refused for this test", insn_index=None, target_version=isa)
+
+    monkeypatch.setattr(compat, "lower_program", refuse)
 
 
 def codes(findings) -> list[str]:
@@ -61,41 +63,35 @@ def test_isa_gap_lists_instruction_kinds(no_lowering: None) -> None:
     assert "needs ISA v4, legacy-nic offers v2" in isa.reason
     for kind in ("jmp32 (v3) at insn 2", "atomics (v3) at insn 4", "sdiv/smod (v4) at insn 5"):
         assert kind in isa.reason
-    assert "no ISA lowering pass is available" in isa.reason
+    assert "lowering to v2 is impossible: refused for this test" in isa.reason
     assert isa.slot == 2
     findings, _ = check_program(spec, SMARTNIC)
     assert "needs ISA v4, smartnic offers v3: sdiv/smod (v4) at insn 5" in findings[0].reason
 
 
 def test_isa_gap_uses_the_lowering_pass_when_present(monkeypatch) -> None:
-    class LoweringError(Exception):
-        pass
-
+    LoweringError = compat.LoweringError
     lowered = prog("mov %r0, 2\nexit")
-    fake = types.ModuleType("migrate.lowering")
-    fake.LoweringError = LoweringError
-    fake.lower_program = lambda spec, isa: lowered
-    monkeypatch.setitem(sys.modules, "migrate.lowering", fake)
+    monkeypatch.setattr(compat, "lower_program", lambda spec, isa: lowered)
     spec = prog("mov %r0, 2\nmov32 %r1, 1\njlt32 %r1, 3, +0\nexit")
     findings, rewritten = check_program(spec, LEGACY)
     assert [f.outcome for f in findings] == [Outcome.REWRITABLE] and rewritten == lowered
 
     def refuse(spec, isa):
-        raise LoweringError("atomic cmpxchg has no v2 sequence")
+        raise LoweringError("atomic cmpxchg has no v2 sequence", insn_index=4, target_version=isa)
 
-    fake.lower_program = refuse
+    monkeypatch.setattr(compat, "lower_program", refuse)
     findings, rewritten = check_program(spec, LEGACY)
     assert findings[0].outcome == Outcome.INCOMPATIBLE and rewritten is None
-    assert "lowering to v2 is impossible: atomic cmpxchg has no v2 sequence" in findings[0].reason
+    assert "lowering to v2 is impossible at insn 4: atomic cmpxchg has no v2 sequence" in findings[0].reason
 
-    fake.lower_program = lambda spec, isa: prog("mov %r0, 2\n" * 5000 + "exit")
+    monkeypatch.setattr(compat, "lower_program", lambda spec, isa: prog("mov %r0, 2\n" * 5000 + "exit"))
     findings, rewritten = check_program(spec, LEGACY)
     assert "lowered to v2 it has 5001 instructions, over the limit of 4096" in findings[0].reason
 
 
 def test_real_lowering_of_fixture_programs() -> None:
-    """With migrate.lowering in the tree, v3/v4 fixtures become REWRITABLE on older targets."""
-    pytest.importorskip("migrate.lowering", reason="the ISA lowering pass is not in this tree")
+    """v3/v4 fixtures become REWRITABLE on older targets."""
     snap = fixture_snapshot("xdp_firewall_v4", "xdp_counters")
     smart = plan(snap, SMARTNIC)
     report = smart.report("program", "xdp_firewall")

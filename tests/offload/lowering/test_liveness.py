@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrate.lowering import lower, lower_with_report
-from migrate.lowering.liveness import live_out, uses_defs, uses_upper
+from offload.lowering import lower, lower_with_report
+from offload.lowering.liveness import live_out, uses_defs, uses_upper
 from offload.isa import assemble
 from offload.isa.structure import build_layout
 

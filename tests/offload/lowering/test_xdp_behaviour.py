@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from migrate.lowering import lower_program
+from offload.lowering import lower_program
 from offload.loader import load_object
 from offload.loader.object import ObjectSpec
 from tests.offload.backends.backends import XDP_OBJECTS, close, install, make_backend

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from migrate.lowering import lower, lower_with_report
+from offload.lowering import lower, lower_with_report
 from offload.engine.harness import run_on_memory
 from offload.isa import assemble
 

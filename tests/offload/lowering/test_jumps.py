@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrate.lowering import LoweringError, lower, lower_with_report
+from offload.lowering import LoweringError, lower, lower_with_report
 from offload.isa import InsnClass, Instruction, JmpOp, assemble
 from offload.isa.instruction import JMP_NAMES
 from offload.isa.versions import program_version

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from hypothesis import strategies as st
 
-from migrate.lowering import lower_with_report
+from offload.lowering import lower_with_report
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
 from offload.helpers.conformance import CONFORMANCE_HELPERS

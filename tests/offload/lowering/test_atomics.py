@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrate.lowering import LoweringError, lower
+from offload.lowering import LoweringError, lower
 from offload.isa import assemble
 
 from .differential import (

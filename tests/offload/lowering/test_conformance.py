@@ -9,7 +9,7 @@ from functools import cache
 import pytest
 
 from cli.conformance import all_cases, case_program, conformance_root, judge, parse_case
-from migrate.lowering import LoweringError, lower_with_report
+from offload.lowering import LoweringError, lower_with_report
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from migrate.lowering import LoweringError, lower, lower_program, lower_program_with_report, \
+from offload.lowering import LoweringError, lower, lower_program, lower_program_with_report, \
     lower_with_report
 from offload.isa import PseudoSrc, assemble
 from offload.isa.versions import program_version

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from migrate.lowering import LoweringError, lower_with_report
-from migrate.lowering.frame import frame_use
+from offload.lowering import LoweringError, lower_with_report
+from offload.lowering.frame import frame_use
 from offload.isa import assemble
 from offload.isa.structure import build_layout
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from migrate.lowering import lower_program_with_report
+from offload.lowering import lower_program_with_report
 from offload.caps import Capabilities
 from offload.helpers.prototypes import PROTOTYPES
 from offload.isa.versions import program_version

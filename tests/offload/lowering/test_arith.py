@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrate.lowering import LoweringError, lower, lower_with_report
+from offload.lowering import LoweringError, lower, lower_with_report
 from offload.isa import assemble
 
 from .differential import SCRATCH_AREA, assert_equivalent, harness, memory_for, regs, values64
