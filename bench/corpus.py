@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import ctypes
 import ctypes.util
+import dataclasses
 import errno
 import functools
 import json

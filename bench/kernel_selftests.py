@@ -50,6 +50,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from offload.caps import load_profile  # noqa: E402
+from offload.isa.codec import DecodeError, decode  # noqa: E402
+from offload.isa.disasm import slot_positions  # noqa: E402
 from offload.isa.instruction import Instruction  # noqa: E402
 from offload.isa.opcodes import AluOp, InsnClass, Mode, Size, Source  # noqa: E402
 from offload.loader import BtfKind, LoaderError, load_object  # noqa: E402
@@ -61,8 +63,6 @@ from offload.loader.linker import SUBPROGRAM_SECTION, Function, link_program  # 
 from offload.loader.maps import collect_maps  # noqa: E402
 from offload.loader.relocations import SLOT, Fixup, _resolve  # noqa: E402
 from offload.loader.sections import program_type  # noqa: E402
-from offload.isa.codec import DecodeError, decode  # noqa: E402
-from offload.isa.disasm import slot_positions  # noqa: E402
 from offload.maps.spec import MapSpec  # noqa: E402
 from offload.program import MapReference, ProgType, resolve_map_references  # noqa: E402
 from offload.verifier import VerifierError, verify  # noqa: E402

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import socket
-import struct
 import sys
 import threading
 import time

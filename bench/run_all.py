@@ -2,8 +2,9 @@
 
 Engines (instructions per second: reference, fast, kernel), the fixtures' packets (ns per
 packet on the kernel and both engines, and packets per second over the whole mix), the device
-path through the virtqueues (frames per second), the verifier (instructions processed per second), snapshots (save, load and restore of a large
-map) and live migration (downtime and total time under traffic).
+path through the virtqueues (frames per second), the verifier (instructions processed per
+second), snapshots (save, load and restore of a large map) and live migration (downtime and
+total time under traffic).
 
     .venv/bin/python bench/run_all.py [--quick] [-o REPORT.md]
 
@@ -24,8 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import device_path, engines, snapshots, verifier, xdp_packets  # noqa: E402
-from bench import live_migration  # noqa: E402
+from bench import (  # noqa: E402
+    device_path,
+    engines,
+    live_migration,  # noqa: E402
+    snapshots,
+    verifier,
+    xdp_packets,
+)
 from offload.backends.kernel import kernel_available  # noqa: E402
 
 

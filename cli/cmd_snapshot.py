@@ -20,8 +20,15 @@ from rich.text import Text
 from migrate import store
 from migrate.codec import read_snapshot, write_snapshot
 from migrate.freshness import Freshness, SourceStamp, check_freshness, parse_duration
-from migrate.keys import (generate_signing_key, generate_symmetric_key, key_id,
-                          load_private_key, load_public_key, load_symmetric_key, public_key_id)
+from migrate.keys import (
+    generate_signing_key,
+    generate_symmetric_key,
+    key_id,
+    load_private_key,
+    load_public_key,
+    load_symmetric_key,
+    public_key_id,
+)
 from migrate.plan_view import plan_table
 from migrate.schema import SnapshotFormatError
 from migrate.seal import Seal, SealInfo, Trust

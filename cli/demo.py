@@ -26,8 +26,12 @@ from rich.text import Text
 from migrate import store
 from migrate.codec import decode, encode
 from migrate.compat import Outcome
-from migrate.keys import (generate_signing_key, generate_symmetric_key, load_private_key,
-                          load_public_key)
+from migrate.keys import (
+    generate_signing_key,
+    generate_symmetric_key,
+    load_private_key,
+    load_public_key,
+)
 from migrate.plan_view import plan_table
 from migrate.seal import Seal, Trust
 

@@ -24,8 +24,8 @@ from migrate.restore import IncompatibleTarget, RestoreError, restore
 from migrate.schema import SnapshotFormatError
 from offload.caps import Capabilities, load_profile
 from offload.device import DevicePair, build_device
-from offload.errors import ErrnoError, OffloadError
 from offload.driver import ObjectLoadError
+from offload.errors import OffloadError
 from offload.loader import LoadOptionError, ObjectSpec, ProgramRefusal, load_object
 from offload.virtio.features import names as feature_names
 from offload.xdp import XdpAction

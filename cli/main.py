@@ -13,8 +13,16 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from . import (cmd_device, cmd_events, cmd_migrate, cmd_profiles, cmd_programs, cmd_snapshot,
-               cmd_verify, demo)
+from . import (
+    cmd_device,
+    cmd_events,
+    cmd_migrate,
+    cmd_profiles,
+    cmd_programs,
+    cmd_snapshot,
+    cmd_verify,
+    demo,
+)
 from .exits import Exit, classify
 from .output import Output
 from .rpc import RemoteError

@@ -7,20 +7,53 @@ atomic snapshot files, ``compat`` the per-object compatibility plan against a ta
 Capabilities. docs/snapshot-format.md describes the bytes on disk.
 """
 
-from .codec import (UPGRADES, ChunkLimits, DecodeLimits, SnapshotTooLarge, SnapshotTruncated,
-                    UnsupportedVersion, read_snapshot, write_snapshot)
-from .compat import Finding, Outcome, Plan, Report, check_features, check_map, check_program, \
-    plan
+from .codec import (
+                    UPGRADES,
+                    ChunkLimits,
+                    DecodeLimits,
+                    SnapshotTooLarge,
+                    SnapshotTruncated,
+                    UnsupportedVersion,
+                    read_snapshot,
+                    write_snapshot,
+)
+from .compat import Finding, Outcome, Plan, Report, check_features, check_map, check_program, plan
 from .entries import EntriesError, EntryChunk, MapEntries
 from .errors import SnapshotError
+from .freshness import (
+                    Freshness,
+                    FreshnessUnknown,
+                    GenerationTooOld,
+                    RollbackRefused,
+                    SnapshotTooOld,
+                    SourceStamp,
+                    StaleSnapshot,
+)
 from .keys import KeyFileError
 from .schema import SnapshotFormatError
-from .freshness import (Freshness, FreshnessUnknown, GenerationTooOld, RollbackRefused,
-                        SnapshotTooOld, SourceStamp, StaleSnapshot)
-from .seal import (DecryptionError, DowngradeError, EncryptionRequired, IntegrityError, Seal,
-                   SealError, SealInfo, SignatureError, SignatureRequired, Trust)
-from .snapshot import (FORMAT_VERSION, ActionCounter, AttachPoint, MapLink, MapState,
-                       ProgramState, Snapshot, VerifierStats, XdpMode)
+from .seal import (
+                    DecryptionError,
+                    DowngradeError,
+                    EncryptionRequired,
+                    IntegrityError,
+                    Seal,
+                    SealError,
+                    SealInfo,
+                    SignatureError,
+                    SignatureRequired,
+                    Trust,
+)
+from .snapshot import (
+                    FORMAT_VERSION,
+                    ActionCounter,
+                    AttachPoint,
+                    MapLink,
+                    MapState,
+                    ProgramState,
+                    Snapshot,
+                    VerifierStats,
+                    XdpMode,
+)
 
 __all__ = [
     "FORMAT_VERSION", "UPGRADES", "ActionCounter", "AttachPoint", "ChunkLimits", "DecodeLimits",

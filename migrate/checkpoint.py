@@ -48,7 +48,7 @@ def unique_names(objects: Iterable[tuple[int, str]]) -> dict[int, str]:
 def map_entries(live: object, spec_value_size: int, key_size: int, percpu: bool,
                 ncpus: int, *, stream: bool) -> MapEntries:
     """A map's contents, read in uAPI form (per-CPU values cut to one value per CPU)."""
-    source = getattr(live, "export_entries", None) or getattr(live, "items")
+    source = getattr(live, "export_entries", None) or live.items
     cpus = ncpus if percpu else 1
 
     def chunks() -> Iterator[EntryChunk]:
@@ -73,7 +73,7 @@ def map_entries(live: object, spec_value_size: int, key_size: int, percpu: bool,
 
 def _links(live: object, names: dict[int, str]) -> tuple[MapLink, ...]:
     """Program-array and map-in-map entries: the ids a lookup reports are device handles."""
-    source = getattr(live, "export_entries", None) or getattr(live, "items")
+    source = getattr(live, "export_entries", None) or live.items
     links = []
     for key, value in source():
         (target,) = struct.unpack("<I", value[:4])

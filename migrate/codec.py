@@ -31,12 +31,32 @@ from offload.maps.spec import MapType
 
 from .entries import EntriesError, EntryChunk, MapEntries
 from .errors import SnapshotError
-from .records import (chunk_crc, entries_record, header_record, links_crc, links_record,
-                      map_record, parse_caps, parse_counters, parse_entries, parse_links,
-                      parse_map, parse_program, program_record, trailer_record)
+from .records import (
+    chunk_crc,
+    entries_record,
+    header_record,
+    links_crc,
+    links_record,
+    map_record,
+    parse_caps,
+    parse_counters,
+    parse_entries,
+    parse_links,
+    parse_map,
+    parse_program,
+    program_record,
+    trailer_record,
+)
 from .schema import MAX_NAME, U64, Fields, SnapshotFormatError
-from .snapshot import FORMAT_VERSION, LINK_MAP_TYPES, MAGIC, MapLink, MapState, ProgramState, \
-    Snapshot
+from .snapshot import (
+    FORMAT_VERSION,
+    LINK_MAP_TYPES,
+    MAGIC,
+    MapLink,
+    MapState,
+    ProgramState,
+    Snapshot,
+)
 
 Record = dict[str, Any]
 Upgrade = Callable[[Iterator[Record]], Iterator[Record]]

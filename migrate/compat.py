@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
+from offload.caps.capabilities import Capabilities
 from offload.isa.instruction import Instruction
 from offload.isa.opcodes import AluOp, InsnClass, JmpOp, Mode
 from offload.isa.versions import required_version
@@ -28,7 +29,6 @@ from offload.lowering import LoweringError, lower_program
 from offload.maps.memory import format_bytes, map_memory
 from offload.maps.spec import MapSpec, MapType
 from offload.program import ProgramSpec
-from offload.caps.capabilities import Capabilities
 
 from .snapshot import LINK_MAP_TYPES, Snapshot
 

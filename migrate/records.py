@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
+from offload.caps.capabilities import Capabilities, Limits
 from offload.isa import DecodeError, PseudoSrc, decode, encode
 from offload.loader.btf import parse_btf
 from offload.loader.btf_ext import CoreReloKind
@@ -19,13 +20,20 @@ from offload.loader.core import CoreBinding, CoreRelocation
 from offload.loader.errors import LoaderError
 from offload.maps.spec import MapSpec, MapType, Pinning
 from offload.program import FuncInfo, LineInfo, MapReference, ProgramSpec, ProgType
-from offload.caps.capabilities import Capabilities, Limits
 from offload.xdp import XdpAction
 
 from .entries import EntryChunk
 from .schema import MAX_NAME, MAX_TEXT, U32, U64, Fields, SnapshotFormatError, Tuple
-from .snapshot import (MAGIC, ActionCounter, AttachPoint, MapLink, MapState, ProgramState,
-                       VerifierStats, XdpMode)
+from .snapshot import (
+    MAGIC,
+    ActionCounter,
+    AttachPoint,
+    MapLink,
+    MapState,
+    ProgramState,
+    VerifierStats,
+    XdpMode,
+)
 
 MAX_KEY = 512  # MAX_BPF_STACK: no map key can be larger
 MAX_VALUE = 1 << 20

@@ -35,13 +35,18 @@ from typing import Any, BinaryIO
 
 import msgpack
 from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, \
-    Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
 from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
-from .codec import (ChunkLimits, DecodeLimits, FormatMismatch, UnsupportedVersion,
-                    read_snapshot, write_snapshot)
+from .codec import (
+    ChunkLimits,
+    DecodeLimits,
+    FormatMismatch,
+    UnsupportedVersion,
+    read_snapshot,
+    write_snapshot,
+)
 from .errors import SnapshotError
 from .freshness import SourceStamp
 from .keys import SYMMETRIC_KEY_SIZE, key_id, public_key_id

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from importlib import metadata
 
+from offload.caps.capabilities import Capabilities
 from offload.maps.spec import MapSpec, MapType
 from offload.program import ProgramSpec
-from offload.caps.capabilities import Capabilities
 from offload.xdp import XdpAction
 
 from .entries import MapEntries

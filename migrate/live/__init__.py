@@ -7,8 +7,15 @@ on the destination; ``connect``/``listen`` make the sockets from ``tcp:HOST:PORT
 
 from .address import AddressError, connect, listen, parse_address
 from .destination import MigrationDestination
-from .errors import (ConnectionLost, DestinationRefused, MigrationError, MigrationTimeout,
-                     ProtocolViolation, SourceAborted, StreamTruncated)
+from .errors import (
+                     ConnectionLost,
+                     DestinationRefused,
+                     MigrationError,
+                     MigrationTimeout,
+                     ProtocolViolation,
+                     SourceAborted,
+                     StreamTruncated,
+)
 from .protocol import PROTOCOL_VERSIONS, Connection, Role, State
 from .report import MigrationOutcome, MigrationReport, RoundStats
 from .source import MigrationSource

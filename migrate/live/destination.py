@@ -26,8 +26,22 @@ from ..restore import IncompatibleTarget
 from ..snapshot import FORMAT_VERSION
 from .channel import Channel
 from .errors import DestinationRefused, MigrationError, ProtocolViolation, SourceAborted
-from .messages import (Abort, Committed, Delta, Final, Hello, Message, Progress, Ready, Refuse,
-                       RoundAck, RoundEnd, SnapshotChunk, SnapshotEnd, Welcome)
+from .messages import (
+    Abort,
+    Committed,
+    Delta,
+    Final,
+    Hello,
+    Message,
+    Progress,
+    Ready,
+    Refuse,
+    RoundAck,
+    RoundEnd,
+    SnapshotChunk,
+    SnapshotEnd,
+    Welcome,
+)
 from .protocol import PROTOCOL_VERSIONS, Connection, Role, State
 from .report import MigrationOutcome, MigrationReport, RoundStats
 from .target import TargetState

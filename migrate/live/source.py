@@ -28,10 +28,28 @@ from offload.device.device import Device
 from ..codec import ChunkLimits, write_snapshot
 from ..snapshot import FORMAT_VERSION
 from .channel import Channel
-from .errors import (ConnectionLost, DestinationRefused, MigrationError, MigrationTimeout,
-                     ProtocolViolation)
-from .messages import (Abort, Committed, Final, Hello, Message, Progress, Ready, Refuse,
-                       RoundAck, RoundEnd, SnapshotChunk, SnapshotEnd, Welcome)
+from .errors import (
+    ConnectionLost,
+    DestinationRefused,
+    MigrationError,
+    MigrationTimeout,
+    ProtocolViolation,
+)
+from .messages import (
+    Abort,
+    Committed,
+    Final,
+    Hello,
+    Message,
+    Progress,
+    Ready,
+    Refuse,
+    RoundAck,
+    RoundEnd,
+    SnapshotChunk,
+    SnapshotEnd,
+    Welcome,
+)
 from .protocol import PROTOCOL_VERSIONS, Connection, Role, State
 from .report import MigrationOutcome, MigrationReport, RoundStats
 from .tracking import SourceState

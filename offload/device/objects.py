@@ -18,7 +18,6 @@ from ..maps.spec import MapSpec
 from ..program import MapReference, ProgType
 from ..xdp import XdpAction
 
-
 _FIELDS = {XdpAction.ABORTED: "aborted", XdpAction.DROP: "drop", XdpAction.PASS: "pass_",
            XdpAction.TX: "tx", XdpAction.REDIRECT: "redirect"}
 

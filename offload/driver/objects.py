@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import ErrnoError
 from ..caps.device_btf import DeviceBtf, device_btf
+from ..errors import ErrnoError
 from ..loader import LoadOptionError, ObjectSpec, ProgramRefusal, RefusalKind, load_object
 from ..loader.object import default_target_btf
 from ..maps.spec import MapSpec, MapType

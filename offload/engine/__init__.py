@@ -2,9 +2,9 @@
 
 from .interpreter import (
     DEFAULT_MAX_STEPS,
+    ExecResult,
     Execution,
     ExecutionError,
-    ExecResult,
     Helper,
     Interpreter,
     LoadError,

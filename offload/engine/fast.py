@@ -120,7 +120,7 @@ def _base_namespace() -> dict[str, Any]:
         "K_RINGBUF": RegionKind.RINGBUF,
         "LOOP_REFUSAL": loop_refusal, "NotCallback": _not_callback,
     }
-    for size, code in ((1, "B"), (2, "H"), (4, "I"), (8, "Q")):
+    for code in "BHIQ":
         layout = struct.Struct("<" + code)
         namespace[f"UNPACK_{code}"] = layout.unpack_from
         namespace[f"PACK_{code}"] = layout.pack_into

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OffloadError
+from ..helpers.prototypes import CALLBACK_HELPERS
 from ..isa.instruction import Instruction
 from ..isa.opcodes import (
     ATOMIC_FETCH,
@@ -45,7 +46,6 @@ from ..isa.opcodes import (
     PseudoSrc,
     Source,
 )
-from ..helpers.prototypes import CALLBACK_HELPERS
 from ..isa.structure import Layout, StructureError, build_layout
 from .alu import (
     ALU32_OPS,
@@ -59,7 +59,7 @@ from .alu import (
     to_little_endian,
 )
 from .callbacks import LoopRun, loop_exit, loop_step
-from .memory import REGION_SHIFT, Memory, MemoryFault, ProvenanceFault, Region, RegionKind
+from .memory import REGION_SHIFT, Memory, MemoryFault, ProvenanceFault, Region
 from .provenance import (
     TAG,
     HelperSig,

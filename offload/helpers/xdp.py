@@ -28,8 +28,7 @@ from ..maps.xskmap import XskMap
 from ..xdp import XdpAction
 from ..xdp_buffer import ETH_HLEN
 from .prototypes import PROTOTYPES, ArgType, HelperId, HelperProto, RetType
-from .xdp_env import M64, REDIRECT_CPU, REDIRECT_XSK, Redirect, XdpEnv, errno_result, \
-    map_pointer
+from .xdp_env import M64, REDIRECT_CPU, REDIRECT_XSK, Redirect, XdpEnv, errno_result
 
 TRACE_LIMIT = 512
 #: Arguments bpf_trace_vprintk takes at most (the kernel's MAX_BPRINTF_VARARGS).

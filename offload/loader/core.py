@@ -336,8 +336,8 @@ def _match(local: _Spec, kind: CoreReloKind, target: Btf, cand_id: int) -> _Spec
             if kind == CoreReloKind.TYPE_MATCHES else \
             types_compatible(local.btf, local.root_id, target, cand_id)
         if not ok:
-            raise _Mismatch(f"{_type_label(cand)} of the device differs "
-                            f"({'does not match' if kind == CoreReloKind.TYPE_MATCHES else 'is not compatible'})")
+            how = "does not match" if kind == CoreReloKind.TYPE_MATCHES else "is not compatible"
+            raise _Mismatch(f"{_type_label(cand)} of the device differs ({how})")
         return _Spec(target, cand_id, ())
     if kind in ENUMVAL_KINDS:
         enum = target.resolve(cand_id)

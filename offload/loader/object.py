@@ -24,8 +24,8 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from functools import lru_cache
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -36,8 +36,7 @@ from .btf_ext import BtfExt, parse_btf_ext
 from .core import CoreBinding, CoreError, relocate
 from .elf import ElfObject, read_elf
 from .errors import LoaderError, LoadOptionError, ProgramRefusal, RefusalKind
-from .linker import SUBPROGRAM_SECTION, Function, LinkedProgram, link_program, \
-    section_functions
+from .linker import SUBPROGRAM_SECTION, Function, LinkedProgram, link_program, section_functions
 from .maps import collect_maps
 from .relocations import SLOT, resolve_fixups
 from .sections import expected_attach_type, parse_prog_type, program_type

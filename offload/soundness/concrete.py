@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..engine.interpreter import STACK_SIZE, Execution
-from ..engine.provenance import TAG
 from ..engine.memory import Region, RegionKind
+from ..engine.provenance import TAG
 from ..helpers.xdp_env import XdpEnv
 
 

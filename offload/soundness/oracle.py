@@ -25,8 +25,8 @@ from ..isa.instruction import Instruction
 from ..maps.spec import MapSpec
 from ..program import ProgType
 from ..verifier.cfg import Program
-from ..verifier.verifier import Observer
 from ..verifier.state import State
+from ..verifier.verifier import Observer
 from .concrete import ConcreteView
 from .embedding import escapes
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import operator
 
 from ..isa.opcodes import JmpOp
+from . import refs
 from .alu import read_reg
 from .env import Env
 from .errors import Reject
 from .memory import MAX_PACKET_OFF
 from .ops import Op
 from .scalar import Scalar, signed
-from . import refs
 from .state import (
     MAYBE_NULL,
     NOT_NULL,

@@ -32,8 +32,7 @@ from ..helpers.prototypes import (
 )
 from ..maps.spec import MapSpec
 from ..xdp import XdpAction
-from . import locks
-from . import refs
+from . import locks, refs
 from .alu import read_reg
 from .env import Env
 from .errors import Reject, VerifierBug

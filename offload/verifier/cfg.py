@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..caps.capabilities import Capabilities
+from ..helpers.prototypes import CALLBACK_HELPERS, prototype
 from ..isa.instruction import Instruction
 from ..isa.opcodes import (
     ATOMIC_FETCH,
@@ -33,7 +34,6 @@ from ..isa.opcodes import (
     PseudoSrc,
     Source,
 )
-from ..helpers.prototypes import CALLBACK_HELPERS, prototype
 from ..isa.versions import required_version
 from . import ops
 from .errors import Reject

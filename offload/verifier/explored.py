@@ -22,7 +22,8 @@ an *open* checkpoint there covers - one on its own path, with fewer may_goto fal
 behind it (``State.may_goto``) - is pruned. The runtime counter bounds the loop, and the
 checkpoint's exploration covers what follows. Its precision marks are incomplete (it is still
 open), so every scalar is compared, and the caller demands every scalar of the pruned state
-(``open_hit``, ``Precision.demand_all``). An equal open checkpoint is an infinite loop only with as many fall-throughs.
+(``open_hit``, ``Precision.demand_all``). An equal open checkpoint is an infinite loop only
+with as many fall-throughs.
 
 A call to a helper that runs a callback (``bpf_loop``) is the same kind of point: each run of
 the callback comes back to the call (``callbacks.py``), and a state there that an open
@@ -36,8 +37,8 @@ from __future__ import annotations
 from bisect import insort
 
 from .cfg import Program
-from .precision import ALL
 from .errors import VerifierBug
+from .precision import ALL
 from .prune import Plan, covers
 from .state import RegType, State
 

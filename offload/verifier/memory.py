@@ -5,7 +5,8 @@ proven to lie before ``data_end`` (per pointer id as the kernel does, or by the 
 the state has proven, which also covers variable offsets). Map values: within ``value_size``,
 never written when the map is read-only to programs (BPF_F_RDONLY_PROG, frozen, devmaps), never
 read when it is write-only (BPF_F_WRONLY_PROG). Ring buffer records: within their reserved
-size. Sockets: only the ``struct bpf_sock`` reads the kernel allows (``sock.py``). Stack: within 512 bytes, aligned, reads only of
+size. Sockets: only the ``struct bpf_sock`` reads the kernel allows (``sock.py``). Stack:
+within 512 bytes, aligned, reads only of
 written bytes, pointers only spilled and filled whole; an unprivileged program can never read a
 pointer back as a number. Stack a helper may write forgets what it held (``check_helper_mem``).
 """

@@ -12,7 +12,6 @@ from __future__ import annotations
 from ..isa.instruction import Instruction
 from ..isa.opcodes import (
     CLASS_MASK,
-    LDDW as LDDW_OPCODE,
     MODE_MASK,
     OP_MASK,
     SIZE_MASK,
@@ -24,6 +23,9 @@ from ..isa.opcodes import (
     Mode,
     Size,
     Source,
+)
+from ..isa.opcodes import (
+    LDDW as LDDW_OPCODE,
 )
 from .state import Reg
 from .tnum import U32

@@ -29,21 +29,21 @@ from .cfg import Program, live_regs
 from .liveness import ALL_SLOTS
 from .precision import ALL, SLOTS, STRIDE
 from .refs import refs_cover
+from .scalar import Scalar
 from .state import (
     EMPTY_SLOT,
     MAYBE_NULL,
     PACKETS,
     SCALAR,
+    SLOT,
     UNINIT,
+    UNKNOWN,
     ByteKind,
     Frame,
     Reg,
-    SLOT,
     Slot,
-    UNKNOWN,
     State,
 )
-from .scalar import Scalar
 
 #: Pointers whose id means something: the null check or the packet range they share
 _LINKED_BY_ID = MAYBE_NULL | PACKETS

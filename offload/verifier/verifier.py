@@ -12,7 +12,6 @@ failing path is replayed from its recorded jumps to produce the kernel-style log
 from __future__ import annotations
 
 import errno
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -24,21 +23,36 @@ from ..isa.instruction import Instruction
 from ..isa.opcodes import AluOp, InsnClass, PseudoSrc
 from ..maps.spec import MapType
 from ..program import ProgType
-from . import ops
+from . import gc_pause, liveness, ops
 from .alu import check_alu, write_reg
 from .branch import branch
-from .callbacks import check_callback_call, check_tail_call, func_pointer, in_callback, \
-    leave_callback
+from .callbacks import (
+    check_callback_call,
+    check_tail_call,
+    func_pointer,
+    in_callback,
+    leave_callback,
+)
 from .calls import check_helper_call, check_program_exit, enter_function, leave_function
 from .cfg import Program, layout
 from .env import GPL_COMPATIBLE, Env, MapResolver, PointerUses, resolve_map
 from .errors import Reject, VerifierError
 from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish, worth_keeping
 from .log import LogLine, VerifierLog, insn_line
-from . import gc_pause, liveness
 from .memory import check_atomic, check_load, check_store
-from .precision import CALL, CALLBACK_RETURN, FILL, JUMP, LINK, RETURN, SPILL, Precision, \
-    record, reg_loc, slot_loc
+from .precision import (
+    CALL,
+    CALLBACK_RETURN,
+    FILL,
+    JUMP,
+    LINK,
+    RETURN,
+    SPILL,
+    Precision,
+    record,
+    reg_loc,
+    slot_loc,
+)
 from .state import NOT_INIT, SCALAR, SLOT, UNKNOWN, Frame, PathNode, Reg, RegType, Slot, State
 
 #: Lines kept from the end of a failing path.

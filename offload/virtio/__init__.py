@@ -7,17 +7,50 @@ machine over :class:`GuestMemory`: no threads, sockets or timers.
 """
 
 from .allocator import GuestAllocator
-from .bpf_maps import MapCreateRequest, MapCreateResponse, MapDeleteRequest, MapDeleteResponse, \
-    MapFreeRequest, MapFreeResponse, MapFreezeRequest, MapFreezeResponse, \
-    MapGetNextKeyRequest, MapGetNextKeyResponse, \
-    MapLookupBatchRequest, MapLookupBatchResponse, MapLookupRequest, MapLookupResponse, \
-    MapUpdateBatchRequest, MapUpdateBatchResponse, MapUpdateRequest, MapUpdateResponse
-from .bpf_progs import CapsRequest, CapsResponse, MapRef, ProgLoadRequest, ProgLoadResponse, \
-    ProgUnloadRequest, ProgUnloadResponse, XdpAttachRequest, XdpAttachResponse, \
-    XdpDetachRequest, XdpDetachResponse
-from .ctrl import RESULT_HEADER_SIZE, BpfCommand, CtrlAck, CtrlClass, Request, Response, \
-    encode_status, parse_header
+from .bpf_maps import (
+    MapCreateRequest,
+    MapCreateResponse,
+    MapDeleteRequest,
+    MapDeleteResponse,
+    MapFreeRequest,
+    MapFreeResponse,
+    MapFreezeRequest,
+    MapFreezeResponse,
+    MapGetNextKeyRequest,
+    MapGetNextKeyResponse,
+    MapLookupBatchRequest,
+    MapLookupBatchResponse,
+    MapLookupRequest,
+    MapLookupResponse,
+    MapUpdateBatchRequest,
+    MapUpdateBatchResponse,
+    MapUpdateRequest,
+    MapUpdateResponse,
+)
+from .bpf_progs import (
+    CapsRequest,
+    CapsResponse,
+    MapRef,
+    ProgLoadRequest,
+    ProgLoadResponse,
+    ProgUnloadRequest,
+    ProgUnloadResponse,
+    XdpAttachRequest,
+    XdpAttachResponse,
+    XdpDetachRequest,
+    XdpDetachResponse,
+)
 from .chain import Chain, Segment
+from .ctrl import (
+    RESULT_HEADER_SIZE,
+    BpfCommand,
+    CtrlAck,
+    CtrlClass,
+    Request,
+    Response,
+    encode_status,
+    parse_header,
+)
 from .device_queue import DeviceQueue
 from .driver_queue import DriverQueue, QueueFullError, UsedBuffer
 from .errors import VirtioError
@@ -26,8 +59,14 @@ from .memory import GuestMemory, GuestMemoryError
 from .messages import REQUESTS, RESPONSES, decode_request, decode_response, response_type
 from .netdev import CONTROLQ, RECEIVEQ, TRANSMITQ, NetConfig, NetHdr
 from .ring import DescFlags, Descriptor, VirtqueueError, VringLayout, vring_need_event
-from .transport import DeviceStatus, FeatureNegotiationError, StatusError, Transport, \
-    driver_negotiate, setup_queue
+from .transport import (
+    DeviceStatus,
+    FeatureNegotiationError,
+    StatusError,
+    Transport,
+    driver_negotiate,
+    setup_queue,
+)
 from .wire import CtrlDecodeError, CtrlEncodeError
 
 __all__ = [

@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from typing import Self
 
 from .ctrl import BpfCommand, HandleRequest, Request, Response
-from .wire import MAX_BATCH_COUNT, MAX_CURSOR_SIZE, MAX_KEY_SIZE, MAX_MESSAGE_SIZE, \
-    MAX_VALUE_SIZE, CtrlEncodeError, Reader, Writer
+from .wire import (
+    MAX_BATCH_COUNT,
+    MAX_CURSOR_SIZE,
+    MAX_KEY_SIZE,
+    MAX_MESSAGE_SIZE,
+    MAX_VALUE_SIZE,
+    CtrlEncodeError,
+    Reader,
+    Writer,
+)
 
 KEY_PRESENT = 1  # MAP_GET_NEXT_KEY flags: a key follows (absent: return the first key)
 BATCH_DONE = 1  # MAP_LOOKUP_BATCH result flags: the iteration reached the end of the map

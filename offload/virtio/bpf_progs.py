@@ -11,13 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Self
 
-from ..maps.spec import MapType  # before caps: offload.maps imports offload.caps itself
 from ..caps.capabilities import Capabilities, Limits
 from ..isa.opcodes import PseudoSrc
+from ..maps.spec import MapType  # before caps: offload.maps imports offload.caps itself
 from ..program import ProgType
 from .ctrl import BpfCommand, HandleRequest, Request, Response
-from .wire import MAX_DEVICE_NAME, MAX_HELPERS, MAX_INSNS, MAX_LICENSE_SIZE, CtrlEncodeError, \
-    Reader, Writer
+from .wire import (
+    MAX_DEVICE_NAME,
+    MAX_HELPERS,
+    MAX_INSNS,
+    MAX_LICENSE_SIZE,
+    CtrlEncodeError,
+    Reader,
+    Writer,
+)
 
 INSN_SIZE = 8
 MAP_REF_SIZE = 16

@@ -23,8 +23,19 @@ from __future__ import annotations
 from .chain import Chain, Segment
 from .errors import VirtioError
 from .memory import GuestMemory
-from .ring import DESC, DESC_SIZE, U16, USED_ELEM, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, \
-    VIRTQ_DESC_F_WRITE, UsedFlags, VirtqueueError, VringLayout, vring_need_event
+from .ring import (
+    DESC,
+    DESC_SIZE,
+    U16,
+    USED_ELEM,
+    VIRTQ_DESC_F_INDIRECT,
+    VIRTQ_DESC_F_NEXT,
+    VIRTQ_DESC_F_WRITE,
+    UsedFlags,
+    VirtqueueError,
+    VringLayout,
+    vring_need_event,
+)
 
 MAX_CHAIN_BYTES = 1 << 32  # 2.7.5.2: a chain is not longer than 2**32 bytes in total
 _NEXT, _WRITE, _INDIRECT = VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT

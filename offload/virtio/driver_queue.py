@@ -20,9 +20,24 @@ from typing import NamedTuple
 from .allocator import GuestAllocator
 from .errors import VirtioError
 from .memory import GuestMemory
-from .ring import AVAIL_ALIGN, DESC, DESC_ALIGN, DESC_SIZE, U16, USED_ALIGN, USED_ELEM, \
-    VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, AvailFlags, UsedFlags, \
-    VirtqueueError, VringLayout, is_valid_queue_size, vring_need_event
+from .ring import (
+    AVAIL_ALIGN,
+    DESC,
+    DESC_ALIGN,
+    DESC_SIZE,
+    U16,
+    USED_ALIGN,
+    USED_ELEM,
+    VIRTQ_DESC_F_INDIRECT,
+    VIRTQ_DESC_F_NEXT,
+    VIRTQ_DESC_F_WRITE,
+    AvailFlags,
+    UsedFlags,
+    VirtqueueError,
+    VringLayout,
+    is_valid_queue_size,
+    vring_need_event,
+)
 
 Buffer = tuple[int, int]  # (guest address, length)
 _NEXT, _WRITE, _INDIRECT = VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_INDIRECT

@@ -14,9 +14,9 @@ import errno
 from collections.abc import Iterable
 from enum import IntEnum
 
-from ..maps.spec import MapType  # noqa: F401  (before caps: offload.maps imports offload.caps)
 from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
+from ..maps.spec import MapType  # noqa: F401  (before caps: offload.maps imports offload.caps)
 from ..program import ProgType
 
 

@@ -7,14 +7,38 @@ knowing which command it sent.
 
 from __future__ import annotations
 
-from .bpf_maps import MapCreateRequest, MapCreateResponse, MapDeleteRequest, MapDeleteResponse, \
-    MapFreeRequest, MapFreeResponse, MapFreezeRequest, MapFreezeResponse, \
-    MapGetNextKeyRequest, MapGetNextKeyResponse, \
-    MapLookupBatchRequest, MapLookupBatchResponse, MapLookupRequest, MapLookupResponse, \
-    MapUpdateBatchRequest, MapUpdateBatchResponse, MapUpdateRequest, MapUpdateResponse
-from .bpf_progs import CapsRequest, CapsResponse, ProgLoadRequest, ProgLoadResponse, \
-    ProgUnloadRequest, ProgUnloadResponse, XdpAttachRequest, XdpAttachResponse, \
-    XdpDetachRequest, XdpDetachResponse
+from .bpf_maps import (
+    MapCreateRequest,
+    MapCreateResponse,
+    MapDeleteRequest,
+    MapDeleteResponse,
+    MapFreeRequest,
+    MapFreeResponse,
+    MapFreezeRequest,
+    MapFreezeResponse,
+    MapGetNextKeyRequest,
+    MapGetNextKeyResponse,
+    MapLookupBatchRequest,
+    MapLookupBatchResponse,
+    MapLookupRequest,
+    MapLookupResponse,
+    MapUpdateBatchRequest,
+    MapUpdateBatchResponse,
+    MapUpdateRequest,
+    MapUpdateResponse,
+)
+from .bpf_progs import (
+    CapsRequest,
+    CapsResponse,
+    ProgLoadRequest,
+    ProgLoadResponse,
+    ProgUnloadRequest,
+    ProgUnloadResponse,
+    XdpAttachRequest,
+    XdpAttachResponse,
+    XdpDetachRequest,
+    XdpDetachResponse,
+)
 from .ctrl import BpfCommand, CtrlClass, Request, Response, parse_header
 from .wire import CtrlDecodeError
 

@@ -11,8 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cli.exits import Exit
-from cli.rpc import (MessageReader, RemoteError, Request, Response, RpcProtocolError,
-                     encode_request, encode_response, error_payload)
+from cli.rpc import (
+    MessageReader,
+    RemoteError,
+    Request,
+    Response,
+    RpcProtocolError,
+    encode_request,
+    encode_response,
+    error_payload,
+)
 from migrate.seal import IntegrityError
 from offload.errors import ErrnoError
 

@@ -8,8 +8,16 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 from migrate.entries import MapEntries
-from migrate.snapshot import (ActionCounter, AttachPoint, MapLink, MapState, ProgramState,
-                              Snapshot, VerifierStats, XdpMode)
+from migrate.snapshot import (
+    ActionCounter,
+    AttachPoint,
+    MapLink,
+    MapState,
+    ProgramState,
+    Snapshot,
+    VerifierStats,
+    XdpMode,
+)
 from offload.caps.profiles import load_profile
 from offload.isa import assemble
 from offload.loader import load_object

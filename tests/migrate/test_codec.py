@@ -9,9 +9,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from migrate import codec
-from migrate.codec import (ChunkLimits, DecodeLimits, SnapshotTooLarge, SnapshotTruncated,
-                           UnsupportedVersion, decode, encode, iter_records, read_snapshot,
-                           write_snapshot)
+from migrate.codec import (
+    ChunkLimits,
+    DecodeLimits,
+    SnapshotTooLarge,
+    SnapshotTruncated,
+    UnsupportedVersion,
+    decode,
+    encode,
+    iter_records,
+    read_snapshot,
+    write_snapshot,
+)
 from migrate.entries import EntryChunk, MapEntries
 from migrate.errors import SnapshotError
 from migrate.records import chunk_crc, links_crc

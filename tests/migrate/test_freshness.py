@@ -5,9 +5,18 @@ from __future__ import annotations
 import pytest
 
 from migrate.errors import SnapshotError
-from migrate.freshness import (CLOCK_SKEW_NS, Freshness, FreshnessUnknown, GenerationTooOld,
-                               RollbackRefused, SnapshotTooOld, SourceStamp, check_freshness,
-                               check_rollback, parse_duration)
+from migrate.freshness import (
+    CLOCK_SKEW_NS,
+    Freshness,
+    FreshnessUnknown,
+    GenerationTooOld,
+    RollbackRefused,
+    SnapshotTooOld,
+    SourceStamp,
+    check_freshness,
+    check_rollback,
+    parse_duration,
+)
 from migrate.schema import SnapshotFormatError
 
 NOW = 1_800_000_000 * 10**9

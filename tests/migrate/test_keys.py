@@ -5,8 +5,16 @@ import stat
 
 import pytest
 
-from migrate.keys import (KeyFileError, generate_signing_key, generate_symmetric_key, key_id,
-                          load_private_key, load_public_key, load_symmetric_key, public_key_id)
+from migrate.keys import (
+    KeyFileError,
+    generate_signing_key,
+    generate_symmetric_key,
+    key_id,
+    load_private_key,
+    load_public_key,
+    load_symmetric_key,
+    public_key_id,
+)
 
 
 def mode(path) -> int:

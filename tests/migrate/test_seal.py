@@ -15,9 +15,24 @@ from hypothesis import strategies as st
 from migrate import seal as seal_module
 from migrate.errors import SnapshotError
 from migrate.keys import key_id
-from migrate.seal import (CONTAINER_VERSION, END_MAGIC, FOOTER, PREFIX, Auth, CipherName,
-                          DecryptionError, IntegrityError, Seal, SealError, SignatureError, SignatureRequired,
-                          Trust, open_sealed, verify_sealed, write_sealed)
+from migrate.seal import (
+    CONTAINER_VERSION,
+    END_MAGIC,
+    FOOTER,
+    PREFIX,
+    Auth,
+    CipherName,
+    DecryptionError,
+    IntegrityError,
+    Seal,
+    SealError,
+    SignatureError,
+    SignatureRequired,
+    Trust,
+    open_sealed,
+    verify_sealed,
+    write_sealed,
+)
 from migrate.snapshot import Snapshot
 
 from .samples import fixture_snapshot, snapshots

@@ -11,8 +11,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from migrate import seal as seal_module
-from migrate.seal import (DecryptionError, Seal, SealError, SignatureError, SignatureRequired,
-                          Trust, open_sealed, write_sealed)
+from migrate.seal import (
+    DecryptionError,
+    Seal,
+    SealError,
+    SignatureError,
+    SignatureRequired,
+    Trust,
+    open_sealed,
+    write_sealed,
+)
 from migrate.snapshot import Snapshot
 
 from .forge import as_format_1, build, split, v1_signature
@@ -61,7 +69,6 @@ def test_a_mac_of_the_attackers_own_is_no_signature(decoded: list[int]) -> None:
     parts = split(sealed(Seal(signing_key=SIGNER)))
     import hashlib
     import hmac
-    import struct
 
     from migrate.keys import key_id
     own = bytes(32)
@@ -128,7 +135,7 @@ def test_the_header_is_bound_to_the_payload() -> None:
              "created": (parts.payload, {"created_ns": parts.header["created_ns"] + 1}),
              "device": (parts.payload, {"source": {"device_id": "ab" * 16, "name": "other",
                                                    "generation": 3}})}
-    for what, (payload, change) in cases.items():
+    for payload, change in cases.values():
         forged = build(2, {**parts.header, **change}, payload, sign=v2_signature(SIGNER))
         with pytest.raises(IntegrityError, match="disagree"):
             open_sealed(io.BytesIO(forged), TRUST)

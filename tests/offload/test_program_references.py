@@ -6,10 +6,9 @@ import errno
 
 import pytest
 
-from offload.program import resolve_map_references
 from offload.errors import ErrnoError
 from offload.isa import PseudoSrc, assemble
-from offload.program import MapReference
+from offload.program import MapReference, resolve_map_references
 
 PROGRAM = assemble("""
     lddw %r1, map_fd(0)

@@ -14,7 +14,6 @@ import weakref
 from types import TracebackType
 from typing import Self
 
-
 from ...errors import ErrnoError
 from ...program import bpf_object_name
 

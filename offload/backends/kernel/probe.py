@@ -7,7 +7,8 @@ object the kernel either takes or refuses:
   are usually wrong, so the verifier mostly rejects it; what matters is *why*. "invalid func"
   (id beyond ``__BPF_FUNC_MAX_ID``), "program of this type cannot use helper", "might sleep
   in a non-sleepable prog" (XDP never sleeps) and, on older kernels, "unknown func" mean
-  unavailable; any other outcome means the kernel knows the helper and lets XDP call it. The log also names the helper (``call bpf_xdp_adjust_head#44``).
+  unavailable; any other outcome means the kernel knows the helper and lets XDP call it.
+  The log also names the helper (``call bpf_xdp_adjust_head#44``).
 - map types: create a one-element map with sizes that type requires, then load an XDP program
   that references it. Local-storage types need BTF, so a minimal BTF (one ``int``) is loaded.
 - ISA version: XDP programs using each version's instructions (RFC 9669 conformance groups).

@@ -9,8 +9,16 @@ import threading
 import pytest
 
 from fixtures.snapshots.generate import TRAFFIC, device_for
-from migrate.live import (ConnectionLost, DestinationRefused, MigrationDestination,
-                          MigrationOutcome, MigrationSource, StreamTruncated, connect, listen)
+from migrate.live import (
+    ConnectionLost,
+    DestinationRefused,
+    MigrationDestination,
+    MigrationOutcome,
+    MigrationSource,
+    StreamTruncated,
+    connect,
+    listen,
+)
 from migrate.live.frames import FrameDecoder, FrameType
 from migrate.live.messages import Ready, RoundAck, SnapshotEnd, Welcome
 from migrate.live.protocol import Connection, Role, State

@@ -9,11 +9,27 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrate.live import (AddressError, MigrationError, ProtocolViolation, StreamTruncated,
-                          parse_address)
+from migrate.live import (
+    AddressError,
+    MigrationError,
+    ProtocolViolation,
+    StreamTruncated,
+    parse_address,
+)
 from migrate.live.frames import MAX_PAYLOAD, FrameDecoder, FrameType, encode_frame
-from migrate.live.messages import (Abort, Committed, Delta, Final, Hello, Ready, RoundAck,
-                                   RoundEnd, SnapshotChunk, SnapshotEnd, Welcome)
+from migrate.live.messages import (
+    Abort,
+    Committed,
+    Delta,
+    Final,
+    Hello,
+    Ready,
+    RoundAck,
+    RoundEnd,
+    SnapshotChunk,
+    SnapshotEnd,
+    Welcome,
+)
 from migrate.live.protocol import Connection, Role, State
 
 CONVERSATION = [

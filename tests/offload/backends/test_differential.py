@@ -33,8 +33,15 @@ from offload.verifier import VerifierError, verify
 from tests.offload.verifier.suite import FULL
 from tests.offload.verifier.suite import cases as verifier_cases
 
-from .backends import BUILTIN_KINDS, KINDS, XDP_OBJECTS, close, install, make_backend, \
-    require_kernel
+from .backends import (
+    BUILTIN_KINDS,
+    KINDS,
+    XDP_OBJECTS,
+    close,
+    install,
+    make_backend,
+    require_kernel,
+)
 from .fixture_scenarios import FRAMES, MULTI_BUFFER, RANDOM_METADATA, deterministic, populate
 from .report import report
 from .xdp_grammar import MAP_ENTRIES, MAP_SPECS, MUTATIONS, Generated, packets, xdp_programs

@@ -5,9 +5,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offload.caps.capabilities import Capabilities, Limits
-from offload.caps.profiles import (HOST_KERNEL, ProfileError, capabilities_from_mapping,
-                                   capabilities_to_mapping, list_profiles, load_profile,
-                                   profile_from_toml, profile_to_toml)
+from offload.caps.profiles import (
+    HOST_KERNEL,
+    ProfileError,
+    capabilities_from_mapping,
+    capabilities_to_mapping,
+    list_profiles,
+    load_profile,
+    profile_from_toml,
+    profile_to_toml,
+)
 from offload.maps.spec import MapType
 from offload.program import ProgType
 from offload.virtio.features import Feature, bit

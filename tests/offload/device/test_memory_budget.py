@@ -9,12 +9,23 @@ from dataclasses import replace
 import pytest
 
 from offload.caps import load_profile
-from offload.caps.profiles import (PROFILE_DIR, ProfileError, list_profiles,
-                                   profile_from_toml, profile_to_toml)
+from offload.caps.profiles import (
+    PROFILE_DIR,
+    ProfileError,
+    list_profiles,
+    profile_from_toml,
+    profile_to_toml,
+)
 from offload.device import build_device
 from offload.errors import ErrnoError
-from offload.maps.memory import (HASH_ENTRY_OVERHEAD, LPM_NODE_OVERHEAD, MAP_OVERHEAD,
-                                 PAGE_SIZE, RINGBUF_META_PAGES, map_memory)
+from offload.maps.memory import (
+    HASH_ENTRY_OVERHEAD,
+    LPM_NODE_OVERHEAD,
+    MAP_OVERHEAD,
+    PAGE_SIZE,
+    RINGBUF_META_PAGES,
+    map_memory,
+)
 from offload.maps.perf_event_array import PERF_STREAM_BYTES
 from offload.maps.spec import MapSpec, MapType
 from offload.virtio.bpf_progs import CapsResponse

@@ -98,7 +98,7 @@ def test_event_records_oldest_first_and_kept_after_their_map_goes(pair):
 
 def test_the_backlog_is_bounded(pair, monkeypatch):
     monkeypatch.setattr(device_module, "EVENT_BACKLOG", 3)
-    device, driver = pair.device, pair.driver
+    device = pair.device
     load(pair, "xdp_ringbuf_log", "xdp_ringbuf_log")
     for _ in range(5):
         device.receive(UDP)

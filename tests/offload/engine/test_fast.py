@@ -58,7 +58,7 @@ def programs(draw):
     programs end, and some fault."""
     n = draw(st.integers(3, 24))
     lines = ["mov %r0, 0", "mov %r6, %r1"]
-    for index in range(n):
+    for _ in range(n):
         kind = draw(st.sampled_from(["alu", "alu", "alu32", "jump", "load", "store", "stack",
                                      "call", "lddw"]))
         dst = draw(regs.filter(lambda r: r != "%r1"))

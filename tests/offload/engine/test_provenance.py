@@ -13,7 +13,6 @@ from offload.caps import load_profile
 from offload.engine import Interpreter, Memory, MemoryFault, RegionKind, TailCall
 from offload.engine.memory import ProvenanceFault
 from offload.engine.provenance import TAG, ArgUse, HelperSig
-from offload.helpers.xdp import XDP_PROVENANCE
 from offload.isa import assemble
 from offload.maps.spec import MapSpec, MapType
 from offload.program import ProgType

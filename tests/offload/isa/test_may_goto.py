@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from offload.isa import MAY_GOTO, DecodeError, Instruction, assemble, decode, encode, listing, \
-    to_asm
+from offload.isa import (
+    MAY_GOTO,
+    DecodeError,
+    Instruction,
+    assemble,
+    decode,
+    encode,
+    listing,
+    to_asm,
+)
 from offload.isa.structure import build_layout
 from offload.isa.versions import required_version
 

@@ -12,7 +12,6 @@ from offload.caps.btf_decl import (
     Field,
     Int,
     Pointer,
-    Struct,
     Typedef,
     bitfields,
     emit_btf,
@@ -24,7 +23,8 @@ from offload.caps.device_btf import DeviceBtf
 from offload.isa import assemble
 from offload.loader.btf import Btf, parse_btf
 from offload.loader.btf_encode import encode_btf
-from offload.loader.btf_ext import CoreRecord, CoreReloKind as K
+from offload.loader.btf_ext import CoreRecord
+from offload.loader.btf_ext import CoreReloKind as K
 from offload.loader.core import (
     CoreError,
     essential_name,

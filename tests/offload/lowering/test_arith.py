@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offload.lowering import LoweringError, lower, lower_with_report
 from offload.isa import assemble
+from offload.lowering import LoweringError, lower, lower_with_report
 
 from .differential import SCRATCH_AREA, assert_equivalent, harness, memory_for, regs, values64
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offload.lowering import LoweringError, lower
 from offload.isa import assemble
+from offload.lowering import LoweringError, lower
 
 from .differential import (
     REGS,

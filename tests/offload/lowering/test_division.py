@@ -9,9 +9,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from offload.lowering import lower, lower_with_report
 from offload.engine.harness import run_on_memory
 from offload.isa import assemble
+from offload.lowering import lower, lower_with_report
 
 from .differential import REGS, assert_equivalent, harness, imms, memory_for, regs, values64
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from offload.lowering import lower_program_with_report
 from offload.caps import Capabilities
 from offload.helpers.prototypes import PROTOTYPES
 from offload.isa.versions import program_version
 from offload.loader import load_object
+from offload.lowering import lower_program_with_report
 from offload.maps.spec import MapType
 from offload.program import resolve_map_references
 from offload.verifier import verify

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from offload.lowering import LoweringError, lower_with_report
-from offload.lowering.frame import frame_use
 from offload.isa import assemble
 from offload.isa.structure import build_layout
+from offload.lowering import LoweringError, lower_with_report
+from offload.lowering.frame import frame_use
 
 from .differential import REGS, assert_equivalent, harness, memory_for
 

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offload.lowering import LoweringError, lower, lower_with_report
 from offload.isa import InsnClass, Instruction, JmpOp, assemble
 from offload.isa.instruction import JMP_NAMES
 from offload.isa.versions import program_version
+from offload.lowering import LoweringError, lower, lower_with_report
 
 from .differential import REGS, assert_equivalent, harness, imms, memory_for, regs, values64
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from offload.lowering import LoweringError, lower, lower_program, lower_program_with_report, \
-    lower_with_report
 from offload.isa import PseudoSrc, assemble
 from offload.isa.versions import program_version
+from offload.lowering import (
+    LoweringError,
+    lower,
+    lower_program,
+    lower_program_with_report,
+    lower_with_report,
+)
 from offload.program import FuncInfo, LineInfo, MapReference, ProgramSpec, ProgType
 
 from .differential import assert_equivalent, memory_for

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from offload.lowering import lower_program
 from offload.loader import load_object
 from offload.loader.object import ObjectSpec
+from offload.lowering import lower_program
 from tests.offload.backends.backends import XDP_OBJECTS, close, install, make_backend
 from tests.offload.backends.fixture_scenarios import (
     FRAMES,

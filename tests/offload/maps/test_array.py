@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import errno
 
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from offload.maps import MapSpec, MapType, UpdateFlags, create_map, join_percpu

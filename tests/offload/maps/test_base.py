@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from offload.errors import ErrnoError
 from offload.maps import MapError, MapFlags, MapSpec, MapType, create_map, join_percpu, split_percpu

@@ -8,8 +8,16 @@ import struct
 import pytest
 
 from offload.errors import ErrnoError
-from offload.maps import (BPF_XDP_CPUMAP, BPF_XDP_DEVMAP, ENOTSUPP, MapFlags, MapSpec, MapType,
-                          UpdateFlags, create_map)
+from offload.maps import (
+    BPF_XDP_CPUMAP,
+    BPF_XDP_DEVMAP,
+    ENOTSUPP,
+    MapFlags,
+    MapSpec,
+    MapType,
+    UpdateFlags,
+    create_map,
+)
 from offload.maps.cpumap import NR_CPUS
 from offload.program import ProgType
 

@@ -8,8 +8,17 @@ import pytest
 
 from offload.caps.capabilities import Limits
 from offload.errors import ErrnoError
-from offload.maps import (ENOTSUPP, SUPPORTED_MAP_TYPES, ArrayMap, LpmTrieMap, LruHashMap,
-                          MapFlags, MapSpec, MapType, create_map)
+from offload.maps import (
+    ENOTSUPP,
+    SUPPORTED_MAP_TYPES,
+    ArrayMap,
+    LpmTrieMap,
+    LruHashMap,
+    MapFlags,
+    MapSpec,
+    MapType,
+    create_map,
+)
 
 F = MapFlags
 T = MapType

@@ -5,7 +5,8 @@ from __future__ import annotations
 import errno
 
 import pytest
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from offload.errors import ErrnoError
@@ -175,7 +176,8 @@ def test_slot_reuse_keeps_every_element_reachable():
         m.delete(k(i))
     for i in range(100, 132):
         m.update(k(i), k(i))
-    assert sorted(key for key, _ in m.items()) == sorted(k(i) for i in list(range(1, 64, 2)) + list(range(100, 132)))
+    expected = sorted(k(i) for i in list(range(1, 64, 2)) + list(range(100, 132)))
+    assert sorted(key for key, _ in m.items()) == expected
 
 
 class HashMachine(RuleBasedStateMachine):

@@ -12,7 +12,8 @@ import platform
 import struct
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from offload.errors import ErrnoError
 from offload.maps import MapFlags, MapSpec, MapType, create_map

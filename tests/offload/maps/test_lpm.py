@@ -6,7 +6,8 @@ import errno
 import functools
 import struct
 
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from offload.maps import MapFlags, MapSpec, MapType, UpdateFlags, create_map

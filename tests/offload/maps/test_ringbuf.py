@@ -7,8 +7,7 @@ import errno
 import pytest
 
 from offload.maps import ENOTSUPP, MapFlags, MapSpec, MapType, create_map
-from offload.maps.ringbuf import (RB_AVAIL_DATA, RB_CONS_POS, RB_PROD_POS, RB_RING_SIZE,
-                                  record_cost)
+from offload.maps.ringbuf import RB_AVAIL_DATA, RB_CONS_POS, RB_PROD_POS, RB_RING_SIZE, record_cost
 
 from .test_hash import code
 

@@ -37,8 +37,17 @@ import offload.backends.builtin as builtin
 from offload.backends.builtin import BuiltinBackend
 from offload.caps.profiles import load_profile
 from offload.isa import assemble
-from offload.isa.opcodes import ATOMIC_FETCH, AluOp, AtomicOp, InsnClass, JmpOp, Mode, \
-    PseudoSrc, Size, Source
+from offload.isa.opcodes import (
+    ATOMIC_FETCH,
+    AluOp,
+    AtomicOp,
+    InsnClass,
+    JmpOp,
+    Mode,
+    PseudoSrc,
+    Size,
+    Source,
+)
 from offload.maps.spec import MapType
 from offload.program import ProgType
 from offload.soundness import SoundnessError, SoundnessOracle, StateRecorder

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.frames import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ETH_P_IPV6, ether, frame, ipv6, tcp
+from cli.frames import ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ether, frame, ipv6, tcp
 from offload.caps import load_profile
 from offload.loader import load_object
 from offload.program import resolve_map_references

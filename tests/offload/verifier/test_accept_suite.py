@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from offload.program import resolve_map_references as patch_map_references
 from offload.loader import load_object
+from offload.program import resolve_map_references as patch_map_references
 from offload.verifier import verify
 
 from .suite import FULL, cases

@@ -19,9 +19,7 @@ from offload.backends.kernel import KernelMap, kernel_available, load_program_sp
 from offload.isa import assemble
 from offload.loader import load_object
 from offload.soundness import SoundnessError, check_program
-from offload.verifier import VerifierError, verify
-from offload.verifier import callbacks
-
+from offload.verifier import VerifierError, callbacks, verify
 from tests.offload.backends import packets as p
 from tests.offload.backends.backends import close, install, make_backend
 

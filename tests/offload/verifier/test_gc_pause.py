@@ -6,8 +6,7 @@ import gc
 import threading
 
 from offload.isa import assemble
-from offload.verifier import VerifierError, verify
-from offload.verifier import gc_pause
+from offload.verifier import VerifierError, gc_pause, verify
 
 from .suite import FULL
 

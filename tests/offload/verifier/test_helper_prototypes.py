@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from offload.maps.spec import MapSpec, MapType  # first: offload.maps imports caps
 from offload.backends.builtin import BuiltinBackend  # noqa: I001
 from offload.backends.kernel import kernel_available
 from offload.caps.profiles import list_profiles, load_profile
@@ -24,15 +23,16 @@ from offload.engine.interpreter import Execution
 from offload.helpers import xdp as xdp_helpers
 from offload.helpers.prototypes import (
     FILL,
+    PROTOTYPES,
     READ,
     ArgType,
     HelperId,
     HelperProto,
-    PROTOTYPES,
     RetType,
     check_prototype,
 )
 from offload.isa import assemble
+from offload.maps.spec import MapSpec, MapType  # first: offload.maps imports caps
 from offload.program import ProgType
 from offload.verifier import VerifierError, verify
 

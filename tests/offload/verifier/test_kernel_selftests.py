@@ -4,7 +4,8 @@ The objects are built locally from GPL sources and never enter the repository, s
 test runs only when OFFLOAD_KSELFTESTS names a directory of them; it fails if a program the
 kernel refuses for a memory or division reason is accepted here, unless the harness lists it
 as out of scope with the reason. tc programs are judged with their packet pointers mapped onto
-the XDP context's (``--skb-as-xdp``), so their packet accesses count too. The annotation and message rules are tested always.
+the XDP context's (``--skb-as-xdp``), so their packet accesses count too. The annotation and
+message rules are tested always.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from offload.maps.spec import MapFlags, MapSpec, MapType  # first: offload.maps imports caps
 from offload.backends.kernel import kernel_available  # noqa: I001
 from offload.isa import assemble
+from offload.maps.spec import MapFlags, MapSpec, MapType  # first: offload.maps imports caps
 from offload.verifier import VerifierError, verify
 
 from .kernel_load import kernel_verdict

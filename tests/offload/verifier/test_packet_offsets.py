@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.offload.verifier.test_precision import _EPILOGUE, accepted
 
+
 def test_a_large_packet_offset_is_refused_at_the_access_not_the_addition() -> None:
     """As the kernel's ``check_reg_sane_offset``: only the minimum of an offset added to a
     packet pointer is bounded; a pointer with a huge maximum gets no range from a

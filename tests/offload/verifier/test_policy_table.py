@@ -20,8 +20,8 @@ import pytest
 from offload.backends.kernel import kernel_available
 from offload.caps.capabilities import Capabilities, Limits
 from offload.isa import Instruction, assemble
-from offload.maps.spec import MapFlags, MapSpec, MapType
 from offload.maps.devmap import BPF_XDP_DEVMAP
+from offload.maps.spec import MapFlags, MapSpec, MapType
 from offload.verifier import VerifierError, verify
 
 from .kernel_modes import PRIV, UNPRIV, kernel_verdict, unpriv_mode_usable

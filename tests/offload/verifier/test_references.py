@@ -16,8 +16,7 @@ from offload.isa import assemble
 from offload.loader import load_object
 from offload.maps.spec import MapSpec, MapType
 from offload.program import resolve_map_references
-from offload.verifier import VerifierError, verify
-from offload.verifier import explored, prune
+from offload.verifier import VerifierError, explored, prune, verify
 
 from .suite import FULL
 

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from offload.engine.interpreter import Interpreter
 from offload.isa.instruction import VALID_OPCODES, Instruction
-from offload.isa.opcodes import AluOp, Endian, InsnClass, JmpOp, Source
+from offload.isa.opcodes import AluOp, Endian, InsnClass, JmpOp
 from offload.verifier.alu import check_alu
 from offload.verifier.branch import branch
 from offload.verifier.env import Env

@@ -6,8 +6,17 @@ from dataclasses import dataclass
 
 import pytest
 
-from offload.virtio import CONTROLQ, DeviceQueue, DeviceStatus, DriverQueue, GuestAllocator, \
-    GuestMemory, Transport, driver_negotiate, setup_queue
+from offload.virtio import (
+    CONTROLQ,
+    DeviceQueue,
+    DeviceStatus,
+    DriverQueue,
+    GuestAllocator,
+    GuestMemory,
+    Transport,
+    driver_negotiate,
+    setup_queue,
+)
 from offload.virtio.features import DEFAULT_DEVICE_FEATURES
 
 

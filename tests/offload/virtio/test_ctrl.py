@@ -10,8 +10,18 @@ from hypothesis import strategies as st
 
 from offload.caps.capabilities import Limits
 from offload.isa.opcodes import PseudoSrc
-from offload.virtio import REQUESTS, RESPONSES, RESULT_HEADER_SIZE, BpfCommand, CtrlAck, \
-    CtrlDecodeError, CtrlEncodeError, decode_request, decode_response, encode_status
+from offload.virtio import (
+    REQUESTS,
+    RESPONSES,
+    RESULT_HEADER_SIZE,
+    BpfCommand,
+    CtrlAck,
+    CtrlDecodeError,
+    CtrlEncodeError,
+    decode_request,
+    decode_response,
+    encode_status,
+)
 from offload.virtio import bpf_maps as m
 from offload.virtio import bpf_progs as p
 

@@ -14,8 +14,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offload.virtio import Chain, Descriptor, DeviceQueue, GuestMemory, Segment, VirtioError, \
-    VirtqueueError, VringLayout
+from offload.virtio import (
+    Chain,
+    Descriptor,
+    DeviceQueue,
+    GuestMemory,
+    Segment,
+    VirtioError,
+    VirtqueueError,
+    VringLayout,
+)
 from offload.virtio.ring import DescFlags
 
 N, W, I = DescFlags.NEXT, DescFlags.WRITE, DescFlags.INDIRECT

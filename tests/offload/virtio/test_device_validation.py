@@ -12,8 +12,19 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from offload.virtio import CONTROLQ, Chain, Descriptor, DeviceQueue, DeviceStatus, GuestMemory, \
-    Segment, Transport, VirtqueueError, VringLayout, driver_negotiate
+from offload.virtio import (
+    CONTROLQ,
+    Chain,
+    Descriptor,
+    DeviceQueue,
+    DeviceStatus,
+    GuestMemory,
+    Segment,
+    Transport,
+    VirtqueueError,
+    VringLayout,
+    driver_negotiate,
+)
 from offload.virtio.features import DEFAULT_DEVICE_FEATURES, Feature, bit
 from offload.virtio.ring import DescFlags
 

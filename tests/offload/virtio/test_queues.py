@@ -6,8 +6,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from offload.virtio import DeviceQueue, DriverQueue, Feature, GuestAllocator, GuestMemory, \
-    QueueFullError, VirtioError, VirtqueueError, bit
+from offload.virtio import (
+    DeviceQueue,
+    DriverQueue,
+    Feature,
+    GuestAllocator,
+    GuestMemory,
+    QueueFullError,
+    VirtioError,
+    VirtqueueError,
+    bit,
+)
 from offload.virtio.features import DEFAULT_DEVICE_FEATURES
 
 from .conftest import make_link

@@ -9,10 +9,31 @@ import pytest
 from offload.caps.capabilities import Capabilities
 from offload.errors import ErrnoError
 from offload.program import ProgType
-from offload.virtio import CONTROLQ, BpfCommand, DeviceStatus, Feature, FeatureNegotiationError, \
-    GuestAllocator, GuestMemory, MapCreateRequest, MapCreateResponse, NetConfig, StatusError, \
-    Transport, VirtioError, VirtqueueError, VringLayout, bit, decode_request, decode_response, \
-    device_offer, driver_negotiate, feature_set, negotiate, require_offload
+from offload.virtio import (
+    CONTROLQ,
+    BpfCommand,
+    DeviceStatus,
+    Feature,
+    FeatureNegotiationError,
+    GuestAllocator,
+    GuestMemory,
+    MapCreateRequest,
+    MapCreateResponse,
+    NetConfig,
+    StatusError,
+    Transport,
+    VirtioError,
+    VirtqueueError,
+    VringLayout,
+    bit,
+    decode_request,
+    decode_response,
+    device_offer,
+    driver_negotiate,
+    feature_set,
+    negotiate,
+    require_offload,
+)
 from offload.virtio.features import DEFAULT_DEVICE_FEATURES, names
 
 from .conftest import make_link

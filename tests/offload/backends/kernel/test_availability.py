@@ -7,8 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from offload.backends.kernel import BpfSyscallError, KernelMap, availability, kernel_available
-from offload.backends.kernel import syscall
+from offload.backends.kernel import (
+    BpfSyscallError,
+    KernelMap,
+    availability,
+    kernel_available,
+    syscall,
+)
 from offload.maps import MapSpec, MapType
 
 from .skipping import require_kernel
