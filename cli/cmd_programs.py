@@ -20,11 +20,11 @@ def register(sub: Any) -> None:
         "conformance", help="judge the engine with the eBPF conformance suites",
         description="Run every program of the bpf_conformance and uBPF suites through the "
                     "assembler and the reference interpreter and compare with their results.",
-        epilog="example:\n  offload-migrate conformance ../shared/conformance --json",
+        epilog="example:\n  offload-migrate conformance tests/conformance_data --json",
         formatter_class=RAW)
     conf.add_argument("directory", nargs="?",
                       help="folder holding bpf_conformance/ and ubpf/ (default: "
-                           "$OFFLOAD_CONFORMANCE_DIR or ../shared/conformance)")
+                           "$OFFLOAD_CONFORMANCE_DIR or the source tree's tests/conformance_data)")
     conf.add_argument("--json", action="store_true", help="print verdicts as JSON")
     conf.set_defaults(handler=conformance_command)
 

@@ -23,10 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def conformance_root(explicit: str | Path | None = None) -> Path | None:
-    """Where the suites live: the given directory, $OFFLOAD_CONFORMANCE_DIR, or
-    ../shared/conformance beside the source tree."""
+    """Where the suites live: the given directory, $OFFLOAD_CONFORMANCE_DIR, or the copy the
+    source tree carries in tests/conformance_data (an installed package has none)."""
     candidates = [explicit, os.environ.get("OFFLOAD_CONFORMANCE_DIR"),
-                  REPO.parent / "shared" / "conformance"]
+                  REPO / "tests" / "conformance_data"]
     for candidate in candidates:
         if candidate and Path(candidate, "bpf_conformance", "tests").is_dir():
             return Path(candidate)

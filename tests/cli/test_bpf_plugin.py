@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from cli import bpf_plugin
-from cli.conformance import all_cases, conformance_root, outcome, parse_case
+from cli.conformance import all_cases, outcome, parse_case
 from offload.isa import encode
 
 PLUGIN = shutil.which("offload-bpf-plugin") or str(
@@ -53,7 +53,6 @@ def test_usage_and_bad_hex(monkeypatch, capsys):
     assert (code, out) == (1, "") and "not hex" in err
 
 
-@pytest.mark.skipif(conformance_root() is None, reason="conformance suites not found")
 @pytest.mark.parametrize("path", all_cases()[::7], ids=lambda p: p.name)
 def test_plugin_agrees_with_the_engine_on_the_suites(path, monkeypatch, capsys):
     """Through the protocol, each sampled case gives exactly what the engine gives."""

@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 
-import pytest
 from rich.console import Console
 
-from cli.conformance import conformance_root
 from cli.main import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, main
 
 
@@ -45,7 +43,6 @@ def test_refusals_exit_1_with_the_reason(tmp_path):
     assert main(["run", str(tmp_path / "missing.s")], console()) == EXIT_USAGE
 
 
-@pytest.mark.skipif(conformance_root() is None, reason="conformance suites not found")
 def test_conformance_command(capsys):
     term = console()
     assert main(["conformance"], term) == EXIT_OK

@@ -8,7 +8,7 @@ from functools import cache
 
 import pytest
 
-from cli.conformance import all_cases, case_program, conformance_root, judge, parse_case
+from cli.conformance import all_cases, case_program, judge, parse_case
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
@@ -16,11 +16,6 @@ from offload.helpers.conformance import CONFORMANCE_HELPERS
 from offload.isa import InsnClass, Mode
 from offload.isa.versions import program_version
 from offload.lowering import LoweringError, lower_with_report
-
-pytestmark = pytest.mark.skipif(
-    conformance_root() is None,
-    reason="conformance suites not found (set OFFLOAD_CONFORMANCE_DIR or provide "
-           "../shared/conformance)")
 
 
 @cache
