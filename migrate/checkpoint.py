@@ -114,9 +114,10 @@ def _program_state(device: Device, program: ProgramObject, map_names: dict[int, 
                               if packets))
 
 
-def checkpoint(device: Device, *, stream: bool = False) -> Snapshot:
+def checkpoint(device: Device, *, stream: bool = False, samples: int = 0) -> Snapshot:
     """The device's offloaded state now. With ``stream``, map contents are read while the
-    snapshot is written (one pass, no full copy in memory)."""
+    snapshot is written (one pass, no full copy in memory). ``samples``: up to that many of
+    the frames the device's sample ring holds (``Device.sample``), newest last."""
     map_names = unique_names((h, m.spec.name) for h, m in device.objects.maps.items())
     program_names = unique_names((h, p.name) for h, p in device.objects.programs.items())
     maps = tuple(_map_state(device, entry, map_names, program_names, stream=stream)
@@ -125,5 +126,6 @@ def checkpoint(device: Device, *, stream: bool = False) -> Snapshot:
                      for handle, program in device.objects.programs.items())
     ports = device.ports
     counters = tuple((field, getattr(ports, field)) for field in ports.__slots__)
+    sampled = device.sampler.recent(samples) if device.sampler is not None and samples else ()
     return Snapshot(device.name, device.caps, device.transport.negotiated or 0, programs,
-                    maps, counters, cpus=getattr(device.backend, "ncpus", 1))
+                    maps, counters, cpus=getattr(device.backend, "ncpus", 1), samples=sampled)

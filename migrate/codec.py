@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 import msgpack
 
+from offload.device.sampler import MAX_SAMPLES
 from offload.maps.spec import MapType
 
 from .entries import EntriesError, EntryChunk, MapEntries
@@ -44,7 +45,9 @@ from .records import (
     parse_links,
     parse_map,
     parse_program,
+    parse_samples,
     program_record,
+    samples_record,
     trailer_record,
 )
 from .schema import MAX_NAME, U64, Fields, SnapshotFormatError
@@ -179,6 +182,16 @@ def write_snapshot(stream: BinaryIO, snapshot: Snapshot,
         entries += count
     for prog in snapshot.programs:
         put(program_record(prog))
+    part: list[bytes] = []
+    size = 0
+    for frame in snapshot.samples:  # chunks of at most chunks.bytes, as map contents
+        if part and size + len(frame) > chunks.bytes:
+            put(samples_record(part))
+            part, size = [], 0
+        part.append(frame)
+        size += len(frame)
+    if part:
+        put(samples_record(part))
     put(trailer_record(len(snapshot.maps), len(snapshot.programs), entries, records + 1))
     return WriteStats(records, written, entries)
 
@@ -292,6 +305,7 @@ class _Assembler:
         self.header: dict[str, Any] = {}
         self.maps: dict[str, MapState] = {}
         self.programs: dict[str, ProgramState] = {}
+        self.samples: list[bytes] = []
         self.entries = 0
         self.content_bytes = 0
         self.index = 0
@@ -306,17 +320,22 @@ class _Assembler:
             kind = record.get("kind") if isinstance(record, dict) else None
             if self.index == 0:
                 self._header(Fields(record, self.where("header")))
+            elif kind in ("map", "program") and self.samples:
+                raise SnapshotFormatError(f"{self.where(str(kind))} comes after the sampled "
+                                          f"frames, which follow every map and program.")
             elif kind == "map":
                 self._map(Fields(record, self.where("map")), it)
             elif kind == "program":
                 self._program(Fields(record, self.where("program")))
+            elif kind == "samples":
+                self._samples(Fields(record, self.where("samples")))
             elif kind == "end":
                 self._trailer(Fields(record, self.where("end")))
                 self.index += 1
                 break
             else:
                 raise SnapshotFormatError(f"{self.where('?')} has kind {kind!r} where a map, a "
-                                          f"program or the end was expected.")
+                                          f"program, samples or the end was expected.")
             self.index += 1
         if not self.done:
             raise SnapshotTruncated(f"the snapshot ends after {self.index} records without "
@@ -406,6 +425,17 @@ class _Assembler:
                                    f"programs.")
         self.programs[prog.name] = prog
 
+    def _samples(self, f: Fields) -> None:
+        """Sampled frames come after every program and before the end, at most MAX_SAMPLES."""
+        f.str("kind")
+        room = MAX_SAMPLES - len(self.samples)
+        if room <= 0:
+            raise SnapshotTooLarge(f"{f.where}: the snapshot samples more than {MAX_SAMPLES} "
+                                   f"frames.")
+        frames = parse_samples(f, room)
+        self._grow(sum(len(frame) for frame in frames))
+        self.samples += frames
+
     def _trailer(self, f: Fields) -> None:
         f.str("kind")
         got = {"maps": len(self.maps), "programs": len(self.programs), "entries": self.entries,
@@ -436,7 +466,7 @@ class _Assembler:
 
     def _snapshot(self) -> Snapshot:
         return Snapshot(programs=tuple(self.programs.values()), maps=tuple(self.maps.values()),
-                        magic=MAGIC, **self.header)
+                        samples=tuple(self.samples), magic=MAGIC, **self.header)
 
 
 def read_snapshot(stream: BinaryIO, limits: DecodeLimits = DecodeLimits(),

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from offload.caps.capabilities import Capabilities, Limits
+from offload.device.sampler import MAX_SAMPLE_BYTES
 from offload.isa import DecodeError, PseudoSrc, decode, encode
 from offload.loader.btf import parse_btf
 from offload.loader.btf_ext import CoreReloKind
@@ -367,6 +368,38 @@ def parse_program(f: Fields, maps: dict[str, MapSpec]) -> ProgramState:
 
 
 # ------------------------------------------------------------------ trailer
+# ------------------------------------------------------------------ sampled frames
+def samples_record(frames: Sequence[bytes]) -> dict:
+    """Frames the device received, oldest first, for a restore's proof (migrate/proof.py)."""
+    return {"kind": "samples", "frames": list(frames), "crc": samples_crc(frames)}
+
+
+def samples_crc(frames: Iterable[bytes]) -> int:
+    """CRC-32 of a samples chunk: each frame's length (u32 LE), then its bytes."""
+    crc = 0
+    for frame in frames:
+        crc = zlib.crc32(frame, zlib.crc32(len(frame).to_bytes(4, "little"), crc))
+    return crc
+
+
+def parse_samples(f: Fields, room: int) -> list[bytes]:
+    """A samples chunk: at most ``room`` more frames, each at most MAX_SAMPLE_BYTES."""
+    raw = f.list("frames", room)
+    crc = f.int("crc", 0, U32)
+    f.done()
+    if not raw:
+        raise f.fail("frames", "is empty; a samples record holds at least one frame")
+    out: list[bytes] = []
+    for i, frame in enumerate(raw):
+        if not isinstance(frame, bytes) or not 0 < len(frame) <= MAX_SAMPLE_BYTES:
+            raise f.fail("frames", f"item {i} must be 1 to {MAX_SAMPLE_BYTES} bytes of binary "
+                                   f"data, got {type(frame).__name__} of length "
+                                   f"{len(frame) if isinstance(frame, bytes | str) else '-'}")
+        out.append(frame)
+    check_crc(f, crc, samples_crc(out), "frames")
+    return out
+
+
 def trailer_record(maps: int, programs: int, entries: int, records: int) -> dict:
     return {"kind": "end", "maps": maps, "programs": programs, "entries": entries,
             "records": records}

@@ -172,6 +172,8 @@ class Snapshot:
     tool_version: str = field(default_factory=tool_version)
     magic: bytes = MAGIC
     format_version: int = FORMAT_VERSION
+    #: frames the device received, oldest first, kept for a restore's proof (migrate/proof.py)
+    samples: tuple[bytes, ...] = ()
 
     def program(self, name: str) -> ProgramState:
         for prog in self.programs:

@@ -37,6 +37,7 @@ from ..virtio.wire import CtrlDecodeError
 from ..xdp import XdpAction
 from . import control
 from .objects import ActionCounters, ObjectTable, ProgramObject
+from .sampler import FrameSampler
 
 DEFAULT_MEMORY = 16 << 20
 DEFAULT_QUEUE_SIZE = 256
@@ -107,6 +108,8 @@ class Device:
         #: event records taken out of the maps and not read yet (take_events)
         self.events: deque[Event] = deque()
         self._event_bytes = 0
+        #: recent frames from the wire, kept for a restore's proof; off until sample() is called
+        self.sampler: FrameSampler | None = None
 
     # -- the driver kicked ---------------------------------------------------------------------
     def service(self) -> None:
@@ -150,6 +153,10 @@ class Device:
         self._on_wire(frame)
 
     # -- programs ------------------------------------------------------------------------------
+    def sample(self, capacity: int) -> None:
+        """Keep the last ``capacity`` frames received (0 turns sampling off and forgets them)."""
+        self.sampler = FrameSampler(capacity) if capacity else None
+
     def attach(self, handle: int | None) -> None:
         previous = self.attached
         self.attached = handle
@@ -184,6 +191,8 @@ class Device:
     def receive(self, frame: bytes, *, rx_queue_index: int = 0) -> XdpAction:
         """A frame arrives from the wire: run the attached program and act on its verdict."""
         self.ports.rx_frames += 1
+        if self.sampler is not None:
+            self.sampler.add(frame)
         attached = self.attached
         if attached is None or self.paused:
             self._to_guest(frame)
