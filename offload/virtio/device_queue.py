@@ -72,6 +72,9 @@ class DeviceQueue:
         # Fixed by the validated layout: ring addresses and the limits the walk checks against.
         self._buf = memory.buffer
         self._mem_size = memory.size
+        #: ranges inside the memory that are not guest RAM (a vhost-user front-end's holes):
+        #: buffers and tables touching them are refused like buffers outside memory
+        self._holes: tuple[tuple[int, int], ...] = getattr(memory, "holes", ())
         self._size = layout.size
         self._mask = layout.size - 1  # a power of two (2.7)
         self._desc = layout.desc
@@ -137,7 +140,8 @@ class DeviceQueue:
             if flags & _CHAINED or head in self._busy:
                 chain, used, writable_len = self._walk(head)
             else:  # one direct descriptor: the walk's checks for its only step
-                if addr + length > self._mem_size:
+                if addr + length > self._mem_size or (self._holes and
+                                                      self._in_hole(addr, length)):
                     raise self._outside("desc", head, addr, length)
                 if flags & _WRITE:
                     chain = _new(Chain, (head, (), (_new(Segment, (addr, length)),), False))
@@ -160,9 +164,14 @@ class DeviceQueue:
             _pack_u16(buf, self._avail_event, last)
         return chain
 
+    def _in_hole(self, addr: int, length: int) -> bool:
+        end = addr + length
+        return any(start < end and addr < stop for start, stop in self._holes)
+
     def _outside(self, prefix: str, index: int, addr: int, length: int) -> VirtqueueError:
+        where = "in a hole of" if addr + length <= self._mem_size else "outside"
         return VirtqueueError(f"{prefix}[{index}].addr", f"buffer [{addr:#x}, +{length}) lies "
-                              f"outside guest memory of {self._mem_size} bytes")
+                              f"{where} guest memory of {self._mem_size} bytes")
 
     def _walk(self, head: int) -> tuple[Chain, tuple[int, ...], int]:
         """Follow a chain from ``head`` (2.7.5.2, 2.7.5.3), checking every rule on the way."""
@@ -196,7 +205,7 @@ class DeviceQueue:
                 table, entries = addr, length // DESC_SIZE
                 index, steps, in_indirect = 0, 0, True
                 continue
-            if addr + length > mem_size:
+            if addr + length > mem_size or (self._holes and self._in_hole(addr, length)):
                 raise self._outside("indirect" if in_indirect else "desc", index, addr, length)
             buffers += 1
             if buffers > size:
@@ -237,7 +246,7 @@ class DeviceQueue:
         if length == 0 or length % DESC_SIZE:
             raise VirtqueueError(f"{field}.len", f"indirect table length {length} is not a "
                                  f"positive multiple of {DESC_SIZE}")
-        if addr + length > self._mem_size:
+        if addr + length > self._mem_size or (self._holes and self._in_hole(addr, length)):
             raise VirtqueueError(f"{field}.addr", f"indirect table [{addr:#x}, +{length}) "
                                  f"lies outside guest memory of {self._mem_size} bytes")
 
