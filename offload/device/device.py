@@ -110,6 +110,10 @@ class Device:
         self._event_bytes = 0
         #: recent frames from the wire, kept for a restore's proof; off until sample() is called
         self.sampler: FrameSampler | None = None
+        #: a guest outside this process (a vhost-user front-end): frames for the guest go to it
+        #: instead of the simulated driver's receive queue; it answers False when it had no
+        #: buffer for the frame
+        self.guest: Callable[[bytes], bool] | None = None
 
     # -- the driver kicked ---------------------------------------------------------------------
     def service(self) -> None:
@@ -147,6 +151,11 @@ class Device:
             return
         self.ports.tx_from_guest += 1
         self._send(data[NET_HDR_SIZE:])
+
+    def from_guest(self, frame: bytes) -> None:
+        """A frame the guest sent (the vhost-user front-end's transmit queue): to the wire."""
+        self.ports.tx_from_guest += 1
+        self._send(frame)
 
     def _send(self, frame: bytes) -> None:
         self.ports.tx_to_wire += 1
@@ -340,6 +349,13 @@ class Device:
                 if callable(getattr(live, "stream_stats", None))}
 
     def _to_guest(self, frame: bytes) -> None:
+        guest = self.guest
+        if guest is not None:
+            if guest(frame):
+                self.ports.rx_to_guest += 1
+            else:
+                self.ports.rx_no_buffer += 1
+            return
         transport = self.transport
         chain = transport.pop(RECEIVEQ)
         if chain is None:
