@@ -152,6 +152,10 @@ class Device:
         self.ports.tx_from_guest += 1
         self._send(data[NET_HDR_SIZE:])
 
+    def set_wire(self, on_wire: Callable[[bytes], None]) -> None:
+        """Where frames leaving on the wire go from now on (a tunnel to another device)."""
+        self._on_wire = on_wire
+
     def from_guest(self, frame: bytes) -> None:
         """A frame the guest sent (the vhost-user front-end's transmit queue): to the wire."""
         self.ports.tx_from_guest += 1

@@ -32,6 +32,7 @@ PROGRAMS = {
     "xdp_fwd": {"xdp_router_ipv4": "xdp"},
     "xdp_tenant": {"xdp_tenant_filter": "xdp"},
     "xdp_flowmark": {"xdp_flow_mark": "xdp"},
+    "xdp_port_filter": {"xdp_port_filter": "xdp"},
 }
 
 

@@ -1,0 +1,84 @@
+"""The device's wire as a UDP tunnel: one Ethernet frame per datagram, as QEMU's
+``-netdev dgram`` (or the older ``-netdev socket,udp=``) carries frames between hosts.
+
+Two devices whose tunnels point at each other are two NICs on one cable: what one transmits
+(XDP_TX, a frame its guest sent) the other receives from the wire and runs through its
+program. The receiving thread takes the device's lock around ``receive``; sending never holds
+it waiting on the other side, so two devices can never deadlock on each other's locks.
+Datagrams larger than a jumbo frame, or shorter than an Ethernet header, are not frames and
+are counted and dropped.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from .device import Device
+
+MIN_FRAME = 14
+MAX_FRAME = 9216 + 18  # a jumbo frame and its Ethernet header and tag
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (IPv4 or a name; ``[v6]:PORT`` for IPv6) as a socket address."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class UdpWire:
+    """Frames between ``device`` and the peer at ``remote``, from ``local``."""
+
+    def __init__(self, device: Device, local: tuple[str, int], remote: tuple[str, int],
+                 lock: threading.Lock | threading.RLock) -> None:
+        family = socket.AF_INET6 if ":" in local[0] else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.bind(local)
+        self.sock.settimeout(0.2)  # the receiving thread looks at _closing this often
+        self.device = device
+        self.remote = remote
+        self.lock = lock
+        self.received = 0
+        self.sent = 0
+        self.malformed = 0
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name=f"wire {local}", daemon=True)
+        device.set_wire(self.send)
+
+    @property
+    def local(self) -> tuple[str, int]:
+        return self.sock.getsockname()[:2]
+
+    def start(self) -> UdpWire:
+        self._thread.start()
+        return self
+
+    def send(self, frame: bytes) -> None:
+        try:
+            self.sock.sendto(frame, self.remote)  # never blocks: a full buffer drops
+            self.sent += 1
+        except OSError:
+            pass  # the peer is not there: a cable with nobody at the other end
+
+    def _run(self) -> None:
+        while not self._closing:
+            try:
+                frame = self.sock.recv(MAX_FRAME + 1)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not MIN_FRAME <= len(frame) <= MAX_FRAME:
+                self.malformed += 1
+                continue
+            self.received += 1
+            with self.lock:
+                self.device.receive(frame)
+
+    def close(self) -> None:
+        self._closing = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        self.sock.close()
