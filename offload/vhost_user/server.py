@@ -118,6 +118,7 @@ class VhostUserServer:
         log.info("vhost-user front-end connected on %s", self.path)
 
     def _message(self) -> None:
+        announcements: list[bytes] = []
         with self.lock:
             conn, session = self.connection, self.session
             if conn is None or session is None:
@@ -131,10 +132,13 @@ class VhostUserServer:
                 answer = session.handle(header, payload, fds)
                 if answer is not None:
                     channel.reply(conn, header.request, answer)
+                announcements, session.announcements = session.announcements, []
             except VhostUserError as err:
                 self._drop(str(err))
             except OSError as err:
                 self._drop(f"socket error: {err}")
+        for frame in announcements:  # on the wire without the server's lock (lock order)
+            self.on_transmit(frame)
 
     def _kick(self, fd: int) -> None:
         try:

@@ -55,7 +55,7 @@ VIRTIO_NET_F_MAC = 5
 DEVICE_FEATURES = (1 << VIRTIO_F_VERSION_1) | (1 << VHOST_USER_F_PROTOCOL_FEATURES) | (
     1 << VHOST_F_LOG_ALL)
 PROTOCOL_FEATURES = (1 << ProtocolFeature.MQ) | (1 << ProtocolFeature.LOG_SHMFD) | (
-    1 << ProtocolFeature.REPLY_ACK)
+    1 << ProtocolFeature.REPLY_ACK) | (1 << ProtocolFeature.RARP)
 
 #: Requests that carry descriptors, and how many.
 FD_COUNTS = {Request.SET_LOG_BASE: (0, 1), Request.SET_LOG_FD: (1, 1),
@@ -91,6 +91,12 @@ def _close(fd: int | None) -> None:
             pass
 
 
+def rarp_frame(mac: bytes) -> bytes:
+    """A broadcast RARP "request reverse" (opcode 3) for ``mac``, padded to 60 bytes."""
+    arp = (b"\x00\x01\x08\x00\x06\x04\x00\x03" + mac + bytes(4) + mac + bytes(4))
+    return (b"\xff" * 6 + mac + b"\x80\x35" + arp).ljust(60, b"\x00")
+
+
 class Session:
     """The back-end's half of one vhost-user connection.
 
@@ -108,6 +114,9 @@ class Session:
         self.vrings = [Vring(i) for i in range(QUEUES)]
         self.log_fd: int | None = None
         self._on_start = on_start or (lambda index: None)
+        #: frames the back-end sends on the guest's behalf (the RARP announcement), for the
+        #: caller to put on the wire once it holds no session lock
+        self.announcements: list[bytes] = []
         self.rx_dropped = 0  # frames for the guest while it had no receive buffer
 
     # -- messages -------------------------------------------------------------------------
@@ -275,7 +284,10 @@ class Session:
         self._vring(name, state.index).enabled = bool(state.num)
 
     def _send_rarp(self, name: str, payload: bytes, fds: list[int]) -> None:
-        u64(name, payload)  # the guest announces itself; nothing for the back-end to do
+        """After a migration the guest's MAC is somewhere else: broadcast a RARP request from
+        it (RFC 903), as QEMU's own announcement does, so switches learn the new port."""
+        mac = U64.pack(u64(name, payload))[:6]
+        self.announcements.append(rarp_frame(mac))
 
     def _fd_payload(self, name: str, payload: bytes, fds: list[int]) -> tuple[int, int | None]:
         try:

@@ -249,3 +249,17 @@ def test_a_guest_descriptor_in_the_memory_hole_breaks_only_that_session(server):
         wait_for(lambda: server.connection is None)
     finally:
         front.close()
+
+
+def test_send_rarp_announces_the_guest_on_the_wire(server):
+    front = connect(server)
+    try:
+        front.handshake()
+        mac = bytes.fromhex("52540000000a")
+        front.send(Request.SEND_RARP, mac + bytes(2))
+        wait_for(lambda: server.sent)
+        (frame,) = server.sent
+        assert frame[:6] == b"\xff" * 6 and frame[6:12] == mac and frame[12:14] == b"\x80\x35"
+        assert frame[20:22] == b"\x00\x03" and frame[22:28] == mac and len(frame) == 60
+    finally:
+        front.close()
