@@ -17,6 +17,7 @@ import errno
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from offload.driver.driver import Driver
 from offload.errors import ErrnoError, OffloadError
@@ -193,9 +194,9 @@ class _Restore:
         steps: list[tuple[str, Callable[[], None]]] = []
         if self.attached:
             steps.append(("detach", self.driver.xdp_detach))
-        steps += [(f"unload program {h}", lambda h=h: self.driver.prog_unload(h))
+        steps += [(f"unload program {h}", partial(self.driver.prog_unload, h))
                   for h in reversed(self.created_programs)]
-        steps += [(f"free map {h}", lambda h=h: self.driver.map_free(h))
+        steps += [(f"free map {h}", partial(self.driver.map_free, h))
                   for h in reversed(self.created_maps)]
         for what, step in steps:
             try:
