@@ -75,7 +75,8 @@ def _values(state: MapState, target_ncpus: int) -> Iterator[tuple[bytes, bytes]]
     assert state.entries is not None
     for key, value in state.entries:
         if not spec.type.is_percpu:
-            yield key, value  # type: ignore[misc]
+            # a map that is not per-CPU holds one value per entry (MapState checks it)
+            yield key, value  # type: ignore[misc]  # see above
             continue
         parts = [value] if isinstance(value, bytes) else list(value)
         if len(parts) > target_ncpus and any(any(p) for p in parts[target_ncpus:]):
