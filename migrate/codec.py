@@ -360,7 +360,6 @@ class _Assembler:
         f.str("kind")
         f.bytes("magic", 16)
         caps = f.sub("caps")
-        assert caps is not None
         self.header = dict(
             format_version=f.int("version", 1, FORMAT_VERSION),
             device=f.str("device", MAX_NAME), created_ns=f.int("created_ns"),

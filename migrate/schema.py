@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Mapping
 from enum import IntEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from .errors import SnapshotError
 
@@ -103,7 +103,15 @@ class Fields:
                                  f"{_show(value)}")
         return value
 
+    @overload
+    def sub(self, key: builtins.str) -> Fields: ...
+
+    @overload
+    def sub(self, key: builtins.str, default: None) -> Fields | None: ...
+
     def sub(self, key: builtins.str, default: object = ...) -> Fields | None:
+        """The record in field ``key``; None only when it is nil or absent and ``default`` is
+        None."""
         value = self._get(key, default)
         if value is None and default is None:
             return None
