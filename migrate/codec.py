@@ -176,10 +176,10 @@ def write_snapshot(stream: Writable, snapshot: Snapshot,
         if state.spec.type in LINK_MAP_TYPES:
             step = max(1, min(chunks.entries, chunks.bytes // (state.spec.key_size + MAX_NAME)))
             for i in range(0, len(state.links), step):
-                part = state.links[i:i + step]
-                put(links_record(b"".join(link.key for link in part),
-                                 [link.target for link in part]))
-                count += len(part)
+                batch = state.links[i:i + step]
+                put(links_record(b"".join(link.key for link in batch),
+                                 [link.target for link in batch]))
+                count += len(batch)
         else:
             assert state.entries is not None
             cpus = snapshot.cpus if state.spec.type.is_percpu else 1
