@@ -47,7 +47,7 @@ def _gone(pid: int) -> bool:
 def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[str]:
     """Remove temporary files of writers that died in ``directory`` (ours only: regular
     files of this user named as :func:`atomic_output` names them); return their names."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:

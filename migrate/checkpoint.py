@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from typing import Protocol
 
 from offload.device.device import Device
 from offload.device.objects import MapObject, ProgramObject
@@ -35,6 +36,12 @@ from .snapshot import (
 CHUNK_ENTRIES = 4096
 
 
+class LiveMap(Protocol):
+    """A backend's map as a checkpoint reads it (``export_entries`` is used when it has one)."""
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
+
 def unique_names(objects: Iterable[tuple[int, str]]) -> dict[int, str]:
     """Handle -> a name unique among these objects (``name#handle`` where names repeat)."""
     pairs = list(objects)
@@ -45,7 +52,7 @@ def unique_names(objects: Iterable[tuple[int, str]]) -> dict[int, str]:
             for handle, name in pairs}
 
 
-def map_entries(live: object, spec_value_size: int, key_size: int, percpu: bool,
+def map_entries(live: LiveMap, spec_value_size: int, key_size: int, percpu: bool,
                 ncpus: int, *, stream: bool) -> MapEntries:
     """A map's contents, read in uAPI form (per-CPU values cut to one value per CPU)."""
     source = getattr(live, "export_entries", None) or live.items
@@ -71,7 +78,7 @@ def map_entries(live: object, spec_value_size: int, key_size: int, percpu: bool,
     return MapEntries(key_size, spec_value_size, cpus, tuple(chunks()))
 
 
-def _links(live: object, names: dict[int, str]) -> tuple[MapLink, ...]:
+def _links(live: LiveMap, names: dict[int, str]) -> tuple[MapLink, ...]:
     """Program-array and map-in-map entries: the ids a lookup reports are device handles."""
     source = getattr(live, "export_entries", None) or live.items
     links = []

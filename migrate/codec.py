@@ -23,7 +23,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 import msgpack
 
@@ -138,8 +138,20 @@ class WriteStats:
     entries: int
 
 
+class Writable(Protocol):
+    """Where :func:`write_snapshot` writes: a binary file, or anything with its ``write``."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
+class Readable(Protocol):
+    """What :func:`read_snapshot` reads: a binary file, or anything with its ``read``."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 # ====================================================================== writing
-def write_snapshot(stream: BinaryIO, snapshot: Snapshot,
+def write_snapshot(stream: Writable, snapshot: Snapshot,
                    chunks: ChunkLimits = ChunkLimits()) -> WriteStats:
     """Write ``snapshot`` to ``stream`` record by record (map contents chunk by chunk)."""
     if snapshot.magic != MAGIC or snapshot.format_version != FORMAT_VERSION:
@@ -164,10 +176,10 @@ def write_snapshot(stream: BinaryIO, snapshot: Snapshot,
         if state.spec.type in LINK_MAP_TYPES:
             step = max(1, min(chunks.entries, chunks.bytes // (state.spec.key_size + MAX_NAME)))
             for i in range(0, len(state.links), step):
-                part = state.links[i:i + step]
-                put(links_record(b"".join(link.key for link in part),
-                                 [link.target for link in part]))
-                count += len(part)
+                batch = state.links[i:i + step]
+                put(links_record(b"".join(link.key for link in batch),
+                                 [link.target for link in batch]))
+                count += len(batch)
         else:
             assert state.entries is not None
             cpus = snapshot.cpus if state.spec.type.is_percpu else 1
@@ -213,7 +225,7 @@ def encode(snapshot: Snapshot, chunks: ChunkLimits = ChunkLimits()) -> bytes:
 class _Records:
     """Raw msgpack objects from a stream, one at a time, within ``limits``."""
 
-    def __init__(self, stream: BinaryIO, limits: DecodeLimits) -> None:
+    def __init__(self, stream: Readable, limits: DecodeLimits) -> None:
         self._stream = stream
         self._limits = limits
         self._unpacker = msgpack.Unpacker(
@@ -255,7 +267,7 @@ class _Records:
         self._fed += len(data)
 
 
-def iter_records(stream: BinaryIO, limits: DecodeLimits = DecodeLimits(),
+def iter_records(stream: Readable, limits: DecodeLimits = DecodeLimits(),
                  expected_format: int | None = None) -> Iterator[Record]:
     """The payload's raw records, upgraded to the current format (no schema checks yet).
 
@@ -348,7 +360,6 @@ class _Assembler:
         f.str("kind")
         f.bytes("magic", 16)
         caps = f.sub("caps")
-        assert caps is not None
         self.header = dict(
             format_version=f.int("version", 1, FORMAT_VERSION),
             device=f.str("device", MAX_NAME), created_ns=f.int("created_ns"),
@@ -469,7 +480,7 @@ class _Assembler:
                         samples=tuple(self.samples), magic=MAGIC, **self.header)
 
 
-def read_snapshot(stream: BinaryIO, limits: DecodeLimits = DecodeLimits(),
+def read_snapshot(stream: Readable, limits: DecodeLimits = DecodeLimits(),
                   expected_format: int | None = None) -> Snapshot:
     """Decode a payload; a :class:`SnapshotError` subclass for anything malformed."""
     return _Assembler(limits).read(iter_records(stream, limits, expected_format))

@@ -159,7 +159,7 @@ class MapEntries:
                 and _same_stream((c.values for c in self._tuple()),
                                  (c.values for c in other._tuple())))
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable: equal by contents
 
     def __repr__(self) -> str:
         count = str(len(self)) if self.materialised else "streamed"

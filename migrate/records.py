@@ -77,7 +77,6 @@ def parse_caps(f: Fields) -> Capabilities:
     map_types = f.list("map_types", 256)
     prog_types = f.list("prog_types", 256)
     limits = f.sub("limits")
-    assert limits is not None
     caps = Capabilities(
         name=f.str("name", MAX_NAME), description=f.str("description", MAX_TEXT),
         isa_version=f.int("isa", 1, 4),
@@ -140,7 +139,6 @@ def map_record(state: MapState) -> dict:
 
 def parse_map(f: Fields) -> tuple[MapSpec, bool]:
     spec_fields = f.sub("spec")
-    assert spec_fields is not None
     spec = parse_map_spec(spec_fields)
     frozen = f.bool("frozen")
     f.done()

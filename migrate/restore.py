@@ -17,6 +17,7 @@ import errno
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from offload.driver.driver import Driver
 from offload.errors import ErrnoError, OffloadError
@@ -74,7 +75,8 @@ def _values(state: MapState, target_ncpus: int) -> Iterator[tuple[bytes, bytes]]
     assert state.entries is not None
     for key, value in state.entries:
         if not spec.type.is_percpu:
-            yield key, value  # type: ignore[misc]
+            # a map that is not per-CPU holds one value per entry (MapState checks it)
+            yield key, value  # type: ignore[misc]  # see above
             continue
         parts = [value] if isinstance(value, bytes) else list(value)
         if len(parts) > target_ncpus and any(any(p) for p in parts[target_ncpus:]):
@@ -193,9 +195,9 @@ class _Restore:
         steps: list[tuple[str, Callable[[], None]]] = []
         if self.attached:
             steps.append(("detach", self.driver.xdp_detach))
-        steps += [(f"unload program {h}", lambda h=h: self.driver.prog_unload(h))
+        steps += [(f"unload program {h}", partial(self.driver.prog_unload, h))
                   for h in reversed(self.created_programs)]
-        steps += [(f"free map {h}", lambda h=h: self.driver.map_free(h))
+        steps += [(f"free map {h}", partial(self.driver.map_free, h))
                   for h in reversed(self.created_maps)]
         for what, step in steps:
             try:

@@ -8,9 +8,10 @@ so code above it only ever sees well-typed values and never raises KeyError or T
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from enum import IntEnum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from .errors import SnapshotError
 
@@ -27,17 +28,21 @@ class SnapshotFormatError(SnapshotError):
 
 
 class Fields:
-    """Typed access to one record; :meth:`done` refuses fields nobody asked for."""
+    """Typed access to one record; :meth:`done` refuses fields nobody asked for.
 
-    def __init__(self, record: object, where: str) -> None:
+    The accessors are named after the types they return, so annotations in this class (and
+    in :class:`Tuple`) spell the builtin types as ``builtins.int`` and so on.
+    """
+
+    def __init__(self, record: object, where: builtins.str) -> None:
         if not isinstance(record, Mapping):
             raise SnapshotFormatError(f"{where} must be a map of fields, not "
                                       f"{_kind(record)}.")
-        self.record: Mapping[Any, Any] = record
+        self.record: Mapping[object, object] = record
         self.where = where
-        self._seen: set[Any] = set()
+        self._seen: set[object] = set()
 
-    def _get(self, key: str, default: Any = ...) -> Any:
+    def _get(self, key: builtins.str, default: object = ...) -> object:
         self._seen.add(key)
         if key in self.record:
             return self.record[key]
@@ -45,43 +50,44 @@ class Fields:
             raise SnapshotFormatError(f"{self.where} lacks the field '{key}'.")
         return default
 
-    def fail(self, key: str, message: str) -> SnapshotFormatError:
+    def fail(self, key: builtins.str, message: builtins.str) -> SnapshotFormatError:
         return SnapshotFormatError(f"{self.where}: field '{key}' {message}.")
 
-    def int(self, key: str, lo: int = 0, hi: int = U64, default: Any = ...) -> int:
+    def int(self, key: builtins.str, lo: builtins.int = 0, hi: builtins.int = U64,
+            default: object = ...) -> builtins.int:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise self.fail(key, f"must be an integer in {lo}..{hi}, got {_show(value)}")
         return value
 
-    def opt_int(self, key: str, lo: int = 0, hi: int = U64) -> int | None:
+    def opt_int(self, key: builtins.str, lo: builtins.int = 0, hi: builtins.int = U64) -> builtins.int | None:
         """An integer, or nil (absent is an error like for any other field)."""
         if self._get(key) is None:
             return None
         return self.int(key, lo, hi)
 
-    def bool(self, key: str, default: Any = ...) -> bool:
+    def bool(self, key: builtins.str, default: object = ...) -> builtins.bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
             raise self.fail(key, f"must be true or false, got {_show(value)}")
         return value
 
-    def str(self, key: str, max_len: int = MAX_NAME, default: Any = ...,
-            empty: bool = True) -> str:
+    def str(self, key: builtins.str, max_len: builtins.int = MAX_NAME, default: object = ...,
+            empty: builtins.bool = True) -> builtins.str:
         value = self._get(key, default)
         if not isinstance(value, str) or len(value) > max_len or (not empty and not value):
             size = f"{'1' if not empty else '0'}..{max_len} characters"
             raise self.fail(key, f"must be a string of {size}, got {_show(value)}")
         return value
 
-    def bytes(self, key: str, max_len: int, default: Any = ...) -> bytes:
+    def bytes(self, key: builtins.str, max_len: builtins.int, default: object = ...) -> builtins.bytes:
         value = self._get(key, default)
         if not isinstance(value, bytes) or len(value) > max_len:
             raise self.fail(key, f"must be binary data of at most {max_len} bytes, got "
                                  f"{_show(value)}")
         return value
 
-    def enum(self, key: str, enum: type[E], default: Any = ...) -> E:
+    def enum(self, key: builtins.str, enum: type[E], default: object = ...) -> E:
         value = self._get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or \
                 value not in enum._value2member_map_:
@@ -90,22 +96,31 @@ class Fields:
                                  f"{_show(value)}")
         return enum(value)
 
-    def list(self, key: str, max_len: int, default: Any = ...) -> list[Any]:
+    def list(self, key: builtins.str, max_len: builtins.int, default: object = ...) -> builtins.list[Any]:
         value = self._get(key, default)
         if not isinstance(value, list) or len(value) > max_len:
             raise self.fail(key, f"must be a list of at most {max_len} items, got "
                                  f"{_show(value)}")
         return value
 
-    def sub(self, key: str, default: Any = ...) -> Fields | None:
+    @overload
+    def sub(self, key: builtins.str) -> Fields: ...
+
+    @overload
+    def sub(self, key: builtins.str, default: None) -> Fields | None: ...
+
+    def sub(self, key: builtins.str, default: object = ...) -> Fields | None:
+        """The record in field ``key``; None only when it is nil or absent and ``default`` is
+        None."""
         value = self._get(key, default)
         if value is None and default is None:
             return None
         return Fields(value, f"{self.where}, field '{key}'")
 
-    def items(self, key: str, max_len: int, parse: Callable[[Tuple, str], T]) -> list[T]:
+    def items(self, key: builtins.str, max_len: builtins.int,
+              parse: Callable[[Tuple, builtins.str], T]) -> builtins.list[T]:
         """A list of fixed-shape tuples (msgpack arrays), each parsed by ``parse``."""
-        out = []
+        out: builtins.list[T] = []
         for i, item in enumerate(self.list(key, max_len)):
             out.append(parse(Tuple(item, f"{self.where}, {key}[{i}]"), key))
         return out
@@ -121,39 +136,40 @@ class Fields:
 class Tuple:
     """Typed access to a msgpack array of fixed length: ``t.int(0)``, ``t.str(1)``..."""
 
-    def __init__(self, value: object, where: str) -> None:
+    def __init__(self, value: object, where: builtins.str) -> None:
         if not isinstance(value, list):
             raise SnapshotFormatError(f"{where} must be a list, not {_kind(value)}.")
         self.value = value
         self.where = where
 
-    def length(self, *allowed: int) -> Tuple:
+    def length(self, *allowed: builtins.int) -> Tuple:
         if len(self.value) not in allowed:
             raise SnapshotFormatError(f"{self.where} must have "
                                       f"{' or '.join(map(str, allowed))} items, not "
                                       f"{len(self.value)}.")
         return self
 
-    def _at(self, i: int) -> Any:
+    def _at(self, i: builtins.int) -> object:
         if i >= len(self.value):
             raise SnapshotFormatError(f"{self.where} lacks item {i}.")
         return self.value[i]
 
-    def int(self, i: int, lo: int = 0, hi: int = U64) -> int:
+    def int(self, i: builtins.int, lo: builtins.int = 0, hi: builtins.int = U64) -> builtins.int:
         value = self._at(i)
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise SnapshotFormatError(f"{self.where}: item {i} must be an integer in "
                                       f"{lo}..{hi}, got {_show(value)}.")
         return value
 
-    def str(self, i: int, max_len: int = MAX_NAME, empty: bool = True) -> str:
+    def str(self, i: builtins.int, max_len: builtins.int = MAX_NAME,
+            empty: builtins.bool = True) -> builtins.str:
         value = self._at(i)
         if not isinstance(value, str) or len(value) > max_len or (not empty and not value):
             raise SnapshotFormatError(f"{self.where}: item {i} must be a string of at most "
                                       f"{max_len} characters, got {_show(value)}.")
         return value
 
-    def enum(self, i: int, enum: type[E]) -> E:
+    def enum(self, i: builtins.int, enum: type[E]) -> E:
         value = self._at(i)
         if isinstance(value, bool) or not isinstance(value, int) or \
                 value not in enum._value2member_map_:
@@ -161,7 +177,7 @@ class Tuple:
                                       f"{enum.__name__}, got {_show(value)}.")
         return enum(value)
 
-    def list(self, i: int, max_len: int) -> list[Any]:
+    def list(self, i: builtins.int, max_len: builtins.int) -> builtins.list[Any]:
         value = self._at(i)
         if not isinstance(value, list) or len(value) > max_len:
             raise SnapshotFormatError(f"{self.where}: item {i} must be a list of at most "

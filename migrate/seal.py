@@ -207,10 +207,11 @@ def write_sealed(out: BinaryIO, snapshot: Snapshot, seal: Seal = Seal(),
     auth_id = (public_key_id(seal.signing_key.public_key()) if seal.signing_key else
                key_id(seal.mac_key) if seal.mac_key else None)
     nonce = os.urandom(NONCE_SIZE) if seal.encryption_key else None
+    cipher = CipherName.AES_256_GCM if nonce else CipherName.NONE
+    cipher_key_id = key_id(seal.encryption_key) if seal.encryption_key else None
     header = {"format": snapshot.format_version, "auth": str(auth), "auth_key_id": auth_id,
-              "cipher": str(CipherName.AES_256_GCM if nonce else CipherName.NONE),
-              "cipher_key_id": key_id(seal.encryption_key) if seal.encryption_key else None,
-              "nonce": nonce, "created_ns": snapshot.created_ns,
+              "cipher": str(cipher), "cipher_key_id": cipher_key_id, "nonce": nonce,
+              "created_ns": snapshot.created_ns,
               "source": source.as_dict() if source is not None else None}
     header_bytes = msgpack.packb(header, use_bin_type=True)
     prefix = PREFIX.pack(FILE_MAGIC, CONTAINER_VERSION, len(header_bytes))
@@ -221,7 +222,7 @@ def write_sealed(out: BinaryIO, snapshot: Snapshot, seal: Seal = Seal(),
         encryptor.authenticate_additional_data(prefix + header_bytes)
     out.write(prefix + header_bytes)
     sink = _Sink(out, digest, encryptor)
-    write_snapshot(sink, snapshot, chunks)  # type: ignore[arg-type]
+    write_snapshot(sink, snapshot, chunks)
     if encryptor is not None:
         tail = encryptor.finalize() + encryptor.tag
         digest.update(tail)
@@ -235,8 +236,8 @@ def write_sealed(out: BinaryIO, snapshot: Snapshot, seal: Seal = Seal(),
         trailer["mac"] = hmac.new(seal.mac_key, message, hashlib.sha256).digest()
     trailer_bytes = msgpack.packb(trailer, use_bin_type=True)
     out.write(trailer_bytes + FOOTER.pack(len(trailer_bytes), END_MAGIC))
-    return SealInfo(snapshot.format_version, auth, auth_id, CipherName(header["cipher"]),
-                    header["cipher_key_id"], header["created_ns"], sink.length,
+    return SealInfo(snapshot.format_version, auth, auth_id, cipher, cipher_key_id,
+                    snapshot.created_ns, sink.length,
                     trailer["sha256"], authenticated=auth != Auth.NONE, source=source)
 
 
@@ -512,7 +513,7 @@ def open_sealed(stream: BinaryIO, trust: Trust = Trust(),
     blocks = _payload(stream, layout, digest, key)
     bound = info.container_version >= 2
     try:
-        snapshot = read_snapshot(_Reader(blocks), limits,  # type: ignore[arg-type]
+        snapshot = read_snapshot(_Reader(blocks), limits,
                                  expected_format=info.payload_format if bound else None)
     except FormatMismatch as exc:
         raise IntegrityError(f"the seal header and the payload disagree: {exc}") from None

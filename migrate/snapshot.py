@@ -140,6 +140,9 @@ class MapState:
             raise SnapshotError(f"map {self.spec.name!r}: contents of {self.entries.key_size}-"
                                 f"byte keys and {self.entries.value_size}-byte values do not "
                                 f"match its spec ({self.spec.key_size}/{self.spec.value_size}).")
+        if self.entries.cpus != 1 and not self.spec.type.is_percpu:
+            raise SnapshotError(f"map {self.spec.name!r} of type {self.spec.type.name} has one "
+                                f"value per entry, not {self.entries.cpus} (one per CPU).")
         if self.spec.type in LINK_MAP_TYPES:
             if self.entries.materialised and len(self.entries):
                 raise SnapshotError(f"map {self.spec.name!r} of type {self.spec.type.name} "

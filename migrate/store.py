@@ -8,6 +8,7 @@ renames it into place (migrate.atomic_file), so a crash leaves the old file or t
 from __future__ import annotations
 
 import os
+from typing import BinaryIO
 
 from .atomic_file import atomic_output
 from .codec import ChunkLimits, DecodeLimits
@@ -25,7 +26,7 @@ def save(path: str | os.PathLike[str], snapshot: Snapshot, seal: Seal = Seal(),
         return write_sealed(out, snapshot, seal, chunks, source)
 
 
-def _open(path: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
+def _open(path: str | os.PathLike[str]) -> BinaryIO:
     try:
         return open(path, "rb")
     except OSError as exc:

@@ -161,7 +161,7 @@ class _Serve:
                                         f"{message.length} bytes with {message.crc:#010x}.")
             spool.seek(0)
             try:
-                snapshot = read_snapshot(spool, self.dest.limits)  # type: ignore[arg-type]
+                snapshot = read_snapshot(spool, self.dest.limits)
             except SnapshotError as exc:
                 raise DestinationRefused(f"the snapshot cannot be read: {exc}",
                                          code="snapshot") from None

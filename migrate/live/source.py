@@ -188,7 +188,7 @@ class _Run:
 
         t0, sent0 = time.monotonic(), ch.bytes_sent
         sink = _Sink(ch)
-        stats = write_snapshot(sink, self.state.snapshot(), self.source.chunks)  # type: ignore[arg-type]
+        stats = write_snapshot(sink, self.state.snapshot(), self.source.chunks)
         sink.flush()
         ch.send(SnapshotEnd(sink.total, sink.crc))
         while not isinstance(answer := ch.receive(), Ready):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import errno
 import struct
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from offload.device import DevicePair
 from offload.errors import ErrnoError, OffloadError
@@ -141,12 +143,12 @@ class TargetState:
         maps = sorted(set(objects.maps) - self._before[0], reverse=True)
         programs = sorted(set(objects.programs) - self._before[1], reverse=True)
         problems = []
-        steps = []
+        steps: list[tuple[str, Callable[[], None]]] = []
         if self.pair.device.attached in programs:
             steps.append(("detach", self.driver.xdp_detach))
-        steps += [(f"unload program {h}", lambda h=h: self.driver.prog_unload(h))
+        steps += [(f"unload program {h}", partial(self.driver.prog_unload, h))
                   for h in programs]
-        steps += [(f"free map {h}", lambda h=h: self.driver.map_free(h)) for h in maps]
+        steps += [(f"free map {h}", partial(self.driver.map_free, h)) for h in maps]
         for what, step in steps:
             try:
                 step()

@@ -94,19 +94,23 @@ class SourceState:
         spec = self.device.objects.maps[handle].spec
         links = spec.type in LINK_MAP_TYPES
         names = self.program_names if spec.type == MapType.PROG_ARRAY else self.map_names
-        present, values, gone, targets = bytearray(), bytearray(), bytearray(), []
+        present, values, gone = bytearray(), bytearray(), bytearray()
+        targets: list[str] = []
         for key in keys:
             found = live.export_entry(key)
-            target = None
-            if found is not None and links:
-                target = names.get(struct.unpack_from("<I", found[1])[0])
-            if found is None or (links and target is None):
+            if found is None:
                 gone += key
                 continue
-            present += found[0]
             if links:
+                target = names.get(struct.unpack_from("<I", found[1])[0])
+                if target is None:
+                    gone += key
+                    continue
+                present += found[0]
                 targets.append(target)
-            elif spec.type.is_percpu:
+                continue
+            present += found[0]
+            if spec.type.is_percpu:
                 values += b"".join(split_percpu(found[1], spec.value_size, self.ncpus))
             else:
                 values += found[1]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from ..errors import OffloadError
 from ..helpers.prototypes import CALLBACK_HELPERS
@@ -118,8 +118,8 @@ class _Frame:
     return_pc: int
     #: r6-r9 and r10 of the caller, then (with provenance) their tags
     saved: tuple[int, ...]
-    #: the ``bpf_loop`` call whose callback runs in this frame (``callbacks.LoopRun``)
-    loop: Any = None
+    #: the ``bpf_loop`` call whose callback runs in this frame
+    loop: LoopRun | None = None
 
 
 @dataclass(slots=True)
@@ -155,7 +155,8 @@ class Execution:
         """The provenance tags of r0-r10 (region slot, 0 for a number, the value of a map
         pointer), or None when the program runs without provenance."""
         regs = self.regs
-        return regs[TAG:TAG + 11] if len(regs) > TAG else None
+        # a register file that long is the list made for provenance, never the empty tuple
+        return cast("list[int]", regs)[TAG:TAG + 11] if len(regs) > TAG else None
 
     def check_pointer(self, regno: int, address: int) -> None:
         """Before a helper reads through argument ``regno`` that it may also take as a
@@ -421,7 +422,7 @@ class Interpreter:
         tagged = self.provenance is not None
 
         def new_frame(return_pc: int, r: list[int], run: LoopRun) -> _Frame:
-            saved = (r[6], r[7], r[8], r[9], r[10])
+            saved: tuple[int, ...] = (r[6], r[7], r[8], r[9], r[10])
             if tagged:
                 saved += (r[17], r[18], r[19], r[20], r[21])
             return _Frame(return_pc, saved, run)
@@ -555,7 +556,8 @@ def _run_program(program: Interpreter, regs: list[int], run: Execution,
                     f"instruction budget of {run.max_steps} exhausted (the program may not "
                     "terminate)", insn_index=pc)
             current = pc
-            pc = steps[current](regs, run)  # type: ignore[misc]
+            # an lddw's second slot is None; the layout admits no jump there
+            pc = steps[current](regs, run)  # type: ignore[misc]  # see above
         return None, regs[0]
     except MemoryFault as fault:
         raise fault.at(current) from None

@@ -306,7 +306,8 @@ def _tagged_atomic_step(insn: Instruction, slot: int) -> Step:
             memory.store(a, size, r[s])
             r[s], r[ts] = old, 0
         else:
-            memory.store(a, size, combine(old, r[s]) & mask)  # type: ignore[misc]
+            # combine is None only for the exchanges handled above
+            memory.store(a, size, combine(old, r[s]) & mask)  # type: ignore[misc]  # see above
             if imm & ATOMIC_FETCH:
                 r[s], r[ts] = old, 0
         if ex.spills:

@@ -395,12 +395,12 @@ def _lock_word(ex: Execution, lock_ptr: int, helper: str) -> None:
     """``lock_ptr`` must be the struct bpf_spin_lock of a map value (what the verifier
     proved), or the call faults."""
     region = ex.memory.region_at(lock_ptr)
-    owner = region.owner if region is not None and region.kind == RegionKind.MAP_VALUE \
-        else None
-    lock_off = getattr(owner, "lock_off", None)
-    if lock_off is None or lock_ptr - region.base != lock_off:  # type: ignore[union-attr]
-        raise MemoryFault(f"{helper}: the argument is not the struct bpf_spin_lock of a map "
-                          "value", address=lock_ptr, size=SPIN_LOCK_SIZE, write=True)
+    if region is not None and region.kind == RegionKind.MAP_VALUE:
+        lock_off = getattr(region.owner, "lock_off", None)
+        if lock_off is not None and lock_ptr - region.base == lock_off:
+            return
+    raise MemoryFault(f"{helper}: the argument is not the struct bpf_spin_lock of a map "
+                      "value", address=lock_ptr, size=SPIN_LOCK_SIZE, write=True)
 
 
 def spin_lock(ex: Execution, lock_ptr: int, *_: int) -> int:

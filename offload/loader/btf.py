@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NotRequired, TypedDict
 
 from .btf_layout import (
     ARRAY,
@@ -264,10 +265,22 @@ def _parse_types(data: bytes, strings: bytes) -> tuple[BtfType, ...]:
     return tuple(types)
 
 
+class _CommonFields(TypedDict):
+    """The header fields every record has, passed to :class:`BtfType` by keyword."""
+
+    id: int
+    kind: BtfKind
+    name: str
+    kind_flag: bool
+    vlen: int
+    size: NotRequired[int]
+    type_id: NotRequired[int]
+
+
 def _decode_type(type_id: int, kind: BtfKind, name: str, kind_flag: bool, vlen: int,
                  size_or_type: int, data: bytes, pos: int, strings: bytes) -> BtfType:
     """The kind-specific part of one record; ``pos`` is where its trailing data starts."""
-    base = {"id": type_id, "kind": kind, "name": name, "kind_flag": kind_flag, "vlen": vlen}
+    base: _CommonFields = {"id": type_id, "kind": kind, "name": name, "kind_flag": kind_flag, "vlen": vlen}
     if kind in SIZED_KINDS:
         base["size"] = size_or_type
     else:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ..isa.disasm import slot_positions
 from ..isa.instruction import Instruction
@@ -293,7 +293,7 @@ def types_match(local: Btf, local_id: int, target: Btf, target_id: int, *,
 
 # ------------------------------------------------------------------ matching a target
 def _find_member(local: Btf, member: BtfMember, target: Btf, type_id: int, bit_offset: int,
-                 depth: int = 0) -> tuple[int, int, str] | None:
+                 depth: int = 0) -> tuple[int, int, int] | None:
     """The member of target type ``type_id`` named like ``member``, looking through
     anonymous members: (its composite's id, its index, bit offset); None if absent. Raises
     a reason when the name is there with an incompatible type."""
@@ -540,7 +540,7 @@ def _resolve(local: Btf, type_id: int, access: str, kind: CoreReloKind, target: 
     if not local_type.name:
         raise CoreError("the type is anonymous, so nothing on the device can be found by its "
                         "name.")
-    btf = target.btf
+    btf = cast(Btf, target.btf)  # DeviceBtf types it loosely: caps sits below the loader
     matched: _Spec | None = None
     answer: _Value | None = None
     reasons = []
@@ -735,7 +735,7 @@ def relocate(instructions: Sequence[Instruction], records: Iterable[tuple[int, C
         if new is None:  # pragma: no cover - patch() refused it
             continue
         size = new.size if insns[index].cls in _MEMORY else 0
-        kept.append(CoreRelocation(slot, record.kind, record.type_id, record.access,
+        kept.append(CoreRelocation(slot, resolution.kind, record.type_id, record.access,
                                    new.value, size))
     if failed:
         slot, first = failed[0]

@@ -16,6 +16,8 @@ from enum import IntEnum, IntFlag
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.relocation import RelocationSection
+from elftools.elf.sections import SymbolTableSection
 
 from .errors import LoaderError
 
@@ -199,6 +201,8 @@ def _read_symbols(elf: ELFFile, sections: tuple[Section, ...]) -> tuple[Symbol, 
     symbols = []
     with _reading("the symbol table", table.name):
         raw_table = elf.get_section(table.index)
+        if not isinstance(raw_table, SymbolTableSection):
+            raise LoaderError("the symbol table could not be read as one.", section=table.name)
         for index in range(table.size // SYM_SIZE):
             raw = raw_table.get_symbol(index)
             entry = raw.entry
@@ -240,6 +244,9 @@ def _read_relocations(elf: ELFFile, sections: tuple[Section, ...],
         entries = []
         with _reading("relocations", section.name):
             raw_section = elf.get_section(section.index)
+            if not isinstance(raw_section, RelocationSection):
+                raise LoaderError("the relocation section could not be read as one.",
+                                  section=section.name)
             for index in range(section.size // REL_SIZE):
                 entry = raw_section.get_relocation(index).entry
                 sym_index = entry["r_info_sym"]

@@ -64,7 +64,7 @@ def section_functions(elf: ElfObject, section: Section) -> list[Function]:
     """The functions of a code section, decoded, in address order."""
     symbols = sorted((s for s in elf.symbols_in(section.index) if s.type == "STT_FUNC"),
                      key=lambda s: s.value)
-    functions = []
+    functions: list[Function] = []
     for i, symbol in enumerate(symbols):
         start, size = symbol.value, symbol.size
         if size == 0:  # hand-written code: up to the next function or the end

@@ -171,7 +171,7 @@ def _legacy_maps(elf: ElfObject, section: Section) -> list[tuple[MapSpec | str, 
     if def_size < LEGACY_MAP_DEF.size:
         raise LoaderError(f"map definitions of {def_size} bytes are shorter than struct "
                           f"bpf_map_def ({LEGACY_MAP_DEF.size} bytes).", section=section.name)
-    result = []
+    result: list[tuple[MapSpec | str, str, int]] = []
     for symbol in symbols:
         offset = symbol.value
         if offset % def_size or offset + def_size > section.size:

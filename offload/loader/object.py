@@ -251,17 +251,18 @@ def _parse(data: bytes, name: str, source: str, options: LoadOptions) -> ObjectS
         linked, core, refusal = _relocate_core(program, section_name, linked, ext, btf,
                                                options)
         refusal = refusal or _map_refusal(program, section_name, linked, refused_maps)
-        if refusal is None and typed is None:
+        if refusal is None:
+            if typed is not None:
+                programs[program] = ProgramSpec(
+                    name=program, type=typed[0], instructions=linked.instructions,
+                    license=license_text, section=section_name, flags=typed[1],
+                    map_refs=linked.map_refs, line_info=linked.line_info,
+                    functions=linked.functions, core=core,
+                    expected_attach_type=expected_attach_type(section_name))
+                continue
             refusal = _type_refusal(program, section_name)
-        if refusal is not None or typed is None:
-            used = tuple(dict.fromkeys(ref.map_name for ref in linked.map_refs))
-            refused[program] = dataclasses.replace(refusal, maps=used)
-            continue
-        programs[program] = ProgramSpec(
-            name=program, type=typed[0], instructions=linked.instructions,
-            license=license_text, section=section_name, flags=typed[1],
-            map_refs=linked.map_refs, line_info=linked.line_info, functions=linked.functions,
-            core=core, expected_attach_type=expected_attach_type(section_name))
+        used = tuple(dict.fromkeys(ref.map_name for ref in linked.map_refs))
+        refused[program] = dataclasses.replace(refusal, maps=used)
     return ObjectSpec(MappingProxyType(programs), MappingProxyType(maps), license_text, btf,
                       source, MappingProxyType(refused), MappingProxyType(refused_maps),
                       MappingProxyType(sections), name, options, data)

@@ -116,9 +116,10 @@ def _transfer(layout: Layout, slot: int, state: State,
         wide = cls == InsnClass.ALU64
         if op == AluOp.MOV and wide and reg_src and not insn.off:
             regs[d] = regs[s]
-        elif op in (AluOp.ADD, AluOp.SUB) and wide and not reg_src and regs[d] is not None:
+        elif op in (AluOp.ADD, AluOp.SUB) and wide and not reg_src and \
+                (moved := regs[d]) is not None:
             delta = insn.imm if op == AluOp.ADD else -insn.imm
-            regs[d] = frozenset(offset + delta for offset in regs[d])  # type: ignore[union-attr]
+            regs[d] = frozenset(offset + delta for offset in moved)
         else:
             if reg_src:
                 escape(s, "is used in arithmetic other than adding a constant")

@@ -42,12 +42,12 @@ def uses_defs(insn: Instruction) -> tuple[int, int]:
             return src, d
         return d | src, d
     if cls in (InsnClass.JMP, InsnClass.JMP32):
-        op = insn.jmp_op
-        if op == JmpOp.EXIT:
+        jmp_op = insn.jmp_op
+        if jmp_op == JmpOp.EXIT:
             return R0, 0
-        if op == JmpOp.CALL:
+        if jmp_op == JmpOp.CALL:
             return ARGS | (d if insn.source == Source.X else 0), CLOBBERED
-        if op == JmpOp.JA:
+        if jmp_op == JmpOp.JA:
             return 0, 0
         return d | (s if insn.source == Source.X else 0), 0
     if insn.is_lddw:

@@ -64,3 +64,12 @@ def test_map_state_rules() -> None:
         MapState(jt, MapEntries.from_pairs(4, 4, [(bytes(4), bytes(4))]))
     with pytest.raises(SnapshotError, match="holds values, not links"):
         MapState(spec, links=(MapLink(bytes(4), "p"),))
+
+
+def test_only_per_cpu_maps_hold_a_value_per_cpu() -> None:
+    # Restoring such contents handed tuples of values to the driver (a TypeError midway).
+    two_cpus = MapEntries.from_pairs(4, 8, [(bytes(4), (bytes(8), bytes(8)))], cpus=2)
+    with pytest.raises(SnapshotError, match="one value per entry, not 2"):
+        MapState(MapSpec("h", MapType.HASH, 4, 8, 16), two_cpus)
+    state = MapState(MapSpec("p", MapType.PERCPU_HASH, 4, 8, 16), two_cpus)
+    assert list(state.entries or ()) == [(bytes(4), (bytes(8), bytes(8)))]
