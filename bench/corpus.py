@@ -69,8 +69,8 @@ from offload.caps import load_profile  # noqa: E402
 from offload.isa.disasm import slot_positions  # noqa: E402
 from offload.loader import LoaderError, load_object  # noqa: E402
 from offload.loader.sections import program_type  # noqa: E402
-from offload.maps.spec import MapFlags, MapType  # noqa: E402
-from offload.program import ProgType, resolve_map_references  # noqa: E402
+from offload.program import resolve_map_references  # noqa: E402
+from offload.uapi import MapFlags, MapType, ProgType  # noqa: E402
 from offload.verifier import Observer, VerifierError, verify  # noqa: E402
 
 PROFILE = "full"

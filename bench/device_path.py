@@ -29,8 +29,7 @@ from offload.device import build_device  # noqa: E402
 from offload.device.pair import DevicePair  # noqa: E402
 from offload.helpers.prototypes import HelperId  # noqa: E402
 from offload.isa import assemble  # noqa: E402
-from offload.maps.spec import MapType  # noqa: E402
-from offload.xdp import XdpAction  # noqa: E402
+from offload.uapi import MapType, XdpAction  # noqa: E402
 
 CAPS = Capabilities("bench-full", helpers=frozenset(int(h) for h in HelperId),
                     map_types=frozenset(MapType))

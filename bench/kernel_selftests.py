@@ -64,7 +64,8 @@ from offload.loader.maps import collect_maps  # noqa: E402
 from offload.loader.relocations import SLOT, Fixup, _resolve  # noqa: E402
 from offload.loader.sections import program_type  # noqa: E402
 from offload.maps.spec import MapSpec  # noqa: E402
-from offload.program import MapReference, ProgType, resolve_map_references  # noqa: E402
+from offload.program import MapReference, resolve_map_references  # noqa: E402
+from offload.uapi import ProgType  # noqa: E402
 from offload.verifier import VerifierError, verify  # noqa: E402
 
 PROFILE = "full"

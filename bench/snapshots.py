@@ -33,7 +33,8 @@ from migrate.seal import Seal, Trust  # noqa: E402
 from migrate.store import load, save  # noqa: E402
 from offload.caps import load_profile  # noqa: E402
 from offload.device import build_device  # noqa: E402
-from offload.maps.spec import MapSpec, MapType  # noqa: E402
+from offload.maps.spec import MapSpec  # noqa: E402
+from offload.uapi import MapType  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ from rich.table import Table  # noqa: E402
 from offload.caps import load_profile  # noqa: E402
 from offload.isa import assemble  # noqa: E402
 from offload.loader import load_object  # noqa: E402
-from offload.program import ProgType, resolve_map_references  # noqa: E402
+from offload.program import resolve_map_references  # noqa: E402
+from offload.uapi import ProgType  # noqa: E402
 from offload.verifier import verify  # noqa: E402
 
 FIXTURES = ROOT / "fixtures" / "xdp"

@@ -44,7 +44,7 @@ def program_from_elf(data: bytes) -> list[Instruction]:
     """The program of an ELF object as the conformance runner writes it: function ``main``
     in ``.text`` (or ``xdp`` with its XDP prolog), else the object's only program."""
     from offload.loader import LoaderError, load_object  # local: only --elf needs it
-    from offload.program import ProgType
+    from offload.uapi import ProgType
 
     try:
         obj = load_object(data, entry_sections={".text": ProgType.XDP})

@@ -25,8 +25,9 @@ from offload.isa import decode
 from offload.loader import LoadOptionError, ProgramRefusal, RefusalKind, load_object
 from offload.loader.sections import parse_prog_type
 from offload.maps.spec import MapSpec
-from offload.program import ProgType, resolve_map_references
+from offload.program import resolve_map_references
 from offload.soundness import SoundnessError, check_program
+from offload.uapi import ProgType
 from offload.verifier import VerifierError, VerifierLog, verify
 
 from . import object_options

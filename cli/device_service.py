@@ -27,8 +27,8 @@ from offload.device import DevicePair, build_device
 from offload.driver import ObjectLoadError
 from offload.errors import OffloadError
 from offload.loader import LoadOptionError, ObjectSpec, ProgramRefusal, load_object
+from offload.uapi import XdpAction
 from offload.virtio.features import names as feature_names
-from offload.xdp import XdpAction
 
 from .device_state import DeviceState
 from .exits import CliError, UsageError

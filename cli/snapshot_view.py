@@ -14,8 +14,8 @@ from rich.text import Text
 from migrate.seal import SealInfo
 from migrate.snapshot import LINK_MAP_TYPES, MapState, Snapshot
 from offload.isa import listing
+from offload.uapi import XdpAction
 from offload.virtio.features import names as feature_names
-from offload.xdp import XdpAction
 
 
 def _when(ns: int) -> str:

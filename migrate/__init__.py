@@ -7,6 +7,8 @@ atomic snapshot files, ``compat`` the per-object compatibility plan against a ta
 Capabilities. docs/snapshot-format.md describes the bytes on disk.
 """
 
+from offload.uapi import XdpMode
+
 from .codec import (
                     UPGRADES,
                     ChunkLimits,
@@ -52,7 +54,6 @@ from .snapshot import (
                     ProgramState,
                     Snapshot,
                     VerifierStats,
-                    XdpMode,
 )
 
 __all__ = [

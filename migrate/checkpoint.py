@@ -16,10 +16,9 @@ from typing import Protocol
 
 from offload.device.device import Device
 from offload.device.objects import MapObject, ProgramObject
-from offload.maps.spec import MapType
 from offload.maps.values import split_percpu
 from offload.program import ProgramSpec
-from offload.xdp import XdpAction
+from offload.uapi import MapType, XdpAction
 
 from .entries import EntryChunk, MapEntries
 from .snapshot import (

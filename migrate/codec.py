@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import msgpack
 
 from offload.device.sampler import MAX_SAMPLES
-from offload.maps.spec import MapType
+from offload.uapi import MapType
 
 from .entries import EntriesError, EntryChunk, MapEntries
 from .errors import SnapshotError

@@ -27,8 +27,9 @@ from offload.isa.opcodes import AluOp, InsnClass, JmpOp, Mode
 from offload.isa.versions import required_version
 from offload.lowering import LoweringError, lower_program
 from offload.maps.memory import format_bytes, map_memory
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
 from offload.program import ProgramSpec
+from offload.uapi import MapType
 
 from .snapshot import LINK_MAP_TYPES, Snapshot
 

@@ -16,25 +16,15 @@ from offload.caps.capabilities import Capabilities, Limits
 from offload.device.sampler import MAX_SAMPLE_BYTES
 from offload.isa import DecodeError, PseudoSrc, decode, encode
 from offload.loader.btf import parse_btf
-from offload.loader.btf_ext import CoreReloKind
 from offload.loader.core import CoreBinding, CoreRelocation
 from offload.loader.errors import LoaderError
-from offload.maps.spec import MapSpec, MapType, Pinning
-from offload.program import FuncInfo, LineInfo, MapReference, ProgramSpec, ProgType
-from offload.xdp import XdpAction
+from offload.maps.spec import MapSpec, Pinning
+from offload.program import FuncInfo, LineInfo, MapReference, ProgramSpec
+from offload.uapi import CoreReloKind, MapType, ProgType, XdpAction, XdpMode
 
 from .entries import EntryChunk
 from .schema import MAX_NAME, MAX_TEXT, U32, U64, Fields, SnapshotFormatError, Tuple
-from .snapshot import (
-    MAGIC,
-    ActionCounter,
-    AttachPoint,
-    MapLink,
-    MapState,
-    ProgramState,
-    VerifierStats,
-    XdpMode,
-)
+from .snapshot import MAGIC, ActionCounter, AttachPoint, MapLink, MapState, ProgramState, VerifierStats
 
 MAX_KEY = 512  # MAX_BPF_STACK: no map key can be larger
 MAX_VALUE = 1 << 20

@@ -21,8 +21,9 @@ from functools import partial
 
 from offload.driver.driver import Driver
 from offload.errors import ErrnoError, OffloadError
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
 from offload.maps.values import join_percpu
+from offload.uapi import MapType
 
 from .compat import Outcome, Plan, plan
 from .errors import SnapshotError

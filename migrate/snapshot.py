@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from enum import IntEnum
 from importlib import metadata
 
 from offload.caps.capabilities import Capabilities
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
 from offload.program import ProgramSpec
-from offload.xdp import XdpAction
+from offload.uapi import MapType, XdpAction, XdpMode
 
 from .entries import MapEntries
 from .errors import SnapshotError
@@ -37,14 +36,6 @@ def tool_version() -> str:
         return metadata.version("offload-migrate")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-class XdpMode(IntEnum):
-    """Where an XDP program runs: ``XDP_FLAGS_*_MODE`` of include/uapi/linux/if_link.h."""
-
-    SKB = 1 << 1
-    DRV = 1 << 2
-    HW = 1 << 3
 
 
 @dataclass(frozen=True, slots=True)

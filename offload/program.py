@@ -11,61 +11,16 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from .errors import ErrnoError
 from .isa.disasm import slot_positions
 from .isa.instruction import Instruction
 from .isa.opcodes import PseudoSrc
+from .uapi import ProgType
 
 if TYPE_CHECKING:
     from .loader.core import CoreBinding
-
-
-class ProgType(IntEnum):
-    """``enum bpf_prog_type`` (the ones an object file commonly names)."""
-
-    UNSPEC = 0
-    SOCKET_FILTER = 1
-    KPROBE = 2
-    SCHED_CLS = 3
-    SCHED_ACT = 4
-    TRACEPOINT = 5
-    XDP = 6
-    PERF_EVENT = 7
-    CGROUP_SKB = 8
-    CGROUP_SOCK = 9
-    LWT_IN = 10
-    LWT_OUT = 11
-    LWT_XMIT = 12
-    SOCK_OPS = 13
-    SK_SKB = 14
-    CGROUP_DEVICE = 15
-    SK_MSG = 16
-    RAW_TRACEPOINT = 17
-    CGROUP_SOCK_ADDR = 18
-    LWT_SEG6LOCAL = 19
-    LIRC_MODE2 = 20
-    SK_REUSEPORT = 21
-    FLOW_DISSECTOR = 22
-    CGROUP_SYSCTL = 23
-    RAW_TRACEPOINT_WRITABLE = 24
-    CGROUP_SOCKOPT = 25
-    TRACING = 26
-    STRUCT_OPS = 27
-    EXT = 28
-    LSM = 29
-    SK_LOOKUP = 30
-    SYSCALL = 31
-    NETFILTER = 32
-
-
-class ProgFlags(IntEnum):
-    """``prog_flags`` of BPF_PROG_LOAD that matter here."""
-
-    NONE = 0
-    XDP_HAS_FRAGS = 1 << 5
 
 
 BPF_OBJ_NAME_LEN = 16

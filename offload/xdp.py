@@ -10,16 +10,6 @@ from __future__ import annotations
 from enum import IntEnum
 
 
-class XdpAction(IntEnum):
-    """``enum xdp_action``: what the program asks the device to do with the frame."""
-
-    ABORTED = 0
-    DROP = 1
-    PASS = 2
-    TX = 3
-    REDIRECT = 4
-
-
 class XdpMd(IntEnum):
     """Field offsets of ``struct xdp_md``; every field is 4 bytes."""
 

@@ -16,8 +16,8 @@ from functools import partial
 
 from offload.device import DevicePair
 from offload.errors import ErrnoError, OffloadError
-from offload.maps.spec import MapType
 from offload.maps.values import join_percpu
+from offload.uapi import MapType
 
 from ..restore import Progress, RestoreResult, restore, target_cpus
 from ..snapshot import LINK_MAP_TYPES, Snapshot

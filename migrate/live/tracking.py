@@ -14,8 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
 from offload.device.device import Device
-from offload.maps.spec import MapType
 from offload.maps.values import split_percpu
+from offload.uapi import MapType
 
 from ..checkpoint import checkpoint, unique_names
 from ..entries import EntryChunk, MapEntries

@@ -15,8 +15,7 @@ from typing import Any, NamedTuple, Protocol
 from ..caps.capabilities import Capabilities
 from ..isa.instruction import Instruction
 from ..maps.spec import MapSpec
-from ..program import ProgType
-from ..xdp import XdpAction
+from ..uapi import ProgType, XdpAction
 
 
 class XdpOutcome(NamedTuple):

@@ -29,7 +29,7 @@ from ..isa.opcodes import PseudoSrc
 from ..maps.base import Map
 from ..maps.create import create_map
 from ..maps.spec import MapSpec
-from ..program import ProgType
+from ..uapi import ProgType
 from ..verifier import verify
 from ..verifier.verifier import Observer
 from ..xdp import XDP_MD_SIZE

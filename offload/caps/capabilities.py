@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..maps.spec import MapType
-from ..program import ProgType
+from ..uapi import MapType, ProgType
 
 #: Map memory of a device whose profile does not say (2 GiB, the full profile's).
 DEFAULT_MEMORY = 2 << 30

@@ -17,8 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from ..maps.spec import MapType
-from ..program import ProgType
+from ..uapi import MapType, ProgType
 from .btf_decl import Decl, Enum, emit_btf
 from .capabilities import Capabilities
 from .uapi_types import BASE, CURRENT, LINUX_4_19

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OffloadError
-from ..maps.spec import MapType
-from ..program import ProgType
+from ..uapi import MapType, ProgType
 from .capabilities import DEFAULT_MEMORY, Capabilities, Limits
 
 PROFILE_DIR = Path(__file__).with_name("profiles")

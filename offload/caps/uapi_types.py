@@ -15,7 +15,8 @@ of what both have agree, as the UAPI promises; CO-RE finds each field by name in
 
 from __future__ import annotations
 
-from ..xdp import XdpAction, XdpMd
+from ..uapi import XdpAction
+from ..xdp import XdpMd
 from .btf_decl import (
     Array,
     Decl,

@@ -22,8 +22,8 @@ from ..isa.structure import StructureError
 from ..maps.base import BatchError
 from ..maps.create import SUPPORTED_MAP_TYPES, check_spec
 from ..maps.memory import format_bytes, map_memory
-from ..maps.spec import MapSpec, MapType, UpdateFlags
-from ..program import ProgType
+from ..maps.spec import MapSpec
+from ..uapi import MapType, ProgType, UpdateFlags, XdpFlags
 from ..verifier import VerifierError
 from ..virtio import bpf_maps as m
 from ..virtio import bpf_progs as p
@@ -34,13 +34,6 @@ from .objects import MapObject, ProgramObject
 if TYPE_CHECKING:
     from .device import Device
 
-XDP_FLAGS_UPDATE_IF_NOEXIST = 1 << 0
-XDP_FLAGS_SKB_MODE = 1 << 1
-XDP_FLAGS_DRV_MODE = 1 << 2
-XDP_FLAGS_HW_MODE = 1 << 3
-XDP_FLAGS_REPLACE = 1 << 4
-XDP_FLAGS_MODES = XDP_FLAGS_SKB_MODE | XDP_FLAGS_DRV_MODE | XDP_FLAGS_HW_MODE
-XDP_FLAGS_MASK = XDP_FLAGS_UPDATE_IF_NOEXIST | XDP_FLAGS_MODES | XDP_FLAGS_REPLACE
 
 
 def execute(device: Device, request: Request) -> Response:
@@ -223,19 +216,19 @@ def prog_unload(device: Device, req: p.ProgUnloadRequest) -> Response:
 
 
 def xdp_attach(device: Device, req: p.XdpAttachRequest) -> Response:
-    if req.flags & ~XDP_FLAGS_MASK:
-        raise ErrnoError(errno.EINVAL, f"unknown XDP flags {req.flags & ~XDP_FLAGS_MASK:#x}")
-    mode = req.flags & XDP_FLAGS_MODES
-    if mode and mode != XDP_FLAGS_HW_MODE:
+    if req.flags & ~XdpFlags.MASK:
+        raise ErrnoError(errno.EINVAL, f"unknown XDP flags {req.flags & ~XdpFlags.MASK:#x}")
+    mode = req.flags & XdpFlags.MODES
+    if mode and mode != XdpFlags.HW_MODE:
         raise ErrnoError(errno.EOPNOTSUPP, "an offload device attaches in hardware mode "
                                            "(XDP_FLAGS_HW_MODE) only")
     program = device.objects.program(req.prog_handle)
     if program.prog_type != ProgType.XDP:
         raise ErrnoError(errno.EINVAL, f"program {program.handle} is not an XDP program")
     current = device.attached
-    if req.flags & XDP_FLAGS_UPDATE_IF_NOEXIST and current is not None:
+    if req.flags & XdpFlags.UPDATE_IF_NOEXIST and current is not None:
         raise ErrnoError(errno.EBUSY, f"program {current} is already attached")
-    if req.flags & XDP_FLAGS_REPLACE and current != (req.expected_handle or None):
+    if req.flags & XdpFlags.REPLACE and current != (req.expected_handle or None):
         raise ErrnoError(errno.EEXIST, f"the attached program is {current}, not "
                                        f"{req.expected_handle}")
     device.attach(program.handle)
@@ -243,7 +236,7 @@ def xdp_attach(device: Device, req: p.XdpAttachRequest) -> Response:
 
 
 def xdp_detach(device: Device, req: p.XdpDetachRequest) -> Response:
-    if req.flags & XDP_FLAGS_REPLACE and device.attached != (req.expected_handle or None):
+    if req.flags & XdpFlags.REPLACE and device.attached != (req.expected_handle or None):
         raise ErrnoError(errno.EEXIST, f"the attached program is {device.attached}, not "
                                        f"{req.expected_handle}")
     if device.attached is None:

@@ -26,6 +26,7 @@ from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
 from ..helpers.xdp_env import REDIRECT_CPU, REDIRECT_INTERFACE, REDIRECT_XSK, Redirect
 from ..maps.events import Event
+from ..uapi import XdpAction
 from ..virtio.ctrl import CtrlClass, encode_status, parse_header
 from ..virtio.device_queue import Chain
 from ..virtio.features import device_offer
@@ -34,7 +35,6 @@ from ..virtio.messages import decode_request
 from ..virtio.netdev import CONTROLQ, NET_HDR_SIZE, RECEIVEQ, TRANSMITQ, NetConfig, NetHdr
 from ..virtio.transport import Transport
 from ..virtio.wire import CtrlDecodeError
-from ..xdp import XdpAction
 from . import control
 from .objects import ActionCounters, ObjectTable, ProgramObject
 from .sampler import FrameSampler

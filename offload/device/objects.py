@@ -15,8 +15,8 @@ from ..backends.base import LoadReport
 from ..errors import ErrnoError
 from ..isa.instruction import Instruction
 from ..maps.spec import MapSpec
-from ..program import MapReference, ProgType
-from ..xdp import XdpAction
+from ..program import MapReference
+from ..uapi import ProgType, XdpAction
 
 _FIELDS = {XdpAction.ABORTED: "aborted", XdpAction.DROP: "drop", XdpAction.PASS: "pass_",
            XdpAction.TX: "tx", XdpAction.REDIRECT: "redirect"}

@@ -18,8 +18,9 @@ from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
 from ..isa.codec import encode
 from ..isa.instruction import Instruction
-from ..maps.spec import MapSpec, UpdateFlags
-from ..program import ProgramSpec, ProgType, bpf_object_name
+from ..maps.spec import MapSpec
+from ..program import ProgramSpec, bpf_object_name
+from ..uapi import ProgType, UpdateFlags, XdpFlags
 from ..virtio import bpf_maps as m
 from ..virtio import bpf_progs as p
 from ..virtio.allocator import GuestAllocator
@@ -39,8 +40,6 @@ WANTED = feature_set((Feature.VIRTIO_F_VERSION_1, Feature.VIRTIO_F_INDIRECT_DESC
 RX_BUFFER = NET_HDR_SIZE + 9216  # room for a jumbo frame
 RX_POSTED = 64
 LOG_ROOM = 64 << 10
-XDP_FLAGS_HW_MODE = 1 << 3
-XDP_FLAGS_REPLACE = 1 << 4
 
 
 class Driver:
@@ -255,11 +254,11 @@ class Driver:
         if mode != "hw":
             raise DriverError(errno.EOPNOTSUPP, f"XDP mode {mode!r} is not an offload; only "
                                                 "mode='hw' reaches the device")
-        flags = XDP_FLAGS_HW_MODE | (XDP_FLAGS_REPLACE if replace is not None else 0)
+        flags = XdpFlags.HW_MODE | (XdpFlags.REPLACE if replace is not None else 0)
         self.command(p.XdpAttachRequest(handle, flags, replace or 0))
 
     def xdp_detach(self) -> None:
-        self.command(p.XdpDetachRequest(XDP_FLAGS_HW_MODE))
+        self.command(p.XdpDetachRequest(XdpFlags.HW_MODE))
 
     # -- frames ----------------------------------------------------------------------------------
     def transmit(self, frame: bytes) -> None:

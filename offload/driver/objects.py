@@ -25,8 +25,8 @@ from ..caps.device_btf import DeviceBtf, device_btf
 from ..errors import ErrnoError
 from ..loader import LoadOptionError, ObjectSpec, ProgramRefusal, RefusalKind, load_object
 from ..loader.object import default_target_btf
-from ..maps.spec import MapSpec, MapType
-from ..program import ProgType
+from ..maps.spec import MapSpec
+from ..uapi import MapType, ProgType
 from .errors import DriverError, ObjectLoadError
 
 if TYPE_CHECKING:

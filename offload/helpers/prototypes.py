@@ -18,8 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from ..maps.spec import MapType
-from ..program import ProgType
+from ..uapi import MapType, ProgType
 
 
 class HelperId(IntEnum):

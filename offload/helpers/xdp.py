@@ -20,12 +20,12 @@ from ..errors import ErrnoError
 from ..maps.cpumap import CpuMap
 from ..maps.devmap import DevMap, DevMapHash, DevmapTarget
 from ..maps.map_in_map import ArrayOfMaps, HashOfMaps
-from ..maps.perf_event_array import BPF_F_INDEX_MASK, PerfEventArrayMap
+from ..maps.perf_event_array import PerfEventArrayMap
 from ..maps.prog_array import ProgArrayMap
 from ..maps.ringbuf import RingBufMap
 from ..maps.spec import SPIN_LOCK_SIZE
 from ..maps.xskmap import XskMap
-from ..xdp import XdpAction
+from ..uapi import BPF_F_CTXLEN_MASK, BPF_F_INDEX_MASK, XdpAction
 from ..xdp_buffer import ETH_HLEN
 from .prototypes import PROTOTYPES, ArgType, HelperId, HelperProto, RetType
 from .xdp_env import M64, REDIRECT_CPU, REDIRECT_XSK, Redirect, XdpEnv, errno_result
@@ -148,7 +148,6 @@ def redirect_map(ex: Execution, map_ptr: int, key: int, flags: int, *_: int) -> 
 
 
 #: The upper 32 bits of bpf_perf_event_output's flags in XDP: packet bytes to append.
-BPF_F_CTXLEN_MASK = 0xFFFFF << 32
 
 
 def perf_event_output(ex: Execution, ctx: int, map_ptr: int, flags: int, data_ptr: int,

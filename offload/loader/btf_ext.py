@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import IntEnum
 
+from ..uapi import CoreReloKind
 from .btf import Btf, BtfType
 from .btf_layout import (
     BTF_MAGIC,
@@ -45,24 +45,6 @@ class LineRecord:
     line: int
     column: int
     text: str
-
-
-class CoreReloKind(IntEnum):
-    """``enum bpf_core_relo_kind`` (include/uapi/linux/bpf.h): what a CO-RE record asks."""
-
-    FIELD_BYTE_OFFSET = 0
-    FIELD_BYTE_SIZE = 1
-    FIELD_EXISTS = 2
-    FIELD_SIGNED = 3
-    FIELD_LSHIFT_U64 = 4
-    FIELD_RSHIFT_U64 = 5
-    TYPE_ID_LOCAL = 6
-    TYPE_ID_TARGET = 7
-    TYPE_EXISTS = 8
-    TYPE_SIZE = 9
-    ENUMVAL_EXISTS = 10
-    ENUMVAL_VALUE = 11
-    TYPE_MATCHES = 12
 
 
 #: struct bpf_core_relo: insn_off, type_id, access_str_off, kind.

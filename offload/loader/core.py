@@ -35,9 +35,10 @@ from typing import TYPE_CHECKING, cast
 from ..isa.disasm import slot_positions
 from ..isa.instruction import Instruction
 from ..isa.opcodes import LDDW, InsnClass, Size, Source
+from ..uapi import CoreReloKind
 from .btf import Btf, BtfMember, BtfType, parse_btf
 from .btf_encode import btf_subset
-from .btf_ext import CoreRecord, CoreReloKind, access_path
+from .btf_ext import CoreRecord, access_path
 from .btf_layout import BtfKind, IntEncoding
 from .errors import LoaderError, RefusalKind
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from ..maps.spec import MapFlags, MapSpec, MapType, Pinning
+from ..maps.spec import MapSpec, Pinning
+from ..uapi import MapFlags, MapType
 from .btf import Btf, BtfType
 from .btf_fields import spin_lock_offset
 from .btf_layout import BtfKind

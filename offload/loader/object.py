@@ -29,8 +29,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from ..maps.spec import MapSpec, MapType
-from ..program import ProgFlags, ProgramSpec, ProgType
+from ..maps.spec import MapSpec
+from ..program import ProgramSpec
+from ..uapi import MapType, ProgFlags, ProgType
 from .btf import Btf, parse_btf
 from .btf_ext import BtfExt, parse_btf_ext
 from .core import CoreBinding, CoreError, relocate

@@ -8,7 +8,7 @@ the longest match wins. Sections in ``xdp.frags`` get ``BPF_F_XDP_HAS_FRAGS``.
 
 from __future__ import annotations
 
-from ..program import ProgFlags, ProgType
+from ..uapi import AttachType, ProgFlags, ProgType
 from .errors import LoadOptionError
 
 #: Section prefixes and the program type each one means.
@@ -90,17 +90,15 @@ SECTION_PREFIXES.update({
 
 FRAGS_PREFIX = "xdp.frags"
 
-#: ``enum bpf_attach_type`` values of the XDP programs a map entry runs (include/uapi/linux/bpf.h)
-BPF_XDP_DEVMAP, BPF_XDP_CPUMAP = 33, 35
 #: Sections whose XDP programs are loaded for a map entry, as libbpf sets their attach type.
 ATTACH_SECTIONS = {
-    "xdp/devmap": BPF_XDP_DEVMAP, "xdp.frags/devmap": BPF_XDP_DEVMAP,
-    "xdp/cpumap": BPF_XDP_CPUMAP, "xdp.frags/cpumap": BPF_XDP_CPUMAP,
+    "xdp/devmap": AttachType.XDP_DEVMAP, "xdp.frags/devmap": AttachType.XDP_DEVMAP,
+    "xdp/cpumap": AttachType.XDP_CPUMAP, "xdp.frags/cpumap": AttachType.XDP_CPUMAP,
 }
 
 
 def expected_attach_type(section: str) -> int:
-    """The attach type a section name implies (``SEC("xdp/devmap")``: BPF_XDP_DEVMAP), or 0."""
+    """The attach type a section name implies (``SEC("xdp/devmap")``: AttachType.XDP_DEVMAP), or 0."""
     return ATTACH_SECTIONS.get(section, 0)
 
 

@@ -2,9 +2,9 @@
 
 from .array import ArrayMap, PercpuArrayMap
 from .base import ENOTSUPP, BatchError, LookupBatch, Map, MapError
-from .cpumap import BPF_XDP_CPUMAP, CpuMap, CpumapTarget
+from .cpumap import CpuMap, CpumapTarget
 from .create import SUPPORTED_MAP_TYPES, check_spec, create_map
-from .devmap import BPF_XDP_DEVMAP, DevMap, DevMapHash, DevmapTarget
+from .devmap import DevMap, DevMapHash, DevmapTarget
 from .events import Event, EventBuffer
 from .hash import HashMap, PercpuHashMap
 from .lpm import LpmTrieMap
@@ -14,17 +14,17 @@ from .perf_event_array import PerfEventArrayMap
 from .prog_array import ProgArrayMap
 from .resolver import NO_OBJECTS, MapHandle, NoObjects, ProgramHandle, Resolver
 from .ringbuf import RingBufMap
-from .spec import MapFlags, MapSpec, MapType, Pinning, UpdateFlags
+from .spec import MapSpec, Pinning
 from .values import join_percpu, round8, split_percpu
 from .xskmap import XskMap
 
 __all__ = [
-    "BPF_XDP_CPUMAP", "BPF_XDP_DEVMAP", "ENOTSUPP", "NO_OBJECTS", "SUPPORTED_MAP_TYPES",
+    "ENOTSUPP", "NO_OBJECTS", "SUPPORTED_MAP_TYPES",
     "ArrayMap", "ArrayOfMaps", "BatchError", "CpuMap", "CpumapTarget", "DevMap", "DevMapHash",
     "DevmapTarget", "Event", "EventBuffer", "HashMap", "HashOfMaps", "LookupBatch",
-    "LpmTrieMap", "LruHashMap", "LruPercpuHashMap", "Map", "MapError", "MapFlags", "MapHandle",
-    "MapSpec", "MapType", "NoObjects", "Pinning", "PercpuArrayMap", "PercpuHashMap",
+    "LpmTrieMap", "LruHashMap", "LruPercpuHashMap", "Map", "MapError", "MapHandle",
+    "MapSpec", "NoObjects", "Pinning", "PercpuArrayMap", "PercpuHashMap",
     "PerfEventArrayMap", "ProgArrayMap", "ProgramHandle", "Resolver", "RingBufMap",
-    "UpdateFlags", "XskMap", "check_spec", "create_map", "join_percpu", "round8",
+    "XskMap", "check_spec", "create_map", "join_percpu", "round8",
     "split_percpu",
 ]

@@ -12,8 +12,9 @@ import errno
 from collections.abc import Iterator
 
 from ..errors import ErrnoError
+from ..uapi import MapFlags, MapType, UpdateFlags
 from .base import Map
-from .spec import MapFlags, MapSpec, MapType, UpdateFlags
+from .spec import MapSpec
 from .values import round8
 
 INT_MAX = (1 << 31) - 1

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..errors import ErrnoError, OffloadError
+from ..uapi import MapFlags, UpdateFlags
 from .resolver import NO_OBJECTS, Resolver
-from .spec import SPIN_LOCK_SIZE, MapFlags, MapSpec, UpdateFlags
+from .spec import SPIN_LOCK_SIZE, MapSpec
 from .values import value_layout
 
 ENOTSUPP = 524  # the kernel-internal errno BPF_MAP_CREATE and batch commands leak to users

@@ -4,7 +4,7 @@ The key is a CPU; the value ``struct bpf_cpumap_val``: a u32 queue size, optiona
 by an int program fd (value_size 4 or 8). On the device each entry is a worker queue of that
 CPU holding at most ``qsize`` frames; bpf_redirect_map() puts a frame there and the device's
 worker takes it on to the guest, running the entry's program first if it has one (an XDP
-program loaded with expected attach type BPF_XDP_CPUMAP, whose id lookups report).
+program loaded with expected attach type AttachType.XDP_CPUMAP, whose id lookups report).
 
 The rules are ``cpu_map_alloc()``/``cpu_map_update_elem()``'s, errno for errno: key_size 4,
 value_size 4 or 8, max_entries from 1 to NR_CPUS (E2BIG beyond), only BPF_F_NUMA_NODE;
@@ -22,13 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import ErrnoError
-from ..program import ProgType
+from ..uapi import AttachType, MapFlags, ProgType, UpdateFlags
 from .array import next_index
 from .base import Map
 from .resolver import ProgramHandle
-from .spec import MapFlags, MapSpec, UpdateFlags
+from .spec import MapSpec
 
-BPF_XDP_CPUMAP = 35  # enum bpf_attach_type
 #: The kernel's NR_CPUS bound on max_entries, for this device: the most CPUs it can have.
 NR_CPUS = 8192
 CPUMAP_MAX_QSIZE = 16384
@@ -91,10 +90,10 @@ class CpuMap(Map):
         except ErrnoError as exc:
             raise ErrnoError(errno.ENOMEM, f"Program fd {fd} is unusable ({exc.detail}); the "
                                            "kernel fails the entry's allocation: ENOMEM.") from None
-        if program.prog_type != ProgType.XDP or program.expected_attach_type != BPF_XDP_CPUMAP:
+        if program.prog_type != ProgType.XDP or program.expected_attach_type != AttachType.XDP_CPUMAP:
             self.resolver.release(program)
             raise ErrnoError(errno.ENOMEM, f"Program fd {fd} is not an XDP program loaded with "
-                                           "expected attach type BPF_XDP_CPUMAP; the kernel "
+                                           "expected attach type AttachType.XDP_CPUMAP; the kernel "
                                            "fails the entry's allocation: ENOMEM.")
         return program
 

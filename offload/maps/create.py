@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..errors import ErrnoError
+from ..uapi import MapFlags, MapType
 from .array import ArrayMap, PercpuArrayMap
 from .base import Map, as_u32
 from .cpumap import CpuMap
@@ -25,7 +26,7 @@ from .perf_event_array import PerfEventArrayMap
 from .prog_array import ProgArrayMap
 from .resolver import NO_OBJECTS, Resolver
 from .ringbuf import RingBufMap
-from .spec import SPIN_LOCK_SIZE, MapFlags, MapSpec, MapType
+from .spec import SPIN_LOCK_SIZE, MapSpec
 from .xskmap import XskMap
 
 if TYPE_CHECKING:  # caps imports maps.spec; a runtime import here would be circular

@@ -2,7 +2,7 @@
 
 A value is ``struct bpf_devmap_val``: a u32 ifindex, optionally followed by an int program fd
 (value_size 4 or 8). The program must be an XDP program loaded with expected attach type
-BPF_XDP_DEVMAP; it runs on frames redirected through the entry. Lookups report the program
+AttachType.XDP_DEVMAP; it runs on frames redirected through the entry. Lookups report the program
 *id* in that field, as the kernel does. Any problem with the ifindex or the program is EINVAL.
 Programs may only read devmaps (the kernel forces BPF_F_RDONLY_PROG) and use them in
 bpf_redirect_map(); ``target()`` is what the device's redirect follows.
@@ -15,14 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import ErrnoError
-from ..program import ProgType
+from ..uapi import AttachType, MapFlags, MapType, ProgType, UpdateFlags
 from .array import next_index
 from .base import Map
 from .hash import HashMap
 from .resolver import ProgramHandle
-from .spec import MapFlags, MapSpec, MapType, UpdateFlags
+from .spec import MapSpec
 
-BPF_XDP_DEVMAP = 33  # enum bpf_attach_type
 DEV_CREATE_FLAG_MASK = int(MapFlags.NUMA_NODE | MapFlags.RDONLY | MapFlags.WRONLY)
 
 
@@ -75,10 +74,10 @@ class _Targets:
             except ErrnoError as exc:
                 raise ErrnoError(errno.EINVAL, f"Program fd {fd} is unusable: {exc.detail}") from None
             if program.prog_type != ProgType.XDP or \
-                    program.expected_attach_type != BPF_XDP_DEVMAP:
+                    program.expected_attach_type != AttachType.XDP_DEVMAP:
                 resolver.release(program)
                 raise ErrnoError(errno.EINVAL, f"Program fd {fd} is not an XDP program loaded "
-                                               "with expected attach type BPF_XDP_DEVMAP.")
+                                               "with expected attach type AttachType.XDP_DEVMAP.")
         stored = bytearray(self.owner.value_size)
         stored[:4] = ifindex.to_bytes(4, "little")
         if program is not None and len(stored) == 8:

@@ -12,9 +12,10 @@ import errno
 from collections.abc import Iterator
 
 from ..errors import ErrnoError
+from ..uapi import MapFlags, UpdateFlags
 from .array import check_array_spec, next_index
 from .base import Map
-from .spec import MapFlags, MapSpec, UpdateFlags
+from .spec import MapSpec
 
 
 def check_fd_array_spec(spec: MapSpec) -> None:

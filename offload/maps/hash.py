@@ -14,9 +14,10 @@ import errno
 from collections.abc import Iterator
 
 from ..errors import ErrnoError
+from ..uapi import MapFlags, MapType, UpdateFlags
 from .array import ACCESS_MASK, PCPU_MIN_UNIT_SIZE
 from .base import LookupBatch, Map, enotsupp
-from .spec import MapFlags, MapSpec, MapType, UpdateFlags
+from .spec import MapSpec
 from .values import round8
 
 KMALLOC_MAX_SIZE = 4 << 20

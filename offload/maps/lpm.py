@@ -20,9 +20,10 @@ from bisect import bisect_right, insort
 from collections.abc import Iterator
 
 from ..errors import ErrnoError
+from ..uapi import MapFlags, UpdateFlags
 from .array import ACCESS_MASK
 from .base import Map
-from .spec import MapFlags, MapSpec, UpdateFlags
+from .spec import MapSpec
 
 LPM_DATA_SIZE_MIN = 1
 LPM_DATA_SIZE_MAX = 256

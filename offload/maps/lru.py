@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from ..uapi import MapFlags
 from .hash import HashMap
-from .spec import MapFlags, MapSpec
+from .spec import MapSpec
 
 U32_MAX = (1 << 32) - 1
 

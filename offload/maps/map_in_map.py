@@ -12,11 +12,12 @@ from __future__ import annotations
 import errno
 
 from ..errors import ErrnoError
+from ..uapi import MapFlags, MapType
 from .base import Map, enotsupp
 from .fd_array import FdArrayMap, check_fd_array_spec
 from .hash import HashMap, check_hash_entries, check_hash_spec
 from .resolver import MapHandle
-from .spec import MapFlags, MapSpec, MapType
+from .spec import MapSpec
 
 NOT_INNER = frozenset({MapType.PROG_ARRAY})  # no map_meta_equal: ENOTSUPP as an inner map
 

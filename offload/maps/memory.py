@@ -26,8 +26,9 @@ sizes of any kernel build:
 
 from __future__ import annotations
 
+from ..uapi import MapType
 from .perf_event_array import PERF_STREAM_BYTES
-from .spec import MapSpec, MapType
+from .spec import MapSpec
 from .values import round8
 
 MAP_OVERHEAD = 256  # struct bpf_map and the family's own header

@@ -21,14 +21,13 @@ import errno
 from collections.abc import Iterator
 
 from ..errors import ErrnoError
+from ..uapi import BPF_F_CURRENT_CPU, BPF_F_INDEX_MASK, UpdateFlags
 from .array import next_index
 from .base import Map, enotsupp
 from .events import Event, EventBuffer
 from .fd_array import check_fd_array_spec
-from .spec import MapSpec, UpdateFlags
+from .spec import MapSpec
 
-BPF_F_INDEX_MASK = 0xFFFFFFFF
-BPF_F_CURRENT_CPU = BPF_F_INDEX_MASK
 #: Per-CPU stream size: 64 pages, what perf-buffer users commonly map.
 PERF_STREAM_BYTES = 64 * 4096
 PERF_HEADER_SIZE = 8  # struct perf_event_header

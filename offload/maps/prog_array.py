@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno
 
 from ..errors import ErrnoError
-from ..program import ProgType
+from ..uapi import ProgType
 from .fd_array import FdArrayMap
 from .resolver import ProgramHandle
 

@@ -25,9 +25,10 @@ import errno
 from collections.abc import Iterator
 
 from ..errors import ErrnoError
+from ..uapi import MapFlags
 from .base import Map, enotsupp
 from .events import Event, EventBuffer, Reservation
-from .spec import MapFlags, MapSpec
+from .spec import MapSpec
 
 PAGE_SIZE = 4096
 RINGBUF_HDR_SZ = 8

@@ -21,9 +21,10 @@ import errno
 from collections.abc import Iterator
 
 from ..errors import ErrnoError
+from ..uapi import MapFlags, UpdateFlags
 from .array import next_index
 from .base import Map
-from .spec import MapFlags, MapSpec, UpdateFlags
+from .spec import MapSpec
 
 XSK_CREATE_FLAG_MASK = int(MapFlags.NUMA_NODE | MapFlags.RDONLY | MapFlags.WRONLY)
 

@@ -23,7 +23,7 @@ from ..engine.memory import Region
 from ..errors import OffloadError
 from ..isa.instruction import Instruction
 from ..maps.spec import MapSpec
-from ..program import ProgType
+from ..uapi import ProgType
 from ..verifier.cfg import Program
 from ..verifier.state import State
 from ..verifier.verifier import Observer

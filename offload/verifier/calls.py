@@ -31,7 +31,7 @@ from ..helpers.prototypes import (
     prototype,
 )
 from ..maps.spec import MapSpec
-from ..xdp import XdpAction
+from ..uapi import XdpAction
 from . import locks, refs
 from .alu import read_reg
 from .env import Env

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from ..caps.capabilities import Capabilities
 from ..maps.spec import MapSpec
-from ..program import ProgType
+from ..uapi import ProgType
 from .cfg import Program
 from .errors import Reject
 from .ops import Op

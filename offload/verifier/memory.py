@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 from ..helpers.prototypes import FILL, READ
 from ..isa.opcodes import ATOMIC_FETCH, AtomicOp, InsnClass, Mode
-from ..maps.spec import MapFlags, MapSpec, MapType
+from ..maps.spec import MapSpec
+from ..uapi import AttachType, MapFlags, MapType
 from ..xdp import XDP_MD_SIZE, XdpMd
 from . import liveness, locks
 from .alu import read_reg, write_reg
@@ -181,8 +182,6 @@ def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *,
 
 
 # ---------------------------------------------------------------- context
-#: ``enum bpf_attach_type`` of a devmap entry's program, the only one with an egress interface
-_BPF_XDP_DEVMAP = 33
 
 
 def _ctx(env: Env, ptr: Reg, regno: int, off: int, size: int, write: bool,
@@ -191,7 +190,7 @@ def _ctx(env: Env, ptr: Reg, regno: int, off: int, size: int, write: bool,
         raise Reject(f"dereference of modified ctx ptr R{regno} off={ptr.off} disallowed")
     if write or size != 4 or off < 0 or off + size > XDP_MD_SIZE or off % 4:
         raise Reject(f"invalid bpf_context access off={off} size={size}")
-    if off == XdpMd.EGRESS_IFINDEX and env.expected_attach_type != _BPF_XDP_DEVMAP:
+    if off == XdpMd.EGRESS_IFINDEX and env.expected_attach_type != AttachType.XDP_DEVMAP:
         # only a program a devmap entry runs has an egress interface (kernel
         # xdp_is_valid_access)
         raise Reject(f"invalid bpf_context access off={off} size={size}")

@@ -21,8 +21,7 @@ from ..engine.memory import RegionKind
 from ..helpers.prototypes import CALLBACK_HELPERS, ArgType, HelperId, prototype
 from ..isa.instruction import Instruction
 from ..isa.opcodes import AluOp, InsnClass, PseudoSrc
-from ..maps.spec import MapType
-from ..program import ProgType
+from ..uapi import MapType, ProgType
 from . import gc_pause, liveness, ops
 from .alu import check_alu, write_reg
 from .branch import branch

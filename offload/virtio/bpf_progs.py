@@ -13,8 +13,7 @@ from typing import Self
 
 from ..caps.capabilities import Capabilities, Limits
 from ..isa.opcodes import PseudoSrc
-from ..maps.spec import MapType  # before caps: offload.maps imports offload.caps itself
-from ..program import ProgType
+from ..uapi import MapType, ProgType
 from .ctrl import BpfCommand, HandleRequest, Request, Response
 from .wire import (
     MAX_DEVICE_NAME,

@@ -16,8 +16,7 @@ from enum import IntEnum
 
 from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
-from ..maps.spec import MapType  # noqa: F401  (before caps: offload.maps imports offload.caps)
-from ..program import ProgType
+from ..uapi import ProgType
 
 
 class Feature(IntEnum):

@@ -13,7 +13,8 @@ from migrate.entries import MapEntries
 from migrate.snapshot import MapState, Snapshot
 from offload.caps import load_profile
 from offload.maps.memory import map_memory
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 
 from .conftest import cli
 

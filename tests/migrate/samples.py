@@ -16,14 +16,13 @@ from migrate.snapshot import (
     ProgramState,
     Snapshot,
     VerifierStats,
-    XdpMode,
 )
 from offload.caps.profiles import load_profile
 from offload.isa import assemble
 from offload.loader import load_object
-from offload.maps.spec import MapSpec, MapType
-from offload.program import MapReference, ProgramSpec, ProgType
-from offload.xdp import XdpAction
+from offload.maps.spec import MapSpec
+from offload.program import MapReference, ProgramSpec
+from offload.uapi import MapType, ProgType, XdpAction, XdpMode
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
 FEATURES = (1 << 32) | (1 << 17) | (1 << 58) | (1 << 29)  # VERSION_1, CTRL_VQ, offload, EVENT_IDX

@@ -26,7 +26,8 @@ from migrate.errors import SnapshotError
 from migrate.records import chunk_crc, links_crc
 from migrate.schema import SnapshotFormatError
 from migrate.snapshot import FORMAT_VERSION, MapState, Snapshot
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 
 from .samples import fixture_snapshot, snapshots
 

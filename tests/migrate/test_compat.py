@@ -9,8 +9,9 @@ from migrate.plan_view import plan_table
 from offload.caps.profiles import load_profile
 from offload.isa import assemble
 from offload.isa.versions import required_version
-from offload.maps.spec import MapSpec, MapType
-from offload.program import ProgramSpec, ProgType
+from offload.maps.spec import MapSpec
+from offload.program import ProgramSpec
+from offload.uapi import MapType, ProgType
 from offload.virtio.features import Feature, bit
 
 from .samples import FEATURES, fixture_snapshot

@@ -22,7 +22,7 @@ from offload.caps.device_btf import device_btf
 from offload.device import build_device
 from offload.loader import load_object
 from offload.loader.core import rebind
-from offload.xdp import XdpAction
+from offload.uapi import XdpAction
 from tests.offload.device.packets import tcp, v4_frame
 
 from .samples import FEATURES

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from migrate.entries import EntriesError, EntryChunk, MapEntries
 from migrate.errors import SnapshotError
 from migrate.snapshot import MapLink, MapState
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 
 
 @settings(max_examples=60, deadline=None)

@@ -23,7 +23,8 @@ from offload.device import build_device
 from offload.errors import ErrnoError
 from offload.loader import load_object
 from offload.maps.memory import map_memory
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
 FULL = load_profile("full")

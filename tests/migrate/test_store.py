@@ -11,7 +11,8 @@ from migrate.errors import SnapshotError
 from migrate.keys import generate_signing_key, generate_symmetric_key, load_public_key
 from migrate.seal import Seal, Trust
 from migrate.snapshot import MapState, Snapshot
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 
 from .samples import fixture_snapshot
 

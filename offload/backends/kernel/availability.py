@@ -16,8 +16,8 @@ import platform
 from ...errors import ErrnoError
 from ...isa.instruction import Instruction
 from ...isa.opcodes import AluOp, InsnClass, JmpOp, Source
-from ...maps.spec import MapSpec, MapType
-from ...xdp import XdpAction
+from ...maps.spec import MapSpec
+from ...uapi import MapType, XdpAction
 from .maps import KernelMap
 from .programs import load_program
 from .xdp_run import run_xdp

@@ -46,8 +46,8 @@ from ...errors import ErrnoError
 from ...isa.instruction import Instruction
 from ...isa.opcodes import PseudoSrc
 from ...maps.base import BatchError, LookupBatch, as_bytes, as_u32
-from ...maps.spec import MapSpec, MapType, UpdateFlags
-from ...program import ProgType
+from ...maps.spec import MapSpec
+from ...uapi import MapType, ProgType, UpdateFlags
 from ..base import LoadReport, XdpOutcome
 from .attr import MapBatchAttr
 from .maps import KernelMap, possible_cpus

@@ -17,7 +17,8 @@ import functools
 from collections.abc import Iterable, Iterator
 
 from ...errors import ErrnoError
-from ...maps.spec import MapSpec, UpdateFlags
+from ...maps.spec import MapSpec
+from ...uapi import UpdateFlags
 from .attr import MapBatchAttr, MapCreateAttr, MapElemAttr, MapFdAttr
 from .handle import KernelHandle, object_name
 from .info import MapInfo, map_info

@@ -31,8 +31,8 @@ from ...errors import ErrnoError
 from ...isa.asm import assemble
 from ...isa.instruction import Instruction
 from ...isa.opcodes import LDDW, InsnClass, JmpOp, PseudoSrc
-from ...maps.spec import MapFlags, MapSpec, MapType
-from ...program import ProgType
+from ...maps.spec import MapSpec
+from ...uapi import AttachType, MapFlags, MapType, ProgFlags, ProgType
 from .attr import BtfLoadAttr
 from .availability import kernel_available
 from .handle import KernelHandle
@@ -62,20 +62,14 @@ ISA_FEATURES: dict[str, tuple[int, str]] = {
     "gotol": (4, "mov %r0, 2\nja32 +0\nexit"),
 }
 
-# enum bpf_attach_type values some program types require at load time.
-_CGROUP_INET4_CONNECT = 10
-_CGROUP_GETSOCKOPT = 21
-_SK_LOOKUP = 36
-_NETFILTER = 45
-_F_SLEEPABLE = 1 << 4
 #: Program types whose load needs an attach target in kernel BTF; not probed.
 _BTF_ATTACHED = (ProgType.TRACING, ProgType.EXT, ProgType.LSM, ProgType.STRUCT_OPS)
-_PROG_EXTRAS: dict[ProgType, tuple[int, int]] = {  # (expected_attach_type, prog_flags)
-    ProgType.CGROUP_SOCK_ADDR: (_CGROUP_INET4_CONNECT, 0),
-    ProgType.CGROUP_SOCKOPT: (_CGROUP_GETSOCKOPT, 0),
-    ProgType.SK_LOOKUP: (_SK_LOOKUP, 0),
-    ProgType.NETFILTER: (_NETFILTER, 0),
-    ProgType.SYSCALL: (0, _F_SLEEPABLE),
+_PROG_EXTRAS: dict[ProgType, tuple[int, int]] = {  # (expected_attach_type, prog_flags) at load
+    ProgType.CGROUP_SOCK_ADDR: (AttachType.CGROUP_INET4_CONNECT, 0),
+    ProgType.CGROUP_SOCKOPT: (AttachType.CGROUP_GETSOCKOPT, 0),
+    ProgType.SK_LOOKUP: (AttachType.SK_LOOKUP, 0),
+    ProgType.NETFILTER: (AttachType.NETFILTER, 0),
+    ProgType.SYSCALL: (0, ProgFlags.SLEEPABLE),
 }
 
 

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from ...errors import ErrnoError
 from ...isa.codec import encode
 from ...isa.instruction import Instruction
-from ...program import ProgramSpec, ProgType, resolve_map_references
+from ...program import ProgramSpec, resolve_map_references
+from ...uapi import ProgType
 from .attr import ProgLoadAttr
 from .func_info import FUNC_INFO, load_function_btf, takes_function_address
 from .handle import KernelHandle, object_name

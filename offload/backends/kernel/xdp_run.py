@@ -15,7 +15,7 @@ import errno
 from dataclasses import dataclass
 
 from ...errors import ErrnoError
-from ...xdp import XdpAction
+from ...uapi import XdpAction
 from .attr import TestRunAttr, XdpMdStruct
 from .programs import KernelProgram
 from .syscall import BpfCmd, bpf

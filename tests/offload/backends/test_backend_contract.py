@@ -17,10 +17,9 @@ import pytest
 
 from offload.errors import ErrnoError, OffloadError
 from offload.isa import assemble
-from offload.maps.spec import MapSpec, MapType, UpdateFlags
+from offload.maps.spec import MapSpec
 from offload.maps.values import round8
-from offload.program import ProgType
-from offload.xdp import XdpAction
+from offload.uapi import MapType, ProgType, UpdateFlags, XdpAction
 
 from . import packets as p
 from .backends import FIXTURES, KINDS, close, install, make_backend

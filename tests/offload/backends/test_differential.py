@@ -28,7 +28,7 @@ from offload.errors import OffloadError
 from offload.helpers.conformance import CONFORMANCE_HELPERS
 from offload.isa import Instruction, assemble
 from offload.loader import load_object
-from offload.program import ProgType
+from offload.uapi import ProgType
 from offload.verifier import VerifierError, verify
 from tests.offload.verifier.suite import FULL
 from tests.offload.verifier.suite import cases as verifier_cases

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 
 MAP_ENTRIES = 8
 MAP_SPECS = {1: MapSpec("arr", MapType.ARRAY, 4, 8, MAP_ENTRIES),

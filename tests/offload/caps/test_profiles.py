@@ -15,8 +15,7 @@ from offload.caps.profiles import (
     profile_from_toml,
     profile_to_toml,
 )
-from offload.maps.spec import MapType
-from offload.program import ProgType
+from offload.uapi import MapType, ProgType
 from offload.virtio.features import Feature, bit
 
 FILES = ["full", "legacy-nic", "smartnic"]

@@ -6,7 +6,7 @@ from offload.backends.kernel import KernelBackend, kernel_available
 from offload.caps import Capabilities
 from offload.device import build_device
 from offload.helpers.prototypes import HelperId
-from offload.maps.spec import MapType
+from offload.uapi import MapType
 
 FULL = Capabilities("test-full", helpers=frozenset(int(h) for h in HelperId),
                     map_types=frozenset(MapType))

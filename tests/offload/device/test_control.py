@@ -12,8 +12,8 @@ from offload.caps import Capabilities
 from offload.device import build_device
 from offload.errors import ErrnoError
 from offload.isa import assemble
-from offload.maps.spec import MapSpec, MapType
-from offload.program import ProgType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType, ProgType
 
 from .conftest import FULL
 

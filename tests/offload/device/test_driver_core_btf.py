@@ -12,7 +12,7 @@ from offload.caps.device_btf import device_btf
 from offload.device import build_device
 from offload.driver.objects import device_target_btf
 from offload.loader import load_object
-from offload.xdp import XdpAction
+from offload.uapi import XdpAction
 
 from .packets import tcp, v4_frame
 

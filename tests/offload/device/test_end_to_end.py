@@ -12,7 +12,7 @@ import pytest
 
 from offload.errors import ErrnoError
 from offload.loader import load_object
-from offload.xdp import XdpAction
+from offload.uapi import XdpAction
 
 from .packets import ether, icmp_echo, tcp, udp, v4_frame
 

@@ -27,7 +27,8 @@ from offload.maps.memory import (
     map_memory,
 )
 from offload.maps.perf_event_array import PERF_STREAM_BYTES
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 from offload.virtio.bpf_progs import CapsResponse
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import struct
 
 from offload.device import device as device_module
-from offload.maps import BPF_XDP_CPUMAP
-from offload.xdp import XdpAction
+from offload.uapi import AttachType, XdpAction
 
 from .libbpf_pair import LIBBPF, load, pair  # noqa: F401 (the fixture)
 from .packets import ether, ipv4, tcp, udp
@@ -44,7 +43,7 @@ def test_a_cpumap_entry_program_runs_in_the_worker(pair):
     # the worker's program drops everything: an XDP program loaded for cpumap entries
     dropper = driver.load_object(LIBBPF.parent / "xdp_pass.o", programs=["xdp_drop_all"])
     drop = dropper.programs["xdp_drop_all"]
-    device.backend.programs[drop].expected_attach_type = BPF_XDP_CPUMAP
+    device.backend.programs[drop].expected_attach_type = AttachType.XDP_CPUMAP
     driver.map_update_elem(handles["cpu_map"], u32(0), u32(8, drop))
     assert driver.map_lookup_elem(handles["cpu_map"], u32(0)) == u32(8, drop)
     assert device.receive(UDP) == XdpAction.REDIRECT

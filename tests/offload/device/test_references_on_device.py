@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import struct
 
-from offload.xdp import XdpAction
+from offload.uapi import XdpAction
 
 from .libbpf_pair import load, pair  # noqa: F401 (the fixture)
 from .packets import ether, ipv4, tcp, udp

@@ -16,10 +16,9 @@ from offload.caps import load_profile
 from offload.device import build_device
 from offload.errors import ErrnoError
 from offload.loader import load_object
-from offload.maps.spec import UpdateFlags
 from offload.program import resolve_map_references
+from offload.uapi import UpdateFlags, XdpAction
 from offload.verifier import verify
-from offload.xdp import XdpAction
 
 from .libbpf_pair import pair  # noqa: F401 (the fixture)
 from .packets import ether, ipv4, udp
@@ -96,7 +95,8 @@ def test_bpf_f_lock_needs_a_lock_in_the_value(pair):
     with pytest.raises(ErrnoError, match="EEXIST"):
         live.update(SOURCE, bytes(32), UpdateFlags.F_LOCK | UpdateFlags.NOEXIST)
     from offload.maps import create_map
-    from offload.maps.spec import MapSpec, MapType
+    from offload.maps.spec import MapSpec
+    from offload.uapi import MapType
     plain = create_map(MapSpec("plain", MapType.HASH, 4, 8, 4))
     with pytest.raises(ErrnoError, match="BPF_F_LOCK needs a bpf_spin_lock"):
         plain.update(bytes(4), bytes(8), UpdateFlags.F_LOCK)

@@ -18,7 +18,8 @@ from offload.engine.harness import run_on_memory
 from offload.engine.memory import ProvenanceFault
 from offload.isa import assemble
 from offload.isa.opcodes import AluOp
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 from offload.verifier import verify
 
 FULL = load_profile("full")

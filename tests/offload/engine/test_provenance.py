@@ -14,8 +14,8 @@ from offload.engine import Interpreter, Memory, MemoryFault, RegionKind, TailCal
 from offload.engine.memory import ProvenanceFault
 from offload.engine.provenance import TAG, ArgUse, HelperSig
 from offload.isa import assemble
-from offload.maps.spec import MapSpec, MapType
-from offload.program import ProgType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType, ProgType
 
 ENGINES = ("reference", "fast")
 KEY0 = bytes(4)

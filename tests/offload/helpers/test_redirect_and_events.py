@@ -21,9 +21,8 @@ from offload.backends.kernel import KernelBackend, kernel_available, possible_cp
 from offload.caps.profiles import load_profile
 from offload.helpers.xdp_env import REDIRECT_CPU, REDIRECT_XSK
 from offload.isa import assemble
-from offload.maps.spec import MapSpec, MapType
-from offload.program import ProgType
-from offload.xdp import XdpAction
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType, ProgType, XdpAction
 
 CAPS = load_profile("full")
 ENGINES = ("fast", "reference")

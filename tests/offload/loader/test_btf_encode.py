@@ -16,7 +16,7 @@ from offload.caps.profiles import ProfileError, capabilities_from_mapping
 from offload.loader import BtfKind, LoaderError, parse_btf
 from offload.loader.btf import Btf, BtfType
 from offload.loader.btf_encode import btf_subset, encode_btf
-from offload.maps.spec import MapType
+from offload.uapi import MapType
 
 from .test_btf import every_kind
 

@@ -7,8 +7,9 @@ import struct
 import pytest
 
 from offload.loader import BtfKind, LoaderError, RefusalKind, parse_object
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
 from offload.program import MapReference
+from offload.uapi import MapType
 
 from .btf_writer import BtfWriter
 from .elf_writer import R_BPF_64_ABS64, STT_FUNC, STT_OBJECT, ElfBuilder, Rel, Sec, Sym

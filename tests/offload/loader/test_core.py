@@ -24,7 +24,6 @@ from offload.isa import assemble
 from offload.loader.btf import Btf, parse_btf
 from offload.loader.btf_encode import encode_btf
 from offload.loader.btf_ext import CoreRecord
-from offload.loader.btf_ext import CoreReloKind as K
 from offload.loader.core import (
     CoreError,
     essential_name,
@@ -34,6 +33,7 @@ from offload.loader.core import (
     types_compatible,
     types_match,
 )
+from offload.uapi import CoreReloKind as K
 
 U8 = Int("unsigned char", 1)
 U16 = Int("short unsigned int", 2)

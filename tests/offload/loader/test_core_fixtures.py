@@ -20,8 +20,7 @@ from offload.device import build_device
 from offload.isa.codec import decode
 from offload.isa.disasm import slot_positions
 from offload.loader import ObjectSpec, RefusalKind, load_object
-from offload.loader.btf_ext import CoreReloKind
-from offload.xdp import XdpAction
+from offload.uapi import CoreReloKind, XdpAction
 from tests.offload.device.packets import ether, ipv4, tcp, udp, v4_frame
 
 from .fixtures import libbpf_fixture
@@ -231,7 +230,7 @@ def test_libbpf_relocates_every_instruction_as_the_device_does(libbpf_object):
 def test_the_kernel_computes_the_answers_the_full_device_does(libbpf_object):
     from offload.backends.kernel.programs import KernelProgram
     from offload.backends.kernel.xdp_run import run_xdp
-    from offload.program import ProgType
+    from offload.uapi import ProgType
 
     libbpf, obj = libbpf_object
     lib = libbpf.lib

@@ -13,8 +13,7 @@ from offload.caps import load_profile
 from offload.device import build_device
 from offload.driver import DriverError, ObjectLoadError
 from offload.loader import RefusalKind, load_object
-from offload.maps.spec import MapType
-from offload.xdp import XdpAction
+from offload.uapi import MapType, XdpAction
 from tests.offload.device.packets import tcp, v4_frame
 
 from .fixtures import fixture, libbpf_fixture

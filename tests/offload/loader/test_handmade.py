@@ -10,8 +10,9 @@ from offload.isa import assemble, encode
 from offload.isa.disasm import slot_positions
 from offload.isa.opcodes import CallSrc, PseudoSrc
 from offload.loader import LoaderError, ProgramRefusal, RefusalKind, parse_object
-from offload.maps.spec import MapSpec, MapType
-from offload.program import FuncInfo, MapReference, ProgFlags, ProgType
+from offload.maps.spec import MapSpec
+from offload.program import FuncInfo, MapReference
+from offload.uapi import MapType, ProgFlags, ProgType
 
 from .elf_writer import (
     R_BPF_64_32,

@@ -9,8 +9,9 @@ import pytest
 from offload.isa.disasm import slot_positions
 from offload.isa.opcodes import PseudoSrc
 from offload.loader import LoaderError, load_object
-from offload.maps.spec import MapFlags, MapSpec, MapType, Pinning
-from offload.program import FuncInfo, MapReference, ProgFlags, ProgType
+from offload.maps.spec import MapSpec, Pinning
+from offload.program import FuncInfo, MapReference
+from offload.uapi import MapFlags, MapType, ProgFlags, ProgType
 
 from .fixtures import OBJECT_IDS, OBJECTS, fixture
 

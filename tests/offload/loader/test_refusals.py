@@ -20,8 +20,7 @@ from offload.loader import (
     parse_object,
 )
 from offload.loader.sections import parse_prog_type
-from offload.maps.spec import MapType
-from offload.program import ProgFlags, ProgType
+from offload.uapi import MapType, ProgFlags, ProgType
 
 from .btf_writer import BtfWriter
 from .elf_writer import STT_FUNC, STT_OBJECT, ElfBuilder, Rel, Sec, Sym

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from offload.loader.sections import program_type
-from offload.program import ProgFlags, ProgType
+from offload.uapi import ProgFlags, ProgType
 
 
 @pytest.mark.parametrize(("section", "expected"), [

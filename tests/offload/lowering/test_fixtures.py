@@ -14,8 +14,8 @@ from offload.helpers.prototypes import PROTOTYPES
 from offload.isa.versions import program_version
 from offload.loader import load_object
 from offload.lowering import lower_program_with_report
-from offload.maps.spec import MapType
 from offload.program import resolve_map_references
+from offload.uapi import MapType
 from offload.verifier import verify
 
 OBJECTS = sorted((Path(__file__).resolve().parents[3] / "fixtures" / "xdp").glob("*.o"))

@@ -14,7 +14,8 @@ from offload.lowering import (
     lower_program_with_report,
     lower_with_report,
 )
-from offload.program import FuncInfo, LineInfo, MapReference, ProgramSpec, ProgType
+from offload.program import FuncInfo, LineInfo, MapReference, ProgramSpec
+from offload.uapi import ProgType
 
 from .differential import assert_equivalent, memory_for
 

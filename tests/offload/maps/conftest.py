@@ -9,7 +9,7 @@ import pytest
 
 from offload.errors import ErrnoError
 from offload.maps import Map
-from offload.program import ProgType
+from offload.uapi import ProgType
 
 
 @dataclass(frozen=True, slots=True)

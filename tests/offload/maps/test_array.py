@@ -8,8 +8,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from offload.maps import MapSpec, MapType, UpdateFlags, create_map, join_percpu
+from offload.maps import MapSpec, create_map, join_percpu
 from offload.maps.base import ENOTSUPP
+from offload.uapi import MapType, UpdateFlags
 
 from .test_hash import code, k
 

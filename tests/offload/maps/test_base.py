@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offload.errors import ErrnoError
-from offload.maps import MapError, MapFlags, MapSpec, MapType, create_map, join_percpu, split_percpu
+from offload.maps import MapError, MapSpec, create_map, join_percpu, split_percpu
+from offload.uapi import MapFlags, MapType
 
 from .test_hash import k
 from .test_lpm import K, V

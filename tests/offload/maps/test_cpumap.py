@@ -8,18 +8,9 @@ import struct
 import pytest
 
 from offload.errors import ErrnoError
-from offload.maps import (
-    BPF_XDP_CPUMAP,
-    BPF_XDP_DEVMAP,
-    ENOTSUPP,
-    MapFlags,
-    MapSpec,
-    MapType,
-    UpdateFlags,
-    create_map,
-)
+from offload.maps import ENOTSUPP, MapSpec, create_map
 from offload.maps.cpumap import NR_CPUS
-from offload.program import ProgType
+from offload.uapi import AttachType, MapFlags, MapType, ProgType, UpdateFlags
 
 from .test_hash import code, k
 
@@ -67,8 +58,8 @@ def test_update_lookup_delete_follow_the_kernel():
 
 def test_programs_on_entries_are_referenced_and_typed(table):
     m = cpumap(table)
-    good = table.add_prog(ProgType.XDP, BPF_XDP_CPUMAP)
-    devmap_prog = table.add_prog(ProgType.XDP, BPF_XDP_DEVMAP)
+    good = table.add_prog(ProgType.XDP, AttachType.XDP_CPUMAP)
+    devmap_prog = table.add_prog(ProgType.XDP, AttachType.XDP_DEVMAP)
     assert code(m.update, k(0), cv(8, devmap_prog)) == errno.ENOMEM  # as the kernel answers
     assert code(m.update, k(0), cv(8, 999)) == errno.ENOMEM
     assert table.total_refs() == 0

@@ -8,17 +8,8 @@ import pytest
 
 from offload.caps.capabilities import Limits
 from offload.errors import ErrnoError
-from offload.maps import (
-    ENOTSUPP,
-    SUPPORTED_MAP_TYPES,
-    ArrayMap,
-    LpmTrieMap,
-    LruHashMap,
-    MapFlags,
-    MapSpec,
-    MapType,
-    create_map,
-)
+from offload.maps import ENOTSUPP, SUPPORTED_MAP_TYPES, ArrayMap, LpmTrieMap, LruHashMap, MapSpec, create_map
+from offload.uapi import MapFlags, MapType
 
 F = MapFlags
 T = MapType

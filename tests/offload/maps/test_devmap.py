@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import struct
 
-from offload.maps import BPF_XDP_DEVMAP, ENOTSUPP, MapSpec, MapType, UpdateFlags, create_map
-from offload.program import ProgType
+from offload.maps import ENOTSUPP, MapSpec, create_map
+from offload.uapi import AttachType, MapType, ProgType, UpdateFlags
 
 from .test_hash import code, k
 
@@ -42,7 +42,7 @@ def test_devmap_update_semantics(table):
 
 def test_devmap_programs_are_referenced(table):
     m = devmap(table)
-    good = table.add_prog(ProgType.XDP, BPF_XDP_DEVMAP)
+    good = table.add_prog(ProgType.XDP, AttachType.XDP_DEVMAP)
     plain_xdp = table.add_prog(ProgType.XDP, 0)
     assert code(m.update, k(0), dv(2, plain_xdp)) == errno.EINVAL
     assert table.total_refs() == 0
@@ -73,7 +73,7 @@ def test_devmap_hash(table):
 
 def test_devmap_hash_releases_program_refs(table):
     m = devmap(table, t=MapType.DEVMAP_HASH)
-    fd = table.add_prog(ProgType.XDP, BPF_XDP_DEVMAP)
+    fd = table.add_prog(ProgType.XDP, AttachType.XDP_DEVMAP)
     m.update(k(1), dv(1, fd))
     m.update(k(1), dv(1, fd))
     assert table.refs[fd] == 1

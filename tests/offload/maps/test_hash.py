@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from offload.errors import ErrnoError
-from offload.maps import BatchError, MapSpec, MapType, UpdateFlags, create_map, join_percpu
+from offload.maps import BatchError, MapSpec, create_map, join_percpu
 from offload.maps.base import ENOTSUPP
+from offload.uapi import MapType, UpdateFlags
 
 ANY, NOEXIST, EXIST = UpdateFlags.ANY, UpdateFlags.NOEXIST, UpdateFlags.EXIST
 

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offload.errors import ErrnoError
-from offload.maps import MapFlags, MapSpec, MapType, create_map
+from offload.maps import MapSpec, create_map
+from offload.uapi import MapFlags, MapType
 
 SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
 MAP_CREATE, LOOKUP, UPDATE, DELETE, NEXT_KEY, FREEZE = 0, 1, 2, 3, 4, 22

@@ -10,7 +10,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from offload.maps import MapFlags, MapSpec, MapType, UpdateFlags, create_map
+from offload.maps import MapSpec, create_map
+from offload.uapi import MapFlags, MapType, UpdateFlags
 
 from .test_hash import code
 

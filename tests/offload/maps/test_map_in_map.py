@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import errno
 
-from offload.maps import MapFlags, MapSpec, MapType, UpdateFlags, create_map
+from offload.maps import MapSpec, create_map
+from offload.uapi import MapFlags, MapType, UpdateFlags
 
 from .test_hash import code, k
 

@@ -6,8 +6,9 @@ import errno
 
 import pytest
 
-from offload.maps import ENOTSUPP, MapFlags, MapSpec, MapType, create_map
-from offload.maps.perf_event_array import BPF_F_CURRENT_CPU, PERF_STREAM_BYTES, sample_cost
+from offload.maps import ENOTSUPP, MapSpec, create_map
+from offload.maps.perf_event_array import PERF_STREAM_BYTES, sample_cost
+from offload.uapi import BPF_F_CURRENT_CPU, MapFlags, MapType
 
 from .test_hash import code, k
 

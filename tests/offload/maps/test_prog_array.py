@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import errno
 
-from offload.maps import ENOTSUPP, MapSpec, MapType, UpdateFlags, create_map
-from offload.program import ProgType
+from offload.maps import ENOTSUPP, MapSpec, create_map
+from offload.uapi import MapType, ProgType, UpdateFlags
 
 from .test_hash import code, k
 

@@ -16,7 +16,8 @@ import pytest
 
 from offload.backends.kernel import KernelMap, kernel_available, possible_cpus
 from offload.errors import ErrnoError
-from offload.maps import ENOTSUPP, MapFlags, MapSpec, MapType, create_map
+from offload.maps import ENOTSUPP, MapSpec, create_map
+from offload.uapi import MapFlags, MapType
 
 from .test_hash import code
 

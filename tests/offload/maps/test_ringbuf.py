@@ -6,8 +6,9 @@ import errno
 
 import pytest
 
-from offload.maps import ENOTSUPP, MapFlags, MapSpec, MapType, create_map
+from offload.maps import ENOTSUPP, MapSpec, create_map
 from offload.maps.ringbuf import RB_AVAIL_DATA, RB_CONS_POS, RB_PROD_POS, RB_RING_SIZE, record_cost
+from offload.uapi import MapFlags, MapType
 
 from .test_hash import code
 

@@ -6,7 +6,8 @@ import errno
 
 import pytest
 
-from offload.maps import ENOTSUPP, MapFlags, MapSpec, MapType, UpdateFlags, create_map
+from offload.maps import ENOTSUPP, MapSpec, create_map
+from offload.uapi import MapFlags, MapType, UpdateFlags
 
 from .conftest import Table
 from .test_hash import code, k

@@ -53,7 +53,8 @@ from math import gcd
 from hypothesis import strategies as st
 
 from offload.isa import Instruction, assemble
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 from tests.offload.engine.rfc9669_model import model_alu, model_jump, model_swap
 
 SIZE_NAMES = {1: "b", 2: "h", 4: "w", 8: "dw"}

@@ -14,8 +14,8 @@ import pytest
 from offload.backends.builtin import BuiltinBackend
 from offload.caps.profiles import load_profile
 from offload.isa import assemble
-from offload.maps.spec import MapSpec, MapType
-from offload.program import ProgType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType, ProgType
 from offload.verifier import verify
 
 CAPS = load_profile("full")

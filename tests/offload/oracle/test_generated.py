@@ -48,9 +48,8 @@ from offload.isa.opcodes import (
     Size,
     Source,
 )
-from offload.maps.spec import MapType
-from offload.program import ProgType
 from offload.soundness import SoundnessError, SoundnessOracle, StateRecorder
+from offload.uapi import MapType, ProgType
 from offload.verifier import VerifierError, VerifierStats, verify
 
 from .generator import ALU_MISMATCH, TOP_TOTAL, Generated, build, xdp_programs

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from offload.isa import assemble
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
 from offload.soundness import SoundnessError, check_program
+from offload.uapi import MapType
 from offload.verifier import memory as verifier_memory
 from offload.verifier.scalar import Scalar
 from offload.verifier.state import Reg

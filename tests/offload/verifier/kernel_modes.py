@@ -23,7 +23,7 @@ from offload.backends.kernel import KernelMap, KernelVerifierError, load_program
 from offload.isa import Instruction
 from offload.isa.opcodes import PseudoSrc
 from offload.maps.spec import MapSpec
-from offload.program import ProgType
+from offload.uapi import ProgType
 
 PRIV, UNPRIV = "priv", "unpriv"
 CAP_SYS_ADMIN, CAP_PERFMON = 21, 38

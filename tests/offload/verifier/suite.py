@@ -16,7 +16,8 @@ from pathlib import Path
 from offload.caps.capabilities import Capabilities, Limits  # noqa: I001
 from offload.helpers.prototypes import PROTOTYPES
 from offload.isa import Instruction, assemble
-from offload.maps.spec import MapFlags, MapSpec, MapType  # first: offload.maps imports caps
+from offload.maps.spec import MapSpec
+from offload.uapi import MapFlags, MapType
 
 ROOT = Path(__file__).resolve().parents[3] / "fixtures" / "verifier"
 FULL = Capabilities("full", isa_version=4, helpers=frozenset(PROTOTYPES),

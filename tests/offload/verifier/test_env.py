@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from offload.isa import assemble
-from offload.program import ProgType
+from offload.uapi import ProgType
 from offload.verifier import env as env_module
 from offload.verifier.cfg import layout
 from offload.verifier.env import Env

@@ -32,8 +32,8 @@ from offload.helpers.prototypes import (
     check_prototype,
 )
 from offload.isa import assemble
-from offload.maps.spec import MapSpec, MapType  # first: offload.maps imports caps
-from offload.program import ProgType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType, ProgType
 from offload.verifier import VerifierError, verify
 
 from .kernel_load import kernel_verdict
@@ -322,7 +322,7 @@ def test_check_mtu_into_a_map_value_needs_read_and_write():
               "mov %r1, %r6\nmov %r2, 0\nmov %r4, 0\nmov %r5, 0\ncall 163\nout:\n")
     text = f"mov %r6, %r1\n{lookup}mov %r0, 2\nexit"
     verify(assemble(text), caps=FULL, maps={1: MAPS[1]})
-    from offload.maps.spec import MapFlags
+    from offload.uapi import MapFlags
 
     for flag, reason in ((MapFlags.RDONLY_PROG, "write into map forbidden"),
                          (MapFlags.WRONLY_PROG, "read from map forbidden")):

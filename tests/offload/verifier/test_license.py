@@ -8,7 +8,7 @@ import pytest
 from offload.backends.builtin import BuiltinBackend
 from offload.caps import load_profile
 from offload.isa import assemble
-from offload.program import ProgType
+from offload.uapi import ProgType
 from offload.verifier import VerifierError, verify
 
 CAPS = load_profile("full")

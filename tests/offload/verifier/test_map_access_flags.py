@@ -17,7 +17,8 @@ import pytest
 
 from offload.backends.kernel import kernel_available  # noqa: I001
 from offload.isa import assemble
-from offload.maps.spec import MapFlags, MapSpec, MapType  # first: offload.maps imports caps
+from offload.maps.spec import MapSpec
+from offload.uapi import MapFlags, MapType
 from offload.verifier import VerifierError, verify
 
 from .kernel_load import kernel_verdict

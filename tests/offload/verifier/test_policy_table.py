@@ -20,8 +20,8 @@ import pytest
 from offload.backends.kernel import kernel_available
 from offload.caps.capabilities import Capabilities, Limits
 from offload.isa import Instruction, assemble
-from offload.maps.devmap import BPF_XDP_DEVMAP
-from offload.maps.spec import MapFlags, MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import AttachType, MapFlags, MapType
 from offload.verifier import VerifierError, verify
 
 from .kernel_modes import PRIV, UNPRIV, kernel_verdict, unpriv_mode_usable
@@ -301,7 +301,7 @@ ROWS = [
         "invalid bpf_context access off=20 size=4", "invalid bpf_context access off=20 size=4",
         "invalid bpf_context access off=20 size=4"),
     Row("ctx_egress_ifindex_devmap", "ldxw %r0, [%r1+20]\nexit\n", ACCEPT, ACCEPT, ACCEPT,
-        attach=BPF_XDP_DEVMAP),
+        attach=AttachType.XDP_DEVMAP),
     Row("ctx_write", "stxw [%r1+16], %r1\n" + DONE, "invalid bpf_context access off=16 size=4",
         "leaks addr into ctx", "invalid bpf_context access off=16 size=4"),
     Row("ctx_store_imm", "stw [%r1+16], 0\n" + DONE, "BPF_ST stores into R1 ctx is not allowed",

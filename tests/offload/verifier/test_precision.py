@@ -22,7 +22,8 @@ import pytest
 
 from offload.caps import load_profile
 from offload.isa import assemble
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 from offload.verifier import VerifierError, verify
 
 CAPS = load_profile("full")

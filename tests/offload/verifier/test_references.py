@@ -14,8 +14,9 @@ from offload.backends.kernel.programs import load_program_spec
 from offload.caps import load_profile
 from offload.isa import assemble
 from offload.loader import load_object
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
 from offload.program import resolve_map_references
+from offload.uapi import MapType
 from offload.verifier import VerifierError, explored, prune, verify
 
 from .suite import FULL

@@ -13,7 +13,8 @@ import pytest
 
 from offload.caps import load_profile
 from offload.isa import assemble
-from offload.maps.spec import MapFlags, MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapFlags, MapType
 from offload.verifier import VerifierError, verify
 
 FULL = load_profile("full")

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from offload.backends.builtin import BuiltinBackend
 from offload.isa import assemble
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 from offload.verifier import VerifierError
 
 from .suite import FULL

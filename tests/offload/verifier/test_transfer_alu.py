@@ -19,7 +19,8 @@ from offload.engine.alu import ALU32_OPS, ALU64_OPS
 from offload.isa import assemble
 from offload.isa.instruction import Instruction
 from offload.isa.opcodes import AluOp, Source
-from offload.maps.spec import MapSpec, MapType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType
 from offload.verifier import VerifierError, verify
 from offload.verifier.arith import byte_swap, concrete, sign_extend
 from offload.verifier.errors import Reject, VerifierBug

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from offload.isa import Instruction, assemble
-from offload.maps.spec import MapSpec, MapType
-from offload.program import ProgType
+from offload.maps.spec import MapSpec
+from offload.uapi import MapType, ProgType
 from offload.verifier import VerifierError, verify
 
 from .suite import FULL

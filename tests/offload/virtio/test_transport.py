@@ -8,7 +8,7 @@ import pytest
 
 from offload.caps.capabilities import Capabilities
 from offload.errors import ErrnoError
-from offload.program import ProgType
+from offload.uapi import ProgType
 from offload.virtio import (
     CONTROLQ,
     BpfCommand,

@@ -14,7 +14,8 @@ from offload.backends.kernel import (
     kernel_available,
     syscall,
 )
-from offload.maps import MapSpec, MapType
+from offload.maps import MapSpec
+from offload.uapi import MapType
 
 from .skipping import require_kernel
 

@@ -13,10 +13,8 @@ from offload.backends.kernel import KernelBackend, host_capabilities
 from offload.errors import ErrnoError
 from offload.isa import Instruction, assemble
 from offload.isa.opcodes import LDDW, PseudoSrc
-from offload.maps.devmap import BPF_XDP_DEVMAP
-from offload.maps.spec import MapSpec, MapType
-from offload.program import ProgType
-from offload.xdp import XdpAction
+from offload.maps.spec import MapSpec
+from offload.uapi import AttachType, MapType, ProgType, XdpAction
 
 pytestmark = pytest.mark.usefixtures("kernel")
 FRAME = bytes(14) + b"\x45" + bytes(45)
@@ -67,7 +65,7 @@ def test_map_in_map_values_are_device_handles(backend):
 
 def test_devmap_program_field_is_a_device_handle(backend):
     tx = backend.create_map(1, MapSpec("tx", MapType.DEVMAP, 4, 8, 4))
-    load(backend, 20, "mov %r0, 2\nexit", expected_attach_type=BPF_XDP_DEVMAP)
+    load(backend, 20, "mov %r0, 2\nexit", expected_attach_type=AttachType.XDP_DEVMAP)
     tx.update(u32(0), u32(1) + u32(20))  # ifindex 1 (lo) and program handle 20
     assert tx.lookup(u32(0)) == u32(1) + u32(20)
     tx.update(u32(1), u32(1) + u32(0))

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from offload.backends.kernel import BpfSyscallError, KernelMap, possible_cpus
 from offload.backends.kernel.maps import parse_cpu_list
 from offload.errors import ErrnoError
-from offload.maps import MapFlags, MapSpec, MapType, UpdateFlags
+from offload.maps import MapSpec
+from offload.uapi import MapFlags, MapType, UpdateFlags
 
 kernel = pytest.mark.usefixtures("kernel")
 

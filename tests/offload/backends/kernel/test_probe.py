@@ -13,8 +13,7 @@ from offload.caps import Capabilities
 from offload.errors import ErrnoError
 from offload.isa import assemble
 from offload.isa.versions import program_version
-from offload.maps import MapType
-from offload.program import ProgType
+from offload.uapi import MapType, ProgType
 
 kernel = pytest.mark.usefixtures("kernel")
 

@@ -18,8 +18,9 @@ from offload.backends.kernel import (
 from offload.backends.kernel.programs import rejection_reason
 from offload.errors import ErrnoError, OffloadError
 from offload.isa import PseudoSrc, assemble
-from offload.maps import MapSpec, MapType
-from offload.program import MapReference, ProgramSpec, ProgType
+from offload.maps import MapSpec
+from offload.program import MapReference, ProgramSpec
+from offload.uapi import MapType, ProgType
 
 kernel = pytest.mark.usefixtures("kernel")
 PASS = assemble("mov %r0, 2\nexit")

@@ -9,7 +9,7 @@ import pytest
 from offload.backends.kernel import BpfSyscallError, load_program, run_xdp
 from offload.errors import ErrnoError
 from offload.isa import assemble
-from offload.xdp import XdpAction
+from offload.uapi import XdpAction
 
 from .skipping import require_kernel
 
