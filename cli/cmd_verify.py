@@ -20,9 +20,9 @@ from rich.text import Text
 
 from offload.caps import load_profile
 from offload.caps.capabilities import Capabilities
-from offload.caps.device_btf import device_btf
 from offload.isa import decode
 from offload.loader import LoadOptionError, ProgramRefusal, RefusalKind, load_object
+from offload.loader.device_btf import device_btf
 from offload.loader.sections import parse_prog_type
 from offload.maps.spec import MapSpec
 from offload.program import resolve_map_references

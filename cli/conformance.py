@@ -16,8 +16,8 @@ from rich.table import Table
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
-from offload.helpers.conformance import CONFORMANCE_HELPERS
 from offload.isa import Instruction, assemble, decode, encode_words, words_to_bytes
+from offload.runtime.conformance import CONFORMANCE_HELPERS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ from migrate.atomic_file import write_atomic
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
-from offload.helpers.conformance import CONFORMANCE_HELPERS
 from offload.isa import Instruction, assemble, decode, encode, encode_words, listing
+from offload.runtime.conformance import CONFORMANCE_HELPERS
 
 from .bpf_plugin import parse_hex
 

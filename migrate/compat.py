@@ -147,9 +147,9 @@ def _core(spec: ProgramSpec, caps: Capabilities) -> tuple[list[Finding], Program
     and field the target cannot answer."""
     if spec.core is None:
         return [], None
-    from offload.caps.device_btf import device_btf
     from offload.caps.profiles import ProfileError
     from offload.loader.core import CoreError, rebind
+    from offload.loader.device_btf import device_btf
 
     try:
         target = device_btf(caps)

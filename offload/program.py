@@ -9,19 +9,14 @@ another device. Program types follow ``enum bpf_prog_type`` of the Linux uAPI.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from .errors import ErrnoError
 from .isa.disasm import slot_positions
 from .isa.instruction import Instruction
 from .isa.opcodes import PseudoSrc
-from .uapi import ProgType
-
-if TYPE_CHECKING:
-    from .loader.core import CoreBinding
-
+from .uapi import CoreReloKind, ProgType
 
 BPF_OBJ_NAME_LEN = 16
 
@@ -66,6 +61,40 @@ class FuncInfo:
 
     slot: int
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CoreRelocation:
+    """A relocated instruction at ``slot``: ``type_id`` and ``access`` in the binding's local
+    BTF, ``value`` the answer it holds, ``size`` the access width given to a whole-field
+    load or store (0 otherwise)."""
+
+    slot: int
+    kind: CoreReloKind
+    type_id: int
+    access: str
+    value: int
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CoreBinding:
+    """What a program's CO-RE relocations were resolved against: the local types they name
+    (``btf``, encoded BTF), each relocation, and the device BTF's description and SHA-256.
+
+    Plain data kept with the program; :mod:`offload.loader.core` reads the types
+    (``local_btf``, ``describe_relocation``) and resolves the relocations again (``rebind``).
+    """
+
+    btf: bytes = field(repr=False)
+    relocations: tuple[CoreRelocation, ...]
+    target: str
+    digest: str
+
+    def moved(self, slot_map: Callable[[int], int]) -> CoreBinding:
+        """The binding after the instructions moved (``slot_map``: old slot -> new)."""
+        return replace(self, relocations=tuple(replace(r, slot=slot_map(r.slot))
+                                               for r in self.relocations))
 
 
 @dataclass(frozen=True, slots=True)

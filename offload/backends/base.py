@@ -32,7 +32,7 @@ class XdpOutcome(NamedTuple):
     redirect_program: Any = None
     trace: tuple[str, ...] = ()
     error: str | None = None  # a fault at run time; the frame is then aborted
-    #: the redirect as the helpers recorded it (offload.helpers.xdp_env.Redirect): its kind
+    #: the redirect as the helpers recorded it (offload.runtime.xdp_env.Redirect): its kind
     #: says interface, CPU worker queue or guest receive queue; None if none was recorded
     redirect_target: Any = None
 

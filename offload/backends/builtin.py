@@ -18,17 +18,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..caps.capabilities import Capabilities
+from ..engine.errors import ExecutionError
 from ..engine.fast import FastInterpreter
-from ..engine.interpreter import Execution, ExecutionError, Interpreter
+from ..engine.interpreter import Execution, Interpreter
 from ..engine.memory import Memory, MemoryFault, Region, RegionKind
 from ..errors import ErrnoError
-from ..helpers.xdp import XDP_HELPERS, XDP_PROVENANCE
-from ..helpers.xdp_env import REDIRECT_INTERFACE, XdpEnv, map_pointer
 from ..isa.instruction import Instruction
 from ..isa.opcodes import PseudoSrc
 from ..maps.base import Map
 from ..maps.create import create_map
 from ..maps.spec import MapSpec
+from ..runtime.xdp import XDP_HELPERS, XDP_PROVENANCE
+from ..runtime.xdp_env import REDIRECT_INTERFACE, XdpEnv, map_pointer
 from ..uapi import ProgType
 from ..verifier import verify
 from ..verifier.verifier import Observer

@@ -15,6 +15,10 @@ from ..uapi import MapType, ProgType
 
 #: Map memory of a device whose profile does not say (2 GiB, the full profile's).
 DEFAULT_MEMORY = 2 << 30
+#: Descriptions of a device's BTF a profile's ``btf`` may name (offload.loader.device_btf
+#: holds their declarations), and the one a profile that does not say gets.
+BTF_DESCRIPTIONS = ("uapi", "uapi-4.19")
+DEFAULT_BTF = "uapi"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +50,9 @@ class Capabilities:
     features: int = 0
     check_xdp_action: bool = False  # refuse XDP programs whose R0 may be outside the actions
     description: str = ""
-    #: the description of the types its programs see (offload.caps.device_btf.DESCRIPTIONS),
-    #: which CO-RE relocations are resolved against
-    btf: str = "uapi"
+    #: the description of the types its programs see (one of BTF_DESCRIPTIONS), which CO-RE
+    #: relocations are resolved against
+    btf: str = DEFAULT_BTF
     #: bytes of map memory the device has (a NIC's on-board memory): every MAP_CREATE is
     #: charged what the map may hold (offload.maps.memory) and refused with ENOMEM past it
     memory: int = DEFAULT_MEMORY

@@ -2,25 +2,34 @@
 
 A profile is a :class:`Capabilities` written out: ISA version, helper ids, map and program types
 by their uAPI names, limits, virtio feature bits by their spec names, the description of the
-device's BTF (``btf``, see :mod:`offload.caps.device_btf`), its map memory in bytes
-(``memory``, see :mod:`offload.maps.memory`). Data files let a device,
-a test or a user describe a target without code, and :func:`profile_to_toml` writes any
-``Capabilities`` back so the two forms round-trip exactly. ``host-kernel`` is not a file: it is
-probed from the running kernel through bpf() the first time it is asked for.
+device's BTF (``btf``, one of :data:`BTF_DESCRIPTIONS`, built by
+:mod:`offload.loader.device_btf`), its map memory in bytes (``memory``, see
+:mod:`offload.maps.memory`). Data files let a device, a test or a user describe a target
+without code, and :func:`profile_to_toml` writes any ``Capabilities`` back so the two forms
+round-trip exactly.
+
+Some profiles are not files but probed, such as ``host-kernel`` (the running kernel through
+bpf()). Code that can probe sits above caps, so caps never imports it: a provider registers its
+probes with :func:`register_probe` when its entry point in :data:`PROBE_PROVIDERS` is called,
+and every lookup (:func:`list_profiles`, :func:`load_profile`) calls the entry points first,
+once per process. The names are data, as a package's entry points are; importing a provider
+on its own registers nothing.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import OffloadError
-from ..uapi import MapType, ProgType
-from .capabilities import DEFAULT_MEMORY, Capabilities, Limits
+from ..helpers.prototypes import PROTOTYPES
+from ..uapi import MapType, ProgType, VirtioFeature
+from .capabilities import BTF_DESCRIPTIONS, DEFAULT_BTF, DEFAULT_MEMORY, Capabilities, Limits
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 HOST_KERNEL = "host-kernel"
@@ -36,15 +45,46 @@ class ProfileError(OffloadError):
     """A profile that does not exist, cannot be probed here, or whose file is malformed."""
 
 
+#: A probed profile: its Capabilities, or ProfileError saying why it cannot be probed here.
+Probe = Callable[[], Capabilities]
+#: Entry points ("module:function") that register probed profiles; each function is called
+#: once with :func:`register_probe` before the first lookup.
+PROBE_PROVIDERS: tuple[str, ...] = ("offload.backends.kernel.profile:register",)
+_probes: dict[str, Probe] = {}
+_providers_called = False
+
+
+def register_probe(name: str, probe: Probe) -> None:
+    """Make ``name`` a probed profile: :func:`load_profile` returns what ``probe`` returns."""
+    if not _NAME.match(name):
+        raise ProfileError(f"{name!r} is not a profile name: use lower-case letters, digits "
+                           "and '-'.")
+    if (PROFILE_DIR / f"{name}.toml").exists():
+        raise ProfileError(f"{name!r} is a profile on file; a probed profile needs its own name.")
+    _probes[name] = probe
+
+
+def probes() -> dict[str, Probe]:
+    """The probed profiles by name, after calling every provider's entry point once."""
+    global _providers_called
+    if not _providers_called:
+        _providers_called = True
+        for entry in PROBE_PROVIDERS:
+            module, _, function = entry.partition(":")
+            getattr(importlib.import_module(module), function)(register_probe)
+    return dict(_probes)
+
+
 def list_profiles() -> list[str]:
-    """Names of the profiles on file, then ``host-kernel`` (probed on demand)."""
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml")) + [HOST_KERNEL]
+    """Names of the profiles on file, then the probed ones (``host-kernel``)."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml")) + sorted(probes())
 
 
 def load_profile(name: str) -> Capabilities:
-    """The profile ``name``: its data file, or for ``host-kernel`` the probed kernel."""
-    if name == HOST_KERNEL:
-        return _host_kernel()
+    """The profile ``name``: its data file, or what its probe finds (``host-kernel``)."""
+    probe = probes().get(name)
+    if probe is not None:
+        return probe()
     if not _NAME.match(name):
         raise ProfileError(f"{name!r} is not a profile name: use lower-case letters, digits "
                            f"and '-' (known: {', '.join(list_profiles())}).")
@@ -60,22 +100,9 @@ def load_profile(name: str) -> Capabilities:
     return caps
 
 
-def _host_kernel() -> Capabilities:
-    # Imported here: the kernel backend sits above caps, and most users never probe.
-    from ..backends.kernel import host_capabilities, kernel_available
-
-    usable, reason = kernel_available()
-    if not usable:
-        raise ProfileError(f"the {HOST_KERNEL} profile cannot be probed here: {reason}")
-    return host_capabilities()
-
-
 # ------------------------------------------------------------------ mapping form
 def _feature_names() -> dict[str, int]:
-    # Feature bit names belong to the virtio layer, which itself imports caps; asked lazily.
-    from ..virtio.features import Feature
-
-    return {f.name: int(f) for f in Feature}
+    return {f.name: int(f) for f in VirtioFeature}
 
 
 def _features_to_list(features: int) -> list[str | int]:
@@ -163,12 +190,10 @@ def capabilities_from_mapping(data: Mapping[str, Any], *, source: str = "profile
     check = data.get("check_xdp_action", False)
     if not isinstance(check, bool):
         raise ProfileError(f"{where}: 'check_xdp_action' must be true or false.")
-    from .device_btf import DEFAULT_DESCRIPTION, DESCRIPTIONS  # declarations load lazily
-
-    btf = data.get("btf", DEFAULT_DESCRIPTION)
-    if btf not in DESCRIPTIONS:
+    btf = data.get("btf", DEFAULT_BTF)
+    if btf not in BTF_DESCRIPTIONS:
         raise ProfileError(f"{where}: 'btf' must name a device BTF description "
-                           f"({', '.join(DESCRIPTIONS)}), not {btf!r}.")
+                           f"({', '.join(BTF_DESCRIPTIONS)}), not {btf!r}.")
     return Capabilities(
         name=name,
         isa_version=_int(data.get("isa_version", 4), "'isa_version'", where, 1, 4),
@@ -210,10 +235,7 @@ def _toml_value(value: Any) -> str:
 
 
 def _helper_comment(helper_id: int) -> str:
-    try:  # names are a comfort for readers, not part of the data
-        from ..helpers.prototypes import PROTOTYPES
-    except ImportError:  # pragma: no cover - the helpers package is part of the tree
-        return ""
+    # names are a comfort for readers, not part of the data
     proto = PROTOTYPES.get(helper_id)
     return f"  # {proto.kernel_name}" if proto else ""
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from ..backends.base import Backend
+from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError, OffloadError
 from ..isa.codec import DecodeError, decode
 from ..isa.disasm import slot_positions
@@ -29,10 +31,27 @@ from ..virtio import bpf_maps as m
 from ..virtio import bpf_progs as p
 from ..virtio.ctrl import Request, Response
 from ..virtio.messages import response_type
-from .objects import MapObject, ProgramObject
+from .objects import MapObject, ObjectTable, ProgramObject
 
-if TYPE_CHECKING:
-    from .device import Device
+
+class Device(Protocol):
+    """What the control commands read and change on a device (``device.Device`` has it)."""
+
+    name: str
+    caps: Capabilities
+    backend: Backend
+    objects: ObjectTable
+    attached: int | None
+    max_request: int
+
+    @property
+    def memory_used(self) -> int: ...
+
+    def attach(self, handle: int | None) -> None: ...
+
+    def release_program(self, program: ProgramObject) -> None: ...
+
+    def collect_maps(self) -> None: ...
 
 
 

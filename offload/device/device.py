@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from ..backends.base import Backend, XdpOutcome
 from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
-from ..helpers.xdp_env import REDIRECT_CPU, REDIRECT_INTERFACE, REDIRECT_XSK, Redirect
 from ..maps.events import Event
+from ..runtime.xdp_env import REDIRECT_CPU, REDIRECT_INTERFACE, REDIRECT_XSK, Redirect
 from ..uapi import XdpAction
 from ..virtio.ctrl import CtrlClass, encode_status, parse_header
 from ..virtio.device_queue import Chain

@@ -17,20 +17,38 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from ..caps.device_btf import DeviceBtf, device_btf
+from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
+from ..isa.instruction import Instruction
 from ..loader import LoadOptionError, ObjectSpec, ProgramRefusal, RefusalKind, load_object
+from ..loader.device_btf import DeviceBtf, device_btf
 from ..loader.object import default_target_btf
 from ..maps.spec import MapSpec
+from ..program import ProgramSpec
 from ..uapi import MapType, ProgType
 from .errors import DriverError, ObjectLoadError
 
-if TYPE_CHECKING:
-    from .driver import Driver
+
+class DriverCalls(Protocol):
+    """The bpf(2)-like calls loading and unloading an object makes (the guest ``Driver``'s)."""
+
+    def capabilities(self) -> Capabilities: ...
+
+    def map_create(self, spec: MapSpec, *, inner_map: int = 0) -> int: ...
+
+    def map_free(self, handle: int) -> None: ...
+
+    def map_lookup_elem(self, handle: int, key: bytes, value_size: int = ...) -> bytes: ...
+
+    def prog_load(self, program: ProgramSpec | Sequence[Instruction], *,
+                  maps: Mapping[str, int] | None = None, prog_type: ProgType = ...,
+                  name: str = "", license: str = "GPL", log_level: int = 1) -> int: ...
+
+    def prog_unload(self, handle: int) -> None: ...
 
 Source = ObjectSpec | str | os.PathLike[str] | bytes | bytearray | memoryview
 
@@ -83,7 +101,7 @@ def _resolve_again(obj: ObjectSpec, target_btf: DeviceBtf | None) -> bool:
     return has_core and target_btf.digest != default_target_btf().digest
 
 
-def device_target_btf(driver: Driver) -> DeviceBtf:
+def device_target_btf(driver: DriverCalls) -> DeviceBtf:
     """The BTF of the device behind ``driver``, from the capabilities it reports (its
     helpers, map and program types; the CAPS response names no BTF description, so the
     base types are those of ``uapi``)."""
@@ -111,7 +129,7 @@ def refusal_message(refusals: Mapping[str, ProgramRefusal], chosen: int) -> str:
             f"cannot be loaded: {lines}")
 
 
-def load_into(driver: Driver, source: Source, *, name: str | None = None,
+def load_into(driver: DriverCalls, source: Source, *, name: str | None = None,
               programs: Iterable[str] | None = None,
               prog_type: ProgType | str | None = None,
               prog_types: Mapping[str, ProgType | str] | None = None,
@@ -160,7 +178,7 @@ def load_into(driver: Driver, source: Source, *, name: str | None = None,
     return result
 
 
-def device_cpus(driver: Driver) -> int:
+def device_cpus(driver: DriverCalls) -> int:
     """The device's CPU count, as a guest learns it: the size of a per-CPU value (1 when
     the device offers no per-CPU map)."""
     try:
@@ -173,7 +191,7 @@ def device_cpus(driver: Driver) -> int:
         driver.map_free(handle)
 
 
-def sized(driver: Driver, spec: MapSpec) -> MapSpec:
+def sized(driver: DriverCalls, spec: MapSpec) -> MapSpec:
     """A perf event array declared with max_entries 0 gets one slot per CPU of the device,
     as libbpf gives it one per possible CPU."""
     if spec.type == MapType.PERF_EVENT_ARRAY and spec.max_entries == 0:
@@ -181,7 +199,7 @@ def sized(driver: Driver, spec: MapSpec) -> MapSpec:
     return spec
 
 
-def create_map(driver: Driver, spec: MapSpec) -> int:
+def create_map(driver: DriverCalls, spec: MapSpec) -> int:
     """One map; a map of maps through its inner template, created for the purpose and let go
     once the outer map holds its shape (libbpf destroys the template the same way)."""
     spec = sized(driver, spec)
@@ -206,7 +224,7 @@ def maps_to_create(obj: ObjectSpec, programs: Iterable[str]) -> list[str]:
     return [name for name in obj.maps if name in used or name not in used_anywhere]
 
 
-def unload(driver: Driver, loaded: LoadedObject) -> None:
+def unload(driver: DriverCalls, loaded: LoadedObject) -> None:
     """Undo a load: programs, then maps, each as far as the device still has it."""
     for handle in reversed(loaded.programs.values()):
         try:

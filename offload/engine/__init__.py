@@ -1,10 +1,10 @@
 """Engines that run eBPF programs, over one memory model of typed, bounds-checked regions."""
 
+from .errors import ExecutionError
 from .interpreter import (
     DEFAULT_MAX_STEPS,
     ExecResult,
     Execution,
-    ExecutionError,
     Helper,
     Interpreter,
     LoadError,

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..helpers.prototypes import BPF_MAX_LOOPS
 from .alu import M32, M64
+from .errors import ExecutionError
 from .memory import REGION_SHIFT
 from .provenance import TAG
 
@@ -120,5 +121,4 @@ def loop_exit(r: list[int], ex: Any, frame: Any) -> int | None:
 
 
 def _error(reason: str, slot: int) -> Exception:
-    from .interpreter import ExecutionError  # the interpreter imports this module
     return ExecutionError(reason, insn_index=slot)

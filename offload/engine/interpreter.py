@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from ..errors import OffloadError
 from ..helpers.prototypes import CALLBACK_HELPERS
 from ..isa.instruction import Instruction
 from ..isa.opcodes import (
@@ -59,6 +58,7 @@ from .alu import (
     to_little_endian,
 )
 from .callbacks import LoopRun, loop_exit, loop_step
+from .errors import ExecutionError
 from .memory import REGION_SHIFT, Memory, MemoryFault, ProvenanceFault, Region
 from .provenance import (
     TAG,
@@ -81,15 +81,6 @@ MAX_TAIL_CALLS = 33
 #: read whenever a frame starts, by every engine.
 BPF_MAX_LOOPS = 8 * 1024 * 1024
 
-
-class ExecutionError(OffloadError):
-    """A run that cannot go on: bad helper, budget or call depth exceeded, unsupported
-    instruction. ``insn_index`` is the slot of the instruction at fault."""
-
-    def __init__(self, reason: str, *, insn_index: int) -> None:
-        super().__init__(f"{reason} at insn {insn_index}")
-        self.reason = reason
-        self.insn_index = insn_index
 
 
 class LoadError(ExecutionError):

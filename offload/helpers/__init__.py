@@ -1,5 +1,5 @@
 """Helper functions: the calls (``call N``) a program makes into the device.
 
-Each helper set is its own module: prototypes shared by verifier and engine, the XDP helpers a
-device implements, and the helper table of the conformance test convention.
+The contract only: helper ids and prototypes (``prototypes.py``), shared by the verifier, the
+engines and the profiles. What the helpers do when a program runs is :mod:`offload.runtime`.
 """

@@ -8,14 +8,12 @@ else is a :class:`DecodeError` naming the byte offset and the instruction index.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Sequence
 
 from ..errors import OffloadError
-from .instruction import VALID_OPCODES, Instruction
+from .instruction import SLOT, VALID_OPCODES, EncodeError, Instruction, check_fields
 from .opcodes import LDDW
 
-SLOT = struct.Struct("<BBhi")
 SLOT_SIZE = SLOT.size  # 8
 
 
@@ -26,10 +24,6 @@ class DecodeError(OffloadError):
         super().__init__(f"{message} at insn {index} (byte offset {offset})")
         self.offset = offset
         self.index = index
-
-
-class EncodeError(OffloadError):
-    """An Instruction whose fields do not fit the encoding."""
 
 
 def decode(data: bytes | bytearray | memoryview) -> list[Instruction]:
@@ -66,27 +60,12 @@ def decode(data: bytes | bytearray | memoryview) -> list[Instruction]:
     return insns
 
 
-def _check_fields(insn: Instruction) -> None:
-    if not 0 <= insn.opcode <= 0xFF:
-        raise EncodeError(f"opcode {insn.opcode} does not fit in a byte")
-    if not (0 <= insn.dst <= 15 and 0 <= insn.src <= 15):
-        raise EncodeError(f"register numbers must be 0..15 in {insn!r}")
-    if not -0x8000 <= insn.off <= 0x7FFF:
-        raise EncodeError(f"offset {insn.off} does not fit in 16 signed bits")
-    if not -0x80000000 <= insn.imm <= 0x7FFFFFFF:
-        raise EncodeError(f"immediate {insn.imm} does not fit in 32 signed bits")
-    if not 0 <= insn.next_imm <= 0xFFFFFFFF:
-        raise EncodeError(f"second immediate {insn.next_imm} does not fit in 32 bits")
-    if insn.next_imm and insn.opcode != LDDW:
-        raise EncodeError("only lddw has a second immediate")
-
-
 def encode(insns: Iterable[Instruction]) -> bytes:
     """Encode instructions into bytecode; the inverse of :func:`decode`."""
     out = bytearray()
     pack = SLOT.pack
     for insn in insns:
-        _check_fields(insn)
+        check_fields(insn)
         out += pack(insn.opcode, insn.dst | (insn.src << 4), insn.off, insn.imm)
         if insn.opcode == LDDW:
             next_imm = insn.next_imm - (1 << 32) if insn.next_imm & 0x80000000 else insn.next_imm

@@ -8,9 +8,11 @@ bpf_conformance test files, which :mod:`offload.isa.asm` reads back.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ..errors import OffloadError
 from .opcodes import (
     ATOMIC_FETCH,
     CALLX,
@@ -364,9 +366,7 @@ class Instruction:
 
     def raw_text(self) -> str:
         """The ``.raw`` form, for words that are not valid instructions."""
-        from .codec import encode_words
-
-        return " ".join(f".raw {word:#018x}" for word in encode_words([self]))
+        return " ".join(f".raw {word:#018x}" for word in slot_words(self))
 
     def _alu_text(self) -> str:
         suffix = "32" if self.cls == InsnClass.ALU else ""
@@ -453,3 +453,38 @@ class Instruction:
 @lru_cache(maxsize=1 << 16)
 def _field_problem(insn: Instruction) -> str | None:
     return insn._field_problem()
+
+
+# ------------------------------------------------------------------ slot encoding
+#: One 8-byte slot: opcode, dst | src << 4, off, imm (little-endian, RFC 9669 section 3).
+SLOT = struct.Struct("<BBhi")
+
+
+class EncodeError(OffloadError):
+    """An Instruction whose fields do not fit the encoding."""
+
+
+def check_fields(insn: Instruction) -> None:
+    """Refuse (EncodeError) fields that do not fit their slot bits."""
+    if not 0 <= insn.opcode <= 0xFF:
+        raise EncodeError(f"opcode {insn.opcode} does not fit in a byte")
+    if not (0 <= insn.dst <= 15 and 0 <= insn.src <= 15):
+        raise EncodeError(f"register numbers must be 0..15 in {insn!r}")
+    if not -0x8000 <= insn.off <= 0x7FFF:
+        raise EncodeError(f"offset {insn.off} does not fit in 16 signed bits")
+    if not -0x80000000 <= insn.imm <= 0x7FFFFFFF:
+        raise EncodeError(f"immediate {insn.imm} does not fit in 32 signed bits")
+    if not 0 <= insn.next_imm <= 0xFFFFFFFF:
+        raise EncodeError(f"second immediate {insn.next_imm} does not fit in 32 bits")
+    if insn.next_imm and insn.opcode != LDDW:
+        raise EncodeError("only lddw has a second immediate")
+
+
+def slot_words(insn: Instruction) -> list[int]:
+    """The instruction's slots (two for ``lddw``) as little-endian 64-bit words."""
+    check_fields(insn)
+    words = [int.from_bytes(SLOT.pack(insn.opcode, insn.dst | (insn.src << 4), insn.off,
+                                      insn.imm), "little")]
+    if insn.opcode == LDDW:
+        words.append(insn.next_imm << 32)
+    return words

@@ -28,13 +28,14 @@ new device's types.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TYPE_CHECKING, cast
 
 from ..isa.disasm import slot_positions
 from ..isa.instruction import Instruction
 from ..isa.opcodes import LDDW, InsnClass, Size, Source
+from ..program import CoreBinding, CoreRelocation
 from ..uapi import CoreReloKind
 from .btf import Btf, BtfMember, BtfType, parse_btf
 from .btf_encode import btf_subset
@@ -43,7 +44,7 @@ from .btf_layout import BtfKind, IntEncoding
 from .errors import LoaderError, RefusalKind
 
 if TYPE_CHECKING:
-    from ..caps.device_btf import DeviceBtf
+    from .device_btf import DeviceBtf
 
 FIELD_KINDS = frozenset({CoreReloKind.FIELD_BYTE_OFFSET, CoreReloKind.FIELD_BYTE_SIZE,
                          CoreReloKind.FIELD_EXISTS, CoreReloKind.FIELD_SIGNED,
@@ -643,45 +644,19 @@ def _unexpected(resolution: Resolution, found: int, expected: int) -> CoreError:
 
 
 # ------------------------------------------------------------------ what a program keeps
-@dataclass(frozen=True, slots=True)
-class CoreRelocation:
-    """A relocated instruction at ``slot``: ``type_id`` and ``access`` in the binding's local
-    BTF, ``value`` the answer it holds, ``size`` the access width given to a whole-field
-    load or store (0 otherwise)."""
-
-    slot: int
-    kind: CoreReloKind
-    type_id: int
-    access: str
-    value: int
-    size: int = 0
+def local_btf(binding: CoreBinding) -> Btf:
+    """The local types a binding's relocations name, parsed (once per distinct bytes)."""
+    return _parsed(binding.btf)
 
 
-@dataclass(frozen=True, slots=True)
-class CoreBinding:
-    """What a program's CO-RE relocations were resolved against: the local types they name
-    (``btf``, encoded BTF), each relocation, and the device BTF's description and SHA-256."""
-
-    btf: bytes = field(repr=False)
-    relocations: tuple[CoreRelocation, ...]
-    target: str
-    digest: str
-
-    def local_btf(self) -> Btf:
-        return _parsed(self.btf)
-
-    def describe(self, relocation: CoreRelocation) -> str:
-        try:
-            btf = self.local_btf()
-        except LoaderError:
-            return f"{kind_name(relocation.kind)} (access {relocation.access})"
-        return f"{kind_name(relocation.kind)} of " \
-               f"{access_path(btf, relocation.type_id, relocation.access, relocation.kind)}"
-
-    def moved(self, slot_map: Callable[[int], int]) -> CoreBinding:
-        """The binding after the instructions moved (``slot_map``: old slot -> new)."""
-        return replace(self, relocations=tuple(replace(r, slot=slot_map(r.slot))
-                                               for r in self.relocations))
+def describe_relocation(binding: CoreBinding, relocation: CoreRelocation) -> str:
+    """What ``relocation`` asks, in words (its access path when the local BTF reads back)."""
+    try:
+        btf = local_btf(binding)
+    except LoaderError:
+        return f"{kind_name(relocation.kind)} (access {relocation.access})"
+    return f"{kind_name(relocation.kind)} of " \
+           f"{access_path(btf, relocation.type_id, relocation.access, relocation.kind)}"
 
 
 @lru_cache(maxsize=64)
@@ -757,7 +732,7 @@ def rebind(instructions: Sequence[Instruction], binding: CoreBinding,
     relocation has no answer there or the instructions no longer hold what the binding
     says they do."""
     try:
-        local = binding.local_btf()
+        local = local_btf(binding)
     except LoaderError as err:
         raise CoreError(f"the program's CO-RE types cannot be read: {err.detail}") from None
     insns = list(instructions)
@@ -765,7 +740,7 @@ def rebind(instructions: Sequence[Instruction], binding: CoreBinding,
     kept, changes = [], []
     for relocation in binding.relocations:
         index = index_of.get(relocation.slot)
-        what = binding.describe(relocation)
+        what = describe_relocation(binding, relocation)
         if index is None:
             raise CoreError(f"{what}: slot {relocation.slot} is not an instruction of the "
                             "program.", slot=relocation.slot)
@@ -793,5 +768,6 @@ def rebind(instructions: Sequence[Instruction], binding: CoreBinding,
 
 
 __all__ = ["CoreBinding", "CoreChange", "CoreError", "CoreRelocation", "Resolution",
+           "describe_relocation", "local_btf",
            "essential_name", "fields_compatible", "rebind", "relocate", "resolve",
            "types_compatible", "types_match"]

@@ -27,23 +27,21 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
+from ..caps.profiles import load_profile
 from ..maps.spec import MapSpec
 from ..program import ProgramSpec
 from ..uapi import MapType, ProgFlags, ProgType
 from .btf import Btf, parse_btf
 from .btf_ext import BtfExt, parse_btf_ext
 from .core import CoreBinding, CoreError, relocate
+from .device_btf import DeviceBtf, device_btf
 from .elf import ElfObject, read_elf
 from .errors import LoaderError, LoadOptionError, ProgramRefusal, RefusalKind
 from .linker import SUBPROGRAM_SECTION, Function, LinkedProgram, link_program, section_functions
 from .maps import collect_maps
 from .relocations import SLOT, resolve_fixups
 from .sections import expected_attach_type, parse_prog_type, program_type
-
-if TYPE_CHECKING:
-    from ..caps.device_btf import DeviceBtf
 
 LICENSE_SECTION = "license"
 #: ``OUTER.inner`` in map sizes names the inner map template of map-in-map OUTER
@@ -165,7 +163,7 @@ def load_object(source: str | os.PathLike[str] | bytes | bytearray | memoryview,
     ``prog_type`` sets every program's type, ``prog_types`` single programs' (by name; a
     ProgType or a name such as ``xdp`` or ``xdp.frags``), ``map_sizes`` maps' max_entries.
     ``target_btf`` is the device BTF CO-RE relocations are resolved against
-    (``offload.caps.device_btf.device_btf(caps)``; the ``full`` profile's by default).
+    (``offload.loader.device_btf.device_btf(caps)``; the ``full`` profile's by default).
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         return parse_object(bytes(source), name or "", entry_sections=entry_sections,
@@ -332,9 +330,6 @@ def _relocate_core(program: str, section: str, linked: LinkedProgram, ext: BtfEx
 @lru_cache(maxsize=1)
 def default_target_btf() -> DeviceBtf:
     """The BTF of the ``full`` profile, the built-in backend's."""
-    from ..caps import load_profile  # caps sit beside the loader; loaded on first use
-    from ..caps.device_btf import device_btf
-
     return device_btf(load_profile("full"))
 
 

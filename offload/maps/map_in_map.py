@@ -21,6 +21,9 @@ from .spec import MapSpec
 
 NOT_INNER = frozenset({MapType.PROG_ARRAY})  # no map_meta_equal: ENOTSUPP as an inner map
 
+#: A reference on an inner map, as the device's resolver hands it out.
+InnerHandle = MapHandle[Map]
+
 
 def check_inner_template(spec: MapSpec) -> None:
     """What ``bpf_map_meta_alloc()`` refuses about the inner template itself."""
@@ -34,7 +37,7 @@ def check_inner_template(spec: MapSpec) -> None:
         raise enotsupp(f"{MapType(inner.type).name} maps cannot be inner maps.")
 
 
-def acquire_inner(outer: Map, fd: int) -> MapHandle:
+def acquire_inner(outer: Map, fd: int) -> InnerHandle:
     handle = outer.resolver.acquire_map(fd)
     template = outer.spec.inner
     inner = handle.map
@@ -57,7 +60,7 @@ class ArrayOfMaps(FdArrayMap):
     def check_spec(cls, spec: MapSpec, ncpus: int) -> None:
         check_fd_array_spec(spec)
 
-    def _acquire(self, fd: int) -> MapHandle:
+    def _acquire(self, fd: int) -> InnerHandle:
         return acquire_inner(self, fd)
 
     def inner_map(self, key: bytes) -> Map | None:
@@ -73,7 +76,7 @@ class HashOfMaps(HashMap):
 
     def __init__(self, spec: MapSpec, **kwargs) -> None:
         super().__init__(spec, **kwargs)
-        self._handles: dict[bytes, MapHandle] = {}
+        self._handles: dict[bytes, InnerHandle] = {}
 
     @classmethod
     def check_spec(cls, spec: MapSpec, ncpus: int) -> None:

@@ -12,12 +12,13 @@ object is EINVAL.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..errors import ErrnoError
 
-if TYPE_CHECKING:
-    from .base import Map
+#: The live map a handle holds (``base.Map``; a type parameter so this module, which
+#: ``base`` imports, needs nothing from it).
+MapT = TypeVar("MapT", covariant=True)
 
 
 class ProgramHandle(Protocol):
@@ -36,7 +37,7 @@ class ProgramHandle(Protocol):
         """``enum bpf_attach_type`` given at load (BPF_XDP_DEVMAP for devmap programs)."""
 
 
-class MapHandle(Protocol):
+class MapHandle(Protocol[MapT]):
     """A live map held as the inner map of a map-in-map."""
 
     @property
@@ -44,7 +45,7 @@ class MapHandle(Protocol):
         """The map id lookups report."""
 
     @property
-    def map(self) -> Map:
+    def map(self) -> MapT:
         """The live map itself."""
 
 
@@ -54,10 +55,10 @@ class Resolver(Protocol):
     def acquire_program(self, fd: int) -> ProgramHandle:
         """A new reference on the program behind ``fd`` (EBADF if none, EINVAL if not a program)."""
 
-    def acquire_map(self, fd: int) -> MapHandle:
+    def acquire_map(self, fd: int) -> MapHandle[Any]:
         """A new reference on the map behind ``fd`` (EBADF if none, EINVAL if not a map)."""
 
-    def release(self, handle: ProgramHandle | MapHandle) -> None:
+    def release(self, handle: ProgramHandle | MapHandle[Any]) -> None:
         """Drop a reference taken by ``acquire_program``/``acquire_map``."""
 
     def has_interface(self, ifindex: int) -> bool:
@@ -74,11 +75,11 @@ class NoObjects:
         raise ErrnoError(errno.EBADF, f"File descriptor {fd} does not refer to a program on "
                                       "this device.")
 
-    def acquire_map(self, fd: int) -> MapHandle:
+    def acquire_map(self, fd: int) -> MapHandle[Any]:
         raise ErrnoError(errno.EBADF, f"File descriptor {fd} does not refer to a map on this "
                                       "device.")
 
-    def release(self, handle: ProgramHandle | MapHandle) -> None:
+    def release(self, handle: ProgramHandle | MapHandle[Any]) -> None:
         return None
 
     def has_interface(self, ifindex: int) -> bool:

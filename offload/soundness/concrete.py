@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..engine.interpreter import STACK_SIZE, Execution
 from ..engine.memory import Region, RegionKind
 from ..engine.provenance import TAG
-from ..helpers.xdp_env import XdpEnv
+from ..runtime.xdp_env import XdpEnv
 
 
 @dataclass(frozen=True, slots=True)

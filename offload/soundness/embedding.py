@@ -20,7 +20,7 @@ check valid across pruned paths too.
 
 from __future__ import annotations
 
-from ..helpers.xdp_env import map_handle
+from ..runtime.xdp_env import map_handle
 from ..verifier.cfg import Program, live_regs
 from ..verifier.memory import truncated
 from ..verifier.state import MAYBE_NULL, SLOT, ByteKind, Reg, RegType, State

@@ -13,7 +13,7 @@ The kernel's rules (``process_spin_lock`` and its callers), for a lock in a map 
 A held lock is part of the state pruning compares: a state holding a lock is never covered by
 one that does not, and the lock ids correspond through the same id map as the registers'.
 The device runs one program at a time, so the engines need no mutual exclusion; they check
-that each lock is taken and released as the verifier proved (``offload.helpers.xdp``).
+that each lock is taken and released as the verifier proved (``offload.runtime.xdp``).
 """
 
 from __future__ import annotations

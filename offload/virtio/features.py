@@ -1,7 +1,8 @@
 """Feature bits (virtio 1.2 sections 2.2, 5.1.3 and 6) and the rules between them.
 
 Bits are numbers; a feature *set* is an int with bit ``n`` set for feature ``n``. The offload
-bit is this project's own: :data:`Feature.VIRTIO_NET_F_BPF_OFFLOAD` (58), chosen in the
+bit is this project's own: :data:`Feature.VIRTIO_NET_F_BPF_OFFLOAD` (58; ``Feature`` is
+:class:`offload.uapi.VirtioFeature`, named here as the virtio layer calls it), chosen in the
 device-specific range "0 to 23, and 50 to 127" of 2.2 where neither virtio 1.2/1.3 nor Linux's
 ``include/uapi/linux/virtio_net.h`` assigns anything, and below 64 so that it fits the 64-bit
 feature words QEMU, older Linux drivers and our snapshots (msgpack u64) use. docs/
@@ -12,23 +13,11 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterable
-from enum import IntEnum
 
 from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
 from ..uapi import ProgType
-
-
-class Feature(IntEnum):
-    """Feature bit numbers this transport knows."""
-
-    VIRTIO_NET_F_MAC = 5  # 5.1.3: the device config space has a valid MAC address
-    VIRTIO_NET_F_CTRL_VQ = 17  # 5.1.3: a control virtqueue exists
-    VIRTIO_F_INDIRECT_DESC = 28  # 6: VIRTQ_DESC_F_INDIRECT may be used
-    VIRTIO_F_EVENT_IDX = 29  # 6: used_event / avail_event notification suppression
-    VIRTIO_F_VERSION_1 = 32  # 6: virtio 1.x semantics, little-endian everywhere
-    VIRTIO_NET_F_BPF_OFFLOAD = 58  # this project: the VIRTIO_NET_CTRL_BPF control class
-
+from ..uapi import VirtioFeature as Feature
 
 # A feature that needs others (5.1.3.1 for the net bits; the offload class is a control class).
 DEPENDS: dict[Feature, tuple[Feature, ...]] = {

@@ -18,10 +18,10 @@ from migrate.restore import restore
 from migrate.schema import SnapshotFormatError
 from migrate.snapshot import MapState, ProgramState, Snapshot
 from offload.caps import load_profile
-from offload.caps.device_btf import device_btf
 from offload.device import build_device
 from offload.loader import load_object
 from offload.loader.core import rebind
+from offload.loader.device_btf import device_btf
 from offload.uapi import XdpAction
 from tests.offload.device.packets import tcp, v4_frame
 

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...caps.capabilities import Capabilities
+from ...caps.profiles import HOST_KERNEL
 from ...errors import ErrnoError
 from ...isa.asm import assemble
 from ...isa.instruction import Instruction
@@ -40,7 +41,6 @@ from .maps import KernelMap
 from .programs import KernelVerifierError, load_program
 from .syscall import BpfCmd, bpf
 
-PROFILE_NAME = "host-kernel"
 #: Helper ids probed: far above today's ~212; the scan stops at the first "invalid func".
 MAX_HELPER_ID = 1024
 _UNAVAILABLE = ("invalid func", "unknown func", "program of this type cannot use helper",
@@ -131,7 +131,7 @@ class KernelProbe:
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            name=PROFILE_NAME, isa_version=self.isa_version, helpers=frozenset(self.helpers),
+            name=HOST_KERNEL, isa_version=self.isa_version, helpers=frozenset(self.helpers),
             map_types=self.map_types, prog_types=self.prog_types,
             description=(f"the host kernel, Linux {self.kernel_release} ({self.machine}), "
                          f"as probed through bpf()"))

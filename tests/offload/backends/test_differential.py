@@ -25,9 +25,9 @@ from offload.backends.kernel import KernelBackend
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
-from offload.helpers.conformance import CONFORMANCE_HELPERS
 from offload.isa import Instruction, assemble
 from offload.loader import load_object
+from offload.runtime.conformance import CONFORMANCE_HELPERS
 from offload.uapi import ProgType
 from offload.verifier import VerifierError, verify
 from tests.offload.verifier.suite import FULL

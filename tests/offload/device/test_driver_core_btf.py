@@ -8,10 +8,10 @@ import struct
 from pathlib import Path
 
 from offload.caps import load_profile
-from offload.caps.device_btf import device_btf
 from offload.device import build_device
 from offload.driver.objects import device_target_btf
 from offload.loader import load_object
+from offload.loader.device_btf import device_btf
 from offload.uapi import XdpAction
 
 from .packets import tcp, v4_frame

@@ -14,8 +14,8 @@ from offload.engine import ExecutionError, Interpreter
 from offload.engine.fast import FastInterpreter
 from offload.engine.harness import run_on_memory
 from offload.helpers.prototypes import BPF_MAX_LOOPS
-from offload.helpers.xdp import XDP_HELPERS
 from offload.isa import assemble
+from offload.runtime.xdp import XDP_HELPERS
 
 ENGINES = {"reference": Interpreter, "fast": FastInterpreter}
 M64 = (1 << 64) - 1

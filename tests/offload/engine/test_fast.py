@@ -14,9 +14,9 @@ from offload.engine import Interpreter, Memory, TailCall
 from offload.engine.fast import FastInterpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
-from offload.helpers.conformance import CONFORMANCE_HELPERS
 from offload.isa import assemble, decode
 from offload.isa.instruction import VALID_OPCODES
+from offload.runtime.conformance import CONFORMANCE_HELPERS
 
 
 def outcome(cls, insns, data, **kwargs):

@@ -19,9 +19,9 @@ import pytest
 from offload.backends.builtin import BuiltinBackend
 from offload.backends.kernel import KernelBackend, kernel_available, possible_cpus
 from offload.caps.profiles import load_profile
-from offload.helpers.xdp_env import REDIRECT_CPU, REDIRECT_XSK
 from offload.isa import assemble
 from offload.maps.spec import MapSpec
+from offload.runtime.xdp_env import REDIRECT_CPU, REDIRECT_XSK
 from offload.uapi import MapType, ProgType, XdpAction
 
 CAPS = load_profile("full")

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from offload.caps import Capabilities, load_profile
-from offload.caps.btf_decl import Array, Field, Int, Typedef, bitfields, emit_btf, struct, union
-from offload.caps.device_btf import DESCRIPTIONS, device_btf
 from offload.caps.profiles import ProfileError, capabilities_from_mapping
 from offload.loader import BtfKind, LoaderError, parse_btf
 from offload.loader.btf import Btf, BtfType
+from offload.loader.btf_decl import Array, Field, Int, Typedef, bitfields, emit_btf, struct, union
 from offload.loader.btf_encode import btf_subset, encode_btf
+from offload.loader.device_btf import DESCRIPTIONS, device_btf
 from offload.uapi import MapType
 
 from .test_btf import every_kind

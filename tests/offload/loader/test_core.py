@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from offload.caps.btf_decl import (
+from offload.isa import assemble
+from offload.loader.btf import Btf, parse_btf
+from offload.loader.btf_decl import (
     Array,
     Decl,
     Enum,
@@ -19,20 +21,20 @@ from offload.caps.btf_decl import (
     struct,
     union,
 )
-from offload.caps.device_btf import DeviceBtf
-from offload.isa import assemble
-from offload.loader.btf import Btf, parse_btf
 from offload.loader.btf_encode import encode_btf
 from offload.loader.btf_ext import CoreRecord
 from offload.loader.core import (
     CoreError,
+    describe_relocation,
     essential_name,
+    local_btf,
     rebind,
     relocate,
     resolve,
     types_compatible,
     types_match,
 )
+from offload.loader.device_btf import DeviceBtf
 from offload.uapi import CoreReloKind as K
 
 U8 = Int("unsigned char", 1)
@@ -340,7 +342,7 @@ def test_a_binding_resolves_again_for_another_device():
     assert (binding.target, binding.digest) == ("first", first.digest)
     assert [(r.slot, r.value, r.size) for r in binding.relocations] == \
         [(0, 4, 4), (1, 1, 0), (2, tid(LOCAL, "pair"), 0)]
-    assert [binding.describe(r) for r in binding.relocations] == [
+    assert [describe_relocation(binding, r) for r in binding.relocations] == [
         "field_byte_offset of struct pair.b", "field_exists of struct pair.b",
         "type_id_local of struct pair"]
     assert insns[2].imm == tid(LOCAL, "pair")
@@ -368,6 +370,6 @@ def test_a_binding_keeps_only_the_types_its_relocations_reach():
     record = CoreRecord(0, tid(local, "pair"), "0:1", K.FIELD_BYTE_OFFSET)
     _, binding = relocate(assemble("add %r1, 4\nexit"), [(0, record)], local,
                           device(LOCAL_PAIR))
-    kept = binding.local_btf()
+    kept = local_btf(binding)
     assert [t.name for t in kept.types[1:]] == ["unsigned int", "pair"]
     assert binding.relocations[0].type_id == tid(kept, "pair")

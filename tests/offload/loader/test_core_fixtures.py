@@ -15,11 +15,12 @@ import pytest
 
 from offload.backends.kernel import KernelMap, kernel_available, load_program_spec
 from offload.caps import load_profile
-from offload.caps.device_btf import device_btf
 from offload.device import build_device
 from offload.isa.codec import decode
 from offload.isa.disasm import slot_positions
 from offload.loader import ObjectSpec, RefusalKind, load_object
+from offload.loader.core import describe_relocation
+from offload.loader.device_btf import device_btf
 from offload.uapi import CoreReloKind, XdpAction
 from tests.offload.device.packets import ether, ipv4, tcp, udp, v4_frame
 
@@ -221,7 +222,7 @@ def test_libbpf_relocates_every_instruction_as_the_device_does(libbpf_object):
             if relocation.kind == CoreReloKind.TYPE_ID_TARGET:
                 continue  # an id in the kernel's BTF, another in the device's
             assert ours_at[relocation.slot] == theirs_at[relocation.slot], \
-                (name, spec.core.describe(relocation))
+                (name, describe_relocation(spec.core, relocation))
             compared += 1
     assert compared == expected - 1 and compared > 70
 

@@ -12,10 +12,10 @@ from cli.conformance import all_cases, case_program, judge, parse_case
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
-from offload.helpers.conformance import CONFORMANCE_HELPERS
 from offload.isa import InsnClass, Mode
 from offload.isa.versions import program_version
 from offload.lowering import LoweringError, lower_with_report
+from offload.runtime.conformance import CONFORMANCE_HELPERS
 
 
 @cache

@@ -20,7 +20,6 @@ from offload.backends.builtin import BuiltinBackend  # noqa: I001
 from offload.backends.kernel import kernel_available
 from offload.caps.profiles import list_profiles, load_profile
 from offload.engine.interpreter import Execution
-from offload.helpers import xdp as xdp_helpers
 from offload.helpers.prototypes import (
     FILL,
     PROTOTYPES,
@@ -33,6 +32,7 @@ from offload.helpers.prototypes import (
 )
 from offload.isa import assemble
 from offload.maps.spec import MapSpec
+from offload.runtime import xdp as xdp_helpers
 from offload.uapi import MapType, ProgType
 from offload.verifier import VerifierError, verify
 

@@ -2,7 +2,7 @@
 
 CO-RE relocations of a program are resolved against it, as libbpf resolves them against
 ``/sys/kernel/btf/vmlinux``. It is built from a profile: the declarations its ``btf`` names
-(:data:`DESCRIPTIONS`, from :mod:`offload.caps.uapi_types`) plus the BPF UAPI enums that say
+(:data:`DESCRIPTIONS`, from :mod:`offload.loader.uapi_types`) plus the BPF UAPI enums that say
 what this device offers - ``enum bpf_func_id`` lists the helpers it implements,
 ``enum bpf_map_type`` and ``enum bpf_prog_type`` the map and program types it takes - so
 ``bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_fib_lookup)`` asks the device what a
@@ -17,14 +17,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from ..caps.capabilities import BTF_DESCRIPTIONS, DEFAULT_BTF, Capabilities
+from ..caps.profiles import ProfileError
+from ..helpers.prototypes import PROTOTYPES
 from ..uapi import MapType, ProgType
+from .btf import Btf, parse_btf
 from .btf_decl import Decl, Enum, emit_btf
-from .capabilities import Capabilities
+from .btf_encode import encode_btf
 from .uapi_types import BASE, CURRENT, LINUX_4_19
 
-#: Descriptions a profile's ``btf`` may name.
-DESCRIPTIONS: dict[str, tuple[Decl, ...]] = {"uapi": CURRENT, "uapi-4.19": LINUX_4_19}
-DEFAULT_DESCRIPTION = "uapi"
+#: The declarations of each description a profile's ``btf`` may name (caps lists the names).
+DESCRIPTIONS: dict[str, tuple[Decl, ...]] = dict(zip(BTF_DESCRIPTIONS, (CURRENT, LINUX_4_19),
+                                                     strict=True))
+DEFAULT_DESCRIPTION = DEFAULT_BTF
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +38,7 @@ class DeviceBtf:
 
     name: str
     data: bytes = field(repr=False)
-    btf: object = field(repr=False, compare=False)  # offload.loader.btf.Btf
+    btf: Btf = field(repr=False, compare=False)
 
     @property
     def digest(self) -> str:
@@ -46,8 +51,6 @@ class DeviceBtf:
 
 def helper_enum(helpers: Iterable[int]) -> Enum:
     """``enum bpf_func_id`` with the helpers offered (those this build can name)."""
-    from ..helpers.prototypes import PROTOTYPES  # the helper tables sit above caps
-
     values = [("BPF_FUNC_unspec", 0)]
     for helper in sorted(helpers):
         proto = PROTOTYPES.get(helper)
@@ -76,10 +79,6 @@ def device_btf(caps: Capabilities) -> DeviceBtf:
 @lru_cache(maxsize=32)
 def _build(name: str, helpers: frozenset[int], map_types: frozenset[MapType],
            prog_types: frozenset[ProgType]) -> DeviceBtf:
-    from ..loader.btf import parse_btf  # the loader sits above caps
-    from ..loader.btf_encode import encode_btf
-    from .profiles import ProfileError
-
     decls = DESCRIPTIONS.get(name)
     if decls is None:
         raise ProfileError(f"there is no device BTF description {name!r}; known: "

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..loader.btf import BtfEnumerator, BtfMember, BtfType
-from ..loader.btf_layout import BtfKind, IntEncoding
-from ..loader.errors import LoaderError
+from .btf import BtfEnumerator, BtfMember, BtfType
+from .btf_layout import BtfKind, IntEncoding
+from .errors import LoaderError
 
 POINTER_SIZE = 8
 

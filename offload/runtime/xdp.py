@@ -13,10 +13,12 @@ from __future__ import annotations
 import errno
 import struct
 
-from ..engine.interpreter import MAX_TAIL_CALLS, Execution, ExecutionError, Helper, TailCall
+from ..engine.errors import ExecutionError
+from ..engine.interpreter import MAX_TAIL_CALLS, Execution, Helper, TailCall
 from ..engine.memory import MemoryFault, RegionKind
 from ..engine.provenance import ArgUse, HelperSig
 from ..errors import ErrnoError
+from ..helpers.prototypes import PROTOTYPES, ArgType, HelperId, HelperProto, RetType
 from ..maps.cpumap import CpuMap
 from ..maps.devmap import DevMap, DevMapHash, DevmapTarget
 from ..maps.map_in_map import ArrayOfMaps, HashOfMaps
@@ -27,7 +29,6 @@ from ..maps.spec import SPIN_LOCK_SIZE
 from ..maps.xskmap import XskMap
 from ..uapi import BPF_F_CTXLEN_MASK, BPF_F_INDEX_MASK, XdpAction
 from ..xdp_buffer import ETH_HLEN
-from .prototypes import PROTOTYPES, ArgType, HelperId, HelperProto, RetType
 from .xdp_env import M64, REDIRECT_CPU, REDIRECT_XSK, Redirect, XdpEnv, errno_result
 
 TRACE_LIMIT = 512

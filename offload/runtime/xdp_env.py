@@ -3,7 +3,7 @@
 A device builds one :class:`XdpEnv` and refills it for every frame (runs are sequential). Map
 pointers are opaque tokens (``MAP_POINTER_BASE`` plus the device's map handle) that no load
 can dereference; map values are mapped into memory as regions, kept across runs up to a bound.
-The helper functions themselves are in :mod:`offload.helpers.xdp`.
+The helper functions themselves are in :mod:`offload.runtime.xdp`.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class XdpEnv:
     redirect: Redirect | None = None
     #: id(value buffer) -> (its region, its map); shared across runs by a device
     value_regions: dict[int, tuple[Region, Map]] = field(default_factory=dict)
-    #: the address of the bpf_spin_lock the run holds, or None (``helpers.xdp.spin_lock``)
+    #: the address of the bpf_spin_lock the run holds, or None (``runtime.xdp.spin_lock``)
     lock: int | None = None
     #: ring buffer reservations of this run: address -> (its region, its ring buffer, the
     #: ring's ``Reservation``)
