@@ -26,7 +26,7 @@ from offload.device.pair import DevicePair
 from offload.errors import OffloadError
 from offload.isa import InsnClass, Instruction, JmpOp
 from offload.lowering import LoweringError, lower_with_report
-from offload.xdp import XdpAction
+from offload.uapi import XdpAction
 
 from .compat import Outcome
 from .errors import SnapshotError
