@@ -12,8 +12,8 @@ from __future__ import annotations
 from ..isa.opcodes import AluOp, Endian
 from .arith import alu, byte_swap, sign_extend, zext32
 from .env import Env
-from .errors import Reject
 from .ops import Op
+from .reject import Reject
 from .scalar import Scalar
 from .state import (
     MAYBE_NULL,

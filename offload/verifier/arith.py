@@ -11,7 +11,7 @@ as the kernel does, so ``JMP32`` comparisons keep their precision.
 from __future__ import annotations
 
 from ..isa.opcodes import AluOp
-from .errors import VerifierBug
+from .reject import VerifierBug
 from .scalar import S32_MAX, S32_MIN, S64_MAX, S64_MIN, Scalar, signed
 from .tnum import U32, U64, Tnum
 

@@ -16,9 +16,9 @@ from ..isa.opcodes import JmpOp
 from . import refs
 from .alu import read_reg
 from .env import Env
-from .errors import Reject
 from .memory import MAX_PACKET_OFF
 from .ops import Op
+from .reject import Reject
 from .scalar import Scalar, signed
 from .state import (
     MAYBE_NULL,

@@ -40,8 +40,8 @@ from . import locks, ops
 from .alu import read_reg
 from .cfg import Program
 from .env import Env
-from .errors import Reject
 from .precision import CALL, record
+from .reject import Reject
 from .scalar import Scalar
 from .state import NOT_INIT, SCALAR, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
 

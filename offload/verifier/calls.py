@@ -35,9 +35,9 @@ from ..uapi import XdpAction
 from . import locks, refs
 from .alu import read_reg
 from .env import Env
-from .errors import Reject, VerifierBug
 from .memory import HelperWrite, check_helper_mem, map_can_write
 from .ops import Op
+from .reject import Reject, VerifierBug
 from .scalar import Scalar
 from .state import NOT_INIT, SOCKETS, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
 

@@ -36,8 +36,8 @@ from ..isa.opcodes import (
 )
 from ..isa.versions import required_version
 from . import ops
-from .errors import Reject
 from .ops import Op
+from .reject import Reject
 from .state import Reg
 
 #: The newest ISA version an instruction can require (``isa.versions.required_version``).

@@ -10,8 +10,8 @@ from ..caps.capabilities import Capabilities
 from ..maps.spec import MapSpec
 from ..uapi import ProgType
 from .cfg import Program
-from .errors import Reject
 from .ops import Op
+from .reject import Reject
 from .state import Reg, RegType
 
 MapResolver = Mapping[int, MapSpec] | Callable[[int], MapSpec | None]

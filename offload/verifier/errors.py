@@ -28,26 +28,3 @@ class VerifierError(OffloadError):
         self.log = log
         self.errno = errno
         super().__init__(f"insn {insn_index}: {reason}")
-
-
-class Reject(Exception):
-    """Raised inside the verifier at the failing instruction; turned into VerifierError."""
-
-    def __init__(self, reason: str, insn: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.insn = insn
-
-
-class VerifierBug(Reject):
-    """A broken invariant inside the verifier: the program is refused, never accepted on it.
-
-    The kernel logs "verifier bug" and fails the load with EFAULT rather than trust a state
-    it can no longer reason about; ``errno`` is that EFAULT, for the caller that turns the
-    refusal into a ``VerifierError``.
-    """
-
-    errno = _errno.EFAULT
-
-    def __init__(self, detail: str, insn: int | None = None) -> None:
-        super().__init__(f"verifier bug: {detail}", insn)

@@ -37,9 +37,9 @@ from __future__ import annotations
 from bisect import insort
 
 from .cfg import Program
-from .errors import VerifierBug
 from .precision import ALL
 from .prune import Plan, covers
+from .reject import VerifierBug
 from .state import RegType, State
 
 #: Verdicts of ``PrunePoint.check``.

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..maps.spec import SPIN_LOCK_SIZE, MapSpec
-from .errors import Reject, VerifierBug
+from .reject import Reject, VerifierBug
 from .state import TYPE_NAMES, Reg, RegType, State
 
 #: Helper ids (``enum bpf_func_id``).

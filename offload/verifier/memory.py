@@ -25,8 +25,8 @@ from .alu import read_reg, write_reg
 from .arith import sign_extend as sign_extend_value
 from .arith import zext32
 from .env import Env
-from .errors import Reject, VerifierBug
 from .ops import Op
+from .reject import Reject, VerifierBug
 from .scalar import Scalar
 from .sock import check_sock_access
 from .state import (

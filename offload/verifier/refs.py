@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .errors import Reject
+from .reject import Reject
 from .state import NOT_INIT, POINTERS, Reg, State
 
 

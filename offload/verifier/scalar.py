@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .errors import VerifierBug
+from .reject import VerifierBug
 from .tnum import U32, U64, UNKNOWN, Tnum, range_bits
 
 S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1

@@ -13,7 +13,7 @@ kernel's ``bpf_sock_common_is_valid_access``).
 
 from __future__ import annotations
 
-from .errors import Reject
+from .reject import Reject
 from .state import TYPE_NAMES, Reg, RegType
 
 #: ``sizeof(struct bpf_sock)``

@@ -35,7 +35,7 @@ from .callbacks import (
 from .calls import check_helper_call, check_program_exit, enter_function, leave_function
 from .cfg import Program, layout
 from .env import GPL_COMPATIBLE, Env, MapResolver, PointerUses, resolve_map
-from .errors import Reject, VerifierError
+from .errors import VerifierError
 from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish, worth_keeping
 from .log import LogLine, VerifierLog, insn_line
 from .memory import check_atomic, check_load, check_store
@@ -52,6 +52,7 @@ from .precision import (
     reg_loc,
     slot_loc,
 )
+from .reject import Reject
 from .state import NOT_INIT, SCALAR, SLOT, UNKNOWN, Frame, PathNode, Reg, RegType, Slot, State
 
 #: Lines kept from the end of a failing path.

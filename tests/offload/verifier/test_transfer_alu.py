@@ -23,7 +23,7 @@ from offload.maps.spec import MapSpec
 from offload.uapi import MapType
 from offload.verifier import VerifierError, verify
 from offload.verifier.arith import byte_swap, concrete, sign_extend
-from offload.verifier.errors import Reject, VerifierBug
+from offload.verifier.reject import Reject, VerifierBug
 from offload.verifier.scalar import Scalar
 from offload.verifier.tnum import U32, U64, Tnum
 

@@ -114,7 +114,7 @@ def test_broken_invariant_class_is_an_efault_refusal(monkeypatch):
     import errno as errno_names
 
     from offload.verifier import verifier as verifier_module
-    from offload.verifier.errors import VerifierBug
+    from offload.verifier.reject import VerifierBug
 
     program = assemble("mov %r0, 1\nadd %r0, 1\nexit")
 

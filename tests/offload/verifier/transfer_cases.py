@@ -28,8 +28,8 @@ from offload.isa.opcodes import AluOp, Endian, InsnClass, JmpOp
 from offload.verifier.alu import check_alu
 from offload.verifier.branch import branch
 from offload.verifier.env import Env
-from offload.verifier.errors import Reject, VerifierBug
 from offload.verifier.ops import Op
+from offload.verifier.reject import Reject, VerifierBug
 from offload.verifier.scalar import S32_MAX, S32_MIN, S64_MAX, S64_MIN, Scalar, s32, s64
 from offload.verifier.state import Frame, Reg, RegType, State
 from offload.verifier.tnum import U32, U64, UNKNOWN, Tnum
