@@ -17,7 +17,8 @@ reply, however short the driver's buffer, says *why* a command failed::
     offset 17  body[body_len], then log[log_len] (UTF-8)
 
 :class:`Request` and :class:`Response` give each message class ``encode``/``decode``; the
-message classes themselves are in :mod:`.bpf_maps` and :mod:`.bpf_progs`.
+message classes themselves are in :mod:`.bpf_maps` and :mod:`.bpf_progs`, each with the
+``LAYOUT`` of its body (:mod:`.layout`), which the one codec (:mod:`.codec`) reads and writes.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
+from .codec import codec_of
+from .layout import u32
 from .wire import MAX_ERRNO, MAX_MESSAGE_SIZE, CtrlDecodeError, CtrlEncodeError, Reader, Writer
 
 
@@ -83,51 +86,46 @@ def parse_header(data: bytes) -> tuple[int, int]:
 
 
 class Request:
-    """A driver-to-device command of the BPF class; subclasses are frozen dataclasses."""
+    """A driver-to-device command of the BPF class; subclasses are frozen dataclasses whose
+    ``LAYOUT`` gives the wire form of their fields."""
 
     __slots__ = ()
     COMMAND: ClassVar[BpfCommand]
-
-    def _encode_body(self, w: Writer) -> None:
-        raise NotImplementedError
-
-    @classmethod
-    def _decode_body(cls, r: Reader) -> Self:
-        raise NotImplementedError
+    LAYOUT: ClassVar[tuple[Any, ...]] = ()
 
     def encode(self) -> bytes:
         """The driver-readable bytes: class, command, command-specific data."""
-        w = Writer(f"{self.COMMAND.name} request")
-        w.u8("class", CtrlClass.BPF)
-        w.u8("command", self.COMMAND)
-        self._encode_body(w)
+        codec = codec_of(type(self))
+        w = Writer(codec.request_what)
+        w.buf += bytes((CtrlClass.BPF, self.COMMAND))
+        codec.encode(self, w)
         return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview) -> Self:
-        r = Reader(data, f"{cls.COMMAND.name} request")
-        klass, command = r.u8("class"), r.u8("command")
+        codec = codec_of(cls)
+        r = Reader(data, codec.request_what)
+        if len(r.data) >= CTRL_HEADER_SIZE:
+            klass, command = r.data[0], r.data[1]
+            r.pos = CTRL_HEADER_SIZE
+        else:
+            klass, command = r.u8("class"), r.u8("command")
         if klass != CtrlClass.BPF:
             raise r.error("class", f"{klass} is not VIRTIO_NET_CTRL_BPF ({int(CtrlClass.BPF)})")
         if command != cls.COMMAND:
             raise r.error("command", f"{command} is not {cls.COMMAND.name} ({int(cls.COMMAND)})")
-        message = cls._decode_body(r)
+        values = codec.decode(r)
         r.end()
-        return message
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
 class HandleRequest(Request):
     """A command whose only argument is an object's handle (free, freeze, unload)."""
 
+    LAYOUT = (u32("handle"),)
+
     handle: int
-
-    def _encode_body(self, w: Writer) -> None:
-        w.u32("handle", self.handle)
-
-    @classmethod
-    def _decode_body(cls, r: Reader) -> Self:
-        return cls(r.u32("handle"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,17 +138,11 @@ class Response:
 
     COMMAND: ClassVar[BpfCommand]
     BODY_ON_ERROR: ClassVar[bool] = False  # the body reports partial progress on failure
+    LAYOUT: ClassVar[tuple[Any, ...]] = ()
 
     status: int = 0
     log: str = ""
     log_true_size: int = 0
-
-    def _encode_body(self, w: Writer) -> None:
-        pass
-
-    @classmethod
-    def _decode_body(cls, r: Reader, status: int, log: str, log_true_size: int) -> Self:
-        return cls(status, log, log_true_size)
 
     @property
     def ack(self) -> CtrlAck:
@@ -159,8 +151,9 @@ class Response:
     def body(self) -> bytes:
         if self.status and not self.BODY_ON_ERROR:
             return b""
-        w = Writer(f"{self.COMMAND.name} response")
-        self._encode_body(w)
+        codec = codec_of(type(self), _ENVELOPE)
+        w = Writer(codec.response_what)
+        codec.encode(self, w)
         return w.getvalue()
 
     def encode(self, limit: int | None = None) -> bytes:
@@ -212,9 +205,13 @@ class Response:
         if status and not cls.BODY_ON_ERROR:
             raise r.error("body_len", f"a failed {cls.COMMAND.name} carries no result body")
         body_reader = Reader(body, what)
-        message = cls._decode_body(body_reader, status, log, true_size)
+        values = codec_of(cls, _ENVELOPE).decode(body_reader)
         body_reader.end()
-        return message
+        return cls(status, log, true_size, **values)
+
+
+#: The fields of every response that the result header carries, outside the body.
+_ENVELOPE = ("status", "log", "log_true_size")
 
 
 def _envelope(status: int, body: bytes, log: str, log_true_size: int, limit: int) -> bytes:

@@ -1,6 +1,6 @@
 """Bounded little-endian readers and writers for control-queue messages.
 
-The layout of every message is declared once in its ``encode``/``decode`` pair using these two
+The codec (:mod:`.codec`) reads and writes every message's ``LAYOUT`` through these two
 classes; they enforce the hard limits below and turn every malformed input into a
 :class:`CtrlDecodeError` that names the message and the field, never a ``struct.error`` or an
 ``IndexError``. Integers are little-endian, as VIRTIO_F_VERSION_1 requires (virtio 1.2, 1.4).
@@ -54,23 +54,23 @@ class Writer:
         self.what = what
         self.buf = bytearray()
 
-    def _int(self, size: int, field: str, value: int) -> None:
+    def uint(self, size: int, field: str, value: int) -> None:
         if not isinstance(value, int) or not 0 <= value < 1 << (8 * size):
             raise CtrlEncodeError(self.what, field, f"{value!r} does not fit in {8 * size} "
                                   "unsigned bits")
         self.buf += _INTS[size].pack(value)
 
     def u8(self, field: str, value: int) -> None:
-        self._int(1, field, value)
+        self.uint(1, field, value)
 
     def u16(self, field: str, value: int) -> None:
-        self._int(2, field, value)
+        self.uint(2, field, value)
 
     def u32(self, field: str, value: int) -> None:
-        self._int(4, field, value)
+        self.uint(4, field, value)
 
     def u64(self, field: str, value: int) -> None:
-        self._int(8, field, value)
+        self.uint(8, field, value)
 
     def raw(self, field: str, data: bytes, limit: int = MAX_MESSAGE_SIZE) -> None:
         if len(data) > limit:
@@ -111,7 +111,7 @@ class Reader:
     def remaining(self) -> int:
         return len(self.data) - self.pos
 
-    def _int(self, size: int, field: str) -> int:
+    def uint(self, size: int, field: str) -> int:
         if self.remaining < size:
             raise self.error(field, f"truncated: {size} bytes needed at offset {self.pos}, "
                              f"{self.remaining} left")
@@ -120,16 +120,16 @@ class Reader:
         return value
 
     def u8(self, field: str) -> int:
-        return self._int(1, field)
+        return self.uint(1, field)
 
     def u16(self, field: str) -> int:
-        return self._int(2, field)
+        return self.uint(2, field)
 
     def u32(self, field: str) -> int:
-        return self._int(4, field)
+        return self.uint(4, field)
 
     def u64(self, field: str) -> int:
-        return self._int(8, field)
+        return self.uint(8, field)
 
     def length(self, field: str, limit: int) -> int:
         """A u32 length or count, checked against its hard limit."""
