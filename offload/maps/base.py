@@ -28,6 +28,7 @@ from typing import ClassVar
 from ..errors import ErrnoError, OffloadError
 from ..uapi import MapFlags, UpdateFlags
 from .resolver import NO_OBJECTS, Resolver
+from .shape import MapShape
 from .spec import SPIN_LOCK_SIZE, MapSpec
 from .values import value_layout
 
@@ -94,8 +95,14 @@ def as_u32(value: object, what: str) -> int:
     return value
 
 
-class Map:
-    """Base of every live map. Subclasses set the ClassVars and implement the hooks."""
+class Map(MapShape):
+    """Base of every live map. Subclasses set the ClassVars and implement the hooks.
+
+    Type, key and value size are the spec's (``MapShape``); ``max_entries`` is what the map
+    holds, which an LRU map rounds per CPU, so it is the live map's own attribute.
+    """
+
+    max_entries: int = 0  # set by __init__; shadows MapShape's, which reads the spec
 
     batch_lookup: ClassVar[bool] = True  # generic_map_lookup_batch or the htab one
     batch_update: ClassVar[bool] = True
@@ -106,8 +113,6 @@ class Map:
                  max_entries: int | None = None, flags: int | None = None) -> None:
         self.spec = spec
         self.ncpus = ncpus
-        self.key_size = spec.key_size
-        self.value_size = spec.value_size
         self.max_entries = spec.max_entries if max_entries is None else max_entries
         self.flags = MapFlags(spec.flags if flags is None else flags)
         self.frozen = False
@@ -127,10 +132,6 @@ class Map:
         return flags
 
     # -- what it is --------------------------------------------------------------------------
-
-    @property
-    def type(self):  # noqa: ANN201 - MapType, kept short
-        return self.spec.type
 
     @property
     def name(self) -> str:

@@ -46,6 +46,7 @@ from ...errors import ErrnoError
 from ...isa.instruction import Instruction
 from ...isa.opcodes import PseudoSrc
 from ...maps.base import BatchError, LookupBatch, as_bytes, as_u32
+from ...maps.shape import MapShape
 from ...maps.spec import MapSpec
 from ...uapi import MapType, ProgType, UpdateFlags
 from ..base import LoadReport, XdpOutcome
@@ -68,7 +69,7 @@ _BUCKET_CURSOR = (MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH, MapType.L
                   MapType.HASH_OF_MAPS)
 
 
-class HostMap:
+class HostMap(MapShape):
     """A kernel map behind a device handle, with the method names of :class:`offload.maps.Map`.
 
     Keys and values are checked to their exact uAPI sizes first (EINVAL, as the built-in maps
@@ -82,26 +83,10 @@ class HostMap:
         self.ncpus = possible_cpus()
         self.frozen = live.spec.frozen
 
-    # -- what it is --------------------------------------------------------------------------
+    # -- what it is (type and sizes: MapShape) ------------------------------------------------
     @property
     def name(self) -> str:
         return self.spec.name
-
-    @property
-    def type(self) -> MapType:
-        return self.spec.type
-
-    @property
-    def key_size(self) -> int:
-        return self.spec.key_size
-
-    @property
-    def value_size(self) -> int:
-        return self.spec.value_size
-
-    @property
-    def max_entries(self) -> int:
-        return self.spec.max_entries
 
     @property
     def uapi_value_size(self) -> int:

@@ -17,6 +17,7 @@ import functools
 from collections.abc import Iterable, Iterator
 
 from ...errors import ErrnoError
+from ...maps.shape import MapShape
 from ...maps.spec import MapSpec
 from ...uapi import UpdateFlags
 from .attr import MapBatchAttr, MapCreateAttr, MapElemAttr, MapFdAttr
@@ -61,7 +62,7 @@ def _buffer(data: bytes | bytearray | memoryview) -> ctypes.Array[ctypes.c_char]
     return ctypes.create_string_buffer(bytes(data), len(data) or 1)
 
 
-class KernelMap(KernelHandle):
+class KernelMap(KernelHandle, MapShape):
     """A map living in the host kernel; ``spec`` is what it was created from."""
 
     kind = "map"
@@ -121,20 +122,7 @@ class KernelMap(KernelHandle):
             raise
         return live
 
-    # ----------------------------------------------------------------- sizes
-    @property
-    def key_size(self) -> int:
-        return self.spec.key_size
-
-    @property
-    def value_size(self) -> int:
-        return self.spec.value_size
-
-    @property
-    def percpu_stride(self) -> int:
-        """Bytes per CPU in a per-CPU value array (value_size rounded up to 8)."""
-        return (self.spec.value_size + 7) & ~7
-
+    # ----------------------------------------------------------------- sizes (and MapShape's)
     @property
     def value_buffer_size(self) -> int:
         """Bytes the kernel writes for one lookup."""
