@@ -25,6 +25,7 @@ from ..backends.base import Backend, XdpOutcome
 from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
 from ..maps.events import Event
+from ..maps.resolver import ProgramHandle
 from ..runtime.xdp_env import REDIRECT_CPU, REDIRECT_INTERFACE, REDIRECT_XSK, Redirect
 from ..uapi import XdpAction
 from ..virtio.ctrl import CtrlClass, encode_status, parse_header
@@ -72,7 +73,7 @@ class PortCounters:
 class CpuQueue:
     """One CPU's worker queue: frames a cpumap sent it, and the entry's program."""
 
-    frames: deque[tuple[bytes, object]]
+    frames: deque[tuple[bytes, ProgramHandle | None]]
     qsize: int
 
 
@@ -264,7 +265,7 @@ class Device:
                 frame, program = queue.frames.popleft()
                 taken += 1
                 if program is not None:
-                    handle = getattr(program, "id", None)
+                    handle = program.id
                     try:
                         outcome = self.backend.run_xdp(handle, frame,
                                                        ingress_ifindex=self.ifindex)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from ..backends.base import LoadReport
 from ..errors import ErrnoError
 from ..isa.instruction import Instruction
+from ..isa.opcodes import PseudoSrc
 from ..maps.spec import MapSpec
 from ..program import MapReference
 from ..uapi import ProgType, XdpAction
@@ -75,7 +76,7 @@ class ProgramObject:
 
     def map_references(self, names: dict[int, str]) -> tuple[MapReference, ...]:
         """The references with map names instead of handles (for a snapshot)."""
-        return tuple(MapReference(slot, names[handle], kind, offset)
+        return tuple(MapReference(slot, names[handle], PseudoSrc(kind), offset)
                      for slot, handle, kind, offset in self.refs)
 
 

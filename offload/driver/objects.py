@@ -160,10 +160,10 @@ def load_into(driver: DriverCalls, source: Source, *, name: str | None = None,
             failed = next((m for m in (r.map_name for r in spec.map_refs) if m in failed_maps),
                           None)
             if failed is not None:
-                err = failed_maps[failed]
+                cause = failed_maps[failed]
                 result.rejected[prog_name] = DriverError(
-                    err.errno, f"program {prog_name!r} uses map {failed!r}, which the device "
-                               f"did not create: {err.detail}", response=err.response)
+                    cause.errno, f"program {prog_name!r} uses map {failed!r}, which the device "
+                                 f"did not create: {cause.detail}", response=cause.response)
                 continue
             try:
                 result.programs[prog_name] = driver.prog_load(spec, maps=result.maps)

@@ -75,9 +75,9 @@ def _valid_opcodes() -> frozenset[int]:
               InsnClass.ALU64 | AluOp.END | Endian.TO_LE}
     for cls in (InsnClass.JMP, InsnClass.JMP32):
         codes.add(cls | JmpOp.JA)
-        for op in JMP_NAMES:
-            codes.add(cls | Source.K | op)
-            codes.add(cls | Source.X | op)
+        for jmp in JMP_NAMES:
+            codes.add(cls | Source.K | jmp)
+            codes.add(cls | Source.X | jmp)
     codes |= {InsnClass.JMP | JmpOp.CALL, CALLX, InsnClass.JMP | JmpOp.EXIT, MAY_GOTO}
     codes.add(LDDW)
     for size in (Size.W, Size.H, Size.B):

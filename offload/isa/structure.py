@@ -92,11 +92,11 @@ def build_layout(insns: Sequence[Instruction], *, max_insns: int = 1_000_000) ->
 
     size = len(slots)
     starts = {0}
-    for slot, insn in enumerate(slots):
-        if insn is None:
+    for slot, entry in enumerate(slots):
+        if entry is None:
             continue
-        if insn.is_local_call or (insn.opcode == LDDW and insn.src == PseudoSrc.FUNC):
-            target = slot + 1 + insn.imm
+        if entry.is_local_call or (entry.opcode == LDDW and entry.src == PseudoSrc.FUNC):
+            target = slot + 1 + entry.imm
             if not 0 <= target < size or slots[target] is None:
                 raise StructureError(f"call to invalid destination {target}", insn_index=slot)
             starts.add(target)
@@ -113,10 +113,10 @@ def build_layout(insns: Sequence[Instruction], *, max_insns: int = 1_000_000) ->
         if not (tail.is_exit or tail.is_unconditional_jump):
             raise StructureError("last insn is not an exit or jmp", insn_index=last)
         for slot in range(start, end):
-            insn = slots[slot]
-            if insn is None:
+            entry = slots[slot]
+            if entry is None:
                 continue
-            for target in _targets(insn, slot):
+            for target in _targets(entry, slot):
                 if not start <= target < end:
                     raise StructureError(f"jump out of range from insn {slot} to {target}",
                                          insn_index=slot)

@@ -185,12 +185,12 @@ class HashMap(Map):
         the walk is not seen again even if re-added (dirty tracking reports it)."""
         self._walks += 1
         try:
-            slot = 0
-            while (slot := self._next_slot(slot)) is not None:
+            start = 0
+            while (slot := self._next_slot(start)) is not None:
                 key = self._keys[slot]
                 if key not in self._deleted_in_walk:
                     yield key, self.values.read(self._stored[slot])  # type: ignore[misc]
-                slot += 1
+                start = slot + 1
         finally:
             self._walks -= 1
             if not self._walks:

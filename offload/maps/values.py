@@ -9,6 +9,7 @@ it runs on. Keeping the two layouts here lets every map family share them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 
 def round8(size: int) -> int:
@@ -22,7 +23,7 @@ def split_percpu(value: bytes, value_size: int, ncpus: int) -> list[bytes]:
     return [bytes(value[cpu * stride:cpu * stride + value_size]) for cpu in range(ncpus)]
 
 
-def join_percpu(values: Sequence[bytes], value_size: int) -> bytes:
+def join_percpu(values: Sequence[bytes | bytearray], value_size: int) -> bytes:
     """The uAPI blob for per-CPU ``values`` (each padded with zeros to an 8-byte stride)."""
     pad = bytes(round8(value_size) - value_size)
     return b"".join(bytes(v[:value_size]).ljust(value_size, b"\0") + pad for v in values)
@@ -100,5 +101,29 @@ class PercpuValues:
         stored[cpu][:] = value
 
 
-def value_layout(percpu: bool, value_size: int, ncpus: int) -> PlainValues | PercpuValues:
+class ValueLayout(Protocol):
+    """How a map stores one element's value: one buffer, or one per CPU. The stored form
+    is the layout's own (``bytearray`` or ``list[bytearray]``), opaque to the map."""
+
+    percpu: bool
+    value_size: int
+    ncpus: int
+    uapi_size: int
+
+    def new(self, value: bytes) -> Any: ...
+
+    def zero(self) -> Any: ...
+
+    def write(self, stored: Any, value: bytes) -> None: ...
+
+    def read(self, stored: Any) -> bytes: ...
+
+    def cpu_buffer(self, stored: Any, cpu: int) -> bytearray: ...
+
+    def new_from_program(self, value: bytes, cpu: int) -> Any: ...
+
+    def write_from_program(self, stored: Any, value: bytes, cpu: int) -> None: ...
+
+
+def value_layout(percpu: bool, value_size: int, ncpus: int) -> ValueLayout:
     return PercpuValues(value_size, ncpus) if percpu else PlainValues(value_size, ncpus)

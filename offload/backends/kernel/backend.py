@@ -200,7 +200,7 @@ class HostMap(MapShape):
 
     def update_batch(self, entries: Iterable[tuple[object, object]], elem_flags: int = 0) -> int:
         """BPF_MAP_UPDATE_BATCH: the count applied, or :class:`BatchError` carrying it."""
-        pairs = []
+        pairs: list[tuple[bytes, bytes]] = []
         for pair in _batch_items(entries):
             if not isinstance(pair, tuple) or len(pair) != 2:
                 raise BatchError(errno.EINVAL, f"entry {len(pairs)}: Each batch entry must be a "
