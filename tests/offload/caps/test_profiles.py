@@ -120,3 +120,35 @@ def test_host_kernel_profile() -> None:
     assert {1, 2, 3} <= caps.helpers and MapType.HASH in caps.map_types
     assert profile_from_toml(profile_to_toml(caps)) == caps
     assert 1 <= caps.isa_version <= 4
+
+
+def test_caps_lists_host_kernel_without_importing_the_backend() -> None:
+    """The probed profile comes from the provider's entry point, which the lookup calls."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    code = ("import sys; from offload.caps import list_profiles; "
+            "assert not any(m.startswith('offload.backends') for m in sys.modules); "
+            "print(list_profiles()[-1]); "
+            "assert 'offload.backends.kernel.profile' in sys.modules")
+    run = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(root)),
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == HOST_KERNEL
+
+
+def test_registered_probes_are_listed_and_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from offload.caps import profiles
+
+    monkeypatch.setattr(profiles, "_probes", dict(profiles.probes()))
+    caps = Capabilities(name="probed-nic", map_types=frozenset({MapType.ARRAY}))
+    profiles.register_probe("probed-nic", lambda: caps)
+    assert list_profiles() == FILES + sorted([HOST_KERNEL, "probed-nic"])
+    assert load_profile("probed-nic") is caps
+    with pytest.raises(ProfileError, match="is a profile on file"):
+        profiles.register_probe("smartnic", lambda: caps)
+    with pytest.raises(ProfileError, match="is not a profile name"):
+        profiles.register_probe("Bad Name", lambda: caps)
