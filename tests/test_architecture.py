@@ -19,13 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Top-level packages, highest first; ``service`` sits between the command and migration.
 TOP = [name for name in ("cli", "service", "migrate", "offload")
        if importlib.util.find_spec(name) is not None]
-#: Module cycles inside the verifier that only type annotations close (the checkpoint kept
-#: at a prune point, its precision and stack-liveness marks, and the prune plan that reads
-#: them); the list may only shrink.
-KNOWN_MODULE_CYCLES = [
-    {"offload.verifier.explored", "offload.verifier.liveness", "offload.verifier.precision",
-     "offload.verifier.prune"},
-]
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +108,8 @@ def test_no_cycles_between_offload_subpackages(graph: grimp.ImportGraph) -> None
 
 def test_no_cycles_between_modules(graph: grimp.ImportGraph) -> None:
     edges = {module: graph.find_modules_directly_imported_by(module) for module in graph.modules}
-    assert sorted(map(sorted, cycles(edges))) == sorted(map(sorted, KNOWN_MODULE_CYCLES))
+    assert len(edges) > 200
+    assert cycles(edges) == []
 
 
 def test_top_level_packages_import_only_downwards(graph: grimp.ImportGraph) -> None:

@@ -19,13 +19,8 @@ number, so callers' slots read through pointers passed down are marked in their 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .precision import STRIDE, slot_loc
-from .state import SLOT, State
-
-if TYPE_CHECKING:
-    from .explored import Checkpoint
+from .state import SLOT, Kept, State
 
 EMPTY: frozenset[int] = frozenset()
 
@@ -58,7 +53,7 @@ def read(state: State, frameno: int, lo: int, end: int) -> None:
 def mark(state: State, loc: int) -> None:
     if loc in state.written:
         return  # this path wrote it since its checkpoint: the value read is its own
-    cp: Checkpoint | None = state.parent  # type: ignore[assignment]
+    cp: Kept | None = state.parent  # type: ignore[assignment]
     while cp is not None and cp.stack_read is not None:
         if loc in cp.stack_read:
             return  # marked, and so are the ancestors it reaches
@@ -75,19 +70,19 @@ def wrote(state: State, frameno: int, addr: int) -> None:
         state.written = state.written | {loc}
 
 
-def everything(state: State, stop: Checkpoint | None = None) -> None:
+def everything(state: State, stop: Kept | None = None) -> None:
     """Every checkpoint on the path compares every slot (a state pruned where its future is
     not fully known: the read marks it would bring are not final); with ``stop``, an open
     checkpoint on the path that covers the state, only those below it: ``stop``'s own paths
     read whatever the state's would, and mark it and its ancestors as they do."""
-    cp: Checkpoint | None = state.parent  # type: ignore[assignment]
+    cp: Kept | None = state.parent  # type: ignore[assignment]
     while cp is not None and cp is not stop and cp.stack_read is not None and \
             cp.stack_read is not ALL_SLOTS:
         cp.stack_read = ALL_SLOTS
         cp = cp.parent
 
 
-def inherit(state: State, old: Checkpoint) -> None:
+def inherit(state: State, old: Kept) -> None:
     """``state`` was pruned by ``old``: its path reads what ``old``'s paths read."""
     if old.stack_read is ALL_SLOTS:
         everything(state)  # anything may be read: an empty set to iterate, so said outright

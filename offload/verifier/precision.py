@@ -35,11 +35,10 @@ from typing import TYPE_CHECKING
 from ..isa.opcodes import ATOMIC_FETCH, AluOp, AtomicOp
 from . import ops
 from .cfg import live_regs
-from .state import SCALAR, State
+from .state import SCALAR, Kept, State
 
 if TYPE_CHECKING:
     from .cfg import Program
-    from .explored import Checkpoint
 
 #: A location is ``depth * STRIDE + index``: registers 0-10, then stack slot k at ``SLOTS + k``
 STRIDE = 1 << 12
@@ -137,7 +136,7 @@ class Precision:
                 cp.pkt_need = max(cp.pkt_need, length)
             cp = cp.parent
 
-    def demand_all(self, state: State, old: Checkpoint) -> None:
+    def demand_all(self, state: State, old: Kept) -> None:
         """``state`` was pruned at a may_goto by ``old``, an open checkpoint on its own path,
         with every scalar compared: what follows it may rely on any of them, and on all of
         ``old``'s proven packet. Walked back along the path (through ``old``, the previous
@@ -160,7 +159,7 @@ class Precision:
         if locs:
             self.walk(state, locs)
 
-    def inherit(self, state: State, old: Checkpoint) -> None:
+    def inherit(self, state: State, old: Kept) -> None:
         """``state`` was pruned by ``old``: it relies on whatever ``old`` relied on."""
         if old.state is not None:
             pkt = min(old.state.pkt_len, old.pkt_need)
@@ -349,7 +348,7 @@ class Precision:
         return None  # exit or a call without its record: cannot happen on a walked path
 
     @staticmethod
-    def _mark(cp: Checkpoint, locs: set[int]) -> bool | None:
+    def _mark(cp: Kept, locs: set[int]) -> bool | None:
         """Record ``locs`` in ``cp``; whether any is new (None: a location it does not have).
 
         Locations that hold no scalar in the checkpoint are dropped: pointers are always

@@ -12,7 +12,7 @@ ranges are not.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from ..maps.spec import MapSpec
 from .scalar import Scalar
@@ -261,6 +261,30 @@ class PathNode:
             node = node.prev
         out.reverse()
         return out
+
+
+class Kept(Protocol):
+    """What a path sees of the checkpoint it descends from (``explored.Checkpoint``): the
+    state kept there, its parent, and the marks precision and stack liveness leave on it."""
+
+    precise: set[int] | None
+    pkt_need: int
+    meta_need: int
+    all_precise: bool
+    stack_read: set[int] | None
+    written: frozenset[int]
+
+    @property
+    def state(self) -> State | None: ...
+
+    @property
+    def parent(self) -> Kept | None: ...
+
+    @property
+    def slot(self) -> int: ...
+
+    @property
+    def hist(self) -> object: ...
 
 
 class State:
