@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from ..isa.disasm import slot_positions
 from ..isa.instruction import Instruction
@@ -542,7 +542,7 @@ def _resolve(local: Btf, type_id: int, access: str, kind: CoreReloKind, target: 
     if not local_type.name:
         raise CoreError("the type is anonymous, so nothing on the device can be found by its "
                         "name.")
-    btf = cast(Btf, target.btf)  # DeviceBtf types it loosely: caps sits below the loader
+    btf = target.btf
     matched: _Spec | None = None
     answer: _Value | None = None
     reasons = []
