@@ -36,7 +36,6 @@ from .wire import (
     MAX_KEY_SIZE,
     MAX_MESSAGE_SIZE,
     MAX_VALUE_SIZE,
-    CtrlDecodeError,
     CtrlEncodeError,
     Reader,
     Writer,
@@ -537,4 +536,4 @@ def codec_of(cls: Any, skip: tuple[str, ...] = ()) -> MessageCodec:
     return codec
 
 
-__all__ = ["CtrlDecodeError", "CtrlEncodeError", "MessageCodec", "codec_of"]
+__all__ = ["MessageCodec", "codec_of"]
