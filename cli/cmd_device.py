@@ -10,15 +10,16 @@ from typing import Any
 from rich.live import Live
 from rich.table import Table
 
+from service.client import DeviceClient
+from service.device_service import BACKENDS, ENGINES, DeviceService
+from service.device_state import DeviceState, default_state_dir
+from service.errors import ServiceError
+from service.traffic import DEFAULT_RATE, parse_traffic
+
 from . import object_options
-from .client import DeviceClient
-from .device_service import BACKENDS, ENGINES, DeviceService
-from .device_state import DeviceState, default_state_dir
-from .exits import CliError, Exit, UsageError
+from .exits import Exit, UsageError
 from .output import Output
-from .rpc import RemoteError
 from .status_view import status_json, status_view
-from .traffic import DEFAULT_RATE, parse_traffic
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -141,7 +142,7 @@ def parse_size(text: str) -> int:
 
 
 def serve_command(args: argparse.Namespace, out: Output) -> int:
-    from .daemon import Daemon
+    from service.daemon import Daemon
 
     traffic = parse_traffic(args.traffic, args.rate, args.seed if args.seed is not None else 1)
     state = DeviceState.open(args.state_dir or default_state_dir(args.name), args.name)
@@ -208,7 +209,7 @@ def fetch(paths: list[str]) -> list[tuple[str, dict[str, Any] | None, str | None
         try:
             with DeviceClient(path, timeout=5.0) as client:
                 entries.append((path, client.call("status"), None))
-        except (CliError, RemoteError) as err:
+        except ServiceError as err:
             entries.append((path, None, str(err)))
     return entries
 

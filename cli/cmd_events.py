@@ -15,7 +15,8 @@ from typing import Any
 
 from rich.text import Text
 
-from .client import DeviceClient
+from service.client import DeviceClient
+
 from .exits import Exit, UsageError
 from .output import Output
 

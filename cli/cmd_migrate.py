@@ -16,9 +16,10 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from .client import DeviceClient
+from service.client import DeviceClient
+from service.migration import FINISHED
+
 from .exits import Exit, UsageError
-from .migration import FINISHED
 from .output import Output
 
 RAW = argparse.RawDescriptionHelpFormatter

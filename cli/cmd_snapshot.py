@@ -33,12 +33,12 @@ from migrate.plan_view import plan_table
 from migrate.schema import SnapshotFormatError
 from migrate.seal import Seal, SealInfo, Trust
 from migrate.snapshot import Snapshot
+from service.client import DeviceClient
+from service.plan_data import plan_from_dict
+from service.protocol import CHUNK, RemoteError
 
-from .client import DeviceClient
 from .exits import Exit, UsageError
 from .output import Output
-from .plan_data import plan_from_dict
-from .rpc import CHUNK, RemoteError
 from .snapshot_view import diff_view, inspect_dict, inspect_view, snapshot_diff
 
 RAW = argparse.RawDescriptionHelpFormatter
@@ -197,7 +197,7 @@ def download(client: DeviceClient, out: Output,
     with out.transfer("checkpoint", begin["size"]) as bar:
         while received < begin["size"]:
             chunk = client.call("checkpoint.read", transfer=begin["transfer"],
-                                offset=received, size=CHUNK)
+                                offset=received, size=CHUNK)["data"]
             if not chunk:
                 break
             sink.write(chunk)

@@ -29,12 +29,12 @@ from offload.program import resolve_map_references
 from offload.soundness import SoundnessError, check_program
 from offload.uapi import ProgType
 from offload.verifier import VerifierError, VerifierLog, verify
+from service.pcap import read_pcap
 
 from . import object_options
 from .bpf_plugin import parse_hex
 from .exits import Exit, UsageError
 from .output import Output
-from .pcap import read_pcap
 from .programs import read_text
 
 RAW = argparse.RawDescriptionHelpFormatter

@@ -34,14 +34,15 @@ from migrate.keys import (
 )
 from migrate.plan_view import plan_table
 from migrate.seal import Seal, Trust
+from service.device_service import DeviceService
+from service.methods import call
+from service.plan_data import plan_from_dict
+from service.traffic import Traffic, synthetic_frames
 
 from .cmd_snapshot import describe_seal
-from .device_service import DeviceService
 from .exits import Exit, UsageError
 from .output import Output
-from .plan_data import plan_from_dict
 from .status_view import status_view
-from .traffic import Traffic, synthetic_frames
 
 RAW = argparse.RawDescriptionHelpFormatter
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xdp"
@@ -86,11 +87,13 @@ def _run_traffic(service: DeviceService, seconds: float, rate: float) -> int:
 
 def _block(service: DeviceService) -> None:
     for address in BLOCKED_V4:
-        service.map_update({"map": "blocked_v4", "key": ipaddress.IPv4Address(address).packed,
-                            "value": bytes(8)})
+        call(service, "map.update", {"map": "blocked_v4",
+                                     "key": ipaddress.IPv4Address(address).packed,
+                                     "value": bytes(8)})
     for address in BLOCKED_V6:
-        service.map_update({"map": "blocked_v6", "key": ipaddress.IPv6Address(address).packed,
-                            "value": bytes(8)})
+        call(service, "map.update", {"map": "blocked_v6",
+                                     "key": ipaddress.IPv6Address(address).packed,
+                                     "value": bytes(8)})
 
 
 def demo_command(args: argparse.Namespace, out: Output) -> int:
@@ -112,8 +115,8 @@ def demo_command(args: argparse.Namespace, out: Output) -> int:
                       f"{caps.description}", highlight=False)
 
     console.print(Rule(f"2. load {path.name} on A"))
-    loaded = a.load({"object": data, "name": path.name.split(".")[0],
-                     "program": args.program, "attach": True})
+    loaded = call(a, "load", {"object": data, "name": path.name.split(".")[0],
+                              "program": args.program, "attach": True})
     _block(a)
     console.print(f"maps {', '.join(loaded['maps'])}; program {args.program} attached; "
                   f"{len(BLOCKED_V4)} IPv4 and {len(BLOCKED_V6)} IPv6 sources blocked",
@@ -144,16 +147,16 @@ def demo_command(args: argparse.Namespace, out: Output) -> int:
                       highlight=False)
         result = b.restore_payload(encode(snapshot), source=opened.source,
                                    authenticated=opened.authenticated, no_rollback=True)
-    plan = plan_from_dict(result["plan"])
+    plan = plan_from_dict(result.plan)
     console.print(plan_table(plan))
     rewritten = [r for r in plan.reports if r.outcome == Outcome.REWRITABLE]
-    console.print(f"restored {len(result['maps'])} maps with {result['entries']:,} entries; "
-                  f"{result['attached']} attached on B", highlight=False)
+    console.print(f"restored {len(result.maps)} maps with {result.entries:,} entries; "
+                  f"{result.attached} attached on B", highlight=False)
 
     console.print(Rule("6. the same frames through both devices"))
     frames = [frame for frame, _ in zip(synthetic_frames(seed=11), range(CHECK_FRAMES))]
-    verdicts_a = a.inject({"frames": frames})["actions"]
-    verdicts_b = b.inject({"frames": frames})["actions"]
+    verdicts_a = call(a, "inject", {"frames": frames})["actions"]
+    verdicts_b = call(b, "inject", {"frames": frames})["actions"]
     same = verdicts_a == verdicts_b
     table = Table(title=f"verdicts for {len(frames)} frames")
     table.add_column("action")
@@ -167,10 +170,10 @@ def demo_command(args: argparse.Namespace, out: Output) -> int:
         service.tick()
 
     console.print(Rule("7. status"))
-    console.print(status_view([(s.device.name, s.status(), None) for s in (a, b)]))
+    console.print(status_view([(s.device.name, call(s, "status"), None) for s in (a, b)]))
 
     elapsed = time.monotonic() - started
-    if same and result["attached"]:
+    if same and result.attached:
         kind = ", ".join(f"{r.kind} {r.name} rewritten" for r in rewritten) or "no rewrite"
         console.print(Text(f"same verdicts on A ({args.source}) and B ({args.target}) for every "
                            f"frame ({kind}); demo done in {elapsed:.1f} s", style="bold green"))

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
+from service.protocol import RemoteError
+
 from . import (
     cmd_device,
     cmd_events,
@@ -25,7 +27,6 @@ from . import (
 )
 from .exits import Exit, classify
 from .output import Output
-from .rpc import RemoteError
 
 EXIT_OK = Exit.OK
 EXIT_REFUSED = Exit.REFUSED
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None,
         return Exit.REFUSED
     except Exception as err:  # every failure ends as a message and an exit code
         code, exit_code = classify(err)
-        if type(err).__module__.split(".")[0] not in ("offload", "migrate", "cli") \
+        if type(err).__module__.split(".")[0] not in ("offload", "migrate", "service", "cli") \
                 and not isinstance(err, OSError):
             raise
         label = {Exit.INTEGRITY: "integrity", Exit.USAGE: "error"}.get(exit_code, "refused")

@@ -97,8 +97,8 @@ def test_demo_runs_end_to_end():
 
 
 def test_verify_check_frames_runs_the_soundness_oracle(capsys, tmp_path, monkeypatch):
-    from cli.frames import IPPROTO_TCP, frame
-    from cli.pcap import encode_pcap
+    from service.frames import IPPROTO_TCP, frame
+    from service.pcap import encode_pcap
 
     capture = tmp_path / "frames.pcap"
     capture.write_bytes(encode_pcap([frame("10.0.0.1", "10.0.0.2", IPPROTO_TCP), bytes(20)]))

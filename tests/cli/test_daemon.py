@@ -10,9 +10,10 @@ import socket
 
 import pytest
 
-from cli.client import DeviceClient
-from cli.rpc import RemoteError
-from cli.traffic import synthetic_frames
+from service.client import DeviceClient
+from service.errors import ErrorKind
+from service.protocol import RemoteError
+from service.traffic import synthetic_frames
 
 from .conftest import FIXTURES, answers, cli
 
@@ -182,13 +183,13 @@ def test_protocol_errors_do_not_stop_the_daemon(daemons):
     d = daemons("P", "full")
     with pytest.raises(RemoteError) as info:
         call(d.path, "frobnicate")
-    assert info.value.name == "ENOSYS" and info.value.exit_code == 1
+    assert info.value.name == "ENOSYS" and info.value.kind == ErrorKind.INVALID
     with pytest.raises(RemoteError) as info:
         call(d.path, "load", object="not bytes")
     assert info.value.name == "EINVAL" and "'object'" in info.value.message
     with pytest.raises(RemoteError) as info:
         call(d.path, "load", object=b"\x7fELF garbage")
-    assert info.value.exit_code == 1
+    assert info.value.kind == ErrorKind.REFUSED
     raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     raw.connect(str(d.path))
     raw.sendall(b"\x93\x00\x01\xc1")  # a request cut by a byte msgpack never uses
@@ -248,7 +249,7 @@ def test_kernel_backend_device_restores_onto_the_builtin_one(daemons, tmp_path):
 
 
 def test_pcap_traffic_is_replayed(daemons, tmp_path):
-    from cli.pcap import encode_pcap
+    from service.pcap import encode_pcap
 
     capture = tmp_path / "trace.pcap"
     capture.write_bytes(encode_pcap(FRAMES[:20]))

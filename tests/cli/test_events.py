@@ -8,9 +8,10 @@ import signal
 import subprocess
 import sys
 
-from cli.client import DeviceClient
-from cli.device_service import DeviceService
 from cli.status_view import status_view
+from service.client import DeviceClient
+from service.device_service import DeviceService
+from service import methods
 from tests.offload.device.packets import ether, ipv4, udp
 
 from .conftest import FIXTURES, ROOT, cli
@@ -74,20 +75,21 @@ def test_the_status_view_shows_streams_and_the_service_bounds_reads():
     import pytest
     from rich.console import Console
 
-    from cli.device_service import ServiceError
+    from service.errors import InvalidRequest
 
     service = DeviceService("A", "full", seed=7)
-    service.load({"object": (FIXTURES / "libbpf" / "xdp_ringbuf_log.o").read_bytes(),
-                  "name": "xdp_ringbuf_log", "program": "xdp_ringbuf_log", "attach": True})
-    service.inject({"frames": [FRAME] * 3})
+    methods.call(service, "load", {"object": (FIXTURES / "libbpf" / "xdp_ringbuf_log.o").read_bytes(),
+                           "name": "xdp_ringbuf_log", "program": "xdp_ringbuf_log",
+                           "attach": True})
+    methods.call(service, "inject", {"frames": [FRAME] * 3})
     console = Console(record=True, width=120, file=io.StringIO())
-    console.print(status_view([("a.sock", service.status(), None)]))
+    console.print(status_view([("a.sock", methods.call(service, "status"), None)]))
     row = next(line for line in console.export_text().splitlines() if "flow_log" in line)
     assert "RINGBUF" in row and "3 events" in row and "4,096 B" in row
-    first = service.events_read({"max": 2})
+    first = methods.call(service, "events.read", {"max": 2})
     assert [e["seq"] for e in first["events"]] == [0, 1] and first["backlog"] == 1
     assert first["streams"] == [{"map": "flow_log", "pending": 0, "lost": 0, "bytes": 0,
                                  "size": 4096}]
-    assert [e["seq"] for e in service.events_read({})["events"]] == [2]
-    with pytest.raises(ServiceError):
-        service.events_read({"max": 0})
+    assert [e["seq"] for e in methods.call(service, "events.read", {})["events"]] == [2]
+    with pytest.raises(InvalidRequest, match="'max' of 'events.read' must be 1 to 10000"):
+        methods.call(service, "events.read", {"max": 0})

@@ -7,9 +7,11 @@ import json
 
 import pytest
 
-from cli.device_service import DeviceService, error_data
 from cli.exits import UsageError
 from offload.driver import ObjectLoadError
+from service.device_service import DeviceService, error_data
+from service.errors import InvalidRequest
+from service.methods import call
 
 from .conftest import FIXTURES, cli, run_main
 
@@ -103,8 +105,8 @@ def test_map_in_map_with_a_value_type_verifies(capsys):
 
 
 def test_check_frames_runs_on_chosen_programs_of_mixed_objects(capsys, tmp_path):
-    from cli.frames import IPPROTO_TCP, frame
-    from cli.pcap import encode_pcap
+    from service.frames import IPPROTO_TCP, frame
+    from service.pcap import encode_pcap
 
     capture = tmp_path / "frames.pcap"
     capture.write_bytes(encode_pcap([frame("10.0.0.1", "10.0.0.2", IPPROTO_TCP), bytes(20)]))
@@ -114,8 +116,8 @@ def test_check_frames_runs_on_chosen_programs_of_mixed_objects(capsys, tmp_path)
 
 
 def service_load(service: DeviceService, name: str, **params):
-    return service.load({"object": (LIBBPF / f"{name}.o").read_bytes(), "name": name,
-                         **params})
+    return call(service, "load", {"object": (LIBBPF / f"{name}.o").read_bytes(), "name": name,
+                                  **params})
 
 
 def test_device_load_refuses_chosen_programs_and_reports_the_rest():
@@ -125,7 +127,7 @@ def test_device_load_refuses_chosen_programs_and_reports_the_rest():
     assert "--program xdp_count_ipv4 --program trace_getpid" in str(info.value)
     data = error_data(info.value)
     assert data["refused"]["trace_nanosleep"]["kind"] == "co-re"
-    assert service.status()["programs"] == [] and service.status()["maps"] == []
+    assert call(service, "status")["programs"] == [] and call(service, "status")["maps"] == []
     result = service_load(service, "xdp_traced", program=["xdp_count_ipv4"], attach=True)
     assert result["attached"] == "xdp_count_ipv4" and list(result["maps"]) == ["frame_counts"]
     assert result["refused"]["trace_nanosleep"]["section"] == "kprobe/do_nanosleep"
@@ -140,11 +142,11 @@ def test_device_load_takes_types_and_sizes():
     assert list(result["programs"]) == ["xdp_custom"]
     result = service_load(service, "xdp_sized_maps", map_sizes={"allowed_ports": 16})
     assert set(result["programs"]) == {"xdp_port_filter", "xdp_port_hits"}
-    maps = {m["name"]: m for m in service.status()["maps"]}
+    maps = {m["name"]: m for m in call(service, "status")["maps"]}
     assert maps["allowed_ports"]["max_entries"] == 16
     with pytest.raises(UsageError, match="no map named 'nope'"):
         service_load(service, "xdp_sized_maps", map_sizes={"nope": 16})
-    with pytest.raises(Exception, match="'map_sizes' must map names to int"):
+    with pytest.raises(InvalidRequest, match="'map_sizes.allowed_ports' of 'load' must be int"):
         service_load(service, "xdp_sized_maps", map_sizes={"allowed_ports": "16"})
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import struct
 
-from cli.client import DeviceClient
 from migrate import store
 from migrate.entries import MapEntries
 from migrate.snapshot import MapState, Snapshot
@@ -15,6 +14,7 @@ from offload.caps import load_profile
 from offload.maps.memory import map_memory
 from offload.maps.spec import MapSpec
 from offload.uapi import MapType
+from service.client import DeviceClient
 
 from .conftest import cli
 

@@ -7,9 +7,10 @@ import ipaddress
 
 from rich.console import Console
 
-from cli.device_service import DeviceService
 from cli.status_view import status_json, status_view
-from cli.traffic import synthetic_frames
+from service.device_service import DeviceService
+from service.methods import call
+from service.traffic import synthetic_frames
 
 from .conftest import FIXTURES
 
@@ -31,16 +32,17 @@ class Clock:
 def firewall_device():
     clock = Clock()
     service = DeviceService("A", "full", seed=7, clock=clock)
-    service.load({"object": (FIXTURES / "xdp_firewall.o").read_bytes(), "name": "xdp_firewall",
-                  "attach": True})
-    service.map_update({"map": "blocked_v4", "key": ipaddress.IPv4Address("10.0.0.3").packed,
-                        "value": bytes(8)})
+    call(service, "load", {"object": (FIXTURES / "xdp_firewall.o").read_bytes(),
+                           "name": "xdp_firewall", "attach": True})
+    call(service, "map.update", {"map": "blocked_v4",
+                                 "key": ipaddress.IPv4Address("10.0.0.3").packed,
+                                 "value": bytes(8)})
     frames = [f for f, _ in zip(synthetic_frames(seed=2), range(400))]
     service.tick(clock.now)
-    actions = service.inject({"frames": frames[:200]})["actions"]
+    actions = call(service, "inject", {"frames": frames[:200]})["actions"]
     clock.now += 1.0
     service.tick(clock.now)
-    actions += service.inject({"frames": frames[200:]})["actions"]
+    actions += call(service, "inject", {"frames": frames[200:]})["actions"]
     clock.now += 1.0
     service.tick(clock.now)
     return service, actions
@@ -48,7 +50,7 @@ def firewall_device():
 
 def test_view_shows_features_counters_rates_and_fill():
     service, actions = firewall_device()
-    status = service.status()
+    status = call(service, "status")
     text = render(status_view([("a.sock", status, None)]))
     lines = text.splitlines()
     assert "device A" in lines[0]
@@ -69,7 +71,7 @@ def test_view_shows_features_counters_rates_and_fill():
 
 def test_unreachable_devices_and_migration_progress():
     service, _ = firewall_device()
-    status = service.status()
+    status = call(service, "status")
     status["migration"] = {"state": "pre-copy", "round": 2, "done": 512, "total": 2048,
                            "unit": "entries"}
     text = render(status_view([("a.sock", status, None),
@@ -80,7 +82,7 @@ def test_unreachable_devices_and_migration_progress():
 
 def test_status_json_has_the_promised_fields():
     service, actions = firewall_device()
-    data = status_json(service.status())
+    data = status_json(call(service, "status"))
     assert set(data) >= {"name", "profile", "backend", "features", "programs", "maps"}
     (prog,) = data["programs"]
     assert set(prog) >= {"id", "name", "type", "attach", "counters"}

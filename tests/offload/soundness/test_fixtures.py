@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cli.frames import ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ether, frame, ipv6, tcp
 from offload.caps import load_profile
 from offload.loader import load_object
 from offload.program import resolve_map_references
 from offload.soundness import check_program
+from service.frames import ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, ether, frame, ipv6, tcp
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "xdp"
 CAPS = load_profile("full")

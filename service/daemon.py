@@ -20,8 +20,14 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from .device_service import DeviceService, ServiceError, error_data
-from .rpc import MessageReader, Request, RpcProtocolError, encode_response, error_payload
+from offload.errors import OffloadError
+
+from . import api
+from .device_service import DeviceService, error_data
+from .errors import Refused, ServiceError
+from .methods import call, lookup
+from .params import parse_params, to_wire
+from .protocol import MessageReader, Request, RpcProtocolError, encode_response, error_payload
 
 TICK = 0.02  # seconds between traffic beats
 #: Connections served at once; more wait in the listen backlog (socket.SOMAXCONN) until one
@@ -33,7 +39,7 @@ SOCKET_MODE = 0o600
 LOCK_WAIT = 10.0  # seconds a request waits for a migration's hold on the device
 
 
-class SocketInUse(ServiceError):
+class SocketInUse(Refused):
     """Another daemon answers at the path, or the path is not a socket."""
 
 
@@ -90,14 +96,9 @@ class Daemon:
         self.stopping = False
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, _Connection] = {}
-        self.extra: dict[str, Callable[[dict[str, Any]], Any]] = {"shutdown": self._shutdown}
         self.listener: socket.socket | None = None
         self._inode: int | None = None
         self._accepting = False
-
-    def _shutdown(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.stopping = True
-        return {"stopping": self.service.device.name}
 
     def serve(self, ready: Callable[[], None] | None = None) -> None:
         self.listener = claim_socket(self.path)
@@ -119,7 +120,7 @@ class Daemon:
         try:
             if ready is not None:
                 ready()
-            while not self.stopping:
+            while not (self.stopping or self.service.stopping):
                 for key, mask in self.selector.select(TICK):
                     if key.data == "accept":
                         self._accept()
@@ -135,6 +136,7 @@ class Daemon:
                     finally:
                         self.service.lock.release()
         finally:
+            self.stopping = True
             signal.set_wakeup_fd(old_fd)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -212,18 +214,15 @@ class Daemon:
         lock = self.service.lock
         if not lock.acquire(blocking=False):  # a migration holds the device
             if request.method == "status":
-                return encode_response(request.msgid, None, self.service.busy_status())
+                return encode_response(request.msgid, None,
+                                       to_wire(self.service.busy_status()))
             if not lock.acquire(timeout=LOCK_WAIT):
-                error = ServiceError(errno.EBUSY, f"device {self.service.device.name} is busy "
+                error = Refused(errno.EBUSY, f"device {self.service.device.name} is busy "
                                                   "with a migration; try again when it ends.")
                 return encode_response(request.msgid, error_payload(error), None)
         try:
-            handler = self.extra.get(request.method)
             self.service.caller = conn
-            if handler is not None:
-                result = handler(request.params)
-            else:
-                result = self.service.dispatch(request.method, request.params)
+            result = call(self.service, request.method, request.params)
         except Exception as exc:  # every failure becomes an error answer, never a dead daemon
             if not _expected(exc):
                 print(f"{self.service.device.name}: {request.method} failed: "
@@ -242,12 +241,13 @@ class Daemon:
         conn.sock.settimeout(5.0)
         try:
             if conn.output:
-                raise ServiceError(errno.EPROTO, "migrate.incoming must be the only request on "
+                raise Refused(errno.EPROTO, "migrate.incoming must be the only request on "
                                                  "its connection.")
+            params = parse_params(lookup(request.method).params, request.params, request.method)
             self._check_incoming()
-            conn.sock.sendall(encode_response(request.msgid, None, {"accepted": True}))
-            self.service.accept_migration(conn.sock, "control socket",
-                                          bool(request.params.get("allow_fallback", False)))
+            conn.sock.sendall(encode_response(request.msgid, None,
+                                              to_wire(api.MigrateIncomingResult())))
+            self.service.accept_migration(conn.sock, "control socket", params.allow_fallback)
         except (OSError, ServiceError) as exc:
             try:
                 conn.sock.sendall(encode_response(request.msgid, error_payload(exc), None))
@@ -257,7 +257,7 @@ class Daemon:
 
     def _check_incoming(self) -> None:
         if self.service.migrating():
-            raise ServiceError(errno.EBUSY, f"device {self.service.device.name} is already "
+            raise Refused(errno.EBUSY, f"device {self.service.device.name} is already "
                                             "migrating.")
         with self.service.lock:
             self.service.check_empty("migrate onto")
@@ -327,6 +327,4 @@ class Daemon:
 
 
 def _expected(exc: BaseException) -> bool:
-    from offload.errors import OffloadError
-
     return isinstance(exc, OffloadError)

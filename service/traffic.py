@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from .exits import UsageError
+from .errors import UsageError
 from .frames import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, frame
 from .pcap import read_pcap
 

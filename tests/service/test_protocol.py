@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cli.exits import Exit
-from cli.rpc import (
+from migrate.seal import IntegrityError
+from offload.errors import ErrnoError
+from service.errors import ErrorKind, InvalidRequest
+from service.protocol import (
     MessageReader,
     RemoteError,
     Request,
@@ -21,8 +23,6 @@ from cli.rpc import (
     encode_response,
     error_payload,
 )
-from migrate.seal import IntegrityError
-from offload.errors import ErrnoError
 
 params = st.dictionaries(st.text(max_size=8),
                          st.one_of(st.integers(-2**63, 2**64 - 1), st.binary(max_size=64),
@@ -42,7 +42,7 @@ def test_requests_survive_any_fragmentation(requests, cuts):
         got += reader.feed(stream[pos:pos + cut])
         pos += cut
     got += reader.feed(stream[pos:])
-    assert got == [Request(i, m, p) for i, m, p in requests]
+    assert got == [Request(i, m, [p]) for i, m, p in requests]
 
 
 def test_responses_and_errors_round_trip():
@@ -55,23 +55,46 @@ def test_responses_and_errors_round_trip():
         second.unwrap()
     assert (info.value.name, info.value.errno, info.value.message) == \
         ("ENOENT", errno.ENOENT, "no such map")
-    assert info.value.exit_code == Exit.REFUSED
+    assert info.value.kind == ErrorKind.REFUSED
 
 
-def test_error_payload_carries_the_exit_class():
+def test_error_payload_carries_the_kind_not_an_exit_code():
     sealed = error_payload(IntegrityError("the digest does not match."))
-    assert sealed["exit"] == Exit.INTEGRITY and sealed["errno"] == "EBADMSG"
-    assert error_payload(OSError(errno.EACCES, "denied"))["exit"] == Exit.USAGE
+    assert sealed["kind"] == "integrity" and sealed["errno"] == "EBADMSG"
+    assert "exit" not in sealed
+    assert error_payload(OSError(errno.EACCES, "denied"))["kind"] == "usage"
     assert error_payload(ErrnoError(524, "no batches"))["errno"] == "ENOTSUPP"
+    assert error_payload(RuntimeError("bug"))["kind"] == "internal"
+    bad = error_payload(InvalidRequest("the parameter 'map' is missing.", field="map"))
+    assert (bad["kind"], bad["errno"], bad["data"]) == ("invalid", "EINVAL", {"field": "map"})
+
+
+@pytest.mark.parametrize("error, kind", [
+    ({"errno": "EBADMSG", "code": 74, "kind": "integrity", "message": "m", "data": {}},
+     ErrorKind.INTEGRITY),
+    ({"kind": "nonsense"}, ErrorKind.REFUSED),
+    ({"errno": 5, "code": "x", "message": None, "data": []}, ErrorKind.REFUSED),
+])
+def test_a_peer_s_error_map_is_read_defensively(error, kind):
+    with pytest.raises(RemoteError) as info:
+        Response(1, error, None).unwrap()
+    assert info.value.kind == kind and isinstance(info.value.data, dict)
+    assert isinstance(info.value.errno, int) and isinstance(info.value.name, str)
 
 
 @pytest.mark.parametrize("value", [
-    5, [], [7, 1, "m", []], [0, "id", "m", []], [0, 1, 2, []], [0, 1, "m", {}],
-    [0, 1, "m", [1]], [0, 1, "m", [{}, {}]], [1, 1, "error", None], [1, 1, None],
+    5, [], [7, 1, "m", []], [0, "id", "m", []], [0, True, "m", []], [0, 1, 2, []],
+    [0, 1, "m"], [1, 1, "error", None], [1, 1, None],
 ])
 def test_malformed_messages_are_refused(value):
     with pytest.raises(RpcProtocolError):
         MessageReader().feed(msgpack.packb(value))
+
+
+@pytest.mark.parametrize("params", [{}, [1], [{}, {}], "x", None])
+def test_requests_with_odd_params_still_parse_for_the_method_table_to_answer(params):
+    (request,) = MessageReader().feed(msgpack.packb([0, 9, "ping", params]))
+    assert request == Request(9, "ping", params)
 
 
 def test_bytes_that_are_not_msgpack_or_too_large_are_refused():

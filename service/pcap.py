@@ -13,7 +13,7 @@ import os
 import struct
 from collections.abc import Iterable
 
-from .exits import UsageError
+from .errors import UsageError
 
 MAGIC_US = 0xA1B2C3D4
 MAGIC_NS = 0xA1B23C4D

@@ -7,8 +7,8 @@ import socket
 import struct
 import threading
 
-from cli.client import DeviceClient
-from cli.rpc import MessageReader, encode_request
+from service.client import DeviceClient
+from service.protocol import MessageReader, encode_request
 
 from .conftest import FIXTURES
 
@@ -53,7 +53,7 @@ def test_two_hundred_clients_at_once_all_succeed_while_one_stalls(daemons):
     assert not failures, f"{len(failures)} of {CLIENTS} clients failed, e.g. {failures[:3]}"
 
     with DeviceClient(path, timeout=TIMEOUT) as check:
-        items = dict((bytes(k), bytes(v)) for k, v in check.call("map.items", map="blocked_v4"))
+        items = dict((bytes(k), bytes(v)) for k, v in check.call("map.items", map="blocked_v4")["items"])
     assert len(items) == CLIENTS
     assert items[struct.pack(">I", 7)] == struct.pack("<Q", 7)
 

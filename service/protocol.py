@@ -2,24 +2,24 @@
 
 The messages are those of the msgpack-RPC specification: a request ``[0, msgid, method,
 [params]]``, a response ``[1, msgid, error, result]``, back to back on the stream with no
-other framing (msgpack values delimit themselves). ``params`` is always one map of named
-parameters; ``error`` is nil or a map ``{errno, code, message, exit, data}``
-(docs/control-socket.md). :class:`MessageReader` turns received bytes into messages and
-refuses a malformed stream with :class:`RpcProtocolError`; the daemon and the client only move
-bytes.
+other framing (msgpack values delimit themselves). ``params`` is one map of named parameters,
+which the method table checks (service/methods.py); ``error`` is nil or a map ``{errno, code,
+kind, message, data}`` (docs/control-socket.md). :class:`MessageReader` turns received bytes
+into messages and refuses a malformed stream with :class:`RpcProtocolError`; the daemon and
+the client only move bytes.
 """
 
 from __future__ import annotations
 
 import errno as _errno
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
 from offload.errors import ErrnoError
 
-from .exits import CliError, Exit, classify, errno_name
+from .errors import ErrorKind, InvalidRequest, ServiceError, classify, errno_name
 
 REQUEST = 0
 RESPONSE = 1
@@ -29,31 +29,34 @@ MAX_MESSAGE = 32 << 20
 CHUNK = 1 << 20
 
 
-class RpcProtocolError(CliError):
+class RpcProtocolError(InvalidRequest):
     """Bytes on the control socket that are not msgpack-RPC."""
 
-    errno = _errno.EPROTO
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code=_errno.EPROTO)
 
 
-class RemoteError(CliError):
-    """An error the daemon answered with: its errno name, message and exit class."""
+class RemoteError(ServiceError):
+    """An error the daemon answered with: its errno name and number, kind, message, data."""
 
-    def __init__(self, name: str, code: int, message: str, exit_code: int,
+    def __init__(self, name: str, code: int, message: str, kind: ErrorKind,
                  data: dict[str, Any] | None = None) -> None:
         super().__init__(f"{name}: {message}")
         self.name = name
         self.errno = code
+        self.kind = kind
         self.message = message
-        self.exit_code = Exit(exit_code) if exit_code in Exit._value2member_map_ \
-            else Exit.REFUSED
         self.data = data or {}
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
+    """``params`` as it arrived: an array holding one map, or empty, if the peer follows
+    the specification - the method table refuses anything else, naming it."""
+
     msgid: int
     method: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: Any = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +67,9 @@ class Response:
 
     def unwrap(self) -> Any:
         """The result, or the error raised as :class:`RemoteError`."""
-        if self.error is None:
-            return self.result
-        e = self.error
-        return _raise(RemoteError(str(e.get("errno", "EIO")), int(e.get("code", _errno.EIO)),
-                                  str(e.get("message", "the device gave no reason")),
-                                  int(e.get("exit", Exit.REFUSED)), e.get("data") or {}))
-
-
-def _raise(exc: Exception) -> Any:
-    raise exc
+        if self.error is not None:
+            raise remote_error(self.error)
+        return self.result
 
 
 def pack(value: Any) -> bytes:
@@ -89,11 +85,26 @@ def encode_response(msgid: int, error: dict[str, Any] | None, result: Any) -> by
 
 
 def error_payload(exc: BaseException, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The error map for an exception: errno name and number, message, exit class."""
-    code, exit_code = classify(exc)
+    """The error map for an exception: errno name and number, kind, message, data (with
+    ``field``, the parameter at fault, for a malformed request)."""
+    code, kind = classify(exc)
     message = exc.detail if isinstance(exc, ErrnoError) else str(exc)
-    return {"errno": errno_name(code), "code": code, "message": message,
-            "exit": int(exit_code), "data": data or {}}
+    data = dict(data or {})
+    if isinstance(exc, InvalidRequest) and exc.field is not None:
+        data["field"] = exc.field
+    return {"errno": errno_name(code), "code": code, "kind": kind.value, "message": message,
+            "data": data}
+
+
+def remote_error(error: dict[str, Any]) -> RemoteError:
+    """The error a peer answered with; fields it left out or mistyped read as a refusal."""
+    name, code, message = error.get("errno"), error.get("code"), error.get("message")
+    kind, data = error.get("kind"), error.get("data")
+    return RemoteError(name if isinstance(name, str) else "EIO",
+                       code if isinstance(code, int) and not isinstance(code, bool) else _errno.EIO,
+                       message if isinstance(message, str) else "the device gave no reason",
+                       ErrorKind(kind) if kind in ErrorKind._value2member_map_ else ErrorKind.REFUSED,
+                       data if isinstance(data, dict) else {})
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -129,11 +140,10 @@ def _message(value: Any) -> Request | Response:
         raise RpcProtocolError("a message must be an array starting with 0 (request) or 1 "
                                "(response).")
     if value[0] == REQUEST:
-        if len(value) != 4 or not isinstance(value[1], int) or not isinstance(value[2], str) \
-                or not isinstance(value[3], list) or len(value[3]) > 1 \
-                or (value[3] and not isinstance(value[3][0], dict)):
+        if len(value) != 4 or not isinstance(value[1], int) or isinstance(value[1], bool) \
+                or not isinstance(value[2], str):
             raise RpcProtocolError("a request is [0, msgid, method, [params map]].")
-        return Request(value[1], value[2], value[3][0] if value[3] else {})
+        return Request(value[1], value[2], value[3])
     if len(value) != 4 or not isinstance(value[1], int) or \
             not (value[2] is None or isinstance(value[2], dict)):
         raise RpcProtocolError("a response is [1, msgid, error map or nil, result].")

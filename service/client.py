@@ -8,13 +8,13 @@ import time
 from types import TracebackType
 from typing import Any
 
-from .exits import CliError
-from .rpc import MessageReader, Response, encode_request
+from .errors import ServiceError
+from .protocol import MessageReader, Response, encode_request
 
 DEFAULT_TIMEOUT = 60.0
 
 
-class DaemonUnreachable(CliError):
+class DaemonUnreachable(ServiceError):
     """No daemon answers at the socket path given."""
 
 

@@ -9,10 +9,10 @@ import os
 
 import pytest
 
-from cli.device_service import DeviceService, PlanRefused
-from cli.device_state import DeviceState, StateError, default_state_dir
 from migrate.codec import encode
 from migrate.freshness import FreshnessUnknown, RollbackRefused, SourceStamp
+from service.device_service import DeviceService, PlanRefused
+from service.device_state import DeviceState, StateError, default_state_dir
 from tests.migrate.samples import fixture_snapshot
 
 OTHER = "c0" * 16
@@ -39,7 +39,7 @@ def test_a_failed_write_hands_out_no_generation(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("cli.device_state.write_atomic", full)
+    monkeypatch.setattr("service.device_state.write_atomic", full)
     with pytest.raises(StateError, match="No space left"):
         state.next_stamp()
     assert state.generation == 0
@@ -105,7 +105,7 @@ def test_a_restore_whose_record_cannot_be_written_is_undone(tmp_path, monkeypatc
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("cli.device_state.write_atomic", full)
+    monkeypatch.setattr("service.device_state.write_atomic", full)
     with pytest.raises(PlanRefused, match="No space left"):
         b.restore_payload(encode(snapshot), source=SourceStamp(OTHER, snapshot.device, 1),
                           authenticated=True)

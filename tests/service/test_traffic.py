@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from cli.exits import UsageError
-from cli.frames import inet_checksum
-from cli.traffic import MAX_BURST, Traffic, parse_traffic, synthetic_frames
+from service.frames import inet_checksum
+from service.traffic import MAX_BURST, Traffic, parse_traffic, synthetic_frames
 
 
 def classify(frame: bytes) -> tuple[str, int, bytes]:

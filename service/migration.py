@@ -22,14 +22,14 @@ from typing import Any
 
 from migrate.live import MigrationDestination, MigrationError, MigrationSource, connect
 
-from .exits import CliError
-from .rpc import MessageReader, Response, encode_request
+from .errors import ServiceError
+from .protocol import MessageReader, Response, encode_request
 
 HANDSHAKE_TIMEOUT = 10.0
 FINISHED = ("completed", "failed", "refused")
 
 
-class MigrationBusy(CliError):
+class MigrationBusy(ServiceError):
     errno = errno.EBUSY
 
 
@@ -85,7 +85,7 @@ def open_stream(to: str) -> socket.socket:
         raise MigrationBusy(f"the daemon at {to} did not answer the migration handshake.")
     try:
         answer.unwrap()
-    except CliError:
+    except ServiceError:
         sock.close()
         raise
     return sock

@@ -1,10 +1,11 @@
 """One device and its guest driver, offered as named operations (the control socket's methods).
 
-The daemon dispatches msgpack-RPC requests here; the demo calls the same object in-process.
-Everything reaches the device through its guest driver (maps created, programs loaded and
-attached over the control virtqueue), except what only the device side can do: checkpoint
-(the hypervisor's view), frames arriving from the wire, and counters. Every method validates
-its parameters and either completes or leaves the device as it was.
+The daemon dispatches msgpack-RPC requests here through the method table (service/methods.py),
+which hands each method its parameters checked and typed (service/api.py); the demo calls the
+same object in-process. Everything reaches the device through its guest driver (maps created,
+programs loaded and attached over the control virtqueue), except what only the device side can
+do: checkpoint (the hypervisor's view), frames arriving from the wire, and counters. Every
+method either completes or leaves the device as it was.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, BinaryIO
 
 from migrate.checkpoint import checkpoint
@@ -23,53 +24,63 @@ from migrate.freshness import FreshnessUnknown, SourceStamp
 from migrate.restore import IncompatibleTarget, RestoreError, restore
 from migrate.schema import SnapshotFormatError
 from offload.caps import Capabilities, load_profile
-from offload.device import DevicePair, build_device
-from offload.driver import ObjectLoadError
+from offload.device import Device, DevicePair, build_device
+from offload.driver import Driver, ObjectLoadError
 from offload.errors import OffloadError
 from offload.loader import LoadOptionError, ObjectSpec, ProgramRefusal, load_object
 from offload.uapi import XdpAction
 from offload.virtio.features import names as feature_names
 
+from .api import (
+    MAX_ITEMS,
+    MAX_UPLOAD,
+    AttachParams,
+    AttachResult,
+    CheckpointBeginResult,
+    CheckpointReadParams,
+    CheckpointReadResult,
+    EventsReadParams,
+    EventsReadResult,
+    InjectParams,
+    InjectResult,
+    LoadedProgram,
+    LoaderRefusal,
+    LoadParams,
+    LoadResult,
+    MapItemsParams,
+    MapItemsResult,
+    MapUpdateParams,
+    MapUpdateResult,
+    MigrateStartParams,
+    MigrateStartResult,
+    NoParams,
+    PingResult,
+    RestoreBeginParams,
+    RestoreBeginResult,
+    RestoreCommitParams,
+    RestoreResult,
+    RestoreWriteParams,
+    RestoreWriteResult,
+    ShutdownResult,
+    StatusResult,
+    TrafficResult,
+    TrafficSetParams,
+)
 from .device_state import DeviceState
-from .exits import CliError, UsageError
+from .errors import InvalidRequest, Refused, ServiceError, UsageError
 from .migration import FINISHED, Migration, start_destination, start_source
 from .plan_data import plan_dict
+from .protocol import CHUNK
 from .rates import RateMeter
-from .rpc import CHUNK
 from .traffic import Traffic, parse_traffic
+
+__all__ = ["BACKENDS", "ENGINES", "DeviceService", "PlanRefused", "Refused", "ServiceError",
+           "error_data"]
 
 BACKENDS = ("builtin", "kernel")
 ENGINES = ("fast", "reference")
 MAX_TRANSFERS = 8
-MAX_UPLOAD = 1 << 30
-MAX_INJECT = 10_000
-MAX_ITEMS = 100_000
-MAX_EVENTS = 10_000  # event records one events.read answer carries at most
 DRAIN_EVERY = 32  # frames between guest receives (the driver posts 64 buffers)
-_REQUIRED = object()
-
-
-class ServiceError(CliError):
-    """A request the device service refuses, with its errno."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.errno = code
-
-
-def param(params: dict[str, Any], name: str, kind: type | tuple[type, ...],
-          default: Any = _REQUIRED) -> Any:
-    """A named parameter of the expected type (EINVAL naming it otherwise)."""
-    if name not in params or params[name] is None:
-        if default is _REQUIRED:
-            raise ServiceError(errno.EINVAL, f"the parameter {name!r} is missing.")
-        return default
-    value = params[name]
-    if isinstance(value, bool) and kind is int or not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ServiceError(errno.EINVAL, f"the parameter {name!r} must be {names}, not "
-                                         f"{type(value).__name__}.")
-    return value
 
 
 def make_backend(name: str, caps: Capabilities, engine: str, seed: int | None,
@@ -83,7 +94,7 @@ def make_backend(name: str, caps: Capabilities, engine: str, seed: int | None,
 
     usable, reason = kernel_available()
     if not usable:
-        raise ServiceError(errno.ENOSYS, f"the kernel backend is unavailable here: {reason}")
+        raise Refused(errno.ENOSYS, f"the kernel backend is unavailable here: {reason}")
     return KernelBackend(caps, name=device)
 
 
@@ -134,15 +145,8 @@ class DeviceService:
         #: belong to it and end with it (forget)
         self.caller: object = None
         self._next_transfer = 1
-        self.methods: dict[str, Callable[[dict[str, Any]], Any]] = {
-            "ping": self.ping, "status": self.status, "load": self.load,
-            "attach": self.attach, "detach": self.detach, "inject": self.inject,
-            "map.update": self.map_update, "map.items": self.map_items,
-            "checkpoint.begin": self.checkpoint_begin, "checkpoint.read": self.checkpoint_read,
-            "restore.begin": self.restore_begin, "restore.write": self.restore_write,
-            "restore.commit": self.restore_commit, "traffic.set": self.traffic_set,
-            "migrate.start": self.migrate_start, "events.read": self.events_read,
-        }
+        #: set by ``shutdown``: the daemon's loop ends after answering
+        self.stopping = False
 
     @property
     def migration(self) -> dict[str, Any] | None:
@@ -152,19 +156,12 @@ class DeviceService:
         return self.job is not None and self.job.state not in FINISHED
 
     @property
-    def device(self):  # type: ignore[no-untyped-def]
+    def device(self) -> Device:
         return self.pair.device
 
     @property
-    def driver(self):  # type: ignore[no-untyped-def]
+    def driver(self) -> Driver:
         return self.pair.driver
-
-    def dispatch(self, method: str, params: dict[str, Any]) -> Any:
-        handler = self.methods.get(method)
-        if handler is None:
-            raise ServiceError(errno.ENOSYS, f"there is no method {method!r}; known: "
-                                             f"{', '.join(sorted(self.methods))}.")
-        return handler(params)
 
     # -- the event loop's beat -----------------------------------------------------------------
     def tick(self, now: float | None = None) -> None:
@@ -189,10 +186,15 @@ class DeviceService:
         self.device.xsk_rings.clear()
 
     # -- read ------------------------------------------------------------------------------------
-    def ping(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"name": self.device.name, "profile": self.profile}
+    def ping(self, params: NoParams) -> PingResult:
+        return PingResult(self.device.name, self.profile)
 
-    def status(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def shutdown(self, params: NoParams) -> ShutdownResult:
+        """The daemon answers, then stops."""
+        self.stopping = True
+        return ShutdownResult(self.device.name)
+
+    def status(self, params: NoParams | None = None) -> StatusResult:
         device = self.device
         programs = []
         for handle, prog in device.objects.programs.items():
@@ -226,52 +228,48 @@ class DeviceService:
         ports = device.ports
         traffic = None if self.traffic is None else {
             "kind": self.traffic.kind, "rate": self.traffic.rate, "sent": self.traffic.sent}
-        self.last_status = {"name": device.name, "profile": self.profile,
-                "description": device.caps.description, "backend": self.backend_name,
-                "engine": self.engine, "isa_version": device.caps.isa_version,
-                "features": feature_names(device.transport.negotiated or 0),
-                "uptime": round(self.clock() - self.started, 3),
-                "programs": programs, "maps": maps,
-                "memory": {"capacity": device.caps.memory, "used": device.memory_used},
-                "ports": {name: getattr(ports, name) for name in ports.__slots__},
-                "traffic": traffic, "migration": self.migration,
-                "identity": self.state.picture()}
+        self.last_status = StatusResult(
+            name=device.name, profile=self.profile, description=device.caps.description,
+            backend=self.backend_name, engine=self.engine, isa_version=device.caps.isa_version,
+            features=feature_names(device.transport.negotiated or 0),
+            uptime=round(self.clock() - self.started, 3), programs=programs, maps=maps,
+            memory={"capacity": device.caps.memory, "used": device.memory_used},
+            ports={name: getattr(ports, name) for name in ports.__slots__},
+            traffic=traffic, migration=self.migration, identity=self.state.picture())
         return self.last_status
 
-    def busy_status(self) -> dict[str, Any]:
-        """While a migration holds the device: the last picture, the migration's progress."""
-        status = dict(self.last_status or {"name": self.device.name, "profile": self.profile,
-                                           "backend": self.backend_name, "engine": self.engine,
-                                           "features": [], "programs": [], "maps": []})
-        status["migration"] = self.migration
-        status["uptime"] = round(self.clock() - self.started, 3)
-        return status
+    def busy_status(self) -> StatusResult:
+        """While a migration holds the device: the last picture (or what is known without
+        the device), the migration's progress."""
+        uptime = round(self.clock() - self.started, 3)
+        if self.last_status is not None:
+            return replace(self.last_status, migration=self.migration, uptime=uptime)
+        caps = self.device.caps
+        return StatusResult(
+            name=self.device.name, profile=self.profile, description=caps.description,
+            backend=self.backend_name, engine=self.engine, isa_version=caps.isa_version,
+            features=[], uptime=uptime, programs=[], maps=[],
+            memory={"capacity": caps.memory, "used": 0}, ports={}, traffic=None,
+            migration=self.migration, identity=self.state.picture())
 
     # -- programs ------------------------------------------------------------------------------
-    def load(self, params: dict[str, Any]) -> dict[str, Any]:
+    def load(self, params: LoadParams) -> LoadResult:
         """An ELF object's maps created and programs loaded through the driver, all or none.
 
         ``type`` sets every program's type, ``types`` single programs' and ``map_sizes`` maps'
         max_entries, as libbpf sets them before load. Programs the loader refuses are listed
         under ``refused`` when not chosen, and refuse the load when chosen.
         """
-        data = param(params, "object", bytes)
         try:
-            obj = load_object(data, param(params, "name", str, ""),
-                              prog_type=param(params, "type", str, None),
-                              prog_types=_str_map(params, "types", str),
-                              map_sizes=_str_map(params, "map_sizes", int))
+            obj = load_object(params.object, params.name, prog_type=params.type,
+                              prog_types=params.types, map_sizes=params.map_sizes)
         except LoadOptionError as err:
             raise UsageError(str(err)) from None
-        names = param(params, "program", (str, list), None)
-        if isinstance(names, list) and not all(isinstance(n, str) for n in names):
-            raise ServiceError(errno.EINVAL, "the parameter 'program' must be a name or a list "
-                                             "of names.")
-        chosen = self._choose(obj, param(params, "section", str, None),
-                              [names] if isinstance(names, str) else names)
-        attach = param(params, "attach", bool, False)
+        names = params.program
+        chosen = self._choose(obj, params.section, [names] if isinstance(names, str) else names)
+        attach = params.attach
         if attach and len(chosen) != 1:
-            raise ServiceError(errno.EINVAL, f"{len(chosen)} programs were chosen "
+            raise Refused(errno.EINVAL, f"{len(chosen)} programs were chosen "
                                f"({', '.join(chosen)}); name the one to attach with --program.")
         try:
             loaded = self.driver.load_object(obj, programs=chosen)
@@ -289,14 +287,14 @@ class DeviceService:
                 raise
         reports = {name: self.device.objects.programs[h].report
                    for name, h in loaded.programs.items()}
-        return {"maps": loaded.maps,
-                "programs": {name: {"id": h, "insns_processed": reports[name].insns_processed,
-                                    "states": reports[name].states,
-                                    "peak_states": reports[name].peak_states}
-                             for name, h in loaded.programs.items()},
-                "attached": next(iter(loaded.programs)) if attach else None,
-                "refused": {name: refusal_dict(r) for name, r in obj.refused.items()
-                            if name not in chosen}}
+        return LoadResult(
+            maps=dict(loaded.maps),
+            programs={name: LoadedProgram(h, reports[name].insns_processed,
+                                          reports[name].states, reports[name].peak_states)
+                      for name, h in loaded.programs.items()},
+            attached=next(iter(loaded.programs)) if attach else None,
+            refused={name: loader_refusal(r) for name, r in obj.refused.items()
+                     if name not in chosen})
 
     @staticmethod
     def _choose(obj: ObjectSpec, section: str | None,
@@ -312,7 +310,7 @@ class DeviceService:
             asked = ", ".join(repr(n) for n in (missing or program or ()))
             what = " and ".join(x for x in (f"section {section!r}" if section else "",
                                             f"name {asked}" if asked else "") if x)
-            raise ServiceError(errno.ENOENT, f"the object has no program with {what or 'any name'}"
+            raise Refused(errno.ENOENT, f"the object has no program with {what or 'any name'}"
                                              f"; its programs: {known}.")
         return chosen
 
@@ -323,32 +321,27 @@ class DeviceService:
         for handle, prog in programs.items():
             if prog.name == ref and not prog.unloaded:
                 return handle
-        raise ServiceError(errno.ENOENT, f"there is no program {ref!r} on {self.device.name}.")
+        raise Refused(errno.ENOENT, f"there is no program {ref!r} on {self.device.name}.")
 
-    def attach(self, params: dict[str, Any]) -> dict[str, Any]:
-        handle = self._program_handle(param(params, "program", (int, str)))
+    def attach(self, params: AttachParams) -> AttachResult:
+        handle = self._program_handle(params.program)
         self.driver.xdp_attach(handle, replace=self.device.attached)
-        return {"attached": handle}
+        return AttachResult(handle)
 
-    def detach(self, params: dict[str, Any]) -> dict[str, Any]:
+    def detach(self, params: NoParams) -> AttachResult:
         self.driver.xdp_detach()
-        return {"attached": None}
+        return AttachResult(None)
 
-    def inject(self, params: dict[str, Any]) -> dict[str, Any]:
+    def inject(self, params: InjectParams) -> InjectResult:
         """Frames from the wire, now: the verdict of each (what tests and scripts compare)."""
-        frames = param(params, "frames", list)
-        queue = param(params, "rx_queue", int, 0)
-        if len(frames) > MAX_INJECT or not all(isinstance(f, bytes) for f in frames):
-            raise ServiceError(errno.EINVAL, f"'frames' must be a list of at most {MAX_INJECT} "
-                                             "byte strings.")
         actions = []
-        for frame in frames:
-            actions.append(XdpAction(self.device.receive(frame, rx_queue_index=queue))
+        for frame in params.frames:
+            actions.append(XdpAction(self.device.receive(frame, rx_queue_index=params.rx_queue))
                            .name.lower())
             if len(actions) % DRAIN_EVERY == 0:
                 self.drain()
         self.drain()
-        return {"actions": actions}
+        return InjectResult(actions)
 
     # -- maps ----------------------------------------------------------------------------------
     def _map_handle(self, ref: Any) -> int:
@@ -358,46 +351,42 @@ class DeviceService:
         for handle, entry in maps.items():
             if entry.spec.name == ref and not entry.released:
                 return handle
-        raise ServiceError(errno.ENOENT, f"there is no map {ref!r} on {self.device.name}.")
+        raise Refused(errno.ENOENT, f"there is no map {ref!r} on {self.device.name}.")
 
-    def map_update(self, params: dict[str, Any]) -> dict[str, Any]:
-        handle = self._map_handle(param(params, "map", (int, str)))
-        self.driver.map_update_elem(handle, param(params, "key", bytes),
-                                    param(params, "value", bytes), param(params, "flags", int, 0))
-        return {"map": handle}
+    def map_update(self, params: MapUpdateParams) -> MapUpdateResult:
+        handle = self._map_handle(params.map)
+        self.driver.map_update_elem(handle, params.key, params.value, params.flags)
+        return MapUpdateResult(handle)
 
-    def map_items(self, params: dict[str, Any]) -> list[list[bytes]]:
-        handle = self._map_handle(param(params, "map", (int, str)))
-        items = []
+    def map_items(self, params: MapItemsParams) -> MapItemsResult:
+        handle = self._map_handle(params.map)
+        items: list[tuple[bytes, bytes]] = []
         for key, value in self.driver.map_items(handle):
             if len(items) == MAX_ITEMS:
-                raise ServiceError(errno.E2BIG, f"the map holds more than {MAX_ITEMS} entries; "
+                raise Refused(errno.E2BIG, f"the map holds more than {MAX_ITEMS} entries; "
                                                 "take a snapshot instead.")
-            items.append([key, value])
-        return items
+            items.append((key, value))
+        return MapItemsResult(items)
 
     # -- event streams -------------------------------------------------------------------------
-    def events_read(self, params: dict[str, Any]) -> dict[str, Any]:
+    def events_read(self, params: EventsReadParams) -> EventsReadResult:
         """Take up to ``max`` event records (perf event arrays and ring buffers), oldest
         first; taking them frees their room in the streams. ``streams`` tells, per map, what
         is still waiting and how many records were lost."""
-        most = param(params, "max", int, MAX_EVENTS)
-        if not 0 < most <= MAX_EVENTS:
-            raise ServiceError(errno.EINVAL, f"'max' must be 1 to {MAX_EVENTS}, not {most}.")
         device = self.device
-        events = device.take_events(most)
+        events = device.take_events(params.max)
         names = {h: e.spec.name for h, e in device.objects.maps.items()}
-        return {"device": device.name,
-                "events": [event.as_dict() for event in events],
-                "backlog": len(device.events),
-                "streams": [{"map": names.get(handle, str(handle)), **stats}
-                            for handle, stats in device.event_streams().items()],
-                "lost": device.ports.events_lost}
+        return EventsReadResult(
+            device=device.name, events=[event.as_dict() for event in events],
+            backlog=len(device.events),
+            streams=[{"map": names.get(handle, str(handle)), **stats}
+                     for handle, stats in device.event_streams().items()],
+            lost=device.ports.events_lost)
 
     # -- checkpoint and restore ----------------------------------------------------------------
     def _transfer_id(self) -> int:
         if len(self._downloads) + len(self._uploads) >= MAX_TRANSFERS:
-            raise ServiceError(errno.EBUSY, f"{MAX_TRANSFERS} snapshot transfers are open "
+            raise Refused(errno.EBUSY, f"{MAX_TRANSFERS} snapshot transfers are open "
                                             "already; finish one first.")
         ident = self._next_transfer
         self._next_transfer += 1
@@ -408,7 +397,7 @@ class DeviceService:
         data = encode(checkpoint(self.device))
         return data, self.state.next_stamp()
 
-    def checkpoint_begin(self, params: dict[str, Any]) -> dict[str, Any]:
+    def checkpoint_begin(self, params: NoParams) -> CheckpointBeginResult:
         """Checkpoint now into a spool file; the payload is then read in chunks
         (checkpoint.read). Map contents go from the device to the file chunk by chunk.
         ``source`` is its stamp: every checkpoint takes the device's next generation."""
@@ -423,68 +412,66 @@ class DeviceService:
         spool.size = stats.bytes
         stamp = self.state.next_stamp()
         self._downloads[ident] = spool
-        return {"transfer": ident, "size": spool.size, "programs": len(snapshot.programs),
-                "maps": len(snapshot.maps), "entries": stats.entries,
-                "source": stamp.as_dict()}
+        return CheckpointBeginResult(
+            transfer=ident, size=spool.size, programs=len(snapshot.programs),
+            maps=len(snapshot.maps), entries=stats.entries, source=stamp.as_dict())
 
-    def checkpoint_read(self, params: dict[str, Any]) -> bytes:
-        ident = param(params, "transfer", int)
+    def checkpoint_read(self, params: CheckpointReadParams) -> CheckpointReadResult:
+        ident = params.transfer
         spool = self._downloads.get(ident)
         if spool is None:
-            raise ServiceError(errno.ENOENT, f"there is no checkpoint transfer {ident}.")
-        offset = param(params, "offset", int)
-        size = min(param(params, "size", int, CHUNK), CHUNK)
-        if not 0 <= offset <= spool.size or size < 0:
-            raise ServiceError(errno.EINVAL, f"offset {offset} is outside the checkpoint of "
+            raise Refused(errno.ENOENT, f"there is no checkpoint transfer {ident}.")
+        offset = params.offset
+        size = min(params.size, CHUNK)
+        if offset > spool.size:
+            raise Refused(errno.EINVAL, f"offset {offset} is outside the checkpoint of "
                                              f"{spool.size} bytes.")
         spool.file.seek(offset)
         chunk = spool.file.read(size)
         if offset + len(chunk) >= spool.size:
             del self._downloads[ident]
             spool.close()
-        return chunk
+        return CheckpointReadResult(chunk)
 
-    def restore_begin(self, params: dict[str, Any]) -> dict[str, Any]:
-        size = param(params, "size", int)
+    def restore_begin(self, params: RestoreBeginParams) -> RestoreBeginResult:
+        size = params.size
         if not 0 < size <= MAX_UPLOAD:
-            raise ServiceError(errno.E2BIG, f"a snapshot of {size} bytes cannot be restored "
+            raise Refused(errno.E2BIG, f"a snapshot of {size} bytes cannot be restored "
                                             f"here (1 to {MAX_UPLOAD} bytes).")
         ident = self._transfer_id()
         self._uploads[ident] = _Spool(tempfile.TemporaryFile(), owner=self.caller)
-        return {"transfer": ident, "expected": size}
+        return RestoreBeginResult(ident, size)
 
-    def restore_write(self, params: dict[str, Any]) -> dict[str, Any]:
-        ident = param(params, "transfer", int)
+    def restore_write(self, params: RestoreWriteParams) -> RestoreWriteResult:
+        ident = params.transfer
         upload = self._uploads.get(ident)
         if upload is None:
-            raise ServiceError(errno.ENOENT, f"there is no restore transfer {ident}.")
-        data = param(params, "data", bytes)
+            raise Refused(errno.ENOENT, f"there is no restore transfer {ident}.")
+        data = params.data
         if upload.size + len(data) > MAX_UPLOAD:
             del self._uploads[ident]
             upload.close()
-            raise ServiceError(errno.E2BIG, "the snapshot grew past the restore limit.")
+            raise Refused(errno.E2BIG, "the snapshot grew past the restore limit.")
         upload.file.write(data)
         upload.size += len(data)
-        return {"received": upload.size}
+        return RestoreWriteResult(upload.size)
 
-    def restore_commit(self, params: dict[str, Any]) -> dict[str, Any]:
-        ident = param(params, "transfer", int)
+    def restore_commit(self, params: RestoreCommitParams) -> RestoreResult:
+        ident = params.transfer
         upload = self._uploads.pop(ident, None)
         if upload is None:
-            raise ServiceError(errno.ENOENT, f"there is no restore transfer {ident}.")
+            raise Refused(errno.ENOENT, f"there is no restore transfer {ident}.")
         try:
-            raw = param(params, "source", dict, None)
             try:
-                source = None if raw is None else SourceStamp.parse(raw,
-                                                                    "the parameter 'source'")
+                source = None if params.source is None else SourceStamp.parse(
+                    asdict(params.source), "the parameter 'source'")
             except SnapshotFormatError as exc:
-                raise ServiceError(errno.EINVAL, str(exc)) from None
+                raise InvalidRequest(str(exc), field="source") from None
             upload.file.seek(0)
             return self.restore_payload(
-                upload.file, allow_fallback=param(params, "allow_fallback", bool, False),
-                dry_run=param(params, "dry_run", bool, False), source=source,
-                authenticated=param(params, "authenticated", bool, False),
-                no_rollback=param(params, "no_rollback", bool, False))
+                upload.file, allow_fallback=params.allow_fallback, dry_run=params.dry_run,
+                source=source, authenticated=params.authenticated,
+                no_rollback=params.no_rollback)
         finally:
             upload.close()
 
@@ -500,7 +487,7 @@ class DeviceService:
     def restore_payload(self, payload: bytes | BinaryIO, *, allow_fallback: bool = False,
                         dry_run: bool = False, source: SourceStamp | None = None,
                         authenticated: bool = False,
-                        no_rollback: bool = False) -> dict[str, Any]:
+                        no_rollback: bool = False) -> RestoreResult:
         """Decode (with the codec's hard limits) and restore through the driver.
 
         ``source`` is the snapshot's stamp as the client verified it. ``no_rollback`` refuses
@@ -511,7 +498,7 @@ class DeviceService:
         """
         snapshot = decode(payload) if isinstance(payload, bytes) else read_snapshot(payload)
         if source is not None and source.name != snapshot.device:
-            raise ServiceError(errno.EINVAL, f"the source stamp names device {source.name!r}; "
+            raise Refused(errno.EINVAL, f"the source stamp names device {source.name!r}; "
                                              f"the snapshot is of {snapshot.device!r}.")
         if no_rollback:
             if source is None:
@@ -531,43 +518,39 @@ class DeviceService:
                              dry_run=dry_run, finish=record)
         except (IncompatibleTarget, RestoreError) as err:
             raise PlanRefused(err) from err
-        return {"plan": plan_dict(result.plan), "dry_run": dry_run, "maps": result.maps,
-                "programs": result.programs, "attached": result.attached,
-                "fallback": list(result.fallback), "entries": result.entries,
-                "source": snapshot.device}
+        return RestoreResult(
+            plan=plan_dict(result.plan), dry_run=dry_run, maps=dict(result.maps),
+            programs=dict(result.programs), attached=result.attached,
+            fallback=list(result.fallback), entries=result.entries, source=snapshot.device)
 
-    def traffic_set(self, params: dict[str, Any]) -> dict[str, Any] | None:
-        kind = param(params, "kind", str, None)
-        rate = param(params, "rate", (int, float), None)
+    def traffic_set(self, params: TrafficSetParams) -> TrafficResult:
+        kind, rate = params.kind, params.rate
         if kind is not None:
-            self.traffic = parse_traffic(kind, float(rate or 200.0))
+            self.traffic = parse_traffic(kind, rate or 200.0)
         elif rate is not None and self.traffic is not None:
             if rate <= 0:
-                raise ServiceError(errno.EINVAL, "the traffic rate must be positive.")
-            self.traffic.rate = float(rate)
-        return self.status()["traffic"]
-
+                raise Refused(errno.EINVAL, "the traffic rate must be positive.")
+            self.traffic.rate = rate
+        return TrafficResult(self.status().traffic)
 
     # -- live migration ------------------------------------------------------------------------
-    def migrate_start(self, params: dict[str, Any]) -> dict[str, Any]:
+    def migrate_start(self, params: MigrateStartParams) -> MigrateStartResult:
         """Start migrating this device to ``to``; progress shows in ``status``."""
-        to = param(params, "to", str)
-        downtime = float(param(params, "downtime_target", (int, float), 0.05))
-        rounds = param(params, "max_rounds", int, 30)
-        if downtime <= 0 or rounds < 0:
-            raise ServiceError(errno.EINVAL, "the downtime target must be positive and the "
+        to, downtime, rounds = params.to, params.downtime_target, params.max_rounds
+        if downtime <= 0:
+            raise Refused(errno.EINVAL, "the downtime target must be positive and the "
                                              "round limit at least 0.")
         if self.migrating():
-            raise ServiceError(errno.EBUSY, f"device {self.device.name} is already migrating.")
+            raise Refused(errno.EBUSY, f"device {self.device.name} is already migrating.")
         if self.device.attached is None and not self.device.objects.programs:
-            raise ServiceError(errno.ENOENT, f"device {self.device.name} holds no program to "
+            raise Refused(errno.ENOENT, f"device {self.device.name} holds no program to "
                                              "migrate.")
         self.job = start_source(self, to, downtime, rounds)
-        return {"migrating": self.device.name, "to": to}
+        return MigrateStartResult(self.device.name, to)
 
     def check_empty(self, what: str) -> None:
         if self.device.objects.programs or self.device.objects.maps:
-            raise ServiceError(errno.EBUSY, f"device {self.device.name} already holds offloaded "
+            raise Refused(errno.EBUSY, f"device {self.device.name} already holds offloaded "
                                             f"objects; {what} an empty device.")
 
     def accept_migration(self, stream: Any, peer: str, allow_fallback: bool = False) -> None:
@@ -575,7 +558,7 @@ class DeviceService:
         self.job = start_destination(self, stream, peer, allow_fallback)
 
 
-class PlanRefused(CliError):
+class PlanRefused(ServiceError):
     """A restore the plan or the target refused; carries the plan for the report."""
 
     def __init__(self, err: RestoreError) -> None:
@@ -588,18 +571,8 @@ class PlanRefused(CliError):
         self.plan = plan_dict(err.plan) if err.plan is not None else None
 
 
-def refusal_dict(refusal: ProgramRefusal) -> dict[str, Any]:
-    return {"section": refusal.section, "kind": refusal.kind.value, "reason": refusal.reason}
-
-
-def _str_map(params: dict[str, Any], name: str, kind: type) -> dict[str, Any] | None:
-    """An optional {name: value} parameter (EINVAL naming it otherwise)."""
-    value = param(params, name, dict, None)
-    if value is not None and not all(isinstance(k, str) and isinstance(v, kind)
-                                     and not isinstance(v, bool) for k, v in value.items()):
-        raise ServiceError(errno.EINVAL, f"the parameter {name!r} must map names to "
-                                         f"{kind.__name__} values.")
-    return value
+def loader_refusal(refusal: ProgramRefusal) -> LoaderRefusal:
+    return LoaderRefusal(refusal.section, refusal.kind.value, refusal.reason)
 
 
 def error_data(exc: BaseException) -> dict[str, Any]:
@@ -609,7 +582,7 @@ def error_data(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, PlanRefused) and exc.plan is not None:
         data["plan"] = exc.plan
     if isinstance(exc, ObjectLoadError):
-        data["refused"] = {name: refusal_dict(r) for name, r in exc.refused.items()}
+        data["refused"] = {name: asdict(loader_refusal(r)) for name, r in exc.refused.items()}
     response = getattr(exc, "response", None)
     log = getattr(response, "log", None)
     if isinstance(log, str) and log:

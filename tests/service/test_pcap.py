@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cli.pcap import MAGIC_NS, PcapError, encode_pcap, parse_pcap, read_pcap
-from cli.traffic import parse_traffic
+from service.pcap import MAGIC_NS, PcapError, encode_pcap, parse_pcap, read_pcap
+from service.traffic import parse_traffic
 
 
 @settings(max_examples=50, deadline=None)

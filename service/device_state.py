@@ -28,7 +28,7 @@ from migrate.atomic_file import write_atomic
 from migrate.freshness import DEVICE_ID, SourceStamp, check_rollback
 from migrate.schema import MAX_NAME, U64
 
-from .exits import CliError
+from .errors import Refused
 
 STATE_FILE = "state.json"
 LOCK_FILE = "lock"
@@ -38,12 +38,8 @@ MAX_SOURCES = 65536  # sources in the rollback record
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-class StateError(CliError):
+class StateError(Refused):
     """A state directory that cannot be used: locked by another daemon, damaged, unwritable."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.errno = code
 
 
 @dataclass(frozen=True, slots=True)

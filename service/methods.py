@@ -1,0 +1,157 @@
+"""The control socket's method table: name -> parameters type, result type, handler.
+
+The daemon answers a request by looking its method up here, building the parameters dataclass
+from the peer's map with the one validator (service/params.py) and calling the handler on the
+:class:`~service.device_service.DeviceService`; the result dataclass goes back as a map. An
+unknown method is ``ENOSYS``, malformed parameters ``EINVAL`` naming the field, both of kind
+``invalid``. :func:`markdown` renders the table for docs/control-socket.md (a test keeps the
+document in step: ``python -m service.methods`` prints it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from . import api
+from .device_service import DeviceService
+from .errors import InvalidRequest
+from .params import field_types, parse_params, to_wire, type_name
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Method(Generic[P, R]):
+    """One method: its parameters and result types, what it does, the errnos it may refuse
+    with beyond ``EINVAL`` for malformed parameters, and its handler (None: the daemon
+    answers it on the connection itself)."""
+
+    name: str
+    params: type[P]
+    result: type[R]
+    handler: Callable[[DeviceService, P], R] | None
+    summary: str
+    errors: tuple[str, ...] = ()
+
+
+METHODS: dict[str, Method[Any, Any]] = {m.name: m for m in (
+    Method("ping", api.NoParams, api.PingResult, DeviceService.ping,
+           "the device's name and profile"),
+    Method("status", api.NoParams, api.StatusResult, DeviceService.status,
+           "the device's status (below)", ("EBUSY",)),
+    Method("load", api.LoadParams, api.LoadResult, DeviceService.load,
+           "an ELF object's chosen programs and their maps loaded through the guest driver, "
+           "all or none; `refused` lists the loader's refusals among the programs not chosen",
+           ("ENOENT", "EINVAL", "EACCES", "E2BIG", "ENOMEM", "ENOTSUPP")),
+    Method("attach", api.AttachParams, api.AttachResult, DeviceService.attach,
+           "XDP, hardware mode; replaces the attached program", ("ENOENT", "EINVAL")),
+    Method("detach", api.NoParams, api.AttachResult, DeviceService.detach,
+           "the attached program detached", ("ENOENT",)),
+    Method("inject", api.InjectParams, api.InjectResult, DeviceService.inject,
+           "each frame through the receive path now; its XDP action (`pass`, `drop`...)"),
+    Method("map.update", api.MapUpdateParams, api.MapUpdateResult, DeviceService.map_update,
+           "one element written through the guest driver", ("ENOENT", "EINVAL", "E2BIG",
+                                                            "EEXIST")),
+    Method("map.items", api.MapItemsParams, api.MapItemsResult, DeviceService.map_items,
+           f"`[key, value]` pairs (at most {api.MAX_ITEMS:,})", ("ENOENT", "E2BIG")),
+    Method("checkpoint.begin", api.NoParams, api.CheckpointBeginResult,
+           DeviceService.checkpoint_begin,
+           "the device checkpointed now into a transfer; `source` is the stamp `save` seals",
+           ("EBUSY",)),
+    Method("checkpoint.read", api.CheckpointReadParams, api.CheckpointReadResult,
+           DeviceService.checkpoint_read,
+           "a chunk of the payload; the transfer ends with the read that reaches its end",
+           ("ENOENT",)),
+    Method("restore.begin", api.RestoreBeginParams, api.RestoreBeginResult,
+           DeviceService.restore_begin, "a restore transfer of `size` bytes opened",
+           ("E2BIG", "EBUSY")),
+    Method("restore.write", api.RestoreWriteParams, api.RestoreWriteResult,
+           DeviceService.restore_write, "the next chunk of the payload", ("ENOENT", "E2BIG")),
+    Method("restore.commit", api.RestoreCommitParams, api.RestoreResult,
+           DeviceService.restore_commit,
+           "the payload decoded and restored all or nothing through the driver",
+           ("ENOENT", "EBUSY", "EOPNOTSUPP", "ENOMEM", "ESTALE")),
+    Method("traffic.set", api.TrafficSetParams, api.TrafficResult, DeviceService.traffic_set,
+           "the device's traffic replaced or its rate changed; the traffic status"),
+    Method("migrate.start", api.MigrateStartParams, api.MigrateStartResult,
+           DeviceService.migrate_start,
+           "a live migration started; progress in `status.migration`", ("EBUSY", "ENOENT")),
+    Method("migrate.incoming", api.MigrateIncomingParams, api.MigrateIncomingResult, None,
+           "the connection carries the live-migration protocol from then on; the only "
+           "request on its connection", ("EBUSY", "EPROTO")),
+    Method("events.read", api.EventsReadParams, api.EventsReadResult,
+           DeviceService.events_read,
+           "event records (perf event arrays, ring buffers), oldest first; taking them frees "
+           "their room"),
+    Method("shutdown", api.NoParams, api.ShutdownResult, DeviceService.shutdown,
+           "the daemon answers, closes every connection and removes its socket"),
+)}
+
+
+def lookup(name: str) -> Method[Any, Any]:
+    method = METHODS.get(name)
+    if method is None:
+        raise InvalidRequest(f"there is no method {name!r}; known: {', '.join(sorted(METHODS))}.",
+                             code=errno.ENOSYS)
+    return method
+
+
+def call(service: DeviceService, name: str, params: Any = ()) -> Any:
+    """One request's answer as the daemon sends it: ``params`` (the request's params array,
+    or a map) checked against the method's type, the handler's result as msgpack values."""
+    method = lookup(name)
+    if method.handler is None:
+        raise InvalidRequest(f"{name!r} is answered by the daemon on its connection only.",
+                             code=errno.EPROTO)
+    arguments = parse_params(method.params, [params] if isinstance(params, dict) else params,
+                             name)
+    return to_wire(method.handler(service, arguments))
+
+
+# -- the table as docs/control-socket.md shows it ----------------------------------------------
+def _param_cell(cls: type) -> str:
+    if not dataclasses.fields(cls):
+        return "-"
+    hints = field_types(cls)
+    cells = []
+    for f in dataclasses.fields(cls):
+        optional = f.default is not dataclasses.MISSING
+        text = f"`{f.name}{'?' if optional else ''}` {type_name(hints[f.name])}"
+        low_high = f.metadata.get("range")
+        notes = [f.metadata.get("doc", "")]
+        if low_high is not None:
+            notes.append(f"{low_high[0]} to {low_high[1]}")
+        if "items" in f.metadata:
+            notes.append(f"at most {f.metadata['items']:,}")
+        if optional and f.default not in (None, False, ""):
+            notes.append(f"default {f.default}")
+        note = "; ".join(n for n in notes if n)
+        cells.append(f"{text} ({note})" if note else text)
+    return ", ".join(cells)
+
+
+def _result_cell(cls: type) -> str:
+    hints = field_types(cls)
+    return "`{" + ", ".join(f.name for f in dataclasses.fields(cls)) + "}`" + "".join(
+        f"; `{f.name}` {type_name(hints[f.name])}" for f in dataclasses.fields(cls)
+        if dataclasses.is_dataclass(hints[f.name]))
+
+
+def markdown() -> str:
+    """The method table in Markdown: name, parameters, result, errors, what it does."""
+    lines = ["| method | parameters | result | errors | what it does |",
+             "| --- | --- | --- | --- | --- |"]
+    for method in METHODS.values():
+        errors = ", ".join(f"`{e}`" for e in method.errors) or "-"
+        lines.append(f"| `{method.name}` | {_param_cell(method.params)} | "
+                     f"{_result_cell(method.result)} | {errors} | {method.summary} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
