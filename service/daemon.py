@@ -25,7 +25,7 @@ from offload.errors import OffloadError
 from . import api
 from .device_service import DeviceService, error_data
 from .errors import Refused, ServiceError
-from .methods import call, lookup
+from .methods import answer, lookup
 from .params import parse_params, to_wire
 from .protocol import MessageReader, Request, RpcProtocolError, encode_response, error_payload
 
@@ -222,7 +222,7 @@ class Daemon:
                 return encode_response(request.msgid, error_payload(error), None)
         try:
             self.service.caller = conn
-            result = call(self.service, request.method, request.params)
+            result = answer(self.service, request.method, request.params)
         except Exception as exc:  # every failure becomes an error answer, never a dead daemon
             if not _expected(exc):
                 print(f"{self.service.device.name}: {request.method} failed: "

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from . import api
 from .device_service import DeviceService
 from .errors import InvalidRequest
-from .params import field_types, parse_params, to_wire, type_name
+from .params import U32, U63, U64, field_types, parse_params, to_wire, type_name
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -43,7 +43,7 @@ METHODS: dict[str, Method[Any, Any]] = {m.name: m for m in (
     Method("ping", api.NoParams, api.PingResult, DeviceService.ping,
            "the device's name and profile"),
     Method("status", api.NoParams, api.StatusResult, DeviceService.status,
-           "the device's status (below)", ("EBUSY",)),
+           "the device's status (below)"),
     Method("load", api.LoadParams, api.LoadResult, DeviceService.load,
            "an ELF object's chosen programs and their maps loaded through the guest driver, "
            "all or none; `refused` lists the loader's refusals among the programs not chosen",
@@ -101,19 +101,26 @@ def lookup(name: str) -> Method[Any, Any]:
     return method
 
 
-def call(service: DeviceService, name: str, params: Any = ()) -> Any:
-    """One request's answer as the daemon sends it: ``params`` (the request's params array,
-    or a map) checked against the method's type, the handler's result as msgpack values."""
+def answer(service: DeviceService, name: str, params: Any) -> Any:
+    """One request's answer as the daemon sends it: ``params`` (the request's params array as
+    it arrived) checked against the method's type, the handler's result as msgpack values."""
     method = lookup(name)
     if method.handler is None:
         raise InvalidRequest(f"{name!r} is answered by the daemon on its connection only.",
                              code=errno.EPROTO)
-    arguments = parse_params(method.params, [params] if isinstance(params, dict) else params,
-                             name)
-    return to_wire(method.handler(service, arguments))
+    return to_wire(method.handler(service, parse_params(method.params, params, name)))
+
+
+def call(service: DeviceService, name: str, params: dict[str, Any] | None = None) -> Any:
+    """:func:`answer` for callers in this process (the demo, tests): named parameters in, the
+    answer a client would receive out, every check of the socket included."""
+    return answer(service, name, [params or {}])
 
 
 # -- the table as docs/control-socket.md shows it ----------------------------------------------
+_BOUNDS = {U32: "2^32-1", U63: "2^63-1", U64: "2^64-1"}
+
+
 def _param_cell(cls: type) -> str:
     if not dataclasses.fields(cls):
         return "-"
@@ -125,7 +132,8 @@ def _param_cell(cls: type) -> str:
         low_high = f.metadata.get("range")
         notes = [f.metadata.get("doc", "")]
         if low_high is not None:
-            notes.append(f"{low_high[0]} to {low_high[1]}")
+            low, high = low_high
+            notes.append(f"{low} to {_BOUNDS.get(high, high)}")
         if "items" in f.metadata:
             notes.append(f"at most {f.metadata['items']:,}")
         if optional and f.default not in (None, False, ""):
@@ -137,9 +145,8 @@ def _param_cell(cls: type) -> str:
 
 def _result_cell(cls: type) -> str:
     hints = field_types(cls)
-    return "`{" + ", ".join(f.name for f in dataclasses.fields(cls)) + "}`" + "".join(
-        f"; `{f.name}` {type_name(hints[f.name])}" for f in dataclasses.fields(cls)
-        if dataclasses.is_dataclass(hints[f.name]))
+    return "{" + ", ".join(f"`{f.name}` {type_name(hints[f.name], nil=True)}"
+                           for f in dataclasses.fields(cls)) + "}"
 
 
 def markdown() -> str:

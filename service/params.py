@@ -49,10 +49,7 @@ def field_types(cls: type) -> dict[str, Any]:
 
 def parse_params(cls: type[T], raw: Any, method: str) -> T:
     """The parameters of ``method`` from a request's params array, as ``cls``."""
-    if isinstance(raw, list | tuple) and len(raw) <= 1:
-        params = raw[0] if raw else {}
-    else:
-        params = raw
+    params = (raw[0] if raw else {}) if isinstance(raw, list | tuple) and len(raw) <= 1 else None
     if not isinstance(params, dict):
         raise InvalidRequest(f"the parameters of {method!r} must be an array holding one map of "
                              f"named parameters, not {_kind(raw)}.")
@@ -155,24 +152,27 @@ def _wrong(kind: Any, value: Any, method: str, name: str) -> InvalidRequest:
                           f"{_kind(value)}.", field=name)
 
 
-def _name(kind: Any) -> str:
-    """A type as the control socket's documentation names it."""
+def _name(kind: Any, nil: bool = False) -> str:
+    """A type as the control socket's documentation names it (``nil``: say when None is a
+    value, as in results; a parameter's None means "not given")."""
     origin = get_origin(kind)
     if origin is Union or origin is types.UnionType:
-        return " or ".join(_name(k) for k in get_args(kind) if k is not type(None))
-    if origin is list:
-        return f"[{_name(get_args(kind)[0])}]"
+        return " or ".join(_name(k, nil) for k in get_args(kind)
+                           if nil or k is not type(None))
+    if origin is list or origin is tuple:
+        elements = {_name(k, nil) for k in get_args(kind) if k is not Ellipsis}
+        return f"[{' or '.join(sorted(elements))}]"
     if origin is dict:
         key, value = get_args(kind)
-        return f"{{{_name(key)}: {_name(value)}}}"
+        return f"{{{_name(key, nil)}: {_name(value, nil)}}}"
     if dataclasses.is_dataclass(kind):
         return "{" + ", ".join(f.name for f in dataclasses.fields(kind)) + "}"
     return {bytes: "bin", str: "str", int: "int", float: "float", bool: "bool",
             type(None): "nil"}.get(kind, "any")
 
 
-def type_name(kind: Any) -> str:
-    return _name(kind)
+def type_name(kind: Any, *, nil: bool = False) -> str:
+    return _name(kind, nil)
 
 
 def _kind(value: Any) -> str:
