@@ -29,7 +29,7 @@ from migrate.live import MigrationDestination, MigrationSource, connect, listen 
 from offload.caps import load_profile  # noqa: E402
 from offload.device import build_device  # noqa: E402
 from offload.loader import load_object  # noqa: E402
-from tests.offload.device.packets import tcp, v4_frame  # noqa: E402
+from service.frames import tcp, v4_frame  # noqa: E402
 
 FIREWALL = ROOT / "fixtures" / "xdp" / "xdp_firewall.o"
 

@@ -1,7 +1,7 @@
 """Nanoseconds per packet for every fixture program: host kernel, reference and fast engines.
 
 Each program is installed on the three backends with the maps the differential tests use
-(tests/offload/backends/fixture_scenarios.py) and fed one representative frame. The kernel's
+(service/fixture_traffic.py) and fed one representative frame. The kernel's
 figure is BPF_PROG_TEST_RUN's own mean over ``--kernel-repeat`` runs in one syscall (so it
 excludes the syscall); the engines' is wall time over ``--engine-runs`` calls of
 ``Backend.run_xdp`` (so it includes setting up the frame and context, as a device pays per
@@ -33,10 +33,12 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from offload.backends.install import install, new_backend  # noqa: E402
 from offload.backends.kernel import KernelBackend, kernel_available  # noqa: E402
 from offload.loader import load_object  # noqa: E402
-from tests.offload.backends.backends import XDP_OBJECTS, install, make_backend  # noqa: E402
-from tests.offload.backends.fixture_scenarios import FRAMES, populate  # noqa: E402
+from service.fixture_traffic import FRAMES, populate  # noqa: E402
+
+XDP_OBJECTS = sorted((ROOT / "fixtures" / "xdp").glob("*.o"))
 
 #: The frame each program is measured on: one that takes its main path.
 FRAME_FOR = {
@@ -69,7 +71,7 @@ class Row:
 
 def engine_ns(kind: str, path: Path, program: str, frame: bytes, runs: int) -> tuple[float, int]:
     """Median of five rounds of ``runs`` packets, in ns per packet; and the action."""
-    backend = make_backend(kind)
+    backend = new_backend(kind)
     obj = install(backend, path)
     populate(obj)
     handle = obj.programs[program]

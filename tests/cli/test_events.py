@@ -12,7 +12,7 @@ from cli.status_view import status_view
 from service import methods
 from service.client import DeviceClient
 from service.device_service import DeviceService
-from tests.offload.device.packets import ether, ipv4, udp
+from service.frames import ether, ipv4, udp
 
 from .conftest import FIXTURES, ROOT, cli
 

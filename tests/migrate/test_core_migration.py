@@ -23,7 +23,7 @@ from offload.loader import load_object
 from offload.loader.core import rebind
 from offload.loader.device_btf import device_btf
 from offload.uapi import XdpAction
-from tests.offload.device.packets import tcp, v4_frame
+from service.frames import tcp, v4_frame
 
 from .samples import FEATURES
 

@@ -17,7 +17,7 @@ from migrate.live import MigrationDestination, MigrationOutcome, MigrationSource
 from migrate.restore import IncompatibleTarget, restore
 from offload.caps import load_profile
 from offload.device import build_device
-from tests.offload.device.packets import ether, ipv4, udp
+from service.frames import ether, ipv4, udp
 
 from .live.conftest import Side
 

@@ -18,7 +18,7 @@ from offload.caps import load_profile
 from offload.device import build_device
 from offload.errors import ErrnoError
 from offload.loader import load_object
-from tests.offload.device.packets import icmp_echo, tcp, udp, v4_frame
+from service.frames import icmp_echo, tcp, udp, v4_frame
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
 FULL = load_profile("full")

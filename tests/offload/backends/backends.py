@@ -1,38 +1,31 @@
-"""The backends under test, and putting an ELF object's maps and programs on one of them.
+"""The backends under test: each kind made fresh, the kernel's skipped where it cannot run.
 
-Built-in backends get ``ncpus=possible_cpus()`` of the host when the host can say, so their
-per-CPU values have the kernel backend's layout and compare byte for byte.
+Putting an object on a backend is offload/backends/install.py's (shared with the benchmark).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from offload.backends.builtin import BuiltinBackend
-from offload.backends.kernel import KernelBackend, kernel_available, possible_cpus
-from offload.caps.profiles import load_profile
-from offload.errors import OffloadError
-from offload.loader import load_object
-from offload.loader.object import ObjectSpec
-from offload.program import resolve_map_references
+from offload.backends.install import (  # noqa: F401 - the tests' names for them
+    INNER_BASE,
+    KINDS,
+    MAP_BASE,
+    PROG_BASE,
+    Installed,
+    host_cpus,
+    install,
+    map_contents,
+    new_backend,
+)
+from offload.backends.kernel import KernelBackend, kernel_available
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
 XDP_OBJECTS = sorted((FIXTURES / "xdp").glob("*.o"))
-KINDS = ("builtin-fast", "builtin-reference", "kernel")
 BUILTIN_KINDS = ("builtin-fast", "builtin-reference")
-#: Handles: maps from 1, inner maps from 100, programs from 1000.
-MAP_BASE, INNER_BASE, PROG_BASE = 1, 100, 1000
-
-
-def host_cpus() -> int:
-    try:
-        return possible_cpus()
-    except OffloadError:
-        return 1
 
 
 def require_kernel() -> None:
@@ -45,62 +38,9 @@ def make_backend(kind: str) -> Any:
     """A fresh backend of ``kind`` (skipping the test when the kernel cannot be used)."""
     if kind == "kernel":
         require_kernel()
-        return KernelBackend()
-    engine = kind.removeprefix("builtin-")
-    return BuiltinBackend(load_profile("full"), engine=engine, ncpus=host_cpus(), seed=1,
-                          clock=lambda: 1_000_000_000)
+    return new_backend(kind)
 
 
 def close(backend: Any) -> None:
     if isinstance(backend, KernelBackend):
         backend.close()
-
-
-@dataclass
-class Installed:
-    """An object on a backend: its maps and programs by name, as device handles."""
-
-    backend: Any
-    spec: ObjectSpec
-    maps: dict[str, int] = field(default_factory=dict)
-    programs: dict[str, int] = field(default_factory=dict)
-    inner: list[int] = field(default_factory=list)
-
-    def map(self, name: str) -> Any:
-        return self.backend.map(self.maps[name])
-
-    def run(self, program: str, frame: bytes, **kwargs: Any) -> Any:
-        return self.backend.run_xdp(self.programs[program], frame, **kwargs)
-
-    def add_inner(self, outer: str, slot: int) -> Any:
-        """Create an inner map from the outer map's template and put it at ``slot``."""
-        handle = INNER_BASE + len(self.inner)
-        spec = self.spec.maps[outer].inner
-        assert spec is not None
-        live = self.backend.create_map(handle, spec)
-        self.inner.append(handle)
-        self.map(outer).update(slot.to_bytes(4, "little"), handle.to_bytes(4, "little"))
-        return live
-
-
-def install(backend: Any, obj: ObjectSpec | Path | str,
-            programs: list[str] | None = None) -> Installed:
-    """Create every map of ``obj``, then load ``programs`` (all by default)."""
-    spec = obj if isinstance(obj, ObjectSpec) else load_object(obj)
-    installed = Installed(backend, spec)
-    for i, (name, map_spec) in enumerate(spec.maps.items()):
-        backend.create_map(MAP_BASE + i, map_spec)
-        installed.maps[name] = MAP_BASE + i
-    for i, name in enumerate(programs if programs is not None else list(spec.programs)):
-        prog = spec.programs[name]
-        insns = resolve_map_references(prog.instructions, prog.map_refs, installed.maps,
-                                       program=name)
-        backend.load_program(PROG_BASE + i, insns, prog_type=prog.type, name=name,
-                             license=spec.license or "GPL", flags=prog.flags)
-        installed.programs[name] = PROG_BASE + i
-    return installed
-
-
-def map_contents(backend: Any, handle: int) -> dict[bytes, bytes]:
-    """Every (key, value) of a map, order aside."""
-    return dict(backend.map(handle).items())

@@ -20,8 +20,8 @@ from offload.isa import assemble
 from offload.maps.spec import MapSpec
 from offload.maps.values import round8
 from offload.uapi import MapType, ProgType, UpdateFlags, XdpAction
+from service import frames as p
 
-from . import packets as p
 from .backends import FIXTURES, KINDS, close, install, make_backend
 
 U32 = [i.to_bytes(4, "little") for i in range(64)]
@@ -195,7 +195,7 @@ def test_map_value_lddw_reaches_the_map(backend):
 
 # -- fixtures -------------------------------------------------------------------------------
 
-FRAME = p.eth(p.ETH_P_IP, p.udp("10.0.0.1", "10.0.0.2", 1000, 53))
+FRAME = p.ether(p.udp_packet("10.0.0.1", "10.0.0.2", 1000, 53), p.ETH_P_IP)
 
 
 def test_pass_and_drop_fixtures(backend):
@@ -208,7 +208,7 @@ def test_pass_and_drop_fixtures(backend):
 def test_firewall_drops_blocklisted_sources(backend):
     obj = install(backend, FIXTURES / "xdp" / "xdp_firewall.o")
     obj.map("blocked_v4").update(p.ip4("10.0.0.66"), U64[0])
-    blocked = p.eth(p.ETH_P_IP, p.tcp("10.0.0.66", "10.0.0.2", 1, 80))
+    blocked = p.ether(p.tcp_packet("10.0.0.66", "10.0.0.2", 1, 80), p.ETH_P_IP)
     assert obj.run("xdp_firewall", blocked).action == XdpAction.DROP
     assert obj.run("xdp_firewall", FRAME).action == XdpAction.PASS
     assert obj.map("blocked_v4").lookup(p.ip4("10.0.0.66")) == U64[1]
@@ -216,7 +216,7 @@ def test_firewall_drops_blocklisted_sources(backend):
 
 def test_trim_cuts_frames_to_the_snap_length(backend):
     obj = install(backend, FIXTURES / "xdp" / "xdp_trim.o")
-    frame = p.eth(p.ETH_P_IP, p.udp("10.0.0.1", "10.0.0.2", 1, 2, b"z" * 400))
+    frame = p.ether(p.udp_packet("10.0.0.1", "10.0.0.2", 1, 2, b"z" * 400), p.ETH_P_IP)
     out = obj.run("xdp_trim_tail", frame)
     assert (out.action, out.data) == (XdpAction.PASS, frame[:128])
 
@@ -224,10 +224,10 @@ def test_trim_cuts_frames_to_the_snap_length(backend):
 def test_tunnel_encapsulates_with_an_outer_header(backend):
     obj = install(backend, FIXTURES / "xdp" / "xdp_tunnel.o")
     obj.map("tunnels").update(p.ip4("172.16.0.5"), p.ip4("10.1.1.1") + p.ip4("10.2.2.2"))
-    inner = p.udp("10.0.0.1", "172.16.0.5", 5, 6)
-    out = obj.run("xdp_ipip_encap", p.eth(p.ETH_P_IP, inner))
+    inner = p.udp_packet("10.0.0.1", "172.16.0.5", 5, 6)
+    out = obj.run("xdp_ipip_encap", p.ether(inner, p.ETH_P_IP))
     assert out.action == XdpAction.TX
     assert out.data[:12] == p.MAC_A + p.MAC_B  # MACs swapped
     assert out.data[14 + 20:] == inner
-    assert out.data[14 + 9] == p.IPIP and out.data[14 + 12:14 + 20] == p.ip4("10.1.1.1") + \
+    assert out.data[14 + 9] == p.IPPROTO_IPIP and out.data[14 + 12:14 + 20] == p.ip4("10.1.1.1") + \
         p.ip4("10.2.2.2")

@@ -30,6 +30,7 @@ from offload.loader import load_object
 from offload.runtime.conformance import CONFORMANCE_HELPERS
 from offload.uapi import ProgType
 from offload.verifier import VerifierError, verify
+from service.fixture_traffic import FRAMES, MULTI_BUFFER, RANDOM_METADATA, deterministic, populate
 from tests.offload.verifier.suite import FULL
 from tests.offload.verifier.suite import cases as verifier_cases
 
@@ -42,7 +43,6 @@ from .backends import (
     make_backend,
     require_kernel,
 )
-from .fixture_scenarios import FRAMES, MULTI_BUFFER, RANDOM_METADATA, deterministic, populate
 from .report import report
 from .xdp_grammar import MAP_ENTRIES, MAP_SPECS, MUTATIONS, Generated, packets, xdp_programs
 

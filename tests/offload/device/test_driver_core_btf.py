@@ -13,8 +13,7 @@ from offload.driver.objects import device_target_btf
 from offload.loader import load_object
 from offload.loader.device_btf import device_btf
 from offload.uapi import XdpAction
-
-from .packets import tcp, v4_frame
+from service.frames import tcp, v4_frame
 
 CORE = Path(__file__).resolve().parents[3] / "fixtures" / "xdp" / "libbpf" / "xdp_core.o"
 FIB_LOOKUP_EXISTS = 7  # the answers slot of bpf_core_enum_value_exists(..., BPF_FUNC_fib_lookup)

@@ -13,8 +13,7 @@ import pytest
 from offload.errors import ErrnoError
 from offload.loader import load_object
 from offload.uapi import XdpAction
-
-from .packets import ether, icmp_echo, tcp, udp, v4_frame
+from service.frames import ether, icmp_echo, tcp, udp, v4_frame
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "xdp"
 

@@ -8,9 +8,9 @@ import struct
 
 from offload.device import device as device_module
 from offload.uapi import AttachType, XdpAction
+from service.frames import ether, ipv4, tcp, udp
 
 from .libbpf_pair import LIBBPF, load, pair  # noqa: F401 (the fixture)
-from .packets import ether, ipv4, tcp, udp
 
 UDP = ether(ipv4("10.0.0.1", "10.0.0.2", 17, udp(1000, 53, b"query")))
 TCP = ether(ipv4("10.0.0.3", "10.0.0.2", 6, tcp(1000, 80)))

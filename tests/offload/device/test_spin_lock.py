@@ -19,9 +19,9 @@ from offload.loader import load_object
 from offload.program import resolve_map_references
 from offload.uapi import UpdateFlags, XdpAction
 from offload.verifier import verify
+from service.frames import ether, ipv4, udp
 
 from .libbpf_pair import pair  # noqa: F401 (the fixture)
-from .packets import ether, ipv4, udp
 
 OBJECT = Path(__file__).resolve().parents[3] / "fixtures" / "xdp" / "libbpf" / \
     "xdp_spin_lock.o"

@@ -22,7 +22,7 @@ from offload.loader import ObjectSpec, RefusalKind, load_object
 from offload.loader.core import describe_relocation
 from offload.loader.device_btf import device_btf
 from offload.uapi import CoreReloKind, XdpAction
-from tests.offload.device.packets import ether, ipv4, tcp, udp, v4_frame
+from service.frames import ether, ipv4, tcp, udp, v4_frame
 
 from .fixtures import libbpf_fixture
 

@@ -14,7 +14,7 @@ from offload.device import build_device
 from offload.driver import DriverError, ObjectLoadError
 from offload.loader import RefusalKind, load_object
 from offload.uapi import MapType, XdpAction
-from tests.offload.device.packets import tcp, v4_frame
+from service.frames import tcp, v4_frame
 
 from .fixtures import fixture, libbpf_fixture
 

@@ -13,14 +13,14 @@ import pytest
 from offload.loader import load_object
 from offload.loader.object import ObjectSpec
 from offload.lowering import lower_program
-from tests.offload.backends.backends import XDP_OBJECTS, close, install, make_backend
-from tests.offload.backends.fixture_scenarios import (
+from service.fixture_traffic import (
     FRAMES,
     MULTI_BUFFER,
     RANDOM_METADATA,
     deterministic,
     populate,
 )
+from tests.offload.backends.backends import XDP_OBJECTS, close, install, make_backend
 
 
 def _run(spec: ObjectSpec, kind: str = "builtin-reference",

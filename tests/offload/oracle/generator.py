@@ -42,7 +42,6 @@ program returns ``ALU_MISMATCH`` otherwise); ``probe`` reads back parts of a spi
 from __future__ import annotations
 
 import random
-import struct
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ from hypothesis import strategies as st
 from offload.isa import Instruction, assemble
 from offload.maps.spec import MapSpec
 from offload.uapi import MapType
+from service import frames
 from tests.offload.engine.rfc9669_model import model_alu, model_jump, model_swap
 
 SIZE_NAMES = {1: "b", 2: "h", 4: "w", 8: "dw"}
@@ -1851,36 +1851,28 @@ def kind_of(draw: int) -> str:
 
 
 # -- frames -----------------------------------------------------------------------------
-def _checksum(header: bytes) -> int:
-    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def well_formed_frame(seed: int) -> bytes:
-    """Ethernet + IPv4 (sometimes with options) + UDP or TCP + a short payload."""
+    """Ethernet + IPv4 (sometimes with options) + UDP, TCP or ICMP + a short payload, cut to
+    a random length; mostly IPv4 ethertypes."""
     rng = random.Random(seed)
     payload = rng.randbytes(rng.randint(0, 40))
     proto = rng.choice((6, 17, 17, 1))
     if proto == 6:
-        l4 = struct.pack("!HHIIBBHHH", rng.randint(1, 65535), rng.choice((22, 80, 443)),
-                         rng.getrandbits(32), rng.getrandbits(32), 5 << 4, 0x18, 512, 0, 0)
+        l4 = frames.tcp(rng.randint(1, 65535), rng.choice((22, 80, 443)),
+                        frames.TCP_PSH | frames.TCP_ACK, payload, seq=rng.getrandbits(32),
+                        ack=rng.getrandbits(32), window=512)
     elif proto == 17:
-        l4 = struct.pack("!HHHH", rng.randint(1, 65535), rng.choice((53, 123, 4789)),
-                         8 + len(payload), 0)
+        l4 = frames.udp(rng.randint(1, 65535), rng.choice((53, 123, 4789)), payload)
     else:
-        l4 = struct.pack("!BBHHH", 8, 0, 0, rng.getrandbits(16), 1)
+        l4 = frames.icmp_echo(8, rng.getrandbits(16), 1, payload)
     options = bytes(4 * rng.choice((0, 0, 0, 1, 2)))
-    ihl = 5 + len(options) // 4
-    total = 4 * ihl + len(l4) + len(payload)
-    header = struct.pack("!BBHHHBBH4s4s", 0x40 | ihl, 0, total, rng.getrandbits(16), 0x4000,
-                         rng.randint(1, 64), proto, 0, rng.randbytes(4), rng.randbytes(4))
-    header += options
-    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    ident, ttl = rng.getrandbits(16), rng.randint(1, 64)
+    src, dst = rng.randbytes(4), rng.randbytes(4)
+    packet = frames.ipv4(src, dst, proto, l4, ttl, ident=ident, frag=0x4000, options=options)
     ethertype = 0x0800 if rng.random() < 0.9 else rng.choice((0x86DD, 0x0806))
-    eth = rng.randbytes(6) + rng.randbytes(6) + struct.pack("!H", ethertype)
-    return (eth + header + l4 + payload)[:rng.choice((128, 128, 128, 40, 30))]
+    mac_dst, mac_src = rng.randbytes(6), rng.randbytes(6)
+    frame = frames.ether(packet, ethertype, src=mac_src, dst=mac_dst)
+    return frame[:rng.choice((128, 128, 128, 40, 30))]
 
 
 # -- assembling ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from offload.isa import assemble
 from offload.loader import load_object
 from offload.soundness import SoundnessError, check_program
 from offload.verifier import VerifierError, callbacks, verify
-from tests.offload.backends import packets as p
+from service import frames as p
 from tests.offload.backends.backends import close, install, make_backend
 
 from .kernel_modes import PRIV, kernel_verdict
@@ -180,14 +180,14 @@ def test_the_fixture_verifies_with_about_the_kernels_processed_instructions():
 
 SRC, PEER = "10.1.2.3", "192.0.2.9"
 FRAMES = {
-    "udp-53": p.eth(p.ETH_P_IP, p.udp(SRC, PEER, 1000, 53,
-                                      payload=bytes([7, 1, 2, 3, 4, 5, 7, 9]))),
-    "udp-other": p.eth(p.ETH_P_IP, p.udp("172.16.0.1", PEER, 1000, 4789,
-                                         payload=bytes([40]) + bytes(range(1, 40)))),
-    "udp-short": p.eth(p.ETH_P_IP, p.udp(SRC, PEER, 1000, 123, payload=bytes([3, 2]))),
-    "tcp-80": p.eth(p.ETH_P_IP, p.tcp(SRC, PEER, 40000, 80)),
-    "tcp-22": p.eth(p.ETH_P_IP, p.tcp("172.16.0.1", PEER, 40000, 22)),
-    "arp": p.eth(0x0806, bytes(28)),
+    "udp-53": p.ether(p.udp_packet(SRC, PEER, 1000, 53,
+                                      payload=bytes([7, 1, 2, 3, 4, 5, 7, 9])), p.ETH_P_IP),
+    "udp-other": p.ether(p.udp_packet("172.16.0.1", PEER, 1000, 4789,
+                                         payload=bytes([40]) + bytes(range(1, 40))), p.ETH_P_IP),
+    "udp-short": p.ether(p.udp_packet(SRC, PEER, 1000, 123, payload=bytes([3, 2])), p.ETH_P_IP),
+    "tcp-80": p.ether(p.tcp_packet(SRC, PEER, 40000, 80), p.ETH_P_IP),
+    "tcp-22": p.ether(p.tcp_packet("172.16.0.1", PEER, 40000, 22), p.ETH_P_IP),
+    "arp": p.ether(bytes(28), 0x0806),
 }
 
 

@@ -1,4 +1,5 @@
-"""Frames and map contents that drive every fixture program down each of its paths.
+"""Frames and map contents that drive every fixture program (fixtures/xdp) down each of its
+paths - for the differential tests of the backends and the per-packet benchmark alike.
 
 ``FRAMES`` covers IPv4 TCP/UDP/ICMP, IPv6 with extension headers, 802.1Q, ARP, IPIP, runts and
 a jumbo frame; :func:`populate` fills whichever of the fixtures' maps an object has so that the
@@ -10,9 +11,11 @@ time or random numbers (bpf_ktime_get_ns, bpf_get_prandom_u32).
 from __future__ import annotations
 
 import struct
+from typing import Any
 
-from . import packets as p
-from .backends import Installed
+from offload.backends.install import Installed
+
+from . import frames as p
 
 BLOCKED, ALLOWED, PEER = "10.0.0.66", "10.0.0.1", "10.0.0.2"
 VIP, TUNNEL_DST, LOCAL_END, REMOTE_END = "192.168.100.1", "172.16.0.5", "10.1.1.1", "10.2.2.2"
@@ -22,51 +25,57 @@ PREFIXES_V4 = {(24, "10.0.0.0"): 1, (32, ALLOWED): 2}
 PREFIXES_V6 = {(64, "2001:db8::"): 1}
 
 
-def _v4(segment: bytes, **kwargs) -> bytes:
-    return p.eth(p.ETH_P_IP, segment, **kwargs)
+def _v4(packet: bytes, **kwargs: Any) -> bytes:
+    return p.ether(packet, p.ETH_P_IP, **kwargs)
+
+
+def _v6(packet: bytes) -> bytes:
+    return p.ether(packet, p.ETH_P_IPV6)
+
+
+_UDP6 = p.udp(1, 2, b"y" * 8)
 
 
 FRAMES: dict[str, bytes] = {
-    "tcp-allowed": _v4(p.tcp(ALLOWED, PEER, 40000, 443)),
-    "tcp-blocked": _v4(p.tcp(BLOCKED, PEER, 40000, 443)),
-    "tcp-syn": _v4(p.tcp(ALLOWED, PEER, 40001, 22, p.SYN)),
-    "tcp-ack": _v4(p.tcp(ALLOWED, PEER, 40001, 22, p.ACK)),
-    "tcp-fin": _v4(p.tcp(ALLOWED, PEER, 40001, 22, p.FIN | p.ACK)),
-    "tcp-telnet": _v4(p.tcp(ALLOWED, PEER, 40002, 23)),
-    "tcp-vip": _v4(p.tcp(ALLOWED, VIP, 40003, 80, payload=b"GET /")),
-    "udp-vip": _v4(p.udp(PEER, VIP, 5353, 53)),
-    "udp-allowed": _v4(p.udp(ALLOWED, PEER, 1000, 4789)),
-    "udp-blocked-port": _v4(p.udp(ALLOWED, PEER, 1000, 53)),
-    "udp-blocked-src": _v4(p.udp(BLOCKED, PEER, 1000, 4789)),
-    "icmp": _v4(p.icmp_echo(ALLOWED, PEER)),
-    "icmp-ttl1": _v4(p.icmp_echo(ALLOWED, PEER, ttl=1)),
-    "ipv4-options": _v4(p.ipv4(BLOCKED, PEER, p.UDP, bytes(16), options=bytes([1] * 8))),
-    "vlan-blocked": _v4(p.tcp(BLOCKED, PEER, 1, 2), vlan=100),
-    "vlan-allowed": _v4(p.udp(ALLOWED, PEER, 1, 2), vlan=100),
-    "to-tunnel": _v4(p.udp(ALLOWED, TUNNEL_DST, 7, 8)),
-    "ipip-local": _v4(p.ipip(REMOTE_END, LOCAL_END, p.udp(TUNNEL_DST, ALLOWED, 8, 7))),
-    "ipip-other": _v4(p.ipip(REMOTE_END, PEER, p.udp(TUNNEL_DST, ALLOWED, 8, 7))),
-    "to-port-mac": _v4(p.udp(ALLOWED, PEER, 9, 9), dst=p.MAC_PORT),
-    "ipv6-udp": p.eth(p.ETH_P_IPV6, p.ipv6(ALLOWED6, PEER6, p.UDP, p.udp6(1, 2))),
-    "ipv6-blocked": p.eth(p.ETH_P_IPV6, p.ipv6(BLOCKED6, PEER6, p.UDP, p.udp6(1, 2))),
-    "ipv6-hop1": p.eth(p.ETH_P_IPV6, p.ipv6(ALLOWED6, PEER6, p.UDP, p.udp6(1, 2), hop_limit=1)),
-    "ipv6-ext": p.eth(p.ETH_P_IPV6, p.ipv6_chain(ALLOWED6, PEER6, [p.HOPOPTS, p.DSTOPTS,
-                                                                    p.FRAGMENT], p.UDP,
-                                                   p.udp6(1, 2))),
-    "ipv6-rh0": p.eth(p.ETH_P_IPV6, p.ipv6_chain(ALLOWED6, PEER6, [p.ROUTING], p.UDP,
-                                                   p.udp6(1, 2), routing_type=0)),
-    "ipv6-rh2": p.eth(p.ETH_P_IPV6, p.ipv6_chain(ALLOWED6, PEER6, [p.HOPOPTS, p.ROUTING],
-                                                   p.UDP, p.udp6(1, 2))),
-    "ipv6-long-chain": p.eth(p.ETH_P_IPV6, p.ipv6_chain(ALLOWED6, PEER6, [p.DSTOPTS] * 9,
-                                                          p.NO_NEXT, b"")),
-    "arp": p.eth(p.ETH_P_ARP, p.arp_request(ALLOWED, PEER), dst=b"\xff" * 6),
-    "runt-eth-only": p.eth(p.ETH_P_IP, b""),
-    "runt-ipv4": _v4(p.tcp(BLOCKED, PEER, 1, 2))[:30],
-    "runt-ihl": _v4(p.ipv4(BLOCKED, PEER, p.UDP, b"", options=bytes(40)))[:40],
-    "runt-vlan": p.eth(p.ETH_P_IP, b"", vlan=5)[:16],
-    "runt-tcp": _v4(p.tcp(ALLOWED, PEER, 1, 2))[:40],
-    "big-udp": _v4(p.udp(ALLOWED, PEER, 1000, 4789, b"j" * 1400)),
-    "jumbo": _v4(p.udp(ALLOWED, PEER, 1000, 4789, b"J" * 8950)),
+    "tcp-allowed": _v4(p.tcp_packet(ALLOWED, PEER, 40000, 443)),
+    "tcp-blocked": _v4(p.tcp_packet(BLOCKED, PEER, 40000, 443)),
+    "tcp-syn": _v4(p.tcp_packet(ALLOWED, PEER, 40001, 22, p.TCP_SYN)),
+    "tcp-ack": _v4(p.tcp_packet(ALLOWED, PEER, 40001, 22, p.TCP_ACK)),
+    "tcp-fin": _v4(p.tcp_packet(ALLOWED, PEER, 40001, 22, p.TCP_FIN | p.TCP_ACK)),
+    "tcp-telnet": _v4(p.tcp_packet(ALLOWED, PEER, 40002, 23)),
+    "tcp-vip": _v4(p.tcp_packet(ALLOWED, VIP, 40003, 80, payload=b"GET /")),
+    "udp-vip": _v4(p.udp_packet(PEER, VIP, 5353, 53)),
+    "udp-allowed": _v4(p.udp_packet(ALLOWED, PEER, 1000, 4789)),
+    "udp-blocked-port": _v4(p.udp_packet(ALLOWED, PEER, 1000, 53)),
+    "udp-blocked-src": _v4(p.udp_packet(BLOCKED, PEER, 1000, 4789)),
+    "icmp": _v4(p.icmp_packet(ALLOWED, PEER)),
+    "icmp-ttl1": _v4(p.icmp_packet(ALLOWED, PEER, ttl=1)),
+    "ipv4-options": _v4(p.ipv4(BLOCKED, PEER, p.IPPROTO_UDP, bytes(16), options=bytes([1] * 8))),
+    "vlan-blocked": _v4(p.tcp_packet(BLOCKED, PEER, 1, 2), vlan=100),
+    "vlan-allowed": _v4(p.udp_packet(ALLOWED, PEER, 1, 2), vlan=100),
+    "to-tunnel": _v4(p.udp_packet(ALLOWED, TUNNEL_DST, 7, 8)),
+    "ipip-local": _v4(p.ipip(REMOTE_END, LOCAL_END, p.udp_packet(TUNNEL_DST, ALLOWED, 8, 7))),
+    "ipip-other": _v4(p.ipip(REMOTE_END, PEER, p.udp_packet(TUNNEL_DST, ALLOWED, 8, 7))),
+    "to-port-mac": _v4(p.udp_packet(ALLOWED, PEER, 9, 9), dst=p.MAC_PORT),
+    "ipv6-udp": _v6(p.ipv6(ALLOWED6, PEER6, p.IPPROTO_UDP, _UDP6)),
+    "ipv6-blocked": _v6(p.ipv6(BLOCKED6, PEER6, p.IPPROTO_UDP, _UDP6)),
+    "ipv6-hop1": _v6(p.ipv6(ALLOWED6, PEER6, p.IPPROTO_UDP, _UDP6, hop_limit=1)),
+    "ipv6-ext": _v6(p.ipv6_chain(ALLOWED6, PEER6, [p.IPPROTO_HOPOPTS, p.IPPROTO_DSTOPTS,
+                                                   p.IPPROTO_FRAGMENT], p.IPPROTO_UDP, _UDP6)),
+    "ipv6-rh0": _v6(p.ipv6_chain(ALLOWED6, PEER6, [p.IPPROTO_ROUTING], p.IPPROTO_UDP, _UDP6,
+                                 routing_type=0)),
+    "ipv6-rh2": _v6(p.ipv6_chain(ALLOWED6, PEER6, [p.IPPROTO_HOPOPTS, p.IPPROTO_ROUTING],
+                                 p.IPPROTO_UDP, _UDP6)),
+    "ipv6-long-chain": _v6(p.ipv6_chain(ALLOWED6, PEER6, [p.IPPROTO_DSTOPTS] * 9, p.IPPROTO_NONE,
+                                        b"")),
+    "arp": p.ether(p.arp_request(ALLOWED, PEER), p.ETH_P_ARP, dst=b"\xff" * 6),
+    "runt-eth-only": p.ether(b"", p.ETH_P_IP),
+    "runt-ipv4": _v4(p.tcp_packet(BLOCKED, PEER, 1, 2))[:30],
+    "runt-ihl": _v4(p.ipv4(BLOCKED, PEER, p.IPPROTO_UDP, b"", options=bytes(40)))[:40],
+    "runt-vlan": p.ether(b"", p.ETH_P_IP, vlan=5)[:16],
+    "runt-tcp": _v4(p.tcp_packet(ALLOWED, PEER, 1, 2))[:40],
+    "big-udp": _v4(p.udp_packet(ALLOWED, PEER, 1000, 4789, b"j" * 1400)),
+    "jumbo": _v4(p.udp_packet(ALLOWED, PEER, 1000, 4789, b"J" * 8950)),
 }
 #: Frames longer than the kernel's linear XDP buffer in a test run: the kernel shows programs
 #: only PAGE_SIZE - 256 (headroom) - 320 (skb_shared_info) bytes and keeps the rest in
@@ -91,9 +100,9 @@ def populate(obj: Installed) -> None:
         for (length, addr), value in PREFIXES_V6.items():
             obj.map("prefixes_v6").update(_u32(length) + p.ip6(addr), _u32(value))
     if "services" in maps:
-        obj.map("services").update(p.ip4(VIP) + struct.pack("!H", 80) + bytes([p.TCP, 0]),
+        obj.map("services").update(p.ip4(VIP) + struct.pack("!H", 80) + bytes([p.IPPROTO_TCP, 0]),
                                    _u32(0) + _u32(2))
-        obj.map("services").update(p.ip4(VIP) + struct.pack("!H", 53) + bytes([p.UDP, 0]),
+        obj.map("services").update(p.ip4(VIP) + struct.pack("!H", 53) + bytes([p.IPPROTO_UDP, 0]),
                                    _u32(2) + _u32(1))
         for slot in range(3):
             obj.map("backends").update(_u32(slot), p.ip4(f"10.9.0.{slot + 1}") +
