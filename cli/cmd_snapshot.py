@@ -8,18 +8,17 @@ seal here, then sends the payload, which the daemon decodes again under the code
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import tempfile
 import time
-from typing import Any, BinaryIO
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
 from migrate import store
 from migrate.codec import read_snapshot, write_snapshot
-from migrate.freshness import Freshness, SourceStamp, check_freshness, parse_duration
+from migrate.freshness import Freshness, check_freshness, parse_duration
 from migrate.keys import (
     generate_signing_key,
     generate_symmetric_key,
@@ -30,12 +29,12 @@ from migrate.keys import (
     public_key_id,
 )
 from migrate.plan_view import plan_table
-from migrate.schema import SnapshotFormatError
 from migrate.seal import Seal, SealInfo, Trust
 from migrate.snapshot import Snapshot
 from service.client import DeviceClient
 from service.plan_data import plan_from_dict
-from service.protocol import CHUNK, RemoteError
+from service.protocol import RemoteError
+from service.transfer import download, upload_and_commit
 
 from .exits import Exit, UsageError
 from .output import Output
@@ -187,35 +186,11 @@ def describe_seal(info: SealInfo) -> str:
 
 
 # ---------------------------------------------------------------------------------- save
-def download(client: DeviceClient, out: Output,
-             spool: BinaryIO | None = None) -> tuple[bytes | None, SourceStamp | None]:
-    """The checkpoint's payload - into ``spool`` chunk by chunk (None returned), or as
-    bytes - and the stamp the daemon gave it."""
-    begin = client.call("checkpoint.begin")
-    sink = spool if spool is not None else io.BytesIO()
-    received = 0
-    with out.transfer("checkpoint", begin["size"]) as bar:
-        while received < begin["size"]:
-            chunk = client.call("checkpoint.read", transfer=begin["transfer"],
-                                offset=received, size=CHUNK)["data"]
-            if not chunk:
-                break
-            sink.write(chunk)
-            received += len(chunk)
-            bar.advance(len(chunk))
-    raw = begin.get("source")
-    try:
-        source = None if raw is None else SourceStamp.parse(raw, "the daemon's source stamp")
-    except SnapshotFormatError as exc:
-        raise UsageError(str(exc)) from None
-    return (None if spool is not None else sink.getvalue()), source  # type: ignore[union-attr]
-
-
 def save_command(args: argparse.Namespace, out: Output) -> int:
     seal = seal_from(args)
     with tempfile.TemporaryFile() as spool:  # unnamed: nothing outlives a killed save
-        with DeviceClient(args.device) as client:
-            _, source = download(client, out, spool)
+        with DeviceClient(args.device) as client, out.transfer("checkpoint", 0) as bar:
+            source = download(client, spool, lambda done, total: bar.update(done, total))
         spool.seek(0)
         snapshot = read_snapshot(spool)
     info = store.save(args.output, snapshot, seal, source=source)
@@ -230,24 +205,6 @@ def save_command(args: argparse.Namespace, out: Output) -> int:
 
 
 # ---------------------------------------------------------------------------------- restore
-def upload_and_commit(client: DeviceClient, payload: bytes | BinaryIO, out: Output, *,
-                      allow_fallback: bool, dry_run: bool,
-                      **check: Any) -> dict[str, Any]:
-    """Send a payload (bytes, or a file read from its start) in chunks, then commit;
-    ``check`` holds the commit's source, authenticated and no_rollback parameters
-    (docs/control-socket.md)."""
-    stream = io.BytesIO(payload) if isinstance(payload, bytes) else payload
-    size = stream.seek(0, io.SEEK_END)
-    stream.seek(0)
-    begin = client.call("restore.begin", size=size)
-    with out.transfer("restore", size) as bar:
-        while chunk := stream.read(CHUNK):
-            client.call("restore.write", transfer=begin["transfer"], data=chunk)
-            bar.advance(len(chunk))
-    return client.call("restore.commit", transfer=begin["transfer"],
-                       allow_fallback=allow_fallback, dry_run=dry_run, **check)
-
-
 def restore_command(args: argparse.Namespace, out: Output) -> int:
     freshness = freshness_from(args)
     snapshot, info = store.load(args.file, trust_from(args))
@@ -255,11 +212,12 @@ def restore_command(args: argparse.Namespace, out: Output) -> int:
     try:
         with DeviceClient(args.device) as client, tempfile.TemporaryFile() as spool:
             write_snapshot(spool, snapshot)  # the payload goes out chunk by chunk from here
-            result = upload_and_commit(
-                client, spool, out, allow_fallback=args.allow_fallback,
-                dry_run=args.dry_run,
-                source=info.source.as_dict() if info.source is not None else None,
-                authenticated=info.authenticated, no_rollback=args.no_rollback)
+            with out.transfer("restore", 0) as bar:
+                result = upload_and_commit(
+                    client, spool, lambda done, total: bar.update(done, total),
+                    allow_fallback=args.allow_fallback, dry_run=args.dry_run,
+                    source=info.source.as_dict() if info.source is not None else None,
+                    authenticated=info.authenticated, no_rollback=args.no_rollback)
     except RemoteError as err:
         plan = err.data.get("plan")
         if args.json:
