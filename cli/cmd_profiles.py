@@ -46,7 +46,7 @@ def profiles_command(args: argparse.Namespace, out: Output) -> int:
         else:
             out.console.print(profile_view(data))
         return Exit.OK
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in list_profiles():
         try:
             caps = load_profile(name)

@@ -242,13 +242,13 @@ def verify_command(args: argparse.Namespace, out: Output) -> int:
                 out.console.print(f"{v['program']}: soundness oracle: {oracle['frames']} "
                                   f"frame(s), {oracle['steps']:,} machine states inside "
                                   f"{oracle['states']:,} abstract states")
-    for name, err in failures:
-        if isinstance(err, ProgramRefusal):
-            out.error(f"{name} (section {err.section}): {err.reason}", label="rejected")
+    for name, failure in failures:
+        if isinstance(failure, ProgramRefusal):
+            out.error(f"{name} (section {failure.section}): {failure.reason}", label="rejected")
             continue
-        out.error(f"{name}: insn {err.insn_index}: {err.reason}", label="rejected")
-        if err.log is not None and not args.json:
-            out.err.print(log_text(err.log), highlight=False)
+        out.error(f"{name}: insn {failure.insn_index}: {failure.reason}", label="rejected")
+        if failure.log is not None and not args.json:
+            out.err.print(log_text(failure.log), highlight=False)
     for name, bug in bugs:
         out.error(f"{name}: {bug}", label="verifier bug")
     return Exit.REFUSED if failures or bugs else Exit.OK

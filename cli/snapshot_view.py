@@ -164,18 +164,18 @@ def snapshot_diff(a: Snapshot, b: Snapshot) -> dict[str, Any]:
     ma, mb = {m.name: m for m in a.maps}, {m.name: m for m in b.maps}
     spec_changes, entries = [], {}
     for name in sorted(ma.keys() & mb.keys()):
-        x, y = ma[name], mb[name]
-        fields = [f for f in _SPEC_FIELDS if getattr(x.spec, f) != getattr(y.spec, f)]
+        old, new = ma[name], mb[name]
+        fields = [f for f in _SPEC_FIELDS if getattr(old.spec, f) != getattr(new.spec, f)]
         if fields:
             spec_changes.append({"name": name, "changed": fields})
-        ca, cb = _contents(x), _contents(y)
+        ca, cb = _contents(old), _contents(new)
         common = ca.keys() & cb.keys()
         entries[name] = {"added": len(cb.keys() - ca.keys()),
                          "removed": len(ca.keys() - cb.keys()),
                          "changed": sum(1 for k in common if ca[k] != cb[k]),
                          "unchanged": sum(1 for k in common if ca[k] == cb[k])}
     fa, fb = set(feature_names(a.features)), set(feature_names(b.features))
-    result = {
+    result: dict[str, Any] = {
         "a": a.device, "b": b.device,
         "programs": {"added": sorted(pb.keys() - pa.keys()),
                      "removed": sorted(pa.keys() - pb.keys()), "changed": changed_programs},

@@ -70,9 +70,9 @@ class DeviceClient:
                 if not data:
                     raise DaemonUnreachable(f"the daemon at {self.path} closed the connection "
                                             f"before answering {method!r}.")
-                for message in self._reader.feed(data):
-                    if isinstance(message, Response):
-                        self._pending.append(message)
+                for incoming in self._reader.feed(data):
+                    if isinstance(incoming, Response):
+                        self._pending.append(incoming)
         except TimeoutError:
             raise DaemonUnreachable(f"the daemon at {self.path} did not answer {method!r} in "
                                     "time.") from None

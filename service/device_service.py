@@ -138,7 +138,7 @@ class DeviceService:
         self.rates = RateMeter()
         self.lock = threading.Lock()  # the device's: held by the loop and by migrations
         self.job: Migration | None = None
-        self.last_status: dict[str, Any] | None = None
+        self.last_status: StatusResult | None = None
         self._downloads: dict[int, _Spool] = {}
         self._uploads: dict[int, _Spool] = {}
         #: the connection whose request is being answered (the daemon sets it): transfers

@@ -39,11 +39,11 @@ class CountingSocket(socket.socket):
     sent = 0
     received = 0
 
-    def sendall(self, data: Any, *args: Any) -> None:  # type: ignore[override]
+    def sendall(self, data: Any, *args: Any) -> None:
         super().sendall(data, *args)
         self.sent += len(data)
 
-    def recv(self, size: int, *args: Any) -> bytes:  # type: ignore[override]
+    def recv(self, size: int, *args: Any) -> bytes:
         data = super().recv(size, *args)
         self.received += len(data)
         return data

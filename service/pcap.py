@@ -46,7 +46,7 @@ def parse_pcap(data: bytes, name: str = "the capture") -> list[bytes]:
     if linktype & 0xFFFF != LINKTYPE_ETHERNET:
         raise PcapError(f"{name} captures link type {linktype & 0xFFFF}; only Ethernet (1) "
                         "frames can be sent to a device.")
-    frames = []
+    frames: list[bytes] = []
     offset = FILE_HEADER
     while offset < len(data):
         if offset + RECORD_HEADER > len(data):

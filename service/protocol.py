@@ -103,7 +103,7 @@ def remote_error(error: dict[str, Any]) -> RemoteError:
     return RemoteError(name if isinstance(name, str) else "EIO",
                        code if isinstance(code, int) and not isinstance(code, bool) else _errno.EIO,
                        message if isinstance(message, str) else "the device gave no reason",
-                       ErrorKind(kind) if kind in ErrorKind._value2member_map_ else ErrorKind.REFUSED,
+                       ErrorKind(str(kind)) if kind in ErrorKind._value2member_map_ else ErrorKind.REFUSED,
                        data if isinstance(data, dict) else {})
 
 
