@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import pytest
 
-from cli.frames import frame
 from migrate import compat
 from migrate.proof import (
     Proof,
@@ -22,6 +21,7 @@ from offload.caps.profiles import load_profile
 from offload.device.pair import build_device
 from offload.isa import AluOp, InsnClass, JmpOp
 from offload.lowering import lower_program
+from service.frames import frame
 
 from .samples import fixture_snapshot
 

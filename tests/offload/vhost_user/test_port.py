@@ -12,6 +12,7 @@ import pytest
 from offload.caps.profiles import load_profile
 from offload.device.pair import build_device
 from offload.vhost_user.port import VhostUserPort
+from service.frames import IPPROTO_UDP, ether, ipv4, udp
 
 from .frontend import Frontend
 from .test_server import wait_for
@@ -19,11 +20,13 @@ from .test_server import wait_for
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "xdp"
 
 
-def frame(src: str, proto: int = 17) -> bytes:
-    eth = b"\x52\x54\x00\x00\x00\x02" + b"\x52\x54\x00\x00\x00\x01" + b"\x08\x00"
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28, 0, 0, 64, proto, 0,
-                     socket.inet_aton(src), socket.inet_aton("10.0.0.2"))
-    return eth + ip + struct.pack("!HHHH", 1000, 53, 8, 0) + bytes(18)
+GUEST_MAC, PEER_MAC = bytes.fromhex("525400000002"), bytes.fromhex("525400000001")
+
+
+def frame(src: str) -> bytes:
+    """A UDP datagram to the guest, padded to Ethernet's 60-byte minimum."""
+    return ether(ipv4(src, "10.0.0.2", IPPROTO_UDP, udp(1000, 53)), src=PEER_MAC,
+                 dst=GUEST_MAC) + bytes(18)
 
 
 @pytest.fixture
