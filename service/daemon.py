@@ -218,7 +218,7 @@ class Daemon:
                                        to_wire(self.service.busy_status()))
             if not lock.acquire(timeout=LOCK_WAIT):
                 error = Refused(errno.EBUSY, f"device {self.service.device.name} is busy "
-                                                  "with a migration; try again when it ends.")
+                                             "with a migration; try again when it ends.")
                 return encode_response(request.msgid, error_payload(error), None)
         try:
             self.service.caller = conn
@@ -242,7 +242,7 @@ class Daemon:
         try:
             if conn.output:
                 raise Refused(errno.EPROTO, "migrate.incoming must be the only request on "
-                                                 "its connection.")
+                                            "its connection.")
             params = parse_params(lookup(request.method).params, request.params, request.method)
             self._check_incoming()
             conn.sock.sendall(encode_response(request.msgid, None,
@@ -258,7 +258,7 @@ class Daemon:
     def _check_incoming(self) -> None:
         if self.service.migrating():
             raise Refused(errno.EBUSY, f"device {self.service.device.name} is already "
-                                            "migrating.")
+                                       "migrating.")
         with self.service.lock:
             self.service.check_empty("migrate onto")
 

@@ -270,7 +270,7 @@ class DeviceService:
         attach = params.attach
         if attach and len(chosen) != 1:
             raise Refused(errno.EINVAL, f"{len(chosen)} programs were chosen "
-                               f"({', '.join(chosen)}); name the one to attach with --program.")
+                                        f"({', '.join(chosen)}); name the one to attach with --program.")
         try:
             loaded = self.driver.load_object(obj, programs=chosen)
         except ObjectLoadError as err:
@@ -311,7 +311,7 @@ class DeviceService:
             what = " and ".join(x for x in (f"section {section!r}" if section else "",
                                             f"name {asked}" if asked else "") if x)
             raise Refused(errno.ENOENT, f"the object has no program with {what or 'any name'}"
-                                             f"; its programs: {known}.")
+                                        f"; its programs: {known}.")
         return chosen
 
     def _program_handle(self, ref: Any) -> int:
@@ -364,7 +364,7 @@ class DeviceService:
         for key, value in self.driver.map_items(handle):
             if len(items) == MAX_ITEMS:
                 raise Refused(errno.E2BIG, f"the map holds more than {MAX_ITEMS} entries; "
-                                                "take a snapshot instead.")
+                                           "take a snapshot instead.")
             items.append((key, value))
         return MapItemsResult(items)
 
@@ -387,7 +387,7 @@ class DeviceService:
     def _transfer_id(self) -> int:
         if len(self._downloads) + len(self._uploads) >= MAX_TRANSFERS:
             raise Refused(errno.EBUSY, f"{MAX_TRANSFERS} snapshot transfers are open "
-                                            "already; finish one first.")
+                                       "already; finish one first.")
         ident = self._next_transfer
         self._next_transfer += 1
         return ident
@@ -425,7 +425,7 @@ class DeviceService:
         size = min(params.size, CHUNK)
         if offset > spool.size:
             raise Refused(errno.EINVAL, f"offset {offset} is outside the checkpoint of "
-                                             f"{spool.size} bytes.")
+                                        f"{spool.size} bytes.")
         spool.file.seek(offset)
         chunk = spool.file.read(size)
         if offset + len(chunk) >= spool.size:
@@ -437,7 +437,7 @@ class DeviceService:
         size = params.size
         if not 0 < size <= MAX_UPLOAD:
             raise Refused(errno.E2BIG, f"a snapshot of {size} bytes cannot be restored "
-                                            f"here (1 to {MAX_UPLOAD} bytes).")
+                                       f"here (1 to {MAX_UPLOAD} bytes).")
         ident = self._transfer_id()
         self._uploads[ident] = _Spool(tempfile.TemporaryFile(), owner=self.caller)
         return RestoreBeginResult(ident, size)
@@ -499,7 +499,7 @@ class DeviceService:
         snapshot = decode(payload) if isinstance(payload, bytes) else read_snapshot(payload)
         if source is not None and source.name != snapshot.device:
             raise Refused(errno.EINVAL, f"the source stamp names device {source.name!r}; "
-                                             f"the snapshot is of {snapshot.device!r}.")
+                                        f"the snapshot is of {snapshot.device!r}.")
         if no_rollback:
             if source is None:
                 raise FreshnessUnknown("the snapshot carries no generation (no source stamp): "
@@ -538,20 +538,19 @@ class DeviceService:
         """Start migrating this device to ``to``; progress shows in ``status``."""
         to, downtime, rounds = params.to, params.downtime_target, params.max_rounds
         if downtime <= 0:
-            raise Refused(errno.EINVAL, "the downtime target must be positive and the "
-                                             "round limit at least 0.")
+            raise Refused(errno.EINVAL, "the downtime target must be positive.")
         if self.migrating():
             raise Refused(errno.EBUSY, f"device {self.device.name} is already migrating.")
         if self.device.attached is None and not self.device.objects.programs:
             raise Refused(errno.ENOENT, f"device {self.device.name} holds no program to "
-                                             "migrate.")
+                                        "migrate.")
         self.job = start_source(self, to, downtime, rounds)
         return MigrateStartResult(self.device.name, to)
 
     def check_empty(self, what: str) -> None:
         if self.device.objects.programs or self.device.objects.maps:
             raise Refused(errno.EBUSY, f"device {self.device.name} already holds offloaded "
-                                            f"objects; {what} an empty device.")
+                                       f"objects; {what} an empty device.")
 
     def accept_migration(self, stream: Any, peer: str, allow_fallback: bool = False) -> None:
         """Serve an incoming migration on ``stream`` (the caller checked the device is free)."""

@@ -13,6 +13,7 @@ given", as clients send it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -42,8 +43,10 @@ def documented(doc: str, *, default: Any = dataclasses.MISSING) -> Any:
     return dataclasses.field(default=default, metadata={"doc": doc})
 
 
+@functools.cache
 def field_types(cls: type) -> dict[str, Any]:
-    """The resolved annotations of a dataclass (its module's names, postponed annotations)."""
+    """The resolved annotations of a dataclass (its module's names, postponed annotations),
+    once per class."""
     return typing.get_type_hints(cls)
 
 

@@ -74,3 +74,23 @@ def test_every_bad_request_gets_a_typed_answer_and_the_daemon_serves_on(daemons)
             client.call("map.items", map="nope")
         assert (info.value.name, info.value.kind) == ("ENOENT", ErrorKind.REFUSED)
         assert client.call("map.items", map="blocked_v4") == {"items": []}
+
+
+def test_a_bad_migration_handshake_is_answered_and_refused(daemons):
+    d = daemons("M", "full")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    sock.connect(str(d.path))
+    sock.sendall(msgpack.packb([0, 1, "migrate.incoming", [{"allow_fallback": "yes"}]]))
+    reader, answers = MessageReader(), []
+    while not answers:
+        data = sock.recv(4096)
+        assert data, "the daemon closed the connection without an answer"
+        answers += reader.feed(data)
+    assert sock.recv(4096) == b""  # then the connection ends: it was to carry a migration
+    sock.close()
+    with pytest.raises(RemoteError) as info:
+        answers[0].unwrap()
+    assert (info.value.name, info.value.data.get("field")) == ("EINVAL", "allow_fallback")
+    with DeviceClient(str(d.path)) as client:
+        assert client.call("ping") == {"name": "M", "profile": "full"}
