@@ -13,7 +13,6 @@ given", as clients send it.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import types
 import typing
@@ -43,11 +42,16 @@ def documented(doc: str, *, default: Any = dataclasses.MISSING) -> Any:
     return dataclasses.field(default=default, metadata={"doc": doc})
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def field_types(cls: type) -> dict[str, Any]:
     """The resolved annotations of a dataclass (its module's names, postponed annotations),
     once per class."""
-    return typing.get_type_hints(cls)
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def parse_params(cls: type[T], raw: Any, method: str) -> T:
