@@ -44,7 +44,9 @@ def register(sub: Any) -> None:
                "  offload-migrate device serve --name K --profile host-kernel --backend kernel "
                "--socket /tmp/k.sock\n"
                "  offload-migrate device serve --name C --profile smartnic --memory-limit 64M "
-               "--socket /tmp/c.sock")
+               "--socket /tmp/c.sock\n"
+               "  offload-migrate device serve --name G --socket /tmp/g.sock --vhost-user "
+               "/tmp/g.vhost --wire udp:127.0.0.1:5001=127.0.0.1:5002")
     serve.add_argument("--name", required=True, help="device name (also the interface name)")
     serve.add_argument("--profile", default="full", help="capability profile (default: full; "
                        "see 'offload-migrate profiles')")
@@ -68,6 +70,12 @@ def register(sub: Any) -> None:
                        help="map memory of the device instead of the profile's (bytes, or "
                             "with K, M, G, T: 512M, 2G); each map is charged what it may hold "
                             "and MAP_CREATE past it is refused with ENOMEM")
+    serve.add_argument("--vhost-user", metavar="SOCKET",
+                       help="serve the device's guest to a QEMU front-end over vhost-user "
+                            "(-netdev vhost-user; docs/vhost-user.md)")
+    serve.add_argument("--wire", metavar="udp:LOCAL=REMOTE",
+                       help="the device's wire as a UDP tunnel, one frame per datagram: "
+                            "udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT")
     serve.set_defaults(handler=serve_command)
     stop = dsub.add_parser("stop", help="stop a device daemon (the 'shutdown' method)",
                            epilog="example:\n  offload-migrate device stop --device /tmp/a.sock",
@@ -143,6 +151,7 @@ def parse_size(text: str) -> int:
 
 def serve_command(args: argparse.Namespace, out: Output) -> int:
     from service.daemon import Daemon
+    from service.ports import Ports
 
     traffic = parse_traffic(args.traffic, args.rate, args.seed if args.seed is not None else 1)
     state = DeviceState.open(args.state_dir or default_state_dir(args.name), args.name)
@@ -151,13 +160,20 @@ def serve_command(args: argparse.Namespace, out: Output) -> int:
                                 engine=args.engine, seed=args.seed, traffic=traffic, state=state,
                                 memory_limit=args.memory_limit)
 
+        ports = Ports.open(service, vhost_user=args.vhost_user, wire=args.wire)
+
         def ready() -> None:
             extra = f" and {args.listen} (migrations)" if args.listen else ""
             print(f"device {args.name} (profile {args.profile}, backend {args.backend}) "
                   f"listening on {args.socket}{extra}; state in {state.directory} "
                   f"(generation {state.generation})", flush=True)
+            for note in ports.notes:
+                print(f"device {args.name}: {note}", flush=True)
 
-        Daemon(service, args.socket, listen=args.listen).serve(ready)
+        try:
+            Daemon(service, args.socket, listen=args.listen).serve(ready)
+        finally:
+            ports.close()
     finally:
         state.close()
     print(f"device {args.name} stopped", flush=True)

@@ -1,22 +1,21 @@
-"""Two real QEMU guests, each behind a device of this project over vhost-user, the devices
-joined by a UDP tunnel. Guest B's device runs an offloaded port filter: pings cross, UDP to an
+"""Two real QEMU guests, each behind a device daemon (``device serve --vhost-user ...
+--wire udp:...``), the devices joined by a UDP tunnel; the offload goes through the daemons'
+control sockets. Guest B's device runs an offloaded port filter: pings cross, UDP to an
 open port reaches B (which answers port unreachable), UDP to a blocked port never reaches B,
 and B's map counters equal what A sent."""
 
 from __future__ import annotations
 
+import socket
 import struct
 import threading
 from pathlib import Path
 
 import pytest
 
-from offload.caps.profiles import load_profile
-from offload.device.pair import build_device
-from offload.device.udp_wire import UdpWire
-from offload.vhost_user.port import VhostUserPort
-
-from .qemu import Guest, guest_image
+from service.client import DeviceClient
+from service.guest import Guest, guest_image
+from tests.service.conftest import DaemonProcess
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
 IMAGE = guest_image()
@@ -36,36 +35,44 @@ def snmp(guest: Guest) -> dict[str, dict[str, int]]:
     return out
 
 
-class Side:
-    """A device, its vhost-user port and its end of the tunnel."""
+def free_udp_port() -> int:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    return port
 
-    def __init__(self, name: str, workdir: Path) -> None:
-        self.pair = build_device(name, load_profile("full"))
-        self.lock = threading.RLock()
-        self.port = VhostUserPort(self.pair.device, workdir / f"{name}.sock", self.lock).start()
-        self.wire = UdpWire(self.pair.device, ("127.0.0.1", 0), ("127.0.0.1", 9), self.lock)
+
+class Side:
+    """A device daemon (``device serve``) with its guest over vhost-user and its wire a UDP
+    tunnel, and a control connection to it."""
+
+    def __init__(self, name: str, workdir: Path, local: int, remote: int) -> None:
+        self.vhost = workdir / f"{name}.vhost"
+        self.daemon = DaemonProcess(
+            workdir / f"{name}.sock", name, "full", "--state-dir", str(workdir / f"{name}.st"),
+            "--vhost-user", str(self.vhost), "--wire",
+            f"udp:127.0.0.1:{local}=127.0.0.1:{remote}")
+        self.client = DeviceClient(str(self.daemon.path))
 
     def close(self) -> None:
-        self.wire.close()
-        self.port.close()
+        self.client.close()
+        self.daemon.stop()
 
 
 @pytest.fixture
-def network(tmp_path):
-    a, b = Side("a", tmp_path), Side("b", tmp_path)
-    a.wire.remote, b.wire.remote = b.wire.local, a.wire.local
-    a.wire.start()
-    b.wire.start()
-    loaded = b.pair.driver.load_object(FIXTURES / "xdp_port_filter.o",
-                                       programs=["xdp_port_filter"])
-    b.maps = loaded.maps
-    b.pair.driver.map_update_elem(loaded.maps["blocked_ports"],
-                                  struct.pack("<H", BLOCKED_PORT), bytes(8))
-    with b.lock:
-        b.pair.driver.xdp_attach(loaded.programs["xdp_port_filter"])
-    guests = [Guest("a", IMAGE, a.port.server.path, mac="52:54:00:00:00:0a", ip="10.0.0.1/24",
+def network(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state-home"))
+    port_a, port_b = free_udp_port(), free_udp_port()
+    a = Side("a", tmp_path, port_a, port_b)
+    b = Side("b", tmp_path, port_b, port_a)
+    b.client.call("load", object=(FIXTURES / "xdp_port_filter.o").read_bytes(),
+                  name="xdp_port_filter", program="xdp_port_filter", attach=True)
+    b.client.call("map.update", map="blocked_ports", key=struct.pack("<H", BLOCKED_PORT),
+                  value=bytes(8))
+    guests = [Guest("a", IMAGE, str(a.vhost), mac="52:54:00:00:00:0a", ip="10.0.0.1/24",
                     workdir=tmp_path),
-              Guest("b", IMAGE, b.port.server.path, mac="52:54:00:00:00:0b", ip="10.0.0.2/24",
+              Guest("b", IMAGE, str(b.vhost), mac="52:54:00:00:00:0b", ip="10.0.0.2/24",
                     workdir=tmp_path)]
     try:
         boots = [threading.Thread(target=g.boot) for g in guests]
@@ -89,11 +96,13 @@ def udp_probe(port: int) -> str:
     return f"traceroute -n -q 1 -w 1 -m 1 -p {port - 1} 10.0.0.2 2>&1; true"
 
 
-def counter(side: Side, key: int) -> int:
-    with side.lock:
-        value = side.pair.driver.map_lookup_elem(side.maps["frames_by_proto"],
-                                                 struct.pack("<I", key))
-    return struct.unpack("<Q", value)[0]
+def entry(side: Side, map_name: str, key: bytes) -> int:
+    items = side.client.call("map.items", map=map_name)["items"]
+    return next(struct.unpack("<Q", v)[0] for k, v in items if k == key)
+
+
+def counter(side: Side, proto: int) -> int:
+    return entry(side, "frames_by_proto", struct.pack("<I", proto))
 
 
 def test_guests_talk_through_the_offloaded_filter(network):
@@ -114,11 +123,10 @@ def test_guests_talk_through_the_offloaded_filter(network):
     sent_udp = a_after["Udp"]["OutDatagrams"] - a_before["Udp"]["OutDatagrams"]
     to_blocked = sent_udp - (b_open["Udp"]["NoPorts"] - b_before["Udp"]["NoPorts"])
     assert sent_udp == 2 and to_blocked == 1
-    with b.lock:
-        hits = b.pair.driver.map_lookup_elem(b.maps["blocked_ports"],
-                                             struct.pack("<H", BLOCKED_PORT))
-    assert struct.unpack("<Q", hits)[0] == to_blocked
+    assert entry(b, "blocked_ports", struct.pack("<H", BLOCKED_PORT)) == to_blocked
     assert counter(b, UDP) == sent_udp
     assert counter(b, ICMP) == a_after["Icmp"]["OutMsgs"] - a_before["Icmp"]["OutMsgs"]
-    counters = b.pair.device.counters(b.pair.device.attached)
-    assert counters.as_dict()["drop"] == to_blocked
+    status = b.client.call("status")
+    (program,) = status["programs"]
+    assert program["counters"]["drop"] == to_blocked
+    assert status["ports"]["rx_to_guest"] >= 3 and status["ports"]["tx_from_guest"] >= 3

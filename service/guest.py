@@ -1,6 +1,6 @@
-"""Real guests for the end-to-end tests: QEMU (TCG) booting the tiny guest of
-tools/guest/build.sh, its NIC a vhost-user netdev on a device of this project, its serial
-console a shell the test types into."""
+"""Real guests on a device: QEMU (TCG) booting the tiny guest of tools/guest/build.sh, its NIC
+a vhost-user netdev served by a device daemon, its serial console a shell that commands are
+typed into. The end-to-end tests and the benchmarks run guests through this."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ def guest_image() -> tuple[Path, Path] | str:
         if build.returncode != 0:
             return f"the guest could not be built: {build.stderr.strip()[-300:]}"
     return kernel, initrd
+
+
+class GuestCommandError(RuntimeError):
+    """A command typed into a guest's shell exited with a non-zero status."""
 
 
 class Guest:
@@ -59,9 +63,11 @@ class Guest:
         self._commands = 0
 
     def _read(self) -> None:
-        assert self.process.stdout is not None
+        stdout = self.process.stdout
+        if stdout is None:
+            return
         with open(self.log_path, "wb") as log:
-            while chunk := os.read(self.process.stdout.fileno(), 4096):
+            while chunk := os.read(stdout.fileno(), 4096):
                 log.write(chunk)
                 log.flush()
                 with self._seen:
@@ -96,17 +102,19 @@ class Guest:
         marker = f"DONE{self._commands}"
         with self._seen:
             start = len(self.output)
-        assert self.process.stdin is not None
+        stdin = self.process.stdin
+        if stdin is None:
+            raise RuntimeError(f"{self.name}: the guest's console is closed")
         # the marker is printed in two halves, so the echoed command line never matches it
         line = f"{command}; printf '%s%s %s\\n' DONE {self._commands} $?\n"
-        self.process.stdin.write(line.encode())
-        self.process.stdin.flush()
+        stdin.write(line.encode())
+        stdin.flush()
         end = self.wait_for(f"{marker} ", timeout, start)
         status_end = self.wait_for("\n", timeout, end) - 1
         status = bytes(self.output[end:status_end]).strip().decode(errors="replace")
         text = bytes(self.output[start:end - len(marker) - 1]).decode(errors="replace")
         if status != "0":
-            raise AssertionError(f"{self.name}: {command!r} exited {status}:\n{text}")
+            raise GuestCommandError(f"{self.name}: {command!r} exited {status}:\n{text}")
         return text.replace("\r", "")
 
     def close(self) -> None:
