@@ -70,6 +70,10 @@ def register(sub: Any) -> None:
                        help="map memory of the device instead of the profile's (bytes, or "
                             "with K, M, G, T: 512M, 2G); each map is charged what it may hold "
                             "and MAP_CREATE past it is refused with ENOMEM")
+    serve.add_argument("--sample-ring", type=int, default=0, metavar="N",
+                       help="keep the last N frames received (1 to 4096) for snapshots that "
+                            "carry a sample (save --sample) and restores that prove "
+                            "(restore --prove); off by default")
     serve.add_argument("--vhost-user", metavar="SOCKET",
                        help="serve the device's guest to a QEMU front-end over vhost-user "
                             "(-netdev vhost-user; docs/vhost-user.md)")
@@ -160,6 +164,11 @@ def serve_command(args: argparse.Namespace, out: Output) -> int:
                                 engine=args.engine, seed=args.seed, traffic=traffic, state=state,
                                 memory_limit=args.memory_limit)
 
+        if args.sample_ring:
+            if not 0 < args.sample_ring <= 4096:
+                raise UsageError(f"--sample-ring {args.sample_ring}: a sample ring holds 1 to "
+                                 f"4096 frames.")
+            service.device.sample(args.sample_ring)
         ports = Ports.open(service, vhost_user=args.vhost_user, wire=args.wire)
 
         def ready() -> None:

@@ -161,6 +161,13 @@ class EventsReadResult:
 
 # -- checkpoint and restore ------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
+class CheckpointBeginParams:
+    samples: int = ranged(0, 4096, default=0,
+                          doc="up to this many recently received frames in the snapshot "
+                              "(the device samples with `device serve --sample-ring N`)")
+
+
+@dataclass(frozen=True, slots=True)
 class CheckpointBeginResult:
     transfer: int
     size: int
@@ -222,6 +229,11 @@ class RestoreCommitParams:
     source: StampParams | None = documented("the file's stamp", default=None)
     authenticated: bool = documented("a signature or MAC verified", default=False)
     no_rollback: bool = documented("refuse an older generation of the source", default=False)
+    prove: bool = documented("show first, on scratch devices, that the restored program "
+                             "treats the frames as the source's did (migrate/proof.py)",
+                             default=False)
+    prove_frames: list[bytes] | None = documented(
+        "frames to prove with instead of the snapshot's sample", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +246,7 @@ class RestoreResult:
     fallback: list[str]
     entries: int
     source: str
+    proof: dict[str, Any] | None = None
 
 
 # -- traffic and live migration --------------------------------------------------------------

@@ -21,8 +21,10 @@ from typing import Any, BinaryIO
 from migrate.checkpoint import checkpoint
 from migrate.codec import decode, encode, read_snapshot, write_snapshot
 from migrate.freshness import FreshnessUnknown, SourceStamp
+from migrate.proof import Proof, ProofError, prove
 from migrate.restore import IncompatibleTarget, RestoreError, restore
 from migrate.schema import SnapshotFormatError
+from migrate.snapshot import Snapshot
 from offload.caps import Capabilities, load_profile
 from offload.device import Device, DevicePair, build_device
 from offload.driver import Driver, ObjectLoadError
@@ -36,6 +38,7 @@ from .api import (
     MAX_UPLOAD,
     AttachParams,
     AttachResult,
+    CheckpointBeginParams,
     CheckpointBeginResult,
     CheckpointReadParams,
     CheckpointReadResult,
@@ -397,12 +400,13 @@ class DeviceService:
         data = encode(checkpoint(self.device))
         return data, self.state.next_stamp()
 
-    def checkpoint_begin(self, params: NoParams) -> CheckpointBeginResult:
+    def checkpoint_begin(self, params: CheckpointBeginParams) -> CheckpointBeginResult:
         """Checkpoint now into a spool file; the payload is then read in chunks
         (checkpoint.read). Map contents go from the device to the file chunk by chunk.
-        ``source`` is its stamp: every checkpoint takes the device's next generation."""
+        ``source`` is its stamp: every checkpoint takes the device's next generation.
+        ``samples``: up to that many of the frames the device's sample ring holds."""
         ident = self._transfer_id()
-        snapshot = checkpoint(self.device, stream=True)
+        snapshot = checkpoint(self.device, stream=True, samples=params.samples)
         spool = _Spool(tempfile.TemporaryFile(), owner=self.caller)
         try:
             stats = write_snapshot(spool.file, snapshot)
@@ -471,7 +475,8 @@ class DeviceService:
             return self.restore_payload(
                 upload.file, allow_fallback=params.allow_fallback, dry_run=params.dry_run,
                 source=source, authenticated=params.authenticated,
-                no_rollback=params.no_rollback)
+                no_rollback=params.no_rollback, prove=params.prove,
+                prove_frames=params.prove_frames)
         finally:
             upload.close()
 
@@ -486,8 +491,9 @@ class DeviceService:
 
     def restore_payload(self, payload: bytes | BinaryIO, *, allow_fallback: bool = False,
                         dry_run: bool = False, source: SourceStamp | None = None,
-                        authenticated: bool = False,
-                        no_rollback: bool = False) -> RestoreResult:
+                        authenticated: bool = False, no_rollback: bool = False,
+                        prove: bool = False,
+                        prove_frames: list[bytes] | None = None) -> RestoreResult:
         """Decode (with the codec's hard limits) and restore through the driver.
 
         ``source`` is the snapshot's stamp as the client verified it. ``no_rollback`` refuses
@@ -507,6 +513,7 @@ class DeviceService:
             self.state.check_rollback(source)
         if not dry_run:
             self.check_empty("restore onto")
+        proof = self.prove(snapshot, prove_frames) if prove else None
         record = None
         if source is not None and authenticated:
             stamp = source
@@ -521,7 +528,50 @@ class DeviceService:
         return RestoreResult(
             plan=plan_dict(result.plan), dry_run=dry_run, maps=dict(result.maps),
             programs=dict(result.programs), attached=result.attached,
-            fallback=list(result.fallback), entries=result.entries, source=snapshot.device)
+            fallback=list(result.fallback), entries=result.entries, source=snapshot.device,
+            proof=None if proof is None else proof.as_dict())
+
+    def prove(self, snapshot: Snapshot, frames: list[bytes] | None) -> Proof:
+        """Translation validation before anything is restored (migrate/proof.py): the
+        snapshot as the source ran it (its capabilities, the reference engine) against the
+        snapshot as this device will run it (its capabilities and backend), on scratch
+        devices; a difference refuses the restore and the device stays as it was. Per-CPU
+        values are compared at the snapshot's CPU count."""
+        caps = self.device.caps
+        cpus = snapshot.cpus
+        scratch: list[DevicePair] = []
+
+        def made(pair: DevicePair) -> DevicePair:
+            scratch.append(pair)
+            return pair
+
+        def source() -> DevicePair:
+            return made(build_device("proof-source", snapshot.capabilities, engine="reference",
+                                     ncpus=cpus))
+
+        def target() -> DevicePair:
+            backend = make_backend(self.backend_name, caps, self.engine, None, "proof-target")
+            return made(build_device("proof-target", caps, backend=backend,
+                                     engine=self.engine if backend is None else "fast",
+                                     ncpus=cpus))
+
+        def reference() -> DevicePair:
+            return made(build_device("proof-reference", caps, engine="reference", ncpus=cpus))
+
+        try:
+            result = prove(snapshot, frames if frames is not None else snapshot.samples,
+                           source=source, target=target, reference=reference)
+        except ProofError as err:
+            raise Refused(errno.ENODATA if "no frames" in str(err) else errno.EINVAL,
+                          str(err)) from None
+        finally:
+            for pair in scratch:
+                close = getattr(pair.device.backend, "close", None)
+                if close is not None:
+                    close()
+        if not result.ok and result.difference is not None:
+            raise ProofRefused(result)
+        return result
 
     def traffic_set(self, params: TrafficSetParams) -> TrafficResult:
         kind, rate = params.kind, params.rate
@@ -557,6 +607,18 @@ class DeviceService:
         self.job = start_destination(self, stream, peer, allow_fallback)
 
 
+class ProofRefused(ServiceError):
+    """The restored program would not behave as the source's: refused before anything is
+    restored, naming the first differing frame."""
+
+    def __init__(self, proof: Proof) -> None:
+        difference = proof.difference
+        super().__init__(f"the proof failed: {difference.describe() if difference else '?'} "
+                         f"({proof.summary()}); nothing was restored.")
+        self.errno = errno.EPROTO
+        self.proof = proof.as_dict()
+
+
 class PlanRefused(ServiceError):
     """A restore the plan or the target refused; carries the plan for the report."""
 
@@ -580,6 +642,8 @@ def error_data(exc: BaseException) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if isinstance(exc, PlanRefused) and exc.plan is not None:
         data["plan"] = exc.plan
+    if isinstance(exc, ProofRefused):
+        data["proof"] = exc.proof
     if isinstance(exc, ObjectLoadError):
         data["refused"] = {name: asdict(loader_refusal(r)) for name, r in exc.refused.items()}
     response = getattr(exc, "response", None)

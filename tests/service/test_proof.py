@@ -1,0 +1,98 @@
+"""Restore with proof through the device service: sampled frames in the checkpoint, the proof
+on scratch devices before anything is restored, a refusal that leaves the target empty."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from migrate import compat
+from migrate.codec import decode
+from offload.isa import AluOp, InsnClass
+from offload.lowering import lower_program
+from service.api import (
+    CheckpointBeginParams,
+    CheckpointReadParams,
+    InjectParams,
+    LoadParams,
+    MapUpdateParams,
+)
+from service.device_service import DeviceService, ProofRefused, error_data
+from service.errors import Refused
+from service.frames import frame
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
+BLOCKED = "10.0.0.66"
+
+
+def source_payload(samples: int, *, ring: int = 16) -> bytes:
+    """A full-profile device running the v4 firewall, with a blocked address and traffic."""
+    service = DeviceService("src", "full")
+    if ring:
+        service.device.sample(ring)
+    service.load(LoadParams(object=(FIXTURES / "xdp_firewall_v4.o").read_bytes(),
+                            name="xdp_firewall_v4", attach=True))
+    service.map_update(MapUpdateParams(map="blocked_v4", key=socket.inet_aton(BLOCKED),
+                                       value=bytes(8)))
+    frames = [frame("10.0.0.1", "10.0.0.2", 6), frame(BLOCKED, "10.0.0.2", 17),
+              frame("fd00::1", "fd00::2", 6)]
+    service.inject(InjectParams(frames=frames * 2))
+    begin = service.checkpoint_begin(CheckpointBeginParams(samples=samples))
+    payload = b""
+    while len(payload) < begin.size:
+        payload += service.checkpoint_read(
+            CheckpointReadParams(transfer=begin.transfer, offset=len(payload))).data
+    return payload
+
+
+def test_a_checkpoint_carries_the_sample_it_was_asked_for():
+    assert len(decode(source_payload(4)).samples) == 4
+    assert decode(source_payload(0)).samples == ()
+    assert decode(source_payload(4, ring=0)).samples == ()  # the device never sampled
+
+
+def test_a_lowered_restore_is_proven_then_restored():
+    target = DeviceService("dst", "smartnic")
+    result = target.restore_payload(source_payload(6), prove=True)
+    proof = result.proof
+    assert proof is not None and proof["ok"] and proof["rewritten"]
+    assert proof["frames"] == 6 and proof["generated"] > 0
+    assert 0 < proof["branches_covered"] <= proof["branches_total"]
+    assert result.attached == "xdp_firewall" and target.device.objects.programs
+
+
+def test_given_frames_replace_the_sample():
+    target = DeviceService("dst", "smartnic")
+    result = target.restore_payload(source_payload(0), prove=True,
+                                    prove_frames=[frame("10.0.0.3", "10.0.0.2", 6)])
+    assert result.proof is not None and result.proof["frames"] == 1
+
+
+def test_no_frames_to_prove_with_is_refused_before_anything_is_restored():
+    target = DeviceService("dst", "smartnic")
+    with pytest.raises(Refused, match="no frames to prove with") as info:
+        target.restore_payload(source_payload(0), prove=True)
+    assert info.value.errno == 61  # ENODATA
+    assert not target.device.objects.programs and not target.device.objects.maps
+
+
+def test_a_wrong_rewrite_is_refused_and_the_target_stays_empty(monkeypatch):
+    def wrong(spec, isa):
+        """A lowering with a fault: the first XDP_DROP (r0 = 1) becomes XDP_PASS."""
+        lowered = lower_program(spec, isa)
+        insns = list(lowered.instructions)
+        at = next(i for i, insn in enumerate(insns)
+                  if insn.cls in (InsnClass.ALU, InsnClass.ALU64) and insn.alu_op == AluOp.MOV
+                  and insn.dst == 0 and insn.imm == 1)
+        insns[at] = replace(insns[at], imm=2)
+        return replace(lowered, instructions=tuple(insns))
+
+    monkeypatch.setattr(compat, "lower_program", wrong)
+    target = DeviceService("dst", "smartnic")
+    with pytest.raises(ProofRefused, match="the proof failed: frame 1: verdict XDP_DROP") as info:
+        target.restore_payload(source_payload(6), prove=True)
+    assert error_data(info.value)["proof"]["ok"] is False
+    assert not target.device.objects.programs and not target.device.objects.maps
