@@ -75,7 +75,16 @@ def inspect_dict(snapshot: Snapshot, info: SealInfo) -> dict[str, Any]:
                   "flags": m.spec.flags, "entries": m.entry_count, "frozen": m.frozen,
                   "links": m.spec.type in LINK_MAP_TYPES} for m in snapshot.maps],
         "counters": dict(snapshot.counters),
+        "samples": {"frames": len(snapshot.samples),
+                    "bytes": sum(len(f) for f in snapshot.samples),
+                    "first": [f.hex() for f in snapshot.samples[:3]]},
     }
+
+
+def _sample_line(samples: dict[str, Any] | None) -> str:
+    if not samples or not samples["frames"]:
+        return "none (save --sample N keeps recent frames for restore --prove)"
+    return f"{samples['frames']:,} frames, {samples['bytes']:,} bytes (for restore --prove)"
 
 
 def inspect_view(data: dict[str, Any], *, disassembly: bool = True) -> RenderableType:
@@ -100,7 +109,8 @@ def inspect_view(data: dict[str, Any], *, disassembly: bool = True) -> Renderabl
                                     f"offload-migrate {data['tool_version']}"),
                          ("cpus", str(data["cpus"])), ("integrity", f"sha256 {seal['sha256']}"),
                          ("authentication", auth), ("encryption", cipher),
-                         ("features", " ".join(data["features"]) or "none")):
+                         ("features", " ".join(data["features"]) or "none"),
+                         ("sample", _sample_line(data.get("samples")))):
         head.add_row(label, Text(value))
     programs = Table(title="programs", title_justify="left")
     for column in ("name", "type", "insns", "attach", "maps", "verifier", "counters"):
