@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import IntEnum
 
 from .errors import ErrnoError
 from .isa.disasm import slot_positions
@@ -55,12 +56,56 @@ class LineInfo:
     text: str
 
 
+class Linkage(IntEnum):
+    """``enum btf_func_linkage``: how a BTF FUNC is visible (Documentation/bpf/btf.rst)."""
+
+    STATIC = 0
+    GLOBAL = 1
+    EXTERN = 2
+
+
+class ArgKind(IntEnum):
+    """What the kernel makes of a global function's argument from its BTF type
+    (``btf_prepare_func_args``): a number, the program's context, or memory of a size."""
+
+    SCALAR = 0  # an integer or enum
+    CTX = 1  # a pointer to the program type's context struct (``struct xdp_md *``)
+    MEM = 2  # a pointer to a sized type: ``size`` bytes of memory, or NULL
+
+
+@dataclass(frozen=True, slots=True)
+class FuncArg:
+    kind: ArgKind
+    size: int = 0  # MEM: the bytes the pointer must reach
+
+
+@dataclass(frozen=True, slots=True)
+class FuncProto:
+    """A function's BTF prototype as the verifier checks calls against it: its arguments,
+    or ``problem``, the kernel's message for a prototype it cannot verify against (an
+    argument or return type it does not support), which refuses every call."""
+
+    args: tuple[FuncArg, ...] = ()
+    problem: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class FuncInfo:
-    """A function of the linked program (the entry or a subprogram) starting at ``slot``."""
+    """A function of the linked program (the entry or a subprogram) starting at ``slot``.
+
+    ``linkage`` and ``proto`` come from BTF ``func_info`` (``.BTF.ext``) when the object has
+    it: a GLOBAL subprogram with a prototype is verified once on its own, as Linux verifies
+    it; without them every subprogram is static (verified at every call).
+    """
 
     slot: int
     name: str
+    linkage: Linkage = Linkage.STATIC
+    proto: FuncProto | None = None
+
+    @property
+    def is_global(self) -> bool:
+        return self.linkage == Linkage.GLOBAL and self.proto is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,10 +30,11 @@ from types import MappingProxyType
 
 from ..caps.profiles import load_profile
 from ..maps.spec import MapSpec
-from ..program import ProgramSpec
+from ..program import FuncInfo, ProgramSpec
 from ..uapi import MapType, ProgFlags, ProgType
 from .btf import Btf, parse_btf
 from .btf_ext import BtfExt, parse_btf_ext
+from .btf_funcs import with_prototypes
 from .core import CoreBinding, CoreError, relocate
 from .device_btf import DeviceBtf, device_btf
 from .elf import ElfObject, read_elf
@@ -256,7 +257,7 @@ def _parse(data: bytes, name: str, source: str, options: LoadOptions) -> ObjectS
                     name=program, type=typed[0], instructions=linked.instructions,
                     license=license_text, section=section_name, flags=typed[1],
                     map_refs=linked.map_refs, line_info=linked.line_info,
-                    functions=linked.functions, core=core,
+                    functions=_functions(linked, ext, btf), core=core,
                     expected_attach_type=expected_attach_type(section_name))
                 continue
             refusal = _type_refusal(program, section_name)
@@ -265,6 +266,15 @@ def _parse(data: bytes, name: str, source: str, options: LoadOptions) -> ObjectS
     return ObjectSpec(MappingProxyType(programs), MappingProxyType(maps), license_text, btf,
                       source, MappingProxyType(refused), MappingProxyType(refused_maps),
                       MappingProxyType(sections), name, options, data)
+
+
+def _functions(linked: LinkedProgram, ext: BtfExt | None,
+               btf: Btf | None) -> tuple[FuncInfo, ...]:
+    """The program's functions with their BTF linkage and prototypes, when it has them."""
+    if ext is None or btf is None:
+        return linked.functions
+    starts = [(f.section.name, f.start) for f in linked.placed]
+    return with_prototypes(linked.functions, starts, ext.func_info, btf)
 
 
 def _reason(err: LoaderError, program: str) -> str:

@@ -41,10 +41,10 @@ from .reject import Reject, VerifierBug
 from .scalar import Scalar
 from .state import NOT_INIT, SOCKETS, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
 
-_MEM_TYPES = "fp, pkt, pkt_meta, map_value, ringbuf_mem"
+_MEM_TYPES = "fp, pkt, pkt_meta, map_value, ringbuf_mem, mem"
 _MEM_REG_TYPES = frozenset({RegType.PTR_TO_STACK, RegType.PTR_TO_PACKET,
                             RegType.PTR_TO_PACKET_META, RegType.PTR_TO_MAP_VALUE,
-                            RegType.PTR_TO_RINGBUF_MEM})
+                            RegType.PTR_TO_RINGBUF_MEM, RegType.PTR_TO_MEM})
 #: What R0 of an acquiring helper is, before its null check.
 _ACQUIRED = {RetType.PTR_TO_SOCKET_OR_NULL: RegType.PTR_TO_SOCKET_OR_NULL,
              RetType.PTR_TO_SOCK_COMMON_OR_NULL: RegType.PTR_TO_SOCK_COMMON_OR_NULL,
@@ -114,10 +114,10 @@ def check_helper_call(env: Env, state: State, insn: Op) -> None:
             frame.regs[0] = Reg(RegType.PTR_TO_MAP_VALUE_OR_NULL, map=outer,
                                 map_handle=map_reg.map_handle, id=env.next_id())
     if proto.changes_pkt_data:
-        _clear_packet_pointers(state)
+        clear_packet_pointers(state)
 
 
-def _clear_packet_pointers(state: State) -> None:
+def clear_packet_pointers(state: State) -> None:
     """The packet moved: every pointer into it is gone (unprivileged: unreadable)."""
     state.pkt_len = 0
     state.meta_len = 0

@@ -56,6 +56,13 @@ class Env:
     state_freq: bool = False
     #: ``enum bpf_attach_type`` given at load (BPF_XDP_DEVMAP: a devmap entry's program)
     expected_attach_type: int = 0
+    #: first slot -> the global functions (``globals.GlobalFunc``), verified on their own
+    functions: dict[int, Any] = field(default_factory=dict)
+    #: the global functions some explored path calls (first slots)
+    called: set[int] = field(default_factory=set)
+    #: the first slot of the function verified on its own now: 0 the main program, else a
+    #: global function's
+    root: int = 0
 
     def cached(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` for a pure ``fn`` of immutable values, computed once per verification.

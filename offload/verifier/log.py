@@ -121,8 +121,12 @@ class LogLine:
     text: str
     state: str
     failed: bool = False
+    #: a message of the verifier's own between instructions (``Validating f() func#1...``)
+    note: bool = False
 
     def __str__(self) -> str:
+        if self.note:
+            return self.text
         line = f"{self.insn}: {self.text}"
         return f"{line:<40} ; {self.state}" if self.state else line
 

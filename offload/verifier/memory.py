@@ -120,7 +120,7 @@ def check_atomic(env: Env, state: State, insn: Op) -> None:
         if r0.type != RegType.SCALAR:
             raise Reject("R0 leaks addr into mem")
     if ptr.type not in (RegType.PTR_TO_STACK, RegType.PTR_TO_MAP_VALUE,
-                        RegType.PTR_TO_RINGBUF_MEM):
+                        RegType.PTR_TO_RINGBUF_MEM, RegType.PTR_TO_MEM):
         raise Reject(f"BPF_ATOMIC stores into R{insn.dst} {TYPE_NAMES[ptr.type]} is not "
                      "allowed")
     if ptr.type != PTR_TO_STACK:
@@ -168,7 +168,7 @@ def access(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int, *,
         if sign_extend and reg.type == SCALAR and size < 8:
             return Reg.scalar(sign_extend_value(reg.var, size * 8))
         return reg
-    if t == RegType.PTR_TO_RINGBUF_MEM:
+    if t == RegType.PTR_TO_RINGBUF_MEM or t == RegType.PTR_TO_MEM:
         if write and value is not None and value.type in POINTERS:
             raise Reject(f"R{value_regno} leaks addr into mem")
         check_mem_region(regno, ptr, off, size)
@@ -463,7 +463,7 @@ def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *,
     elif t == RegType.PTR_TO_MAP_VALUE:
         if size:
             check_map_value(regno, ptr, 0, size, read=reads, write=writes)
-    elif t == RegType.PTR_TO_RINGBUF_MEM:
+    elif t == RegType.PTR_TO_RINGBUF_MEM or t == RegType.PTR_TO_MEM:
         if size:
             check_mem_region(regno, ptr, 0, size)
     elif t == RegType.PTR_TO_STACK:
@@ -471,7 +471,7 @@ def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *,
             write = _helper_stack(env, state, regno, ptr, size, mode, exact)
     else:
         raise Reject(f"R{regno} type={TYPE_NAMES[t]} expected=fp, pkt, pkt_meta, map_value, "
-                     "ringbuf_mem")
+                     "ringbuf_mem, mem")
     if align > 1:
         _check_aligned(regno, ptr, align)
     return write

@@ -339,7 +339,9 @@ class Precision:
         if kind == ops.LDDW:
             locs.discard(base + op.dst)
             return locs
-        if kind == ops.HELPER_CALL:
+        if kind == ops.HELPER_CALL or kind == ops.LOCAL_CALL:
+            # a helper, or a global function (a static one's call is a CALL step): R0 is
+            # computed from nothing the walk follows, R1-R5 are gone
             for r in range(6):
                 locs.discard(base + r)
             return locs

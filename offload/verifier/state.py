@@ -43,6 +43,10 @@ class RegType(IntEnum):
     PTR_TO_RINGBUF_MEM = 15  # the kernel's PTR_TO_MEM | MEM_RINGBUF; ``range`` is its size
     PTR_TO_RINGBUF_MEM_OR_NULL = 16
     PTR_TO_FUNC = 17  # a subprogram's address (``lddw func``); ``off`` is its first slot
+    #: a global function's memory argument (the kernel's PTR_TO_MEM): ``range`` bytes of
+    #: whatever its callers passed (stack, map value, packet), NULL until checked
+    PTR_TO_MEM = 18
+    PTR_TO_MEM_OR_NULL = 19
 
     @property
     def maybe_null(self) -> bool:
@@ -73,7 +77,8 @@ NOT_NULL = {RegType.PTR_TO_MAP_VALUE_OR_NULL: RegType.PTR_TO_MAP_VALUE,
             RegType.CONST_PTR_TO_MAP_OR_NULL: RegType.CONST_PTR_TO_MAP,
             RegType.PTR_TO_SOCKET_OR_NULL: RegType.PTR_TO_SOCKET,
             RegType.PTR_TO_SOCK_COMMON_OR_NULL: RegType.PTR_TO_SOCK_COMMON,
-            RegType.PTR_TO_RINGBUF_MEM_OR_NULL: RegType.PTR_TO_RINGBUF_MEM}
+            RegType.PTR_TO_RINGBUF_MEM_OR_NULL: RegType.PTR_TO_RINGBUF_MEM,
+            RegType.PTR_TO_MEM_OR_NULL: RegType.PTR_TO_MEM}
 MAYBE_NULL = frozenset(NOT_NULL)
 #: Pointers to a socket (``struct bpf_sock``), which programs may only read.
 SOCKETS = frozenset({RegType.PTR_TO_SOCKET, RegType.PTR_TO_SOCK_COMMON})
@@ -90,7 +95,8 @@ TYPE_NAMES = {
     RegType.PTR_TO_SOCK_COMMON: "sock_common",
     RegType.PTR_TO_SOCK_COMMON_OR_NULL: "sock_common_or_null",
     RegType.PTR_TO_RINGBUF_MEM: "ringbuf_mem", RegType.PTR_TO_RINGBUF_MEM_OR_NULL: "ringbuf_mem_or_null",
-    RegType.PTR_TO_FUNC: "func",
+    RegType.PTR_TO_FUNC: "func", RegType.PTR_TO_MEM: "mem",
+    RegType.PTR_TO_MEM_OR_NULL: "mem_or_null",
 }
 
 ZERO = Scalar.const(0)
@@ -176,7 +182,8 @@ class Reg(NamedTuple):
         if self.type.is_packet:
             parts.append(f"r={self.range}")
         elif self.range:
-            parts.append(f"size={self.range}")
+            mem = self.type == RegType.PTR_TO_MEM or self.type == RegType.PTR_TO_MEM_OR_NULL
+            parts.append(f"sz={self.range}" if mem else f"size={self.range}")
         if not (self.var.is_const and self.var.value == 0):
             parts.append(str(self.var))
         return f"{name}({','.join(parts)})"

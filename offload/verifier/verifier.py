@@ -21,8 +21,9 @@ from ..engine.memory import RegionKind
 from ..helpers.prototypes import CALLBACK_HELPERS, ArgType, HelperId, prototype
 from ..isa.instruction import Instruction
 from ..isa.opcodes import AluOp, InsnClass, PseudoSrc
+from ..program import FuncInfo
 from ..uapi import MapType, ProgType
-from . import gc_pause, liveness, ops
+from . import gc_pause, globals, liveness, ops
 from .alu import check_alu, write_reg
 from .branch import branch
 from .callbacks import (
@@ -323,7 +324,8 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
            caps: Capabilities, maps: MapResolver | None = None,
            log_level: int = 1, observer: Observer | None = None,
            precision: bool = True, license: str | None = None,
-           state_freq: bool = False, expected_attach_type: int = 0) -> VerifierStats:
+           state_freq: bool = False, expected_attach_type: int = 0,
+           functions: Sequence[FuncInfo] = ()) -> VerifierStats:
     """Accept the program for this device (statistics) or raise ``VerifierError``.
 
     ``maps`` resolves the handle in an ``lddw map_fd(N)`` / ``map_value(N)`` to its MapSpec.
@@ -337,7 +339,10 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
     and instructions (``explored.worth_keeping``), as the kernel's BPF_F_TEST_STATE_FREQ
     does: more pruning to test, more states to keep. ``expected_attach_type``: the
     ``enum bpf_attach_type`` given at load; only a devmap program (BPF_XDP_DEVMAP) may read
-    ``xdp_md.egress_ifindex``, as in the kernel.
+    ``xdp_md.egress_ifindex``, as in the kernel. ``functions``: the program's BTF
+    ``func_info`` (``ProgramSpec.functions``); its global subprograms are verified once, on
+    their own, and calls to them checked against their prototypes (``globals.py``); without
+    it every subprogram is static, as for the kernel.
 
     Only ``VerifierError`` leaves this function: a broken invariant inside the verifier (an
     exception other than a refusal) refuses the program as the kernel's "verifier bug" does,
@@ -347,7 +352,7 @@ def verify(insns: Sequence[Instruction], *, prog_type: ProgType = ProgType.XDP,
     try:
         with gc_pause.paused():
             return _verify(insns, prog_type, caps, maps, log_level, observer, precision,
-                           license, state_freq, expected_attach_type)
+                           license, state_freq, expected_attach_type, functions)
     except VerifierError:
         raise
     except RecursionError:
@@ -365,7 +370,7 @@ def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilitie
             maps: MapResolver | None, log_level: int,
             observer: Observer | None, precision: bool = True,
             license: str | None = None, state_freq: bool = False,
-            expected_attach_type: int = 0) -> VerifierStats:
+            expected_attach_type: int = 0, functions: Sequence[FuncInfo] = ()) -> VerifierStats:
     resolver: MapResolver = maps if maps is not None else {}
     try:
         prog = layout(insns, caps)
@@ -378,6 +383,7 @@ def _verify(insns: Sequence[Instruction], prog_type: ProgType, caps: Capabilitie
     env.gpl_compatible = license is None or license in GPL_COMPATIBLE
     env.state_freq = state_freq or (observer is not None and observer.keeps_every_state)
     env.expected_attach_type = expected_attach_type
+    env.functions = globals.global_functions(prog, functions)
     if precision and not (observer is not None and observer.compares_all_scalars):
         env.precision = Precision(prog)
     try:
@@ -425,6 +431,8 @@ def _resolve_lddw(env: Env, maps: MapResolver) -> None:
             env.lddw[slot] = Reg.const(insn.imm64)
             continue
         if pseudo == PseudoSrc.FUNC:
+            if slot + 1 + insn.imm in env.functions:  # the kernel's check_ld_imm
+                raise Reject("callback function not static", slot)
             env.lddw[slot] = func_pointer(slot + 1 + insn.imm)
             continue
         try:
@@ -463,6 +471,10 @@ class _Explorer:
         self.slot = 0
         self.failing_path: PathNode | None = None
         self.lines: list[LogLine] = []
+        self.notes: list[LogLine] = []  # lines step() adds after its instruction's
+        #: the global function verified on its own now (None: the main program)
+        self.function: globals.GlobalFunc | None = None
+        self.verified: set[int] = set()  # global functions verified so far
 
     # ------------------------------------------------------------ one instruction
     def step(self, state: State) -> tuple[State, ...]:
@@ -546,9 +558,22 @@ class _Explorer:
                 if env.precision is not None:
                     record(state, kind, slot, state.insn)
                 return (state,)
-            check_program_exit(env, state)
+            if env.root:
+                globals.check_exit(env, state)
+            else:
+                check_program_exit(env, state)
             return ()
         elif kind == ops.LOCAL_CALL:
+            fn = env.functions.get(slot + 1 + op.imm) if env.functions else None
+            if fn is not None:
+                globals.check_call(env, state, fn)
+                if fn.slot not in env.called:
+                    env.called.add(fn.slot)
+                if self.log_level >= 2:
+                    self.notes.append(LogLine(slot, f"Func#{fn.index} ('{fn.name}') is global "
+                                                    "and assumed valid.", "", note=True))
+                state.insn = slot + 1
+                return (state,)
             enter_function(env, state, op, slot)
             if env.precision is not None:
                 record(state, CALL, slot, state.insn)
@@ -599,6 +624,7 @@ class _Explorer:
         root = Checkpoint(None, None)
         cur: State | None = _initial_state()
         cur.parent = root
+        env.root = 0
         pending: list[State] = []
         processed = total_states = peak = 0
         # jump-class instructions stepped, and both counts when the last checkpoint was kept
@@ -612,8 +638,11 @@ class _Explorer:
             while True:
                 if cur is None:
                     if not pending:
-                        break
-                    cur = pending.pop()
+                        cur = self._next_function(verbose)
+                        if cur is None:
+                            break
+                    else:
+                        cur = pending.pop()
                 slot, path = cur.insn, cur.path
                 processed += 1
                 if processed > max_processed:
@@ -653,10 +682,12 @@ class _Explorer:
                     observe(slot, cur)
                 jumps += is_jump[slot]
                 succ = self.step(cur)
-                if verbose and len(self.lines) < 100_000:
+                if verbose:
                     insn = prog.slots[slot]
-                    if insn is not None:
+                    if insn is not None and len(self.lines) < 100_000:
                         self.lines.append(insn_line(slot, insn, succ[0] if succ else None))
+                        self.lines.extend(self.notes)
+                    self.notes.clear()
                 if not succ:
                     finish(cur.parent)  # type: ignore[arg-type]
                     cur = None
@@ -684,6 +715,30 @@ class _Explorer:
         return VerifierStats(processed, total_states, peak, depths, log,
                              memory_facts(self.env.accesses),
                              no_wrap_facts(self.env.no_wrap))
+
+    def _next_function(self, verbose: bool) -> State | None:
+        """The entry state of the next global function a verified path calls (the lowest
+        func#N first, as the kernel goes through them after the main program), or None."""
+        env = self.env
+        if self.function is not None and verbose:
+            fn = self.function
+            self.lines.append(LogLine(fn.slot, f"Func#{fn.index} ('{fn.name}') is safe for any "
+                                               "args that match its prototype", "", note=True))
+        waiting = env.called - self.verified
+        if not waiting:
+            return None
+        fn = env.functions[min(waiting)]
+        self.verified.add(fn.slot)
+        self.function = fn
+        env.root = fn.slot
+        if verbose:
+            self.lines.append(LogLine(fn.slot, f"Validating {fn.name}() func#{fn.index}...", "",
+                                      note=True))
+        state = globals.entry_state(env, fn)
+        root = Checkpoint(None, None)
+        root.slot = fn.slot
+        state.parent = root
+        return state
 
     def _stack_depths(self) -> tuple[int, ...]:
         """Per-function stack use, and the combined use along every chain of calls."""
@@ -716,9 +771,18 @@ class _Explorer:
         jumps = self.failing_path.jumps() if self.failing_path is not None else []
         env = Env(self.prog, self.env.caps, self.env.prog_type, self.env.lddw)
         env.gpl_compatible = self.env.gpl_compatible
+        env.expected_attach_type = self.env.expected_attach_type
+        env.functions = self.env.functions
         replayer = _Explorer(env, 0)
-        state = _initial_state()
         lines: list[LogLine] = []
+        fn = self.function
+        if fn is None:
+            state = _initial_state()
+        else:
+            env.root = fn.slot
+            state = globals.entry_state(env, fn)
+            lines.append(LogLine(fn.slot, f"Validating {fn.name}() func#{fn.index}...", "",
+                                 note=True))
         dropped = 0
         j = 0
         for _ in range(self.env.caps.limits.max_processed_insns + 1):
