@@ -346,7 +346,8 @@ def device_check(path: str, name: str, timeout: float = TIMEOUT, profile: str = 
         try:
             stats = verify(insns, prog_type=ProgType.XDP, caps=caps, maps=resolver,
                            log_level=0, observer=count, license=spec.license,
-                           expected_attach_type=spec.expected_attach_type)
+                           expected_attach_type=spec.expected_attach_type,
+                           functions=spec.functions)
         except VerifierError as err:
             stated = _DEVICE_PROCESSED.search(err.reason)  # the limit names its count
             result.update(stage="verifier", reason=err.reason, insn=err.insn_index,

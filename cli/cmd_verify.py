@@ -25,7 +25,7 @@ from offload.loader import LoadOptionError, ProgramRefusal, RefusalKind, load_ob
 from offload.loader.device_btf import device_btf
 from offload.loader.sections import parse_prog_type
 from offload.maps.spec import MapSpec
-from offload.program import resolve_map_references
+from offload.program import FuncInfo, resolve_map_references
 from offload.soundness import SoundnessError, check_program
 from offload.uapi import ProgType
 from offload.verifier import VerifierError, VerifierLog, verify
@@ -97,6 +97,7 @@ class Candidate:
     refusal: ProgramRefusal | None = None
     license: str | None = None  # the object's; None for bare bytecode
     expected_attach_type: int = 0  # SEC("xdp/devmap"): BPF_XDP_DEVMAP
+    functions: tuple[FuncInfo, ...] = ()  # BTF func_info: global functions verified once
 
 
 def _raw_type(values: list[str] | None) -> ProgType:
@@ -150,7 +151,8 @@ def _programs(args: argparse.Namespace, caps: Capabilities) -> list[Candidate]:
                                 resolve_map_references(spec.instructions, spec.map_refs,
                                                        handles, program=name),
                                 spec.type, resolver, license=spec.license,
-                                expected_attach_type=spec.expected_attach_type))
+                                expected_attach_type=spec.expected_attach_type,
+                                functions=spec.functions))
     return result
 
 
@@ -193,7 +195,8 @@ def verify_command(args: argparse.Namespace, out: Output) -> int:
         try:
             stats = verify(insns, prog_type=prog_type, caps=caps, maps=resolver,
                            license=candidate.license,
-                           expected_attach_type=candidate.expected_attach_type)
+                           expected_attach_type=candidate.expected_attach_type,
+                           functions=candidate.functions)
         except VerifierError as err:
             failures.append((name, err))
             verdicts.append({"program": name, "section": section, "insns": size,

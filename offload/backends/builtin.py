@@ -28,6 +28,7 @@ from ..isa.opcodes import PseudoSrc
 from ..maps.base import Map
 from ..maps.create import create_map
 from ..maps.spec import MapSpec
+from ..program import FuncInfo
 from ..runtime.xdp import XDP_HELPERS, XDP_PROVENANCE
 from ..runtime.xdp_env import REDIRECT_INTERFACE, XdpEnv, map_pointer
 from ..uapi import ProgType
@@ -204,15 +205,17 @@ class BuiltinBackend:
     def load_program(self, handle: int, insns: Sequence[Instruction], *, prog_type: ProgType,
                      name: str, license: str, flags: int = 0,
                      observer: Observer | None = None,
-                     expected_attach_type: int = 0) -> LoadReport:
+                     expected_attach_type: int = 0,
+                     functions: Sequence[FuncInfo] = ()) -> LoadReport:
         """Verify and prepare a program; ``observer`` sees every state the verifier
-        processes (the soundness oracle records them)."""
+        processes (the soundness oracle records them); ``functions``: its BTF function
+        records, whose global functions are verified once (``verify``)."""
         if handle in self.maps or handle in self.programs:
             raise ErrnoError(errno.EEXIST, f"handle {handle} is already in use")
         specs = {h: entry.map.spec for h, entry in self.maps.items()}
         stats = verify(insns, prog_type=prog_type, caps=self.caps, maps=specs,
                        observer=observer, license=license,
-                       expected_attach_type=expected_attach_type)
+                       expected_attach_type=expected_attach_type, functions=functions)
 
         def resolve(insn: Instruction) -> int:
             if insn.src in (PseudoSrc.MAP_FD, PseudoSrc.MAP_IDX):

@@ -20,6 +20,7 @@ check valid across pruned paths too.
 
 from __future__ import annotations
 
+from ..engine.memory import RegionKind
 from ..runtime.xdp_env import map_handle
 from ..verifier.cfg import Program, live_regs
 from ..verifier.memory import truncated
@@ -36,13 +37,19 @@ _RINGBUF, _RINGBUF_OR_NULL = RegType.PTR_TO_RINGBUF_MEM, RegType.PTR_TO_RINGBUF_
 _SOCKETS = frozenset({RegType.PTR_TO_SOCKET, RegType.PTR_TO_SOCKET_OR_NULL,
                       RegType.PTR_TO_SOCK_COMMON, RegType.PTR_TO_SOCK_COMMON_OR_NULL})
 _FUNC = RegType.PTR_TO_FUNC
+_MEM, _MEM_OR_NULL = RegType.PTR_TO_MEM, RegType.PTR_TO_MEM_OR_NULL
+_MEMORY = frozenset({RegionKind.STACK, RegionKind.MAP_VALUE, RegionKind.PACKET,
+                     RegionKind.RINGBUF})
 
 
 def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[str]:
     """Every way ``view`` lies outside ``state`` at ``slot`` (empty: it is inside)."""
     out: list[str] = []
     frames = state.frames
-    if len(frames) != view.depth + 1:
+    # A global function is verified on its own (``verifier.globals``): its states hold its
+    # frame and those it called, the innermost of the machine's frames.
+    shift = view.depth + 1 - len(frames) if frames[0].subprog else 0
+    if shift < 0 or not shift and len(frames) != view.depth + 1:
         return [f"call depth {view.depth + 1} where the verifier has {len(frames)} frames"]
     linked: dict[int, tuple[str, int]] = {}
     top = len(frames) - 1
@@ -55,16 +62,17 @@ def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[
                 continue
             reg = frame.regs[r]
             name = f"R{r}{where}"
-            value = view.reg(depth, r)
-            problem = reg_escape(reg, value, view, view.tag(depth, r))
+            value = view.reg(shift + depth, r)
+            problem = reg_escape(reg, value, view, view.tag(shift + depth, r), shift)
             if problem is not None:
                 out.append(f"{name}={value:#x} {problem}")
             elif reg.type == RegType.SCALAR and reg.id:
                 _link(linked, reg.id, name, value, out)
-        region = view.stack_region(depth)
+        region = view.stack_region(shift + depth)
         fp = region.end_address
-        if view.reg(depth, 10) != fp:
-            out.append(f"R10{where}={view.reg(depth, 10):#x} is not the frame pointer {fp:#x}")
+        if view.reg(shift + depth, 10) != fp:
+            out.append(f"R10{where}={view.reg(shift + depth, 10):#x} is not the frame "
+                       f"pointer {fp:#x}")
         buffer, top = region.buffer, region.end
         for k, stack_slot in frame.stack.items():
             spilled = stack_slot.spilled
@@ -78,7 +86,7 @@ def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[
                 spilled_bytes = stack_slot.spilled_bytes
                 value = int.from_bytes(data[:spilled_bytes], "little")
                 held = truncated(spilled, spilled_bytes)  # a narrow spill: its low bytes
-                problem = reg_escape(held, value, view, None)
+                problem = reg_escape(held, value, view, None, shift)
                 if problem is not None:
                     out.append(f"{name}={value:#x} (spilled {spilled}, {spilled_bytes} bytes) "
                                f"{problem}")
@@ -119,8 +127,10 @@ def _offset_escape(reg: Reg, offset: int) -> str | None:
     return f"is at offset {offset}, outside off={reg.off}+({reg.var})"
 
 
-def reg_escape(reg: Reg, value: int, view: ConcreteView, tag: int | None) -> str | None:
-    """Why ``value`` is not a value of ``reg``, or None."""
+def reg_escape(reg: Reg, value: int, view: ConcreteView, tag: int | None,
+               shift: int = 0) -> str | None:
+    """Why ``value`` is not a value of ``reg``, or None; ``shift``: the machine's frame the
+    state's frame 0 is (a global function's callers are below it)."""
     t = reg.type
     if t == RegType.NOT_INIT:
         return None
@@ -153,9 +163,17 @@ def reg_escape(reg: Reg, value: int, view: ConcreteView, tag: int | None) -> str
             return f"points into {region.describe()} but the engine derived it from no region"
         return f"has provenance region {tag} but points into {region.describe()}"
     if t == _STACK:
-        if not view.is_stack(region, reg.frameno):
+        if not view.is_stack(region, shift + reg.frameno):
             return f"is not a pointer into stack frame {reg.frameno}"
-        return _offset_escape(reg, value - view.frame_pointer(reg.frameno))
+        return _offset_escape(reg, value - view.frame_pointer(shift + reg.frameno))
+    if t == _MEM or t == _MEM_OR_NULL:  # a global function's argument: whatever was passed
+        if region is None or region.kind not in _MEMORY:
+            return "is not a pointer into memory a global function may be given"
+        if reg.var.is_const:
+            start = value - reg.off - reg.var.value
+            if not (region.address <= start and start + reg.range <= region.end_address):
+                return f"is not {reg.range} bytes of {region.describe()}"
+        return None
     if t == _RINGBUF or t == _RINGBUF_OR_NULL:
         if region is None or region.kind.value != "ring buffer record":
             return "is not a pointer into a ring buffer reservation"

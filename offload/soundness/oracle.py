@@ -23,6 +23,7 @@ from ..engine.memory import Region
 from ..errors import OffloadError
 from ..isa.instruction import Instruction
 from ..maps.spec import MapSpec
+from ..program import FuncInfo
 from ..uapi import ProgType
 from ..verifier.cfg import Program
 from ..verifier.state import State
@@ -197,7 +198,8 @@ class SoundnessOracle:
 def check_program(insns: Sequence[Instruction], *, caps: Capabilities,
                   maps: Mapping[int, MapSpec] | None = None, frames: Sequence[bytes] = (b"",),
                   rx_queue_index: int = 0, seed: int = 1,
-                  prog_type: ProgType = ProgType.XDP, text: str | None = None) -> OracleReport:
+                  prog_type: ProgType = ProgType.XDP, text: str | None = None,
+                  functions: Sequence[FuncInfo] = ()) -> OracleReport:
     """Verify ``insns`` (a refusal raises ``VerifierError``), then run every frame under the
     oracle; a verifier bug raises :class:`SoundnessError`."""
     shown = text if text is not None else "\n".join(str(i) for i in insns)
@@ -206,7 +208,7 @@ def check_program(insns: Sequence[Instruction], *, caps: Capabilities,
         backend.create_map(handle, spec)
     recorder = StateRecorder()
     backend.load_program(PROGRAM_HANDLE, insns, prog_type=prog_type, name="checked",
-                         license="GPL", observer=recorder)
+                         license="GPL", observer=recorder, functions=functions)
     if recorder.overflow:
         raise SoundnessError("too many abstract states at one instruction to check",
                              program=shown, frame=None)

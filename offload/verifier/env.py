@@ -60,6 +60,8 @@ class Env:
     functions: dict[int, Any] = field(default_factory=dict)
     #: the global functions some explored path calls (first slots)
     called: set[int] = field(default_factory=set)
+    #: what calls passed global functions' memory arguments: (type, map handle, map)
+    mem_passed: set[tuple[RegType, int, MapSpec | None]] = field(default_factory=set)
     #: the first slot of the function verified on its own now: 0 the main program, else a
     #: global function's
     root: int = 0

@@ -162,6 +162,7 @@ def _check_arg(env: Env, state: State, regno: int, arg: FuncArg, index: int) -> 
         raise Reject(f"R{regno} type={TYPE_NAMES[reg.type]} expected=fp")
     checked = reg._replace(type=NOT_NULL.get(reg.type, reg.type))  # NULL is passed on as is
     env.demand(state, regno)
+    env.mem_passed.add((checked.type, checked.map_handle, checked.map))
     return check_helper_mem(env, state, regno, checked, arg.size, mode=READ_WRITE)
 
 

@@ -16,7 +16,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..caps.capabilities import Capabilities
-from ..engine.facts import ATOMIC, LOAD, STORE, AccessFact, ArgFact, CallFact, Fact, NoWrapFact
+from ..engine.facts import (
+    ATOMIC,
+    LOAD,
+    STORE,
+    AccessFact,
+    ArgFact,
+    CallFact,
+    Fact,
+    NoWrapFact,
+    Reach,
+)
 from ..engine.memory import RegionKind
 from ..helpers.prototypes import CALLBACK_HELPERS, ArgType, HelperId, prototype
 from ..isa.instruction import Instruction
@@ -225,11 +235,17 @@ def note_pointer(env: Env, state: State, slot: int, op: ops.Op, regno: int) -> N
 
 
 def _arg_fact(regno: int, keys: set[tuple[RegType, int, bool, int]],
-              nullable: bool) -> ArgFact | None:
+              nullable: bool, passed: Reach | None = None) -> ArgFact | None:
     """The memory a pointer reached over every path, or None when it was not always memory
-    (NULL aside where allowed)."""
+    (NULL aside where allowed). A global function's memory argument reaches ``passed``."""
     kinds, maps, inner_of, frames = set(), set(), set(), set()
     for t, handle, inner, frame in keys:
+        if t == RegType.PTR_TO_MEM and passed is not None:
+            kinds |= passed.kinds
+            maps |= passed.maps
+            inner_of |= passed.inner_of
+            frames |= {frame + up for up in passed.frames}
+            continue
         kind = _REGION_KINDS.get(t)
         if kind is None:
             if nullable and t == RegType.SCALAR:
@@ -244,27 +260,55 @@ def _arg_fact(regno: int, keys: set[tuple[RegType, int, bool, int]],
                    regno=regno, nullable=nullable)
 
 
-def memory_facts(accesses: Mapping[int, PointerUses]) -> dict[int, AccessFact | CallFact]:
+def memory_facts(accesses: Mapping[int, PointerUses],
+                 passed: Reach | None = None) -> dict[int, AccessFact | CallFact]:
     """Slot -> the memory each load, store, atomic and helper call reaches on every verified
     path. An access whose pointer was not always memory gets no fact (an engine given facts
-    treats it as one the verifier never let run)."""
+    treats it as one the verifier never let run). ``passed``: the memory any call handed a
+    global function's memory argument (``passed_reach``); an access through one is proven
+    only to lie in that memory, and an engine checks its bounds."""
     facts: dict[int, AccessFact | CallFact] = {}
     for slot, seen in accesses.items():
         op = seen.op
         if op.kind == ops.HELPER_CALL:
-            facts[slot] = _call_fact(op, seen.regs)
+            facts[slot] = _call_fact(op, seen.regs, passed)
             continue
         reg = op.src if op.kind == ops.LOAD else op.dst
-        arg = _arg_fact(reg, seen.regs.get(reg, set()), False)
+        keys = seen.regs.get(reg, set())
+        arg = _arg_fact(reg, keys, False, passed)
         if arg is None or not arg.kinds:
             continue
+        proven = all(t != RegType.PTR_TO_MEM for t, _, _, _ in keys)
         facts[slot] = AccessFact(arg.kinds, arg.maps, arg.inner_of, arg.frames,
                                  op=_ACCESS_OPS[op.kind], reg=reg, off=op.off,
-                                 size=op.nbytes)
+                                 size=op.nbytes, proven=proven)
     return facts
 
 
-def _call_fact(op: ops.Op, regs: Mapping[int, set[tuple[RegType, int, bool, int]]]) -> CallFact:
+def passed_reach(env: Env) -> Reach | None:
+    """The memory calls handed global functions' memory arguments, as seen from the
+    function's frame: a caller's stack frame is one or more calls up (any up to the deepest
+    chain of calls), map values by their maps, the packet, ring buffer records."""
+    if not env.mem_passed:
+        return None
+    kinds, maps, inner_of, frames = set(), set(), set(), set()
+    outer = {r.map_handle for r in env.lddw.values()
+             if r.map is not None and r.map.type.is_map_in_map}
+    for t, handle, spec in env.mem_passed:
+        kind = _REGION_KINDS.get(t)
+        if kind is None:
+            continue  # memory a global function got itself: what its callers passed
+        kinds.add(kind)
+        if kind == RegionKind.MAP_VALUE:
+            inner = handle in outer and spec is not None and not spec.type.is_map_in_map
+            (inner_of if inner else maps).add(handle)
+        elif kind == RegionKind.STACK:
+            frames.update(range(1, env.caps.limits.max_call_frames))
+    return Reach(frozenset(kinds), frozenset(maps), frozenset(inner_of), frozenset(frames))
+
+
+def _call_fact(op: ops.Op, regs: Mapping[int, set[tuple[RegType, int, bool, int]]],
+               passed: Reach | None = None) -> CallFact:
     """The pointer arguments of one helper call; an argument that was not always memory (or
     a map pointer the program loaded itself) is left unchecked by engines."""
     proto = prototype(op.imm)
@@ -275,7 +319,7 @@ def _call_fact(op: ops.Op, regs: Mapping[int, set[tuple[RegType, int, bool, int]
         if not keys:
             continue
         if arg.type == ArgType.ANYTHING:  # printed: a pointer here may be read as a string
-            fact = _arg_fact(regno, keys, True)
+            fact = _arg_fact(regno, keys, True, passed)
             if fact is not None and fact.kinds:
                 printed.append(fact)
             continue
@@ -283,7 +327,7 @@ def _call_fact(op: ops.Op, regs: Mapping[int, set[tuple[RegType, int, bool, int]
             if all(t in _MAP_POINTERS and not inner for t, _, inner, _ in keys):
                 map_args.append((regno, frozenset(handle for _, handle, _, _ in keys)))
             continue
-        fact = _arg_fact(regno, keys, arg.maybe_null)
+        fact = _arg_fact(regno, keys, arg.maybe_null, passed)
         if fact is not None:
             memory.append(fact)
     return CallFact(op.imm, tuple(memory), tuple(map_args), tuple(printed))
@@ -713,7 +757,7 @@ class _Explorer:
         depths = self._stack_depths()
         log = VerifierLog(tuple(self.lines)) if verbose else None
         return VerifierStats(processed, total_states, peak, depths, log,
-                             memory_facts(self.env.accesses),
+                             memory_facts(self.env.accesses, passed_reach(self.env)),
                              no_wrap_facts(self.env.no_wrap))
 
     def _next_function(self, verbose: bool) -> State | None:
