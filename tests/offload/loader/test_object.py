@@ -10,7 +10,7 @@ from offload.isa.disasm import slot_positions
 from offload.isa.opcodes import PseudoSrc
 from offload.loader import LoaderError, load_object
 from offload.maps.spec import MapSpec, Pinning
-from offload.program import FuncInfo, MapReference
+from offload.program import Linkage, MapReference
 from offload.uapi import MapFlags, MapType, ProgFlags, ProgType
 
 from .fixtures import OBJECT_IDS, OBJECTS, fixture
@@ -59,7 +59,7 @@ def test_every_fixture_loads(path: Path) -> None:
         expected_flags = ProgFlags.XDP_HAS_FRAGS if prog.section == "xdp.frags" else 0
         assert prog.flags == expected_flags
         assert prog.instructions[-1].is_exit or prog.instructions[-1].is_unconditional_jump
-        assert prog.functions[0] == FuncInfo(0, prog.name)
+        assert prog.functions[0].slot == 0 and prog.functions[0].name == prog.name
         positions = dict(zip(slot_positions(prog.instructions), prog.instructions))
         for ref in prog.map_refs:
             assert ref.map_name in obj.maps
@@ -177,6 +177,9 @@ def test_subprograms_are_appended_and_calls_rewritten() -> None:
     expiring = obj.programs["xdp_drop_expiring"]
     assert [f.name for f in expiring.functions] == ["xdp_drop_expiring", "parse_l2", "record",
                                                     "parse_l3_ttl"]
+    # BTF func_info: `record` is global (verified once, on its own), the others static
+    assert [f.linkage for f in expiring.functions] == [Linkage.GLOBAL, Linkage.STATIC,
+                                                       Linkage.GLOBAL, Linkage.STATIC]
     for prog in (classify, expiring):
         starts = {f.slot for f in prog.functions}
         calls = [(slot, insn) for slot, insn in zip(slot_positions(prog.instructions),
