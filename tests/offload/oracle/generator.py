@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
@@ -53,6 +53,7 @@ from hypothesis import strategies as st
 
 from offload.isa import Instruction, assemble
 from offload.maps.spec import MapSpec
+from offload.program import ArgKind, FuncArg, FuncInfo, FuncProto, Linkage
 from offload.uapi import MapType
 from service import frames
 from tests.offload.engine.rfc9669_model import model_alu, model_jump, model_swap
@@ -90,6 +91,8 @@ class Generated:
     rx_queue: int
     kinds: tuple[str, ...] = ()  # top-level snippet kinds, for statistics
     risky: bool = False  # a snippet breaks a rule on purpose
+    #: BTF func_info as ``verify`` takes it: the global functions among the subprograms
+    functions: tuple[FuncInfo, ...] = ()
 
     def listing(self) -> str:
         """The text with slot numbers, as failure messages show it."""
@@ -148,6 +151,8 @@ class Fn:
     trips: int = 1  # iterations of the enclosing loops, multiplied
     callback: bool = False  # a bpf_loop callback: every exit returns 0 or 1
     in_callback: bool = False  # a callback or a function it calls: no tail calls
+    #: a global function (BTF func_info) taking this many numbers: verified once, on its own
+    global_args: int = 0
 
     @property
     def s_base(self) -> int:
@@ -1202,8 +1207,9 @@ def s_call(b: _Builder, fn: Fn, rng: random.Random, nested: bool) -> None:
     name = f"f{len(b.functions) + 1}"
     kind = rng.randrange(4)
     lines = fn.lines
-    if kind == 0:  # a leaf: two scalars in, one out, no stack
-        callee = Fn(name, fn.depth + 1, [], 0, (), 0, 0, False)
+    if kind == 0:  # a leaf: two scalars in, one out, no stack; every other one global
+        callee = Fn(name, fn.depth + 1, [], 0, (), 0, 0, False,
+                    global_args=2 * (len(b.functions) % 2))
         b.functions.append(callee)
         lines += [f"mov %r1, {b.sc(fn, rng)}", f"mov %r2, {rng.choice((b.sc(fn, rng), '7'))}",
                   f"call local {name}", f"{rng.choice(('mov', 'add', 'xor'))} "
@@ -1933,7 +1939,30 @@ def build_named(seed: int, snippets: list[tuple[str, int]], frames: tuple[bytes,
     insns = assemble_lines(text)
     maps = {h: m.spec for h, m in builder.maps.items()}
     return Generated(insns, text, maps, frames + tuple(builder.witnesses), rx_queue, kinds,
-                     any(k in RISKY for k in kinds))
+                     any(k in RISKY for k in kinds), _functions(builder, text, insns))
+
+
+def _functions(builder: _Builder, text: str, insns: Sequence[Instruction]
+               ) -> tuple[FuncInfo, ...]:
+    """func_info for the global functions: each at the slot of its label."""
+    arity = {fn.name: fn.global_args for fn in builder.functions if fn.global_args}
+    if not arity:
+        return ()
+    found = [FuncInfo(0, "main")]
+    slot, widths = 0, iter(insns)
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.endswith(":"):
+            name = line[:-1]
+            if name in arity:
+                proto = FuncProto((FuncArg(ArgKind.SCALAR),) * arity[name])
+                found.append(FuncInfo(slot, name, Linkage.GLOBAL, proto))
+            continue
+        insn = next(widths, None)
+        slot += insn.width if insn is not None else 1
+    return tuple(found)
 
 
 def frame(kind: int, seed: int, length: int) -> bytes:

@@ -210,7 +210,8 @@ def check_generated(gen: Generated) -> None:
     """Verify; a refusal must be a clean VerifierError, an acceptance passes ``CHECKS``."""
     recorder = StateRecorder() if _under_oracle(gen) else None
     try:
-        stats = verify(gen.insns, caps=CAPS, maps=gen.maps, observer=recorder)
+        stats = verify(gen.insns, caps=CAPS, maps=gen.maps, observer=recorder,
+                       functions=gen.functions)
     except VerifierError as err:
         if err.reason.startswith("verifier bug") or err.errno == errno.EFAULT:
             pytest.fail(f"the verifier failed internally: {err}\n{_describe(gen)}")
@@ -259,6 +260,8 @@ def features(gen: Generated) -> set[str]:
                 out.add(f"helper {insn.imm}")
             elif insn.is_local_call:
                 out.add("call local")
+                if gen.functions:
+                    out.add("call of a global function")
             elif not insn.is_exit:
                 jump = "ja" if insn.jmp_op == JmpOp.JA else "jcc"
                 width = "32" if cls == InsnClass.JMP32 else "64"
@@ -293,6 +296,7 @@ REQUIRED = {
     "shift by register/32", "jcc32", "jcc64", "ja32", "jcc64 to the next instruction",
     "jcc32 to the next instruction", "ja64 to the next instruction",
     "ja32 to the next instruction", "loop jcc64", "loop jcc32", "loop ja64", "call local",
+    "call of a global function",
     "ldxs B", "ldxs H", "ldxs W", "data_meta", "direct map value", "pointer spill",
     *(f"atomic {op}{fetch}" for op in ("add", "or", "and", "xor") for fetch in ("", " fetch")),
     "atomic xchg", "atomic cmpxchg", "atomic W", "atomic DW", "atomic on the stack",
@@ -319,7 +323,7 @@ def test_generator_covers_the_features() -> None:
         total += 1
         clean += not gen.risky
         try:
-            verify(gen.insns, caps=CAPS, maps=gen.maps)
+            verify(gen.insns, caps=CAPS, maps=gen.maps, functions=gen.functions)
         except VerifierError as err:
             assert gen.risky, f"a program keeping every rule is refused: {err}\n" + \
                 _describe(gen)
