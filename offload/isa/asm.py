@@ -440,3 +440,10 @@ class _Assembler:
 def assemble(text: str) -> list[Instruction]:
     """Assemble program text into instructions (see the module docstring for the syntax)."""
     return _Assembler().run(text)
+
+
+def label_slots(text: str) -> dict[str, int]:
+    """The slot each label of program text stands for (where a function starts, say)."""
+    assembler = _Assembler()
+    assembler.run(text)
+    return dict(assembler.labels)

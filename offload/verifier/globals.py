@@ -168,12 +168,13 @@ def _check_arg(env: Env, state: State, regno: int, arg: FuncArg, index: int) -> 
 
 def check_exit(env: Env, state: State) -> None:
     """``exit`` of a global function verified on its own: no lock, no reference left (it
-    got none and must give back what it took), R0 a number."""
+    got none and must give back what it took), R0 a number (the kernel's
+    ``check_return_code`` for a subprogram)."""
     locks.check_exit(state)
     refs.check_released(state)
     r0 = state.frame.regs[0]
     if r0.type == RegType.NOT_INIT:
         raise Reject("R0 !read_ok")
-    if r0.type != SCALAR:
-        raise Reject(f"At subprogram exit the register R0 is not a scalar value "
-                     f"({TYPE_NAMES[r0.type]})")
+    if r0.type != SCALAR:  # unprivileged, a pointer is a leak first (privileged: "At
+        # subprogram exit the register R0 is not a scalar value")
+        raise Reject("R0 leaks addr as return value")

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from ...errors import ErrnoError
 from ...isa.codec import encode
 from ...isa.instruction import Instruction
-from ...program import ProgramSpec, resolve_map_references
+from ...program import FuncInfo, ProgramSpec, resolve_map_references
 from ...uapi import ProgType
 from .attr import ProgLoadAttr
 from .func_info import FUNC_INFO, load_function_btf, takes_function_address
@@ -112,11 +112,14 @@ def _attempt(code: bytes, prog_type: int, license_buf: ctypes.Array[ctypes.c_cha
 def load_program(instructions: Sequence[Instruction], *, prog_type: ProgType | int = ProgType.XDP,
                  license: str = "GPL", name: str = "", prog_flags: int = 0,
                  expected_attach_type: int = 0, log_level: int = 0,
-                 log_size: int = LOG_SIZE) -> KernelProgram:
+                 log_size: int = LOG_SIZE,
+                 functions: Sequence[FuncInfo] = ()) -> KernelProgram:
     """Load ``instructions`` (``lddw`` map references already holding real map fds).
 
-    ``log_level`` 1 or 2 keeps the verifier log on success too (``program.log``). Raises
-    :class:`KernelVerifierError` on any refusal.
+    ``log_level`` 1 or 2 keeps the verifier log on success too (``program.log``).
+    ``functions``: linkage and prototypes of its functions, given to the kernel as BTF
+    ``func_info`` when one of them is global. Raises :class:`KernelVerifierError` on any
+    refusal.
     """
     insns = tuple(instructions)
     code = encode(insns)
@@ -128,7 +131,8 @@ def load_program(instructions: Sequence[Instruction], *, prog_type: ProgType | i
                          f"is out of range (log_size must be 128..{MAX_LOG_SIZE})")
     license_buf = ctypes.create_string_buffer(license.encode("utf-8", "replace"))
     level = log_level
-    funcs = load_function_btf(insns) if takes_function_address(insns) else None
+    typed = tuple(functions) if any(f.is_global and f.slot for f in functions) else ()
+    funcs = load_function_btf(insns, typed) if typed or takes_function_address(insns) else None
     try:
         return _load(insns, code, prog_type, license_buf, name, prog_flags,
                      expected_attach_type, level, log_size, what, funcs)
@@ -164,4 +168,4 @@ def load_program_spec(spec: ProgramSpec, maps: Mapping[str, KernelMap | int], *,
     insns = resolve_map_references(spec.instructions, spec.map_refs, fds, program=spec.name)
     return load_program(insns, prog_type=spec.type, license=spec.license, name=spec.name,
                         prog_flags=spec.flags, expected_attach_type=expected_attach_type,
-                        log_level=log_level, log_size=log_size)
+                        log_level=log_level, log_size=log_size, functions=spec.functions)

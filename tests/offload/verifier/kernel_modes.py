@@ -23,6 +23,7 @@ from offload.backends.kernel import KernelMap, KernelVerifierError, load_program
 from offload.isa import Instruction
 from offload.isa.opcodes import PseudoSrc
 from offload.maps.spec import MapSpec
+from offload.program import FuncInfo
 from offload.uapi import ProgType
 
 PRIV, UNPRIV = "priv", "unpriv"
@@ -88,8 +89,10 @@ def unpriv_mode_usable() -> tuple[bool, str]:
 
 def kernel_verdict(insns: Sequence[Instruction], maps: Mapping[int, MapSpec], mode: str, *,
                    prog_type: ProgType = ProgType.XDP, expected_attach_type: int = 0,
-                   license: str = "GPL") -> tuple[bool, str]:
-    """(accepted, reason) of the host kernel's verifier in ``mode`` (PRIV or UNPRIV)."""
+                   license: str = "GPL", functions: Sequence[FuncInfo] = ()
+                   ) -> tuple[bool, str]:
+    """(accepted, reason) of the host kernel's verifier in ``mode`` (PRIV or UNPRIV);
+    ``functions``: BTF func_info for its global functions."""
     kernel_maps: dict[int, KernelMap] = {}
     try:
         for handle, spec in maps.items():
@@ -105,7 +108,7 @@ def kernel_verdict(insns: Sequence[Instruction], maps: Mapping[int, MapSpec], mo
             try:
                 prog = load_program(patched, prog_type=prog_type, name="policy",
                                     expected_attach_type=expected_attach_type,
-                                    license=license)
+                                    license=license, functions=functions)
             except KernelVerifierError as err:
                 reason = err.reason or err.name
                 if err.errno == errno.E2BIG and not err.reason:

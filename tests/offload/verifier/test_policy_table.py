@@ -20,7 +20,9 @@ import pytest
 from offload.backends.kernel import kernel_available
 from offload.caps.capabilities import Capabilities, Limits
 from offload.isa import Instruction, assemble
+from offload.isa.asm import label_slots
 from offload.maps.spec import MapSpec
+from offload.program import ArgKind, FuncArg, FuncInfo, FuncProto, Linkage
 from offload.uapi import AttachType, MapFlags, MapType
 from offload.verifier import VerifierError, verify
 
@@ -53,6 +55,19 @@ class Row:
     attach: int = 0
     #: why a None expectation cannot be checked here
     unchecked: str = "a rule keyed on CAP_BPF, which an XDP loader always has"
+    #: global functions (BTF func_info): label -> argument kinds (``global_fn``)
+    globals: tuple[tuple[str, tuple[FuncArg, ...]], ...] = ()
+
+    @property
+    def functions(self) -> tuple[FuncInfo, ...]:
+        """The func_info the device's verifier and the kernel get: main, and each global
+        function at its label."""
+        if not self.globals or not isinstance(self.src, str):
+            return ()
+        slots = label_slots(self.src)
+        return (FuncInfo(0, "main", Linkage.GLOBAL, FuncProto((FuncArg(ArgKind.CTX),))),
+                *(FuncInfo(slots[name], name, Linkage.GLOBAL, FuncProto(args))
+                  for name, args in self.globals))
 
 
 # r2 = data, r3 = data_end, r6 = ctx; 14 bytes proven; "out" returns XDP_PASS
@@ -119,6 +134,12 @@ def loop_call(count: str = "mov %r1, 4", ctx: str = "mov %r3, 0",
 def small(**limits: int) -> Capabilities:
     return replace(FULL, limits=replace(Limits(), **limits))
 
+
+SCALAR_ARG, CTX_ARG, MEM8_ARG = (FuncArg(ArgKind.SCALAR), FuncArg(ArgKind.CTX),
+                                 FuncArg(ArgKind.MEM, 8))
+#: a call of global ``fn`` with 8 initialised bytes of the stack; ``fn`` null-checks, writes 1
+GLOBAL_MEM_CALL = "stdw [%r10-8], 0\nmov %r1, %r10\nadd %r1, -8\ncall local fn\n" + DONE
+GLOBAL_MEM_FN = "fn:\nmov %r0, 0\njeq %r1, 0, +1\nstdw [%r1+0], 1\nexit\n"
 
 ROWS = [
     # ------------------------------------------------------------ pointer arithmetic
@@ -525,6 +546,55 @@ ROWS = [
         "function calls are not allowed while holding a lock",
         "function calls are not allowed while holding a lock",
         "function calls are not allowed while holding a lock", {6: LOCKED}),
+    # -- global functions (BTF func_info linkage GLOBAL) -------------------------------------
+    Row("global_scalars", "mov %r1, 1\nmov %r2, 2\ncall local fn\nand %r0, 1\nadd %r0, 1\n"
+        "exit\nfn:\nmov %r0, %r1\nadd %r0, %r2\nexit\n", ACCEPT, ACCEPT, ACCEPT,
+        globals=(("fn", (SCALAR_ARG, SCALAR_ARG)),)),
+    Row("global_pointer_as_number", "mov %r1, %r10\ncall local fn\n" + DONE + "fn:\nmov %r0, 0\n"
+        "exit\n", "R1 is not a scalar", "R1 is not a scalar", "R1 is not a scalar",
+        globals=(("fn", (SCALAR_ARG,)),)),
+    Row("global_ctx_expected", "mov %r1, 0\ncall local fn\n" + DONE + "fn:\nmov %r0, 0\n"
+        "exit\n", "arg#0 expects pointer to ctx", "arg#0 expects pointer to ctx",
+        "arg#0 expects pointer to ctx", globals=(("fn", (CTX_ARG,)),)),
+    Row("global_mem_unchecked", GLOBAL_MEM_CALL + "fn:\nldxdw %r0, [%r1+0]\nexit\n",
+        "R1 invalid mem access 'mem_or_null'", "R1 invalid mem access 'mem_or_null'",
+        "R1 invalid mem access 'mem_or_null'", globals=(("fn", (MEM8_ARG,)),)),
+    Row("global_mem_checked", GLOBAL_MEM_CALL + GLOBAL_MEM_FN, ACCEPT, ACCEPT, ACCEPT,
+        globals=(("fn", (MEM8_ARG,)),)),
+    Row("global_mem_uninit", "mov %r1, %r10\nadd %r1, -8\ncall local fn\n" + DONE
+        + GLOBAL_MEM_FN, "invalid indirect read from stack R1 off -8+0 size 8",
+        "invalid read from stack R1 off=-8 size=8", ACCEPT, globals=(("fn", (MEM8_ARG,)),)),
+    Row("global_mem_too_small", CHECKED + "mov %r1, %r0\ncall local fn\n" + DONE + OUT
+        + GLOBAL_MEM_FN, "invalid access to map value, value_size=8 off=0 size=16",
+        "invalid access to map value, value_size=8 off=0 size=16",
+        "invalid access to map value, value_size=8 off=0 size=16", {1: HASH},
+        globals=(("fn", (FuncArg(ArgKind.MEM, 16),)),)),
+    Row("global_mem_written", "stdw [%r10-8], 0\n" + GLOBAL_MEM_CALL.replace(
+        "stdw [%r10-8], 0\n", "") .replace(DONE, "ldxdw %r1, [%r10-8]\njeq %r1, 0, +1\n"
+        "ldxw %r0, [%r1+0]\n" + DONE) + GLOBAL_MEM_FN,
+        "R1 invalid mem access 'scalar'", "R1 invalid mem access 'scalar'",
+        "R1 invalid mem access 'scalar'", globals=(("fn", (MEM8_ARG,)),)),
+    Row("global_r0_unknown", "mov %r1, 0\ncall local fn\njeq %r0, 0, +1\nldxw %r0, [%r0+0]\n"
+        + DONE + "fn:\nmov %r0, 0\nexit\n", "R0 invalid mem access 'scalar'",
+        "R0 invalid mem access 'scalar'", "R0 invalid mem access 'scalar'",
+        globals=(("fn", (SCALAR_ARG,)),)),
+    Row("global_returns_pointer", "call local fn\n" + DONE + "fn:\nmov %r0, %r1\nexit\n",
+        "R0 leaks addr as return value", "R0 leaks addr as return value",
+        "At subprogram exit the register R0 is not a scalar value (ctx)",
+        globals=(("fn", (CTX_ARG,)),)),
+    Row("global_locked", LOCKED_VALUE + LOCK + "mov %r1, 1\ncall local fn\n" + UNLOCK + DONE
+        + OUT + "fn:\nmov %r0, 0\nexit\n",
+        "global function calls are not allowed while holding a lock",
+        "global function calls are not allowed while holding a lock",
+        "global function calls are not allowed while holding a lock", {6: LOCKED},
+        globals=(("fn", (SCALAR_ARG,)),)),
+    Row("global_callback", loop_call(count="mov %r1, 1") + DONE + "cb:\nmov %r0, 0\nexit\n",
+        "callback function not static", "callback function not static",
+        "callback function not static", globals=(("cb", (SCALAR_ARG, SCALAR_ARG)),)),
+    Row("global_stale_pkt", PKT + "mov %r7, %r2\nmov %r1, %r6\ncall local fn\n"
+        "ldxb %r0, [%r7+0]\n" + DONE + OUT + "fn:\nmov %r2, 0\ncall 44\nmov %r0, 0\nexit\n",
+        "R7 !read_ok", "R7 !read_ok", "R7 invalid mem access 'scalar'",
+        globals=(("fn", (CTX_ARG,)),)),
 ]
 IDS = [row.id for row in ROWS]
 
@@ -536,7 +606,7 @@ def _insns(row: Row) -> tuple[Instruction, ...]:
 def _device(row: Row) -> tuple[bool, str]:
     try:
         verify(_insns(row), caps=row.caps, maps=row.maps, license=row.license,
-               expected_attach_type=row.attach)
+               expected_attach_type=row.attach, functions=row.functions)
     except VerifierError as err:
         return False, err.reason
     return True, ""
@@ -567,7 +637,7 @@ def test_kernel_verdict(row, mode):
     if mode == UNPRIV and not UNPRIV_OK:
         pytest.skip(f"cannot drop CAP_PERFMON here: {UNPRIV_WHY}")
     verdict = kernel_verdict(_insns(row), row.maps, mode, license=row.license,
-                             expected_attach_type=row.attach)
+                             expected_attach_type=row.attach, functions=row.functions)
     assert _matches(expected, verdict), f"{row.id} ({mode}): the kernel says {verdict}"
 
 
