@@ -17,13 +17,14 @@ verified at each call with the caller's state (``calls.enter_function``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from ..helpers.prototypes import READ_WRITE, prototype
+from ..helpers.prototypes import READ_WRITE, HelperId, HelperProto, prototype
 from ..program import ArgKind, FuncArg, FuncInfo
 from . import locks, ops, refs
 from .alu import read_reg
+from .callbacks import under_callback
 from .calls import clear_packet_pointers
 from .cfg import Program
 from .env import Env
@@ -48,12 +49,14 @@ class GlobalFunc:
     args: tuple[FuncArg, ...]
     problem: str
     changes_pkt_data: bool
+    tail_calls: bool  # it may make a tail call, itself or below it
 
 
 def global_functions(prog: Program, functions: Iterable[FuncInfo]) -> dict[int, GlobalFunc]:
     """First slot -> the program's global subprograms (the main one never counts)."""
     found = {}
-    moving = _packet_movers(prog)
+    moving = _reaching(prog, lambda proto: proto.changes_pkt_data)
+    tailing = _reaching(prog, lambda proto: proto.id == HelperId.TAIL_CALL)
     for info in functions:
         if info.slot == 0 or not info.is_global or info.slot not in prog.subprogs:
             continue
@@ -61,13 +64,15 @@ def global_functions(prog: Program, functions: Iterable[FuncInfo]) -> dict[int, 
         if proto is None:
             continue
         found[info.slot] = GlobalFunc(info.slot, prog.subprogs.index(info.slot), info.name,
-                                      proto.args, proto.problem, info.slot in moving)
+                                      proto.args, proto.problem, info.slot in moving,
+                                      info.slot in tailing)
     return found
 
 
-def _packet_movers(prog: Program) -> set[int]:
-    """Functions that may change packet data, themselves or through anything they call or
-    run as a callback (the kernel's ``changes_pkt_data`` of a subprogram)."""
+def _reaching(prog: Program, wanted: Callable[[HelperProto], bool]) -> set[int]:
+    """Functions that may call a helper ``wanted`` picks, themselves or through anything they
+    call or run as a callback: one that changes packet data (the kernel's
+    ``changes_pkt_data`` of a subprogram), ``bpf_tail_call``."""
     calls: dict[int, set[int]] = {fn: set() for fn in prog.subprogs}
     movers = set()
     for slot, op in enumerate(prog.ops):
@@ -78,7 +83,7 @@ def _packet_movers(prog: Program) -> set[int]:
             calls[fn].add(slot + 1 + op.imm)
         elif op.kind == ops.HELPER_CALL:
             proto = prototype(op.imm)
-            if proto is not None and proto.changes_pkt_data:
+            if proto is not None and wanted(proto):
                 movers.add(fn)
     for slot, target in prog.func_refs:
         calls[prog.subprog_of[slot]].add(target)
@@ -115,6 +120,9 @@ def check_call(env: Env, state: State, fn: GlobalFunc) -> None:
                      "function instead")
     if fn.problem:
         raise Reject(f"{_invalid(fn)}: {fn.problem}")
+    if fn.tail_calls and under_callback(env.prog, state):
+        # verified on its own, the function cannot tell it runs under bpf_loop
+        raise Reject(f"bpf_tail_call is not allowed in a callback: {fn.name}() may make one")
     writes = []
     for i, arg in enumerate(fn.args):
         regno = i + 1

@@ -257,3 +257,41 @@ def test_the_kernel_agrees(path: Path, name: str) -> None:
         return
     assert accepted, (name, log[-500:])
     assert stats.insns_processed == pytest.approx(processed, rel=0.15), name
+
+
+def test_a_tail_call_below_a_callback_is_refused_at_the_call() -> None:
+    """A global function is verified on its own and cannot tell it runs under ``bpf_loop``:
+    a call of one that may make a tail call is refused there, as a tail call in a callback
+    itself is."""
+    text = """
+        stxdw [%r10-8], %r1
+        mov %r1, 2
+        lddw %r2, func cb
+        mov %r3, %r10
+        add %r3, -8
+        mov %r4, 0
+        call 181
+        mov %r0, 2
+        exit
+    cb:
+        ldxdw %r1, [%r2+0]
+        call local g
+        mov %r0, 0
+        exit
+    g:
+        lddw %r2, map_fd(1)
+        mov %r3, 0
+        call 12
+        mov %r0, 0
+        exit
+    """
+    from offload.isa.asm import label_slots
+    from offload.maps.spec import MapSpec, MapType
+    insns = assemble(text)
+    maps = {1: MapSpec("jumps", MapType.PROG_ARRAY, 4, 4, 4)}
+    funcs = (FuncInfo(0, "main"), FuncInfo(label_slots(text)["g"], "g", Linkage.GLOBAL,
+                                           FuncProto((FuncArg(ArgKind.CTX),))))
+    with pytest.raises(VerifierError, match="bpf_tail_call is not allowed in a callback"):
+        verify(insns, caps=FULL, maps=maps)
+    with pytest.raises(VerifierError, match="bpf_tail_call is not allowed in a callback: g"):
+        verify(insns, caps=FULL, maps=maps, functions=funcs)
