@@ -11,6 +11,7 @@ pointer comparison would leak address bits, which an unprivileged program may no
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 
 from ..isa.opcodes import JmpOp
 from . import refs
@@ -53,11 +54,13 @@ _PACKET_PAIRS = frozenset({(PTR_TO_PACKET, RegType.PTR_TO_PACKET_END),
                            (PTR_TO_PACKET_META, PTR_TO_PACKET)})
 _NEGATE_ANY = {**_NEGATE, JmpOp.JSET: _NOT_JSET}
 #: How two concrete values compare: unsigned tests, then signed ones (``holds``)
-_UNSIGNED_TESTS = {JmpOp.JEQ: operator.eq, JmpOp.JNE: operator.ne, JmpOp.JGT: operator.gt,
-                   JmpOp.JGE: operator.ge, JmpOp.JLT: operator.lt, JmpOp.JLE: operator.le,
-                   JmpOp.JSET: lambda x, y: x & y != 0, _NOT_JSET: lambda x, y: x & y == 0}
-_SIGNED_TESTS = {JmpOp.JSGT: operator.gt, JmpOp.JSGE: operator.ge, JmpOp.JSLT: operator.lt,
-                 JmpOp.JSLE: operator.le}
+_Test = Callable[[int, int], bool]
+_UNSIGNED_TESTS: dict[int, _Test] = {
+    JmpOp.JEQ: operator.eq, JmpOp.JNE: operator.ne, JmpOp.JGT: operator.gt,
+    JmpOp.JGE: operator.ge, JmpOp.JLT: operator.lt, JmpOp.JLE: operator.le,
+    JmpOp.JSET: lambda x, y: x & y != 0, _NOT_JSET: lambda x, y: x & y == 0}
+_SIGNED_TESTS: dict[int, _Test] = {JmpOp.JSGT: operator.gt, JmpOp.JSGE: operator.ge,
+                                   JmpOp.JSLT: operator.lt, JmpOp.JSLE: operator.le}
 
 
 def branch(env: Env, state: State, insn: Op) -> tuple[State | None, State | None]:

@@ -112,12 +112,12 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
                            f"{limit}")
     decoded: list[Op | None] = []
     consts: dict[int, Reg] = {}
-    for slot, insn in enumerate(slots):
-        if insn is None:
+    for slot, placed in enumerate(slots):
+        if placed is None:
             decoded.append(None)
             continue
-        _check_fields(slot, insn, caps)
-        decoded.append(Op(insn, consts))
+        _check_fields(slot, placed, caps)
+        decoded.append(Op(placed, consts))
     calls, funcs = _check_targets(decoded)
     subprogs = tuple(sorted({0} | set(calls.values()) | set(funcs.values())))
     subprog_of = _assign_functions(decoded, subprogs)

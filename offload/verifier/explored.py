@@ -40,7 +40,7 @@ from .cfg import Program
 from .precision import ALL
 from .prune import Plan, covers
 from .reject import VerifierBug
-from .state import RegType, State
+from .state import Kept, RegType, State
 
 #: Verdicts of ``PrunePoint.check``.
 EXPLORE, PRUNED, LOOP = 0, 1, 2
@@ -115,6 +115,10 @@ class Checkpoint:
         self.plan: Plan | None = None
 
 
+#: the closed checkpoints of a shape none has (never added to: nothing in it to evict)
+_NONE_CLOSED: list[Checkpoint] = []
+
+
 class PrunePoint:
     """The checkpoints of one slot: open ones by fingerprint, closed ones by shape."""
 
@@ -136,7 +140,8 @@ class PrunePoint:
         self.count = 0  # checkpoints ever added (their ``index``)
         self.kept = 0  # of which not evicted
         self.open = 0  # of which some path is still being explored
-        self.by_fingerprint: dict[int, list[Checkpoint]] = {}
+        #: open checkpoints by fingerprint (None: kept without one, ``keys``)
+        self.by_fingerprint: dict[int | None, list[Checkpoint]] = {}
         self.closed: dict[tuple[int, ...], list[Checkpoint]] = {}
         self.closed_any_shape: list[Checkpoint] = []  # some live register unset
 
@@ -157,7 +162,7 @@ class PrunePoint:
         frozen = tuple(shape)
         if not fingerprint:
             return None, frozen
-        rest = [state.pkt_len, state.meta_len]
+        rest: list[object] = [state.pkt_len, state.meta_len]
         for r in self.regs:
             reg = regs[r]
             rest += (reg.var, reg.range)
@@ -175,7 +180,8 @@ class PrunePoint:
             cp = self._nearest(cur.parent)
             while cp is not None:
                 old = cp.state
-                if cp.branches > 0 and (self.callback or old.may_goto != cur.may_goto) and \
+                if old is not None and cp.branches > 0 and \
+                        (self.callback or old.may_goto != cur.may_goto) and \
                         covers(prog, old, cur, precise=None):
                     cp.hits += 1
                     self.pruned_by = cp
@@ -184,16 +190,20 @@ class PrunePoint:
                 cp = cp.up
         loop_at = self.count  # past the end: no open checkpoint equals ``cur``
         for cp in () if self.callback else self.by_fingerprint.get(fingerprint, ()):
-            if cp.branches > 0 and cp.state.may_goto == cur.may_goto and \
-                    cp.state.callbacks == cur.callbacks and \
-                    covers(prog, cp.state, cur, exact=True):
+            open_state = cp.state
+            if cp.branches > 0 and open_state is not None and \
+                    open_state.may_goto == cur.may_goto and \
+                    open_state.callbacks == cur.callbacks and \
+                    covers(prog, open_state, cur, exact=True):
                 loop_at = cp.index
                 break
         pkt_len, meta_len = cur.pkt_len, cur.meta_len
-        for group in (self.closed.get(shape, ()), self.closed_any_shape):
+        for group in (self.closed.get(shape, _NONE_CLOSED), self.closed_any_shape):
             evict = False
             for cp in group:
                 old = cp.state
+                if old is None:
+                    continue  # (only the root has none, and it is in no group)
                 if min(old.pkt_len, cp.pkt_need) > pkt_len:
                     break  # and so do the rest: covers() would say no
                 if cp.index > loop_at or min(old.meta_len, cp.meta_need) > meta_len:
@@ -265,7 +275,8 @@ class PrunePoint:
         self.kept -= len(group) - len(keep)
         group[:] = keep
 
-    def add(self, state: State, parent: Checkpoint | None, keys: Keys) -> Checkpoint:
+    def add(self, state: State, kept: Kept | None, keys: Keys) -> Checkpoint:
+        parent = kept if isinstance(kept, Checkpoint) else None  # (a path's parent always is)
         cp = Checkpoint(state, parent, keys, self, self.count, self.tracked)
         if self.forced:
             cp.up = self._nearest(parent)
@@ -275,8 +286,9 @@ class PrunePoint:
         self.by_fingerprint.setdefault(keys[0], []).append(cp)
         return cp
 
-    def _nearest(self, cp: Checkpoint | None) -> Checkpoint | None:
-        """The nearest checkpoint of this prune point at or above ``cp`` on its path."""
+    def _nearest(self, kept: Kept | None) -> Checkpoint | None:
+        """The nearest checkpoint of this prune point at or above ``kept`` on its path."""
+        cp = kept if isinstance(kept, Checkpoint) else None
         while cp is not None and cp.point is not self:
             cp = cp.parent
         return cp
@@ -297,8 +309,9 @@ def _proven_packet(cp: Checkpoint) -> int:
     return min(cp.state.pkt_len, cp.pkt_need)  # type: ignore[union-attr]
 
 
-def finish(cp: Checkpoint | None) -> None:
+def finish(kept: Kept | None) -> None:
     """A path ended: checkpoints whose paths are all explored become closed."""
+    cp = kept if isinstance(kept, Checkpoint) else None  # (a path's parent always is one)
     while cp is not None:
         cp.branches -= 1
         if cp.branches > 0:

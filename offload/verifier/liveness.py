@@ -53,7 +53,7 @@ def read(state: State, frameno: int, lo: int, end: int) -> None:
 def mark(state: State, loc: int) -> None:
     if loc in state.written:
         return  # this path wrote it since its checkpoint: the value read is its own
-    cp: Kept | None = state.parent  # type: ignore[assignment]
+    cp: Kept | None = state.parent
     while cp is not None and cp.stack_read is not None:
         if loc in cp.stack_read:
             return  # marked, and so are the ancestors it reaches
@@ -75,7 +75,7 @@ def everything(state: State, stop: Kept | None = None) -> None:
     not fully known: the read marks it would bring are not final); with ``stop``, an open
     checkpoint on the path that covers the state, only those below it: ``stop``'s own paths
     read whatever the state's would, and mark it and its ancestors as they do."""
-    cp: Kept | None = state.parent  # type: ignore[assignment]
+    cp: Kept | None = state.parent
     while cp is not None and cp is not stop and cp.stack_read is not None and \
             cp.stack_read is not ALL_SLOTS:
         cp.stack_read = ALL_SLOTS

@@ -18,25 +18,12 @@ that each lock is taken and released as the verifier proved (``offload.runtime.x
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from ..maps.spec import SPIN_LOCK_SIZE, MapSpec
 from .reject import Reject, VerifierBug
-from .state import TYPE_NAMES, Reg, RegType, State
+from .state import TYPE_NAMES, HeldLock, Reg, RegType, State
 
 #: Helper ids (``enum bpf_func_id``).
 SPIN_LOCK, SPIN_UNLOCK = 93, 94
-
-
-class HeldLock(NamedTuple):
-    """The lock a path holds: its map (an inner map by its outer map's handle and the inner
-    template, as the kernel names every inner map of one outer map by one map pointer) and
-    the id of the map value pointer it was taken through (0 for a global data value, which
-    has one element)."""
-
-    map_handle: int
-    map: MapSpec
-    id: int
 
 
 def check_arg(regno: int, reg: Reg) -> HeldLock:

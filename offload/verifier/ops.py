@@ -57,13 +57,22 @@ _GOTOL = InsnClass.JMP32 | JmpOp.JA
 
 
 class Op:
-    """The fields of one instruction the checks read; operation fields not of its class are None.
+    """The fields of one instruction the checks read. The operation fields exist only for
+    their class (``alu_op`` for ALU instructions, ``jmp_op`` for jumps, ``mode`` for loads and
+    stores, ``imm_reg`` where the immediate is an operand): reading one elsewhere is a bug,
+    and fails loudly.
 
     ``consts`` shares the immediate operand registers among the instructions of a program.
     """
 
     __slots__ = ("kind", "dst", "src", "off", "imm", "width", "cls", "bits", "source",
                  "reg_operand", "alu_op", "jmp_op", "mode", "nbytes", "jump_offset", "imm_reg")
+    alu_op: AluOp
+    jmp_op: JmpOp
+    mode: Mode
+    #: The immediate as the operand register of ALU, jump and ST instructions (zero-extended
+    #: from 32 bits in 32-bit operations); registers are immutable, so one serves every path.
+    imm_reg: Reg
 
     def __init__(self, insn: Instruction, consts: dict[int, Reg] | None = None) -> None:
         opcode = insn.opcode
@@ -77,14 +86,8 @@ class Op:
         source = self.source = _SOURCE[opcode & SOURCE_MASK]
         #: ALU and jumps: the second operand is the src register (``Source.X``), not imm
         self.reg_operand = source == Source.X
-        self.alu_op: AluOp | None = None
-        self.jmp_op: JmpOp | None = None
-        self.mode: Mode | None = None
         self.nbytes = 0
         self.jump_offset = 0
-        #: The immediate as the operand register of ALU, jump and ST instructions (zero-extended
-        #: from 32 bits in 32-bit operations); registers are immutable, so one serves every path.
-        self.imm_reg: Reg | None = None
         if cls in _ALU_CLASSES:
             self.alu_op = _ALU_OP[opcode & OP_MASK]
             self.kind = ALU

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from ..isa.opcodes import ATOMIC_FETCH, AluOp, AtomicOp
 from . import ops
 from .cfg import live_regs
-from .state import SCALAR, Kept, State
+from .state import SCALAR, Kept, State, Step
 
 if TYPE_CHECKING:
     from .cfg import Program
@@ -60,28 +60,6 @@ def reg_loc(depth: int, regno: int) -> int:
 
 def slot_loc(depth: int, k: int) -> int:
     return depth * STRIDE + SLOTS + k
-
-
-class Step:
-    """One record of a path's history (a persistent list: states share their past).
-
-    ``JUMP``/``CALL``/``RETURN``: control went from ``slot`` to ``dst`` (``CALL`` also into a
-    callback, ``CALLBACK_RETURN`` from a callback's ``exit`` back to its helper call).
-    ``FILL``: the load at ``slot`` read the spilled registers at ``locs``. ``SPILL``: the
-    store at ``slot`` replaced the slot ``locs[0]`` (with the register ``dst``, or -1 for a
-    value from nowhere).
-    ``LINK``: the jump at ``slot`` narrowed all of ``locs`` together.
-    """
-
-    __slots__ = ("kind", "slot", "dst", "locs", "prev")
-
-    def __init__(self, kind: int, slot: int, dst: int, locs: tuple[int, ...],
-                 prev: Step | None) -> None:
-        self.kind = kind
-        self.slot = slot
-        self.dst = dst
-        self.locs = locs
-        self.prev = prev
 
 
 _NO_LOCS: tuple[int, ...] = ()
@@ -224,10 +202,10 @@ class Precision:
             # one instruction back along the path
             steps += 1
             if hist is not None and hist.kind in _TRANSFERS and hist.dst == pos:
-                step = hist
+                transfer = hist
                 hist = hist.prev
-                prev = step.slot
-                if step.kind == CALL:
+                prev = transfer.slot
+                if transfer.kind == CALL:
                     # entering the callee: its R1-R5 were the caller's (a callback's R1 is
                     # the iteration number, from nothing; its R2 the caller's R3)
                     args = _CALLBACK_ARGS if prev in self.prog.callback_calls else _CALL_ARGS
@@ -247,13 +225,13 @@ class Precision:
                     depth -= 1
                     pos = prev
                     continue
-                if step.kind == CALLBACK_RETURN:
+                if transfer.kind == CALLBACK_RETURN:
                     # back at the helper call from a callback run: the caller's registers
                     # are as they were, and nothing of the callback's frame is passed back
                     depth += 1
                     pos = prev
                     continue
-                if step.kind == RETURN:
+                if transfer.kind == RETURN:
                     # the callee's R0 became the caller's; R1-R5 were clobbered
                     base = depth * STRIDE
                     r0 = base in locs
@@ -275,11 +253,12 @@ class Precision:
             step = hist if hist is not None and hist.slot == prev and \
                 hist.kind not in _TRANSFERS else None
             if step is not None:
-                hist = hist.prev
-            locs = self._back(prog_ops[prev], depth, locs, step)
-            if locs is None:
+                hist = step.prev
+            back = self._back(prog_ops[prev], depth, locs, step)
+            if back is None:
                 self.everything(state)
                 return
+            locs = back
         self.steps += steps
         if marked:
             self.walks += 1
@@ -356,7 +335,10 @@ class Precision:
         Locations that hold no scalar in the checkpoint are dropped: pointers are always
         compared exactly, so nothing before them needs marking for their sake.
         """
-        frames = cp.state.frames  # type: ignore[union-attr]
+        precise = cp.precise
+        if cp.state is None or precise is None:
+            return None  # the program's entry, or a verification without tracking
+        frames = cp.state.frames
         new = False
         drop = []
         for loc in locs:
@@ -372,8 +354,8 @@ class Precision:
                     spilled.spilled.type == SCALAR
             if not scalar:
                 drop.append(loc)
-            elif loc not in cp.precise:
-                cp.precise.add(loc)
+            elif loc not in precise:
+                precise.add(loc)
                 new = True
         for loc in drop:
             locs.discard(loc)
@@ -387,12 +369,15 @@ class Precision:
         cp = state.parent
         while cp is not None and cp.state is not None and not cp.all_precise:
             cp.all_precise = True
+            precise = cp.precise
+            if precise is None:
+                break  # not tracked: everything counts already
             for depth, frame in enumerate(cp.state.frames):
                 for r, reg in enumerate(frame.regs):
                     if reg.type == SCALAR:
-                        cp.precise.add(depth * STRIDE + r)
+                        precise.add(depth * STRIDE + r)
                 for k, slot in frame.stack.items():
                     if slot.spilled is not None and slot.spilled.type == SCALAR:
-                        cp.precise.add(depth * STRIDE + SLOTS + k)
+                        precise.add(depth * STRIDE + SLOTS + k)
             cp.pkt_need = cp.meta_need = ALL
             cp = cp.parent

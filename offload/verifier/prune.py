@@ -23,6 +23,7 @@ nothing: its paths explored fewer further runs (the kernel's ``callback_depth`` 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from . import locks
 from .cfg import Program, live_regs
@@ -109,15 +110,18 @@ _LOOSE_KINDS = frozenset({ByteKind.MISC, ByteKind.ZERO})
 _ZERO_REG = Reg.const(0)
 
 
-def _spill_covers(o: Slot, c: Slot, imprecise: bool, ids: IdMap) -> bool:
+def _spill_covers(o: Slot, c: Slot, imprecise: bool, ids: IdMap | None) -> bool:
     """An old slot holding a spilled register against the new one.
 
     ``imprecise``: the old one is a number nothing relied on, so any number in its bytes will
     do - spilled, unknown or zero bytes, never bytes never written - and the bytes a narrow
     spill left as they were are compared as bytes. Otherwise the new slot must hold a
     register the old one covers, spilled to the same bytes: a narrow spill's other bytes may
-    have been never written, which a wider fill must still find."""
-    cs = c.spilled
+    have been never written, which a wider fill must still find. ``ids`` may be None only
+    when ``imprecise`` (nothing is compared by id then)."""
+    os, cs = o.spilled, c.spilled
+    if os is None:
+        return False  # not a spill: ``_bytes_cover`` compares such slots
     if imprecise:
         if cs is not None and cs.type != SCALAR:
             return False
@@ -127,12 +131,14 @@ def _spill_covers(o: Slot, c: Slot, imprecise: bool, ids: IdMap) -> bool:
             if kinds[i] == _INVALID:
                 return False
         return not rest or _bytes_cover(rest, c)
-    if cs is None and o.spilled.type == SCALAR:
-        return _number_bytes_cover(o, c, ids)
-    return cs is not None and c.kinds == o.kinds and reg_covers(o.spilled, cs, ids, False)
+    if ids is None:
+        ids = IdMap()
+    if cs is None and os.type == SCALAR:
+        return _number_bytes_cover(o, os, c, ids)
+    return cs is not None and c.kinds == o.kinds and reg_covers(os, cs, ids, False)
 
 
-def _number_bytes_cover(o: Slot, c: Slot, ids: IdMap) -> bool:
+def _number_bytes_cover(o: Slot, os: Reg, c: Slot, ids: IdMap) -> bool:
     """An old spilled number others relied on against bytes written without a register:
     they stand for the number they may hold (as the kernel compares them), zeros for 0,
     initialised bytes for any number of their width; the bytes past a narrow spill as
@@ -142,9 +148,9 @@ def _number_bytes_cover(o: Slot, c: Slot, ids: IdMap) -> bool:
     if not _LOOSE_KINDS.issuperset(head) or rest and not _bytes_cover(rest, c):
         return False
     if ByteKind.MISC not in head:
-        return reg_covers(o.spilled, _ZERO_REG, ids, False)
+        return reg_covers(os, _ZERO_REG, ids, False)
     value = UNKNOWN if width == SLOT else Reg.scalar(Scalar.urange(0, (1 << 8 * width) - 1))
-    return reg_covers(o.spilled, value, ids, False)
+    return reg_covers(os, value, ids, False)
 
 
 #: per kinds of a slot: how many bytes a spill covers, and the (position, kind) of the other
@@ -184,7 +190,8 @@ def _stack_covers(old: Frame, cur: Frame, ids: IdMap, exact: bool,
         if exact:
             if o.kinds != c.kinds:
                 return False
-            if o.spilled is not None and not reg_covers(o.spilled, c.spilled, ids, True):
+            if o.spilled is not None and (c.spilled is None or
+                                          not reg_covers(o.spilled, c.spilled, ids, True)):
                 return False
             continue
         if o.spilled is not None:
@@ -285,7 +292,9 @@ class Plan:
         self.meta = min(old.meta_len, meta_need)
         self.lock = old.lock  # the bpf_spin_lock held, compared as ``covers`` does
         self.refs = old.refs  # the references held, compared as ``covers`` does
-        checks: list[tuple] = []
+        #: (kind, frame, register or slot, the old side: a Reg, a Slot, or a Slot and the
+        #: bytes it constrains, by kind)
+        checks: list[tuple[int, int, int, Any]] = []
         add = checks.append
         everything = stack_read is None or stack_read is ALL_SLOTS
         insn = old.insn
@@ -307,20 +316,20 @@ class Plan:
                 else:
                     add((_R_REG, depth, r, o))
             first = base + SLOTS
-            for k, o in frame.stack.items():
+            for k, slot in frame.stack.items():
                 if not everything and first + k not in stack_read:  # type: ignore[operator]
                     continue
-                spilled = o.spilled
+                spilled = slot.spilled
                 if spilled is not None:
                     if spilled.type == SCALAR and precise is not None and \
                             first + k not in precise:
-                        add((_S_ANY_SCALAR, depth, k, o))
+                        add((_S_ANY_SCALAR, depth, k, slot))
                     else:
-                        add((_S_SPILL, depth, k, o))
+                        add((_S_SPILL, depth, k, slot))
                     continue
-                constrained = _spill_layout(o.kinds)[1]
+                constrained = _spill_layout(slot.kinds)[1]
                 if constrained:
-                    add((_S_BYTES, depth, k, (o, constrained)))
+                    add((_S_BYTES, depth, k, (slot, constrained)))
         self.checks = checks
 
     def covers(self, cur: State) -> bool:
@@ -363,18 +372,19 @@ class Plan:
                         continue
             elif kind == _S_BYTES:
                 slot, constrained = o
-                c = frame.stack.get(at, EMPTY_SLOT)
-                if c is slot or c.kinds == slot.kinds or _bytes_cover(constrained, c):
+                cslot = frame.stack.get(at, EMPTY_SLOT)
+                if cslot is slot or cslot.kinds == slot.kinds or \
+                        _bytes_cover(constrained, cslot):
                     continue  # (the same kinds: no spill among them either)
 
             else:
-                c = frame.stack.get(at, EMPTY_SLOT)
-                cs = c.spilled
-                if c is o and (cs is None or not cs.id and not cs.ref):
+                cslot = frame.stack.get(at, EMPTY_SLOT)
+                cs = cslot.spilled
+                if cslot is o and (cs is None or not cs.id and not cs.ref):
                     continue
                 if ids is None and kind == _S_SPILL:
                     ids = IdMap()
-                if _spill_covers(o, c, kind == _S_ANY_SCALAR, ids):  # type: ignore[arg-type]
+                if _spill_covers(o, cslot, kind == _S_ANY_SCALAR, ids):
                     continue
             if i:  # the check that rejected goes first next time
                 checks.insert(0, checks.pop(i))
@@ -386,8 +396,10 @@ def _bytes_cover(constrained: tuple[tuple[int, ByteKind], ...], c: Slot) -> bool
     """Whether the bytes of ``c`` are at least as initialised as the old slot's (the kinds it
     constrains, by position): ``_stack_covers``' rule for an old slot holding no register."""
     spilled = c.spilled
-    scalar_spill = spilled is not None and spilled.type == SCALAR
-    zero_spill = scalar_spill and spilled.is_const and spilled.var.value == 0
+    scalar_spill = zero_spill = False
+    if spilled is not None and spilled.type == SCALAR:
+        scalar_spill = True
+        zero_spill = spilled.is_const and spilled.var.value == 0
     kinds = c.kinds
     for i, ok in constrained:
         ck = kinds[i]

@@ -270,6 +270,39 @@ class PathNode:
         return out
 
 
+class Step:
+    """One record of a path's history (a persistent list: states share their past).
+
+    ``JUMP``/``CALL``/``RETURN``: control went from ``slot`` to ``dst`` (``CALL`` also into a
+    callback, ``CALLBACK_RETURN`` from a callback's ``exit`` back to its helper call).
+    ``FILL``: the load at ``slot`` read the spilled registers at ``locs``. ``SPILL``: the
+    store at ``slot`` replaced the slot ``locs[0]`` (with the register ``dst``, or -1 for a
+    value from nowhere).
+    ``LINK``: the jump at ``slot`` narrowed all of ``locs`` together.
+    """
+
+    __slots__ = ("kind", "slot", "dst", "locs", "prev")
+
+    def __init__(self, kind: int, slot: int, dst: int, locs: tuple[int, ...],
+                 prev: Step | None) -> None:
+        self.kind = kind
+        self.slot = slot
+        self.dst = dst
+        self.locs = locs
+        self.prev = prev
+
+
+class HeldLock(NamedTuple):
+    """The lock a path holds: its map (an inner map by its outer map's handle and the inner
+    template, as the kernel names every inner map of one outer map by one map pointer) and
+    the id of the map value pointer it was taken through (0 for a global data value, which
+    has one element)."""
+
+    map_handle: int
+    map: MapSpec
+    id: int
+
+
 class Kept(Protocol):
     """What a path sees of the checkpoint it descends from (``explored.Checkpoint``): the
     state kept there, its parent, and the marks precision and stack liveness leave on it."""
@@ -291,7 +324,7 @@ class Kept(Protocol):
     def slot(self) -> int: ...
 
     @property
-    def hist(self) -> object: ...
+    def hist(self) -> Step | None: ...
 
 
 class State:
@@ -301,9 +334,10 @@ class State:
                  "may_goto", "written", "lock", "refs", "callbacks")
 
     def __init__(self, frames: list[Frame], pkt_len: int, meta_len: int, insn: int,
-                 path: PathNode | None, parent: object | None, hist: object = None,
+                 path: PathNode | None, parent: Kept | None, hist: Step | None = None,
                  may_goto: int = 0, written: frozenset[int] = frozenset(),
-                 lock: object = None, refs: tuple = (), callbacks: int = 0) -> None:
+                 lock: HeldLock | None = None, refs: tuple = (),
+                 callbacks: int = 0) -> None:
         self.frames = frames
         #: the current (innermost) frame, read by nearly every check: kept, not looked up
         self.frame = frames[-1]

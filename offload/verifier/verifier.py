@@ -175,10 +175,11 @@ def _widen(prev: Checkpoint | None, state: State) -> None:
                 regs[r] = UNKNOWN
         for k, cslot in cf.stack.items():  # replacing values leaves the iteration valid
             oslot = of.stack.get(k)
-            o = oslot.spilled if oslot is not None else None
-            c = cslot.spilled
-            if o is not None and c is not None and o.type == SCALAR and \
-                    c.type == SCALAR and slot_loc(depth, k) not in precise and o.var != c.var:
+            ospill = oslot.spilled if oslot is not None else None
+            cspill = cslot.spilled
+            if ospill is not None and cspill is not None and ospill.type == SCALAR and \
+                    cspill.type == SCALAR and slot_loc(depth, k) not in precise and \
+                    ospill.var != cspill.var:
                 cf.stack[k] = Slot(cslot.kinds, UNKNOWN)
 
 
@@ -219,6 +220,7 @@ def note_pointer(env: Env, state: State, slot: int, op: ops.Op, regno: int) -> N
     if seen is None:
         seen = env.accesses[slot] = PointerUses(op, {})
     t = reg.type
+    key: tuple[RegType, int, bool, int]
     if t == RegType.PTR_TO_STACK:
         key = (t, 0, False, state.frame.frameno - reg.frameno)
     elif reg.map is not None:
@@ -238,7 +240,10 @@ def _arg_fact(regno: int, keys: set[tuple[RegType, int, bool, int]],
               nullable: bool, passed: Reach | None = None) -> ArgFact | None:
     """The memory a pointer reached over every path, or None when it was not always memory
     (NULL aside where allowed). A global function's memory argument reaches ``passed``."""
-    kinds, maps, inner_of, frames = set(), set(), set(), set()
+    kinds: set[RegionKind] = set()
+    maps: set[int] = set()
+    inner_of: set[int] = set()
+    frames: set[int] = set()
     for t, handle, inner, frame in keys:
         if t == RegType.PTR_TO_MEM and passed is not None:
             kinds |= passed.kinds
@@ -291,7 +296,10 @@ def passed_reach(env: Env) -> Reach | None:
     chain of calls), map values by their maps, the packet, ring buffer records."""
     if not env.mem_passed:
         return None
-    kinds, maps, inner_of, frames = set(), set(), set(), set()
+    kinds: set[RegionKind] = set()
+    maps: set[int] = set()
+    inner_of: set[int] = set()
+    frames: set[int] = set()
     outer = {r.map_handle for r in env.lddw.values()
              if r.map is not None and r.map.type.is_map_in_map}
     for t, handle, spec in env.mem_passed:
@@ -340,8 +348,8 @@ def no_wrap_facts(no_wrap: Mapping[int, NoWrapFact | None]) -> dict[int, NoWrapF
 
 def _no_wrap_fact(op: ops.Op) -> NoWrapFact:
     if op.reg_operand:
-        return NoWrapFact(op.alu_op, op.dst, src=op.src)  # type: ignore[arg-type]
-    return NoWrapFact(op.alu_op, op.dst, imm=op.imm)  # type: ignore[arg-type]
+        return NoWrapFact(op.alu_op, op.dst, src=op.src)
+    return NoWrapFact(op.alu_op, op.dst, imm=op.imm)
 
 
 class Observer:
@@ -666,8 +674,9 @@ class _Explorer:
             PrunePoint(prog, slot, tracked) if slot in prog.prune_points else None
             for slot in range(len(prog))]
         root = Checkpoint(None, None)
-        cur: State | None = _initial_state()
-        cur.parent = root
+        first = _initial_state()
+        first.parent = root
+        cur: State | None = first
         env.root = 0
         pending: list[State] = []
         processed = total_states = peak = 0
@@ -711,12 +720,12 @@ class _Explorer:
                             liveness.inherit(cur, point.pruned_by)
                         if verbose:
                             self.lines.append(LogLine(slot, "safe", ""))
-                        finish(cur.parent)  # type: ignore[arg-type]
+                        finish(cur.parent)
                         cur = None
                         continue
                     if keep and (point.forced or point.kept < max_states or
                                  point.make_room()):
-                        kept = point.add(cur.copy(), cur.parent, keys)  # type: ignore[arg-type]
+                        kept = point.add(cur.copy(), cur.parent, keys)
                         cur.parent = kept
                         cur.written = liveness.EMPTY  # a new segment starts here
                         kept_jumps, kept_processed = jumps, processed
@@ -733,7 +742,7 @@ class _Explorer:
                         self.lines.extend(self.notes)
                     self.notes.clear()
                 if not succ:
-                    finish(cur.parent)  # type: ignore[arg-type]
+                    finish(cur.parent)
                     cur = None
                 elif len(succ) == 1:
                     cur = succ[0]
