@@ -295,3 +295,28 @@ def test_a_tail_call_below_a_callback_is_refused_at_the_call() -> None:
         verify(insns, caps=FULL, maps=maps)
     with pytest.raises(VerifierError, match="bpf_tail_call is not allowed in a callback: g"):
         verify(insns, caps=FULL, maps=maps, functions=funcs)
+
+
+def test_every_accepted_rule_runs_alike_on_both_engines_under_the_oracle() -> None:
+    """The rules fixture's accepted programs (stack, map value, packet and ring buffer memory
+    passed, calls from a callback and from other functions): every machine state inside the
+    verifier's, the fast engine's bounds-checked memory-argument accesses as the reference's."""
+    frames = [FRAMES[0], bytes(6), bytes(20)]
+    ran = 0
+    for name in _programs(RULES):
+        spec, insns, maps = _program(RULES, name)
+        try:
+            report = check_program(insns, caps=FULL, maps=maps, frames=frames,
+                                   functions=spec.functions)
+        except VerifierError:
+            continue
+        backend = BuiltinBackend(FULL, engine="fast")
+        for handle, map_spec in maps.items():
+            backend.create_map(handle, map_spec)
+        backend.load_program(100, insns, prog_type=spec.type, name="r", license="GPL",
+                             functions=spec.functions)
+        outs = [backend.run_xdp(100, frame) for frame in frames]
+        assert [o.error for o in outs] == [None] * len(frames), name
+        assert [o.retval for o in outs] == [o.retval for o in report.outcomes], name
+        ran += 1
+    assert ran >= 10
