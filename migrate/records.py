@@ -19,7 +19,16 @@ from offload.loader.btf import parse_btf
 from offload.loader.core import CoreBinding, CoreRelocation
 from offload.loader.errors import LoaderError
 from offload.maps.spec import MapSpec, Pinning
-from offload.program import FuncInfo, LineInfo, MapReference, ProgramSpec
+from offload.program import (
+    ArgKind,
+    FuncArg,
+    FuncInfo,
+    FuncProto,
+    LineInfo,
+    Linkage,
+    MapReference,
+    ProgramSpec,
+)
 from offload.uapi import CoreReloKind, MapType, ProgType, XdpAction, XdpMode
 
 from .entries import EntryChunk
@@ -32,6 +41,7 @@ MAX_CPUS = 1 << 14
 MAX_SLOTS = 1 << 20  # BPF_COMPLEXITY_LIMIT_INSNS
 MAX_HELPER = 1 << 16
 MAX_LIST = 1 << 20
+MAX_FUNC_ARGS = 5  # a BPF function takes its arguments in R1-R5
 _LIMIT_FIELDS = Limits.__dataclass_fields__.keys()
 #: The map memory a ``caps`` record without ``memory`` means.
 DEFAULT_MEMORY = Capabilities.__dataclass_fields__["memory"].default
@@ -221,6 +231,31 @@ def parse_links(f: Fields, spec: MapSpec, max_bin: int, max_list: int) -> list[M
 
 
 # ------------------------------------------------------------------ programs
+def _function(fi: FuncInfo) -> list[Any]:
+    """[slot, name], and with BTF func_info its linkage and prototype: nil, or [[[argument
+    kind, size], ...], the reason Linux cannot verify against it or ""]."""
+    if fi.linkage == Linkage.STATIC and fi.proto is None:
+        return [fi.slot, fi.name]
+    proto = None if fi.proto is None else [[[int(a.kind), a.size] for a in fi.proto.args],
+                                           fi.proto.problem]
+    return [fi.slot, fi.name, int(fi.linkage), proto]
+
+
+def _parse_function(t: Tuple, nslots: int) -> FuncInfo:
+    slot, name = t.length(2, 4).int(0, 0, nslots - 1), t.str(1, MAX_NAME)
+    if len(t.value) == 2:
+        return FuncInfo(slot, name)
+    linkage = t.enum(2, Linkage)
+    raw = t.value[3]
+    if raw is None:
+        return FuncInfo(slot, name, linkage)
+    proto = Tuple(raw, f"{t.where} prototype").length(2)
+    args = [Tuple(a, f"{t.where} argument").length(2)
+            for a in proto.list(0, MAX_FUNC_ARGS)]
+    parsed = tuple(FuncArg(a.enum(0, ArgKind), a.int(1, 0, U32)) for a in args)
+    return FuncInfo(slot, name, linkage, FuncProto(parsed, proto.str(1, MAX_TEXT)))
+
+
 def program_record(state: ProgramState) -> dict:
     spec = state.spec
     attach = state.attach
@@ -229,7 +264,7 @@ def program_record(state: ProgramState) -> dict:
         "section": spec.section, "flags": spec.flags, "bytecode": encode(spec.instructions),
         "map_refs": [[r.slot, r.map_name, int(r.kind), r.offset] for r in spec.map_refs],
         "line_info": [[li.slot, li.file, li.line, li.column, li.text] for li in spec.line_info],
-        "functions": [[fi.slot, fi.name] for fi in spec.functions],
+        "functions": [_function(fi) for fi in spec.functions],
         "attach": None if attach is None else {
             "hook": attach.hook, "interface": attach.interface, "mode": int(attach.mode),
             "queue": attach.queue},
@@ -327,8 +362,7 @@ def parse_program(f: Fields, maps: dict[str, MapSpec]) -> ProgramState:
     lines = f.items("line_info", MAX_LIST, lambda t, _: LineInfo(
         t.length(5).int(0, 0, nslots - 1), t.str(1, MAX_TEXT), t.int(2, 0, U32),
         t.int(3, 0, U32), t.str(4, MAX_TEXT)))
-    funcs = f.items("functions", MAX_LIST, lambda t, _: FuncInfo(
-        t.length(2).int(0, 0, nslots - 1), t.str(1, MAX_NAME)))
+    funcs = f.items("functions", MAX_LIST, lambda t, _: _parse_function(t, nslots))
     core_fields = f.sub("core", None)
     core = None if core_fields is None else parse_core(core_fields, _starts(insns))
     spec = ProgramSpec(name=name, type=f.enum("type", ProgType), instructions=tuple(insns),
