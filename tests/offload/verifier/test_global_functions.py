@@ -22,7 +22,7 @@ from offload.loader import load_object
 from offload.program import ArgKind, FuncArg, FuncInfo, FuncProto, Linkage, resolve_map_references
 from offload.soundness import check_program
 from offload.verifier import VerifierError, verify
-from tests.offload.backends import packets as p
+from service import frames as p
 
 from .suite import FULL
 
@@ -170,8 +170,8 @@ def test_a_global_function_cannot_be_a_callback() -> None:
         verify(insns, caps=FULL, functions=funcs)
 
 
-FRAMES = [p.eth(p.ETH_P_IP, p.udp("10.0.0.1", "10.0.0.2", 1, 2, payload=bytes(200))),
-          p.eth(p.ETH_P_IP, p.udp("10.0.0.1", "10.0.0.2", 1, 2, payload=bytes(8))),
+FRAMES = [p.ether(p.udp_packet("10.0.0.1", "10.0.0.2", 1, 2, payload=bytes(200))),
+          p.ether(p.udp_packet("10.0.0.1", "10.0.0.2", 1, 2, payload=bytes(8))),
           bytes([0xff] * 6) + bytes(6) + b"\x08\x00" + bytes(150), bytes(10)]
 
 
