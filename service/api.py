@@ -266,12 +266,19 @@ class MigrateStartParams:
     to: str = documented("control socket path, `tcp:HOST:PORT` or `unix:PATH`")
     downtime_target: float = documented("seconds", default=0.05)
     max_rounds: int = ranged(0, U32, default=30, doc="pre-copy rounds at most")
+    hold: bool = documented("pre-copy until `migrate.cut` (a VM's migration decides the cut)",
+                            default=False)
 
 
 @dataclass(frozen=True, slots=True)
 class MigrateStartResult:
     migrating: str
     to: str
+
+
+@dataclass(frozen=True, slots=True)
+class MigrateControlResult:
+    migration: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

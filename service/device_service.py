@@ -54,6 +54,7 @@ from .api import (
     MapItemsResult,
     MapUpdateParams,
     MapUpdateResult,
+    MigrateControlResult,
     MigrateStartParams,
     MigrateStartResult,
     NoParams,
@@ -594,8 +595,34 @@ class DeviceService:
         if self.device.attached is None and not self.device.objects.programs:
             raise Refused(errno.ENOENT, f"device {self.device.name} holds no program to "
                                         "migrate.")
-        self.job = start_source(self, to, downtime, rounds)
+        self.job = start_source(self, to, downtime, rounds, params.hold)
         return MigrateStartResult(self.device.name, to)
+
+    def _held_job(self, verb: str) -> Migration:
+        job = self.job
+        if job is None or job.role != "source" or job.state in FINISHED:
+            raise Refused(errno.ENOENT, f"device {self.device.name} is not migrating out; "
+                                        f"nothing to {verb}.")
+        return job
+
+    def migrate_cut(self, params: NoParams) -> MigrateControlResult:
+        """A held migration's final round now (the caller's VM is paused for the switch)."""
+        job = self._held_job("cut")
+        if job.hold is None:
+            raise Refused(errno.EINVAL, "this migration was not started held; it cuts on its "
+                                        "own.")
+        if job.source is None or job.source.phase != "precopy":
+            raise Refused(errno.EAGAIN, "the destination has not restored the full copy yet; "
+                                        "cut once the phase is precopy.")
+        job.hold.set()
+        return MigrateControlResult(job.picture())
+
+    def migrate_cancel(self, params: NoParams) -> MigrateControlResult:
+        """Give the migration up before its cut: the destination rolls back, this device
+        runs on."""
+        job = self._held_job("cancel")
+        job.cancel.set()
+        return MigrateControlResult(job.picture())
 
     def check_empty(self, what: str) -> None:
         if self.device.objects.programs or self.device.objects.maps:

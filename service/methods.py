@@ -81,6 +81,12 @@ METHODS: dict[str, Method[Any, Any]] = {m.name: m for m in (
     Method("migrate.start", api.MigrateStartParams, api.MigrateStartResult,
            DeviceService.migrate_start,
            "a live migration started; progress in `status.migration`", ("EBUSY", "ENOENT")),
+    Method("migrate.cut", api.NoParams, api.MigrateControlResult, DeviceService.migrate_cut,
+           "a held migration's final round now", ("ENOENT", "EINVAL", "EAGAIN")),
+    Method("migrate.cancel", api.NoParams, api.MigrateControlResult,
+           DeviceService.migrate_cancel,
+           "the migration given up before its cut: the destination rolls back, this device "
+           "runs on", ("ENOENT",)),
     Method("migrate.incoming", api.MigrateIncomingParams, api.MigrateIncomingResult, None,
            "the connection carries the live-migration protocol from then on; the only "
            "request on its connection", ("EBUSY", "EPROTO")),

@@ -10,6 +10,10 @@ The stream reaches the destination either through its control socket (the source
 ``migrate.incoming`` and, once answered, the connection carries the migration protocol) or
 through its ``--listen tcp:HOST:PORT`` listener. Progress is the byte count of the stream,
 counted by a socket subclass that wraps the connected socket.
+
+A held source migration (``migrate.start`` with ``hold``; a VM's migration decides the cut,
+service/vm_migration.py) stays in pre-copy rounds until ``migrate.cut``; ``migrate.cancel``
+ends it before the cut, the destination rolling back and the source running on.
 """
 
 from __future__ import annotations
@@ -104,6 +108,9 @@ class Migration:
         self.state = "connecting"
         self.report: dict[str, Any] | None = None
         self.reason = ""
+        self.source: MigrationSource | None = None
+        self.hold: threading.Event | None = None
+        self.cancel = threading.Event()
 
     def picture(self) -> dict[str, Any]:
         stream = self.stream
@@ -118,6 +125,12 @@ class Migration:
             picture["round"] = self.report.get("rounds", 0)
         if self.reason:
             picture["reason"] = self.reason
+        if self.source is not None:
+            picture["phase"] = self.source.phase
+            if self.source.plan is not None:
+                picture["plan"] = self.source.plan
+        if self.hold is not None:
+            picture["held"] = not self.hold.is_set()
         return picture
 
     def finish(self, state: str, report: Any, reason: str = "") -> None:
@@ -127,9 +140,13 @@ class Migration:
         self.state = state
 
 
-def start_source(service: Any, to: str, downtime_target: float, max_rounds: int) -> Migration:
+def start_source(service: Any, to: str, downtime_target: float, max_rounds: int,
+                 hold: bool = False) -> Migration:
     job = Migration(service, "source", to)
-    source = MigrationSource(service.device, downtime_target, max_rounds, lock=service.lock)
+    job.hold = threading.Event() if hold else None
+    source = MigrationSource(service.device, downtime_target, max_rounds, lock=service.lock,
+                             hold=job.hold, cancel=job.cancel)
+    job.source = source
 
     def run() -> None:
         try:

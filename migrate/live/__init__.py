@@ -10,6 +10,7 @@ from .destination import MigrationDestination
 from .errors import (
                      ConnectionLost,
                      DestinationRefused,
+                     MigrationCancelled,
                      MigrationError,
                      MigrationTimeout,
                      ProtocolViolation,
@@ -22,7 +23,7 @@ from .source import MigrationSource
 
 __all__ = [
     "PROTOCOL_VERSIONS", "AddressError", "Connection", "ConnectionLost", "DestinationRefused",
-    "MigrationDestination", "MigrationError", "MigrationOutcome", "MigrationReport",
+    "MigrationCancelled", "MigrationDestination", "MigrationError", "MigrationOutcome", "MigrationReport",
     "MigrationSource", "MigrationTimeout", "ProtocolViolation", "Role", "RoundStats",
     "SourceAborted", "State", "StreamTruncated", "connect", "listen", "parse_address",
 ]

@@ -37,6 +37,10 @@ class SourceAborted(MigrationError):
     """The source gave up and said so (the destination rolled back)."""
 
 
+class MigrationCancelled(MigrationError):
+    """The source's caller cancelled before the cut (the destination rolled back)."""
+
+
 class ConnectionLost(MigrationError):
     """The peer closed the connection or the socket failed."""
 

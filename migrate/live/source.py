@@ -31,6 +31,7 @@ from .channel import Channel
 from .errors import (
     ConnectionLost,
     DestinationRefused,
+    MigrationCancelled,
     MigrationError,
     MigrationTimeout,
     ProtocolViolation,
@@ -56,13 +57,15 @@ from .tracking import SourceState
 
 SEND_CHUNK = 256 << 10  # snapshot bytes per SNAPSHOT frame
 POLL_EVERY = 16  # frames between looks for a refusal while copying
+HOLD_ROUND = 0.05  # seconds between rounds while held
 
 
 class _Sink:
     """The snapshot writer's output stream: bytes go out in SNAPSHOT frames."""
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, cancel: threading.Event | None) -> None:
         self.channel = channel
+        self.cancel = cancel
         self.buf = bytearray()
         self.total = 0
         self.crc = 0
@@ -87,6 +90,8 @@ class _Sink:
         self.frames += 1
         if self.frames % POLL_EVERY == 0 and (early := self.channel.poll()) is not None:
             raise _refusal(early)
+        if self.cancel is not None and self.cancel.is_set():
+            raise MigrationCancelled("the migration was cancelled during the full copy.")
 
 
 def _refusal(message: Message) -> MigrationError:
@@ -101,12 +106,16 @@ class MigrationSource:
 
     ``lock`` is the lock the caller's traffic thread holds around ``device.receive`` (one is
     made if none is given: take it as ``source.lock``); the migration holds it only per chunk.
-    ``timeout`` bounds every read and write on the stream.
+    ``timeout`` bounds every read and write on the stream. ``hold`` and ``cancel`` (module
+    docstring) hand the moment of the cut, or the decision to give up, to the caller;
+    ``phase`` says where the run is: ``connecting``, ``copy``, ``precopy`` (the destination
+    planned and restored the full copy), ``final``, ``done``.
     """
 
     def __init__(self, device: Device, downtime_target: float = 0.05, max_rounds: int = 30, *,
                  lock: threading.Lock | None = None, timeout: float = 30.0,
-                 chunks: ChunkLimits = ChunkLimits()) -> None:
+                 chunks: ChunkLimits = ChunkLimits(), hold: threading.Event | None = None,
+                 cancel: threading.Event | None = None) -> None:
         if downtime_target <= 0 or max_rounds < 0 or timeout <= 0:
             raise ValueError("downtime_target and timeout must be positive, max_rounds at "
                              "least 0.")
@@ -116,6 +125,10 @@ class MigrationSource:
         self.lock = lock if lock is not None else threading.Lock()
         self.timeout = timeout
         self.chunks = chunks
+        self.hold = hold
+        self.cancel = cancel
+        self.phase = "connecting"
+        self.plan: str | None = None  # the destination's plan outcome, once READY came
 
     def run(self, stream: socket.socket) -> MigrationReport:
         run = _Run(self, Channel(stream, Connection(Role.SOURCE), self.timeout))
@@ -170,6 +183,7 @@ class _Run:
             self.state.release()
             self.device.paused = False
         report = self.report(MigrationOutcome.COMPLETED)
+        self.source.phase = "done"
         self.channel.close(linger=1.0)
         return report
 
@@ -186,19 +200,25 @@ class _Run:
         self.base = time.monotonic() - t0
         self.state = SourceState(self.device, self.source.lock)
 
+        self.source.phase = "copy"
         t0, sent0 = time.monotonic(), ch.bytes_sent
-        sink = _Sink(ch)
+        sink = _Sink(ch, self.source.cancel)
         stats = write_snapshot(sink, self.state.snapshot(), self.source.chunks)
         sink.flush()
         ch.send(SnapshotEnd(sink.total, sink.crc))
         while not isinstance(answer := ch.receive(), Ready):
             if not isinstance(answer, Progress):
                 raise _refusal(answer)
+        self.source.plan = answer.outcome
+        self.source.phase = "precopy"
         seconds = time.monotonic() - t0
         self.details.append(RoundStats(0, stats.entries, ch.bytes_sent - sent0, seconds))
         if stats.entries:
             self.per_entry = max(0.0, seconds - self.base) / stats.entries
 
+        if self.source.hold is not None:
+            self._held()
+            return
         round_no = 1
         while True:
             dirty = self.state.take_dirty()
@@ -209,6 +229,29 @@ class _Run:
                 return
             self._round(dirty, round_no, count, estimate)
             round_no += 1
+
+    def _held(self) -> None:
+        """Rounds of what changed until ``hold`` is set, then the final round."""
+        assert self.state is not None and self.source.hold is not None
+        round_no = 1
+        while True:
+            cut = self.source.hold.wait(HOLD_ROUND)
+            self._check_cancel()
+            dirty = self.state.take_dirty()
+            count = sum(len(keys) for keys in dirty.values())
+            estimate = 2 * self.base + count * self.per_entry
+            if cut:
+                self._final(dirty, round_no, estimate)
+                return
+            if count:
+                self._round(dirty, round_no, count, estimate)
+                round_no += 1
+            elif (early := self.channel.poll()) is not None:
+                raise _refusal(early)
+
+    def _check_cancel(self) -> None:
+        if self.source.cancel is not None and self.source.cancel.is_set():
+            raise MigrationCancelled("the migration was cancelled before the cut.")
 
     def _round(self, dirty: dict[int, set[bytes]], round_no: int, count: int,
                estimate: float) -> None:
@@ -232,6 +275,7 @@ class _Run:
     def _final(self, dirty: dict[int, set[bytes]], round_no: int, estimate: float) -> None:
         assert self.state is not None
         ch = self.channel
+        self.source.phase = "final"
         with self.source.lock:
             self.device.paused = True
             self.paused_at = time.monotonic()
