@@ -79,7 +79,8 @@ def register(sub: Any) -> None:
                             "(-netdev vhost-user; docs/vhost-user.md)")
     serve.add_argument("--wire", metavar="udp:LOCAL=REMOTE",
                        help="the device's wire as a UDP tunnel, one frame per datagram: "
-                            "udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT")
+                            "udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT; with ,learn the far end "
+                            "follows the peer last heard from (a guest that migrated away)")
     serve.set_defaults(handler=serve_command)
     stop = dsub.add_parser("stop", help="stop a device daemon (the 'shutdown' method)",
                            epilog="example:\n  offload-migrate device stop --device /tmp/a.sock",

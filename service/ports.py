@@ -18,15 +18,17 @@ from .device_service import DeviceService
 from .errors import UsageError
 
 
-def parse_wire(text: str) -> tuple[tuple[str, int], tuple[str, int]]:
-    """``udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT`` as two socket addresses."""
-    kind, _, rest = text.partition(":")
+def parse_wire(text: str) -> tuple[tuple[str, int], tuple[str, int], bool]:
+    """``udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT[,learn]`` as two socket addresses and whether
+    the far end follows the peer last heard from (offload/device/udp_wire.py)."""
+    body, comma, option = text.partition(",")
+    kind, _, rest = body.partition(":")
     local, sep, remote = rest.partition("=")
-    if kind != "udp" or not sep:
+    if kind != "udp" or not sep or (comma and option != "learn"):
         raise UsageError(f"--wire {text!r}: expected udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT "
-                         f"(udp:127.0.0.1:5001=127.0.0.1:5002).")
+                         f"with an optional ,learn (udp:127.0.0.1:5001=127.0.0.1:5002).")
     try:
-        return parse_endpoint(local), parse_endpoint(remote)
+        return parse_endpoint(local), parse_endpoint(remote), bool(comma)
     except ValueError as exc:
         raise UsageError(f"--wire {text!r}: {exc}.") from None
 
@@ -45,13 +47,15 @@ class Ports:
         ports = cls()
         try:
             if wire is not None:
-                local, remote = parse_wire(wire)
+                local, remote, learn = parse_wire(wire)
                 try:
-                    ports.wire = UdpWire(service.device, local, remote, service.lock).start()
+                    ports.wire = UdpWire(service.device, local, remote, service.lock,
+                                         learn).start()
                 except OSError as exc:
                     raise UsageError(f"--wire: cannot bind {local[0]}:{local[1]}: "
                                      f"{exc.strerror or exc}.") from None
-                ports.notes.append(f"wire udp {local[0]}:{local[1]} -> {remote[0]}:{remote[1]}")
+                ports.notes.append(f"wire udp {local[0]}:{local[1]} -> {remote[0]}:{remote[1]}"
+                                   + (" (learning)" if learn else ""))
             if vhost_user is not None:
                 try:
                     ports.vhost_user = VhostUserPort(service.device, Path(vhost_user),

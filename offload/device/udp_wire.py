@@ -7,6 +7,12 @@ program. The receiving thread takes the device's lock around ``receive``; sendin
 it waiting on the other side, so two devices can never deadlock on each other's locks.
 Datagrams larger than a jumbo frame, or shorter than an Ethernet header, are not frames and
 are counted and dropped.
+
+A learning tunnel (``learn``) sends to whoever it last heard from, as a switch port learns
+where a MAC address went: when the peer's guest migrates to another device, that device's
+first frame - the RARP the vhost-user back-end sends after the switch - moves the tunnel's far
+end there. Anyone who can send to the local port can then take the tunnel over, so learn only
+on a network whose senders are trusted (loopback, a host-only network).
 """
 
 from __future__ import annotations
@@ -32,13 +38,15 @@ class UdpWire:
     """Frames between ``device`` and the peer at ``remote``, from ``local``."""
 
     def __init__(self, device: Device, local: tuple[str, int], remote: tuple[str, int],
-                 lock: threading.Lock | threading.RLock) -> None:
+                 lock: threading.Lock | threading.RLock, learn: bool = False) -> None:
         family = socket.AF_INET6 if ":" in local[0] else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind(local)
         self.sock.settimeout(0.2)  # the receiving thread looks at _closing this often
         self.device = device
         self.remote = remote
+        self.learn = learn
+        self.moves = 0  # times a learning tunnel's far end moved
         self.lock = lock
         self.received = 0
         self.sent = 0
@@ -65,7 +73,7 @@ class UdpWire:
     def _run(self) -> None:
         while not self._closing:
             try:
-                frame = self.sock.recv(MAX_FRAME + 1)
+                frame, peer = self.sock.recvfrom(MAX_FRAME + 1)
             except TimeoutError:
                 continue
             except OSError:
@@ -74,6 +82,9 @@ class UdpWire:
                 self.malformed += 1
                 continue
             self.received += 1
+            if self.learn and peer[:2] != self.remote:
+                self.remote = peer[:2]
+                self.moves += 1
             with self.lock:
                 self.device.receive(frame)
 
