@@ -23,6 +23,7 @@ from . import (
     cmd_programs,
     cmd_snapshot,
     cmd_verify,
+    cmd_vm_migrate,
     demo,
 )
 from .exits import Exit, classify
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmd_events.register(sub)
     cmd_snapshot.register(sub)
     cmd_migrate.register(sub)
+    cmd_vm_migrate.register(sub)
     cmd_verify.register(sub)
     cmd_profiles.register(sub)
     cmd_programs.register(sub)

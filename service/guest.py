@@ -38,7 +38,10 @@ class Guest:
     """One QEMU guest; ``run`` types a command into its shell and returns the output."""
 
     def __init__(self, name: str, image: tuple[Path, Path], socket_path: str, *, mac: str,
-                 ip: str, workdir: Path, memory_mb: int = 256) -> None:
+                 ip: str, workdir: Path, memory_mb: int = 256, qmp: Path | None = None,
+                 incoming: str | None = None) -> None:
+        """``qmp``: a QMP socket to serve (service/qmp.py); ``incoming``: wait for a
+        migration from that URI instead of booting (the guest then runs what arrives)."""
         kernel, initrd = image
         self.name = name
         self.log_path = workdir / f"{name}.console"
@@ -54,6 +57,11 @@ class Guest:
             "-device", f"virtio-net-pci,netdev=n0,vectors=0,mac={mac}",
             "-nographic", "-serial", "stdio", "-monitor", "none", "-no-reboot",
         ]
+        self.qmp = qmp
+        if qmp is not None:
+            command += ["-qmp", f"unix:{qmp},server=on,wait=off"]
+        if incoming is not None:
+            command += ["-incoming", incoming]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, cwd=workdir)
         self.output = bytearray()
@@ -61,6 +69,10 @@ class Guest:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._commands = 0
+        if qmp is not None:  # QEMU listens on it once it started
+            end = time.monotonic() + 30
+            while not qmp.exists() and self.process.poll() is None and time.monotonic() < end:
+                time.sleep(0.02)
 
     def _read(self) -> None:
         stdout = self.process.stdout

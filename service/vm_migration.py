@@ -1,0 +1,299 @@
+"""A QEMU guest's live migration together with its device's offloaded state.
+
+QEMU moves the guest (RAM, devices; its vhost-user NIC hands its rings over through the
+back-ends), the device daemons move the offloaded programs and maps (service/migration.py).
+The two are tied at QEMU's ``pause-before-switchover`` point:
+
+1. The source device's migration starts *held* (``migrate.start hold``): the destination
+   device plans and restores the full copy - refusing if it cannot take the state, lowering
+   programs where it can - before QEMU moves any RAM.
+2. QEMU's ``migrate`` runs; meanwhile the device migration keeps sending rounds of the map
+   entries the guest's traffic changes.
+3. At ``pre-switchover`` the source VM is stopped; the device migration's final round runs
+   (``migrate.cut``: pause, last delta, counters, attach on the destination), then
+   ``migrate-continue`` lets QEMU finish. The offload's share of the downtime is that round.
+
+Any failure before the device's commit - QEMU's, either daemon's, a timeout, an interrupt -
+rolls both back: ``migrate_cancel`` (the source VM runs on), ``migrate.cancel`` (the source
+device runs on, the destination device removes what it restored). Once the device state has
+committed, QEMU's own switchover is all that remains; if that fails, the state is migrated back
+to the source device.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import DeviceClient
+from .errors import ServiceError
+from .migration import FINISHED
+from .qmp import QmpClient, QmpError
+
+POLL = 0.005  # seconds between looks at the device migration around the cut
+WATCH = 0.05  # seconds between looks at QEMU's migration while RAM moves
+CAPABILITIES = ("pause-before-switchover", "events")
+
+
+class VmMigrationRefused(ServiceError):
+    """The migration did not start: the VMs or devices are not in a state to migrate, or the
+    destination device cannot take the offloaded state. Nothing moved."""
+
+    errno = errno.EOPNOTSUPP
+
+
+class VmMigrationFailed(ServiceError):
+    """The migration failed and was rolled back: the source VM and device run on; ``rolled``
+    says what the rollback did."""
+
+    errno = errno.ECANCELED
+
+    def __init__(self, message: str, rolled: list[str]) -> None:
+        super().__init__(message + (" Rolled back: " + "; ".join(rolled) + "." if rolled
+                                    else ""))
+        self.rolled = rolled
+
+
+@dataclass
+class VmMigrationReport:
+    """Figures of one VM migration; times in seconds."""
+
+    qemu_total: float
+    qemu_downtime: float
+    qemu_setup: float
+    ram_transferred: int
+    offload_downtime: float
+    offload_total: float
+    plan: str
+    device: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def offload_share(self) -> float:
+        """The device's final round as a share of the guest's downtime."""
+        return self.offload_downtime / self.qemu_downtime if self.qemu_downtime else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"qemu_total": self.qemu_total, "qemu_downtime": self.qemu_downtime,
+                "qemu_setup": self.qemu_setup, "ram_transferred": self.ram_transferred,
+                "offload_downtime": self.offload_downtime, "offload_total": self.offload_total,
+                "offload_share": round(self.offload_share, 4), "plan": self.plan,
+                "device": self.device}
+
+
+class VmMigration:
+    """One run of ``vm-migrate``; ``progress`` hears each step's name."""
+
+    def __init__(self, qmp_from: str, qmp_to: str, device_from: str, device_to: str,
+                 uri: str, *, timeout: float = 600.0,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.qmp_from, self.qmp_to = qmp_from, qmp_to
+        self.device_from, self.device_to = device_from, os.path.abspath(device_to)
+        self.uri = uri
+        self.timeout = timeout
+        self.progress = progress or (lambda step: None)
+        self.deadline = 0.0
+        self.src_qemu: QmpClient | None = None
+        self.dst_qemu: QmpClient | None = None
+        self.src_dev: DeviceClient | None = None
+        self.dst_dev: DeviceClient | None = None
+        self.device_started = False
+        self.qemu_started = False
+        self.committed = False
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self) -> VmMigrationReport:
+        self.deadline = time.monotonic() + self.timeout
+        try:
+            self._connect()
+            return self._migrate()
+        except BaseException as exc:
+            if not (self.device_started or self.qemu_started):
+                raise
+            rolled = self._roll_back()
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise VmMigrationFailed(f"the VM migration failed: {exc}", rolled) from None
+        finally:
+            for conn in (self.src_qemu, self.dst_qemu, self.src_dev, self.dst_dev):
+                if conn is not None:
+                    conn.close()
+
+    def _connect(self) -> None:
+        self.src_qemu = QmpClient(self.qmp_from)
+        self.dst_qemu = QmpClient(self.qmp_to)
+        source = self.src_qemu.execute("query-status")
+        if source.get("status") != "running":
+            raise VmMigrationRefused(f"the source VM at {self.qmp_from} is "
+                                     f"{source.get('status')}, not running.")
+        target = self.dst_qemu.execute("query-status")
+        if target.get("status") != "inmigrate":
+            raise VmMigrationRefused(f"the destination QEMU at {self.qmp_to} is "
+                                     f"{target.get('status')}, not waiting for a migration "
+                                     "(start it with -incoming).")
+        self.src_dev = DeviceClient(self.device_from)
+        self.dst_dev = DeviceClient(self.device_to)
+        self.dst_dev.call("ping")
+        for qemu in (self.src_qemu, self.dst_qemu):
+            qemu.execute("migrate-set-capabilities", capabilities=[
+                {"capability": name, "state": True} for name in CAPABILITIES])
+
+    def _migrate(self) -> VmMigrationReport:
+        assert self.src_qemu is not None and self.src_dev is not None
+        self.progress("plan and full copy of the offloaded state")
+        self.src_dev.call("migrate.start", to=self.device_to, hold=True)
+        self.device_started = True
+        picture = self._device_until(lambda p: p.get("phase") == "precopy", WATCH)
+        if picture.get("state") in FINISHED:
+            self.device_started = False  # it ended on its own: nothing to roll back
+            raise VmMigrationRefused(
+                f"the destination device cannot take the offloaded state: "
+                f"{picture.get('reason') or picture.get('state')}; no RAM moved.")
+        plan = str(picture.get("plan", "?"))
+
+        self.progress("QEMU copies RAM, the devices copy map changes")
+        self.src_qemu.execute("migrate", uri=self.uri)
+        self.qemu_started = True
+        self._qemu_until("pre-switchover")
+
+        self.progress("switchover: the device's final round")
+        self.src_dev.call("migrate.cut")
+        picture = self._device_until(lambda p: p.get("state") in FINISHED, POLL)
+        if picture.get("state") != "completed":
+            raise VmMigrationFailedBeforeCommit(
+                f"the device migration's final round {picture.get('state')}: "
+                f"{picture.get('reason', '')}")
+        self.committed = True
+        device = picture.get("report") or {}
+
+        self.progress("QEMU completes")
+        self.src_qemu.execute("migrate-continue", state="pre-switchover")
+        info = self._qemu_until("completed")
+        return VmMigrationReport(
+            qemu_total=info.get("total-time", 0) / 1000, qemu_downtime=info.get("downtime", 0)
+            / 1000, qemu_setup=info.get("setup-time", 0) / 1000,
+            ram_transferred=int(info.get("ram", {}).get("transferred", 0)),
+            offload_downtime=float(device.get("downtime") or 0.0),
+            offload_total=float(device.get("total_time") or 0.0), plan=plan, device=device)
+
+    # -- waiting ---------------------------------------------------------------------------
+    def _remaining(self, what: str) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise VmMigrationTimeout(f"{what} did not happen within {self.timeout:.0f} s.")
+        return left
+
+    def _device_until(self, done: Callable[[dict[str, Any]], bool],
+                      every: float) -> dict[str, Any]:
+        """The source device's migration picture once ``done`` (or it finished)."""
+        assert self.src_dev is not None
+        while True:
+            self._remaining("the device migration's next step")
+            picture = self.src_dev.call("status")["migration"] or {}
+            if done(picture) or picture.get("state") in FINISHED:
+                return picture
+            time.sleep(every)
+
+    def _qemu_until(self, status: str) -> dict[str, Any]:
+        """QEMU's ``query-migrate`` once its status is ``status``; a failure, a cancel or
+        a failed device migration before it raises."""
+        assert self.src_qemu is not None and self.src_dev is not None
+        checked = 0.0
+        while True:
+            self._remaining(f"QEMU's migration reaching {status}")
+            info = self.src_qemu.execute("query-migrate")
+            state = info.get("status")
+            if state == status:
+                return info
+            if state in ("failed", "cancelled", "cancelling"):
+                raise VmMigrationFailedBeforeCommit(
+                    f"QEMU's migration is {state}: {info.get('error-desc', 'no reason given')}")
+            now = time.monotonic()
+            if not self.committed and now - checked > 0.2:  # the device side still holds?
+                checked = now
+                picture = self.src_dev.call("status")["migration"] or {}
+                if picture.get("state") in FINISHED:
+                    raise VmMigrationFailedBeforeCommit(
+                        f"the device migration {picture.get('state')}: "
+                        f"{picture.get('reason', '')}")
+            self.src_qemu.event(("MIGRATION",), WATCH)
+
+    # -- rollback --------------------------------------------------------------------------
+    def _roll_back(self) -> list[str]:
+        """Both sides back as they were, as far as they answer; what was done, in words."""
+        rolled: list[str] = []
+        if self.qemu_started and self.src_qemu is not None:
+            try:
+                self.src_qemu.execute("migrate_cancel")
+                rolled.append("QEMU's migration cancelled")
+            except (QmpError, OSError) as exc:
+                rolled.append(f"migrate_cancel failed ({exc})")
+        if self.committed:
+            rolled.append(self._move_state_back())
+        elif self.device_started and self.src_dev is not None:
+            rolled.append(self._cancel_device())
+        if self.qemu_started and self.src_qemu is not None:
+            rolled.append(self._source_vm_running())
+        return rolled
+
+    def _cancel_device(self) -> str:
+        assert self.src_dev is not None
+        try:
+            picture = self.src_dev.call("status")["migration"] or {}
+            if picture.get("state") not in FINISHED:
+                self.src_dev.call("migrate.cancel")
+            end = time.monotonic() + 30
+            while picture.get("state") not in FINISHED and time.monotonic() < end:
+                time.sleep(POLL * 4)
+                picture = self.src_dev.call("status")["migration"] or {}
+        except (ServiceError, OSError) as exc:
+            return f"the device migration could not be cancelled ({exc})"
+        return ("the source device runs on with its state, the destination device removed "
+                "what it restored")
+
+    def _move_state_back(self) -> str:
+        """After the device's commit the state lives on the destination device: it moves
+        back to the source device (an ordinary device migration)."""
+        try:
+            with DeviceClient(self.device_to) as dst:
+                dst.call("migrate.start", to=os.path.abspath(self.device_from))
+                end = time.monotonic() + 60
+                picture: dict[str, Any] = {}
+                while picture.get("state") not in FINISHED and time.monotonic() < end:
+                    time.sleep(POLL * 4)
+                    picture = dst.call("status")["migration"] or {}
+        except (ServiceError, OSError) as exc:
+            return f"the offloaded state could not move back to the source device ({exc})"
+        if picture.get("state") != "completed":
+            return (f"the offloaded state could not move back to the source device "
+                    f"({picture.get('reason') or picture.get('state')})")
+        return "the offloaded state moved back to the source device"
+
+    def _source_vm_running(self) -> str:
+        assert self.src_qemu is not None
+        end = time.monotonic() + 10
+        status = "?"
+        while time.monotonic() < end:
+            try:
+                status = self.src_qemu.execute("query-status").get("status", "?")
+            except (QmpError, OSError) as exc:
+                return f"the source VM does not answer ({exc})"
+            if status == "running":
+                return "the source VM runs on"
+            time.sleep(0.05)
+        return f"the source VM is {status}"
+
+
+class VmMigrationFailedBeforeCommit(ServiceError):
+    """A step failed before the device state committed (rolled back by the caller)."""
+
+    errno = errno.ECANCELED
+
+
+class VmMigrationTimeout(ServiceError):
+    """The migration took longer than its timeout (rolled back by the caller)."""
+
+    errno = errno.ETIMEDOUT
