@@ -210,7 +210,8 @@ class VmMigration:
                 return info
             if state in ("failed", "cancelled", "cancelling"):
                 raise VmMigrationFailedBeforeCommit(
-                    f"QEMU's migration is {state}: {info.get('error-desc', 'no reason given')}")
+                    f"QEMU's migration ended {state}: "
+                    f"{info.get('error-desc', 'no reason given')}")
             now = time.monotonic()
             if not self.committed and now - checked > 0.2:  # the device side still holds?
                 checked = now

@@ -24,6 +24,7 @@ import pytest
 
 from service.client import DeviceClient
 from service.guest import Guest, guest_image
+from service.qmp import QmpClient
 from tests.service.conftest import ROOT, DaemonProcess
 
 FIXTURES = ROOT / "fixtures" / "xdp"
@@ -108,11 +109,18 @@ def setup(tmp_path, monkeypatch):
             t.join()
         for g in guests:
             g.wait_for("GUEST-READY", 1)
-        uri = f"tcp:127.0.0.1:{free_port(socket.SOCK_STREAM)}"
-        target = Guest("b-moved", IMAGE, str(b2.vhost), mac=B_MAC, ip="10.0.0.2/24",
-                       workdir=tmp_path, qmp=tmp_path / "b2.qmp", incoming=uri)
-        guests.append(target)
-        yield a, b1, b2, guest_a, guest_b, target, uri, tmp_path
+
+        def target() -> tuple[Guest, str]:
+            """A destination QEMU waiting for B, its NIC on B2."""
+            uri = f"tcp:127.0.0.1:{free_port(socket.SOCK_STREAM)}"
+            (tmp_path / "b2.qmp").unlink(missing_ok=True)
+            guest = Guest(f"b-moved{len(guests)}", IMAGE, str(b2.vhost), mac=B_MAC,
+                          ip="10.0.0.2/24", workdir=tmp_path, qmp=tmp_path / "b2.qmp",
+                          incoming=uri)
+            guests.append(guest)
+            return guest, uri
+
+        yield a, b1, b2, guest_a, guest_b, target, tmp_path
     finally:
         for g in guests:
             g.close()
@@ -136,8 +144,17 @@ def ping_summary(text: str) -> tuple[int, int]:
 
 
 def test_the_guest_and_its_offloaded_state_move_together(setup):
-    a, b1, b2, guest_a, guest_b, target, uri, tmp_path = setup
+    """A first attempt whose destination QEMU dies rolls back; the second moves B."""
+    a, b1, b2, guest_a, guest_b, target, tmp_path = setup
     assert ping_summary(guest_a.run("ping -c 2 -W 3 10.0.0.2")) == (2, 2)
+    fail_midway(b1, b2, guest_a, guest_b, target, tmp_path, "destination QEMU")
+    deadline = time.monotonic() + 10  # the destination device removed what it restored
+    while b2.client.call("status")["maps"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = b2.client.call("status")
+    assert after["maps"] == [] and after["programs"] == []
+
+    target_guest, uri = target()
     probe_blocked(guest_a)
     icmp_before, blocked_before = icmp_seen(b1), blocked(b1)
     assert blocked_before == 1 and icmp_before >= 2
@@ -145,9 +162,12 @@ def test_the_guest_and_its_offloaded_state_move_together(setup):
 
     guest_a.run("ping -c 80 -i 0.1 -W 1 10.0.0.2 > /tmp/ping.out 2>&1 & true")
     time.sleep(1)
+    with QmpClient(str(tmp_path / "b.qmp")) as qmp:  # as QEMU has it by default again
+        qmp.execute("migrate-set-parameters", **{"max-bandwidth": 128 << 20})
     out, err = vm_migrate(b1, b2, uri, tmp_path).communicate(timeout=150)
     assert err.strip() == "" or "Traceback" not in err, err
     report = json.loads(out)
+    print("vm-migrate report:", json.dumps({k: v for k, v in report.items() if k != "device"}))
     guest_a.run("wait", timeout=30)
     sent, received = ping_summary(guest_a.run("cat /tmp/ping.out"))
 
@@ -155,7 +175,7 @@ def test_the_guest_and_its_offloaded_state_move_together(setup):
     assert 0 < report["offload_downtime"] < report["qemu_downtime"] <= report["qemu_total"]
     assert sent == 80 and sent - received <= 5, (sent, received)
     # B runs on in the destination QEMU: the same boot, later
-    assert uptime(target) > alive_before
+    assert uptime(target_guest) > alive_before
     # B1 let go; B2 counted on from B1's figures: every echo request A's answered ones
     # prove, at most every one A sent
     assert b1.client.call("status")["programs"] == []
@@ -167,3 +187,42 @@ def test_the_guest_and_its_offloaded_state_move_together(setup):
     (program,) = b2.client.call("status")["programs"]
     assert program["counters"]["drop"] == 2
     assert ping_summary(guest_a.run("ping -c 2 -W 3 10.0.0.2")) == (2, 2)
+
+
+def fail_midway(b1: Side, b2: Side, guest_a: Guest, guest_b: Guest, target, tmp_path: Path,
+                victim: str) -> None:
+    """Start B's migration, kill ``victim`` while QEMU copies RAM: both sides roll back, the
+    source VM and device run on."""
+    target_guest, uri = target()
+    alive_before = uptime(guest_b)
+    icmp_before = icmp_seen(b1)
+    with QmpClient(str(tmp_path / "b.qmp")) as qmp:  # a slow RAM copy: time to strike
+        qmp.execute("migrate-set-parameters", **{"max-bandwidth": 8 << 20})
+    migration = vm_migrate(b1, b2, uri, tmp_path)
+    deadline = time.monotonic() + 60
+    while (b1.client.call("status")["migration"] or {}).get("phase") != "precopy":
+        assert time.monotonic() < deadline and migration.poll() is None
+        time.sleep(0.02)
+    time.sleep(0.3)  # QEMU is copying RAM now
+    if victim == "destination daemon":
+        b2.daemon.process.kill()
+    else:
+        target_guest.process.kill()
+    out, err = migration.communicate(timeout=120)
+    err = " ".join(err.split())  # the console wraps long lines
+
+    assert migration.returncode == 1, (out, err)
+    assert "Rolled back" in err and "Traceback" not in err, err
+    assert "the source VM runs on" in err
+    # the source VM and device run on: same boot, same program, counting on
+    assert uptime(guest_b) > alive_before
+    status = b1.client.call("status")
+    assert status["programs"][0]["attach"] and status["migration"]["state"] != "completed"
+    assert ping_summary(guest_a.run("ping -c 3 -W 3 10.0.0.2")) == (3, 3)
+    assert icmp_seen(b1) == icmp_before + 3
+
+
+def test_a_destination_daemon_killed_mid_migration_leaves_the_source_running(setup):
+    a, b1, b2, guest_a, guest_b, target, tmp_path = setup
+    assert ping_summary(guest_a.run("ping -c 2 -W 3 10.0.0.2")) == (2, 2)
+    fail_midway(b1, b2, guest_a, guest_b, target, tmp_path, "destination daemon")
