@@ -124,11 +124,11 @@ class VmMigration:
 
     def _connect(self) -> None:
         self.src_qemu = QmpClient(self.qmp_from)
-        self.dst_qemu = QmpClient(self.qmp_to)
         source = self.src_qemu.execute("query-status")
         if source.get("status") != "running":
             raise VmMigrationRefused(f"the source VM at {self.qmp_from} is "
                                      f"{source.get('status')}, not running.")
+        self.dst_qemu = QmpClient(self.qmp_to)
         target = self.dst_qemu.execute("query-status")
         if target.get("status") != "inmigrate":
             raise VmMigrationRefused(f"the destination QEMU at {self.qmp_to} is "
