@@ -1,15 +1,15 @@
 """``save``, ``restore``, ``inspect``, ``diff`` and ``keygen``: snapshot files and their keys.
 
 Keys stay on this side: the daemon checkpoints and sends the payload (chunked over the control
-socket), the command seals it and writes the file atomically; restore opens and checks the
-seal here, then sends the payload, which the daemon decodes again under the codec's limits.
+socket), the command seals it as the chunks arrive and writes the file atomically; restore
+checks the whole seal here first, then streams the verified payload to the daemon, which alone
+decodes it, under the codec's limits. Neither holds more than a chunk of the payload.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from typing import Any
 
@@ -17,7 +17,6 @@ from rich.table import Table
 from rich.text import Text
 
 from migrate import store
-from migrate.codec import read_snapshot, write_snapshot
 from migrate.freshness import Freshness, check_freshness, parse_duration
 from migrate.keys import (
     generate_signing_key,
@@ -30,11 +29,10 @@ from migrate.keys import (
 )
 from migrate.plan_view import plan_table
 from migrate.seal import Seal, SealInfo, Trust
-from migrate.snapshot import Snapshot
 from service.client import DeviceClient
 from service.plan_data import plan_from_dict
-from service.protocol import RemoteError
-from service.transfer import download, upload_and_commit
+from service.protocol import CHUNK, RemoteError
+from service.transfer import checkpoint, commit, upload
 
 from .exits import Exit, UsageError
 from .output import Output
@@ -188,15 +186,12 @@ def describe_seal(info: SealInfo) -> str:
 # ---------------------------------------------------------------------------------- save
 def save_command(args: argparse.Namespace, out: Output) -> int:
     seal = seal_from(args)
-    with tempfile.TemporaryFile() as spool:  # unnamed: nothing outlives a killed save
-        with DeviceClient(args.device) as client, out.transfer("checkpoint", 0) as bar:
-            source = download(client, spool, lambda done, total: bar.update(done, total))
-        spool.seek(0)
-        snapshot = read_snapshot(spool)
-    info = store.save(args.output, snapshot, seal, source=source)
-    entries = sum(m.entry_count for m in snapshot.maps)
-    out.console.print(f"saved device [bold]{snapshot.device}[/bold]: {len(snapshot.programs)} "
-                      f"programs, {len(snapshot.maps)} maps, {entries:,} entries -> "
+    with DeviceClient(args.device) as client, out.transfer("checkpoint", 0) as bar:
+        taken = checkpoint(client, lambda done, total: bar.update(done, total))
+        info, head = store.save_payload(args.output, taken.chunks, seal, taken.source)
+    source = taken.source
+    out.console.print(f"saved device [bold]{head.device}[/bold]: {taken.programs} "
+                      f"programs, {taken.maps} maps, {taken.entries:,} entries -> "
                       f"{args.output} ({os.path.getsize(args.output):,} bytes, sealed: "
                       f"{describe_seal(info)}"
                       + (f", generation {source.generation}" if source else "") + ")",
@@ -207,15 +202,17 @@ def save_command(args: argparse.Namespace, out: Output) -> int:
 # ---------------------------------------------------------------------------------- restore
 def restore_command(args: argparse.Namespace, out: Output) -> int:
     freshness = freshness_from(args)
-    snapshot, info = store.load(args.file, trust_from(args))
-    check_freshness(info.created_ns, info.source, freshness, time.time_ns())
+    trust = trust_from(args)
     try:
-        with DeviceClient(args.device) as client, tempfile.TemporaryFile() as spool:
-            write_snapshot(spool, snapshot)  # the payload goes out chunk by chunk from here
-            with out.transfer("restore", 0) as bar:
-                result = upload_and_commit(
-                    client, spool, lambda done, total: bar.update(done, total),
-                    allow_fallback=args.allow_fallback, dry_run=args.dry_run,
+        with store.open_verified(args.file, trust, CHUNK) as payload:
+            info = payload.info
+            check_freshness(info.created_ns, info.source, freshness, time.time_ns())
+            with DeviceClient(args.device) as client:
+                with out.transfer("restore", payload.size, show=not args.json) as bar:
+                    transfer = upload(client, payload.chunks, payload.size,
+                                      lambda done, total: bar.update(done, total))
+                result = commit(
+                    client, transfer, allow_fallback=args.allow_fallback, dry_run=args.dry_run,
                     source=info.source.as_dict() if info.source is not None else None,
                     authenticated=info.authenticated, no_rollback=args.no_rollback)
     except RemoteError as err:
@@ -228,15 +225,15 @@ def restore_command(args: argparse.Namespace, out: Output) -> int:
     if args.json:
         out.json({"ok": True, **result})
         return Exit.OK
-    render_restore(out, result, snapshot, info)
+    render_restore(out, result, payload.head.device, info)
     return Exit.OK
 
 
-def render_restore(out: Output, result: dict[str, Any], snapshot: Snapshot,
+def render_restore(out: Output, result: dict[str, Any], device: str,
                    info: SealInfo) -> None:
     trusted = "verified" if info.authenticated else "unauthenticated"
     generation = f", generation {info.source.generation}" if info.source is not None else ""
-    out.console.print(f"snapshot of [bold]{snapshot.device}[/bold] ({describe_seal(info)}, "
+    out.console.print(f"snapshot of [bold]{device}[/bold] ({describe_seal(info)}, "
                       f"{trusted}{generation})", highlight=False)
     out.console.print(plan_table(plan_from_dict(result["plan"])))
     if result["dry_run"]:

@@ -34,11 +34,13 @@ class Output:
         self.err.print(f"[bold red]{label}:[/bold red] {message}", highlight=False)
 
     @contextmanager
-    def transfer(self, description: str, total: int) -> Iterator[ProgressTask]:
-        """A byte-count progress bar (hidden unless stderr is a terminal)."""
+    def transfer(self, description: str, total: int,
+                 show: bool = True) -> Iterator[ProgressTask]:
+        """A byte-count progress bar on stderr, shown only when stderr is a terminal and
+        ``show`` holds (commands pass ``not args.json``: scripts read clean output)."""
         progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                             TimeRemainingColumn(), console=self.err, transient=True,
-                            disable=not self.err.is_terminal)
+                            disable=not (show and self.err.is_terminal))
         with progress:
             yield ProgressTask(progress, progress.add_task(description, total=total))
 

@@ -19,7 +19,10 @@ is required (stripping one turns the header's auth into 'none', refused), a decr
 means the payload must be encrypted. Container version 2 binds the header to the payload: the
 payload's stored format, creation time and device name must be the header's. Opening reads the
 file twice: first to check digest, signature and GCM tag (discarding plaintext), then to
-decode, hashing again so a file changed in between is refused rather than half-read.
+decode or pass the payload on, hashing again so a file changed in between is refused rather
+than half-read. Both directions stream: :class:`Sealer` seals a payload as its chunks arrive,
+:func:`open_payload` hands a verified payload out chunk by chunk, so neither holds more than
+a chunk whatever the snapshot's size.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import hashlib
 import hmac
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, BinaryIO
@@ -50,6 +53,7 @@ from .codec import (
 from .errors import SnapshotError
 from .freshness import SourceStamp
 from .keys import SYMMETRIC_KEY_SIZE, key_id, public_key_id
+from .payload_head import PayloadHead, peek_head
 from .schema import U64, Fields, SnapshotFormatError
 from .snapshot import FORMAT_VERSION, Snapshot
 
@@ -169,21 +173,6 @@ class SealInfo:
 
 
 # ====================================================================== writing
-class _Sink:
-    """Where the codec writes: hashes, encrypts when asked, forwards to the file."""
-
-    def __init__(self, out: BinaryIO, digest: Any, encryptor: Any) -> None:
-        self.out, self.digest, self.encryptor, self.length = out, digest, encryptor, 0
-
-    def write(self, data: bytes) -> int:
-        if self.encryptor is not None:
-            data = self.encryptor.update(data)
-        self.digest.update(data)
-        self.out.write(data)
-        self.length += len(data)
-        return len(data)
-
-
 def signing_input(version: int, length: int, digest: bytes) -> bytes:
     """What a signature or MAC covers: the version's domain string (version 2 adds the
     version itself), the payload length and the digest of prefix, header and payload."""
@@ -192,53 +181,104 @@ def signing_input(version: int, length: int, digest: bytes) -> bytes:
     return _DOMAINS[version] + struct.pack(">HQ", version, length) + digest
 
 
+class Sealer:
+    """A sealed container written as its payload arrives, chunk by chunk: the digest, the
+    GCM encryption and then the signature or MAC are computed as the bytes pass, so nothing
+    holds more than the chunk in hand.
+
+    ``head`` is what the payload's header record says (the seal header repeats and binds
+    it); ``source`` stamps the file with the device it comes from and that device's
+    generation (without one the file cannot pass freshness checks). :meth:`write` takes the
+    payload's bytes in order, :meth:`finish` writes the trailer.
+    """
+
+    def __init__(self, out: BinaryIO, head: PayloadHead, seal: Seal = Seal(),
+                 source: SourceStamp | None = None) -> None:
+        if source is not None and source.name != head.device:
+            raise SealError(f"the source stamp names device {source.name!r}; the snapshot is "
+                            f"of {head.device!r}.")
+        first = FIRST_FORMAT[CONTAINER_VERSION]
+        if not first <= head.format <= FORMAT_VERSION:
+            raise SealError(f"the payload has format {head.format}; a version "
+                            f"{CONTAINER_VERSION} container holds formats {first} to "
+                            f"{FORMAT_VERSION}.")
+        self.head, self.seal, self.source, self.length = head, seal, source, 0
+        self.auth = (Auth.ED25519 if seal.signing_key else
+                     Auth.HMAC_SHA256 if seal.mac_key else Auth.NONE)
+        self.auth_id = (public_key_id(seal.signing_key.public_key()) if seal.signing_key else
+                        key_id(seal.mac_key) if seal.mac_key else None)
+        nonce = os.urandom(NONCE_SIZE) if seal.encryption_key else None
+        self.cipher = CipherName.AES_256_GCM if nonce else CipherName.NONE
+        self.cipher_key_id = key_id(seal.encryption_key) if seal.encryption_key else None
+        header = {"format": head.format, "auth": str(self.auth), "auth_key_id": self.auth_id,
+                  "cipher": str(self.cipher), "cipher_key_id": self.cipher_key_id,
+                  "nonce": nonce, "created_ns": head.created_ns,
+                  "source": source.as_dict() if source is not None else None}
+        header_bytes = msgpack.packb(header, use_bin_type=True)
+        prefix = PREFIX.pack(FILE_MAGIC, CONTAINER_VERSION, len(header_bytes))
+        self.digest = hashlib.sha256(prefix + header_bytes)
+        self.encryptor: Any = None
+        if seal.encryption_key is not None and nonce is not None:
+            self.encryptor = _Cipher(algorithms.AES(seal.encryption_key),
+                                     modes.GCM(nonce)).encryptor()
+            self.encryptor.authenticate_additional_data(prefix + header_bytes)
+        self.out = out
+        out.write(prefix + header_bytes)
+
+    def write(self, data: bytes) -> int:
+        """The payload's next bytes (the codec's ``Writable``)."""
+        stored = self.encryptor.update(data) if self.encryptor is not None else data
+        self.digest.update(stored)
+        self.out.write(stored)
+        self.length += len(stored)
+        return len(data)
+
+    def finish(self) -> SealInfo:
+        """The tag (when encrypting), then the trailer and footer."""
+        if self.encryptor is not None:
+            tail = self.encryptor.finalize() + self.encryptor.tag
+            self.digest.update(tail)
+            self.out.write(tail)
+            self.length += len(tail)
+        trailer: dict[str, Any] = {"length": self.length, "sha256": self.digest.digest()}
+        message = signing_input(CONTAINER_VERSION, self.length, trailer["sha256"])
+        if self.seal.signing_key is not None:
+            trailer["signature"] = self.seal.signing_key.sign(message)
+        elif self.seal.mac_key is not None:
+            trailer["mac"] = hmac.new(self.seal.mac_key, message, hashlib.sha256).digest()
+        trailer_bytes = msgpack.packb(trailer, use_bin_type=True)
+        self.out.write(trailer_bytes + FOOTER.pack(len(trailer_bytes), END_MAGIC))
+        return SealInfo(self.head.format, self.auth, self.auth_id, self.cipher,
+                        self.cipher_key_id, self.head.created_ns, self.length,
+                        trailer["sha256"], authenticated=self.auth != Auth.NONE,
+                        source=self.source)
+
+
 def write_sealed(out: BinaryIO, snapshot: Snapshot, seal: Seal = Seal(),
                  chunks: ChunkLimits = ChunkLimits(),
                  source: SourceStamp | None = None) -> SealInfo:
-    """Write ``snapshot`` sealed to ``out`` (a stream; files go through ``migrate.store``).
+    """Write ``snapshot`` sealed to ``out`` (a stream; files go through ``migrate.store``),
+    stamped with ``source`` when given (a daemon's checkpoint gives one)."""
+    if snapshot.format_version != FORMAT_VERSION:
+        raise SnapshotError(f"only format {FORMAT_VERSION} snapshots can be written, not "
+                            f"format {snapshot.format_version}.")
+    sealer = Sealer(out, PayloadHead(snapshot.format_version, snapshot.device,
+                                     snapshot.created_ns), seal, source)
+    write_snapshot(sealer, snapshot, chunks)
+    return sealer.finish()
 
-    ``source`` stamps the file with the device it comes from and that device's generation
-    (a daemon's checkpoint gives one); without it the file cannot pass freshness checks.
-    """
-    if source is not None and source.name != snapshot.device:
-        raise SealError(f"the source stamp names device {source.name!r}; the snapshot is of "
-                        f"{snapshot.device!r}.")
-    auth = Auth.ED25519 if seal.signing_key else Auth.HMAC_SHA256 if seal.mac_key else Auth.NONE
-    auth_id = (public_key_id(seal.signing_key.public_key()) if seal.signing_key else
-               key_id(seal.mac_key) if seal.mac_key else None)
-    nonce = os.urandom(NONCE_SIZE) if seal.encryption_key else None
-    cipher = CipherName.AES_256_GCM if nonce else CipherName.NONE
-    cipher_key_id = key_id(seal.encryption_key) if seal.encryption_key else None
-    header = {"format": snapshot.format_version, "auth": str(auth), "auth_key_id": auth_id,
-              "cipher": str(cipher), "cipher_key_id": cipher_key_id, "nonce": nonce,
-              "created_ns": snapshot.created_ns,
-              "source": source.as_dict() if source is not None else None}
-    header_bytes = msgpack.packb(header, use_bin_type=True)
-    prefix = PREFIX.pack(FILE_MAGIC, CONTAINER_VERSION, len(header_bytes))
-    digest = hashlib.sha256(prefix + header_bytes)
-    encryptor = None
-    if seal.encryption_key is not None and nonce is not None:
-        encryptor = _Cipher(algorithms.AES(seal.encryption_key), modes.GCM(nonce)).encryptor()
-        encryptor.authenticate_additional_data(prefix + header_bytes)
-    out.write(prefix + header_bytes)
-    sink = _Sink(out, digest, encryptor)
-    write_snapshot(sink, snapshot, chunks)
-    if encryptor is not None:
-        tail = encryptor.finalize() + encryptor.tag
-        digest.update(tail)
-        out.write(tail)
-        sink.length += len(tail)
-    trailer: dict[str, Any] = {"length": sink.length, "sha256": digest.digest()}
-    message = signing_input(CONTAINER_VERSION, sink.length, trailer["sha256"])
-    if seal.signing_key is not None:
-        trailer["signature"] = seal.signing_key.sign(message)
-    elif seal.mac_key is not None:
-        trailer["mac"] = hmac.new(seal.mac_key, message, hashlib.sha256).digest()
-    trailer_bytes = msgpack.packb(trailer, use_bin_type=True)
-    out.write(trailer_bytes + FOOTER.pack(len(trailer_bytes), END_MAGIC))
-    return SealInfo(snapshot.format_version, auth, auth_id, cipher, cipher_key_id,
-                    snapshot.created_ns, sink.length,
-                    trailer["sha256"], authenticated=auth != Auth.NONE, source=source)
+
+def seal_payload(out: BinaryIO, payload: Iterable[bytes], seal: Seal = Seal(),
+                 source: SourceStamp | None = None) -> tuple[SealInfo, PayloadHead]:
+    """Seal an encoded payload that arrives in chunks (a daemon's checkpoint), without
+    decoding it: its header record gives what the seal header binds, the rest passes through
+    as it comes. Every reader decodes it under the codec's limits after checking the seal.
+    Returns the seal and the payload's head."""
+    head, chunks = peek_head(payload)
+    sealer = Sealer(out, head, seal, source)
+    for chunk in chunks:
+        sealer.write(chunk)
+    return sealer.finish(), head
 
 
 # ====================================================================== reading
@@ -372,10 +412,10 @@ def _parse_trailer(raw: Any, auth: Auth) -> dict[str, Any]:
     return out
 
 
-def _stored(stream: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+def _stored(stream: BinaryIO, start: int, length: int, size: int = _BLOCK) -> Iterator[bytes]:
     stream.seek(start)
     while length:
-        block = stream.read(min(_BLOCK, length))
+        block = stream.read(min(size, length))
         if not block:
             raise IntegrityError("the snapshot file shrank while it was being read.")
         length -= len(block)
@@ -383,14 +423,14 @@ def _stored(stream: BinaryIO, start: int, length: int) -> Iterator[bytes]:
 
 
 def _payload(stream: BinaryIO, layout: _Layout, digest: Any,
-             key: bytes | None) -> Iterator[bytes]:
+             key: bytes | None, size: int = _BLOCK) -> Iterator[bytes]:
     """The payload's stored bytes, hashed into ``digest``; decrypted with ``key`` if given.
 
     The final step of decryption checks the GCM tag (DecryptionError when it does not match).
     """
     start, length = layout.payload_start, layout.payload_length
     if key is None:
-        for block in _stored(stream, start, length):
+        for block in _stored(stream, start, length, size):
             digest.update(block)
             yield block
         return
@@ -398,10 +438,11 @@ def _payload(stream: BinaryIO, layout: _Layout, digest: Any,
         raise IntegrityError("the encrypted payload is shorter than its authentication tag.")
     stream.seek(start + length - TAG_SIZE)
     tag = _read_exact(stream, TAG_SIZE, "authentication tag")
-    assert layout.nonce is not None
+    if layout.nonce is None:  # _parse_header pairs the cipher with its nonce
+        raise IntegrityError("the snapshot's seal header names a cipher without a nonce.")
     dec = _Cipher(algorithms.AES(key), modes.GCM(layout.nonce, tag)).decryptor()
     dec.authenticate_additional_data(layout.head)
-    for block in _stored(stream, start, length - TAG_SIZE):
+    for block in _stored(stream, start, length - TAG_SIZE, size):
         digest.update(block)
         yield dec.update(block)
     digest.update(tag)
@@ -528,10 +569,60 @@ def open_sealed(stream: BinaryIO, trust: Trust = Trust(),
 
 def _check_binding(snapshot: Snapshot, info: SealInfo) -> None:
     """Version 2: what the header says of the payload is what the payload holds."""
-    if snapshot.created_ns != info.created_ns:
+    _check_head(PayloadHead(info.payload_format, snapshot.device, snapshot.created_ns), info)
+
+
+def _check_head(head: PayloadHead, info: SealInfo) -> None:
+    if head.format != info.payload_format:
+        raise IntegrityError(f"the seal header and the payload disagree: the payload has "
+                             f"format {head.format}, its envelope says format "
+                             f"{info.payload_format}.")
+    if head.created_ns != info.created_ns:
         raise IntegrityError(f"the seal header and the payload disagree: created "
-                             f"{info.created_ns} ns against {snapshot.created_ns} ns.")
-    if info.source is not None and info.source.name != snapshot.device:
+                             f"{info.created_ns} ns against {head.created_ns} ns.")
+    if info.source is not None and info.source.name != head.device:
         raise IntegrityError(f"the seal header and the payload disagree: the source stamp "
                              f"names device {info.source.name!r}, the payload "
-                             f"{snapshot.device!r}.")
+                             f"{head.device!r}.")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedPayload:
+    """A sealed file's payload after every seal check, to be read once, chunk by chunk.
+
+    ``size`` counts the plaintext bytes ``chunks`` yields; ``head`` is the payload's header
+    record (bound to the seal header in version 2). ``chunks`` reads the file a second time,
+    hashing again: it raises :class:`IntegrityError` (or :class:`DecryptionError`) after its
+    last chunk when the bytes are not the ones verified, so a consumer acts on the payload
+    only once the iteration has ended normally.
+    """
+
+    info: SealInfo
+    head: PayloadHead
+    size: int
+    chunks: Iterator[bytes]
+
+
+def open_payload(stream: BinaryIO, trust: Trust = Trust(),
+                 chunk_size: int = _BLOCK) -> VerifiedPayload:
+    """Verify everything first (:func:`verify_sealed`), then hand out the payload for a
+    second pass in chunks of ``chunk_size`` bytes, holding no more than one of them and the
+    payload's header record. Nothing is decoded beyond that record."""
+    if chunk_size <= 0:
+        raise ValueError("the chunk size must be positive.")
+    layout = _layout(stream)
+    info = _verify(stream, layout, trust)
+    key = trust.decryption_key if info.cipher == CipherName.AES_256_GCM else None
+    size = layout.payload_length - (TAG_SIZE if key is not None else 0)
+    digest = hashlib.sha256(layout.head)
+
+    def checked() -> Iterator[bytes]:
+        yield from _payload(stream, layout, digest, key, chunk_size)
+        if not hmac.compare_digest(digest.digest(), info.sha256):
+            raise IntegrityError("the snapshot file changed while it was being read: its "
+                                 "bytes are not the ones verified.")
+
+    head, chunks = peek_head(checked())
+    if info.container_version >= 2:
+        _check_head(head, info)
+    return VerifiedPayload(info, head, size, chunks)

@@ -3,18 +3,33 @@
 ``save`` streams the sealed snapshot into a temporary file beside the target, fsyncs it and
 renames it into place (migrate.atomic_file), so a crash leaves the old file or the new one.
 ``load`` checks integrity, signature or MAC and decryption before decoding anything.
+``save_payload`` and ``open_verified`` do the same for an encoded payload passed through
+chunk by chunk (a daemon's checkpoint out, a restore in), never decoding it here.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from .atomic_file import atomic_output
 from .codec import ChunkLimits, DecodeLimits
 from .errors import SnapshotError
 from .freshness import SourceStamp
-from .seal import Seal, SealInfo, Trust, open_sealed, verify_sealed, write_sealed
+from .payload_head import PayloadHead
+from .seal import (
+    Seal,
+    SealInfo,
+    Trust,
+    VerifiedPayload,
+    open_payload,
+    open_sealed,
+    seal_payload,
+    verify_sealed,
+    write_sealed,
+)
 from .snapshot import Snapshot
 
 
@@ -24,6 +39,23 @@ def save(path: str | os.PathLike[str], snapshot: Snapshot, seal: Seal = Seal(),
     stamped with ``source`` when given."""
     with atomic_output(path, 0o600) as out:
         return write_sealed(out, snapshot, seal, chunks, source)
+
+
+def save_payload(path: str | os.PathLike[str], payload: Iterable[bytes], seal: Seal = Seal(),
+                 source: SourceStamp | None = None) -> tuple[SealInfo, PayloadHead]:
+    """Seal an encoded payload into ``path`` atomically as its chunks arrive: the file
+    appears, complete, only if every chunk came and sealing succeeded."""
+    with atomic_output(path, 0o600) as out:
+        return seal_payload(out, payload, seal, source)
+
+
+@contextmanager
+def open_verified(path: str | os.PathLike[str], trust: Trust = Trust(),
+                  chunk_size: int = 1 << 16) -> Iterator[VerifiedPayload]:
+    """The file's payload after every seal check, for one pass in chunks (the file stays
+    open while the caller reads them)."""
+    with _open(path) as stream:
+        yield open_payload(stream, trust, chunk_size)
 
 
 def _open(path: str | os.PathLike[str]) -> BinaryIO:
