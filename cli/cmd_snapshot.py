@@ -187,7 +187,7 @@ def describe_seal(info: SealInfo) -> str:
 def save_command(args: argparse.Namespace, out: Output) -> int:
     seal = seal_from(args)
     with DeviceClient(args.device) as client, out.transfer("checkpoint", 0) as bar:
-        taken = checkpoint(client, lambda done, total: bar.update(done, total))
+        taken = checkpoint(client, lambda done, total: bar.update(done, total), CHUNK)
         info, head = store.save_payload(args.output, taken.chunks, seal, taken.source)
     source = taken.source
     out.console.print(f"saved device [bold]{head.device}[/bold]: {taken.programs} "
@@ -210,7 +210,7 @@ def restore_command(args: argparse.Namespace, out: Output) -> int:
             with DeviceClient(args.device) as client:
                 with out.transfer("restore", payload.size, show=not args.json) as bar:
                     transfer = upload(client, payload.chunks, payload.size,
-                                      lambda done, total: bar.update(done, total))
+                                      lambda done, total: bar.update(done, total), CHUNK)
                 result = commit(
                     client, transfer, allow_fallback=args.allow_fallback, dry_run=args.dry_run,
                     source=info.source.as_dict() if info.source is not None else None,

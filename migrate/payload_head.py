@@ -44,7 +44,7 @@ def parse_head(record: object) -> PayloadHead:
 
 def peek_head(chunks: Iterable[bytes]) -> tuple[PayloadHead, Iterator[bytes]]:
     """The payload's head, and the payload's chunks from its first byte on."""
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_ext_len=0,
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_ext_len=0, read_size=4096,
                                 max_buffer_size=MAX_HEAD_BYTES, max_bin_len=MAX_NAME,
                                 max_str_len=1 << 16, max_array_len=1 << 16,
                                 max_map_len=64)

@@ -413,11 +413,14 @@ def _parse_trailer(raw: Any, auth: Auth) -> dict[str, Any]:
 
 
 def _stored(stream: BinaryIO, start: int, length: int, size: int = _BLOCK) -> Iterator[bytes]:
-    stream.seek(start)
+    """The bytes at ``start``, each block read at its own offset (the consumer may use the
+    stream in between)."""
     while length:
+        stream.seek(start)
         block = stream.read(min(size, length))
         if not block:
             raise IntegrityError("the snapshot file shrank while it was being read.")
+        start += len(block)
         length -= len(block)
         yield block
 
