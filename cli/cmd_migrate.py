@@ -67,7 +67,7 @@ def migrate_command(args: argparse.Namespace, out: Output) -> int:
         client.call("migrate.start", to=destination(args.to),
                     downtime_target=args.downtime_ms / 1000, max_rounds=args.max_rounds)
         deadline = time.monotonic() + LIMIT
-        with out.transfer("migrate", 0) as bar:
+        with out.transfer("migrate", 0, show=not args.json) as bar:
             while True:
                 picture = client.call("status")["migration"] or {}
                 bar.update(picture.get("done", 0), total=None,
