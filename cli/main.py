@@ -8,26 +8,48 @@ cannot take a snapshot, a daemon that does not answer, a conformance case that d
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
 from rich.console import Console
 
-from service.protocol import RemoteError
-
-from . import (
-    cmd_device,
-    cmd_events,
-    cmd_migrate,
-    cmd_profiles,
-    cmd_programs,
-    cmd_snapshot,
-    cmd_verify,
-    cmd_vm_migrate,
-    demo,
-)
-from .exits import Exit, classify
+from .exits import Exit
 from .output import Output
+
+#: Each command module and the commands its ``register`` adds, with their one-line help, in
+#: the order ``--help`` lists them. The parser lists every command from this table and
+#: imports only the module of the command being run (start-up stays that of argparse and
+#: rich); tests/cli/test_main.py checks the table against what each module registers.
+COMMANDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("cli.demo", (
+        ("demo", "two devices, a fixture, traffic, save, restore onto a smaller device"),)),
+    ("cli.cmd_device", (
+        ("device", "run a device daemon (device serve)"),
+        ("load", "load an ELF object's programs and maps onto a device"),
+        ("status", "live view of devices, programs, counters and maps"))),
+    ("cli.cmd_events", (
+        ("events", "print the event streams of a device (perf event arrays, ring buffers)"),)),
+    ("cli.cmd_snapshot", (
+        ("save", "checkpoint a device into a sealed snapshot file"),
+        ("restore", "restore a snapshot onto a device (or dry-run its plan)"),
+        ("inspect", "show a snapshot file: seal, features, programs, maps"),
+        ("diff", "compare two snapshots"),
+        ("keygen", "generate a signing, MAC or encryption key"))),
+    ("cli.cmd_migrate", (
+        ("migrate", "live-migrate a device's offloaded state to another device"),)),
+    ("cli.cmd_vm_migrate", (
+        ("vm-migrate", "live-migrate a QEMU guest together with its offloaded XDP state"),)),
+    ("cli.cmd_verify", (
+        ("verify", "verify programs for a device profile"),)),
+    ("cli.cmd_profiles", (
+        ("profiles", "list capability profiles, or show one"),)),
+    ("cli.cmd_programs", (
+        ("conformance", "judge the engine with the eBPF conformance suites"),
+        ("asm", "assemble text into bytecode"),
+        ("disasm", "list the instructions of bytecode or assembler text"),
+        ("run", "run a program on input memory (r1=address, r2=length)"))),
+)
 
 EXIT_OK = Exit.OK
 EXIT_REFUSED = Exit.REFUSED
@@ -52,21 +74,23 @@ exit codes: 0 ok, 1 refused or incompatible, 2 usage, 3 integrity failure
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = (), *, every: bool = False
+                 ) -> argparse.ArgumentParser:
+    """The parser for ``argv``: the chosen command (its first word) with all its options,
+    every other command as its name and help only; ``every`` registers them all."""
     parser = argparse.ArgumentParser(
         prog="offload-migrate",
         description="Offload XDP/eBPF programs over virtio and migrate them between devices.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo.register(sub)
-    cmd_device.register(sub)
-    cmd_events.register(sub)
-    cmd_snapshot.register(sub)
-    cmd_migrate.register(sub)
-    cmd_vm_migrate.register(sub)
-    cmd_verify.register(sub)
-    cmd_profiles.register(sub)
-    cmd_programs.register(sub)
+    chosen = next((arg for arg in (sys.argv[1:] if argv is None else argv)
+                   if not arg.startswith("-")), None)
+    for module, commands in COMMANDS:
+        if every or any(name == chosen for name, _ in commands):
+            importlib.import_module(module).register(sub)
+        else:
+            for name, summary in commands:
+                sub.add_parser(name, help=summary)
     return parser
 
 
@@ -77,7 +101,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None,
     out = Output(console or Console(),
                  err_console or console or Console(stderr=True))
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
     except SystemExit as exit_:  # --help exits 0, a usage error 2
         return Exit.OK if not exit_.code else Exit.USAGE
     try:
@@ -86,6 +110,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None,
         out.error("interrupted")
         return Exit.REFUSED
     except Exception as err:  # every failure ends as a message and an exit code
+        from service.protocol import RemoteError
+
+        from .exits import classify
+
         code, exit_code = classify(err)
         if type(err).__module__.split(".")[0] not in ("offload", "migrate", "service", "cli") \
                 and not isinstance(err, OSError):

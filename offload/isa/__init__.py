@@ -1,8 +1,12 @@
-"""The eBPF instruction set (RFC 9669): opcodes, ``Instruction``, codec, assembler, listings."""
+"""The eBPF instruction set (RFC 9669): opcodes, ``Instruction``, codec, assembler, listings.
 
-from .asm import AsmError, assemble
+The assembler and the listings load on first use (PEP 562): programs that only decode and
+run bytecode - the conformance plugin, once per test case - do not pay for them.
+"""
+
+from typing import TYPE_CHECKING, Any
+
 from .codec import DecodeError, EncodeError, decode, encode, encode_words, words_to_bytes
-from .disasm import listing, slot_positions, to_asm
 from .instruction import Instruction
 from .opcodes import (
     CALL,
@@ -29,3 +33,21 @@ __all__ = [
     "Size", "Source", "assemble", "decode", "encode", "encode_words", "listing", "slot_positions",
     "to_asm", "words_to_bytes",
 ]
+
+if TYPE_CHECKING:
+    from .asm import AsmError, assemble
+    from .disasm import listing, slot_positions, to_asm
+
+_LAZY = {"AsmError": "asm", "assemble": "asm", "listing": "disasm",
+         "slot_positions": "disasm", "to_asm": "disasm"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
