@@ -1,0 +1,188 @@
+"""``save`` and ``restore`` through a device daemon, as an operator runs them, against the
+floor: what any client of such a file must at least spend.
+
+For each size, a HASH map of N entries (8-byte keys, 16-byte values) sealed into a file
+with the Python API; then, per round, a fresh ``device serve`` daemon, and side by side:
+
+- restore: ``offload-migrate restore FILE --device SOCK`` (the map recreated on the daemon's
+  device through its guest driver),
+- save: ``offload-migrate save --device SOCK -o OUT`` (checkpoint, transfer, seal),
+- floor: a Python process that imports msgpack and cryptography, reads the saved file and
+  takes its SHA-256, and packs and unpacks its bytes as one msgpack blob.
+
+Wall time of each client process; RSS as the peak resident set (ru_maxrss) of the client
+process, and the daemon's peak resident set over the command (VmHWM, reset before each).
+Medians over the rounds, with min-max.
+
+    .venv/bin/python bench/snapshot_daemon.py [--sizes 10000,100000,1000000] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from migrate import store  # noqa: E402
+from migrate.entries import EntryChunk, MapEntries  # noqa: E402
+from migrate.snapshot import MapState, Snapshot  # noqa: E402
+from offload.caps import load_profile  # noqa: E402
+from offload.maps.spec import MapSpec  # noqa: E402
+from offload.uapi import MapType  # noqa: E402
+
+FLOOR = """
+import hashlib, sys
+import msgpack
+import cryptography.hazmat.primitives.asymmetric.ed25519
+import cryptography.hazmat.primitives.ciphers
+with open(sys.argv[1], "rb") as f:
+    data = f.read()
+hashlib.sha256(data).digest()
+msgpack.unpackb(msgpack.packb(data, use_bin_type=True))
+"""
+
+
+@dataclass
+class Samples:
+    seconds: list[float] = field(default_factory=list)
+    client_mib: list[float] = field(default_factory=list)
+    daemon_mib: list[float] = field(default_factory=list)
+
+
+def snapshot_file(path: Path, entries: int) -> None:
+    keys = b"".join(n.to_bytes(8, "little") for n in range(entries))
+    values = b"".join((n * 3).to_bytes(16, "little") for n in range(entries))
+    spec = MapSpec("flows", MapType.HASH, 8, 16, entries)
+    snap = Snapshot("bench", load_profile("full"), 0, created_ns=time.time_ns(),
+                    maps=(MapState(spec, MapEntries(8, 16, 1, (EntryChunk(entries, keys,
+                                                                          values),))),))
+    store.save(path, snap)
+
+
+def env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="100")
+
+
+def run(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one client process."""
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    error = process.stderr.read().decode() if process.stderr else ""
+    if process.stderr:
+        process.stderr.close()
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(args[:4])} failed: {error}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+class Daemon:
+    def __init__(self, folder: Path) -> None:
+        self.socket = folder / "a.sock"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "device", "serve", "--name", "bench",
+             "--profile", "full", "--socket", str(self.socket), "--memory-limit", "8G",
+             "--state-dir", str(folder / "state")],
+            cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the daemon did not start")
+            time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        probe = socket.socket(socket.AF_UNIX)
+        try:
+            probe.connect(str(self.socket))
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
+
+    def reset_peak(self) -> None:
+        Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+
+    def peak_mib(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def measure(sizes: tuple[int, ...], runs: int) -> dict[tuple[int, str], Samples]:
+    results: dict[tuple[int, str], Samples] = {}
+    for entries in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            source, saved = folder / "source.snap", folder / "saved.snap"
+            snapshot_file(source, entries)
+            for _ in range(runs):
+                daemon = Daemon(folder)
+                try:
+                    for step, args in (
+                            ("restore", ["-m", "cli.main", "restore", str(source), "--device",
+                                         str(daemon.socket)]),
+                            ("save", ["-m", "cli.main", "save", "--device",
+                                      str(daemon.socket), "-o", str(saved)]),
+                            ("floor", ["-c", FLOOR, str(saved)])):
+                        daemon.reset_peak()
+                        seconds, rss = run(args)
+                        samples = results.setdefault((entries, step), Samples())
+                        samples.seconds.append(seconds)
+                        samples.client_mib.append(rss)
+                        if step != "floor":
+                            samples.daemon_mib.append(daemon.peak_mib())
+                finally:
+                    daemon.stop()
+    return results
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return (f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+            if values else "-")
+
+
+def markdown(results: dict[tuple[int, str], Samples]) -> str:
+    lines = ["| entries | step | seconds | client RSS MiB | daemon peak RSS MiB |",
+             "| ---: | --- | ---: | ---: | ---: |"]
+    for (entries, step), s in results.items():
+        lines.append(f"| {entries:,} | {step} | {_spread(s.seconds, '.2f')} | "
+                     f"{_spread(s.client_mib, '.0f')} | {_spread(s.daemon_mib, '.0f')} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    sizes = tuple(int(s) for s in args.sizes.split(","))
+    print(markdown(measure(sizes, args.runs)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
