@@ -36,7 +36,6 @@ from service.transfer import checkpoint, commit, upload
 
 from .exits import Exit, UsageError
 from .output import Output
-from .snapshot_view import diff_view, inspect_dict, inspect_view, snapshot_diff
 
 RAW = argparse.RawDescriptionHelpFormatter
 
@@ -252,6 +251,8 @@ def render_restore(out: Output, result: dict[str, Any], device: str,
 
 # ---------------------------------------------------------------------------------- inspect
 def inspect_command(args: argparse.Namespace, out: Output) -> int:
+    from .snapshot_view import inspect_dict, inspect_view  # decoders and listings: only here
+
     snapshot, info = store.load(args.file, trust_from(args))
     data = inspect_dict(snapshot, info)
     if args.json:
@@ -262,6 +263,8 @@ def inspect_command(args: argparse.Namespace, out: Output) -> int:
 
 
 def diff_command(args: argparse.Namespace, out: Output) -> int:
+    from .snapshot_view import diff_view, snapshot_diff
+
     trust = trust_from(args)
     a, _ = store.load(args.a, trust)
     b, _ = store.load(args.b, trust)

@@ -1,8 +1,31 @@
-"""The device side: control commands, object table, and XDP on the receive path."""
+"""The device side: control commands, object table, and XDP on the receive path.
 
-from .device import Device, PortCounters
-from .objects import ActionCounters, MapObject, ObjectTable, ProgramObject
-from .pair import DevicePair, build_device
+The names below load their modules on first use (PEP 562), so importing a light submodule
+(``offload.device.sampler`` for its limits, as the snapshot codec does) does not import the
+whole device with its verifier, engines and loader.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .device import Device, PortCounters
+    from .objects import ActionCounters, MapObject, ObjectTable, ProgramObject
+    from .pair import DevicePair, build_device
 
 __all__ = ["ActionCounters", "Device", "DevicePair", "MapObject", "ObjectTable",
            "PortCounters", "ProgramObject", "build_device"]
+
+_MODULES = {"Device": "device", "PortCounters": "device", "ActionCounters": "objects",
+            "MapObject": "objects", "ObjectTable": "objects", "ProgramObject": "objects",
+            "DevicePair": "pair", "build_device": "pair"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -1,11 +1,34 @@
-"""ELF objects as clang builds them for BPF: programs, maps, global data, BTF and line info."""
+"""ELF objects as clang builds them for BPF: programs, maps, global data, BTF and line info.
 
-from .btf import Btf, BtfType, parse_btf
-from .btf_layout import BtfKind
-from .errors import LoaderError, LoadOptionError, ProgramRefusal, RefusalKind
-from .maps import global_data_map_name
-from .object import LoadOptions, ObjectSpec, load_object, parse_object
+The names below load their modules on first use (PEP 562): a reader of BTF or of CO-RE
+bindings (the snapshot records) does not import the ELF reader.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .btf import Btf, BtfType, parse_btf
+    from .btf_layout import BtfKind
+    from .errors import LoaderError, LoadOptionError, ProgramRefusal, RefusalKind
+    from .maps import global_data_map_name
+    from .object import LoadOptions, ObjectSpec, load_object, parse_object
 
 __all__ = ["Btf", "BtfKind", "BtfType", "LoadOptionError", "LoadOptions", "LoaderError",
            "ObjectSpec", "ProgramRefusal", "RefusalKind", "global_data_map_name", "load_object",
            "parse_btf", "parse_object"]
+
+_MODULES = {"Btf": "btf", "BtfType": "btf", "parse_btf": "btf", "BtfKind": "btf_layout",
+            "LoaderError": "errors", "LoadOptionError": "errors", "ProgramRefusal": "errors",
+            "RefusalKind": "errors", "global_data_map_name": "maps", "LoadOptions": "object",
+            "ObjectSpec": "object", "load_object": "object", "parse_object": "object"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
