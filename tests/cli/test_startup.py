@@ -29,6 +29,13 @@ def test_the_table_is_what_the_modules_register():
     assert commands(build_parser(every=True)) == commands(build_parser([]))
 
 
+def test_every_command_module_is_in_the_table():
+    listed = {module for module, _ in COMMANDS}
+    for path in (ROOT / "cli").glob("*.py"):
+        if "\ndef register(" in path.read_text():
+            assert f"cli.{path.stem}" in listed, f"cli/main.py's COMMANDS lacks {path.name}"
+
+
 def test_only_the_chosen_command_is_registered_in_full():
     parser = build_parser(["save", "--help"])
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
