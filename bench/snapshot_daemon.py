@@ -10,11 +10,12 @@ with the Python API; then, per round, a fresh ``device serve`` daemon, and side 
 - floor: a Python process that imports msgpack and cryptography, reads the saved file and
   takes its SHA-256, and packs and unpacks its bytes as one msgpack blob.
 
-Wall time of each client process; RSS as the peak resident set (ru_maxrss) of the client
-process, and the daemon's peak resident set over the command (VmHWM, reset before each).
+Wall time of each client process; RSS as the peak resident set of the client process (GNU
+time's %M), and the daemon's peak resident set over the command (VmHWM, reset before each).
 Medians over the rounds, with min-max.
 
     .venv/bin/python bench/snapshot_daemon.py [--sizes 10000,100000,1000000] [--runs 5]
+                                              [--before CHECKOUT]
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from offload.caps import load_profile  # noqa: E402
 from offload.maps.spec import MapSpec  # noqa: E402
 from offload.uapi import MapType  # noqa: E402
 
+TIME = "/usr/bin/time"  # GNU time, for the peak RSS of each client process
 FLOOR = """
 import hashlib, sys
 import msgpack
@@ -69,24 +71,23 @@ def snapshot_file(path: Path, entries: int) -> None:
     store.save(path, snap)
 
 
-def env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="100")
+def env(root: Path = ROOT) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(root), COLUMNS="100")
 
 
-def run(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one client process."""
-    start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    error = process.stderr.read().decode() if process.stderr else ""
-    if process.stderr:
-        process.stderr.close()
-    if process.returncode:
-        raise RuntimeError(f"{' '.join(args[:4])} failed: {error}")
-    return seconds, usage.ru_maxrss / 1024
+def run(args: list[str], root: Path = ROOT) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one client process. The RSS comes from
+    /usr/bin/time: a child's ru_maxrss as this process would read it also counts the memory
+    of the process it was forked from, this benchmark's."""
+    with tempfile.NamedTemporaryFile("r") as rss:
+        start = time.perf_counter()
+        result = subprocess.run([TIME, "-f", "%M", "-o", rss.name, sys.executable, *args],
+                                cwd=root, env=env(root), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        seconds = time.perf_counter() - start
+        if result.returncode:
+            raise RuntimeError(f"{' '.join(args[:4])} failed: {result.stderr}")
+        return seconds, int(rss.read().split()[-1]) / 1024
 
 
 class Daemon:
@@ -131,31 +132,40 @@ class Daemon:
             self.process.wait()
 
 
-def measure(sizes: tuple[int, ...], runs: int) -> dict[tuple[int, str], Samples]:
+def add(results: dict[tuple[int, str], Samples], key: tuple[int, str], seconds: float,
+        rss: float, daemon: float | None = None) -> None:
+    samples = results.setdefault(key, Samples())
+    samples.seconds.append(seconds)
+    samples.client_mib.append(rss)
+    if daemon is not None:
+        samples.daemon_mib.append(daemon)
+
+
+def measure(sizes: tuple[int, ...], runs: int,
+            before: Path | None = None) -> dict[tuple[int, str], Samples]:
     results: dict[tuple[int, str], Samples] = {}
     for entries in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             source, saved = folder / "source.snap", folder / "saved.snap"
             snapshot_file(source, entries)
+            clients = [("", ROOT)] + ([(", before", before)] if before is not None else [])
             for _ in range(runs):
-                daemon = Daemon(folder)
-                try:
-                    for step, args in (
-                            ("restore", ["-m", "cli.main", "restore", str(source), "--device",
-                                         str(daemon.socket)]),
-                            ("save", ["-m", "cli.main", "save", "--device",
-                                      str(daemon.socket), "-o", str(saved)]),
-                            ("floor", ["-c", FLOOR, str(saved)])):
-                        daemon.reset_peak()
-                        seconds, rss = run(args)
-                        samples = results.setdefault((entries, step), Samples())
-                        samples.seconds.append(seconds)
-                        samples.client_mib.append(rss)
-                        if step != "floor":
-                            samples.daemon_mib.append(daemon.peak_mib())
-                finally:
-                    daemon.stop()
+                for suffix, root in clients:  # a fresh daemon each: restore needs one empty
+                    daemon = Daemon(folder)
+                    try:
+                        for step, args in (
+                                ("restore", ["-m", "cli.main", "restore", str(source),
+                                             "--device", str(daemon.socket)]),
+                                ("save", ["-m", "cli.main", "save", "--device",
+                                          str(daemon.socket), "-o", str(saved)])):
+                            daemon.reset_peak()
+                            seconds, rss = run(args, root)
+                            add(results, (entries, step + suffix), seconds, rss,
+                                daemon.peak_mib())
+                    finally:
+                        daemon.stop()
+                add(results, (entries, "floor"), *run(["-c", FLOOR, str(saved)]))
     return results
 
 
@@ -167,7 +177,7 @@ def _spread(values: list[float], fmt: str) -> str:
 def markdown(results: dict[tuple[int, str], Samples]) -> str:
     lines = ["| entries | step | seconds | client RSS MiB | daemon peak RSS MiB |",
              "| ---: | --- | ---: | ---: | ---: |"]
-    for (entries, step), s in results.items():
+    for (entries, step), s in sorted(results.items(), key=lambda kv: kv[0][0]):
         lines.append(f"| {entries:,} | {step} | {_spread(s.seconds, '.2f')} | "
                      f"{_spread(s.client_mib, '.0f')} | {_spread(s.daemon_mib, '.0f')} |")
     return "\n".join(lines)
@@ -178,9 +188,12 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--before", type=Path, metavar="CHECKOUT",
+                        help="also run restore and save from this checkout (an older commit), "
+                             "against the same daemon, in the same rounds")
     args = parser.parse_args()
     sizes = tuple(int(s) for s in args.sizes.split(","))
-    print(markdown(measure(sizes, args.runs)))
+    print(markdown(measure(sizes, args.runs, args.before)))
     return 0
 
 
