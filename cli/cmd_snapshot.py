@@ -72,13 +72,17 @@ def register(sub: Any) -> None:
         epilog="examples:\n"
                "  offload-migrate save --device /tmp/a.sock -o a.snap\n"
                "  offload-migrate save --device /tmp/a.sock -o a.snap --sign ops.key "
-               "--encrypt data.key")
+               "--encrypt data.key\n"
+               "  offload-migrate save --device /tmp/a.sock -o a.snap --sample 256")
     save.add_argument("--device", required=True, metavar="PATH", help="control socket")
     save.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file")
     save.add_argument("--sign", metavar="KEY", help="Ed25519 private key (from keygen)")
     save.add_argument("--hmac", metavar="KEY", help="shared HMAC-SHA256 key instead of a "
                                                     "signature")
     save.add_argument("--encrypt", metavar="KEY", help="AES-256-GCM key file")
+    save.add_argument("--sample", type=int, default=0, metavar="N",
+                      help="keep up to N frames the device received recently in the snapshot "
+                           "(the daemon samples with --sample-ring) for restore --prove")
     save.set_defaults(handler=save_command)
 
     restore = sub.add_parser(
@@ -97,7 +101,8 @@ def register(sub: Any) -> None:
                "  offload-migrate restore a.snap --device /tmp/b.sock --trust ops.key.pub "
                "--decrypt data.key\n"
                "  offload-migrate restore a.snap --device /tmp/b.sock --trust ops.key.pub "
-               "--max-age 1h --no-rollback")
+               "--max-age 1h --no-rollback\n"
+               "  offload-migrate restore a.snap --device /tmp/smartnic.sock --prove")
     restore.add_argument("file", help="snapshot file")
     restore.add_argument("--device", required=True, metavar="PATH", help="control socket")
     _trust_options(restore)
@@ -106,6 +111,14 @@ def register(sub: Any) -> None:
                          help="keep objects the target cannot offload in the guest")
     restore.add_argument("--dry-run", action="store_true",
                          help="print the compatibility report, change nothing")
+    restore.add_argument("--prove", action="store_true",
+                         help="first show, on scratch devices, that the program as the target "
+                              "will run it treats the snapshot's sampled frames (and, for a "
+                              "rewritten program, frames built from them) as the source's "
+                              "did; a difference refuses the restore (exit 1)")
+    restore.add_argument("--prove-frames", metavar="FILE.pcap",
+                         help="prove with these frames instead of the snapshot's sample "
+                              "(implies --prove)")
     restore.add_argument("--json", action="store_true", help="print the outcome as JSON")
     restore.set_defaults(handler=restore_command)
 
@@ -186,7 +199,8 @@ def describe_seal(info: SealInfo) -> str:
 def save_command(args: argparse.Namespace, out: Output) -> int:
     seal = seal_from(args)
     with DeviceClient(args.device) as client, out.transfer("checkpoint", 0) as bar:
-        taken = checkpoint(client, lambda done, total: bar.update(done, total), CHUNK)
+        taken = checkpoint(client, lambda done, total: bar.update(done, total), CHUNK,
+                           samples=args.sample)
         info, head = store.save_payload(args.output, taken.chunks, seal, taken.source)
     source = taken.source
     out.console.print(f"saved device [bold]{head.device}[/bold]: {taken.programs} "
@@ -202,6 +216,12 @@ def save_command(args: argparse.Namespace, out: Output) -> int:
 def restore_command(args: argparse.Namespace, out: Output) -> int:
     freshness = freshness_from(args)
     trust = trust_from(args)
+    frames = None
+    if args.prove_frames:
+        from service.pcap import read_pcap
+
+        frames = read_pcap(args.prove_frames)
+    prove = {"prove": True, "prove_frames": frames} if args.prove or frames else {}
     try:
         with store.open_verified(args.file, trust, CHUNK) as payload:
             info = payload.info
@@ -213,11 +233,13 @@ def restore_command(args: argparse.Namespace, out: Output) -> int:
                 result = commit(
                     client, transfer, allow_fallback=args.allow_fallback, dry_run=args.dry_run,
                     source=info.source.as_dict() if info.source is not None else None,
-                    authenticated=info.authenticated, no_rollback=args.no_rollback)
+                    authenticated=info.authenticated, no_rollback=args.no_rollback, **prove)
     except RemoteError as err:
         plan = err.data.get("plan")
+        proof = err.data.get("proof")
         if args.json:
-            out.json({"ok": False, "error": err.name, "message": err.message, "plan": plan})
+            out.json({"ok": False, "error": err.name, "message": err.message, "plan": plan,
+                      "proof": proof})
         elif plan is not None:
             out.console.print(plan_table(plan_from_dict(plan)))
         raise
@@ -235,6 +257,14 @@ def render_restore(out: Output, result: dict[str, Any], device: str,
     out.console.print(f"snapshot of [bold]{device}[/bold] ({describe_seal(info)}, "
                       f"{trusted}{generation})", highlight=False)
     out.console.print(plan_table(plan_from_dict(result["plan"])))
+    proof = result.get("proof")
+    if proof:
+        made = f" ({proof['generated']} built from the sample)" if proof["generated"] else ""
+        out.console.print(f"proof: {proof['frames'] + proof['generated']} frames{made}, "
+                          f"{proof['branches_covered']}/{proof['branches_total']} branches "
+                          f"covered: the restored program {proof['program']} gave the "
+                          f"source's verdict, output, redirect and map changes on every one",
+                          highlight=False)
     if result["dry_run"]:
         out.console.print(Text("dry run: the target was not changed", style="bold"))
         return

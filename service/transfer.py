@@ -52,9 +52,11 @@ def _count(begin: dict[str, Any], key: str) -> int:
 
 
 def checkpoint(client: DeviceClient, progress: Progress = _quiet,
-               chunk: int = CHUNK) -> Checkpoint:
-    """Checkpoint the client's device; the payload is read ``chunk`` bytes at a time."""
-    begin = client.call("checkpoint.begin")
+               chunk: int = CHUNK, *, samples: int = 0) -> Checkpoint:
+    """Checkpoint the client's device; the payload is read ``chunk`` bytes at a time.
+    ``samples``: up to that many recently received frames go into the snapshot."""
+    begin = client.call("checkpoint.begin", samples=samples) if samples else \
+        client.call("checkpoint.begin")
     if not isinstance(begin, dict):
         raise Refused(errno.EPROTO, "the daemon's checkpoint.begin answer is not a map.")
     size = _count(begin, "size")
