@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 
 from ..caps.capabilities import Capabilities
 from ..engine.facts import (
-    ATOMIC,
-    LOAD,
-    STORE,
+    Access,
     AccessFact,
     ArgFact,
     CallFact,
@@ -100,7 +98,7 @@ _REGION_KINDS = {RegType.PTR_TO_CTX: RegionKind.CONTEXT, RegType.PTR_TO_PACKET: 
                  RegType.PTR_TO_STACK: RegionKind.STACK,
                  RegType.PTR_TO_MAP_VALUE: RegionKind.MAP_VALUE,
                  RegType.PTR_TO_RINGBUF_MEM: RegionKind.RINGBUF}
-_ACCESS_OPS = {ops.LOAD: LOAD, ops.STORE: STORE, ops.ATOMIC: ATOMIC}
+_ACCESS_OPS = {ops.LOAD: Access.LOAD, ops.STORE: Access.STORE, ops.ATOMIC: Access.ATOMIC}
 #: Helper arguments an engine checks: memory and context pointers, and map pointers.
 _POINTER_ARGS = frozenset({ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE,
                            ArgType.PTR_TO_UNINIT_MAP_VALUE, ArgType.PTR_TO_MEM,
