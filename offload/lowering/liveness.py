@@ -95,19 +95,6 @@ def uses_upper(insn: Instruction) -> int:
     return uses
 
 
-def successors(layout: Layout, slot: int) -> list[int]:
-    """Slots control may reach next within the same function (calls return to slot + 1)."""
-    insn = layout.slots[slot]
-    assert insn is not None
-    if insn.is_exit:
-        return []
-    nxt = slot + insn.width
-    if insn.is_jump:
-        target = slot + 1 + insn.jump_offset
-        return [target] if insn.is_unconditional_jump else [nxt, target]
-    return [nxt] if nxt < layout.size else []
-
-
 def live_out(layout: Layout, uses_of: Callable[[Instruction], int] | None = None
              ) -> dict[int, int]:
     """For each instruction slot, the registers live right after it (bit sets).
@@ -126,7 +113,7 @@ def live_out(layout: Layout, uses_of: Callable[[Instruction], int] | None = None
         assert insn is not None
         uses, defs = uses_defs(insn)
         facts[slot] = (uses if uses_of is None else uses_of(insn), defs)
-        for nxt in successors(layout, slot):
+        for nxt in layout.successors(slot):
             preds[nxt].append(slot)
         if insn.is_local_call:
             callers.setdefault(slot + 1 + insn.imm, []).append(slot)
@@ -140,7 +127,7 @@ def live_out(layout: Layout, uses_of: Callable[[Instruction], int] | None = None
         insn = layout.slots[slot]
         assert insn is not None
         after = 0
-        for nxt in successors(layout, slot):
+        for nxt in layout.successors(slot):
             after |= live_in[nxt]
         uses, defs = facts[slot]
         if insn.is_local_call:

@@ -42,7 +42,6 @@ from .callbacks import (
     leave_callback,
 )
 from .calls import check_helper_call, check_program_exit, enter_function, leave_function
-from .cfg import Program, layout
 from .env import GPL_COMPATIBLE, Env, MapResolver, PointerUses, resolve_map
 from .errors import VerifierError
 from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish, worth_keeping
@@ -61,6 +60,7 @@ from .precision import (
     reg_loc,
     slot_loc,
 )
+from .program import Program, layout
 from .reject import Reject
 from .state import NOT_INIT, SCALAR, SLOT, UNKNOWN, Frame, PathNode, Reg, RegType, Slot, State
 

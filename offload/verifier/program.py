@@ -1,19 +1,20 @@
-"""Static checks before abstract interpretation: instruction fields, ISA level, jump targets,
-subprogram boundaries, reachability, recursion and call depth; plus register liveness.
+"""The program as the verifier explores it: laid out by the shared structural pass, decoded,
+with its prune points and the registers live at each slot.
 
-This is the kernel's ``check_subprogs``/``check_cfg`` pass: every jump lands on an instruction
-start inside its own function, every function ends in ``exit`` or ``ja``, every instruction is
-reachable, and the call graph has no cycle. Indices are slots (``lddw`` takes two).
-
-A subprogram's address (``lddw func``, a callback for ``bpf_loop``) starts a function as a
-call does, makes it reachable, and counts as a call from the function that takes it, for
-recursion and depth (the kernel's stack-depth walk treats it so too).
+The structure (functions, jump targets, the kernel's ``check_subprogs``/``check_cfg`` rules,
+reachability, recursion and call depth) is ``isa.structure``'s, the one every consumer of
+bytecode uses; this module adds the device's rules for single instructions (ISA version,
+what the device cannot run), and what only exploring needs: ``Op``s, prune points, the
+``may_goto`` and callback call sites, and register liveness. A subprogram's address
+(``lddw func``, a callback for ``bpf_loop``) starts a function as a call does, makes it
+reachable, and counts as a call from the function that takes it, for recursion and depth.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..caps.capabilities import Capabilities
@@ -34,6 +35,7 @@ from ..isa.opcodes import (
     PseudoSrc,
     Source,
 )
+from ..isa.structure import StructureError, build_layout, check_call_graph, check_reachable
 from ..isa.versions import required_version
 from . import ops
 from .ops import Op
@@ -92,39 +94,24 @@ def live_regs(prog: Program, frames: Sequence[Any], insn: int, depth: int) -> fr
     return prog.live[callsite + 1] & CALLEE_SAVED
 
 
-def _fail(slot: int, reason: str) -> Reject:
-    return Reject(reason, slot)
+def _fail(slot: int, reason: str) -> StructureError:
+    return StructureError(reason, insn_index=slot)
 
 
 def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
     """Check the static rules and lay the program out by slot, or raise ``Reject``."""
-    if not insns:
-        raise _fail(0, "the program is empty: there is no instruction to run")
-    slots: list[Instruction | None] = []
-    for insn in insns:
-        slots.append(insn)
-        if insn.width == 2:
-            slots.append(None)
+    try:
+        shape = build_layout(insns, max_insns=caps.limits.max_insns,
+                             rule=partial(_check_fields, caps=caps), calls_to_main=False,
+                             loops=False)
+        check_reachable(shape)
+        check_call_graph(shape, caps.limits.max_call_frames)
+    except StructureError as err:
+        raise Reject(err.reason, err.insn_index) from None
+    slots = shape.slots
     n = len(slots)
-    limit = caps.limits.max_insns
-    if n > limit:
-        raise _fail(limit, f"BPF program is too large: {n} instructions, the device allows "
-                           f"{limit}")
-    decoded: list[Op | None] = []
     consts: dict[int, Reg] = {}
-    for slot, placed in enumerate(slots):
-        if placed is None:
-            decoded.append(None)
-            continue
-        _check_fields(slot, placed, caps)
-        decoded.append(Op(placed, consts))
-    calls, funcs = _check_targets(decoded)
-    subprogs = tuple(sorted({0} | set(calls.values()) | set(funcs.values())))
-    subprog_of = _assign_functions(decoded, subprogs)
-    _check_boundaries(decoded, subprogs, subprog_of)
-    succ = [(successors(decoded, s) if op is not None else ()) for s, op in enumerate(decoded)]
-    _check_reachable(decoded, succ, funcs)
-    _check_call_graph(subprogs, subprog_of, {**calls, **funcs}, caps.limits.max_call_frames)
+    decoded = [None if insn is None else Op(insn, consts) for insn in slots]
     prune = set()
     may_goto = set()
     callback_calls = set()
@@ -148,15 +135,14 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
             prune.add(slot + 1)
     prune.discard(n)
     jumps = bytes(int(insn is not None and insn.cls in _JUMP_CLASSES) for insn in slots)
-    return Program(tuple(slots), subprogs, tuple(subprog_of), frozenset(prune),
-                   _liveness(decoded, succ), tuple(decoded), frozenset(may_goto), jumps,
-                   frozenset(callback_calls), tuple(sorted(funcs.items())))
+    return Program(slots, shape.subprograms, shape.function_of, frozenset(prune),
+                   _liveness(decoded, shape.next_slots), tuple(decoded), frozenset(may_goto),
+                   jumps, frozenset(callback_calls), shape.func_refs)
 
 
-def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:
-    problem = insn.field_problem()
-    if problem is not None:
-        raise _fail(slot, problem)
+def _check_fields(slot: int, insn: Instruction, *, caps: Capabilities) -> None:
+    """The device's rules for one instruction, after its fields: the ISA version it needs,
+    and what the device has no means to run."""
     # required_version gives 1..4: a device of ISA v4 runs every instruction, no need to ask
     need = required_version(insn) if caps.isa_version < _NEWEST_ISA else 1
     if need > caps.isa_version:
@@ -171,134 +157,6 @@ def _check_fields(slot: int, insn: Instruction, caps: Capabilities) -> None:
     if opcode == LDDW and insn.src == PseudoSrc.BTF_ID:
         raise _fail(slot, "unsupported bpf_ld_imm64 source BTF_ID: the device has no kernel "
                           "symbols")
-
-
-def _is_jump(op: Op) -> bool:
-    """A jump that transfers control within the function (not call, not exit)."""
-    return op.kind == ops.BRANCH or op.kind == ops.JA or op.kind == ops.MAY_GOTO
-
-
-def _check_targets(decoded: list[Op | None]) -> tuple[dict[int, int], dict[int, int]]:
-    """Every jump, call and subprogram address lands on an instruction start; returns
-    call slot -> target and ``lddw func`` slot -> target."""
-    n = len(decoded)
-    calls = {}
-    funcs = {}
-    for slot, op in enumerate(decoded):
-        if op is None:
-            continue
-        if _is_jump(op):
-            target = slot + 1 + op.jump_offset
-            if not 0 <= target < n:
-                raise _fail(slot, f"jump out of range from insn {slot} to {target}")
-            if decoded[target] is None:
-                raise _fail(slot, f"jump into the middle of ldimm64 insn {target - 1}")
-        elif op.kind == ops.LOCAL_CALL:
-            target = slot + 1 + op.imm
-            if not 0 <= target < n or decoded[target] is None:
-                raise _fail(slot, f"function call to invalid insn {target}: "
-                                  "the target is not an instruction of the program")
-            if target == 0:
-                raise _fail(slot, f"recursive call from insn {slot} to 0 (the main program)")
-            calls[slot] = target
-        elif op.kind == ops.LDDW and op.src == PseudoSrc.FUNC:
-            target = slot + 1 + op.imm
-            if not 0 <= target < n or decoded[target] is None:
-                raise _fail(slot, f"function address of invalid insn {target}: the target is "
-                                  "not an instruction of the program")
-            if target == 0:
-                raise _fail(slot, "the main program cannot be a callback")
-            funcs[slot] = target
-    return calls, funcs
-
-
-def _assign_functions(decoded: list[Op | None], subprogs: tuple[int, ...]) -> list[int]:
-    out = []
-    k = 0
-    for slot in range(len(decoded)):
-        if k + 1 < len(subprogs) and slot == subprogs[k + 1]:
-            k += 1
-        out.append(subprogs[k])
-    return out
-
-
-def _check_boundaries(decoded: list[Op | None], subprogs: tuple[int, ...],
-                      subprog_of: list[int]) -> None:
-    ends = [s - 1 for s in subprogs[1:]] + [len(decoded) - 1]
-    for end in ends:
-        last = decoded[end]
-        if last is None:  # a function ending in lddw falls through
-            raise _fail(end - 1, "last insn is not an exit or jmp")
-        if last.kind != ops.EXIT and last.kind != ops.JA:
-            raise _fail(end, "last insn is not an exit or jmp")
-    for slot, op in enumerate(decoded):
-        if op is not None and _is_jump(op):
-            target = slot + 1 + op.jump_offset
-            if subprog_of[target] != subprog_of[slot]:
-                raise _fail(slot, f"jump out of range from insn {slot} to {target}: the "
-                                  "target is in another function")
-
-
-def successors(decoded: Sequence[Op | None], slot: int) -> tuple[int, ...]:
-    """Where control goes next within the function (calls return to the next slot)."""
-    op = decoded[slot]
-    if op is None:
-        raise _fail(slot, f"jump into the middle of lddw at insn {slot}")
-    kind = op.kind
-    if kind == ops.EXIT:
-        return ()
-    nxt = slot + op.width
-    if kind == ops.JA:
-        return (slot + 1 + op.jump_offset,)
-    if kind == ops.BRANCH or kind == ops.MAY_GOTO:
-        target = slot + 1 + op.jump_offset
-        return (nxt, target) if target != nxt else (nxt,)
-    return (nxt,)
-
-
-def _check_reachable(decoded: list[Op | None], succ: list[tuple[int, ...]],
-                     funcs: dict[int, int]) -> None:
-    seen = [False] * len(decoded)
-    work = [0]
-    seen[0] = True
-    while work:
-        slot = work.pop()
-        op = decoded[slot]
-        if op is None:
-            raise _fail(slot, f"jump into the middle of lddw at insn {slot}")
-        nexts = list(succ[slot])
-        if op.kind == ops.LOCAL_CALL:
-            nexts.append(slot + 1 + op.imm)
-        elif slot in funcs:
-            nexts.append(funcs[slot])
-        for nxt in nexts:
-            if nxt < len(decoded) and not seen[nxt]:
-                seen[nxt] = True
-                work.append(nxt)
-    for slot, op in enumerate(decoded):
-        if op is not None and not seen[slot]:
-            raise _fail(slot, f"unreachable insn {slot}")
-
-
-def _check_call_graph(subprogs: tuple[int, ...], subprog_of: list[int], calls: dict[int, int],
-                      max_frames: int) -> None:
-    graph: dict[int, list[tuple[int, int]]] = {s: [] for s in subprogs}
-    for site, target in calls.items():
-        graph[subprog_of[site]].append((site, target))
-    on_path: list[int] = []
-
-    def visit(fn: int) -> None:
-        on_path.append(fn)
-        if len(on_path) > max_frames:
-            raise _fail(fn, f"the call stack of {len(on_path)} frames is too deep "
-                            f"(the device allows {max_frames})")
-        for site, target in graph[fn]:
-            if target in on_path:
-                raise _fail(site, f"recursive call from insn {site} to {target}")
-            visit(target)
-        on_path.pop()
-
-    visit(0)
 
 
 def _uses_defs(op: Op) -> tuple[int, int]:
@@ -343,7 +201,7 @@ def _uses_defs(op: Op) -> tuple[int, int]:
 
 
 def _liveness(decoded: list[Op | None],
-              succ: list[tuple[int, ...]]) -> tuple[frozenset[int], ...]:
+              succ: Sequence[tuple[int, ...]]) -> tuple[frozenset[int], ...]:
     """Registers live on entry to each slot: the least fixpoint, computed on bit masks."""
     n = len(decoded)
     # (slot, uses, defs, successors) from the last slot to the first
