@@ -20,22 +20,25 @@ from typing import Any
 from ..caps.capabilities import Capabilities
 from ..helpers.prototypes import CALLBACK_HELPERS, prototype
 from ..isa.instruction import Instruction
+from ..isa.liveness import ARGS, CLOBBERED, UsesDefs, solve, uses_defs
 from ..isa.opcodes import (
-    ATOMIC_FETCH,
     CALL,
     CALLX,
     CLASS_MASK,
     LDDW,
     MODE_MASK,
-    AluOp,
-    AtomicOp,
     CallSrc,
     InsnClass,
     Mode,
     PseudoSrc,
-    Source,
 )
-from ..isa.structure import StructureError, build_layout, check_call_graph, check_reachable
+from ..isa.structure import (
+    Layout,
+    StructureError,
+    build_layout,
+    check_call_graph,
+    check_reachable,
+)
 from ..isa.versions import required_version
 from . import ops
 from .ops import Op
@@ -47,9 +50,6 @@ _NEWEST_ISA = 4
 
 _JUMP_CLASSES = frozenset({InsnClass.JMP, InsnClass.JMP32})
 
-# Register sets as bit masks (bit r for register r) while liveness is computed.
-ALL_ARGS = 0b111110  # R1-R5
-CALLER_SAVED = 0b111111  # R0-R5
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,7 @@ def layout(insns: Sequence[Instruction], caps: Capabilities) -> Program:
     prune.discard(n)
     jumps = bytes(int(insn is not None and insn.cls in _JUMP_CLASSES) for insn in slots)
     return Program(slots, shape.subprograms, shape.function_of, frozenset(prune),
-                   _liveness(decoded, shape.next_slots), tuple(decoded), frozenset(may_goto),
+                   _liveness(shape), tuple(decoded), frozenset(may_goto),
                    jumps, frozenset(callback_calls), shape.func_refs)
 
 
@@ -159,67 +159,21 @@ def _check_fields(slot: int, insn: Instruction, *, caps: Capabilities) -> None:
                           "symbols")
 
 
-def _uses_defs(op: Op) -> tuple[int, int]:
-    """Registers an instruction reads and writes (for liveness), as bit masks."""
-    kind = op.kind
-    dst, src = 1 << op.dst, 1 << op.src
-    x = op.source == Source.X
-    if kind == ops.EXIT:
-        return 1, 0
-    if kind == ops.HELPER_CALL:
-        # a helper reads only its prototype's arguments (kernel liveness does the same): the
-        # registers after them are not live there, so states differing in them are alike
-        proto = prototype(op.imm)
-        if proto is None:
-            return ALL_ARGS, CALLER_SAVED
-        return ((1 << (len(proto.args) + 1)) - 2) & ALL_ARGS, CALLER_SAVED
-    if kind == ops.LOCAL_CALL:
-        return ALL_ARGS, CALLER_SAVED
-    if kind == ops.LDDW:
-        return 0, dst
-    if kind == ops.ALU:
-        if op.alu_op == AluOp.MOV:
-            uses = src if x else 0
-        elif op.alu_op in (AluOp.NEG, AluOp.END):
-            uses = dst
+def _liveness(shape: Layout) -> tuple[frozenset[int], ...]:
+    """Registers live on entry to each slot (``isa.liveness``), a helper call reading only its
+    prototype's arguments as the kernel's liveness does: registers after them are not live
+    there, so states differing in them are alike."""
+    facts: list[UsesDefs] = []
+    for insn in shape.slots:
+        if insn is None:
+            facts.append((0, 0))
+        elif insn.opcode == CALL and insn.src == CallSrc.HELPER:
+            proto = prototype(insn.imm)
+            reads = ARGS if proto is None else ((1 << (len(proto.args) + 1)) - 2) & ARGS
+            facts.append((reads, CLOBBERED))
         else:
-            uses = dst | (src if x else 0)
-        return uses, dst
-    if kind == ops.JA or kind == ops.MAY_GOTO:
-        return 0, 0
-    if kind == ops.BRANCH:
-        return dst | (src if x else 0), 0
-    if kind == ops.LOAD:
-        return src, dst
-    if kind == ops.ATOMIC:
-        if op.imm == AtomicOp.CMPXCHG:
-            return dst | src | 1, 1
-        return dst | src, src if op.imm & ATOMIC_FETCH else 0
-    if op.cls == InsnClass.ST:
-        return dst, 0
-    return dst | src, 0
-
-
-def _liveness(decoded: list[Op | None],
-              succ: Sequence[tuple[int, ...]]) -> tuple[frozenset[int], ...]:
-    """Registers live on entry to each slot: the least fixpoint, computed on bit masks."""
-    n = len(decoded)
-    # (slot, uses, defs, successors) from the last slot to the first
-    nodes = [(s, *_uses_defs(op), succ[s])
-             for s, op in zip(range(n - 1, -1, -1), reversed(decoded)) if op is not None]
-    live = [0] * (n + 1)  # live[n]: nothing is live past the end (as before: never reached)
-    changed = True
-    while changed:
-        changed = False
-        for s, uses, defs, nexts in nodes:
-            out = 0
-            for t in nexts:
-                out |= live[t]
-            new = uses | (out & ~defs)
-            if new != live[s]:
-                live[s] = new
-                changed = True
-    del live[n]
+            facts.append(uses_defs(insn))
+    live, _ = solve(shape, facts, through_calls=False)
     sets: dict[int, frozenset[int]] = {}
     for mask in live:
         if mask not in sets:
