@@ -225,13 +225,18 @@ class BuiltinBackend:
             raise ErrnoError(errno.EINVAL, f"lddw source {insn.src} is not supported")
 
         limits = self.caps.limits
-        extra: dict[str, Any] = {"provenance": XDP_PROVENANCE}
-        if self.engine == "fast":
-            extra = {"facts": stats.engine_facts(), "map_owner": self._map_owner,
-                     "inner_owners": self._inner_owners}
-        engine = ENGINES[self.engine](insns, XDP_HELPERS, resolve_lddw=resolve,
-                                      max_call_frames=limits.max_call_frames,
-                                      max_insns=limits.max_insns, **extra)
+        engine: Interpreter
+        if self.engine == "fast":  # named arguments, so mypy checks the facts it is handed
+            engine = FastInterpreter(insns, XDP_HELPERS, resolve_lddw=resolve,
+                                     max_call_frames=limits.max_call_frames,
+                                     max_insns=limits.max_insns, facts=stats.engine_facts(),
+                                     map_owner=self._map_owner,
+                                     inner_owners=self._inner_owners)
+        else:
+            engine = ENGINES[self.engine](insns, XDP_HELPERS, resolve_lddw=resolve,
+                                          max_call_frames=limits.max_call_frames,
+                                          max_insns=limits.max_insns,
+                                          provenance=XDP_PROVENANCE)
         report = LoadReport(stats.insns_processed, stats.total_states, stats.peak_states)
         self.programs[handle] = LoadedProgram(handle, int(prog_type), name, engine,
                                               expected_attach_type, report=report)

@@ -77,21 +77,6 @@ class _Emitter:
         self.slots.append(self.slot)
 
 
-def block_leaders(layout: Layout) -> list[int]:
-    """Slots where a basic block starts: subprogram entries, jump targets, and the
-    instruction after any jump or exit."""
-    leaders = set(layout.subprograms)
-    for slot, insn in enumerate(layout.slots):
-        if insn is None:
-            continue
-        if insn.is_jump:
-            leaders.add(slot + 1 + insn.jump_offset)
-            leaders.add(slot + 1)
-        elif insn.is_exit:
-            leaders.add(slot + 1)
-    return sorted(s for s in leaders if s < layout.size)
-
-
 class Translator:
     """Turns a :class:`Layout` into the source of ``def program(ex, r1, ..., r5)``.
 
@@ -121,7 +106,7 @@ class Translator:
         #: arguments may reach (``Execution.arg_reach``).
         self.names: dict[str, tuple[str, Any]] = {}
         self._shift = 0  # 1 while emitting an inlined call: the callee's frame is depth + 1
-        self.leaders = block_leaders(layout)
+        self.leaders = layout.block_leaders()
         self._leader_set = set(self.leaders)
         self._predecessors = self._count_predecessors()
         self._loop_heads = self._find_loop_heads()

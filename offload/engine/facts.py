@@ -12,12 +12,20 @@ engine can check an address lands there even where it does not check bounds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from ..isa.instruction import Instruction
 from ..isa.opcodes import AluOp, InsnClass, Mode, Source
 from .memory import RegionKind
 
-LOAD, STORE, ATOMIC = "load", "store", "atomic"
+
+class Access(Enum):
+    """What an access fact was proven for: a load, a store or an atomic; an engine matches it
+    against the instruction's class before it relies on the fact."""
+
+    LOAD = "load"
+    STORE = "store"
+    ATOMIC = "atomic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +75,7 @@ class AccessFact(Reach):
     checks bounds and that the region is in the reach.
     """
 
-    op: str  # LOAD, STORE or ATOMIC
+    op: Access
     reg: int  # the pointer register
     off: int
     size: int
@@ -75,17 +83,17 @@ class AccessFact(Reach):
 
     def applies_to(self, insn: Instruction) -> bool:
         if insn.cls == InsnClass.LDX:
-            op, reg = LOAD, insn.src
+            op, reg = Access.LOAD, insn.src
         elif insn.cls == InsnClass.ST or insn.cls == InsnClass.STX and insn.mode == Mode.MEM:
-            op, reg = STORE, insn.dst
+            op, reg = Access.STORE, insn.dst
         elif insn.cls == InsnClass.STX and insn.mode == Mode.ATOMIC:
-            op, reg = ATOMIC, insn.dst
+            op, reg = Access.ATOMIC, insn.dst
         else:
             return False
         return (op, reg, insn.off, insn.size.nbytes) == (self.op, self.reg, self.off, self.size)
 
     def __str__(self) -> str:
-        return f"{self.op} of {self.size} byte(s) at R{self.reg}{self.off:+d}"
+        return f"{self.op.value} of {self.size} byte(s) at R{self.reg}{self.off:+d}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,6 @@ from offload.isa import AluOp, AtomicOp, InsnClass, JmpOp, Mode, PseudoSrc, Sour
 from offload.isa.opcodes import ATOMIC_FETCH
 from offload.isa.structure import Layout
 
-from .liveness import successors
-
 #: More distinct offsets than this for one register (a pointer advanced in a loop) is not static.
 MAX_OFFSETS = 16
 
@@ -80,7 +78,7 @@ def _deepest(layout: Layout, start: int, end: int, callbacks: bool) -> int:
         state, reached = _transfer(layout, slot, states[slot], callbacks)
         for access in reached:
             depth = max(depth, -access)
-        for nxt in successors(layout, slot):
+        for nxt in layout.successors(slot):
             if not start <= nxt < end:
                 continue
             old = states.get(nxt)

@@ -19,9 +19,9 @@ second copy. ``gotol`` (JMP32 JA, 32-bit offset) becomes ``ja`` when its new off
 from __future__ import annotations
 
 from offload.isa import AluOp, Instruction, JmpOp, Source
+from offload.isa.liveness import bit
 
 from .emit import TARGET, Item, alu, cond_jump, ja
-from .liveness import bit
 from .scratch import ScratchPool
 
 SIGNED = (JmpOp.JSGT, JmpOp.JSGE, JmpOp.JSLT, JmpOp.JSLE)

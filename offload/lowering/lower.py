@@ -2,7 +2,7 @@
 
 Each instruction the target version does not define (``versions.required_version``) is
 replaced by an equivalent sequence from :mod:`.jumps`, :mod:`.arith`, :mod:`.division` or
-:mod:`.atomics`; scratch registers come from liveness (:mod:`.liveness`), or are spilled to a
+:mod:`.atomics`; scratch registers come from liveness (:mod:`offload.isa.liveness`), or are spilled to a
 stack slot below the function's deepest use (:mod:`.frame`); :mod:`.placement` then
 recomputes every offset. Anything that cannot be done - an atomic operation without
 ``allow_non_atomic``, a spill with no static frame or no room in 512 bytes, an offset that no
@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from offload.isa import AluOp, InsnClass, Instruction, JmpOp, Mode, PseudoSrc
+from offload.isa.liveness import live_out, uses_defs
 from offload.isa.structure import Layout, StructureError, build_layout
 from offload.isa.versions import program_version, required_version
 
@@ -27,10 +28,10 @@ from .emit import TARGET, Emit, Item
 from .errors import LoweringError
 from .frame import FrameUse, frame_use
 from .jumps import lower_gotol, lower_jmp32, lower_v2_jump
-from .liveness import live_out, uses_defs, uses_upper
 from .placement import Expansion, OffsetOverflow, place
 from .report import Lowering, LoweringReport, kind_of
 from .scratch import ScratchPool, with_spills
+from .upper_halves import uses_upper
 
 STACK_LIMIT = 512
 VERSIONS = (1, 2, 3, 4)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from offload.isa import Size
+from offload.isa.liveness import bit
 
 from .emit import END, TARGET, Emit, Item, Label, Mark, ja, ldx, stx
-from .liveness import bit
 
 #: Registers a rewrite may use: r10 is the read-only frame pointer.
 GENERAL = range(10)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from ..engine.memory import RegionKind
 from ..runtime.xdp_env import map_handle
-from ..verifier.cfg import Program, live_regs
 from ..verifier.memory import truncated
+from ..verifier.program import Program, live_regs
 from ..verifier.state import MAYBE_NULL, SLOT, ByteKind, Reg, RegType, State
 from ..verifier.tnum import U64
 from .concrete import ConcreteView

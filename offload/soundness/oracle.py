@@ -25,7 +25,7 @@ from ..isa.instruction import Instruction
 from ..maps.spec import MapSpec
 from ..program import FuncInfo
 from ..uapi import ProgType
-from ..verifier.cfg import Program
+from ..verifier.program import Program
 from ..verifier.state import State
 from ..verifier.verifier import Observer
 from .concrete import ConcreteView

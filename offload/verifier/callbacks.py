@@ -38,9 +38,9 @@ from __future__ import annotations
 from ..helpers.prototypes import BPF_MAX_LOOPS, HelperId, helper_name, prototype
 from . import locks, ops
 from .alu import read_reg
-from .cfg import Program
 from .env import Env
 from .precision import CALL, record
+from .program import Program
 from .reject import Reject
 from .scalar import Scalar
 from .state import NOT_INIT, SCALAR, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 from ..caps.capabilities import Capabilities
 from ..maps.spec import MapSpec
 from ..uapi import ProgType
-from .cfg import Program
 from .ops import Op
+from .program import Program
 from .reject import Reject
 from .state import Reg, RegType
 

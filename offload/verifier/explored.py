@@ -36,8 +36,8 @@ from __future__ import annotations
 
 from bisect import insort
 
-from .cfg import Program
 from .precision import ALL
+from .program import Program
 from .prune import Plan, covers
 from .reject import VerifierBug
 from .state import Kept, RegType, State

@@ -26,9 +26,9 @@ from . import locks, ops, refs
 from .alu import read_reg
 from .callbacks import under_callback
 from .calls import clear_packet_pointers
-from .cfg import Program
 from .env import Env
 from .memory import HelperWrite, check_helper_mem
+from .program import Program
 from .reject import Reject
 from .state import NOT_INIT, NOT_NULL, SCALAR, TYPE_NAMES, UNKNOWN, Frame, Reg, RegType, State
 

@@ -15,6 +15,10 @@ balancer stays apart. The kernel marks reads as they happen and compares only sl
 
 A slot is a precision location (``precision.slot_loc``): depth in the call stack and slot
 number, so callers' slots read through pointers passed down are marked in their own frame.
+
+This is not register liveness (``isa.liveness``, shared with the lowering): that one is a
+fixpoint over the control-flow graph, computed once per program; this one follows the reads
+of the paths actually explored, between checkpoints, as they happen.
 """
 
 from __future__ import annotations

@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING
 
 from ..isa.opcodes import ATOMIC_FETCH, AluOp, AtomicOp
 from . import ops
-from .cfg import live_regs
+from .program import live_regs
 from .state import SCALAR, Kept, State, Step
 
 if TYPE_CHECKING:
-    from .cfg import Program
+    from .program import Program
 
 #: A location is ``depth * STRIDE + index``: registers 0-10, then stack slot k at ``SLOTS + k``
 STRIDE = 1 << 12

@@ -26,9 +26,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import locks
-from .cfg import Program, live_regs
 from .liveness import ALL_SLOTS
 from .precision import ALL, SLOTS, STRIDE
+from .program import Program, live_regs
 from .refs import refs_cover
 from .scalar import Scalar
 from .state import (

@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 
 from ..caps.capabilities import Capabilities
 from ..engine.facts import (
-    ATOMIC,
-    LOAD,
-    STORE,
+    Access,
     AccessFact,
     ArgFact,
     CallFact,
@@ -44,7 +42,6 @@ from .callbacks import (
     leave_callback,
 )
 from .calls import check_helper_call, check_program_exit, enter_function, leave_function
-from .cfg import Program, layout
 from .env import GPL_COMPATIBLE, Env, MapResolver, PointerUses, resolve_map
 from .errors import VerifierError
 from .explored import LOOP, PRUNED, Checkpoint, PrunePoint, finish, worth_keeping
@@ -63,6 +60,7 @@ from .precision import (
     reg_loc,
     slot_loc,
 )
+from .program import Program, layout
 from .reject import Reject
 from .state import NOT_INIT, SCALAR, SLOT, UNKNOWN, Frame, PathNode, Reg, RegType, Slot, State
 
@@ -100,7 +98,7 @@ _REGION_KINDS = {RegType.PTR_TO_CTX: RegionKind.CONTEXT, RegType.PTR_TO_PACKET: 
                  RegType.PTR_TO_STACK: RegionKind.STACK,
                  RegType.PTR_TO_MAP_VALUE: RegionKind.MAP_VALUE,
                  RegType.PTR_TO_RINGBUF_MEM: RegionKind.RINGBUF}
-_ACCESS_OPS = {ops.LOAD: LOAD, ops.STORE: STORE, ops.ATOMIC: ATOMIC}
+_ACCESS_OPS = {ops.LOAD: Access.LOAD, ops.STORE: Access.STORE, ops.ATOMIC: Access.ATOMIC}
 #: Helper arguments an engine checks: memory and context pointers, and map pointers.
 _POINTER_ARGS = frozenset({ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE,
                            ArgType.PTR_TO_UNINIT_MAP_VALUE, ArgType.PTR_TO_MEM,

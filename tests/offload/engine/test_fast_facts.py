@@ -12,7 +12,7 @@ import pytest
 from offload.caps import load_profile
 from offload.engine import ExecutionError, Interpreter, LoadError, Memory, RegionKind
 from offload.engine.compiler import Translator
-from offload.engine.facts import LOAD, STORE, AccessFact, CallFact, NoWrapFact
+from offload.engine.facts import Access, AccessFact, CallFact, NoWrapFact
 from offload.engine.fast import FastInterpreter
 from offload.engine.harness import run_on_memory
 from offload.engine.memory import ProvenanceFault
@@ -27,7 +27,7 @@ STACK, PACKET, CONTEXT, VALUE = (RegionKind.STACK, RegionKind.PACKET, RegionKind
                                  RegionKind.MAP_VALUE)
 
 
-def stack_fact(op: str, reg: int, off: int, size: int, frames=(0,), proven=True) -> AccessFact:
+def stack_fact(op: Access, reg: int, off: int, size: int, frames=(0,), proven=True) -> AccessFact:
     return AccessFact(frozenset({STACK}), frames=frozenset(frames), op=op, reg=reg, off=off,
                       size=size, proven=proven)
 
@@ -72,14 +72,14 @@ def test_verifier_facts_name_memory_maps_frames_and_instructions():
     """)
     stats = verify(insns, caps=FULL, maps=maps)
     facts = stats.engine_facts()
-    assert facts[1] == AccessFact(frozenset({CONTEXT}), op=LOAD, reg=6, off=0, size=4)
-    assert facts[2] == stack_fact(STORE, 10, -4, 4)
-    assert facts[11] == AccessFact(frozenset({VALUE}), maps=frozenset({1}), op=STORE, reg=0,
+    assert facts[1] == AccessFact(frozenset({CONTEXT}), op=Access.LOAD, reg=6, off=0, size=4)
+    assert facts[2] == stack_fact(Access.STORE, 10, -4, 4)
+    assert facts[11] == AccessFact(frozenset({VALUE}), maps=frozenset({1}), op=Access.STORE, reg=0,
                                    off=0, size=8)
-    assert facts[23] == AccessFact(frozenset({VALUE}), inner_of=frozenset({2}), op=LOAD, reg=0,
+    assert facts[23] == AccessFact(frozenset({VALUE}), inner_of=frozenset({2}), op=Access.LOAD, reg=0,
                                    off=8, size=8)
     # the callee's load through the caller's frame
-    assert facts[29] == stack_fact(LOAD, 1, 0, 4, frames=(1,))
+    assert facts[29] == stack_fact(Access.LOAD, 1, 0, 4, frames=(1,))
     lookup = facts[7]
     assert isinstance(lookup, CallFact) and lookup.helper == 1
     assert lookup.map_args == ((1, frozenset({1})),)
@@ -123,16 +123,16 @@ def run_fast(text: str, facts, data: bytes = bytes(16), **kwargs):
 
 def test_an_unproven_access_is_checked_against_the_memory_it_may_reach():
     text = "mov %r2, %r10\nadd %r2, -8\nstdw [%r2+0], 9\nldxdw %r0, [%r2+0]\nexit"
-    own = {2: stack_fact(STORE, 2, 0, 8, proven=False), 3: stack_fact(LOAD, 2, 0, 8)}
+    own = {2: stack_fact(Access.STORE, 2, 0, 8, proven=False), 3: stack_fact(Access.LOAD, 2, 0, 8)}
     assert run_fast(text, own)[0].r0 == 9
-    caller = {2: stack_fact(STORE, 2, 0, 8, frames=(1,), proven=False), 3: own[3]}
+    caller = {2: stack_fact(Access.STORE, 2, 0, 8, frames=(1,), proven=False), 3: own[3]}
     with pytest.raises(ProvenanceFault, match="reaches stack frame 0") as info:
         run_fast(text, caller)
     assert info.value.insn_index == 2
     # an access into input memory, which no fact can allow
     with pytest.raises(ProvenanceFault, match="reaches input memory") as info:
         run_fast("ldxb %r0, [%r1+0]\nexit", {0: AccessFact(
-            frozenset({PACKET, STACK}), frames=frozenset({0}), op=LOAD, reg=1, off=0, size=1)})
+            frozenset({PACKET, STACK}), frames=frozenset({0}), op=Access.LOAD, reg=1, off=0, size=1)})
     assert info.value.insn_index == 0
 
 
@@ -140,7 +140,7 @@ def test_a_proven_access_indexes_only_the_region_it_was_proven_for():
     """A wrong 'proven stack' fact for a store through the input pointer: the store can only
     land in the stack frame, never in input memory."""
     program = FastInterpreter(assemble("mov %r0, 0\nstdw [%r1+0], 7\nexit"),
-                              facts={1: stack_fact(STORE, 1, 0, 8)})
+                              facts={1: stack_fact(Access.STORE, 1, 0, 8)})
     memory = Memory()
     data = memory.add_region(RegionKind.INPUT, bytearray(8), name="input memory")
     with pytest.raises(ExecutionError, match="internal error") as info:
@@ -158,7 +158,7 @@ def test_accesses_the_verifier_never_saw_do_not_run_in_a_verified_program():
 
 def test_map_values_are_checked_by_owner():
     mine, other = object(), object()
-    fact = {0: AccessFact(frozenset({VALUE}), maps=frozenset({7}), op=LOAD, reg=1, off=0,
+    fact = {0: AccessFact(frozenset({VALUE}), maps=frozenset({7}), op=Access.LOAD, reg=1, off=0,
                           size=8)}
     program = FastInterpreter(assemble("ldxdw %r0, [%r1+0]\nexit"), facts=fact,
                               map_owner={7: mine}.__getitem__)
@@ -214,7 +214,7 @@ def test_frames_are_counted_from_the_running_function(leaf):
         {body}
     """)
     facts = verify(insns, caps=FULL).engine_facts()
-    assert facts[9] == stack_fact(LOAD, 1, 0, 8, frames=(1,))
+    assert facts[9] == stack_fact(Access.LOAD, 1, 0, 8, frames=(1,))
     program = FastInterpreter(insns, facts=facts)
     source = Translator(program.layout, max_call_frames=8, facts=facts).source()
     caller, callee = source.split("def F9")
@@ -223,7 +223,7 @@ def test_frames_are_counted_from_the_running_function(leaf):
     assert run_on_memory(program, b"")[0].r0 == 2 == run_on_memory(Interpreter(insns),
                                                                     b"")[0].r0
     wrong = dict(facts)
-    wrong[9] = stack_fact(LOAD, 1, 0, 8, frames=(0,), proven=False)
+    wrong[9] = stack_fact(Access.LOAD, 1, 0, 8, frames=(0,), proven=False)
     with pytest.raises(ProvenanceFault, match="reaches stack frame 0") as info:
         run_on_memory(FastInterpreter(insns, facts=wrong), b"")
     assert info.value.insn_index == 9
@@ -232,7 +232,7 @@ def test_frames_are_counted_from_the_running_function(leaf):
 def test_an_internal_error_names_its_instruction():
     """A wrong 'proven packet' fact: the load indexes the packet buffer with an address
     from elsewhere and fails inside the generated code; the error names the load."""
-    fact = {2: AccessFact(frozenset({PACKET}), op=LOAD, reg=1, off=0, size=4)}
+    fact = {2: AccessFact(frozenset({PACKET}), op=Access.LOAD, reg=1, off=0, size=4)}
     program = FastInterpreter(assemble("mov %r0, 0\nmov %r0, 1\nldxw %r0, [%r1+0]\nexit"),
                               facts=fact)
     memory = Memory()

@@ -7,9 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from offload.isa import assemble
+from offload.isa.liveness import live_out, uses_defs
 from offload.isa.structure import build_layout
 from offload.lowering import lower, lower_with_report
-from offload.lowering.liveness import live_out, uses_defs, uses_upper
+from offload.lowering.upper_halves import uses_upper
 
 from .differential import assert_equivalent, harness, memory_for, values64
 

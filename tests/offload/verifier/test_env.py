@@ -5,8 +5,8 @@ from __future__ import annotations
 from offload.isa import assemble
 from offload.uapi import ProgType
 from offload.verifier import env as env_module
-from offload.verifier.cfg import layout
 from offload.verifier.env import Env
+from offload.verifier.program import layout
 
 from .suite import FULL
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from offload.isa import assemble
-from offload.verifier.cfg import layout
 from offload.verifier.explored import EXPLORE, LOOP, PRUNED, Checkpoint, PrunePoint, finish
+from offload.verifier.program import layout
 from offload.verifier.scalar import Scalar
 from offload.verifier.state import NOT_INIT, Frame, Reg, RegType, State
 
