@@ -94,7 +94,7 @@ class HashOfMaps(HashMap):
             if slot is None:
                 self._insert(key, stored, 0)
             else:
-                self._stored[slot][:] = stored
+                self._write_slot(slot, stored)
                 self.resolver.release(self._handles[key])
                 self._touch(key)
         except ErrnoError:
