@@ -14,8 +14,9 @@ still lets existing ones be replaced.
 from __future__ import annotations
 
 import errno
-import re
-from collections.abc import Iterator
+import struct
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 
 from ..errors import ErrnoError
 from ..uapi import MapFlags, MapType, UpdateFlags
@@ -287,18 +288,22 @@ class HashMap(Map):
         """
         split = self._split(keys, count)
         index = self._index
-        if (not self._free and len(index) + count <= self.max_entries
-                and self._room_for(count) and index.keys().isdisjoint(split)
-                and len(set(split)) == count):
+        if not self._free and len(index) + count <= self.max_entries and self._room_for(count):
             first = len(self._used)
-            self._keyslab.write_run(first, keys)
-            self._slab.write_run(first, values)
-            self._used.extend(b"\x01" * count)
-            index.update(zip(split, range(first, first + count)))
-            self._bulk_inserted(split)
-            if self._slots_dirty is not None:
-                self._slots_dirty.mark_run(first, count)
-            return count
+            before = len(index)
+            # setdefault inserts only absent keys, one lookup each, in C
+            deque(map(index.setdefault, split, range(first, first + count)), maxlen=0)
+            if len(index) == before + count:  # every key new, none repeated
+                self._keyslab.write_run(first, keys)
+                self._slab.write_run(first, values)
+                self._used.extend(b"\x01" * count)
+                self._bulk_inserted(split)
+                if self._slots_dirty is not None:
+                    self._slots_dirty.mark_run(first, count)
+                return count
+            for i, key in enumerate(split):  # undo: drop what this call inserted
+                if index.get(key) == first + i:
+                    del index[key]
         size = self.values.slot_size
         done = 0
         try:
@@ -321,7 +326,7 @@ class HashMap(Map):
         """Whether ``count`` new keys fit without evicting (LRU lists have their own size)."""
         return True
 
-    def _bulk_inserted(self, keys: list[bytes]) -> None:
+    def _bulk_inserted(self, keys: Sequence[bytes]) -> None:
         """New keys went in with one bulk insert (LRU maps append them to their list)."""
 
     def _lookup_columns(self, cursor: bytes | None, count: int) -> ColumnBatch:
@@ -376,14 +381,20 @@ class HashMap(Map):
         self._slab.clear_views()
 
 
-def _splitter(size: int):  # noqa: ANN202 - a callable (blob, count) -> list of keys
-    """Cut a blob of ``count`` keys of ``size`` bytes into bytes objects, in C."""
-    if size == 0:
-        return lambda blob, count: [b""] * count
-    pattern = re.compile(b"(?s)" + b"." * size if size <= 8 else b"(?s).{%d}" % size)
+def _splitter(size: int) -> Callable[[bytes, int], Sequence[bytes]]:
+    """Cut a blob of ``count`` keys of ``size`` bytes into bytes objects in one C call (a
+    struct of ``count`` byte-string fields, kept for the last few counts seen)."""
+    formats: dict[int, struct.Struct] = {}
 
-    def split(blob: bytes, count: int) -> list[bytes]:
-        return pattern.findall(blob, 0, count * size)
+    def split(blob: bytes, count: int) -> Sequence[bytes]:
+        if size == 0:
+            return [b""] * count
+        unpack = formats.get(count)
+        if unpack is None:
+            if len(formats) >= 4:
+                formats.clear()
+            unpack = formats[count] = struct.Struct(f"{size}s" * count)
+        return unpack.unpack_from(blob)
     return split
 
 

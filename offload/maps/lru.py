@@ -15,6 +15,7 @@ approximations aim at and what tests can state.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from ..uapi import MapFlags
 from .hash import HashMap
@@ -69,7 +70,7 @@ class LruHashMap(HashMap):
     def _room_for(self, count: int) -> bool:
         return len(self._lists[0]) + count <= self._list_size
 
-    def _bulk_inserted(self, keys: list[bytes]) -> None:
+    def _bulk_inserted(self, keys: Sequence[bytes]) -> None:
         self._lists[0].update(dict.fromkeys(keys))
         self._owner.update(dict.fromkeys(keys, 0))
 
