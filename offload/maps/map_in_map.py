@@ -108,7 +108,7 @@ class HashOfMaps(HashMap):
         if handle is not None:
             self.resolver.release(handle)
 
-    def _ref(self, key: bytes, cpu: int) -> tuple[bytes, bytearray] | None:
+    def _ref(self, key: bytes, cpu: int) -> tuple[int, memoryview] | None:
         raise ErrnoError(errno.EINVAL, "A map of maps yields inner maps: use inner_map().")
 
     def inner_map(self, key: bytes) -> Map | None:

@@ -69,7 +69,7 @@ class Slab:
     def read_run(self, first: int, count: int) -> bytes:
         """Slots ``first .. first + count - 1`` back to back."""
         per, stride = self.per_segment, self.stride
-        pieces = []
+        pieces: list[bytes | bytearray] = []
         slot, end = first, first + count
         while slot < end:
             number, index = divmod(slot, per)

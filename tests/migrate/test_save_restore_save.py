@@ -50,7 +50,7 @@ def _source():  # noqa: ANN202
         live = pair.device.backend.map(handle)
         _fill(live, spec.max_entries, spec.key_size, seed)
         if spec.type == MapType.HASH:  # holes and a reused slot
-            for n in range(0, 50):
+            for _ in range(50):
                 live.delete(live.get_next_key(None))
     trie = pair.driver.map_create(MapSpec("routes", MapType.LPM_TRIE, 8, 8, 64,
                                           flags=MapFlags.NO_PREALLOC))
