@@ -45,6 +45,7 @@ from migrate.seal import Seal  # noqa: E402
 from migrate.store import save as save_sealed  # noqa: E402
 from offload.caps import load_profile  # noqa: E402
 from offload.device import build_device  # noqa: E402
+
 try:
     from offload.maps.base import Chunk  # noqa: E402
 except ImportError:  # a tree from before packed chunks, for comparison
@@ -131,14 +132,14 @@ def spread(values: list[float]) -> str:
 
 def measure(entries: int, runs: int, cli: bool) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
-    source = source_device(entries)
+    held = {"source": source_device(entries)}  # dropped before the daemons run
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         path = folder / "a.snap"
 
         def save() -> None:
             with open(path, "wb") as file:
-                write_snapshot(file, checkpoint(source.device, stream=True))
+                write_snapshot(file, checkpoint(held["source"].device, stream=True))
 
         def device_restore() -> None:
             target = build_device("target", load_profile("full"))
@@ -149,8 +150,8 @@ def measure(entries: int, runs: int, cli: bool) -> dict[str, list[float]]:
             out.setdefault("device save", []).append(timed(save))
             out.setdefault("device restore", []).append(timed(device_restore))
         sealed = folder / "sealed.snap"
-        save_sealed(sealed, checkpoint(source.device, stream=True), Seal())
-        del source
+        save_sealed(sealed, checkpoint(held["source"].device, stream=True), Seal())
+        held.clear()
         gc.collect()
         if not cli:
             return out
