@@ -87,6 +87,9 @@ class HashMap(Map):
         self._walks = 0
         self._deleted_in_walk: set[bytes] = set()
         self._split = _splitter(self.key_size)
+        #: Values are plain bytes (not object references a family resolves in _update), so
+        #: a run of new keys may go straight into the slabs.
+        self._plain_values = type(self)._update is HashMap._update
 
     @classmethod
     def check_spec(cls, spec: MapSpec, ncpus: int) -> None:
@@ -282,13 +285,14 @@ class HashMap(Map):
     def _import(self, count: int, keys: bytes, values: bytes, *, user: bool) -> int:
         """``count`` BPF_ANY updates from packed keys and slot values, in order.
 
-        New keys that all fit go in with one dict update and one slice per slab; anything
+        New keys that all fit go in with one setdefault pass and one slice per slab; anything
         else (a key already present or repeated, a full map, free slots to reuse) takes the
         per-element path, which stops at the first failure as a batch does.
         """
         split = self._split(keys, count)
         index = self._index
-        if not self._free and len(index) + count <= self.max_entries and self._room_for(count):
+        if self._plain_values and not self._free and len(index) + count <= self.max_entries \
+                and self._room_for(count):
             first = len(self._used)
             before = len(index)
             # setdefault inserts only absent keys, one lookup each, in C
@@ -305,16 +309,11 @@ class HashMap(Map):
                 if index.get(key) == first + i:
                     del index[key]
         size = self.values.slot_size
+        from_slot = self.values.from_slot
         done = 0
         try:
             for i, key in enumerate(split):
-                raw = values[i * size:(i + 1) * size]
-                slot = index.get(key)
-                if slot is None:
-                    self._insert(key, raw, 0)
-                else:
-                    self._write_slot(slot, raw)
-                    self._used_by(key, 0)
+                self._update(key, from_slot(values[i * size:(i + 1) * size]), UpdateFlags.ANY)
                 done += 1
         except ErrnoError as exc:
             if not user:
