@@ -86,6 +86,7 @@ class ArrayMap(Map):
         super().__init__(spec, **kwargs)
         self._slab = Slab(self.values.slot_size, self.max_entries)
         self._slots_dirty: SlotDirty | None = None
+        self._init_views()
 
     @classmethod
     def check_spec(cls, spec: MapSpec, ncpus: int) -> None:
@@ -134,8 +135,10 @@ class ArrayMap(Map):
         index = int.from_bytes(key, "little")
         if index >= self.max_entries:
             return None
-        values = self.values
-        return index, self._slab.view(index, values.program_offset(cpu), values.value_size)
+        view = self._views.get(index * self._view_copies + cpu % self._view_copies)
+        if view is None:
+            view = self._new_view(index, cpu)
+        return index, view
 
     def _mark_ref(self, token: object) -> None:
         if self._slots_dirty is not None:
@@ -207,7 +210,7 @@ class ArrayMap(Map):
                      b"".join([read(s) for s in slots])), b""
 
     def release(self) -> None:
-        self._slab.clear_views()
+        self._views.clear()
 
 
 class PercpuArrayMap(ArrayMap):

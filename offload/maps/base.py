@@ -466,6 +466,24 @@ class Map(MapShape):
             self._mark_ref(found[0])
         return found[1]
 
+    # -- slot views (slab maps) ----------------------------------------------------------------
+
+    def _init_views(self) -> None:
+        """One view per value a program was handed (per CPU copy for per-CPU maps): the same
+        object every time, since the engines cache regions by buffer identity; kept while the
+        map lives, at most one per slot and CPU."""
+        self._views: dict[int, memoryview] = {}
+        self._view_copies = self.ncpus if self.values.percpu else 1
+
+    def _new_view(self, slot: int, cpu: int) -> memoryview:
+        values = self.values
+        if not values.percpu:
+            cpu = 0
+        view = self._slab.view(slot, values.program_offset(cpu),  # type: ignore[attr-defined]
+                               values.value_size)
+        self._views[slot * self._view_copies + cpu] = view
+        return view
+
     def _program_write_check(self, helper: str) -> None:
         if not self.program_writes:
             raise ErrnoError(errno.EINVAL, f"cannot pass map_type {int(self.spec.type)} into "

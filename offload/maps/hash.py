@@ -82,6 +82,7 @@ class HashMap(Map):
         self._used = bytearray()
         self._free: list[int] = []
         self._slots_dirty: SlotDirty | None = None
+        self._init_views()
         #: Keys deleted while a walk is under way (only then): a walk skips them, so a key
         #: deleted behind its cursor and re-added in a later slot is not seen twice.
         self._walks = 0
@@ -192,8 +193,10 @@ class HashMap(Map):
         if slot is None:
             return None
         self._used_by(key, cpu)
-        values = self.values
-        return slot, self._slab.view(slot, values.program_offset(cpu), values.value_size)
+        view = self._views.get(slot * self._view_copies + cpu % self._view_copies)
+        if view is None:
+            view = self._new_view(slot, cpu)
+        return slot, view
 
     def _mark_ref(self, token: object) -> None:
         if self._slots_dirty is not None:
@@ -377,7 +380,7 @@ class HashMap(Map):
         return Chunk(len(slots), keys, values), gone
 
     def release(self) -> None:
-        self._slab.clear_views()
+        self._views.clear()
 
 
 def _splitter(size: int) -> Callable[[bytes, int], Sequence[bytes]]:

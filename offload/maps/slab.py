@@ -17,7 +17,7 @@ SEGMENT_BYTES = 1 << 18
 class Slab:
     """``capacity`` slots of ``stride`` bytes, zero until written, in lazily made segments."""
 
-    __slots__ = ("stride", "capacity", "per_segment", "_segments", "_views")
+    __slots__ = ("stride", "capacity", "per_segment", "_segments")
 
     def __init__(self, stride: int, capacity: int) -> None:
         self.stride = stride
@@ -25,9 +25,6 @@ class Slab:
         per = max(1, SEGMENT_BYTES // max(1, stride))
         self.per_segment = max(1, min(per, capacity))
         self._segments: dict[int, bytearray] = {}
-        #: One view per (slot, part) handed to programs: the same object while the map lives,
-        #: so the engines' caches keyed by buffer identity see one region per value.
-        self._views: dict[int, memoryview] = {}
 
     @property
     def allocated(self) -> int:
@@ -56,15 +53,12 @@ class Slab:
         self._segment(number)[start:start + len(data)] = data
 
     def view(self, slot: int, offset: int = 0, size: int | None = None) -> memoryview:
-        """The live bytes ``[offset, offset + size)`` of a slot, one cached view per slot part."""
+        """The live bytes ``[offset, offset + size)`` of a slot (its segment is made if it was
+        not). Callers keep one view per value: the engines cache regions by buffer identity."""
         size = self.stride - offset if size is None else size
-        ident = slot * self.stride + offset
-        found = self._views.get(ident)
-        if found is None:
-            number, index = divmod(slot, self.per_segment)
-            start = index * self.stride + offset
-            found = self._views[ident] = memoryview(self._segment(number))[start:start + size]
-        return found
+        number, index = divmod(slot, self.per_segment)
+        start = index * self.stride + offset
+        return memoryview(self._segment(number))[start:start + size]
 
     def read_run(self, first: int, count: int) -> bytes:
         """Slots ``first .. first + count - 1`` back to back."""
@@ -95,7 +89,3 @@ class Slab:
                 view[pos:pos + n * stride]
             pos += n * stride
             slot += n
-
-    def clear_views(self) -> None:
-        """Forget the views handed out (the map is being freed)."""
-        self._views.clear()

@@ -180,3 +180,16 @@ def test_lpm_offers_the_same_chunks():
     other = create_map(MapSpec("t", MapType.LPM_TRIE, 8, 4, 16, flags=MapFlags.NO_PREALLOC))
     assert other.import_chunk(chunk) == 2
     assert list(other.items()) == list(m.items())
+
+
+def test_plain_views_do_not_depend_on_the_cpu():
+    m = create_map(MapSpec("m", MapType.HASH, 8, 8, 4), ncpus=4)
+    m.update(k(1), k(1))  # slot 0
+    m.update(k(2), k(2))  # slot 1
+    assert bytes(m.program_ref(k(2), 0)) == k(2)
+    assert bytes(m.program_ref(k(1), 1)) == k(1)  # slot 0 on CPU 1, not slot 1's view
+    assert m.program_ref(k(1), 1) is m.program_ref(k(1), 0)
+    a = create_map(MapSpec("a", MapType.ARRAY, 4, 8, 4), ncpus=4)
+    a.update(k(1, 4), k(7))
+    assert bytes(a.program_ref(k(1, 4), 0)) == k(7)
+    assert bytes(a.program_ref(k(0, 4), 1)) == bytes(8)
