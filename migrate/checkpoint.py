@@ -53,9 +53,20 @@ def unique_names(objects: Iterable[tuple[int, str]]) -> dict[int, str]:
 
 def map_entries(live: LiveMap, spec_value_size: int, key_size: int, percpu: bool,
                 ncpus: int, *, stream: bool) -> MapEntries:
-    """A map's contents, read in uAPI form (per-CPU values cut to one value per CPU)."""
-    source = getattr(live, "export_entries", None) or live.items
+    """A map's contents, read in uAPI form (per-CPU values cut to one value per CPU).
+
+    A map that exports packed chunks (``export_chunks``, every device map) gives them as
+    they are: the save path does no per-entry work."""
     cpus = ncpus if percpu else 1
+    export = getattr(live, "export_chunks", None)
+    if export is not None:
+        def packed() -> Iterator[EntryChunk]:
+            for chunk in export(CHUNK_ENTRIES):
+                yield EntryChunk(chunk.count, chunk.keys, chunk.values)
+        if stream:
+            return MapEntries.streamed(key_size, spec_value_size, packed(), cpus)
+        return MapEntries(key_size, spec_value_size, cpus, tuple(packed()))
+    source = getattr(live, "export_entries", None) or live.items
 
     def chunks() -> Iterator[EntryChunk]:
         keys, values, count = bytearray(), bytearray(), 0

@@ -22,7 +22,7 @@ from functools import partial
 from offload.driver.driver import Driver
 from offload.errors import ErrnoError, OffloadError
 from offload.maps.spec import MapSpec
-from offload.maps.values import join_percpu
+from offload.maps.values import SlotValues, join_percpu
 from offload.uapi import MapType
 
 from .compat import Outcome, Plan, plan
@@ -30,6 +30,9 @@ from .errors import SnapshotError
 from .snapshot import LINK_MAP_TYPES, MapState, Snapshot
 
 BATCH = 1024
+#: Entries per batched update when a chunk moves as it is (columns, no per-entry work).
+COLUMN_BATCH = 4096
+COLUMN_BATCH_BYTES = 1 << 20
 Progress = Callable[[str, int, int], None]
 #: Called with a step's name before each command that changes the target (fault injection).
 Step = Callable[[str], None]
@@ -68,6 +71,10 @@ def target_cpus(driver: Driver) -> int:
         return len(driver.map_lookup_elem(handle, bytes(4))) // 8
     finally:
         driver.map_free(handle)
+
+
+#: Map types whose entries go in one element at a time whatever their form.
+_ELEMENT_ONLY: frozenset[MapType] = frozenset()
 
 
 def _values(state: MapState, target_ncpus: int) -> Iterator[tuple[bytes, bytes]]:
@@ -152,6 +159,12 @@ class _Restore:
         return handle
 
     def _fill(self, state: MapState, cpus: int) -> None:
+        spec = state.spec
+        entries = state.entries
+        if entries is not None and (not spec.type.is_percpu or entries.cpus == cpus) \
+                and spec.type not in _ELEMENT_ONLY:
+            self._fill_columns(state, cpus)
+            return
         handle = self.result.maps[state.name]
         total = state.entry_count
         batch: list[tuple[bytes, bytes]] = []
@@ -166,6 +179,31 @@ class _Restore:
         if batch:
             self.step(f"fill map {state.name} from entry {done}")
             done += self._write(handle, batch)
+            self.progress(state.name, done, total)
+        self.result.entries += done
+
+    def _fill_columns(self, state: MapState, cpus: int) -> None:
+        """Chunks as they are: one batched update per chunk of packed keys and values (the
+        values put in uAPI form, which is the same bytes unless per-CPU copies need padding)."""
+        handle = self.result.maps[state.name]
+        spec = state.spec
+        assert state.entries is not None
+        layout = SlotValues(spec.type.is_percpu, spec.value_size, cpus)
+        total = state.entry_count
+        done = 0
+        for chunk in state.entries.rechunk(COLUMN_BATCH, COLUMN_BATCH_BYTES):
+            self.step(f"fill map {state.name} from entry {done}")
+            values = layout.uapi_blob(chunk.values, chunk.count)
+            try:
+                done += self.driver.map_update_columns(handle, chunk.count, chunk.keys, values)
+            except ErrnoError as err:
+                if err.name != "ENOTSUPP":
+                    raise
+                ks, vs = spec.key_size, layout.uapi_size
+                for i in range(chunk.count):  # maps without batch updates
+                    self.driver.map_update_elem(handle, chunk.keys[i * ks:(i + 1) * ks],
+                                                values[i * vs:(i + 1) * vs])
+                done += chunk.count
             self.progress(state.name, done, total)
         self.result.entries += done
 

@@ -72,6 +72,7 @@ from .api import (
 )
 from .device_state import DeviceState
 from .errors import InvalidRequest, Refused, ServiceError, UsageError
+from .heap import release_freed_heap
 from .migration import FINISHED, Migration, start_destination, start_source
 from .plan_data import plan_dict
 from .protocol import CHUNK
@@ -480,6 +481,7 @@ class DeviceService:
                 prove_frames=params.prove_frames)
         finally:
             upload.close()
+            release_freed_heap()  # the decoded snapshot is gone; its chunks leave RSS
 
     def forget(self, owner: object) -> None:
         """The connection ``owner`` is gone: its unfinished transfers end with it (a restore

@@ -53,7 +53,7 @@ from .messages import (
 )
 from .protocol import PROTOCOL_VERSIONS, Connection, Role, State
 from .report import MigrationOutcome, MigrationReport, RoundStats
-from .tracking import SourceState
+from .tracking import DirtyMaps, SourceState
 
 SEND_CHUNK = 256 << 10  # snapshot bytes per SNAPSHOT frame
 POLL_EVERY = 16  # frames between looks for a refusal while copying
@@ -222,7 +222,7 @@ class _Run:
         round_no = 1
         while True:
             dirty = self.state.take_dirty()
-            count = sum(len(keys) for keys in dirty.values())
+            count = self.state.count(dirty)
             estimate = 2 * self.base + count * self.per_entry
             if estimate <= self.source.downtime_target or round_no > self.source.max_rounds:
                 self._final(dirty, round_no, estimate)
@@ -238,7 +238,7 @@ class _Run:
             cut = self.source.hold.wait(HOLD_ROUND)
             self._check_cancel()
             dirty = self.state.take_dirty()
-            count = sum(len(keys) for keys in dirty.values())
+            count = self.state.count(dirty)
             estimate = 2 * self.base + count * self.per_entry
             if cut:
                 self._final(dirty, round_no, estimate)
@@ -253,7 +253,7 @@ class _Run:
         if self.source.cancel is not None and self.source.cancel.is_set():
             raise MigrationCancelled("the migration was cancelled before the cut.")
 
-    def _round(self, dirty: dict[int, set[bytes]], round_no: int, count: int,
+    def _round(self, dirty: DirtyMaps, round_no: int, count: int,
                estimate: float) -> None:
         assert self.state is not None
         ch = self.channel
@@ -272,7 +272,7 @@ class _Run:
             self.per_entry = sample if not self.per_entry else \
                 0.5 * self.per_entry + 0.5 * sample
 
-    def _final(self, dirty: dict[int, set[bytes]], round_no: int, estimate: float) -> None:
+    def _final(self, dirty: DirtyMaps, round_no: int, estimate: float) -> None:
         assert self.state is not None
         ch = self.channel
         self.source.phase = "final"
@@ -287,9 +287,9 @@ class _Run:
             self.device.run_workers()
             self.device.collect_events()
         sent0 = ch.bytes_sent
-        for handle, keys in self.state.take_dirty().items():  # changed since the last take
-            dirty.setdefault(handle, set()).update(keys)
-        count = sum(len(keys) for keys in dirty.values())
+        for handle, items in self.state.take_dirty().items():  # changed since the last take
+            dirty.setdefault(handle, []).extend(items)  # sent after the older take's entries
+        count = self.state.count(dirty)
         for delta in self.state.deltas(dirty, round_no):
             ch.send(delta)
         with self.source.lock:

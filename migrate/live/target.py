@@ -16,7 +16,8 @@ from functools import partial
 
 from offload.device import DevicePair
 from offload.errors import ErrnoError, OffloadError
-from offload.maps.values import join_percpu
+from offload.maps.spec import MapSpec
+from offload.maps.values import SlotValues, join_percpu
 from offload.uapi import MapType
 
 from ..restore import Progress, RestoreResult, restore, target_cpus
@@ -74,11 +75,29 @@ class TargetState:
                 or (ks and len(delta.gone) % ks) or (links != (delta.targets is not None)):
             raise ProtocolViolation(f"a delta of map {delta.map!r} does not fit its "
                                     f"{ks}-byte keys and {spec.value_size}-byte values.")
+        if not links and delta.count and (not spec.type.is_percpu or per_cpu == self.cpus):
+            # the packed entries as they came: one batched update of keys and values
+            layout = SlotValues(spec.type.is_percpu, spec.value_size, self.cpus)
+            self._update_columns(handle, delta.count, delta.keys,
+                                 layout.uapi_blob(delta.values, delta.count), layout.uapi_size)
+        else:
+            self._update_pairs(handle, spec, delta, per_cpu, vsize)
+        for i in range(0, len(delta.gone), ks or 1):
+            try:
+                self.driver.map_delete_elem(handle, delta.gone[i:i + ks])
+            except ErrnoError as err:
+                if err.errno != errno.ENOENT:
+                    raise
+        return delta.count + (len(delta.gone) // ks if ks else 0)
+
+    def _update_pairs(self, handle: int, spec: MapSpec, delta: Delta, per_cpu: int,
+                      vsize: int) -> None:
+        """Entries one by one: links resolved to local handles, per-CPU values re-spread."""
+        ks = spec.key_size
         pairs = []
         for i in range(delta.count):
             key = delta.keys[i * ks:(i + 1) * ks]
-            if links:
-                assert delta.targets is not None
+            if delta.targets is not None:
                 pairs.append((key, struct.pack("<I", self._target(spec.type, delta.targets[i]))))
             elif spec.type.is_percpu:
                 value = delta.values[i * vsize:(i + 1) * vsize]
@@ -90,13 +109,19 @@ class TargetState:
                 pairs.append((key, delta.values[i * vsize:(i + 1) * vsize]))
         if pairs:
             self._update(handle, pairs)
-        for i in range(0, len(delta.gone), ks or 1):
-            try:
-                self.driver.map_delete_elem(handle, delta.gone[i:i + ks])
-            except ErrnoError as err:
-                if err.errno != errno.ENOENT:
-                    raise
-        return delta.count + (len(delta.gone) // ks if ks else 0)
+
+    def _update_columns(self, handle: int, count: int, keys: bytes, values: bytes,
+                        value_size: int) -> None:
+        try:
+            self.driver.map_update_columns(handle, count, keys, values)
+            return
+        except ErrnoError as err:
+            if err.name != "ENOTSUPP":
+                raise
+        ks = len(keys) // count
+        for i in range(count):
+            self.driver.map_update_elem(handle, keys[i * ks:(i + 1) * ks],
+                                        values[i * value_size:(i + 1) * value_size])
 
     def _target(self, mtype: MapType, name: str) -> int:
         assert self.result is not None

@@ -1,5 +1,10 @@
-"""The source device as a migration sees it: a streamed full copy, dirty keys per round,
+"""The source device as a migration sees it: a streamed full copy, what changed per round,
 deltas, counters at the cut, and release after the destination committed.
+
+Maps report what changed in columns (``take_dirty_chunk``: the changed elements' current
+entries packed, from a bit per slot, and the keys deleted), so a round moves slices, not one
+lookup per key; program arrays and maps of maps, whose values must be translated into names,
+report keys.
 
 Every touch of the device happens under ``lock``, the lock the caller's traffic thread holds
 around ``device.receive``; it is taken per chunk (at most ``CHUNK`` entries), never across a
@@ -11,9 +16,10 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from offload.device.device import Device
+from offload.maps.base import Chunk
 from offload.maps.values import split_percpu
 from offload.uapi import MapType
 
@@ -34,6 +40,26 @@ def _locked(chunks: Iterable[EntryChunk], lock: threading.Lock) -> Iterator[Entr
         if chunk is None:
             return
         yield chunk
+
+
+@dataclass(frozen=True, slots=True)
+class Dirty:
+    """What changed in one map over one take: the current entries of changed elements
+    (``chunk``, packed) and the deleted keys no element holds now (``gone``, packed); or, for
+    maps of links, the changed ``keys``."""
+
+    chunk: Chunk | None = None
+    gone: bytes = b""
+    keys: frozenset[bytes] = frozenset()
+    key_size: int = 0
+
+    @property
+    def count(self) -> int:
+        gone = len(self.gone) // self.key_size if self.key_size else 0
+        return len(self.keys) + gone + (self.chunk.count if self.chunk is not None else 0)
+
+
+DirtyMaps = dict[int, list[Dirty]]
 
 
 class SourceState:
@@ -74,20 +100,51 @@ class SourceState:
         return replace(snap, maps=tuple(maps))
 
     # ------------------------------------------------------------- rounds
-    def take_dirty(self) -> dict[int, set[bytes]]:
+    def take_dirty(self) -> DirtyMaps:
+        """What changed in each map since the last take (starts the next round)."""
+        out: DirtyMaps = {}
         with self.lock:
-            return {h: live.take_dirty() for h, live in self.live.items()}
+            for handle, live in self.live.items():
+                spec = self.device.objects.maps[handle].spec
+                if spec.type in LINK_MAP_TYPES:
+                    out[handle] = [Dirty(keys=frozenset(live.take_dirty()))]
+                else:
+                    chunk, gone = live.take_dirty_chunk()
+                    out[handle] = [Dirty(chunk, gone, key_size=spec.key_size)]
+        return out
 
-    def deltas(self, dirty: dict[int, set[bytes]], round_no: int) -> Iterator[Delta]:
-        """The current value (or absence) of each dirty key, in deltas of at most CHUNK."""
-        for handle, keys in dirty.items():
-            if not keys:
-                continue
-            ordered = sorted(keys)
-            for start in range(0, len(ordered), CHUNK):
-                with self.lock:
-                    delta = self._delta(handle, ordered[start:start + CHUNK], round_no)
-                yield delta
+    @staticmethod
+    def count(dirty: DirtyMaps) -> int:
+        return sum(d.count for items in dirty.values() for d in items)
+
+    def deltas(self, dirty: DirtyMaps, round_no: int) -> Iterator[Delta]:
+        """What changed, in deltas of at most CHUNK entries: packed entries sliced as they
+        are, links read now (the current target of each key, or its absence)."""
+        for handle, items in dirty.items():
+            for item in items:
+                if item.keys:
+                    ordered = sorted(item.keys)
+                    for start in range(0, len(ordered), CHUNK):
+                        with self.lock:
+                            delta = self._delta(handle, ordered[start:start + CHUNK], round_no)
+                        yield delta
+                else:
+                    yield from self._packed(handle, item, round_no)
+
+    def _packed(self, handle: int, item: Dirty, round_no: int) -> Iterator[Delta]:
+        name = self.map_names[handle]
+        ks = item.key_size
+        if item.gone:
+            for start in range(0, len(item.gone), CHUNK * ks):
+                yield Delta(round_no, name, 0, b"", b"", item.gone[start:start + CHUNK * ks])
+        chunk = item.chunk
+        if chunk is None or not chunk.count:
+            return
+        vs = len(chunk.values) // chunk.count
+        for start in range(0, chunk.count, CHUNK):
+            n = min(CHUNK, chunk.count - start)
+            yield Delta(round_no, name, n, chunk.keys[start * ks:(start + n) * ks],
+                        chunk.values[start * vs:(start + n) * vs], b"")
 
     def _delta(self, handle: int, keys: list[bytes], round_no: int) -> Delta:
         live = self.live[handle]

@@ -170,16 +170,21 @@ def map_get_next_key(device: Device, req: m.MapGetNextKeyRequest) -> Response:
 
 
 def map_lookup_batch(device: Device, req: m.MapLookupBatchRequest) -> Response:
-    batch = _live(device, req.handle).lookup_batch(req.cursor or None, req.count,
-                                                   req.elem_flags)
-    return m.MapLookupBatchResponse(keys=tuple(k for k, _ in batch.entries),
-                                    values=tuple(v for _, v in batch.entries),
+    live = _live(device, req.handle)
+    batch = live.lookup_batch_columns(req.cursor or None, req.count, req.elem_flags)
+    sizes = (live.key_size, live.uapi_value_size) if batch.count else (0, 0)
+    return m.MapLookupBatchResponse(count=batch.count, key_size=sizes[0], value_size=sizes[1],
+                                    keys=batch.keys, values=batch.values,
                                     cursor=batch.cursor or b"", done=batch.done)
 
 
 def map_update_batch(device: Device, req: m.MapUpdateBatchRequest) -> Response:
-    count = _live(device, req.handle).update_batch(list(zip(req.keys, req.values)),
-                                                   req.elem_flags)
+    live = _live(device, req.handle)
+    if req.count and (req.key_size != live.key_size or req.value_size != live.uapi_value_size):
+        raise ErrnoError(errno.EINVAL, f"batch entries of {req.key_size}+{req.value_size} bytes "
+                                       f"do not fit this map's {live.key_size}-byte keys and "
+                                       f"{live.uapi_value_size}-byte values.")
+    count = live.update_batch_columns(req.count, req.keys, req.values, req.elem_flags)
     return m.MapUpdateBatchResponse(count=count)
 
 

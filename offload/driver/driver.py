@@ -159,8 +159,13 @@ class Driver:
     def map_update_batch(self, handle: int, entries: Iterable[tuple[bytes, bytes]],
                          flags: int = 0) -> int:
         pairs = list(entries)
-        response = self.command(m.MapUpdateBatchRequest(
-            handle, tuple(k for k, _ in pairs), tuple(v for _, v in pairs), flags))
+        return self.map_update_columns(handle, len(pairs), b"".join(k for k, _ in pairs),
+                                       b"".join(v for _, v in pairs), flags)
+
+    def map_update_columns(self, handle: int, count: int, keys: bytes, values: bytes,
+                           flags: int = 0) -> int:
+        """BPF_MAP_UPDATE_BATCH of ``count`` keys and ``count`` uAPI values, each packed."""
+        response = self.command(m.MapUpdateBatchRequest.of(handle, keys, values, count, flags))
         assert isinstance(response, m.MapUpdateBatchResponse)
         return response.count
 
@@ -175,8 +180,11 @@ class Driver:
                     yield from self._walk(handle)
                     return
                 raise
-            yield from zip(response.keys, response.values)
-            if response.done or not response.keys:
+            ks, vs, keys, values = (response.key_size, response.value_size, response.keys,
+                                    response.values)
+            for i in range(response.count):
+                yield keys[i * ks:(i + 1) * ks], values[i * vs:(i + 1) * vs]
+            if response.done or not response.count:
                 return
             cursor = response.cursor
 

@@ -81,7 +81,8 @@ class Region:
     __slots__ = ("kind", "buffer", "base", "start", "end", "writable", "name", "reader",
                  "owner")
 
-    def __init__(self, kind: RegionKind, buffer: bytearray, base: int, *, writable: bool,
+    def __init__(self, kind: RegionKind, buffer: bytearray | memoryview, base: int, *,
+                 writable: bool,
                  name: str, start: int = 0, end: int | None = None,
                  reader: Reader | None = None, owner: Any = None) -> None:
         self.kind = kind
@@ -133,7 +134,8 @@ class Memory:
                                                 name=f"stack frame {len(self._stacks)}"))
         return self._stacks[depth]
 
-    def add_region(self, kind: RegionKind, buffer: bytearray, *, writable: bool = True,
+    def add_region(self, kind: RegionKind, buffer: bytearray | memoryview, *,
+                   writable: bool = True,
                    name: str = "", start: int = 0, end: int | None = None,
                    reader: Reader | None = None, owner: Any = None) -> Region:
         if len(buffer) >= REGION_SPAN:

@@ -1,19 +1,24 @@
 """BPF_MAP_TYPE_ARRAY and BPF_MAP_TYPE_PERCPU_ARRAY (kernel/bpf/arraymap.c).
 
 Every index below ``max_entries`` always exists and starts zeroed, so updates never allocate
-(NOEXIST is EEXIST, an index past the end is E2BIG) and delete is EINVAL. Elements are
-materialised on first write or first program reference, so a large, mostly untouched array
-costs memory only for what is used; reads of untouched elements see zeros, as in the kernel.
+(NOEXIST is EEXIST, an index past the end is E2BIG) and delete is EINVAL. Values sit in a slab
+(``slab.py``) whose segments are made on first write or first program reference, so a large,
+mostly untouched array costs memory only for what is used; reads of untouched elements see
+zeros, as in the kernel. The index is the slot, so a chunk of consecutive indices is a slice.
 """
 
 from __future__ import annotations
 
 import errno
+import sys
+from array import array
 from collections.abc import Iterator
 
 from ..errors import ErrnoError
 from ..uapi import MapFlags, MapType, UpdateFlags
-from .base import Map
+from .base import BatchError, Chunk, ColumnBatch, Map
+from .dirty import SlotDirty
+from .slab import Slab
 from .spec import MapSpec
 from .values import round8
 
@@ -64,6 +69,14 @@ def check_array_spec(spec: MapSpec) -> None:
                                       f"{PCPU_MIN_UNIT_SIZE}-byte per-CPU unit.")
 
 
+def index_keys(first: int, count: int) -> bytes:
+    """The u32 little-endian keys ``first .. first + count - 1`` back to back, built in C."""
+    keys = array("I", range(first, first + count))
+    if sys.byteorder != "little":
+        keys.byteswap()
+    return keys.tobytes()
+
+
 class ArrayMap(Map):
     """A fixed array of zero-initialised values indexed by a little-endian u32 key."""
 
@@ -71,17 +84,13 @@ class ArrayMap(Map):
 
     def __init__(self, spec: MapSpec, **kwargs) -> None:
         super().__init__(spec, **kwargs)
-        self._elements: dict[int, bytearray | list[bytearray]] = {}
+        self._slab = Slab(self.values.slot_size, self.max_entries)
+        self._slots_dirty: SlotDirty | None = None
+        self._init_views()
 
     @classmethod
     def check_spec(cls, spec: MapSpec, ncpus: int) -> None:
         check_array_spec(spec)
-
-    def _slot(self, index: int):  # noqa: ANN202 - stored value of the layout
-        stored = self._elements.get(index)
-        if stored is None:
-            stored = self._elements[index] = self.values.zero()
-        return stored
 
     def _in_range(self, key: bytes, flags: int) -> int:
         index = int.from_bytes(key, "little")
@@ -93,6 +102,10 @@ class ArrayMap(Map):
                                            "succeed.")
         return index
 
+    def _mark(self, index: int) -> None:
+        if self._slots_dirty is not None:
+            self._slots_dirty.mark(index)
+
     def _count(self) -> int:
         return self.max_entries
 
@@ -100,18 +113,17 @@ class ArrayMap(Map):
         index = int.from_bytes(key, "little")
         if index >= self.max_entries:
             return None
-        stored = self._elements.get(index)
-        return bytes(self.uapi_value_size) if stored is None else self.values.read(stored)
+        return self.values.from_slot(self._slab.read(index))
 
     def _update(self, key: bytes, value: bytes, flags: int) -> None:
         index = self._in_range(key, flags)
-        self.values.write(self._slot(index), value)
-        self._touch(key)
+        self._slab.write(index, self.values.to_slot(value))
+        self._mark(index)
 
     def _program_update(self, key: bytes, value: bytes, flags: int, cpu: int) -> None:
         index = self._in_range(key, flags)
-        self.values.write_from_program(self._slot(index), value, cpu)
-        self._touch(key)
+        self._slab.write(index, value, self.values.program_offset(cpu))
+        self._mark(index)
 
     def _delete(self, key: bytes) -> None:
         raise ErrnoError(errno.EINVAL, "Array elements cannot be deleted: they always exist.")
@@ -119,18 +131,86 @@ class ArrayMap(Map):
     def _next_key(self, key: bytes | None) -> bytes | None:
         return next_index(key, self.max_entries)
 
-    def _ref(self, key: bytes, cpu: int) -> tuple[bytes, bytearray] | None:
+    def _ref(self, key: bytes, cpu: int) -> tuple[int, memoryview] | None:
         index = int.from_bytes(key, "little")
         if index >= self.max_entries:
             return None
-        return key, self.values.cpu_buffer(self._slot(index), cpu)
+        view = self._views.get(index * self._view_copies + cpu % self._view_copies)
+        if view is None:
+            view = self._new_view(index, cpu)
+        return index, view
+
+    def _mark_ref(self, token: object) -> None:
+        if self._slots_dirty is not None:
+            self._slots_dirty.mark(token)  # type: ignore[arg-type]
 
     def _iter_entries(self) -> Iterator[tuple[bytes, bytes]]:
-        zero = bytes(self.uapi_value_size)
-        read = self.values.read
+        from_slot, read = self.values.from_slot, self._slab.read
         for index in range(self.max_entries):
-            stored = self._elements.get(index)
-            yield index.to_bytes(4, "little"), zero if stored is None else read(stored)
+            yield index.to_bytes(4, "little"), from_slot(read(index))
+
+    def _chunks(self, limit: int) -> Iterator[Chunk]:
+        for first in range(0, self.max_entries, limit):
+            count = min(limit, self.max_entries - first)
+            yield Chunk(count, index_keys(first, count), self._slab.read_run(first, count))
+
+    def _lookup_columns(self, cursor: bytes | None, count: int) -> ColumnBatch:
+        """``generic_map_lookup_batch()`` over indices: from the index after ``cursor``."""
+        first = 0 if cursor is None else int.from_bytes(cursor, "little") + 1
+        if cursor is not None and first > self.max_entries:
+            first = 0  # a cursor past the end restarts, as get_next_key does
+        n = max(0, min(count, self.max_entries - first))
+        done = n < count
+        values = self.values.uapi_blob(self._slab.read_run(first, n), n) if n else b""
+        return ColumnBatch(n, index_keys(first, n), values,
+                           (first + n - 1).to_bytes(4, "little") if n else None, done)
+
+    def _import(self, count: int, keys: bytes, values: bytes, *, user: bool) -> int:
+        first = int.from_bytes(keys[:4], "little") if count else 0
+        if count and first + count <= self.max_entries and keys == index_keys(first, count):
+            self._slab.write_run(first, values)
+            if self._slots_dirty is not None:
+                self._slots_dirty.mark_run(first, count)
+            return count
+        size = self.values.slot_size
+        for i in range(count):
+            try:
+                index = self._in_range(keys[i * 4:(i + 1) * 4], UpdateFlags.ANY)
+            except ErrnoError as exc:
+                if not user:
+                    raise
+                raise BatchError(exc.errno, f"entry {i}: {exc.detail}", count=i) from None
+            self._slab.write(index, values[i * size:(i + 1) * size])
+            self._mark(index)
+        return count
+
+    # -- dirty slots -------------------------------------------------------------------------
+
+    def track_dirty(self, enabled: bool = True) -> None:
+        if not enabled:
+            self._slots_dirty = None
+        elif self._slots_dirty is None:
+            self._slots_dirty = SlotDirty()
+        self._tracking = enabled
+
+    def _take_dirty_slots(self) -> SlotDirty:
+        dirty = self._slots_dirty
+        if dirty is None:
+            raise self._not_tracking()
+        self._slots_dirty = SlotDirty()
+        return dirty
+
+    def take_dirty(self) -> set[bytes]:
+        return {s.to_bytes(4, "little") for s in self._take_dirty_slots().slots()}
+
+    def take_dirty_chunk(self) -> tuple[Chunk, bytes]:
+        slots = self._take_dirty_slots().slots()
+        read = self._slab.read
+        return Chunk(len(slots), b"".join([s.to_bytes(4, "little") for s in slots]),
+                     b"".join([read(s) for s in slots])), b""
+
+    def release(self) -> None:
+        self._views.clear()
 
 
 class PercpuArrayMap(ArrayMap):

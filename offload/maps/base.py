@@ -10,9 +10,11 @@ A ``Map`` is what a device holds for one BPF_MAP_CREATE. Three audiences use it:
   CPU's copy of a per-CPU value and may still write a frozen map (Documentation/bpf/
   map_freeze: freezing only affects syscalls; BPF_F_RDONLY_PROG is what makes a map read-only
   to programs);
-* migration (``track_dirty``/``take_dirty``, ``export_entries``/``export_entry``/
-  ``import_entries``), which bypasses uAPI permissions because it moves device state, not
-  user requests.
+* migration (``track_dirty``/``take_dirty``/``take_dirty_chunk``, ``export_chunks``/
+  ``import_chunk``, ``export_entries``/``export_entry``/``import_entries``), which bypasses
+  uAPI permissions because it moves device state, not user requests. Chunks are columnar
+  (:class:`Chunk`: every key back to back, every value back to back), so slab maps move a
+  chunk with a few slices whatever it holds.
 
 Families implement a handful of ``_hooks`` on exact-size ``bytes``; everything user-supplied is
 checked here first so hostile input only ever raises :class:`ErrnoError`.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from ..errors import ErrnoError, OffloadError
@@ -74,6 +76,33 @@ class LookupBatch:
     done: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """``count`` entries packed: ``keys`` is count*key_size bytes, ``values`` count*value_size
+    bytes per copy - one copy, or one per CPU for per-CPU maps, unpadded and in CPU order."""
+
+    count: int
+    keys: bytes
+    values: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnBatch:
+    """A BPF_MAP_LOOKUP_BATCH answer in columns: ``values`` in uAPI form (per-CPU copies
+    padded to 8 bytes), ``cursor`` and ``done`` as in :class:`LookupBatch`."""
+
+    count: int
+    keys: bytes
+    values: bytes
+    cursor: bytes | None
+    done: bool
+
+    def pairs(self, key_size: int, value_size: int) -> tuple[tuple[bytes, bytes], ...]:
+        keys, values = self.keys, self.values
+        return tuple((keys[i * key_size:(i + 1) * key_size],
+                      values[i * value_size:(i + 1) * value_size]) for i in range(self.count))
+
+
 def as_bytes(data: object, size: int, what: str) -> bytes:
     """``data`` as bytes of exactly ``size``, or EINVAL (what BPF_MAP_*_ELEM would copy)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -119,6 +148,7 @@ class Map(MapShape):
         self.values = value_layout(spec.type.is_percpu, spec.value_size, ncpus)
         self.resolver = resolver
         self._dirty: set[bytes] | None = None
+        self._tracking = False
         #: offset of the value's struct bpf_spin_lock, or None (``MapSpec.spin_lock_off``)
         self.lock_off = spec.spin_lock_off
 
@@ -296,6 +326,54 @@ class Map(MapShape):
         return LookupBatch(tuple((k, self._without_lock(v)) for k, v in batch.entries),
                            batch.cursor, batch.done)
 
+    def lookup_batch_columns(self, cursor: BytesLike | None, count: int,
+                             elem_flags: int = 0) -> ColumnBatch:
+        """:meth:`lookup_batch` with the entries as one keys blob and one values blob."""
+        self._check_readable()
+        if not self.batch_lookup:
+            raise self._unsupported_batch("BPF_MAP_LOOKUP_BATCH")
+        self._batch_flags(elem_flags)
+        count = as_u32(count, "batch count")
+        raw = None if cursor is None else as_bytes(cursor, self.batch_cursor_size, "batch cursor")
+        if count == 0:
+            return ColumnBatch(0, b"", b"", None, False)
+        batch = self._lookup_columns(raw, count)
+        if self.lock_off is None or not batch.count:
+            return batch
+        return replace(batch, values=self._zero_locks(batch.values, batch.count,
+                                                      self.uapi_value_size))
+
+    def _zero_locks(self, values: bytes, count: int, stride: int) -> bytes:
+        """``count`` values of ``stride`` bytes with every lock word zeroed (one extended
+        slice per lock byte)."""
+        off = self.lock_off
+        if off is None or off + SPIN_LOCK_SIZE > stride:
+            return values
+        out = bytearray(values)
+        for byte in range(off, off + SPIN_LOCK_SIZE):
+            out[byte::stride] = bytes(count)
+        return bytes(out)
+
+    def _lookup_columns(self, cursor: bytes | None, count: int) -> ColumnBatch:
+        batch = self._lookup_batch(cursor, count)
+        return ColumnBatch(len(batch.entries), b"".join(k for k, _ in batch.entries),
+                           b"".join(v for _, v in batch.entries), batch.cursor, batch.done)
+
+    def update_batch_columns(self, count: int, keys: BytesLike, values: BytesLike,
+                             elem_flags: int = 0) -> int:
+        """BPF_MAP_UPDATE_BATCH from ``count`` keys and ``count`` uAPI values back to back:
+        the count applied, or BatchError with it."""
+        self._check_writable()
+        if not self.batch_update:
+            raise self._unsupported_batch("BPF_MAP_UPDATE_BATCH")
+        self._batch_flags(elem_flags)
+        count = as_u32(count, "batch count")
+        keys = as_bytes(keys, count * self.key_size, "batch keys")
+        values = as_bytes(values, count * self.uapi_value_size, "batch values")
+        if self.lock_off is not None:
+            values = self._zero_locks(values, count, self.uapi_value_size)
+        return self._import(count, keys, self.values.slot_blob(values, count), user=True)
+
     def _lookup_batch(self, cursor: bytes | None, count: int) -> LookupBatch:
         """``generic_map_lookup_batch()``: walk get_next_key from the cursor key."""
         entries: list[tuple[bytes, bytes]] = []
@@ -357,7 +435,7 @@ class Map(MapShape):
 
     # -- programs ----------------------------------------------------------------------------
 
-    def value_ref(self, key: BytesLike, cpu: int = 0) -> bytearray | None:
+    def value_ref(self, key: BytesLike, cpu: int = 0) -> bytearray | memoryview | None:
         """The live value buffer a program's bpf_map_lookup_elem() points into, or None.
 
         The buffer stays the same object while the element exists, so program stores through
@@ -367,20 +445,44 @@ class Map(MapShape):
         found = self._ref(self._key(key), self._cpu(cpu))
         if found is None:
             return None
-        element_key, buffer = found
-        if self.program_writable:
-            self._touch(element_key)
+        token, buffer = found
+        if self._tracking and self.program_writable:
+            self._mark_ref(token)
         return buffer
 
-    def program_ref(self, key: bytes, cpu: int) -> bytearray | None:
+    def _mark_ref(self, token: object) -> None:
+        """A program got a pointer to the element ``_ref`` named ``token`` (a key, or a slot
+        for slab maps): it may write through it."""
+        if self._dirty is not None:
+            self._dirty.add(token)  # type: ignore[arg-type]
+
+    def program_ref(self, key: bytes, cpu: int) -> bytearray | memoryview | None:
         """:meth:`value_ref` for the packet path, where the key was just read as exactly
         ``key_size`` bytes and ``cpu`` is the device's own: no argument checks."""
         found = self._ref(key, cpu)
         if found is None:
             return None
-        if self._dirty is not None and self.program_writable:
-            self._dirty.add(found[0])
+        if self._tracking and self.program_writable:
+            self._mark_ref(found[0])
         return found[1]
+
+    # -- slot views (slab maps) ----------------------------------------------------------------
+
+    def _init_views(self) -> None:
+        """One view per value a program was handed (per CPU copy for per-CPU maps): the same
+        object every time, since the engines cache regions by buffer identity; kept while the
+        map lives, at most one per slot and CPU."""
+        self._views: dict[int, memoryview] = {}
+        self._view_copies = self.ncpus if self.values.percpu else 1
+
+    def _new_view(self, slot: int, cpu: int) -> memoryview:
+        values = self.values
+        if not values.percpu:
+            cpu = 0
+        view = self._slab.view(slot, values.program_offset(cpu),  # type: ignore[attr-defined]
+                               values.value_size)
+        self._views[slot * self._view_copies + cpu] = view
+        return view
 
     def _program_write_check(self, helper: str) -> None:
         if not self.program_writes:
@@ -413,17 +515,88 @@ class Map(MapShape):
             self._dirty = None
         elif self._dirty is None:
             self._dirty = set()
+        self._tracking = enabled
 
     @property
     def tracking_dirty(self) -> bool:
-        return self._dirty is not None
+        return self._tracking
+
+    @staticmethod
+    def _not_tracking() -> MapError:
+        return MapError("Dirty tracking is off for this map: call track_dirty(True) first.")
 
     def take_dirty(self) -> set[bytes]:
         """Keys updated, deleted or handed to a program since the last take; starts a new round."""
         if self._dirty is None:
-            raise MapError("Dirty tracking is off for this map: call track_dirty(True) first.")
+            raise self._not_tracking()
         dirty, self._dirty = self._dirty, set()
         return dirty
+
+    def take_dirty_chunk(self) -> tuple[Chunk, bytes]:
+        """What changed since the last take, in columns: the current entries of the changed
+        elements (a :class:`Chunk`) and the keys deleted that no element holds now, back to
+        back. Starts a new round."""
+        present, values, gone = bytearray(), bytearray(), bytearray()
+        count = 0
+        for key in sorted(self.take_dirty()):
+            found = self._exact(key)
+            if found is None:
+                gone += key
+                continue
+            present += found[0]
+            values += self.values.to_slot(found[1])
+            count += 1
+        return Chunk(count, bytes(present), bytes(values)), bytes(gone)
+
+    def export_chunks(self, limit: int = 4096) -> Iterator[Chunk]:
+        """Every entry in get_next_key order, ``limit`` at a time, packed (the walk has the
+        guarantees of :meth:`export_entries`)."""
+        if limit < 1:
+            raise MapError(f"a chunk holds at least one entry, not {limit}.")
+        return self._chunks(limit)
+
+    def _chunks(self, limit: int) -> Iterator[Chunk]:
+        keys, values, count = bytearray(), bytearray(), 0
+        to_slot = self.values.to_slot
+        for key, value in self._iter_entries():
+            keys += key
+            values += to_slot(value)
+            count += 1
+            if count == limit:
+                yield Chunk(count, bytes(keys), bytes(values))
+                keys, values, count = bytearray(), bytearray(), 0
+        if count:
+            yield Chunk(count, bytes(keys), bytes(values))
+
+    def import_chunk(self, chunk: Chunk) -> int:
+        """Apply a packed chunk as BPF_ANY updates, in order (device-internal: ignores frozen
+        and BPF_F_RDONLY, as :meth:`import_entries`). Bad lengths are EINVAL before anything
+        changes; the first element refused raises ErrnoError."""
+        count = as_u32(chunk.count, "chunk count")
+        keys = as_bytes(chunk.keys, count * self.key_size, "chunk keys")
+        values = as_bytes(chunk.values, count * self.values.slot_size, "chunk values")
+        if self.lock_off is not None:
+            values = self._zero_locks(values, count * self.values.copies, self.value_size)
+        return self._import(count, keys, values, user=False)
+
+    def _import(self, count: int, keys: bytes, values: bytes, *, user: bool) -> int:
+        """``count`` BPF_ANY updates from packed keys and slot-form values; families with
+        slabs override it. ``user``: a uAPI batch (a failure is a BatchError with the count)."""
+        ks, vs = self.key_size, self.values.slot_size
+        from_slot = self.values.from_slot
+        done = 0
+        for i in range(count):
+            try:
+                value = from_slot(values[i * vs:(i + 1) * vs])
+                if self.lock_off is not None:
+                    value = self._without_lock(value)
+                self._update(keys[i * ks:(i + 1) * ks], value, UpdateFlags.ANY)
+            except ErrnoError as exc:
+                if not user:
+                    raise
+                raise BatchError(exc.errno, f"entry {done}: {exc.detail}", count=done) from None
+            done += 1
+        return done
 
     def export_entries(self) -> Iterator[tuple[bytes, bytes]]:
         """Stream every (key, value) in uAPI form, one at a time.
@@ -485,7 +658,8 @@ class Map(MapShape):
     def _iter_entries(self) -> Iterator[tuple[bytes, bytes]]:
         raise NotImplementedError
 
-    def _ref(self, key: bytes, cpu: int) -> tuple[bytes, bytearray] | None:
+    def _ref(self, key: bytes, cpu: int) -> tuple[object, bytearray | memoryview] | None:
+        """The element's token for :meth:`_mark_ref` and the buffer a program writes."""
         raise NotImplementedError
 
     def _program_update(self, key: bytes, value: bytes, flags: int, cpu: int) -> None:

@@ -210,7 +210,7 @@ class DevMapHash(HashMap):
                 self._targets.release(program)
                 raise
         else:
-            self._stored[slot][:] = stored
+            self._write_slot(slot, stored)
             self._targets.release(self._programs.get(key))
             self._touch(key)
         self._programs[key] = program
@@ -225,7 +225,7 @@ class DevMapHash(HashMap):
         slot = self._index.get(raw)
         if slot is None:
             return None
-        return DevmapTarget(int.from_bytes(self._stored[slot][:4], "little"),
+        return DevmapTarget(int.from_bytes(self._slab.read(slot)[:4], "little"),
                             self._programs.get(raw))
 
     def release(self) -> None:

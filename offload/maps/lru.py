@@ -15,6 +15,7 @@ approximations aim at and what tests can state.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from ..uapi import MapFlags
 from .hash import HashMap
@@ -52,18 +53,26 @@ class LruHashMap(HashMap):
             victim = next(iter(recent))
             self._remove(victim)
 
-    def _insert(self, key: bytes, stored, cpu: int) -> None:  # noqa: ANN001
-        super()._insert(key, stored, cpu)
+    def _insert(self, key: bytes, raw: bytes | bytearray, cpu: int) -> int:
+        slot = super()._insert(key, raw, cpu)
         owner = self._list_of(cpu)
         self._lists[owner][key] = None
         self._owner[key] = owner
+        return slot
 
     def _remove(self, key: bytes) -> None:
         super()._remove(key)
         del self._lists[self._owner.pop(key)][key]
 
-    def _used(self, key: bytes, cpu: int) -> None:
+    def _used_by(self, key: bytes, cpu: int) -> None:
         self._lists[self._owner[key]].move_to_end(key)
+
+    def _room_for(self, count: int) -> bool:
+        return len(self._lists[0]) + count <= self._list_size
+
+    def _bulk_inserted(self, keys: Sequence[bytes]) -> None:
+        self._lists[0].update(dict.fromkeys(keys))
+        self._owner.update(dict.fromkeys(keys, 0))
 
     def lru_order(self, cpu: int = 0) -> list[bytes]:
         """Keys of ``cpu``'s LRU list (the only list without BPF_F_NO_COMMON_LRU), oldest first."""

@@ -94,7 +94,7 @@ class HashOfMaps(HashMap):
             if slot is None:
                 self._insert(key, stored, 0)
             else:
-                self._stored[slot][:] = stored
+                self._write_slot(slot, stored)
                 self.resolver.release(self._handles[key])
                 self._touch(key)
         except ErrnoError:
@@ -108,7 +108,7 @@ class HashOfMaps(HashMap):
         if handle is not None:
             self.resolver.release(handle)
 
-    def _ref(self, key: bytes, cpu: int) -> tuple[bytes, bytearray] | None:
+    def _ref(self, key: bytes, cpu: int) -> tuple[int, memoryview] | None:
         raise ErrnoError(errno.EINVAL, "A map of maps yields inner maps: use inner_map().")
 
     def inner_map(self, key: bytes) -> Map | None:

@@ -9,7 +9,6 @@ it runs on. Keeping the two layouts here lets every map family share them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
 
 
 def round8(size: int) -> int:
@@ -29,101 +28,77 @@ def join_percpu(values: Sequence[bytes | bytearray], value_size: int) -> bytes:
     return b"".join(bytes(v[:value_size]).ljust(value_size, b"\0") + pad for v in values)
 
 
-class PlainValues:
-    """One buffer per element; the uAPI value and the program's view are the same bytes."""
+class SlotValues:
+    """How one element's value sits in a slab slot and crosses the uAPI.
 
-    percpu = False
+    A slot holds ``ncpus`` copies of ``value_size`` bytes back to back (one for ordinary maps),
+    which is also the packed form of a checkpoint chunk; the uAPI pads each per-CPU copy to
+    an 8-byte stride. Blob conversions cost O(min(count, value_size)) Python steps, so a batch
+    moves without per-entry work whenever ``value_size`` is a multiple of 8 or the map is not
+    per-CPU (then the two forms are the same bytes).
+    """
 
-    def __init__(self, value_size: int, ncpus: int) -> None:
+    __slots__ = ("percpu", "value_size", "ncpus", "copies", "slot_size", "stride", "uapi_size",
+                 "same")
+
+    def __init__(self, percpu: bool, value_size: int, ncpus: int) -> None:
+        self.percpu = percpu
         self.value_size = value_size
         self.ncpus = ncpus
-        self.uapi_size = value_size
+        self.copies = ncpus if percpu else 1
+        self.slot_size = value_size * self.copies
+        self.stride = round8(value_size) if percpu else value_size
+        self.uapi_size = self.stride * self.copies
+        self.same = self.stride == value_size
 
-    def new(self, value: bytes) -> bytearray:
-        return bytearray(value)
+    def to_slot(self, value: bytes) -> bytes:
+        """A uAPI value (exactly ``uapi_size`` bytes) as slot bytes."""
+        return value if self.same else self.slot_blob(value, 1)
 
-    def zero(self) -> bytearray:
-        return bytearray(self.value_size)
+    def from_slot(self, raw: bytes) -> bytes:
+        """Slot bytes as the uAPI value."""
+        return raw if self.same else self.uapi_blob(raw, 1)
 
-    def write(self, stored: bytearray, value: bytes) -> None:
-        stored[:] = value
-
-    def read(self, stored: bytearray) -> bytes:
-        return bytes(stored)
-
-    def cpu_buffer(self, stored: bytearray, cpu: int) -> bytearray:
-        return stored
-
-    def new_from_program(self, value: bytes, cpu: int) -> bytearray:
-        return bytearray(value)
-
-    def write_from_program(self, stored: bytearray, value: bytes, cpu: int) -> None:
-        stored[:] = value
-
-
-class PercpuValues:
-    """``ncpus`` buffers per element, exchanged with user space as one padded blob."""
-
-    percpu = True
-
-    def __init__(self, value_size: int, ncpus: int) -> None:
-        self.value_size = value_size
-        self.ncpus = ncpus
-        self.stride = round8(value_size)
-        self.uapi_size = self.stride * ncpus
-
-    def new(self, value: bytes) -> list[bytearray]:
-        size, stride = self.value_size, self.stride
-        return [bytearray(value[c * stride:c * stride + size]) for c in range(self.ncpus)]
-
-    def zero(self) -> list[bytearray]:
-        return [bytearray(self.value_size) for _ in range(self.ncpus)]
-
-    def write(self, stored: list[bytearray], value: bytes) -> None:
-        size, stride = self.value_size, self.stride
-        for cpu, buffer in enumerate(stored):
-            buffer[:] = value[cpu * stride:cpu * stride + size]
-
-    def read(self, stored: list[bytearray]) -> bytes:
-        return join_percpu(stored, self.value_size)
-
-    def cpu_buffer(self, stored: list[bytearray], cpu: int) -> bytearray:
-        return stored[cpu]
-
-    def new_from_program(self, value: bytes, cpu: int) -> list[bytearray]:
+    def program_new(self, value: bytes, cpu: int) -> bytes:
         """A new element written by a program: its CPU's copy set, the others zeroed
         (``pcpu_init_value()`` in kernel/bpf/hashtab.c)."""
-        stored = self.zero()
-        stored[cpu][:] = value
-        return stored
+        if not self.percpu:
+            return value
+        size = self.value_size
+        return bytes(cpu * size) + value + bytes((self.ncpus - cpu - 1) * size)
 
-    def write_from_program(self, stored: list[bytearray], value: bytes, cpu: int) -> None:
-        stored[cpu][:] = value
+    def program_offset(self, cpu: int) -> int:
+        """Where ``cpu``'s copy starts in a slot."""
+        return cpu * self.value_size if self.percpu else 0
 
+    def uapi_blob(self, raw: bytes | bytearray | memoryview, count: int) -> bytes:
+        """``count`` slots back to back as ``count`` uAPI values back to back."""
+        if self.same:
+            return bytes(raw)
+        return _restride(raw, count * self.copies, self.value_size, self.value_size, self.stride)
 
-class ValueLayout(Protocol):
-    """How a map stores one element's value: one buffer, or one per CPU. The stored form
-    is the layout's own (``bytearray`` or ``list[bytearray]``), opaque to the map."""
-
-    percpu: bool
-    value_size: int
-    ncpus: int
-    uapi_size: int
-
-    def new(self, value: bytes) -> Any: ...
-
-    def zero(self) -> Any: ...
-
-    def write(self, stored: Any, value: bytes) -> None: ...
-
-    def read(self, stored: Any) -> bytes: ...
-
-    def cpu_buffer(self, stored: Any, cpu: int) -> bytearray: ...
-
-    def new_from_program(self, value: bytes, cpu: int) -> Any: ...
-
-    def write_from_program(self, stored: Any, value: bytes, cpu: int) -> None: ...
+    def slot_blob(self, blob: bytes | bytearray | memoryview, count: int) -> bytes:
+        """``count`` uAPI values back to back as slots back to back (padding dropped)."""
+        if self.same:
+            return bytes(blob)
+        return _restride(blob, count * self.copies, self.value_size, self.stride, self.value_size)
 
 
-def value_layout(percpu: bool, value_size: int, ncpus: int) -> ValueLayout:
-    return PercpuValues(value_size, ncpus) if percpu else PlainValues(value_size, ncpus)
+def _restride(data: bytes | bytearray | memoryview, items: int, size: int, src: int,
+              dst: int) -> bytes:
+    """``items`` records of ``size`` bytes moved from a ``src`` stride to a ``dst`` stride
+    (the gap zeroed): one extended slice per byte column or one slice per record, whichever
+    is fewer steps."""
+    out = bytearray(items * dst)
+    view = memoryview(data)
+    if size < items:
+        for column in range(size):
+            out[column::dst] = view[column::src][:items]
+    else:
+        for i in range(items):
+            out[i * dst:i * dst + size] = view[i * src:i * src + size]
+    return bytes(out)
+
+
+def value_layout(percpu: bool, value_size: int, ncpus: int) -> SlotValues:
+    return SlotValues(percpu, value_size, ncpus)

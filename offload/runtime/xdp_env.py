@@ -138,7 +138,7 @@ class XdpEnv:
         raise MemoryFault("the inner map is not known to this device", address=0, size=0,
                           write=False)
 
-    def value_address(self, live: Map, buffer: bytearray) -> int:
+    def value_address(self, live: Map, buffer: bytearray | memoryview) -> int:
         """Map a live value buffer into memory (once per run) and return its address."""
         found = self.value_regions.get(id(buffer))
         if found is None:

@@ -188,29 +188,44 @@ class MapLookupBatchRequest(Request):
 
 @dataclass(frozen=True, slots=True)
 class MapLookupBatchResponse(Response):
-    """Entries found, the cursor to continue from, and ``done`` at the end of the map."""
+    """Entries found (in columns, values in uAPI form), the cursor to continue from, and
+    ``done`` at the end of the map."""
 
     COMMAND = BpfCommand.MAP_LOOKUP_BATCH
     LAYOUT = (Flags("flags", 4, (Bit(BATCH_DONE, "done"),)), *blob("cursor", MAX_CURSOR_SIZE),
               Entries("keys", "values"))
 
-    keys: tuple[bytes, ...] = ()
-    values: tuple[bytes, ...] = ()
+    count: int = 0
+    key_size: int = 0
+    value_size: int = 0
+    keys: bytes = b""
+    values: bytes = b""
     cursor: bytes = b""
     done: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class MapUpdateBatchRequest(Request):
-    """BPF_MAP_UPDATE_BATCH: ``keys[i]`` gets ``values[i]``, in order."""
+    """BPF_MAP_UPDATE_BATCH: key ``i`` (bytes ``i*key_size`` on of ``keys``) gets value ``i``,
+    in order. The values are in uAPI form (per-CPU copies padded to 8 bytes)."""
 
     COMMAND = BpfCommand.MAP_UPDATE_BATCH
     LAYOUT = (u32("handle"), u64("elem_flags"), Entries("keys", "values"))
 
     handle: int
-    keys: tuple[bytes, ...]
-    values: tuple[bytes, ...]
+    count: int
+    key_size: int
+    value_size: int
+    keys: bytes
+    values: bytes
     elem_flags: int = 0
+
+    @classmethod
+    def of(cls, handle: int, keys: bytes, values: bytes, count: int,
+           elem_flags: int = 0) -> MapUpdateBatchRequest:
+        """A request for ``count`` entries, the sizes read off the blobs."""
+        return cls(handle, count, len(keys) // count if count else 0,
+                   len(values) // count if count else 0, keys, values, elem_flags)
 
 
 @dataclass(frozen=True, slots=True)

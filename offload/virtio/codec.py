@@ -215,7 +215,7 @@ def _covered(layout: tuple[Any, ...]) -> set[str]:
         if isinstance(item, Flags):
             out.update(bit.field for bit in item.bits)
         elif isinstance(item, Entries):
-            out.update((item.keys, item.values))
+            out.update((item.keys, item.values, item.count, item.key_size, item.value_size))
         elif hasattr(item, "field"):
             out.add(item.field)
     return out
@@ -477,27 +477,33 @@ def _group(item: Group, lengths: dict[str, Length]) -> Compiled:
 
 
 def _entries(item: Entries, lengths: dict[str, Length]) -> Compiled:
+    names = (item.count, item.key_size, item.value_size)
     key_field, value_field = item.keys, item.values
 
     def encode(message: Any, w: Writer, counts: dict[str, int]) -> None:
+        count, key_size, value_size = (getattr(message, name) for name in names)
         keys, values = getattr(message, key_field), getattr(message, value_field)
-        if len(keys) != len(values):
-            raise CtrlEncodeError(w.what, "count", f"{len(keys)} keys but {len(values)} values")
-        if len(keys) > MAX_BATCH_COUNT:
-            raise CtrlEncodeError(w.what, "count", f"{len(keys)} entries exceed the limit of "
+        for name, number in zip(("count", "key_size", "value_size"),
+                                (count, key_size, value_size), strict=True):
+            if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+                raise CtrlEncodeError(w.what, name, f"must be a non-negative int, not "
+                                      f"{number!r}")
+        if count > MAX_BATCH_COUNT:
+            raise CtrlEncodeError(w.what, "count", f"{count} entries exceed the limit of "
                                   f"{MAX_BATCH_COUNT}")
-        key_size = len(keys[0]) if keys else 0
-        value_size = len(values[0]) if values else 0
-        if any(len(k) != key_size for k in keys) or any(len(v) != value_size for v in values):
-            raise CtrlEncodeError(w.what, "key_size", "all keys, and all values, of a batch "
-                                  "have one size")
         if key_size > MAX_KEY_SIZE or value_size > MAX_VALUE_SIZE:
             raise CtrlEncodeError(w.what, "key_size", "key or value size exceeds its limit")
-        w.u32("count", len(keys))
+        if count and key_size == 0:
+            raise CtrlEncodeError(w.what, "key_size", "batch entries have a key")
+        if len(keys) != count * key_size or len(values) != count * value_size:
+            raise CtrlEncodeError(w.what, "count", f"{count} entries of {key_size}+{value_size}"
+                                  f" bytes need {count * key_size}+{count * value_size} bytes, "
+                                  f"got {len(keys)}+{len(values)}")
+        w.u32("count", count)
         w.u32("key_size", key_size)
         w.u32("value_size", value_size)
-        w.raw("keys", b"".join(keys))
-        w.raw("values", b"".join(values))
+        w.raw("keys", bytes(keys))
+        w.raw("values", bytes(values))
 
     def decode(r: Reader, values: dict[str, Any], counts: dict[str, int],
                state: dict[str, Any]) -> None:
@@ -509,11 +515,9 @@ def _entries(item: Entries, lengths: dict[str, Length]) -> Compiled:
                           f"the message limit of {MAX_MESSAGE_SIZE}")
         if count and (key_size == 0):
             raise r.error("key_size", "batch entries have a key")
-        keys = r.raw("keys", count * key_size)
-        vals = r.raw("values", count * value_size)
-        values[key_field] = tuple(keys[i * key_size:(i + 1) * key_size] for i in range(count))
-        values[value_field] = tuple(vals[i * value_size:(i + 1) * value_size]
-                                    for i in range(count))
+        values[names[0]], values[names[1]], values[names[2]] = count, key_size, value_size
+        values[key_field] = r.raw("keys", count * key_size)
+        values[value_field] = r.raw("values", count * value_size)
     return encode, decode
 
 

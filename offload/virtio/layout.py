@@ -196,14 +196,19 @@ class Group:
 
 @dataclass(frozen=True, slots=True)
 class Entries:
-    """Batch entries: count, key and value size, then every key, then every value.
+    """Batch entries in columns: count, key and value size, then every key, then every value.
 
-    All keys have one size and all values one size; the sizes and the count are bounded so
-    the whole batch fits one message before anything is read.
+    The message carries them as they travel: ``count``, ``key_size`` and ``value_size`` ints
+    and one ``keys`` and one ``values`` blob, so a batch of thousands of entries is encoded
+    and decoded with a few slices and no per-entry objects. The sizes and the count are
+    bounded so the whole batch fits one message before anything is read.
     """
 
     keys: str
     values: str
+    count: str = "count"
+    key_size: str = "key_size"
+    value_size: str = "value_size"
 
 
 def blob(field: str, limit: int) -> tuple[Length, Bytes]:

@@ -16,7 +16,7 @@ from migrate.checkpoint import checkpoint
 from migrate.codec import decode, encode
 from migrate.compat import Outcome, plan
 from migrate.entries import MapEntries
-from migrate.restore import IncompatibleTarget, RestoreError, restore
+from migrate.restore import COLUMN_BATCH, IncompatibleTarget, RestoreError, restore
 from migrate.snapshot import MapState, Snapshot
 from offload.caps import load_profile
 from offload.device import build_device
@@ -28,7 +28,7 @@ from offload.uapi import MapType
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
 FULL = load_profile("full")
-BLOCKED = 1500  # more than one batch of updates
+BLOCKED = COLUMN_BATCH + 500  # more than one batch of updates
 
 
 def _source_snapshot() -> Snapshot:
@@ -54,7 +54,7 @@ def _source_snapshot() -> Snapshot:
     widened = []
     for state in snapshot.maps:
         if state.name == "udp_blocked":
-            spec = replace(state.spec, max_entries=2048)
+            spec = replace(state.spec, max_entries=2 * COLUMN_BATCH)
             pairs = [(struct.pack("<H", port), b"\x01") for port in range(BLOCKED)]
             state = MapState(spec, MapEntries.from_pairs(2, 1, pairs))
         widened.append(state)

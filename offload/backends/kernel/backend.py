@@ -45,7 +45,7 @@ from ...caps.capabilities import Capabilities
 from ...errors import ErrnoError
 from ...isa.instruction import Instruction
 from ...isa.opcodes import PseudoSrc
-from ...maps.base import BatchError, LookupBatch, as_bytes, as_u32
+from ...maps.base import BatchError, ColumnBatch, LookupBatch, as_bytes, as_u32
 from ...maps.shape import MapShape
 from ...maps.spec import MapSpec
 from ...uapi import MapType, ProgType, UpdateFlags
@@ -218,6 +218,23 @@ class HostMap(MapShape):
             raise BatchError(exc.errno, f"{exc.detail} ({attr.count} of {len(pairs)} elements "
                                         f"were written)", count=attr.count) from None
         return attr.count
+
+    def lookup_batch_columns(self, cursor: object | None, count: int,
+                             elem_flags: int = 0) -> ColumnBatch:
+        """:meth:`lookup_batch` in columns, as the control queue carries it."""
+        batch = self.lookup_batch(cursor, count, elem_flags)
+        return ColumnBatch(len(batch.entries), b"".join(k for k, _ in batch.entries),
+                           b"".join(v for _, v in batch.entries), batch.cursor, batch.done)
+
+    def update_batch_columns(self, count: int, keys: object, values: object,
+                             elem_flags: int = 0) -> int:
+        """:meth:`update_batch` from ``count`` packed keys and uAPI values."""
+        count = as_u32(count, "batch count")
+        keys = as_bytes(keys, count * self.key_size, "batch keys")
+        values = as_bytes(values, count * self.uapi_value_size, "batch values")
+        ks, vs = self.key_size, self.uapi_value_size
+        return self.update_batch([(keys[i * ks:(i + 1) * ks], values[i * vs:(i + 1) * vs])
+                                  for i in range(count)], elem_flags)
 
     def delete_batch(self, keys: Iterable[object], elem_flags: int = 0) -> int:
         """BPF_MAP_DELETE_BATCH: the count deleted, or :class:`BatchError` carrying it."""

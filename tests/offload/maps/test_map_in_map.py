@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 
+from offload.errors import ErrnoError
 from offload.maps import MapSpec, create_map
 from offload.uapi import MapFlags, MapType, UpdateFlags
 
@@ -55,5 +56,21 @@ def test_hash_of_maps(table):
     assert outer.lookup(key) == k(table.objects[fd].id)
     outer.delete(key)
     assert table.refs[fd] == 1
+    outer.release()
+    assert table.total_refs() == 0
+
+
+def test_hash_of_maps_batches_resolve_every_fd(table):
+    outer = create_map(MapSpec("o", MapType.HASH_OF_MAPS, 8, 4, 4, inner=INNER), resolver=table)
+    fd = table.add_map(create_map(INNER))
+    assert outer.update_batch_columns(2, b"aaaaaaaabbbbbbbb", k(fd) + k(fd)) == 2
+    assert outer.inner_map(b"aaaaaaaa") is table.objects[fd].map and table.refs[fd] == 2
+    try:
+        outer.update_batch_columns(1, b"cccccccc", k(999))
+    except ErrnoError as err:
+        assert err.errno == errno.EBADF
+    else:
+        raise AssertionError("an unknown fd was stored")
+    assert outer.inner_map(b"cccccccc") is None
     outer.release()
     assert table.total_refs() == 0

@@ -38,9 +38,9 @@ log = st.text(max_size=200)
 def batches(draw):
     count = draw(st.integers(0, 8))
     ks, vs = draw(st.integers(1, 16)), draw(st.integers(0, 16))
-    keys = tuple(draw(st.binary(min_size=ks, max_size=ks)) for _ in range(count))
-    values = tuple(draw(st.binary(min_size=vs, max_size=vs)) for _ in range(count))
-    return keys, values
+    keys = draw(st.binary(min_size=ks * count, max_size=ks * count))
+    values = draw(st.binary(min_size=vs * count, max_size=vs * count))
+    return count, ks, vs, keys, values
 
 
 @st.composite
@@ -66,7 +66,7 @@ REQUEST_STRATEGIES = {
     BpfCommand.MAP_LOOKUP_BATCH: st.builds(m.MapLookupBatchRequest, handle,
                                            st.integers(1, 1 << 16), st.binary(max_size=16), u64),
     BpfCommand.MAP_UPDATE_BATCH: batches().flatmap(lambda kv: st.builds(
-        m.MapUpdateBatchRequest, handle, st.just(kv[0]), st.just(kv[1]), u64)),
+        m.MapUpdateBatchRequest, handle, *map(st.just, kv), u64)),
     BpfCommand.PROG_LOAD: prog_loads(),
     BpfCommand.PROG_UNLOAD: st.builds(p.ProgUnloadRequest, handle),
     BpfCommand.XDP_ATTACH: st.builds(p.XdpAttachRequest, handle, u32, u32),
@@ -90,7 +90,8 @@ RESPONSE_STRATEGIES = {
     BpfCommand.MAP_DELETE: st.builds(m.MapDeleteResponse, **common),
     BpfCommand.MAP_GET_NEXT_KEY: st.builds(m.MapGetNextKeyResponse, **common, key=key),
     BpfCommand.MAP_LOOKUP_BATCH: batches().flatmap(lambda kv: st.builds(
-        m.MapLookupBatchResponse, **common, keys=st.just(kv[0]), values=st.just(kv[1]),
+        m.MapLookupBatchResponse, **common, count=st.just(kv[0]), key_size=st.just(kv[1]),
+        value_size=st.just(kv[2]), keys=st.just(kv[3]), values=st.just(kv[4]),
         cursor=st.binary(max_size=8), done=st.booleans())),
     BpfCommand.MAP_UPDATE_BATCH: st.builds(m.MapUpdateBatchResponse, status=ok | status,
                                            log=log, count=u32),
@@ -172,8 +173,10 @@ def test_status_only_result_for_undecodable_commands():
 
 @pytest.mark.parametrize("message, field", [
     (m.MapLookupBatchRequest(1, 0), "count"),
-    (m.MapUpdateBatchRequest(1, (b"a", b"bb"), (b"x", b"y")), "key_size"),
-    (m.MapUpdateBatchRequest(1, (b"a",), ()), "count"),
+    (m.MapUpdateBatchRequest(1, 2, 1, 1, b"abb", b"xy"), "count"),
+    (m.MapUpdateBatchRequest(1, 1, 1, 1, b"a", b""), "count"),
+    (m.MapUpdateBatchRequest(1, 1, 0, 1, b"", b"x"), "key_size"),
+    (m.MapUpdateBatchRequest(1, (1 << 16) + 1, 0, 0, b"", b""), "count"),
     (m.MapCreateRequest(1, 4, 4, 1, name="no spaces"), "name"),
     (m.MapCreateRequest(1 << 32, 4, 4, 1), "map_type"),
     (m.MapLookupRequest(1, b"k" * (1 << 16 + 1)), "key"),

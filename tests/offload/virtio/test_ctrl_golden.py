@@ -37,8 +37,8 @@ REQUESTS = [
     m.MapGetNextKeyRequest(5, b"\x00\x01"),
     m.MapLookupBatchRequest(4, 16),
     m.MapLookupBatchRequest(4, 1, b"cursor", 4),
-    m.MapUpdateBatchRequest(4, (b"a", b"b"), (b"xy", b"zw"), 4),
-    m.MapUpdateBatchRequest(4, (), ()),
+    m.MapUpdateBatchRequest(4, 2, 1, 2, b"ab", b"xyzw", 4),
+    m.MapUpdateBatchRequest.of(4, b"", b"", 0),
     p.ProgLoadRequest(6, INSNS, "GPL"),
     p.ProgLoadRequest(6, INSNS, "Dual MIT/GPL", (p.MapRef(1, 7), p.MapRef(0, 8,
                       PseudoSrc.MAP_VALUE, 16)), "xdp_prog", 33, 32, 1, 4096),
@@ -60,7 +60,8 @@ RESPONSES = [
     m.MapUpdateResponse(),
     m.MapDeleteResponse(status=2, log="no such key"),
     m.MapGetNextKeyResponse(key=b"\x00\x02"),
-    m.MapLookupBatchResponse(keys=(b"a", b"b"), values=(b"12", b"34"), cursor=b"c", done=True),
+    m.MapLookupBatchResponse(count=2, key_size=1, value_size=2, keys=b"ab", values=b"1234",
+                             cursor=b"c", done=True),
     m.MapLookupBatchResponse(),
     m.MapUpdateBatchResponse(count=3),
     m.MapUpdateBatchResponse(status=7, log="E2BIG", count=1),
@@ -79,8 +80,8 @@ UNENCODABLE = [
     m.MapUpdateRequest(1, b"k", bytes((1 << 22) + 1)),
     m.MapLookupBatchRequest(1, 0),
     m.MapLookupBatchRequest(1, (1 << 16) + 1),
-    m.MapUpdateBatchRequest(1, (b"a",), ()),
-    m.MapUpdateBatchRequest(1, (b"a", b"bb"), (b"1", b"2")),
+    m.MapUpdateBatchRequest(1, 1, 1, 0, b"a", b"x"),
+    m.MapUpdateBatchRequest(1, 2, 1, 1, b"abb", b"12"),
     p.ProgLoadRequest(6, b"\0" * 7, "GPL"),
     p.ProgLoadRequest(6, b"", "GPL"),
     p.ProgLoadRequest(6, INSNS, "GPL\0"),
@@ -152,8 +153,8 @@ RESPONSE_HEX = [
     "0000000000000000000000000000000000",
 ]
 #: SHA-256 of every refusal (see _refusals), and of the unencodable messages' errors.
-REFUSALS_DIGEST = "864d4e1daf28a296d09b2106786793c58aa9a7c1cfb6a1c91be40af324462842"
-UNENCODABLE_DIGEST = "a524881026e3968b9c2edf4fb55d4596fb3cb7ba5ae4af364151f3f796e3bd0d"
+REFUSALS_DIGEST = "9a10279011a72a55ce74025ace7f6c50e94448b7956ec41d658b25359ece9eab"
+UNENCODABLE_DIGEST = "824a10af110d044fc8c30d2f59f15dd245e11f9c8b2b20be461246fcbe7ff980"
 
 
 def _outcome(decode, data: bytes) -> str:
