@@ -11,6 +11,7 @@ EINVAL, as BPF_PROG_LOAD does.
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -25,7 +26,7 @@ from ..maps.base import BatchError
 from ..maps.create import SUPPORTED_MAP_TYPES, check_spec
 from ..maps.memory import format_bytes, map_memory
 from ..maps.spec import MapSpec
-from ..uapi import MapType, ProgType, UpdateFlags, XdpFlags
+from ..uapi import MapType, ProgType, UpdateFlags, XdpAction, XdpFlags
 from ..verifier import VerifierError
 from ..virtio import bpf_maps as m
 from ..virtio import bpf_progs as p
@@ -269,6 +270,57 @@ def xdp_detach(device: Device, req: p.XdpDetachRequest) -> Response:
     return p.XdpDetachResponse()
 
 
+#: BPF_PROG_TEST_RUN of XDP: a frame of ETH_HLEN up to PAGE_SIZE less the headroom (256)
+#: and the skb_shared_info tailroom (320), as the kernel's bpf_prog_test_run_xdp takes it
+ENOTSUPP = 524  # the kernel's, for a program type without a test run
+TEST_RUN_MIN_DATA = 14
+TEST_RUN_MAX_DATA = 4096 - 256 - 320
+#: seconds of repeats a test run may take: the kernel stops a run a signal interrupts with
+#: EINTR; the device stops one that would hold its control queue longer
+TEST_RUN_BUDGET = 2.0
+
+
+def prog_test_run(device: Device, req: p.ProgTestRunRequest) -> Response:
+    """BPF_PROG_TEST_RUN: the program on ``data_in`` ``repeat`` times (0 counts as 1); the
+    verdict is returned, never acted on. Errnos as the kernel's: EINVAL for flags, a frame
+    shorter than an Ethernet header or longer than a page allows; ENOTSUPP for a program type
+    without a test run; ENOSPC (with the frame cut) when ``data_size_out`` is too small."""
+    if req.flags:
+        raise ErrnoError(errno.EINVAL, f"test-run flags {req.flags:#x} are not supported")
+    program = device.objects.program(req.prog_handle)
+    if program.prog_type != ProgType.XDP:
+        raise ErrnoError(ENOTSUPP, f"program {program.handle} ({program.prog_type.name}) has no test run")
+    size = len(req.data_in)
+    if not TEST_RUN_MIN_DATA <= size <= TEST_RUN_MAX_DATA:
+        raise ErrnoError(errno.EINVAL, f"{size} bytes of data_in: an XDP test run takes "
+                                       f"{TEST_RUN_MIN_DATA} to {TEST_RUN_MAX_DATA} bytes")
+    repeat = max(req.repeat, 1)
+    run = device.backend.run_xdp
+    start = time.perf_counter_ns()
+    deadline = start + int(TEST_RUN_BUDGET * 1e9)
+    outcome = None
+    for done in range(1, repeat + 1):
+        outcome = run(program.handle, req.data_in)
+        if done % 64 == 0 and time.perf_counter_ns() > deadline and done < repeat:
+            raise ErrnoError(errno.EINTR, f"the test run was stopped after {done} of {repeat} "
+                                          f"repeats ({TEST_RUN_BUDGET:g} s)")
+    elapsed = time.perf_counter_ns() - start
+    if outcome is None:  # repeat is at least 1: only a device bug gets here
+        raise ErrnoError(errno.EFAULT, "the test run ran no repeat")
+    retval = XdpAction.ABORTED if outcome.error is not None else outcome.retval & 0xFFFFFFFF
+    data = outcome.data
+    room = req.data_size_out or TEST_RUN_MAX_DATA
+    response = p.ProgTestRunResponse(retval=int(retval),
+                                     duration=min(elapsed // repeat, 0xFFFFFFFF),
+                                     data_size_out=len(data), data_out=data[:room])
+    if len(data) > room:
+        return p.ProgTestRunResponse(
+            status=errno.ENOSPC, log=f"the frame left with {len(data)} bytes; data_size_out "
+                                     f"is {room}", retval=response.retval,
+            duration=response.duration, data_size_out=len(data), data_out=data[:room])
+    return response
+
+
 def caps(device: Device, req: p.CapsRequest) -> Response:
     return p.CapsResponse.from_capabilities(device.caps, device.max_request)
 
@@ -280,4 +332,5 @@ HANDLERS: dict[type[Request], Callable[..., Response]] = {
     m.MapLookupBatchRequest: map_lookup_batch, m.MapUpdateBatchRequest: map_update_batch,
     p.ProgLoadRequest: prog_load, p.ProgUnloadRequest: prog_unload,
     p.XdpAttachRequest: xdp_attach, p.XdpDetachRequest: xdp_detach, p.CapsRequest: caps,
+    p.ProgTestRunRequest: prog_test_run,
 }

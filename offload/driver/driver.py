@@ -232,6 +232,19 @@ class Driver:
     def prog_unload(self, handle: int) -> None:
         self.command(p.ProgUnloadRequest(handle))
 
+    def prog_test_run(self, handle: int, data: bytes, *, repeat: int = 1,
+                      data_size_out: int = 0) -> p.ProgTestRunResponse:
+        """BPF_PROG_TEST_RUN: the program's verdict on ``data`` (``retval``), the frame as it
+        left (``data_out``) and the mean ``duration`` in ns of ``repeat`` runs. A frame too
+        large for ``data_size_out`` raises ENOSPC, as bpf(2) fails, with the cut response."""
+        room = data_size_out or len(data) + 4096
+        response = self.command(p.ProgTestRunRequest(handle, bytes(data), repeat, 0,
+                                                     data_size_out),
+                                reply_size=room + 64)
+        if not isinstance(response, p.ProgTestRunResponse):
+            raise DriverError(errno.EIO, "the device answered PROG_TEST_RUN with another reply")
+        return response
+
     def load_object(self, source: Source, *, name: str | None = None,
                     programs: Iterable[str] | None = None,
                     prog_type: ProgType | str | None = None,

@@ -29,11 +29,12 @@ from .layout import (
     Text,
     U32Set,
     Version,
+    blob,
     u8,
     u32,
     u64,
 )
-from .wire import MAX_DEVICE_NAME, MAX_HELPERS, MAX_INSNS, MAX_LICENSE_SIZE
+from .wire import MAX_DEVICE_NAME, MAX_HELPERS, MAX_INSNS, MAX_LICENSE_SIZE, MAX_TEST_RUN_DATA
 
 INSN_SIZE = 8
 MAP_REF_SIZE = 16
@@ -180,6 +181,39 @@ class XdpDetachRequest(Request):
 @dataclass(frozen=True, slots=True)
 class XdpDetachResponse(Response):
     COMMAND = BpfCommand.XDP_DETACH
+
+
+@dataclass(frozen=True, slots=True)
+class ProgTestRunRequest(Request):
+    """BPF_PROG_TEST_RUN: run a loaded program ``repeat`` times on ``data_in`` without acting
+    on its verdict (maps may change, as in the kernel). ``data_size_out`` is the room the
+    guest has for the frame as it leaves (0: as much as the reply buffer holds); ``flags`` as
+    the uAPI's BPF_F_TEST_* (none is supported)."""
+
+    COMMAND = BpfCommand.PROG_TEST_RUN
+    LAYOUT = (u32("prog_handle"), u32("repeat"), u32("flags"), u32("data_size_out"),
+              *blob("data_in", MAX_TEST_RUN_DATA))
+
+    prog_handle: int
+    data_in: bytes
+    repeat: int = 1
+    flags: int = 0
+    data_size_out: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProgTestRunResponse(Response):
+    """The last run's return value, the mean nanoseconds per run, the frame as it left (cut
+    to ``data_size_out`` with ENOSPC when it did not fit) and its true size."""
+
+    COMMAND = BpfCommand.PROG_TEST_RUN
+    LAYOUT = (u32("retval"), u32("duration"), u32("data_size_out"),
+              *blob("data_out", MAX_TEST_RUN_DATA))
+
+    retval: int = 0
+    duration: int = 0
+    data_size_out: int = 0
+    data_out: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

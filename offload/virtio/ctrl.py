@@ -71,6 +71,7 @@ class BpfCommand(IntEnum):
     XDP_ATTACH = 11
     XDP_DETACH = 12
     MAP_FREEZE = 13
+    PROG_TEST_RUN = 14
 
 
 CTRL_HEADER_SIZE = 2  # class, command

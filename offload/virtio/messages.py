@@ -32,6 +32,8 @@ from .bpf_progs import (
     CapsResponse,
     ProgLoadRequest,
     ProgLoadResponse,
+    ProgTestRunRequest,
+    ProgTestRunResponse,
     ProgUnloadRequest,
     ProgUnloadResponse,
     XdpAttachRequest,
@@ -45,13 +47,14 @@ from .wire import CtrlDecodeError
 REQUESTS: dict[BpfCommand, type[Request]] = {cls.COMMAND: cls for cls in (
     CapsRequest, MapCreateRequest, MapFreeRequest, MapLookupRequest, MapUpdateRequest,
     MapDeleteRequest, MapGetNextKeyRequest, MapLookupBatchRequest, MapUpdateBatchRequest,
-    ProgLoadRequest, ProgUnloadRequest, XdpAttachRequest, XdpDetachRequest, MapFreezeRequest)}
+    ProgLoadRequest, ProgUnloadRequest, XdpAttachRequest, XdpDetachRequest, MapFreezeRequest,
+    ProgTestRunRequest)}
 
 RESPONSES: dict[BpfCommand, type[Response]] = {cls.COMMAND: cls for cls in (
     CapsResponse, MapCreateResponse, MapFreeResponse, MapLookupResponse, MapUpdateResponse,
     MapDeleteResponse, MapGetNextKeyResponse, MapLookupBatchResponse, MapUpdateBatchResponse,
     ProgLoadResponse, ProgUnloadResponse, XdpAttachResponse, XdpDetachResponse,
-    MapFreezeResponse)}
+    MapFreezeResponse, ProgTestRunResponse)}
 
 
 def decode_request(data: bytes | bytearray | memoryview) -> Request:

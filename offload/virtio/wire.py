@@ -22,6 +22,7 @@ MAX_INSNS = 1_000_000  # BPF_COMPLEXITY_LIMIT_INSNS, in 8-byte slots
 MAX_LICENSE_SIZE = 128
 MAX_HELPERS = 4096
 MAX_DEVICE_NAME = 64
+MAX_TEST_RUN_DATA = 1 << 16  # PROG_TEST_RUN data in or out on the wire (the device bounds it more)
 NAME_SIZE = 16  # BPF_OBJ_NAME_LEN, NUL included
 MAX_ERRNO = 4095  # the kernel's MAX_ERRNO: statuses are 0 or an errno below it
 

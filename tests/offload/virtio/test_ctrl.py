@@ -72,6 +72,8 @@ REQUEST_STRATEGIES = {
     BpfCommand.XDP_ATTACH: st.builds(p.XdpAttachRequest, handle, u32, u32),
     BpfCommand.XDP_DETACH: st.builds(p.XdpDetachRequest, u32, u32),
     BpfCommand.MAP_FREEZE: st.builds(m.MapFreezeRequest, handle),
+    BpfCommand.PROG_TEST_RUN: st.builds(p.ProgTestRunRequest, handle, st.binary(max_size=64),
+                                        u32, u32, u32),
 }
 
 limits = st.builds(Limits, *[u32] * 10)
@@ -101,6 +103,9 @@ RESPONSE_STRATEGIES = {
     BpfCommand.XDP_ATTACH: st.builds(p.XdpAttachResponse, **common),
     BpfCommand.XDP_DETACH: st.builds(p.XdpDetachResponse, **common),
     BpfCommand.MAP_FREEZE: st.builds(m.MapFreezeResponse, **common),
+    BpfCommand.PROG_TEST_RUN: st.builds(p.ProgTestRunResponse, **common, retval=u32,
+                                        duration=u32, data_size_out=u32,
+                                        data_out=st.binary(max_size=64)),
 }
 
 any_request = st.one_of(*REQUEST_STRATEGIES.values())
