@@ -19,6 +19,7 @@ MAX_INJECT = 10_000  # frames one inject takes
 MAX_EVENTS = 10_000  # event records one events.read answer carries at most
 MAX_ITEMS = 100_000  # entries one map.items answer carries at most
 MAX_UPLOAD = 1 << 30  # bytes of a snapshot restore.begin accepts
+MAX_TEST_DATA = 1 << 16  # bytes of a frame prog.run takes (the device bounds it to a page)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,46 @@ class InjectResult:
     actions: list[str]
 
 
+@dataclass(frozen=True, slots=True)
+class ProgramParams:
+    program: int | str = documented("program id or name")
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramResult:
+    program: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProgDumpResult:
+    """A program as the device keeps it, each instruction with its source line where the
+    object's BTF line info gives one."""
+
+    id: int
+    name: str
+    type: str
+    insns: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgRunParams:
+    program: int | str = documented("program id or name")
+    data: bytes = documented(f"the frame (at most {MAX_TEST_DATA:,} bytes; the device "
+                             "takes 14 to 3520)")
+    repeat: int = ranged(0, U32, default=1, doc="runs (0 runs once)")
+    data_size_out: int = ranged(0, U32, default=0, doc="room for the frame as it leaves "
+                                                       "(0: as much as it needs)")
+
+
+@dataclass(frozen=True, slots=True)
+class ProgRunResult:
+    program: int
+    retval: int
+    action: str
+    duration_ns: int
+    data_out: bytes
+
+
 # -- maps and events -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class MapUpdateParams:
@@ -143,6 +184,37 @@ class MapItemsParams:
 @dataclass(frozen=True, slots=True)
 class MapItemsResult:
     items: list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class MapKeyParams:
+    map: int | str = documented("map id or name")
+    key: bytes = documented("the key's bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class MapLookupResult:
+    map: int
+    value: bytes
+    formatted: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class MapParams:
+    map: int | str = documented("map id or name")
+
+
+@dataclass(frozen=True, slots=True)
+class MapResult:
+    map: int
+
+
+@dataclass(frozen=True, slots=True)
+class MapDumpResult:
+    map: int
+    name: str
+    items: list[tuple[bytes, bytes]]
+    formatted: list[dict[str, Any]] | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from offload.device import Device, DevicePair, build_device
 from offload.driver import Driver, ObjectLoadError
 from offload.errors import OffloadError
 from offload.loader import LoadOptionError, ObjectSpec, ProgramRefusal, load_object
+from offload.program import ProgramSpec
 from offload.uapi import XdpAction
 from offload.virtio.features import names as feature_names
 
@@ -50,15 +51,26 @@ from .api import (
     LoaderRefusal,
     LoadParams,
     LoadResult,
+    MapDumpResult,
     MapItemsParams,
     MapItemsResult,
+    MapKeyParams,
+    MapLookupResult,
+    MapParams,
+    MapResult,
     MapUpdateParams,
     MapUpdateResult,
     MigrateControlResult,
     MigrateStartParams,
     MigrateStartResult,
     NoParams,
+    MAX_TEST_DATA,
     PingResult,
+    ProgDumpResult,
+    ProgramParams,
+    ProgramResult,
+    ProgRunParams,
+    ProgRunResult,
     RestoreBeginParams,
     RestoreBeginResult,
     RestoreCommitParams,
@@ -70,6 +82,7 @@ from .api import (
     TrafficResult,
     TrafficSetParams,
 )
+from .btf_values import MapTypes, map_types
 from .device_state import DeviceState
 from .errors import InvalidRequest, Refused, ServiceError, UsageError
 from .heap import release_freed_heap
@@ -152,6 +165,10 @@ class DeviceService:
         self._next_transfer = 1
         #: set by ``shutdown``: the daemon's loop ends after answering
         self.stopping = False
+        #: what the objects loaded here said beyond the device's view, by handle: programs'
+        #: specs (BTF line info for prog.dump) and maps' BTF types (map.dump's formatted)
+        self.program_sources: dict[int, ProgramSpec] = {}
+        self.map_btf: dict[int, MapTypes] = {}
 
     @property
     def migration(self) -> dict[str, Any] | None:
@@ -292,6 +309,12 @@ class DeviceService:
                 raise
         reports = {name: self.device.objects.programs[h].report
                    for name, h in loaded.programs.items()}
+        for name, handle in loaded.programs.items():
+            self.program_sources[handle] = obj.programs[name]
+        for name, handle in loaded.maps.items():
+            types = map_types(obj.btf, name)
+            if types is not None:
+                self.map_btf[handle] = types
         return LoadResult(
             maps=dict(loaded.maps),
             programs={name: LoadedProgram(h, reports[name].insns_processed,
@@ -337,6 +360,45 @@ class DeviceService:
         self.driver.xdp_detach()
         return AttachResult(None)
 
+    def prog_unload(self, params: ProgramParams) -> ProgramResult:
+        """The guest's reference dropped (an attached program runs on until detached)."""
+        handle = self._program_handle(params.program)
+        self.driver.prog_unload(handle)
+        self.program_sources.pop(handle, None)
+        return ProgramResult(handle)
+
+    def prog_dump(self, params: ProgramParams) -> ProgDumpResult:
+        """The program's instructions as the device keeps them (map references as the guest
+        wrote them), each with its source line where the object's line info has one."""
+        handle = self._program_handle(params.program)
+        prog = self.device.objects.programs[handle]
+        spec = self.program_sources.get(handle)
+        lines = {info.slot: info for info in spec.line_info} if spec is not None else {}
+        insns: list[dict[str, Any]] = []
+        slot = 0
+        for insn in prog.instructions:
+            row: dict[str, Any] = {"slot": slot, "text": str(insn)}
+            info = lines.get(slot)
+            if info is not None:
+                row["line"] = {"file": info.file, "line": info.line, "column": info.column,
+                               "text": info.text}
+            insns.append(row)
+            slot += insn.width
+        return ProgDumpResult(handle, prog.name, prog.prog_type.name, insns)
+
+    def prog_run(self, params: ProgRunParams) -> ProgRunResult:
+        """BPF_PROG_TEST_RUN through the driver: the verdict on one frame, not acted on."""
+        handle = self._program_handle(params.program)
+        if len(params.data) > MAX_TEST_DATA:
+            raise Refused(errno.EINVAL, f"{len(params.data)} bytes of data: a test run takes "
+                                        f"at most {MAX_TEST_DATA} here (the device 3520).")
+        response = self.driver.prog_test_run(handle, params.data, repeat=params.repeat,
+                                             data_size_out=params.data_size_out)
+        retval = response.retval
+        action = XdpAction(retval).name.lower() if retval in XdpAction._value2member_map_ \
+            else "aborted"
+        return ProgRunResult(handle, retval, action, response.duration, response.data_out)
+
     def inject(self, params: InjectParams) -> InjectResult:
         """Frames from the wire, now: the verdict of each (what tests and scripts compare)."""
         actions = []
@@ -362,6 +424,31 @@ class DeviceService:
         handle = self._map_handle(params.map)
         self.driver.map_update_elem(handle, params.key, params.value, params.flags)
         return MapUpdateResult(handle)
+
+    def map_lookup(self, params: MapKeyParams) -> MapLookupResult:
+        handle = self._map_handle(params.map)
+        value = self.driver.map_lookup_elem(handle, params.key)
+        types = self.map_btf.get(handle)
+        return MapLookupResult(handle, value, None if types is None
+                               else types.format(params.key, value))
+
+    def map_delete(self, params: MapKeyParams) -> MapResult:
+        handle = self._map_handle(params.map)
+        self.driver.map_delete_elem(handle, params.key)
+        return MapResult(handle)
+
+    def map_freeze(self, params: MapParams) -> MapResult:
+        handle = self._map_handle(params.map)
+        self.driver.map_freeze(handle)
+        return MapResult(handle)
+
+    def map_dump(self, params: MapParams) -> MapDumpResult:
+        """Every entry, and each decoded with the object's BTF when the map has BTF."""
+        handle = self._map_handle(params.map)
+        items = self.map_items(MapItemsParams(handle)).items
+        types = self.map_btf.get(handle)
+        return MapDumpResult(handle, self.device.objects.maps[handle].spec.name, items,
+                             None if types is None else [types.format(k, v) for k, v in items])
 
     def map_items(self, params: MapItemsParams) -> MapItemsResult:
         handle = self._map_handle(params.map)
