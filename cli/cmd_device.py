@@ -16,7 +16,7 @@ from service.device_state import DeviceState, default_state_dir
 from service.errors import ServiceError
 from service.traffic import DEFAULT_RATE, parse_traffic
 
-from . import object_options
+from . import device_option, object_options
 from .exits import Exit, UsageError
 from .output import Output
 from .status_view import status_json, status_view
@@ -85,7 +85,7 @@ def register(sub: Any) -> None:
     stop = dsub.add_parser("stop", help="stop a device daemon (the 'shutdown' method)",
                            epilog="example:\n  offload-migrate device stop --device /tmp/a.sock",
                            formatter_class=RAW)
-    stop.add_argument("--device", required=True, metavar="PATH", help="control socket")
+    device_option.add(stop)
     stop.set_defaults(handler=stop_command)
 
     load = sub.add_parser(
@@ -107,7 +107,7 @@ def register(sub: Any) -> None:
                "  offload-migrate load fixtures/xdp/libbpf/xdp_sized_maps.o --device "
                "/tmp/a.sock --map-size allowed_ports=1024")
     load.add_argument("object", help="BPF ELF object (.o) built by clang")
-    load.add_argument("--device", required=True, metavar="PATH", help="control socket")
+    device_option.add(load)
     load.add_argument("--section", help="only programs of this ELF section")
     load.add_argument("--program", action="append", metavar="NAME",
                       help="only this program (repeatable)")
@@ -124,8 +124,7 @@ def register(sub: Any) -> None:
                "  offload-migrate status --device /tmp/a.sock --device /tmp/b.sock\n"
                "  offload-migrate status --device /tmp/a.sock --once\n"
                "  offload-migrate status --device /tmp/a.sock --json")
-    status.add_argument("--device", required=True, action="append", metavar="PATH",
-                        help="control socket (repeat for several devices)")
+    device_option.add(status, several=True)
     status.add_argument("--once", action="store_true", help="render once and exit")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.add_argument("--interval", type=float, default=0.5,

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from service.client import DeviceClient
 
+from . import device_option
 from .exits import Exit, UsageError
 from .output import Output
 
@@ -38,7 +39,7 @@ def register(sub: Any) -> None:
                "  offload-migrate events --device /tmp/a.sock\n"
                "  offload-migrate events --device /tmp/a.sock --json\n"
                "  offload-migrate events --device /tmp/a.sock --follow")
-    events.add_argument("--device", required=True, metavar="PATH", help="control socket")
+    device_option.add(events)
     events.add_argument("--json", action="store_true",
                         help="print JSON: one object, or with --follow one line per record")
     events.add_argument("--follow", action="store_true",

@@ -34,6 +34,7 @@ from service.plan_data import plan_from_dict
 from service.protocol import CHUNK, RemoteError
 from service.transfer import checkpoint, commit, upload
 
+from . import device_option
 from .exits import Exit, UsageError
 from .output import Output
 
@@ -74,7 +75,7 @@ def register(sub: Any) -> None:
                "  offload-migrate save --device /tmp/a.sock -o a.snap --sign ops.key "
                "--encrypt data.key\n"
                "  offload-migrate save --device /tmp/a.sock -o a.snap --sample 256")
-    save.add_argument("--device", required=True, metavar="PATH", help="control socket")
+    device_option.add(save)
     save.add_argument("-o", "--output", required=True, metavar="FILE", help="snapshot file")
     save.add_argument("--sign", metavar="KEY", help="Ed25519 private key (from keygen)")
     save.add_argument("--hmac", metavar="KEY", help="shared HMAC-SHA256 key instead of a "
@@ -104,7 +105,7 @@ def register(sub: Any) -> None:
                "--max-age 1h --no-rollback\n"
                "  offload-migrate restore a.snap --device /tmp/smartnic.sock --prove")
     restore.add_argument("file", help="snapshot file")
-    restore.add_argument("--device", required=True, metavar="PATH", help="control socket")
+    device_option.add(restore)
     _trust_options(restore)
     _freshness_options(restore)
     restore.add_argument("--allow-fallback", action="store_true",

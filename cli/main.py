@@ -15,40 +15,46 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from .exits import Exit
+from .global_options import split_globals
 from .output import Output
 
-#: Each command module and the commands its ``register`` adds, with their one-line help, in
-#: the order ``--help`` lists them. The parser lists every command from this table and
+#: Each command module (relative to this package, which installs as ``offload_migrate_cli``)
+#: and the commands its ``register`` adds, with their one-line help, in the order ``--help``
+#: lists them. The parser lists every command from this table and
 #: imports only the module of the command being run (start-up stays that of argparse and
 #: rich); tests/cli/test_main.py checks the table against what each module registers.
 COMMANDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("cli.demo", (
+    (".demo", (
         ("demo", "two devices, a fixture, traffic, save, restore onto a smaller device"),)),
-    ("cli.cmd_device", (
-        ("device", "run a device daemon (device serve)"),
+    (".cmd_device", (
+        ("device", "run, stop, list and show device daemons"),
         ("load", "load an ELF object's programs and maps onto a device"),
         ("status", "live view of devices, programs, counters and maps"))),
-    ("cli.cmd_events", (
+    (".cmd_events", (
         ("events", "print the event streams of a device (perf event arrays, ring buffers)"),)),
-    ("cli.cmd_snapshot", (
+    (".cmd_snapshot", (
         ("save", "checkpoint a device into a sealed snapshot file"),
         ("restore", "restore a snapshot onto a device (or dry-run its plan)"),
         ("inspect", "show a snapshot file: seal, features, programs, maps"),
         ("diff", "compare two snapshots"),
         ("keygen", "generate a signing, MAC or encryption key"))),
-    ("cli.cmd_migrate", (
+    (".cmd_migrate", (
         ("migrate", "live-migrate a device's offloaded state to another device"),)),
-    ("cli.cmd_vm_migrate", (
+    (".cmd_vm_migrate", (
         ("vm-migrate", "live-migrate a QEMU guest together with its offloaded XDP state"),)),
-    ("cli.cmd_verify", (
+    (".cmd_verify", (
         ("verify", "verify programs for a device profile"),)),
-    ("cli.cmd_profiles", (
+    (".cmd_profiles", (
         ("profiles", "list capability profiles, or show one"),)),
-    ("cli.cmd_programs", (
+    (".cmd_programs", (
         ("conformance", "judge the engine with the eBPF conformance suites"),
         ("asm", "assemble text into bytecode"),
         ("disasm", "list the instructions of bytecode or assembler text"),
         ("run", "run a program on input memory (r1=address, r2=length)"))),
+    (".cmd_prog", (
+        ("prog", "a device's programs, as bpftool prog (show, dump, run, attach...)"),)),
+    (".cmd_map", (
+        ("map", "a device's maps, as bpftool map (show, dump, lookup, update...)"),)),
 )
 
 EXIT_OK = Exit.OK
@@ -69,6 +75,10 @@ EXAMPLES = """examples:
   offload-migrate inspect a.snap
   offload-migrate migrate --from /tmp/a.sock --to /tmp/b.sock
   offload-migrate verify fixtures/xdp/xdp_firewall.o --profile smartnic
+  export OFFLOAD_MIGRATE_DEVICE=/tmp/a.sock     # the default --device
+  offload-migrate prog show; offload-migrate -p map dump name verdicts
+  offload-migrate map update blocked_v4 key 10 0 0 2 value 1 0 0 0 0 0 0 0
+  offload-migrate prog run xdp_firewall --data-in frame.bin
 
 exit codes: 0 ok, 1 refused or incompatible, 2 usage, 3 integrity failure
 """
@@ -87,7 +97,7 @@ def build_parser(argv: Sequence[str] | None = (), *, every: bool = False
                    if not arg.startswith("-")), None)
     for module, commands in COMMANDS:
         if every or any(name == chosen for name, _ in commands):
-            importlib.import_module(module).register(sub)
+            importlib.import_module(module, __package__).register(sub)
         else:
             for name, summary in commands:
                 sub.add_parser(name, help=summary)
@@ -100,11 +110,18 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None,
     console is given, else stderr) let tests record what a person would see."""
     out = Output(console or Console(),
                  err_console or console or Console(stderr=True))
+    words, options = split_globals(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser(argv).parse_args(argv)
+        args = build_parser(words).parse_args(words)
     except SystemExit as exit_:  # --help exits 0, a usage error 2
         return Exit.OK if not exit_.code else Exit.USAGE
+    if options.json:  # -j/-p anywhere on the line, as bpftool's global options
+        args.json = True
+    args.pretty = options.pretty
     try:
+        from . import device_option
+
+        device_option.resolve(args)
         return int(args.handler(args, out))
     except KeyboardInterrupt:
         out.error("interrupted")
@@ -124,7 +141,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None,
         else:
             out.error(str(err), label)
         log = err.data.get("log") if isinstance(err, RemoteError) else None
-        if log:
+        if log and log.strip() not in str(err):  # a verifier log, not the reason again
             out.err.print(log, highlight=False)
         return exit_code
 

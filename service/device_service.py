@@ -36,6 +36,7 @@ from offload.virtio.features import names as feature_names
 
 from .api import (
     MAX_ITEMS,
+    MAX_TEST_DATA,
     MAX_UPLOAD,
     AttachParams,
     AttachResult,
@@ -64,7 +65,6 @@ from .api import (
     MigrateStartParams,
     MigrateStartResult,
     NoParams,
-    MAX_TEST_DATA,
     PingResult,
     ProgDumpResult,
     ProgramParams,
