@@ -16,7 +16,7 @@ from service.device_state import DeviceState, default_state_dir
 from service.errors import ServiceError
 from service.traffic import DEFAULT_RATE, parse_traffic
 
-from . import device_option, object_options
+from . import cmd_device_info, device_option, object_options
 from .exits import Exit, UsageError
 from .output import Output
 from .status_view import status_json, status_view
@@ -26,10 +26,12 @@ RAW = argparse.RawDescriptionHelpFormatter
 
 def register(sub: Any) -> None:
     device = sub.add_parser(
-        "device", help="run a device daemon (device serve)", formatter_class=RAW,
+        "device", help="run, stop, list and show device daemons", formatter_class=RAW,
         description="Device daemons: one offload device with its guest driver per process.",
-        epilog="example:\n  offload-migrate device serve --name A --profile full "
-               "--socket /tmp/a.sock --traffic synthetic")
+        epilog="examples:\n  offload-migrate device serve --name A --profile full "
+               "--socket /tmp/a.sock --traffic synthetic\n"
+               "  offload-migrate device list --device /tmp/a.sock --device /tmp/b.sock\n"
+               "  offload-migrate device show --device /tmp/a.sock -p")
     dsub = device.add_subparsers(dest="device_command", required=True, metavar="COMMAND")
     serve = dsub.add_parser(
         "serve", help="run a device and answer its control socket", formatter_class=RAW,
@@ -87,6 +89,7 @@ def register(sub: Any) -> None:
                            formatter_class=RAW)
     device_option.add(stop)
     stop.set_defaults(handler=stop_command)
+    cmd_device_info.register(dsub)
 
     load = sub.add_parser(
         "load", help="load an ELF object's programs and maps onto a device", formatter_class=RAW,

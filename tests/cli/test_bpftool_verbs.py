@@ -175,3 +175,18 @@ def test_the_environment_names_the_device_and_its_absence_is_a_usage_error(devic
         del os.environ["OFFLOAD_MIGRATE_DEVICE"]
     assert result.returncode == 0, result.stderr
     assert isinstance(json.loads(result.stdout), list)
+
+
+def test_device_list_and_show(loaded, capsys, tmp_path):
+    code, out, _ = run(capsys, "device", "list", "-j")
+    assert code == 0
+    [row] = json.loads(out)
+    assert row["name"] == "A" and row["attached"] == "xdp_firewall" and row["maps"] == 3
+    code, out, _ = run(capsys, "device", "list", "--device", str(loaded.path), "--device",
+                       str(tmp_path / "nobody.sock"))
+    assert code == 1 and "A  profile full" in out and "nobody.sock" in out
+    code, out, _ = run(capsys, "-p", "device", "show")
+    shown = json.loads(out)
+    assert shown["name"] == "A" and shown["programs"][0]["name"] == "xdp_firewall"
+    code, out, _ = run(capsys, "device", "show")
+    assert code == 0 and "profile      full" in out
