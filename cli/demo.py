@@ -45,8 +45,9 @@ from .output import Output
 from .status_view import status_view
 
 RAW = argparse.RawDescriptionHelpFormatter
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "xdp"
-DEFAULT_OBJECT = FIXTURES / "xdp_firewall_v4.o"
+#: the demo's object ships inside the package (a copy of fixtures/xdp/xdp_firewall_v4.o, which
+#: a test keeps equal), so an installed command finds it from any folder
+DEFAULT_OBJECT = Path(__file__).resolve().parent / "demo_objects" / "xdp_firewall_v4.o"
 BLOCKED_V4 = ("10.0.0.3", "10.0.1.7", "10.0.2.11", "10.0.3.16")
 BLOCKED_V6 = ("2001:db8::0:3", "2001:db8::0:9")
 TRAFFIC_RATE = 4000.0  # frames per second while the source runs
