@@ -4,11 +4,14 @@ The source daemon streams a full copy, then rounds of dirty map entries until th
 the downtime target, pauses, sends the last delta and hands over (migrate.live). This command
 starts it and follows the progress in the source's status; exit 0 when the destination
 committed, 1 when it refused or the migration failed (the source then runs on, unchanged).
+Ctrl-C cancels it (migrate.cancel) unless it is past the cut: the source runs on with its
+state, the destination rolls back, and the command waits for both to say so (exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import time
 from typing import Any
@@ -18,6 +21,7 @@ from rich.text import Text
 
 from service.client import DeviceClient
 from service.migration import FINISHED
+from service.protocol import RemoteError
 
 from .exits import Exit, UsageError
 from .output import Output
@@ -25,6 +29,8 @@ from .output import Output
 RAW = argparse.RawDescriptionHelpFormatter
 POLL = 0.1
 LIMIT = 600.0  # seconds to follow a migration before giving up watching
+CANCEL_WAIT = 30.0  # seconds to wait for a cancelled migration to end on both daemons
+ROUNDS_SHOWN = 8  # rounds whose entry counts the report lists; the others are summed
 
 
 def register(sub: Any) -> None:
@@ -38,7 +44,9 @@ def register(sub: Any) -> None:
         epilog="examples:\n"
                "  offload-migrate migrate --from /tmp/a.sock --to /tmp/b.sock\n"
                "  offload-migrate migrate --from /tmp/a.sock --to tcp:127.0.0.1:7400 "
-               "--downtime-ms 20 --json")
+               "--downtime-ms 20 --json\n\n"
+               "Ctrl-C cancels the migration before the cut: the source keeps running with "
+               "its state and the destination is emptied (exit 1).")
     parser.add_argument("--from", dest="source", required=True, metavar="PATH",
                         help="control socket of the source daemon")
     parser.add_argument("--to", required=True, metavar="PATH|tcp:HOST:PORT",
@@ -63,18 +71,20 @@ def destination(to: str) -> str:
 def migrate_command(args: argparse.Namespace, out: Output) -> int:
     if args.downtime_ms <= 0 or args.max_rounds < 0:
         raise UsageError("--downtime-ms must be positive and --max-rounds at least 0.")
+    to = destination(args.to)
+    if not to.startswith("tcp:") and os.path.realpath(to.removeprefix("unix:")) == \
+            os.path.realpath(args.source):
+        raise UsageError(f"--from and --to name the same daemon ({args.source}); migrate "
+                         "to another device's socket.")
     with DeviceClient(args.source) as client:
-        client.call("migrate.start", to=destination(args.to),
-                    downtime_target=args.downtime_ms / 1000, max_rounds=args.max_rounds)
-        deadline = time.monotonic() + LIMIT
-        with out.transfer("migrate", 0, show=not args.json) as bar:
-            while True:
-                picture = client.call("status")["migration"] or {}
-                bar.update(picture.get("done", 0), total=None,
-                           description=f"migrate ({picture.get('state', '?')})")
-                if picture.get("state") in FINISHED or time.monotonic() > deadline:
-                    break
-                time.sleep(POLL)
+        client.call("migrate.start", to=to, downtime_target=args.downtime_ms / 1000,
+                    max_rounds=args.max_rounds)
+        try:
+            picture = follow(client, out, LIMIT, show=not args.json)
+        except KeyboardInterrupt:
+            picture = None
+    if picture is None:  # Ctrl-C: cancel on a fresh connection (the other may be mid-call)
+        return cancel(args, out, to)
     state = picture.get("state", "unknown")
     report = picture.get("report") or {}
     if args.json:
@@ -88,6 +98,66 @@ def migrate_command(args: argparse.Namespace, out: Output) -> int:
     return Exit.OK
 
 
+def follow(client: DeviceClient, out: Output, limit: float,
+           show: bool = True) -> dict[str, Any]:
+    """Poll the source's status until the migration ends (or ``limit`` seconds pass)."""
+    deadline = time.monotonic() + limit
+    with out.transfer("migrate", 0, show=show) as bar:
+        while True:
+            picture: dict[str, Any] = client.call("status")["migration"] or {}
+            bar.update(picture.get("done", 0), total=None,
+                       description=f"migrate ({picture.get('state', '?')})")
+            if picture.get("state") in FINISHED or time.monotonic() > deadline:
+                return picture
+            time.sleep(POLL)
+
+
+def cancel(args: argparse.Namespace, out: Output, to: str) -> int:
+    """Ctrl-C: cancel the migration, wait until the source and (when it is a daemon's
+    socket) the destination no longer migrate, and say where the state is."""
+    out.err.print("interrupted: cancelling the migration...", highlight=False)
+    with DeviceClient(args.source) as client:
+        try:
+            client.call("migrate.cancel")
+        except RemoteError as err:  # it ended meanwhile (ENOENT): its status says how
+            if err.errno != errno.ENOENT:
+                raise
+        picture = follow(client, out, CANCEL_WAIT, show=not args.json)
+    state = picture.get("state", "unknown")
+    if not to.startswith(("tcp:", "unix:")):
+        _wait_idle(to)
+    if state == "completed":  # it was past the cut: the destination runs the state now
+        out.console.print(report_table(state, picture.get("report") or {}, picture))
+        out.error("the migration was past the cut and completed: the destination runs the "
+                  "state now.", label="refused")
+        return Exit.REFUSED
+    out.error(f"migration {state}: {args.source} runs on with its state; the destination "
+              "was emptied.", label="cancelled")
+    return Exit.REFUSED
+
+
+def _wait_idle(socket_path: str) -> None:
+    """Until the destination daemon's migration has ended (it rolls back on the abort)."""
+    deadline = time.monotonic() + CANCEL_WAIT
+    with DeviceClient(socket_path) as client:
+        while time.monotonic() < deadline:
+            picture = client.call("status")["migration"] or {}
+            if picture.get("state") in FINISHED or not picture:
+                return
+            time.sleep(POLL)
+
+
+def rounds_text(counts: list[int]) -> str:
+    """Entry counts per round: all of a few rounds, else the first and last ones and how
+    many were between (a long migration has thousands)."""
+    if len(counts) <= ROUNDS_SHOWN:
+        return ", ".join(str(c) for c in counts) or "-"
+    head, tail = counts[:ROUNDS_SHOWN // 2], counts[-ROUNDS_SHOWN // 2:]
+    middle = counts[ROUNDS_SHOWN // 2:-ROUNDS_SHOWN // 2]
+    return (f"{', '.join(map(str, head))}, ... {len(middle)} rounds, {sum(middle):,} entries "
+            f"..., {', '.join(map(str, tail))}")
+
+
 def report_table(state: str, report: dict[str, Any], picture: dict[str, Any]) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -98,7 +168,7 @@ def report_table(state: str, report: dict[str, Any], picture: dict[str, Any]) ->
         downtime = report.get("downtime")
         target = report.get("downtime_target")
         table.add_row("rounds", f"{report.get('rounds', 0)} pre-copy rounds; entries per round "
-                                f"{report.get('entries_per_round', [])}")
+                                f"{rounds_text(list(report.get('entries_per_round', [])))}")
         table.add_row("bytes", f"{report.get('bytes_sent', 0):,} sent, "
                                f"{report.get('bytes_received', 0):,} received")
         table.add_row("time", f"{report.get('total_time', 0):.3f} s in all")

@@ -26,7 +26,9 @@ class Output:
         sys.stdout.flush()
 
     def error(self, message: str, label: str = "error") -> None:
-        self.err.print(f"[bold red]{label}:[/bold red] {message}", highlight=False)
+        """One line, never wrapped (scripts and pipes read it whole)."""
+        self.err.print(f"[bold red]{label}:[/bold red] {message}", highlight=False,
+                       soft_wrap=True)
 
     @contextmanager
     def transfer(self, description: str, total: int,

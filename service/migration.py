@@ -24,13 +24,20 @@ import threading
 import time
 from typing import Any
 
-from migrate.live import MigrationDestination, MigrationError, MigrationSource, connect
+from migrate.live import (
+    MigrationCancelled,
+    MigrationDestination,
+    MigrationError,
+    MigrationSource,
+    SourceAborted,
+    connect,
+)
 
 from .errors import ServiceError
 from .protocol import MessageReader, Response, encode_request
 
 HANDSHAKE_TIMEOUT = 10.0
-FINISHED = ("completed", "failed", "refused")
+FINISHED = ("completed", "failed", "refused", "cancelled", "aborted")
 
 
 class MigrationBusy(ServiceError):
@@ -140,6 +147,16 @@ class Migration:
         self.state = state
 
 
+def _ended(err: MigrationError) -> str:
+    """The state a migration that ended early shows: ``cancelled`` on a source whose caller
+    cancelled, ``aborted`` on a destination whose source gave up (it rolled back)."""
+    if isinstance(err, MigrationCancelled):
+        return "cancelled"
+    if isinstance(err, SourceAborted):
+        return "aborted"
+    return "refused" if type(err).__name__ == "DestinationRefused" else "failed"
+
+
 def start_source(service: Any, to: str, downtime_target: float, max_rounds: int,
                  hold: bool = False) -> Migration:
     job = Migration(service, "source", to)
@@ -154,8 +171,7 @@ def start_source(service: Any, to: str, downtime_target: float, max_rounds: int,
             job.state = "running"
             report = source.run(job.stream)
         except MigrationError as err:
-            job.finish("refused" if type(err).__name__ == "DestinationRefused" else "failed",
-                       err.report, str(err))
+            job.finish(_ended(err), err.report, str(err))
         except Exception as err:  # reported in the status, the source runs on
             job.finish("failed", None, str(err))
         else:
@@ -177,8 +193,7 @@ def start_destination(service: Any, stream: socket.socket, peer: str,
             try:
                 report = MigrationDestination(service.pair, allow_fallback).serve(job.stream)
             except MigrationError as err:
-                job.finish("refused" if type(err).__name__ == "DestinationRefused" else "failed",
-                           err.report, str(err))
+                job.finish(_ended(err), err.report, str(err))
             except Exception as err:
                 job.finish("failed", None, str(err))
             else:

@@ -10,6 +10,7 @@ class MigrationOutcome(Enum):
     COMPLETED = "completed"  # the destination runs the state; the source released it
     REFUSED = "refused"  # the destination declined; the source runs on
     FAILED = "failed"  # connection, timeout or protocol failure; the source runs on
+    CANCELLED = "cancelled"  # cancelled on the source before the cut; the source runs on
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,6 +167,7 @@ class _Run:
             self._resume()
             if isinstance(exc, MigrationError):
                 outcome = MigrationOutcome.REFUSED if isinstance(exc, DestinationRefused) \
+                    else MigrationOutcome.CANCELLED if isinstance(exc, MigrationCancelled) \
                     else MigrationOutcome.FAILED
                 exc.report = self.report(outcome, str(exc))
                 self._abort(str(exc))
@@ -197,6 +198,7 @@ class _Run:
         if not isinstance(answer, Welcome):
             raise _refusal(answer)
         self.welcome = answer
+        self._check_cancel()
         self.base = time.monotonic() - t0
         self.state = SourceState(self.device, self.source.lock)
 
@@ -221,6 +223,7 @@ class _Run:
             return
         round_no = 1
         while True:
+            self._check_cancel()  # every round looks, held or not
             dirty = self.state.take_dirty()
             count = self.state.count(dirty)
             estimate = 2 * self.base + count * self.per_entry
@@ -292,6 +295,7 @@ class _Run:
         count = self.state.count(dirty)
         for delta in self.state.deltas(dirty, round_no):
             ch.send(delta)
+        self._check_cancel()  # the last moment: after FINAL the destination may commit
         with self.source.lock:
             programs, ports = self.state.counters()
         ch.send(Final(round_no, count, programs, ports))
