@@ -30,6 +30,7 @@ from migrate.keys import (
 from migrate.plan_view import plan_table
 from migrate.seal import Seal, SealInfo, Trust
 from service.client import DeviceClient
+from service.errors import Refused
 from service.plan_data import plan_from_dict
 from service.protocol import CHUNK, RemoteError
 from service.transfer import checkpoint, commit, upload
@@ -241,8 +242,10 @@ def restore_command(args: argparse.Namespace, out: Output) -> int:
         if args.json:
             out.json({"ok": False, "error": err.name, "message": err.message, "plan": plan,
                       "proof": proof})
-        elif plan is not None:
+        elif plan is not None:  # the table gives the reasons; the error line does not repeat them
             out.console.print(plan_table(plan_from_dict(plan)))
+            raise Refused(err.code, "the target cannot take this snapshot (the plan above "
+                                    "says why); nothing was restored.") from None
         raise
     if args.json:
         out.json({"ok": True, **result})

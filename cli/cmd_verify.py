@@ -20,7 +20,6 @@ from rich.text import Text
 
 from offload.caps import load_profile
 from offload.caps.capabilities import Capabilities
-from offload.isa import decode
 from offload.loader import LoadOptionError, ProgramRefusal, RefusalKind, load_object
 from offload.loader.device_btf import device_btf
 from offload.loader.sections import parse_prog_type
@@ -32,10 +31,9 @@ from offload.verifier import VerifierError, VerifierLog, verify
 from service.pcap import read_pcap
 
 from . import object_options
-from .bpf_plugin import parse_hex
 from .exits import Exit, UsageError
 from .output import Output
-from .programs import read_text
+from .programs import read_program
 
 RAW = argparse.RawDescriptionHelpFormatter
 #: What the table says of a program the loader refused (stderr has the whole reason).
@@ -53,8 +51,9 @@ SHORT_REASONS = {
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "verify", help="verify programs for a device profile", formatter_class=RAW,
-        description="Run the device's verifier on the programs of an ELF object, or on bare "
-                    "bytecode given as hex (--raw, whitespace ignored). Exit 0 on accept with "
+        description="Run the device's verifier on the programs of an ELF object, or on a bare "
+                    "program (--raw: bytecode as asm -o writes it (.bin, .bpf), hex text or "
+                    "assembler text, as disasm and run take them). Exit 0 on accept with "
                     "statistics; 1 on reject with the reason on stderr and the log of the "
                     "failing path, the failing instruction highlighted. Programs the loader "
                     "refuses are rejected rows with their reason; only chosen programs "
@@ -63,6 +62,8 @@ def register(sub: Any) -> None:
                "  offload-migrate verify fixtures/xdp/xdp_firewall.o\n"
                "  offload-migrate verify fixtures/xdp/xdp_firewall_v4.o --profile smartnic\n"
                "  offload-migrate verify --raw prog.hex --type xdp --json\n"
+               "  offload-migrate asm prog.s -o prog.bin && offload-migrate verify --raw "
+               "prog.bin\n"
                "  offload-migrate verify fixtures/xdp/xdp_firewall.o --check-frames t.pcap\n"
                "  offload-migrate verify fixtures/xdp/libbpf/xdp_traced.o --program "
                "xdp_count_ipv4\n"
@@ -74,7 +75,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--program", action="append", metavar="NAME",
                         help="only this program (repeatable)")
     parser.add_argument("--profile", default="full", help="device profile (default: full)")
-    parser.add_argument("--raw", metavar="HEXFILE", help="bare bytecode as hex text")
+    parser.add_argument("--raw", metavar="FILE", help="a bare program: bytecode (.bin, "
+                        ".bpf), hex text or assembler text")
     object_options.add_arguments(parser, type_help=object_options.TYPE_HELP +
                                  "; with --raw, the program's type (default: xdp)")
     parser.add_argument("--json", action="store_true", help="print verdicts as JSON")
@@ -114,16 +116,15 @@ def _programs(args: argparse.Namespace, caps: Capabilities) -> list[Candidate]:
     against the BTF of the profile they are verified for (as libbpf resolves them against the
     kernel it loads into)."""
     if (args.raw is None) == (args.object is None):
-        raise UsageError("give an object file or --raw HEXFILE (one of them).")
+        raise UsageError("give an object file or --raw FILE (one of them).")
     if args.raw is not None:
         if args.map_size:
             raise UsageError("--map-size sizes the maps of an object; --raw has none.")
         prog_type = _raw_type(args.type)
         try:
-            text = read_text(Path(args.raw))
+            insns = read_program(Path(args.raw))
         except OSError as exc:
             raise UsageError(f"cannot read {args.raw}: {exc.strerror or exc}.") from None
-        insns = decode(parse_hex(text, "program"))
         return [Candidate(Path(args.raw).name, "", insns, prog_type)]
     every, per_program = object_options.parse_types(args.type)
     try:

@@ -34,7 +34,8 @@ from migrate.keys import (
 )
 from migrate.plan_view import plan_table
 from migrate.seal import Seal, Trust
-from service.device_service import DeviceService
+from service.device_service import DeviceService, PlanRefused
+from service.errors import Refused
 from service.methods import call
 from service.plan_data import plan_from_dict
 from service.traffic import Traffic, synthetic_frames
@@ -63,7 +64,9 @@ def register(sub: Any) -> None:
                     "the v4 firewall loaded and fed synthetic traffic, a sealed snapshot, the "
                     "restore onto the constrained device with its compatibility report, the "
                     "status view, and the same frames giving the same verdicts on both.",
-        epilog="examples:\n  offload-migrate demo\n  offload-migrate demo --target legacy-nic")
+        epilog="examples:\n  offload-migrate demo\n  offload-migrate demo --source smartnic "
+               "--target full\n  offload-migrate demo --target legacy-nic   # refused: the "
+               "plan shows why (exit 1)")
     parser.add_argument("--source", default="full", help="source profile (default: full)")
     parser.add_argument("--target", default="smartnic",
                         help="target profile (default: smartnic)")
@@ -146,8 +149,15 @@ def demo_command(args: argparse.Namespace, out: Output) -> int:
         snapshot, opened = store.load(snap_path, trust)
         console.print(f"seal verified: signature by key {opened.auth_key_id}, decrypted",
                       highlight=False)
-        result = b.restore_payload(encode(snapshot), source=opened.source,
-                                   authenticated=opened.authenticated, no_rollback=True)
+        try:
+            result = b.restore_payload(encode(snapshot), source=opened.source,
+                                       authenticated=opened.authenticated, no_rollback=True)
+        except PlanRefused as err:  # the plan's table says why, once
+            if err.plan is None:
+                raise
+            console.print(plan_table(plan_from_dict(err.plan)))
+            raise Refused(err.errno, f"{args.target} cannot take the snapshot of A (the plan "
+                                     "above says why); B stays empty.") from None
     plan = plan_from_dict(result.plan)
     console.print(plan_table(plan))
     rewritten = [r for r in plan.reports if r.outcome == Outcome.REWRITABLE]

@@ -8,18 +8,18 @@ from typing import Any
 from migrate.atomic_file import write_atomic
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
-from offload.errors import OffloadError
 from offload.isa import Instruction, assemble, decode, encode, encode_words, listing
 from offload.runtime.conformance import CONFORMANCE_HELPERS
+from service.errors import UsageError
 
-from .bpf_plugin import parse_hex
+from .bpf_plugin import PluginInputError, parse_hex
 
 BYTECODE_SUFFIXES = {".bin", ".bpf"}
 HEX_SUFFIXES = {".hex"}
 
 
-class ProgramFileError(OffloadError):
-    """A program file that is neither bytecode nor text."""
+class ProgramFileError(UsageError):
+    """A program file that is neither bytecode nor text (a usage error: exit 2)."""
 
 
 def read_text(path: Path) -> str:
@@ -32,12 +32,18 @@ def read_text(path: Path) -> str:
 
 
 def read_program(path: Path) -> list[Instruction]:
-    """Bytecode by suffix (.bin/.bpf raw bytes, .hex hex text), assembler text otherwise."""
+    """Bytecode by suffix (.bin/.bpf raw bytes, .hex hex text); other text is hex if it
+    reads as hex, else assembler text - what ``asm`` writes and reads, every command takes."""
     if path.suffix in BYTECODE_SUFFIXES:
         return decode(path.read_bytes())
+    text = read_text(path)
     if path.suffix in HEX_SUFFIXES:
-        return decode(parse_hex(read_text(path), "program"))
-    return assemble(read_text(path))
+        return decode(parse_hex(text, "program"))
+    try:
+        data = parse_hex(text, "program")
+    except PluginInputError:
+        return assemble(text)
+    return decode(data)
 
 
 def assemble_file(source: Path, output: Path) -> int:

@@ -4,6 +4,7 @@ rich renderables built from it."""
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -44,6 +45,23 @@ def source_line(seal: dict[str, Any]) -> str:
             f"{source['generation']}{trust}")
 
 
+_MAP_LOAD = re.compile(r"\b(map_fd|map_value)\(\d+\)")
+
+
+def _named_maps(text: str, refs: Any) -> list[str]:
+    """Listing lines whose map loads name their map: a snapshot keeps programs with the
+    map references unbound (immediate 0) and the map by name beside them."""
+    names = {ref.slot: ref.map_name for ref in refs}
+    lines = []
+    for line in text.splitlines():
+        head = line.split(":", 1)[0].strip()
+        name = names.get(int(head)) if head.isdigit() else None
+        if name:  # a function, not a template: a name is text, never a backreference
+            line = _MAP_LOAD.sub(lambda m, n=name: f"{m.group(1)}({n})", line)
+        lines.append(line)
+    return lines
+
+
 def inspect_dict(snapshot: Snapshot, info: SealInfo) -> dict[str, Any]:
     caps = snapshot.capabilities
     programs = []
@@ -59,9 +77,9 @@ def inspect_dict(snapshot: Snapshot, info: SealInfo) -> dict[str, Any]:
                          "states": prog.verifier.total_states,
                          "peak_states": prog.verifier.peak_states},
             "counters": {XdpAction(c.action).name.lower(): c.packets for c in prog.counters},
-            "listing": listing(spec.instructions).splitlines(),
-            "source_listing": listing(spec.instructions, source_lines=source).splitlines()
-            if source else None})
+            "listing": _named_maps(listing(spec.instructions), spec.map_refs),
+            "source_listing": _named_maps(listing(spec.instructions, source_lines=source),
+                                          spec.map_refs) if source else None})
     return {
         "device": snapshot.device, "format_version": snapshot.format_version,
         "tool_version": snapshot.tool_version, "created": _when(snapshot.created_ns),

@@ -233,8 +233,8 @@ def check_program(spec: ProgramSpec, caps: Capabilities,
                 rewritten = None
             else:
                 findings.append(Finding(Outcome.REWRITABLE, "isa", f"{base}; lowered to "
-                                        f"v{caps.isa_version} ({size} instructions), "
-                                        f"re-verified on restore.", first))
+                                        f"v{caps.isa_version} ({size} instructions); a "
+                                        f"restore verifies the lowered program.", first))
     return findings, rewritten
 
 

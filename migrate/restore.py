@@ -266,7 +266,9 @@ def restore(snapshot: Snapshot, driver: Driver, *, allow_fallback: bool = False,
     the_plan = plan(snapshot, caps, offered_features=driver.transport.device_features,
                     allow_fallback=allow_fallback, ncpus=cpus)
     if not the_plan.ok:
-        blockers = [f"{r.kind} {r.name!r}: " + "; ".join(f.reason for f in r.findings)
+        blockers = [f"{r.kind} {r.name!r}: " + "; ".join(
+                        f.reason.rstrip(".") for f in r.findings
+                        if f.outcome == Outcome.INCOMPATIBLE) + "."
                     for r in the_plan.reports if r.outcome == Outcome.INCOMPATIBLE]
         raise IncompatibleTarget(f"the target {caps.name!r} cannot take this snapshot: "
                                  + " | ".join(blockers), plan=the_plan)

@@ -63,7 +63,7 @@ def _open(path: str | os.PathLike[str]) -> BinaryIO:
         return open(path, "rb")
     except OSError as exc:
         raise SnapshotError(f"cannot open snapshot {os.fspath(path)}: "
-                            f"{exc.strerror or exc}.") from None
+                            f"{exc.strerror or exc}.") from exc
 
 
 def verify(path: str | os.PathLike[str], trust: Trust = Trust()) -> SealInfo:

@@ -72,12 +72,20 @@ def errno_name(code: int) -> str:
     return KERNEL_ERRNO_NAMES.get(code) or _errno.errorcode.get(code, f"E{code}")
 
 
+#: an error caused by one of these is about a file the user named: usage, whatever layer
+#: noticed it (a snapshot, an object, a key)
+UNREADABLE = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def classify(exc: BaseException) -> tuple[int, ErrorKind]:
     """(errno, kind) for an error, most specific class first."""
     if isinstance(exc, ServiceError):
         return exc.errno, exc.kind
     if isinstance(exc, SealError):
         return _errno.EBADMSG, ErrorKind.INTEGRITY
+    cause = exc.__cause__
+    if isinstance(exc, OffloadError) and isinstance(cause, UNREADABLE):
+        return cause.errno or _errno.EIO, ErrorKind.USAGE  # a file the user named
     if isinstance(exc, KeyFileError):
         return _errno.EINVAL, ErrorKind.USAGE
     if isinstance(exc, StaleSnapshot):
