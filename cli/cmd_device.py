@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from .output import Output
 from .status_view import status_json, status_view
 
 RAW = argparse.RawDescriptionHelpFormatter
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def register(sub: Any) -> None:
@@ -83,6 +86,9 @@ def register(sub: Any) -> None:
                        help="the device's wire as a UDP tunnel, one frame per datagram: "
                             "udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT; with ,learn the far end "
                             "follows the peer last heard from (a guest that migrated away)")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info", type=str.lower,
+                       help="what the daemon logs on stderr (default: info: start, stop, "
+                            "migrations, refused connections; debug: every request)")
     serve.set_defaults(handler=serve_command)
     stop = dsub.add_parser("stop", help="stop a device daemon (the 'shutdown' method)",
                            epilog="example:\n  offload-migrate device stop --device /tmp/a.sock",
@@ -160,6 +166,9 @@ def serve_command(args: argparse.Namespace, out: Output) -> int:
     from service.daemon import Daemon
     from service.ports import Ports
 
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    log = logging.getLogger("offload_migrate.daemon")
     traffic = parse_traffic(args.traffic, args.rate, args.seed if args.seed is not None else 1)
     state = DeviceState.open(args.state_dir or default_state_dir(args.name), args.name)
     try:
@@ -175,6 +184,7 @@ def serve_command(args: argparse.Namespace, out: Output) -> int:
         ports = Ports.open(service, vhost_user=args.vhost_user, wire=args.wire)
 
         def ready() -> None:
+            log.info("device %s (profile %s) serving %s", args.name, args.profile, args.socket)
             extra = f" and {args.listen} (migrations)" if args.listen else ""
             print(f"device {args.name} (profile {args.profile}, backend {args.backend}) "
                   f"listening on {args.socket}{extra}; state in {state.directory} "
@@ -188,6 +198,7 @@ def serve_command(args: argparse.Namespace, out: Output) -> int:
             ports.close()
     finally:
         state.close()
+    log.info("device %s stopped", args.name)
     print(f"device {args.name} stopped", flush=True)
     return Exit.OK
 

@@ -11,14 +11,14 @@ touched.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import selectors
 import signal
 import socket
 import stat
-import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 from offload.errors import OffloadError
 
@@ -29,6 +29,7 @@ from .methods import answer, lookup
 from .params import parse_params, to_wire
 from .protocol import MessageReader, Request, RpcProtocolError, encode_response, error_payload
 
+LOG = logging.getLogger("offload_migrate.daemon")
 TICK = 0.02  # seconds between traffic beats
 #: Connections served at once; more wait in the listen backlog (socket.SOMAXCONN) until one
 #: closes, rather than being refused.
@@ -87,12 +88,12 @@ class Daemon:
     """The loop around one :class:`DeviceService`."""
 
     def __init__(self, service: DeviceService, path: str, *, listen: str | None = None,
-                 log: TextIO | None = None) -> None:
+                 log: logging.Logger | None = None) -> None:
         self.service = service
         self.listen_address = listen
         self.migration_listener: socket.socket | None = None
         self.path = path
-        self.log = log or sys.stderr
+        self.log = log or LOG
         self.stopping = False
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, _Connection] = {}
@@ -168,8 +169,8 @@ class Daemon:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # out of descriptors: the connection waits in the backlog
-                print(f"{self.service.device.name}: cannot accept a client: "
-                      f"{exc.strerror or exc}", file=self.log)
+                self.log.warning("%s: cannot accept a client: %s", self.service.device.name,
+                                 exc.strerror or exc)
                 return
             sock.setblocking(False)
             conn = _Connection(sock)
@@ -200,7 +201,7 @@ class Daemon:
                 try:
                     requests = conn.reader.feed(data)
                 except RpcProtocolError as err:
-                    print(f"{self.service.device.name}: dropped a client: {err}", file=self.log)
+                    self.log.info("%s: dropped a client: %s", self.service.device.name, err)
                     return self._drop(conn)
                 for message in requests:
                     if isinstance(message, Request) and message.method == "migrate.incoming":
@@ -220,13 +221,17 @@ class Daemon:
                 error = Refused(errno.EBUSY, f"device {self.service.device.name} is busy "
                                              "with a migration; try again when it ends.")
                 return encode_response(request.msgid, error_payload(error), None)
+        self.log.debug("%s: %s", self.service.device.name, request.method)
         try:
             self.service.caller = conn
             result = answer(self.service, request.method, request.params)
         except Exception as exc:  # every failure becomes an error answer, never a dead daemon
             if not _expected(exc):
-                print(f"{self.service.device.name}: {request.method} failed: "
-                      f"{type(exc).__name__}: {exc}", file=self.log)
+                self.log.error("%s: %s failed: %s: %s", self.service.device.name,
+                               request.method, type(exc).__name__, exc)
+            else:
+                self.log.debug("%s: %s refused: %s", self.service.device.name,
+                               request.method, exc)
             return encode_response(request.msgid, error_payload(exc, error_data(exc)), None)
         finally:
             lock.release()
@@ -273,7 +278,7 @@ class Daemon:
             self.service.accept_migration(sock, f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple)
                                           else str(peer))
         except ServiceError as exc:
-            print(f"{self.service.device.name}: refused a migration: {exc}", file=self.log)
+            self.log.warning("%s: refused a migration: %s", self.service.device.name, exc)
             sock.close()
 
     def _flush(self, conn: _Connection) -> None:

@@ -11,6 +11,7 @@ method either completes or leaves the device as it was.
 from __future__ import annotations
 
 import errno
+import logging
 import tempfile
 import threading
 import time
@@ -95,6 +96,7 @@ from .traffic import Traffic, parse_traffic
 __all__ = ["BACKENDS", "ENGINES", "DeviceService", "PlanRefused", "Refused", "ServiceError",
            "error_data"]
 
+LOG = logging.getLogger("offload_migrate.device")
 BACKENDS = ("builtin", "kernel")
 ENGINES = ("fast", "reference")
 MAX_TRANSFERS = 8
@@ -711,6 +713,7 @@ class DeviceService:
         runs on."""
         job = self._held_job("cancel")
         job.cancel.set()
+        LOG.info("%s: cancelling the migration to %s", self.device.name, job.peer)
         return MigrateControlResult(job.picture())
 
     def check_empty(self, what: str) -> None:

@@ -19,6 +19,7 @@ ends it before the cut, the destination rolling back and the source running on.
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import threading
 import time
@@ -36,6 +37,7 @@ from migrate.live import (
 from .errors import ServiceError
 from .protocol import MessageReader, Response, encode_request
 
+LOG = logging.getLogger("offload_migrate.migration")
 HANDSHAKE_TIMEOUT = 10.0
 FINISHED = ("completed", "failed", "refused", "cancelled", "aborted")
 
@@ -145,6 +147,9 @@ class Migration:
         self.reason = reason
         self.ended = time.monotonic()
         self.state = state
+        log = LOG.info if state == "completed" else LOG.warning
+        log("migration (%s, peer %s) %s after %.3f s%s", self.role, self.peer, state,
+            self.ended - self.started, f": {reason}" if reason else "")
 
 
 def _ended(err: MigrationError) -> str:
@@ -161,6 +166,7 @@ def start_source(service: Any, to: str, downtime_target: float, max_rounds: int,
                  hold: bool = False) -> Migration:
     job = Migration(service, "source", to)
     job.hold = threading.Event() if hold else None
+    LOG.info("migration to %s started", to)
     source = MigrationSource(service.device, downtime_target, max_rounds, lock=service.lock,
                              hold=job.hold, cancel=job.cancel)
     job.source = source
@@ -184,6 +190,7 @@ def start_source(service: Any, to: str, downtime_target: float, max_rounds: int,
 def start_destination(service: Any, stream: socket.socket, peer: str,
                       allow_fallback: bool = False) -> Migration:
     job = Migration(service, "destination", peer)
+    LOG.info("incoming migration from %s", peer)
     job.stream = counting(stream)
     job.state = "running"
 
