@@ -53,10 +53,10 @@ def test_a_refused_plan_is_shown_once_with_a_one_line_error(capsys):
 
 
 def test_the_reasons_of_a_refusal_are_not_repeated_in_its_message():
+    from migrate.checkpoint import checkpoint
     from migrate.restore import IncompatibleTarget, restore
     from offload.caps import load_profile
     from offload.device import build_device
-    from migrate.checkpoint import checkpoint
     from tests.migrate.live.conftest import device_for
 
     source = device_for("firewall")
