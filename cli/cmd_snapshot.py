@@ -244,7 +244,7 @@ def restore_command(args: argparse.Namespace, out: Output) -> int:
                       "proof": proof})
         elif plan is not None:  # the table gives the reasons; the error line does not repeat them
             out.console.print(plan_table(plan_from_dict(plan)))
-            raise Refused(err.code, "the target cannot take this snapshot (the plan above "
+            raise Refused(err.errno, "the target cannot take this snapshot (the plan above "
                                     "says why); nothing was restored.") from None
         raise
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from functools import partial
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -57,9 +58,13 @@ def _named_maps(text: str, refs: Any) -> list[str]:
         head = line.split(":", 1)[0].strip()
         name = names.get(int(head)) if head.isdigit() else None
         if name:  # a function, not a template: a name is text, never a backreference
-            line = _MAP_LOAD.sub(lambda m, n=name: f"{m.group(1)}({n})", line)
+            line = _MAP_LOAD.sub(partial(_map_load, name), line)
         lines.append(line)
     return lines
+
+
+def _map_load(name: str, match: re.Match[str]) -> str:
+    return f"{match.group(1)}({name})"
 
 
 def inspect_dict(snapshot: Snapshot, info: SealInfo) -> dict[str, Any]:

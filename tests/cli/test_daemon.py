@@ -159,7 +159,7 @@ def test_refusals_and_integrity_failures(daemons, tmp_path):
     assert cli("inspect", str(maced), "--hmac", str(wrong)).returncode == 3
     assert cli("inspect", str(maced), "--hmac", str(mac)).returncode == 0
 
-    assert cli("inspect", str(tmp_path / "missing.snap")).returncode == 1
+    assert cli("inspect", str(tmp_path / "missing.snap")).returncode == 2  # unreadable: usage (docs)
     assert cli("save", "--device", str(source.path), "-o", str(snap), "--sign",
                str(tmp_path / "nokey")).returncode == 2
     assert cli("restore", str(snap)).returncode == 2  # --device missing
