@@ -181,7 +181,7 @@ def test_device_list_and_show(loaded, capsys, tmp_path):
     code, out, _ = run(capsys, "device", "list", "-j")
     assert code == 0
     [row] = json.loads(out)
-    assert row["name"] == "A" and row["attached"] == "xdp_firewall" and row["maps"] == 3
+    assert row["name"] == "A" and row["attached"] == "xdp_firewall" and row["maps"] >= 3
     code, out, _ = run(capsys, "device", "list", "--device", str(loaded.path), "--device",
                        str(tmp_path / "nobody.sock"))
     assert code == 1 and "A  profile full" in out and "nobody.sock" in out
