@@ -95,7 +95,7 @@ def register(sub: Any) -> None:
                            formatter_class=RAW)
     device_option.add(stop)
     stop.set_defaults(handler=stop_command)
-    cmd_device_info.register(dsub)
+    cmd_device_info.register_verbs(dsub)
 
     load = sub.add_parser(
         "load", help="load an ELF object's programs and maps onto a device", formatter_class=RAW,

@@ -16,7 +16,8 @@ from .output import Output
 RAW = argparse.RawDescriptionHelpFormatter
 
 
-def register(dsub: Any) -> None:
+def register_verbs(dsub: Any) -> None:
+    """``list`` and ``show`` under ``device`` (cmd_device registers the command)."""
     listing = dsub.add_parser(
         "list", help="the devices behind control sockets: name, profile, objects",
         formatter_class=RAW,
