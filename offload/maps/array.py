@@ -16,8 +16,8 @@ from collections.abc import Iterator
 
 from ..errors import ErrnoError
 from ..uapi import MapFlags, MapType, UpdateFlags
-from .base import BatchError, Chunk, ColumnBatch, Map
-from .dirty import SlotDirty
+from .base import BatchError, Chunk, ColumnBatch
+from .dirty import SlotDirty, SlotTrackedMap
 from .slab import Slab
 from .spec import MapSpec
 from .values import round8
@@ -77,7 +77,7 @@ def index_keys(first: int, count: int) -> bytes:
     return keys.tobytes()
 
 
-class ArrayMap(Map):
+class ArrayMap(SlotTrackedMap):
     """A fixed array of zero-initialised values indexed by a little-endian u32 key."""
 
     batch_delete = False  # arrays have no map_delete_batch: ENOTSUPP
@@ -185,20 +185,6 @@ class ArrayMap(Map):
         return count
 
     # -- dirty slots -------------------------------------------------------------------------
-
-    def track_dirty(self, enabled: bool = True) -> None:
-        if not enabled:
-            self._slots_dirty = None
-        elif self._slots_dirty is None:
-            self._slots_dirty = SlotDirty()
-        self._tracking = enabled
-
-    def _take_dirty_slots(self) -> SlotDirty:
-        dirty = self._slots_dirty
-        if dirty is None:
-            raise self._not_tracking()
-        self._slots_dirty = SlotDirty()
-        return dirty
 
     def take_dirty(self) -> set[bytes]:
         return {s.to_bytes(4, "little") for s in self._take_dirty_slots().slots()}

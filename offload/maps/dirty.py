@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from .base import Map
+
 _SET_BYTES = re.compile(b"[^\x00]+")
 
 
@@ -67,3 +69,24 @@ class SlotDirty:
 
     def __len__(self) -> int:
         return len(self.slots()) + len(self.deleted)
+
+
+class SlotTrackedMap(Map):
+    """A slab map whose writes mark slots (array and hash families): turning tracking on and
+    taking the round's marks, shared so both keep the same rules."""
+
+    _slots_dirty: SlotDirty | None = None
+
+    def track_dirty(self, enabled: bool = True) -> None:
+        if not enabled:
+            self._slots_dirty = None
+        elif self._slots_dirty is None:
+            self._slots_dirty = SlotDirty()
+        self._tracking = enabled
+
+    def _take_dirty_slots(self) -> SlotDirty:
+        dirty = self._slots_dirty
+        if dirty is None:
+            raise self._not_tracking()
+        self._slots_dirty = SlotDirty()
+        return dirty

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from ..errors import ErrnoError
 from ..uapi import MapFlags, MapType, UpdateFlags
 from .array import ACCESS_MASK, PCPU_MIN_UNIT_SIZE
-from .base import BatchError, Chunk, ColumnBatch, LookupBatch, Map, enotsupp
-from .dirty import SlotDirty
+from .base import BatchError, Chunk, ColumnBatch, LookupBatch, enotsupp
+from .dirty import SlotDirty, SlotTrackedMap
 from .slab import Slab
 from .spec import MapSpec
 from .values import round8
@@ -70,7 +70,7 @@ def check_hash_entries(max_entries: int) -> None:
                                       f"(at most {(U32_MAX // BUCKET_SIZE + 1) // 2}).")
 
 
-class HashMap(Map):
+class HashMap(SlotTrackedMap):
     """Keys of ``key_size`` bytes to values, at most ``max_entries`` of them."""
 
     def __init__(self, spec: MapSpec, **kwargs) -> None:
@@ -347,20 +347,6 @@ class HashMap(Map):
                            columns.cursor, columns.done)
 
     # -- dirty slots -------------------------------------------------------------------------
-
-    def track_dirty(self, enabled: bool = True) -> None:
-        if not enabled:
-            self._slots_dirty = None
-        elif self._slots_dirty is None:
-            self._slots_dirty = SlotDirty()
-        self._tracking = enabled
-
-    def _take_dirty_slots(self) -> SlotDirty:
-        dirty = self._slots_dirty
-        if dirty is None:
-            raise self._not_tracking()
-        self._slots_dirty = SlotDirty()
-        return dirty
 
     def take_dirty(self) -> set[bytes]:
         dirty = self._take_dirty_slots()
