@@ -309,15 +309,22 @@ class Map(MapShape):
     def _unsupported_batch(self, command: str) -> ErrnoError:
         return enotsupp(f"{self.spec.type.name} maps do not implement {command}.")
 
-    def lookup_batch(self, cursor: BytesLike | None, count: int,
-                     elem_flags: int = 0) -> LookupBatch:
-        """BPF_MAP_LOOKUP_BATCH: up to ``count`` entries after ``cursor`` (None: from the start)."""
+    def _lookup_batch_args(self, cursor: BytesLike | None, count: int,
+                           elem_flags: int) -> tuple[bytes | None, int]:
+        """The checks every BPF_MAP_LOOKUP_BATCH makes before it reads: the cursor's bytes
+        and the count."""
         self._check_readable()
         if not self.batch_lookup:
             raise self._unsupported_batch("BPF_MAP_LOOKUP_BATCH")
         self._batch_flags(elem_flags)
         count = as_u32(count, "batch count")
         raw = None if cursor is None else as_bytes(cursor, self.batch_cursor_size, "batch cursor")
+        return raw, count
+
+    def lookup_batch(self, cursor: BytesLike | None, count: int,
+                     elem_flags: int = 0) -> LookupBatch:
+        """BPF_MAP_LOOKUP_BATCH: up to ``count`` entries after ``cursor`` (None: from the start)."""
+        raw, count = self._lookup_batch_args(cursor, count, elem_flags)
         if count == 0:
             return LookupBatch((), None, False)
         batch = self._lookup_batch(raw, count)
@@ -329,12 +336,7 @@ class Map(MapShape):
     def lookup_batch_columns(self, cursor: BytesLike | None, count: int,
                              elem_flags: int = 0) -> ColumnBatch:
         """:meth:`lookup_batch` with the entries as one keys blob and one values blob."""
-        self._check_readable()
-        if not self.batch_lookup:
-            raise self._unsupported_batch("BPF_MAP_LOOKUP_BATCH")
-        self._batch_flags(elem_flags)
-        count = as_u32(count, "batch count")
-        raw = None if cursor is None else as_bytes(cursor, self.batch_cursor_size, "batch cursor")
+        raw, count = self._lookup_batch_args(cursor, count, elem_flags)
         if count == 0:
             return ColumnBatch(0, b"", b"", None, False)
         batch = self._lookup_columns(raw, count)
