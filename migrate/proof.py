@@ -48,6 +48,10 @@ class ProofError(SnapshotError):
     that refused the snapshot); distinct from a proof that found a difference."""
 
 
+class NoFrames(ProofError):
+    """Nothing to prove with: the snapshot has no sample and no frames were given."""
+
+
 @dataclass(frozen=True, slots=True)
 class Observed:
     """What one frame through one program did, in the terms the proof compares."""
@@ -360,7 +364,7 @@ def prove(snapshot: Snapshot, frames: Sequence[bytes], *, source: PairFactory,
     on or off (default: only when the plan rewrites the attached program).
     """
     if not frames:
-        raise ProofError("there are no frames to prove with: save with --sample N, or give "
+        raise NoFrames("there are no frames to prove with: save with --sample N, or give "
                          "frames with --prove-frames FILE.pcap")
     src = _Side(source(), snapshot, "source")
     dst = _Side(target(), snapshot, "target")

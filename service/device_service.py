@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from migrate.checkpoint import checkpoint
 from migrate.codec import decode, encode, read_snapshot, write_snapshot
 from migrate.freshness import FreshnessUnknown, SourceStamp
-from migrate.proof import Proof, ProofError, prove
+from migrate.proof import NoFrames, Proof, ProofError, prove
 from migrate.restore import IncompatibleTarget, RestoreError, restore
 from migrate.schema import SnapshotFormatError
 from migrate.snapshot import Snapshot
@@ -654,7 +654,7 @@ class DeviceService:
             result = prove(snapshot, frames if frames is not None else snapshot.samples,
                            source=source, target=target, reference=reference)
         except ProofError as err:
-            raise Refused(errno.ENODATA if "no frames" in str(err) else errno.EINVAL,
+            raise Refused(errno.ENODATA if isinstance(err, NoFrames) else errno.EINVAL,
                           str(err)) from None
         finally:
             for pair in scratch:

@@ -50,8 +50,8 @@ def check_table(regions: Sequence[Region], fds: Sequence[int]) -> tuple[int, int
     if len(fds) != len(regions):
         raise VhostUserError(f"VHOST_USER_SET_MEM_TABLE: {len(regions)} regions came with "
                              f"{len(fds)} file descriptors")
-    files = {_file_id(fd)[:2] for fd in fds}
-    if len(files) != 1:
+    ids = [_file_id(fd) for fd in fds]
+    if len({(dev, inode) for dev, inode, _ in ids}) != 1:
         raise VhostUserError("VHOST_USER_SET_MEM_TABLE: the regions come from several memory "
                              "files; this back-end maps guest RAM from one shared memory "
                              "backend")
@@ -70,7 +70,7 @@ def check_table(regions: Sequence[Region], fds: Sequence[int]) -> tuple[int, int
             raise VhostUserError(f"VHOST_USER_SET_MEM_TABLE: region {i} is empty or wraps "
                                  f"around the address space")
         end = max(end, region.guest_addr + region.size)
-        size = _file_id(fds[i])[2]
+        size = ids[i][2]
         if region.mmap_offset + region.size > size:
             raise VhostUserError(f"VHOST_USER_SET_MEM_TABLE: region {i} ends at file offset "
                                  f"{region.mmap_offset + region.size:#x}, past its file's "

@@ -28,6 +28,7 @@ from ..virtio.netdev import NET_HDR_SIZE
 from ..virtio.ring import MAX_QUEUE_SIZE, VirtqueueError, VringLayout, is_valid_queue_size
 from .memory import GuestRam
 from .protocol import (
+    MAX_FDS,
     U64,
     VHOST_F_LOG_ALL,
     VHOST_USER_F_PROTOCOL_FEATURES,
@@ -58,7 +59,7 @@ PROTOCOL_FEATURES = (1 << ProtocolFeature.MQ) | (1 << ProtocolFeature.LOG_SHMFD)
     1 << ProtocolFeature.REPLY_ACK) | (1 << ProtocolFeature.RARP)
 
 #: Requests that carry descriptors, and how many.
-FD_COUNTS = {Request.SET_LOG_BASE: (0, 1), Request.SET_LOG_FD: (1, 1),
+FD_COUNTS = {Request.SET_MEM_TABLE: (1, MAX_FDS), Request.SET_LOG_BASE: (0, 1), Request.SET_LOG_FD: (1, 1),
              Request.SET_VRING_KICK: (0, 1), Request.SET_VRING_CALL: (0, 1),
              Request.SET_VRING_ERR: (0, 1)}
 
@@ -131,8 +132,6 @@ class Session:
             raise VhostUserError(f"{request_name(header.request)} is not a request this "
                                  f"back-end implements") from None
         low, high = FD_COUNTS.get(request, (0, 0))
-        if request == Request.SET_MEM_TABLE:
-            low, high = 1, 8
         if not low <= len(fds) <= high:
             for fd in fds:
                 _close(fd)
