@@ -14,11 +14,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from offload.conformance import CONFORMANCE_HELPERS
 from offload.engine import DEFAULT_MAX_STEPS, Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
 from offload.isa import Instruction, decode
-from offload.runtime.conformance import CONFORMANCE_HELPERS
 
 EXAMPLES = """examples:
   echo 'b7 00 00 00 2a 00 00 00 95 00 00 00 00 00 00 00' | offload-bpf-plugin

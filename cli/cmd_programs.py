@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from offload.conformance import all_cases, conformance_root, judge, parse_case
+
 from . import conformance, programs
 from .exits import Exit
 from .output import Output
@@ -78,13 +80,12 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
 
 
 def conformance_command(args: argparse.Namespace, out: Output) -> int:
-    root = conformance.conformance_root(args.directory)
+    root = conformance_root(args.directory)
     if root is None:
         out.error("no conformance suites found; give the folder that holds bpf_conformance/ "
                   "and ubpf/")
         return Exit.USAGE
-    verdicts = [conformance.judge(conformance.parse_case(path))
-                for path in conformance.all_cases(root)]
+    verdicts = [judge(parse_case(path)) for path in all_cases(root)]
     failed = any(v.status == "fail" for v in verdicts)
     if args.json:
         print(json.dumps([{"case": v.case.name, "status": v.status, "detail": v.detail}

@@ -20,14 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli.conformance import all_cases, case_program, parse_case
 from offload.backends.kernel import KernelBackend
+from offload.conformance import CONFORMANCE_HELPERS, all_cases, case_program, parse_case
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
 from offload.isa import Instruction, assemble
 from offload.loader import load_object
-from offload.runtime.conformance import CONFORMANCE_HELPERS
 from offload.uapi import ProgType
 from offload.verifier import VerifierError, verify
 from service.fixture_traffic import FRAMES, MULTI_BUFFER, RANDOM_METADATA, deterministic, populate

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.conformance import (
+from offload.conformance import (
     EXCEPTIONS,
     all_cases,
     case_program,

@@ -9,14 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cli.conformance import all_cases, case_program, conformance_root, parse_case
+from offload.conformance import CONFORMANCE_HELPERS, all_cases, case_program, conformance_root, parse_case
 from offload.engine import Interpreter, Memory, TailCall
 from offload.engine.fast import FastInterpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
 from offload.isa import assemble, decode
 from offload.isa.instruction import VALID_OPCODES
-from offload.runtime.conformance import CONFORMANCE_HELPERS
 
 
 def outcome(cls, insns, data, **kwargs):

@@ -13,12 +13,12 @@ from collections.abc import Iterable, Sequence
 
 from hypothesis import strategies as st
 
+from offload.conformance import CONFORMANCE_HELPERS
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
 from offload.isa import Instruction, assemble
 from offload.isa.versions import program_version
 from offload.lowering import lower_with_report
-from offload.runtime.conformance import CONFORMANCE_HELPERS
 
 M64 = (1 << 64) - 1
 REGS = (0, 2, 3, 4, 5, 6, 7, 8, 9)  # r1 holds the memory pointer, r10 the frame

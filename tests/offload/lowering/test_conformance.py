@@ -8,14 +8,13 @@ from functools import cache
 
 import pytest
 
-from cli.conformance import all_cases, case_program, judge, parse_case
+from offload.conformance import CONFORMANCE_HELPERS, all_cases, case_program, judge, parse_case
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
 from offload.isa import InsnClass, Mode
 from offload.isa.versions import program_version
 from offload.lowering import LoweringError, lower_with_report
-from offload.runtime.conformance import CONFORMANCE_HELPERS
 
 
 @cache
