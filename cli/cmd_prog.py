@@ -96,8 +96,14 @@ def _find(programs: list[dict[str, Any]], ref: int | str) -> dict[str, Any]:
 
 
 def _show_json(prog: dict[str, Any]) -> dict[str, Any]:
+    """bpftool's fields first (``bytes_xlated`` is the bytecode as loaded: the device keeps
+    bytecode, not a translation), then the device's own."""
+    insns = prog.get("insns")
     return {"id": prog["id"], "type": prog["type"].lower(), "name": prog["name"],
-            "insns": prog.get("insns"), "attached": prog.get("attach"),
+            "tag": prog.get("tag"), "gpl_compatible": prog.get("gpl_compatible"),
+            "bytes_xlated": None if insns is None else insns * 8,
+            "map_ids": prog.get("map_ids", []),
+            "insns": insns, "attached": prog.get("attach"),
             "counters": prog.get("counters", {}), "verifier": prog.get("verifier", {})}
 
 
@@ -112,8 +118,13 @@ def show_command(args: argparse.Namespace, out: Output) -> int:
         return Exit.OK
     for prog in programs:
         attached = f"  attached {prog['attach']}" if prog.get("attach") else ""
-        out.console.print(f"{prog['id']}: {prog['type'].lower()}  name {prog['name']}  "
+        tag = f"  tag {prog['tag']}" if prog.get("tag") else ""
+        gpl = "  gpl" if prog.get("gpl_compatible") else ""
+        out.console.print(f"{prog['id']}: {prog['type'].lower()}  name {prog['name']}{tag}{gpl}  "
                           f"insns {prog.get('insns', '?')}{attached}", highlight=False)
+        if prog.get("map_ids"):
+            out.console.print("\tmap_ids " + ",".join(str(i) for i in prog["map_ids"]),
+                              highlight=False)
         counters = prog.get("counters", {})
         out.console.print("\t" + "  ".join(f"{k} {v}" for k, v in counters.items()),
                           highlight=False)

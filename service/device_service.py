@@ -228,6 +228,8 @@ class DeviceService:
                 "id": handle, "name": prog.name, "type": prog.prog_type.name,
                 "attach": f"xdp:hw on {device.name}" if device.attached == handle else None,
                 "insns": sum(insn.width for insn in prog.instructions),
+                "tag": prog.tag.hex(), "map_ids": sorted({ref[1] for ref in prog.refs}),
+                "gpl_compatible": prog.gpl_compatible,
                 "counters": prog.counters.as_dict(), "rates": self.rates.rates(handle),
                 "verifier": {"insns_processed": prog.report.insns_processed,
                              "states": prog.report.states,

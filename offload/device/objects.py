@@ -15,9 +15,11 @@ from ..backends.base import LoadReport
 from ..errors import ErrnoError
 from ..isa.instruction import Instruction
 from ..isa.opcodes import PseudoSrc
+from ..isa.tag import program_tag
 from ..maps.spec import MapSpec
 from ..program import MapReference
 from ..uapi import ProgType, XdpAction
+from ..verifier.env import GPL_COMPATIBLE
 
 _FIELDS = {XdpAction.ABORTED: "aborted", XdpAction.DROP: "drop", XdpAction.PASS: "pass_",
            XdpAction.TX: "tx", XdpAction.REDIRECT: "redirect"}
@@ -73,6 +75,19 @@ class ProgramObject:
     counters: ActionCounters = field(default_factory=ActionCounters)
     unloaded: bool = False  # the guest let go; alive while attached
     expected_attach_type: int = 0  # BPF_XDP_DEVMAP / BPF_XDP_CPUMAP for map-entry programs
+    _tag: bytes = b""
+
+    @property
+    def tag(self) -> bytes:
+        """The kernel's program tag (:mod:`offload.isa.tag`), computed once."""
+        if not self._tag:
+            self._tag = program_tag(self.instructions)
+        return self._tag
+
+    @property
+    def gpl_compatible(self) -> bool:
+        """Whether the license lets the program call GPL-only helpers, as bpftool shows it."""
+        return self.license in GPL_COMPATIBLE
 
     def map_references(self, names: dict[int, str]) -> tuple[MapReference, ...]:
         """The references with map names instead of handles (for a snapshot)."""

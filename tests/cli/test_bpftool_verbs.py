@@ -8,6 +8,10 @@ import json
 
 import pytest
 
+from offload.backends.kernel import KernelMap, load_program_spec
+from offload.backends.kernel.availability import kernel_available
+from offload.isa.tag import program_tag
+from offload.loader import load_object
 from service.frames import ether, ipv4, udp
 from service.pcap import encode_pcap
 from tests.cli.conftest import FIXTURES, DaemonProcess, cli, run_main
@@ -46,6 +50,28 @@ def test_prog_show_and_json_shapes(loaded, capsys):
     assert shown["name"] == "xdp_firewall" and shown["type"] == "xdp"
     code, out, _ = run(capsys, "prog", "list", "id", str(shown["id"]), "-p")
     assert out.startswith("{\n") and json.loads(out)["id"] == shown["id"]
+    spec = load_object(FIREWALL).programs["xdp_firewall"]
+    assert shown["tag"] == program_tag(spec.instructions).hex()
+    assert shown["gpl_compatible"] is True and shown["bytes_xlated"] == 8 * shown["insns"]
+    code, out, _ = run(capsys, "-j", "map", "show")
+    assert sorted(shown["map_ids"]) == sorted(m["id"] for m in json.loads(out))
+
+
+def test_prog_tag_is_the_host_kernels(loaded, capsys):
+    """The tag names the same program on the device and in the host kernel (bpftool's tag)."""
+    available, why = kernel_available()
+    if not available:
+        pytest.skip(why)
+    code, out, _ = run(capsys, "-j", "prog", "show", "name", "xdp_firewall")
+    obj = load_object(FIREWALL)
+    spec = obj.programs["xdp_firewall"]
+    maps = [KernelMap.create(obj.maps[ref.map_name]) for ref in spec.map_refs]
+    try:
+        with load_program_spec(spec, {m.spec.name: m for m in maps}) as prog:
+            assert json.loads(out)["tag"] == prog.info().tag.hex()
+    finally:
+        for kernel_map in maps:
+            kernel_map.close()
 
 
 def test_prog_dump_has_source_lines(loaded, capsys):

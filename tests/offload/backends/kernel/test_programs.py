@@ -18,8 +18,9 @@ from offload.backends.kernel import (
 from offload.backends.kernel.programs import rejection_reason
 from offload.errors import ErrnoError, OffloadError
 from offload.isa import PseudoSrc, assemble
+from offload.isa.tag import program_tag
 from offload.maps import MapSpec
-from offload.program import MapReference, ProgramSpec
+from offload.program import MapReference, ProgramSpec, resolve_map_references
 from offload.uapi import MapType, ProgType
 
 kernel = pytest.mark.usefixtures("kernel")
@@ -47,6 +48,27 @@ def test_a_valid_program_loads() -> None:
         info = prog.info()
         assert (info.type, info.name, info.xlated_len) == (ProgType.XDP, "pass", 16)
         assert info.gpl_compatible and info.verified_insns == 2 and len(info.tag) == 8
+        assert info.tag == program_tag(PASS)
+
+
+@kernel
+def test_the_tag_is_the_kernels_for_wide_and_jumping_programs() -> None:
+    """A 64-bit constant (not a map load) keeps its immediates in the tag; jumps and calls
+    hash as written."""
+    text = """
+        lddw %r0, 0x1122334455667788
+        jeq %r0, 0, +2
+        call local fn
+        mov %r0, 2
+        exit
+    fn:
+        mov %r0, 1
+        exit
+    """
+    insns = assemble(text)
+    with load_program(insns, name="wide") as prog:
+        assert prog.info().tag == program_tag(insns)
+    assert program_tag(insns) != program_tag(assemble(text.replace("0x11", "0x21")))
     assert prog.closed
 
 
@@ -135,6 +157,11 @@ def test_a_program_spec_loads_with_map_fds_patched() -> None:
             assert result.retval == 1  # XDP_DROP, read from cfg at offset 4
             assert struct.unpack("<Q", hits.lookup(bytes(4)))[0] == 3
             assert set(prog.info().map_ids) == {hits.info().id, cfg.info().id}
+            # the tag ignores which fds the maps got, so the device's handles give the same one
+            assert prog.info().tag == program_tag(spec.instructions)
+            handles = resolve_map_references(spec.instructions, spec.map_refs,
+                                             {"hits": 7, "cfg": 9}, program="count")
+            assert program_tag(handles) == program_tag(spec.instructions)
         with pytest.raises(ErrnoError) as info:
             load_program_spec(spec, {"hits": hits})
         assert info.value.errno == errno.EBADF and "'cfg'" in str(info.value)
