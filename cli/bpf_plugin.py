@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from offload.conformance import CONFORMANCE_HELPERS
+from offload.conformance.helpers import CONFORMANCE_HELPERS
 from offload.engine import DEFAULT_MAX_STEPS, Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError

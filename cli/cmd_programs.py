@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from offload.conformance import all_cases, conformance_root, judge, parse_case
+from offload.conformance.suite import all_cases, conformance_root, judge, parse_case
 
 from . import conformance, programs
 from .exits import Exit

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate.atomic_file import write_atomic
-from offload.conformance import CONFORMANCE_HELPERS
+from offload.conformance.helpers import CONFORMANCE_HELPERS
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.isa import Instruction, assemble, decode, encode, encode_words, listing

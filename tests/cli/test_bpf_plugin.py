@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from cli import bpf_plugin
-from offload.conformance import all_cases, outcome, parse_case
+from offload.conformance.suite import all_cases, outcome, parse_case
 from offload.isa import encode
 
 PLUGIN = shutil.which("offload-bpf-plugin") or str(
@@ -61,7 +61,7 @@ def test_plugin_agrees_with_the_engine_on_the_suites(path, monkeypatch, capsys):
         pytest.skip("assembler-only case")
     kind, value = outcome(case)
     try:
-        from offload.conformance import case_program
+        from offload.conformance.suite import case_program
         program_hex = spaced_hex(encode(case_program(case)))
     except Exception:  # noqa: BLE001 - the text itself is the refusal
         assert kind == "error"

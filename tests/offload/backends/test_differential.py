@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offload.backends.kernel import KernelBackend
-from offload.conformance import CONFORMANCE_HELPERS, all_cases, case_program, parse_case
+from offload.conformance.helpers import CONFORMANCE_HELPERS
+from offload.conformance.suite import all_cases, case_program, parse_case
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError

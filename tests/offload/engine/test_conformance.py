@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from offload.conformance import (
+from offload.conformance.suite import (
     EXCEPTIONS,
     all_cases,
     case_program,

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offload.conformance import CONFORMANCE_HELPERS, all_cases, case_program, conformance_root, parse_case
+from offload.conformance.helpers import CONFORMANCE_HELPERS
+from offload.conformance.suite import all_cases, case_program, conformance_root, parse_case
 from offload.engine import Interpreter, Memory, TailCall
 from offload.engine.fast import FastInterpreter
 from offload.engine.harness import run_on_memory

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from hypothesis import strategies as st
 
-from offload.conformance import CONFORMANCE_HELPERS
+from offload.conformance.helpers import CONFORMANCE_HELPERS
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
 from offload.isa import Instruction, assemble

@@ -8,7 +8,8 @@ from functools import cache
 
 import pytest
 
-from offload.conformance import CONFORMANCE_HELPERS, all_cases, case_program, judge, parse_case
+from offload.conformance.helpers import CONFORMANCE_HELPERS
+from offload.conformance.suite import all_cases, case_program, judge, parse_case
 from offload.engine import Interpreter
 from offload.engine.harness import run_on_memory
 from offload.errors import OffloadError
