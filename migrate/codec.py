@@ -35,6 +35,13 @@ from offload.device.sampler import MAX_SAMPLES
 from offload.maps.spec import MapSpec
 from offload.uapi import MapType
 
+from .codec_limits import (
+    ChunkLimits,
+    DecodeLimits,
+    FormatMismatch,
+    SnapshotTooLarge,
+    UnsupportedVersion,
+)
 from .entries import EntriesError, EntryChunk, MapEntries, StoredChunks
 from .errors import SnapshotError
 from .records import (
@@ -101,39 +108,6 @@ class SnapshotTruncated(SnapshotFormatError):
     """The stream ended before the snapshot's trailer."""
 
 
-class UnsupportedVersion(SnapshotError):
-    """A snapshot format this reader cannot read or upgrade."""
-
-
-class FormatMismatch(SnapshotFormatError):
-    """A payload whose stored format is not the one its envelope names."""
-
-
-class SnapshotTooLarge(SnapshotFormatError):
-    """A record or the whole snapshot exceeds the decoder's limits."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkLimits:
-    """How the writer cuts map contents: at most this many entries and bytes per record."""
-
-    entries: int = 4096
-    bytes: int = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class DecodeLimits:
-    """Hard limits of the reader; the defaults admit anything this writer produces."""
-
-    max_record_bytes: int = 16 << 20  # Unpacker max_buffer_size: one record at a time
-    max_bin_len: int = 9 << 20  # bytecode of 1M slots, or one chunk
-    max_str_len: int = 1 << 16
-    max_array_len: int = 1 << 20
-    max_map_len: int = 64
-    max_maps: int = 4096
-    max_programs: int = 4096
-    max_content_bytes: int = 8 << 30  # keys and values of all maps together
-    read_size: int = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
