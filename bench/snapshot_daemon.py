@@ -11,8 +11,10 @@ with the Python API; then, per round, a fresh ``device serve`` daemon, and side 
   takes its SHA-256, and packs and unpacks its bytes as one msgpack blob.
 
 Wall time of each client process; RSS as the peak resident set of the client process (GNU
-time's %M), and the daemon's peak resident set over the command (VmHWM, reset before each).
-Medians over the rounds, with min-max.
+time's %M), the daemon's peak resident set over the command (VmHWM, reset before each), and
+how far that peak rose above the daemon's resident set before the command (VmRSS): what the
+command cost the daemon at its worst. With ``--before``, the daemon and the clients of each
+round run from that checkout too. Medians over the rounds, with min-max.
 
     .venv/bin/python bench/snapshot_daemon.py [--sizes 10000,100000,1000000] [--runs 5]
                                               [--before CHECKOUT]
@@ -59,6 +61,7 @@ class Samples:
     seconds: list[float] = field(default_factory=list)
     client_mib: list[float] = field(default_factory=list)
     daemon_mib: list[float] = field(default_factory=list)
+    growth_mib: list[float] = field(default_factory=list)
 
 
 def snapshot_file(path: Path, entries: int) -> None:
@@ -91,13 +94,13 @@ def run(args: list[str], root: Path = ROOT) -> tuple[float, float]:
 
 
 class Daemon:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, root: Path = ROOT) -> None:
         self.socket = folder / "a.sock"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "device", "serve", "--name", "bench",
              "--profile", "full", "--socket", str(self.socket), "--memory-limit", "8G",
              "--state-dir", str(folder / "state")],
-            cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=root, env=env(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while not self._answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -117,11 +120,17 @@ class Daemon:
     def reset_peak(self) -> None:
         Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
 
-    def peak_mib(self) -> float:
+    def _status_mib(self, field: str) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+    def peak_mib(self) -> float:
+        return self._status_mib("VmHWM")
+
+    def rss_mib(self) -> float:
+        return self._status_mib("VmRSS")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -133,12 +142,14 @@ class Daemon:
 
 
 def add(results: dict[tuple[int, str], Samples], key: tuple[int, str], seconds: float,
-        rss: float, daemon: float | None = None) -> None:
+        rss: float, daemon: float | None = None, growth: float | None = None) -> None:
     samples = results.setdefault(key, Samples())
     samples.seconds.append(seconds)
     samples.client_mib.append(rss)
     if daemon is not None:
         samples.daemon_mib.append(daemon)
+    if growth is not None:
+        samples.growth_mib.append(growth)
 
 
 def measure(sizes: tuple[int, ...], runs: int,
@@ -152,7 +163,7 @@ def measure(sizes: tuple[int, ...], runs: int,
             clients = [("", ROOT)] + ([(", before", before)] if before is not None else [])
             for _ in range(runs):
                 for suffix, root in clients:  # a fresh daemon each: restore needs one empty
-                    daemon = Daemon(folder)
+                    daemon = Daemon(folder, root)
                     try:
                         for step, args in (
                                 ("restore", ["-m", "cli.main", "restore", str(source),
@@ -160,9 +171,11 @@ def measure(sizes: tuple[int, ...], runs: int,
                                 ("save", ["-m", "cli.main", "save", "--device",
                                           str(daemon.socket), "-o", str(saved)])):
                             daemon.reset_peak()
+                            resident = daemon.rss_mib()
                             seconds, rss = run(args, root)
-                            add(results, (entries, step + suffix), seconds, rss,
-                                daemon.peak_mib())
+                            peak = daemon.peak_mib()
+                            add(results, (entries, step + suffix), seconds, rss, peak,
+                                peak - resident)
                     finally:
                         daemon.stop()
                 add(results, (entries, "floor"), *run(["-c", FLOOR, str(saved)]))
@@ -175,11 +188,13 @@ def _spread(values: list[float], fmt: str) -> str:
 
 
 def markdown(results: dict[tuple[int, str], Samples]) -> str:
-    lines = ["| entries | step | seconds | client RSS MiB | daemon peak RSS MiB |",
-             "| ---: | --- | ---: | ---: | ---: |"]
+    lines = ["| entries | step | seconds | client RSS MiB | daemon peak RSS MiB | "
+             "daemon peak growth MiB |",
+             "| ---: | --- | ---: | ---: | ---: | ---: |"]
     for (entries, step), s in sorted(results.items(), key=lambda kv: kv[0][0]):
         lines.append(f"| {entries:,} | {step} | {_spread(s.seconds, '.2f')} | "
-                     f"{_spread(s.client_mib, '.0f')} | {_spread(s.daemon_mib, '.0f')} |")
+                     f"{_spread(s.client_mib, '.0f')} | {_spread(s.daemon_mib, '.0f')} | "
+                     f"{_spread(s.growth_mib, '.0f')} |")
     return "\n".join(lines)
 
 
@@ -189,8 +204,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--before", type=Path, metavar="CHECKOUT",
-                        help="also run restore and save from this checkout (an older commit), "
-                             "against the same daemon, in the same rounds")
+                        help="also run the daemon, restore and save from this checkout (an older "
+                             "commit), in the same rounds")
     args = parser.parse_args()
     sizes = tuple(int(s) for s in args.sizes.split(","))
     print(markdown(measure(sizes, args.runs, args.before)))

@@ -13,10 +13,15 @@ times and reported as the median with the min-max spread:
   least do. ``x floor`` is the CLI step over it.
 
 Daemon memory is RSS (``VmRSS``) after start-up and after the restore, read from /proc; no
-profiler or allocation tracer runs while anything is timed.
+profiler or allocation tracer runs while anything is timed. Beside wall time, the CLI steps
+and the floor report CPU seconds (``cpu``: the client process's user and system time, plus,
+for the CLI steps, the daemon's over the command, from /proc): on a shared machine they move
+less than wall time. ``--before CHECKOUT`` runs the CLI steps and the floor from that checkout
+too (its own daemon and client), alternating with this tree's in every round, as rows
+``before``.
 
     .venv/bin/python bench/snapshots.py [--sizes 10000,100000,1000000] [--runs 5] [--slow]
-                                        [--markdown] [--no-cli]
+                                        [--markdown] [--no-cli] [--before CHECKOUT]
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import gc
 import os
 import platform
+import resource
 import signal
 import socket
 import statistics
@@ -98,22 +104,41 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=str(ROOT))
+def _env(root: Path = ROOT) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(root))
 
 
-def _cli(*args: str) -> float:
+def _cpu_of(pid: int) -> float:
+    """A running process's user and system CPU seconds (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(argv: list[str], root: Path, daemon: int | None = None) -> tuple[float, float]:
+    """Wall seconds and CPU seconds of one process (and of ``daemon`` meanwhile)."""
+    cpu = _children_cpu() + (_cpu_of(daemon) if daemon else 0.0)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=ROOT, env=_env(), check=True,
+    subprocess.run([sys.executable, *argv], cwd=root, env=_env(root), check=True,
                    stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    return wall, _children_cpu() + (_cpu_of(daemon) if daemon else 0.0) - cpu
 
 
-def _daemon(sock: Path, folder: Path, memory: str) -> subprocess.Popen:
+def _cli(*args: str, root: Path = ROOT, daemon: int | None = None) -> tuple[float, float]:
+    return _run(["-m", "cli.main", *args], root, daemon)
+
+
+def _daemon(sock: Path, folder: Path, memory: str, root: Path = ROOT) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "device", "serve", "--name", "B", "--profile", "full",
          "--socket", str(sock), "--state-dir", str(folder / "state"), "--memory-limit", memory],
-        cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=root, env=_env(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -130,8 +155,11 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
-def measure(entries: int, runs: int, cli: bool) -> dict[str, list[float]]:
+def measure(entries: int, runs: int, cli: bool,
+            before: Path | None = None) -> dict[str, dict[str, list[float]]]:
+    """Samples by tree ("this tree", and "before" with a checkout) and step."""
     out: dict[str, list[float]] = {}
+    results = {"this tree": out}
     held = {"source": source_device(entries)}  # dropped before the daemons run
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
@@ -154,46 +182,60 @@ def measure(entries: int, runs: int, cli: bool) -> dict[str, list[float]]:
         held.clear()
         gc.collect()
         if not cli:
-            return out
+            return results
         memory = f"{max(64, entries * 200 >> 20)}M"
+        trees = [("this tree", ROOT)] + ([("before", before)] if before is not None else [])
         for run in range(runs):
-            sock = folder / f"b{run}.sock"
-            daemon = _daemon(sock, folder, memory)
-            try:
-                before = rss_mib(daemon.pid)
-                restore_plain = _cli("restore", str(sealed), "--device", str(sock))
-                after = rss_mib(daemon.pid)
-                save_time = _cli("save", "--device", str(sock), "-o", str(folder / "out.snap"))
-            finally:
-                daemon.send_signal(signal.SIGTERM)
-                daemon.wait(timeout=30)
-            out.setdefault("cli restore", []).append(restore_plain)
-            out.setdefault("cli save", []).append(save_time)
-            out.setdefault("daemon RSS growth MiB", []).append(after - before)
-            out.setdefault("daemon RSS bytes/entry", []).append(
-                (after - before) * 2**20 / max(entries, 1))
-            out.setdefault("floor", []).append(timed(lambda: subprocess.run(
-                [sys.executable, "-c", FLOOR, str(sealed)], check=True)))
-    return out
+            for tree, root in trees:  # alternating, so both see the same machine
+                samples = results.setdefault(tree, {})
+                sock = folder / f"b{run}.sock"
+                daemon = _daemon(sock, folder, memory, root)
+                try:
+                    rss_before = rss_mib(daemon.pid)
+                    restore_wall, restore_cpu = _cli("restore", str(sealed), "--device",
+                                                     str(sock), root=root, daemon=daemon.pid)
+                    rss_after = rss_mib(daemon.pid)
+                    save_wall, save_cpu = _cli("save", "--device", str(sock), "-o",
+                                               str(folder / "out.snap"), root=root,
+                                               daemon=daemon.pid)
+                finally:
+                    daemon.send_signal(signal.SIGTERM)
+                    daemon.wait(timeout=30)
+                floor_wall, floor_cpu = _run(["-c", FLOOR, str(sealed)], root)
+                for step, value in (("cli restore", restore_wall), ("cli save", save_wall),
+                                    ("cli restore cpu", restore_cpu),
+                                    ("cli save cpu", save_cpu),
+                                    ("daemon RSS growth MiB", rss_after - rss_before),
+                                    ("daemon RSS bytes/entry",
+                                     (rss_after - rss_before) * 2**20 / max(entries, 1)),
+                                    ("floor", floor_wall), ("floor cpu", floor_cpu)):
+                    samples.setdefault(step, []).append(value)
+    return results
 
 
-def report(results: dict[int, dict[str, list[float]]], markdown: bool) -> str:
+def _ratio(out: dict[str, list[float]], step: str, floor: str) -> str:
+    if step not in out or floor not in out:
+        return ""
+    return f"{statistics.median(out[step]) / statistics.median(out[floor]):.1f}x"
+
+
+def report(results: dict[int, dict[str, dict[str, list[float]]]], markdown: bool) -> str:
     steps = ["device save", "device restore", "cli save", "cli restore", "floor",
+             "cli save cpu", "cli restore cpu", "floor cpu",
              "daemon RSS growth MiB", "daemon RSS bytes/entry"]
     lines = []
-    header = ["entries", *steps, "save x floor", "restore x floor"]
+    header = ["tree", "entries", *steps, "save x floor", "restore x floor",
+              "save x floor (cpu)", "restore x floor (cpu)"]
     if markdown:
         lines.append("| " + " | ".join(header) + " |")
         lines.append("| " + " | ".join(["---:"] * len(header)) + " |")
-    for entries, out in results.items():
-        row = [f"{entries:,}"] + [spread(out[s]) if s in out else "" for s in steps]
-        if "floor" in out:
-            floor = statistics.median(out["floor"])
-            row += [f"{statistics.median(out['cli save']) / floor:.1f}x",
-                    f"{statistics.median(out['cli restore']) / floor:.1f}x"]
-        else:
-            row += ["", ""]
-        lines.append("| " + " | ".join(row) + " |" if markdown else "  ".join(row))
+    for entries, trees in results.items():
+        for tree, out in trees.items():
+            row = [tree, f"{entries:,}"] + [spread(out[s]) if s in out else "" for s in steps]
+            row += [_ratio(out, "cli save", "floor"), _ratio(out, "cli restore", "floor"),
+                    _ratio(out, "cli save cpu", "floor cpu"),
+                    _ratio(out, "cli restore cpu", "floor cpu")]
+            lines.append("| " + " | ".join(row) + " |" if markdown else "  ".join(row))
     if not markdown:
         lines.insert(0, "  ".join(header))
     return "\n".join(lines)
@@ -207,11 +249,14 @@ def main() -> int:
     parser.add_argument("--slow", action="store_true", help="add 10,000,000 entries")
     parser.add_argument("--no-cli", action="store_true", help="the device path only")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--before", type=Path, metavar="CHECKOUT",
+                        help="also run the CLI steps and the floor from this checkout, "
+                             "alternating with this tree's")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.slow:
         sizes.append(10_000_000)
-    results = {n: measure(n, args.runs, not args.no_cli) for n in sizes}
+    results = {n: measure(n, args.runs, not args.no_cli, args.before) for n in sizes}
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}; median (min-max) of {args.runs} runs, seconds")
     print(report(results, args.markdown))

@@ -7,54 +7,130 @@ atomic snapshot files, ``compat`` the per-object compatibility plan against a ta
 Capabilities. docs/snapshot-format.md describes the bytes on disk.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from offload.uapi import XdpMode
 
-from .codec import (
-                    UPGRADES,
-                    ChunkLimits,
-                    DecodeLimits,
-                    SnapshotTooLarge,
-                    SnapshotTruncated,
-                    UnsupportedVersion,
-                    read_snapshot,
-                    write_snapshot,
-)
-from .compat import Finding, Outcome, Plan, Report, check_features, check_map, check_program, plan
-from .entries import EntriesError, EntryChunk, MapEntries
-from .errors import SnapshotError
-from .freshness import (
-                    Freshness,
-                    FreshnessUnknown,
-                    GenerationTooOld,
-                    RollbackRefused,
-                    SnapshotTooOld,
-                    SourceStamp,
-                    StaleSnapshot,
-)
-from .keys import KeyFileError
-from .schema import SnapshotFormatError
-from .seal import (
-                    DecryptionError,
-                    DowngradeError,
-                    EncryptionRequired,
-                    IntegrityError,
-                    Seal,
-                    SealError,
-                    SealInfo,
-                    SignatureError,
-                    SignatureRequired,
-                    Trust,
-)
-from .snapshot import (
-                    FORMAT_VERSION,
-                    ActionCounter,
-                    AttachPoint,
-                    MapLink,
-                    MapState,
-                    ProgramState,
-                    Snapshot,
-                    VerifierStats,
-)
+if TYPE_CHECKING:
+    from .codec import (
+        UPGRADES,
+        ChunkLimits,
+        DecodeLimits,
+        SnapshotTooLarge,
+        SnapshotTruncated,
+        UnsupportedVersion,
+        read_snapshot,
+        write_snapshot,
+    )
+    from .compat import (
+        Finding,
+        Outcome,
+        Plan,
+        Report,
+        check_features,
+        check_map,
+        check_program,
+        plan,
+    )
+    from .entries import EntriesError, EntryChunk, MapEntries
+    from .errors import SnapshotError
+    from .freshness import (
+        Freshness,
+        FreshnessUnknown,
+        GenerationTooOld,
+        RollbackRefused,
+        SnapshotTooOld,
+        SourceStamp,
+        StaleSnapshot,
+    )
+    from .keys import KeyFileError
+    from .schema import SnapshotFormatError
+    from .seal import (
+        DecryptionError,
+        DowngradeError,
+        EncryptionRequired,
+        IntegrityError,
+        Seal,
+        SealError,
+        SealInfo,
+        SignatureError,
+        SignatureRequired,
+        Trust,
+    )
+    from .snapshot import (
+        FORMAT_VERSION,
+        ActionCounter,
+        AttachPoint,
+        MapLink,
+        MapState,
+        ProgramState,
+        Snapshot,
+        VerifierStats,
+    )
+
+#: Each name this package offers, and the module that defines it. They are imported on first
+#: use, not with the package: a client that only seals and forwards payloads (save, restore)
+#: then never loads the decoder, the planner and the offload layers behind them.
+_EXPORTS: dict[str, str] = {
+    "ActionCounter": "snapshot",
+    "AttachPoint": "snapshot",
+    "ChunkLimits": "codec",
+    "DecodeLimits": "codec",
+    "DecryptionError": "seal",
+    "DowngradeError": "seal",
+    "EncryptionRequired": "seal",
+    "EntriesError": "entries",
+    "EntryChunk": "entries",
+    "FORMAT_VERSION": "snapshot",
+    "Finding": "compat",
+    "Freshness": "freshness",
+    "FreshnessUnknown": "freshness",
+    "GenerationTooOld": "freshness",
+    "IntegrityError": "seal",
+    "KeyFileError": "keys",
+    "MapEntries": "entries",
+    "MapLink": "snapshot",
+    "MapState": "snapshot",
+    "Outcome": "compat",
+    "Plan": "compat",
+    "ProgramState": "snapshot",
+    "Report": "compat",
+    "RollbackRefused": "freshness",
+    "Seal": "seal",
+    "SealError": "seal",
+    "SealInfo": "seal",
+    "SignatureError": "seal",
+    "SignatureRequired": "seal",
+    "Snapshot": "snapshot",
+    "SnapshotError": "errors",
+    "SnapshotFormatError": "schema",
+    "SnapshotTooLarge": "codec",
+    "SnapshotTooOld": "freshness",
+    "SnapshotTruncated": "codec",
+    "SourceStamp": "freshness",
+    "StaleSnapshot": "freshness",
+    "Trust": "seal",
+    "UPGRADES": "codec",
+    "UnsupportedVersion": "codec",
+    "VerifierStats": "snapshot",
+    "check_features": "compat",
+    "check_map": "compat",
+    "check_program": "compat",
+    "plan": "compat",
+    "read_snapshot": "codec",
+    "write_snapshot": "codec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "FORMAT_VERSION", "UPGRADES", "ActionCounter", "AttachPoint", "ChunkLimits", "DecodeLimits",

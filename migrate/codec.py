@@ -7,6 +7,10 @@ per program; then an ``end`` trailer with the totals. Writing never holds more t
 of encoded bytes; reading feeds the Unpacker block by block under fixed limits (buffer, bin,
 string, array and map lengths, no ext types), checks every record against the schema and the
 records before it, and returns a :class:`Snapshot` only once the trailer matched.
+:func:`index_snapshot` reads a seekable file the same way but keeps map contents in the file:
+each ``entries`` record is checked, then only its place is kept, and the snapshot's contents
+read it again (and check it again) whenever they are iterated - so a daemon restoring a spooled
+upload holds one chunk at a time beside the maps it fills.
 
 Older formats pass through :data:`UPGRADES` first: ``UPGRADES[n]`` turns the raw records of
 format ``n`` into those of ``n + 1`` (a generator over records, so upgrades stream too).
@@ -23,14 +27,22 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import msgpack
 
 from offload.device.sampler import MAX_SAMPLES
+from offload.maps.spec import MapSpec
 from offload.uapi import MapType
 
-from .entries import EntriesError, EntryChunk, MapEntries
+from .codec_limits import (
+    ChunkLimits,
+    DecodeLimits,
+    FormatMismatch,
+    SnapshotTooLarge,
+    UnsupportedVersion,
+)
+from .entries import EntriesError, EntryChunk, MapEntries, StoredChunks
 from .errors import SnapshotError
 from .records import (
     chunk_crc,
@@ -96,39 +108,6 @@ class SnapshotTruncated(SnapshotFormatError):
     """The stream ended before the snapshot's trailer."""
 
 
-class UnsupportedVersion(SnapshotError):
-    """A snapshot format this reader cannot read or upgrade."""
-
-
-class FormatMismatch(SnapshotFormatError):
-    """A payload whose stored format is not the one its envelope names."""
-
-
-class SnapshotTooLarge(SnapshotFormatError):
-    """A record or the whole snapshot exceeds the decoder's limits."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkLimits:
-    """How the writer cuts map contents: at most this many entries and bytes per record."""
-
-    entries: int = 4096
-    bytes: int = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class DecodeLimits:
-    """Hard limits of the reader; the defaults admit anything this writer produces."""
-
-    max_record_bytes: int = 16 << 20  # Unpacker max_buffer_size: one record at a time
-    max_bin_len: int = 9 << 20  # bytecode of 1M slots, or one chunk
-    max_str_len: int = 1 << 16
-    max_array_len: int = 1 << 20
-    max_map_len: int = 64
-    max_maps: int = 4096
-    max_programs: int = 4096
-    max_content_bytes: int = 8 << 30  # keys and values of all maps together
-    read_size: int = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +214,8 @@ class _Records:
             max_map_len=limits.max_map_len)
         self._fed = 0
         self.count = 0
+        #: where the record returned last lies in the stream: (start, end) offsets
+        self.span = (0, 0)
 
     def __iter__(self) -> Iterator[Any]:
         return self
@@ -250,6 +231,8 @@ class _Records:
                 raise SnapshotFormatError(f"record {self.count} is not valid msgpack within "
                                           f"the decoder's limits: {exc}.") from None
             self.count += 1
+            end = self._unpacker.tell()
+            self.span = (self.span[1], end)
             return obj
 
     def _feed(self) -> None:
@@ -274,7 +257,11 @@ def iter_records(stream: Readable, limits: DecodeLimits = DecodeLimits(),
     ``expected_format``: the format an authenticated envelope says the payload has; any other
     stored format is refused before an upgrade could hide it.
     """
-    raw = _Records(stream, limits)
+    return _open(_Records(stream, limits), expected_format)[0]
+
+
+def _open(raw: _Records, expected_format: int | None) -> tuple[Iterator[Record], int]:
+    """The upgraded, guarded records of ``raw`` and the format they were stored in."""
     first = next(raw, None)
     if first is None:
         raise SnapshotTruncated("the snapshot is empty: no header record.")
@@ -295,7 +282,7 @@ def iter_records(stream: Readable, limits: DecodeLimits = DecodeLimits(),
             raise UnsupportedVersion(f"the snapshot has format {version}, which this reader "
                                      f"cannot upgrade (no upgrade from format {step}).")
         records = UPGRADES[step](records)
-    return _guarded(records)
+    return _guarded(records), version
 
 
 def _guarded(records: Iterator[Record]) -> Iterator[Record]:
@@ -312,8 +299,13 @@ def _guarded(records: Iterator[Record]) -> Iterator[Record]:
 class _Assembler:
     """Checks records in order and builds the snapshot: the reader's state machine."""
 
-    def __init__(self, limits: DecodeLimits) -> None:
+    def __init__(self, limits: DecodeLimits, spool: _Spool | None = None,
+                 raw: _Records | None = None) -> None:
         self.limits = limits
+        #: where map contents stay when they are not kept in memory (index_snapshot), and
+        #: the reader that places each record in it
+        self.spool = spool
+        self.raw = raw
         self.header: dict[str, Any] = {}
         self.maps: dict[str, MapState] = {}
         self.programs: dict[str, ProgramState] = {}
@@ -378,6 +370,8 @@ class _Assembler:
             raise SnapshotTooLarge(f"the snapshot holds more than {self.limits.max_maps} maps.")
         cpus = self.header["cpus"] if spec.type.is_percpu else 1
         chunks: list[EntryChunk] = []
+        spans: list[tuple[int, int, int]] = []
+        nbytes = 0
         links: list[MapLink] = []
         count = 0
         for record in it:
@@ -395,9 +389,14 @@ class _Assembler:
             if kind == "entries" and spec.type not in LINK_MAP_TYPES:
                 rf.str("kind")
                 chunk = parse_entries(rf, spec, self.header["cpus"], self.limits.max_bin_len)
-                chunks.append(chunk)
+                if self.spool is None or self.raw is None:
+                    chunks.append(chunk)
+                else:  # checked; read again from the file when the contents are used
+                    spans.append((*self.raw.span, chunk.count))
+                    nbytes += len(chunk.keys) + len(chunk.values)
                 count += chunk.count
                 self._grow(len(chunk.keys) + len(chunk.values))
+                del chunk
             elif kind == "links" and spec.type in LINK_MAP_TYPES:
                 rf.str("kind")
                 part = parse_links(rf, spec, self.limits.max_bin_len, self.limits.max_array_len)
@@ -414,7 +413,11 @@ class _Assembler:
         else:
             raise SnapshotTruncated(f"the snapshot ends inside the contents of {where}.")
         try:
-            entries = MapEntries(spec.key_size, spec.value_size, cpus, tuple(chunks))
+            entries = MapEntries(spec.key_size, spec.value_size, cpus, tuple(chunks)) \
+                if self.spool is None else MapEntries(
+                    spec.key_size, spec.value_size, cpus,
+                    _SpooledChunks(self.spool, spec, self.header["cpus"], tuple(spans),
+                                   sum(n for _, _, n in spans), nbytes))
             self.maps[spec.name] = MapState(spec, entries, tuple(links), frozen)
         except EntriesError as exc:  # pragma: no cover - parse_entries checked the lengths
             raise SnapshotFormatError(f"{where}: {exc}") from None
@@ -478,6 +481,73 @@ class _Assembler:
     def _snapshot(self) -> Snapshot:
         return Snapshot(programs=tuple(self.programs.values()), maps=tuple(self.maps.values()),
                         samples=tuple(self.samples), magic=MAGIC, **self.header)
+
+
+@dataclass(frozen=True, slots=True)
+class _Spool:
+    """The file an indexed snapshot's contents stay in, the format its records were stored
+    in, and the limits they were read within."""
+
+    file: BinaryIO
+    version: int
+    limits: DecodeLimits
+
+
+class _SpooledChunks(StoredChunks):
+    """One map's ``entries`` records, by place in the spool file; each is unpacked, upgraded
+    and checked again (schema, CRC, keys) as it is read, one at a time."""
+
+    def __init__(self, spool: _Spool, spec: MapSpec, cpus: int,
+                 spans: tuple[tuple[int, int, int], ...], count: int, nbytes: int) -> None:
+        self._spool = spool
+        self._spec = spec
+        self._cpus = cpus
+        self._spans = spans
+        self._count = count
+        self._nbytes = nbytes
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def nbytes(self) -> int:
+        return self._nbytes
+
+    def __iter__(self) -> Iterator[EntryChunk]:
+        spool, limits = self._spool, self._spool.limits
+        for start, end, count in self._spans:
+            spool.file.seek(start)
+            data = spool.file.read(end - start)
+            try:
+                record = msgpack.unpackb(
+                    data, raw=False, use_list=True, strict_map_key=True, max_ext_len=0,
+                    max_bin_len=limits.max_bin_len, max_str_len=limits.max_str_len,
+                    max_array_len=limits.max_array_len, max_map_len=limits.max_map_len)
+            except (ValueError, TypeError, msgpack.UnpackException) as exc:
+                raise SnapshotFormatError(f"the spooled contents of map {self._spec.name!r} "
+                                          f"changed after they were checked: {exc}.") from None
+            records: Iterator[Record] = iter([record])
+            for step in range(spool.version, FORMAT_VERSION):
+                records = UPGRADES[step](records)
+            where = f"the spooled contents of map {self._spec.name!r}"
+            f = Fields(next(_guarded(records)), where)
+            f.str("kind")
+            chunk = parse_entries(f, self._spec, self._cpus, limits.max_bin_len)
+            if chunk.count != count:
+                raise SnapshotFormatError(f"{where} changed after they were checked.")
+            yield chunk
+
+
+def index_snapshot(file: BinaryIO, limits: DecodeLimits = DecodeLimits(),
+                   expected_format: int | None = None) -> Snapshot:
+    """Decode a payload from a seekable file with every check of :func:`read_snapshot`, but
+    leave map contents in the file: they are read again, a chunk at a time, each time they
+    are iterated. The file must stay open and unchanged while the snapshot is used."""
+    file.seek(0)
+    raw = _Records(file, limits)
+    records, version = _open(raw, expected_format)
+    return _Assembler(limits, _Spool(file, version, limits), raw).read(records)
 
 
 def read_snapshot(stream: Readable, limits: DecodeLimits = DecodeLimits(),

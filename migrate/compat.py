@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from enum import IntEnum
+from dataclasses import replace
 
 from offload.caps.capabilities import Capabilities
 from offload.isa.instruction import Instruction
@@ -31,56 +30,11 @@ from offload.maps.spec import MapSpec
 from offload.program import ProgramSpec
 from offload.uapi import MapType
 
+from .plan_model import Finding as Finding
+from .plan_model import Outcome as Outcome
+from .plan_model import Plan as Plan
+from .plan_model import Report as Report
 from .snapshot import LINK_MAP_TYPES, Snapshot
-
-
-class Outcome(IntEnum):
-    COMPATIBLE = 0
-    REWRITABLE = 1
-    FALLBACK = 2
-    INCOMPATIBLE = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One reason: ``code`` is stable for scripts ("helper", "map-type", "isa", ...)."""
-
-    outcome: Outcome
-    code: str
-    reason: str
-    slot: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """What becomes of one object (kind "program", "map" or "device") on the target."""
-
-    kind: str
-    name: str
-    outcome: Outcome
-    findings: tuple[Finding, ...] = ()
-    rewritten: ProgramSpec | None = None  # the re-resolved or lowered program when REWRITABLE
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    target: str
-    reports: tuple[Report, ...] = field(default=())
-
-    @property
-    def outcome(self) -> Outcome:
-        return max((r.outcome for r in self.reports), default=Outcome.COMPATIBLE)
-
-    @property
-    def ok(self) -> bool:
-        """Whether a restore may go ahead (nothing INCOMPATIBLE)."""
-        return self.outcome < Outcome.INCOMPATIBLE
-
-    def report(self, kind: str, name: str) -> Report:
-        for r in self.reports:
-            if (r.kind, r.name) == (kind, name):
-                return r
-        raise KeyError((kind, name))
 
 
 def _incompatible(code: str, reason: str, slot: int | None = None) -> Finding:

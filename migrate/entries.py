@@ -7,13 +7,15 @@ for per-CPU maps each entry holds ``cpus`` values in CPU order). Packing keeps a
 write a chunk without re-encoding it, and lets a reader keep the chunks it decoded as they are:
 contents are never joined into one second copy.
 
-:class:`MapEntries` holds materialised chunks (what a decoded snapshot has) or wraps a one-shot
-iterable of chunks (what a save from a live device passes, so batches from the device go
-straight to the file).
+:class:`MapEntries` holds materialised chunks (what a decoded snapshot has), chunks stored
+elsewhere and read again on each pass (:class:`StoredChunks`: what a daemon's restore keeps, so
+only the maps it fills hold the contents), or wraps a one-shot iterable of chunks (what a save
+from a live device passes, so batches from the device go straight to the file).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -43,6 +45,25 @@ class EntryChunk:
                                f"bytes; {per} need {need}.")
 
 
+class StoredChunks(ABC):
+    """Chunks kept outside memory (a spool file) and read again, one at a time, on every
+    iteration; their total count and size are known without reading them."""
+
+    @property
+    @abstractmethod
+    def count(self) -> int:
+        """Entries in all chunks."""
+
+    @property
+    @abstractmethod
+    def nbytes(self) -> int:
+        """Key and value bytes in all chunks."""
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[EntryChunk]:
+        """The chunks, each checked as it is read."""
+
+
 def _entry_size(key_size: int, value_size: int, cpus: int) -> int:
     return key_size + value_size * cpus
 
@@ -52,7 +73,8 @@ class MapEntries:
     """The contents of one map as chunks of packed entries.
 
     ``cpus`` is 1 for ordinary maps and the source's CPU count for per-CPU maps. ``chunks`` is a
-    tuple once materialised; :meth:`streamed` wraps an iterable that may be consumed only once.
+    tuple once materialised, or :class:`StoredChunks` read again on each pass;
+    :meth:`streamed` wraps an iterable that may be consumed only once.
     """
 
     key_size: int
@@ -104,24 +126,31 @@ class MapEntries:
     # ------------------------------------------------------------------ reading
     @property
     def materialised(self) -> bool:
-        return isinstance(self.chunks, tuple)
+        """Whether the contents can be read more than once (counted, compared, restored)."""
+        return isinstance(self.chunks, (tuple, StoredChunks))
 
-    def _tuple(self) -> tuple[EntryChunk, ...]:
-        if not isinstance(self.chunks, tuple):
+    def _readable(self) -> tuple[EntryChunk, ...] | StoredChunks:
+        if not isinstance(self.chunks, (tuple, StoredChunks)):
             raise EntriesError("these map contents are a one-shot stream; they can be written "
                                "once but not counted or compared.")
         return self.chunks
 
     def __len__(self) -> int:
-        return sum(chunk.count for chunk in self._tuple())
+        chunks = self._readable()
+        if isinstance(chunks, StoredChunks):
+            return chunks.count
+        return sum(chunk.count for chunk in chunks)
 
     @property
     def nbytes(self) -> int:
-        return sum(len(c.keys) + len(c.values) for c in self._tuple())
+        chunks = self._readable()
+        if isinstance(chunks, StoredChunks):
+            return chunks.nbytes
+        return sum(len(c.keys) + len(c.values) for c in chunks)
 
     def __iter__(self) -> Iterator[tuple[bytes, bytes | tuple[bytes, ...]]]:
         ks, vs, cpus = self.key_size, self.value_size, self.cpus
-        for chunk in self._tuple():
+        for chunk in self._readable():
             for i in range(chunk.count):
                 key = chunk.keys[i * ks:(i + 1) * ks]
                 base = i * vs * cpus
@@ -155,9 +184,9 @@ class MapEntries:
         if (self.key_size, self.value_size, self.cpus) != \
                 (other.key_size, other.value_size, other.cpus) or len(self) != len(other):
             return False
-        return (_same_stream((c.keys for c in self._tuple()), (c.keys for c in other._tuple()))
-                and _same_stream((c.values for c in self._tuple()),
-                                 (c.values for c in other._tuple())))
+        return (_same_stream((c.keys for c in self._readable()), (c.keys for c in other._readable()))
+                and _same_stream((c.values for c in self._readable()),
+                                 (c.values for c in other._readable())))
 
     __hash__ = None  # type: ignore[assignment]  # unhashable: equal by contents
 

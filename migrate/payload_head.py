@@ -17,7 +17,14 @@ from itertools import chain
 import msgpack
 
 from .schema import MAX_NAME, U64, Fields, SnapshotFormatError
-from .snapshot import MAGIC
+
+#: Identifies a snapshot payload (the first field of its header record).
+MAGIC = b"OMSNAP"
+#: The snapshot format this code writes; readers upgrade older ones (``codec.UPGRADES``).
+#: Format 2 gives every chunk of map contents a CRC-32 (docs/snapshot-format.md, "Versions").
+#: Defined here, with the header, so whoever only passes payloads on need not import the
+#: snapshot model.
+FORMAT_VERSION = 2
 
 #: The header record holds the device's capabilities and counters: far below this.
 MAX_HEAD_BYTES = 1 << 20

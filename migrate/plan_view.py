@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
-from .compat import Outcome, Plan
+from .plan_model import Outcome, Plan
 
 STYLES = {Outcome.COMPATIBLE: "green", Outcome.REWRITABLE: "cyan",
           Outcome.FALLBACK: "yellow", Outcome.INCOMPATIBLE: "bold red"}

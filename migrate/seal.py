@@ -34,7 +34,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgpack
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -42,20 +42,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
 from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
-from .codec import (
-    ChunkLimits,
-    DecodeLimits,
-    FormatMismatch,
-    UnsupportedVersion,
-    read_snapshot,
-    write_snapshot,
-)
+from .codec_limits import ChunkLimits, DecodeLimits, FormatMismatch, UnsupportedVersion
 from .errors import SnapshotError
 from .freshness import SourceStamp
 from .keys import SYMMETRIC_KEY_SIZE, key_id, public_key_id
-from .payload_head import PayloadHead, peek_head
+from .payload_head import FORMAT_VERSION, PayloadHead, peek_head
 from .schema import U64, Fields, SnapshotFormatError
-from .snapshot import FORMAT_VERSION, Snapshot
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 FILE_MAGIC = b"\x89OMS\r\n\x1a\n"
 END_MAGIC = b"OMS-END\n"
@@ -262,6 +257,8 @@ def write_sealed(out: BinaryIO, snapshot: Snapshot, seal: Seal = Seal(),
     if snapshot.format_version != FORMAT_VERSION:
         raise SnapshotError(f"only format {FORMAT_VERSION} snapshots can be written, not "
                             f"format {snapshot.format_version}.")
+    from .codec import write_snapshot  # the encoder: only where a snapshot is written
+
     sealer = Sealer(out, PayloadHead(snapshot.format_version, snapshot.device,
                                      snapshot.created_ns), seal, source)
     write_snapshot(sealer, snapshot, chunks)
@@ -550,6 +547,8 @@ def open_sealed(stream: BinaryIO, trust: Trust = Trust(),
                 limits: DecodeLimits = DecodeLimits()) -> tuple[Snapshot, SealInfo]:
     """Verify everything first (:func:`verify_sealed`), then decode in a second pass that
     hashes again, so a file changed in between is refused as a whole."""
+    from .codec import read_snapshot  # the decoder: a client that only forwards needs none
+
     layout = _layout(stream)
     info = _verify(stream, layout, trust)
     digest = hashlib.sha256(layout.head)

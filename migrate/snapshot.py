@@ -21,12 +21,8 @@ from offload.uapi import MapType, XdpAction, XdpMode
 
 from .entries import MapEntries
 from .errors import SnapshotError
+from .payload_head import FORMAT_VERSION, MAGIC
 
-#: Identifies a snapshot payload (the first field of its header record).
-MAGIC = b"OMSNAP"
-#: The snapshot format this code writes; readers upgrade older ones (``codec.UPGRADES``).
-#: Format 2 gives every chunk of map contents a CRC-32 (docs/snapshot-format.md, "Versions").
-FORMAT_VERSION = 2
 #: Map types whose values name other objects (program fds, inner map fds on a live device).
 LINK_MAP_TYPES = frozenset({MapType.PROG_ARRAY, MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS})
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .atomic_file import atomic_output
-from .codec import ChunkLimits, DecodeLimits
+from .codec_limits import ChunkLimits, DecodeLimits
 from .errors import SnapshotError
 from .freshness import SourceStamp
 from .payload_head import PayloadHead
@@ -30,7 +30,9 @@ from .seal import (
     verify_sealed,
     write_sealed,
 )
-from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    from .snapshot import Snapshot
 
 
 def save(path: str | os.PathLike[str], snapshot: Snapshot, seal: Seal = Seal(),

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, BinaryIO
 
 from migrate.checkpoint import checkpoint
-from migrate.codec import decode, encode, read_snapshot, write_snapshot
+from migrate.codec import decode, encode, index_snapshot, write_snapshot
 from migrate.freshness import FreshnessUnknown, SourceStamp
 from migrate.proof import NoFrames, Proof, ProofError, prove
 from migrate.restore import IncompatibleTarget, RestoreError, restore
@@ -564,7 +564,6 @@ class DeviceService:
                     asdict(params.source), "the parameter 'source'")
             except SnapshotFormatError as exc:
                 raise InvalidRequest(str(exc), field="source") from None
-            upload.file.seek(0)
             return self.restore_payload(
                 upload.file, allow_fallback=params.allow_fallback, dry_run=params.dry_run,
                 source=source, authenticated=params.authenticated,
@@ -590,13 +589,18 @@ class DeviceService:
                         prove_frames: list[bytes] | None = None) -> RestoreResult:
         """Decode (with the codec's hard limits) and restore through the driver.
 
+        A payload given as a file (a spooled upload) is indexed rather than decoded: every
+        record is checked, but map contents stay in the file and are read again a chunk at a
+        time by the proof and by the restore, so the daemon holds the maps it fills plus a
+        chunk, never a second copy of the snapshot.
+
         ``source`` is the snapshot's stamp as the client verified it. ``no_rollback`` refuses
         a generation older than the newest this device restored from that source. A restore
         of an ``authenticated`` (signed or MACed) snapshot is recorded, as part of the restore:
         if the record cannot be written the restore is undone. Unauthenticated stamps are
         compared but never recorded, so a forged generation cannot lock out genuine ones.
         """
-        snapshot = decode(payload) if isinstance(payload, bytes) else read_snapshot(payload)
+        snapshot = decode(payload) if isinstance(payload, bytes) else index_snapshot(payload)
         if source is not None and source.name != snapshot.device:
             raise Refused(errno.EINVAL, f"the source stamp names device {source.name!r}; "
                                         f"the snapshot is of {snapshot.device!r}.")

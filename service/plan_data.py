@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from migrate.compat import Finding, Outcome, Plan, Report
+from migrate.plan_model import Finding, Outcome, Plan, Report
 
 
 def plan_dict(plan: Plan) -> dict[str, Any]:

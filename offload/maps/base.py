@@ -551,7 +551,8 @@ class Map(MapShape):
         return Chunk(count, bytes(present), bytes(values)), bytes(gone)
 
     def export_chunks(self, limit: int = 4096) -> Iterator[Chunk]:
-        """Every entry in get_next_key order, ``limit`` at a time, packed (the walk has the
+        """Every entry in get_next_key order (LRU maps: least recently used first, so a
+        restore rebuilds their recency), ``limit`` at a time, packed (the walk has the
         guarantees of :meth:`export_entries`)."""
         if limit < 1:
             raise MapError(f"a chunk holds at least one entry, not {limit}.")

@@ -10,14 +10,19 @@ of the CPU count so every list has the same size, as ``htab_map_alloc()`` does.
 The kernel's lists are an approximation (per-CPU free batches, a second-chance reference bit)
 that may evict before the map is full; this implementation is exact LRU, which is what those
 approximations aim at and what tests can state.
+
+A checkpoint exports the elements in recency order, least recent first (list by list with
+BPF_F_NO_COMMON_LRU), so a restore - which inserts in the order it is given - rebuilds the
+same recency, and the restored map evicts the keys the source would have evicted next.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ..uapi import MapFlags
+from .base import Chunk
 from .hash import HashMap
 from .spec import MapSpec
 
@@ -73,6 +78,29 @@ class LruHashMap(HashMap):
     def _bulk_inserted(self, keys: Sequence[bytes]) -> None:
         self._lists[0].update(dict.fromkeys(keys))
         self._owner.update(dict.fromkeys(keys, 0))
+
+    def _chunks(self, limit: int) -> Iterator[Chunk]:
+        """Least recent first (see the module's docstring). The order is taken when the walk
+        starts; a key deleted during the walk is skipped, as in slot order."""
+        order = [key for recent in self._lists for key in list(recent)]
+        index, slab = self._index, self._slab
+        self._walks += 1
+        try:
+            for start in range(0, len(order), limit):
+                keys, values, count = bytearray(), bytearray(), 0
+                for key in order[start:start + limit]:
+                    slot = index.get(key)
+                    if slot is None or key in self._deleted_in_walk:
+                        continue
+                    keys += key
+                    values += slab.read(slot)
+                    count += 1
+                if count:
+                    yield Chunk(count, bytes(keys), bytes(values))
+        finally:
+            self._walks -= 1
+            if not self._walks:
+                self._deleted_in_walk.clear()
 
     def lru_order(self, cpu: int = 0) -> list[bytes]:
         """Keys of ``cpu``'s LRU list (the only list without BPF_F_NO_COMMON_LRU), oldest first."""

@@ -1,13 +1,16 @@
-"""The decoder on hostile bytes: always a typed SnapshotError, never another exception."""
+"""The decoder on hostile bytes: always a typed SnapshotError, never another exception; the
+indexing reader (contents left in the file) refuses exactly what the decoder refuses and reads
+back what it decodes."""
 
 from __future__ import annotations
 
 import functools
+import io
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from migrate.codec import DecodeLimits, decode, encode
+from migrate.codec import DecodeLimits, decode, encode, index_snapshot
 from migrate.errors import SnapshotError
 
 from .samples import fixture_snapshot
@@ -22,9 +25,18 @@ def real() -> bytes:
 
 def decodes_or_refuses(data: bytes) -> None:
     try:
-        decode(data, LIMITS)
+        decoded = decode(data, LIMITS)
     except SnapshotError as exc:
         assert str(exc)  # a sentence, not an empty error
+        decoded = None
+    try:
+        indexed = index_snapshot(io.BytesIO(data), LIMITS)
+    except SnapshotError as exc:
+        assert decoded is None, f"the index refused what the decoder read: {exc}"
+        assert str(exc)
+        return
+    assert decoded is not None, "the index read what the decoder refused"
+    assert indexed == decoded  # the contents read back from the file, chunk by chunk
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,11 +1,14 @@
 """A restore stopped at any step leaves the target empty; one that runs through leaves it fully
 restored. Faults are injected through restore()'s step hook at every command that changes the
-target: a refusal, an interrupt, a bug. And a snapshot whose maps need more memory than the
+target: a refusal, an interrupt, a bug - from a snapshot in memory and from one whose contents
+stay in a spool file (what a daemon restores), including that file cut after it was checked.
+And a snapshot whose maps need more memory than the
 target has is refused by the plan, naming both numbers, before anything is created."""
 
 from __future__ import annotations
 
 import errno
+import io
 import struct
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from migrate.checkpoint import checkpoint
-from migrate.codec import decode, encode
+from migrate.codec import decode, encode, index_snapshot
 from migrate.compat import Outcome, plan
 from migrate.entries import MapEntries
 from migrate.restore import COLUMN_BATCH, IncompatibleTarget, RestoreError, restore
@@ -96,10 +99,17 @@ FAULTS = (lambda step: ErrnoError(errno.EIO, f"the device failed at {step}"),
           lambda step: Injected(step))
 
 
-def test_a_restore_stopped_at_any_step_leaves_the_target_empty():
+def _kept(where: str) -> Snapshot:
+    """SNAPSHOT decoded into memory, or indexed with its contents left in a spool file."""
+    return SNAPSHOT if where == "memory" else index_snapshot(io.BytesIO(encode(SNAPSHOT)))
+
+
+@pytest.mark.parametrize("where", ["memory", "spool"])
+def test_a_restore_stopped_at_any_step_leaves_the_target_empty(where):
+    snapshot = _kept(where)
     steps: list[str] = []
     reference = build_device("reference", FULL, seed=7, ncpus=2)
-    restore(SNAPSHOT, reference.driver, step=steps.append)
+    restore(snapshot, reference.driver, step=steps.append)
     full = _state(reference)
     assert full[0] and full[1] and full[2] == "xdp_dispatch"
     assert sum(s.startswith("fill map udp_blocked") for s in steps) == 2
@@ -118,12 +128,30 @@ def test_a_restore_stopped_at_any_step_leaves_the_target_empty():
 
         expected = RestoreError if isinstance(fault, ErrnoError) else type(fault)
         with pytest.raises(expected):
-            restore(SNAPSHOT, target.driver, step=hook)
+            restore(snapshot, target.driver, step=hook)
         assert seen == steps[:index + 1]  # the same steps, in the same order, up to the fault
         assert _empty(target), f"a fault at step {index} ({at!r}) left objects behind"
         # and the target is usable afterwards: the same restore then runs through
-        restore(SNAPSHOT, target.driver)
+        restore(snapshot, target.driver)
         assert _state(target) == full, f"after a fault at {at!r}"
+
+
+def test_a_spool_cut_after_it_was_checked_leaves_the_target_empty():
+    """The contents are read again while maps fill: a file that no longer holds them stops
+    the restore mid-map, and everything created so far is undone."""
+    spool = io.BytesIO(encode(SNAPSHOT))
+    snapshot = index_snapshot(spool)
+    entries = snapshot.map("udp_blocked").entries
+    assert entries is not None and len(entries) == BLOCKED
+    chunks = iter(entries.chunks)
+    next(chunks)  # the first of the map's two records: the file is cut right after it
+    spool.truncate(spool.tell())
+    target = build_device("target", FULL, seed=7, ncpus=2)
+    steps: list[str] = []
+    with pytest.raises(RestoreError, match="udp_blocked"):
+        restore(snapshot, target.driver, step=steps.append)
+    assert steps[-1] == "fill map udp_blocked from entry 0", steps  # its second chunk is gone
+    assert _empty(target)
 
 
 def _big_array_snapshot(entries: int, value_size: int) -> Snapshot:
