@@ -51,7 +51,10 @@ def register(sub: Any) -> None:
                "  offload-migrate device serve --name C --profile smartnic --memory-limit 64M "
                "--socket /tmp/c.sock\n"
                "  offload-migrate device serve --name G --socket /tmp/g.sock --vhost-user "
-               "/tmp/g.vhost --wire udp:127.0.0.1:5001=127.0.0.1:5002")
+               "/tmp/g.vhost --wire udp:127.0.0.1:5001=127.0.0.1:5002\n"
+               "  offload-migrate device serve --name S --socket /tmp/s.sock --vhost-user "
+               "/tmp/b.vhost --port c:vhost-user=/tmp/c.vhost,ifindex=2 "
+               "--wire udp:127.0.0.1:5002=127.0.0.1:5001")
     serve.add_argument("--name", required=True, help="device name (also the interface name)")
     serve.add_argument("--profile", default="full", help="capability profile (default: full; "
                        "see 'offload-migrate profiles')")
@@ -79,13 +82,22 @@ def register(sub: Any) -> None:
                        help="keep the last N frames received (1 to 4096) for snapshots that "
                             "carry a sample (save --sample) and restores that prove "
                             "(restore --prove); off by default")
-    serve.add_argument("--vhost-user", metavar="SOCKET",
-                       help="serve the device's guest to a QEMU front-end over vhost-user "
-                            "(-netdev vhost-user; docs/vhost-user.md)")
+    serve.add_argument("--vhost-user", metavar="SOCKET", action="append", default=[],
+                       help="serve a guest-facing port to a QEMU front-end over vhost-user "
+                            "(-netdev vhost-user; docs/vhost-user.md); repeat for more ports, "
+                            "ifindex 1, 2, ... in order (1 is the device's own: what the "
+                            "program passes on the device's wire goes there)")
+    serve.add_argument("--port", metavar="NAME:vhost-user=SOCKET[,ifindex=N][,wire=udp:...]",
+                       action="append", default=[],
+                       help="one more vhost-user port with a name, an ifindex (the lowest "
+                            "free one if not given; what a devmap entry names) and its own "
+                            "wire (last, as udp:LOCAL=REMOTE[,learn]); without one its guest "
+                            "transmits on the device's wire; repeatable")
     serve.add_argument("--wire", metavar="udp:LOCAL=REMOTE",
                        help="the device's wire as a UDP tunnel, one frame per datagram: "
                             "udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT; with ,learn the far end "
-                            "follows the peer last heard from (a guest that migrated away)")
+                            "follows the peer last heard from (a guest that migrated away); "
+                            "frames from it enter at ifindex 1")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default="info", type=str.lower,
                        help="what the daemon logs on stderr (default: info: start, stop, "
                             "migrations, refused connections; debug: every request)")
@@ -181,7 +193,8 @@ def serve_command(args: argparse.Namespace, out: Output) -> int:
                 raise UsageError(f"--sample-ring {args.sample_ring}: a sample ring holds 1 to "
                                  f"4096 frames.")
             service.device.sample(args.sample_ring)
-        ports = Ports.open(service, vhost_user=args.vhost_user, wire=args.wire)
+        ports = Ports.open(service, vhost_user=args.vhost_user, wire=args.wire,
+                           ports=args.port)
 
         def ready() -> None:
             log.info("device %s (profile %s) serving %s", args.name, args.profile, args.socket)

@@ -79,6 +79,7 @@ def show_command(args: argparse.Namespace, out: Output) -> int:
     shown = {key: status[key] for key in ("name", "profile", "description", "backend",
                                           "engine", "isa_version", "features", "uptime",
                                           "memory", "identity", "ports")}
+    shown["interfaces"] = status.get("interfaces") or []
     shown["socket"] = args.device
     shown["programs"] = [{"id": p["id"], "name": p["name"], "attached": p.get("attach")}
                          for p in status.get("programs", [])]
@@ -88,6 +89,14 @@ def show_command(args: argparse.Namespace, out: Output) -> int:
         print_json(shown, args.pretty)
         return Exit.OK
     for key, value in shown.items():
+        if key == "interfaces":
+            for port in value:
+                counters = "  ".join(f"{k} {v}" for k, v in port["counters"].items())
+                link = "up" if port["connected"] else "down"
+                out.console.print(f"{'port':<12} {port['ifindex']} {port['name']} ({link}, "
+                                  f"{port['served']}, wire {port['wire']})  {counters}",
+                                  highlight=False, markup=False, soft_wrap=True)
+            continue
         if isinstance(value, list):
             value = ", ".join(v.get("name", str(v)) if isinstance(v, dict) else str(v)
                               for v in value) or "-"

@@ -139,6 +139,11 @@ def device_panel(status: dict[str, Any]) -> Panel:
     if ports:
         parts.append(Text("ports " + "  ".join(f"{k} {v:,}" for k, v in ports.items()),
                           style="dim"))
+    for port in status.get("interfaces") or []:
+        link = "up" if port.get("connected") else "down"
+        counters = "  ".join(f"{k} {v:,}" for k, v in (port.get("counters") or {}).items())
+        parts.append(Text(f"port {port['ifindex']} {port['name']} ({link}) {counters}",
+                          style="dim"))
     return Panel(Group(*parts), title=f"device {status['name']}", title_align="left")
 
 
@@ -167,5 +172,5 @@ def status_json(status: dict[str, Any]) -> dict[str, Any]:
         "maps": [{k: m[k] for k in ("id", "name", "type", "entries", "max_entries", "events")
                   if k in m} for m in status.get("maps", [])],
         "ports": status.get("ports", {}), "traffic": status.get("traffic"),
-        "migration": status.get("migration"),
+        "migration": status.get("migration"), "interfaces": status.get("interfaces", []),
     }

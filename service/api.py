@@ -53,6 +53,8 @@ class StatusResult:
     traffic: dict[str, Any] | None
     migration: dict[str, Any] | None
     identity: dict[str, Any]
+    #: the device's guest-facing ports (offload/device/interfaces.py), by ifindex
+    interfaces: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -261,7 +261,8 @@ class DeviceService:
             uptime=round(self.clock() - self.started, 3), programs=programs, maps=maps,
             memory={"capacity": device.caps.memory, "used": device.memory_used},
             ports={name: getattr(ports, name) for name in ports.__slots__},
-            traffic=traffic, migration=self.migration, identity=self.state.picture())
+            traffic=traffic, migration=self.migration, identity=self.state.picture(),
+            interfaces=[device.interfaces[i].picture() for i in sorted(device.interfaces)])
         return self.last_status
 
     def busy_status(self) -> StatusResult:

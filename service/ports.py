@@ -1,9 +1,12 @@
-"""A daemon's device on real ports: a QEMU guest over vhost-user, the wire as a UDP tunnel.
+"""A daemon's device on real ports: QEMU guests over vhost-user, wires as UDP tunnels.
 
-``device serve --vhost-user SOCKET`` serves the device's guest side to a QEMU front-end
-(docs/vhost-user.md); ``--wire udp:LOCAL=REMOTE`` joins the device's wire to another device's
-(or anything speaking one Ethernet frame per datagram, as QEMU's ``-netdev dgram``). Both take
-the device service's lock around the device, as its traffic loop and migrations do.
+``device serve --vhost-user SOCKET`` serves one guest-facing port to a QEMU front-end
+(docs/vhost-user.md), ``--port NAME:vhost-user=SOCKET[,ifindex=N][,wire=udp:...]`` one more
+with a name, an ifindex and optionally its own wire; each port is an interface the device's
+program can redirect to (offload/device/interfaces.py). ``--wire udp:LOCAL=REMOTE`` joins the
+device's wire to another device's (or anything speaking one Ethernet frame per datagram, as
+QEMU's ``-netdev dgram``). All take the device service's lock around the device, as its
+traffic loop and migrations do.
 """
 
 from __future__ import annotations
@@ -11,68 +14,163 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from offload.device.interfaces import MAX_IFINDEX, MIN_IFINDEX
 from offload.device.udp_wire import UdpWire, parse_endpoint
 from offload.vhost_user.port import VhostUserPort
 
 from .device_service import DeviceService
 from .errors import UsageError
 
+PORT_FORM = "NAME:vhost-user=SOCKET[,ifindex=N][,wire=udp:LOCAL=REMOTE[,learn]]"
 
-def parse_wire(text: str) -> tuple[tuple[str, int], tuple[str, int], bool]:
+
+def parse_wire(text: str, option: str = "--wire") -> tuple[tuple[str, int], tuple[str, int],
+                                                           bool]:
     """``udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT[,learn]`` as two socket addresses and whether
     the far end follows the peer last heard from (offload/device/udp_wire.py)."""
-    body, comma, option = text.partition(",")
+    body, comma, learn = text.partition(",")
     kind, _, rest = body.partition(":")
     local, sep, remote = rest.partition("=")
-    if kind != "udp" or not sep or (comma and option != "learn"):
-        raise UsageError(f"--wire {text!r}: expected udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT "
+    if kind != "udp" or not sep or (comma and learn != "learn"):
+        raise UsageError(f"{option} {text!r}: expected udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT "
                          f"with an optional ,learn (udp:127.0.0.1:5001=127.0.0.1:5002).")
     try:
         return parse_endpoint(local), parse_endpoint(remote), bool(comma)
     except ValueError as exc:
-        raise UsageError(f"--wire {text!r}: {exc}.") from None
+        raise UsageError(f"{option} {text!r}: {exc}.") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpec:
+    """One guest-facing port as the command line gave it; ``ifindex`` None takes the next
+    free one."""
+
+    name: str
+    socket: str
+    ifindex: int | None = None
+    wire: str | None = None
+    option: str = "--vhost-user"  # where it came from, for messages
+
+
+def parse_port(text: str) -> PortSpec:
+    """``--port NAME:vhost-user=SOCKET[,ifindex=N][,wire=SPEC]``; ``wire=`` comes last, as
+    its spec may hold a comma (``,learn``)."""
+    problem = f"--port {text!r}: expected {PORT_FORM}"
+    name, colon, rest = text.partition(":")
+    head, _, wire = rest.partition(",wire=")
+    fields = head.split(",")
+    if not colon or not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise UsageError(f"{problem} (a name of letters, digits, - and _).")
+    kind, eq, socket = fields[0].partition("=")
+    if kind != "vhost-user" or not eq or not socket:
+        raise UsageError(f"{problem}.")
+    ifindex: int | None = None
+    for extra in fields[1:]:
+        key, _, value = extra.partition("=")
+        if key != "ifindex" or not value.isdigit() or ifindex is not None:
+            raise UsageError(f"{problem}; {extra!r} is not ifindex=N.")
+        ifindex = int(value)
+        if not MIN_IFINDEX <= ifindex <= MAX_IFINDEX:
+            raise UsageError(f"--port {text!r}: ifindex {ifindex} is outside "
+                             f"{MIN_IFINDEX}..{MAX_IFINDEX}, the interfaces a devmap names.")
+    if wire:
+        parse_wire(wire, f"--port {name}: wire")
+    elif ",wire=" in rest:
+        raise UsageError(f"{problem}; wire= is empty.")
+    return PortSpec(name, socket, ifindex, wire or None, f"--port {name}")
+
+
+def plan_ports(vhost_user: list[str], ports: list[str]) -> list[PortSpec]:
+    """Every port with its ifindex: ``--vhost-user`` sockets in order, then ``--port``s;
+    an ifindex not given is the lowest free one from 1. Names, sockets and ifindexes must
+    be distinct."""
+    specs = [PortSpec("", path) for path in vhost_user] + [parse_port(t) for t in ports]
+    taken = {s.ifindex for s in specs if s.ifindex is not None}
+    planned: list[PortSpec] = []
+    for spec in specs:
+        ifindex = spec.ifindex
+        if ifindex is None:
+            ifindex = next((i for i in range(MIN_IFINDEX, MAX_IFINDEX + 1) if i not in taken),
+                           None)
+            if ifindex is None:
+                raise UsageError(f"more than {MAX_IFINDEX} ports.")
+            taken.add(ifindex)
+        planned.append(PortSpec(spec.name or f"port{ifindex}", spec.socket, ifindex, spec.wire,
+                                spec.option))
+    for what, values in (("ifindex", [str(p.ifindex) for p in planned]),
+                         ("name", [p.name for p in planned]),
+                         ("socket", [str(Path(p.socket).absolute()) for p in planned])):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise UsageError(f"two ports have the same {what}: {', '.join(repeated)}.")
+    return planned
 
 
 @dataclass
 class Ports:
     """The ports a daemon opened for its device; closed together."""
 
-    vhost_user: VhostUserPort | None = None
-    wire: UdpWire | None = None
+    vhost_user: list[VhostUserPort] = field(default_factory=list)
+    wire: UdpWire | None = None  # the device's wire
+    port_wires: list[UdpWire] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def open(cls, service: DeviceService, *, vhost_user: str | None,
-             wire: str | None) -> Ports:
-        ports = cls()
+    def open(cls, service: DeviceService, *, vhost_user: str | list[str] | None,
+             wire: str | None, ports: list[str] | None = None) -> Ports:
+        sockets = [vhost_user] if isinstance(vhost_user, str) else list(vhost_user or [])
+        planned = plan_ports(sockets, list(ports or []))
+        opened = cls()
         try:
             if wire is not None:
-                local, remote, learn = parse_wire(wire)
+                opened.wire = opened._open_wire(service, wire, "--wire", None)
+                opened.notes.append(f"wire {opened._describe(opened.wire)}")
+            for spec in planned:
                 try:
-                    ports.wire = UdpWire(service.device, local, remote, service.lock,
-                                         learn).start()
+                    port = VhostUserPort(service.device, Path(spec.socket), service.lock,
+                                         ifindex=spec.ifindex, name=spec.name)
                 except OSError as exc:
-                    raise UsageError(f"--wire: cannot bind {local[0]}:{local[1]}: "
+                    raise UsageError(f"{spec.option}: cannot listen on {spec.socket}: "
                                      f"{exc.strerror or exc}.") from None
-                ports.notes.append(f"wire udp {local[0]}:{local[1]} -> {remote[0]}:{remote[1]}"
-                                   + (" (learning)" if learn else ""))
-            if vhost_user is not None:
-                try:
-                    ports.vhost_user = VhostUserPort(service.device, Path(vhost_user),
-                                                     service.lock).start()
-                except OSError as exc:
-                    raise UsageError(f"--vhost-user: cannot listen on {vhost_user}: "
-                                     f"{exc.strerror or exc}.") from None
-                ports.notes.append(f"guest over vhost-user on {vhost_user}")
+                opened.vhost_user.append(port.start())
+                note = f"port {spec.name} (ifindex {port.ifindex}) over vhost-user on " \
+                       f"{spec.socket}"
+                if spec.wire is not None:
+                    own = opened._open_wire(service, spec.wire, f"--port {spec.name}: wire",
+                                            port)
+                    opened.port_wires.append(own)
+                    port.interface.wire_label = opened._describe(own)
+                    note += f", its own wire {opened._describe(own)}"
+                opened.notes.append(note)
         except BaseException:
-            ports.close()
+            opened.close()
             raise
-        return ports
+        return opened
+
+    @staticmethod
+    def _open_wire(service: DeviceService, text: str, option: str,
+                   port: VhostUserPort | None) -> UdpWire:
+        local, remote, learn = parse_wire(text, option)
+        try:
+            return UdpWire(service.device, local, remote, service.lock, learn,
+                           port=None if port is None else port.interface).start()
+        except OSError as exc:
+            raise UsageError(f"{option}: cannot bind {local[0]}:{local[1]}: "
+                             f"{exc.strerror or exc}.") from None
+
+    @staticmethod
+    def _describe(wire: UdpWire) -> str:
+        local, remote = wire.local, wire.remote
+        return f"udp {local[0]}:{local[1]} -> {remote[0]}:{remote[1]}" + (
+            " (learning)" if wire.learn else "")
 
     def close(self) -> None:
-        if self.vhost_user is not None:
-            self.vhost_user.close()
-            self.vhost_user = None
+        for wire in self.port_wires:
+            wire.close()
+        self.port_wires = []
+        for port in self.vhost_user:
+            port.close()
+        self.vhost_user = []
         if self.wire is not None:
             self.wire.close()
             self.wire = None

@@ -6,7 +6,8 @@ Capabilities, pops chains from the control and transmit queues when the driver k
 (:meth:`Device.service`), executes commands against its object table and backend, and runs
 every frame that arrives from the wire (:meth:`Device.receive`) through the attached program:
 PASS goes to the guest's receive queue, TX back out to the wire, REDIRECT to the devmap's
-target (an interface), a CPU's worker queue (cpumap: the frame reaches the guest when the
+target (an interface: one of the device's ports, offload/device/interfaces.py, or the switch
+beyond a device without ports), a CPU's worker queue (cpumap: the frame reaches the guest when the
 workers run, :meth:`Device.run_workers`) or a guest receive queue's AF_XDP ring (xskmap),
 DROP nowhere, ABORTED is counted. Records programs write to perf event arrays and ring
 buffers wait in the maps' bounded streams until the device's reader takes them
@@ -37,6 +38,7 @@ from ..virtio.netdev import CONTROLQ, NET_HDR_SIZE, RECEIVEQ, TRANSMITQ, NetConf
 from ..virtio.transport import Transport
 from ..virtio.wire import CtrlDecodeError
 from . import control
+from .interfaces import Interface
 from .objects import ActionCounters, ObjectTable, ProgramObject
 from .sampler import FrameSampler
 
@@ -67,6 +69,7 @@ class PortCounters:
     xsk_delivered: int = 0  # redirected through an xskmap to a guest receive queue
     xsk_ring_full: int = 0  # ... and dropped: the AF_XDP receive ring was full
     events_lost: int = 0  # event records the device's backlog had no room for
+    redirect_errors: int = 0  # REDIRECT to an ifindex no port has, or to a port that is down
 
 
 @dataclass(slots=True)
@@ -111,10 +114,10 @@ class Device:
         self._event_bytes = 0
         #: recent frames from the wire, kept for a restore's proof; off until sample() is called
         self.sampler: FrameSampler | None = None
-        #: a guest outside this process (a vhost-user front-end): frames for the guest go to it
-        #: instead of the simulated driver's receive queue; it answers False when it had no
-        #: buffer for the frame
-        self.guest: Callable[[bytes], bool] | None = None
+        #: guests outside this process (vhost-user front-ends) by ifindex (.interfaces): the
+        #: one at the device's own ifindex takes what PASS gives instead of the simulated
+        #: driver's receive queue; the others are reached by REDIRECT or their own wires
+        self.interfaces: dict[int, Interface] = {}
 
     # -- the driver kicked ---------------------------------------------------------------------
     def service(self) -> None:
@@ -157,14 +160,48 @@ class Device:
         """Where frames leaving on the wire go from now on (a tunnel to another device)."""
         self._on_wire = on_wire
 
-    def from_guest(self, frame: bytes) -> None:
-        """A frame the guest sent (the vhost-user front-end's transmit queue): to the wire."""
-        self.ports.tx_from_guest += 1
-        self._send(frame)
+    # -- ports ---------------------------------------------------------------------------------
+    def add_interface(self, interface: Interface) -> None:
+        """A guest-facing port (offload/device/interfaces.py); its ifindex must be free."""
+        if interface.ifindex in self.interfaces:
+            raise ValueError(f"ifindex {interface.ifindex} is port "
+                             f"{self.interfaces[interface.ifindex].name} already")
+        self.interfaces[interface.ifindex] = interface
 
-    def _send(self, frame: bytes) -> None:
+    def remove_interface(self, interface: Interface) -> None:
+        if self.interfaces.get(interface.ifindex) is interface:
+            del self.interfaces[interface.ifindex]
+
+    def from_guest(self, frame: bytes, ifindex: int | None = None) -> None:
+        """A frame the guest on port ``ifindex`` (the device's own by default) sent - a
+        vhost-user front-end's transmit queue: out on that port's wire, or the device's."""
+        self.ports.tx_from_guest += 1
+        port = self.interfaces.get(self.ifindex if ifindex is None else ifindex)
+        if port is not None:
+            port.counters.tx_from_guest += 1
+        self._send(frame, port)
+
+    def _send(self, frame: bytes, port: Interface | None = None) -> None:
         self.ports.tx_to_wire += 1
+        if port is not None:
+            port.counters.tx_to_wire += 1
+            if port.wire is not None:
+                port.wire(frame)
+                return
         self._on_wire(frame)
+
+    def _redirect(self, ifindex: int, frame: bytes) -> None:
+        """REDIRECT to an interface: out of that port - into its guest's receive ring. A
+        device without ports hands the frame to the switch beyond it (``on_redirect``)."""
+        if not self.interfaces:
+            self._on_redirect(ifindex, frame)
+            return
+        port = self.interfaces.get(ifindex)
+        if port is None or not port.guest.connected:
+            self.ports.redirect_errors += 1  # the kernel drops it: xdp_redirect_err
+            return
+        port.counters.redirected_in += 1
+        self._to_guest(frame, port)
 
     # -- programs ------------------------------------------------------------------------------
     def sample(self, capacity: int) -> None:
@@ -202,18 +239,24 @@ class Device:
         return self.objects.programs[handle].counters
 
     # -- the receive path ----------------------------------------------------------------------
-    def receive(self, frame: bytes, *, rx_queue_index: int = 0) -> XdpAction:
-        """A frame arrives from the wire: run the attached program and act on its verdict."""
+    def receive(self, frame: bytes, *, rx_queue_index: int = 0,
+                ingress: int | None = None) -> XdpAction:
+        """A frame arrives from the wire - the device's, or port ``ingress``'s own: run the
+        attached program and act on its verdict (PASS and TX stay on the ingress port)."""
         self.ports.rx_frames += 1
         if self.sampler is not None:
             self.sampler.add(frame)
+        ifindex = self.ifindex if ingress is None else ingress
+        port = self.interfaces.get(ifindex)
+        if port is not None and ingress is not None:
+            port.counters.rx_from_wire += 1
         attached = self.attached
         if attached is None or self.paused:
-            self._to_guest(frame)
+            self._to_guest(frame, port)
             return XdpAction.PASS
         program = self.objects.programs[attached]
         try:
-            outcome = self.backend.run_xdp(program.handle, frame, ingress_ifindex=self.ifindex,
+            outcome = self.backend.run_xdp(program.handle, frame, ingress_ifindex=ifindex,
                                            rx_queue_index=rx_queue_index)
         except ErrnoError as err:
             outcome = XdpOutcome(0, frame, error=str(err))
@@ -226,9 +269,9 @@ class Device:
             action = outcome.action
         program.counters.count(action, len(frame))
         if action == XdpAction.PASS:
-            self._to_guest(outcome.data)
+            self._to_guest(outcome.data, port)
         elif action == XdpAction.TX:
-            self._send(outcome.data)
+            self._send(outcome.data, port)
         elif action == XdpAction.REDIRECT:
             target = outcome.redirect_target
             kind = getattr(target, "kind", REDIRECT_INTERFACE)
@@ -237,7 +280,7 @@ class Device:
             elif kind == REDIRECT_XSK:
                 self._to_xsk(target.ifindex, outcome.data)
             elif outcome.redirect_ifindex is not None:
-                self._on_redirect(outcome.redirect_ifindex, outcome.data)
+                self._redirect(outcome.redirect_ifindex, outcome.data)
         return action
 
     # -- cpumap worker queues and AF_XDP rings -------------------------------------------------
@@ -279,7 +322,7 @@ class Device:
                         self.ports.cpu_dropped += 1
                         continue
                     frame = outcome.data
-                self._to_guest(frame)
+                self._to_guest(frame, self.interfaces.get(self.ifindex))
         return taken
 
     def _to_xsk(self, queue: int, frame: bytes) -> None:
@@ -353,13 +396,15 @@ class Device:
                 for handle, live in self._event_maps()
                 if callable(getattr(live, "stream_stats", None))}
 
-    def _to_guest(self, frame: bytes) -> None:
-        guest = self.guest
-        if guest is not None:
-            if guest(frame):
+    def _to_guest(self, frame: bytes, port: Interface | None) -> None:
+        """Into ``port``'s guest, or the simulated driver's receive queue without one."""
+        if port is not None:
+            if port.guest.deliver(frame):
                 self.ports.rx_to_guest += 1
+                port.counters.rx_to_guest += 1
             else:
                 self.ports.rx_no_buffer += 1
+                port.counters.rx_no_buffer += 1
             return
         transport = self.transport
         chain = transport.pop(RECEIVEQ)

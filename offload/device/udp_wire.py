@@ -21,6 +21,7 @@ import socket
 import threading
 
 from .device import Device
+from .interfaces import Interface
 
 MIN_FRAME = 14
 MAX_FRAME = 9216 + 18  # a jumbo frame and its Ethernet header and tag
@@ -35,10 +36,12 @@ def parse_endpoint(text: str) -> tuple[str, int]:
 
 
 class UdpWire:
-    """Frames between ``device`` and the peer at ``remote``, from ``local``."""
+    """Frames between ``device`` and the peer at ``remote``, from ``local``: the device's
+    wire, or with ``port`` that port's own (frames from it enter at the port's ifindex)."""
 
     def __init__(self, device: Device, local: tuple[str, int], remote: tuple[str, int],
-                 lock: threading.Lock | threading.RLock, learn: bool = False) -> None:
+                 lock: threading.Lock | threading.RLock, learn: bool = False,
+                 port: Interface | None = None) -> None:
         family = socket.AF_INET6 if ":" in local[0] else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind(local)
@@ -53,7 +56,12 @@ class UdpWire:
         self.malformed = 0
         self._closing = False
         self._thread = threading.Thread(target=self._run, name=f"wire {local}", daemon=True)
-        device.set_wire(self.send)
+        self.port = port
+        self.ingress = None if port is None else port.ifindex
+        if port is None:
+            device.set_wire(self.send)
+        else:
+            port.wire = self.send
 
     @property
     def local(self) -> tuple[str, int]:
@@ -86,10 +94,12 @@ class UdpWire:
                 self.remote = peer[:2]
                 self.moves += 1
             with self.lock:
-                self.device.receive(frame)
+                self.device.receive(frame, ingress=self.ingress)
 
     def close(self) -> None:
         self._closing = True
+        if self.port is not None and self.port.wire == self.send:
+            self.port.wire = None
         if self._thread.is_alive():
             self._thread.join(timeout=2)
         self.sock.close()

@@ -74,6 +74,11 @@ class VhostUserServer:
             pass
 
     # -- the data path --------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """A front-end is connected: the port's link is up."""
+        return self.session is not None
+
     def deliver(self, frame: bytes) -> bool:
         """A frame for the guest: into its receive queue, or dropped (False) without one."""
         with self.lock:
