@@ -80,3 +80,64 @@ def test_a_learning_wire_follows_the_peer_it_last_heard_from():
             assert wire.moves == (1 if learn else 0)
         finally:
             wire.close()
+
+
+def test_port_options_parse_and_take_ifindexes_in_order():
+    from service.ports import PortSpec, parse_port, plan_ports
+
+    assert parse_port("c:vhost-user=/tmp/c.vhost") == PortSpec("c", "/tmp/c.vhost", None,
+                                                               None, "--port c")
+    spec = parse_port("c-2:vhost-user=/tmp/c.vhost,ifindex=9,"
+                      "wire=udp:127.0.0.1:5003=127.0.0.1:5004,learn")
+    assert (spec.ifindex, spec.wire) == (9, "udp:127.0.0.1:5003=127.0.0.1:5004,learn")
+    planned = plan_ports(["/tmp/b.vhost", "/tmp/x.vhost"],
+                         ["c:vhost-user=/tmp/c.vhost,ifindex=2", "d:vhost-user=/tmp/d.vhost"])
+    assert [(p.name, p.ifindex) for p in planned] == [("port1", 1), ("port3", 3), ("c", 2),
+                                                      ("d", 4)]
+    for bad, why in (("c", "expected NAME"), (":vhost-user=/s", "a name"),
+                     ("c:tap=/s", "expected"), ("c:vhost-user=/s,ifindex=0", "outside 1..64"),
+                     ("c:vhost-user=/s,ifindex=65", "outside"), ("c:vhost-user=/s,mtu=9",
+                                                                 "is not ifindex"),
+                     ("c:vhost-user=/s,wire=udp:1.2.3.4:5", "wire"),
+                     ("c:vhost-user=/s,wire=", "wire= is empty")):
+        with pytest.raises(UsageError, match=why):
+            parse_port(bad)
+    for sockets, ports, why in (([], ["c:vhost-user=/a,ifindex=1", "d:vhost-user=/b,ifindex=1"],
+                                 "same ifindex: 1"),
+                                (["/a"], ["c:vhost-user=/a"], "same socket"),
+                                ([], ["c:vhost-user=/a", "c:vhost-user=/b"], "same name: c")):
+        with pytest.raises(UsageError, match=why):
+            plan_ports(sockets, ports)
+
+
+def test_a_daemon_with_two_ports_lists_them_in_its_status(tmp_path):
+    from service.client import DeviceClient
+
+    from .conftest import DaemonProcess
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    free = probe.getsockname()[1]
+    probe.close()
+    daemon = DaemonProcess(
+        tmp_path / "s.sock", "s", "full", "--state-dir", str(tmp_path / "s.st"),
+        "--vhost-user", str(tmp_path / "b.vhost"),
+        "--port", f"c:vhost-user={tmp_path / 'c.vhost'},ifindex=5,"
+                  f"wire=udp:127.0.0.1:{free}=127.0.0.1:9")
+    try:
+        with DeviceClient(str(daemon.path)) as client:
+            ports = client.call("status")["interfaces"]
+        assert [(p["ifindex"], p["name"], p["connected"]) for p in ports] == [
+            (1, "port1", False), (5, "c", False)]
+        assert ports[0]["wire"] == "device"
+        assert ports[1]["wire"] == f"udp 127.0.0.1:{free} -> 127.0.0.1:9"
+        assert ports[1]["served"] == f"vhost-user {tmp_path / 'c.vhost'}"
+        assert set(ports[1]["counters"]) >= {"rx_to_guest", "redirected_in", "tx_to_wire"}
+        shown = subprocess.run(
+            [sys.executable, "-m", "cli.main", "device", "show", "--device", str(daemon.path)],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+        assert "port         5 c (down, vhost-user" in shown.stdout
+    finally:
+        code, out, _ = daemon.stop()
+    assert code == 0 and "port c (ifindex 5) over vhost-user" in out
