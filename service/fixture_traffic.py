@@ -112,6 +112,10 @@ def populate(obj: Installed) -> None:
         obj.map("local_endpoints").update(p.ip4(LOCAL_END), _u32(1))
     if "mac_ports" in maps:
         obj.map("mac_ports").update(p.MAC_PORT, _u32(3))
+    if "dest_slots" in maps:  # the steering fixture: PEER behind port 2, VIP's slot empty
+        obj.map("dest_slots").update(p.ip4(PEER), _u32(0))
+        obj.map("dest_slots").update(p.ip4(VIP), _u32(1))
+        obj.map("egress_ports").update(_u32(0), _u32(2))
     if "jump_table" in maps:
         for slot, name in enumerate(("xdp_handle_tcp", "xdp_handle_udp", "xdp_handle_icmp")):
             obj.map("jump_table").update(_u32(slot), _u32(obj.programs[name]))

@@ -34,6 +34,7 @@ PROGRAMS = {
     "xdp_tenant": {"xdp_tenant_filter": "xdp"},
     "xdp_flowmark": {"xdp_flow_mark": "xdp"},
     "xdp_port_filter": {"xdp_port_filter": "xdp"},
+    "xdp_steer": {"xdp_steer": "xdp"},
 }
 
 
