@@ -81,10 +81,11 @@ def parse_port(text: str) -> PortSpec:
 
 
 def plan_ports(vhost_user: list[str], ports: list[str]) -> list[PortSpec]:
-    """Every port with its ifindex: ``--vhost-user`` sockets in order, then ``--port``s;
-    an ifindex not given is the lowest free one from 1. Names, sockets and ifindexes must
-    be distinct."""
-    specs = [PortSpec("", path) for path in vhost_user] + [parse_port(t) for t in ports]
+    """Every port with its ifindex: ``--vhost-user`` sockets are 1, 2, ... in order, then
+    ``--port``s, whose ifindex when not given is the lowest free one. Names, sockets and
+    ifindexes must be distinct."""
+    specs = [PortSpec("", path, n) for n, path in enumerate(vhost_user, start=MIN_IFINDEX)]
+    specs += [parse_port(t) for t in ports]
     taken = {s.ifindex for s in specs if s.ifindex is not None}
     planned: list[PortSpec] = []
     for spec in specs:

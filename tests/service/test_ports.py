@@ -91,9 +91,9 @@ def test_port_options_parse_and_take_ifindexes_in_order():
                       "wire=udp:127.0.0.1:5003=127.0.0.1:5004,learn")
     assert (spec.ifindex, spec.wire) == (9, "udp:127.0.0.1:5003=127.0.0.1:5004,learn")
     planned = plan_ports(["/tmp/b.vhost", "/tmp/x.vhost"],
-                         ["c:vhost-user=/tmp/c.vhost,ifindex=2", "d:vhost-user=/tmp/d.vhost"])
-    assert [(p.name, p.ifindex) for p in planned] == [("port1", 1), ("port3", 3), ("c", 2),
-                                                      ("d", 4)]
+                         ["c:vhost-user=/tmp/c.vhost,ifindex=4", "d:vhost-user=/tmp/d.vhost"])
+    assert [(p.name, p.ifindex) for p in planned] == [("port1", 1), ("port2", 2), ("c", 4),
+                                                      ("d", 3)]
     for bad, why in (("c", "expected NAME"), (":vhost-user=/s", "a name"),
                      ("c:tap=/s", "expected"), ("c:vhost-user=/s,ifindex=0", "outside 1..64"),
                      ("c:vhost-user=/s,ifindex=65", "outside"), ("c:vhost-user=/s,mtu=9",
@@ -104,6 +104,7 @@ def test_port_options_parse_and_take_ifindexes_in_order():
             parse_port(bad)
     for sockets, ports, why in (([], ["c:vhost-user=/a,ifindex=1", "d:vhost-user=/b,ifindex=1"],
                                  "same ifindex: 1"),
+                                (["/a"], ["c:vhost-user=/b,ifindex=1"], "same ifindex: 1"),
                                 (["/a"], ["c:vhost-user=/a"], "same socket"),
                                 ([], ["c:vhost-user=/a", "c:vhost-user=/b"], "same name: c")):
         with pytest.raises(UsageError, match=why):
@@ -141,3 +142,10 @@ def test_a_daemon_with_two_ports_lists_them_in_its_status(tmp_path):
     finally:
         code, out, _ = daemon.stop()
     assert code == 0 and "port c (ifindex 5) over vhost-user" in out
+
+
+def test_two_ports_on_one_ifindex_end_serve_with_usage(tmp_path):
+    done = serve(tmp_path, "--vhost-user", str(tmp_path / "b.vhost"),
+                 "--port", f"c:vhost-user={tmp_path / 'c.vhost'},ifindex=1")
+    assert done.returncode == 2 and "two ports have the same ifindex: 1" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "b.vhost").exists()
