@@ -91,13 +91,14 @@ def register(sub: Any) -> None:
                        action="append", default=[],
                        help="one more vhost-user port with a name, an ifindex (the lowest "
                             "free one if not given; what a devmap entry names) and its own "
-                            "wire (last, as udp:LOCAL=REMOTE[,learn]); without one its guest "
+                            "wire (last, as --wire takes it); without one its guest "
                             "transmits on the device's wire; repeatable")
-    serve.add_argument("--wire", metavar="udp:LOCAL=REMOTE",
+    serve.add_argument("--wire", metavar="udp:LOCAL=REMOTE|tap:NAME",
                        help="the device's wire as a UDP tunnel, one frame per datagram: "
                             "udp:LOCAL_HOST:PORT=REMOTE_HOST:PORT; with ,learn the far end "
                             "follows the peer last heard from (a guest that migrated away); "
-                            "frames from it enter at ifindex 1")
+                            "or as a tap interface on the host, tap:NAME (needs "
+                            "CAP_NET_ADMIN); frames from it enter at ifindex 1")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default="info", type=str.lower,
                        help="what the daemon logs on stderr (default: info: start, stop, "
                             "migrations, refused connections; debug: every request)")

@@ -1,12 +1,12 @@
-"""A daemon's device on real ports: QEMU guests over vhost-user, wires as UDP tunnels.
+"""A daemon's device on real ports: QEMU guests over vhost-user, wires as UDP tunnels or taps.
 
 ``device serve --vhost-user SOCKET`` serves one guest-facing port to a QEMU front-end
-(docs/vhost-user.md), ``--port NAME:vhost-user=SOCKET[,ifindex=N][,wire=udp:...]`` one more
+(docs/vhost-user.md), ``--port NAME:vhost-user=SOCKET[,ifindex=N][,wire=...]`` one more
 with a name, an ifindex and optionally its own wire; each port is an interface the device's
 program can redirect to (offload/device/interfaces.py). ``--wire udp:LOCAL=REMOTE`` joins the
 device's wire to another device's (or anything speaking one Ethernet frame per datagram, as
-QEMU's ``-netdev dgram``). All take the device service's lock around the device, as its
-traffic loop and migrations do.
+QEMU's ``-netdev dgram``), ``--wire tap:NAME`` to a tap interface on the host. All take the
+device service's lock around the device, as its traffic loop and migrations do.
 """
 
 from __future__ import annotations
@@ -15,13 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from offload.device.interfaces import MAX_IFINDEX, MIN_IFINDEX
+from offload.device.tap_wire import TapWire, check_name
 from offload.device.udp_wire import UdpWire, parse_endpoint
 from offload.vhost_user.port import VhostUserPort
 
 from .device_service import DeviceService
 from .errors import UsageError
 
-PORT_FORM = "NAME:vhost-user=SOCKET[,ifindex=N][,wire=udp:LOCAL=REMOTE[,learn]]"
+PORT_FORM = "NAME:vhost-user=SOCKET[,ifindex=N][,wire=udp:LOCAL=REMOTE[,learn]|tap:NAME]"
+Wire = UdpWire | TapWire
+
+
+def parse_tap(text: str, option: str = "--wire") -> str:
+    """``tap:NAME``: the tap interface's name."""
+    name = text.removeprefix("tap:")
+    try:
+        return check_name(name)
+    except ValueError as exc:
+        raise UsageError(f"{option} {text!r}: {exc}.") from None
 
 
 def parse_wire(text: str, option: str = "--wire") -> tuple[tuple[str, int], tuple[str, int],
@@ -73,7 +84,9 @@ def parse_port(text: str) -> PortSpec:
         if not MIN_IFINDEX <= ifindex <= MAX_IFINDEX:
             raise UsageError(f"--port {text!r}: ifindex {ifindex} is outside "
                              f"{MIN_IFINDEX}..{MAX_IFINDEX}, the interfaces a devmap names.")
-    if wire:
+    if wire.startswith("tap:"):
+        parse_tap(wire, f"--port {name}: wire")
+    elif wire:
         parse_wire(wire, f"--port {name}: wire")
     elif ",wire=" in rest:
         raise UsageError(f"{problem}; wire= is empty.")
@@ -112,8 +125,8 @@ class Ports:
     """The ports a daemon opened for its device; closed together."""
 
     vhost_user: list[VhostUserPort] = field(default_factory=list)
-    wire: UdpWire | None = None  # the device's wire
-    port_wires: list[UdpWire] = field(default_factory=list)
+    wire: Wire | None = None  # the device's wire
+    port_wires: list[Wire] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -150,17 +163,27 @@ class Ports:
 
     @staticmethod
     def _open_wire(service: DeviceService, text: str, option: str,
-                   port: VhostUserPort | None) -> UdpWire:
+                   port: VhostUserPort | None) -> Wire:
+        interface = None if port is None else port.interface
+        if text.startswith("tap:"):
+            name = parse_tap(text, option)
+            try:
+                return TapWire(service.device, name, service.lock, interface).start()
+            except OSError as exc:
+                raise UsageError(f"{option}: cannot open tap {name}: {exc.strerror or exc} "
+                                 f"(a tap needs /dev/net/tun and CAP_NET_ADMIN).") from None
         local, remote, learn = parse_wire(text, option)
         try:
             return UdpWire(service.device, local, remote, service.lock, learn,
-                           port=None if port is None else port.interface).start()
+                           port=interface).start()
         except OSError as exc:
             raise UsageError(f"{option}: cannot bind {local[0]}:{local[1]}: "
                              f"{exc.strerror or exc}.") from None
 
     @staticmethod
-    def _describe(wire: UdpWire) -> str:
+    def _describe(wire: Wire) -> str:
+        if isinstance(wire, TapWire):
+            return f"tap {wire.name}"
         local, remote = wire.local, wire.remote
         return f"udp {local[0]}:{local[1]} -> {remote[0]}:{remote[1]}" + (
             " (learning)" if wire.learn else "")

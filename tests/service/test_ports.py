@@ -90,6 +90,7 @@ def test_port_options_parse_and_take_ifindexes_in_order():
     spec = parse_port("c-2:vhost-user=/tmp/c.vhost,ifindex=9,"
                       "wire=udp:127.0.0.1:5003=127.0.0.1:5004,learn")
     assert (spec.ifindex, spec.wire) == (9, "udp:127.0.0.1:5003=127.0.0.1:5004,learn")
+    assert parse_port("c:vhost-user=/s,wire=tap:tap-c").wire == "tap:tap-c"
     planned = plan_ports(["/tmp/b.vhost", "/tmp/x.vhost"],
                          ["c:vhost-user=/tmp/c.vhost,ifindex=4", "d:vhost-user=/tmp/d.vhost"])
     assert [(p.name, p.ifindex) for p in planned] == [("port1", 1), ("port2", 2), ("c", 4),
@@ -99,7 +100,8 @@ def test_port_options_parse_and_take_ifindexes_in_order():
                      ("c:vhost-user=/s,ifindex=65", "outside"), ("c:vhost-user=/s,mtu=9",
                                                                  "is not ifindex"),
                      ("c:vhost-user=/s,wire=udp:1.2.3.4:5", "wire"),
-                     ("c:vhost-user=/s,wire=", "wire= is empty")):
+                     ("c:vhost-user=/s,wire=", "wire= is empty"),
+                     ("c:vhost-user=/s,wire=tap:a/b", "not an interface name")):
         with pytest.raises(UsageError, match=why):
             parse_port(bad)
     for sockets, ports, why in (([], ["c:vhost-user=/a,ifindex=1", "d:vhost-user=/b,ifindex=1"],
@@ -149,3 +151,9 @@ def test_two_ports_on_one_ifindex_end_serve_with_usage(tmp_path):
                  "--port", f"c:vhost-user={tmp_path / 'c.vhost'},ifindex=1")
     assert done.returncode == 2 and "two ports have the same ifindex: 1" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "b.vhost").exists()
+
+
+def test_a_tap_wire_with_a_bad_name_is_a_usage_error(tmp_path):
+    done = serve(tmp_path, "--wire", "tap:" + "x" * 20)
+    assert done.returncode == 2 and "--wire 'tap:xxxx" in done.stderr
+    assert "not an interface name" in done.stderr and "Traceback" not in done.stderr
