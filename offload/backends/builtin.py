@@ -250,7 +250,7 @@ class BuiltinBackend:
 
     # -- the packet path -----------------------------------------------------------------------
     def run_xdp(self, handle: int, frame: bytes, *, meta: bytes = b"",
-                ingress_ifindex: int = 1, rx_queue_index: int = 0,
+                ingress_ifindex: int = 1, rx_queue_index: int = 0, egress_ifindex: int = 0,
                 on_step: StepHook | None = None) -> XdpOutcome:
         """Run a program on one frame; ``on_step`` traces the reference engine (see
         ``Interpreter.execute_traced``)."""
@@ -265,6 +265,7 @@ class BuiltinBackend:
         env.maps = self._map_view()
         env.ingress_ifindex = ingress_ifindex
         env.rx_queue_index = rx_queue_index
+        env.egress_ifindex = egress_ifindex
         env.cpu = rx_queue_index % self.ncpus
         env.routes = self.routes
         env.program_name = program.name

@@ -70,6 +70,7 @@ class PortCounters:
     xsk_ring_full: int = 0  # ... and dropped: the AF_XDP receive ring was full
     events_lost: int = 0  # event records the device's backlog had no room for
     redirect_errors: int = 0  # REDIRECT to an ifindex no port has, or to a port that is down
+    devmap_dropped: int = 0  # dropped by the devmap entry's program on the way out
 
 
 @dataclass(slots=True)
@@ -190,9 +191,40 @@ class Device:
                 return
         self._on_wire(frame)
 
-    def _redirect(self, ifindex: int, frame: bytes) -> None:
+    def _egress(self, program: ProgramHandle, frame: bytes, ingress: int,
+                egress: int) -> bytes | None:
+        """The devmap entry's program on the way out (the kernel's ``dev_map_bpf_prog_run``):
+        it sees the frame's ingress interface and the egress one; XDP_PASS sends the frame
+        on as the program left it, any other verdict drops it (TX and REDIRECT are invalid
+        there and count as aborted)."""
+        try:
+            outcome = self.backend.run_xdp(program.id, frame, ingress_ifindex=ingress,
+                                           egress_ifindex=egress)
+        except ErrnoError:
+            self.ports.devmap_dropped += 1
+            return None
+        action = outcome.action
+        if action not in (XdpAction.PASS, XdpAction.DROP):
+            action = XdpAction.ABORTED
+        owner = self.objects.programs.get(program.id)
+        if owner is not None:
+            owner.counters.count(action, len(frame))
+        if action != XdpAction.PASS:
+            self.ports.devmap_dropped += 1
+            return None
+        return outcome.data
+
+    def _redirect(self, ifindex: int, frame: bytes, program: ProgramHandle | None = None,
+                  ingress: int | None = None) -> None:
         """REDIRECT to an interface: out of that port - into its guest's receive ring. A
-        device without ports hands the frame to the switch beyond it (``on_redirect``)."""
+        device without ports hands the frame to the switch beyond it (``on_redirect``).
+        The devmap entry's program, if any, runs first."""
+        if program is not None:
+            egress = self._egress(program, frame, self.ifindex if ingress is None else ingress,
+                                  ifindex)
+            if egress is None:
+                return
+            frame = egress
         if not self.interfaces:
             self._on_redirect(ifindex, frame)
             return
@@ -280,7 +312,8 @@ class Device:
             elif kind == REDIRECT_XSK:
                 self._to_xsk(target.ifindex, outcome.data)
             elif outcome.redirect_ifindex is not None:
-                self._redirect(outcome.redirect_ifindex, outcome.data)
+                self._redirect(outcome.redirect_ifindex, outcome.data,
+                               outcome.redirect_program, ifindex)
         return action
 
     # -- cpumap worker queues and AF_XDP rings -------------------------------------------------

@@ -78,6 +78,8 @@ class XdpEnv:
     maps: Mapping[int, Map]
     ingress_ifindex: int = 1
     rx_queue_index: int = 0
+    #: the interface a devmap entry's program sends to; 0 for every other program
+    egress_ifindex: int = 0
     cpu: int = 0
     clock: Callable[[], int] = time.monotonic_ns
     rng: random.Random = field(default_factory=random.Random)
@@ -116,7 +118,7 @@ class XdpEnv:
             if offset == XdpMd.RX_QUEUE_INDEX:
                 return self.rx_queue_index, None
             if offset == XdpMd.EGRESS_IFINDEX:
-                return 0, None
+                return self.egress_ifindex, None
         image = b"".join((self.read_context(field, 4)[0] & 0xFFFFFFFF).to_bytes(4, "little")
                          for field in XdpMd)
         return int.from_bytes(image[offset:offset + size], "little"), None

@@ -398,8 +398,11 @@ class KernelBackend:
                            ingress_ifindex=ingress_ifindex, rx_queue_index=rx_queue_index)
 
     def run_xdp(self, handle: int, frame: bytes, *, meta: bytes = b"",
-                ingress_ifindex: int = 1, rx_queue_index: int = 0) -> XdpOutcome:
-        """One frame through the program; the redirect target is unknown here (None)."""
+                ingress_ifindex: int = 1, rx_queue_index: int = 0,
+                egress_ifindex: int = 0) -> XdpOutcome:
+        """One frame through the program; the redirect target is unknown here (None), so no
+        devmap entry's program runs through this backend and ``egress_ifindex`` goes unused
+        (the kernel's test run refuses a nonzero one)."""
         result = self.test_run(handle, frame, meta=meta, ingress_ifindex=ingress_ifindex,
                                rx_queue_index=rx_queue_index)
         return XdpOutcome(result.retval, result.data, result.meta)
