@@ -149,8 +149,12 @@ def _number_bytes_cover(o: Slot, os: Reg, c: Slot, ids: IdMap) -> bool:
         return False
     if ByteKind.MISC not in head:
         return reg_covers(os, _ZERO_REG, ids, False)
-    value = UNKNOWN if width == SLOT else Reg.scalar(Scalar.urange(0, (1 << 8 * width) - 1))
-    return reg_covers(os, value, ids, False)
+    return reg_covers(os, _WIDTH_VALUES[width], ids, False)
+
+
+#: the number bytes of a width may hold, by width (0 is never looked up)
+_WIDTH_VALUES = (_ZERO_REG, *(Reg.scalar(Scalar.urange(0, (1 << 8 * width) - 1))
+                              for width in range(1, SLOT)), UNKNOWN)
 
 
 #: per kinds of a slot: how many bytes a spill covers, and the (position, kind) of the other
