@@ -269,6 +269,7 @@ _R_REG = 2  # any other register: ``reg_covers``
 _S_ANY_SCALAR = 3  # an imprecise spilled scalar: any number, spilled or in plain bytes
 _S_SPILL = 4  # any other spilled register: ``reg_covers``
 _S_BYTES = 5  # plain bytes: the old kinds that constrain, by position
+_S_NUMBER = 6  # a precise spilled scalar without id: its range, worked out for plain bytes
 
 
 _INVALID = ByteKind.INVALID
@@ -284,14 +285,15 @@ class Plan:
     usually fails it the same way the next time.
     """
 
-    __slots__ = ("frames", "callsites", "cb_depths", "pkt", "meta", "lock", "refs", "checks")
+    __slots__ = ("frames", "callers", "pkt", "meta", "lock", "refs", "checks")
 
     def __init__(self, prog: Program, old: State, precise: frozenset[int] | set[int] | None,
                  pkt_need: int, meta_need: int, stack_read: set[int] | None) -> None:
         frames = old.frames
         self.frames = len(frames)
-        self.callsites = tuple(f.callsite for f in frames)
-        self.cb_depths = tuple(f.cb_depth for f in frames)
+        #: per frame: its call site and callback runs, which a new frame must equal and
+        #: reach (``covers``)
+        self.callers = tuple((f.callsite, f.cb_depth) for f in frames)
         self.pkt = min(old.pkt_len, pkt_need)
         self.meta = min(old.meta_len, meta_need)
         self.lock = old.lock  # the bpf_spin_lock held, compared as ``covers`` does
@@ -325,11 +327,14 @@ class Plan:
                     continue
                 spilled = slot.spilled
                 if spilled is not None:
-                    if spilled.type == SCALAR and precise is not None and \
-                            first + k not in precise:
-                        add((_S_ANY_SCALAR, depth, k, slot))
-                    else:
+                    if spilled.type != SCALAR:
                         add((_S_SPILL, depth, k, slot))
+                    elif precise is not None and first + k not in precise:
+                        add((_S_ANY_SCALAR, depth, k, slot))
+                    elif spilled.id or spilled.ref:
+                        add((_S_SPILL, depth, k, slot))
+                    else:
+                        add((_S_NUMBER, depth, k, _number_check(slot, spilled)))
                     continue
                 constrained = _spill_layout(slot.kinds)[1]
                 if constrained:
@@ -342,9 +347,8 @@ class Plan:
         if len(cur_frames) != self.frames or self.pkt > cur.pkt_len or \
                 self.meta > cur.meta_len:
             return False
-        for depth, callsite in enumerate(self.callsites):
-            if cur_frames[depth].callsite != callsite or \
-                    cur_frames[depth].cb_depth < self.cb_depths[depth]:
+        for frame, (callsite, cb_depth) in zip(cur_frames, self.callers):
+            if frame.callsite != callsite or frame.cb_depth < cb_depth:
                 return False
         ids: IdMap | None = None
         if self.lock is not None or cur.lock is not None:
@@ -359,7 +363,22 @@ class Plan:
         checks = self.checks
         for i, (kind, depth, at, o) in enumerate(checks):
             frame = cur_frames[depth]
-            if kind <= _R_REG:
+            if kind == _S_NUMBER:  # the most common check, and the one that rejects most
+                slot, var, kinds, width, rest, zero_ok, any_ok = o
+                cslot = frame.stack.get(at, EMPTY_SLOT)
+                if cslot is slot:
+                    continue
+                cs = cslot.spilled
+                if cs is not None:
+                    if cs.type == SCALAR and cslot.kinds == kinds and var.includes(cs.var):
+                        continue
+                else:
+                    head = cslot.kinds[:width]
+                    if _LOOSE_KINDS.issuperset(head) and \
+                            (any_ok if _MISC in head else zero_ok) and \
+                            (not rest or _bytes_cover(rest, cslot)):
+                        continue
+            elif kind <= _R_REG:
                 c = frame.regs[at]
                 if c is o and not o.id and not o.ref:
                     continue
@@ -394,6 +413,22 @@ class Plan:
                 checks.insert(0, checks.pop(i))
             return False
         return True
+
+
+_MISC = ByteKind.MISC
+
+
+def _number_check(slot: Slot, spilled: Reg) -> tuple[Slot, Scalar, tuple[ByteKind, ...], int,
+                                                     tuple[tuple[int, ByteKind], ...], bool,
+                                                     bool]:
+    """A ``_S_NUMBER`` check's old side: what ``_spill_covers`` compares for a spilled number
+    without id, worked out once - the slot, the number's range, the slot's kinds, the bytes
+    the spill covers and the other bytes that constrain (``_spill_layout``), and whether the
+    range holds 0 and every number of the spill's width (``_number_bytes_cover``)."""
+    width, rest = _spill_layout(slot.kinds)
+    var = spilled.var
+    return (slot, var, slot.kinds, width, rest, var.includes(_ZERO_REG.var),
+            var.includes(_WIDTH_VALUES[width].var))
 
 
 def _bytes_cover(constrained: tuple[tuple[int, ByteKind], ...], c: Slot) -> bool:
