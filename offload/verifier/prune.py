@@ -330,7 +330,9 @@ class Plan:
                     if spilled.type != SCALAR:
                         add((_S_SPILL, depth, k, slot))
                     elif precise is not None and first + k not in precise:
-                        add((_S_ANY_SCALAR, depth, k, slot))
+                        width, rest = _spill_layout(slot.kinds)
+                        add((_S_ANY_SCALAR, depth, k,
+                             (slot, width, rest, not spilled.id and not spilled.ref)))
                     elif spilled.id or spilled.ref:
                         add((_S_SPILL, depth, k, slot))
                     else:
@@ -362,10 +364,19 @@ class Plan:
                 return False
         checks = self.checks
         for i, (kind, depth, at, o) in enumerate(checks):
-            frame = cur_frames[depth]
-            if kind == _S_NUMBER:  # the most common check, and the one that rejects most
+            # the kinds by how often they are met (in stack-heavy programs)
+            if kind == _S_ANY_SCALAR:  # as _spill_covers(imprecise=True), inline
+                slot, width, rest, same_ok = o
+                cslot = cur_frames[depth].stack.get(at, EMPTY_SLOT)
+                if cslot is slot and same_ok:
+                    continue
+                cs = cslot.spilled
+                if (cs is None or cs.type == SCALAR) and _INVALID not in cslot.kinds[:width] \
+                        and (not rest or _bytes_cover(rest, cslot)):
+                    continue
+            elif kind == _S_NUMBER:  # as _spill_covers, inline
                 slot, var, kinds, width, rest, zero_ok, any_ok = o
-                cslot = frame.stack.get(at, EMPTY_SLOT)
+                cslot = cur_frames[depth].stack.get(at, EMPTY_SLOT)
                 if cslot is slot:
                     continue
                 cs = cslot.spilled
@@ -378,36 +389,35 @@ class Plan:
                             (any_ok if _MISC in head else zero_ok) and \
                             (not rest or _bytes_cover(rest, cslot)):
                         continue
-            elif kind <= _R_REG:
-                c = frame.regs[at]
-                if c is o and not o.id and not o.ref:
-                    continue
-                if kind == _R_ANY_SCALAR:
-                    if c.type == SCALAR:
-                        continue
-                elif kind == _R_RANGE:
-                    if c.type == SCALAR and o.var.includes(c.var):
-                        continue
-                else:
-                    if ids is None:
-                        ids = IdMap()
-                    if reg_covers(o, c, ids, False):
-                        continue
             elif kind == _S_BYTES:
                 slot, constrained = o
-                cslot = frame.stack.get(at, EMPTY_SLOT)
+                cslot = cur_frames[depth].stack.get(at, EMPTY_SLOT)
                 if cslot is slot or cslot.kinds == slot.kinds or \
                         _bytes_cover(constrained, cslot):
                     continue  # (the same kinds: no spill among them either)
-
-            else:
-                cslot = frame.stack.get(at, EMPTY_SLOT)
+            elif kind == _S_SPILL:
+                cslot = cur_frames[depth].stack.get(at, EMPTY_SLOT)
                 cs = cslot.spilled
                 if cslot is o and (cs is None or not cs.id and not cs.ref):
                     continue
-                if ids is None and kind == _S_SPILL:
+                if ids is None:
                     ids = IdMap()
-                if _spill_covers(o, cslot, kind == _S_ANY_SCALAR, ids):
+                if _spill_covers(o, cslot, False, ids):
+                    continue
+            elif kind == _R_ANY_SCALAR:
+                if cur_frames[depth].regs[at].type == SCALAR:
+                    continue
+            elif kind == _R_RANGE:  # (a scalar without id: itself is covered)
+                c = cur_frames[depth].regs[at]
+                if c is o or c.type == SCALAR and o.var.includes(c.var):
+                    continue
+            else:
+                c = cur_frames[depth].regs[at]
+                if c is o and not o.id and not o.ref:
+                    continue
+                if ids is None:
+                    ids = IdMap()
+                if reg_covers(o, c, ids, False):
                     continue
             if i:  # the check that rejected goes first next time
                 checks.insert(0, checks.pop(i))
