@@ -106,7 +106,10 @@ def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
     return True
 
 
-_LOOSE_KINDS = frozenset({ByteKind.MISC, ByteKind.ZERO})
+# Python 3.11 looks an enum member up through EnumType.__getattr__, at about ten times the cost
+# of a global, so the comparisons below use these names (as state.py does for register types).
+_INVALID, _MISC, _ZERO, _SPILL = ByteKind.INVALID, ByteKind.MISC, ByteKind.ZERO, ByteKind.SPILL
+_LOOSE_KINDS = frozenset({_MISC, _ZERO})
 _ZERO_REG = Reg.const(0)
 
 
@@ -147,7 +150,7 @@ def _number_bytes_cover(o: Slot, os: Reg, c: Slot, ids: IdMap) -> bool:
     head = c.kinds[:width]
     if not _LOOSE_KINDS.issuperset(head) or rest and not _bytes_cover(rest, c):
         return False
-    if ByteKind.MISC not in head:
+    if _MISC not in head:
         return reg_covers(os, _ZERO_REG, ids, False)
     return reg_covers(os, _WIDTH_VALUES[width], ids, False)
 
@@ -168,10 +171,10 @@ def _spill_layout(kinds: tuple[ByteKind, ...]) -> tuple[int, tuple[tuple[int, By
     tuples)."""
     layout = _LAYOUTS.get(kinds)
     if layout is None:
-        spilled_bytes = kinds.count(ByteKind.SPILL)
+        spilled_bytes = kinds.count(_SPILL)
         layout = _LAYOUTS[kinds] = (spilled_bytes, tuple(
             (i, kind) for i, kind in enumerate(kinds)
-            if i >= spilled_bytes and kind != ByteKind.INVALID))
+            if i >= spilled_bytes and kind != _INVALID))
     return layout
 
 
@@ -269,10 +272,7 @@ _R_REG = 2  # any other register: ``reg_covers``
 _S_ANY_SCALAR = 3  # an imprecise spilled scalar: any number, spilled or in plain bytes
 _S_SPILL = 4  # any other spilled register: ``reg_covers``
 _S_BYTES = 5  # plain bytes: the old kinds that constrain, by position
-_S_NUMBER = 6  # a precise spilled scalar without id: its range, worked out for plain bytes
-
-
-_INVALID = ByteKind.INVALID
+_S_NUMBER = 6  # a precise spilled scalar without id: range inclusion, no id map
 
 
 class Plan:
@@ -336,7 +336,7 @@ class Plan:
                     elif spilled.id or spilled.ref:
                         add((_S_SPILL, depth, k, slot))
                     else:
-                        add((_S_NUMBER, depth, k, _number_check(slot, spilled)))
+                        add((_S_NUMBER, depth, k, slot))
                     continue
                 constrained = _spill_layout(slot.kinds)[1]
                 if constrained:
@@ -375,19 +375,20 @@ class Plan:
                         and (not rest or _bytes_cover(rest, cslot)):
                     continue
             elif kind == _S_NUMBER:  # as _spill_covers, inline
-                slot, var, kinds, width, rest, zero_ok, any_ok = o
                 cslot = cur_frames[depth].stack.get(at, EMPTY_SLOT)
-                if cslot is slot:
+                if cslot is o:
                     continue
                 cs = cslot.spilled
+                var = o.spilled.var
                 if cs is not None:
-                    if cs.type == SCALAR and cslot.kinds == kinds and var.includes(cs.var):
+                    if cs.type == SCALAR and cslot.kinds == o.kinds and var.includes(cs.var):
                         continue
-                else:
+                else:  # plain bytes: the number they may hold (``_number_bytes_cover``)
+                    width, rest = _spill_layout(o.kinds)
                     head = cslot.kinds[:width]
                     if _LOOSE_KINDS.issuperset(head) and \
-                            (any_ok if _MISC in head else zero_ok) and \
-                            (not rest or _bytes_cover(rest, cslot)):
+                            var.includes(_WIDTH_VALUES[width if _MISC in head else 0].var) \
+                            and (not rest or _bytes_cover(rest, cslot)):
                         continue
             elif kind == _S_BYTES:
                 slot, constrained = o
@@ -425,22 +426,6 @@ class Plan:
         return True
 
 
-_MISC = ByteKind.MISC
-
-
-def _number_check(slot: Slot, spilled: Reg) -> tuple[Slot, Scalar, tuple[ByteKind, ...], int,
-                                                     tuple[tuple[int, ByteKind], ...], bool,
-                                                     bool]:
-    """A ``_S_NUMBER`` check's old side: what ``_spill_covers`` compares for a spilled number
-    without id, worked out once - the slot, the number's range, the slot's kinds, the bytes
-    the spill covers and the other bytes that constrain (``_spill_layout``), and whether the
-    range holds 0 and every number of the spill's width (``_number_bytes_cover``)."""
-    width, rest = _spill_layout(slot.kinds)
-    var = spilled.var
-    return (slot, var, slot.kinds, width, rest, var.includes(_ZERO_REG.var),
-            var.includes(_WIDTH_VALUES[width].var))
-
-
 def _bytes_cover(constrained: tuple[tuple[int, ByteKind], ...], c: Slot) -> bool:
     """Whether the bytes of ``c`` are at least as initialised as the old slot's (the kinds it
     constrains, by position): ``_stack_covers``' rule for an old slot holding no register."""
@@ -452,11 +437,11 @@ def _bytes_cover(constrained: tuple[tuple[int, ByteKind], ...], c: Slot) -> bool
     kinds = c.kinds
     for i, ok in constrained:
         ck = kinds[i]
-        if ok == ck and ck != ByteKind.SPILL:
+        if ok == ck and ck != _SPILL:
             continue
-        if ok == ByteKind.MISC and (ck == ByteKind.ZERO or scalar_spill):
+        if ok == _MISC and (ck == _ZERO or scalar_spill):
             continue
-        if ok == ByteKind.ZERO and zero_spill:
+        if ok == _ZERO and zero_spill:
             continue
         return False
     return True
