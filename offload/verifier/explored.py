@@ -159,16 +159,17 @@ class PrunePoint:
         regs = state.frame.regs
         # states holding different numbers of references never cover each other
         shape: list = [(len(state.frames), len(state.refs))]
-        for r in self.regs:
-            reg = regs[r]
-            shape += (reg.type, reg.off)
-        frozen = tuple(shape)
         if not fingerprint:
-            return None, frozen
+            for r in self.regs:
+                reg = regs[r]
+                shape += (reg.type, reg.off)
+            return None, tuple(shape)
         rest: list[object] = [state.pkt_len, state.meta_len]
         for r in self.regs:
             reg = regs[r]
+            shape += (reg.type, reg.off)
             rest += (reg.var, reg.range)
+        frozen = tuple(shape)
         return hash((frozen, *rest)), frozen
 
     def check(self, prog: Program, cur: State, keys: Keys, counting: bool = True) -> int:
