@@ -43,6 +43,7 @@ _SWAP = {JmpOp.JEQ: JmpOp.JEQ, JmpOp.JNE: JmpOp.JNE, JmpOp.JGT: JmpOp.JLT,
          JmpOp.JSGT: JmpOp.JSLT, JmpOp.JSLT: JmpOp.JSGT, JmpOp.JSGE: JmpOp.JSLE,
          JmpOp.JSLE: JmpOp.JSGE}
 _NOT_JSET = -1  # pseudo operation: (a & b) == 0
+_MAP_VALUE_OR_NULL = RegType.PTR_TO_MAP_VALUE_OR_NULL  # (looked up once: see state.py)
 _SCALARS = frozenset({SCALAR})
 _ONLY = {t: frozenset({t}) for t in RegType}
 # Members compared on every pointer comparison, as module names (see state.SCALAR).
@@ -240,7 +241,7 @@ def _mark_null(state: State, reg: Reg, *, is_null: bool) -> None:
             return r
         if is_null:
             return Reg.const(0)
-        if r.type == RegType.PTR_TO_MAP_VALUE_OR_NULL:
+        if r.type == _MAP_VALUE_OR_NULL:
             # the id stays on a value holding a bpf_spin_lock: it names the lock (kernel
             # mark_ptr_or_null_reg keeps it for reg_may_point_to_spin_lock)
             keep = r.map is not None and r.map.spin_lock_off is not None

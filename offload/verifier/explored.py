@@ -87,7 +87,7 @@ class Checkpoint:
 
     __slots__ = ("state", "branches", "parent", "keys", "point", "index", "slot", "hist",
                  "precise", "pkt_need", "meta_need", "hits", "misses", "up",
-                 "all_precise", "stack_read", "written", "plan")
+                 "all_precise", "stack_read", "written", "plan", "proven_pkt", "proven_meta")
 
     def __init__(self, state: State | None, parent: Checkpoint | None,
                  keys: Keys = (0, ()), point: PrunePoint | None = None,
@@ -113,6 +113,9 @@ class Checkpoint:
         self.up: Checkpoint | None = None
         #: once closed and first tried: its comparison, worked out once (``prune.Plan``)
         self.plan: Plan | None = None
+        #: once closed: the packet and metadata lengths a state must have proven to be
+        #: covered (its proven lengths as far as its paths relied on them; 0: any will do)
+        self.proven_pkt = self.proven_meta = 0
 
 
 #: the closed checkpoints of a shape none has (never added to: nothing in it to evict)
@@ -156,16 +159,17 @@ class PrunePoint:
         regs = state.frame.regs
         # states holding different numbers of references never cover each other
         shape: list = [(len(state.frames), len(state.refs))]
-        for r in self.regs:
-            reg = regs[r]
-            shape += (reg.type, reg.off)
-        frozen = tuple(shape)
         if not fingerprint:
-            return None, frozen
+            for r in self.regs:
+                reg = regs[r]
+                shape += (reg.type, reg.off)
+            return None, tuple(shape)
         rest: list[object] = [state.pkt_len, state.meta_len]
         for r in self.regs:
             reg = regs[r]
+            shape += (reg.type, reg.off)
             rest += (reg.var, reg.range)
+        frozen = tuple(shape)
         return hash((frozen, *rest)), frozen
 
     def check(self, prog: Program, cur: State, keys: Keys, counting: bool = True) -> int:
@@ -198,21 +202,20 @@ class PrunePoint:
                 loop_at = cp.index
                 break
         pkt_len, meta_len = cur.pkt_len, cur.meta_len
+        cross_check = CROSS_CHECK
         for group in (self.closed.get(shape, _NONE_CLOSED), self.closed_any_shape):
             evict = False
-            for cp in group:
-                old = cp.state
-                if old is None:
-                    continue  # (only the root has none, and it is in no group)
-                if min(old.pkt_len, cp.pkt_need) > pkt_len:
+            for cp in group:  # (closed: each has a state, its marks and needs final)
+                if cp.proven_pkt > pkt_len:
                     break  # and so do the rest: covers() would say no
-                if cp.index > loop_at or min(old.meta_len, cp.meta_need) > meta_len:
+                if cp.index > loop_at or cp.proven_meta > meta_len:
                     continue
                 plan = cp.plan
                 if plan is None:
-                    plan = cp.plan = Plan(prog, old, cp.precise, cp.pkt_need, cp.meta_need,
+                    plan = cp.plan = Plan(prog, cp.state,  # type: ignore[arg-type]
+                                          cp.precise, cp.pkt_need, cp.meta_need,
                                           cp.stack_read)
-                if self._covers(prog, cp, plan, cur):
+                if self._covers(prog, cp, plan, cur) if cross_check else plan.covers(cur):
                     cp.hits += 1
                     self.pruned_by = cp
                     if evict:
@@ -296,6 +299,11 @@ class PrunePoint:
     def close(self, cp: Checkpoint) -> None:
         """Every path from ``cp`` is explored: it may now prune the states it covers."""
         self.open -= 1
+        state = cp.state
+        if state is None:
+            raise VerifierBug(f"the program's entry closed as a checkpoint of insn {self.slot}")
+        cp.proven_pkt = min(state.pkt_len, cp.pkt_need)
+        cp.proven_meta = min(state.meta_len, cp.meta_need)
         shape = cp.keys[1]
         if RegType.NOT_INIT in shape[1::2]:
             group = self.closed_any_shape
@@ -306,7 +314,7 @@ class PrunePoint:
 
 def _proven_packet(cp: Checkpoint) -> int:
     """The packet length a new state must have proven to be covered (0: any will do)."""
-    return min(cp.state.pkt_len, cp.pkt_need)  # type: ignore[union-attr]
+    return cp.proven_pkt
 
 
 def finish(kept: Kept | None) -> None:

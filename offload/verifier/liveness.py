@@ -92,7 +92,18 @@ def inherit(state: State, old: Kept) -> None:
         everything(state)  # anything may be read: an empty set to iterate, so said outright
         return
     if old.stack_read:
-        depth = len(state.frames)
-        for loc in old.stack_read:
-            if loc // STRIDE < depth:
-                mark(state, loc)
+        limit = len(state.frames) * STRIDE  # locations of frames the state has
+        written = state.written
+        first = state.parent
+        for loc in old.stack_read:  # ``mark`` of each, inline: a pruned state has many
+            if loc >= limit or loc in written:
+                continue
+            cp = first
+            while cp is not None:
+                read = cp.stack_read
+                if read is None or loc in read:
+                    break  # untracked, or marked (and so are the ancestors it reaches)
+                read.add(loc)
+                if loc in cp.written:
+                    break
+                cp = cp.parent

@@ -36,6 +36,8 @@ from .state import (
     POINTERS,
     PTR_TO_CTX,
     PTR_TO_MAP_VALUE,
+    PTR_TO_PACKET,
+    PTR_TO_PACKET_META,
     PTR_TO_STACK,
     SCALAR,
     SLOT,
@@ -58,6 +60,10 @@ _CTX_FIELDS = {XdpMd.DATA: RegType.PTR_TO_PACKET, XdpMd.DATA_END: RegType.PTR_TO
 _MISC = (ByteKind.MISC,) * SLOT
 _ZEROS = {n: (ByteKind.ZERO,) * n for n in (1, 2, 4, 8)}
 _ZERO = Reg.const(0)
+# Python 3.11 looks an enum member up through EnumType.__getattr__, at about ten times the cost
+# of a global: the byte kinds the stack accesses compare against, by name.
+_B_INVALID, _B_MISC, _B_ZERO, _B_SPILL = (ByteKind.INVALID, ByteKind.MISC, ByteKind.ZERO,
+                                          ByteKind.SPILL)
 
 
 #: What a load of n bytes gives: (n, sign-extended) -> register
@@ -97,7 +103,7 @@ def check_load(env: Env, state: State, insn: Op) -> None:
 def check_store(env: Env, state: State, insn: Op) -> None:
     ptr = read_reg(state, insn.dst)
     if insn.cls == InsnClass.ST:
-        if ptr.type == RegType.PTR_TO_CTX:
+        if ptr.type == PTR_TO_CTX:
             raise Reject(f"BPF_ST stores into R{insn.dst} ctx is not allowed")
         value = insn.imm_reg
         value_regno = -1
@@ -113,13 +119,13 @@ def check_atomic(env: Env, state: State, insn: Op) -> None:
     ptr = read_reg(state, insn.dst)
     src = read_reg(state, insn.src)
     size = insn.nbytes
-    if src.type != RegType.SCALAR:
+    if src.type != SCALAR:
         raise Reject(f"R{insn.src} leaks addr into mem")
     if insn.imm == AtomicOp.CMPXCHG:
         r0 = read_reg(state, 0)
-        if r0.type != RegType.SCALAR:
+        if r0.type != SCALAR:
             raise Reject("R0 leaks addr into mem")
-    if ptr.type not in (RegType.PTR_TO_STACK, RegType.PTR_TO_MAP_VALUE,
+    if ptr.type not in (PTR_TO_STACK, PTR_TO_MAP_VALUE,
                         RegType.PTR_TO_RINGBUF_MEM, RegType.PTR_TO_MEM):
         raise Reject(f"BPF_ATOMIC stores into R{insn.dst} {TYPE_NAMES[ptr.type]} is not "
                      "allowed")
@@ -130,7 +136,7 @@ def check_atomic(env: Env, state: State, insn: Op) -> None:
             raise Reject(f"misaligned value access off {var.var}+{ptr.off}+{insn.off} size "
                          f"{size}")
     old = access(env, state, insn.dst, ptr, insn.off, size, write=False)
-    if old.type != RegType.SCALAR:
+    if old.type != SCALAR:
         raise Reject("cannot perform an atomic operation on a spilled pointer")
     access(env, state, insn.dst, ptr, insn.off, size, write=True, value=UNKNOWN,
            value_regno=insn.src)
@@ -211,13 +217,13 @@ def check_packet(env: Env, state: State, regno: int, ptr: Reg, off: int, size: i
     if var.smin < 0 or fixed + var.smin < 0:
         raise Reject(f"R{regno} min value is negative, either use unsigned index or do a "
                      "if (index >=0) check.")
-    proven = state.pkt_len if ptr.type == RegType.PTR_TO_PACKET else state.meta_len
+    proven = state.pkt_len if ptr.type == PTR_TO_PACKET else state.meta_len
     by_id = fixed + size <= ptr.range and (ptr.id != 0 or var.is_const)
     by_len = var.umax <= MAX_PACKET_OFF and fixed + var.umax + size <= proven
     if by_len and not by_id:
-        env.demand_packet(state, fixed + var.umax + size, meta=ptr.type != RegType.PTR_TO_PACKET)
+        env.demand_packet(state, fixed + var.umax + size, meta=ptr.type != PTR_TO_PACKET)
     elif not by_id:
-        what = "packet" if ptr.type == RegType.PTR_TO_PACKET else "packet metadata"
+        what = "packet" if ptr.type == PTR_TO_PACKET else "packet metadata"
         extra = "" if var.is_const else f", var_off={var.var},umax={var.umax}"
         raise Reject(f"invalid access to {what}, off={fixed} size={size}, R{regno}(id={ptr.id},"
                      f"off={ptr.off},r={max(ptr.range, proven)}{extra})")
@@ -328,7 +334,15 @@ def _without_spill(slot: Slot) -> Slot:
     """``slot`` once part of it is overwritten: the spilled register is gone and its bytes
     hold unknown numbers; bytes it did not cover keep what they were (never written stays
     never written)."""
-    return Slot(tuple(ByteKind.MISC if kind == ByteKind.SPILL else kind for kind in slot.kinds))
+    plain = _WITHOUT_SPILL.get(slot.kinds)
+    if plain is None:
+        plain = _WITHOUT_SPILL[slot.kinds] = Slot(tuple(_B_MISC if kind == _B_SPILL else kind
+                                                        for kind in slot.kinds))
+    return plain
+
+
+#: ``_without_spill`` by the kinds of the slot (slots share a few kinds tuples)
+_WITHOUT_SPILL: dict[tuple[ByteKind, ...], Slot] = {}
 
 
 def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int) -> Reg:
@@ -344,7 +358,7 @@ def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int
             spilled_bytes = slot.spilled_bytes
             if size == SLOT and spilled_bytes == SLOT:
                 return spilled
-            if spilled.type != RegType.SCALAR:
+            if spilled.type != SCALAR:
                 raise Reject("invalid size of register fill")
             if i + size <= spilled_bytes:  # within the bytes the register was spilled to
                 if spilled.var.is_const:
@@ -353,13 +367,13 @@ def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int
                 return truncated(spilled, size) if i == 0 else loaded(size)
         # aligned (``_stack_bounds``), so within this slot
         kinds = slot.kinds[i:i + size]
-        if ByteKind.INVALID in kinds:
-            raise Reject(f"invalid read from stack off {lo}+{kinds.index(ByteKind.INVALID)} "
+        if _B_INVALID in kinds:
+            raise Reject(f"invalid read from stack off {lo}+{kinds.index(_B_INVALID)} "
                          f"size {size}")
         if kinds == _ZEROS[size]:
             return _ZERO
         if spilled is not None and spilled.is_const and spilled.var.value == 0 and \
-                ByteKind.MISC not in kinds:
+                _B_MISC not in kinds:
             return _ZERO  # zeros, some of them the bytes of a spilled zero
         return loaded(size)
     zero = True
@@ -367,20 +381,20 @@ def stack_read(env: Env, state: State, regno: int, ptr: Reg, off: int, size: int
         k, i = _locate(addr)
         slot = stack.get(k, EMPTY_SLOT)
         kind = slot.kinds[i]
-        if kind == ByteKind.INVALID:
+        if kind == _B_INVALID:
             if lo == hi:
                 raise Reject(f"invalid read from stack off {lo}+{addr - lo} size {size}")
             raise Reject(f"invalid variable-offset read from stack R{regno} var_off="
                          f"{ptr.var.var} off={off} size={size}: fp{addr} is not initialized")
-        if kind == ByteKind.SPILL:
+        if kind == _B_SPILL:
             if slot.spilled is None:
                 raise VerifierBug(f"stack byte fp{addr} is marked spilled without a "
                                   "register")
-            if slot.spilled.type != RegType.SCALAR:
+            if slot.spilled.type != SCALAR:
                 raise Reject(f"invalid read from stack off {lo}+{addr - lo} size {size}: part "
                              "of a spilled pointer")
             zero = zero and slot.spilled.is_const and slot.spilled.var.value == 0
-        elif kind != ByteKind.ZERO:
+        elif kind != _B_ZERO:
             zero = False
     return Reg.const(0) if zero else loaded(size)
 
@@ -389,7 +403,7 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
                 value_regno: int) -> None:
     lo, hi = _stack_bounds(env, state, regno, ptr, off, size, write=True)
     stack = state.frames[ptr.frameno].stack
-    if value.type == RegType.PTR_TO_STACK and value.frameno > ptr.frameno:
+    if value.type == PTR_TO_STACK and value.frameno > ptr.frameno:
         raise Reject("cannot spill pointers to stack into stack frame of the caller")
     if lo == hi and size == SLOT and lo % SLOT == 0:
         stack[_locate(lo)[0]] = Slot(FULL_SPILL, value)
@@ -401,7 +415,7 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
             raise Reject(f"R{value_regno} variable-offset stack write of a pointer prohibited")
         raise Reject("invalid size of register spill")
     zero = value.is_const and value.var.value == 0
-    new_kind = ByteKind.ZERO if zero else ByteKind.MISC
+    new_kind = _B_ZERO if zero else _B_MISC
     if lo == hi:  # aligned (``_stack_bounds``), so within one slot
         k, i = _locate(lo)
         slot = stack.get(k, EMPTY_SLOT)
@@ -424,12 +438,12 @@ def stack_write(env: Env, state: State, regno: int, ptr: Reg, off: int, size: in
         k, i = _locate(addr)
         slot = stack.get(k, EMPTY_SLOT)
         if slot.spilled is not None:
-            if slot.spilled.type != RegType.SCALAR:
+            if slot.spilled.type != SCALAR:
                 raise Reject("spilled ptr in range of var-offset stack write")
             slot = _without_spill(slot)
         kinds = list(slot.kinds)
-        if kinds[i] != ByteKind.INVALID and kinds[i] != new_kind:
-            kinds[i] = ByteKind.MISC  # some byte in the range was written, not known which
+        if kinds[i] != _B_INVALID and kinds[i] != new_kind:
+            kinds[i] = _B_MISC  # some byte in the range was written, not known which
         stack[k] = Slot(tuple(kinds))
 
 
@@ -457,16 +471,16 @@ def check_helper_mem(env: Env, state: State, regno: int, ptr: Reg, size: int, *,
     t = ptr.type
     reads, writes = mode != FILL, mode != READ
     write: HelperWrite = None
-    if t in (RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META):
+    if t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
         if size:
             check_packet(env, state, regno, ptr, 0, size)
-    elif t == RegType.PTR_TO_MAP_VALUE:
+    elif t == PTR_TO_MAP_VALUE:
         if size:
             check_map_value(regno, ptr, 0, size, read=reads, write=writes)
     elif t == RegType.PTR_TO_RINGBUF_MEM or t == RegType.PTR_TO_MEM:
         if size:
             check_mem_region(regno, ptr, 0, size)
-    elif t == RegType.PTR_TO_STACK:
+    elif t == PTR_TO_STACK:
         if size:
             write = _helper_stack(env, state, regno, ptr, size, mode, exact)
     else:
@@ -524,8 +538,8 @@ def _helper_stack(env: Env, state: State, regno: int, ptr: Reg, size: int, mode:
                    "pointer")
             raise Reject(f"invalid indirect read from stack R{regno} off {lo}+{addr - lo} "
                          f"size {size}: {why}")
-        if ByteKind.INVALID in slot.kinds[i:i + n]:
-            first = addr + slot.kinds[i:i + n].index(ByteKind.INVALID)
+        if _B_INVALID in slot.kinds[i:i + n]:
+            first = addr + slot.kinds[i:i + n].index(_B_INVALID)
             why = "" if mode != FILL else (
                 ": a helper filling memory at a variable offset or of a variable size "
                 "needs all of it initialised first")

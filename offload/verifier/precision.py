@@ -63,6 +63,7 @@ def slot_loc(depth: int, k: int) -> int:
 
 
 _NO_LOCS: tuple[int, ...] = ()
+_MOV, _END = AluOp.MOV, AluOp.END  # (enum members looked up once: see state.py)
 _TRANSFERS = frozenset({JUMP, CALL, RETURN, CALLBACK_RETURN})
 _ARGS = range(1, 6)
 #: A callee's argument register -> the caller's register it came from (0: from nothing).
@@ -276,11 +277,11 @@ class Precision:
             if d not in locs:
                 return locs
             alu_op = op.alu_op
-            if alu_op == AluOp.MOV:
+            if alu_op == _MOV:
                 locs.discard(d)
                 if op.reg_operand:
                     locs.add(base + op.src)
-            elif op.reg_operand and alu_op != AluOp.END:
+            elif op.reg_operand and alu_op != _END:
                 locs.add(base + op.src)
             return locs
         if kind == ops.BRANCH:

@@ -106,7 +106,10 @@ def reg_covers(old: Reg, cur: Reg, ids: IdMap, exact: bool) -> bool:
     return True
 
 
-_LOOSE_KINDS = frozenset({ByteKind.MISC, ByteKind.ZERO})
+# Python 3.11 looks an enum member up through EnumType.__getattr__, at about ten times the cost
+# of a global, so the comparisons below use these names (as state.py does for register types).
+_INVALID, _MISC, _ZERO, _SPILL = ByteKind.INVALID, ByteKind.MISC, ByteKind.ZERO, ByteKind.SPILL
+_LOOSE_KINDS = frozenset({_MISC, _ZERO})
 _ZERO_REG = Reg.const(0)
 
 
@@ -147,10 +150,14 @@ def _number_bytes_cover(o: Slot, os: Reg, c: Slot, ids: IdMap) -> bool:
     head = c.kinds[:width]
     if not _LOOSE_KINDS.issuperset(head) or rest and not _bytes_cover(rest, c):
         return False
-    if ByteKind.MISC not in head:
+    if _MISC not in head:
         return reg_covers(os, _ZERO_REG, ids, False)
-    value = UNKNOWN if width == SLOT else Reg.scalar(Scalar.urange(0, (1 << 8 * width) - 1))
-    return reg_covers(os, value, ids, False)
+    return reg_covers(os, _WIDTH_VALUES[width], ids, False)
+
+
+#: the number bytes of a width may hold, by width (0 is never looked up)
+_WIDTH_VALUES = (_ZERO_REG, *(Reg.scalar(Scalar.urange(0, (1 << 8 * width) - 1))
+                              for width in range(1, SLOT)), UNKNOWN)
 
 
 #: per kinds of a slot: how many bytes a spill covers, and the (position, kind) of the other
@@ -164,10 +171,10 @@ def _spill_layout(kinds: tuple[ByteKind, ...]) -> tuple[int, tuple[tuple[int, By
     tuples)."""
     layout = _LAYOUTS.get(kinds)
     if layout is None:
-        spilled_bytes = kinds.count(ByteKind.SPILL)
+        spilled_bytes = kinds.count(_SPILL)
         layout = _LAYOUTS[kinds] = (spilled_bytes, tuple(
             (i, kind) for i, kind in enumerate(kinds)
-            if i >= spilled_bytes and kind != ByteKind.INVALID))
+            if i >= spilled_bytes and kind != _INVALID))
     return layout
 
 
@@ -265,9 +272,7 @@ _R_REG = 2  # any other register: ``reg_covers``
 _S_ANY_SCALAR = 3  # an imprecise spilled scalar: any number, spilled or in plain bytes
 _S_SPILL = 4  # any other spilled register: ``reg_covers``
 _S_BYTES = 5  # plain bytes: the old kinds that constrain, by position
-
-
-_INVALID = ByteKind.INVALID
+_S_NUMBER = 6  # a precise spilled scalar without id: range inclusion, no id map
 
 
 class Plan:
@@ -280,14 +285,15 @@ class Plan:
     usually fails it the same way the next time.
     """
 
-    __slots__ = ("frames", "callsites", "cb_depths", "pkt", "meta", "lock", "refs", "checks")
+    __slots__ = ("frames", "callers", "pkt", "meta", "lock", "refs", "checks")
 
     def __init__(self, prog: Program, old: State, precise: frozenset[int] | set[int] | None,
                  pkt_need: int, meta_need: int, stack_read: set[int] | None) -> None:
         frames = old.frames
         self.frames = len(frames)
-        self.callsites = tuple(f.callsite for f in frames)
-        self.cb_depths = tuple(f.cb_depth for f in frames)
+        #: per frame: its call site and callback runs, which a new frame must equal and
+        #: reach (``covers``)
+        self.callers = tuple((f.callsite, f.cb_depth) for f in frames)
         self.pkt = min(old.pkt_len, pkt_need)
         self.meta = min(old.meta_len, meta_need)
         self.lock = old.lock  # the bpf_spin_lock held, compared as ``covers`` does
@@ -321,11 +327,16 @@ class Plan:
                     continue
                 spilled = slot.spilled
                 if spilled is not None:
-                    if spilled.type == SCALAR and precise is not None and \
-                            first + k not in precise:
-                        add((_S_ANY_SCALAR, depth, k, slot))
-                    else:
+                    if spilled.type != SCALAR:
                         add((_S_SPILL, depth, k, slot))
+                    elif precise is not None and first + k not in precise:
+                        width, rest = _spill_layout(slot.kinds)
+                        add((_S_ANY_SCALAR, depth, k,
+                             (slot, width, rest, not spilled.id and not spilled.ref)))
+                    elif spilled.id or spilled.ref:
+                        add((_S_SPILL, depth, k, slot))
+                    else:
+                        add((_S_NUMBER, depth, k, slot))
                     continue
                 constrained = _spill_layout(slot.kinds)[1]
                 if constrained:
@@ -338,9 +349,8 @@ class Plan:
         if len(cur_frames) != self.frames or self.pkt > cur.pkt_len or \
                 self.meta > cur.meta_len:
             return False
-        for depth, callsite in enumerate(self.callsites):
-            if cur_frames[depth].callsite != callsite or \
-                    cur_frames[depth].cb_depth < self.cb_depths[depth]:
+        for frame, (callsite, cb_depth) in zip(cur_frames, self.callers):
+            if frame.callsite != callsite or frame.cb_depth < cb_depth:
                 return False
         ids: IdMap | None = None
         if self.lock is not None or cur.lock is not None:
@@ -354,37 +364,61 @@ class Plan:
                 return False
         checks = self.checks
         for i, (kind, depth, at, o) in enumerate(checks):
-            frame = cur_frames[depth]
-            if kind <= _R_REG:
-                c = frame.regs[at]
-                if c is o and not o.id and not o.ref:
+            # the kinds by how often they are met (in stack-heavy programs)
+            if kind == _S_ANY_SCALAR:  # as _spill_covers(imprecise=True), inline
+                slot, width, rest, same_ok = o
+                cslot = cur_frames[depth].stack.get(at, EMPTY_SLOT)
+                if cslot is slot and same_ok:
                     continue
-                if kind == _R_ANY_SCALAR:
-                    if c.type == SCALAR:
+                cs = cslot.spilled
+                if (cs is None or cs.type == SCALAR) and _INVALID not in cslot.kinds[:width] \
+                        and (not rest or _bytes_cover(rest, cslot)):
+                    continue
+            elif kind == _S_NUMBER:  # as _spill_covers, inline
+                cslot = cur_frames[depth].stack.get(at, EMPTY_SLOT)
+                if cslot is o:
+                    continue
+                cs = cslot.spilled
+                var = o.spilled.var
+                if cs is not None:
+                    if cs.type == SCALAR and cslot.kinds == o.kinds and var.includes(cs.var):
                         continue
-                elif kind == _R_RANGE:
-                    if c.type == SCALAR and o.var.includes(c.var):
-                        continue
-                else:
-                    if ids is None:
-                        ids = IdMap()
-                    if reg_covers(o, c, ids, False):
+                else:  # plain bytes: the number they may hold (``_number_bytes_cover``)
+                    width, rest = _spill_layout(o.kinds)
+                    head = cslot.kinds[:width]
+                    if _LOOSE_KINDS.issuperset(head) and \
+                            var.includes(_WIDTH_VALUES[width if _MISC in head else 0].var) \
+                            and (not rest or _bytes_cover(rest, cslot)):
                         continue
             elif kind == _S_BYTES:
                 slot, constrained = o
-                cslot = frame.stack.get(at, EMPTY_SLOT)
+                cslot = cur_frames[depth].stack.get(at, EMPTY_SLOT)
                 if cslot is slot or cslot.kinds == slot.kinds or \
                         _bytes_cover(constrained, cslot):
                     continue  # (the same kinds: no spill among them either)
-
-            else:
-                cslot = frame.stack.get(at, EMPTY_SLOT)
+            elif kind == _S_SPILL:
+                cslot = cur_frames[depth].stack.get(at, EMPTY_SLOT)
                 cs = cslot.spilled
                 if cslot is o and (cs is None or not cs.id and not cs.ref):
                     continue
-                if ids is None and kind == _S_SPILL:
+                if ids is None:
                     ids = IdMap()
-                if _spill_covers(o, cslot, kind == _S_ANY_SCALAR, ids):
+                if _spill_covers(o, cslot, False, ids):
+                    continue
+            elif kind == _R_ANY_SCALAR:
+                if cur_frames[depth].regs[at].type == SCALAR:
+                    continue
+            elif kind == _R_RANGE:  # (a scalar without id: itself is covered)
+                c = cur_frames[depth].regs[at]
+                if c is o or c.type == SCALAR and o.var.includes(c.var):
+                    continue
+            else:
+                c = cur_frames[depth].regs[at]
+                if c is o and not o.id and not o.ref:
+                    continue
+                if ids is None:
+                    ids = IdMap()
+                if reg_covers(o, c, ids, False):
                     continue
             if i:  # the check that rejected goes first next time
                 checks.insert(0, checks.pop(i))
@@ -403,11 +437,11 @@ def _bytes_cover(constrained: tuple[tuple[int, ByteKind], ...], c: Slot) -> bool
     kinds = c.kinds
     for i, ok in constrained:
         ck = kinds[i]
-        if ok == ck and ck != ByteKind.SPILL:
+        if ok == ck and ck != _SPILL:
             continue
-        if ok == ByteKind.MISC and (ck == ByteKind.ZERO or scalar_spill):
+        if ok == _MISC and (ck == _ZERO or scalar_spill):
             continue
-        if ok == ByteKind.ZERO and zero_spill:
+        if ok == _ZERO and zero_spill:
             continue
         return False
     return True

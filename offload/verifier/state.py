@@ -140,7 +140,7 @@ class Reg(NamedTuple):
 
     @property
     def is_const(self) -> bool:
-        return self.type == RegType.SCALAR and self.var.is_const
+        return self.type == SCALAR and self.var.is_const
 
     # Copies with one field changed, for the checks that run often (``_replace`` is generic,
     # several times slower).

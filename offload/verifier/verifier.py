@@ -62,7 +62,19 @@ from .precision import (
 )
 from .program import Program, layout
 from .reject import Reject
-from .state import NOT_INIT, SCALAR, SLOT, UNKNOWN, Frame, PathNode, Reg, RegType, Slot, State
+from .state import (
+    NOT_INIT,
+    PTR_TO_STACK,
+    SCALAR,
+    SLOT,
+    UNKNOWN,
+    Frame,
+    PathNode,
+    Reg,
+    RegType,
+    Slot,
+    State,
+)
 
 #: Lines kept from the end of a failing path.
 MAX_LOG_LINES = 2000
@@ -219,7 +231,7 @@ def note_pointer(env: Env, state: State, slot: int, op: ops.Op, regno: int) -> N
         seen = env.accesses[slot] = PointerUses(op, {})
     t = reg.type
     key: tuple[RegType, int, bool, int]
-    if t == RegType.PTR_TO_STACK:
+    if t == PTR_TO_STACK:
         key = (t, 0, False, state.frame.frameno - reg.frameno)
     elif reg.map is not None:
         outer = env.outer_maps
@@ -231,7 +243,10 @@ def note_pointer(env: Env, state: State, slot: int, op: ops.Op, regno: int) -> N
         key = (t, reg.map_handle, inner, 0)
     else:
         key = (t, 0, False, 0)
-    seen.regs.setdefault(regno, set()).add(key)
+    keys = seen.regs.get(regno)
+    if keys is None:
+        keys = seen.regs[regno] = set()
+    keys.add(key)
 
 
 def _arg_fact(regno: int, keys: set[tuple[RegType, int, bool, int]],
@@ -574,7 +589,7 @@ class _Explorer:
             note_pointer(env, state, slot, op, op.src)
             ptr = state.frame.regs[op.src]
             check_load(env, state, op)
-            if env.precision is not None and ptr.type == RegType.PTR_TO_STACK:
+            if env.precision is not None and ptr.type == PTR_TO_STACK:
                 locs = _filled_from(state, ptr, op)
                 if locs:
                     record(state, FILL, slot, -1, locs)
@@ -582,7 +597,7 @@ class _Explorer:
             note_pointer(env, state, slot, op, op.dst)
             check_store(env, state, op)
             ptr = state.frame.regs[op.dst]
-            if env.precision is not None and ptr.type == RegType.PTR_TO_STACK \
+            if env.precision is not None and ptr.type == PTR_TO_STACK \
                     and ptr.var.is_const:
                 addr = ptr.off + op.off + ptr.var.value
                 if addr % SLOT == 0:  # a spill, whole or narrow, replaces what the slot held
