@@ -227,7 +227,7 @@ class DeviceService:
             programs.append({
                 "id": handle, "name": prog.name, "type": prog.prog_type.name,
                 "attach": f"xdp:hw on {device.name}" if device.attached == handle else None,
-                "insns": sum(insn.width for insn in prog.instructions),
+                "insns": sum(insn.width for insn in prog.instructions), "isa": prog.isa,
                 "tag": prog.tag.hex(), "map_ids": sorted({ref[1] for ref in prog.refs}),
                 "gpl_compatible": prog.gpl_compatible,
                 "counters": prog.counters.as_dict(), "rates": self.rates.rates(handle),
