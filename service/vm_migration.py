@@ -180,6 +180,11 @@ class VmMigration:
         self.src_qemu.execute("migrate-continue", state="pre-switchover")
         info = self._qemu_until("completed")
         self.switched = True
+        end = time.monotonic() + 2
+        while not info.get("total-time") and time.monotonic() < end:
+            # QEMU shows "completed" a moment before it has computed the times
+            time.sleep(POLL)
+            info = self.src_qemu.execute("query-migrate")
         self.progress("the source device lets its state go")
         self.src_dev.call("migrate.release")
         picture = self._device_until(lambda p: False, POLL)
