@@ -249,6 +249,8 @@ class VmMigration:
                 rolled.append("QEMU's migration cancelled")
             except (QmpError, OSError) as exc:
                 rolled.append(f"migrate_cancel failed ({exc})")
+        if self.device_started and not self.committed and self._device_committed():
+            self.committed = True  # the final round committed while this run failed
         if self.committed and not self.switched and self._qemu_completed():
             self.switched = True  # it completed after all: the state stays where the VM is
         if self.switched and self.src_dev is not None:
@@ -258,9 +260,27 @@ class VmMigration:
             rolled.append(self._undo_destination())
         elif self.device_started and self.src_dev is not None:
             rolled.append(self._cancel_device())
+            if self._cancelled_after_commit():  # FINAL had gone out: the copy committed
+                rolled.append(self._undo_destination())
         if self.qemu_started and self.src_qemu is not None and not self.switched:
             rolled.append(self._source_vm_running())
         return rolled
+
+    def _device_committed(self) -> bool:
+        assert self.src_dev is not None
+        try:
+            picture = self.src_dev.call("status")["migration"] or {}
+        except (ServiceError, OSError):
+            return False
+        return picture.get("phase") == "committed" and picture.get("state") not in FINISHED
+
+    def _cancelled_after_commit(self) -> bool:
+        assert self.src_dev is not None
+        try:
+            picture = self.src_dev.call("status")["migration"] or {}
+        except (ServiceError, OSError):
+            return False
+        return picture.get("phase") == "committed" and picture.get("state") == "cancelled"
 
     def _qemu_completed(self) -> bool:
         assert self.src_qemu is not None

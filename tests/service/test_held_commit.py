@@ -76,7 +76,7 @@ def test_cancel_after_the_commit_resumes_the_source_and_undo_empties_the_destina
     src, dst, dst_path = committed
     src.call("migrate.cancel")
     picture = _until(src, lambda p: p.get("state") == "cancelled")
-    assert "after the commit" in picture["reason"]
+    assert "after the commit" in picture["reason"] and picture["phase"] == "committed"
     (program,) = src.call("status")["programs"]  # its own program, attached, not the copy
     assert program["attach"] and program["isa"] == 4
     assert src.call("map.lookup", map="blocked_ports", key=PORT)["value"] == \
