@@ -103,7 +103,7 @@ def _show_json(prog: dict[str, Any]) -> dict[str, Any]:
             "tag": prog.get("tag"), "gpl_compatible": prog.get("gpl_compatible"),
             "bytes_xlated": None if insns is None else insns * 8,
             "map_ids": prog.get("map_ids", []),
-            "insns": insns, "attached": prog.get("attach"),
+            "insns": insns, "isa": prog.get("isa"), "attached": prog.get("attach"),
             "counters": prog.get("counters", {}), "verifier": prog.get("verifier", {})}
 
 

@@ -227,7 +227,7 @@ class DeviceService:
             programs.append({
                 "id": handle, "name": prog.name, "type": prog.prog_type.name,
                 "attach": f"xdp:hw on {device.name}" if device.attached == handle else None,
-                "insns": sum(insn.width for insn in prog.instructions),
+                "insns": sum(insn.width for insn in prog.instructions), "isa": prog.isa,
                 "tag": prog.tag.hex(), "map_ids": sorted({ref[1] for ref in prog.refs}),
                 "gpl_compatible": prog.gpl_compatible,
                 "counters": prog.counters.as_dict(), "rates": self.rates.rates(handle),
@@ -715,9 +715,37 @@ class DeviceService:
         job.hold.set()
         return MigrateControlResult(job.picture())
 
+    def migrate_release(self, params: NoParams) -> MigrateControlResult:
+        """A held migration that committed lets its state go: the VM runs on the
+        destination now."""
+        job = self._held_job("release")
+        if job.release is None or job.source is None or job.source.phase != "committed":
+            raise Refused(errno.EAGAIN, "only a held migration whose device state committed "
+                                        "is released; cut it and wait for phase committed.")
+        job.release.set()
+        return MigrateControlResult(job.picture())
+
+    def migrate_undo(self, params: NoParams) -> MigrateControlResult:
+        """Remove what the last incoming migration restored here, committed or not: its
+        source kept (or resumed) the state because the VM's switchover failed."""
+        job = self.job
+        target = None if job is None or job.destination is None else job.destination.target
+        if job is None or job.role != "destination" or job.state != "completed" \
+                or target is None or target.result is None:
+            raise Refused(errno.ENOENT, f"device {self.device.name} holds no completed "
+                                        "incoming migration to undo.")
+        problems = target.rollback()  # under the service's lock, as every request
+        if problems:
+            job.reason = "undone in part: " + "; ".join(problems)
+            raise Refused(errno.EIO, f"undoing the migration failed in part: "
+                                     f"{'; '.join(problems)}")
+        job.state, job.reason = "undone", "the source runs on with the state"
+        LOG.info("%s: the migration from %s undone", self.device.name, job.peer)
+        return MigrateControlResult(job.picture())
+
     def migrate_cancel(self, params: NoParams) -> MigrateControlResult:
-        """Give the migration up before its cut: the destination rolls back, this device
-        runs on."""
+        """Give the migration up: before its cut the destination rolls back; after a held
+        migration's commit this device resumes with its state. This device runs on."""
         job = self._held_job("cancel")
         job.cancel.set()
         LOG.info("%s: cancelling the migration to %s", self.device.name, job.peer)

@@ -107,7 +107,15 @@ METHODS: dict[str, Method[Any, Any]] = {m.name: m for m in (
     Method("migrate.cancel", api.NoParams, api.MigrateControlResult,
            DeviceService.migrate_cancel,
            "the migration given up before its cut: the destination rolls back, this device "
-           "runs on", ("ENOENT",)),
+           "runs on; after a held migration's commit: this device resumes with its state "
+           "(`migrate.undo` empties the destination)", ("ENOENT",)),
+    Method("migrate.release", api.NoParams, api.MigrateControlResult,
+           DeviceService.migrate_release,
+           "a held migration whose device state committed lets the state go (the VM switched)",
+           ("ENOENT", "EAGAIN")),
+    Method("migrate.undo", api.NoParams, api.MigrateControlResult, DeviceService.migrate_undo,
+           "what the last incoming migration restored here removed, committed or not (its "
+           "source kept the state)", ("ENOENT", "EIO")),
     Method("migrate.incoming", api.MigrateIncomingParams, api.MigrateIncomingResult, None,
            "the connection carries the live-migration protocol from then on; the only "
            "request on its connection", ("EBUSY", "EPROTO")),

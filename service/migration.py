@@ -13,7 +13,10 @@ counted by a socket subclass that wraps the connected socket.
 
 A held source migration (``migrate.start`` with ``hold``; a VM's migration decides the cut,
 service/vm_migration.py) stays in pre-copy rounds until ``migrate.cut``; ``migrate.cancel``
-ends it before the cut, the destination rolling back and the source running on.
+ends it before the cut, the destination rolling back and the source running on. After its
+commit a held source keeps its state paused (phase ``committed``) until ``migrate.release``
+lets it go or ``migrate.cancel`` resumes it; ``migrate.undo`` on the destination then removes
+what the migration restored there.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from .protocol import MessageReader, Response, encode_request
 
 LOG = logging.getLogger("offload_migrate.migration")
 HANDSHAKE_TIMEOUT = 10.0
-FINISHED = ("completed", "failed", "refused", "cancelled", "aborted")
+FINISHED = ("completed", "failed", "refused", "cancelled", "aborted", "undone")
 
 
 class MigrationBusy(ServiceError):
@@ -119,7 +122,9 @@ class Migration:
         self.reason = ""
         self.source: MigrationSource | None = None
         self.hold: threading.Event | None = None
+        self.release: threading.Event | None = None
         self.cancel = threading.Event()
+        self.destination: MigrationDestination | None = None
 
     def picture(self) -> dict[str, Any]:
         stream = self.stream
@@ -166,9 +171,10 @@ def start_source(service: Any, to: str, downtime_target: float, max_rounds: int,
                  hold: bool = False) -> Migration:
     job = Migration(service, "source", to)
     job.hold = threading.Event() if hold else None
+    job.release = threading.Event() if hold else None
     LOG.info("migration to %s started", to)
     source = MigrationSource(service.device, downtime_target, max_rounds, lock=service.lock,
-                             hold=job.hold, cancel=job.cancel)
+                             hold=job.hold, cancel=job.cancel, release=job.release)
     job.source = source
 
     def run() -> None:
@@ -193,12 +199,13 @@ def start_destination(service: Any, stream: socket.socket, peer: str,
     LOG.info("incoming migration from %s", peer)
     job.stream = counting(stream)
     job.state = "running"
+    job.destination = MigrationDestination(service.pair, allow_fallback)
 
     def run() -> None:
-        assert job.stream is not None
+        assert job.stream is not None and job.destination is not None
         with service.lock:
             try:
-                report = MigrationDestination(service.pair, allow_fallback).serve(job.stream)
+                report = job.destination.serve(job.stream)
             except MigrationError as err:
                 job.finish(_ended(err), err.report, str(err))
             except Exception as err:

@@ -15,17 +15,23 @@ The two are tied at QEMU's ``pause-before-switchover`` point:
 
 Any failure before the device's commit - QEMU's, either daemon's, a timeout, an interrupt -
 rolls both back: ``migrate_cancel`` (the source VM runs on), ``migrate.cancel`` (the source
-device runs on, the destination device removes what it restored). Once the device state has
-committed, QEMU's own switchover is all that remains; if that fails, the state is migrated back
-to the source device.
+device runs on, the destination device removes what it restored). After the commit the source
+device keeps its state, paused, until QEMU has completed (then ``migrate.release`` lets it
+go). Should QEMU's switchover fail in that window - a destination QEMU that died after the
+device's final round - QEMU resumes the source VM, so its device resumes too
+(``migrate.cancel``: the state as it was at the cut, the original program rather than a
+lowered copy) and ``migrate.undo`` removes the committed copy from the destination device.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +109,7 @@ class VmMigration:
         self.device_started = False
         self.qemu_started = False
         self.committed = False
+        self.switched = False  # QEMU completed: the guest runs on the destination
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> VmMigrationReport:
@@ -113,9 +120,10 @@ class VmMigration:
         except BaseException as exc:
             if not (self.device_started or self.qemu_started):
                 raise
-            rolled = self._roll_back()
+            with _uninterrupted():
+                rolled = self._roll_back()
             if isinstance(exc, KeyboardInterrupt):
-                raise
+                raise VmMigrationFailed("the VM migration was interrupted.", rolled) from None
             raise VmMigrationFailed(f"the VM migration failed: {exc}", rolled) from None
         finally:
             for conn in (self.src_qemu, self.dst_qemu, self.src_dev, self.dst_dev):
@@ -161,17 +169,26 @@ class VmMigration:
 
         self.progress("switchover: the device's final round")
         self.src_dev.call("migrate.cut")
-        picture = self._device_until(lambda p: p.get("state") in FINISHED, POLL)
-        if picture.get("state") != "completed":
+        picture = self._device_until(lambda p: p.get("phase") == "committed", POLL)
+        if picture.get("phase") != "committed":
             raise VmMigrationFailedBeforeCommit(
                 f"the device migration's final round {picture.get('state')}: "
                 f"{picture.get('reason', '')}")
         self.committed = True
-        device = picture.get("report") or {}
 
         self.progress("QEMU completes")
         self.src_qemu.execute("migrate-continue", state="pre-switchover")
         info = self._qemu_until("completed")
+        self.switched = True
+        end = time.monotonic() + 2
+        while not info.get("total-time") and time.monotonic() < end:
+            # QEMU shows "completed" a moment before it has computed the times
+            time.sleep(POLL)
+            info = self.src_qemu.execute("query-migrate")
+        self.progress("the source device lets its state go")
+        self.src_dev.call("migrate.release")
+        picture = self._device_until(lambda p: False, POLL)
+        device = picture.get("report") or {}
         return VmMigrationReport(
             qemu_total=info.get("total-time", 0) / 1000, qemu_downtime=info.get("downtime", 0)
             / 1000, qemu_setup=info.get("setup-time", 0) / 1000,
@@ -232,13 +249,45 @@ class VmMigration:
                 rolled.append("QEMU's migration cancelled")
             except (QmpError, OSError) as exc:
                 rolled.append(f"migrate_cancel failed ({exc})")
-        if self.committed:
-            rolled.append(self._move_state_back())
+        if self.device_started and not self.committed and self._device_committed():
+            self.committed = True  # the final round committed while this run failed
+        if self.committed and not self.switched and self._qemu_completed():
+            self.switched = True  # it completed after all: the state stays where the VM is
+        if self.switched and self.src_dev is not None:
+            rolled.append(self._release())
+        elif self.committed and self.src_dev is not None:
+            rolled.append(self._cancel_device())
+            rolled.append(self._undo_destination())
         elif self.device_started and self.src_dev is not None:
             rolled.append(self._cancel_device())
-        if self.qemu_started and self.src_qemu is not None:
+            if self._cancelled_after_commit():  # FINAL had gone out: the copy committed
+                rolled.append(self._undo_destination())
+        if self.qemu_started and self.src_qemu is not None and not self.switched:
             rolled.append(self._source_vm_running())
         return rolled
+
+    def _device_committed(self) -> bool:
+        assert self.src_dev is not None
+        try:
+            picture = self.src_dev.call("status")["migration"] or {}
+        except (ServiceError, OSError):
+            return False
+        return picture.get("phase") == "committed" and picture.get("state") not in FINISHED
+
+    def _cancelled_after_commit(self) -> bool:
+        assert self.src_dev is not None
+        try:
+            picture = self.src_dev.call("status")["migration"] or {}
+        except (ServiceError, OSError):
+            return False
+        return picture.get("phase") == "committed" and picture.get("state") == "cancelled"
+
+    def _qemu_completed(self) -> bool:
+        assert self.src_qemu is not None
+        try:
+            return self.src_qemu.execute("query-migrate").get("status") == "completed"
+        except (QmpError, OSError):
+            return False
 
     def _cancel_device(self) -> str:
         assert self.src_dev is not None
@@ -252,26 +301,29 @@ class VmMigration:
                 picture = self.src_dev.call("status")["migration"] or {}
         except (ServiceError, OSError) as exc:
             return f"the device migration could not be cancelled ({exc})"
+        if self.committed:
+            return "the source device resumed with its state"
         return ("the source device runs on with its state, the destination device removed "
                 "what it restored")
 
-    def _move_state_back(self) -> str:
-        """After the device's commit the state lives on the destination device: it moves
-        back to the source device (an ordinary device migration)."""
+    def _undo_destination(self) -> str:
+        """After the commit the destination device runs a copy of the state: removed."""
         try:
             with DeviceClient(self.device_to) as dst:
-                dst.call("migrate.start", to=os.path.abspath(self.device_from))
-                end = time.monotonic() + 60
-                picture: dict[str, Any] = {}
-                while picture.get("state") not in FINISHED and time.monotonic() < end:
-                    time.sleep(POLL * 4)
-                    picture = dst.call("status")["migration"] or {}
+                dst.call("migrate.undo")
         except (ServiceError, OSError) as exc:
-            return f"the offloaded state could not move back to the source device ({exc})"
-        if picture.get("state") != "completed":
-            return (f"the offloaded state could not move back to the source device "
-                    f"({picture.get('reason') or picture.get('state')})")
-        return "the offloaded state moved back to the source device"
+            return f"the destination device could not remove its copy ({exc})"
+        return "the destination device removed its copy"
+
+    def _release(self) -> str:
+        """QEMU completed although a later step failed: the guest runs on the destination,
+        so the source device lets its state go."""
+        assert self.src_dev is not None
+        try:
+            self.src_dev.call("migrate.release")
+        except (ServiceError, OSError) as exc:
+            return f"the source device could not let its state go ({exc})"
+        return "QEMU had completed: the guest and its state run on the destination"
 
     def _source_vm_running(self) -> str:
         assert self.src_qemu is not None
@@ -286,6 +338,20 @@ class VmMigration:
                 return "the source VM runs on"
             time.sleep(0.05)
         return f"the source VM is {status}"
+
+
+@contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Ctrl-C ignored while rolling back (in the main thread, where signals arrive): a
+    second one must not leave the two sides half undone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class VmMigrationFailedBeforeCommit(ServiceError):

@@ -62,11 +62,16 @@ class MigrationDestination:
         self.allow_fallback = allow_fallback
         self.timeout = timeout
         self.limits = limits
+        #: what the last migration served here restored; ``rollback`` removes it even after
+        #: the commit (a VM's switchover that failed once the device state had moved)
+        self.target: TargetState | None = None
 
     def serve(self, stream: socket.socket) -> MigrationReport:
         """Serve one migration on a connected ``stream``; the report, or an error after
         rolling back."""
-        return _Serve(self, Channel(stream, Connection(Role.DESTINATION), self.timeout)).go()
+        serve = _Serve(self, Channel(stream, Connection(Role.DESTINATION), self.timeout))
+        self.target = serve.target
+        return serve.go()
 
 
 class _Serve:

@@ -9,7 +9,10 @@
    both taken from the rounds so far); once it fits ``downtime_target``, or after
    ``max_rounds``, the source pauses the receive path, drains its event streams and cpumap
    worker queues, sends the last delta and the counters, and waits for COMMITTED. Then it
-   releases its state.
+   releases its state - or, given ``release``, keeps it paused until the caller decides:
+   ``release`` set, it lets go; ``cancel`` set, it resumes with everything it had (a VM whose
+   switchover failed after the device's commit runs on here; the destination's copy is the
+   caller's to remove, service/vm_migration.py).
 
 Any failure before COMMITTED arrives - a refusal, a closed connection, a timeout, a protocol
 violation - unpauses the device and stops dirty tracking: the source runs on with everything
@@ -22,6 +25,7 @@ import socket
 import threading
 import time
 import zlib
+from dataclasses import replace
 
 from offload.device.device import Device
 
@@ -109,13 +113,15 @@ class MigrationSource:
     ``timeout`` bounds every read and write on the stream. ``hold`` and ``cancel`` (module
     docstring) hand the moment of the cut, or the decision to give up, to the caller;
     ``phase`` says where the run is: ``connecting``, ``copy``, ``precopy`` (the destination
-    planned and restored the full copy), ``final``, ``done``.
+    planned and restored the full copy), ``final``, ``committed`` (waiting for ``release``),
+    ``done``.
     """
 
     def __init__(self, device: Device, downtime_target: float = 0.05, max_rounds: int = 30, *,
                  lock: threading.Lock | None = None, timeout: float = 30.0,
                  chunks: ChunkLimits = ChunkLimits(), hold: threading.Event | None = None,
-                 cancel: threading.Event | None = None) -> None:
+                 cancel: threading.Event | None = None,
+                 release: threading.Event | None = None) -> None:
         if downtime_target <= 0 or max_rounds < 0 or timeout <= 0:
             raise ValueError("downtime_target and timeout must be positive, max_rounds at "
                              "least 0.")
@@ -127,6 +133,7 @@ class MigrationSource:
         self.chunks = chunks
         self.hold = hold
         self.cancel = cancel
+        self.release = release
         self.phase = "connecting"
         self.plan: str | None = None  # the destination's plan outcome, once READY came
 
@@ -179,11 +186,13 @@ class _Run:
                 raise error from exc
             self._abort(f"the source failed: {type(exc).__name__}")
             raise
+        report = self.report(MigrationOutcome.COMPLETED)
+        if self.source.release is not None:
+            self._await_release(report)
         with self.source.lock:
             assert self.state is not None
             self.state.release()
             self.device.paused = False
-        report = self.report(MigrationOutcome.COMPLETED)
         self.source.phase = "done"
         self.channel.close(linger=1.0)
         return report
@@ -310,6 +319,21 @@ class _Run:
         self.downtime = time.monotonic() - self.paused_at
         self.details.append(RoundStats(round_no, count, ch.bytes_sent - sent0, self.downtime,
                                        estimate))
+
+    def _await_release(self, report: MigrationReport) -> None:
+        """Committed: paused with everything until ``release`` (let go) or ``cancel`` (run
+        on with it; the destination's copy stays there for the caller to remove)."""
+        assert self.source.release is not None
+        self.source.phase = "committed"
+        self.channel.close(linger=1.0)
+        while not self.source.release.wait(HOLD_ROUND):
+            if self.source.cancel is not None and self.source.cancel.is_set():
+                self._resume()
+                error = MigrationCancelled("the migration was cancelled after the commit: "
+                                           "this device runs on with its state.")
+                error.report = replace(report, outcome=MigrationOutcome.CANCELLED,
+                                       reason=str(error))
+                raise error
 
     # ----------------------------------------------------------------- failure
     def _resume(self) -> None:

@@ -22,6 +22,7 @@ from ..isa.codec import DecodeError, decode
 from ..isa.disasm import slot_positions
 from ..isa.opcodes import PseudoSrc
 from ..isa.structure import StructureError
+from ..isa.versions import program_version
 from ..maps.base import BatchError
 from ..maps.create import SUPPORTED_MAP_TYPES, check_spec
 from ..maps.memory import format_bytes, map_memory
@@ -227,7 +228,7 @@ def prog_load(device: Device, req: p.ProgLoadRequest) -> Response:
                                          expected_attach_type=req.expected_attach_type)
     device.objects.programs[handle] = ProgramObject(
         handle, req.name, prog_type, req.license, original, tuple(refs), req.prog_flags, report,
-        expected_attach_type=req.expected_attach_type)
+        expected_attach_type=req.expected_attach_type, isa=program_version(original))
     log = "\n".join(report.log) if req.log_level else ""
     return p.ProgLoadResponse(handle=handle, verified_insns=report.insns_processed, log=log)
 

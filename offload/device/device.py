@@ -60,6 +60,7 @@ class PortCounters:
     rx_frames: int = 0  # from the wire
     rx_to_guest: int = 0
     rx_no_buffer: int = 0  # PASS, but the guest had posted no receive buffer
+    rx_paused: int = 0  # dropped: a live migration had paused the receive path
     tx_from_guest: int = 0
     tx_to_wire: int = 0
     runtime_errors: int = 0  # faults during XDP runs (counted as aborted too)
@@ -283,7 +284,12 @@ class Device:
         if port is not None and ingress is not None:
             port.counters.rx_from_wire += 1
         attached = self.attached
-        if attached is None or self.paused:
+        if self.paused and attached is not None:
+            # Mid-cut the program's state is moving: dropped rather than passed unfiltered
+            # (a port filter's blocked datagrams would reach the guest otherwise).
+            self.ports.rx_paused += 1
+            return XdpAction.DROP
+        if attached is None:
             self._to_guest(frame, port)
             return XdpAction.PASS
         program = self.objects.programs[attached]

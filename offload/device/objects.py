@@ -75,6 +75,7 @@ class ProgramObject:
     counters: ActionCounters = field(default_factory=ActionCounters)
     unloaded: bool = False  # the guest let go; alive while attached
     expected_attach_type: int = 0  # BPF_XDP_DEVMAP / BPF_XDP_CPUMAP for map-entry programs
+    isa: int = 1  # the ISA version its instructions need (a lowered program's is the target's)
     _tag: bytes = b""
 
     @property

@@ -48,6 +48,7 @@ def test_prog_show_and_json_shapes(loaded, capsys):
     code, out, _ = run(capsys, "-j", "prog", "show", "name", "xdp_firewall")
     shown = json.loads(out)
     assert shown["name"] == "xdp_firewall" and shown["type"] == "xdp"
+    assert shown["isa"] == 3  # the -mcpu=v3 build (its v4 build: 4, lowered on a v3 device: 3)
     code, out, _ = run(capsys, "prog", "list", "id", str(shown["id"]), "-p")
     assert out.startswith("{\n") and json.loads(out)["id"] == shown["id"]
     spec = load_object(FIREWALL).programs["xdp_firewall"]

@@ -146,3 +146,22 @@ def test_guest_transmit_goes_out_the_wire(pair):
     pair.driver.transmit(b"\xff" * 64)
     assert list(pair.device.wire) == [b"\xff" * 64]
     assert pair.device.ports.tx_from_guest == 1
+
+
+def test_a_paused_receive_path_drops_rather_than_passing_unfiltered(pair):
+    """Mid-cut of a live migration the program does not run: a frame it would drop must not
+    reach the guest, so every frame is dropped (and counted) until the device unpauses."""
+    driver, device = pair.driver, pair.device
+    obj, maps = load(pair, "xdp_firewall.o")
+    prog = driver.prog_load(obj.programs["xdp_firewall"], maps=maps)
+    driver.xdp_attach(prog)
+    driver.map_update_elem(maps["blocked_v4"], bytes([10, 0, 0, 1]), bytes(8))
+    blocked = v4_frame("10.0.0.1", "10.0.0.9", tcp(1234, 80))
+    allowed = v4_frame("10.0.0.2", "10.0.0.9", tcp(1234, 80))
+    device.paused = True
+    assert device.receive(blocked) == XdpAction.DROP
+    assert device.receive(allowed) == XdpAction.DROP
+    assert driver.received() == [] and device.ports.rx_paused == 2
+    assert device.counters(prog).as_dict()["drop"] == 0  # the program did not run
+    device.paused = False
+    assert device.receive(allowed) == XdpAction.PASS and driver.received() == [allowed]
