@@ -25,7 +25,9 @@ from tests.service.conftest import DaemonProcess
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
 IMAGE = guest_image()
-pytestmark = pytest.mark.skipif(isinstance(IMAGE, str), reason=str(IMAGE))
+# one worker runs the module's tests, so its guests boot once
+pytestmark = [pytest.mark.skipif(isinstance(IMAGE, str), reason=str(IMAGE)),
+              pytest.mark.xdist_group("qemu_vhost_user")]
 OPEN_PORT, BLOCKED_PORT = 5000, 6000
 ICMP, UDP = 1, 17
 
