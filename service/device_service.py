@@ -649,8 +649,16 @@ class DeviceService:
         finally:
             scratch.close()
         if not result.ok and result.difference is not None:
-            raise ProofRefused(result)
+            raise ProofRefused(result, self._plan(snapshot))
         return result
+
+    def _plan(self, snapshot: Snapshot) -> dict[str, Any] | None:
+        """The plan of restoring ``snapshot`` here, for the report of a refused proof."""
+        try:
+            return plan_dict(restore(snapshot, self.driver, allow_fallback=True,
+                                     dry_run=True).plan)
+        except (OffloadError, RestoreError):
+            return None
 
     def scratch(self, snapshot: Snapshot) -> ScratchDevices:
         """The scratch devices a proof of ``snapshot`` runs on (restore --prove here, a live
@@ -789,12 +797,13 @@ class ProofRefused(ServiceError):
     """The restored program would not behave as the source's: refused before anything is
     restored, naming the first differing frame."""
 
-    def __init__(self, proof: Proof) -> None:
+    def __init__(self, proof: Proof, plan: dict[str, Any] | None = None) -> None:
         difference = proof.difference
         super().__init__(f"the proof failed: {difference.describe() if difference else '?'} "
                          f"({proof.summary()}); nothing was restored.")
         self.errno = errno.EPROTO
         self.proof = proof.as_dict()
+        self.plan = plan
 
 
 class PlanRefused(ServiceError):
@@ -822,6 +831,8 @@ def error_data(exc: BaseException) -> dict[str, Any]:
         data["plan"] = exc.plan
     if isinstance(exc, ProofRefused):
         data["proof"] = exc.proof
+        if exc.plan is not None:
+            data["plan"] = exc.plan
     if isinstance(exc, ObjectLoadError):
         data["refused"] = {name: asdict(loader_refusal(r)) for name, r in exc.refused.items()}
     response = getattr(exc, "response", None)
