@@ -10,9 +10,10 @@ is not final until the cut, and the pause should stay short. So the destination 
    restored, not attached: the *shadows*.
 2. **At the cut** (inside the downtime), on the final state: every delta the destination
    applies is applied to both shadows too, so after the final delta they hold the maps as
-   the source had them at the pause; FINAL attaches them and the sampled frames run through
-   both (:func:`migrate.proof.prove_restored`). The frames built from the sample were
-   covered by the first proof; only the source's own frames run again.
+   the source had them at the pause; FINAL attaches them and the newest ``FINAL_FRAMES``
+   sampled frames run through both, untraced (:func:`migrate.proof.prove_restored`). The
+   frames built from the sample, and the branch coverage, belong to the first proof; the
+   second runs inside the pause, so it is bounded.
 
 A difference, or nothing to prove with, refuses the migration (REFUSE code ``proof``): the
 destination rolls back and the source runs on.
@@ -33,6 +34,10 @@ from .errors import DestinationRefused
 from .messages import Delta, Final
 from .proof_record import LiveProof
 from .target import TargetState
+
+
+#: Sampled frames (the newest) the proof at the cut runs, at most: it runs inside the pause.
+FINAL_FRAMES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +133,8 @@ class Prover:
                                          code="proof")
             sides.append((shadow.pair, shadow.result))
         try:
-            proof = prove_restored(self.snapshot, list(self.snapshot.samples), sides[0],
-                                   sides[1], generate=False)
+            proof = prove_restored(self.snapshot, self.snapshot.samples[-FINAL_FRAMES:],
+                                   sides[0], sides[1], generate=False, trace=False)
         except ProofError as err:
             raise DestinationRefused(f"the proof could not be carried out: {err}",
                                      code="proof") from None
