@@ -35,7 +35,6 @@ from .messages import Delta, Final
 from .proof_record import LiveProof
 from .target import TargetState
 
-
 #: Sampled frames (the newest) the proof at the cut runs, at most: it runs inside the pause.
 FINAL_FRAMES = 32
 
