@@ -204,7 +204,7 @@ class _Serve:
         proof = None
         if self.hello is not None and self.hello.prove and self.dest.scratch is not None:
             self.prover = Prover(snapshot, self.dest.scratch(snapshot), self.dest.allow_fallback)
-            proof = self.prover.before()
+            proof = self.prover.before(progress)
             self.proofs.append(proof)
         seconds = time.monotonic() - t0
         ch.send(Ready(result.plan.outcome.name, result.entries, int(seconds * 1e9), proof))

@@ -29,6 +29,7 @@ from offload.device import DevicePair, build_device
 
 from ..errors import SnapshotError
 from ..proof import PairFactory, Proof, ProofError, prove, prove_restored
+from ..restore import Progress
 from ..snapshot import Snapshot
 from .errors import DestinationRefused
 from .messages import Delta, Final
@@ -88,14 +89,18 @@ class Prover:
         self.allow_fallback = allow_fallback
         self.shadows: tuple[TargetState, TargetState] | None = None
 
-    def before(self) -> LiveProof:
-        """The proof on the full copy, then the shadows restored from it."""
+    def before(self, progress: Progress | None = None) -> LiveProof:
+        """The proof on the full copy, then the shadows restored from it. ``progress`` hears
+        each step (stage ``proof``) and the shadows' restores, so the source's read timeout
+        sees a destination at work."""
+        step = progress or (lambda stage, done, total: None)
         frames = list(self.snapshot.samples)
         if not frames:
             raise DestinationRefused(
                 "there are no frames to prove with: the source sent no sampled frames (start "
                 "its daemon with --sample-ring N and let traffic reach it).", code="proof")
         t0 = time.monotonic()
+        step("proof", 0, 3)
         try:
             proof = prove(self.snapshot, frames, source=self.scratch.source,
                           target=self.scratch.target, reference=self.scratch.reference)
@@ -105,10 +110,13 @@ class Prover:
         if not proof.ok:
             raise refusal(proof, "on the full copy")
         seconds = time.monotonic() - t0
+        step("proof", 1, 3)
         shadows = (TargetState(self.scratch.source()), TargetState(self.scratch.target()))
         try:
-            for shadow in shadows:
-                shadow.restore(self.snapshot, allow_fallback=self.allow_fallback)
+            for done, shadow in enumerate(shadows, 2):
+                shadow.restore(self.snapshot, allow_fallback=self.allow_fallback,
+                               progress=progress)
+                step("proof", done, 3)
         except SnapshotError as err:
             raise DestinationRefused(f"the proof could not be carried out: a scratch device "
                                      f"refused the snapshot: {err}", code="proof") from None
