@@ -44,7 +44,13 @@ def register(sub: Any) -> None:
         epilog="examples:\n"
                "  offload-migrate migrate --from /tmp/a.sock --to /tmp/b.sock\n"
                "  offload-migrate migrate --from /tmp/a.sock --to tcp:127.0.0.1:7400 "
-               "--downtime-ms 20 --json\n\n"
+               "--downtime-ms 20 --json\n"
+               "  offload-migrate migrate --from /tmp/a.sock --to /tmp/smartnic.sock --prove\n\n"
+               "--prove: the destination runs the source's sampled frames (device serve "
+               "--sample-ring N) through the program as the source ran it and as it will run it, "
+               "on the full copy and again on the final state inside the pause; a difference "
+               "refuses the migration (exit 1), the source runs on and the destination is "
+               "emptied (docs/restore-proof.md).\n"
                "Ctrl-C cancels the migration before the cut: the source keeps running with "
                "its state and the destination is emptied (exit 1).")
     parser.add_argument("--from", dest="source", required=True, metavar="PATH",
@@ -55,7 +61,16 @@ def register(sub: Any) -> None:
                         help="pause the source only once the rest fits this (default: 50)")
     parser.add_argument("--max-rounds", type=int, default=30,
                         help="pre-copy rounds at most before pausing anyway (default: 30)")
+    parser.add_argument("--prove", action="store_true",
+                        help="prove the migrated program behaves as the source's on its "
+                             "sampled frames, before the rounds and at the cut")
+    parser.add_argument("--sample", type=int, default=0, metavar="N",
+                        help="with --prove: the newest N sampled frames (default: all the "
+                             "source's ring holds)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--rounds-detail", action="store_true",
+                        help="with --json: every round's entry count (entries_per_round) "
+                             "besides the bounded summary (rounds_summary)")
     parser.set_defaults(handler=migrate_command)
 
 
@@ -71,14 +86,17 @@ def destination(to: str) -> str:
 def migrate_command(args: argparse.Namespace, out: Output) -> int:
     if args.downtime_ms <= 0 or args.max_rounds < 0:
         raise UsageError("--downtime-ms must be positive and --max-rounds at least 0.")
+    if not 0 <= args.sample <= 4096:
+        raise UsageError("--sample takes 0 to 4096 frames.")
     to = destination(args.to)
     if not to.startswith("tcp:") and os.path.realpath(to.removeprefix("unix:")) == \
             os.path.realpath(args.source):
         raise UsageError(f"--from and --to name the same daemon ({args.source}); migrate "
                          "to another device's socket.")
     with DeviceClient(args.source) as client:
+        prove = {"prove": True, "samples": args.sample} if args.prove else {}
         client.call("migrate.start", to=to, downtime_target=args.downtime_ms / 1000,
-                    max_rounds=args.max_rounds)
+                    max_rounds=args.max_rounds, **prove)
         try:
             picture = follow(client, out, LIMIT, show=not args.json)
         except KeyboardInterrupt:
@@ -88,7 +106,8 @@ def migrate_command(args: argparse.Namespace, out: Output) -> int:
     state = picture.get("state", "unknown")
     report = picture.get("report") or {}
     if args.json:
-        out.json({"state": state, "reason": picture.get("reason", ""), "report": report})
+        out.json({"state": state, "reason": picture.get("reason", ""),
+                  "report": rounds_json(report, detail=args.rounds_detail)})
     else:
         out.console.print(report_table(state, report, picture))
     if state != "completed":
@@ -158,6 +177,42 @@ def rounds_text(counts: list[int]) -> str:
             f"..., {', '.join(map(str, tail))}")
 
 
+def rounds_summary(counts: list[int]) -> dict[str, Any]:
+    """Entry counts per round, bounded: how many transfers (the full copy, the rounds, the
+    final delta), the first and last few, the total and the largest."""
+    edge = ROUNDS_SHOWN // 2
+    return {"count": len(counts), "first": counts[:edge],
+            "last": counts[max(edge, len(counts) - edge):], "total": sum(counts),
+            "max": max(counts, default=0)}
+
+
+def rounds_json(report: dict[str, Any], *, detail: bool) -> dict[str, Any]:
+    """A migration report for ``--json``: ``rounds_summary`` always, the full
+    ``entries_per_round`` only with ``detail`` (``--rounds-detail``)."""
+    if not report:
+        return report
+    counts = [int(c) for c in report.get("entries_per_round") or []]
+    out = {k: v for k, v in report.items() if k != "entries_per_round"}
+    out["rounds_summary"] = rounds_summary(counts)
+    if detail:
+        out["entries_per_round"] = counts
+    return out
+
+
+def proof_text(proof: dict[str, Any]) -> str:
+    """The migration's proofs in one line: frames, coverage, time, and the final one's time
+    inside the downtime."""
+    made = f" ({proof['generated']} built from the sample)" if proof.get("generated") else ""
+    text = (f"{proof['frames'] + proof['generated']} frames{made}, "
+            f"{proof['branches_covered']}/{proof['branches_total']} branches covered on the "
+            f"full copy ({proof['seconds'] * 1000:.1f} ms)")
+    final = proof.get("final")
+    if final:
+        text += (f"; {final['frames']} frames on the final state "
+                 f"({final['seconds'] * 1000:.1f} ms of the downtime)")
+    return text + f": {proof['program']} behaves as on the source"
+
+
 def report_table(state: str, report: dict[str, Any], picture: dict[str, Any]) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -175,4 +230,6 @@ def report_table(state: str, report: dict[str, Any], picture: dict[str, Any]) ->
         if downtime is not None:
             table.add_row("downtime", f"{downtime * 1000:.1f} ms"
                           + (f" (target {target * 1000:.0f} ms)" if target else ""))
+        if report.get("proof"):
+            table.add_row("proof", proof_text(report["proof"]))
     return table

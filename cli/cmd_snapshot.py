@@ -242,6 +242,8 @@ def restore_command(args: argparse.Namespace, out: Output) -> int:
         if args.json:
             out.json({"ok": False, "error": err.name, "message": err.message, "plan": plan,
                       "proof": proof})
+        elif plan is not None and proof is not None:  # the table shows where they part
+            out.console.print(plan_table(plan_from_dict(plan), proof))
         elif plan is not None:  # the table gives the reasons; the error line does not repeat them
             out.console.print(plan_table(plan_from_dict(plan)))
             raise Refused(err.errno, "the target cannot take this snapshot (the plan above "
@@ -260,8 +262,8 @@ def render_restore(out: Output, result: dict[str, Any], device: str,
     generation = f", generation {info.source.generation}" if info.source is not None else ""
     out.console.print(f"snapshot of [bold]{device}[/bold] ({describe_seal(info)}, "
                       f"{trusted}{generation})", highlight=False)
-    out.console.print(plan_table(plan_from_dict(result["plan"])))
     proof = result.get("proof")
+    out.console.print(plan_table(plan_from_dict(result["plan"]), proof))
     if proof:
         made = f" ({proof['generated']} built from the sample)" if proof["generated"] else ""
         out.console.print(f"proof: {proof['frames'] + proof['generated']} frames{made}, "

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from service.vm_migration import VmMigration
 
+from .cmd_migrate import proof_text, rounds_json, rounds_text
 from .exits import Exit, UsageError
 from .output import Output
 
@@ -44,7 +45,18 @@ def register(sub: Any) -> None:
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds for the whole migration before rolling back "
                              "(default: 600)")
+    parser.add_argument("--prove", action="store_true",
+                        help="the destination device proves the offloaded state with the "
+                             "source's sampled frames (device serve --sample-ring) before QEMU "
+                             "moves RAM and again at the switchover; a difference rolls both "
+                             "back (docs/restore-proof.md)")
+    parser.add_argument("--sample", type=int, default=0, metavar="N",
+                        help="with --prove: prove with the newest N sampled frames (default: "
+                             "all the ring holds)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--rounds-detail", action="store_true",
+                        help="with --json: every round's entry count (device.entries_per_round) "
+                             "besides the summary")
     parser.set_defaults(handler=vm_migrate_command)
 
 
@@ -54,15 +66,20 @@ def vm_migrate_command(args: argparse.Namespace, out: Output) -> int:
                          "destination's -incoming.")
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive.")
+    if not 0 <= args.sample <= 4096:
+        raise UsageError("--sample takes 0 to 4096 frames.")
 
     def step(name: str) -> None:
         if not args.json:
             out.console.print(f"[dim]{name}[/dim]")
 
     report = VmMigration(args.qmp_from, args.qmp_to, args.source, args.to, args.uri,
-                         timeout=args.timeout, progress=step).run()
+                         timeout=args.timeout, progress=step, prove=args.prove,
+                         samples=args.sample).run()
     if args.json:
-        out.json({"state": "completed", **report.as_dict()})
+        data = report.as_dict()
+        data["device"] = rounds_json(data["device"], detail=args.rounds_detail)
+        out.json({"state": "completed", **data})
         return Exit.OK
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -76,6 +93,8 @@ def vm_migrate_command(args: argparse.Namespace, out: Output) -> int:
                              f"{report.offload_downtime * 1000:.1f} ms "
                              f"({report.offload_share:.0%} of the downtime)")
     rounds = report.device.get("entries_per_round", [])
-    table.add_row("rounds", f"entries per round {rounds}")
+    table.add_row("rounds", f"entries per round {rounds_text(list(rounds))}")
+    if report.proof is not None:
+        table.add_row("proof", proof_text(report.proof))
     out.console.print(table)
     return Exit.OK

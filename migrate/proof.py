@@ -183,12 +183,9 @@ def _compare(src: Observed, dst: Observed) -> str | None:
 class _Side:
     """One scratch device holding the restored snapshot, with its maps watched."""
 
-    def __init__(self, pair: DevicePair, snapshot: Snapshot, what: str) -> None:
+    def __init__(self, pair: DevicePair, result: RestoreResult) -> None:
         self.pair = pair
-        try:
-            self.result: RestoreResult = restore(snapshot, pair.driver)
-        except OffloadError as err:
-            raise ProofError(f"the {what} scratch device refused the snapshot: {err}") from err
+        self.result = result
         if self.result.attached is None:
             raise ProofError("the snapshot has no attached program: no frame would reach one")
         self.handle = self.result.programs[self.result.attached]
@@ -200,6 +197,14 @@ class _Side:
                 live.track_dirty(True)
             else:
                 self.full_compare.add(name)
+
+    @classmethod
+    def restored(cls, pair: DevicePair, snapshot: Snapshot, what: str) -> _Side:
+        try:
+            result = restore(snapshot, pair.driver)
+        except OffloadError as err:
+            raise ProofError(f"the {what} scratch device refused the snapshot: {err}") from err
+        return cls(pair, result)
 
     def run(self, frame: bytes, on_step: Callable[..., None] | None = None) -> Observed:
         kwargs: dict[str, Any] = {"ingress_ifindex": INGRESS_IFINDEX, "rx_queue_index": 0}
@@ -366,8 +371,31 @@ def prove(snapshot: Snapshot, frames: Sequence[bytes], *, source: PairFactory,
     if not frames:
         raise NoFrames("there are no frames to prove with: save with --sample N, or give "
                          "frames with --prove-frames FILE.pcap")
-    src = _Side(source(), snapshot, "source")
-    dst = _Side(target(), snapshot, "target")
+    src = _Side.restored(source(), snapshot, "source")
+    dst = _Side.restored(target(), snapshot, "target")
+    return _prove(snapshot, frames, src, dst, generate, budget,
+                  None if reference is None else (reference, source))
+
+
+def prove_restored(snapshot: Snapshot, frames: Sequence[bytes],
+                   source: tuple[DevicePair, RestoreResult],
+                   target: tuple[DevicePair, RestoreResult], *,
+                   generate: bool | None = None, budget: int = MAX_GENERATED,
+                   trace: bool = True) -> Proof:
+    """:func:`prove` on devices that already hold the state, restored and attached (a live
+    migration's copies, fed the same deltas as the destination); their maps change as the
+    frames run. A difference names the frame, not the instruction (the state the frames
+    started from is not the snapshot's, so it cannot be replayed). Without ``trace`` the
+    source runs untraced - faster, and no branch is counted (0 of 0)."""
+    if not frames:
+        raise NoFrames("there are no frames to prove with.")
+    return _prove(snapshot, frames, _Side(*source), _Side(*target), generate, budget, None,
+                  trace)
+
+
+def _prove(snapshot: Snapshot, frames: Sequence[bytes], src: _Side, dst: _Side,
+           generate: bool | None, budget: int,
+           replay: tuple[PairFactory, PairFactory] | None, trace: bool = True) -> Proof:
     try:
         name = src.result.attached or ""
         report = dst.result.plan.report("program", name)
@@ -378,13 +406,15 @@ def prove(snapshot: Snapshot, frames: Sequence[bytes], *, source: PairFactory,
         extra = generated_frames(samples, budget) if (
             rewritten if generate is None else generate) else []
         plan = _Plan(samples + extra, len(extra), rewritten, name, tuple(original),
-                     tuple(final), dst.pair.device.caps.isa_version, _branches(original))
+                     tuple(final), dst.pair.device.caps.isa_version,
+                     _branches(original) if trace else {})
         tracer = _Tracer(plan.branches)
         for index, frame in enumerate(plan.frames):
             tracer.start()
-            what = _compare(src.run(frame, tracer), dst.run(frame)) or _map_difference(src, dst)
+            what = _compare(src.run(frame, tracer if trace else None), dst.run(frame)) or \
+                _map_difference(src, dst)
             if what is not None:
-                insn = _locate(snapshot, plan, index, reference, source) if reference else None
+                insn = _locate(snapshot, plan, index, *replay) if replay else None
                 diff = Difference(index, index >= len(samples), what, insn)
                 return _result(plan, tracer, diff)
         return _result(plan, tracer, None)
@@ -406,8 +436,8 @@ def _locate(snapshot: Snapshot, plan: _Plan, index: int, reference: PairFactory,
     if origin is None:
         return None
     try:
-        src = _Side(source(), snapshot, "source")
-        dst = _Side(reference(), snapshot, "target")
+        src = _Side.restored(source(), snapshot, "source")
+        dst = _Side.restored(reference(), snapshot, "target")
     except ProofError:
         return None
     try:

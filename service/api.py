@@ -342,6 +342,12 @@ class MigrateStartParams:
     max_rounds: int = ranged(0, U32, default=30, doc="pre-copy rounds at most")
     hold: bool = documented("pre-copy until `migrate.cut` (a VM's migration decides the cut)",
                             default=False)
+    prove: bool = documented("the destination proves the state on the full copy and at the "
+                             "cut, with the sampled frames (docs/restore-proof.md)",
+                             default=False)
+    samples: int = ranged(0, 4096, default=0,
+                          doc="sampled frames the proof runs, at most (0: all the sample "
+                              "ring holds)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,12 +22,14 @@ from typing import Any, BinaryIO
 from migrate.checkpoint import checkpoint
 from migrate.codec import decode, encode, index_snapshot, write_snapshot
 from migrate.freshness import FreshnessUnknown, SourceStamp
+from migrate.live.proving import ScratchDevices
 from migrate.proof import NoFrames, Proof, ProofError, prove
 from migrate.restore import IncompatibleTarget, RestoreError, restore
 from migrate.schema import SnapshotFormatError
 from migrate.snapshot import Snapshot
 from offload.caps import Capabilities, load_profile
 from offload.device import Device, DevicePair, build_device
+from offload.device.sampler import MAX_SAMPLES
 from offload.driver import Driver, ObjectLoadError
 from offload.errors import OffloadError
 from offload.loader import LoadOptionError, ObjectSpec, ProgramRefusal, load_object
@@ -636,41 +638,62 @@ class DeviceService:
         snapshot as this device will run it (its capabilities and backend), on scratch
         devices; a difference refuses the restore and the device stays as it was. Per-CPU
         values are compared at the snapshot's CPU count."""
-        caps = self.device.caps
-        cpus = snapshot.cpus
-        scratch: list[DevicePair] = []
-
-        def made(pair: DevicePair) -> DevicePair:
-            scratch.append(pair)
-            return pair
-
-        def source() -> DevicePair:
-            return made(build_device("proof-source", snapshot.capabilities, engine="reference",
-                                     ncpus=cpus))
-
-        def target() -> DevicePair:
-            backend = make_backend(self.backend_name, caps, self.engine, None, "proof-target")
-            return made(build_device("proof-target", caps, backend=backend,
-                                     engine=self.engine if backend is None else "fast",
-                                     ncpus=cpus))
-
-        def reference() -> DevicePair:
-            return made(build_device("proof-reference", caps, engine="reference", ncpus=cpus))
-
+        scratch = self.scratch(snapshot)
         try:
             result = prove(snapshot, frames if frames is not None else snapshot.samples,
-                           source=source, target=target, reference=reference)
+                           source=scratch.source, target=scratch.target,
+                           reference=scratch.reference)
         except ProofError as err:
             raise Refused(errno.ENODATA if isinstance(err, NoFrames) else errno.EINVAL,
                           str(err)) from None
         finally:
-            for pair in scratch:
-                close = getattr(pair.device.backend, "close", None)
-                if close is not None:
-                    close()
+            scratch.close()
         if not result.ok and result.difference is not None:
-            raise ProofRefused(result)
+            raise ProofRefused(result, self._plan(snapshot))
         return result
+
+    def _plan(self, snapshot: Snapshot) -> dict[str, Any] | None:
+        """The plan of restoring ``snapshot`` here, for the report of a refused proof."""
+        try:
+            return plan_dict(restore(snapshot, self.driver, allow_fallback=True,
+                                     dry_run=True).plan)
+        except (OffloadError, RestoreError):
+            return None
+
+    def scratch(self, snapshot: Snapshot) -> ScratchDevices:
+        """The scratch devices a proof of ``snapshot`` runs on (restore --prove here, a live
+        migration's proof when this device is the destination): the source's capabilities on
+        the reference engine, this device's capabilities and backend, and this device's
+        capabilities on the reference engine; ``close`` releases their backends."""
+        caps = self.device.caps
+        cpus = snapshot.cpus
+        made: list[DevicePair] = []
+
+        def keep(pair: DevicePair) -> DevicePair:
+            made.append(pair)
+            return pair
+
+        def source() -> DevicePair:
+            return keep(build_device("proof-source", snapshot.capabilities, engine="reference",
+                                     ncpus=cpus))
+
+        def target() -> DevicePair:
+            backend = make_backend(self.backend_name, caps, self.engine, None, "proof-target")
+            return keep(build_device("proof-target", caps, backend=backend,
+                                     engine=self.engine if backend is None else "fast",
+                                     ncpus=cpus))
+
+        def reference() -> DevicePair:
+            return keep(build_device("proof-reference", caps, engine="reference", ncpus=cpus))
+
+        def close() -> None:
+            for pair in made:
+                release = getattr(pair.device.backend, "close", None)
+                if release is not None:
+                    release()
+            made.clear()
+
+        return ScratchDevices(source, target, reference, close)
 
     def traffic_set(self, params: TrafficSetParams) -> TrafficResult:
         kind, rate = params.kind, params.rate
@@ -693,7 +716,16 @@ class DeviceService:
         if self.device.attached is None and not self.device.objects.programs:
             raise Refused(errno.ENOENT, f"device {self.device.name} holds no program to "
                                         "migrate.")
-        self.job = start_source(self, to, downtime, rounds, params.hold)
+        samples = 0
+        if params.prove:
+            sampler = self.device.sampler
+            samples = min(params.samples or MAX_SAMPLES, len(sampler.frames)) \
+                if sampler is not None else 0
+            if not samples:
+                raise Refused(errno.ENODATA, f"device {self.device.name} holds no sampled "
+                                             "frames to prove with: start its daemon with "
+                                             "--sample-ring N and let traffic reach it.")
+        self.job = start_source(self, to, downtime, rounds, params.hold, samples=samples)
         return MigrateStartResult(self.device.name, to)
 
     def _held_job(self, verb: str) -> Migration:
@@ -758,19 +790,20 @@ class DeviceService:
 
     def accept_migration(self, stream: Any, peer: str, allow_fallback: bool = False) -> None:
         """Serve an incoming migration on ``stream`` (the caller checked the device is free)."""
-        self.job = start_destination(self, stream, peer, allow_fallback)
+        self.job = start_destination(self, stream, peer, allow_fallback, self.scratch)
 
 
 class ProofRefused(ServiceError):
     """The restored program would not behave as the source's: refused before anything is
     restored, naming the first differing frame."""
 
-    def __init__(self, proof: Proof) -> None:
+    def __init__(self, proof: Proof, plan: dict[str, Any] | None = None) -> None:
         difference = proof.difference
         super().__init__(f"the proof failed: {difference.describe() if difference else '?'} "
                          f"({proof.summary()}); nothing was restored.")
         self.errno = errno.EPROTO
         self.proof = proof.as_dict()
+        self.plan = plan
 
 
 class PlanRefused(ServiceError):
@@ -798,6 +831,8 @@ def error_data(exc: BaseException) -> dict[str, Any]:
         data["plan"] = exc.plan
     if isinstance(exc, ProofRefused):
         data["proof"] = exc.proof
+        if exc.plan is not None:
+            data["plan"] = exc.plan
     if isinstance(exc, ObjectLoadError):
         data["refused"] = {name: asdict(loader_refusal(r)) for name, r in exc.refused.items()}
     response = getattr(exc, "response", None)

@@ -36,6 +36,7 @@ from migrate.live import (
     SourceAborted,
     connect,
 )
+from migrate.live.proving import ScratchFactory
 
 from .errors import ServiceError
 from .protocol import MessageReader, Response, encode_request
@@ -168,13 +169,15 @@ def _ended(err: MigrationError) -> str:
 
 
 def start_source(service: Any, to: str, downtime_target: float, max_rounds: int,
-                 hold: bool = False) -> Migration:
+                 hold: bool = False, *, samples: int = 0) -> Migration:
+    """``samples`` > 0: the destination proves the state with that many sampled frames."""
     job = Migration(service, "source", to)
     job.hold = threading.Event() if hold else None
     job.release = threading.Event() if hold else None
     LOG.info("migration to %s started", to)
     source = MigrationSource(service.device, downtime_target, max_rounds, lock=service.lock,
-                             hold=job.hold, cancel=job.cancel, release=job.release)
+                             hold=job.hold, cancel=job.cancel, release=job.release,
+                             prove=samples > 0, samples=samples)
     job.source = source
 
     def run() -> None:
@@ -194,12 +197,13 @@ def start_source(service: Any, to: str, downtime_target: float, max_rounds: int,
 
 
 def start_destination(service: Any, stream: socket.socket, peer: str,
-                      allow_fallback: bool = False) -> Migration:
+                      allow_fallback: bool = False,
+                      scratch: ScratchFactory | None = None) -> Migration:
     job = Migration(service, "destination", peer)
     LOG.info("incoming migration from %s", peer)
     job.stream = counting(stream)
     job.state = "running"
-    job.destination = MigrationDestination(service.pair, allow_fallback)
+    job.destination = MigrationDestination(service.pair, allow_fallback, scratch=scratch)
 
     def run() -> None:
         assert job.stream is not None and job.destination is not None

@@ -78,6 +78,12 @@ class VmMigrationReport:
     device: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def proof(self) -> dict[str, Any] | None:
+        """The device migration's proofs (``vm-migrate --prove``), else None."""
+        proof = self.device.get("proof")
+        return proof if isinstance(proof, dict) else None
+
+    @property
     def offload_share(self) -> float:
         """The device's final round as a share of the guest's downtime."""
         return self.offload_downtime / self.qemu_downtime if self.qemu_downtime else 0.0
@@ -87,20 +93,25 @@ class VmMigrationReport:
                 "qemu_setup": self.qemu_setup, "ram_transferred": self.ram_transferred,
                 "offload_downtime": self.offload_downtime, "offload_total": self.offload_total,
                 "offload_share": round(self.offload_share, 4), "plan": self.plan,
-                "device": self.device}
+                "proof": self.proof, "device": self.device}
 
 
 class VmMigration:
-    """One run of ``vm-migrate``; ``progress`` hears each step's name."""
+    """One run of ``vm-migrate``; ``progress`` hears each step's name. ``prove``: the
+    destination device proves the offloaded state with up to ``samples`` sampled frames (0:
+    all the source's ring holds) on the full copy, before QEMU moves RAM, and on the final
+    state inside the switchover (docs/restore-proof.md)."""
 
     def __init__(self, qmp_from: str, qmp_to: str, device_from: str, device_to: str,
                  uri: str, *, timeout: float = 600.0,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, prove: bool = False,
+                 samples: int = 0) -> None:
         self.qmp_from, self.qmp_to = qmp_from, qmp_to
         self.device_from, self.device_to = device_from, os.path.abspath(device_to)
         self.uri = uri
         self.timeout = timeout
         self.progress = progress or (lambda step: None)
+        self.prove = {"prove": True, "samples": samples} if prove else {}
         self.deadline = 0.0
         self.src_qemu: QmpClient | None = None
         self.dst_qemu: QmpClient | None = None
@@ -152,7 +163,7 @@ class VmMigration:
     def _migrate(self) -> VmMigrationReport:
         assert self.src_qemu is not None and self.src_dev is not None
         self.progress("plan and full copy of the offloaded state")
-        self.src_dev.call("migrate.start", to=self.device_to, hold=True)
+        self.src_dev.call("migrate.start", to=self.device_to, hold=True, **self.prove)
         self.device_started = True
         picture = self._device_until(lambda p: p.get("phase") == "precopy", WATCH)
         if picture.get("state") in FINISHED:

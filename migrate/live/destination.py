@@ -42,7 +42,9 @@ from .messages import (
     SnapshotEnd,
     Welcome,
 )
+from .proof_record import LiveProof, proof_summary
 from .protocol import PROTOCOL_VERSIONS, Connection, Role, State
+from .proving import Prover, ScratchFactory
 from .report import MigrationOutcome, MigrationReport, RoundStats
 from .target import TargetState
 
@@ -54,10 +56,13 @@ READ_FORMATS = tuple(range(1, FORMAT_VERSION + 1))
 
 class MigrationDestination:
     """Take a migrating device's state into ``pair`` (its driver restores through the
-    control path). ``allow_fallback`` lets programs the target cannot run stay in the guest."""
+    control path). ``allow_fallback`` lets programs the target cannot run stay in the guest.
+    ``scratch`` gives the scratch devices a proof runs on when the source asks for one
+    (migrate/live/proving.py); without it such a migration is refused."""
 
     def __init__(self, pair: DevicePair, allow_fallback: bool = False, *,
-                 timeout: float = 30.0, limits: DecodeLimits = DecodeLimits()) -> None:
+                 timeout: float = 30.0, limits: DecodeLimits = DecodeLimits(),
+                 scratch: ScratchFactory | None = None) -> None:
         self.pair = pair
         self.allow_fallback = allow_fallback
         self.timeout = timeout
@@ -65,6 +70,7 @@ class MigrationDestination:
         #: what the last migration served here restored; ``rollback`` removes it even after
         #: the commit (a VM's switchover that failed once the device state had moved)
         self.target: TargetState | None = None
+        self.scratch = scratch
 
     def serve(self, stream: socket.socket) -> MigrationReport:
         """Serve one migration on a connected ``stream``; the report, or an error after
@@ -84,6 +90,8 @@ class _Serve:
         self.hello: Hello | None = None
         self.welcome: Welcome | None = None
         self.downtime: float | None = None
+        self.prover: Prover | None = None
+        self.proofs: list[LiveProof] = []
 
     def report(self, outcome: MigrationOutcome, reason: str = "") -> MigrationReport:
         rounds = max(0, len(self.details) - (2 if self.downtime is not None else 1))
@@ -93,11 +101,17 @@ class _Serve:
             time.monotonic() - self.start, self.downtime, None,
             self.welcome.protocol if self.welcome else None,
             self.welcome.format if self.welcome else None,
-            self.hello.device if self.hello else "", reason, tuple(self.details))
+            self.hello.device if self.hello else "", reason, tuple(self.details),
+            proof_summary(self.proofs[0] if self.proofs else None,
+                          self.proofs[1] if len(self.proofs) > 1 else None))
 
     def go(self) -> MigrationReport:
         try:
-            self._serve()
+            try:
+                self._serve()
+            finally:
+                if self.prover is not None:
+                    self.prover.close()
         except BaseException as exc:
             problems = self.target.rollback()
             tail = f" (undoing it failed: {'; '.join(problems)})" if problems else ""
@@ -145,6 +159,9 @@ class _Serve:
                 f"{list(hello.protocols)} and writes snapshot formats {list(hello.formats)}; "
                 f"this destination speaks {list(PROTOCOL_VERSIONS)} and reads "
                 f"{list(READ_FORMATS)}.", code="version")
+        if hello.prove and (max(protocols) < 2 or self.dest.scratch is None):
+            raise DestinationRefused("the source asks for a proof, which this destination "
+                                     "cannot run.", code="proof")
         device = self.dest.pair.device
         self.welcome = Welcome(max(protocols), max(formats), device.name, device.caps.name)
         ch.send(self.welcome)
@@ -184,8 +201,13 @@ class _Serve:
             raise DestinationRefused(str(exc), code="incompatible") from None
         except SnapshotError as exc:  # RestoreError: the target refused midway, undone
             raise DestinationRefused(str(exc), code="restore") from None
+        proof = None
+        if self.hello is not None and self.hello.prove and self.dest.scratch is not None:
+            self.prover = Prover(snapshot, self.dest.scratch(snapshot), self.dest.allow_fallback)
+            proof = self.prover.before(progress)
+            self.proofs.append(proof)
         seconds = time.monotonic() - t0
-        ch.send(Ready(result.plan.outcome.name, result.entries, int(seconds * 1e9)))
+        ch.send(Ready(result.plan.outcome.name, result.entries, int(seconds * 1e9), proof))
         self.details.append(RoundStats(0, result.entries, ch.bytes_received - received0,
                                        seconds))
 
@@ -205,12 +227,16 @@ class _Serve:
             else:
                 assert isinstance(message, Final)
                 paused = time.monotonic()
+                proof = None
+                if self.prover is not None:  # the final state, before anything runs here
+                    proof = self.prover.final(message)
+                    self.proofs.append(proof)
                 try:
                     self.target.commit(message)
                 except OffloadError as exc:
                     raise DestinationRefused(f"the commit failed: {exc}", code="commit") \
                         from None
-                ch.send(Committed(entries, int((time.monotonic() - paused) * 1e9)))
+                ch.send(Committed(entries, int((time.monotonic() - paused) * 1e9), proof))
                 self.downtime = time.monotonic() - paused
                 self.details.append(RoundStats(message.round, entries,
                                                ch.bytes_received - received0,
@@ -219,6 +245,8 @@ class _Serve:
 
     def _apply(self, delta: Delta) -> int:
         try:
+            if self.prover is not None:
+                self.prover.apply(delta)
             return self.target.apply(delta)
         except MigrationError:
             raise

@@ -17,6 +17,7 @@ from ..errors import SnapshotError
 from ..schema import MAX_NAME, MAX_TEXT, U32, U64, Fields, Tuple
 from .errors import ProtocolViolation
 from .frames import MAX_PAYLOAD, Frame, FrameType, encode_frame
+from .proof_record import LiveProof
 
 MAGIC = "offload-migrate live"
 MAX_LIST = 1 << 16
@@ -46,10 +47,14 @@ class Hello(Message):
     device: str
     profile: str
     cpus: int
+    prove: bool = False  # protocol 2: the destination proves before READY and at the cut
 
     def fields(self) -> dict[str, Any]:
-        return {"magic": MAGIC, "protocols": list(self.protocols), "formats": list(self.formats),
-                "device": self.device, "profile": self.profile, "cpus": self.cpus}
+        out = {"magic": MAGIC, "protocols": list(self.protocols), "formats": list(self.formats),
+               "device": self.device, "profile": self.profile, "cpus": self.cpus}
+        if self.prove:  # only when asked, so a version 1 destination still reads the rest
+            out["prove"] = True
+        return out
 
     @classmethod
     def parse(cls, f: Fields) -> Hello:
@@ -57,7 +62,8 @@ class Hello(Message):
             raise ProtocolViolation("the peer's hello does not name this protocol: it is not an "
                                     "offload-migrate migration source.")
         return cls(_ints(f, "protocols"), _ints(f, "formats"), f.str("device", MAX_NAME),
-                   f.str("profile", MAX_NAME), f.int("cpus", 1, 1 << 14))
+                   f.str("profile", MAX_NAME), f.int("cpus", 1, 1 << 14),
+                   f.bool("prove", False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +169,15 @@ class Ready(Message):
     outcome: str
     entries: int
     restore_ns: int
+    proof: LiveProof | None = None  # protocol 2, when HELLO asked for it: the full copy's
 
     def fields(self) -> dict[str, Any]:
-        return {"outcome": self.outcome, "entries": self.entries, "restore_ns": self.restore_ns}
+        return _with_proof({"outcome": self.outcome, "entries": self.entries,
+                            "restore_ns": self.restore_ns}, self.proof)
 
     @classmethod
     def parse(cls, f: Fields) -> Ready:
-        return cls(f.str("outcome", 32), f.int("entries"), f.int("restore_ns"))
+        return cls(f.str("outcome", 32), f.int("entries"), f.int("restore_ns"), _proof(f))
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,13 +295,14 @@ class Committed(Message):
     TYPE: ClassVar[FrameType] = FrameType.COMMITTED
     entries: int
     commit_ns: int
+    proof: LiveProof | None = None  # protocol 2, when HELLO asked for it: the final state's
 
     def fields(self) -> dict[str, Any]:
-        return {"entries": self.entries, "commit_ns": self.commit_ns}
+        return _with_proof({"entries": self.entries, "commit_ns": self.commit_ns}, self.proof)
 
     @classmethod
     def parse(cls, f: Fields) -> Committed:
-        return cls(f.int("entries"), f.int("commit_ns"))
+        return cls(f.int("entries"), f.int("commit_ns"), _proof(f))
 
 
 MESSAGES: dict[FrameType, type[Message]] = {
@@ -320,6 +329,17 @@ def decode_message(frame: Frame) -> Message:
     except SnapshotError as exc:
         raise ProtocolViolation(str(exc)) from None
     return message
+
+
+def _with_proof(fields: dict[str, Any], proof: LiveProof | None) -> dict[str, Any]:
+    if proof is not None:
+        fields["proof"] = proof.fields()
+    return fields
+
+
+def _proof(f: Fields) -> LiveProof | None:
+    sub = f.sub("proof", None)
+    return None if sub is None else LiveProof.parse(sub)
 
 
 def _ints(f: Fields, key: str) -> tuple[int, ...]:

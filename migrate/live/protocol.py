@@ -21,8 +21,9 @@ from .errors import ProtocolViolation, StreamTruncated
 from .frames import FrameDecoder, FrameType
 from .messages import Message, decode_message
 
-#: Versions of this protocol this code speaks.
-PROTOCOL_VERSIONS = (1,)
+#: Versions of this protocol this code speaks (2 adds the proof: HELLO ``prove``, READY and
+#: COMMITTED ``proof``, REFUSE code ``proof``).
+PROTOCOL_VERSIONS = (1, 2)
 
 
 class Role(Enum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 
 class MigrationOutcome(Enum):
@@ -43,6 +44,7 @@ class MigrationReport:
     peer: str = ""
     reason: str = ""
     details: tuple[RoundStats, ...] = field(default=())
+    proof: dict[str, Any] | None = None  # the proofs' figures (migrate/live/proving.py)
 
     @property
     def bytes(self) -> int:
@@ -55,4 +57,5 @@ class MigrationReport:
                 "entries_per_round": list(self.entries_per_round),
                 "total_time": self.total_time, "downtime": self.downtime,
                 "downtime_target": self.downtime_target, "protocol": self.protocol,
-                "format": self.format, "peer": self.peer, "reason": self.reason}
+                "format": self.format, "peer": self.peer, "reason": self.reason,
+                "proof": self.proof}

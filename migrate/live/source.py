@@ -55,6 +55,7 @@ from .messages import (
     SnapshotEnd,
     Welcome,
 )
+from .proof_record import LiveProof, proof_summary
 from .protocol import PROTOCOL_VERSIONS, Connection, Role, State
 from .report import MigrationOutcome, MigrationReport, RoundStats
 from .tracking import DirtyMaps, SourceState
@@ -114,14 +115,17 @@ class MigrationSource:
     docstring) hand the moment of the cut, or the decision to give up, to the caller;
     ``phase`` says where the run is: ``connecting``, ``copy``, ``precopy`` (the destination
     planned and restored the full copy), ``final``, ``committed`` (waiting for ``release``),
-    ``done``.
+    ``done``. ``prove`` asks the destination to prove the state before the rounds and at the
+    cut (migrate/live/proving.py) with up to ``samples`` of the frames the device's sample
+    ring holds, sent in the full copy.
     """
 
     def __init__(self, device: Device, downtime_target: float = 0.05, max_rounds: int = 30, *,
                  lock: threading.Lock | None = None, timeout: float = 30.0,
                  chunks: ChunkLimits = ChunkLimits(), hold: threading.Event | None = None,
                  cancel: threading.Event | None = None,
-                 release: threading.Event | None = None) -> None:
+                 release: threading.Event | None = None, prove: bool = False,
+                 samples: int = 0) -> None:
         if downtime_target <= 0 or max_rounds < 0 or timeout <= 0:
             raise ValueError("downtime_target and timeout must be positive, max_rounds at "
                              "least 0.")
@@ -134,6 +138,8 @@ class MigrationSource:
         self.hold = hold
         self.cancel = cancel
         self.release = release
+        self.prove = prove
+        self.samples = samples
         self.phase = "connecting"
         self.plan: str | None = None  # the destination's plan outcome, once READY came
 
@@ -155,6 +161,7 @@ class _Run:
         self.state: SourceState | None = None
         self.base = 0.0  # seconds a round costs besides its entries (round trip, commit)
         self.per_entry = 0.0
+        self.proofs: list[LiveProof] = []
 
     def report(self, outcome: MigrationOutcome, reason: str = "") -> MigrationReport:
         return MigrationReport(
@@ -165,7 +172,9 @@ class _Run:
             self.downtime, self.source.downtime_target,
             self.welcome.protocol if self.welcome else None,
             self.welcome.format if self.welcome else None,
-            self.welcome.device if self.welcome else "", reason, tuple(self.details))
+            self.welcome.device if self.welcome else "", reason, tuple(self.details),
+            proof_summary(self.proofs[0] if self.proofs else None,
+                          self.proofs[1] if len(self.proofs) > 1 else None))
 
     def go(self) -> MigrationReport:
         try:
@@ -202,7 +211,8 @@ class _Run:
         ch = self.channel
         t0 = time.monotonic()
         ch.send(Hello(PROTOCOL_VERSIONS, (FORMAT_VERSION,), self.device.name,
-                      self.device.caps.name, int(getattr(self.device.backend, "ncpus", 1))))
+                      self.device.caps.name, int(getattr(self.device.backend, "ncpus", 1)),
+                      self.source.prove))
         answer = ch.receive()
         if not isinstance(answer, Welcome):
             raise _refusal(answer)
@@ -214,13 +224,16 @@ class _Run:
         self.source.phase = "copy"
         t0, sent0 = time.monotonic(), ch.bytes_sent
         sink = _Sink(ch, self.source.cancel)
-        stats = write_snapshot(sink, self.state.snapshot(), self.source.chunks)
+        samples = self.source.samples if self.source.prove else 0
+        stats = write_snapshot(sink, self.state.snapshot(samples), self.source.chunks)
         sink.flush()
         ch.send(SnapshotEnd(sink.total, sink.crc))
         while not isinstance(answer := ch.receive(), Ready):
             if not isinstance(answer, Progress):
                 raise _refusal(answer)
         self.source.plan = answer.outcome
+        if answer.proof is not None:
+            self.proofs.append(answer.proof)
         self.source.phase = "precopy"
         seconds = time.monotonic() - t0
         self.details.append(RoundStats(0, stats.entries, ch.bytes_sent - sent0, seconds))
@@ -316,6 +329,8 @@ class _Run:
             raise
         if not isinstance(answer, Committed):
             raise _refusal(answer)
+        if answer.proof is not None:
+            self.proofs.append(answer.proof)
         self.downtime = time.monotonic() - self.paused_at
         self.details.append(RoundStats(round_no, count, ch.bytes_sent - sent0, self.downtime,
                                        estimate))

@@ -86,10 +86,11 @@ class SourceState:
         self.ncpus = int(getattr(device.backend, "ncpus", 1))
 
     # ------------------------------------------------------------- full copy
-    def snapshot(self) -> Snapshot:
-        """The state with map contents read chunk by chunk under the lock while it is sent."""
+    def snapshot(self, samples: int = 0) -> Snapshot:
+        """The state with map contents read chunk by chunk under the lock while it is sent;
+        ``samples``: up to that many of the frames the device's sample ring holds."""
         with self.lock:
-            snap = checkpoint(self.device, stream=True)
+            snap = checkpoint(self.device, stream=True, samples=samples)
         maps = []
         for state in snap.maps:
             if state.entries is not None and not state.entries.materialised:

@@ -57,3 +57,5 @@ def test_without_a_sample_the_proof_says_what_is_missing(daemons, tmp_path):
     done = cli("restore", str(snap), "--device", str(b.path), "--prove-frames", str(frames))
     assert done.returncode == 0, done.stderr
     assert "proof: " in done.stdout and "branches covered" in done.stdout
+    table = " ".join(done.stdout.split())
+    assert "│ identical: " in table and "generated)," in table  # the plan table's column

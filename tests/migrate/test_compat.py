@@ -193,3 +193,24 @@ def test_plan_table_renders(no_lowering: None) -> None:
     text = console.export_text()
     assert "Compatibility with smartnic: incompatible" in text
     assert "program xdp_dispatch" in text and "bpf_tail_call#12" in text
+
+
+def test_plan_table_shows_the_proof_on_the_program_row() -> None:
+    snapshot = fixture_snapshot("xdp_firewall_v4")
+    name = next(p.name for p in snapshot.programs if p.attach)
+    proof = {"program": name, "rewritten": True, "frames": 6, "generated": 40,
+             "branches_covered": 16, "branches_total": 30, "ok": True}
+    console = Console(record=True, width=240)
+    console.print(plan_table(plan(snapshot, SMARTNIC), proof))
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if f"program {name}" in line)
+    assert "identical: 46 frames (40 generated), 16/30 branches covered" in row
+    different = {**proof, "ok": False,
+                 "difference": {"frame": 1, "generated": False, "what": "verdict XDP_DROP on "
+                                "the source, XDP_PASS on the target", "insn": 7}}
+    console = Console(record=True, width=240)
+    console.print(plan_table(plan(snapshot, SMARTNIC), different))
+    assert "DIFFERENT at frame 1: verdict XDP_DROP on the source" in console.export_text()
+    console = Console(record=True, width=240)
+    console.print(plan_table(plan(snapshot, SMARTNIC)))
+    assert "identical" not in console.export_text()  # no proof, no column

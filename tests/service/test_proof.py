@@ -94,5 +94,7 @@ def test_a_wrong_rewrite_is_refused_and_the_target_stays_empty(monkeypatch):
     target = DeviceService("dst", "smartnic")
     with pytest.raises(ProofRefused, match="the proof failed: frame 1: verdict XDP_DROP") as info:
         target.restore_payload(source_payload(6), prove=True)
-    assert error_data(info.value)["proof"]["ok"] is False
+    data = error_data(info.value)
+    assert data["proof"]["ok"] is False
+    assert data["plan"]["outcome"] == "rewritable"  # the report table shows where they part
     assert not target.device.objects.programs and not target.device.objects.maps

@@ -174,3 +174,33 @@ def test_addresses() -> None:
     for bad in ("tcp:host", "tcp::80", "udp:1.2.3.4:5", "unix:", "tcp:h:99999", "x"):
         with pytest.raises(AddressError, match="is not a migration address"):
             parse_address(bad)
+
+
+def test_the_proof_fields_of_version_2_round_trip_and_are_checked() -> None:
+    import msgpack
+
+    from migrate.live.messages import decode_message
+    from migrate.live.proof_record import LiveProof
+
+    proof = LiveProof("fw", True, 6, 250, 16, 30, 0.125)
+    for message in (Hello((1, 2), (2,), "a", "full", 2, prove=True),
+                    Ready("REWRITABLE", 3, 5, proof), Committed(1, 10, proof)):
+        frame = FrameDecoder()
+        frame.feed(message.encode())
+        assert decode_message(frame.next_frame()) == message
+    # without a proof the fields are absent: what a version 1 peer reads
+    assert b"prove" not in Hello((1, 2), (2,), "a", "full", 2).encode()
+    assert b"proof" not in Ready("COMPATIBLE", 1, 1).encode()
+    fields = Ready("REWRITABLE", 3, 5, proof).fields()
+    fields["proof"]["extra"] = 1
+    with pytest.raises(ProtocolViolation, match="unexpected fields 'extra'"):
+        decode_message(next_frame(encode_frame(FrameType.READY, msgpack.packb(fields))))
+    fields["proof"] = {**proof.fields(), "frames": -1}
+    with pytest.raises(ProtocolViolation, match="'frames' must be an integer"):
+        decode_message(next_frame(encode_frame(FrameType.READY, msgpack.packb(fields))))
+
+
+def next_frame(data: bytes):  # type: ignore[no-untyped-def]
+    decoder = FrameDecoder()
+    decoder.feed(data)
+    return decoder.next_frame()
