@@ -27,7 +27,7 @@ def _start(a, b, *extra):
         stderr=subprocess.PIPE, text=True)
 
 
-def _wait(path, predicate, seconds=15.0):
+def _wait(path, predicate, seconds=60.0):  # returns as soon as it holds; slow only under load
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         picture = status(path)["migration"] or {}
