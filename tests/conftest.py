@@ -1,4 +1,5 @@
-"""The counts of the generated-program tests (tests/offload/oracle) in the terminal summary.
+"""The counts of the generated-program tests (tests/offload/oracle) in the terminal summary,
+and the scheduling that keeps a module of real guests on one worker.
 
 Under pytest-xdist each worker hands its counts to the controller (``workeroutput``), which
 adds them up; this file sits at the top of the tests so that the controller loads it in a
@@ -14,8 +15,29 @@ import pytest
 
 from tests.offload.oracle.stats import COUNTS
 
+#: Modules whose tests share module-scoped fixtures too costly to build twice (booted QEMU
+#: guests): each runs on one worker. pytest-xdist's ``xdist_group`` does this by appending
+#: the group to node ids, which pytest 9.2 no longer lets a plugin change, so the scheduler
+#: groups these modules by path instead; every other test is scheduled on its own.
+SHARED_FIXTURE_MODULES = ("tests/e2e/",)
+
 _GATHERED: Counter[str] = Counter()
 _WORKERS: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):  # noqa: ANN001, ANN201 - xdist's types
+    if config.getvalue("dist") not in ("load", "loadgroup"):
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureModules(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(SHARED_FIXTURE_MODULES):
+                return nodeid.split("::", 1)[0]
+            return nodeid
+
+    return SharedFixtureModules(config, log)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
