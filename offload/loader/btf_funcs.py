@@ -31,6 +31,15 @@ _KIND_NAMES = {BtfKind.UNKN: "UNKNOWN", BtfKind.FUNC_PROTO: "FUNC_PROTO",
                BtfKind.DECL_TAG: "DECL_TAG", BtfKind.TYPE_TAG: "TYPE_TAG"}
 
 
+#: The kernel's reasons a prototype cannot be verified against (``btf_prepare_func_args``),
+#: written here and read back where a prototype is written as BTF again (:mod:`.func_btf`).
+NO_PROTOTYPE = "Function {name} doesn't have a prototype"
+TOO_MANY_ARGS = "Global function {name}() with {count} > {limit} args. Buggy compiler."
+NOT_SCALAR = "Global function {name}() doesn't return scalar. Only those are supported."
+UNSUPPORTED_ARG = "Arg#{index} type {kind} in {name}() is not supported yet."
+UNSIZED_ARG = "arg#{index} reference type('{kind} {target}') size cannot be determined: -22"
+
+
 def kind_name(kind: BtfKind) -> str:
     return _KIND_NAMES.get(kind, kind.name)
 
@@ -49,14 +58,13 @@ def prototype(btf: Btf, func: BtfType, ctx_name: str = XDP_CTX) -> FuncProto:
     name = func.name
     proto = btf[func.type_id]
     if proto.kind != BtfKind.FUNC_PROTO:
-        return FuncProto(problem=f"Function {name} doesn't have a prototype")
+        return FuncProto(problem=NO_PROTOTYPE.format(name=name))
     if len(proto.params) > MAX_ARGS:
-        return FuncProto(problem=f"Global function {name}() with {len(proto.params)} > "
-                                 f"{MAX_ARGS} args. Buggy compiler.")
+        return FuncProto(problem=TOO_MANY_ARGS.format(name=name, count=len(proto.params),
+                                                      limit=MAX_ARGS))
     ret = _skip_modifiers(btf, proto.type_id) if proto.type_id else None
     if ret is None or ret.kind not in _SCALAR_KINDS:
-        return FuncProto(problem=f"Global function {name}() doesn't return scalar. Only those "
-                                 "are supported.")
+        return FuncProto(problem=NOT_SCALAR.format(name=name))
     args = []
     for i, param in enumerate(proto.params):
         t = _skip_modifiers(btf, param.type_id)
@@ -64,8 +72,8 @@ def prototype(btf: Btf, func: BtfType, ctx_name: str = XDP_CTX) -> FuncProto:
             args.append(FuncArg(ArgKind.SCALAR))
             continue
         if t.kind != BtfKind.PTR:
-            return FuncProto(problem=f"Arg#{i} type {kind_name(t.kind)} in {name}() is not "
-                                     "supported yet.")
+            return FuncProto(problem=UNSUPPORTED_ARG.format(index=i, kind=kind_name(t.kind),
+                                                            name=name))
         target = _skip_modifiers(btf, t.type_id) if t.type_id else btf[0]
         if target.kind == BtfKind.STRUCT and target.name == ctx_name:
             args.append(FuncArg(ArgKind.CTX))
@@ -75,8 +83,8 @@ def prototype(btf: Btf, func: BtfType, ctx_name: str = XDP_CTX) -> FuncProto:
         except LoaderError:
             size = -1
         if size < 0 or target.kind in (BtfKind.FWD, BtfKind.FUNC_PROTO, BtfKind.FUNC):
-            return FuncProto(problem=f"arg#{i} reference type('{kind_name(target.kind)} "
-                                     f"{target.name if target.id else ''}') size cannot be determined: -22")
+            return FuncProto(problem=UNSIZED_ARG.format(
+                index=i, kind=kind_name(target.kind), target=target.name if target.id else ""))
         args.append(FuncArg(ArgKind.MEM, size))
     return FuncProto(tuple(args))
 
