@@ -4,9 +4,10 @@ A device sees no ELF object: PROG_LOAD brings a program's functions the way BPF_
 takes them, as a BTF blob and one ``func_info`` record (insn_off, type_id) per function. The
 guest writes the blob from the functions' linkage and prototypes (``FuncInfo``, from an object
 or a snapshot): a number is ``int``, the context ``struct xdp_md *``, N bytes of memory a
-pointer to ``char[N]``, and a prototype Linux cannot verify against is written so that it
-reads back with the same reason. The device reads blob and records back into ``FuncInfo``
-with the kernel's checks (``check_btf_func``): every refusal is EINVAL naming the field.
+pointer to ``char[N]`` (tagged ``arg:nonnull`` where it may not be NULL), and a prototype
+Linux cannot verify against is written so that it reads back with the same reason. The device
+reads blob and records back into ``FuncInfo`` with the kernel's checks (``check_btf_func``):
+every refusal is EINVAL naming the field.
 """
 
 from __future__ import annotations
@@ -21,12 +22,20 @@ from ..program import ArgKind, FuncArg, FuncInfo, Linkage
 from .btf import BtfParam, BtfType, parse_btf
 from .btf_encode import encode_btf
 from .btf_funcs import (
+    ARG_TAG,
+    KNOWN_TAGS,
     MAX_ARGS,
     NOT_SCALAR,
+    TAG_COMBINATION,
+    TAG_CTX_TYPE,
+    TAG_NOT_POINTER,
+    TAG_UNKNOWN,
+    TAG_UNSUPPORTED,
     TOO_MANY_ARGS,
     UNSIZED_ARG,
     UNSUPPORTED_ARG,
     XDP_CTX,
+    arg_tags,
     prototype,
 )
 from .btf_layout import BtfKind
@@ -50,9 +59,12 @@ def function_btf(functions: Sequence[FuncInfo]) -> FunctionBtf | None:
     builder = _Builder()
     records = []
     for info in sorted(functions, key=lambda f: f.slot):
-        proto_id = builder.prototype(info)
+        proto_id, tags = builder.prototype(info)
         func_id = builder.add(BtfKind.FUNC, name=info.name, type_id=proto_id,
                               linkage=int(info.linkage))
+        for index, tag in tags:
+            builder.add(BtfKind.DECL_TAG, name=ARG_TAG + tag, type_id=func_id,
+                        component_idx=index)
         records.append((info.slot, func_id))
     return FunctionBtf(encode_btf(builder.types), tuple(records))
 
@@ -68,6 +80,11 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 _TOO_MANY, _NOT_SCALAR = _pattern(TOO_MANY_ARGS), _pattern(NOT_SCALAR)
 _UNSUPPORTED, _UNSIZED = _pattern(UNSUPPORTED_ARG), _pattern(UNSIZED_ARG)
+_TAG_UNKNOWN, _TAG_NOT_POINTER = _pattern(TAG_UNKNOWN), _pattern(TAG_NOT_POINTER)
+_TAG_COMBINATION, _TAG_CTX_TYPE = _pattern(TAG_COMBINATION), _pattern(TAG_CTX_TYPE)
+_TAG_UNSUPPORTED = _pattern(TAG_UNSUPPORTED)
+#: Tags a prototype carries: (argument index, the name after ``arg:``)
+Tags = list[tuple[int, str]]
 
 
 class _Builder:
@@ -102,12 +119,39 @@ class _Builder:
                             index_type=self.int_type(), nelems=arg.size)
         return self.shared(("char[]*", arg.size), BtfKind.PTR, type_id=array)
 
-    def prototype(self, info: FuncInfo) -> int:
+    def prototype(self, info: FuncInfo) -> tuple[int, Tags]:
+        """The FUNC_PROTO of ``info`` and the tags its FUNC must carry."""
         proto = info.proto
         if proto is None or not proto.problem:
-            params = [self.arg(a) for a in proto.args] if proto is not None else []
-            return self._proto(self.int_type(), params)
-        return self._problem(proto.problem)
+            args = proto.args if proto is not None else ()
+            tags = [(i, "nonnull") for i, a in enumerate(args) if a.kind == ArgKind.MEM_NONNULL]
+            return self._proto(self.int_type(), [self.arg(a) for a in args]), tags
+        return self._tag_problem(proto.problem) or (self._problem(proto.problem), [])
+
+    def _tag_problem(self, problem: str) -> tuple[int, Tags] | None:
+        """A prototype whose tags read back with ``problem``, if it is about tags."""
+        for pattern, tags in ((_TAG_UNKNOWN, ["unknown"]), (_TAG_NOT_POINTER, ["nonnull"]),
+                              (_TAG_COMBINATION, ["ctx", "nonnull"]), (_TAG_CTX_TYPE, ["ctx"]),
+                              (_TAG_UNSUPPORTED, None)):
+            m = pattern.fullmatch(problem)
+            if m is None or not m["index"].isdigit() or int(m["index"]) >= MAX_ARGS:
+                continue
+            index = int(m["index"])
+            if tags is None:
+                if m["tag"] not in KNOWN_TAGS - {"ctx", "nonnull"}:
+                    return None
+                tags = [m["tag"]]
+            if pattern is _TAG_UNKNOWN or pattern is _TAG_NOT_POINTER:
+                param = self.int_type()
+            elif pattern is _TAG_COMBINATION:
+                param = self.arg(FuncArg(ArgKind.CTX))
+            elif pattern is _TAG_CTX_TYPE:
+                param = self.add(BtfKind.PTR, type_id=self.int_type())
+            else:
+                param = self.arg(FuncArg(ArgKind.MEM, 1))
+            params = [self.int_type()] * index + [param]
+            return self._proto(self.int_type(), params), [(index, tag) for tag in tags]
+        return None
 
     def _proto(self, ret: int, params: Sequence[int]) -> int:
         return self.add(BtfKind.FUNC_PROTO, type_id=ret, vlen=len(params),
@@ -116,7 +160,7 @@ class _Builder:
     def _problem(self, problem: str) -> int:
         """A prototype that reads back with ``problem``: each reason of ``btf_funcs`` has
         one; any other (never written by this tree) becomes a void return, which refuses
-        every call as well."""
+        every call as well. Reasons about tags are :meth:`_tag_problem`'s."""
         if (m := _TOO_MANY.fullmatch(problem)) and m["count"].isdigit() \
                 and MAX_ARGS < int(m["count"]) <= 0xFFFF:
             return self._proto(self.int_type(), [self.int_type()] * int(m["count"]))
@@ -178,6 +222,7 @@ def read_function_btf(blob: bytes, records: Sequence[tuple[int, int]],
                                        f"({len(records)}) doesn't match number of subprogs "
                                        f"({len(subprograms)})")
     found = []
+    tags = arg_tags(btf)
     for i, ((insn_off, type_id), start) in enumerate(zip(records, subprograms, strict=True)):
         if insn_off != start:
             raise ErrnoError(errno.EINVAL, f"func_info[{i}].insn_off: func_info BTF section "
@@ -197,7 +242,7 @@ def read_function_btf(blob: bytes, records: Sequence[tuple[int, int]],
                                            f"type [{func.type_id}], which is not a "
                                            "FUNC_PROTO: Invalid type_id")
         found.append(FuncInfo(start, func.name, Linkage(func.linkage),
-                              prototype(btf, func, ctx_name)))
+                              prototype(btf, func, ctx_name, tags)))
     return tuple(found)
 
 

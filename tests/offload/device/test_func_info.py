@@ -33,15 +33,15 @@ from offload.loader.btf import BtfType
 from offload.loader.btf_encode import encode_btf
 from offload.loader.btf_layout import BtfKind
 from offload.loader.func_btf import function_btf, read_function_btf
-from offload.program import FuncInfo, Linkage, resolve_map_references
+from offload.program import ArgKind, FuncInfo, FuncProto, Linkage, resolve_map_references
 from offload.verifier import VerifierError, verify
 from offload.virtio import bpf_progs as p
 
 LIBBPF = Path(__file__).resolve().parents[3] / "fixtures" / "xdp" / "libbpf"
 FUNCS, RULES = LIBBPF / "xdp_global_funcs.o", LIBBPF / "xdp_global_rules.o"
+TAGS = LIBBPF / "xdp_global_tags.o"
 FULL = load_profile("full")
-PROGRAMS = [(FUNCS, name) for name in load_object(FUNCS).programs] + \
-    [(RULES, name) for name in load_object(RULES).programs]
+PROGRAMS = [(path, name) for path in (FUNCS, RULES, TAGS) for name in load_object(path).programs]
 
 
 def _verdict(run) -> int | str:
@@ -184,7 +184,7 @@ def test_mangled_function_btf_is_refused_or_read_never_a_fault(data) -> None:
 
 
 def test_the_btf_written_reads_back_to_the_same_functions() -> None:
-    for path in (FUNCS, RULES):
+    for path in (FUNCS, RULES, TAGS):
         for spec in load_object(path).programs.values():
             funcs = function_btf(spec.functions)
             assert funcs is not None
@@ -223,6 +223,36 @@ def test_a_snapshot_keeps_the_functions_and_a_restore_sends_them() -> None:
     (program,) = target.device.objects.programs.values()
     assert program.functions == state.spec.functions
     assert program.report.insns_processed == 117  # global functions verified once again
+
+
+def test_a_restore_keeps_argument_tags() -> None:
+    """arg:nonnull travels as a decl tag in PROG_LOAD and as its own argument kind in the
+    snapshot: the restored callee still reads its argument without a NULL check."""
+    obj, pair, maps = _loaded(TAGS)
+    spec = obj.programs["xdp_tags_accept"]
+    pair.driver.prog_load(spec, maps=maps)
+    snapshot = decode(encode(checkpoint(pair.device)))
+    (state,) = snapshot.programs
+    assert state.spec.functions == spec.functions
+    assert any(a.kind == ArgKind.MEM_NONNULL for f in state.spec.functions
+               for a in (f.proto.args if f.proto is not None else ()))
+    target = build_device("target", FULL, seed=2)
+    restore(snapshot, target.driver)
+    (program,) = target.device.objects.programs.values()
+    assert program.report.insns_processed == 37
+
+
+def test_every_tag_problem_reads_back_with_its_reason() -> None:
+    reasons = ["arg#1 has pointer tag, but is not a pointer type",
+               "arg#0 has invalid combination of tags", "arg#2 has unsupported set of tags",
+               "arg#0 should be `struct xdp_md *`",
+               "arg#3 tag arg:trusted is not supported by the device"]
+    functions = tuple(FuncInfo(slot, f"f{slot}", Linkage.GLOBAL, FuncProto(problem=reason))
+                      for slot, reason in enumerate(reasons))
+    funcs = function_btf(functions)
+    assert funcs is not None
+    back = read_function_btf(funcs.btf, funcs.records, range(len(reasons)))
+    assert [f.proto.problem for f in back if f.proto is not None] == reasons
 
 
 def test_a_live_migration_keeps_global_function_verification() -> None:
