@@ -24,6 +24,7 @@ from migrate.checkpoint import checkpoint
 from migrate.codec import decode, encode
 from migrate.live import MigrationDestination, MigrationSource
 from migrate.restore import restore
+from offload.backends.kernel import KernelBackend, kernel_available
 from offload.caps import load_profile
 from offload.device import build_device
 from offload.errors import ErrnoError
@@ -82,6 +83,27 @@ def _by_device(pair, maps, spec) -> int | str:
 def test_the_device_verifies_as_verify_does(path: Path, name: str) -> None:
     obj, pair, maps = _loaded(path)
     assert _by_device(pair, maps, obj.programs[name]) == _by_verify(path, name)
+
+
+def test_a_device_on_the_host_kernel_gets_the_same_tags() -> None:
+    """The kernel backend hands the kernel the function BTF the device was sent, argument
+    tags and prototype problems included: Linux gives the verdicts ``verify`` gives."""
+    available, reason = kernel_available()
+    if not available:
+        pytest.skip(f"host-kernel backend unavailable: {reason}")
+    obj = load_object(TAGS)
+    for name, spec in obj.programs.items():
+        backend = KernelBackend(FULL)
+        try:
+            pair = build_device("kernel", FULL, backend=backend)
+            maps = {m: pair.driver.map_create(s) for m, s in obj.maps.items()}
+            verdict = _by_device(pair, maps, spec)
+        finally:
+            backend.close()
+        expected = _by_verify(TAGS, name)
+        assert isinstance(verdict, int) == isinstance(expected, int), (name, verdict)
+        if isinstance(expected, int):
+            assert verdict == expected, name
 
 
 def test_the_device_keeps_the_functions_it_was_sent() -> None:
