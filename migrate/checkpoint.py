@@ -117,6 +117,7 @@ def _program_state(device: Device, program: ProgramObject, map_names: dict[int, 
                    name: str) -> ProgramState:
     spec = ProgramSpec(name, program.prog_type, program.instructions, program.license,
                        flags=program.flags, map_refs=program.map_references(map_names),
+                       functions=program.functions,
                        expected_attach_type=program.expected_attach_type)
     attach = AttachPoint(device.name) if device.attached == program.handle else None
     report = program.report

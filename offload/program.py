@@ -69,8 +69,10 @@ class ArgKind(IntEnum):
     (``btf_prepare_func_args``): a number, the program's context, or memory of a size."""
 
     SCALAR = 0  # an integer or enum
-    CTX = 1  # a pointer to the program type's context struct (``struct xdp_md *``)
+    CTX = 1  # a pointer to the program type's context struct (``struct xdp_md *``), or one
+    # tagged ``arg:ctx`` (``__arg_ctx``)
     MEM = 2  # a pointer to a sized type: ``size`` bytes of memory, or NULL
+    MEM_NONNULL = 3  # the same tagged ``arg:nonnull`` (``__arg_nonnull``): never NULL
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Protocol
 from ..caps.capabilities import Capabilities
 from ..isa.instruction import Instruction
 from ..maps.spec import MapSpec
+from ..program import FuncInfo
 from ..uapi import ProgType, XdpAction
 
 
@@ -74,8 +75,11 @@ class Backend(Protocol):
 
     def load_program(self, handle: int, insns: Sequence[Instruction], *, prog_type: ProgType,
                      name: str, license: str, flags: int = 0,
-                     expected_attach_type: int = 0) -> LoadReport:
-        """Verify and load (VerifierError or ErrnoError on refusal)."""
+                     expected_attach_type: int = 0,
+                     functions: Sequence[FuncInfo] = ()) -> LoadReport:
+        """Verify and load (VerifierError or ErrnoError on refusal); ``functions``: the
+        linkage and prototypes from BTF ``func_info``, whose global functions are verified
+        once, on their own."""
 
     def unload_program(self, handle: int) -> None: ...
 

@@ -20,13 +20,16 @@ from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError, OffloadError
 from ..isa.codec import DecodeError, decode
 from ..isa.disasm import slot_positions
+from ..isa.instruction import Instruction
 from ..isa.opcodes import PseudoSrc
-from ..isa.structure import StructureError
+from ..isa.structure import StructureError, build_layout
 from ..isa.versions import program_version
+from ..loader.func_btf import read_function_btf
 from ..maps.base import BatchError
 from ..maps.create import SUPPORTED_MAP_TYPES, check_spec
 from ..maps.memory import format_bytes, map_memory
 from ..maps.spec import MapSpec
+from ..program import FuncInfo
 from ..uapi import MapType, ProgType, UpdateFlags, XdpAction, XdpFlags
 from ..verifier import VerifierError
 from ..virtio import bpf_maps as m
@@ -217,20 +220,35 @@ def prog_load(device: Device, req: p.ProgLoadRequest) -> Response:
             raise ErrnoError(errno.EINVAL, f"map reference kind {ref.kind} is not supported")
         refs.append((ref.slot, ref.handle, int(ref.kind), ref.offset))
         patched_indices.add(index)
-    for index, insn in enumerate(patched):
-        if insn.is_lddw and insn.src != PseudoSrc.IMM64 and index not in patched_indices:
+    for index, insn in enumerate(patched):  # a subprogram's address (bpf_loop) is no map
+        if insn.is_lddw and insn.src not in (PseudoSrc.IMM64, PseudoSrc.FUNC) \
+                and index not in patched_indices:
             raise ErrnoError(errno.EINVAL, f"lddw at slot {slot_positions(patched)[index]} "
                                            "refers to a map but no map reference names it")
+    functions = _functions(req, original)
     handle = device.objects.new_handle()
     report = device.backend.load_program(handle, patched, prog_type=prog_type,
                                          name=req.name, license=req.license,
                                          flags=req.prog_flags,
-                                         expected_attach_type=req.expected_attach_type)
+                                         expected_attach_type=req.expected_attach_type,
+                                         functions=functions)
     device.objects.programs[handle] = ProgramObject(
         handle, req.name, prog_type, req.license, original, tuple(refs), req.prog_flags, report,
-        expected_attach_type=req.expected_attach_type, isa=program_version(original))
+        expected_attach_type=req.expected_attach_type, isa=program_version(original),
+        functions=functions)
     log = "\n".join(report.log) if req.log_level else ""
     return p.ProgLoadResponse(handle=handle, verified_insns=report.insns_processed, log=log)
+
+
+def _functions(req: p.ProgLoadRequest, insns: tuple[Instruction, ...]) -> tuple[FuncInfo, ...]:
+    """The functions the request's BTF and ``func_info`` describe, checked against the
+    program's subprograms (the kernel's ``check_btf_func``); none without BTF, and every
+    subprogram is then static."""
+    if req.btf is None:
+        return ()
+    subprograms = build_layout(insns, rule=None, loops=False).subprograms
+    return read_function_btf(req.btf, [(r.insn_off, r.type_id) for r in req.func_info],
+                             subprograms)
 
 
 def prog_unload(device: Device, req: p.ProgUnloadRequest) -> Response:

@@ -17,7 +17,7 @@ from ..isa.instruction import Instruction
 from ..isa.opcodes import PseudoSrc
 from ..isa.tag import program_tag
 from ..maps.spec import MapSpec
-from ..program import MapReference
+from ..program import FuncInfo, MapReference
 from ..uapi import ProgType, XdpAction
 from ..verifier.env import GPL_COMPATIBLE
 
@@ -76,6 +76,8 @@ class ProgramObject:
     unloaded: bool = False  # the guest let go; alive while attached
     expected_attach_type: int = 0  # BPF_XDP_DEVMAP / BPF_XDP_CPUMAP for map-entry programs
     isa: int = 1  # the ISA version its instructions need (a lowered program's is the target's)
+    #: linkage and prototypes from the BTF ``func_info`` the guest sent (none: all static)
+    functions: tuple[FuncInfo, ...] = ()
     _tag: bytes = b""
 
     @property

@@ -18,6 +18,7 @@ from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
 from ..isa.codec import encode
 from ..isa.instruction import Instruction
+from ..loader.func_btf import function_btf
 from ..maps.spec import MapSpec
 from ..program import ProgramSpec, bpf_object_name
 from ..uapi import ProgType, UpdateFlags, XdpFlags
@@ -217,11 +218,12 @@ class Driver:
                     raise DriverError(errno.EBADF, f"program {program.name!r} uses map "
                                       f"{ref.map_name!r}, which was not created on the device")
                 refs.append(p.MapRef(ref.slot, handles[ref.map_name], ref.kind, ref.offset))
-            request = p.ProgLoadRequest(int(program.type), encode(program.instructions),
-                                        program.license or license, tuple(refs),
-                                        bpf_object_name(program.name),
-                                        program.expected_attach_type, program.flags,
-                                        log_level, LOG_ROOM)
+            funcs = function_btf(program.functions)
+            request = p.ProgLoadRequest(
+                int(program.type), encode(program.instructions), program.license or license,
+                tuple(refs), bpf_object_name(program.name), program.expected_attach_type,
+                program.flags, log_level, LOG_ROOM, None if funcs is None else funcs.btf,
+                () if funcs is None else tuple(p.FuncInfoRec(*r) for r in funcs.records))
         else:
             request = p.ProgLoadRequest(int(prog_type), encode(program), license, (),
                                         bpf_object_name(name), 0, 0, log_level, LOG_ROOM)

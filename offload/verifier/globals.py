@@ -3,7 +3,8 @@
 Linux verifies a subprogram whose BTF ``func_info`` says GLOBAL apart from its callers
 (``do_check_common`` for it, after the main program, once for every program that calls it):
 it starts with its arguments typed from the prototype - a number, the context, or ``size``
-bytes of memory that may be NULL, so the function must check it - with an empty stack and no
+bytes of memory that may be NULL, so the function must check it (or may not be, with the
+``arg:nonnull`` tag, and every call must pass memory) - with an empty stack and no
 packet range, and must return a number. A call to it checks each argument against the
 prototype (``btf_check_subprog_call``) as a helper's memory argument is checked, read and
 written; then the caller goes on with R0 an unknown number and R1-R5 unreadable: the stack
@@ -106,6 +107,8 @@ def entry_state(env: Env, fn: GlobalFunc) -> State:
             regs[i + 1] = UNKNOWN
         elif arg.kind == ArgKind.CTX:
             regs[i + 1] = Reg(RegType.PTR_TO_CTX)
+        elif arg.kind == ArgKind.MEM_NONNULL:  # every caller passed memory, never NULL
+            regs[i + 1] = Reg(RegType.PTR_TO_MEM, range=arg.size)
         else:
             regs[i + 1] = Reg(RegType.PTR_TO_MEM_OR_NULL, range=arg.size, id=env.next_id())
     regs[10] = Reg(RegType.PTR_TO_STACK)
@@ -161,9 +164,12 @@ def _check_arg(env: Env, state: State, regno: int, arg: FuncArg, index: int) -> 
         if reg.off or not reg.var.is_const or reg.var.value:
             raise Reject(f"dereference of modified ctx ptr R{regno} off={reg.off} disallowed")
         return None
+    nonnull = arg.kind == ArgKind.MEM_NONNULL
     if reg.type == SCALAR:
-        env.demand(state, regno)  # NULL is allowed; any other number is not
+        env.demand(state, regno)  # NULL is allowed (not with arg:nonnull); no other number
         if reg.is_const and reg.var.value == 0:
+            if nonnull:
+                raise Reject(f"arg#{index} is expected to be non-NULL")
             return None
         raise Reject(f"R{regno} type=scalar expected=fp")
     if reg.type not in _MEM_ARGS:
@@ -171,7 +177,10 @@ def _check_arg(env: Env, state: State, regno: int, arg: FuncArg, index: int) -> 
     checked = reg._replace(type=NOT_NULL.get(reg.type, reg.type))  # NULL is passed on as is
     env.demand(state, regno)
     env.mem_passed.add((checked.type, checked.map_handle, checked.map))
-    return check_helper_mem(env, state, regno, checked, arg.size, mode=READ_WRITE)
+    write = check_helper_mem(env, state, regno, checked, arg.size, mode=READ_WRITE)
+    if nonnull and reg.type in NOT_NULL:  # after the size, as the kernel checks it
+        raise Reject(f"arg#{index} is expected to be non-NULL")
+    return write
 
 
 def check_exit(env: Env, state: State) -> None:

@@ -30,6 +30,7 @@ from .bpf_maps import (
 from .bpf_progs import (
     CapsRequest,
     CapsResponse,
+    FuncInfoRec,
     MapRef,
     ProgLoadRequest,
     ProgLoadResponse,
@@ -81,7 +82,7 @@ __all__ = [
     "BpfCommand", "CtrlAck", "CtrlClass", "Request", "Response", "RESULT_HEADER_SIZE",
     "encode_status", "parse_header", "CtrlDecodeError", "CtrlEncodeError",
     "REQUESTS", "RESPONSES", "decode_request", "decode_response", "response_type",
-    "CapsRequest", "CapsResponse", "MapRef", "ProgLoadRequest", "ProgLoadResponse",
+    "CapsRequest", "CapsResponse", "FuncInfoRec", "MapRef", "ProgLoadRequest", "ProgLoadResponse",
     "ProgTestRunRequest", "ProgTestRunResponse",
     "ProgUnloadRequest", "ProgUnloadResponse", "XdpAttachRequest", "XdpAttachResponse",
     "XdpDetachRequest", "XdpDetachResponse",

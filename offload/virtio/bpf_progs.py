@@ -2,8 +2,13 @@
 
 PROG_LOAD carries the original bytecode plus relocation records (:class:`MapRef`) that bind
 each ``lddw`` map reference to a device handle, so the device patches immediates itself and
-never trusts a guest file descriptor. CAPS reports the device's :class:`~offload.caps.
-Capabilities` so the guest can refuse early and a migration planner can compare devices.
+never trusts a guest file descriptor. A program whose object has BTF ``func_info`` also
+carries, as BPF_PROG_LOAD's ``prog_btf_fd`` and ``func_info`` do, a BTF blob with its
+functions' FUNC and FUNC_PROTO types and one :class:`FuncInfoRec` per function, so that the
+device verifies global functions once, as Linux does; the records are checked here as far as
+the bytes allow (order, first at 0, in the program), the rest where the device reads the BTF.
+CAPS reports the device's :class:`~offload.caps.Capabilities` so the guest can refuse early
+and a migration planner can compare devices.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from .ctrl import BpfCommand, HandleRequest, Request, Response
 from .layout import (
     Bit,
     Bitmap,
+    Bounded,
     Bytes,
     Flags,
     Group,
@@ -27,6 +33,7 @@ from .layout import (
     Records,
     Reserved,
     Text,
+    Trailer,
     U32Set,
     Version,
     blob,
@@ -34,12 +41,22 @@ from .layout import (
     u32,
     u64,
 )
-from .wire import MAX_DEVICE_NAME, MAX_HELPERS, MAX_INSNS, MAX_LICENSE_SIZE, MAX_TEST_RUN_DATA
+from .wire import (
+    MAX_DEVICE_NAME,
+    MAX_HELPERS,
+    MAX_INSNS,
+    MAX_LICENSE_SIZE,
+    MAX_PROG_BTF_SIZE,
+    MAX_TEST_RUN_DATA,
+)
 
 INSN_SIZE = 8
 MAP_REF_SIZE = 16
 CAPS_ABI_VERSION = 2
 CAPS_CHECK_XDP_ACTION = 1  # CAPS flags
+#: sizeof(struct bpf_func_info), the only ``func_info_rec_size`` the device takes
+FUNC_INFO_REC_SIZE = 8
+PROG_LOAD_BTF = 1  # PROG_LOAD ext_flags: the BTF and func_info trailer follows the license
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +117,72 @@ def _map_ref(index: int, ref: MapRef, counts: dict[str, int], seen: set[int],
 
 
 @dataclass(frozen=True, slots=True)
+class FuncInfoRec:
+    """``struct bpf_func_info``: the function starting at instruction slot ``insn_off`` is
+    the BTF FUNC ``type_id`` (its name, linkage and prototype)."""
+
+    LAYOUT: ClassVar[tuple[Int | Reserved, ...]] = (u32("insn_off"), u32("type_id"))
+
+    insn_off: int
+    type_id: int
+
+
+def _func_info_order(records: tuple[FuncInfoRec, ...]) -> tuple[str, str] | None:
+    """The kernel's order: the first record at 0, each after the one before it."""
+    for index, rec in enumerate(records):
+        problem = _func_info_place(index, rec.insn_off, records[index - 1].insn_off
+                                   if index else None)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _func_info_place(index: int, insn_off: int, previous: int | None) -> tuple[str, str] | None:
+    where = f"func_info[{index}].insn_off"
+    if previous is None and insn_off:
+        return where, f"nonzero insn_off {insn_off} for the first func info record"
+    if previous is not None and insn_off <= previous:
+        return where, (f"same or smaller insn offset ({insn_off}) than previous func info "
+                       f"record ({previous})")
+    return None
+
+
+def _func_info(index: int, rec: FuncInfoRec, counts: dict[str, int], seen: set[int],
+               decoding: bool) -> tuple[FuncInfoRec, tuple[str, str] | None]:
+    """A record must name an instruction of the program and a type; decoding, ``seen``
+    holds the record before it (the order is checked as the records are read)."""
+    where = f"func_info[{index}]"
+    insn_cnt = counts["insns"]
+    if rec.insn_off >= insn_cnt:
+        last = f" ({insn_cnt - 1})" if decoding else ""
+        return rec, (f"{where}.insn_off", f"{rec.insn_off} is past the last instruction{last}")
+    if not rec.type_id:
+        return rec, (f"{where}.type_id", "invalid type id 0 in func info")
+    if decoding:
+        problem = _func_info_place(index, rec.insn_off, seen.pop() if seen else None)
+        if problem is not None:
+            return rec, problem
+        seen.add(rec.insn_off)
+    return rec, None
+
+
+_NO_BTF = "a BTF blob has at least its header"
+_NO_FUNC_INFO = "a BTF comes with a func_info record for each function"
+
+
+def _btf_given(btf: bytes) -> str | None:
+    return None if btf else _NO_BTF
+
+
+def _func_info_given(records: tuple[FuncInfoRec, ...]) -> str | None:
+    return None if records else _NO_FUNC_INFO
+
+
+@dataclass(frozen=True, slots=True)
 class ProgLoadRequest(Request):
-    """BPF_PROG_LOAD: bytecode, map bindings, license and the verifier-log request."""
+    """BPF_PROG_LOAD: bytecode, map bindings, license and the verifier-log request; with
+    ``btf`` (not None), the function BTF and its ``func_info`` records as a trailer that
+    ``ext_flags`` announces (a request without them has the bytes it always had)."""
 
     COMMAND = BpfCommand.PROG_LOAD
     LAYOUT = (u32("prog_type"), u32("expected_attach_type"), u32("prog_flags"),
@@ -110,9 +191,21 @@ class ProgLoadRequest(Request):
                      too_small="a program has at least one instruction", check=_bytecode),
               Length("map_refs", "map_ref_cnt", limit_of="insns"),
               Length("license", "license_len", size=2, limit=MAX_LICENSE_SIZE),
-              Reserved("reserved", 2), Name("name"), Bytes("insns"),
+              Flags("ext_flags", 2, (Bit(PROG_LOAD_BTF, "btf", present="BTF"),)),
+              Name("name"), Bytes("insns"),
               Records("map_refs", MapRef, MapRef.LAYOUT, MAP_REF_SIZE, _distinct_slots, _map_ref),
-              Text("license", check=_license, valid=_license_read))
+              Text("license", check=_license, valid=_license_read),
+              Trailer("btf", (
+                  Length("btf", "btf_len", limit=MAX_PROG_BTF_SIZE, lo=1,
+                         too_small=_NO_BTF, check=_btf_given),
+                  Bounded("func_info_rec_size", FUNC_INFO_REC_SIZE, FUNC_INFO_REC_SIZE,
+                          f"invalid func info rec size (struct bpf_func_info is "
+                          f"{FUNC_INFO_REC_SIZE} bytes)"),
+                  Length("func_info", "func_info_cnt", limit_of="insns", lo=1,
+                         too_small=_NO_FUNC_INFO, check=_func_info_given),
+                  Bytes("btf", MAX_PROG_BTF_SIZE),
+                  Records("func_info", FuncInfoRec, FuncInfoRec.LAYOUT, FUNC_INFO_REC_SIZE,
+                          _func_info_order, _func_info))))
 
     prog_type: int
     insns: bytes
@@ -123,6 +216,9 @@ class ProgLoadRequest(Request):
     prog_flags: int = 0
     log_level: int = 0
     log_size: int = 0
+    btf: bytes | None = None
+    func_info: tuple[FuncInfoRec, ...] = ()
+    func_info_rec_size: int = FUNC_INFO_REC_SIZE
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from .layout import (
     Records,
     Reserved,
     Text,
+    Trailer,
     U32Set,
     Version,
 )
@@ -54,8 +55,8 @@ Decoder = Callable[[Reader, dict[str, Any], dict[str, int], dict[str, Any]], Non
 class MessageCodec:
     """The compiled layout of one message class."""
 
-    __slots__ = ("checks", "counts", "decoders", "encoders", "fields", "request_what",
-                 "response_what")
+    __slots__ = ("_in_trailer", "checks", "counts", "decoders", "encoders", "fields",
+                 "request_what", "response_what")
 
     def __init__(self, layout: tuple[Any, ...], fields: tuple[str, ...], what: str = "") -> None:
         self.fields = fields
@@ -64,21 +65,14 @@ class MessageCodec:
         self.decoders: list[Decoder] = []
         #: (field, Length) for every length, counted before encoding when a check needs them
         self.counts: list[tuple[str, Length]] = []
-        #: (field, wire name, check): refusals made before anything is written
-        self.checks: list[tuple[str, str, Callable[[Any], str | None]]] = []
-        lengths = {item.field: item for item in layout if isinstance(item, Length)}
-        run: list[Int | Length] = []
-        for item in layout:
-            if isinstance(item, Int) or (isinstance(item, Length) and not item.over):
-                run.append(item)
-                if isinstance(item, Length):
-                    self._length_checks(item)
-                continue
-            self._flush(run)
-            run = []
-            self._compile(item, lengths)
-        self._flush(run)
-        if not any(isinstance(item, Records) for item in layout):
+        #: (field, wire name, check, trailer): refusals made before anything is written
+        #: (those of a trailer's items only when it is there)
+        self.checks: list[tuple[str, str, Callable[[Any], str | None], str]] = []
+        self._in_trailer = ""
+        items = _flattened(layout)
+        lengths = {item.field: item for item in items if isinstance(item, Length)}
+        self._compile_items(layout, lengths)
+        if not any(isinstance(item, Records) for item in items):
             self.counts = []  # only records look at the other lengths
         covered = _covered(layout)
         missing = [f for f in fields if f not in covered]
@@ -90,7 +84,9 @@ class MessageCodec:
         lengths: dict[str, int] = {}
         for field, item in self.counts:
             lengths[field] = _count(getattr(message, field), item.unit)
-        for field, name, check in self.checks:
+        for field, name, check, trailer in self.checks:
+            if trailer and getattr(message, trailer) is None:
+                continue
             problem = check(getattr(message, field))
             if problem is not None:
                 raise CtrlEncodeError(w.what, name, problem)
@@ -106,10 +102,57 @@ class MessageCodec:
         return values
 
     # ------------------------------------------------------------------ compiling
+    def _compile_items(self, layout: tuple[Any, ...], lengths: dict[str, Length]) -> None:
+        run: list[Int | Length] = []
+        for item in layout:
+            if isinstance(item, Int) or (isinstance(item, Length) and not item.over):
+                run.append(item)
+                if isinstance(item, Length):
+                    self._length_checks(item)
+                continue
+            self._flush(run)
+            run = []
+            if isinstance(item, Trailer):
+                self._trailer(item, lengths)
+            else:
+                self._compile(item, lengths)
+        self._flush(run)
+
+    def _trailer(self, item: Trailer, lengths: dict[str, Length]) -> None:
+        """The trailer's items, encoded and decoded only when its flag says it is there."""
+        outer = self.encoders, self.decoders
+        self.encoders, self.decoders = [], []
+        self._in_trailer = item.present
+        self._compile_items(item.items, lengths)
+        self._in_trailer = ""
+        encoders, decoders = self.encoders, self.decoders
+        self.encoders, self.decoders = outer
+        present = item.present
+        names = tuple(sorted(_covered(item.items) - {present}))
+
+        def encode(message: Any, w: Writer, counts: dict[str, int]) -> None:
+            if getattr(message, present) is not None:
+                for step in encoders:
+                    step(message, w, counts)
+                return
+            defaults = type(message).__dataclass_fields__
+            for name in names:  # the wire cannot carry them without the trailer
+                if getattr(message, name) != defaults[name].default:
+                    raise CtrlEncodeError(w.what, name, f"is given but {present} is not")
+
+        def decode(r: Reader, values: dict[str, Any], counts: dict[str, int],
+                   state: dict[str, Any]) -> None:
+            if state[present]:
+                for step in decoders:
+                    step(r, values, counts, state)
+
+        self.encoders.append(encode)
+        self.decoders.append(decode)
+
     def _length_checks(self, item: Length) -> None:
         self.counts.append((item.field, item))
         if item.check is not None:
-            self.checks.append((item.field, item.name, item.check))
+            self.checks.append((item.field, item.name, item.check, self._in_trailer))
 
     def _flush(self, run: list[Int | Length]) -> None:
         """One struct for neighbouring integers and lengths; lengths are checked against
@@ -171,7 +214,7 @@ class MessageCodec:
         if isinstance(item, Length):
             self._length_checks(item)
         if isinstance(item, Text) and item.check is not None:
-            self.checks.append((item.field, item.field, item.check))
+            self.checks.append((item.field, item.field, item.check, self._in_trailer))
         encode, decode = compiler(item, lengths)
         self.encoders.append(encode)
         self.decoders.append(decode)
@@ -209,9 +252,17 @@ def _count(value: Any, unit: int) -> int:
     return len(value) // unit
 
 
+def _flattened(layout: tuple[Any, ...]) -> list[Any]:
+    """The layout's items with each trailer's in its place."""
+    out: list[Any] = []
+    for item in layout:
+        out.extend(_flattened(item.items) if isinstance(item, Trailer) else (item,))
+    return out
+
+
 def _covered(layout: tuple[Any, ...]) -> set[str]:
     out: set[str] = set()
-    for item in layout:
+    for item in _flattened(layout):
         if isinstance(item, Flags):
             out.update(bit.field for bit in item.bits)
         elif isinstance(item, Entries):

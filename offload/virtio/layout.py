@@ -211,10 +211,20 @@ class Entries:
     value_size: str = "value_size"
 
 
+@dataclass(frozen=True, slots=True)
+class Trailer:
+    """Items on the wire only when the ``Bit`` flag for ``present`` is set (``present`` is
+    not None): a part added to a message later, so that a message without it keeps the
+    bytes it always had. The trailer comes last; its items name their fields as any other."""
+
+    present: str
+    items: tuple[Any, ...]
+
+
 def blob(field: str, limit: int) -> tuple[Length, Bytes]:
     """A u32 length named ``<field>_len`` followed by the bytes, at most ``limit``."""
     return Length(field, f"{field}_len", limit=limit), Bytes(field, limit)
 
 
 Item = (Int | OptionalU32 | Bounded | Reserved | Version | Flags | Name | Length | Bytes | Text
-        | Records | U32Set | Bitmap | Group | Entries)
+        | Records | U32Set | Bitmap | Group | Entries | Trailer)

@@ -23,6 +23,7 @@ MAX_LICENSE_SIZE = 128
 MAX_HELPERS = 4096
 MAX_DEVICE_NAME = 64
 MAX_TEST_RUN_DATA = 1 << 16  # PROG_TEST_RUN data in or out on the wire (the device bounds it more)
+MAX_PROG_BTF_SIZE = 1 << 20  # PROG_LOAD's function BTF (the kernel's BTF_MAX_SIZE is 16 MiB)
 NAME_SIZE = 16  # BPF_OBJ_NAME_LEN, NUL included
 MAX_ERRNO = 4095  # the kernel's MAX_ERRNO: statuses are 0 or an errno below it
 

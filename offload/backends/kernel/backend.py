@@ -48,6 +48,7 @@ from ...isa.opcodes import PseudoSrc
 from ...maps.base import BatchError, ColumnBatch, LookupBatch, as_bytes, as_u32
 from ...maps.shape import MapShape
 from ...maps.spec import MapSpec
+from ...program import FuncInfo
 from ...uapi import MapType, ProgType, UpdateFlags
 from ..base import LoadReport, XdpOutcome
 from .attr import MapBatchAttr
@@ -367,12 +368,14 @@ class KernelBackend:
 
     def load_program(self, handle: int, insns: Sequence[Instruction], *, prog_type: ProgType,
                      name: str, license: str, flags: int = 0,
-                     expected_attach_type: int = 0) -> LoadReport:
+                     expected_attach_type: int = 0,
+                     functions: Sequence[FuncInfo] = ()) -> LoadReport:
         """BPF_PROG_LOAD; a refusal is :class:`KernelVerifierError` with the kernel's log."""
         self._free_handle(handle)
         program = load_program(self.kernel_instructions(insns), prog_type=prog_type,
                                license=license, name=name, prog_flags=flags,
-                               expected_attach_type=expected_attach_type)
+                               expected_attach_type=expected_attach_type,
+                               functions=functions)
         info = program.info()
         self.programs[handle] = program
         self._prog_ids[info.id] = handle

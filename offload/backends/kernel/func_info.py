@@ -7,9 +7,11 @@ not static"). Programs loaded here come as bare instructions, so such a program 
 minimal BTF of its own: one function type (``int f(void)``) per subprogram, the main one
 global, the others static, and one record per subprogram start. A program given its
 functions' linkage and prototypes gets them instead, so the kernel verifies its global
-functions on their own as the device does: numbers are ``int``, the context ``struct xdp_md
-*``, memory of N bytes a pointer to ``char[N]``. Layout per Documentation/bpf/btf.rst
-(header, types, strings) and ``struct bpf_func_info``.
+functions on their own as the device does: when they cover every subprogram, the BTF the
+guest driver sends the device (:mod:`offload.loader.func_btf`, prototype problems and
+argument tags included); otherwise numbers are ``int``, the context ``struct xdp_md *``,
+memory of N bytes a pointer to ``char[N]``. Layout per Documentation/bpf/btf.rst (header,
+types, strings) and ``struct bpf_func_info``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Sequence
 
 from ...isa.instruction import Instruction
 from ...isa.opcodes import LDDW, PseudoSrc
+from ...loader.func_btf import function_btf as loader_function_btf
 from ...program import ArgKind, FuncInfo, Linkage
 from .attr import BtfLoadAttr
 from .handle import KernelHandle
@@ -120,16 +123,25 @@ def load_function_btf(insns: Sequence[Instruction], functions: Sequence[FuncInfo
     """The loaded BTF, the ``func_info`` records and their count for ``insns``; with
     ``functions``, their linkage and prototypes (``prototype_btf``)."""
     starts = subprogram_starts(insns)
+    written = loader_function_btf(functions) if functions else None
+    if written is not None and [start for start, _ in written.records] == starts:
+        # every function's own: its prototype's problems and argument tags as the object's
+        btf = _load_btf(written.btf)
+        return btf, b"".join(FUNC_INFO.pack(*r) for r in written.records), len(starts)
     blob = prototype_btf(starts, functions) if functions else function_btf(len(starts))
-    buf = ctypes.create_string_buffer(blob, len(blob))
-    attr = BtfLoadAttr(btf=ctypes.addressof(buf), btf_size=len(blob))
-    btf = ProgramBtf(bpf(BpfCmd.BTF_LOAD, attr, what="the program's function BTF"), "funcs")
+    btf = _load_btf(blob)
     if functions:
         ids = _function_ids(blob)
         records = b"".join(FUNC_INFO.pack(start, ids[i]) for i, start in enumerate(starts))
         return btf, records, len(starts)
     records = b"".join(FUNC_INFO.pack(start, 3 + i) for i, start in enumerate(starts))
     return btf, records, len(starts)
+
+
+def _load_btf(blob: bytes) -> ProgramBtf:
+    buf = ctypes.create_string_buffer(blob, len(blob))
+    attr = BtfLoadAttr(btf=ctypes.addressof(buf), btf_size=len(blob))
+    return ProgramBtf(bpf(BpfCmd.BTF_LOAD, attr, what="the program's function BTF"), "funcs")
 
 
 def _function_ids(blob: bytes) -> list[int]:

@@ -28,6 +28,7 @@ from .suite import FULL
 
 LIBBPF = Path(__file__).resolve().parents[3] / "fixtures" / "xdp" / "libbpf"
 FUNCS, RULES = LIBBPF / "xdp_global_funcs.o", LIBBPF / "xdp_global_rules.o"
+TAGS = LIBBPF / "xdp_global_tags.o"
 
 
 def _program(path: Path, name: str):
@@ -56,6 +57,54 @@ def test_the_loader_reads_linkage_and_prototypes() -> None:
     void = load_object(FUNCS).programs["xdp_global_void"]
     (mark,) = [f for f in void.functions if f.name == "mark"]
     assert mark.proto is not None and "doesn't return scalar" in mark.proto.problem
+
+
+def test_the_loader_reads_argument_tags() -> None:
+    """``arg:ctx`` makes a ``void *`` the context, ``arg:nonnull`` memory that is never NULL;
+    tags Linux refuses are the prototype's problem, in its words."""
+    programs = load_object(TAGS).programs
+    by_name = {f.name: f for spec in programs.values() for f in spec.functions}
+    assert by_name["tag_len"].proto == FuncProto((FuncArg(ArgKind.CTX),))
+    assert by_name["tag_first"].proto == FuncProto((FuncArg(ArgKind.MEM_NONNULL, 4),))
+    problems = {name: by_name[name].proto.problem for name in
+                ("tag_number", "tag_both", "tag_unknown", "tag_wrong_ctx")}
+    assert problems == {"tag_number": "arg#0 has pointer tag, but is not a pointer type",
+                        "tag_both": "arg#0 has invalid combination of tags",
+                        "tag_unknown": "arg#0 has unsupported set of tags",
+                        "tag_wrong_ctx": "arg#0 should be `struct xdp_md *`"}
+    assert by_name["tag_static"].linkage == Linkage.STATIC
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("xdp_tags_accept", None),
+    ("xdp_tags_static", None),
+    ("xdp_tags_null", "arg#0 is expected to be non-NULL"),
+    ("xdp_tags_maybe_null", "arg#0 is expected to be non-NULL"),
+    ("xdp_tags_not_ctx", "arg#0 expects pointer to ctx"),
+    ("xdp_tags_not_pointer", "arg#0 has pointer tag, but is not a pointer type"),
+])
+def test_argument_tags_verdicts(name: str, reason: str | None) -> None:
+    """The callee reads its arg:nonnull memory without a NULL check; callers pay for it."""
+    if reason is None:
+        assert _verify(TAGS, name).insns_processed == {"xdp_tags_accept": 37,
+                                                       "xdp_tags_static": 10}[name]
+        return
+    with pytest.raises(VerifierError) as err:
+        _verify(TAGS, name)
+    assert reason in err.value.reason
+
+
+def test_without_the_tag_the_callee_must_check() -> None:
+    """The same program with the tag's prototype turned into a plain memory argument: the
+    callee's unchecked read is refused, so the tag is what lets it through."""
+    spec, insns, maps = _program(TAGS, "xdp_tags_accept")
+    plain = tuple(
+        FuncInfo(f.slot, f.name, f.linkage, FuncProto(tuple(
+            FuncArg(ArgKind.MEM, a.size) if a.kind == ArgKind.MEM_NONNULL else a
+            for a in f.proto.args))) if f.proto is not None else f
+        for f in spec.functions)
+    with pytest.raises(VerifierError, match="invalid mem access 'mem_or_null'"):
+        verify(insns, caps=FULL, maps=maps, functions=plain)
 
 
 @pytest.mark.parametrize("name, reason", [
@@ -241,7 +290,8 @@ def _programs(path: Path) -> list[str]:
 
 @needs_kernel
 @pytest.mark.parametrize("path, name", [(FUNCS, n) for n in _programs(FUNCS)] +
-                         [(RULES, n) for n in _programs(RULES)])
+                         [(RULES, n) for n in _programs(RULES)] +
+                         [(TAGS, n) for n in _programs(TAGS)])
 def test_the_kernel_agrees(path: Path, name: str) -> None:
     """Same verdict; the same processed instructions when accepted; on refusal the kernel's
     reason (its line naming the call, or its last line) in the device's."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import struct
 
 import pytest
 from hypothesis import given, settings
@@ -50,9 +51,16 @@ def prog_loads(draw):
     refs = tuple(p.MapRef(slot, draw(handle),
                           draw(st.sampled_from([PseudoSrc.MAP_FD, PseudoSrc.MAP_VALUE])),
                           draw(u32)) for slot in slots)
+    btf, func_info = None, ()
+    if draw(st.booleans()):
+        starts = sorted({0, *draw(st.lists(st.integers(1, n - 1), max_size=4))}) if n > 1 \
+            else [0]
+        btf = draw(st.binary(min_size=1, max_size=64))
+        func_info = tuple(p.FuncInfoRec(start, draw(st.integers(1, (1 << 32) - 1)))
+                          for start in starts)
     return p.ProgLoadRequest(draw(u32), draw(st.binary(min_size=8 * n, max_size=8 * n)),
                              draw(st.text("GPL v2/MIT-dual", max_size=40)), refs, draw(names),
-                             draw(u32), draw(u32), draw(u32), draw(u32))
+                             draw(u32), draw(u32), draw(u32), draw(u32), btf, func_info)
 
 
 REQUEST_STRATEGIES = {
@@ -190,6 +198,21 @@ def test_status_only_result_for_undecodable_commands():
     (p.ProgLoadRequest(6, b"\0" * 8, "GPL", (p.MapRef(1, 1),)), "map_refs[0].slot"),
     (p.ProgLoadRequest(6, b"\0" * 8, "GPL", (p.MapRef(0, 1, 3),)), "map_refs[0].kind"),
     (p.ProgLoadRequest(6, b"\0" * 16, "GPL", (p.MapRef(0, 1), p.MapRef(0, 2))), "map_refs"),
+    (p.ProgLoadRequest(6, b"\0" * 16, "GPL", func_info=(p.FuncInfoRec(0, 1),)), "func_info"),
+    (p.ProgLoadRequest(6, b"\0" * 16, "GPL", btf=b"x"), "func_info_cnt"),
+    (p.ProgLoadRequest(6, b"\0" * 16, "GPL", btf=b""), "btf_len"),
+    (p.ProgLoadRequest(6, b"\0" * 16, "GPL", btf=b"x", func_info=(p.FuncInfoRec(0, 1),),
+                       func_info_rec_size=12), "func_info_rec_size"),
+    (p.ProgLoadRequest(6, b"\0" * 16, "GPL", btf=b"x", func_info=(p.FuncInfoRec(1, 1),)),
+     "func_info[0].insn_off"),
+    (p.ProgLoadRequest(6, b"\0" * 16, "GPL", btf=b"x",
+                       func_info=(p.FuncInfoRec(0, 1), p.FuncInfoRec(0, 2))),
+     "func_info[1].insn_off"),
+    (p.ProgLoadRequest(6, b"\0" * 16, "GPL", btf=b"x",
+                       func_info=(p.FuncInfoRec(0, 1), p.FuncInfoRec(2, 2))),
+     "func_info[1].insn_off"),
+    (p.ProgLoadRequest(6, b"\0" * 16, "GPL", btf=b"x", func_info=(p.FuncInfoRec(0, 0),)),
+     "func_info[0].type_id"),
 ])
 def test_unencodable_messages_name_the_field(message, field):
     with pytest.raises(CtrlEncodeError) as info:
@@ -218,6 +241,64 @@ def test_malformed_requests_name_the_field(data, field):
     with pytest.raises(CtrlDecodeError) as info:
         decode_request(data)
     assert info.value.field == field
+
+
+#: PROG_LOAD of four slots with function records at 0, 2 and 3: the records are its last
+#: 24 bytes, each (insn_off, type_id)
+_WITH_FUNCS = p.ProgLoadRequest(6, bytes.fromhex("850000000100000095000000000000000500ffff00000000"
+                                                 "9500000000000000"), "GPL", btf=b"\x9f\xeb",
+                                func_info=(p.FuncInfoRec(0, 3), p.FuncInfoRec(2, 4),
+                                           p.FuncInfoRec(3, 5))).encode()
+
+
+def _func_record(index: int, insn_off: int, type_id: int) -> bytes:
+    at = len(_WITH_FUNCS) - 8 * (3 - index)
+    return _WITH_FUNCS[:at] + struct.pack("<II", insn_off, type_id) + _WITH_FUNCS[at + 8:]
+
+
+def _trailer_word(offset: int, value: int) -> bytes:
+    """The trailer's u32 at ``offset``: 0 btf_len, 4 func_info_rec_size, 8 func_info_cnt."""
+    at = len(_WITH_FUNCS) - 24 - 2 - 12 + offset
+    return _WITH_FUNCS[:at] + struct.pack("<I", value) + _WITH_FUNCS[at + 4:]
+
+
+@pytest.mark.parametrize("data, field, words", [
+    (_func_record(0, 1, 3), "func_info[0].insn_off", "nonzero insn_off 1 for the first"),
+    (_func_record(2, 2, 5), "func_info[2].insn_off", "same or smaller insn offset (2)"),
+    (_func_record(1, 0, 4), "func_info[1].insn_off", "same or smaller insn offset (0)"),
+    (_func_record(2, 4, 5), "func_info[2].insn_off", "past the last instruction (3)"),
+    (_func_record(1, 2, 0), "func_info[1].type_id", "invalid type id 0 in func info"),
+    (_trailer_word(4, 12), "func_info_rec_size", "exceeds the limit of 8"),
+    (_trailer_word(4, 0), "func_info_rec_size", "invalid func info rec size"),
+    (_trailer_word(8, 5), "func_info_cnt", "exceeds the limit of 4"),
+    (_trailer_word(8, 0), "func_info_cnt", "a func_info record for each function"),
+    (_trailer_word(0, (1 << 20) + 1), "btf_len", "exceeds the limit"),
+    (_trailer_word(0, 0), "btf_len", "at least its header"),
+    (_WITH_FUNCS[:-25], "btf", ""),
+    (_WITH_FUNCS + b"\0", "length", "unexpected bytes"),
+])
+def test_hostile_function_records_name_the_field(data, field, words):
+    with pytest.raises(CtrlDecodeError) as info:
+        decode_request(data)
+    assert info.value.field == field
+    assert words in str(info.value)
+
+
+def test_the_function_trailer_is_there_only_when_ext_flags_say_so():
+    plain = p.ProgLoadRequest(6, b"\x95" + bytes(7), "GPL")
+    data = bytearray(plain.encode())
+    data[32] = 1  # ext_flags BTF without the trailer
+    with pytest.raises(CtrlDecodeError) as info:
+        decode_request(bytes(data))
+    assert info.value.field == "btf_len"
+    data = bytearray(_WITH_FUNCS)
+    data[32] = 0  # the trailer without its flag is trailing garbage
+    with pytest.raises(CtrlDecodeError) as info:
+        decode_request(bytes(data))
+    assert info.value.field == "length"
+    data[32] = 2
+    with pytest.raises(CtrlDecodeError, match="unknown flags 0x2"):
+        decode_request(bytes(data))
 
 
 @pytest.mark.parametrize("data, field", [

@@ -20,6 +20,9 @@ from offload.virtio import bpf_progs as p
 
 INSNS = bytes.fromhex("b701000002000000" "1800000000000000" "0000000000000000"
                       "9500000000000000")
+#: a BTF header and one ``int``: the codec carries the blob, the device reads it
+BTF = bytes.fromhex("9feb010018000000000000001000000010000000050000000100000000000001"
+                    "0400000020000000") + b"\0int\0"
 LIMITS = Limits(1000, 2000, 3, 256, 4, 5, 6, 7, 8, 9)
 
 REQUESTS = [
@@ -42,6 +45,9 @@ REQUESTS = [
     p.ProgLoadRequest(6, INSNS, "GPL"),
     p.ProgLoadRequest(6, INSNS, "Dual MIT/GPL", (p.MapRef(1, 7), p.MapRef(0, 8,
                       PseudoSrc.MAP_VALUE, 16)), "xdp_prog", 33, 32, 1, 4096),
+    p.ProgLoadRequest(6, INSNS, "GPL", btf=BTF, func_info=(p.FuncInfoRec(0, 3),)),
+    p.ProgLoadRequest(6, INSNS, "GPL", (p.MapRef(1, 7),), "with_funcs", btf=BTF,
+                      func_info=(p.FuncInfoRec(0, 3), p.FuncInfoRec(3, 4))),
     p.ProgUnloadRequest(11),
     p.XdpAttachRequest(11, 8, 10),
     p.XdpDetachRequest(),
@@ -90,6 +96,18 @@ UNENCODABLE = [
     p.ProgLoadRequest(6, INSNS, "GPL", (p.MapRef(0, 1, 3),)),
     p.ProgLoadRequest(6, INSNS, "GPL", (p.MapRef(0, 1), p.MapRef(0, 2))),
     p.ProgLoadRequest(6, INSNS, "GPL", name="bad name"),
+    p.ProgLoadRequest(6, INSNS, "GPL", func_info=(p.FuncInfoRec(0, 3),)),
+    p.ProgLoadRequest(6, INSNS, "GPL", btf=BTF),
+    p.ProgLoadRequest(6, INSNS, "GPL", btf=b"", func_info=(p.FuncInfoRec(0, 3),)),
+    p.ProgLoadRequest(6, INSNS, "GPL", btf=bytes((1 << 20) + 1),
+                      func_info=(p.FuncInfoRec(0, 3),)),
+    p.ProgLoadRequest(6, INSNS, "GPL", btf=BTF, func_info=(p.FuncInfoRec(0, 3),),
+                      func_info_rec_size=16),
+    p.ProgLoadRequest(6, INSNS, "GPL", btf=BTF, func_info=(p.FuncInfoRec(2, 3),)),
+    p.ProgLoadRequest(6, INSNS, "GPL", btf=BTF,
+                      func_info=(p.FuncInfoRec(0, 3), p.FuncInfoRec(3, 4), p.FuncInfoRec(1, 5))),
+    p.ProgLoadRequest(6, INSNS, "GPL", btf=BTF, func_info=(p.FuncInfoRec(0, 3), p.FuncInfoRec(4, 4))),
+    p.ProgLoadRequest(6, INSNS, "GPL", btf=BTF, func_info=(p.FuncInfoRec(0, 0),)),
     p.XdpAttachRequest(1, 1 << 32),
     p.CapsResponse(map_types=frozenset({64})),
     p.CapsResponse(helpers=frozenset(range(1, 4098))),
@@ -121,6 +139,14 @@ REQUEST_HEX = [
     "4009060000002100000020000000010000000010000004000000020000000c0000007864705f70726f67000000000000"
     "0000b7010000020000001800000000000000000000000000000095000000000000000100000007000000010000000000"
     "0000000000000800000002000000100000004475616c204d49542f47504c",
+    "400906000000000000000000000000000000000000000400000000000000030001000000000000000000000000000000"
+    "0000b70100000200000018000000000000000000000000000000950000000000000047504c2d00000008000000010000"
+    "009feb010018000000000000001000000010000000050000000100000000000001040000002000000000696e74000000"
+    "000003000000",
+    "40090600000000000000000000000000000000000000040000000100000003000100776974685f66756e637300000000"
+    "0000b7010000020000001800000000000000000000000000000095000000000000000100000007000000010000000000"
+    "000047504c2d00000008000000020000009feb0100180000000000000010000000100000000500000001000000000000"
+    "01040000002000000000696e740000000000030000000300000004000000",
     "400a0b000000",
     "400b0b000000080000000a000000",
     "400c0000000000000000",
@@ -153,8 +179,8 @@ RESPONSE_HEX = [
     "0000000000000000000000000000000000",
 ]
 #: SHA-256 of every refusal (see _refusals), and of the unencodable messages' errors.
-REFUSALS_DIGEST = "9a10279011a72a55ce74025ace7f6c50e94448b7956ec41d658b25359ece9eab"
-UNENCODABLE_DIGEST = "824a10af110d044fc8c30d2f59f15dd245e11f9c8b2b20be461246fcbe7ff980"
+REFUSALS_DIGEST = "95541f9b70c344671940b5d230393086ec0f4576ef99e17b28980b70609e99fa"
+UNENCODABLE_DIGEST = "3abca92d49d6559a40319bf331126bd772e84838dc080442e0bc1056d562e83b"
 
 
 def _outcome(decode, data: bytes) -> str:
