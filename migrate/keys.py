@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from .atomic_file import write_atomic
 from .errors import SnapshotError
 
-if TYPE_CHECKING:  # cryptography is imported where a key is used: a fifth of start-up
+if TYPE_CHECKING:  # cryptography is imported where a key is used, not by plain seals
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
         Ed25519PublicKey,

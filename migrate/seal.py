@@ -170,7 +170,7 @@ class SealInfo:
 
 def _aes_gcm(key: bytes, nonce: bytes, tag: bytes | None = None) -> Any:
     """AES-256-GCM from cryptography, imported here: plain seals (a digest, perhaps a MAC)
-    need none of it, and it is a fifth of a command's start-up."""
+    need none of it, and a daemon that only restores them never loads it."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     return Cipher(algorithms.AES(key), modes.GCM(nonce, tag))
 

@@ -79,8 +79,8 @@ def test_the_plugin_imports_only_what_it_runs():
 
 
 def test_snapshot_commands_load_cryptography_only_for_keys():
-    """A plain seal is a SHA-256 digest: save and restore without keys need no cryptography
-    (a fifth of their start-up); signing, verifying and encrypting import it when used."""
+    """A plain seal is a SHA-256 digest: save and restore without keys need no cryptography;
+    signing, verifying and encrypting import it when used."""
     modules = loaded_after("restore", "--help")
     assert "cli.cmd_snapshot" in modules and "migrate.seal" in modules
     assert [m for m in modules if m.startswith("cryptography")] == []
