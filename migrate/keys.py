@@ -15,13 +15,16 @@ import hashlib
 import os
 import stat
 from pathlib import Path
-
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING
 
 from .atomic_file import write_atomic
 from .errors import SnapshotError
+
+if TYPE_CHECKING:  # cryptography is imported where a key is used, not by plain seals
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 SYMMETRIC_KEY_SIZE = 32
 _MAX_KEY_FILE = 1 << 14
@@ -38,6 +41,7 @@ def key_id(material: bytes) -> str:
 
 
 def public_key_id(key: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
     return key_id(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
@@ -46,6 +50,8 @@ def generate_signing_key(private_path: str | os.PathLike[str],
                          public_path: str | os.PathLike[str] | None = None) -> Ed25519PrivateKey:
     """A new Ed25519 key pair: the private key (0600) and its public key (0644, default
     ``<private>.pub``)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     key = Ed25519PrivateKey.generate()
     write_atomic(private_path, key.private_bytes(serialization.Encoding.PEM,
                                                  serialization.PrivateFormat.PKCS8,
@@ -82,6 +88,9 @@ def _read(path: str | os.PathLike[str], secret: bool) -> bytes:
 
 
 def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     data = _read(path, secret=True)
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -95,6 +104,9 @@ def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
 
 
 def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     data = _read(path, secret=False)
     try:
         key = serialization.load_pem_public_key(data)

@@ -37,10 +37,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgpack
-from cryptography.exceptions import InvalidSignature, InvalidTag
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher as _Cipher
-from cryptography.hazmat.primitives.ciphers import algorithms, modes
 
 from .codec_limits import ChunkLimits, DecodeLimits, FormatMismatch, UnsupportedVersion
 from .errors import SnapshotError
@@ -50,6 +46,11 @@ from .payload_head import FORMAT_VERSION, PayloadHead, peek_head
 from .schema import U64, Fields, SnapshotFormatError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
     from .snapshot import Snapshot
 
 FILE_MAGIC = b"\x89OMS\r\n\x1a\n"
@@ -167,6 +168,13 @@ class SealInfo:
     source: SourceStamp | None = None  # version 2: the source device and its generation
 
 
+def _aes_gcm(key: bytes, nonce: bytes, tag: bytes | None = None) -> Any:
+    """AES-256-GCM from cryptography, imported here: plain seals (a digest, perhaps a MAC)
+    need none of it, and a daemon that only restores them never loads it."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    return Cipher(algorithms.AES(key), modes.GCM(nonce, tag))
+
+
 # ====================================================================== writing
 def signing_input(version: int, length: int, digest: bytes) -> bytes:
     """What a signature or MAC covers: the version's domain string (version 2 adds the
@@ -214,8 +222,7 @@ class Sealer:
         self.digest = hashlib.sha256(prefix + header_bytes)
         self.encryptor: Any = None
         if seal.encryption_key is not None and nonce is not None:
-            self.encryptor = _Cipher(algorithms.AES(seal.encryption_key),
-                                     modes.GCM(nonce)).encryptor()
+            self.encryptor = _aes_gcm(seal.encryption_key, nonce).encryptor()
             self.encryptor.authenticate_additional_data(prefix + header_bytes)
         self.out = out
         out.write(prefix + header_bytes)
@@ -440,12 +447,13 @@ def _payload(stream: BinaryIO, layout: _Layout, digest: Any,
     tag = _read_exact(stream, TAG_SIZE, "authentication tag")
     if layout.nonce is None:  # _parse_header pairs the cipher with its nonce
         raise IntegrityError("the snapshot's seal header names a cipher without a nonce.")
-    dec = _Cipher(algorithms.AES(key), modes.GCM(layout.nonce, tag)).decryptor()
+    dec = _aes_gcm(key, layout.nonce, tag).decryptor()
     dec.authenticate_additional_data(layout.head)
     for block in _stored(stream, start, length - TAG_SIZE, size):
         digest.update(block)
         yield dec.update(block)
     digest.update(tag)
+    from cryptography.exceptions import InvalidTag
     try:
         yield dec.finalize()
     except InvalidTag:
@@ -472,6 +480,7 @@ def _check_auth(layout: _Layout, trust: Trust) -> bool:
                 return False
             raise SignatureError(f"the snapshot is signed by key {info.auth_key_id}, which is "
                                  f"not among the {len(keys)} trusted public keys.")
+        from cryptography.exceptions import InvalidSignature
         try:
             key.verify(trailer["signature"], message)
         except InvalidSignature:

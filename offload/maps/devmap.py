@@ -215,9 +215,10 @@ class DevMapHash(HashMap):
             self._touch(key)
         self._programs[key] = program
 
-    def _remove(self, key: bytes) -> None:
-        super()._remove(key)
+    def _remove(self, key: bytes) -> int:
+        slot = super()._remove(key)
         self._targets.release(self._programs.pop(key, None))
+        return slot
 
     def target(self, key: bytes) -> DevmapTarget | None:
         """The redirect target at ``key`` (bpf_redirect_map), or None."""

@@ -138,7 +138,8 @@ class HashMap(SlotTrackedMap):
             self._slots_dirty.mark(slot)
         return slot
 
-    def _remove(self, key: bytes) -> None:
+    def _remove(self, key: bytes) -> int:
+        """Drop ``key``'s element; the slot it held."""
         slot = self._index.pop(key)
         self._used[slot] = 0
         self._free.append(slot)
@@ -146,6 +147,7 @@ class HashMap(SlotTrackedMap):
             self._deleted_in_walk.add(key)
         if self._slots_dirty is not None:
             self._slots_dirty.gone(slot, key)
+        return slot
 
     def _write_slot(self, slot: int, raw: bytes | bytearray, offset: int = 0) -> None:
         self._slab.write(slot, raw, offset)
@@ -158,8 +160,9 @@ class HashMap(SlotTrackedMap):
             if slot is not None:
                 self._slots_dirty.mark(slot)
 
-    def _used_by(self, key: bytes, cpu: int) -> None:
-        """An element was referenced or written by a program (LRU maps keep recency here)."""
+    def _used_by(self, slot: int, cpu: int) -> None:
+        """The element in ``slot`` was referenced or written by a program, or replaced (LRU
+        maps keep recency here)."""
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -173,7 +176,7 @@ class HashMap(SlotTrackedMap):
             self._insert(key, self.values.to_slot(value), 0)
         else:
             self._write_slot(slot, self.values.to_slot(value))
-            self._used_by(key, 0)
+            self._used_by(slot, 0)
 
     def _program_update(self, key: bytes, value: bytes, flags: int, cpu: int) -> None:
         slot = self._check_flags(key, flags)
@@ -181,7 +184,7 @@ class HashMap(SlotTrackedMap):
             self._insert(key, self.values.program_new(value, cpu), cpu)
         else:
             self._write_slot(slot, value, self.values.program_offset(cpu))
-            self._used_by(key, cpu)
+            self._used_by(slot, cpu)
 
     def _delete(self, key: bytes) -> None:
         if key not in self._index:
@@ -192,7 +195,7 @@ class HashMap(SlotTrackedMap):
         slot = self._index.get(key)
         if slot is None:
             return None
-        self._used_by(key, cpu)
+        self._used_by(slot, cpu)
         view = self._views.get(slot * self._view_copies + cpu % self._view_copies)
         if view is None:
             view = self._new_view(slot, cpu)
@@ -304,7 +307,7 @@ class HashMap(SlotTrackedMap):
                 self._keyslab.write_run(first, keys)
                 self._slab.write_run(first, values)
                 self._used.extend(b"\x01" * count)
-                self._bulk_inserted(split)
+                self._bulk_inserted(first, count)
                 if self._slots_dirty is not None:
                     self._slots_dirty.mark_run(first, count)
                 return count
@@ -328,8 +331,9 @@ class HashMap(SlotTrackedMap):
         """Whether ``count`` new keys fit without evicting (LRU lists have their own size)."""
         return True
 
-    def _bulk_inserted(self, keys: Sequence[bytes]) -> None:
-        """New keys went in with one bulk insert (LRU maps append them to their list)."""
+    def _bulk_inserted(self, first: int, count: int) -> None:
+        """New keys went into slots ``first .. first + count - 1`` with one bulk insert (LRU
+        maps append those slots to their list)."""
 
     def _lookup_columns(self, cursor: bytes | None, count: int) -> ColumnBatch:
         slot = 0 if cursor is None else int.from_bytes(cursor, "little")

@@ -14,12 +14,17 @@ approximations aim at and what tests can state.
 A checkpoint exports the elements in recency order, least recent first (list by list with
 BPF_F_NO_COMMON_LRU), so a restore - which inserts in the order it is given - rebuilds the
 same recency, and the restored map evicts the keys the source would have evicted next.
+
+The lists hold slot numbers, not keys: a bulk load appends a run of consecutive slots (small
+integers, cheap to hash and to insert in order), where keys would cost a second hash table of
+a million byte strings; only BPF_F_NO_COMMON_LRU needs to know which list holds a slot.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from itertools import repeat
 
 from ..uapi import MapFlags
 from .base import Chunk
@@ -45,9 +50,11 @@ class LruHashMap(HashMap):
     def __init__(self, spec: MapSpec, **kwargs) -> None:
         super().__init__(spec, **kwargs)
         lists = self.ncpus if self.flags & MapFlags.NO_COMMON_LRU else 1
-        self._lists: list[OrderedDict[bytes, None]] = [OrderedDict() for _ in range(lists)]
+        #: Each list's slots, least recently used first.
+        self._lists: list[OrderedDict[int, None]] = [OrderedDict() for _ in range(lists)]
         self._list_size = self.max_entries // lists
-        self._owner: dict[bytes, int] = {}
+        #: Slot -> the list holding it, only with more than one list.
+        self._owner: dict[int, int] | None = {} if lists > 1 else None
 
     def _list_of(self, cpu: int) -> int:
         return cpu if len(self._lists) > 1 else 0
@@ -55,42 +62,51 @@ class LruHashMap(HashMap):
     def _make_room(self, key: bytes, cpu: int) -> None:
         recent = self._lists[self._list_of(cpu)]
         while recent and (len(recent) >= self._list_size or len(self._index) >= self.max_entries):
-            victim = next(iter(recent))
-            self._remove(victim)
+            self._remove(self._slot_key(next(iter(recent))))
 
     def _insert(self, key: bytes, raw: bytes | bytearray, cpu: int) -> int:
         slot = super()._insert(key, raw, cpu)
         owner = self._list_of(cpu)
-        self._lists[owner][key] = None
-        self._owner[key] = owner
+        self._lists[owner][slot] = None
+        if self._owner is not None:
+            self._owner[slot] = owner
         return slot
 
-    def _remove(self, key: bytes) -> None:
-        super()._remove(key)
-        del self._lists[self._owner.pop(key)][key]
+    def _remove(self, key: bytes) -> int:
+        slot = super()._remove(key)
+        if self._owner is None:
+            del self._lists[0][slot]
+        else:
+            del self._lists[self._owner.pop(slot)][slot]
+        return slot
 
-    def _used_by(self, key: bytes, cpu: int) -> None:
-        self._lists[self._owner[key]].move_to_end(key)
+    def _used_by(self, slot: int, cpu: int) -> None:
+        owner = self._owner
+        (self._lists[0] if owner is None else self._lists[owner[slot]]).move_to_end(slot)
 
     def _room_for(self, count: int) -> bool:
         return len(self._lists[0]) + count <= self._list_size
 
-    def _bulk_inserted(self, keys: Sequence[bytes]) -> None:
-        self._lists[0].update(dict.fromkeys(keys))
-        self._owner.update(dict.fromkeys(keys, 0))
+    def _bulk_inserted(self, first: int, count: int) -> None:
+        slots = range(first, first + count)
+        self._lists[0].update(zip(slots, repeat(None)))
+        if self._owner is not None:
+            self._owner.update(zip(slots, repeat(0)))
 
     def _chunks(self, limit: int) -> Iterator[Chunk]:
         """Least recent first (see the module's docstring). The order is taken when the walk
         starts; a key deleted during the walk is skipped, as in slot order."""
-        order = [key for recent in self._lists for key in list(recent)]
-        index, slab = self._index, self._slab
+        order = [slot for recent in self._lists for slot in list(recent)]
+        used, keyslab, slab = self._used, self._keyslab, self._slab
         self._walks += 1
         try:
             for start in range(0, len(order), limit):
                 keys, values, count = bytearray(), bytearray(), 0
-                for key in order[start:start + limit]:
-                    slot = index.get(key)
-                    if slot is None or key in self._deleted_in_walk:
+                for slot in order[start:start + limit]:
+                    if not used[slot]:
+                        continue
+                    key = keyslab.read(slot)
+                    if key in self._deleted_in_walk:
                         continue
                     keys += key
                     values += slab.read(slot)
@@ -104,7 +120,7 @@ class LruHashMap(HashMap):
 
     def lru_order(self, cpu: int = 0) -> list[bytes]:
         """Keys of ``cpu``'s LRU list (the only list without BPF_F_NO_COMMON_LRU), oldest first."""
-        return list(self._lists[self._list_of(self._cpu(cpu))])
+        return [self._slot_key(slot) for slot in self._lists[self._list_of(self._cpu(cpu))]]
 
 
 class LruPercpuHashMap(LruHashMap):

@@ -102,11 +102,12 @@ class HashOfMaps(HashMap):
             raise
         self._handles[key] = handle
 
-    def _remove(self, key: bytes) -> None:
-        super()._remove(key)
+    def _remove(self, key: bytes) -> int:
+        slot = super()._remove(key)
         handle = self._handles.pop(key, None)
         if handle is not None:
             self.resolver.release(handle)
+        return slot
 
     def _ref(self, key: bytes, cpu: int) -> tuple[int, memoryview] | None:
         raise ErrnoError(errno.EINVAL, "A map of maps yields inner maps: use inner_map().")

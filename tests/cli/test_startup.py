@@ -76,3 +76,11 @@ def test_the_plugin_imports_only_what_it_runs():
     loaded = modules.split()
     for unused in ("offload.isa.asm", "offload.isa.disasm", "offload.loader", "rich"):
         assert unused not in loaded
+
+
+def test_snapshot_commands_load_cryptography_only_for_keys():
+    """A plain seal is a SHA-256 digest: save and restore without keys need no cryptography;
+    signing, verifying and encrypting import it when used."""
+    modules = loaded_after("restore", "--help")
+    assert "cli.cmd_snapshot" in modules and "migrate.seal" in modules
+    assert [m for m in modules if m.startswith("cryptography")] == []
