@@ -32,6 +32,8 @@ COMMANDS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("status", "live view of devices, programs, counters and maps"))),
     (".cmd_events", (
         ("events", "print the event streams of a device (perf event arrays, ring buffers)"),)),
+    (".cmd_capture", (
+        ("capture", "record frames at a device into a pcap file (rx, tx, drops)"),)),
     (".cmd_snapshot", (
         ("save", "checkpoint a device into a sealed snapshot file"),
         ("restore", "restore a snapshot onto a device (or dry-run its plan)"),
@@ -69,6 +71,7 @@ EXAMPLES = """examples:
   offload-migrate load fixtures/xdp/xdp_firewall_v4.o --device /tmp/a.sock --attach
   offload-migrate status --device /tmp/a.sock --device /tmp/b.sock
   offload-migrate events --device /tmp/a.sock --follow
+  offload-migrate capture --device /tmp/a.sock -o drops.pcap --what drop --count 100
   offload-migrate keygen --type ed25519 -o ops.key
   offload-migrate save --device /tmp/a.sock -o a.snap --sign ops.key
   offload-migrate restore a.snap --device /tmp/b.sock --trust ops.key.pub --dry-run

@@ -20,6 +20,7 @@ MAX_EVENTS = 10_000  # event records one events.read answer carries at most
 MAX_ITEMS = 100_000  # entries one map.items answer carries at most
 MAX_UPLOAD = 1 << 30  # bytes of a snapshot restore.begin accepts
 MAX_TEST_DATA = 1 << 16  # bytes of a frame prog.run takes (the device bounds it to a page)
+MAX_CAPTURE_READ = 10_000  # captured frames one capture.read answer carries at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +231,48 @@ class EventsReadResult:
     events: list[dict[str, Any]]
     backlog: int
     streams: list[dict[str, Any]]
+    lost: int
+
+
+# -- packet capture --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CaptureStartParams:
+    what: str = documented("`rx`, `tx`, `drop`, `all` or a comma list", default="all")
+    count: int | None = ranged(1, U32, default=None, doc="frames, then the capture is full")
+    snaplen: int = ranged(1, 65535, default=65535, doc="bytes kept of each frame")
+    buffer: int = ranged(1, 65536, default=4096,
+                         doc="frames held unread; more are counted as lost")
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureStartResult:
+    capture: int
+    what: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureParams:
+    capture: int = ranged(0, U32, doc="the id capture.start gave")
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureReadParams:
+    capture: int = ranged(0, U32, doc="the id capture.start gave")
+    max: int = ranged(1, MAX_CAPTURE_READ, default=1000, doc="frames to take at most")
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureReadResult:
+    frames: list[dict[str, Any]]
+    recorded: int
+    lost: int
+    full: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureStopResult:
+    capture: int
+    recorded: int
     lost: int
 
 

@@ -29,6 +29,7 @@ from migrate.schema import SnapshotFormatError
 from migrate.snapshot import Snapshot
 from offload.caps import Capabilities, load_profile
 from offload.device import Device, DevicePair, build_device
+from offload.device.capture import KINDS, FrameCapture
 from offload.device.sampler import MAX_SAMPLES
 from offload.driver import Driver, ObjectLoadError
 from offload.errors import OffloadError
@@ -43,6 +44,12 @@ from .api import (
     MAX_UPLOAD,
     AttachParams,
     AttachResult,
+    CaptureParams,
+    CaptureReadParams,
+    CaptureReadResult,
+    CaptureStartParams,
+    CaptureStartResult,
+    CaptureStopResult,
     CheckpointBeginParams,
     CheckpointBeginResult,
     CheckpointReadParams,
@@ -102,6 +109,8 @@ LOG = logging.getLogger("offload_migrate.device")
 BACKENDS = ("builtin", "kernel")
 ENGINES = ("fast", "reference")
 MAX_TRANSFERS = 8
+MAX_CAPTURES = 4  # packet captures open on one device at once
+CAPTURE_READ_BYTES = 4 << 20  # frame bytes one capture.read answer carries at most
 DRAIN_EVERY = 32  # frames between guest receives (the driver posts 64 buffers)
 
 
@@ -167,6 +176,9 @@ class DeviceService:
         #: belong to it and end with it (forget)
         self.caller: object = None
         self._next_transfer = 1
+        #: open packet captures by id, each with the connection it belongs to
+        self._captures: dict[int, tuple[FrameCapture, object]] = {}
+        self._next_capture = 1
         #: set by ``shutdown``: the daemon's loop ends after answering
         self.stopping = False
         #: what the objects loaded here said beyond the device's view, by handle: programs'
@@ -482,6 +494,54 @@ class DeviceService:
                      for handle, stats in device.event_streams().items()],
             lost=device.ports.events_lost)
 
+    # -- packet capture ------------------------------------------------------------------------
+    def capture_start(self, params: CaptureStartParams) -> CaptureStartResult:
+        """Start recording frames at the device's edges (offload/device/capture.py); the
+        capture belongs to the caller's connection and ends with it."""
+        words = [w.strip() for w in params.what.split(",")]
+        kinds = set(KINDS) if "all" in words else set(words)
+        unknown = sorted(kinds - set(KINDS))
+        if unknown or not kinds:
+            raise InvalidRequest(f"a capture records rx, tx, drop or all, not "
+                                 f"{', '.join(repr(w) for w in unknown or words)}.",
+                                 field="what")
+        if len(self._captures) >= MAX_CAPTURES:
+            raise Refused(errno.EBUSY, f"{MAX_CAPTURES} captures are open on "
+                                       f"{self.device.name} already; stop one first.")
+        capture = FrameCapture(frozenset(kinds), count=params.count, snaplen=params.snaplen,
+                               max_records=params.buffer)
+        ident = self._next_capture
+        self._next_capture += 1
+        self._captures[ident] = (capture, self.caller)
+        self.device.captures.append(capture)
+        return CaptureStartResult(ident, [k for k in KINDS if k in kinds])
+
+    def _capture(self, ident: int) -> FrameCapture:
+        entry = self._captures.get(ident)
+        if entry is None:
+            raise Refused(errno.ENOENT, f"there is no capture {ident} on {self.device.name}.")
+        return entry[0]
+
+    def capture_read(self, params: CaptureReadParams) -> CaptureReadResult:
+        """The frames recorded since the last read, oldest first."""
+        capture = self._capture(params.capture)
+        frames = capture.take(params.max, CAPTURE_READ_BYTES)
+        return CaptureReadResult(
+            [{"time": f.time, "direction": f.direction, "verdict": f.verdict,
+              "length": f.length, "data": f.data} for f in frames],
+            recorded=capture.recorded, lost=capture.lost,
+            full=capture.full and not capture.records)
+
+    def capture_stop(self, params: CaptureParams) -> CaptureStopResult:
+        """The capture ended; frames not read are discarded."""
+        capture = self._capture(params.capture)
+        self._end_capture(params.capture)
+        return CaptureStopResult(params.capture, capture.recorded, capture.lost)
+
+    def _end_capture(self, ident: int) -> None:
+        capture, _ = self._captures.pop(ident)
+        self.device.captures = [c for c in self.device.captures if c is not capture]
+
     # -- checkpoint and restore ----------------------------------------------------------------
     def _transfer_id(self) -> int:
         if len(self._downloads) + len(self._uploads) >= MAX_TRANSFERS:
@@ -577,13 +637,16 @@ class DeviceService:
             release_freed_heap()  # the decoded snapshot is gone; its chunks leave RSS
 
     def forget(self, owner: object) -> None:
-        """The connection ``owner`` is gone: its unfinished transfers end with it (a restore
-        never committed changes nothing)."""
+        """The connection ``owner`` is gone: its unfinished transfers and its captures end
+        with it (a restore never committed changes nothing)."""
         for transfers in (self._downloads, self._uploads):
             for ident, spool in list(transfers.items()):
                 if spool.owner is owner:
                     del transfers[ident]
                     spool.close()
+        for ident, (_, holder) in list(self._captures.items()):
+            if holder is owner:
+                self._end_capture(ident)
 
     def restore_payload(self, payload: bytes | BinaryIO, *, allow_fallback: bool = False,
                         dry_run: bool = False, source: SourceStamp | None = None,

@@ -124,6 +124,19 @@ METHODS: dict[str, Method[Any, Any]] = {m.name: m for m in (
            DeviceService.events_read,
            "event records (perf event arrays, ring buffers), oldest first; taking them frees "
            "their room"),
+    Method("capture.start", api.CaptureStartParams, api.CaptureStartResult,
+           DeviceService.capture_start,
+           "a packet capture at the device started: `rx` frames arriving (with the program's "
+           "verdict), `tx` frames leaving on the wire (XDP_TX or the guest's), `drop` arriving "
+           "frames dropped or aborted; it ends with the connection", ("EBUSY",)),
+    Method("capture.read", api.CaptureReadParams, api.CaptureReadResult,
+           DeviceService.capture_read,
+           "the frames recorded since the last read, oldest first, each `{time, direction, "
+           "verdict, length, data}`; `lost` counts frames the capture's buffer had no room "
+           "for; `full` once `count` frames were recorded and read", ("ENOENT",)),
+    Method("capture.stop", api.CaptureParams, api.CaptureStopResult,
+           DeviceService.capture_stop, "the capture ended; frames not read are discarded",
+           ("ENOENT",)),
     Method("shutdown", api.NoParams, api.ShutdownResult, DeviceService.shutdown,
            "the daemon answers, closes every connection and removes its socket"),
 )}

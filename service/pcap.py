@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterable
+from typing import BinaryIO
 
 from .errors import UsageError
 
@@ -82,3 +83,24 @@ def encode_pcap(frames: Iterable[bytes], snaplen: int = 65535) -> bytes:
         out.append(struct.pack("<IIII", n // 1000, n % 1000 * 1000, len(frame), len(frame)))
         out.append(frame)
     return b"".join(out)
+
+
+class PcapWriter:
+    """Records appended to an open binary file as they come (a capture's memory stays that
+    of one record): the file header first, then each frame with its time and its length on
+    the wire, cut to ``snaplen``; microsecond timestamps, little-endian."""
+
+    def __init__(self, handle: BinaryIO, snaplen: int = 65535) -> None:
+        self.handle = handle
+        self.snaplen = snaplen
+        self.frames = 0
+        handle.write(struct.pack("<IHHiIII", MAGIC_US, 2, 4, 0, 0, snaplen, LINKTYPE_ETHERNET))
+
+    def write(self, frame: bytes, when: float, length: int | None = None) -> None:
+        data = frame[:self.snaplen]
+        micros = max(0, round(when * 1_000_000))
+        seconds, fraction = divmod(micros, 1_000_000)
+        self.handle.write(struct.pack("<IIII", seconds & 0xFFFFFFFF, fraction, len(data),
+                                      max(len(data), length or 0)))
+        self.handle.write(data)
+        self.frames += 1

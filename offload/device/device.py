@@ -38,6 +38,7 @@ from ..virtio.netdev import CONTROLQ, NET_HDR_SIZE, RECEIVEQ, TRANSMITQ, NetConf
 from ..virtio.transport import Transport
 from ..virtio.wire import CtrlDecodeError
 from . import control
+from .capture import FrameCapture
 from .interfaces import Interface
 from .objects import ActionCounters, ObjectTable, ProgramObject
 from .sampler import FrameSampler
@@ -51,6 +52,9 @@ WIRE_BACKLOG = 4096
 XSK_RING_SIZE = 2048  # frames an AF_XDP receive ring holds (libxsk's default ring size)
 EVENT_BACKLOG = 1 << 16  # event records the device keeps for its reader beyond the maps
 EVENT_BACKLOG_BYTES = 64 << 20  # ... and the bytes of data they may hold together
+
+
+_VERDICTS = {action: action.name.lower() for action in XdpAction}
 
 
 @dataclass(slots=True)
@@ -116,6 +120,8 @@ class Device:
         self._event_bytes = 0
         #: recent frames from the wire, kept for a restore's proof; off until sample() is called
         self.sampler: FrameSampler | None = None
+        #: packet captures tapping the receive path and the wire (capture.py); none by default
+        self.captures: list[FrameCapture] = []
         #: guests outside this process (vhost-user front-ends) by ifindex (.interfaces): the
         #: one at the device's own ifindex takes what PASS gives instead of the simulated
         #: driver's receive queue; the others are reached by REDIRECT or their own wires
@@ -156,7 +162,7 @@ class Device:
         if len(data) < NET_HDR_SIZE:
             return
         self.ports.tx_from_guest += 1
-        self._send(data[NET_HDR_SIZE:])
+        self._send(data[NET_HDR_SIZE:], sender="guest")
 
     def set_wire(self, on_wire: Callable[[bytes], None]) -> None:
         """Where frames leaving on the wire go from now on (a tunnel to another device)."""
@@ -181,10 +187,13 @@ class Device:
         port = self.interfaces.get(self.ifindex if ifindex is None else ifindex)
         if port is not None:
             port.counters.tx_from_guest += 1
-        self._send(frame, port)
+        self._send(frame, port, "guest")
 
-    def _send(self, frame: bytes, port: Interface | None = None) -> None:
+    def _send(self, frame: bytes, port: Interface | None = None, sender: str = "tx") -> None:
+        """Out on the wire; ``sender`` is ``tx`` (XDP_TX) or ``guest`` (what captures see)."""
         self.ports.tx_to_wire += 1
+        for capture in self.captures:
+            capture.left(frame, sender)
         if port is not None:
             port.counters.tx_to_wire += 1
             if port.wire is not None:
@@ -288,8 +297,12 @@ class Device:
             # Mid-cut the program's state is moving: dropped rather than passed unfiltered
             # (a port filter's blocked datagrams would reach the guest otherwise).
             self.ports.rx_paused += 1
+            for capture in self.captures:
+                capture.arrived(frame, "paused")
             return XdpAction.DROP
         if attached is None:
+            for capture in self.captures:
+                capture.arrived(frame, "pass")
             self._to_guest(frame, port)
             return XdpAction.PASS
         program = self.objects.programs[attached]
@@ -306,6 +319,8 @@ class Device:
         else:
             action = outcome.action
         program.counters.count(action, len(frame))
+        for capture in self.captures:
+            capture.arrived(frame, _VERDICTS[action])
         if action == XdpAction.PASS:
             self._to_guest(outcome.data, port)
         elif action == XdpAction.TX:
