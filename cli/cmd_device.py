@@ -139,9 +139,13 @@ def register(sub: Any) -> None:
 
     status = sub.add_parser(
         "status", help="live view of devices, programs, counters and maps", formatter_class=RAW,
-        description="A live view of one or more devices: negotiated features, programs with "
-                    "per-action packet counters and rates, maps with fill levels, migration "
-                    "progress. Ctrl-C leaves.",
+        description="A live view of one or more devices, one at a time on the terminal: "
+                    "per program the rate of each verdict (pass, drop, tx, redirect) over "
+                    "time as sparklines with its counter, per map its fill over time, and "
+                    "while a migration runs its phase, round, dirty entries per round, "
+                    "expected downtime and bytes moved. Keys: Tab (Shift-Tab) or 1-9 show "
+                    "another device, q (or Ctrl-C) quits. Without a terminal, or with --once, "
+                    "every device is printed once in full.",
         epilog="examples:\n"
                "  offload-migrate status --device /tmp/a.sock --device /tmp/b.sock\n"
                "  offload-migrate status --device /tmp/a.sock --once\n"
@@ -149,8 +153,9 @@ def register(sub: Any) -> None:
     device_option.add(status, several=True)
     status.add_argument("--once", action="store_true", help="render once and exit")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
-    status.add_argument("--interval", type=float, default=0.5,
-                        help="seconds between refreshes (default: 0.5)")
+    status.add_argument("--interval", type=float, default=1.0,
+                        help="seconds between refreshes, one sparkline column each "
+                             "(default: 1)")
     status.set_defaults(handler=status_command)
 
 
@@ -280,11 +285,47 @@ def status_command(args: argparse.Namespace, out: Output) -> int:
         out.console.print(status_view(entries))
         return Exit.REFUSED if failed else Exit.OK
     try:
-        with Live(status_view(entries), console=out.console, refresh_per_second=4,
-                  screen=False) as live:
-            while True:
-                time.sleep(args.interval)
-                live.update(status_view(fetch(args.device)))
+        live_status(args.device, args.interval, out.console, entries)
     except KeyboardInterrupt:
         pass
     return Exit.OK
+
+
+def live_status(paths: list[str], interval: float, console: Any,
+                entries: list[tuple[str, dict[str, Any] | None, str | None]]) -> None:
+    """The dashboard on the terminal's alternate screen until q: refreshed every
+    ``interval`` seconds and at once on a key."""
+    from .keyboard import cbreak_keys
+    from .status_dashboard import dashboard
+    from .status_history import History
+
+    history = History()
+    selected = 0
+    with cbreak_keys() as read_key, Live(console=console, screen=True, auto_refresh=False,
+                                         vertical_overflow="crop") as live:
+        while True:
+            for path, status, _ in entries:
+                if status is not None:
+                    history.record(path, status)
+            deadline = time.monotonic() + interval
+            while True:
+                live.update(dashboard(entries, history, selected, console.size.height),
+                            refresh=True)
+                key = read_key(deadline - time.monotonic())
+                if key is None:
+                    break
+                if key in ("q", "Q"):
+                    return
+                selected = next_device(key, selected, len(entries))
+            entries = fetch(paths)
+
+
+def next_device(key: str, selected: int, count: int) -> int:
+    """The device a key shows: Tab the next, Shift-Tab the previous, a digit that one."""
+    if key == "\t":
+        return (selected + 1) % count
+    if key == "\x1b[Z":
+        return (selected - 1) % count
+    if key.isdigit() and 1 <= int(key) <= count:
+        return int(key) - 1
+    return selected

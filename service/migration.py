@@ -44,6 +44,7 @@ from .protocol import MessageReader, Response, encode_request
 LOG = logging.getLogger("offload_migrate.migration")
 HANDSHAKE_TIMEOUT = 10.0
 FINISHED = ("completed", "failed", "refused", "cancelled", "aborted", "undone")
+LIVE_ROUNDS = 32  # rounds a status shows of a running migration, the newest
 
 
 class MigrationBusy(ServiceError):
@@ -144,6 +145,11 @@ class Migration:
             picture["phase"] = self.source.phase
             if self.source.plan is not None:
                 picture["plan"] = self.source.plan
+            rounds = list(self.source.rounds)[-LIVE_ROUNDS:]  # the worker appends to it
+            picture["rounds"] = [[r.round, r.entries, r.bytes] for r in rounds]
+            picture.setdefault("round", rounds[-1].round if rounds else 0)
+            if self.source.estimate is not None:
+                picture["estimate"] = round(self.source.estimate, 6)
         if self.hold is not None:
             picture["held"] = not self.hold.is_set()
         return picture

@@ -142,6 +142,10 @@ class MigrationSource:
         self.samples = samples
         self.phase = "connecting"
         self.plan: str | None = None  # the destination's plan outcome, once READY came
+        #: the transfers so far (round 0 the full copy) and the downtime the last estimate
+        #: predicted, for a live view while the run goes on (another thread reads them)
+        self.rounds: list[RoundStats] = []
+        self.estimate: float | None = None
 
     def run(self, stream: socket.socket) -> MigrationReport:
         run = _Run(self, Channel(stream, Connection(Role.SOURCE), self.timeout))
@@ -155,6 +159,7 @@ class _Run:
         self.channel = channel
         self.start = time.monotonic()
         self.details: list[RoundStats] = []
+        source.rounds = self.details
         self.paused_at: float | None = None
         self.downtime: float | None = None
         self.welcome: Welcome | None = None
@@ -248,7 +253,7 @@ class _Run:
             self._check_cancel()  # every round looks, held or not
             dirty = self.state.take_dirty()
             count = self.state.count(dirty)
-            estimate = 2 * self.base + count * self.per_entry
+            estimate = self.source.estimate = 2 * self.base + count * self.per_entry
             if estimate <= self.source.downtime_target or round_no > self.source.max_rounds:
                 self._final(dirty, round_no, estimate)
                 return
@@ -264,7 +269,7 @@ class _Run:
             self._check_cancel()
             dirty = self.state.take_dirty()
             count = self.state.count(dirty)
-            estimate = 2 * self.base + count * self.per_entry
+            estimate = self.source.estimate = 2 * self.base + count * self.per_entry
             if cut:
                 self._final(dirty, round_no, estimate)
                 return

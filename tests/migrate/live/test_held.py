@@ -12,6 +12,7 @@ from fixtures.snapshots.generate import TRAFFIC, device_for
 from migrate.live import MigrationCancelled, MigrationDestination, MigrationSource, SourceAborted
 from offload.caps import load_profile
 from offload.device import build_device
+from service.migration import Migration
 
 from .conftest import Side, Traffic, handle_of, proto_packets
 
@@ -41,6 +42,15 @@ def test_a_held_migration_cuts_when_told_and_loses_no_update() -> None:
     assert migration.plan == "COMPATIBLE"
     time.sleep(0.3)  # held: a generous target would have cut at once
     assert migration.phase == "precopy" and not source.device.paused
+    # what a live view shows meanwhile: the full copy and the rounds since, the estimate
+    copy = migration.rounds[0]
+    assert copy.round == 0 and copy.entries > 0 and copy.bytes > 0
+    assert migration.estimate is not None and migration.estimate >= 0
+    picture = Migration(None, "source", "dest")
+    picture.source = migration
+    shown = picture.picture()
+    assert shown["phase"] == "precopy" and shown["rounds"][0] == [0, copy.entries, copy.bytes]
+    assert shown["round"] == migration.rounds[-1].round and "estimate" in shown
     hold.set()
     runner.join(20)
     traffic.stop()
