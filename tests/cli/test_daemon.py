@@ -15,7 +15,8 @@ from service.errors import ErrorKind
 from service.protocol import RemoteError
 from service.traffic import synthetic_frames
 
-from .conftest import FIXTURES, answers, cli
+from .conftest import FIXTURES, answers
+from .conftest import cli_here as cli  # client commands in this process; daemons apart
 
 FIREWALL = str(FIXTURES / "xdp_firewall_v4.o")
 TAILCALL = str(FIXTURES / "xdp_tailcall.o")
