@@ -17,7 +17,8 @@ from service.client import DeviceClient
 from service.fixture_traffic import FRAMES, VIP
 from service.pcap import read_pcap
 
-from .conftest import FIXTURES, ROOT, cli
+from .conftest import FIXTURES, ROOT
+from .conftest import cli_here as cli  # client commands in this process
 
 
 def _u32(value: int) -> bytes:

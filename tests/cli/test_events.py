@@ -14,7 +14,8 @@ from service.client import DeviceClient
 from service.device_service import DeviceService
 from service.frames import ether, ipv4, udp
 
-from .conftest import FIXTURES, ROOT, cli
+from .conftest import FIXTURES, ROOT
+from .conftest import cli_here as cli  # client commands in this process
 
 RING = str(FIXTURES / "libbpf" / "xdp_ringbuf_log.o")
 PERF = str(FIXTURES / "libbpf" / "xdp_perf_sample.o")
