@@ -27,7 +27,7 @@ from .maps import KernelMap
 from .syscall import BpfCmd, BpfSyscallError, bpf, hint
 
 LOG_SIZE = 1 << 16
-MAX_LOG_SIZE = 1 << 26  # 64 MiB, far above what 1M processed instructions print at level 1
+MAX_LOG_SIZE = 1 << 26  # 64 MiB; a longer log keeps its end (the kernel rotates it)
 #: Log lines that are statistics, not the reason for a rejection.
 _INSN_LINE = re.compile(r"^\d+: \([0-9a-f]{2}\) ")
 _STAT_PREFIXES = ("processed ", "verification time", "stack depth", "mark_read",
@@ -151,7 +151,8 @@ def _load(insns: tuple[Instruction, ...], code: bytes, prog_type: ProgType | int
                                              funcs)
         if fd >= 0:
             return KernelProgram(fd, name, prog_type, insns, log)
-        if failure == errno.ENOSPC and level and log_size < MAX_LOG_SIZE:
+        if failure == errno.ENOSPC and level and log_size < MAX_LOG_SIZE \
+                and true_size < MAX_LOG_SIZE:  # a log that cannot fit is not asked again
             log_size = min(MAX_LOG_SIZE, max(log_size * 4, true_size + 1))
             continue
         if level == 0 and failure in (errno.EACCES, errno.EINVAL, errno.E2BIG, errno.ENOSPC):
