@@ -109,7 +109,8 @@ def migration_rows(migration: dict[str, Any] | None) -> list[Text]:
         return []
     state = migration.get("state", "")
     style = {"completed": "bold green", "failed": "bold red", "refused": "bold red",
-             "cancelled": "bold red", "aborted": "bold red"}.get(state, "bold yellow")
+             "cancelled": "bold red", "aborted": "bold red", "undone": "bold red"}.get(
+                 state, "bold yellow")
     arrow = "->" if migration.get("role", "source") == "source" else "<-"
     head = line((f"migration {state}", style), f" {arrow} {migration.get('peer', '')}")
     if migration.get("phase"):
