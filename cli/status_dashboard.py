@@ -64,8 +64,26 @@ def device_header(status: dict[str, Any]) -> list[Text]:
         head.append(f"  traffic {traffic['kind']} {traffic['rate']:.0f}/s", style="dim")
     features = [f.removeprefix("VIRTIO_NET_F_").removeprefix("VIRTIO_F_")
                 for f in status.get("features", [])]
-    return [head, line(("features ", "bold"), (" ".join(features) or "none negotiated",
+    rows = [head, line(("features ", "bold"), (" ".join(features) or "none negotiated",
                                                "cyan"))]
+    ports = port_row(status.get("interfaces") or [])
+    return rows + ([ports] if ports is not None else [])
+
+
+def port_row(interfaces: list[dict[str, Any]]) -> Text | None:
+    """The device's ports on one row: ifindex, name, link, frames into and out of the guest."""
+    if not interfaces:
+        return None
+    row = line(("ports", "bold"))
+    for port in interfaces:
+        counters = port.get("counters", {})
+        up = port.get("connected")
+        row.append(f"  {port['ifindex']}:{port['name']} ")
+        row.append("up" if up else "down", style="green" if up else "red")
+        row.append(f" rx {counters.get('rx_to_guest', 0):,} tx {counters.get('tx_from_guest', 0):,}",
+                   style="dim")
+    row.truncate(80, overflow="ellipsis")
+    return row
 
 
 def program_rows(prog: dict[str, Any], history: DeviceHistory) -> list[Text]:

@@ -118,4 +118,18 @@ def test_a_real_device_status_fits_80x24():
     lines = screen(dashboard([("a", latest, None)], history, 0))
     fits(lines)
     assert any("blocked_v4" in row and "HASH" in row for row in lines)
+    assert not any(row.startswith("ports") for row in lines)  # a device without ports
     assert any(row.split()[:1] == ["pass"] and "3/s" in row for row in lines)
+
+
+def test_ports_show_on_one_row_with_their_link_and_frames():
+    history = History()
+    ports = [{"ifindex": 1, "name": "b", "connected": True,
+              "counters": {"rx_to_guest": 1200, "tx_from_guest": 7}},
+             {"ifindex": 2, "name": "c", "connected": False, "counters": {}}]
+    entry = status("A", 1.0, {"pass": 0}) | {"interfaces": ports}
+    history.record("a", entry)
+    lines = screen(dashboard([("a", entry, None)], history, 0))
+    fits(lines)
+    row = next(row for row in lines if row.startswith("ports"))
+    assert "1:b up rx 1,200 tx 7" in row and "2:c down rx 0 tx 0" in row
