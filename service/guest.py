@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]  # the source tree: service/guest.py
 QEMU = shutil.which("qemu-system-x86_64")
 GUEST_DIR = Path(os.environ.get("OFFLOAD_GUEST_DIR", REPO / ".cache" / "guest"))
 BOOT_TIMEOUT = 120.0

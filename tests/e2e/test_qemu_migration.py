@@ -34,12 +34,12 @@ from service.client import DeviceClient
 from service.guest import Guest, guest_image
 from service.qmp import QmpClient
 from service.vm_migration import VmMigration, VmMigrationFailed
+from tests.e2e.guest_required import guest_marks, require
 from tests.service.conftest import ROOT, DaemonProcess
 
 FIXTURES = ROOT / "fixtures" / "xdp"
 IMAGE = guest_image()
-pytestmark = [pytest.mark.skipif(isinstance(IMAGE, str), reason=str(IMAGE)),
-              pytest.mark.xdist_group("qemu_migration")]
+pytestmark = guest_marks(IMAGE, "qemu_migration")
 BLOCKED_PORT = 6000
 ICMP, UDP = 1, 17
 B_MAC = "52:54:00:00:00:0b"
@@ -97,6 +97,7 @@ class Net:
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
+    require(IMAGE)
     workdir = tmp_path_factory.mktemp("vm-migrate")
     pa, pb1, pb2, pb3 = (free_port(socket.SOCK_DGRAM) for _ in range(4))
     sides: list[Side] = []

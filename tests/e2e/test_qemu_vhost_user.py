@@ -21,13 +21,13 @@ import pytest
 
 from service.client import DeviceClient
 from service.guest import Guest, guest_image
+from tests.e2e.guest_required import guest_marks, require
 from tests.service.conftest import DaemonProcess
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
 IMAGE = guest_image()
 # one worker runs the module's tests, so its guests boot once
-pytestmark = [pytest.mark.skipif(isinstance(IMAGE, str), reason=str(IMAGE)),
-              pytest.mark.xdist_group("qemu_vhost_user")]
+pytestmark = guest_marks(IMAGE, "qemu_vhost_user")
 OPEN_PORT, BLOCKED_PORT = 5000, 6000
 ICMP, UDP = 1, 17
 
@@ -72,6 +72,7 @@ class Side:
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
     """Device a with guest A; device b with guest B on its port 1 and C on port 2."""
+    require(IMAGE)
     tmp_path = tmp_path_factory.mktemp("vhost-user")
     port_a, port_b = free_udp_port(), free_udp_port()
     vhost_c = tmp_path / "c.vhost"
