@@ -3,9 +3,8 @@ the host as received on the tap interface, and what the host sends out of it arr
 
 A tap interface (``/dev/net/tun`` with IFF_TAP, no packet information header) needs
 CAP_NET_ADMIN to create; the device opens it with the name given and sets it up. One frame
-per read and write, as the tun driver gives them. The receiving thread takes the device's
-lock around ``receive`` as the UDP tunnel's does; frames shorter than an Ethernet header or
-longer than a jumbo frame are counted and dropped.
+per read and write, as the tun driver gives them; what arriving frames go through, and where
+the wire plugs in, is :class:`~offload.device.cable.Cable`'s.
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ import socket
 import struct
 import threading
 
+from .cable import MAX_FRAME, Cable
 from .device import Device
 from .interfaces import Interface
-from .udp_wire import MAX_FRAME, MIN_FRAME
 
 TUNSETIFF = 0x400454CA
 IFF_TAP, IFF_NO_PI = 0x0002, 0x1000
@@ -36,7 +35,7 @@ def check_name(name: str) -> str:
     return name
 
 
-class TapWire:
+class TapWire(Cable):
     """Frames between ``device`` (or its ``port``) and the tap interface ``name``."""
 
     def __init__(self, device: Device, name: str, lock: threading.Lock | threading.RLock,
@@ -50,23 +49,9 @@ class TapWire:
         except OSError:
             os.close(self.fd)
             raise
-        self.device = device
-        self.lock = lock
-        self.port = port
-        self.ingress = None if port is None else port.ifindex
         self.learn = False
-        self.received = self.sent = self.malformed = 0
-        self._closing = False
         self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._run, name=f"tap {name}", daemon=True)
-        if port is None:
-            device.set_wire(self.send)
-        else:
-            port.wire = self.send
-
-    def start(self) -> TapWire:
-        self._thread.start()
-        return self
+        super().__init__(device, lock, port, f"tap {name}")
 
     def send(self, frame: bytes) -> None:
         try:
@@ -84,20 +69,12 @@ class TapWire:
                 frame = os.read(self.fd, MAX_FRAME + 1)
             except OSError:
                 return
-            if not MIN_FRAME <= len(frame) <= MAX_FRAME:
-                self.malformed += 1
-                continue
-            self.received += 1
-            with self.lock:
-                self.device.receive(frame, ingress=self.ingress)
+            self.arrived(frame)
 
-    def close(self) -> None:
-        self._closing = True
-        if self.port is not None and self.port.wire == self.send:
-            self.port.wire = None
+    def _wake(self) -> None:
         os.write(self._wake_w, b"x")
-        if self._thread.is_alive():
-            self._thread.join(timeout=2)
+
+    def _release(self) -> None:
         for fd in (self.fd, self._wake_r, self._wake_w):
             os.close(fd)
 

@@ -3,10 +3,8 @@
 
 Two devices whose tunnels point at each other are two NICs on one cable: what one transmits
 (XDP_TX, a frame its guest sent) the other receives from the wire and runs through its
-program. The receiving thread takes the device's lock around ``receive``; sending never holds
-it waiting on the other side, so two devices can never deadlock on each other's locks.
-Datagrams larger than a jumbo frame, or shorter than an Ethernet header, are not frames and
-are counted and dropped.
+program. What arriving frames go through, and where the wire plugs in, is
+:class:`~offload.device.cable.Cable`'s.
 
 A learning tunnel (``learn``) sends to whoever it last heard from, as a switch port learns
 where a MAC address went: when the peer's guest migrates to another device, that device's
@@ -20,11 +18,9 @@ from __future__ import annotations
 import socket
 import threading
 
+from .cable import MAX_FRAME, MIN_FRAME, Cable
 from .device import Device
 from .interfaces import Interface
-
-MIN_FRAME = 14
-MAX_FRAME = 9216 + 18  # a jumbo frame and its Ethernet header and tag
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
@@ -35,7 +31,7 @@ def parse_endpoint(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-class UdpWire:
+class UdpWire(Cable):
     """Frames between ``device`` and the peer at ``remote``, from ``local``: the device's
     wire, or with ``port`` that port's own (frames from it enter at the port's ifindex)."""
 
@@ -46,30 +42,14 @@ class UdpWire:
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind(local)
         self.sock.settimeout(0.2)  # the receiving thread looks at _closing this often
-        self.device = device
         self.remote = remote
         self.learn = learn
         self.moves = 0  # times a learning tunnel's far end moved
-        self.lock = lock
-        self.received = 0
-        self.sent = 0
-        self.malformed = 0
-        self._closing = False
-        self._thread = threading.Thread(target=self._run, name=f"wire {local}", daemon=True)
-        self.port = port
-        self.ingress = None if port is None else port.ifindex
-        if port is None:
-            device.set_wire(self.send)
-        else:
-            port.wire = self.send
+        super().__init__(device, lock, port, f"wire {local}")
 
     @property
     def local(self) -> tuple[str, int]:
         return self.sock.getsockname()[:2]
-
-    def start(self) -> UdpWire:
-        self._thread.start()
-        return self
 
     def send(self, frame: bytes) -> None:
         try:
@@ -86,20 +66,11 @@ class UdpWire:
                 continue
             except OSError:
                 return
-            if not MIN_FRAME <= len(frame) <= MAX_FRAME:
-                self.malformed += 1
-                continue
-            self.received += 1
-            if self.learn and peer[:2] != self.remote:
+            if (self.learn and peer[:2] != self.remote
+                    and MIN_FRAME <= len(frame) <= MAX_FRAME):  # only a frame moves the far end
                 self.remote = peer[:2]
                 self.moves += 1
-            with self.lock:
-                self.device.receive(frame, ingress=self.ingress)
+            self.arrived(frame)
 
-    def close(self) -> None:
-        self._closing = True
-        if self.port is not None and self.port.wire == self.send:
-            self.port.wire = None
-        if self._thread.is_alive():
-            self._thread.join(timeout=2)
+    def _release(self) -> None:
         self.sock.close()

@@ -59,8 +59,6 @@ def test_a_vhost_user_socket_in_a_missing_folder_is_a_usage_error(tmp_path):
 
 
 def test_a_learning_wire_follows_the_peer_it_last_heard_from():
-
-
     pair = build_device("w", load_profile("full"))
     old, new = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
     for peer in (old, new):
@@ -80,6 +78,30 @@ def test_a_learning_wire_follows_the_peer_it_last_heard_from():
             assert wire.moves == (1 if learn else 0)
         finally:
             wire.close()
+
+
+def test_datagrams_that_are_not_frames_are_counted_and_move_nothing():
+    """Shorter than an Ethernet header or longer than a jumbo frame: dropped before the
+    device, and a learning wire does not follow their sender."""
+    pair = build_device("w", load_profile("full"))
+    peer, stranger = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+    for sock in (peer, stranger):
+        sock.bind(("127.0.0.1", 0))
+    wire = UdpWire(pair.device, ("127.0.0.1", 0), peer.getsockname(), threading.Lock(),
+                   learn=True).start()
+    try:
+        stranger.sendto(b"\x00" * 13, wire.local)
+        stranger.sendto(b"\x00" * (9216 + 19), wire.local)
+        peer.sendto(b"\x00" * 60, wire.local)  # a frame, from the peer it already has
+        deadline = time.monotonic() + 5
+        while wire.received + wire.malformed < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (wire.malformed, wire.received, wire.moves) == (2, 1, 0)
+        assert pair.device.ports.rx_frames == 1
+    finally:
+        wire.close()
+        peer.close()
+        stranger.close()
 
 
 def test_port_options_parse_and_take_ifindexes_in_order():
