@@ -19,6 +19,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from offload.device.sampler import MAX_SAMPLES
 from service.client import DeviceClient
 from service.migration import FINISHED
 from service.protocol import RemoteError
@@ -74,6 +75,12 @@ def register(sub: Any) -> None:
     parser.set_defaults(handler=migrate_command)
 
 
+def check_sample(sample: int) -> None:
+    """``--sample N`` of ``migrate`` and ``vm-migrate``: no more frames than a ring keeps."""
+    if not 0 <= sample <= MAX_SAMPLES:
+        raise UsageError(f"--sample takes 0 to {MAX_SAMPLES} frames.")
+
+
 def destination(to: str) -> str:
     """Paths as the daemon (another working directory) must see them: absolute."""
     if to.startswith("tcp:"):
@@ -86,8 +93,7 @@ def destination(to: str) -> str:
 def migrate_command(args: argparse.Namespace, out: Output) -> int:
     if args.downtime_ms <= 0 or args.max_rounds < 0:
         raise UsageError("--downtime-ms must be positive and --max-rounds at least 0.")
-    if not 0 <= args.sample <= 4096:
-        raise UsageError("--sample takes 0 to 4096 frames.")
+    check_sample(args.sample)
     to = destination(args.to)
     if not to.startswith("tcp:") and os.path.realpath(to.removeprefix("unix:")) == \
             os.path.realpath(args.source):

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from service.vm_migration import VmMigration
 
-from .cmd_migrate import proof_text, rounds_json, rounds_text
+from .cmd_migrate import check_sample, proof_text, rounds_json, rounds_text
 from .exits import Exit, UsageError
 from .output import Output
 
@@ -66,8 +66,7 @@ def vm_migrate_command(args: argparse.Namespace, out: Output) -> int:
                          "destination's -incoming.")
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive.")
-    if not 0 <= args.sample <= 4096:
-        raise UsageError("--sample takes 0 to 4096 frames.")
+    check_sample(args.sample)
 
     def step(name: str) -> None:
         if not args.json:
