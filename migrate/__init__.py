@@ -7,9 +7,9 @@ atomic snapshot files, ``compat`` the per-object compatibility plan against a ta
 Capabilities. docs/snapshot-format.md describes the bytes on disk.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from offload.lazy_exports import lazy_exports
 from offload.uapi import XdpMode
 
 if TYPE_CHECKING:
@@ -123,13 +123,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -5,7 +5,9 @@ The names below load their modules on first use (PEP 562), so importing a light 
 whole device with its verifier, engines and loader.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .device import Device, PortCounters
@@ -20,12 +22,4 @@ _MODULES = {"Device": "device", "PortCounters": "device", "ActionCounters": "obj
             "DevicePair": "pair", "build_device": "pair"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _MODULES)

@@ -4,8 +4,9 @@ The assembler and the listings load on first use (PEP 562): programs that only d
 run bytecode - the conformance plugin, once per test case - do not pay for them.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..lazy_exports import lazy_exports
 from .codec import DecodeError, EncodeError, decode, encode, encode_words, words_to_bytes
 from .instruction import Instruction
 from .opcodes import (
@@ -42,12 +43,4 @@ _LAZY = {"AsmError": "asm", "assemble": "asm", "listing": "disasm",
          "slot_positions": "disasm", "to_asm": "disasm"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -4,7 +4,9 @@ The names below load their modules on first use (PEP 562): a reader of BTF or of
 bindings (the snapshot records) does not import the ELF reader.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .btf import Btf, BtfType, parse_btf
@@ -23,12 +25,4 @@ _MODULES = {"Btf": "btf", "BtfType": "btf", "parse_btf": "btf", "BtfKind": "btf_
             "ObjectSpec": "object", "load_object": "object", "parse_object": "object"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _MODULES)
