@@ -111,6 +111,8 @@ def migrate_command(args: argparse.Namespace, out: Output) -> int:
         return cancel(args, out, to)
     state = picture.get("state", "unknown")
     report = picture.get("report") or {}
+    if state == "completed" and not to.startswith(("tcp:", "unix:")):
+        _wait_idle(to)  # exit 0 means the destination's status already shows the state
     if args.json:
         out.json({"state": state, "reason": picture.get("reason", ""),
                   "report": rounds_json(report, detail=args.rounds_detail)})
@@ -162,7 +164,8 @@ def cancel(args: argparse.Namespace, out: Output, to: str) -> int:
 
 
 def _wait_idle(socket_path: str) -> None:
-    """Until the destination daemon's migration has ended (it rolls back on the abort)."""
+    """Until the destination daemon's migration has ended (it rolls back on an abort, and
+    after a commit lets go of the device, so its status is current)."""
     deadline = time.monotonic() + CANCEL_WAIT
     with DeviceClient(socket_path) as client:
         while time.monotonic() < deadline:

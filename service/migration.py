@@ -213,15 +213,18 @@ def start_destination(service: Any, stream: socket.socket, peer: str,
 
     def run() -> None:
         assert job.stream is not None and job.destination is not None
+        # The job shows its end only once the lock is let go: whoever sees "completed" then
+        # gets a fresh status (the committed program), never the picture from before.
         with service.lock:
             try:
                 report = job.destination.serve(job.stream)
             except MigrationError as err:
-                job.finish(_ended(err), err.report, str(err))
+                ended = (_ended(err), err.report, str(err))
             except Exception as err:
-                job.finish("failed", None, str(err))
+                ended = ("failed", None, str(err))
             else:
-                job.finish("completed", report)
+                ended = ("completed", report, "")
+        job.finish(*ended)
 
     threading.Thread(target=run, name="migration-destination", daemon=True).start()
     return job

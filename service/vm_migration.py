@@ -186,6 +186,7 @@ class VmMigration:
                 f"the device migration's final round {picture.get('state')}: "
                 f"{picture.get('reason', '')}")
         self.committed = True
+        self._destination_done()
 
         self.progress("QEMU completes")
         self.src_qemu.execute("migrate-continue", state="pre-switchover")
@@ -208,6 +209,21 @@ class VmMigration:
             offload_total=float(device.get("total_time") or 0.0), plan=plan, device=device)
 
     # -- waiting ---------------------------------------------------------------------------
+    def _destination_done(self) -> None:
+        """The destination device runs the state and has let go of its lock (the stream
+        closed), so its ``status`` shows the committed program - before QEMU continues."""
+        assert self.dst_dev is not None
+        while True:
+            self._remaining("the destination device's commit")
+            picture = self.dst_dev.call("status")["migration"] or {}
+            state = picture.get("state")
+            if state == "completed":
+                return
+            if state in FINISHED:
+                raise VmMigrationFailedAfterCommit(
+                    f"the destination device's migration {state}: {picture.get('reason', '')}")
+            time.sleep(POLL)
+
     def _remaining(self, what: str) -> float:
         left = self.deadline - time.monotonic()
         if left <= 0:
@@ -367,6 +383,13 @@ def _uninterrupted() -> Iterator[None]:
 
 class VmMigrationFailedBeforeCommit(ServiceError):
     """A step failed before the device state committed (rolled back by the caller)."""
+
+    errno = errno.ECANCELED
+
+
+class VmMigrationFailedAfterCommit(ServiceError):
+    """A step failed after the device state committed, before QEMU's switchover (rolled back
+    by the caller: the source resumes, the destination's copy is removed)."""
 
     errno = errno.ECANCELED
 

@@ -52,6 +52,7 @@ def committed(daemons):
     assert _refused(src, "migrate.release") == errno.EAGAIN  # not committed yet
     src.call("migrate.cut")
     _until(src, lambda p: p.get("phase") == "committed")
+    _until(dst, lambda p: p.get("state") == "completed")  # as vm-migrate waits for it
     yield src, dst, str(b.path)
     src.close()
     dst.close()
