@@ -18,10 +18,12 @@ BOOT_TIMEOUT = 120.0
 
 
 def guest_image() -> tuple[Path, Path] | str:
-    """The guest's kernel and initramfs, built once (cached); or why there is none."""
+    """The guest's kernel (the ELF one, booted through its PVH entry: no option ROM reading
+    a bzImage in and decompressing it, slow under TCG) and initramfs, built once (cached);
+    or why there is none."""
     if QEMU is None:
         return "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)"
-    kernel, initrd = GUEST_DIR / "vmlinuz", GUEST_DIR / "initramfs.gz"
+    kernel, initrd = GUEST_DIR / "vmlinux", GUEST_DIR / "initramfs.gz"
     if not (kernel.is_file() and initrd.is_file()):
         build = subprocess.run(["bash", str(REPO / "tools" / "guest" / "build.sh"),
                                 str(GUEST_DIR)], capture_output=True, text=True)

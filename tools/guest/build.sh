@@ -3,7 +3,9 @@
 #
 #   tools/guest/build.sh OUTDIR
 #
-# OUTDIR receives vmlinuz (Debian's stock linux-image-amd64 kernel) and initramfs.gz (busybox
+# OUTDIR receives vmlinuz (Debian's stock linux-image-amd64 kernel), vmlinux (the same kernel
+# as the ELF inside it, which QEMU boots through its PVH entry, 3.5 s faster under TCG than the
+# bzImage; tools/guest/vmlinux.py) and initramfs.gz (busybox
 # from busybox-static, the virtio-net modules, and an init that brings up eth0 and gives a
 # shell on the serial console). Nothing is installed on the host: the two packages are
 # downloaded with apt-get download and unpacked with dpkg-deb -x. A second run with the same
@@ -23,8 +25,8 @@ trap 'rm -rf "$work"' EXIT
 
 kernel_pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 busybox_ver=$(apt-cache policy busybox-static | awk '/Candidate/{print $2}')
-stamp="$kernel_pkg busybox-static=$busybox_ver $(sha256sum "$here/init" | cut -c1-16)"
-if [[ -f "$out/vmlinuz" && -f "$out/initramfs.gz" && "$(cat "$out/stamp" 2>/dev/null)" == "$stamp" ]]; then
+stamp="$kernel_pkg busybox-static=$busybox_ver $(cat "$here/init" "$here/build.sh" "$here/vmlinux.py" | sha256sum | cut -c1-16)"
+if [[ -f "$out/vmlinuz" && -f "$out/vmlinux" && -f "$out/initramfs.gz" && "$(cat "$out/stamp" 2>/dev/null)" == "$stamp" ]]; then
     echo "guest in $out is up to date ($stamp)"
     exit 0
 fi
@@ -52,6 +54,7 @@ for module in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev vir
     esac
 done
 cp kernel/boot/vmlinuz-* "$out/vmlinuz"
+python3 "$here/vmlinux.py" "$out/vmlinuz" "$out/vmlinux"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$out/initramfs.gz"
 echo "$stamp" > "$out/stamp"
 echo "guest built in $out ($stamp)"
