@@ -24,12 +24,12 @@ from ..engine.memory import RegionKind
 from ..runtime.xdp_env import map_handle
 from ..verifier.memory import truncated
 from ..verifier.program import Program, live_regs
-from ..verifier.state import MAYBE_NULL, SLOT, ByteKind, Reg, RegType, State
+from ..verifier.state import FULL_SPILL, MAYBE_NULL, SLOT, ByteKind, Reg, RegType, State
 from ..verifier.tnum import U64
 from .concrete import ConcreteView
 
 _ZERO, _SPILL = ByteKind.ZERO, ByteKind.SPILL
-_STACK, _CTX = RegType.PTR_TO_STACK, RegType.PTR_TO_CTX
+_SCALAR, _STACK, _CTX = RegType.SCALAR, RegType.PTR_TO_STACK, RegType.PTR_TO_CTX
 _PKT, _META, _END = RegType.PTR_TO_PACKET, RegType.PTR_TO_PACKET_META, RegType.PTR_TO_PACKET_END
 _VALUE, _VALUE_OR_NULL = RegType.PTR_TO_MAP_VALUE, RegType.PTR_TO_MAP_VALUE_OR_NULL
 _MAP, _MAP_OR_NULL = RegType.CONST_PTR_TO_MAP, RegType.CONST_PTR_TO_MAP_OR_NULL
@@ -61,13 +61,17 @@ def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[
             if r == 10:
                 continue
             reg = frame.regs[r]
-            name = f"R{r}{where}"
             value = view.reg(shift + depth, r)
-            problem = reg_escape(reg, value, view, view.tag(shift + depth, r), shift)
+            tag = view.tag(shift + depth, r)
+            if reg.type is _SCALAR and not tag and reg.var.contains(value):
+                if reg.id:  # the common case, checked inline: a number inside its bounds
+                    _link(linked, reg.id, f"R{r}{where}", value, out)
+                continue
+            problem = reg_escape(reg, value, view, tag, shift)
             if problem is not None:
-                out.append(f"{name}={value:#x} {problem}")
+                out.append(f"R{r}{where}={value:#x} {problem}")
             elif reg.type == RegType.SCALAR and reg.id:
-                _link(linked, reg.id, name, value, out)
+                _link(linked, reg.id, f"R{r}{where}", value, out)
         region = view.stack_region(shift + depth)
         fp = region.end_address
         if view.reg(shift + depth, 10) != fp:
@@ -75,11 +79,18 @@ def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[
                        f"pointer {fp:#x}")
         buffer, top = region.buffer, region.end
         for k, stack_slot in frame.stack.items():
-            spilled = stack_slot.spilled
-            if spilled is None and _ZERO not in stack_slot.kinds and \
-                    _SPILL not in stack_slot.kinds:
+            kinds, spilled = stack_slot
+            zeros = _ZERO in kinds
+            if spilled is None and not zeros and _SPILL not in kinds:
                 continue  # unwritten or unknown bytes: any content is inside
             start = top - SLOT * (k + 1)
+            if kinds is FULL_SPILL and spilled is not None and spilled.type is _SCALAR:
+                # the common case, checked inline: a number spilled whole
+                value = int.from_bytes(buffer[start:start + SLOT], "little")
+                if spilled.var.contains(value):
+                    if spilled.id:
+                        _link(linked, spilled.id, f"fp{-SLOT * (k + 1)}{where}", value, out)
+                    continue
             data = bytes(buffer[start:start + SLOT])
             name = f"fp{-SLOT * (k + 1)}{where}"
             if spilled is not None:
@@ -93,8 +104,8 @@ def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[
                 elif spilled.type == RegType.SCALAR and spilled.id and \
                         spilled_bytes == SLOT:
                     _link(linked, spilled.id, name, value, out)
-            wrong = [i for i, kind in enumerate(stack_slot.kinds)
-                     if kind == ByteKind.ZERO and data[i]]
+            wrong = [i for i, kind in enumerate(kinds) if kind is _ZERO and data[i]] \
+                if zeros else None
             if wrong:
                 shown = " ".join(f"{data[i]:02x}" for i in wrong)
                 out.append(f"{name} bytes {wrong[0]}..{wrong[-1]} hold {shown} where the "

@@ -18,6 +18,7 @@ from .tnum import U32, U64, UNKNOWN, Tnum, range_bits
 S64_MIN, S64_MAX = -(1 << 63), (1 << 63) - 1
 S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
 _SIGN64, _SIGN32 = 1 << 63, 1 << 31
+_TWO64, _TWO32 = 1 << 64, 1 << 32
 
 
 def s64(x: int) -> int:
@@ -101,11 +102,15 @@ class Scalar(NamedTuple):
         return self.var.mask & U32 == 0
 
     def contains(self, x: int) -> bool:
+        # unpacked once and signed inline: the soundness oracle asks this of every live
+        # register at every step (named-tuple fields are descriptor lookups)
+        (value, mask), umin, umax, smin, smax, u32min, u32max, s32min, s32max = self
         x &= U64
+        if x & ~mask != value or not umin <= x <= umax:
+            return False
         lo = x & U32
-        return (self.var.contains(x) and self.umin <= x <= self.umax
-                and self.smin <= s64(x) <= self.smax and self.u32min <= lo <= self.u32max
-                and self.s32min <= s32(lo) <= self.s32max)
+        return (smin <= (x - _TWO64 if x >> 63 else x) <= smax and u32min <= lo <= u32max
+                and s32min <= (lo - _TWO32 if lo >> 31 else lo) <= s32max)
 
     def includes(self, o: Scalar) -> bool:
         """Every value of ``o`` is a value of ``self`` (range inclusion for state pruning)."""

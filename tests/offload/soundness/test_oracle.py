@@ -10,7 +10,7 @@ from offload.soundness import SoundnessError, check_program
 from offload.uapi import MapType
 from offload.verifier import memory as verifier_memory
 from offload.verifier.scalar import Scalar
-from offload.verifier.state import Reg
+from offload.verifier.state import FULL_SPILL, Reg, RegType
 
 from ..verifier.suite import FULL
 
@@ -119,3 +119,18 @@ def test_a_pruned_path_is_checked_against_the_state_that_pruned_it(monkeypatch):
         check_program(assemble(text), caps=FULL, frames=(b"x",), rx_queue_index=0,
                       text=text)
     check_program(assemble(text), caps=FULL, frames=(b"x",), rx_queue_index=1, text=text)
+
+
+def test_a_wrong_spilled_value_is_an_escape(monkeypatch):
+    """A verifier that records every spilled number as zero: the oracle reads the stack."""
+    real = verifier_memory.Slot
+
+    def zero_spill(kinds=real._field_defaults["kinds"], spilled=None):
+        if spilled is not None and kinds is FULL_SPILL and spilled.type is RegType.SCALAR:
+            spilled = Reg.const(0)
+        return real(kinds, spilled)
+
+    monkeypatch.setattr(verifier_memory, "Slot", zero_spill)
+    with pytest.raises(SoundnessError) as caught:
+        check_program(assemble(LOOP), caps=FULL, frames=FRAMES[:1], text=LOOP)
+    assert "fp-8=0x1 (spilled 0, 8 bytes) is outside" in str(caught.value)
