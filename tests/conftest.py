@@ -9,11 +9,22 @@ whole-suite run too.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections import Counter
 
 import pytest
 
 from tests.offload.oracle.stats import COUNTS
+
+#: Every test process, and every daemon and command a test starts (about 270 interpreters in
+#: a run), compiles the project's modules once, as Python does by default: where the
+#: environment asks for no bytecode to be written (PYTHONDONTWRITEBYTECODE), each of them would
+#: compile everything again (0.3 s of CPU a start), and no rewritten test module would be
+#: kept either. Set here, before pytest-xdist starts its workers with this environment; the
+#: caches are the usual (git-ignored) __pycache__ folders.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 #: Modules whose tests share module-scoped fixtures too costly to build twice (booted QEMU
 #: guests): each runs on one worker. pytest-xdist's ``xdist_group`` does this by appending
