@@ -12,7 +12,7 @@ The reference runs go through the soundness oracle (``offload.soundness``): ever
 state must lie inside an abstract state the verifier had at that instruction. The share of
 programs it traces is ``OFFLOAD_ORACLE_SOUNDNESS`` (a fraction, default 1: all).
 
-``OFFLOAD_ORACLE_PROGRAMS`` sets how many accepted programs to check (default 2,000: a
+``OFFLOAD_ORACLE_PROGRAMS`` sets how many accepted programs to check (default 1,600: a
 time-boxed share, new draws every run; docs/verifier.md has the slow profile), split
 over shards so that pytest-xdist spreads them; the session summary prints the counts.
 """
@@ -69,7 +69,7 @@ TAIL_TARGET = assemble("ldxw %r2, [%r1+0]\nldxw %r3, [%r1+4]\nmov %r4, %r2\nadd 
 #: itself then run into the limit of 33 (test_found.py).
 SELF_TAIL_CALLS = True
 NCPUS = 2
-PROGRAMS = int(os.environ.get("OFFLOAD_ORACLE_PROGRAMS", "2000"))
+PROGRAMS = int(os.environ.get("OFFLOAD_ORACLE_PROGRAMS", "1600"))
 SOUNDNESS_SHARE = float(os.environ.get("OFFLOAD_ORACLE_SOUNDNESS", "1"))
 SHARDS = max(4, min(200, PROGRAMS // 500))
 PER_SHARD = math.ceil(PROGRAMS / SHARDS)
