@@ -19,6 +19,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from migrate.proof_words import checked_in
 from offload.device.sampler import MAX_SAMPLES
 from service.client import DeviceClient
 from service.migration import FINISHED
@@ -211,10 +212,7 @@ def rounds_json(report: dict[str, Any], *, detail: bool) -> dict[str, Any]:
 def proof_text(proof: dict[str, Any]) -> str:
     """The migration's proofs in one line: frames, coverage, time, and the final one's time
     inside the downtime."""
-    made = f" ({proof['generated']} built from the sample)" if proof.get("generated") else ""
-    text = (f"{proof['frames'] + proof['generated']} frames{made}, "
-            f"{proof['branches_covered']}/{proof['branches_total']} branches covered on the "
-            f"full copy ({proof['seconds'] * 1000:.1f} ms)")
+    text = f"{checked_in(proof)} on the full copy ({proof['seconds'] * 1000:.1f} ms)"
     final = proof.get("final")
     if final:
         text += (f"; {final['frames']} frames on the final state "

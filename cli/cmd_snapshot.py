@@ -28,6 +28,7 @@ from migrate.keys import (
     public_key_id,
 )
 from migrate.plan_view import plan_table
+from migrate.proof_words import checked_in
 from migrate.seal import Seal, SealInfo, Trust
 from service.client import DeviceClient
 from service.errors import Refused
@@ -265,10 +266,8 @@ def render_restore(out: Output, result: dict[str, Any], device: str,
     proof = result.get("proof")
     out.console.print(plan_table(plan_from_dict(result["plan"]), proof))
     if proof:
-        made = f" ({proof['generated']} built from the sample)" if proof["generated"] else ""
-        out.console.print(f"proof: {proof['frames'] + proof['generated']} frames{made}, "
-                          f"{proof['branches_covered']}/{proof['branches_total']} branches "
-                          f"covered: the restored program {proof['program']} gave the "
+        out.console.print(f"proof: {checked_in(proof)}: the restored program "
+                          f"{proof['program']} gave the "
                           f"source's verdict, output, redirect and map changes on every one",
                           highlight=False)
     if result["dry_run"]:

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .plan_model import Outcome, Plan
+from .proof_words import checked_in
 
 STYLES = {Outcome.COMPATIBLE: "green", Outcome.REWRITABLE: "cyan",
           Outcome.FALLBACK: "yellow", Outcome.INCOMPATIBLE: "bold red"}
@@ -17,18 +18,14 @@ STYLES = {Outcome.COMPATIBLE: "green", Outcome.REWRITABLE: "cyan",
 
 def proof_cell(proof: Mapping[str, Any]) -> Text:
     """Frames checked, branches covered and the result, as ``Proof.as_dict`` gives them."""
-    total = proof["frames"] + proof["generated"]
-    made = f" ({proof['generated']} generated)" if proof["generated"] else ""
-    covered = f"{proof['branches_covered']}/{proof['branches_total']} branches covered"
     if proof.get("ok", True):
         final = proof.get("final")
         again = f"; {final['frames']} again on the final state" if final else ""
-        return Text(f"identical: {total} frames{made}, {covered}{again}", style="green")
+        return Text(f"identical: {checked_in(proof)}{again}", style="green")
     difference = proof.get("difference") or {}
     kind = "generated frame" if difference.get("generated") else "frame"
     return Text(f"DIFFERENT at {kind} {difference.get('frame', '?')}: "
-                f"{difference.get('what', '?')} ({total} frames{made}, {covered})",
-                style="bold red")
+                f"{difference.get('what', '?')} ({checked_in(proof)})", style="bold red")
 
 
 def plan_table(plan: Plan, proof: Mapping[str, Any] | None = None) -> Table:

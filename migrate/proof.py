@@ -30,6 +30,7 @@ from offload.uapi import XdpAction
 
 from .compat import Outcome
 from .errors import SnapshotError
+from .proof_words import checked
 from .restore import RestoreResult, restore
 from .snapshot import Snapshot
 
@@ -94,11 +95,10 @@ class Proof:
         return self.difference is None
 
     def summary(self) -> str:
-        total = self.frames + self.generated
-        made = f" ({self.generated} generated)" if self.generated else ""
         result = "identical" if self.ok else "DIFFERENT"
-        return (f"{self.program}: {total} frames{made}, {self.branches_covered}/"
-                f"{self.branches_total} branches covered, {result}")
+        return (f"{self.program}: "
+                f"{checked(self.frames, self.generated, self.branches_covered, self.branches_total)}"
+                f", {result}")
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {

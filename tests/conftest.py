@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections import Counter
 
@@ -25,6 +26,13 @@ from tests.offload.oracle.stats import COUNTS
 #: caches are the usual (git-ignored) __pycache__ folders.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
+
+#: The tests that press Ctrl-C send SIGINT to the commands they start. A runner started with
+#: SIGINT ignored (a background job of a non-interactive shell) hands that on to every child,
+#: and Python then never raises KeyboardInterrupt; a handler here gives the children the
+#: default disposition back (exec resets handlers, not ignored signals).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: Modules whose tests share module-scoped fixtures too costly to build twice (booted QEMU
 #: guests): each runs on one worker. pytest-xdist's ``xdist_group`` does this by appending

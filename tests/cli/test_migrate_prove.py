@@ -87,7 +87,7 @@ def test_the_report_table_shows_the_proof():
     console.print(report_table("completed", {"rounds": 0, "entries_per_round": [3, 0],
                                              "downtime": 0.0042, "proof": proof}, {}))
     text = console.file.getvalue()
-    assert "proof" in text and "262 frames (256 built from the sample), 16/30 branches " \
+    assert "proof" in text and "262 frames (256 generated), 16/30 branches " \
         "covered on the full copy (155.0 ms); 6 frames on the final state (3.1 ms of the " \
         "downtime): xdp_firewall behaves as on the source" in text
 
