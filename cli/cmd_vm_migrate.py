@@ -3,6 +3,8 @@
 Parsing and rendering only; service/vm_migration.py does the work. Exit 0 when both the VM
 and the offloaded state moved; 1 when the destination device cannot take the state (nothing
 moved) or a failure rolled both back (the source VM and device run on); 2 for bad options.
+``--recover`` finishes what a ``vm-migrate`` that died midway left (exit 0 when every step
+of the way out succeeded or nothing was migrating, 1 otherwise).
 """
 
 from __future__ import annotations
@@ -29,19 +31,27 @@ def register(sub: Any) -> None:
                     "programs and maps; the device's final round runs while QEMU waits at "
                     "pre-switchover. The destination QEMU must be waiting (-incoming URI) "
                     "with its NIC on the destination device (docs/live-migration.md).",
-        epilog="example:\n"
+        epilog="examples:\n"
                "  offload-migrate vm-migrate --qmp-from /tmp/src.qmp --qmp-to /tmp/dst.qmp "
-               "--from /tmp/b1.sock --to /tmp/b2.sock --uri tcp:127.0.0.1:4444")
+               "--from /tmp/b1.sock --to /tmp/b2.sock --uri tcp:127.0.0.1:4444\n"
+               "  offload-migrate vm-migrate --recover --qmp-from /tmp/src.qmp "
+               "--from /tmp/b1.sock --to /tmp/b2.sock")
     parser.add_argument("--qmp-from", required=True, metavar="SOCK",
                         help="QMP socket of the source QEMU")
-    parser.add_argument("--qmp-to", required=True, metavar="SOCK",
+    parser.add_argument("--qmp-to", metavar="SOCK",
                         help="QMP socket of the destination QEMU (started with -incoming)")
     parser.add_argument("--from", dest="source", required=True, metavar="DEVICE",
                         help="control socket of the source device daemon")
     parser.add_argument("--to", required=True, metavar="DEVICE",
                         help="control socket of the destination device daemon")
-    parser.add_argument("--uri", required=True, metavar="tcp:HOST:PORT",
+    parser.add_argument("--uri", metavar="tcp:HOST:PORT",
                         help="where the destination QEMU listens (its -incoming)")
+    parser.add_argument("--recover", action="store_true",
+                        help="after a vm-migrate that died midway (the source device may be "
+                             "paused at its commit): if the source QEMU completed, the source "
+                             "device lets its state go; otherwise QEMU's migration is "
+                             "cancelled, the source device resumes and the destination device "
+                             "removes its copy (needs --qmp-from, --from, --to)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds for the whole migration before rolling back "
                              "(default: 600)")
@@ -61,6 +71,11 @@ def register(sub: Any) -> None:
 
 
 def vm_migrate_command(args: argparse.Namespace, out: Output) -> int:
+    if args.recover:
+        return recover(args, out)
+    if args.qmp_to is None or args.uri is None:
+        raise UsageError("--qmp-to and --uri are needed to migrate (only --recover goes "
+                         "without them).")
     if not args.uri.startswith(("tcp:", "unix:")):
         raise UsageError(f"--uri {args.uri!r}: expected tcp:HOST:PORT or unix:PATH, as the "
                          "destination's -incoming.")
@@ -97,3 +112,17 @@ def vm_migrate_command(args: argparse.Namespace, out: Output) -> int:
         table.add_row("proof", proof_text(report.proof))
     out.console.print(table)
     return Exit.OK
+
+
+def recover(args: argparse.Namespace, out: Output) -> int:
+    migration = VmMigration(args.qmp_from, args.qmp_to or "", args.source, args.to,
+                            args.uri or "")
+    done = migration.recover()
+    if args.json:
+        out.json({"recovered": bool(done), "steps": done, "problems": migration.problems})
+    elif not done:
+        out.console.print(f"nothing to recover: {args.source} is not migrating a VM's state "
+                          "out.", highlight=False)
+    else:
+        out.console.print("recovered: " + "; ".join(done) + ".", highlight=False)
+    return Exit.REFUSED if migration.problems else Exit.OK

@@ -43,6 +43,10 @@ from .qmp import QmpClient, QmpError
 POLL = 0.005  # seconds between looks at the device migration around the cut
 WATCH = 0.05  # seconds between looks at QEMU's migration while RAM moves
 CAPABILITIES = ("pause-before-switchover", "events")
+#: query-migrate states of a migration still under way (QEMU's qapi/migration.json)
+QEMU_MIGRATING = frozenset({"setup", "active", "pre-switchover", "device", "wait-unplug",
+                            "cancelling", "postcopy-active", "postcopy-paused",
+                            "postcopy-recover"})
 
 
 class VmMigrationRefused(ServiceError):
@@ -121,6 +125,7 @@ class VmMigration:
         self.qemu_started = False
         self.committed = False
         self.switched = False  # QEMU completed: the guest runs on the destination
+        self.problems: list[str] = []  # rollback steps that did not succeed
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> VmMigrationReport:
@@ -138,6 +143,35 @@ class VmMigration:
             raise VmMigrationFailed(f"the VM migration failed: {exc}", rolled) from None
         finally:
             for conn in (self.src_qemu, self.dst_qemu, self.src_dev, self.dst_dev):
+                if conn is not None:
+                    conn.close()
+
+    def recover(self) -> list[str]:
+        """After a ``vm-migrate`` that died midway: what the two devices and the source QEMU
+        show decides the way out, as the run's own rollback would have taken it - QEMU
+        completed: the source device lets its state go; otherwise QEMU's migration is
+        cancelled, the source device resumes (or runs on) with its state and the destination
+        device removes its copy. What was done, in words ([] when nothing was migrating)."""
+        self.src_dev = DeviceClient(self.device_from)
+        try:
+            picture = self.src_dev.call("status")["migration"] or {}
+            if picture.get("role") != "source" or picture.get("state") in FINISHED:
+                return []
+            self.device_started = True
+            self.committed = picture.get("phase") == "committed"
+            try:
+                self.src_qemu = QmpClient(self.qmp_from)
+                state = self.src_qemu.execute("query-migrate").get("status")
+            except (QmpError, OSError) as exc:
+                raise VmMigrationRefused(
+                    f"the source QEMU at {self.qmp_from} does not answer ({exc}): whether "
+                    "the guest moved decides the way out, so nothing was changed.") from None
+            self.switched = state == "completed"
+            self.qemu_started = state in QEMU_MIGRATING
+            with _uninterrupted():
+                return self._roll_back()
+        finally:
+            for conn in (self.src_qemu, self.src_dev):
                 if conn is not None:
                     conn.close()
 
@@ -275,7 +309,7 @@ class VmMigration:
                 self.src_qemu.execute("migrate_cancel")
                 rolled.append("QEMU's migration cancelled")
             except (QmpError, OSError) as exc:
-                rolled.append(f"migrate_cancel failed ({exc})")
+                rolled.append(self._problem(f"migrate_cancel failed ({exc})"))
         if self.device_started and not self.committed and self._device_committed():
             self.committed = True  # the final round committed while this run failed
         if self.committed and not self.switched and self._qemu_completed():
@@ -327,7 +361,7 @@ class VmMigration:
                 time.sleep(POLL * 4)
                 picture = self.src_dev.call("status")["migration"] or {}
         except (ServiceError, OSError) as exc:
-            return f"the device migration could not be cancelled ({exc})"
+            return self._problem(f"the device migration could not be cancelled ({exc})")
         if self.committed:
             return "the source device resumed with its state"
         return ("the source device runs on with its state, the destination device removed "
@@ -339,7 +373,7 @@ class VmMigration:
             with DeviceClient(self.device_to) as dst:
                 dst.call("migrate.undo")
         except (ServiceError, OSError) as exc:
-            return f"the destination device could not remove its copy ({exc})"
+            return self._problem(f"the destination device could not remove its copy ({exc})")
         return "the destination device removed its copy"
 
     def _release(self) -> str:
@@ -349,7 +383,7 @@ class VmMigration:
         try:
             self.src_dev.call("migrate.release")
         except (ServiceError, OSError) as exc:
-            return f"the source device could not let its state go ({exc})"
+            return self._problem(f"the source device could not let its state go ({exc})")
         return "QEMU had completed: the guest and its state run on the destination"
 
     def _source_vm_running(self) -> str:
@@ -360,11 +394,16 @@ class VmMigration:
             try:
                 status = self.src_qemu.execute("query-status").get("status", "?")
             except (QmpError, OSError) as exc:
-                return f"the source VM does not answer ({exc})"
+                return self._problem(f"the source VM does not answer ({exc})")
             if status == "running":
                 return "the source VM runs on"
             time.sleep(0.05)
-        return f"the source VM is {status}"
+        return self._problem(f"the source VM is {status}")
+
+    def _problem(self, words: str) -> str:
+        """A rollback step that did not succeed: kept for the caller, and its words."""
+        self.problems.append(words)
+        return words
 
 
 @contextmanager

@@ -8,6 +8,7 @@ import errno
 import json
 import socket
 import threading
+import time
 
 import pytest
 
@@ -15,7 +16,8 @@ from service import methods
 from service.device_service import DeviceService
 from service.errors import ServiceError
 
-from .conftest import run_main
+from .conftest import FIXTURES, run_main
+from .test_daemon import call, status
 
 
 def args(tmp_path, uri: str = "tcp:127.0.0.1:4444") -> list[str]:
@@ -62,3 +64,103 @@ def test_cut_and_cancel_need_a_migration_out():
         with pytest.raises(ServiceError) as refused:
             methods.call(service, name)
         assert refused.value.errno == errno.ENOENT and "not migrating out" in str(refused.value)
+
+
+class ScriptedQmp:
+    """A QMP peer that reports a migration in a given state and records the commands it
+    gets: how the source QEMU looks to ``--recover`` after ``vm-migrate`` died."""
+
+    def __init__(self, path, migration: str) -> None:
+        self.migration = migration
+        self.commands: list[str] = []
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(4)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            reader = conn.makefile("rb")
+            conn.sendall(b'{"QMP": {"version": {"qemu": {"major": 7}}, "capabilities": []}}\n')
+            while line := reader.readline():
+                request = json.loads(line)
+                self.commands.append(request["execute"])
+                if request["execute"] == "migrate_cancel":
+                    self.migration = "cancelled"
+                answer = {"status": self.migration} if request["execute"] == "query-migrate" \
+                    else {"status": "running", "running": True} \
+                    if request["execute"] == "query-status" else {}
+                conn.sendall(json.dumps({"return": answer, "id": request["id"]}).encode()
+                             + b"\n")
+            conn.close()
+
+
+FILTER_V4 = FIXTURES / "xdp_port_filter_v4.o"
+
+
+def committed_and_abandoned(daemons, tmp_path):
+    """A held device migration cut and committed, as vm-migrate leaves it when it dies
+    between the device's final round and QEMU's switchover."""
+    a, b = daemons("A", "full"), daemons("B", "smartnic")
+    call(a.path, "load", object=FILTER_V4.read_bytes(), name="xdp_port_filter",
+         program="xdp_port_filter", attach=True)
+    call(a.path, "migrate.start", to=str(b.path), hold=True)
+    until(a.path, lambda p: p.get("phase") == "precopy")
+    call(a.path, "migrate.cut")
+    until(a.path, lambda p: p.get("phase") == "committed")
+    until(b.path, lambda p: p.get("state") == "completed")
+    return a, b, ["vm-migrate", "--recover", "--qmp-from", str(tmp_path / "src.qmp"),
+                  "--from", str(a.path), "--to", str(b.path)]
+
+
+def until(path, done, seconds: float = 20.0) -> dict:
+    deadline = time.monotonic() + seconds
+    while not done(picture := status(path)["migration"] or {}):
+        assert time.monotonic() < deadline, picture
+        time.sleep(0.02)
+    return picture
+
+
+def test_recover_after_qemu_completed_lets_the_source_state_go(daemons, tmp_path, capsys):
+    a, b, line = committed_and_abandoned(daemons, tmp_path)
+    qemu = ScriptedQmp(tmp_path / "src.qmp", "completed")
+    code, out, err = run_main(capsys, *line)
+    assert code == 0, err
+    assert "QEMU had completed" in " ".join(out.split()) and "migrate_cancel" not in qemu.commands
+    until(a.path, lambda p: p.get("state") == "completed")
+    assert status(a.path)["programs"] == []
+    (moved,) = status(b.path)["programs"]
+    assert moved["attach"] and moved["isa"] == 3
+
+
+def test_recover_before_the_switchover_rolls_both_back(daemons, tmp_path, capsys):
+    a, b, line = committed_and_abandoned(daemons, tmp_path)
+    qemu = ScriptedQmp(tmp_path / "src.qmp", "pre-switchover")
+    code, out, err = run_main(capsys, *line, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["recovered"] and not report["problems"]
+    assert "migrate_cancel" in qemu.commands
+    assert "the source device resumed with its state" in report["steps"]
+    assert "the destination device removed its copy" in report["steps"]
+    (kept,) = status(a.path)["programs"]  # its own v4 program runs on
+    assert kept["attach"] and kept["isa"] == 4
+    assert status(b.path)["programs"] == []
+    code, out, _ = run_main(capsys, *line)  # once more: nothing left to do
+    assert code == 0 and "nothing to recover" in out
+
+
+def test_recover_needs_the_source_qemu_to_decide(daemons, tmp_path, capsys):
+    a, b, line = committed_and_abandoned(daemons, tmp_path)
+    code, _, err = run_main(capsys, *line)
+    assert code == 1 and "nothing was changed" in " ".join(err.split())
+    assert status(a.path)["migration"]["phase"] == "committed"  # left as it was
+
+
+def test_migrating_needs_the_destination_qemu_and_uri(tmp_path, capsys):
+    code, _, err = run_main(capsys, "vm-migrate", "--qmp-from", "x", "--from", "a", "--to", "b")
+    assert code == 2 and "--qmp-to and --uri" in err
