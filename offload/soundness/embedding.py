@@ -67,11 +67,10 @@ def escapes(prog: Program, slot: int, state: State, view: ConcreteView) -> list[
                 if reg.id:  # the common case, checked inline: a number inside its bounds
                     _link(linked, reg.id, f"R{r}{where}", value, out)
                 continue
+            # any other number is outside its bounds or tagged: reg_escape says which
             problem = reg_escape(reg, value, view, tag, shift)
             if problem is not None:
                 out.append(f"R{r}{where}={value:#x} {problem}")
-            elif reg.type == RegType.SCALAR and reg.id:
-                _link(linked, reg.id, f"R{r}{where}", value, out)
         region = view.stack_region(shift + depth)
         fp = region.end_address
         if view.reg(shift + depth, 10) != fp:
