@@ -142,9 +142,7 @@ class VmMigration:
                 raise VmMigrationFailed("the VM migration was interrupted.", rolled) from None
             raise VmMigrationFailed(f"the VM migration failed: {exc}", rolled) from None
         finally:
-            for conn in (self.src_qemu, self.dst_qemu, self.src_dev, self.dst_dev):
-                if conn is not None:
-                    conn.close()
+            self._close()
 
     def recover(self) -> list[str]:
         """After a ``vm-migrate`` that died midway: what the two devices and the source QEMU
@@ -171,9 +169,12 @@ class VmMigration:
             with _uninterrupted():
                 return self._roll_back()
         finally:
-            for conn in (self.src_qemu, self.src_dev):
-                if conn is not None:
-                    conn.close()
+            self._close()
+
+    def _close(self) -> None:
+        for conn in (self.src_qemu, self.dst_qemu, self.src_dev, self.dst_dev):
+            if conn is not None:
+                conn.close()
 
     def _connect(self) -> None:
         self.src_qemu = QmpClient(self.qmp_from)
@@ -247,16 +248,11 @@ class VmMigration:
         """The destination device runs the state and has let go of its lock (the stream
         closed), so its ``status`` shows the committed program - before QEMU continues."""
         assert self.dst_dev is not None
-        while True:
-            self._remaining("the destination device's commit")
-            picture = self.dst_dev.call("status")["migration"] or {}
-            state = picture.get("state")
-            if state == "completed":
-                return
-            if state in FINISHED:
-                raise VmMigrationFailedAfterCommit(
-                    f"the destination device's migration {state}: {picture.get('reason', '')}")
-            time.sleep(POLL)
+        picture = self._device_until(lambda p: False, POLL, self.dst_dev)
+        if picture.get("state") != "completed":
+            raise VmMigrationFailedAfterCommit(f"the destination device's migration "
+                                               f"{picture.get('state')}: "
+                                               f"{picture.get('reason', '')}")
 
     def _remaining(self, what: str) -> float:
         left = self.deadline - time.monotonic()
@@ -264,13 +260,15 @@ class VmMigration:
             raise VmMigrationTimeout(f"{what} did not happen within {self.timeout:.0f} s.")
         return left
 
-    def _device_until(self, done: Callable[[dict[str, Any]], bool],
-                      every: float) -> dict[str, Any]:
-        """The source device's migration picture once ``done`` (or it finished)."""
-        assert self.src_dev is not None
+    def _device_until(self, done: Callable[[dict[str, Any]], bool], every: float,
+                      device: DeviceClient | None = None) -> dict[str, Any]:
+        """A device's migration picture (the source's unless ``device``) once ``done`` (or
+        it finished)."""
+        device = device or self.src_dev
+        assert device is not None
         while True:
             self._remaining("the device migration's next step")
-            picture = self.src_dev.call("status")["migration"] or {}
+            picture = device.call("status")["migration"] or {}
             if done(picture) or picture.get("state") in FINISHED:
                 return picture
             time.sleep(every)
@@ -327,20 +325,20 @@ class VmMigration:
             rolled.append(self._source_vm_running())
         return rolled
 
-    def _device_committed(self) -> bool:
+    def _source_picture(self) -> dict[str, Any]:
+        """The source device's migration picture; empty when it does not answer."""
         assert self.src_dev is not None
         try:
-            picture = self.src_dev.call("status")["migration"] or {}
+            return self.src_dev.call("status")["migration"] or {}
         except (ServiceError, OSError):
-            return False
+            return {}
+
+    def _device_committed(self) -> bool:
+        picture = self._source_picture()
         return picture.get("phase") == "committed" and picture.get("state") not in FINISHED
 
     def _cancelled_after_commit(self) -> bool:
-        assert self.src_dev is not None
-        try:
-            picture = self.src_dev.call("status")["migration"] or {}
-        except (ServiceError, OSError):
-            return False
+        picture = self._source_picture()
         return picture.get("phase") == "committed" and picture.get("state") == "cancelled"
 
     def _qemu_completed(self) -> bool:
