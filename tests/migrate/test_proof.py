@@ -24,6 +24,7 @@ from offload.isa import AluOp, InsnClass, JmpOp
 from offload.lowering import lower_program
 from service.frames import frame
 
+from .faults import wrong_lowering
 from .samples import FIXTURES, fixture_snapshot
 
 TCP, UDP = 6, 17
@@ -80,22 +81,8 @@ def test_an_unchanged_program_runs_the_samples_only(snapshot):
     assert proof.ok and not proof.rewritten and proof.generated == 0
 
 
-def _wrong_lowering(spec, isa):
-    """A lowering with a fault: the first XDP_DROP (r0 = 1) becomes XDP_PASS."""
-    lowered = lower_program(spec, isa)
-    insns = list(lowered.instructions)
-    for i, insn in enumerate(insns):
-        if insn.cls in (InsnClass.ALU, InsnClass.ALU64) and insn.alu_op == AluOp.MOV \
-                and insn.dst == 0 and insn.imm == 1:
-            insns[i] = replace(insn, imm=2)
-            break
-    else:
-        raise AssertionError("no r0 = 1 to break")
-    return replace(lowered, instructions=tuple(insns))
-
-
 def test_a_wrong_rewrite_is_caught(snapshot, monkeypatch):
-    monkeypatch.setattr(compat, "lower_program", _wrong_lowering)
+    monkeypatch.setattr(compat, "lower_program", wrong_lowering)
     proof = prove(snapshot, frames(), **factories(snapshot, "smartnic"))
     assert not proof.ok
     diff = proof.difference

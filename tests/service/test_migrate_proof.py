@@ -7,19 +7,17 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from migrate import compat
-from offload.isa import AluOp, InsnClass
-from offload.lowering import lower_program
 from service.api import InjectParams, LoadParams, MapUpdateParams, MigrateStartParams
 from service.device_service import DeviceService
 from service.errors import Refused
 from service.frames import frame
 from service.migration import FINISHED
+from tests.migrate.faults import wrong_lowering
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
 BLOCKED = "10.0.0.66"
@@ -136,17 +134,6 @@ def test_a_destination_that_cannot_prove_refuses_a_proof_at_hello():
         MigrationSource(src.device, lock=src.lock, prove=True, samples=4).run(a)
     thread.join(10)
     assert src.device.attached is not None and not dst.device.objects.programs
-
-
-def wrong_lowering(spec, isa):
-    """A lowering with a fault: the first XDP_DROP (r0 = 1) becomes XDP_PASS."""
-    lowered = lower_program(spec, isa)
-    insns = list(lowered.instructions)
-    at = next(i for i, insn in enumerate(insns)
-              if insn.cls in (InsnClass.ALU, InsnClass.ALU64) and insn.alu_op == AluOp.MOV
-              and insn.dst == 0 and insn.imm == 1)
-    insns[at] = replace(insns[at], imm=2)
-    return replace(lowered, instructions=tuple(insns))
 
 
 def test_a_wrong_rewrite_refuses_the_migration_and_rolls_back(tmp_path, monkeypatch):

@@ -4,15 +4,12 @@ on scratch devices before anything is restored, a refusal that leaves the target
 from __future__ import annotations
 
 import socket
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from migrate import compat
 from migrate.codec import decode
-from offload.isa import AluOp, InsnClass
-from offload.lowering import lower_program
 from service.api import (
     CheckpointBeginParams,
     CheckpointReadParams,
@@ -23,6 +20,7 @@ from service.api import (
 from service.device_service import DeviceService, ProofRefused, error_data
 from service.errors import Refused
 from service.frames import frame
+from tests.migrate.faults import wrong_lowering
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
 BLOCKED = "10.0.0.66"
@@ -80,17 +78,7 @@ def test_no_frames_to_prove_with_is_refused_before_anything_is_restored():
 
 
 def test_a_wrong_rewrite_is_refused_and_the_target_stays_empty(monkeypatch):
-    def wrong(spec, isa):
-        """A lowering with a fault: the first XDP_DROP (r0 = 1) becomes XDP_PASS."""
-        lowered = lower_program(spec, isa)
-        insns = list(lowered.instructions)
-        at = next(i for i, insn in enumerate(insns)
-                  if insn.cls in (InsnClass.ALU, InsnClass.ALU64) and insn.alu_op == AluOp.MOV
-                  and insn.dst == 0 and insn.imm == 1)
-        insns[at] = replace(insns[at], imm=2)
-        return replace(lowered, instructions=tuple(insns))
-
-    monkeypatch.setattr(compat, "lower_program", wrong)
+    monkeypatch.setattr(compat, "lower_program", wrong_lowering)
     target = DeviceService("dst", "smartnic")
     with pytest.raises(ProofRefused, match="the proof failed: frame 1: verdict XDP_DROP") as info:
         target.restore_payload(source_payload(6), prove=True)
