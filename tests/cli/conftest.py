@@ -12,6 +12,8 @@ from tests.service.conftest import (  # noqa: F401 - fixtures and helpers the te
     DaemonProcess,
     answers,
     daemons,
+    held_commit,
+    migration_until,
     state_home,
 )
 

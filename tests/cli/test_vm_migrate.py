@@ -8,16 +8,15 @@ import errno
 import json
 import socket
 import threading
-import time
 
 import pytest
 
 from service import methods
+from service.client import DeviceClient
 from service.device_service import DeviceService
 from service.errors import ServiceError
 
-from .conftest import FIXTURES, run_main
-from .test_daemon import call, status
+from .conftest import migration_until, run_main
 
 
 def args(tmp_path, uri: str = "tcp:127.0.0.1:4444") -> list[str]:
@@ -99,46 +98,26 @@ class ScriptedQmp:
             conn.close()
 
 
-FILTER_V4 = FIXTURES / "xdp_port_filter_v4.o"
+def recover_line(tmp_path, src: DeviceClient, dst: DeviceClient) -> list[str]:
+    return ["vm-migrate", "--recover", "--qmp-from", str(tmp_path / "src.qmp"),
+            "--from", src.path, "--to", dst.path]
 
 
-def committed_and_abandoned(daemons, tmp_path):
-    """A held device migration cut and committed, as vm-migrate leaves it when it dies
-    between the device's final round and QEMU's switchover."""
-    a, b = daemons("A", "full"), daemons("B", "smartnic")
-    call(a.path, "load", object=FILTER_V4.read_bytes(), name="xdp_port_filter",
-         program="xdp_port_filter", attach=True)
-    call(a.path, "migrate.start", to=str(b.path), hold=True)
-    until(a.path, lambda p: p.get("phase") == "precopy")
-    call(a.path, "migrate.cut")
-    until(a.path, lambda p: p.get("phase") == "committed")
-    until(b.path, lambda p: p.get("state") == "completed")
-    return a, b, ["vm-migrate", "--recover", "--qmp-from", str(tmp_path / "src.qmp"),
-                  "--from", str(a.path), "--to", str(b.path)]
-
-
-def until(path, done, seconds: float = 20.0) -> dict:
-    deadline = time.monotonic() + seconds
-    while not done(picture := status(path)["migration"] or {}):
-        assert time.monotonic() < deadline, picture
-        time.sleep(0.02)
-    return picture
-
-
-def test_recover_after_qemu_completed_lets_the_source_state_go(daemons, tmp_path, capsys):
-    a, b, line = committed_and_abandoned(daemons, tmp_path)
+def test_recover_after_qemu_completed_lets_the_source_state_go(held_commit, tmp_path, capsys):
+    src, dst, _ = held_commit
     qemu = ScriptedQmp(tmp_path / "src.qmp", "completed")
-    code, out, err = run_main(capsys, *line)
+    code, out, err = run_main(capsys, *recover_line(tmp_path, src, dst))
     assert code == 0, err
     assert "QEMU had completed" in " ".join(out.split()) and "migrate_cancel" not in qemu.commands
-    until(a.path, lambda p: p.get("state") == "completed")
-    assert status(a.path)["programs"] == []
-    (moved,) = status(b.path)["programs"]
+    migration_until(src, lambda p: p.get("state") == "completed")
+    assert src.call("status")["programs"] == []
+    (moved,) = dst.call("status")["programs"]
     assert moved["attach"] and moved["isa"] == 3
 
 
-def test_recover_before_the_switchover_rolls_both_back(daemons, tmp_path, capsys):
-    a, b, line = committed_and_abandoned(daemons, tmp_path)
+def test_recover_before_the_switchover_rolls_both_back(held_commit, tmp_path, capsys):
+    src, dst, _ = held_commit
+    line = recover_line(tmp_path, src, dst)
     qemu = ScriptedQmp(tmp_path / "src.qmp", "pre-switchover")
     code, out, err = run_main(capsys, *line, "--json")
     assert code == 0, err
@@ -147,18 +126,18 @@ def test_recover_before_the_switchover_rolls_both_back(daemons, tmp_path, capsys
     assert "migrate_cancel" in qemu.commands
     assert "the source device resumed with its state" in report["steps"]
     assert "the destination device removed its copy" in report["steps"]
-    (kept,) = status(a.path)["programs"]  # its own v4 program runs on
+    (kept,) = src.call("status")["programs"]  # its own v4 program runs on
     assert kept["attach"] and kept["isa"] == 4
-    assert status(b.path)["programs"] == []
+    assert dst.call("status")["programs"] == []
     code, out, _ = run_main(capsys, *line)  # once more: nothing left to do
     assert code == 0 and "nothing to recover" in out
 
 
-def test_recover_needs_the_source_qemu_to_decide(daemons, tmp_path, capsys):
-    a, b, line = committed_and_abandoned(daemons, tmp_path)
-    code, _, err = run_main(capsys, *line)
+def test_recover_needs_the_source_qemu_to_decide(held_commit, tmp_path, capsys):
+    src, dst, _ = held_commit
+    code, _, err = run_main(capsys, *recover_line(tmp_path, src, dst))
     assert code == 1 and "nothing was changed" in " ".join(err.split())
-    assert status(a.path)["migration"]["phase"] == "committed"  # left as it was
+    assert src.call("status")["migration"]["phase"] == "committed"  # left as it was
 
 
 def test_migrating_needs_the_destination_qemu_and_uri(tmp_path, capsys):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from service.client import DeviceClient
+from service.errors import ServiceError
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "xdp"
@@ -77,3 +82,48 @@ def daemons(tmp_path):
     yield start
     for daemon in started:
         daemon.stop()
+
+
+FILTER_V4 = FIXTURES / "xdp_port_filter_v4.o"
+PORT = struct.pack("<H", 6000)
+
+
+def migration_until(client: DeviceClient, done, seconds: float = 20.0) -> dict:
+    """The device's migration picture once ``done`` holds (20 s at most)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        picture = client.call("status")["migration"] or {}
+        if done(picture):
+            return picture
+        assert time.monotonic() < deadline, picture
+        time.sleep(0.02)
+
+
+def refused_errno(client: DeviceClient, method: str) -> int:
+    """The errno of the refusal ``method`` must get."""
+    with pytest.raises(ServiceError) as refused:
+        client.call(method)
+    return refused.value.errno
+
+
+@pytest.fixture
+def held_commit(daemons):
+    """A (full, the v4 filter with a blocked port counted twice) migrated held onto B
+    (smartnic) and cut: phase committed, as vm-migrate leaves it before QEMU's switchover
+    (tests/service/test_held_commit.py, tests/cli/test_vm_migrate.py). Clients of A and B,
+    and B's socket."""
+    a, b = daemons("A", "full"), daemons("B", "smartnic")
+    src, dst = DeviceClient(str(a.path)), DeviceClient(str(b.path))
+    src.call("load", object=FILTER_V4.read_bytes(), name="xdp_port_filter",
+             program="xdp_port_filter", attach=True)
+    src.call("map.update", map="blocked_ports", key=PORT, value=struct.pack("<Q", 2))
+    src.call("migrate.start", to=str(b.path), hold=True)
+    picture = migration_until(src, lambda p: p.get("phase") == "precopy")
+    assert picture["plan"] == "REWRITABLE"
+    assert refused_errno(src, "migrate.release") == errno.EAGAIN  # not committed yet
+    src.call("migrate.cut")
+    migration_until(src, lambda p: p.get("phase") == "committed")
+    migration_until(dst, lambda p: p.get("state") == "completed")  # as vm-migrate waits for it
+    yield src, dst, str(b.path)
+    src.close()
+    dst.close()
