@@ -22,7 +22,7 @@ import sys
 import time
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import repeat
 
 KEY = 8
@@ -59,44 +59,37 @@ def setdefault_struct(chunks: list[bytes]) -> dict:
     return index
 
 
-def zip_update_struct(chunks: list[bytes]) -> dict:
-    """A chunk's own dict from zip, checked disjoint, merged."""
-    split, index, first = _struct_split(), {}, 0
+def _zip_update(chunks: list[bytes], cut: Callable[[bytes], Sequence[bytes]]) -> dict:
+    """A chunk's own dict from zip over the keys ``cut`` gives, checked disjoint, merged."""
+    index: dict = {}
+    first = 0
     for chunk in chunks:
-        keys = split(chunk)
+        keys = cut(chunk)
         new = dict(zip(keys, range(first, first + len(keys))))
         if len(new) != len(keys) or not index.keys().isdisjoint(new):
             raise ValueError("repeated key")
         index.update(new)
         first += len(keys)
     return index
+
+
+def zip_update_struct(chunks: list[bytes]) -> dict:
+    """A chunk's own dict from zip, checked disjoint, merged."""
+    return _zip_update(chunks, _struct_split())
 
 
 def zip_update_slices(chunks: list[bytes]) -> dict:
     """As above, keys cut by slicing the bytes."""
-    index, first = {}, 0
-    for chunk in chunks:
-        keys = [chunk[i:i + KEY] for i in range(0, len(chunk), KEY)]
-        new = dict(zip(keys, range(first, first + len(keys))))
-        if len(new) != len(keys) or not index.keys().isdisjoint(new):
-            raise ValueError("repeated key")
-        index.update(new)
-        first += len(keys)
-    return index
+    return _zip_update(chunks, lambda chunk: [chunk[i:i + KEY]
+                                              for i in range(0, len(chunk), KEY)])
 
 
 def zip_update_memoryview(chunks: list[bytes]) -> dict:
     """As above, keys copied out of memoryview slices."""
-    index, first = {}, 0
-    for chunk in chunks:
+    def cut(chunk: bytes) -> list[bytes]:
         view = memoryview(chunk)
-        keys = list(map(bytes, [view[i:i + KEY] for i in range(0, len(chunk), KEY)]))
-        new = dict(zip(keys, range(first, first + len(keys))))
-        if len(new) != len(keys) or not index.keys().isdisjoint(new):
-            raise ValueError("repeated key")
-        index.update(new)
-        first += len(keys)
-    return index
+        return list(map(bytes, [view[i:i + KEY] for i in range(0, len(chunk), KEY)]))
+    return _zip_update(chunks, cut)
 
 
 def setdefault_int(chunks: list[bytes]) -> dict:
