@@ -29,14 +29,21 @@ def load(pair, name):
     return obj, maps
 
 
-def test_firewall_drops_blocklisted_sources_and_counts(pair):
-    driver, device = pair.driver, pair.device
+def firewall(pair):
+    """The firewall attached with 10.0.0.1 blocked; (program, maps, a frame from 10.0.0.1,
+    one from 10.0.0.2)."""
+    driver = pair.driver
     obj, maps = load(pair, "xdp_firewall.o")
     prog = driver.prog_load(obj.programs["xdp_firewall"], maps=maps)
     driver.xdp_attach(prog)
     driver.map_update_elem(maps["blocked_v4"], bytes([10, 0, 0, 1]), bytes(8))
-    blocked = v4_frame("10.0.0.1", "10.0.0.9", tcp(1234, 80))
-    allowed = v4_frame("10.0.0.2", "10.0.0.9", tcp(1234, 80))
+    return (prog, maps, v4_frame("10.0.0.1", "10.0.0.9", tcp(1234, 80)),
+            v4_frame("10.0.0.2", "10.0.0.9", tcp(1234, 80)))
+
+
+def test_firewall_drops_blocklisted_sources_and_counts(pair):
+    driver, device = pair.driver, pair.device
+    prog, maps, blocked, allowed = firewall(pair)
     assert device.receive(blocked) == XdpAction.DROP
     assert device.receive(allowed) == XdpAction.PASS
     assert device.receive(allowed) == XdpAction.PASS
@@ -152,12 +159,7 @@ def test_a_paused_receive_path_drops_rather_than_passing_unfiltered(pair):
     """Mid-cut of a live migration the program does not run: a frame it would drop must not
     reach the guest, so every frame is dropped (and counted) until the device unpauses."""
     driver, device = pair.driver, pair.device
-    obj, maps = load(pair, "xdp_firewall.o")
-    prog = driver.prog_load(obj.programs["xdp_firewall"], maps=maps)
-    driver.xdp_attach(prog)
-    driver.map_update_elem(maps["blocked_v4"], bytes([10, 0, 0, 1]), bytes(8))
-    blocked = v4_frame("10.0.0.1", "10.0.0.9", tcp(1234, 80))
-    allowed = v4_frame("10.0.0.2", "10.0.0.9", tcp(1234, 80))
+    prog, maps, blocked, allowed = firewall(pair)
     device.paused = True
     assert device.receive(blocked) == XdpAction.DROP
     assert device.receive(allowed) == XdpAction.DROP
