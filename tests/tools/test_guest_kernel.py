@@ -47,11 +47,12 @@ def test_the_elf_kernel_comes_out(tmp_path, pack):
 
 @pytest.mark.parametrize("image, reason", [
     (bytes(4096), "not a bzImage"),
+    (b"HdrS", "not a bzImage"),
     (bzimage(lzma.compress(KERNEL), version=0x207), "names no payload"),
     (bzimage(b"\x00" * 64), "unknown payload compression"),
 ])
 def test_what_is_not_a_bzimage_is_refused(tool, image, reason):
-    with pytest.raises(SystemExit, match=reason):
+    with pytest.raises(tool["NotAKernel"], match=reason):
         tool["decompress"](tool["payload"](image))
 
 
@@ -59,3 +60,12 @@ def test_setup_sects_zero_means_four(tool):
     image = bytearray(bzimage(lzma.compress(KERNEL), setup_sects=4))
     image[0x1F1] = 0
     assert tool["decompress"](tool["payload"](bytes(image))) == KERNEL
+
+
+def test_a_damaged_payload_is_one_line_not_a_traceback(tmp_path):
+    source = tmp_path / "vmlinuz"
+    source.write_bytes(bzimage(lzma.compress(KERNEL)[:200]))
+    done = subprocess.run([sys.executable, str(TOOL), str(source), str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert str(source) in done.stderr and not (tmp_path / "out").exists()
