@@ -100,6 +100,9 @@ VALID_OPCODES = _valid_opcodes()
 _CLASSES = tuple(InsnClass(value) for value in range(8))
 _SOURCES = (Source.K, Source.X)
 _SIZES = (Size.W, Size.H, Size.B, Size.DW)
+_ALU_OPS = {op.value: op for op in AluOp}
+_JMP_OPS = {op.value: op for op in JmpOp}
+_MODES = {mode.value: mode for mode in Mode}
 
 
 def format_imm(value: int) -> str:
@@ -141,11 +144,13 @@ class Instruction:
 
     @property
     def alu_op(self) -> AluOp:
-        return AluOp(self.opcode & OP_MASK)
+        op = _ALU_OPS.get(self.opcode & OP_MASK)
+        return AluOp(self.opcode & OP_MASK) if op is None else op  # none: ValueError
 
     @property
     def jmp_op(self) -> JmpOp:
-        return JmpOp(self.opcode & OP_MASK)
+        op = _JMP_OPS.get(self.opcode & OP_MASK)
+        return JmpOp(self.opcode & OP_MASK) if op is None else op
 
     @property
     def size(self) -> Size:
@@ -153,7 +158,8 @@ class Instruction:
 
     @property
     def mode(self) -> Mode:
-        return Mode(self.opcode & MODE_MASK)
+        mode = _MODES.get(self.opcode & MODE_MASK)
+        return Mode(self.opcode & MODE_MASK) if mode is None else mode
 
     @property
     def is_lddw(self) -> bool:

@@ -295,6 +295,8 @@ def _check_inescapable_loops(layout: Layout) -> None:
     that could exit are left to the verifier or to the instruction budget.)
     """
     successors = layout.next_slots
+    if all(nxt > slot for slot, nexts in enumerate(successors) for nxt in nexts):
+        return  # every edge goes forward: no cycle at all (most programs; cheap to see)
     index_of: dict[int, int] = {}
     low: dict[int, int] = {}
     on_stack: set[int] = set()
