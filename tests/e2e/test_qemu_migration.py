@@ -129,7 +129,7 @@ def net(tmp_path_factory):
             for g in guests:
                 g.wait_for("GUEST-READY", 1)
             net = Net(workdir, a, b1, b2, guest_a, guest_b, pb3, pa, guests)
-            assert ping_summary(guest_a.run("ping -c 2 -W 3 10.0.0.2")) == (2, 2)
+            assert ping_summary(guest_a.run("ping -c 2 -i 0.2 -W 3 10.0.0.2")) == (2, 2)
             yield net
         finally:
             for g in guests:
@@ -151,9 +151,15 @@ def blocked(side: Side) -> int:
     return entry(side, "blocked_ports", struct.pack("<H", BLOCKED_PORT))
 
 
-def probe_blocked(guest: Guest) -> None:
-    guest.run(f"traceroute -n -q 1 -w 1 -m 1 -p {BLOCKED_PORT - 1} 10.0.0.2 >/dev/null 2>&1;"
-              " true")
+def probe_blocked(guest: Guest, side: Side) -> None:
+    """One datagram to B's blocked port (traceroute's probe goes to its base port plus one),
+    then until ``side`` counted it: traceroute itself would wait a second for the answer a
+    dropped datagram never gets."""
+    before = blocked(side)
+    guest.run(f"(traceroute -n -q 1 -w 1 -m 1 -p {BLOCKED_PORT - 1} 10.0.0.2 >/dev/null 2>&1 &)")
+    deadline = time.monotonic() + 10
+    while blocked(side) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def uptime(guest: Guest) -> float:
@@ -202,9 +208,9 @@ def source_runs_on(net: Net, alive_before: float, icmp_before: int,
     assert uptime(net.guest_b) > alive_before
     (program,) = net.b1.client.call("status")["programs"]
     assert program["attach"] and program["isa"] == 4
-    assert ping_summary(net.guest_a.run("ping -c 3 -W 3 10.0.0.2")) == (3, 3)
+    assert ping_summary(net.guest_a.run("ping -c 3 -i 0.2 -W 3 10.0.0.2")) == (3, 3)
     assert icmp_seen(net.b1) == icmp_before + 3
-    probe_blocked(net.guest_a)
+    probe_blocked(net.guest_a, net.b1)
     assert blocked(net.b1) == blocked_before + 1
 
 
@@ -299,23 +305,26 @@ def test_the_guest_and_its_offloaded_state_move_onto_a_smaller_device(net):
     on, the counters carry on, the blocked port stays blocked."""
     b1, b2, guest_a = net.b1, net.b2, net.guest_a
     target_guest, uri = net.target(b2)
-    probe_blocked(guest_a)
+    probe_blocked(guest_a, b1)
     icmp_before, blocked_before = icmp_seen(b1), blocked(b1)
     assert blocked_before >= 1 and icmp_before >= 2
     alive_before = uptime(net.guest_b)
 
-    guest_a.run("ping -c 80 -i 0.1 -W 1 10.0.0.2 > /tmp/ping.out 2>&1 & true")
+    # pings every 100 ms from a second before the migration to half a second after it
+    guest_a.run("ping -i 0.1 -W 1 10.0.0.2 > /tmp/ping.out 2>&1 & echo $! > /tmp/ping.pid")
     time.sleep(1)
     out, err = vm_migrate(net, b2, uri, "--json").communicate(timeout=150)
     assert "Traceback" not in err, err
     report = json.loads(out)
     print("vm-migrate report:", json.dumps({k: v for k, v in report.items() if k != "device"}))
-    guest_a.run("wait", timeout=30)
+    time.sleep(0.5)
+    guest_a.run("kill -INT $(cat /tmp/ping.pid); wait", timeout=30)
     sent, received = ping_summary(guest_a.run("cat /tmp/ping.out"))
 
     assert report["state"] == "completed" and report["plan"] == "REWRITABLE"
     assert 0 < report["offload_downtime"] < report["qemu_downtime"] <= report["qemu_total"]
-    assert sent == 80 and sent - received <= 5, (sent, received)
+    print("pings sent, received:", sent, received)
+    assert sent >= 15 and sent - received <= 5, (sent, received)
     # B runs on in the destination QEMU: the same boot, later
     assert uptime(target_guest) > alive_before
     # B1 let go; B2 runs the program lowered to its ISA (prog show -j says so)
@@ -333,9 +342,9 @@ def test_the_guest_and_its_offloaded_state_move_onto_a_smaller_device(net):
     icmp_after = icmp_seen(b2)
     assert received <= icmp_after - icmp_before <= sent + 2
     # the maps came over: the blocked port is still blocked, its counter carries on
-    probe_blocked(guest_a)
+    probe_blocked(guest_a, b2)
     assert blocked(b2) == blocked_before + 1
     assert program["counters"]["drop"] == blocked_before  # every drop a blocked datagram
     assert b2.client.call("status")["programs"][0]["counters"]["drop"] == \
         program["counters"]["drop"] + 1
-    assert ping_summary(guest_a.run("ping -c 2 -W 3 10.0.0.2")) == (2, 2)
+    assert ping_summary(guest_a.run("ping -c 2 -i 0.2 -W 3 10.0.0.2")) == (2, 2)

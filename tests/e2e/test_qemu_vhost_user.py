@@ -126,7 +126,7 @@ def test_guests_talk_through_the_offloaded_filter(network):
     b.client.call("map.update", map="blocked_ports", key=struct.pack("<H", BLOCKED_PORT),
                   value=bytes(8))
     a_before, b_before = snmp(guest_a), snmp(guest_b)
-    out = guest_a.run("ping -c 3 -W 3 10.0.0.2")
+    out = guest_a.run("ping -c 3 -i 0.2 -W 3 10.0.0.2")
     assert "3 packets transmitted, 3 packets received" in out
 
     assert "1  10.0.0.2" in guest_a.run(udp_probe(OPEN_PORT))  # B answered
@@ -168,7 +168,7 @@ def test_the_program_steers_frames_for_c_to_cs_port(network):
                   value=struct.pack("<I", 2))
     b_before, c_before = snmp(guest_b), snmp(guest_c)
     assert port_c(b)["connected"]
-    out = guest_a.run("ping -c 3 -W 3 10.0.0.3")
+    out = guest_a.run("ping -c 3 -i 0.2 -W 3 10.0.0.3")
     assert "3 packets transmitted, 3 packets received" in out
     b_after, c_after = snmp(guest_b), snmp(guest_c)
     assert c_after["Icmp"]["InEchos"] - c_before["Icmp"]["InEchos"] == 3
@@ -190,7 +190,7 @@ def test_the_program_steers_frames_for_c_to_cs_port(network):
     while port_c(b)["connected"] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not port_c(b)["connected"]
-    guest_a.run("ping -c 2 -W 1 10.0.0.3; true")
+    guest_a.run("ping -c 2 -i 0.2 -W 1 10.0.0.3; true")
     status = b.client.call("status")
     assert status["ports"]["redirect_errors"] >= 2
     assert u64(b, "steer_stats", 1) - redirected == status["ports"]["redirect_errors"]

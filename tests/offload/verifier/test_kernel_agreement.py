@@ -16,7 +16,6 @@ import pytest
 
 from offload.backends.kernel import kernel_available
 from offload.verifier import VerifierError, verify
-
 from tests.offload.kernel_cost import ASK_COSTLY
 
 from .kernel_load import kernel_verdict
