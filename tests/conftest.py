@@ -34,11 +34,13 @@ sys.dont_write_bytecode = False
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
-#: Modules whose tests share module-scoped fixtures too costly to build twice (booted QEMU
-#: guests): each runs on one worker. pytest-xdist's ``xdist_group`` does this by appending
+#: Modules whose tests share what one process holds: module-scoped fixtures too costly to
+#: build twice (booted QEMU guests), or counts a later test of the module sums up (the
+#: generated-verdict agreement rate of test_differential.py, meaningless over a share of the
+#: mutations). Each runs on one worker. pytest-xdist's ``xdist_group`` does this by appending
 #: the group to node ids, which pytest 9.2 no longer lets a plugin change, so the scheduler
 #: groups these modules by path instead; every other test is scheduled on its own.
-SHARED_FIXTURE_MODULES = ("tests/e2e/",)
+SHARED_FIXTURE_MODULES = ("tests/e2e/", "tests/offload/backends/test_differential.py")
 
 _GATHERED: Counter[str] = Counter()
 _WORKERS: list[str] = []
