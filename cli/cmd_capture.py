@@ -3,8 +3,10 @@
 The daemon records (capture.start, offload/device/capture.py); this command reads the records
 as they come and appends them to a temporary file beside the output, which takes the
 output's name only when the capture ends - after ``--count`` frames, ``--duration`` seconds,
-or Ctrl-C (SIGINT or SIGTERM: what was captured is read out and written). Memory stays that
-of one read whatever the capture's length.
+or Ctrl-C (SIGINT or SIGTERM: what was captured is read out and written). A device that goes
+away mid-capture (its daemon stopped or killed) ends it too: the frames read so far are
+written, and the command says so and exits 1. Memory stays that of one read whatever the
+capture's length.
 """
 
 from __future__ import annotations
@@ -84,12 +86,13 @@ def capture_command(args: argparse.Namespace, out: Output) -> int:
     if not 0 < args.snaplen <= 65535:
         raise UsageError("--snaplen must be 1 to 65535.")
     from migrate.atomic_file import atomic_output
-    from service.client import DeviceClient
+    from service.client import DaemonUnreachable, DeviceClient
     from service.pcap import PcapWriter
 
     directions: Counter[str] = Counter()
     verdicts: Counter[str] = Counter()
     lost = 0
+    gone: DaemonUnreachable | None = None  # the device went away mid-capture
     with DeviceClient(args.device, timeout=10.0) as client, stop_requests() as asked:
         started = client.call("capture.start", what=args.what, count=args.count,
                               snaplen=args.snaplen)
@@ -102,7 +105,11 @@ def capture_command(args: argparse.Namespace, out: Output) -> int:
             writer = PcapWriter(handle, args.snaplen)
             while True:
                 last = bool(asked)  # a stop asked before this read: it is the last one
-                answer = client.call("capture.read", capture=ident, max=READ_MAX)
+                try:
+                    answer = client.call("capture.read", capture=ident, max=READ_MAX)
+                except DaemonUnreachable as err:
+                    gone = err  # what was read so far is the capture
+                    break
                 for frame in answer["frames"]:
                     writer.write(frame["data"], frame["time"], frame["length"])
                     directions[frame["direction"]] += 1
@@ -116,17 +123,23 @@ def capture_command(args: argparse.Namespace, out: Output) -> int:
                 if not answer["frames"]:
                     time.sleep(INTERVAL if deadline is None
                                else max(0.0, min(INTERVAL, deadline - time.monotonic())))
-        client.call("capture.stop", capture=ident)
+        if gone is None:
+            client.call("capture.stop", capture=ident)
     drops = sum(n for k, n in verdicts.items() if k in ("rx drop", "rx aborted"))
     summary = {"output": args.output, "what": started["what"], "frames": writer.frames,
                "rx": directions["rx"], "tx": directions["tx"], "drop": drops, "lost": lost,
                "verdicts": dict(sorted(verdicts.items()))}
+    if gone is not None:
+        summary["ended"] = f"the device went away: {gone}"
+        out.error(f"the capture ended early, the device went away ({gone}); "
+                  f"{writer.frames:,} frames read before are in {args.output}")
+    code = Exit.OK if gone is None else Exit.REFUSED
     if args.json:
         out.json(summary)
-        return Exit.OK
+        return code
     text = Text(f"{writer.frames:,} frames to {args.output}", style="bold")
     text.append(f"  (rx {directions['rx']:,}, tx {directions['tx']:,}, drop {drops:,})")
     if lost:
         text.append(f"  {lost:,} lost: the device's buffer was full", style="yellow")
     out.console.print(text, highlight=False)
-    return Exit.OK
+    return code

@@ -9,6 +9,7 @@ import signal
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -117,6 +118,26 @@ def test_ctrl_c_writes_what_was_captured_and_duration_ends_a_capture(daemons, tm
     assert timed.returncode == 0 and "0 frames" in timed.stdout
     assert read_pcap(tmp_path / "none.pcap") == []
     assert tcpdump_count(tmp_path / "none.pcap") in (None, 0)
+
+
+def test_a_device_that_goes_away_ends_the_capture_with_what_was_read(daemons, tmp_path):
+    """The daemon killed mid-capture: the frames read before are written, exit 1, and the
+    message says why (the file is not thrown away with the connection)."""
+    device = balancer(daemons)
+    output = tmp_path / "drops.pcap"
+    process = start_capture(device, "--output", str(output), "--what", "drop", "--json")
+    with DeviceClient(str(device.path)) as client:
+        client.call("inject", frames=TRAFFIC)
+    time.sleep(1.0)  # the command reads every 50 ms: the ten drops are read by now
+    device.process.kill()
+    out, err = process.communicate(timeout=30)
+    err = " ".join(err.split())
+    assert process.returncode == 1, err
+    assert "the capture ended early, the device went away" in err and "Traceback" not in err
+    assert "10 frames read before are in" in err
+    assert read_pcap(output) == [FRAMES["runt-tcp"]] * 10
+    assert '"frames": 10' in out and '"ended": "the device went away' in out
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_usage_errors_exit_2(tmp_path):
