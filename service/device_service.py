@@ -15,7 +15,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, BinaryIO
 
@@ -26,10 +26,11 @@ from migrate.live.proving import ScratchDevices
 from migrate.proof import NoFrames, Proof, ProofError, prove
 from migrate.restore import IncompatibleTarget, RestoreError, restore
 from migrate.schema import SnapshotFormatError
-from migrate.snapshot import Snapshot
+from migrate.snapshot import ActionCounter, Snapshot
 from offload.caps import Capabilities, load_profile
 from offload.device import Device, DevicePair, build_device
 from offload.device.capture import KINDS, FrameCapture
+from offload.device.objects import ACTION_FIELDS
 from offload.device.sampler import MAX_SAMPLES
 from offload.driver import Driver, ObjectLoadError
 from offload.errors import OffloadError
@@ -127,6 +128,13 @@ def make_backend(name: str, caps: Capabilities, engine: str, seed: int | None,
     if not usable:
         raise Refused(errno.ENOSYS, f"the kernel backend is unavailable here: {reason}")
     return KernelBackend(caps, name=device)
+
+
+def _action_counts(counters: Iterable[ActionCounter]) -> dict[str, int]:
+    """A snapshot's per-action counts as the device's ``ActionCounters`` fields."""
+    counts = {ACTION_FIELDS[c.action]: c.packets for c in counters if c.action in ACTION_FIELDS}
+    counts["bytes"] = sum(c.bytes for c in counters)
+    return counts
 
 
 @dataclass(slots=True)
@@ -678,15 +686,19 @@ class DeviceService:
         if not dry_run:
             self.check_empty("restore onto")
         proof = self.prove(snapshot, prove_frames) if prove else None
-        record = None
-        if source is not None and authenticated:
-            stamp = source
+        stamp = source if source is not None and authenticated else None
 
-            def record(result: Any) -> None:
+        def finish(result: Any) -> None:
+            """The last steps of the restore: the stamp recorded (a failure undoes the
+            restore), then the counters carried over as a live migration carries them."""
+            if stamp is not None:
                 self.state.record_restore(stamp)
+            self.device.carry_counters(
+                ((result.programs[p.name], _action_counts(p.counters))
+                 for p in snapshot.programs if p.name in result.programs), snapshot.counters)
         try:
             result = restore(snapshot, self.driver, allow_fallback=allow_fallback,
-                             dry_run=dry_run, finish=record)
+                             dry_run=dry_run, finish=finish)
         except (IncompatibleTarget, RestoreError) as err:
             raise PlanRefused(err) from err
         return RestoreResult(

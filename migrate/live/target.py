@@ -143,17 +143,10 @@ class TargetState:
     def commit(self, final: Final) -> None:
         """Counters carried over, frozen maps frozen, the program attached: it runs here."""
         assert self.result is not None
-        device = self.pair.device
-        for name, values in final.programs:
-            handle = self.result.programs.get(name)
-            if handle is None:
-                continue
-            counters = device.objects.programs[handle].counters
-            for field, value in zip(COUNTER_FIELDS, values):
-                setattr(counters, field, getattr(counters, field) + value)
-        for field, value in final.ports:
-            if field in device.ports.__slots__:
-                setattr(device.ports, field, getattr(device.ports, field) + value)
+        handles = self.result.programs
+        self.pair.device.carry_counters(
+            ((handles[name], dict(zip(COUNTER_FIELDS, values, strict=False)))
+             for name, values in final.programs if name in handles), final.ports)
         for name in self.frozen:
             if name in self.result.maps:
                 self.driver.map_freeze(self.result.maps[name])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import errno
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from ..backends.base import Backend, XdpOutcome
@@ -279,6 +279,23 @@ class Device:
 
     def counters(self, handle: int) -> ActionCounters:
         return self.objects.programs[handle].counters
+
+    def carry_counters(self, programs: Iterable[tuple[int, Mapping[str, int]]],
+                       ports: Iterable[tuple[str, int]]) -> None:
+        """Add another device's counts to this one's, as they arrive with its state (a live
+        migration's FINAL, a restored snapshot): per program handle, counts by
+        ``ActionCounters`` field; then the device-wide port totals by name (a name this
+        device does not count is skipped: an older or newer source may count others). Each
+        guest port's own counters stay with the port: they are that port's view, as a host's
+        counters of a tap device stay on the host a VM leaves."""
+        for handle, counts in programs:
+            counters = self.objects.programs[handle].counters
+            for name, value in counts.items():
+                if name in ActionCounters.__slots__:
+                    setattr(counters, name, getattr(counters, name) + value)
+        for name, value in ports:
+            if name in self.ports.__slots__:
+                setattr(self.ports, name, getattr(self.ports, name) + value)
 
     # -- the receive path ----------------------------------------------------------------------
     def receive(self, frame: bytes, *, rx_queue_index: int = 0,

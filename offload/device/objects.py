@@ -21,7 +21,8 @@ from ..program import FuncInfo, MapReference
 from ..uapi import ProgType, XdpAction
 from ..verifier.env import GPL_COMPATIBLE
 
-_FIELDS = {XdpAction.ABORTED: "aborted", XdpAction.DROP: "drop", XdpAction.PASS: "pass_",
+#: The ``ActionCounters`` field that counts each XDP action.
+ACTION_FIELDS = {XdpAction.ABORTED: "aborted", XdpAction.DROP: "drop", XdpAction.PASS: "pass_",
            XdpAction.TX: "tx", XdpAction.REDIRECT: "redirect"}
 
 
@@ -37,7 +38,7 @@ class ActionCounters:
     bytes: int = 0
 
     def count(self, action: XdpAction, size: int) -> None:
-        field = _FIELDS[action]
+        field = ACTION_FIELDS[action]
         setattr(self, field, getattr(self, field) + 1)
         self.bytes += size
 
