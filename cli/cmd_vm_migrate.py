@@ -115,8 +115,7 @@ def vm_migrate_command(args: argparse.Namespace, out: Output) -> int:
 
 
 def recover(args: argparse.Namespace, out: Output) -> int:
-    migration = VmMigration(args.qmp_from, args.qmp_to or "", args.source, args.to,
-                            args.uri or "")
+    migration = VmMigration(args.qmp_from, args.qmp_to, args.source, args.to, args.uri)
     done = migration.recover()
     if args.json:
         out.json({"recovered": bool(done), "steps": done, "problems": migration.problems})

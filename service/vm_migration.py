@@ -106,8 +106,8 @@ class VmMigration:
     all the source's ring holds) on the full copy, before QEMU moves RAM, and on the final
     state inside the switchover (docs/restore-proof.md)."""
 
-    def __init__(self, qmp_from: str, qmp_to: str, device_from: str, device_to: str,
-                 uri: str, *, timeout: float = 600.0,
+    def __init__(self, qmp_from: str, qmp_to: str | None, device_from: str, device_to: str,
+                 uri: str | None, *, timeout: float = 600.0,
                  progress: Callable[[str], None] | None = None, prove: bool = False,
                  samples: int = 0) -> None:
         self.qmp_from, self.qmp_to = qmp_from, qmp_to
@@ -129,9 +129,13 @@ class VmMigration:
 
     # -- the run ---------------------------------------------------------------------------
     def run(self) -> VmMigrationReport:
+        """The migration (``qmp_to`` and ``uri`` are needed here; ``recover`` needs neither)."""
+        if self.qmp_to is None or self.uri is None:
+            raise VmMigrationRefused("a VM migration needs the destination QEMU's QMP socket "
+                                     "and the URI QEMU migrates to.")
         self.deadline = time.monotonic() + self.timeout
         try:
-            self._connect()
+            self._connect(self.qmp_to)
             return self._migrate()
         except BaseException as exc:
             if not (self.device_started or self.qemu_started):
@@ -176,16 +180,16 @@ class VmMigration:
             if conn is not None:
                 conn.close()
 
-    def _connect(self) -> None:
+    def _connect(self, qmp_to: str) -> None:
         self.src_qemu = QmpClient(self.qmp_from)
         source = self.src_qemu.execute("query-status")
         if source.get("status") != "running":
             raise VmMigrationRefused(f"the source VM at {self.qmp_from} is "
                                      f"{source.get('status')}, not running.")
-        self.dst_qemu = QmpClient(self.qmp_to)
+        self.dst_qemu = QmpClient(qmp_to)
         target = self.dst_qemu.execute("query-status")
         if target.get("status") != "inmigrate":
-            raise VmMigrationRefused(f"the destination QEMU at {self.qmp_to} is "
+            raise VmMigrationRefused(f"the destination QEMU at {qmp_to} is "
                                      f"{target.get('status')}, not waiting for a migration "
                                      "(start it with -incoming).")
         self.src_dev = DeviceClient(self.device_from)
