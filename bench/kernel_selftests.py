@@ -58,7 +58,8 @@ from offload.loader import BtfKind, LoaderError, load_object  # noqa: E402
 from offload.loader.btf import Btf, parse_btf  # noqa: E402
 from offload.loader.btf_ext import _info_blocks, parse_btf_ext  # noqa: E402
 from offload.loader.btf_layout import EXT_CORE, EXT_HEADER  # noqa: E402
-from offload.loader.elf import ElfObject, read_elf  # noqa: E402
+from offload.loader.elf import ElfObject  # noqa: E402
+from offload.loader.elf_reader import read_elf  # noqa: E402
 from offload.loader.linker import SUBPROGRAM_SECTION, Function, link_program  # noqa: E402
 from offload.loader.maps import collect_maps  # noqa: E402
 from offload.loader.relocations import SLOT, Fixup, _resolve  # noqa: E402

@@ -37,7 +37,7 @@ from .btf_ext import BtfExt, parse_btf_ext
 from .btf_funcs import with_prototypes
 from .core import CoreBinding, CoreError, relocate
 from .device_btf import DeviceBtf, device_btf
-from .elf import ElfObject, read_elf
+from .elf import ElfObject
 from .errors import LoaderError, LoadOptionError, ProgramRefusal, RefusalKind
 from .linker import SUBPROGRAM_SECTION, Function, LinkedProgram, link_program, section_functions
 from .maps import collect_maps
@@ -192,6 +192,8 @@ def parse_object(data: bytes, name: str, *, source: str | None = None,
 
 
 def _parse(data: bytes, name: str, source: str, options: LoadOptions) -> ObjectSpec:
+    from .elf_reader import read_elf  # pyelftools loads with the first object read
+
     elf = read_elf(data)
     btf = _btf(elf)
     ext = _btf_ext(elf, btf)

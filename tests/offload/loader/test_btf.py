@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from offload.loader import BtfKind, LoaderError, load_object, parse_btf
 from offload.loader.btf_ext import parse_btf_ext
-from offload.loader.elf import read_elf
+from offload.loader.elf_reader import read_elf
 from offload.loader.maps import parse_btf_map
 from offload.maps.spec import MapSpec, Pinning
 from offload.uapi import MapType
