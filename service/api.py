@@ -21,6 +21,8 @@ MAX_ITEMS = 100_000  # entries one map.items answer carries at most
 MAX_UPLOAD = 1 << 30  # bytes of a snapshot restore.begin accepts
 MAX_TEST_DATA = 1 << 16  # bytes of a frame prog.run takes (the device bounds it to a page)
 MAX_CAPTURE_READ = 10_000  # captured frames one capture.read answer carries at most
+#: The states ``status.migration.state`` ends in (a migration in any other state is running).
+MIGRATION_FINISHED = ("completed", "failed", "refused", "cancelled", "aborted", "undone")
 
 
 @dataclass(frozen=True, slots=True)

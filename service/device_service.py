@@ -17,14 +17,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from migrate.checkpoint import checkpoint
-from migrate.codec import decode, encode, index_snapshot, write_snapshot
 from migrate.freshness import FreshnessUnknown, SourceStamp
-from migrate.live.proving import ScratchDevices
-from migrate.proof import NoFrames, Proof, ProofError, prove
-from migrate.restore import IncompatibleTarget, RestoreError, restore
 from migrate.schema import SnapshotFormatError
 from migrate.snapshot import ActionCounter, Snapshot
 from offload.caps import Capabilities, load_profile
@@ -43,6 +38,7 @@ from .api import (
     MAX_ITEMS,
     MAX_TEST_DATA,
     MAX_UPLOAD,
+    MIGRATION_FINISHED,
     AttachParams,
     AttachResult,
     CaptureParams,
@@ -97,11 +93,17 @@ from .btf_values import MapTypes, map_types
 from .device_state import DeviceState
 from .errors import InvalidRequest, Refused, ServiceError, UsageError
 from .heap import release_freed_heap
-from .migration import FINISHED, Migration, start_destination, start_source
 from .plan_data import plan_dict
 from .protocol import CHUNK
 from .rates import RateMeter
 from .traffic import Traffic, parse_traffic
+
+if TYPE_CHECKING:  # imported where used: a daemon starts without the migration machinery
+    from migrate.live.proving import ScratchDevices
+    from migrate.proof import Proof
+    from migrate.restore import RestoreError
+
+    from .migration import Migration
 
 __all__ = ["BACKENDS", "ENGINES", "DeviceService", "PlanRefused", "Refused", "ServiceError",
            "error_data"]
@@ -199,7 +201,7 @@ class DeviceService:
         return None if self.job is None else self.job.picture()
 
     def migrating(self) -> bool:
-        return self.job is not None and self.job.state not in FINISHED
+        return self.job is not None and self.job.state not in MIGRATION_FINISHED
 
     @property
     def device(self) -> Device:
@@ -561,6 +563,9 @@ class DeviceService:
 
     def checkpoint_bytes(self) -> tuple[bytes, SourceStamp]:
         """A checkpoint's payload and its stamp (this device, its next generation)."""
+        from migrate.checkpoint import checkpoint
+        from migrate.codec import encode
+
         data = encode(checkpoint(self.device))
         return data, self.state.next_stamp()
 
@@ -569,6 +574,9 @@ class DeviceService:
         (checkpoint.read). Map contents go from the device to the file chunk by chunk.
         ``source`` is its stamp: every checkpoint takes the device's next generation.
         ``samples``: up to that many of the frames the device's sample ring holds."""
+        from migrate.checkpoint import checkpoint
+        from migrate.codec import write_snapshot
+
         ident = self._transfer_id()
         snapshot = checkpoint(self.device, stream=True, samples=params.samples)
         spool = _Spool(tempfile.TemporaryFile(), owner=self.caller)
@@ -674,6 +682,9 @@ class DeviceService:
         if the record cannot be written the restore is undone. Unauthenticated stamps are
         compared but never recorded, so a forged generation cannot lock out genuine ones.
         """
+        from migrate.codec import decode, index_snapshot
+        from migrate.restore import IncompatibleTarget, RestoreError, restore
+
         snapshot = decode(payload) if isinstance(payload, bytes) else index_snapshot(payload)
         if source is not None and source.name != snapshot.device:
             raise Refused(errno.EINVAL, f"the source stamp names device {source.name!r}; "
@@ -713,6 +724,8 @@ class DeviceService:
         snapshot as this device will run it (its capabilities and backend), on scratch
         devices; a difference refuses the restore and the device stays as it was. Per-CPU
         values are compared at the snapshot's CPU count."""
+        from migrate.proof import NoFrames, ProofError, prove
+
         scratch = self.scratch(snapshot)
         try:
             result = prove(snapshot, frames if frames is not None else snapshot.samples,
@@ -729,6 +742,8 @@ class DeviceService:
 
     def _plan(self, snapshot: Snapshot) -> dict[str, Any] | None:
         """The plan of restoring ``snapshot`` here, for the report of a refused proof."""
+        from migrate.restore import RestoreError, restore
+
         try:
             return plan_dict(restore(snapshot, self.driver, allow_fallback=True,
                                      dry_run=True).plan)
@@ -740,6 +755,8 @@ class DeviceService:
         migration's proof when this device is the destination): the source's capabilities on
         the reference engine, this device's capabilities and backend, and this device's
         capabilities on the reference engine; ``close`` releases their backends."""
+        from migrate.live.proving import ScratchDevices
+
         caps = self.device.caps
         cpus = snapshot.cpus
         made: list[DevicePair] = []
@@ -800,12 +817,14 @@ class DeviceService:
                 raise Refused(errno.ENODATA, f"device {self.device.name} holds no sampled "
                                              "frames to prove with: start its daemon with "
                                              "--sample-ring N and let traffic reach it.")
+        from .migration import start_source
+
         self.job = start_source(self, to, downtime, rounds, params.hold, samples=samples)
         return MigrateStartResult(self.device.name, to)
 
     def _held_job(self, verb: str) -> Migration:
         job = self.job
-        if job is None or job.role != "source" or job.state in FINISHED:
+        if job is None or job.role != "source" or job.state in MIGRATION_FINISHED:
             raise Refused(errno.ENOENT, f"device {self.device.name} is not migrating out; "
                                         f"nothing to {verb}.")
         return job
@@ -865,6 +884,8 @@ class DeviceService:
 
     def accept_migration(self, stream: Any, peer: str, allow_fallback: bool = False) -> None:
         """Serve an incoming migration on ``stream`` (the caller checked the device is free)."""
+        from .migration import start_destination
+
         self.job = start_destination(self, stream, peer, allow_fallback, self.scratch)
 
 
@@ -885,6 +906,8 @@ class PlanRefused(ServiceError):
     """A restore the plan or the target refused; carries the plan for the report."""
 
     def __init__(self, err: RestoreError) -> None:
+        from migrate.restore import IncompatibleTarget
+
         super().__init__(str(err))
         self.errno = errno.EOPNOTSUPP if isinstance(err, IncompatibleTarget) else \
             getattr(err.cause, "errno", errno.EINVAL)

@@ -38,12 +38,13 @@ from migrate.live import (
 )
 from migrate.live.proving import ScratchFactory
 
+from .api import MIGRATION_FINISHED
 from .errors import ServiceError
 from .protocol import MessageReader, Response, encode_request
 
 LOG = logging.getLogger("offload_migrate.migration")
 HANDSHAKE_TIMEOUT = 10.0
-FINISHED = ("completed", "failed", "refused", "cancelled", "aborted", "undone")
+FINISHED = MIGRATION_FINISHED
 LIVE_ROUNDS = 32  # rounds a status shows of a running migration, the newest
 
 
