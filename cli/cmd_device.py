@@ -9,9 +9,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.live import Live
-from rich.table import Table
-
 from service.client import DeviceClient
 from service.device_service import BACKENDS, ENGINES, DeviceService
 from service.device_state import DeviceState, default_state_dir
@@ -21,7 +18,6 @@ from service.traffic import DEFAULT_RATE, parse_traffic
 from . import cmd_device_info, device_option, object_options
 from .exits import Exit, UsageError
 from .output import Output
-from .status_view import status_json, status_view
 
 RAW = argparse.RawDescriptionHelpFormatter
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -242,6 +238,8 @@ def load_command(args: argparse.Namespace, out: Output) -> int:
         result = client.call("load", object=data, name=path.name.split(".")[0],
                              section=args.section, program=args.program, attach=args.attach,
                              type=every, types=per_program or None, map_sizes=sizes or None)
+    from rich.table import Table
+
     table = Table(title=f"loaded {path.name}")
     table.add_column("object")
     table.add_column("id", justify="right")
@@ -273,6 +271,8 @@ def fetch(paths: list[str]) -> list[tuple[str, dict[str, Any] | None, str | None
 
 
 def status_command(args: argparse.Namespace, out: Output) -> int:
+    from .status_view import status_json, status_view  # rich: not in a daemon's start-up
+
     if args.interval <= 0:
         raise UsageError("--interval must be positive.")
     entries = fetch(args.device)
@@ -295,6 +295,8 @@ def live_status(paths: list[str], interval: float, console: Any,
                 entries: list[tuple[str, dict[str, Any] | None, str | None]]) -> None:
     """The dashboard on the terminal's alternate screen until q: refreshed every
     ``interval`` seconds and at once on a key."""
+    from rich.live import Live
+
     from .keyboard import cbreak_keys
     from .status_dashboard import dashboard
     from .status_history import History

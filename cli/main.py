@@ -11,12 +11,14 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from .exits import Exit
 from .global_options import split_globals
 from .output import Output
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 #: Each command module (relative to this package, which installs as ``offload_migrate_cli``)
 #: and the commands its ``register`` adds, with their one-line help, in the order ``--help``
@@ -111,8 +113,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None,
          err_console: Console | None = None) -> int:
     """Run one command; ``console`` (and ``err_console``, by default the same one when a
     console is given, else stderr) let tests record what a person would see."""
-    out = Output(console or Console(),
-                 err_console or console or Console(stderr=True))
+    out = Output(console, err_console or console)
     words, options = split_globals(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(words).parse_args(words)

@@ -1,5 +1,6 @@
 """Where a command writes: rich on the terminal, JSON for scripts, errors on stderr, and
-progress bars that only show on a terminal (scripts read clean output)."""
+progress bars that only show on a terminal (scripts read clean output). The consoles are made
+on first use: ``device serve`` logs through ``logging`` and starts without rich."""
 
 from __future__ import annotations
 
@@ -10,16 +11,34 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress, TaskID
 
 
-@dataclass
 class Output:
-    console: Console
-    err: Console
+    """``console`` (stdout) and ``err`` (stderr): given, or rich consoles made when first
+    written to; ``err`` is ``console`` when only that was given (tests record both)."""
+
+    def __init__(self, console: Console | None = None, err: Console | None = None) -> None:
+        self._console = console
+        self._err = err if err is not None else console
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console()
+        return self._console
+
+    @property
+    def err(self) -> Console:
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True)
+        return self._err
 
     def json(self, data: Any) -> None:
         sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
