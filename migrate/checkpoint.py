@@ -121,11 +121,11 @@ def _program_state(device: Device, program: ProgramObject, map_names: dict[int, 
                        expected_attach_type=program.expected_attach_type)
     attach = AttachPoint(device.name) if device.attached == program.handle else None
     report = program.report
-    counters = program.counters
+    counters = program.counters.fields()
     per_action = (
-        (XdpAction.ABORTED, counters.aborted), (XdpAction.DROP, counters.drop),
-        (XdpAction.PASS, counters.pass_), (XdpAction.TX, counters.tx),
-        (XdpAction.REDIRECT, counters.redirect))
+        (XdpAction.ABORTED, counters["aborted"]), (XdpAction.DROP, counters["drop"]),
+        (XdpAction.PASS, counters["pass_"]), (XdpAction.TX, counters["tx"]),
+        (XdpAction.REDIRECT, counters["redirect"]))
     return ProgramState(spec, attach,
                         VerifierStats(report.insns_processed, report.states, report.peak_states),
                         tuple(ActionCounter(action, packets) for action, packets in per_action
@@ -142,8 +142,7 @@ def checkpoint(device: Device, *, stream: bool = False, samples: int = 0) -> Sna
                  for entry in device.objects.maps.values())
     programs = tuple(_program_state(device, program, map_names, program_names[handle])
                      for handle, program in device.objects.programs.items())
-    ports = device.ports
-    counters = tuple((field, getattr(ports, field)) for field in ports.__slots__)
+    counters = tuple(device.ports.as_dict().items())
     sampled = device.sampler.recent(samples) if device.sampler is not None and samples else ()
     return Snapshot(device.name, device.caps, device.transport.negotiated or 0, programs,
                     maps, counters, cpus=getattr(device.backend, "ncpus", 1), samples=sampled)

@@ -284,7 +284,7 @@ class DeviceService:
             features=feature_names(device.transport.negotiated or 0),
             uptime=round(self.clock() - self.started, 3), programs=programs, maps=maps,
             memory={"capacity": device.caps.memory, "used": device.memory_used},
-            ports={name: getattr(ports, name) for name in ports.__slots__},
+            ports=ports.as_dict(),
             traffic=traffic, migration=self.migration, identity=self.state.picture(),
             interfaces=[device.interfaces[i].picture() for i in sorted(device.interfaces)])
         return self.last_status

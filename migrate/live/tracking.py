@@ -184,11 +184,10 @@ class SourceState:
                                  "the migration; start it again once the guest is done.")
 
     def counters(self) -> tuple[tuple[tuple[str, tuple[int, ...]], ...], tuple[tuple[str, int], ...]]:
-        programs = tuple((self.program_names[h], tuple(getattr(p.counters, f)
+        programs = tuple((self.program_names[h], tuple(p.counters.fields()[f]
                                                        for f in COUNTER_FIELDS))
                          for h, p in self.device.objects.programs.items())
-        ports = self.device.ports
-        return programs, tuple((f, getattr(ports, f)) for f in ports.__slots__)
+        return programs, tuple(self.device.ports.as_dict().items())
 
     # ------------------------------------------------------------- the end
     def stop(self) -> None:

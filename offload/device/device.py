@@ -40,7 +40,7 @@ from ..virtio.wire import CtrlDecodeError
 from . import control
 from .capture import FrameCapture
 from .interfaces import Interface
-from .objects import ActionCounters, ObjectTable, ProgramObject
+from .objects import COUNTER_MASK, ActionCounters, ObjectTable, ProgramObject
 from .sampler import FrameSampler
 
 DEFAULT_MEMORY = 16 << 20
@@ -76,6 +76,10 @@ class PortCounters:
     events_lost: int = 0  # event records the device's backlog had no room for
     redirect_errors: int = 0  # REDIRECT to an ifindex no port has, or to a port that is down
     devmap_dropped: int = 0  # dropped by the devmap entry's program on the way out
+
+    def as_dict(self) -> dict[str, int]:
+        """By name, as u64 values (``objects.COUNTER_MASK``)."""
+        return {name: getattr(self, name) & COUNTER_MASK for name in self.__slots__}
 
 
 @dataclass(slots=True)
@@ -292,10 +296,10 @@ class Device:
             counters = self.objects.programs[handle].counters
             for name, value in counts.items():
                 if name in ActionCounters.__slots__:
-                    setattr(counters, name, getattr(counters, name) + value)
+                    setattr(counters, name, (getattr(counters, name) + value) & COUNTER_MASK)
         for name, value in ports:
             if name in self.ports.__slots__:
-                setattr(self.ports, name, getattr(self.ports, name) + value)
+                setattr(self.ports, name, (getattr(self.ports, name) + value) & COUNTER_MASK)
 
     # -- the receive path ----------------------------------------------------------------------
     def receive(self, frame: bytes, *, rx_queue_index: int = 0,

@@ -23,7 +23,11 @@ from ..verifier.env import GPL_COMPATIBLE
 
 #: The ``ActionCounters`` field that counts each XDP action.
 ACTION_FIELDS = {XdpAction.ABORTED: "aborted", XdpAction.DROP: "drop", XdpAction.PASS: "pass_",
-           XdpAction.TX: "tx", XdpAction.REDIRECT: "redirect"}
+                 XdpAction.TX: "tx", XdpAction.REDIRECT: "redirect"}
+#: Counters are u64 and wrap, as the kernel's statistics do. Counts carried in from another
+#: device (a migration, a restore) may start anywhere in that range, so every value leaves the
+#: device (status, snapshots, a migration's FINAL) reduced modulo 2^64.
+COUNTER_MASK = (1 << 64) - 1
 
 
 @dataclass(slots=True)
@@ -43,8 +47,15 @@ class ActionCounters:
         self.bytes += size
 
     def as_dict(self) -> dict[str, int]:
-        return {"pass": self.pass_, "drop": self.drop, "tx": self.tx,
-                "redirect": self.redirect, "aborted": self.aborted, "bytes": self.bytes}
+        """By action name (``pass``, not the field's ``pass_``), as u64 values."""
+        m = COUNTER_MASK
+        return {"pass": self.pass_ & m, "drop": self.drop & m, "tx": self.tx & m,
+                "redirect": self.redirect & m, "aborted": self.aborted & m,
+                "bytes": self.bytes & m}
+
+    def fields(self) -> dict[str, int]:
+        """By field name, as u64 values (what a snapshot or a migration carries)."""
+        return {name: getattr(self, name) & COUNTER_MASK for name in self.__slots__}
 
     @property
     def total(self) -> int:
