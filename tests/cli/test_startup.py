@@ -84,3 +84,23 @@ def test_snapshot_commands_load_cryptography_only_for_keys():
     modules = loaded_after("restore", "--help")
     assert "cli.cmd_snapshot" in modules and "migrate.seal" in modules
     assert [m for m in modules if m.startswith("cryptography")] == []
+
+
+def test_a_daemon_starts_without_what_it_needs_only_later():
+    """``device serve`` until it listens: the device, the control socket and the method table,
+    but not rich (a daemon logs), ELF reading (until an object is loaded) nor the snapshot,
+    restore, proof and live-migration machinery (until a method needs it)."""
+    code = ("import sys\n"
+            "import cli.main, cli.cmd_device, service.daemon, service.methods, service.ports\n"
+            "from service.device_service import DeviceService\n"
+            "DeviceService('x', 'full')\n"
+            "print('\\n'.join(sorted(sys.modules)))")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60, check=True)
+    loaded = result.stdout.split()
+    later = ("rich", "elftools", "migrate.live", "migrate.restore", "migrate.proof",
+             "migrate.checkpoint", "migrate.codec", "offload.backends.kernel")
+    packages = tuple(f"{name}." for name in later)
+    assert [m for m in loaded if m in later or m.startswith(packages)] == []
+    assert "offload.device.device" in loaded and "service.api" in loaded
