@@ -1,4 +1,5 @@
-"""``map show|dump|lookup|update|delete|freeze``: a device's maps in bpftool's words."""
+"""``map show|dump|lookup|update|delete|freeze|free``: a device's maps in bpftool's words
+(``free`` is the device's own: the guest drops its reference, as a closed map fd)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,10 @@ def register(sub: Any) -> None:
          key=True)
     verb("freeze", "make the map read-only for the guest (BPF_MAP_FREEZE)",
          "  offload-migrate map freeze name config", freeze_command)
+    verb("free", "drop the guest's reference, as a closed map fd: the map goes now, or with "
+         "the last program that uses it",
+         "  offload-migrate prog unload xdp_firewall; offload-migrate map free blocked_v4\n"
+         "  offload-migrate map free id 3 -j", free_command)
 
 
 def _split(args: argparse.Namespace) -> tuple[int | str, list[str]]:
@@ -190,4 +195,20 @@ def freeze_command(args: argparse.Namespace, out: Output) -> int:
         print_json({"map": handle}, args.pretty)
     else:
         out.console.print(f"map {handle}: frozen", highlight=False)
+    return Exit.OK
+
+
+def free_command(args: argparse.Namespace, out: Output) -> int:
+    ref, rest = _split(args)
+    _no_more(rest)
+    with DeviceClient(args.device) as client:
+        result = client.call("map.free", map=ref)
+    handle, freed = result["map"], result["freed"]
+    if args.json:
+        print_json({"map": handle, "freed": freed}, args.pretty)
+    elif freed:
+        out.console.print(f"map {handle}: freed", highlight=False)
+    else:
+        out.console.print(f"map {handle}: released; it goes with the last program that uses "
+                          "it", highlight=False)
     return Exit.OK

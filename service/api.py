@@ -215,6 +215,15 @@ class MapResult:
 
 
 @dataclass(frozen=True, slots=True)
+class MapFreeResult:
+    """``freed``: the map is gone; false while a program still uses it (it goes with the
+    last of them)."""
+
+    map: int
+    freed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class MapDumpResult:
     map: int
     name: str

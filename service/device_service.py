@@ -60,6 +60,7 @@ from .api import (
     LoadParams,
     LoadResult,
     MapDumpResult,
+    MapFreeResult,
     MapItemsParams,
     MapItemsResult,
     MapKeyParams,
@@ -394,6 +395,7 @@ class DeviceService:
         handle = self._program_handle(params.program)
         self.driver.prog_unload(handle)
         self.program_sources.pop(handle, None)
+        self._forget_gone_maps()
         return ProgramResult(handle)
 
     def prog_dump(self, params: ProgramParams) -> ProgDumpResult:
@@ -470,6 +472,23 @@ class DeviceService:
         handle = self._map_handle(params.map)
         self.driver.map_freeze(handle)
         return MapResult(handle)
+
+    def map_free(self, params: MapParams) -> MapFreeResult:
+        """The guest's reference dropped, as Linux frees a map when its last fd closes and
+        no program uses it; a map a program uses goes with the last such program."""
+        handle = self._map_handle(params.map)
+        entry = self.device.objects.maps[handle]
+        if entry.released:
+            raise Refused(errno.ENOENT, f"map {handle} was freed already; it goes with the "
+                                        "last program that uses it.")
+        self.driver.map_free(handle)
+        self._forget_gone_maps()
+        return MapFreeResult(handle, handle not in self.device.objects.maps)
+
+    def _forget_gone_maps(self) -> None:
+        """Drop the BTF kept for maps the device freed (with their last program, or now)."""
+        for handle in [h for h in self.map_btf if h not in self.device.objects.maps]:
+            del self.map_btf[handle]
 
     def map_dump(self, params: MapParams) -> MapDumpResult:
         """Every entry, and each decoded with the object's BTF when the map has BTF."""

@@ -76,6 +76,9 @@ METHODS: dict[str, Method[Any, Any]] = {m.name: m for m in (
            "one element deleted through the guest driver", ("ENOENT", "EINVAL", "EPERM")),
     Method("map.freeze", api.MapParams, api.MapResult, DeviceService.map_freeze,
            "BPF_MAP_FREEZE: the map read-only for the guest from then on", ("ENOENT", "EPERM")),
+    Method("map.free", api.MapParams, api.MapFreeResult, DeviceService.map_free,
+           "the guest's reference dropped, as a closed map fd: the map goes now, or with the "
+           "last program that uses it (a device must be empty to restore onto)", ("ENOENT",)),
     Method("map.dump", api.MapParams, api.MapDumpResult, DeviceService.map_dump,
            f"`[key, value]` pairs (at most {api.MAX_ITEMS:,}); `formatted` each as "
            "`{key, value}` decoded with the object's BTF when the map has BTF",

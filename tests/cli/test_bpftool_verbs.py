@@ -217,3 +217,28 @@ def test_device_list_and_show(loaded, capsys, tmp_path):
     assert shown["name"] == "A" and shown["programs"][0]["name"] == "xdp_firewall"
     code, out, _ = run(capsys, "device", "show")
     assert code == 0 and "profile      full" in out
+
+
+def test_map_free_empties_a_device_for_a_restore(tmp_path, capsys, monkeypatch):
+    """A map a program uses goes with that program; one nothing uses goes at once; then the
+    device is empty and takes a restore (a device with objects refuses one)."""
+    daemon = DaemonProcess(tmp_path / "f.sock", "F", "full", "--state-dir", str(tmp_path / "st"))
+    try:
+        monkeypatch.setenv("OFFLOAD_MIGRATE_DEVICE", str(daemon.path))
+        assert run(capsys, "load", FIREWALL, "--attach")[0] == 0
+        assert run(capsys, "save", "-o", str(tmp_path / "f.snap"))[0] == 0
+        code, out, _ = run(capsys, "map", "free", "blocked_v4", "-j")
+        assert code == 0 and json.loads(out)["freed"] is False  # the program uses it
+        code, _, err = run(capsys, "map", "free", "name", "blocked_v4")
+        assert code == 1 and "ENOENT" in err  # released already: not by name any more
+        assert run(capsys, "prog", "detach")[0] == 0
+        assert run(capsys, "prog", "unload", "xdp_firewall")[0] == 0
+        code, out, _ = run(capsys, "map", "free", "verdicts")
+        assert code == 0 and "freed" in out and "released" not in out
+        assert run(capsys, "map", "free", "blocked_v6")[0] == 0
+        code, out, _ = run(capsys, "-j", "map", "show")
+        assert json.loads(out) == []  # blocked_v4 went with the program
+        code, out, err = run(capsys, "restore", str(tmp_path / "f.snap"))
+        assert code == 0, err
+    finally:
+        daemon.stop()
