@@ -57,6 +57,7 @@ class LoadedProgram:
     expected_attach_type: int = 0
     refs: int = 1
     report: LoadReport = field(default_factory=LoadReport)
+    freed: bool = False  # the guest's handle is closed; alive while a prog array holds it
 
 
 @dataclass(eq=False)
@@ -65,6 +66,7 @@ class LoadedMap:
     map: Map
     refs: int = 1
     value_region: Region | None = None  # global data: the one value, mapped for lddw
+    freed: bool = False  # the guest's handle is closed; alive while a map of maps holds it
 
 
 class BuiltinBackend:
@@ -97,7 +99,7 @@ class BuiltinBackend:
     # -- resolver for maps holding objects (offload.maps.resolver.Resolver) ------------------
     def acquire_program(self, fd: int) -> LoadedProgram:
         program = self.programs.get(fd)
-        if program is None:
+        if program is None or program.freed:  # a closed handle, as a closed fd
             if fd in self.maps:
                 raise ErrnoError(errno.EINVAL, f"handle {fd} is a map, not a program")
             raise ErrnoError(errno.EBADF, f"handle {fd} names no program on this device")
@@ -106,7 +108,7 @@ class BuiltinBackend:
 
     def acquire_map(self, fd: int) -> LoadedMap:
         entry = self.maps.get(fd)
-        if entry is None:
+        if entry is None or entry.freed:  # a closed handle, as a closed fd
             if fd in self.programs:
                 raise ErrnoError(errno.EINVAL, f"handle {fd} is a program, not a map")
             raise ErrnoError(errno.EBADF, f"handle {fd} names no map on this device")
@@ -153,8 +155,9 @@ class BuiltinBackend:
 
     def free_map(self, handle: int) -> None:
         entry = self.maps.get(handle)
-        if entry is None:
+        if entry is None or entry.freed:
             raise ErrnoError(errno.EBADF, f"handle {handle} names no map on this device")
+        entry.freed = True
         self.release(entry)
 
     def map(self, handle: int) -> Map:
@@ -244,8 +247,9 @@ class BuiltinBackend:
 
     def unload_program(self, handle: int) -> None:
         program = self.programs.get(handle)
-        if program is None:
+        if program is None or program.freed:
             raise ErrnoError(errno.EBADF, f"handle {handle} names no program on this device")
+        program.freed = True
         self.release(program)
 
     # -- the packet path -----------------------------------------------------------------------

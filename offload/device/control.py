@@ -160,13 +160,22 @@ def map_lookup(device: Device, req: m.MapLookupRequest) -> Response:
     return m.MapLookupResponse(value=_live(device, req.handle).lookup(req.key))
 
 
+def _entries_changed(device: Device, handle: int) -> None:
+    """An entry of a map of maps replaced or gone may have held the last reference on an
+    inner map the guest had freed: that map goes now."""
+    if device.objects.map(handle).spec.type.is_map_in_map:
+        device.collect_maps()
+
+
 def map_update(device: Device, req: m.MapUpdateRequest) -> Response:
     _live(device, req.handle).update(req.key, req.value, req.flags)
+    _entries_changed(device, req.handle)
     return m.MapUpdateResponse()
 
 
 def map_delete(device: Device, req: m.MapDeleteRequest) -> Response:
     _live(device, req.handle).delete(req.key)
+    _entries_changed(device, req.handle)
     return m.MapDeleteResponse()
 
 
@@ -189,7 +198,10 @@ def map_update_batch(device: Device, req: m.MapUpdateBatchRequest) -> Response:
         raise ErrnoError(errno.EINVAL, f"batch entries of {req.key_size}+{req.value_size} bytes "
                                        f"do not fit this map's {live.key_size}-byte keys and "
                                        f"{live.uapi_value_size}-byte values.")
-    count = live.update_batch_columns(req.count, req.keys, req.values, req.elem_flags)
+    try:
+        count = live.update_batch_columns(req.count, req.keys, req.values, req.elem_flags)
+    finally:  # a batch that stopped part way may have replaced entries too
+        _entries_changed(device, req.handle)
     return m.MapUpdateBatchResponse(count=count)
 
 

@@ -268,13 +268,30 @@ class Device:
         self.collect_maps()
 
     def collect_maps(self) -> None:
-        """Free maps the guest released once no program refers to them any more (their
-        unread event records stay with the device for its reader)."""
-        for handle, entry in list(self.objects.maps.items()):
-            if entry.released and not self.objects.map_in_use(handle):
-                self._collect_events_of(handle)
-                self.backend.free_map(handle)
-                del self.objects.maps[handle]
+        """Free maps the guest released once nothing refers to them any more: no program,
+        and no entry of a map of maps (the backend holds a reference per entry, as the
+        kernel's map_in_map does, so the map lives on, listed and charged, until its last
+        entry goes). Unread event records stay with the device for its reader."""
+        freed = True
+        while freed:  # a map of maps freed lets go of the maps its entries held
+            freed = False
+            for handle, entry in list(self.objects.maps.items()):
+                if not entry.released or self.objects.map_in_use(handle):
+                    continue
+                if not entry.dropped:
+                    self._collect_events_of(handle)
+                    self.backend.free_map(handle)
+                    entry.dropped = True
+                if not self._backend_holds(handle):
+                    del self.objects.maps[handle]
+                    freed = True
+
+    def _backend_holds(self, handle: int) -> bool:
+        try:
+            self.backend.map(handle)
+        except ErrnoError:
+            return False
+        return True
 
     @property
     def memory_used(self) -> int:

@@ -69,6 +69,9 @@ class MapObject:
     inner_handle: int = 0
     released: bool = False  # the guest let go; alive while a program uses it
     memory: int = 0  # bytes charged to the device's map memory (offload.maps.memory)
+    #: the guest's reference dropped in the backend too; the map lives on (listed, charged)
+    #: while a map of maps holds it, as the kernel's map_in_map holds a reference per entry
+    dropped: bool = False
 
 
 @dataclass(slots=True)

@@ -119,3 +119,42 @@ def test_caps_tells_the_guest_the_capacity():
     wire = CapsResponse.from_capabilities(caps, 1 << 20).encode(1 << 16)
     assert CapsResponse.decode(wire).to_capabilities().memory == (5 << 32) + 7
     assert build_device("told", caps).driver.capabilities().memory == (5 << 32) + 7
+
+
+def test_a_freed_inner_map_stays_charged_while_a_map_of_maps_holds_it():
+    """The guest freeing an inner map it put into a map of maps does not free the map (the
+    entry holds it, as the kernel's map_in_map holds a reference): it stays listed and charged
+    until the entry goes. Before, the device dropped it from its books while the outer map
+    kept it alive, so a guest could fill any amount of memory past the budget."""
+    inner_spec = MapSpec("inner", MapType.HASH, 4, 4, 64)
+    pair = _pair(1 << 20)
+    device, driver = pair.device, pair.driver
+    template = driver.map_create(inner_spec)
+    outer = driver.map_create(MapSpec("outer", MapType.ARRAY_OF_MAPS, 4, 4, 64,
+                                      inner=inner_spec), inner_map=template)
+    charged = device.memory_used
+    inners = []
+    for slot in range(8):
+        inner = driver.map_create(inner_spec)
+        driver.map_update_elem(inner, b"\x01\x00\x00\x00", b"\x07\x00\x00\x00")
+        driver.map_update_elem(outer, slot.to_bytes(4, "little"), inner.to_bytes(4, "little"))
+        driver.map_free(inner)  # the outer's entry holds it now
+        inners.append(inner)
+    each = map_memory(inner_spec)
+    assert device.memory_used == charged + 8 * each
+    assert all(h in device.objects.maps for h in inners)
+    with pytest.raises(ErrnoError) as gone:  # the guest's handle is gone all the same
+        driver.map_lookup_elem(inners[0], b"\x01\x00\x00\x00")
+    assert gone.value.errno == errno.EBADF
+    with pytest.raises(ErrnoError) as closed:  # nor does a map of maps take it again
+        driver.map_update_elem(outer, (9).to_bytes(4, "little"), inners[0].to_bytes(4, "little"))
+    assert closed.value.errno == errno.EBADF
+    # replacing an entry and deleting one release the maps they held
+    driver.map_update_elem(outer, (1).to_bytes(4, "little"), template.to_bytes(4, "little"))
+    driver.map_delete_elem(outer, (2).to_bytes(4, "little"))
+    assert inners[1] not in device.objects.maps and inners[2] not in device.objects.maps
+    assert device.memory_used == charged + 6 * each
+    # freeing the outer map releases the rest
+    driver.map_free(outer)
+    assert [h for h in inners if h in device.objects.maps] == []
+    assert device.memory_used == map_memory(inner_spec)  # the template, still the guest's
