@@ -252,6 +252,9 @@ class BuiltinBackend:
         program.freed = True
         self.release(program)
 
+    def holds_program(self, handle: int) -> bool:
+        return handle in self.programs
+
     # -- the packet path -----------------------------------------------------------------------
     def run_xdp(self, handle: int, frame: bytes, *, meta: bytes = b"",
                 ingress_ifindex: int = 1, rx_queue_index: int = 0, egress_ifindex: int = 0,

@@ -58,6 +58,8 @@ class Device(Protocol):
 
     def collect_maps(self) -> None: ...
 
+    def collect_programs(self) -> None: ...
+
 
 
 def execute(device: Device, request: Request) -> Response:
@@ -161,10 +163,14 @@ def map_lookup(device: Device, req: m.MapLookupRequest) -> Response:
 
 
 def _entries_changed(device: Device, handle: int) -> None:
-    """An entry of a map of maps replaced or gone may have held the last reference on an
-    inner map the guest had freed: that map goes now."""
-    if device.objects.map(handle).spec.type.is_map_in_map:
+    """An entry of a map of maps or a prog array replaced or gone may have held the last
+    reference on an inner map the guest had freed, or a program it had unloaded: that goes
+    now."""
+    kind = device.objects.map(handle).spec.type
+    if kind.is_map_in_map:
         device.collect_maps()
+    elif kind == MapType.PROG_ARRAY:
+        device.collect_programs()
 
 
 def map_update(device: Device, req: m.MapUpdateRequest) -> Response:

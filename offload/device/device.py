@@ -263,9 +263,21 @@ class Device:
                 self.release_program(program)
 
     def release_program(self, program: ProgramObject) -> None:
-        self.backend.unload_program(program.handle)
-        del self.objects.programs[program.handle]
+        """The guest unloaded ``program`` and nothing attaches it: it goes, unless a prog
+        array still holds it (then it goes with the last entry that does)."""
+        if not program.dropped:
+            self.backend.unload_program(program.handle)
+            program.dropped = True
+        if not self.backend.holds_program(program.handle):
+            del self.objects.programs[program.handle]
         self.collect_maps()
+
+    def collect_programs(self) -> None:
+        """Unloaded programs whose last prog array entry went (a map's entries changed or a
+        map was freed)."""
+        for program in list(self.objects.programs.values()):
+            if program.dropped and not self.backend.holds_program(program.handle):
+                del self.objects.programs[program.handle]
 
     def collect_maps(self) -> None:
         """Free maps the guest released once nothing refers to them any more: no program,
@@ -285,6 +297,8 @@ class Device:
                 if not self._backend_holds(handle):
                     del self.objects.maps[handle]
                     freed = True
+            if freed:  # a prog array freed lets go of the programs its entries held
+                self.collect_programs()
 
     def _backend_holds(self, handle: int) -> bool:
         try:

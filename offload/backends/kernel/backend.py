@@ -388,6 +388,10 @@ class KernelBackend:
         self._prog_ids = {k: v for k, v in self._prog_ids.items() if v != handle}
         program.close()
 
+    def holds_program(self, handle: int) -> bool:
+        """Never: the kernel keeps a program a prog array holds, but its fd is closed here."""
+        return False
+
     # -- the packet path -----------------------------------------------------------------------
     def test_run(self, handle: int, frame: bytes, *, meta: bytes = b"", repeat: int = 1,
                  ingress_ifindex: int = 1, rx_queue_index: int = 0) -> XdpRunResult:
