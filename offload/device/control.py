@@ -162,14 +162,17 @@ def map_lookup(device: Device, req: m.MapLookupRequest) -> Response:
     return m.MapLookupResponse(value=_live(device, req.handle).lookup(req.key))
 
 
+#: Maps whose entries hold other objects: inner maps, or programs (prog arrays, and the
+#: programs devmap and cpumap entries run).
+HOLDERS = frozenset({MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS, MapType.PROG_ARRAY,
+                     MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP})
+
+
 def _entries_changed(device: Device, handle: int) -> None:
-    """An entry of a map of maps or a prog array replaced or gone may have held the last
-    reference on an inner map the guest had freed, or a program it had unloaded: that goes
-    now."""
-    kind = device.objects.map(handle).spec.type
-    if kind.is_map_in_map:
+    """An entry replaced or gone may have held the last reference on an inner map the guest
+    had freed, or on a program it had unloaded: that goes now."""
+    if device.objects.map(handle).spec.type in HOLDERS:
         device.collect_maps()
-    elif kind == MapType.PROG_ARRAY:
         device.collect_programs()
 
 

@@ -109,3 +109,22 @@ def test_an_entry_without_a_program_sends_the_frame_unchanged(pair):
     entry(pair, 5)
     device.receive(FRAME)
     assert guest.frames == [FRAME] and device.ports.devmap_dropped == 0
+
+
+def test_an_entry_program_unloaded_runs_on_until_its_entry_goes(pair):
+    """The entry holds its program, as the kernel's devmap holds a reference: unloaded by the
+    guest, it stays on the device (counted, checkpointed) and runs until the entry is
+    replaced; then it goes."""
+    device = pair.device
+    guest = FakeGuest()
+    device.add_interface(Interface(5, "out", guest))
+    handle = entry(pair, 5, MARK)
+    pair.driver.prog_unload(handle)
+    assert handle in device.objects.programs
+    device.receive(FRAME)
+    assert guest.frames == [bytes([5, 1]) + FRAME[2:]]
+    assert device.objects.programs[handle].counters.pass_ == 1
+    entry(pair, 5)  # the entry replaced: its program goes with it
+    assert handle not in device.objects.programs
+    device.receive(FRAME)
+    assert guest.frames[-1] == FRAME
