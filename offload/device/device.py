@@ -26,9 +26,10 @@ from ..backends.base import Backend, XdpOutcome
 from ..caps.capabilities import Capabilities
 from ..errors import ErrnoError
 from ..maps.events import Event
+from ..maps.fd_array import FdArrayMap
 from ..maps.resolver import ProgramHandle
 from ..runtime.xdp_env import REDIRECT_CPU, REDIRECT_INTERFACE, REDIRECT_XSK, Redirect
-from ..uapi import XdpAction
+from ..uapi import MapType, XdpAction
 from ..virtio.ctrl import CtrlClass, encode_status, parse_header
 from ..virtio.device_queue import Chain
 from ..virtio.features import device_offer
@@ -288,7 +289,11 @@ class Device:
         while freed:  # a map of maps freed lets go of the maps its entries held
             freed = False
             for handle, entry in list(self.objects.maps.items()):
-                if not entry.released or self.objects.map_in_use(handle):
+                if not entry.released:
+                    continue
+                if entry.spec.type == MapType.PROG_ARRAY and not entry.dropped:
+                    self._clear_prog_array(handle)
+                if self.objects.map_in_use(handle):
                     continue
                 if not entry.dropped:
                     self._collect_events_of(handle)
@@ -299,6 +304,15 @@ class Device:
                     freed = True
             if freed:  # a prog array freed lets go of the programs its entries held
                 self.collect_programs()
+
+    def _clear_prog_array(self, handle: int) -> None:
+        """A prog array the guest let go of drops its programs at once, in use or not, as the
+        kernel clears one when its last user reference goes (``prog_array_map_clear``):
+        that breaks the cycle of a program the array holds that tail-calls through it."""
+        live = self.backend.map(handle)
+        if isinstance(live, FdArrayMap):  # a kernel backend's map clears in the kernel
+            live.release()
+        self.collect_programs()
 
     def _backend_holds(self, handle: int) -> bool:
         try:

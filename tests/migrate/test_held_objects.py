@@ -58,3 +58,21 @@ def test_a_program_a_prog_array_holds_outlives_its_unload_and_is_checkpointed():
     assert tcp_handler not in pair.device.objects.programs
     assert {p.name for p in checkpoint(pair.device).programs} == {"xdp_dispatch",
                                                                   *HANDLERS[1:]}
+
+
+def test_a_prog_array_the_guest_frees_lets_go_of_its_programs_and_no_cycle_lingers():
+    """The dispatcher tail-calls through the jump table and the table holds the dispatcher
+    too: a cycle. As the kernel clears a prog array when its last user reference goes, the
+    guest freeing everything leaves the device empty; nothing lingers, uncounted."""
+    pair, loaded = tail_calling()
+    table = loaded.maps["jump_table"]
+    pair.driver.map_update_elem(table, struct.pack("<I", 0),
+                                struct.pack("<I", loaded.programs["xdp_dispatch"]))
+    pair.driver.xdp_detach()
+    for handle in loaded.programs.values():
+        pair.driver.prog_unload(handle)
+    assert loaded.programs["xdp_dispatch"] in pair.device.objects.programs  # the table holds it
+    for handle in loaded.maps.values():
+        pair.driver.map_free(handle)
+    assert pair.device.objects.programs == {} and pair.device.objects.maps == {}
+    assert pair.device.memory_used == 0
