@@ -206,4 +206,4 @@ class SourceState:
         for program in list(device.objects.programs.values()):
             program.unloaded = True
             device.release_program(program)
-        device.collect_maps()
+        device.collect_released()

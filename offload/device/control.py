@@ -56,9 +56,7 @@ class Device(Protocol):
 
     def release_program(self, program: ProgramObject) -> None: ...
 
-    def collect_maps(self) -> None: ...
-
-    def collect_programs(self) -> None: ...
+    def collect_released(self) -> None: ...
 
 
 
@@ -137,7 +135,7 @@ def _charge(device: Device, spec: MapSpec) -> int:
 def map_free(device: Device, req: m.MapFreeRequest) -> Response:
     """The guest closes its map: the map lives on while a loaded program uses it."""
     device.objects.map(req.handle).released = True
-    device.collect_maps()
+    device.collect_released()
     return m.MapFreeResponse()
 
 
@@ -172,8 +170,7 @@ def _entries_changed(device: Device, handle: int) -> None:
     """An entry replaced or gone may have held the last reference on an inner map the guest
     had freed, or on a program it had unloaded: that goes now."""
     if device.objects.map(handle).spec.type in HOLDERS:
-        device.collect_maps()
-        device.collect_programs()
+        device.collect_released()
 
 
 def map_update(device: Device, req: m.MapUpdateRequest) -> Response:

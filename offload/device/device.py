@@ -264,55 +264,52 @@ class Device:
                 self.release_program(program)
 
     def release_program(self, program: ProgramObject) -> None:
-        """The guest unloaded ``program`` and nothing attaches it: it goes, unless a prog
-        array still holds it (then it goes with the last entry that does)."""
+        """The guest unloaded ``program`` and nothing attaches it: it goes, unless an entry
+        of a map still holds it (then it goes with the last such entry)."""
         if not program.dropped:
             self.backend.unload_program(program.handle)
             program.dropped = True
-        if not self.backend.holds_program(program.handle):
-            del self.objects.programs[program.handle]
-        self.collect_maps()
+        self.collect_released()
 
-    def collect_programs(self) -> None:
-        """Unloaded programs whose last prog array entry went (a map's entries changed or a
-        map was freed)."""
-        for program in list(self.objects.programs.values()):
-            if program.dropped and not self.backend.holds_program(program.handle):
-                del self.objects.programs[program.handle]
+    def collect_released(self) -> None:
+        """Free what the guest let go of once nothing holds it any more, as the kernel's
+        references do. A program it unloaded lives while an entry of a prog array, devmap
+        or cpumap holds it; a map it freed while a program uses it or an entry of a map of
+        maps holds it - listed and charged until then. A prog array it freed drops its
+        programs at once, in use or not, as the kernel clears one when its last user
+        reference goes (``prog_array_map_clear``): that breaks the cycle of a program the
+        array holds that tail-calls through it. Unread event records stay with the device
+        for its reader."""
+        while self._collect_programs() | self._collect_maps():
+            pass  # what went may have held what is left
 
-    def collect_maps(self) -> None:
-        """Free maps the guest released once nothing refers to them any more: no program,
-        and no entry of a map of maps (the backend holds a reference per entry, as the
-        kernel's map_in_map does, so the map lives on, listed and charged, until its last
-        entry goes). Unread event records stay with the device for its reader."""
-        freed = True
-        while freed:  # a map of maps freed lets go of the maps its entries held
-            freed = False
-            for handle, entry in list(self.objects.maps.items()):
-                if not entry.released:
-                    continue
-                if entry.spec.type == MapType.PROG_ARRAY and not entry.dropped:
-                    self._clear_prog_array(handle)
-                if self.objects.map_in_use(handle):
-                    continue
-                if not entry.dropped:
-                    self._collect_events_of(handle)
-                    self.backend.free_map(handle)
-                    entry.dropped = True
-                if not self._backend_holds(handle):
-                    del self.objects.maps[handle]
-                    freed = True
-            if freed:  # a prog array freed lets go of the programs its entries held
-                self.collect_programs()
+    def _collect_programs(self) -> bool:
+        gone = [handle for handle, program in self.objects.programs.items()
+                if program.dropped and not self.backend.holds_program(handle)]
+        for handle in gone:
+            del self.objects.programs[handle]
+        return bool(gone)
 
-    def _clear_prog_array(self, handle: int) -> None:
-        """A prog array the guest let go of drops its programs at once, in use or not, as the
-        kernel clears one when its last user reference goes (``prog_array_map_clear``):
-        that breaks the cycle of a program the array holds that tail-calls through it."""
-        live = self.backend.map(handle)
-        if isinstance(live, FdArrayMap):  # a kernel backend's map clears in the kernel
-            live.release()
-        self.collect_programs()
+    def _collect_maps(self) -> bool:
+        changed = False
+        for handle, entry in list(self.objects.maps.items()):
+            if not entry.released:
+                continue
+            if not entry.dropped and entry.spec.type == MapType.PROG_ARRAY:
+                live = self.backend.map(handle)  # (a kernel backend's: the kernel clears it)
+                if isinstance(live, FdArrayMap) and len(live):
+                    live.release()
+                    changed = True
+            if self.objects.map_in_use(handle):
+                continue
+            if not entry.dropped:
+                self._collect_events_of(handle)
+                self.backend.free_map(handle)
+                entry.dropped = True
+            if not self._backend_holds(handle):
+                del self.objects.maps[handle]
+                changed = True
+        return changed
 
     def _backend_holds(self, handle: int) -> bool:
         try:
