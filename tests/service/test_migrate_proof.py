@@ -12,30 +12,13 @@ from pathlib import Path
 import pytest
 
 from migrate import compat
-from service.api import InjectParams, LoadParams, MapUpdateParams, MigrateStartParams
+from service.api import InjectParams, MigrateStartParams
 from service.device_service import DeviceService
 from service.errors import Refused
-from service.frames import frame
 from service.migration import FINISHED
 from tests.migrate.faults import wrong_lowering
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
-BLOCKED = "10.0.0.66"
-FRAMES = [frame("10.0.0.1", "10.0.0.2", 6), frame(BLOCKED, "10.0.0.2", 17),
-          frame("fd00::1", "fd00::2", 6)]
-
-
-def source(ring: int = 16) -> DeviceService:
-    """A full-profile device running the v4 firewall, with a blocked address and traffic."""
-    service = DeviceService("src", "full")
-    if ring:
-        service.device.sample(ring)
-    service.load(LoadParams(object=(FIXTURES / "xdp_firewall_v4.o").read_bytes(),
-                            name="xdp_firewall_v4", attach=True))
-    service.map_update(MapUpdateParams(map="blocked_v4", key=socket.inet_aton(BLOCKED),
-                                       value=bytes(8)))
-    service.inject(InjectParams(frames=FRAMES * 2))
-    return service
+from .firewall_source import BLOCKED, FRAMES, firewall_source
 
 
 def migrate(src: DeviceService, dst: DeviceService, tmp_path: Path, **params) -> dict:
@@ -75,7 +58,7 @@ def blocked_value(service: DeviceService) -> bytes | None:
 
 
 def test_a_migration_onto_a_lowering_profile_is_proven(tmp_path):
-    src, dst = source(), DeviceService("dst", "smartnic")
+    src, dst = firewall_source(), DeviceService("dst", "smartnic")
     picture = migrate(src, dst, tmp_path, prove=True, max_rounds=2)
     assert picture["state"] == "completed", picture.get("reason")
     proof = picture["report"]["proof"]
@@ -90,7 +73,7 @@ def test_a_migration_onto_a_lowering_profile_is_proven(tmp_path):
 
 
 def test_without_samples_the_start_is_refused_with_enodata(tmp_path):
-    src = source(ring=0)
+    src = firewall_source(ring=0)
     with pytest.raises(Refused, match="no sampled frames to prove with") as info:
         src.migrate_start(MigrateStartParams(to=f"unix:{tmp_path / 'nowhere'}", prove=True))
     assert info.value.errno == 61  # ENODATA
@@ -100,7 +83,7 @@ def test_without_samples_the_start_is_refused_with_enodata(tmp_path):
 def test_a_destination_sent_no_frames_refuses_and_says_what_is_missing():
     from migrate.live import DestinationRefused, MigrationDestination, MigrationSource
 
-    src, dst = source(ring=0), DeviceService("dst", "smartnic")
+    src, dst = firewall_source(ring=0), DeviceService("dst", "smartnic")
     a, b = socket.socketpair()
     served: dict[str, BaseException] = {}
 
@@ -124,7 +107,7 @@ def test_a_destination_sent_no_frames_refuses_and_says_what_is_missing():
 def test_a_destination_that_cannot_prove_refuses_a_proof_at_hello():
     from migrate.live import DestinationRefused, MigrationDestination, MigrationSource
 
-    src, dst = source(), DeviceService("dst", "smartnic")
+    src, dst = firewall_source(), DeviceService("dst", "smartnic")
     a, b = socket.socketpair()
     thread = threading.Thread(target=lambda: pytest.raises(
         DestinationRefused, MigrationDestination(dst.pair).serve, b), daemon=True)
@@ -138,7 +121,7 @@ def test_a_destination_that_cannot_prove_refuses_a_proof_at_hello():
 
 def test_a_wrong_rewrite_refuses_the_migration_and_rolls_back(tmp_path, monkeypatch):
     monkeypatch.setattr(compat, "lower_program", wrong_lowering)
-    src, dst = source(), DeviceService("dst", "smartnic")
+    src, dst = firewall_source(), DeviceService("dst", "smartnic")
     before = blocked_value(src)
     picture = migrate(src, dst, tmp_path, prove=True)
     assert picture["state"] == "refused"
@@ -161,7 +144,7 @@ def test_a_difference_only_the_final_state_shows_refuses_at_the_cut(tmp_path, mo
             self.shadows[0].apply(delta)
 
     monkeypatch.setattr(Prover, "apply", apply_to_source_shadow_only)
-    src, dst = source(), DeviceService("dst", "smartnic")
+    src, dst = firewall_source(), DeviceService("dst", "smartnic")
     before = blocked_value(src)
     cut = threading.Thread(target=unblock_then_cut, args=(src,), daemon=True)
     cut.start()

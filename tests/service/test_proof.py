@@ -3,47 +3,16 @@ on scratch devices before anything is restored, a refusal that leaves the target
 
 from __future__ import annotations
 
-import socket
-from pathlib import Path
-
 import pytest
 
 from migrate import compat
 from migrate.codec import decode
-from service.api import (
-    CheckpointBeginParams,
-    CheckpointReadParams,
-    InjectParams,
-    LoadParams,
-    MapUpdateParams,
-)
 from service.device_service import DeviceService, ProofRefused, error_data
 from service.errors import Refused
 from service.frames import frame
 from tests.migrate.faults import wrong_lowering
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "xdp"
-BLOCKED = "10.0.0.66"
-
-
-def source_payload(samples: int, *, ring: int = 16) -> bytes:
-    """A full-profile device running the v4 firewall, with a blocked address and traffic."""
-    service = DeviceService("src", "full")
-    if ring:
-        service.device.sample(ring)
-    service.load(LoadParams(object=(FIXTURES / "xdp_firewall_v4.o").read_bytes(),
-                            name="xdp_firewall_v4", attach=True))
-    service.map_update(MapUpdateParams(map="blocked_v4", key=socket.inet_aton(BLOCKED),
-                                       value=bytes(8)))
-    frames = [frame("10.0.0.1", "10.0.0.2", 6), frame(BLOCKED, "10.0.0.2", 17),
-              frame("fd00::1", "fd00::2", 6)]
-    service.inject(InjectParams(frames=frames * 2))
-    begin = service.checkpoint_begin(CheckpointBeginParams(samples=samples))
-    payload = b""
-    while len(payload) < begin.size:
-        payload += service.checkpoint_read(
-            CheckpointReadParams(transfer=begin.transfer, offset=len(payload))).data
-    return payload
+from .firewall_source import source_payload
 
 
 def test_a_checkpoint_carries_the_sample_it_was_asked_for():

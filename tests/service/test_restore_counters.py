@@ -17,8 +17,9 @@ from service.api import InjectParams, NoParams
 from service.device_service import DeviceService, PlanRefused
 from service.device_state import StateError
 from service.errors import Refused
+from service.frames import frame
 
-from .test_proof import frame, source_payload
+from .firewall_source import source_payload
 
 
 def test_a_restore_carries_the_program_and_port_counters():

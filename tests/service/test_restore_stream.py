@@ -20,7 +20,7 @@ from service.api import RestoreBeginParams, RestoreCommitParams, RestoreWritePar
 from service.device_service import DeviceService
 from service.errors import Refused
 
-from .test_proof import source_payload
+from .firewall_source import source_payload
 
 ENTRIES = 120_000  # 4-byte keys, 12-byte values: 1.9 MB of contents, 30 records of 4096
 RECORD = 4096 * 16  # one entries record's keys and values
