@@ -24,6 +24,7 @@ from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from itertools import repeat
+from typing import Any
 
 KEY = 8
 CHUNK = 4096
@@ -46,17 +47,23 @@ def _struct_split() -> Callable[[bytes], tuple[bytes, ...]]:
     return split
 
 
-def setdefault_struct(chunks: list[bytes]) -> dict:
-    """Today's bulk path: one struct split, setdefault inserts only absent keys."""
-    split, index, first = _struct_split(), {}, 0
+def _setdefault(chunks: list[bytes], cut: Callable[[bytes], Sequence[Any]]) -> dict:
+    """setdefault inserts only absent keys, over the keys ``cut`` gives each chunk."""
+    index: dict = {}
+    first = 0
     for chunk in chunks:
-        keys = split(chunk)
+        keys = cut(chunk)
         before = len(index)
         deque(map(index.setdefault, keys, range(first, first + len(keys))), maxlen=0)
         if len(index) != before + len(keys):
             raise ValueError("repeated key")
         first += len(keys)
     return index
+
+
+def setdefault_struct(chunks: list[bytes]) -> dict:
+    """Today's bulk path: one struct split, setdefault inserts only absent keys."""
+    return _setdefault(chunks, _struct_split())
 
 
 def _zip_update(chunks: list[bytes], cut: Callable[[bytes], Sequence[bytes]]) -> dict:
@@ -94,15 +101,7 @@ def zip_update_memoryview(chunks: list[bytes]) -> dict:
 
 def setdefault_int(chunks: list[bytes]) -> dict:
     """8-byte keys held as ints from array('Q')."""
-    index, first = {}, 0
-    for chunk in chunks:
-        keys = array("Q", chunk)
-        before = len(index)
-        deque(map(index.setdefault, keys, range(first, first + len(keys))), maxlen=0)
-        if len(index) != before + len(keys):
-            raise ValueError("repeated key")
-        first += len(keys)
-    return index
+    return _setdefault(chunks, lambda chunk: array("Q", chunk))
 
 
 def split_only(chunks: list[bytes]) -> list:
