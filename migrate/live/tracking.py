@@ -184,10 +184,12 @@ class SourceState:
                                  "the migration; start it again once the guest is done.")
 
     def counters(self) -> tuple[tuple[tuple[str, tuple[int, ...]], ...], tuple[tuple[str, int], ...]]:
-        programs = tuple((self.program_names[h], tuple(p.counters.fields()[f]
-                                                       for f in COUNTER_FIELDS))
-                         for h, p in self.device.objects.programs.items())
-        return programs, tuple(self.device.ports.as_dict().items())
+        programs = []
+        for handle, program in self.device.objects.programs.items():
+            counts = program.counters.fields()
+            programs.append((self.program_names[handle],
+                             tuple(counts[name] for name in COUNTER_FIELDS)))
+        return tuple(programs), tuple(self.device.ports.as_dict().items())
 
     # ------------------------------------------------------------- the end
     def stop(self) -> None:

@@ -84,8 +84,8 @@ class Backend(Protocol):
     def unload_program(self, handle: int) -> None: ...
 
     def holds_program(self, handle: int) -> bool:
-        """Whether a program the guest unloaded still lives on here, held by a prog array (as
-        the kernel's prog arrays hold a reference per entry)."""
+        """Whether a program the guest unloaded still lives on here, held by an entry of a
+        prog array, devmap or cpumap (as the kernel's hold a reference per entry)."""
 
     def run_xdp(self, handle: int, frame: bytes, *, meta: bytes = b"",
                 ingress_ifindex: int = 1, rx_queue_index: int = 0,

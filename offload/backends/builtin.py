@@ -57,7 +57,7 @@ class LoadedProgram:
     expected_attach_type: int = 0
     refs: int = 1
     report: LoadReport = field(default_factory=LoadReport)
-    freed: bool = False  # the guest's handle is closed; alive while a prog array holds it
+    freed: bool = False  # the guest's handle is closed; alive while a map's entry holds it
 
 
 @dataclass(eq=False)

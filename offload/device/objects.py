@@ -88,9 +88,9 @@ class ProgramObject:
     flags: int
     report: LoadReport
     counters: ActionCounters = field(default_factory=ActionCounters)
-    unloaded: bool = False  # the guest let go; alive while attached or in a prog array
-    #: unloaded in the backend too; it lives on (listed, checkpointed) while a prog array
-    #: holds it, as the kernel's prog arrays hold a reference per entry
+    unloaded: bool = False  # the guest let go; alive while attached or a map's entry holds it
+    #: unloaded in the backend too; it lives on (listed, checkpointed) while an entry of a
+    #: prog array, devmap or cpumap holds it, as the kernel's hold a reference per entry
     dropped: bool = False
     expected_attach_type: int = 0  # BPF_XDP_DEVMAP / BPF_XDP_CPUMAP for map-entry programs
     isa: int = 1  # the ISA version its instructions need (a lowered program's is the target's)
