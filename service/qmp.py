@@ -49,6 +49,9 @@ class QmpClient:
         self.events: deque[dict[str, Any]] = deque()
         self._buf = bytearray()
         self._next_id = 0
+        #: ids of requests whose answer was never read (a timeout or Ctrl-C in between): its
+        #: late answer is dropped when it comes, not taken for the answer to the next request
+        self._abandoned: set[int] = set()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.sock.settimeout(timeout)
@@ -87,21 +90,39 @@ class QmpClient:
             raise QmpError(f"QMP at {self.path}: cannot send {command}: "
                            f"{exc.strerror or exc}.") from None
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        try:
+            answer = self._answer(deadline)
+        except BaseException:
+            self._abandoned.add(ident)
+            raise
+        if answer.get("id") != ident:
+            raise QmpError(f"QMP at {self.path}: an answer out of turn: {_short(answer)}.")
+        if "error" in answer:
+            error = answer["error"] if isinstance(answer["error"], dict) else {}
+            raise QmpCommandError(command, str(error.get("class", "?")),
+                                  str(error.get("desc", "?")))
+        if "return" not in answer:
+            raise QmpError(f"QMP at {self.path}: neither return nor error: {_short(answer)}.")
+        return answer["return"]
+
+    def _answer(self, deadline: float) -> dict[str, Any]:
+        """The next message that is not an event (queued for :meth:`event`) nor the late
+        answer to an abandoned request (dropped)."""
         while True:
-            answer = self._read(deadline)
-            if "event" in answer:
-                self.events.append(answer)
-                continue
-            if answer.get("id") != ident:
-                raise QmpError(f"QMP at {self.path}: an answer out of turn: {_short(answer)}.")
-            if "error" in answer:
-                error = answer["error"] if isinstance(answer["error"], dict) else {}
-                raise QmpCommandError(command, str(error.get("class", "?")),
-                                      str(error.get("desc", "?")))
-            if "return" not in answer:
-                raise QmpError(f"QMP at {self.path}: neither return nor error: "
-                               f"{_short(answer)}.")
-            return answer["return"]
+            message = self._read(deadline)
+            if "event" in message:
+                self.events.append(message)
+            elif not self._late(message):
+                return message
+
+    def _late(self, message: dict[str, Any]) -> bool:
+        """Whether ``message`` answers a request abandoned before its answer came (it is
+        dropped: a Ctrl-C or a timeout mid-request must not desynchronise the session)."""
+        ident = message.get("id")
+        if type(ident) is int and ident in self._abandoned:
+            self._abandoned.discard(ident)
+            return True
+        return False
 
     def event(self, names: tuple[str, ...], timeout: float) -> dict[str, Any] | None:
         """The next queued or arriving event named in ``names`` (others are dropped), or None
@@ -118,10 +139,11 @@ class QmpClient:
                 message = self._read(deadline)
             except QmpTimeout:
                 return None
-            if "event" not in message:
+            if "event" in message:
+                self.events.append(message)
+            elif not self._late(message):
                 raise QmpError(f"QMP at {self.path}: an answer nobody asked for: "
                                f"{_short(message)}.")
-            self.events.append(message)
 
     def _read(self, deadline: float) -> dict[str, Any]:
         """The next JSON object, waiting until ``deadline`` at most."""

@@ -105,3 +105,29 @@ def test_a_hostile_or_dead_peer_is_a_typed_error_within_the_timeout(tmp_path, pe
 def test_no_qemu_at_the_socket(tmp_path):
     with pytest.raises(QmpError, match="cannot reach QMP"):
         QmpClient(str(tmp_path / "none.sock"), timeout=0.5)
+
+
+def late_answers(conn, reader) -> None:
+    """Answers the first command only after the next one came (its caller gave up on it),
+    then the next one; then an answer to a request nobody made."""
+    send(conn, GREETING)
+    request = json.loads(reader.readline())
+    send(conn, {"return": {}, "id": request["id"]})
+    first = json.loads(reader.readline())
+    second = json.loads(reader.readline())
+    send(conn, {"return": {"status": "late"}, "id": first["id"]})
+    send(conn, {"return": {"status": "running"}, "id": second["id"]})
+    third = json.loads(reader.readline())
+    send(conn, {"return": {}, "id": third["id"] + 7})
+
+
+def test_a_request_given_up_does_not_take_the_next_ones_answer(tmp_path):
+    """A timeout or Ctrl-C between a request and its answer (vm-migrate's rollback then asks
+    migrate_cancel on the same session): the late answer is dropped, not taken for the next
+    request's; an answer to a request never made is still refused."""
+    with QmpClient(serve(tmp_path, late_answers), timeout=5) as qmp:
+        with pytest.raises(QmpTimeout):
+            qmp.execute("query-status", timeout=0.2)
+        assert qmp.execute("query-status") == {"status": "running"}
+        with pytest.raises(QmpError, match="out of turn"):
+            qmp.execute("query-status")
